@@ -1,0 +1,53 @@
+# Two commands do all the set-up on a fresh Debian machine:
+#   make demo   builds everything, writes the example models, loads one and predicts
+#   make test   C++ tests (ctest) and Python tests (pytest)
+# Both install missing Debian packages (apt-get), create .venv with the PyPI packages and
+# build the extension into it. Rebuilds are incremental (persistent build dir + ccache).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+BUILD_DIR := build/py
+APT_PACKAGES := build-essential cmake ninja-build ccache python3-dev python3-venv \
+	libonnx-dev libprotobuf-dev protobuf-compiler libeigen3-dev libgtest-dev
+PIP_PACKAGES := pybind11 scikit-build-core numpy pytest onnx onnxruntime nbformat nbclient ipykernel
+SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python -type f \( -name '*.cc' -o -name '*.h' \
+	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' \))
+
+.PHONY: all build test test-cpp test-python demo bench clean apt-deps
+all: build
+
+apt-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.deps: Makefile | apt-deps
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(PIP_PACKAGES)
+	touch $@
+
+$(VENV)/.built: $(VENV)/.deps $(SOURCES)
+	$(PY) -m pip install -q --no-build-isolation --no-deps .
+	touch $@
+
+build: $(VENV)/.built
+
+test-cpp: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure
+
+test-python: build
+	$(PY) -m pytest -q tests/python
+
+test: test-cpp test-python
+
+demo: build
+	$(PY) -m mserve demo models
+
+bench: build
+	$(PY) bench/bench_models.py
+
+clean:
+	rm -rf build $(VENV) models

@@ -1,0 +1,118 @@
+// _core.Session: load, describe, run. Inputs are borrowed from numpy (zero copy); outputs are
+// numpy arrays that own the runtime's result buffers through a capsule (zero copy).
+#include <memory>
+
+#include "bindings/common.h"
+#include "core/exec/session.h"
+
+namespace mserve::py_bind {
+namespace {
+
+py::list describe_values(const Graph& g, const std::vector<int>& ids) {
+  py::list out;
+  for (int id : ids) {
+    const Value& v = g.values[id];
+    py::object shape = py::none();
+    if (v.has_shape) {
+      py::list dims;
+      for (const Dim& d : v.dims) {
+        if (d.known()) dims.append(d.value);
+        else if (!d.symbol.empty()) dims.append(d.symbol);
+        else dims.append(py::none());
+      }
+      shape = py::tuple(dims);
+    }
+    out.append(py::make_tuple(v.name, dtype_name(v.dtype), shape));
+  }
+  return out;
+}
+
+py::array to_array(Tensor&& t) {
+  std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
+  // The capsule holds a reference to the buffer: numpy owns the result without a copy.
+  auto* keep = new std::shared_ptr<Buffer>(t.buffer());
+  py::capsule owner(keep, [](void* p) { delete static_cast<std::shared_ptr<Buffer>*>(p); });
+  return py::array(to_numpy(t.dtype()), shape, t.raw(), owner);
+}
+
+StatusOr<std::vector<Tensor>> run(const Session& s, const py::list& arrays) {
+  std::vector<Tensor> inputs;
+  inputs.reserve(arrays.size());
+  const Graph& g = s.graph();
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    const std::string& name = i < g.inputs.size() ? g.values[g.inputs[i]].name : std::to_string(i);
+    if (!py::isinstance<py::array>(arrays[i]))
+      return InvalidArgument("input '" + name + "': expected a numpy array");
+    auto a = arrays[i].cast<py::array>();
+    DType dt = from_numpy(a.dtype());
+    if (dt == DType::kUndefined)
+      return InvalidArgument("input '" + name + "': numpy dtype " + py::str(a.dtype()).cast<std::string>() +
+                             " is not supported");
+    if (!(a.flags() & py::array::c_style) ||
+        reinterpret_cast<uintptr_t>(a.data()) % static_cast<uintptr_t>(a.itemsize()) != 0)
+      return InvalidArgument("input '" + name + "': array must be C-contiguous and aligned");
+    if (!Shape::fits(a.ndim()))
+      return InvalidArgument("input '" + name + "': rank " + std::to_string(a.ndim()) + " exceeds " +
+                             std::to_string(Shape::kMaxRank));
+    Shape sh(a.shape(), a.shape() + a.ndim());
+    inputs.emplace_back(dt, sh, const_cast<void*>(a.data()));
+  }
+  std::vector<Tensor> outputs;
+  Status st;
+  {
+    py::gil_scoped_release nogil;
+    st = s.run(inputs, &outputs);
+  }
+  if (!st.ok()) return st;
+  return outputs;
+}
+
+template <class T>
+T unwrap(StatusOr<T>&& r) {
+  raise_if_error(r.status());
+  return std::move(r).value();
+}
+
+SessionOptions options(int threads) {
+  SessionOptions o;
+  o.threads = threads;
+  return o;
+}
+
+}  // namespace
+
+void bind_session(py::module_& m) {
+  py::class_<Session, std::shared_ptr<Session>>(m, "Session")
+      .def_static("load_file", [](const std::string& path, int threads) {
+        StatusOr<std::shared_ptr<Session>> s = Status::OK();
+        {
+          py::gil_scoped_release nogil;  // parsing and planning take a while
+          s = Session::load_file(path, options(threads));
+        }
+        return unwrap(std::move(s));  // raises, so needs the GIL
+      }, py::arg("path"), py::arg("threads") = 0)
+      .def_static("load_bytes", [](py::bytes data, int threads, const std::string& base_dir) {
+        std::string_view view = data;  // `data` stays referenced by the caller's frame
+        StatusOr<std::shared_ptr<Session>> s = Status::OK();
+        {
+          py::gil_scoped_release nogil;
+          s = Session::load_bytes(view.data(), view.size(), options(threads), base_dir);
+        }
+        return unwrap(std::move(s));
+      }, py::arg("data"), py::arg("threads") = 0, py::arg("base_dir") = "")
+      .def_property_readonly("inputs", [](const Session& s) { return describe_values(s.graph(), s.graph().inputs); })
+      .def_property_readonly("outputs", [](const Session& s) { return describe_values(s.graph(), s.graph().outputs); })
+      .def_property_readonly("threads", &Session::threads)
+      .def_property_readonly("producer", [](const Session& s) { return s.graph().producer; })
+      .def_property_readonly("ir_version", [](const Session& s) { return s.graph().ir_version; })
+      .def_property_readonly("opsets", [](const Session& s) { return s.graph().opsets; })
+      .def_property_readonly("cached_plans", &Session::cached_plans)
+      .def("run", [](const Session& s, const py::list& arrays) {
+        auto outs = unwrap(run(s, arrays));
+        py::list result;
+        for (auto& t : outs) result.append(to_array(std::move(t)));
+        return result;
+      }, py::arg("inputs"), "Runs the model on C-contiguous arrays in input order; returns arrays in output order.");
+}
+
+}  // namespace mserve::py_bind

@@ -1,0 +1,23 @@
+// Shared by the binding files: the one Status -> Python exception mapping, and dtype mapping.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include "core/status.h"
+#include "core/tensor/dtype.h"
+
+namespace mserve::py_bind {
+
+namespace py = pybind11;
+
+// Raises the mserve.errors exception for `st` (InvalidArgument, ModelLoadError,
+// UnsupportedOperator, or Error for internal failures). No-op when ok.
+void raise_if_error(const Status& st);
+
+// numpy dtype -> DType; kUndefined when mserve has no such element type.
+DType from_numpy(const py::dtype& dt);
+py::dtype to_numpy(DType t);
+
+void bind_session(py::module_& m);
+
+}  // namespace mserve::py_bind

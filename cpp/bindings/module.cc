@@ -1,0 +1,59 @@
+#include "bindings/common.h"
+
+#include "core/kernels/registry.h"
+
+namespace mserve::py_bind {
+
+void raise_if_error(const Status& st) {
+  if (st.ok()) return;
+  const char* cls = "Error";
+  switch (st.code()) {
+    case Code::kInvalidArgument: cls = "InvalidArgument"; break;
+    case Code::kLoadError: cls = "ModelLoadError"; break;
+    case Code::kUnsupported: cls = "UnsupportedOperator"; break;
+    default: break;
+  }
+  py::object exc = py::module_::import("mserve.errors").attr(cls);
+  PyErr_SetString(exc.ptr(), st.message().c_str());
+  throw py::error_already_set();
+}
+
+DType from_numpy(const py::dtype& dt) {
+  const char kind = dt.kind();
+  const auto size = dt.itemsize();
+  if (kind == 'f') {
+    if (size == 4) return DType::kFloat32;
+    if (size == 8) return DType::kFloat64;
+    if (size == 2) return DType::kFloat16;
+  } else if (kind == 'i') {
+    if (size == 1) return DType::kInt8;
+    if (size == 2) return DType::kInt16;
+    if (size == 4) return DType::kInt32;
+    if (size == 8) return DType::kInt64;
+  } else if (kind == 'u') {
+    if (size == 1) return DType::kUInt8;
+    if (size == 2) return DType::kUInt16;
+    if (size == 4) return DType::kUInt32;
+    if (size == 8) return DType::kUInt64;
+  } else if (kind == 'b' && size == 1) {
+    return DType::kBool;
+  }
+  return DType::kUndefined;
+}
+
+py::dtype to_numpy(DType t) { return py::dtype(dtype_name(t)); }
+
+}  // namespace mserve::py_bind
+
+PYBIND11_MODULE(_core, m) {
+  namespace py = pybind11;
+  m.doc() = "mserve's compiled core (private: use the mserve package)";
+  mserve::py_bind::bind_session(m);
+  m.def("supported_ops", [] {
+    py::list out;
+    for (const auto& op : mserve::all_ops())
+      out.append(py::make_tuple(op.domain, op.name, op.since, op.family));
+    return out;
+  }, "(domain, op_type, first supported opset, family) for every operator the runtime runs");
+  m.attr("max_opset") = mserve::kMaxOnnxOpset;
+}

@@ -1,0 +1,241 @@
+#include "core/exec/session.h"
+
+#include "core/onnx/loader.h"
+
+namespace mserve {
+
+struct Session::RunContext {
+  std::shared_ptr<Buffer> arena;
+  std::vector<Tensor> values;  // per value id; constants and arena views are set once
+  std::vector<const Tensor*> in_ptrs;
+  std::vector<Tensor*> out_ptrs;
+};
+
+struct Session::CachedPlan {
+  std::shared_ptr<const Plan> plan;
+  uint64_t last_used = 0;
+  std::mutex mu;
+  std::vector<std::unique_ptr<RunContext>> idle;  // contexts ready for reuse
+};
+
+StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOptions& opts) {
+  std::shared_ptr<Session> s(new Session());
+  s->opts_ = opts;
+  s->pool_ = std::make_unique<ThreadPool>(opts.threads > 0 ? opts.threads : ThreadPool::default_threads());
+  Program& p = s->prog_;
+  p.graph = std::move(graph);
+  for (int v : p.graph.inputs) {
+    const Value& val = p.graph.values[v];
+    if (val.dtype == DType::kUndefined) return LoadError("graph input '" + val.name + "' has no element type");
+    if (val.has_shape && !Shape::fits(val.dims.size()))
+      return Unsupported("graph input '" + val.name + "' has rank " + std::to_string(val.dims.size()) +
+                         "; at most " + std::to_string(Shape::kMaxRank) + " is supported");
+  }
+  MS_ASSIGN_OR_RETURN(p.order, topological_order(p.graph));
+  MS_RETURN_IF_ERROR(create_kernels(p));
+  MS_RETURN_IF_ERROR(fold_constants(p, *s->pool_));
+
+  // Trial plan with every symbolic dimension set to 1: catches unsupported dtypes and attribute
+  // combinations now rather than at the first predict. Other failures are left for run time,
+  // since the real shapes may well differ.
+  bool static_known = true;
+  std::vector<Tensor> probe;
+  std::vector<std::shared_ptr<Buffer>> keep;
+  for (int v : p.graph.inputs) {
+    const Value& val = p.graph.values[v];
+    if (!val.has_shape) {
+      static_known = false;
+      break;
+    }
+    Shape sh;
+    for (const Dim& d : val.dims) sh.push_back(d.known() ? d.value : 1);
+    auto bytes = aligned_bytes(val.dtype, sh);
+    if (!bytes.ok() || bytes.value() > (64u << 20)) {
+      static_known = false;
+      break;
+    }
+    probe.emplace_back(val.dtype, sh, nullptr);
+  }
+  if (static_known) {
+    std::vector<ValueInfo> infos;
+    for (const Tensor& t : probe) infos.push_back(ValueInfo{t.dtype(), t.shape(), nullptr});
+    auto plan = make_plan(p, infos, *s->pool_);
+    if (!plan.ok() && plan.status().code() == Code::kUnsupported) return plan.status();
+  }
+  return s;
+}
+
+StatusOr<std::shared_ptr<Session>> Session::load_file(const std::string& path, const SessionOptions& opts) {
+  MS_ASSIGN_OR_RETURN(Graph g, load_onnx_file(path));
+  auto s = create(std::move(g), opts);
+  if (!s.ok()) return s.status().with_context("'" + path + "': ");
+  return s;
+}
+
+StatusOr<std::shared_ptr<Session>> Session::load_bytes(const void* data, size_t size,
+                                                       const SessionOptions& opts,
+                                                       const std::string& base_dir) {
+  MS_ASSIGN_OR_RETURN(Graph g, load_onnx_bytes(data, size, base_dir));
+  return create(std::move(g), opts);
+}
+
+Session::~Session() = default;
+
+size_t Session::cached_plans() const {
+  std::lock_guard<std::mutex> lk(cache_mu_);
+  return cache_.size();
+}
+
+Status Session::validate(const std::vector<Tensor>& inputs) const {
+  const Graph& g = prog_.graph;
+  if (inputs.size() != g.inputs.size())
+    return InvalidArgument("the model takes " + std::to_string(g.inputs.size()) + " input(s), got " +
+                           std::to_string(inputs.size()));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Value& v = g.values[g.inputs[i]];
+    const Tensor& t = inputs[i];
+    if (t.dtype() != v.dtype)
+      return InvalidArgument("input '" + v.name + "': expected dtype " + dtype_name(v.dtype) + ", got " +
+                             dtype_name(t.dtype()));
+    if (!v.has_shape) continue;
+    if (t.rank() != static_cast<int>(v.dims.size()))
+      return InvalidArgument("input '" + v.name + "': expected rank " + std::to_string(v.dims.size()) +
+                             ", got rank " + std::to_string(t.rank()) + " (shape " + t.shape().str() + ")");
+    for (int d = 0; d < t.rank(); ++d)
+      if (v.dims[d].known() && v.dims[d].value != t.dim(d))
+        return InvalidArgument("input '" + v.name + "': dimension " + std::to_string(d) + " must be " +
+                               std::to_string(v.dims[d].value) + ", got " + std::to_string(t.dim(d)) +
+                               " (shape " + t.shape().str() + ")");
+  }
+  return Status::OK();
+}
+
+StatusOr<std::shared_ptr<Session::CachedPlan>> Session::plan_for(const std::vector<Tensor>& inputs) const {
+  {
+    std::lock_guard<std::mutex> lk(cache_mu_);
+    for (auto& c : cache_) {
+      const auto& key = c->plan->input_shapes;
+      bool same = true;
+      for (size_t i = 0; i < inputs.size() && same; ++i) same = key[i] == inputs[i].shape();
+      if (same) {
+        c->last_used = ++tick_;
+        return c;
+      }
+    }
+  }
+  // Plan outside the lock: planning may fold constants and take a while.
+  std::vector<ValueInfo> infos;
+  for (const Tensor& t : inputs) infos.push_back(ValueInfo{t.dtype(), t.shape(), nullptr});
+  MS_ASSIGN_OR_RETURN(auto plan, make_plan(prog_, infos, *pool_));
+  auto c = std::make_shared<CachedPlan>();
+  c->plan = std::move(plan);
+  std::lock_guard<std::mutex> lk(cache_mu_);
+  c->last_used = ++tick_;
+  if (cache_.size() >= std::max<size_t>(opts_.plan_cache_size, 1)) {
+    // Evict the least recently used; runs still holding it finish undisturbed.
+    auto lru = std::min_element(cache_.begin(), cache_.end(),
+                                [](auto& a, auto& b) { return a->last_used < b->last_used; });
+    cache_.erase(lru);
+  }
+  cache_.push_back(c);
+  return c;
+}
+
+Status Session::run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) const {
+  MS_RETURN_IF_ERROR(validate(inputs));
+  MS_ASSIGN_OR_RETURN(auto cached, plan_for(inputs));
+  const Plan& plan = *cached->plan;
+  std::unique_ptr<RunContext> rc;
+  {
+    std::lock_guard<std::mutex> lk(cached->mu);
+    if (!cached->idle.empty()) {
+      rc = std::move(cached->idle.back());
+      cached->idle.pop_back();
+    }
+  }
+  if (!rc) {
+    rc = std::make_unique<RunContext>();
+    rc->arena = Buffer::allocate(plan.arena_bytes);
+    if (!rc->arena) return InvalidArgument("out of memory: the plan needs " + std::to_string(plan.arena_bytes) +
+                                           " bytes of scratch");
+    rc->values.resize(plan.values.size());
+    char* base = static_cast<char*>(rc->arena->data());
+    for (size_t v = 0; v < plan.values.size(); ++v) {
+      const ValuePlan& vp = plan.values[v];
+      if (vp.storage == Storage::kConstant) rc->values[v] = *vp.constant;
+      else if (vp.storage == Storage::kArena) rc->values[v] = Tensor(vp.dtype, vp.shape, base + vp.offset);
+    }
+    rc->in_ptrs.resize(plan.max_arity);
+    rc->out_ptrs.resize(plan.max_arity);
+  }
+  Status st = execute(plan, *rc, inputs, outputs);
+  // Drop per-call references (inputs, outputs, dynamic values) before the context is reused.
+  for (size_t v = 0; v < plan.values.size(); ++v) {
+    Storage s = plan.values[v].storage;
+    if (s == Storage::kInput || s == Storage::kOutput || s == Storage::kDynamic) rc->values[v] = Tensor();
+  }
+  std::lock_guard<std::mutex> lk(cached->mu);
+  cached->idle.push_back(std::move(rc));
+  return st;
+}
+
+Status Session::execute(const Plan& plan, RunContext& rc, const std::vector<Tensor>& inputs,
+                        std::vector<Tensor>* outputs) const {
+  const Graph& g = prog_.graph;
+  for (size_t i = 0; i < inputs.size(); ++i) rc.values[g.inputs[i]] = inputs[i];
+  char* base = static_cast<char*>(rc.arena->data());
+  for (const Step& step : plan.steps) {
+    const Node& node = g.nodes[step.node];
+    const Kernel& k = *prog_.kernels[step.node];
+    for (size_t i = 0; i < node.inputs.size(); ++i)
+      rc.in_ptrs[i] = node.inputs[i] == kNoValue ? nullptr : &rc.values[node.inputs[i]];
+    void* ws = base + step.workspace_offset;
+    Tensor dyn_ws;
+    if (step.dynamic) {
+      // Shapes known only now: infer with every input value visible, then allocate.
+      std::vector<ValueInfo> infos(node.inputs.size());
+      std::vector<const ValueInfo*> ptrs(node.inputs.size(), nullptr);
+      for (size_t i = 0; i < node.inputs.size(); ++i) {
+        if (!rc.in_ptrs[i]) continue;
+        const Tensor& t = *rc.in_ptrs[i];
+        infos[i] = ValueInfo{t.dtype(), t.shape(), &t};
+        ptrs[i] = &infos[i];
+      }
+      InferContext ctx(node, ptrs);
+      MS_RETURN_IF_ERROR(k.infer(ctx).with_context(node.where()));
+      for (size_t o = 0; o < node.outputs.size(); ++o) {
+        if (node.outputs[o] == kNoValue) continue;
+        MS_ASSIGN_OR_RETURN(rc.values[node.outputs[o]], Tensor::empty(ctx.output(o).dtype, ctx.output(o).shape));
+      }
+      MS_ASSIGN_OR_RETURN(dyn_ws, Tensor::empty(DType::kUInt8, Shape{static_cast<int64_t>(ctx.workspace())}));
+      ws = dyn_ws.raw();
+    } else {
+      for (size_t o = 0; o < node.outputs.size(); ++o) {
+        int v = node.outputs[o];
+        if (v == kNoValue || plan.values[v].storage != Storage::kOutput) continue;
+        MS_ASSIGN_OR_RETURN(rc.values[v], Tensor::empty(plan.values[v].dtype, plan.values[v].shape));
+      }
+    }
+    for (size_t o = 0; o < node.outputs.size(); ++o)
+      rc.out_ptrs[o] = node.outputs[o] == kNoValue ? nullptr : &rc.values[node.outputs[o]];
+    ComputeContext cc(rc.in_ptrs.data(), static_cast<int>(node.inputs.size()), rc.out_ptrs.data(),
+                      static_cast<int>(node.outputs.size()), ws, pool_.get());
+    Status st = k.compute(cc);
+    if (!st.ok()) return st.with_context(node.where());  // where() allocates: only on error
+  }
+  outputs->clear();
+  for (int v : g.outputs) {
+    const ValuePlan& vp = plan.values[v];
+    if (vp.storage == Storage::kOutput || vp.storage == Storage::kDynamic) {
+      outputs->push_back(std::move(rc.values[v]));
+    } else {
+      // A graph output that is an input or a constant: hand out a copy the caller may own.
+      const Tensor& src = vp.storage == Storage::kInput ? rc.values[v] : *vp.constant;
+      MS_ASSIGN_OR_RETURN(Tensor copy, src.clone());
+      outputs->push_back(std::move(copy));
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace mserve

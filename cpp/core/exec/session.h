@@ -1,0 +1,58 @@
+// Session: a loaded, validated model ready to run.
+//
+// Thread-safety: run() may be called from any number of threads at once. Plans (one per input
+// shape signature) are cached in a bounded LRU; each plan keeps a pool of run contexts (arena +
+// value table), so a call whose shapes were seen before allocates nothing but its outputs.
+#pragma once
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/exec/thread_pool.h"
+#include "core/plan/plan.h"
+
+namespace mserve {
+
+struct SessionOptions {
+  int threads = 0;            // intra-op threads; <= 0 means the machine's cores
+  size_t plan_cache_size = 32;  // distinct input shape signatures kept planned
+};
+
+class Session {
+ public:
+  static StatusOr<std::shared_ptr<Session>> create(Graph graph, const SessionOptions& opts);
+  static StatusOr<std::shared_ptr<Session>> load_file(const std::string& path, const SessionOptions& opts);
+  static StatusOr<std::shared_ptr<Session>> load_bytes(const void* data, size_t size,
+                                                       const SessionOptions& opts,
+                                                       const std::string& base_dir = "");
+  ~Session();
+
+  const Graph& graph() const { return prog_.graph; }
+  int threads() const { return pool_->threads(); }
+
+  // Runs the model. `inputs` in graph input order; each is checked against the declared dtype,
+  // rank and static dimensions. `outputs` receives owned tensors in graph output order.
+  Status run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) const;
+
+  // Number of plans currently cached (for tests and monitoring).
+  size_t cached_plans() const;
+
+ private:
+  struct RunContext;
+  struct CachedPlan;
+  Session() = default;
+  Status validate(const std::vector<Tensor>& inputs) const;
+  StatusOr<std::shared_ptr<CachedPlan>> plan_for(const std::vector<Tensor>& inputs) const;
+  Status execute(const Plan& plan, RunContext& rc, const std::vector<Tensor>& inputs,
+                 std::vector<Tensor>* outputs) const;
+
+  Program prog_;
+  SessionOptions opts_;
+  std::unique_ptr<ThreadPool> pool_;
+  mutable std::mutex cache_mu_;
+  mutable std::vector<std::shared_ptr<CachedPlan>> cache_;
+  mutable uint64_t tick_ = 0;
+};
+
+}  // namespace mserve

@@ -1,0 +1,65 @@
+#include "core/kernels/common.h"
+
+#include <algorithm>
+
+#include "core/exec/thread_pool.h"
+
+namespace mserve {
+
+StatusOr<int> normalize_axis(int64_t axis, int rank) {
+  int64_t a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= rank)
+    return InvalidArgument("axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
+  return static_cast<int>(a);
+}
+
+StatusOr<Shape> broadcast_shapes(const Shape& a, const Shape& b) {
+  int r = std::max(a.rank(), b.rank());
+  Shape out;
+  for (int i = 0; i < r; ++i) {
+    int ia = i - (r - a.rank()), ib = i - (r - b.rank());
+    int64_t da = ia >= 0 ? a[ia] : 1, db = ib >= 0 ? b[ib] : 1;
+    if (da != db && da != 1 && db != 1)
+      return InvalidArgument("shapes " + a.str() + " and " + b.str() + " cannot be broadcast together");
+    out.push_back(da == 1 ? db : da);
+  }
+  return out;
+}
+
+void broadcast_strides(const Shape& in, const Shape& out, int64_t* strides) {
+  int off = out.rank() - in.rank();
+  int64_t s = 1;
+  for (int i = out.rank() - 1; i >= 0; --i) {
+    int ii = i - off;
+    if (ii < 0 || in[ii] == 1) {
+      strides[i] = 0;
+    } else {
+      strides[i] = s;
+    }
+    if (ii >= 0) s *= in[ii];
+  }
+}
+
+StatusOr<std::vector<int64_t>> read_ints(const Tensor& t, const char* what) {
+  if (t.dtype() != DType::kInt64 && t.dtype() != DType::kInt32)
+    return InvalidArgument(std::string(what) + " must be int64 or int32, got " + dtype_name(t.dtype()));
+  if (t.rank() > 1) return InvalidArgument(std::string(what) + " must be 1-D, got shape " + t.shape().str());
+  std::vector<int64_t> v(t.numel());
+  for (int64_t i = 0; i < t.numel(); ++i) v[i] = t.int_at(i);
+  return v;
+}
+
+Status copy_input_to_output(const ComputeContext& ctx) {
+  const Tensor& in = ctx.input(0);
+  Tensor& out = ctx.output(0);
+  if (in.nbytes() != out.nbytes()) return Internal("copy size mismatch");
+  const char* src = static_cast<const char*>(in.raw());
+  char* dst = static_cast<char*>(out.raw());
+  if (src == dst || in.nbytes() == 0) return Status::OK();
+  ctx.pool().parallel_for(static_cast<int64_t>(in.nbytes()), 1 << 20, [&](int64_t b, int64_t e) {
+    std::memcpy(dst + b, src + b, static_cast<size_t>(e - b));
+  });
+  return Status::OK();
+}
+
+}  // namespace mserve

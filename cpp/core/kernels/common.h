@@ -1,0 +1,32 @@
+// Small helpers shared by kernel families: axis handling, broadcasting, attribute reading.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/kernels/kernel.h"
+
+namespace mserve {
+
+// Normalizes a possibly negative axis into [0, rank); InvalidArgument when out of range.
+StatusOr<int> normalize_axis(int64_t axis, int rank);
+
+// numpy/ONNX multidirectional broadcast of two shapes; InvalidArgument when incompatible.
+StatusOr<Shape> broadcast_shapes(const Shape& a, const Shape& b);
+
+// Strides (in elements) of `in` broadcast to `out`: 0 along broadcast dimensions.
+// Precondition: `in` broadcasts to `out`.
+void broadcast_strides(const Shape& in, const Shape& out, int64_t* strides);
+
+// Reads a 1-D int tensor (int32 or int64) into a vector.
+StatusOr<std::vector<int64_t>> read_ints(const Tensor& t, const char* what);
+
+// A kernel for ops whose output is a new view of the input bytes (Reshape, Flatten, Squeeze,
+// Unsqueeze, Identity): compute copies the bytes (outputs never alias inputs).
+Status copy_input_to_output(const ComputeContext& ctx);
+
+#define MS_CHECK_ARG(cond, msg) \
+  do {                          \
+    if (!(cond)) return ::mserve::InvalidArgument(msg); \
+  } while (0)
+
+}  // namespace mserve

@@ -1,0 +1,114 @@
+// Kernel contract.
+//
+// A Kernel is created once per node at load time (attributes parsed, constant weights may be
+// prepacked), then used in two steps:
+//   infer   — plan time, once per input-shape signature: output dtypes and shapes from the
+//             inputs' dtypes/shapes (and values, where an input is known: a constant or a
+//             value the planner could fold), plus the scratch workspace `compute` needs.
+//   compute — per call, const and safe to run concurrently on different contexts. Outputs are
+//             already allocated with the shapes `infer` returned. It must not allocate on
+//             the heap for shapes it has seen in `infer`.
+// Kernels never throw; errors travel as Status.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "core/graph/graph.h"
+#include "core/status.h"
+#include "core/tensor/tensor.h"
+
+namespace mserve {
+
+class ThreadPool;
+
+struct ValueInfo {
+  DType dtype = DType::kUndefined;
+  Shape shape;
+  const Tensor* value = nullptr;  // set when the value itself is known
+};
+
+class InferContext {
+ public:
+  InferContext(const Node& node, const std::vector<const ValueInfo*>& inputs)
+      : node_(node), inputs_(inputs), outputs_(node.outputs.size()) {}
+  const Node& node() const { return node_; }
+  int num_inputs() const { return static_cast<int>(inputs_.size()); }
+  bool has_input(int i) const { return i < num_inputs() && inputs_[i] != nullptr; }
+  // Precondition: has_input(i).
+  const ValueInfo& input(int i) const { return *inputs_[i]; }
+  DType dtype(int i) const { return inputs_[i]->dtype; }
+  const Shape& shape(int i) const { return inputs_[i]->shape; }
+  // The value of input i when known now, else nullptr (see need_value).
+  const Tensor* value(int i) const { return has_input(i) ? inputs_[i]->value : nullptr; }
+  // Call when an output shape depends on an input value that is not known at plan time:
+  // the planner then infers this node again at run time with every value known.
+  Status need_value() {
+    deferred_ = true;
+    return Status::OK();
+  }
+  int num_outputs() const { return static_cast<int>(outputs_.size()); }
+  void set_output(int i, DType dtype, const Shape& shape) {
+    outputs_[i].dtype = dtype;
+    outputs_[i].shape = shape;
+  }
+  void set_workspace(size_t bytes) { workspace_ = bytes; }
+
+  // Read by the planner.
+  bool deferred() const { return deferred_; }
+  const ValueInfo& output(int i) const { return outputs_[i]; }
+  size_t workspace() const { return workspace_; }
+
+ private:
+  const Node& node_;
+  const std::vector<const ValueInfo*>& inputs_;
+  std::vector<ValueInfo> outputs_;
+  size_t workspace_ = 0;
+  bool deferred_ = false;
+};
+
+class ComputeContext {
+ public:
+  ComputeContext(const Tensor* const* inputs, int n_in, Tensor* const* outputs, int n_out,
+                 void* workspace, ThreadPool* pool)
+      : in_(inputs), out_(outputs), n_in_(n_in), n_out_(n_out), ws_(workspace), pool_(pool) {}
+  int num_inputs() const { return n_in_; }
+  bool has_input(int i) const { return i < n_in_ && in_[i] != nullptr; }
+  const Tensor& input(int i) const { return *in_[i]; }
+  int num_outputs() const { return n_out_; }
+  bool has_output(int i) const { return i < n_out_ && out_[i] != nullptr; }
+  Tensor& output(int i) const { return *out_[i]; }
+  void* workspace() const { return ws_; }
+  // Never null: a single-threaded pool is passed when no pool is configured.
+  ThreadPool& pool() const { return *pool_; }
+
+ private:
+  const Tensor* const* in_;
+  Tensor* const* out_;
+  int n_in_, n_out_;
+  void* ws_;
+  ThreadPool* pool_;
+};
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  virtual Status infer(InferContext& ctx) const = 0;
+  virtual Status compute(const ComputeContext& ctx) const = 0;
+  // False for kernels that read only their inputs' dtypes and shapes (Shape): the planner then
+  // folds them as soon as shapes are known, and compute sees inputs with no data.
+  virtual bool reads_input_data() const { return true; }
+};
+
+// What a kernel factory may see besides the node: the constant value of an input, if any.
+class KernelInit {
+ public:
+  explicit KernelInit(const Graph& g) : graph_(g) {}
+  const Tensor* constant(const Node& node, int input) const;
+
+ private:
+  const Graph& graph_;
+};
+
+using KernelPtr = std::unique_ptr<Kernel>;
+
+}  // namespace mserve

@@ -1,0 +1,121 @@
+// Cast (opset 6+): between every pair of the runtime's dtypes. Float to integer truncates toward
+// zero (static_cast, as ONNX Runtime does; out-of-range values are unspecified), nonzero to bool
+// is true, float16 converts through float. `saturate` (opset 19+) only affects float8 targets,
+// which are unsupported, so it is ignored.
+#include <string>
+#include <type_traits>
+
+#include "core/exec/thread_pool.h"
+#include "core/kernels/common.h"
+#include "core/kernels/registry.h"
+
+namespace mserve {
+namespace {
+
+// The runtime dtype for an ONNX TensorProto.DataType number; Unsupported names the type.
+StatusOr<DType> dtype_from_onnx(int64_t to) {
+  switch (to) {
+    case 1: return DType::kFloat32;
+    case 2: return DType::kUInt8;
+    case 3: return DType::kInt8;
+    case 4: return DType::kUInt16;
+    case 5: return DType::kInt16;
+    case 6: return DType::kInt32;
+    case 7: return DType::kInt64;
+    case 9: return DType::kBool;
+    case 10: return DType::kFloat16;
+    case 11: return DType::kFloat64;
+    case 12: return DType::kUInt32;
+    case 13: return DType::kUInt64;
+    default: break;
+  }
+  const char* name = nullptr;
+  switch (to) {
+    case 0: name = "UNDEFINED"; break;
+    case 8: name = "STRING"; break;
+    case 14: name = "COMPLEX64"; break;
+    case 15: name = "COMPLEX128"; break;
+    case 16: name = "BFLOAT16"; break;
+    case 17: name = "FLOAT8E4M3FN"; break;
+    case 18: name = "FLOAT8E4M3FNUZ"; break;
+    case 19: name = "FLOAT8E5M2"; break;
+    case 20: name = "FLOAT8E5M2FNUZ"; break;
+    case 21: name = "UINT4"; break;
+    case 22: name = "INT4"; break;
+    case 23: name = "FLOAT4E2M1"; break;
+    case 24: name = "FLOAT8E8M0"; break;
+    default: break;
+  }
+  std::string what = name ? std::string(name) + " (" + std::to_string(to) + ")" : "type " + std::to_string(to);
+  return Unsupported("Cast to " + what + " is not supported");
+}
+
+template <class To, class From>
+inline To convert(From v) {
+  if constexpr (std::is_same_v<To, From>) {
+    return v;
+  } else if constexpr (std::is_same_v<To, bool>) {
+    if constexpr (std::is_same_v<From, Eigen::half>) return static_cast<float>(v) != 0.0f;
+    else return v != From(0);
+  } else if constexpr (std::is_same_v<From, bool>) {
+    return convert<To, float>(v ? 1.0f : 0.0f);
+  } else if constexpr (std::is_same_v<To, Eigen::half>) {
+    return Eigen::half(static_cast<float>(v));
+  } else if constexpr (std::is_same_v<From, Eigen::half>) {
+    return static_cast<To>(static_cast<float>(v));
+  } else {
+    return static_cast<To>(v);
+  }
+}
+
+template <class To, class From>
+void cast_run(const From* in, To* out, int64_t n, ThreadPool& pool) {
+  pool.parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) out[i] = convert<To, From>(in[i]);
+  });
+}
+
+template <class From>
+Status cast_from(const Tensor& in, Tensor& out, ThreadPool& pool) {
+  const From* src = in.data<From>();
+  const int64_t n = in.numel();
+  MS_SWITCH_ALL(out.dtype(), To, return Internal(std::string("cast to ") + dtype_name(out.dtype())),
+                cast_run<To, From>(src, out.data<To>(), n, pool));
+  return Status::OK();
+}
+
+class CastKernel final : public Kernel {
+ public:
+  explicit CastKernel(DType to) : to_(to) {}
+
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0), "needs an input");
+    if (ctx.dtype(0) == DType::kUndefined) return InvalidArgument("input has no dtype");
+    ctx.set_output(0, to_, ctx.shape(0));
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor& in = ctx.input(0);
+    Tensor& out = ctx.output(0);
+    if (in.dtype() == out.dtype()) return copy_input_to_output(ctx);
+    if (in.numel() == 0) return Status::OK();
+    MS_SWITCH_ALL(in.dtype(), From, return Internal(std::string("cast from ") + dtype_name(in.dtype())),
+                  return cast_from<From>(in, out, ctx.pool()));
+    return Status::OK();
+  }
+
+ private:
+  DType to_;
+};
+
+}  // namespace
+
+StatusOr<KernelPtr> create_onnx_Cast(const Node& node, const KernelInit&) {
+  const Attribute* a = node.attr("to");
+  if (!a || a->kind != Attribute::Kind::kInt) return InvalidArgument("integer attribute 'to' is required");
+  MS_ASSIGN_OR_RETURN(DType to, dtype_from_onnx(a->i));
+  return KernelPtr(new CastKernel(to));
+}
+
+}  // namespace mserve

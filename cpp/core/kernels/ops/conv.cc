@@ -1,0 +1,299 @@
+// Conv (opsets 1, 11 and 22 share one semantics): NCHW, 1-D, 2-D and 3-D spatial, groups
+// (depthwise included), dilations, explicit or automatic padding, optional bias; float32 and
+// float64.
+//
+// Every case runs as 3-D: missing leading spatial dims become size 1 (kernel 1, stride 1,
+// no padding), so one code path serves all ranks. A batch item is unfolded (im2col) into the
+// workspace as a [C * K, OS] matrix (K = kernel volume, OS = output positions); the rows of group
+// g are contiguous, so group g is one GEMM  Y_g[Mg, OS] = W_g[Mg, Cg * K] * col_g[Cg * K, OS].
+// A pointwise conv (1x1 kernel, stride 1, no padding) reads X directly as that matrix.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "core/exec/thread_pool.h"
+#include "core/kernels/common.h"
+#include "core/kernels/gemm.h"
+#include "core/kernels/registry.h"
+
+namespace mserve {
+namespace {
+
+enum class AutoPad { kNotSet, kSameUpper, kSameLower, kValid };
+
+StatusOr<AutoPad> parse_auto_pad(const std::string& s) {
+  if (s.empty() || s == "NOTSET") return AutoPad::kNotSet;
+  if (s == "SAME_UPPER") return AutoPad::kSameUpper;
+  if (s == "SAME_LOWER") return AutoPad::kSameLower;
+  if (s == "VALID") return AutoPad::kValid;
+  return Unsupported("auto_pad '" + s + "' is not supported (NOTSET, SAME_UPPER, SAME_LOWER, VALID are)");
+}
+
+std::string join(const std::vector<int64_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+struct ConvAttrs {
+  AutoPad auto_pad = AutoPad::kNotSet;
+  int64_t group = 1;
+  std::vector<int64_t> kernel_shape, strides, dilations, pads;
+};
+
+// The geometry of one call, spatial arrays as 3-D (index 0 outermost).
+struct Geo {
+  int64_t N = 0, C = 0, M = 0, Cg = 0, Mg = 0, group = 1;
+  int64_t in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1};
+  int64_t pb[3] = {0, 0, 0}, out[3] = {1, 1, 1};
+  int64_t in_size() const { return in[0] * in[1] * in[2]; }
+  int64_t out_size() const { return out[0] * out[1] * out[2]; }
+  int64_t k_size() const { return k[0] * k[1] * k[2]; }
+  bool pointwise() const {
+    for (int i = 0; i < 3; ++i)
+      if (k[i] != 1 || s[i] != 1 || pb[i] != 0 || out[i] != in[i]) return false;
+    return true;
+  }
+};
+
+// Shape rule; shared by infer and compute (it only builds strings on failure).
+Status make_geo(const ConvAttrs& a, const Shape& x, const Shape& w, Geo* g) {
+  const int r = x.rank();
+  MS_CHECK_ARG(r >= 3, "X must have rank >= 3 (N, C, spatial...), got shape " + x.str());
+  if (r > 5)
+    return Unsupported("only 1-D, 2-D and 3-D convolutions are supported, X has shape " + x.str());
+  MS_CHECK_ARG(w.rank() == r, "W must have the rank of X: X " + x.str() + ", W " + w.str());
+  const size_t sp = static_cast<size_t>(r - 2);
+  MS_CHECK_ARG(a.kernel_shape.empty() || a.kernel_shape.size() == sp,
+               "kernel_shape " + join(a.kernel_shape) + " does not match " + std::to_string(sp) +
+                   " spatial dims of X " + x.str());
+  MS_CHECK_ARG(a.strides.empty() || a.strides.size() == sp,
+               "strides " + join(a.strides) + " must have " + std::to_string(sp) + " values");
+  MS_CHECK_ARG(a.dilations.empty() || a.dilations.size() == sp,
+               "dilations " + join(a.dilations) + " must have " + std::to_string(sp) + " values");
+  MS_CHECK_ARG(a.pads.empty() || a.pads.size() == 2 * sp,
+               "pads " + join(a.pads) + " must have " + std::to_string(2 * sp) + " values");
+  g->N = x[0];
+  g->C = x[1];
+  g->M = w[0];
+  g->Cg = w[1];
+  g->group = a.group;
+  MS_CHECK_ARG(w[1] * a.group == x[1],
+               "X has " + std::to_string(x[1]) + " channels but W " + w.str() + " with group " +
+                   std::to_string(a.group) + " expects W.shape[1] * group = " + std::to_string(w[1] * a.group));
+  MS_CHECK_ARG(w[0] % a.group == 0, "the " + std::to_string(w[0]) + " output channels of W " + w.str() +
+                                        " are not divisible by group " + std::to_string(a.group));
+  g->Mg = w[0] / a.group;
+  for (size_t i = 0; i < sp; ++i) {
+    const int j = static_cast<int>(3 - sp + i);
+    const int xi = static_cast<int>(2 + i);
+    const int64_t in = x[xi], k = w[xi];
+    MS_CHECK_ARG(k >= 1, "W " + w.str() + " has an empty kernel dimension");
+    MS_CHECK_ARG(a.kernel_shape.empty() || a.kernel_shape[i] == k,
+                 "kernel_shape " + join(a.kernel_shape) + " differs from the kernel of W " + w.str());
+    const int64_t s = a.strides.empty() ? 1 : a.strides[i];
+    const int64_t d = a.dilations.empty() ? 1 : a.dilations[i];
+    const int64_t dk = (k - 1) * d + 1;  // extent of the dilated kernel
+    int64_t pb = 0, out = 0;
+    if (a.auto_pad == AutoPad::kNotSet) {
+      pb = a.pads.empty() ? 0 : a.pads[i];
+      const int64_t pe = a.pads.empty() ? 0 : a.pads[sp + i];
+      const int64_t span = in + pb + pe - dk;
+      out = span < 0 ? 0 : span / s + 1;
+    } else if (a.auto_pad == AutoPad::kValid) {
+      out = in < dk ? 0 : (in - dk) / s + 1;
+    } else {
+      out = (in + s - 1) / s;
+      const int64_t total = std::max<int64_t>(0, (out - 1) * s + dk - in);
+      // SAME_UPPER puts the odd extra cell at the end, SAME_LOWER at the beginning.
+      pb = a.auto_pad == AutoPad::kSameUpper ? total / 2 : total - total / 2;
+    }
+    MS_CHECK_ARG(out > 0, "output spatial dimension " + std::to_string(i) + " would be empty: input " +
+                              x.str() + ", kernel " + w.str() + ", stride " + std::to_string(s) +
+                              ", dilation " + std::to_string(d));
+    g->in[j] = in;
+    g->k[j] = k;
+    g->s[j] = s;
+    g->d[j] = d;
+    g->pb[j] = pb;
+    g->out[j] = out;
+  }
+  return Status::OK();
+}
+
+// Output positions [lo, hi) along the innermost dim whose input index o * s + off is in [0, in).
+inline void valid_range(int64_t off, int64_t s, int64_t in, int64_t out, int64_t* lo, int64_t* hi) {
+  int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
+  int64_t h = in - off <= 0 ? 0 : (in - off + s - 1) / s;
+  h = std::min(h, out);
+  *lo = std::min(l, h);
+  *hi = h;
+}
+
+// Unfolds one input channel into K rows of OS columns (zeros where the kernel hits padding).
+template <class T>
+void im2col_channel(const T* src, T* dst, const Geo& g) {
+  const int64_t ow_n = g.out[2];
+  for (int64_t kd = 0; kd < g.k[0]; ++kd)
+    for (int64_t kh = 0; kh < g.k[1]; ++kh)
+      for (int64_t kw = 0; kw < g.k[2]; ++kw) {
+        const int64_t off_w = kw * g.d[2] - g.pb[2];
+        int64_t lo, hi;
+        valid_range(off_w, g.s[2], g.in[2], ow_n, &lo, &hi);
+        for (int64_t od = 0; od < g.out[0]; ++od) {
+          const int64_t id = od * g.s[0] + kd * g.d[0] - g.pb[0];
+          for (int64_t oh = 0; oh < g.out[1]; ++oh, dst += ow_n) {
+            const int64_t ih = oh * g.s[1] + kh * g.d[1] - g.pb[1];
+            if (id < 0 || id >= g.in[0] || ih < 0 || ih >= g.in[1]) {
+              std::fill(dst, dst + ow_n, T(0));
+              continue;
+            }
+            const T* row = src + (id * g.in[1] + ih) * g.in[2] + off_w;
+            std::fill(dst, dst + lo, T(0));
+            if (g.s[2] == 1) {
+              std::copy(row + lo, row + hi, dst + lo);
+            } else {
+              for (int64_t o = lo; o < hi; ++o) dst[o] = row[o * g.s[2]];
+            }
+            std::fill(dst + hi, dst + ow_n, T(0));
+          }
+        }
+      }
+}
+
+template <class T>
+void add_bias(T* y, const T* b, int64_t rows, int64_t len) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T v = b[r];
+    T* p = y + r * len;
+    for (int64_t i = 0; i < len; ++i) p[i] += v;
+  }
+}
+
+// GEMMs run inline on this pool inside a parallel_for body, where the shared pool must not be
+// re-entered. With one thread it has no workers and no shared state.
+ThreadPool& serial_pool() {
+  static ThreadPool pool(1);
+  return pool;
+}
+
+class ConvKernel final : public Kernel {
+ public:
+  explicit ConvKernel(ConvAttrs a) : a_(std::move(a)) {}
+
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "Conv needs inputs X and W");
+    const DType t = ctx.dtype(0);
+    if (t != DType::kFloat32 && t != DType::kFloat64)
+      return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported (float32 and float64 are)");
+    MS_CHECK_ARG(ctx.dtype(1) == t,
+                 std::string("W dtype ") + dtype_name(ctx.dtype(1)) + " differs from X dtype " + dtype_name(t));
+    Geo g;
+    MS_RETURN_IF_ERROR(make_geo(a_, ctx.shape(0), ctx.shape(1), &g));
+    if (ctx.has_input(2)) {
+      MS_CHECK_ARG(ctx.dtype(2) == t,
+                   std::string("B dtype ") + dtype_name(ctx.dtype(2)) + " differs from X dtype " + dtype_name(t));
+      const Shape& b = ctx.shape(2);
+      MS_CHECK_ARG(b.rank() == 1 && b[0] == g.M,
+                   "B must have shape [" + std::to_string(g.M) + "], got " + b.str());
+    }
+    Shape out{g.N, g.M};
+    const int sp = ctx.shape(0).rank() - 2;
+    for (int i = 3 - sp; i < 3; ++i) out.push_back(g.out[i]);
+    if (!g.pointwise()) {
+      MS_ASSIGN_OR_RETURN(size_t ws, aligned_bytes(t, Shape{g.C * g.k_size(), g.out_size()}));
+      ctx.set_workspace(ws);
+    }
+    ctx.set_output(0, t, out);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    Geo g;
+    MS_RETURN_IF_ERROR(make_geo(a_, ctx.input(0).shape(), ctx.input(1).shape(), &g));
+    switch (ctx.input(0).dtype()) {
+      case DType::kFloat32: run<float>(ctx, g); break;
+      case DType::kFloat64: run<double>(ctx, g); break;
+      default: return Unsupported(std::string("dtype ") + dtype_name(ctx.input(0).dtype()) + " is not supported");
+    }
+    return Status::OK();
+  }
+
+ private:
+  template <class T>
+  void run(const ComputeContext& ctx, const Geo& g) const {
+    const T* x = ctx.input(0).template data<T>();
+    const T* w = ctx.input(1).template data<T>();
+    const T* bias = ctx.has_input(2) ? ctx.input(2).template data<T>() : nullptr;
+    T* y = ctx.output(0).template data<T>();
+    T* col = static_cast<T*>(ctx.workspace());
+    ThreadPool& pool = ctx.pool();
+    const int64_t IS = g.in_size(), OS = g.out_size(), KS = g.k_size();
+    const int64_t red = g.Cg * KS;  // reduction length of one group's GEMM
+    const bool direct = g.pointwise();
+    if (ctx.output(0).numel() == 0) return;
+
+    // Many groups, or groups too small for the GEMM to split (depthwise convs): one task per
+    // group with a single-threaded GEMM; the groups write disjoint parts of `col` and Y.
+    const double group_flops = static_cast<double>(g.Mg) * static_cast<double>(red) * static_cast<double>(OS);
+    const bool by_group = g.group > 1 && (g.group >= pool.threads() || group_flops < (1 << 20));
+
+    for (int64_t n = 0; n < g.N; ++n) {
+      const T* xn = x + n * g.C * IS;
+      T* yn = y + n * g.M * OS;
+      auto unfold = [&](int64_t c) { im2col_channel(xn + c * IS, col + c * KS * OS, g); };
+      auto group_gemm = [&](int64_t grp, ThreadPool& gp) {
+        const T* b = direct ? xn + grp * g.Cg * IS : col + grp * red * OS;
+        gemm<T>(false, false, g.Mg, OS, red, T(1), w + grp * g.Mg * red, red, b, OS, T(0),
+                yn + grp * g.Mg * OS, OS, gp);
+      };
+      if (by_group) {
+        const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(65536.0 / std::max(1.0, group_flops)));
+        pool.parallel_for(g.group, grain, [&](int64_t gb, int64_t ge) {
+          for (int64_t grp = gb; grp < ge; ++grp) {
+            if (!direct)
+              for (int64_t c = grp * g.Cg; c < (grp + 1) * g.Cg; ++c) unfold(c);
+            group_gemm(grp, serial_pool());
+            if (bias) add_bias(yn + grp * g.Mg * OS, bias + grp * g.Mg, g.Mg, OS);
+          }
+        });
+        continue;
+      }
+      if (!direct) {
+        pool.parallel_for(g.C, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, KS * OS)),
+                          [&](int64_t cb, int64_t ce) {
+                            for (int64_t c = cb; c < ce; ++c) unfold(c);
+                          });
+      }
+      for (int64_t grp = 0; grp < g.group; ++grp) group_gemm(grp, pool);
+      if (bias) {
+        pool.parallel_for(g.M, std::max<int64_t>(1, 32768 / OS), [&](int64_t rb, int64_t re) {
+          add_bias(yn + rb * OS, bias + rb, re - rb, OS);
+        });
+      }
+    }
+  }
+
+  ConvAttrs a_;
+};
+
+}  // namespace
+
+StatusOr<KernelPtr> create_onnx_Conv(const Node& n, const KernelInit&) {
+  ConvAttrs a;
+  MS_ASSIGN_OR_RETURN(a.auto_pad, parse_auto_pad(n.attr_string("auto_pad", "NOTSET")));
+  a.group = n.attr_int("group", 1);
+  a.kernel_shape = n.attr_ints("kernel_shape");
+  a.strides = n.attr_ints("strides");
+  a.dilations = n.attr_ints("dilations");
+  a.pads = n.attr_ints("pads");
+  MS_CHECK_ARG(a.group >= 1, "group must be >= 1, got " + std::to_string(a.group));
+  for (int64_t v : a.kernel_shape) MS_CHECK_ARG(v >= 1, "kernel_shape " + join(a.kernel_shape) + " must be positive");
+  for (int64_t v : a.strides) MS_CHECK_ARG(v >= 1, "strides " + join(a.strides) + " must be positive");
+  for (int64_t v : a.dilations) MS_CHECK_ARG(v >= 1, "dilations " + join(a.dilations) + " must be positive");
+  for (int64_t v : a.pads) MS_CHECK_ARG(v >= 0, "pads " + join(a.pads) + " must be non-negative");
+  MS_CHECK_ARG(a.pads.size() % 2 == 0, "pads " + join(a.pads) + " must have an even number of values");
+  return KernelPtr(new ConvKernel(std::move(a)));
+}
+
+}  // namespace mserve

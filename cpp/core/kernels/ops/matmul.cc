@@ -1,0 +1,189 @@
+// Gemm and MatMul.
+// Gemm: Y = alpha * op(A) * op(B) + beta * C, A and B 2-D, C unidirectionally broadcast to
+// [M, N] (optional from opset 11). MatMul: numpy matmul semantics (1-D operands promoted and
+// the added dimension removed; batch dimensions broadcast).
+#include <algorithm>
+
+#include "core/exec/thread_pool.h"
+#include "core/kernels/common.h"
+#include "core/kernels/gemm.h"
+#include "core/kernels/registry.h"
+
+namespace mserve {
+namespace {
+
+bool gemm_dtype(DType t) { return t == DType::kFloat32 || t == DType::kFloat64; }
+
+class GemmKernel final : public Kernel {
+ public:
+  explicit GemmKernel(const Node& n)
+      : ta_(n.attr_int("transA", 0) != 0),
+        tb_(n.attr_int("transB", 0) != 0),
+        alpha_(n.attr_float("alpha", 1.0f)),
+        beta_(n.attr_float("beta", 1.0f)) {}
+
+  Status infer(InferContext& ctx) const override {
+    const DType t = ctx.dtype(0);
+    if (!gemm_dtype(t)) return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
+    MS_CHECK_ARG(ctx.dtype(1) == t, "A and B dtypes differ");
+    const Shape &a = ctx.shape(0), &b = ctx.shape(1);
+    MS_CHECK_ARG(a.rank() == 2 && b.rank() == 2,
+                 "A and B must be 2-D, got " + a.str() + " and " + b.str());
+    const int64_t M = ta_ ? a[1] : a[0], K = ta_ ? a[0] : a[1];
+    const int64_t Kb = tb_ ? b[1] : b[0], N = tb_ ? b[0] : b[1];
+    MS_CHECK_ARG(K == Kb, "inner dimensions differ: A " + a.str() + (ta_ ? " (transposed)" : "") + ", B " +
+                              b.str() + (tb_ ? " (transposed)" : ""));
+    const Shape out{M, N};
+    if (ctx.has_input(2)) {
+      MS_CHECK_ARG(ctx.dtype(2) == t, "C dtype differs from A");
+      auto bc = broadcast_shapes(ctx.shape(2), out);
+      MS_CHECK_ARG(ctx.shape(2).rank() <= 2 && bc.ok() && bc.value() == out,
+                   "C of shape " + ctx.shape(2).str() + " does not broadcast to " + out.str());
+    }
+    ctx.set_output(0, t, out);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    MS_SWITCH_FLOAT(ctx.input(0).dtype(), T, return Unsupported("dtype"), run<T>(ctx));
+    return Status::OK();
+  }
+
+ private:
+  template <class T>
+  void run(const ComputeContext& ctx) const {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+      const Tensor &a = ctx.input(0), &b = ctx.input(1);
+      Tensor& y = ctx.output(0);
+      const int64_t M = y.dim(0), N = y.dim(1), K = ta_ ? a.dim(0) : a.dim(1);
+      T* out = y.data<T>();
+      T beta = 0;
+      if (ctx.has_input(2) && beta_ != 0.0f) {
+        // Broadcast C into Y, then accumulate the product on top of it.
+        const Tensor& c = ctx.input(2);
+        int64_t st[Shape::kMaxRank];
+        broadcast_strides(c.shape(), y.shape(), st);
+        const T* cp = c.data<T>();
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < N; ++j) out[i * N + j] = cp[i * st[0] + j * st[1]];
+        beta = static_cast<T>(beta_);
+      }
+      gemm<T>(ta_, tb_, M, N, K, static_cast<T>(alpha_), a.data<T>(), a.dim(1), b.data<T>(), b.dim(1), beta,
+              out, N, ctx.pool());
+    }
+  }
+  bool ta_, tb_;
+  float alpha_, beta_;
+};
+
+class MatMulKernel final : public Kernel {
+ public:
+  Status infer(InferContext& ctx) const override {
+    const DType t = ctx.dtype(0);
+    const bool ok = gemm_dtype(t) || t == DType::kInt32 || t == DType::kInt64 || t == DType::kUInt32 ||
+                    t == DType::kUInt64;
+    if (!ok) return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
+    MS_CHECK_ARG(ctx.dtype(1) == t, "input dtypes differ");
+    MS_ASSIGN_OR_RETURN(Shape out, out_shape(ctx.shape(0), ctx.shape(1)));
+    ctx.set_output(0, t, out);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    switch (ctx.input(0).dtype()) {
+      case DType::kFloat32: return run<float>(ctx);
+      case DType::kFloat64: return run<double>(ctx);
+      case DType::kInt32: return run<int32_t>(ctx);
+      case DType::kInt64: return run<int64_t>(ctx);
+      case DType::kUInt32: return run<uint32_t>(ctx);
+      case DType::kUInt64: return run<uint64_t>(ctx);
+      default: return Unsupported("dtype");
+    }
+  }
+
+ private:
+  // Operands as [batch..., rows, cols] after 1-D promotion.
+  static Shape promote(const Shape& s, bool is_a) {
+    Shape p = s;
+    if (s.rank() == 1) {
+      if (is_a) p.insert(0, 1);
+      else p.push_back(1);
+    }
+    return p;
+  }
+
+  static StatusOr<Shape> out_shape(const Shape& a0, const Shape& b0) {
+    MS_CHECK_ARG(a0.rank() >= 1 && b0.rank() >= 1, "MatMul operands must have rank >= 1");
+    const Shape a = promote(a0, true), b = promote(b0, false);
+    MS_CHECK_ARG(a[a.rank() - 1] == b[b.rank() - 2],
+                 "inner dimensions differ: " + a0.str() + " x " + b0.str());
+    Shape ba(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2);
+    auto batch = broadcast_shapes(ba, bb);
+    if (!batch.ok()) return InvalidArgument("batch dimensions of " + a0.str() + " and " + b0.str() + " do not broadcast");
+    Shape out = batch.value();
+    if (a0.rank() > 1) out.push_back(a[a.rank() - 2]);
+    if (b0.rank() > 1) out.push_back(b[b.rank() - 1]);
+    return out;
+  }
+
+  template <class T>
+  static Status run(const ComputeContext& ctx) {
+    const Tensor &ta = ctx.input(0), &tb = ctx.input(1);
+    Tensor& ty = ctx.output(0);
+    const Shape a = promote(ta.shape(), true), b = promote(tb.shape(), false);
+    const int64_t M = a[a.rank() - 2], K = a[a.rank() - 1], N = b[b.rank() - 1];
+    const T* ap = ta.data<T>();
+    const T* bp = tb.data<T>();
+    T* yp = ty.data<T>();
+    if (ty.numel() == 0) return Status::OK();
+    const int64_t batch_b = b.prod(0, b.rank() - 2);
+    if (batch_b == 1) {
+      // B is one matrix: fold every batch of A into the rows of a single product.
+      mm<T>(a.prod(0, a.rank() - 1), N, K, ap, bp, yp, ctx.pool());
+      return Status::OK();
+    }
+    Shape ba(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2);
+    const Shape batch = broadcast_shapes(ba, bb).value();
+    int64_t sa[Shape::kMaxRank], sb[Shape::kMaxRank];
+    broadcast_strides(ba, batch, sa);
+    broadcast_strides(bb, batch, sb);
+    const int64_t nb = batch.numel();
+    for (int64_t q = 0; q < nb; ++q) {
+      int64_t rem = q, oa = 0, ob = 0;
+      for (int d = batch.rank() - 1; d >= 0; --d) {
+        const int64_t idx = rem % batch[d];
+        rem /= batch[d];
+        oa += idx * sa[d];
+        ob += idx * sb[d];
+      }
+      mm<T>(M, N, K, ap + oa * M * K, bp + ob * K * N, yp + q * M * N, ctx.pool());
+    }
+    return Status::OK();
+  }
+
+  template <class T>
+  static void mm(int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C, ThreadPool& pool) {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+      gemm<T>(false, false, M, N, K, T(1), A, K, B, N, T(0), C, N, pool);
+    } else {
+      pool.parallel_for(M, 4, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          T* c = C + i * N;
+          std::fill(c, c + N, T(0));
+          for (int64_t k = 0; k < K; ++k) {
+            const T av = A[i * K + k];
+            const T* brow = B + k * N;
+            for (int64_t j = 0; j < N; ++j) c[j] = static_cast<T>(c[j] + av * brow[j]);
+          }
+        }
+      });
+    }
+  }
+};
+
+}  // namespace
+
+StatusOr<KernelPtr> create_onnx_Gemm(const Node& n, const KernelInit&) { return KernelPtr(new GemmKernel(n)); }
+StatusOr<KernelPtr> create_onnx_MatMul(const Node&, const KernelInit&) { return KernelPtr(new MatMulKernel()); }
+
+}  // namespace mserve

@@ -1,0 +1,158 @@
+// BatchNormalization, inference form (opsets 7, 9, 14, 15):
+//   Y = (X - mean) / sqrt(var + epsilon) * scale + B
+// folded to Y = X * a + b per parameter, with a = scale / sqrt(var + epsilon), b = B - mean * a.
+// X is [N, C, D1, ...] with the channel on axis 1; [N, C] and [N] (one channel) work too.
+// Opsets 7 and 8 also have `spatial`: with spatial = 0 the parameters hold one value per element
+// of a sample, [C, D1, ...], rather than per channel. Only Y is produced; training mode (opset
+// 14+) and the running/saved statistics outputs are unsupported. X is float32, float64 or
+// float16; the parameters may be any float type (opset 15 allows them to differ from X).
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "core/exec/thread_pool.h"
+#include "core/kernels/common.h"
+#include "core/kernels/registry.h"
+
+namespace mserve {
+namespace {
+
+// Parameter inputs: scale, B, mean, var.
+constexpr int kFirstParam = 1, kNumParams = 4;
+const char* const kParamNames[kNumParams] = {"scale", "B", "mean", "var"};
+
+// Fills a[i], b[i] for the P parameters.
+template <class Acc, class Get>
+void fold(double eps, int64_t P, Get get, Acc* a, Acc* b) {
+  for (int64_t i = 0; i < P; ++i) {
+    const double m = get(2, i), v = get(3, i);
+    const double ai = get(0, i) / std::sqrt(v + eps);
+    a[i] = static_cast<Acc>(ai);
+    b[i] = static_cast<Acc>(get(1, i) - m * ai);
+  }
+}
+
+template <class T>
+using AccOf = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+class BatchNormKernel final : public Kernel {
+ public:
+  BatchNormKernel(double eps, bool spatial) : eps_(eps), spatial_(spatial) {}
+
+  // Folds constant parameters once at load time.
+  void prepack(const Tensor* const* p) {
+    const int64_t P = p[0]->numel();
+    a32_.resize(P), b32_.resize(P), a64_.resize(P), b64_.resize(P);
+    auto get = [&](int k, int64_t i) { return p[k]->float_at(i); };
+    fold<float>(eps_, P, get, a32_.data(), b32_.data());
+    fold<double>(eps_, P, get, a64_.data(), b64_.data());
+  }
+
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0), "missing input X");
+    const DType t = ctx.dtype(0);
+    if (!dtype_is_float(t)) return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
+    const Shape& x = ctx.shape(0);
+    MS_CHECK_ARG(x.rank() >= 1, "X must have rank >= 1, got a scalar");
+    const int64_t P = params(x);
+    for (int k = 0; k < kNumParams; ++k) {
+      const int i = kFirstParam + k;
+      MS_CHECK_ARG(ctx.has_input(i), std::string("missing input ") + kParamNames[k]);
+      MS_CHECK_ARG(dtype_is_float(ctx.dtype(i)), std::string(kParamNames[k]) + " must be a float tensor, got " +
+                                                      dtype_name(ctx.dtype(i)));
+      const Shape& s = ctx.shape(i);
+      const bool ok = spatial_ ? (s.rank() == 1 && s[0] == P) : s.numel() == P;
+      MS_CHECK_ARG(ok, std::string(kParamNames[k]) + " must have " + std::to_string(P) + " values (" +
+                           (spatial_ ? "one per channel" : "one per element of a sample") + ") for X " +
+                           x.str() + ", got shape " + s.str());
+    }
+    if (!prepacked()) ctx.set_workspace(2 * static_cast<size_t>(P) * sizeof(double));
+    ctx.set_output(0, t, x);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    MS_SWITCH_FLOAT(x.dtype(), T, return Unsupported(std::string("dtype ") + dtype_name(x.dtype())),
+                    run<T>(ctx));
+    return Status::OK();
+  }
+
+ private:
+  bool prepacked() const { return !a64_.empty(); }
+
+  // Number of distinct (a, b) pairs for X.
+  int64_t params(const Shape& x) const {
+    const int64_t C = x.rank() >= 2 ? x[1] : 1;
+    return spatial_ ? C : C * (x.rank() > 2 ? x.prod(2, x.rank()) : 1);
+  }
+
+  template <class T>
+  void run(const ComputeContext& ctx) const {
+    using Acc = AccOf<T>;
+    const Tensor& xt = ctx.input(0);
+    const Shape& s = xt.shape();
+    const int64_t N = s[0], P = params(s);
+    const int64_t inner = s.rank() > 2 && spatial_ ? s.prod(2, s.rank()) : 1;
+    const Acc *a, *b;
+    if (prepacked()) {
+      if constexpr (std::is_same_v<Acc, double>) {
+        a = a64_.data();
+        b = b64_.data();
+      } else {
+        a = a32_.data();
+        b = b32_.data();
+      }
+    } else {
+      Acc* wa = static_cast<Acc*>(ctx.workspace());
+      Acc* wb = wa + P;
+      const Tensor* p[kNumParams];
+      for (int k = 0; k < kNumParams; ++k) p[k] = &ctx.input(kFirstParam + k);
+      fold<Acc>(eps_, P, [&](int k, int64_t i) { return p[k]->float_at(i); }, wa, wb);
+      a = wa;
+      b = wb;
+    }
+    const T* x = xt.data<T>();
+    T* y = ctx.output(0).data<T>();
+    // Work in runs of `inner` elements sharing one parameter pair.
+    const int64_t runs = N * P, grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, inner));
+    ctx.pool().parallel_for(runs, grain, [&](int64_t rb, int64_t re) {
+      for (int64_t r = rb; r < re; ++r) {
+        const Acc av = a[r % P], bv = b[r % P];
+        const T* xi = x + r * inner;
+        T* yi = y + r * inner;
+        for (int64_t i = 0; i < inner; ++i) yi[i] = static_cast<T>(static_cast<Acc>(xi[i]) * av + bv);
+      }
+    });
+  }
+
+  double eps_;
+  bool spatial_;
+  std::vector<float> a32_, b32_;
+  std::vector<double> a64_, b64_;
+};
+
+}  // namespace
+
+StatusOr<KernelPtr> create_onnx_BatchNormalization(const Node& n, const KernelInit& init) {
+  if (n.opset >= 14 && n.attr_int("training_mode", 0) != 0)
+    return Unsupported("training mode is not supported");
+  for (size_t o = 1; o < n.outputs.size(); ++o)
+    if (n.outputs[o] != kNoValue)
+      return Unsupported("training mode is not supported: only the first output (Y) can be produced");
+  const bool spatial = n.opset >= 9 || n.attr_int("spatial", 1) != 0;
+  auto kernel = std::make_unique<BatchNormKernel>(static_cast<double>(n.attr_float("epsilon", 1e-5f)), spatial);
+  const Tensor* p[kNumParams];
+  bool all_const = true;
+  for (int k = 0; k < kNumParams; ++k) {
+    p[k] = init.constant(n, kFirstParam + k);
+    all_const = all_const && p[k] && dtype_is_float(p[k]->dtype()) && p[k]->numel() == p[0]->numel();
+  }
+  // Bad constants are left for infer to report against the shape of X.
+  if (all_const && p[0]->numel() > 0) kernel->prepack(p);
+  return KernelPtr(kernel.release());
+}
+
+}  // namespace mserve

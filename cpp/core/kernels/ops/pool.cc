@@ -1,0 +1,353 @@
+// MaxPool (opsets 1, 8, 10, 11, 12, 22), AveragePool (7, 10, 11, 19, 22), GlobalAveragePool.
+// NCHW with 1-D, 2-D or 3-D spatial dims, run as 3-D with missing leading dims of size 1.
+// Attributes by opset: MaxPool storage_order (8+), ceil_mode and dilations (10+), int8/uint8
+// (12+); AveragePool ceil_mode (10+), dilations (19+). Padding never enters a max, and enters
+// an average only with count_include_pad (then only cells inside the explicitly padded extent:
+// windows that ceil_mode lets run past the end count the padded part, not the overhang).
+// dtypes: float32, float64, float16 (accumulated in float), MaxPool also int8/uint8.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "core/exec/thread_pool.h"
+#include "core/kernels/common.h"
+#include "core/kernels/registry.h"
+
+namespace mserve {
+namespace {
+
+enum class AutoPad { kNotSet, kSameUpper, kSameLower, kValid };
+enum class PoolKind { kMax, kAvg };
+
+StatusOr<AutoPad> parse_auto_pad(const std::string& s) {
+  if (s.empty() || s == "NOTSET") return AutoPad::kNotSet;
+  if (s == "SAME_UPPER") return AutoPad::kSameUpper;
+  if (s == "SAME_LOWER") return AutoPad::kSameLower;
+  if (s == "VALID") return AutoPad::kValid;
+  return Unsupported("auto_pad '" + s + "' is not supported (NOTSET, SAME_UPPER, SAME_LOWER, VALID are)");
+}
+
+std::string join(const std::vector<int64_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+struct PoolAttrs {
+  AutoPad auto_pad = AutoPad::kNotSet;
+  bool ceil_mode = false;
+  bool count_include_pad = false;
+  bool col_major = false;  // storage_order = 1: Indices flattened with the first spatial dim fastest
+  std::vector<int64_t> kernel_shape, strides, dilations, pads;
+};
+
+// Geometry of one call; spatial arrays as 3-D (index 0 outermost).
+struct PoolGeo {
+  int64_t planes = 0;  // N * C
+  int64_t in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1};
+  int64_t pb[3] = {0, 0, 0}, pe[3] = {0, 0, 0}, out[3] = {1, 1, 1};
+  int64_t in_size() const { return in[0] * in[1] * in[2]; }
+  int64_t out_size() const { return out[0] * out[1] * out[2]; }
+};
+
+Status make_geo(const PoolAttrs& a, const Shape& x, PoolGeo* g) {
+  const size_t sp = a.kernel_shape.size();
+  MS_CHECK_ARG(x.rank() == static_cast<int>(sp) + 2, "X of shape " + x.str() + " does not match kernel_shape " +
+                                                         join(a.kernel_shape) + " (rank must be " +
+                                                         std::to_string(sp + 2) + ")");
+  g->planes = x[0] * x[1];
+  for (size_t i = 0; i < sp; ++i) {
+    const int j = static_cast<int>(3 - sp + i);
+    const int64_t in = x[static_cast<int>(2 + i)], k = a.kernel_shape[i];
+    const int64_t s = a.strides.empty() ? 1 : a.strides[i];
+    const int64_t d = a.dilations.empty() ? 1 : a.dilations[i];
+    const int64_t dk = (k - 1) * d + 1;  // extent of the dilated window
+    int64_t pb = 0, pe = 0, out = 0;
+    if (a.auto_pad == AutoPad::kNotSet) {
+      pb = a.pads.empty() ? 0 : a.pads[i];
+      pe = a.pads.empty() ? 0 : a.pads[sp + i];
+      const int64_t span = in + pb + pe - dk;
+      if (span < 0) {
+        out = 0;
+      } else if (!a.ceil_mode) {
+        out = span / s + 1;
+      } else {
+        out = (span + s - 1) / s + 1;
+        // The last window must start inside the input or the left padding.
+        if ((out - 1) * s >= in + pb) --out;
+      }
+    } else if (a.auto_pad == AutoPad::kValid) {
+      out = in < dk ? 0 : (in - dk) / s + 1;
+    } else {
+      out = (in + s - 1) / s;
+      const int64_t total = std::max<int64_t>(0, (out - 1) * s + dk - in);
+      // SAME_UPPER puts the odd extra cell at the end, SAME_LOWER at the beginning.
+      pb = a.auto_pad == AutoPad::kSameUpper ? total / 2 : total - total / 2;
+      pe = total - pb;
+    }
+    MS_CHECK_ARG(out > 0, "output spatial dimension " + std::to_string(i) + " would be empty: input " + x.str() +
+                              ", kernel_shape " + join(a.kernel_shape) + ", stride " + std::to_string(s) +
+                              ", dilation " + std::to_string(d));
+    g->in[j] = in;
+    g->k[j] = k;
+    g->s[j] = s;
+    g->d[j] = d;
+    g->pb[j] = pb;
+    g->pe[j] = pe;
+    g->out[j] = out;
+  }
+  return Status::OK();
+}
+
+// Kernel taps [lo, hi) of a window starting at `start` that land inside [0, in).
+inline void taps(int64_t start, int64_t d, int64_t k, int64_t in, int64_t* lo, int64_t* hi) {
+  int64_t l = start >= 0 ? 0 : (-start + d - 1) / d;
+  int64_t h = in - start <= 0 ? 0 : std::min(k, (in - start + d - 1) / d);
+  *lo = std::min(l, h);
+  *hi = h;
+}
+
+// Taps of a window starting at `start` (>= -pad_begin) that land before in + pad_end.
+inline int64_t padded_taps(int64_t start, int64_t d, int64_t k, int64_t in, int64_t pe) {
+  const int64_t room = in + pe - start;
+  return room <= 0 ? 0 : std::min(k, (room + d - 1) / d);
+}
+
+template <class T>
+inline bool is_nan(T v) {
+  if constexpr (std::is_integral_v<T>) return false;
+  else return !(v == v);
+}
+
+template <class T>
+using AccOf = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+// One row of outputs (fixed plane, od, oh; all ow). NaN propagates into a max, as in numpy.
+template <PoolKind K, class T>
+void pool_row(const PoolAttrs& a, const PoolGeo& g, const T* src, int64_t plane, int64_t od, int64_t oh, T* dst,
+              int64_t* idx) {
+  const int64_t sd = od * g.s[0] - g.pb[0], sh = oh * g.s[1] - g.pb[1];
+  int64_t d_lo, d_hi, h_lo, h_hi;
+  taps(sd, g.d[0], g.k[0], g.in[0], &d_lo, &d_hi);
+  taps(sh, g.d[1], g.k[1], g.in[1], &h_lo, &h_hi);
+  const int64_t padded_dh = K == PoolKind::kAvg && a.count_include_pad
+                                ? padded_taps(sd, g.d[0], g.k[0], g.in[0], g.pe[0]) *
+                                      padded_taps(sh, g.d[1], g.k[1], g.in[1], g.pe[1])
+                                : 0;
+  for (int64_t ow = 0; ow < g.out[2]; ++ow) {
+    const int64_t sw = ow * g.s[2] - g.pb[2];
+    int64_t w_lo, w_hi;
+    taps(sw, g.d[2], g.k[2], g.in[2], &w_lo, &w_hi);
+    if constexpr (K == PoolKind::kMax) {
+      T best = std::numeric_limits<T>::lowest();
+      int64_t bd = -1, bh = 0, bw = 0;
+      for (int64_t kd = d_lo; kd < d_hi; ++kd) {
+        const int64_t id = sd + kd * g.d[0];
+        for (int64_t kh = h_lo; kh < h_hi; ++kh) {
+          const int64_t ih = sh + kh * g.d[1];
+          const T* row = src + (id * g.in[1] + ih) * g.in[2];
+          for (int64_t kw = w_lo; kw < w_hi; ++kw) {
+            const int64_t iw = sw + kw * g.d[2];
+            const T v = row[iw];
+            if (bd < 0 || v > best || (is_nan(v) && !is_nan(best))) {
+              best = v;
+              bd = id, bh = ih, bw = iw;
+            }
+          }
+        }
+      }
+      dst[ow] = best;
+      if (idx) {
+        int64_t flat = -1;  // a window entirely in padding has no element
+        if (bd >= 0) {
+          flat = a.col_major ? bd + (bh + bw * g.in[1]) * g.in[0] : (bd * g.in[1] + bh) * g.in[2] + bw;
+          flat += plane * g.in_size();
+        }
+        idx[ow] = flat;
+      }
+    } else {
+      using Acc = AccOf<T>;
+      Acc sum = 0;
+      for (int64_t kd = d_lo; kd < d_hi; ++kd) {
+        const int64_t id = sd + kd * g.d[0];
+        for (int64_t kh = h_lo; kh < h_hi; ++kh) {
+          const int64_t ih = sh + kh * g.d[1];
+          const T* row = src + (id * g.in[1] + ih) * g.in[2];
+          for (int64_t kw = w_lo; kw < w_hi; ++kw) sum += static_cast<Acc>(row[sw + kw * g.d[2]]);
+        }
+      }
+      const int64_t count = a.count_include_pad
+                                ? padded_dh * padded_taps(sw, g.d[2], g.k[2], g.in[2], g.pe[2])
+                                : (d_hi - d_lo) * (h_hi - h_lo) * (w_hi - w_lo);
+      dst[ow] = static_cast<T>(sum / static_cast<Acc>(count));
+    }
+  }
+}
+
+bool pool_dtype(PoolKind k, DType t, int opset) {
+  if (dtype_is_float(t)) return true;
+  return k == PoolKind::kMax && opset >= 12 && (t == DType::kInt8 || t == DType::kUInt8);
+}
+
+template <PoolKind K>
+class PoolKernel final : public Kernel {
+ public:
+  explicit PoolKernel(PoolAttrs a) : a_(std::move(a)) {}
+
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0), "missing input X");
+    const DType t = ctx.dtype(0);
+    if (!pool_dtype(K, t, ctx.node().opset)) {
+      const bool later = K == PoolKind::kMax && (t == DType::kInt8 || t == DType::kUInt8);
+      return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported" +
+                         (later ? " before opset 12" : ""));
+    }
+    PoolGeo g;
+    MS_RETURN_IF_ERROR(make_geo(a_, ctx.shape(0), &g));
+    const Shape& x = ctx.shape(0);
+    Shape out{x[0], x[1]};
+    const int sp = x.rank() - 2;
+    for (int i = 3 - sp; i < 3; ++i) out.push_back(g.out[i]);
+    ctx.set_output(0, t, out);
+    if (K == PoolKind::kMax && wants_indices(ctx.node())) ctx.set_output(1, DType::kInt64, out);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    PoolGeo g;
+    MS_RETURN_IF_ERROR(make_geo(a_, x.shape(), &g));
+    switch (x.dtype()) {
+      case DType::kFloat32: run<float>(ctx, g); return Status::OK();
+      case DType::kFloat64: run<double>(ctx, g); return Status::OK();
+      case DType::kFloat16: run<Eigen::half>(ctx, g); return Status::OK();
+      default: break;
+    }
+    if constexpr (K == PoolKind::kMax) {
+      if (x.dtype() == DType::kInt8) {
+        run<int8_t>(ctx, g);
+        return Status::OK();
+      }
+      if (x.dtype() == DType::kUInt8) {
+        run<uint8_t>(ctx, g);
+        return Status::OK();
+      }
+    }
+    return Unsupported(std::string("dtype ") + dtype_name(x.dtype()) + " is not supported");
+  }
+
+ private:
+  static bool wants_indices(const Node& n) { return n.outputs.size() > 1 && n.outputs[1] != kNoValue; }
+
+  template <class T>
+  void run(const ComputeContext& ctx, const PoolGeo& g) const {
+    const T* x = ctx.input(0).template data<T>();
+    T* y = ctx.output(0).template data<T>();
+    int64_t* ind = K == PoolKind::kMax && ctx.has_output(1) ? ctx.output(1).template data<int64_t>() : nullptr;
+    const int64_t IS = g.in_size(), OS = g.out_size();
+    const int64_t rows_per_plane = g.out[0] * g.out[1];
+    const int64_t rows = g.planes * rows_per_plane;
+    const int64_t row_cost = std::max<int64_t>(1, g.out[2] * g.k[0] * g.k[1] * g.k[2]);
+    ctx.pool().parallel_for(rows, std::max<int64_t>(1, 16384 / row_cost), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t plane = r / rows_per_plane, rr = r % rows_per_plane;
+        const int64_t od = rr / g.out[1], oh = rr % g.out[1];
+        const int64_t off = plane * OS + rr * g.out[2];
+        pool_row<K, T>(a_, g, x + plane * IS, plane, od, oh, y + off, ind ? ind + off : nullptr);
+      }
+    });
+  }
+
+  PoolAttrs a_;
+};
+
+// Shared parsing; `ceil`/`dil` say whether this op version has those attributes.
+StatusOr<PoolAttrs> parse_pool(const Node& n, bool ceil, bool dil) {
+  PoolAttrs a;
+  MS_ASSIGN_OR_RETURN(a.auto_pad, parse_auto_pad(n.attr_string("auto_pad", "NOTSET")));
+  a.kernel_shape = n.attr_ints("kernel_shape");
+  a.strides = n.attr_ints("strides");
+  a.pads = n.attr_ints("pads");
+  if (dil) a.dilations = n.attr_ints("dilations");
+  if (ceil) a.ceil_mode = n.attr_int("ceil_mode", 0) != 0;
+  const size_t sp = a.kernel_shape.size();
+  MS_CHECK_ARG(sp > 0, "the kernel_shape attribute is required");
+  if (sp > 3)
+    return Unsupported("only 1-D, 2-D and 3-D pooling is supported, kernel_shape is " + join(a.kernel_shape));
+  MS_CHECK_ARG(a.strides.empty() || a.strides.size() == sp,
+               "strides " + join(a.strides) + " must have " + std::to_string(sp) + " values");
+  MS_CHECK_ARG(a.dilations.empty() || a.dilations.size() == sp,
+               "dilations " + join(a.dilations) + " must have " + std::to_string(sp) + " values");
+  MS_CHECK_ARG(a.pads.empty() || a.pads.size() == 2 * sp,
+               "pads " + join(a.pads) + " must have " + std::to_string(2 * sp) + " values");
+  for (int64_t v : a.kernel_shape) MS_CHECK_ARG(v >= 1, "kernel_shape " + join(a.kernel_shape) + " must be positive");
+  for (int64_t v : a.strides) MS_CHECK_ARG(v >= 1, "strides " + join(a.strides) + " must be positive");
+  for (int64_t v : a.dilations) MS_CHECK_ARG(v >= 1, "dilations " + join(a.dilations) + " must be positive");
+  for (int64_t v : a.pads) MS_CHECK_ARG(v >= 0, "pads " + join(a.pads) + " must be non-negative");
+  return a;
+}
+
+class GlobalAvgPoolKernel final : public Kernel {
+ public:
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0), "missing input X");
+    const DType t = ctx.dtype(0);
+    if (!dtype_is_float(t)) return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
+    const Shape& x = ctx.shape(0);
+    MS_CHECK_ARG(x.rank() >= 2, "X must have rank >= 2 (N, C, spatial...), got shape " + x.str());
+    Shape out = x;
+    for (int i = 2; i < out.rank(); ++i) out[i] = 1;
+    ctx.set_output(0, t, out);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    MS_SWITCH_FLOAT(x.dtype(), T, return Unsupported(std::string("dtype ") + dtype_name(x.dtype())),
+                    run<T>(ctx, x));
+    return Status::OK();
+  }
+
+ private:
+  template <class T>
+  static void run(const ComputeContext& ctx, const Tensor& xt) {
+    using Acc = AccOf<T>;
+    const Shape& s = xt.shape();
+    const int64_t planes = s[0] * s[1], len = s.prod(2, s.rank());
+    const T* x = xt.data<T>();
+    T* y = ctx.output(0).data<T>();
+    ctx.pool().parallel_for(planes, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, len)),
+                            [&](int64_t b, int64_t e) {
+      for (int64_t p = b; p < e; ++p) {
+        Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> v(x + p * len, len);
+        const Acc sum = len ? v.template cast<Acc>().sum() : Acc(0);
+        y[p] = static_cast<T>(sum / static_cast<Acc>(len));  // an empty plane averages to NaN
+      }
+    });
+  }
+};
+
+}  // namespace
+
+StatusOr<KernelPtr> create_onnx_MaxPool(const Node& n, const KernelInit&) {
+  MS_ASSIGN_OR_RETURN(PoolAttrs a, parse_pool(n, n.opset >= 10, n.opset >= 10));
+  const int64_t order = n.opset >= 8 ? n.attr_int("storage_order", 0) : 0;
+  MS_CHECK_ARG(order == 0 || order == 1, "storage_order must be 0 or 1, got " + std::to_string(order));
+  a.col_major = order == 1;
+  return KernelPtr(new PoolKernel<PoolKind::kMax>(std::move(a)));
+}
+
+StatusOr<KernelPtr> create_onnx_AveragePool(const Node& n, const KernelInit&) {
+  MS_ASSIGN_OR_RETURN(PoolAttrs a, parse_pool(n, n.opset >= 10, n.opset >= 19));
+  a.count_include_pad = n.attr_int("count_include_pad", 0) != 0;
+  return KernelPtr(new PoolKernel<PoolKind::kAvg>(std::move(a)));
+}
+
+StatusOr<KernelPtr> create_onnx_GlobalAveragePool(const Node&, const KernelInit&) {
+  return KernelPtr(new GlobalAvgPoolKernel());
+}
+
+}  // namespace mserve

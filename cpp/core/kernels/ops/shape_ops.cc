@@ -1,0 +1,467 @@
+// Flatten, Reshape, Transpose, Unsqueeze, Squeeze, Identity, Shape.
+//
+// All of these work for every dtype: they only move bytes. Shape-changing views copy the input
+// bytes into the preallocated output (outputs never alias inputs). Negative axes are accepted
+// at every opset (the spec allows them from opset 11; earlier models that use them are
+// invalid, but their meaning is unambiguous).
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/exec/thread_pool.h"
+#include "core/kernels/common.h"
+#include "core/kernels/registry.h"
+
+namespace mserve {
+namespace {
+
+std::string ints_str(const std::vector<int64_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+// ---------------------------------------------------------------------------------- Flatten
+
+class FlattenKernel final : public Kernel {
+ public:
+  explicit FlattenKernel(int64_t axis) : axis_(axis) {}
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0), "needs an input");
+    const Shape& s = ctx.shape(0);
+    const int r = s.rank();
+    // Unlike most axes, Flatten's axis may equal the rank (everything goes to the first dim).
+    const int64_t a = axis_ < 0 ? axis_ + r : axis_;
+    if (a < 0 || a > r)
+      return InvalidArgument("axis " + std::to_string(axis_) + " is out of range for rank " + std::to_string(r));
+    const int ai = static_cast<int>(a);
+    ctx.set_output(0, ctx.dtype(0), Shape{s.prod(0, ai), s.prod(ai, r)});
+    return Status::OK();
+  }
+  Status compute(const ComputeContext& ctx) const override { return copy_input_to_output(ctx); }
+
+ private:
+  int64_t axis_;
+};
+
+// ---------------------------------------------------------------------------------- Reshape
+
+class ReshapeKernel final : public Kernel {
+ public:
+  explicit ReshapeKernel(bool allowzero) : allowzero_(allowzero) {}
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs data and shape inputs");
+    const Tensor* st = ctx.value(1);
+    if (!st) return ctx.need_value();
+    MS_ASSIGN_OR_RETURN(std::vector<int64_t> req, read_ints(*st, "shape"));
+    if (!Shape::fits(req.size()))
+      return Unsupported("target rank " + std::to_string(req.size()) + " exceeds the maximum " +
+                         std::to_string(Shape::kMaxRank));
+    const Shape& in = ctx.shape(0);
+    Shape out;
+    int infer_at = -1;
+    bool has_zero = false;
+    for (size_t i = 0; i < req.size(); ++i) {
+      int64_t d = req[i];
+      if (d == -1) {
+        if (infer_at >= 0) return InvalidArgument("shape " + ints_str(req) + " has more than one -1");
+        infer_at = static_cast<int>(i);
+        d = 1;  // placeholder, replaced below
+      } else if (d < -1) {
+        return InvalidArgument("shape " + ints_str(req) + " has invalid dimension " + std::to_string(d));
+      } else if (d == 0) {
+        if (allowzero_) {
+          has_zero = true;
+        } else {
+          if (static_cast<int>(i) >= in.rank())
+            return InvalidArgument("shape " + ints_str(req) + " copies dimension " + std::to_string(i) +
+                                   " (0) which input shape " + in.str() + " does not have");
+          d = in[static_cast<int>(i)];
+        }
+      }
+      out.push_back(d);
+    }
+    if (allowzero_ && has_zero && infer_at >= 0)
+      return InvalidArgument("shape " + ints_str(req) + " has both 0 and -1 while allowzero=1");
+    const int64_t total = in.numel();
+    if (infer_at >= 0) {
+      const int64_t known = out.numel();  // the placeholder counts as 1
+      if (known == 0 || total % known != 0)
+        return InvalidArgument("cannot reshape input of shape " + in.str() + " to " + ints_str(req));
+      out[infer_at] = total / known;
+    }
+    if (out.numel() != total)
+      return InvalidArgument("cannot reshape input of shape " + in.str() + " (" + std::to_string(total) +
+                             " elements) to " + out.str());
+    ctx.set_output(0, ctx.dtype(0), out);
+    return Status::OK();
+  }
+  Status compute(const ComputeContext& ctx) const override { return copy_input_to_output(ctx); }
+
+ private:
+  bool allowzero_;
+};
+
+// -------------------------------------------------------------------------------- Transpose
+
+// Copies rows of `len` units of U from a strided source to a contiguous destination, walking
+// the leading `nd` dims (sizes `dims`, source strides `st`, in units) as an odometer.
+template <class U>
+void transpose_walk(const U* src, U* dst, int nd, const int64_t* dims, const int64_t* st, int64_t len,
+                    int64_t lstride, ThreadPool& pool) {
+  int64_t rows = 1;
+  for (int d = 0; d < nd; ++d) rows *= dims[d];
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(len, 1));
+  pool.parallel_for(rows, grain, [&](int64_t b, int64_t e) {
+    int64_t idx[Shape::kMaxRank];
+    int64_t off = 0, rem = b;
+    for (int d = nd - 1; d >= 0; --d) {
+      idx[d] = rem % dims[d];
+      rem /= dims[d];
+      off += idx[d] * st[d];
+    }
+    U* out = dst + b * len;
+    for (int64_t q = b; q < e; ++q) {
+      const U* in = src + off;
+      if (lstride == 1) {
+        std::memcpy(out, in, static_cast<size_t>(len) * sizeof(U));
+      } else {
+        for (int64_t i = 0; i < len; ++i) out[i] = in[i * lstride];
+      }
+      out += len;
+      for (int d = nd - 1; d >= 0; --d) {
+        off += st[d];
+        if (++idx[d] < dims[d]) break;
+        off -= idx[d] * st[d];
+        idx[d] = 0;
+      }
+    }
+  });
+}
+
+// A unit of `N` opaque bytes, for contiguous blocks whose size isn't a machine word.
+template <size_t N>
+struct Bytes {
+  unsigned char b[N];
+};
+
+// Same as transpose_walk, for a unit of `unit` bytes not matching a builtin type.
+void transpose_walk_bytes(const char* src, char* dst, int nd, const int64_t* dims, const int64_t* st,
+                          int64_t len, int64_t lstride, size_t unit, ThreadPool& pool) {
+  int64_t rows = 1;
+  for (int d = 0; d < nd; ++d) rows *= dims[d];
+  const int64_t row_bytes = len * static_cast<int64_t>(unit);
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(row_bytes, 1));
+  pool.parallel_for(rows, grain, [&](int64_t b, int64_t e) {
+    int64_t idx[Shape::kMaxRank];
+    int64_t off = 0, rem = b;
+    for (int d = nd - 1; d >= 0; --d) {
+      idx[d] = rem % dims[d];
+      rem /= dims[d];
+      off += idx[d] * st[d];
+    }
+    char* out = dst + b * row_bytes;
+    for (int64_t q = b; q < e; ++q) {
+      const char* in = src + off * static_cast<int64_t>(unit);
+      for (int64_t i = 0; i < len; ++i)
+        std::memcpy(out + i * static_cast<int64_t>(unit), in + i * lstride * static_cast<int64_t>(unit), unit);
+      out += row_bytes;
+      for (int d = nd - 1; d >= 0; --d) {
+        off += st[d];
+        if (++idx[d] < dims[d]) break;
+        off -= idx[d] * st[d];
+        idx[d] = 0;
+      }
+    }
+  });
+}
+
+class TransposeKernel final : public Kernel {
+ public:
+  explicit TransposeKernel(std::vector<int64_t> perm) : perm_(std::move(perm)) {}
+
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0), "needs an input");
+    const Shape& s = ctx.shape(0);
+    const int r = s.rank();
+    if (!perm_.empty()) {
+      if (static_cast<int>(perm_.size()) != r)
+        return InvalidArgument("perm " + ints_str(perm_) + " has " + std::to_string(perm_.size()) +
+                               " entries for an input of rank " + std::to_string(r));
+      bool seen[Shape::kMaxRank] = {};
+      for (int64_t p : perm_) {
+        if (p < 0 || p >= r || seen[p]) return InvalidArgument("perm " + ints_str(perm_) + " is not a permutation");
+        seen[p] = true;
+      }
+    }
+    int perm[Shape::kMaxRank];
+    fill_perm(r, perm);
+    Shape out;
+    for (int i = 0; i < r; ++i) out.push_back(s[perm[i]]);
+    ctx.set_output(0, ctx.dtype(0), out);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor& in = ctx.input(0);
+    Tensor& out = ctx.output(0);
+    if (in.numel() == 0) return Status::OK();
+    const int r = in.rank();
+    int perm[Shape::kMaxRank];
+    fill_perm(r, perm);
+
+    // Simplify: drop size-1 input dims, then merge output-adjacent dims that are also adjacent
+    // (in the same order) in the input. Often turns e.g. NCHW->NHWC into a 3-D problem.
+    int newpos[Shape::kMaxRank];
+    int n = 0;
+    for (int d = 0; d < r; ++d) newpos[d] = in.dim(d) == 1 ? -1 : n++;
+    int p[Shape::kMaxRank];
+    int m = 0;
+    for (int i = 0; i < r; ++i)
+      if (newpos[perm[i]] >= 0) p[m++] = newpos[perm[i]];
+    int64_t sdims[Shape::kMaxRank];
+    for (int d = 0; d < r; ++d)
+      if (newpos[d] >= 0) sdims[newpos[d]] = in.dim(d);
+    // Groups of output positions: group g starts at input dim gstart[g], spans glen[g] dims.
+    int gstart[Shape::kMaxRank], glen[Shape::kMaxRank];
+    int ng = 0;
+    for (int i = 0; i < m; ++i) {
+      if (ng > 0 && p[i] == gstart[ng - 1] + glen[ng - 1]) {
+        ++glen[ng - 1];
+      } else {
+        gstart[ng] = p[i];
+        glen[ng] = 1;
+        ++ng;
+      }
+    }
+    const size_t esize = dtype_size(in.dtype());
+    bool identity = true;
+    for (int g = 1; g < ng; ++g) identity = identity && gstart[g] > gstart[g - 1];
+    if (identity) return copy_input_to_output(ctx);  // order preserved: same bytes
+
+    // Input stride (elements) of each group: product of input dims after the group's last dim.
+    int64_t gdim[Shape::kMaxRank], gstride[Shape::kMaxRank];
+    for (int g = 0; g < ng; ++g) {
+      gdim[g] = 1;
+      for (int k = 0; k < glen[g]; ++k) gdim[g] *= sdims[gstart[g] + k];
+      gstride[g] = 1;
+      for (int d = gstart[g] + glen[g]; d < n; ++d) gstride[g] *= sdims[d];
+    }
+    // When the last output group is the input's innermost (stride 1), whole runs of it are
+    // contiguous on both sides: treat each as one unit.
+    size_t unit = esize;
+    int nd = ng;
+    if (gstride[ng - 1] == 1) {
+      unit = esize * static_cast<size_t>(gdim[ng - 1]);
+      nd = ng - 1;
+      for (int g = 0; g < nd; ++g) gstride[g] /= gdim[ng - 1];
+    }
+    // Rows run along the last remaining dim.
+    const int64_t len = gdim[nd - 1], lstride = gstride[nd - 1];
+    const char* src = static_cast<const char*>(in.raw());
+    char* dst = static_cast<char*>(out.raw());
+    ThreadPool& pool = ctx.pool();
+    switch (unit) {
+      case 1: transpose_walk(reinterpret_cast<const uint8_t*>(src), reinterpret_cast<uint8_t*>(dst), nd - 1, gdim, gstride, len, lstride, pool); break;
+      case 2: transpose_walk(reinterpret_cast<const uint16_t*>(src), reinterpret_cast<uint16_t*>(dst), nd - 1, gdim, gstride, len, lstride, pool); break;
+      case 4: transpose_walk(reinterpret_cast<const uint32_t*>(src), reinterpret_cast<uint32_t*>(dst), nd - 1, gdim, gstride, len, lstride, pool); break;
+      case 8: transpose_walk(reinterpret_cast<const uint64_t*>(src), reinterpret_cast<uint64_t*>(dst), nd - 1, gdim, gstride, len, lstride, pool); break;
+      case 16: transpose_walk(reinterpret_cast<const Bytes<16>*>(src), reinterpret_cast<Bytes<16>*>(dst), nd - 1, gdim, gstride, len, lstride, pool); break;
+      default: transpose_walk_bytes(src, dst, nd - 1, gdim, gstride, len, lstride, unit, pool); break;
+    }
+    return Status::OK();
+  }
+
+ private:
+  void fill_perm(int r, int* perm) const {
+    for (int i = 0; i < r; ++i) perm[i] = perm_.empty() ? r - 1 - i : static_cast<int>(perm_[i]);
+  }
+  std::vector<int64_t> perm_;  // empty: reverse the dims
+};
+
+// ----------------------------------------------------------------------- Unsqueeze / Squeeze
+
+// Where the axes come from: the `axes` attribute before opset 13, input 1 from 13 on.
+struct AxesSource {
+  bool from_input = false;
+  bool present = false;  // attribute given (only meaningful when !from_input)
+  std::vector<int64_t> attr;
+};
+
+AxesSource axes_source(const Node& node) {
+  AxesSource a;
+  a.from_input = node.opset >= 13;
+  if (!a.from_input && node.attr("axes")) {
+    a.present = true;
+    a.attr = node.attr_ints("axes");
+  }
+  return a;
+}
+
+class UnsqueezeKernel final : public Kernel {
+ public:
+  explicit UnsqueezeKernel(AxesSource src) : src_(std::move(src)) {}
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0), "needs a data input");
+    std::vector<int64_t> axes;
+    if (src_.from_input) {
+      MS_CHECK_ARG(ctx.has_input(1), "needs an axes input (opset 13+)");
+      const Tensor* t = ctx.value(1);
+      if (!t) return ctx.need_value();
+      MS_ASSIGN_OR_RETURN(axes, read_ints(*t, "axes"));
+    } else {
+      MS_CHECK_ARG(src_.present, "attribute 'axes' is required");
+      axes = src_.attr;
+    }
+    const Shape& in = ctx.shape(0);
+    const size_t out_rank = static_cast<size_t>(in.rank()) + axes.size();
+    if (!Shape::fits(out_rank))
+      return Unsupported("output rank " + std::to_string(out_rank) + " exceeds the maximum " +
+                         std::to_string(Shape::kMaxRank));
+    const int r = static_cast<int>(out_rank);
+    bool inserted[Shape::kMaxRank] = {};
+    for (int64_t a : axes) {
+      auto na = normalize_axis(a, r);
+      if (!na.ok()) return na.status();
+      if (inserted[na.value()]) return InvalidArgument("axes " + ints_str(axes) + " repeat an axis");
+      inserted[na.value()] = true;
+    }
+    Shape out;
+    for (int i = 0, j = 0; i < r; ++i) out.push_back(inserted[i] ? 1 : in[j++]);
+    ctx.set_output(0, ctx.dtype(0), out);
+    return Status::OK();
+  }
+  Status compute(const ComputeContext& ctx) const override { return copy_input_to_output(ctx); }
+
+ private:
+  AxesSource src_;
+};
+
+class SqueezeKernel final : public Kernel {
+ public:
+  explicit SqueezeKernel(AxesSource src) : src_(std::move(src)) {}
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0), "needs a data input");
+    std::vector<int64_t> axes;
+    if (src_.from_input) {
+      if (ctx.has_input(1)) {
+        const Tensor* t = ctx.value(1);
+        if (!t) return ctx.need_value();
+        MS_ASSIGN_OR_RETURN(axes, read_ints(*t, "axes"));
+      }
+    } else {
+      axes = src_.attr;
+    }
+    const Shape& in = ctx.shape(0);
+    const int r = in.rank();
+    bool drop[Shape::kMaxRank] = {};
+    if (axes.empty()) {
+      for (int i = 0; i < r; ++i) drop[i] = in[i] == 1;
+    } else {
+      for (int64_t a : axes) {
+        MS_ASSIGN_OR_RETURN(int na, normalize_axis(a, r));
+        if (drop[na]) return InvalidArgument("axes " + ints_str(axes) + " repeat an axis");
+        if (in[na] != 1)
+          return InvalidArgument("cannot squeeze axis " + std::to_string(a) + " of shape " + in.str() +
+                                 ": its size is not 1");
+        drop[na] = true;
+      }
+    }
+    Shape out;
+    for (int i = 0; i < r; ++i)
+      if (!drop[i]) out.push_back(in[i]);
+    ctx.set_output(0, ctx.dtype(0), out);
+    return Status::OK();
+  }
+  Status compute(const ComputeContext& ctx) const override { return copy_input_to_output(ctx); }
+
+ private:
+  AxesSource src_;
+};
+
+// --------------------------------------------------------------------------------- Identity
+
+class IdentityKernel final : public Kernel {
+ public:
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0), "needs an input");
+    ctx.set_output(0, ctx.dtype(0), ctx.shape(0));
+    return Status::OK();
+  }
+  Status compute(const ComputeContext& ctx) const override { return copy_input_to_output(ctx); }
+};
+
+// ------------------------------------------------------------------------------------ Shape
+
+class ShapeKernel final : public Kernel {
+ public:
+  ShapeKernel(bool has_end, int64_t start, int64_t end) : has_end_(has_end), start_(start), end_(end) {}
+  bool reads_input_data() const override { return false; }
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0), "needs an input");
+    int b, e;
+    range(ctx.shape(0).rank(), &b, &e);
+    ctx.set_output(0, DType::kInt64, Shape{e - b});
+    return Status::OK();
+  }
+  Status compute(const ComputeContext& ctx) const override {
+    const Shape& s = ctx.input(0).shape();
+    int b, e;
+    range(s.rank(), &b, &e);
+    int64_t* out = ctx.output(0).data<int64_t>();
+    for (int i = b; i < e; ++i) out[i - b] = s[i];
+    return Status::OK();
+  }
+
+ private:
+  // [b, e) of the dims to report: negative bounds count from the end, then both are clamped
+  // to [0, rank]; an empty range when b >= e.
+  void range(int r, int* b, int* e) const {
+    auto clamp = [r](int64_t v) {
+      if (v < 0) v += r;
+      return static_cast<int>(std::min<int64_t>(std::max<int64_t>(v, 0), r));
+    };
+    *b = clamp(start_);
+    *e = has_end_ ? clamp(end_) : r;
+    if (*e < *b) *e = *b;
+  }
+  bool has_end_;
+  int64_t start_, end_;
+};
+
+}  // namespace
+
+StatusOr<KernelPtr> create_onnx_Flatten(const Node& node, const KernelInit&) {
+  return KernelPtr(new FlattenKernel(node.attr_int("axis", 1)));
+}
+
+StatusOr<KernelPtr> create_onnx_Reshape(const Node& node, const KernelInit&) {
+  // allowzero appeared in opset 14; earlier models never set it.
+  const bool allowzero = node.opset >= 14 && node.attr_int("allowzero", 0) != 0;
+  return KernelPtr(new ReshapeKernel(allowzero));
+}
+
+StatusOr<KernelPtr> create_onnx_Transpose(const Node& node, const KernelInit&) {
+  return KernelPtr(new TransposeKernel(node.attr_ints("perm")));
+}
+
+StatusOr<KernelPtr> create_onnx_Unsqueeze(const Node& node, const KernelInit&) {
+  return KernelPtr(new UnsqueezeKernel(axes_source(node)));
+}
+
+StatusOr<KernelPtr> create_onnx_Squeeze(const Node& node, const KernelInit&) {
+  return KernelPtr(new SqueezeKernel(axes_source(node)));
+}
+
+StatusOr<KernelPtr> create_onnx_Identity(const Node&, const KernelInit&) {
+  return KernelPtr(new IdentityKernel());
+}
+
+StatusOr<KernelPtr> create_onnx_Shape(const Node& node, const KernelInit&) {
+  // start/end appeared in opset 15.
+  if (node.opset < 15) return KernelPtr(new ShapeKernel(false, 0, 0));
+  return KernelPtr(new ShapeKernel(node.attr("end") != nullptr, node.attr_int("start", 0), node.attr_int("end", 0)));
+}
+
+}  // namespace mserve

@@ -1,0 +1,30 @@
+// Kernel registry, generated from op_list.inc.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/kernels/kernel.h"
+
+namespace mserve {
+
+#define MS_OP(DOMID, DOMAIN, NAME, SINCE, FAMILY) \
+  StatusOr<KernelPtr> create_##DOMID##_##NAME(const Node& node, const KernelInit& init);
+#include "core/kernels/op_list.inc"
+#undef MS_OP
+
+// The newest opset version of the default domain whose semantics this runtime knows.
+constexpr int64_t kMaxOnnxOpset = 28;
+
+struct OpInfo {
+  const char* domain;
+  const char* name;
+  int since;  // first opset version supported
+  const char* family;
+};
+
+const std::vector<OpInfo>& all_ops();
+
+// Creates the kernel for `node`. Unsupported when the op (or its opset) isn't in the list.
+StatusOr<KernelPtr> create_kernel(const Node& node, const KernelInit& init);
+
+}  // namespace mserve

@@ -1,0 +1,393 @@
+#include "core/onnx/loader.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <map>
+#include <set>
+
+#include <onnx/onnx_pb.h>
+
+#include "core/kernels/registry.h"  // kMaxOnnxOpset
+
+namespace mserve {
+namespace {
+
+// A read-only file mapping, shared by every tensor that views it.
+class Mapping {
+ public:
+  static StatusOr<std::shared_ptr<Mapping>> open(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return LoadError("cannot open '" + path + "': " + std::strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd);
+      return LoadError("'" + path + "' is not a regular file");
+    }
+    auto m = std::make_shared<Mapping>();
+    m->size_ = static_cast<size_t>(st.st_size);
+    if (m->size_ > 0) {
+      void* p = mmap(nullptr, m->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (p == MAP_FAILED) {
+        ::close(fd);
+        return LoadError("cannot map '" + path + "': " + std::strerror(errno));
+      }
+      m->data_ = p;
+    }
+    ::close(fd);
+    return m;
+  }
+  ~Mapping() {
+    if (data_) munmap(data_, size_);
+  }
+  const char* data() const { return static_cast<const char*>(data_); }
+  size_t size() const { return size_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+StatusOr<DType> map_dtype(int32_t t) {
+  using TP = onnx::TensorProto;
+  switch (t) {
+    case TP::FLOAT: return DType::kFloat32;
+    case TP::DOUBLE: return DType::kFloat64;
+    case TP::FLOAT16: return DType::kFloat16;
+    case TP::INT8: return DType::kInt8;
+    case TP::INT16: return DType::kInt16;
+    case TP::INT32: return DType::kInt32;
+    case TP::INT64: return DType::kInt64;
+    case TP::UINT8: return DType::kUInt8;
+    case TP::UINT16: return DType::kUInt16;
+    case TP::UINT32: return DType::kUInt32;
+    case TP::UINT64: return DType::kUInt64;
+    case TP::BOOL: return DType::kBool;
+    case TP::STRING: return Unsupported("string tensors are not supported");
+    case TP::BFLOAT16: return Unsupported("bfloat16 tensors are not supported");
+    case TP::COMPLEX64: case TP::COMPLEX128: return Unsupported("complex tensors are not supported");
+    default: return Unsupported("tensor element type " + std::to_string(t) + " is not supported");
+  }
+}
+
+// Real path of `p`, or empty when it doesn't resolve.
+std::string real_path(const std::string& p) {
+  char buf[PATH_MAX];
+  return ::realpath(p.c_str(), buf) ? std::string(buf) : std::string();
+}
+
+class Converter {
+ public:
+  Converter(std::shared_ptr<onnx::ModelProto> model, std::string base_dir)
+      : model_(std::move(model)), base_dir_(std::move(base_dir)) {}
+
+  StatusOr<Graph> run() {
+    const auto& m = *model_;
+    if (!m.has_ir_version() || !m.has_graph())
+      return LoadError("not an ONNX model: the file parsed, but has no IR version or no graph");
+    if (m.ir_version() > kMaxIrVersion)
+      return LoadError("IR version " + std::to_string(m.ir_version()) + " is newer than the newest "
+                       "supported (" + std::to_string(kMaxIrVersion) + "); upgrade mserve or "
+                       "export with an older IR version");
+    g_.ir_version = m.ir_version();
+    g_.producer = m.producer_name() + (m.producer_version().empty() ? "" : " " + m.producer_version());
+    for (const auto& op : m.opset_import()) {
+      std::string dom = op.domain() == "ai.onnx" ? "" : op.domain();
+      g_.opsets[dom] = op.version();
+    }
+    if (m.opset_import_size() == 0) g_.opsets[""] = 1;  // IR < 3 models: implied opset 1
+    auto it = g_.opsets.find("");
+    if (it != g_.opsets.end() && it->second > kMaxOnnxOpset)
+      return Unsupported("the model imports ONNX opset " + std::to_string(it->second) +
+                         "; the newest supported is " + std::to_string(kMaxOnnxOpset));
+    MS_RETURN_IF_ERROR(convert_graph(m.graph()));
+    return std::move(g_);
+  }
+
+ private:
+  int value_id(const std::string& name) {
+    auto it = ids_.find(name);
+    if (it != ids_.end()) return it->second;
+    int id = static_cast<int>(g_.values.size());
+    g_.values.push_back(Value{name, DType::kUndefined, false, {}});
+    ids_.emplace(name, id);
+    return id;
+  }
+
+  Status convert_value_info(const onnx::ValueInfoProto& vi, Value& v) {
+    if (!vi.type().has_tensor_type())
+      return Unsupported("'" + vi.name() + "' is not a tensor (sequence, map and optional types "
+                         "are not supported)");
+    const auto& tt = vi.type().tensor_type();
+    auto dt = map_dtype(tt.elem_type());
+    if (!dt.ok()) return dt.status().with_context("'" + vi.name() + "': ");
+    v.dtype = dt.value();
+    if (tt.has_shape()) {
+      v.has_shape = true;
+      v.dims.clear();
+      for (const auto& d : tt.shape().dim()) {
+        Dim dim;
+        if (d.has_dim_value() && d.dim_value() >= 0) dim.value = d.dim_value();
+        else dim.symbol = d.dim_param();
+        v.dims.push_back(dim);
+      }
+    }
+    return Status::OK();
+  }
+
+  Status convert_graph(const onnx::GraphProto& gp) {
+    std::set<std::string> init_names;
+    for (const auto& t : gp.initializer()) {
+      if (t.name().empty()) return LoadError("an initializer has no name");
+      if (!init_names.insert(t.name()).second)
+        return LoadError("initializer '" + t.name() + "' is defined twice");
+      MS_ASSIGN_OR_RETURN(Tensor tensor, convert_tensor(t));
+      g_.initializers[value_id(t.name())] = std::move(tensor);
+    }
+    if (gp.sparse_initializer_size() > 0) return Unsupported("sparse initializers are not supported");
+    for (const auto& vi : gp.input()) {
+      int id = value_id(vi.name());
+      if (init_names.count(vi.name())) continue;  // an input with a default: treated as constant
+      MS_RETURN_IF_ERROR(convert_value_info(vi, g_.values[id]));
+      g_.inputs.push_back(id);
+    }
+    std::set<int> produced(g_.inputs.begin(), g_.inputs.end());
+    for (auto& [id, t] : g_.initializers) produced.insert(id);
+
+    int index = 0;
+    for (const auto& np : gp.node()) {
+      Node n;
+      n.name = np.name().empty() ? "#" + std::to_string(index) : np.name();
+      ++index;
+      n.op_type = np.op_type();
+      n.domain = np.domain() == "ai.onnx" ? "" : np.domain();
+      auto op = g_.opsets.find(n.domain);
+      n.opset = op == g_.opsets.end() ? 0 : static_cast<int>(op->second);
+      for (const auto& in : np.input()) n.inputs.push_back(in.empty() ? kNoValue : value_id(in));
+      for (const auto& out : np.output()) {
+        if (out.empty()) {
+          n.outputs.push_back(kNoValue);
+          continue;
+        }
+        int id = value_id(out);
+        if (!produced.insert(id).second)
+          return LoadError(n.where() + "output '" + out + "' is already defined elsewhere");
+        n.outputs.push_back(id);
+      }
+      Status st = convert_attributes(np, n);
+      if (st.code() == Code::kUnsupported) n.unsupported = st.message();
+      else MS_RETURN_IF_ERROR(st.with_context(n.where()));
+      g_.nodes.push_back(std::move(n));
+    }
+    for (const auto& n : g_.nodes)
+      for (int in : n.inputs)
+        if (in != kNoValue && !produced.count(in))
+          return LoadError(n.where() + "input '" + g_.values[in].name + "' is not produced by any "
+                           "node, initializer or graph input (truncated or inconsistent model?)");
+    for (const auto& vi : gp.output()) {
+      int id = value_id(vi.name());
+      if (!produced.count(id))
+        return LoadError("graph output '" + vi.name() + "' is not produced by any node, "
+                         "initializer or graph input (truncated or inconsistent model?)");
+      MS_RETURN_IF_ERROR(convert_value_info(vi, g_.values[id]).with_context("graph output: "));
+      g_.outputs.push_back(id);
+    }
+    if (g_.outputs.empty()) return LoadError("the graph has no outputs");
+    return Status::OK();
+  }
+  Status convert_attributes(const onnx::NodeProto& np, Node& n) {
+    using AP = onnx::AttributeProto;
+    for (const auto& a : np.attribute()) {
+      if (!a.ref_attr_name().empty()) return Unsupported("attribute references are not supported");
+      Attribute at;
+      switch (a.type()) {
+        case AP::FLOAT: at.kind = Attribute::Kind::kFloat; at.f = a.f(); break;
+        case AP::INT: at.kind = Attribute::Kind::kInt; at.i = a.i(); break;
+        case AP::STRING: at.kind = Attribute::Kind::kString; at.s = a.s(); break;
+        case AP::FLOATS:
+          at.kind = Attribute::Kind::kFloats;
+          at.floats.assign(a.floats().begin(), a.floats().end());
+          break;
+        case AP::INTS:
+          at.kind = Attribute::Kind::kInts;
+          at.ints.assign(a.ints().begin(), a.ints().end());
+          break;
+        case AP::STRINGS:
+          at.kind = Attribute::Kind::kStrings;
+          at.strings.assign(a.strings().begin(), a.strings().end());
+          break;
+        case AP::TENSOR: {
+          at.kind = Attribute::Kind::kTensor;
+          auto t = convert_tensor(a.t());
+          if (!t.ok()) return t.status().with_context("attribute '" + a.name() + "': ");
+          at.t = std::move(t).value();
+          break;
+        }
+        case AP::GRAPH: case AP::GRAPHS:
+          return Unsupported("subgraph attribute '" + a.name() + "' (control flow) is not supported");
+        default:
+          return Unsupported("attribute '" + a.name() + "' has an unsupported type");
+      }
+      n.attrs[a.name()] = std::move(at);
+    }
+    return Status::OK();
+  }
+
+  StatusOr<Tensor> convert_tensor(const onnx::TensorProto& t) {
+    const std::string what = "tensor '" + t.name() + "': ";
+    auto dt = map_dtype(t.data_type());
+    if (!dt.ok()) return dt.status().with_context(what);
+    DType dtype = dt.value();
+    if (!Shape::fits(t.dims_size()))
+      return Unsupported(what + "rank " + std::to_string(t.dims_size()) + " exceeds the maximum " +
+                         std::to_string(Shape::kMaxRank));
+    Shape shape;
+    for (int64_t d : t.dims()) {
+      if (d < 0) return LoadError(what + "negative dimension");
+      shape.push_back(d);
+    }
+    auto bytes_or = aligned_bytes(dtype, shape);
+    if (!bytes_or.ok()) return LoadError(what + bytes_or.status().message());
+    const size_t esize = dtype_size(dtype);
+    const size_t nbytes = static_cast<size_t>(shape.numel()) * esize;
+
+    if (t.data_location() == onnx::TensorProto::EXTERNAL) return external_tensor(t, dtype, shape);
+    if (t.has_raw_data()) {
+      const std::string& raw = t.raw_data();
+      if (raw.size() != nbytes)
+        return LoadError(what + "raw data holds " + std::to_string(raw.size()) + " bytes, the shape " +
+                         shape.str() + " needs " + std::to_string(nbytes) + " (missing or truncated data)");
+      void* p = const_cast<char*>(raw.data());
+      if (reinterpret_cast<uintptr_t>(p) % esize == 0) {
+        // In place: the tensor views the parsed protobuf's bytes, which it keeps alive.
+        auto buf = Buffer::borrow(p, nbytes, model_);
+        return Tensor(dtype, shape, std::move(buf), p);
+      }
+      MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(dtype, shape));
+      std::memcpy(out.raw(), raw.data(), nbytes);
+      return out;
+    }
+    MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(dtype, shape));
+    const int64_t n = shape.numel();
+    auto check = [&](int64_t have) -> Status {
+      if (have == n) return Status::OK();
+      return LoadError(what + "holds " + std::to_string(have) + " values, the shape " + shape.str() +
+                       " needs " + std::to_string(n) + " (missing initializer data)");
+    };
+    switch (dtype) {
+      case DType::kFloat32:
+        MS_RETURN_IF_ERROR(check(t.float_data_size()));
+        std::copy(t.float_data().begin(), t.float_data().end(), out.data<float>());
+        break;
+      case DType::kFloat64:
+        MS_RETURN_IF_ERROR(check(t.double_data_size()));
+        std::copy(t.double_data().begin(), t.double_data().end(), out.data<double>());
+        break;
+      case DType::kInt64:
+        MS_RETURN_IF_ERROR(check(t.int64_data_size()));
+        std::copy(t.int64_data().begin(), t.int64_data().end(), out.data<int64_t>());
+        break;
+      case DType::kUInt32: case DType::kUInt64:
+        MS_RETURN_IF_ERROR(check(t.uint64_data_size()));
+        for (int64_t i = 0; i < n; ++i) {
+          if (dtype == DType::kUInt32) out.data<uint32_t>()[i] = static_cast<uint32_t>(t.uint64_data(i));
+          else out.data<uint64_t>()[i] = t.uint64_data(i);
+        }
+        break;
+      case DType::kFloat16:
+        MS_RETURN_IF_ERROR(check(t.int32_data_size()));
+        for (int64_t i = 0; i < n; ++i)
+          out.data<uint16_t>()[i] = static_cast<uint16_t>(t.int32_data(i));
+        break;
+      default:  // int8/16/32, uint8/16, bool travel in int32_data
+        MS_RETURN_IF_ERROR(check(t.int32_data_size()));
+        MS_SWITCH_ALL(dtype, T, return Internal("unexpected dtype"),
+                      for (int64_t i = 0; i < n; ++i) out.data<T>()[i] = static_cast<T>(t.int32_data(i)));
+    }
+    return out;
+  }
+
+  StatusOr<Tensor> external_tensor(const onnx::TensorProto& t, DType dtype, const Shape& shape) {
+    const std::string what = "tensor '" + t.name() + "': ";
+    std::string location;
+    int64_t offset = 0, length = -1;
+    for (const auto& kv : t.external_data()) {
+      try {
+        if (kv.key() == "location") location = kv.value();
+        else if (kv.key() == "offset") offset = std::stoll(kv.value());
+        else if (kv.key() == "length") length = std::stoll(kv.value());
+      } catch (const std::exception&) {
+        return LoadError(what + "external data field '" + kv.key() + "' is not a number");
+      }
+    }
+    if (location.empty()) return LoadError(what + "external data has no location");
+    if (base_dir_.empty())
+      return LoadError(what + "uses external data ('" + location + "'); load the model from its "
+                       "file path (or pass base_dir) so the data file can be found");
+    if (location[0] == '/')
+      return LoadError(what + "external data path '" + location + "' is absolute; it must be "
+                       "relative to the model's directory");
+    const std::string base = real_path(base_dir_);
+    const std::string full = real_path(base_dir_ + "/" + location);
+    if (full.empty()) return LoadError(what + "external data file '" + location + "' does not exist");
+    if (base.empty() || full.compare(0, base.size() + 1, base + "/") != 0)
+      return LoadError(what + "external data path '" + location + "' leaves the model's directory");
+    auto it = maps_.find(full);
+    if (it == maps_.end()) {
+      MS_ASSIGN_OR_RETURN(auto m, Mapping::open(full));
+      it = maps_.emplace(full, std::move(m)).first;
+    }
+    const auto& map = it->second;
+    const size_t nbytes = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
+    if (offset < 0 || (length >= 0 && static_cast<size_t>(length) != nbytes))
+      return LoadError(what + "external data length " + std::to_string(length) + " does not match "
+                       "the shape " + shape.str() + " (" + std::to_string(nbytes) + " bytes)");
+    if (static_cast<size_t>(offset) > map->size() || map->size() - offset < nbytes)
+      return LoadError(what + "external data file '" + location + "' is too short (missing data)");
+    void* p = const_cast<char*>(map->data() + offset);
+    if (reinterpret_cast<uintptr_t>(p) % dtype_size(dtype) != 0) {
+      MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(dtype, shape));
+      std::memcpy(out.raw(), p, nbytes);
+      return out;
+    }
+    return Tensor(dtype, shape, Buffer::borrow(p, nbytes, map), p);
+  }
+
+  std::shared_ptr<onnx::ModelProto> model_;
+  std::string base_dir_;
+  Graph g_;
+  std::map<std::string, int> ids_;
+  std::map<std::string, std::shared_ptr<Mapping>> maps_;
+};
+
+StatusOr<Graph> parse(const void* data, size_t size, const std::string& base_dir) {
+  if (size > static_cast<size_t>(INT_MAX))
+    return Unsupported("model protobuf larger than 2 GB; store the weights as external data");
+  auto model = std::make_shared<onnx::ModelProto>();
+  if (size == 0 || !model->ParseFromArray(data, static_cast<int>(size)))
+    return LoadError("not an ONNX model: the bytes do not parse as an ONNX ModelProto "
+                     "(wrong file, or truncated)");
+  return Converter(std::move(model), base_dir).run();
+}
+
+}  // namespace
+
+StatusOr<Graph> load_onnx_file(const std::string& path) {
+  MS_ASSIGN_OR_RETURN(auto map, Mapping::open(path));
+  std::string dir = ".";
+  auto slash = path.rfind('/');
+  if (slash != std::string::npos) dir = slash == 0 ? "/" : path.substr(0, slash);
+  auto g = parse(map->data(), map->size(), dir);
+  if (!g.ok()) return g.status().with_context("'" + path + "': ");
+  return g;
+}
+
+StatusOr<Graph> load_onnx_bytes(const void* data, size_t size, const std::string& base_dir) {
+  return parse(data, size, base_dir);
+}
+
+}  // namespace mserve

@@ -1,0 +1,95 @@
+// Element types a Tensor can hold, and compile-time dispatch over them.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include <Eigen/Core>  // Eigen::half is the float16 element type
+
+namespace mserve {
+
+enum class DType : uint8_t {
+  kUndefined,
+  kFloat32,
+  kFloat64,
+  kFloat16,
+  kInt8,
+  kInt16,
+  kInt32,
+  kInt64,
+  kUInt8,
+  kUInt16,
+  kUInt32,
+  kUInt64,
+  kBool,
+};
+
+size_t dtype_size(DType t);
+// Lower-case numpy name ("float32", "bool", ...); "undefined" for kUndefined.
+const char* dtype_name(DType t);
+bool dtype_is_float(DType t);
+
+template <class T> struct DTypeOf;
+#define MS_DTYPE_OF(T, D) \
+  template <> struct DTypeOf<T> { static constexpr DType value = D; }
+MS_DTYPE_OF(float, DType::kFloat32);
+MS_DTYPE_OF(double, DType::kFloat64);
+MS_DTYPE_OF(Eigen::half, DType::kFloat16);
+MS_DTYPE_OF(int8_t, DType::kInt8);
+MS_DTYPE_OF(int16_t, DType::kInt16);
+MS_DTYPE_OF(int32_t, DType::kInt32);
+MS_DTYPE_OF(int64_t, DType::kInt64);
+MS_DTYPE_OF(uint8_t, DType::kUInt8);
+MS_DTYPE_OF(uint16_t, DType::kUInt16);
+MS_DTYPE_OF(uint32_t, DType::kUInt32);
+MS_DTYPE_OF(uint64_t, DType::kUInt64);
+MS_DTYPE_OF(bool, DType::kBool);
+#undef MS_DTYPE_OF
+
+// Dispatch helpers: MS_SWITCH_<SET>(dtype, T, on_other, body...). `body` is compiled once per
+// type with `T` bound to the element type; `on_other` runs for types outside the set.
+#define MS_CASE(D, C, T, ...) \
+  case ::mserve::DType::D: {  \
+    using T = C;              \
+    __VA_ARGS__;              \
+  } break;
+
+#define MS_FLOAT_CASES(T, ...)                  \
+  MS_CASE(kFloat32, float, T, __VA_ARGS__)      \
+  MS_CASE(kFloat64, double, T, __VA_ARGS__)     \
+  MS_CASE(kFloat16, Eigen::half, T, __VA_ARGS__)
+
+#define MS_INT_CASES(T, ...)                   \
+  MS_CASE(kInt8, int8_t, T, __VA_ARGS__)       \
+  MS_CASE(kInt16, int16_t, T, __VA_ARGS__)     \
+  MS_CASE(kInt32, int32_t, T, __VA_ARGS__)     \
+  MS_CASE(kInt64, int64_t, T, __VA_ARGS__)     \
+  MS_CASE(kUInt8, uint8_t, T, __VA_ARGS__)     \
+  MS_CASE(kUInt16, uint16_t, T, __VA_ARGS__)   \
+  MS_CASE(kUInt32, uint32_t, T, __VA_ARGS__)   \
+  MS_CASE(kUInt64, uint64_t, T, __VA_ARGS__)
+
+// Floating types only.
+#define MS_SWITCH_FLOAT(dt, T, OTHER, ...) \
+  switch (dt) {                             \
+    MS_FLOAT_CASES(T, __VA_ARGS__)                 \
+    default: OTHER;                         \
+  }
+
+// Floating and integer types (no bool).
+#define MS_SWITCH_NUMERIC(dt, T, OTHER, ...) \
+  switch (dt) {                               \
+    MS_FLOAT_CASES(T, __VA_ARGS__)                   \
+    MS_INT_CASES(T, __VA_ARGS__)                     \
+    default: OTHER;                           \
+  }
+
+// Every type, bool included.
+#define MS_SWITCH_ALL(dt, T, OTHER, ...) \
+  switch (dt) {                           \
+    MS_FLOAT_CASES(T, __VA_ARGS__)               \
+    MS_INT_CASES(T, __VA_ARGS__)                 \
+    MS_CASE(kBool, bool, T, __VA_ARGS__)         \
+    default: OTHER;                       \
+  }
+
+}  // namespace mserve

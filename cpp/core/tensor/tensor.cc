@@ -1,0 +1,150 @@
+#include "core/tensor/tensor.h"
+
+#include <cstdlib>
+#include <limits>
+#include <sstream>
+
+namespace mserve {
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::kFloat64: case DType::kInt64: case DType::kUInt64: return 8;
+    case DType::kFloat32: case DType::kInt32: case DType::kUInt32: return 4;
+    case DType::kFloat16: case DType::kInt16: case DType::kUInt16: return 2;
+    case DType::kInt8: case DType::kUInt8: case DType::kBool: return 1;
+    case DType::kUndefined: return 0;
+  }
+  return 0;
+}
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::kFloat32: return "float32";
+    case DType::kFloat64: return "float64";
+    case DType::kFloat16: return "float16";
+    case DType::kInt8: return "int8";
+    case DType::kInt16: return "int16";
+    case DType::kInt32: return "int32";
+    case DType::kInt64: return "int64";
+    case DType::kUInt8: return "uint8";
+    case DType::kUInt16: return "uint16";
+    case DType::kUInt32: return "uint32";
+    case DType::kUInt64: return "uint64";
+    case DType::kBool: return "bool";
+    case DType::kUndefined: return "undefined";
+  }
+  return "undefined";
+}
+
+bool dtype_is_float(DType t) {
+  return t == DType::kFloat32 || t == DType::kFloat64 || t == DType::kFloat16;
+}
+
+// ---- Shape ----
+
+void Shape::insert(int pos, int64_t d) {
+  for (int i = rank_; i > pos; --i) dims_[i] = dims_[i - 1];
+  dims_[pos] = d;
+  ++rank_;
+}
+
+void Shape::erase(int pos) {
+  for (int i = pos; i + 1 < rank_; ++i) dims_[i] = dims_[i + 1];
+  --rank_;
+}
+
+void Shape::resize(int rank, int64_t fill) {
+  for (int i = rank_; i < rank; ++i) dims_[i] = fill;
+  rank_ = rank;
+}
+
+int64_t Shape::numel() const { return prod(0, rank_); }
+
+int64_t Shape::prod(int from, int to) const {
+  int64_t n = 1;
+  for (int i = from; i < to; ++i) n *= dims_[i];
+  return n;
+}
+
+std::string Shape::str() const {
+  std::string s = "[";
+  for (int i = 0; i < rank_; ++i) {
+    if (i) s += ", ";
+    s += std::to_string(dims_[i]);
+  }
+  return s + "]";
+}
+
+bool Shape::operator==(const Shape& o) const {
+  if (rank_ != o.rank_) return false;
+  for (int i = 0; i < rank_; ++i)
+    if (dims_[i] != o.dims_[i]) return false;
+  return true;
+}
+
+// ---- Buffer ----
+
+std::shared_ptr<Buffer> Buffer::allocate(size_t bytes) {
+  size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  void* p = std::aligned_alloc(kAlignment, rounded ? rounded : kAlignment);
+  if (!p) return nullptr;
+  std::shared_ptr<Buffer> b(new Buffer());
+  b->data_ = p;
+  b->size_ = bytes;
+  b->owned_ = true;
+  return b;
+}
+
+std::shared_ptr<Buffer> Buffer::borrow(void* data, size_t bytes, std::shared_ptr<void> keepalive) {
+  std::shared_ptr<Buffer> b(new Buffer());
+  b->data_ = data;
+  b->size_ = bytes;
+  b->keepalive_ = std::move(keepalive);
+  return b;
+}
+
+Buffer::~Buffer() {
+  if (owned_) std::free(data_);
+}
+
+// ---- Tensor ----
+
+StatusOr<size_t> aligned_bytes(DType dtype, const Shape& shape) {
+  size_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) return InvalidArgument("negative dimension in shape " + shape.str());
+    if (d != 0 && n > std::numeric_limits<size_t>::max() / 16 / static_cast<size_t>(d))
+      return InvalidArgument("shape " + shape.str() + " is too large");
+    n *= static_cast<size_t>(d);
+  }
+  n *= dtype_size(dtype);
+  return (n + kAlignment - 1) / kAlignment * kAlignment;
+}
+
+StatusOr<Tensor> Tensor::empty(DType dtype, const Shape& shape) {
+  MS_ASSIGN_OR_RETURN(size_t bytes, aligned_bytes(dtype, shape));
+  auto buf = Buffer::allocate(bytes);
+  if (!buf) return InvalidArgument("out of memory allocating " + std::to_string(bytes) + " bytes");
+  void* p = buf->data();
+  return Tensor(dtype, shape, std::move(buf), p);
+}
+
+StatusOr<Tensor> Tensor::clone() const {
+  MS_ASSIGN_OR_RETURN(Tensor t, empty(dtype_, shape_));
+  if (nbytes()) std::memcpy(t.raw(), data_, nbytes());
+  return t;
+}
+
+int64_t Tensor::int_at(int64_t i) const {
+  MS_SWITCH_ALL(dtype_, T, return 0, return static_cast<int64_t>(data<T>()[i]));
+  return 0;
+}
+
+double Tensor::float_at(int64_t i) const {
+  MS_SWITCH_ALL(dtype_, T, return 0, return static_cast<double>(data<T>()[i]));
+  return 0;
+}
+
+std::string Tensor::desc() const { return std::string(dtype_name(dtype_)) + shape_.str(); }
+
+}  // namespace mserve

@@ -1,0 +1,94 @@
+// Tensor: dtype + shape + a view of memory.
+//
+// Ownership: a Tensor either holds a shared Buffer (owned, 64-byte aligned memory; a borrowed
+// numpy buffer; a slice of an mmapped file) or is a plain view (buffer() == nullptr) whose memory
+// is kept alive by someone else — the executor's arena for intermediates. Copying a Tensor copies
+// the view, never the bytes. Tensors are not synchronized; a const Tensor may be read from many
+// threads at once.
+#pragma once
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "core/tensor/dtype.h"
+#include "core/tensor/shape.h"
+
+namespace mserve {
+
+constexpr size_t kAlignment = 64;
+
+class Buffer {
+ public:
+  // Owned memory, 64-byte aligned, uninitialized. Returns nullptr when the allocation fails.
+  static std::shared_ptr<Buffer> allocate(size_t bytes);
+  // Borrowed memory; `keepalive` is released when the last Tensor referencing it goes away.
+  static std::shared_ptr<Buffer> borrow(void* data, size_t bytes, std::shared_ptr<void> keepalive);
+  ~Buffer();
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  void* data() const { return data_; }
+  size_t size() const { return size_; }
+  bool owned() const { return owned_; }
+
+ private:
+  Buffer() = default;
+  void* data_ = nullptr;
+  size_t size_ = 0;
+  bool owned_ = false;
+  std::shared_ptr<void> keepalive_;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // A view of `data` (not owned).
+  Tensor(DType dtype, const Shape& shape, void* data) : dtype_(dtype), shape_(shape), data_(data) {}
+  // A view into `buffer` at `data`, sharing its ownership.
+  Tensor(DType dtype, const Shape& shape, std::shared_ptr<Buffer> buffer, void* data)
+      : dtype_(dtype), shape_(shape), buffer_(std::move(buffer)), data_(data) {}
+  // Newly allocated owned tensor (uninitialized); fails on bad shapes or out of memory.
+  static StatusOr<Tensor> empty(DType dtype, const Shape& shape);
+  // Owned tensor from values (scalar when shape is empty).
+  template <class T>
+  static Tensor from(const Shape& shape, std::initializer_list<T> values);
+
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  int rank() const { return shape_.rank(); }
+  int64_t dim(int i) const { return shape_[i]; }
+  int64_t numel() const { return shape_.numel(); }
+  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+  bool defined() const { return dtype_ != DType::kUndefined; }
+  void* raw() const { return data_; }
+  template <class T> T* data() const { return static_cast<T*>(data_); }
+  const std::shared_ptr<Buffer>& buffer() const { return buffer_; }
+
+  // Same bytes, new shape (numel must match). Shares ownership.
+  Tensor reshaped(const Shape& shape) const { return Tensor(dtype_, shape, buffer_, data_); }
+  // Deep copy into an owned buffer.
+  StatusOr<Tensor> clone() const;
+  // Reads element i of an integer or float tensor as int64 / double (any dtype).
+  int64_t int_at(int64_t i) const;
+  double float_at(int64_t i) const;
+  std::string desc() const;  // "float32[2, 3]"
+
+ private:
+  DType dtype_ = DType::kUndefined;
+  Shape shape_;
+  std::shared_ptr<Buffer> buffer_;
+  void* data_ = nullptr;
+};
+
+template <class T>
+Tensor Tensor::from(const Shape& shape, std::initializer_list<T> values) {
+  auto t = empty(DTypeOf<T>::value, shape).value();
+  std::copy(values.begin(), values.end(), t.template data<T>());
+  return t;
+}
+
+// Bytes needed for numel elements of dtype, rounded up to kAlignment; error on overflow.
+StatusOr<size_t> aligned_bytes(DType dtype, const Shape& shape);
+
+}  // namespace mserve

@@ -1,0 +1,190 @@
+"""mserve: load ONNX models and predict on numpy arrays, with a C++ core.
+
+Quick start::
+
+    import mserve
+    model = mserve.load("model.onnx")
+    y = model.predict(x)            # x: numpy array; y: numpy array (or dict for many outputs)
+"""
+from __future__ import annotations
+
+import html
+import os
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _core
+from .errors import Error, InvalidArgument, ModelLoadError, UnsupportedOperator
+
+__all__ = [
+    "load", "Model", "TensorSpec", "OpSupport", "supported_ops",
+    "Error", "InvalidArgument", "ModelLoadError", "UnsupportedOperator",
+]
+__version__ = "0.1.0"
+
+Dim = Union[int, str, None]
+
+
+class TensorSpec(NamedTuple):
+    """A model input or output: name, numpy dtype and shape (None when the model doesn't
+    declare one). Dimensions are ints, or a str / None for symbolic (free) dimensions."""
+
+    name: str
+    dtype: np.dtype
+    shape: Optional[Tuple[Dim, ...]]
+
+    def __repr__(self) -> str:
+        return f"TensorSpec(name={self.name!r}, dtype={self.dtype.name}, shape={_fmt_shape(self.shape)})"
+
+
+class OpSupport(NamedTuple):
+    domain: str       # "" is the default ONNX domain
+    op_type: str
+    since_opset: int  # first supported opset version
+    family: str
+
+
+def _fmt_shape(shape: Optional[Tuple[Dim, ...]]) -> str:
+    if shape is None:
+        return "unknown"
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _specs(raw) -> List[TensorSpec]:
+    return [TensorSpec(name, np.dtype(dt), shape) for name, dt, shape in raw]
+
+
+class Model:
+    """A loaded model. Thread-safe: ``predict`` may run from many threads at once (the GIL is
+    released while the model computes)."""
+
+    def __init__(self, session: "_core.Session", source: str):
+        self._s = session
+        self._source = source
+        self.inputs: List[TensorSpec] = _specs(session.inputs)
+        self.outputs: List[TensorSpec] = _specs(session.outputs)
+        self._input_index = {s.name: i for i, s in enumerate(self.inputs)}
+        self._output_index = {s.name: i for i, s in enumerate(self.outputs)}
+
+    @property
+    def threads(self) -> int:
+        """Intra-op threads this model computes with."""
+        return self._s.threads
+
+    @property
+    def opsets(self) -> Dict[str, int]:
+        return dict(self._s.opsets)
+
+    @property
+    def producer(self) -> str:
+        return self._s.producer
+
+    def predict(self, x: Any, *, outputs: Union[None, str, Sequence[str]] = None):
+        """Runs the model.
+
+        ``x`` is one array (single-input models), a dict name -> array, or a list/tuple of
+        arrays in input order. A C-contiguous numpy array of the input's dtype is read in place
+        (no copy). A non-contiguous array is copied once into C order; a non-numpy value (list,
+        scalar) is converted once with ``np.asarray(value, dtype=<input dtype>)``. A numpy array
+        of another dtype is rejected with ``InvalidArgument`` (no silent casts).
+
+        Returns one array for a single-output model, else a dict name -> array. ``outputs``
+        selects outputs by name: a str returns that array, a sequence returns a dict.
+        """
+        arrays = [self._convert(spec, v) for spec, v in zip(self.inputs, self._bind(x))]
+        results = self._s.run(arrays)
+        if outputs is None:
+            if len(results) == 1:
+                return results[0]
+            return {spec.name: r for spec, r in zip(self.outputs, results)}
+        if isinstance(outputs, str):
+            return results[self._output_position(outputs)]
+        return {name: results[self._output_position(name)] for name in outputs}
+
+    __call__ = predict
+
+    def _output_position(self, name: str) -> int:
+        try:
+            return self._output_index[name]
+        except KeyError:
+            raise InvalidArgument(
+                f"unknown output {name!r}; the model's outputs are {list(self._output_index)}") from None
+
+    def _bind(self, x: Any) -> List[Any]:
+        n = len(self.inputs)
+        if isinstance(x, Mapping):
+            unknown = [k for k in x if k not in self._input_index]
+            if unknown:
+                raise InvalidArgument(f"unknown input(s) {unknown}; the model's inputs are {list(self._input_index)}")
+            missing = [s.name for s in self.inputs if s.name not in x]
+            if missing:
+                raise InvalidArgument(f"missing input(s) {missing}")
+            return [x[s.name] for s in self.inputs]
+        # A list/tuple is positional when the model has several inputs or it holds arrays;
+        # otherwise (a nested list of numbers) it is the data of the single input.
+        if isinstance(x, (list, tuple)) and (n > 1 or (x and all(isinstance(v, np.ndarray) for v in x))):
+            if len(x) != n:
+                raise InvalidArgument(f"the model takes {n} input(s) {list(self._input_index)}, got {len(x)}")
+            return list(x)
+        if n != 1:
+            raise InvalidArgument(
+                f"the model takes {n} inputs {list(self._input_index)}: pass a dict name -> array or a list")
+        return [x]
+
+    @staticmethod
+    def _convert(spec: TensorSpec, v: Any) -> np.ndarray:
+        if isinstance(v, np.ndarray):
+            if v.dtype != spec.dtype:
+                raise InvalidArgument(f"input {spec.name!r}: expected dtype {spec.dtype.name}, got {v.dtype.name}")
+            if not v.flags.c_contiguous or not v.flags.aligned:
+                v = np.ascontiguousarray(v)
+            return v
+        try:
+            return np.ascontiguousarray(np.asarray(v, dtype=spec.dtype))
+        except (TypeError, ValueError) as e:
+            raise InvalidArgument(f"input {spec.name!r}: cannot convert {type(v).__name__} to "
+                                  f"{spec.dtype.name}: {e}") from None
+
+    def __repr__(self) -> str:
+        def rows(specs):
+            return "\n".join(f"    {s.name}: {s.dtype.name} {_fmt_shape(s.shape)}" for s in specs)
+        return (f"<mserve.Model {self._source!r}\n  inputs:\n{rows(self.inputs)}\n"
+                f"  outputs:\n{rows(self.outputs)}>")
+
+    def _repr_html_(self) -> str:
+        def rows(kind, specs):
+            return "".join(
+                f"<tr><td>{kind}</td><td><code>{html.escape(s.name)}</code></td><td>{s.dtype.name}</td>"
+                f"<td>{html.escape(_fmt_shape(s.shape))}</td></tr>" for s in specs)
+        return (f"<p><b>mserve.Model</b> <code>{html.escape(self._source)}</code> "
+                f"({self.threads} threads)</p><table><tr><th></th><th>name</th><th>dtype</th><th>shape</th></tr>"
+                f"{rows('input', self.inputs)}{rows('output', self.outputs)}</table>")
+
+
+def load(path_or_bytes: Union[str, os.PathLike, bytes, bytearray, memoryview, Any], *,
+         device: str = "cpu", threads: Optional[int] = None) -> Model:
+    """Loads an ONNX model from a file path, from bytes, or from an ``onnx.ModelProto``.
+
+    ``threads``: intra-op threads (default: the machine's cores). Idle threads sleep.
+    Raises ``ModelLoadError`` for malformed files and ``UnsupportedOperator`` (listing every
+    unsupported node) when the model needs something the runtime cannot run.
+    """
+    if device != "cpu":
+        raise InvalidArgument(f"device {device!r} is not available; this build supports 'cpu'")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise InvalidArgument(f"threads must be a positive int, got {threads!r}")
+    t = threads or 0
+    if hasattr(path_or_bytes, "SerializeToString"):
+        path_or_bytes = path_or_bytes.SerializeToString()
+    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        return Model(_core.Session.load_bytes(bytes(path_or_bytes), t), "<bytes>")
+    if isinstance(path_or_bytes, (str, os.PathLike)):
+        path = os.fspath(path_or_bytes)
+        return Model(_core.Session.load_file(path, t), path)
+    raise InvalidArgument(f"load() takes a path, bytes or an onnx.ModelProto, got {type(path_or_bytes).__name__}")
+
+
+def supported_ops() -> List[OpSupport]:
+    """Every operator the runtime can run, with the first supported opset version."""
+    return [OpSupport(*row) for row in _core.supported_ops()]

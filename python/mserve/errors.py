@@ -1,0 +1,18 @@
+"""Exceptions raised by mserve. Every error is an ``mserve.Error``."""
+
+
+class Error(Exception):
+    """Base class of every mserve error."""
+
+
+class InvalidArgument(Error, ValueError):
+    """Bad call arguments: wrong dtype, rank or dimension, missing or unknown input names."""
+
+
+class ModelLoadError(Error):
+    """The model file or bytes are malformed, truncated or inconsistent."""
+
+
+class UnsupportedOperator(ModelLoadError):
+    """The model needs operators (or types) the runtime cannot run. Raised at load time,
+    listing every unsupported node with its op type, domain, opset and name."""

@@ -1,0 +1,194 @@
+"""Every foundation operator, on one-node models, against onnxruntime (float32: rtol 1e-4, atol 1e-5)."""
+import numpy as np
+import pytest
+from onnx import helper
+
+import mserve
+from conftest import make_model, ort_run
+
+RNG = np.random.default_rng(0)
+
+
+def rand(*shape, dtype=np.float32, lo=-2.0, hi=2.0):
+    if np.issubdtype(dtype, np.integer):
+        return RNG.integers(int(lo), int(hi) + 1, size=shape).astype(dtype)
+    return RNG.uniform(lo, hi, size=shape).astype(dtype)
+
+
+# (op, runtime inputs {name: array}, constant inputs {name: array}, attrs, opset, n_outputs, oracle);
+# node inputs are the runtime inputs, then the constants, in dict order.
+CASES = []
+
+
+def case(id_, op, inputs, consts=None, attrs=None, opsets=(17,), outputs=1, oracle="onnxruntime"):
+    """oracle: "onnxruntime", or "reference" (onnx.reference) where onnxruntime lacks a kernel."""
+    for opset in opsets:
+        CASES.append(pytest.param(op, inputs, consts or {}, attrs or {}, opset, outputs, oracle, id=f"{id_}-op{opset}"))
+
+
+for op in ["Add", "Sub", "Mul", "Div"]:
+    case(op + "-same", op, {"a": rand(3, 4), "b": rand(3, 4, lo=0.5)}, opsets=(7, 13, 14))
+    case(op + "-bcast", op, {"a": rand(2, 3, 4), "b": rand(4, lo=0.5)})
+    case(op + "-bcast2", op, {"a": rand(2, 1, 5), "b": rand(3, 1, lo=0.5)})
+    case(op + "-scalar", op, {"a": rand(6, 5)}, {"b": np.array(1.5, np.float32)})
+    case(op + "-int64", op, {"a": rand(4, 5, dtype=np.int64, lo=-50, hi=50), "b": rand(5, dtype=np.int64, lo=1, hi=9)})
+    case(op + "-f64", op, {"a": rand(4, 5, dtype=np.float64), "b": rand(4, 1, dtype=np.float64, lo=0.5)})
+    case(op + "-int32", op, {"a": rand(7, dtype=np.int32, lo=-50, hi=50), "b": rand(7, dtype=np.int32, lo=1, hi=9)})
+
+for op in ["Relu", "Sigmoid", "Tanh"]:
+    case(op, op, {"x": rand(3, 17, lo=-6, hi=6)}, opsets=(6, 13))
+case("Relu-int", "Relu", {"x": rand(10, dtype=np.int32, lo=-5, hi=5)}, opsets=(14,))
+case("Sigmoid-f64", "Sigmoid", {"x": rand(40, dtype=np.float64, lo=-9, hi=9)})
+case("Clip-attrs", "Clip", {"x": rand(4, 6)}, attrs={"min": -0.5, "max": 0.7}, opsets=(6,))
+case("Clip-inputs", "Clip", {"x": rand(4, 6)}, {"lo": np.array(-0.5, np.float32), "hi": np.array(0.7, np.float32)},
+     opsets=(11, 13))
+case("Clip-min-only", "Clip", {"x": rand(4, 6)}, {"lo": np.array(0.1, np.float32)}, opsets=(13,))
+case("Clip-int", "Clip", {"x": rand(9, dtype=np.int64, lo=-9, hi=9)},
+     {"lo": np.array(-2, np.int64), "hi": np.array(3, np.int64)}, opsets=(12,))
+
+case("Softmax-legacy", "Softmax", {"x": rand(2, 3, 4)}, opsets=(1, 11))
+case("Softmax-legacy-axis2", "Softmax", {"x": rand(2, 3, 4)}, attrs={"axis": 2}, opsets=(11,))
+case("Softmax-13", "Softmax", {"x": rand(2, 3, 4)}, opsets=(13,))
+case("Softmax-13-axis1", "Softmax", {"x": rand(2, 3, 4)}, attrs={"axis": 1}, opsets=(13,))
+
+case("Gemm", "Gemm", {"a": rand(5, 7)}, {"b": rand(7, 3), "c": rand(3)}, opsets=(7, 9, 11, 13))
+case("Gemm-trans", "Gemm", {"a": rand(7, 5)}, {"b": rand(3, 7), "c": rand(5, 1)},
+     attrs={"transA": 1, "transB": 1, "alpha": 0.7, "beta": 1.3}, opsets=(13,))
+case("Gemm-noC", "Gemm", {"a": rand(5, 7), "b": rand(7, 3)}, opsets=(11, 13))
+case("Gemm-scalarC", "Gemm", {"a": rand(5, 7), "b": rand(7, 3)}, {"c": np.array(0.25, np.float32)})
+case("MatMul-2d", "MatMul", {"a": rand(5, 7), "b": rand(7, 3)}, opsets=(1, 9, 13))
+case("MatMul-batched", "MatMul", {"a": rand(2, 3, 5, 7), "b": rand(3, 7, 4)})
+case("MatMul-bcast", "MatMul", {"a": rand(2, 1, 5, 7), "b": rand(4, 7, 2)})
+case("MatMul-1d-left", "MatMul", {"a": rand(7), "b": rand(2, 7, 3)})
+case("MatMul-1d-right", "MatMul", {"a": rand(4, 7), "b": rand(7)})
+case("MatMul-int64", "MatMul", {"a": rand(3, 4, dtype=np.int64, lo=-5, hi=5), "b": rand(4, 2, dtype=np.int64, lo=-5, hi=5)})
+
+conv_x = rand(2, 4, 9, 8)
+case("Conv-basic", "Conv", {"x": conv_x}, {"w": rand(6, 4, 3, 3), "b": rand(6)}, opsets=(1, 11, 22))
+case("Conv-pads-strides", "Conv", {"x": conv_x}, {"w": rand(6, 4, 3, 2)},
+     attrs={"pads": [1, 0, 2, 1], "strides": [2, 3]})
+case("Conv-dilations", "Conv", {"x": conv_x}, {"w": rand(3, 4, 2, 3)}, attrs={"dilations": [2, 2], "pads": [1, 1, 1, 1]})
+case("Conv-groups", "Conv", {"x": conv_x}, {"w": rand(6, 2, 3, 3)}, attrs={"group": 2})
+case("Conv-depthwise", "Conv", {"x": conv_x}, {"w": rand(4, 1, 3, 3), "b": rand(4)}, attrs={"group": 4, "pads": [1, 1, 1, 1]})
+for ap in ["SAME_UPPER", "SAME_LOWER", "VALID"]:
+    case("Conv-" + ap, "Conv", {"x": conv_x}, {"w": rand(5, 4, 4, 3)}, attrs={"auto_pad": ap, "strides": [2, 2]})
+case("Conv-1x1", "Conv", {"x": conv_x}, {"w": rand(8, 4, 1, 1)})
+case("Conv-1d", "Conv", {"x": rand(2, 3, 20)}, {"w": rand(5, 3, 4), "b": rand(5)}, attrs={"pads": [1, 2], "strides": [2]})
+case("Conv-1d-same", "Conv", {"x": rand(1, 3, 10)}, {"w": rand(2, 3, 3)}, attrs={"auto_pad": "SAME_UPPER"})
+case("Conv-1d-same-dilated", "Conv", {"x": rand(1, 3, 10)}, {"w": rand(2, 3, 3)},
+     attrs={"auto_pad": "SAME_LOWER", "dilations": [2]}, oracle="reference")
+case("Conv-3d", "Conv", {"x": rand(1, 2, 5, 6, 4)}, {"w": rand(3, 2, 2, 3, 2), "b": rand(3)},
+     attrs={"pads": [1, 0, 1, 0, 1, 1], "strides": [1, 2, 1]})
+case("Conv-f64", "Conv", {"x": rand(1, 2, 6, 6, dtype=np.float64)}, {"w": rand(3, 2, 3, 3, dtype=np.float64)},
+     oracle="reference")
+
+pool_x = rand(2, 3, 9, 8)
+case("MaxPool", "MaxPool", {"x": pool_x}, attrs={"kernel_shape": [3, 3], "strides": [2, 2]}, opsets=(1, 8, 10, 11, 12, 22))
+case("MaxPool-pads", "MaxPool", {"x": pool_x}, attrs={"kernel_shape": [3, 2], "pads": [1, 0, 1, 1]})
+case("MaxPool-ceil", "MaxPool", {"x": pool_x}, attrs={"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1},
+     opsets=(10, 12))
+case("MaxPool-dilations", "MaxPool", {"x": pool_x}, attrs={"kernel_shape": [2, 2], "dilations": [2, 2]}, opsets=(12,))
+case("MaxPool-same", "MaxPool", {"x": pool_x}, attrs={"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_UPPER"})
+case("MaxPool-1d", "MaxPool", {"x": rand(2, 3, 11)}, attrs={"kernel_shape": [3], "strides": [2]})
+case("MaxPool-indices", "MaxPool", {"x": pool_x}, attrs={"kernel_shape": [2, 2], "strides": [2, 2]}, outputs=2)
+case("MaxPool-uint8", "MaxPool", {"x": rand(1, 2, 6, 6, dtype=np.uint8, lo=0, hi=255)}, attrs={"kernel_shape": [2, 2]},
+     opsets=(12,))
+case("AveragePool", "AveragePool", {"x": pool_x}, attrs={"kernel_shape": [3, 3], "strides": [2, 2]},
+     opsets=(7, 10, 11, 19, 22))
+case("AveragePool-pads-excl", "AveragePool", {"x": pool_x}, attrs={"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]})
+case("AveragePool-pads-incl", "AveragePool", {"x": pool_x},
+     attrs={"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1})
+case("AveragePool-ceil", "AveragePool", {"x": pool_x}, attrs={"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1})
+case("AveragePool-1d", "AveragePool", {"x": rand(2, 3, 11)}, attrs={"kernel_shape": [4], "strides": [3]})
+case("GlobalAveragePool", "GlobalAveragePool", {"x": pool_x}, opsets=(1, 22))
+case("GlobalAveragePool-1d", "GlobalAveragePool", {"x": rand(2, 5, 7)})
+
+bn = {"s": rand(3, lo=0.5), "b": rand(3), "m": rand(3), "v": rand(3, lo=0.5, hi=2)}
+case("BatchNormalization", "BatchNormalization", {"x": pool_x}, dict(bn), attrs={"epsilon": 1e-3},
+     opsets=(7, 9, 14, 15))
+case("BatchNormalization-2d", "BatchNormalization", {"x": rand(4, 3)}, dict(bn))
+
+case("Flatten", "Flatten", {"x": rand(2, 3, 4, 5)}, opsets=(1, 9, 11, 13, 21))
+case("Flatten-axis", "Flatten", {"x": rand(2, 3, 4, 5)}, attrs={"axis": 2})
+case("Flatten-axis0", "Flatten", {"x": rand(2, 3, 4)}, attrs={"axis": 0})
+case("Flatten-neg", "Flatten", {"x": rand(2, 3, 4, 5)}, attrs={"axis": -1}, opsets=(11,))
+case("Reshape", "Reshape", {"x": rand(2, 3, 4)}, {"shape": np.array([4, -1], np.int64)}, opsets=(5, 13, 14, 19, 21))
+case("Reshape-zero", "Reshape", {"x": rand(2, 3, 4)}, {"shape": np.array([0, 0, 2, 2], np.int64)})
+case("Reshape-runtime-shape", "Reshape", {"x": rand(2, 3, 4), "shape": np.array([3, 8], np.int64)})
+case("Transpose", "Transpose", {"x": rand(2, 3, 4)}, opsets=(1, 13, 21))
+case("Transpose-perm", "Transpose", {"x": rand(2, 3, 4, 5)}, attrs={"perm": [0, 3, 1, 2]})
+case("Transpose-int", "Transpose", {"x": rand(3, 5, dtype=np.int64, lo=0, hi=100)}, attrs={"perm": [1, 0]})
+case("Identity", "Identity", {"x": rand(3, 4)}, opsets=(1, 13, 14, 16, 19, 21))
+case("Identity-bool", "Identity", {"x": rand(3, dtype=np.int64, lo=0, hi=1).astype(bool)})
+case("Concat", "Concat", {"a": rand(2, 3), "b": rand(2, 5)}, attrs={"axis": 1}, opsets=(4, 11, 13))
+case("Concat-neg", "Concat", {"a": rand(2, 3), "b": rand(4, 3)}, {"c": rand(1, 3)}, attrs={"axis": -2}, opsets=(11,))
+case("Shape", "Shape", {"x": rand(2, 3, 4)}, opsets=(1, 13, 15))
+case("Shape-slice", "Shape", {"x": rand(2, 3, 4, 5)}, attrs={"start": 1, "end": -1}, opsets=(15, 21))
+case("Gather", "Gather", {"x": rand(5, 4)}, {"i": np.array([[0, 4], [2, 1]], np.int64)}, opsets=(1, 11, 13))
+case("Gather-axis1-neg", "Gather", {"x": rand(3, 5, 2)}, {"i": np.array([-1, 0, 3], np.int32)}, attrs={"axis": 1},
+     opsets=(13,))
+case("Gather-scalar", "Gather", {"x": rand(5, 4)}, {"i": np.array(3, np.int64)})
+case("Gather-int", "Gather", {"x": rand(6, dtype=np.int64, lo=0, hi=100), "i": np.array([5, 0, 1], np.int64)})
+case("Unsqueeze-attr", "Unsqueeze", {"x": rand(3, 4)}, attrs={"axes": [0, 3]}, opsets=(1, 11))
+case("Unsqueeze-input", "Unsqueeze", {"x": rand(3, 4)}, {"axes": np.array([-1, 0], np.int64)}, opsets=(13, 21))
+case("Squeeze-attr", "Squeeze", {"x": rand(1, 3, 1, 4)}, attrs={"axes": [0, 2]}, opsets=(1, 11))
+case("Squeeze-all", "Squeeze", {"x": rand(1, 3, 1, 4)}, opsets=(11, 13))
+case("Squeeze-input", "Squeeze", {"x": rand(1, 3, 1, 4)}, {"axes": np.array([-2], np.int64)}, opsets=(13, 21))
+for to, dt in [(1, np.float32), (11, np.float64), (10, np.float16), (7, np.int64), (6, np.int32), (3, np.int8),
+               (2, np.uint8), (9, np.bool_), (12, np.uint32)]:
+    case(f"Cast-f32-to-{np.dtype(dt).name}", "Cast", {"x": rand(3, 5, lo=-3, hi=200)}, attrs={"to": to},
+         opsets=(6, 13, 19, 21))
+case("Cast-int-to-f32", "Cast", {"x": rand(9, dtype=np.int64, lo=-9, hi=9)}, attrs={"to": 1})
+case("Cast-bool-to-f32", "Cast", {"x": rand(9, dtype=np.int64, lo=0, hi=1).astype(bool)}, attrs={"to": 1})
+case("Cast-f16-to-f32", "Cast", {"x": rand(9).astype(np.float16)}, attrs={"to": 1})
+
+
+@pytest.mark.parametrize("op,inputs,consts,attrs,opset,outputs,oracle", CASES)
+def test_op_matches_oracle(op, inputs, consts, attrs, opset, outputs, oracle):
+    names = list(inputs) + list(consts)
+    out_names = ["y"] if outputs == 1 else [f"y{i}" for i in range(outputs)]
+    node = helper.make_node(op, names, out_names, **attrs)
+    out_elem = 0  # undefined: let the runtime infer
+    model = make_model([node], [(k, v.dtype, list(v.shape)) for k, v in inputs.items()],
+                       [(o, out_elem, None) for o in out_names], consts, opset=opset)
+    if oracle == "reference":
+        from onnx.reference import ReferenceEvaluator
+        expected = ReferenceEvaluator(model).run(None, inputs)
+    else:
+        expected = ort_run(model, inputs)
+    m = mserve.load(model.SerializeToString(), threads=2)
+    got = m.predict(dict(inputs))
+    if outputs == 1:
+        got = [got]
+    else:
+        got = [got[o] for o in out_names]
+    for g, e in zip(got, expected):
+        assert g.dtype == e.dtype, (g.dtype, e.dtype)
+        assert g.shape == e.shape, (g.shape, e.shape)
+        if np.issubdtype(e.dtype, np.floating):
+            tol = dict(rtol=1e-3, atol=1e-3) if e.dtype == np.float16 else dict(rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(g, e, **tol)
+        else:
+            np.testing.assert_array_equal(g, e)
+
+
+def test_constant_op_all_forms():
+    for opset, attrs, expected in [
+        (9, {"value": helper.make_tensor("v", 1, [2], [1.5, 2.5])}, np.array([1.5, 2.5], np.float32)),
+        (12, {"value_float": 3.0}, np.array(3.0, np.float32)),
+        (12, {"value_floats": [1.0, 2.0]}, np.array([1.0, 2.0], np.float32)),
+        (13, {"value_int": 7}, np.array(7, np.int64)),
+        (13, {"value_ints": [4, 5, 6]}, np.array([4, 5, 6], np.int64)),
+    ]:
+        nodes = [helper.make_node("Constant", [], ["c"], **attrs), helper.make_node("Add", ["x", "c"], ["y"])]
+        model = make_model(nodes, [("x", expected.dtype, list(expected.shape))], [("y", 0, None)], opset=opset)
+        x = np.ones(expected.shape, expected.dtype)
+        np.testing.assert_array_equal(mserve.load(model).predict(x), ort_run(model, {"x": x})[0])
+
+
+def test_supported_ops_lists_foundation_ops():
+    names = {op.op_type for op in mserve.supported_ops()}
+    for op in ["Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "Sigmoid", "Tanh", "Softmax", "Conv", "MaxPool",
+               "AveragePool", "GlobalAveragePool", "BatchNormalization", "Flatten", "Reshape", "Transpose",
+               "Identity", "Constant", "Concat", "Shape", "Gather", "Unsqueeze", "Squeeze", "Cast", "Clip"]:
+        assert op in names
