@@ -201,7 +201,7 @@ Status Session::execute(const Plan& plan, RunContext& rc, const std::vector<Tens
         infos[i] = ValueInfo{t.dtype(), t.shape(), &t};
         ptrs[i] = &infos[i];
       }
-      InferContext ctx(node, ptrs);
+      InferContext ctx(node, ptrs, pool_->threads());
       MS_RETURN_IF_ERROR(k.infer(ctx).with_context(node.where()));
       for (size_t o = 0; o < node.outputs.size(); ++o) {
         if (node.outputs[o] == kNoValue) continue;

@@ -24,8 +24,13 @@ void gemm_block(bool ta, bool tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1
   // A transposed in row-major is A in column-major: map it that way instead of copying.
   auto run = [&](const auto& a) {
     auto product = [&](const auto& b) {
-      if (beta == T(0)) c.noalias() = alpha * (a * b);
-      else c = beta * c + alpha * (a * b);
+      // noalias() lets Eigen accumulate straight into C with no temporary (no allocation).
+      if (beta == T(0)) {
+        c.noalias() = alpha * (a * b);
+      } else {
+        if (beta != T(1)) c *= beta;
+        c.noalias() += alpha * (a * b);
+      }
     };
     if (tb) product(Eigen::Map<const ColMat<T>, 0, OuterStride>(B + n0 * ldb, K, n, OuterStride(ldb)));
     else product(Eigen::Map<const RowMat<T>, 0, OuterStride>(B + n0, K, n, OuterStride(ldb)));

@@ -29,9 +29,11 @@ struct ValueInfo {
 
 class InferContext {
  public:
-  InferContext(const Node& node, const std::vector<const ValueInfo*>& inputs)
-      : node_(node), inputs_(inputs), outputs_(node.outputs.size()) {}
+  InferContext(const Node& node, const std::vector<const ValueInfo*>& inputs, int threads)
+      : node_(node), inputs_(inputs), outputs_(node.outputs.size()), threads_(threads) {}
   const Node& node() const { return node_; }
+  // Threads compute will run on (workspace may be sized per thread).
+  int threads() const { return threads_; }
   int num_inputs() const { return static_cast<int>(inputs_.size()); }
   bool has_input(int i) const { return i < num_inputs() && inputs_[i] != nullptr; }
   // Precondition: has_input(i).
@@ -62,6 +64,7 @@ class InferContext {
   const Node& node_;
   const std::vector<const ValueInfo*>& inputs_;
   std::vector<ValueInfo> outputs_;
+  int threads_;
   size_t workspace_ = 0;
   bool deferred_ = false;
 };

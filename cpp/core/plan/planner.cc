@@ -116,7 +116,7 @@ Status fold_constants(Program& p, ThreadPool& pool) {
       kept.push_back(ni);
       continue;
     }
-    InferContext ctx(node, in);
+    InferContext ctx(node, in, pool.threads());
     MS_RETURN_IF_ERROR(p.kernels[ni]->infer(ctx).with_context(node.where()));
     if (ctx.deferred()) return Internal(node.where() + "deferred with every input known");
     MS_RETURN_IF_ERROR(check_outputs(node, ctx).with_context(node.where()));
@@ -212,7 +212,7 @@ StatusOr<std::shared_ptr<const Plan>> make_plan(const Program& prog, const std::
     }
     plan->max_arity = std::max({plan->max_arity, node.inputs.size(), node.outputs.size()});
     bool dynamic = !inputs_known;
-    InferContext ctx(node, in);
+    InferContext ctx(node, in, pool.threads());
     if (!dynamic) {
       MS_RETURN_IF_ERROR(prog.kernels[ni]->infer(ctx).with_context(node.where()));
       dynamic = ctx.deferred();

@@ -201,11 +201,18 @@ class ConvKernel final : public Kernel {
     const int sp = ctx.shape(0).rank() - 2;
     for (int i = 3 - sp; i < 3; ++i) out.push_back(g.out[i]);
     if (!g.pointwise()) {
-      MS_ASSIGN_OR_RETURN(size_t ws, aligned_bytes(t, Shape{g.C * g.k_size(), g.out_size()}));
+      // One column buffer per image computed at once (see run: images go in parallel).
+      MS_ASSIGN_OR_RETURN(size_t ws, aligned_bytes(t, Shape{image_slots(g, ctx.threads()), g.C * g.k_size(), g.out_size()}));
       ctx.set_workspace(ws);
     }
     ctx.set_output(0, t, out);
     return Status::OK();
+  }
+
+  // Batches of at least `threads` images run one image per thread with single-threaded GEMMs:
+  // no synchronization inside an image, and each thread keeps its own column buffer.
+  static int64_t image_slots(const Geo& g, int threads) {
+    return threads > 1 && g.N >= threads ? threads : 1;
   }
 
   Status compute(const ComputeContext& ctx) const override {
@@ -237,6 +244,17 @@ class ConvKernel final : public Kernel {
     // group with a single-threaded GEMM; the groups write disjoint parts of `col` and Y.
     const double group_flops = static_cast<double>(g.Mg) * static_cast<double>(red) * static_cast<double>(OS);
     const bool by_group = g.group > 1 && (g.group >= pool.threads() || group_flops < (1 << 20));
+
+    const int64_t slots = image_slots(g, pool.threads());
+    if (slots > 1) {
+      pool.parallel_for(slots, 1, [&](int64_t sb, int64_t se) {
+        for (int64_t s = sb; s < se; ++s) {
+          T* my_col = col + s * g.C * KS * OS;
+          for (int64_t n = s; n < g.N; n += slots) one_image<T>(g, x + n * g.C * IS, w, bias, y + n * g.M * OS, my_col);
+        }
+      });
+      return;
+    }
 
     for (int64_t n = 0; n < g.N; ++n) {
       const T* xn = x + n * g.C * IS;
@@ -272,6 +290,21 @@ class ConvKernel final : public Kernel {
         });
       }
     }
+  }
+
+  // One image on the calling thread.
+  template <class T>
+  static void one_image(const Geo& g, const T* xn, const T* w, const T* bias, T* yn, T* col) {
+    const int64_t IS = g.in_size(), OS = g.out_size(), KS = g.k_size(), red = g.Cg * KS;
+    const bool direct = g.pointwise();
+    if (!direct)
+      for (int64_t c = 0; c < g.C; ++c) im2col_channel(xn + c * IS, col + c * KS * OS, g);
+    for (int64_t grp = 0; grp < g.group; ++grp) {
+      const T* b = direct ? xn + grp * g.Cg * IS : col + grp * red * OS;
+      gemm<T>(false, false, g.Mg, OS, red, T(1), w + grp * g.Mg * red, red, b, OS, T(0), yn + grp * g.Mg * OS, OS,
+              serial_pool());
+    }
+    if (bias) add_bias(yn, bias, g.M, OS);
   }
 
   ConvAttrs a_;

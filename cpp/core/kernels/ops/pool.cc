@@ -125,6 +125,74 @@ inline bool is_nan(T v) {
 template <class T>
 using AccOf = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
+// acc[i] = max(acc[i], p[i*stride]) or acc[i] += p[i*stride]; S is the stride when nonzero.
+template <PoolKind K, int S, class T, class Acc>
+inline void accumulate(const T* p, int64_t n, int64_t stride, Acc* acc, bool& nan) {
+  const int64_t st = S ? S : stride;
+  if constexpr (K == PoolKind::kMax) {
+    bool any = false;
+    for (int64_t i = 0; i < n; ++i) {
+      const T v = p[i * st];
+      acc[i] = acc[i] < v ? v : acc[i];
+      any |= is_nan(v);
+    }
+    nan |= any;
+  } else {
+    for (int64_t i = 0; i < n; ++i) acc[i] += static_cast<Acc>(p[i * st]);
+  }
+}
+
+// Outputs [ow_in, ow_end) of one row, whose windows lie inside the input along w.
+template <PoolKind K, class T>
+void interior_run(const PoolAttrs& a, const PoolGeo& g, const T* src, int64_t sd, int64_t sh, int64_t d_lo,
+                  int64_t d_hi, int64_t h_lo, int64_t h_hi, int64_t padded_dh, int64_t ow_in, int64_t ow_end, T* dst) {
+  using Acc = std::conditional_t<K == PoolKind::kMax, T, AccOf<T>>;
+  const int64_t n = ow_end - ow_in, s = g.s[2];
+  // Accumulate in dst for max (T) or in place as Acc when T == Acc; float16 sums go through
+  // a small stack buffer chunk by chunk.
+  constexpr int64_t kChunk = 256;
+  Acc acc[kChunk];
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const int64_t cn = std::min(kChunk, n - c0);
+    const Acc init = K == PoolKind::kMax ? static_cast<Acc>(std::numeric_limits<T>::lowest()) : Acc(0);
+    std::fill(acc, acc + cn, init);
+    bool nan = false;
+    for (int64_t kd = d_lo; kd < d_hi; ++kd)
+      for (int64_t kh = h_lo; kh < h_hi; ++kh) {
+        const T* row = src + ((sd + kd * g.d[0]) * g.in[1] + sh + kh * g.d[1]) * g.in[2];
+        for (int64_t kw = 0; kw < g.k[2]; ++kw) {
+          const T* p = row + (ow_in + c0) * s - g.pb[2] + kw * g.d[2];
+          // Strides 1 and 2 as constants let the compiler vectorize (strided loads become
+          // shuffles); they cover nearly every pooling layer in practice.
+          if (s == 1) accumulate<K, 1>(p, cn, s, acc, nan);
+          else if (s == 2) accumulate<K, 2>(p, cn, s, acc, nan);
+          else accumulate<K, 0>(p, cn, s, acc, nan);
+        }
+      }
+    T* out = dst + ow_in + c0;
+    if constexpr (K == PoolKind::kMax) {
+      if (nan) {
+        // Rare: redo this chunk exactly, window by window, so NaN lands where numpy puts it.
+        for (int64_t i = 0; i < cn; ++i) {
+          bool any = false;
+          for (int64_t kd = d_lo; kd < d_hi; ++kd)
+            for (int64_t kh = h_lo; kh < h_hi; ++kh) {
+              const T* row = src + ((sd + kd * g.d[0]) * g.in[1] + sh + kh * g.d[1]) * g.in[2];
+              for (int64_t kw = 0; kw < g.k[2]; ++kw) any |= is_nan(row[(ow_in + c0 + i) * s - g.pb[2] + kw * g.d[2]]);
+            }
+          out[i] = any ? std::numeric_limits<T>::quiet_NaN() : acc[i];
+        }
+      } else {
+        std::copy(acc, acc + cn, out);
+      }
+    } else {
+      const int64_t count = a.count_include_pad ? padded_dh * g.k[2] : (d_hi - d_lo) * (h_hi - h_lo) * g.k[2];
+      const Acc inv = Acc(1) / static_cast<Acc>(count);
+      for (int64_t i = 0; i < cn; ++i) out[i] = static_cast<T>(acc[i] * inv);
+    }
+  }
+}
+
 // One row of outputs (fixed plane, od, oh; all ow). NaN propagates into a max, as in numpy.
 template <PoolKind K, class T>
 void pool_row(const PoolAttrs& a, const PoolGeo& g, const T* src, int64_t plane, int64_t od, int64_t oh, T* dst,
@@ -137,11 +205,40 @@ void pool_row(const PoolAttrs& a, const PoolGeo& g, const T* src, int64_t plane,
                                 ? padded_taps(sd, g.d[0], g.k[0], g.in[0], g.pe[0]) *
                                       padded_taps(sh, g.d[1], g.k[1], g.in[1], g.pe[1])
                                 : 0;
+  // Windows in [ow_in, ow_end) lie wholly inside the row: their taps need no divisions.
+  const int64_t ow_in = (g.pb[2] + g.s[2] - 1) / g.s[2];
+  const int64_t last_start = g.in[2] - 1 - (g.k[2] - 1) * g.d[2] + g.pb[2];  // largest interior ow * s
+  const int64_t ow_end = last_start < 0 ? 0 : std::min(g.out[2], last_start / g.s[2] + 1);
+  if (!idx && ow_in < ow_end) {
+    // Interior windows, tap by tap across the whole run of outputs: short inner loops over
+    // kernel taps would cost more in loop overhead than in arithmetic.
+    interior_run<K, T>(a, g, src, sd, sh, d_lo, d_hi, h_lo, h_hi, padded_dh, ow_in, ow_end, dst);
+  }
   for (int64_t ow = 0; ow < g.out[2]; ++ow) {
+    if (!idx && ow == ow_in && ow_in < ow_end) {
+      ow = ow_end - 1;  // done above
+      continue;
+    }
     const int64_t sw = ow * g.s[2] - g.pb[2];
-    int64_t w_lo, w_hi;
-    taps(sw, g.d[2], g.k[2], g.in[2], &w_lo, &w_hi);
+    int64_t w_lo = 0, w_hi = g.k[2];
+    if (ow < ow_in || ow >= ow_end) taps(sw, g.d[2], g.k[2], g.in[2], &w_lo, &w_hi);
     if constexpr (K == PoolKind::kMax) {
+      if (!idx) {
+        // Branch-free max (compiles to max instructions); NaN is tracked on the side.
+        T best = std::numeric_limits<T>::lowest();
+        bool nan = false;
+        for (int64_t kd = d_lo; kd < d_hi; ++kd)
+          for (int64_t kh = h_lo; kh < h_hi; ++kh) {
+            const T* row = src + ((sd + kd * g.d[0]) * g.in[1] + sh + kh * g.d[1]) * g.in[2] + sw;
+            for (int64_t kw = w_lo; kw < w_hi; ++kw) {
+              const T v = row[kw * g.d[2]];
+              best = best < v ? v : best;
+              nan |= is_nan(v);
+            }
+          }
+        dst[ow] = nan ? std::numeric_limits<T>::quiet_NaN() : best;
+        continue;
+      }
       T best = std::numeric_limits<T>::lowest();
       int64_t bd = -1, bh = 0, bw = 0;
       for (int64_t kd = d_lo; kd < d_hi; ++kd) {
