@@ -33,14 +33,33 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="build the example models, load one and predict")
     d.add_argument("directory", nargs="?", default="models")
-    sub.add_parser("ops", help="list supported operators")
+    o = sub.add_parser("ops", help="list supported operators")
+    o.add_argument("--markdown", action="store_true", help="print docs/ops.md")
     args = p.parse_args(argv)
     if args.cmd == "demo":
         return _demo(args.directory)
-    import mserve
-    for op in mserve.supported_ops():
-        print(f"{op.domain or 'ai.onnx'}\t{op.op_type}\tsince opset {op.since_opset}\t{op.family}")
+    print(ops_markdown() if args.markdown else ops_table(), end="")
     return 0
+
+
+def ops_table() -> str:
+    import mserve
+    return "".join(f"{op.domain or 'ai.onnx'}\t{op.op_type}\tsince opset {op.since_opset}\t{op.family}\n"
+                   for op in mserve.supported_ops())
+
+
+def ops_markdown() -> str:
+    """docs/ops.md, generated from the runtime's one op list (make docs)."""
+    import mserve
+    from mserve import _core
+    lines = ["# Supported operators", "",
+             "Generated from `cpp/core/kernels/op_list.inc` by `make docs`; do not edit by hand.",
+             f"Opsets up to {_core.max_opset} of the default domain are understood.", "",
+             "| domain | operator | opsets | family (`cpp/core/kernels/ops/<family>.cc`) |",
+             "|---|---|---|---|"]
+    for op in mserve.supported_ops():
+        lines.append(f"| {op.domain or 'ai.onnx'} | {op.op_type} | {op.since_opset}+ | {op.family} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -140,3 +140,27 @@ def test_threads_option():
     model = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", np.float32, [2])], [("y", np.float32, [2])])
     assert mserve.load(model, threads=3).threads == 3
     assert mserve.load(model).threads >= 1
+
+
+def test_idle_model_does_not_spin():
+    """Workers sleep when there is no work: an idle model with 4 threads burns no CPU."""
+    import resource
+    import time
+    from mserve import examples
+    m = mserve.load(examples.cnn_nhwc(), threads=4)
+    m.predict(examples.example_input("cnn_nhwc", 8))
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    time.sleep(0.5)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert cpu < 0.1, f"{cpu:.2f} s of CPU in 0.5 s of idling"
+
+
+def test_same_value_as_two_outputs_and_input_as_output():
+    nodes = [helper.make_node("Relu", ["x"], ["y"])]
+    model = make_model(nodes, [("x", np.float32, [3])], [("y", np.float32, [3]), ("x", np.float32, [3])])
+    model.graph.output.append(model.graph.output[0])
+    out = mserve.load(model).predict(np.array([-1, 0, 2], np.float32))
+    # A dict keeps one entry per name; both come from separate buffers.
+    np.testing.assert_array_equal(out["y"], [0, 0, 2])
+    np.testing.assert_array_equal(out["x"], [-1, 0, 2])

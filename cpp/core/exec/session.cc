@@ -1,5 +1,7 @@
 #include "core/exec/session.h"
 
+#include <algorithm>
+
 #include "core/onnx/loader.h"
 
 namespace mserve {
@@ -224,9 +226,15 @@ Status Session::execute(const Plan& plan, RunContext& rc, const std::vector<Tens
     if (!st.ok()) return st.with_context(node.where());  // where() allocates: only on error
   }
   outputs->clear();
-  for (int v : g.outputs) {
+  for (size_t o = 0; o < g.outputs.size(); ++o) {
+    const int v = g.outputs[o];
     const ValuePlan& vp = plan.values[v];
-    if (vp.storage == Storage::kOutput || vp.storage == Storage::kDynamic) {
+    const auto first = std::find(g.outputs.begin(), g.outputs.end(), v) - g.outputs.begin();
+    if (static_cast<size_t>(first) < o) {
+      // The same value listed twice as a graph output: each caller-owned array gets its bytes.
+      MS_ASSIGN_OR_RETURN(Tensor copy, (*outputs)[first].clone());
+      outputs->push_back(std::move(copy));
+    } else if (vp.storage == Storage::kOutput || vp.storage == Storage::kDynamic) {
       outputs->push_back(std::move(rc.values[v]));
     } else {
       // A graph output that is an input or a constant: hand out a copy the caller may own.

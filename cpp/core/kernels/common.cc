@@ -49,6 +49,47 @@ StatusOr<std::vector<int64_t>> read_ints(const Tensor& t, const char* what) {
   return v;
 }
 
+std::string ints_str(const std::vector<int64_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+StatusOr<AutoPad> parse_auto_pad(const std::string& s) {
+  if (s.empty() || s == "NOTSET") return AutoPad::kNotSet;
+  if (s == "SAME_UPPER") return AutoPad::kSameUpper;
+  if (s == "SAME_LOWER") return AutoPad::kSameLower;
+  if (s == "VALID") return AutoPad::kValid;
+  return Unsupported("auto_pad '" + s + "' is not supported (NOTSET, SAME_UPPER, SAME_LOWER, VALID are)");
+}
+
+WindowAxis window_axis(AutoPad ap, int64_t in, int64_t k, int64_t s, int64_t d, int64_t pad_begin,
+                       int64_t pad_end, bool ceil_mode) {
+  const int64_t dk = (k - 1) * d + 1;  // extent of the dilated window
+  WindowAxis w;
+  if (ap == AutoPad::kNotSet) {
+    w.pad_begin = pad_begin;
+    w.pad_end = pad_end;
+    const int64_t span = in + pad_begin + pad_end - dk;
+    if (span < 0) return w;
+    if (!ceil_mode) {
+      w.out = span / s + 1;
+    } else {
+      w.out = (span + s - 1) / s + 1;
+      if ((w.out - 1) * s >= in + pad_begin) --w.out;
+    }
+  } else if (ap == AutoPad::kValid) {
+    w.out = in < dk ? 0 : (in - dk) / s + 1;
+  } else {
+    w.out = (in + s - 1) / s;
+    const int64_t total = std::max<int64_t>(0, (w.out - 1) * s + dk - in);
+    // SAME_UPPER puts the odd extra cell at the end, SAME_LOWER at the beginning.
+    w.pad_begin = ap == AutoPad::kSameUpper ? total / 2 : total - total / 2;
+    w.pad_end = total - w.pad_begin;
+  }
+  return w;
+}
+
 Status copy_input_to_output(const ComputeContext& ctx) {
   const Tensor& in = ctx.input(0);
   Tensor& out = ctx.output(0);

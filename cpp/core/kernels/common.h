@@ -24,6 +24,25 @@ StatusOr<std::vector<int64_t>> read_ints(const Tensor& t, const char* what);
 // Unsqueeze, Identity): compute copies the bytes (outputs never alias inputs).
 Status copy_input_to_output(const ComputeContext& ctx);
 
+// "[1, 2, 3]", for error messages.
+std::string ints_str(const std::vector<int64_t>& v);
+
+// Sliding windows (Conv, MaxPool, AveragePool): the auto_pad attribute and the size rule of one
+// spatial axis.
+enum class AutoPad { kNotSet, kSameUpper, kSameLower, kValid };
+StatusOr<AutoPad> parse_auto_pad(const std::string& s);
+
+struct WindowAxis {
+  int64_t out = 0;        // output length (may be <= 0: callers report empty outputs)
+  int64_t pad_begin = 0;  // effective padding, after auto_pad
+  int64_t pad_end = 0;
+};
+// Input length `in`, kernel `k`, stride `s`, dilation `d`, explicit pads (used with NOTSET).
+// ceil_mode rounds the output up, keeping only windows that start inside the input or the
+// begin padding.
+WindowAxis window_axis(AutoPad ap, int64_t in, int64_t k, int64_t s, int64_t d, int64_t pad_begin,
+                       int64_t pad_end, bool ceil_mode);
+
 #define MS_CHECK_ARG(cond, msg) \
   do {                          \
     if (!(cond)) return ::mserve::InvalidArgument(msg); \

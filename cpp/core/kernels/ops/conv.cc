@@ -19,21 +19,6 @@
 namespace mserve {
 namespace {
 
-enum class AutoPad { kNotSet, kSameUpper, kSameLower, kValid };
-
-StatusOr<AutoPad> parse_auto_pad(const std::string& s) {
-  if (s.empty() || s == "NOTSET") return AutoPad::kNotSet;
-  if (s == "SAME_UPPER") return AutoPad::kSameUpper;
-  if (s == "SAME_LOWER") return AutoPad::kSameLower;
-  if (s == "VALID") return AutoPad::kValid;
-  return Unsupported("auto_pad '" + s + "' is not supported (NOTSET, SAME_UPPER, SAME_LOWER, VALID are)");
-}
-
-std::string join(const std::vector<int64_t>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + "]";
-}
 
 struct ConvAttrs {
   AutoPad auto_pad = AutoPad::kNotSet;
@@ -65,14 +50,14 @@ Status make_geo(const ConvAttrs& a, const Shape& x, const Shape& w, Geo* g) {
   MS_CHECK_ARG(w.rank() == r, "W must have the rank of X: X " + x.str() + ", W " + w.str());
   const size_t sp = static_cast<size_t>(r - 2);
   MS_CHECK_ARG(a.kernel_shape.empty() || a.kernel_shape.size() == sp,
-               "kernel_shape " + join(a.kernel_shape) + " does not match " + std::to_string(sp) +
+               "kernel_shape " + ints_str(a.kernel_shape) + " does not match " + std::to_string(sp) +
                    " spatial dims of X " + x.str());
   MS_CHECK_ARG(a.strides.empty() || a.strides.size() == sp,
-               "strides " + join(a.strides) + " must have " + std::to_string(sp) + " values");
+               "strides " + ints_str(a.strides) + " must have " + std::to_string(sp) + " values");
   MS_CHECK_ARG(a.dilations.empty() || a.dilations.size() == sp,
-               "dilations " + join(a.dilations) + " must have " + std::to_string(sp) + " values");
+               "dilations " + ints_str(a.dilations) + " must have " + std::to_string(sp) + " values");
   MS_CHECK_ARG(a.pads.empty() || a.pads.size() == 2 * sp,
-               "pads " + join(a.pads) + " must have " + std::to_string(2 * sp) + " values");
+               "pads " + ints_str(a.pads) + " must have " + std::to_string(2 * sp) + " values");
   g->N = x[0];
   g->C = x[1];
   g->M = w[0];
@@ -90,24 +75,12 @@ Status make_geo(const ConvAttrs& a, const Shape& x, const Shape& w, Geo* g) {
     const int64_t in = x[xi], k = w[xi];
     MS_CHECK_ARG(k >= 1, "W " + w.str() + " has an empty kernel dimension");
     MS_CHECK_ARG(a.kernel_shape.empty() || a.kernel_shape[i] == k,
-                 "kernel_shape " + join(a.kernel_shape) + " differs from the kernel of W " + w.str());
+                 "kernel_shape " + ints_str(a.kernel_shape) + " differs from the kernel of W " + w.str());
     const int64_t s = a.strides.empty() ? 1 : a.strides[i];
     const int64_t d = a.dilations.empty() ? 1 : a.dilations[i];
-    const int64_t dk = (k - 1) * d + 1;  // extent of the dilated kernel
-    int64_t pb = 0, out = 0;
-    if (a.auto_pad == AutoPad::kNotSet) {
-      pb = a.pads.empty() ? 0 : a.pads[i];
-      const int64_t pe = a.pads.empty() ? 0 : a.pads[sp + i];
-      const int64_t span = in + pb + pe - dk;
-      out = span < 0 ? 0 : span / s + 1;
-    } else if (a.auto_pad == AutoPad::kValid) {
-      out = in < dk ? 0 : (in - dk) / s + 1;
-    } else {
-      out = (in + s - 1) / s;
-      const int64_t total = std::max<int64_t>(0, (out - 1) * s + dk - in);
-      // SAME_UPPER puts the odd extra cell at the end, SAME_LOWER at the beginning.
-      pb = a.auto_pad == AutoPad::kSameUpper ? total / 2 : total - total / 2;
-    }
+    const WindowAxis wa = window_axis(a.auto_pad, in, k, s, d, a.pads.empty() ? 0 : a.pads[i],
+                                      a.pads.empty() ? 0 : a.pads[sp + i], false);
+    const int64_t out = wa.out, pb = wa.pad_begin;
     MS_CHECK_ARG(out > 0, "output spatial dimension " + std::to_string(i) + " would be empty: input " +
                               x.str() + ", kernel " + w.str() + ", stride " + std::to_string(s) +
                               ", dilation " + std::to_string(d));
@@ -321,11 +294,11 @@ StatusOr<KernelPtr> create_onnx_Conv(const Node& n, const KernelInit&) {
   a.dilations = n.attr_ints("dilations");
   a.pads = n.attr_ints("pads");
   MS_CHECK_ARG(a.group >= 1, "group must be >= 1, got " + std::to_string(a.group));
-  for (int64_t v : a.kernel_shape) MS_CHECK_ARG(v >= 1, "kernel_shape " + join(a.kernel_shape) + " must be positive");
-  for (int64_t v : a.strides) MS_CHECK_ARG(v >= 1, "strides " + join(a.strides) + " must be positive");
-  for (int64_t v : a.dilations) MS_CHECK_ARG(v >= 1, "dilations " + join(a.dilations) + " must be positive");
-  for (int64_t v : a.pads) MS_CHECK_ARG(v >= 0, "pads " + join(a.pads) + " must be non-negative");
-  MS_CHECK_ARG(a.pads.size() % 2 == 0, "pads " + join(a.pads) + " must have an even number of values");
+  for (int64_t v : a.kernel_shape) MS_CHECK_ARG(v >= 1, "kernel_shape " + ints_str(a.kernel_shape) + " must be positive");
+  for (int64_t v : a.strides) MS_CHECK_ARG(v >= 1, "strides " + ints_str(a.strides) + " must be positive");
+  for (int64_t v : a.dilations) MS_CHECK_ARG(v >= 1, "dilations " + ints_str(a.dilations) + " must be positive");
+  for (int64_t v : a.pads) MS_CHECK_ARG(v >= 0, "pads " + ints_str(a.pads) + " must be non-negative");
+  MS_CHECK_ARG(a.pads.size() % 2 == 0, "pads " + ints_str(a.pads) + " must have an even number of values");
   return KernelPtr(new ConvKernel(std::move(a)));
 }
 

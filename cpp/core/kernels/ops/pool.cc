@@ -19,22 +19,7 @@
 namespace mserve {
 namespace {
 
-enum class AutoPad { kNotSet, kSameUpper, kSameLower, kValid };
 enum class PoolKind { kMax, kAvg };
-
-StatusOr<AutoPad> parse_auto_pad(const std::string& s) {
-  if (s.empty() || s == "NOTSET") return AutoPad::kNotSet;
-  if (s == "SAME_UPPER") return AutoPad::kSameUpper;
-  if (s == "SAME_LOWER") return AutoPad::kSameLower;
-  if (s == "VALID") return AutoPad::kValid;
-  return Unsupported("auto_pad '" + s + "' is not supported (NOTSET, SAME_UPPER, SAME_LOWER, VALID are)");
-}
-
-std::string join(const std::vector<int64_t>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + "]";
-}
 
 struct PoolAttrs {
   AutoPad auto_pad = AutoPad::kNotSet;
@@ -56,7 +41,7 @@ struct PoolGeo {
 Status make_geo(const PoolAttrs& a, const Shape& x, PoolGeo* g) {
   const size_t sp = a.kernel_shape.size();
   MS_CHECK_ARG(x.rank() == static_cast<int>(sp) + 2, "X of shape " + x.str() + " does not match kernel_shape " +
-                                                         join(a.kernel_shape) + " (rank must be " +
+                                                         ints_str(a.kernel_shape) + " (rank must be " +
                                                          std::to_string(sp + 2) + ")");
   g->planes = x[0] * x[1];
   for (size_t i = 0; i < sp; ++i) {
@@ -64,32 +49,11 @@ Status make_geo(const PoolAttrs& a, const Shape& x, PoolGeo* g) {
     const int64_t in = x[static_cast<int>(2 + i)], k = a.kernel_shape[i];
     const int64_t s = a.strides.empty() ? 1 : a.strides[i];
     const int64_t d = a.dilations.empty() ? 1 : a.dilations[i];
-    const int64_t dk = (k - 1) * d + 1;  // extent of the dilated window
-    int64_t pb = 0, pe = 0, out = 0;
-    if (a.auto_pad == AutoPad::kNotSet) {
-      pb = a.pads.empty() ? 0 : a.pads[i];
-      pe = a.pads.empty() ? 0 : a.pads[sp + i];
-      const int64_t span = in + pb + pe - dk;
-      if (span < 0) {
-        out = 0;
-      } else if (!a.ceil_mode) {
-        out = span / s + 1;
-      } else {
-        out = (span + s - 1) / s + 1;
-        // The last window must start inside the input or the left padding.
-        if ((out - 1) * s >= in + pb) --out;
-      }
-    } else if (a.auto_pad == AutoPad::kValid) {
-      out = in < dk ? 0 : (in - dk) / s + 1;
-    } else {
-      out = (in + s - 1) / s;
-      const int64_t total = std::max<int64_t>(0, (out - 1) * s + dk - in);
-      // SAME_UPPER puts the odd extra cell at the end, SAME_LOWER at the beginning.
-      pb = a.auto_pad == AutoPad::kSameUpper ? total / 2 : total - total / 2;
-      pe = total - pb;
-    }
+    const WindowAxis wa = window_axis(a.auto_pad, in, k, s, d, a.pads.empty() ? 0 : a.pads[i],
+                                      a.pads.empty() ? 0 : a.pads[sp + i], a.ceil_mode);
+    const int64_t out = wa.out, pb = wa.pad_begin, pe = wa.pad_end;
     MS_CHECK_ARG(out > 0, "output spatial dimension " + std::to_string(i) + " would be empty: input " + x.str() +
-                              ", kernel_shape " + join(a.kernel_shape) + ", stride " + std::to_string(s) +
+                              ", kernel_shape " + ints_str(a.kernel_shape) + ", stride " + std::to_string(s) +
                               ", dilation " + std::to_string(d));
     g->in[j] = in;
     g->k[j] = k;
@@ -373,17 +337,17 @@ StatusOr<PoolAttrs> parse_pool(const Node& n, bool ceil, bool dil) {
   const size_t sp = a.kernel_shape.size();
   MS_CHECK_ARG(sp > 0, "the kernel_shape attribute is required");
   if (sp > 3)
-    return Unsupported("only 1-D, 2-D and 3-D pooling is supported, kernel_shape is " + join(a.kernel_shape));
+    return Unsupported("only 1-D, 2-D and 3-D pooling is supported, kernel_shape is " + ints_str(a.kernel_shape));
   MS_CHECK_ARG(a.strides.empty() || a.strides.size() == sp,
-               "strides " + join(a.strides) + " must have " + std::to_string(sp) + " values");
+               "strides " + ints_str(a.strides) + " must have " + std::to_string(sp) + " values");
   MS_CHECK_ARG(a.dilations.empty() || a.dilations.size() == sp,
-               "dilations " + join(a.dilations) + " must have " + std::to_string(sp) + " values");
+               "dilations " + ints_str(a.dilations) + " must have " + std::to_string(sp) + " values");
   MS_CHECK_ARG(a.pads.empty() || a.pads.size() == 2 * sp,
-               "pads " + join(a.pads) + " must have " + std::to_string(2 * sp) + " values");
-  for (int64_t v : a.kernel_shape) MS_CHECK_ARG(v >= 1, "kernel_shape " + join(a.kernel_shape) + " must be positive");
-  for (int64_t v : a.strides) MS_CHECK_ARG(v >= 1, "strides " + join(a.strides) + " must be positive");
-  for (int64_t v : a.dilations) MS_CHECK_ARG(v >= 1, "dilations " + join(a.dilations) + " must be positive");
-  for (int64_t v : a.pads) MS_CHECK_ARG(v >= 0, "pads " + join(a.pads) + " must be non-negative");
+               "pads " + ints_str(a.pads) + " must have " + std::to_string(2 * sp) + " values");
+  for (int64_t v : a.kernel_shape) MS_CHECK_ARG(v >= 1, "kernel_shape " + ints_str(a.kernel_shape) + " must be positive");
+  for (int64_t v : a.strides) MS_CHECK_ARG(v >= 1, "strides " + ints_str(a.strides) + " must be positive");
+  for (int64_t v : a.dilations) MS_CHECK_ARG(v >= 1, "dilations " + ints_str(a.dilations) + " must be positive");
+  for (int64_t v : a.pads) MS_CHECK_ARG(v >= 0, "pads " + ints_str(a.pads) + " must be non-negative");
   return a;
 }
 

@@ -16,12 +16,6 @@
 namespace mserve {
 namespace {
 
-std::string ints_str(const std::vector<int64_t>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + "]";
-}
-
 // ---------------------------------------------------------------------------------- Flatten
 
 class FlattenKernel final : public Kernel {
