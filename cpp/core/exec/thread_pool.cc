@@ -1,6 +1,13 @@
 #include "core/exec/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define MS_CPU_RELAX() _mm_pause()
+#else
+#define MS_CPU_RELAX() std::this_thread::yield()
+#endif
 
 namespace mserve {
 
@@ -38,6 +45,7 @@ void ThreadPool::unlink(Job* job) {
     (prev ? prev->link : head_) = j->link;
     if (tail_ == j) tail_ = prev;
     j->link = nullptr;
+    queued_.fetch_sub(1, std::memory_order_relaxed);
     return;
   }
 }
@@ -56,6 +64,7 @@ void ThreadPool::run(int64_t n, int64_t grain, void (*call)(void*, int64_t, int6
     std::lock_guard<std::mutex> lk(mu_);
     (tail_ ? tail_->link : head_) = &job;
     tail_ = &job;
+    queued_.fetch_add(1, std::memory_order_release);
   }
   work_cv_.notify_all();
   work_on(job);
@@ -66,8 +75,17 @@ void ThreadPool::run(int64_t n, int64_t grain, void (*call)(void*, int64_t, int6
 }
 
 void ThreadPool::worker_loop() {
+  // How long an idle worker watches for the next job before sleeping.
+  constexpr auto kSpin = std::chrono::microseconds(50);
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
+    if (!stop_ && head_ == nullptr) {
+      lk.unlock();
+      const auto until = std::chrono::steady_clock::now() + kSpin;
+      while (queued_.load(std::memory_order_acquire) == 0 && std::chrono::steady_clock::now() < until)
+        for (int i = 0; i < 64; ++i) MS_CPU_RELAX();
+      lk.lock();
+    }
     work_cv_.wait(lk, [&] { return stop_ || head_ != nullptr; });
     if (stop_) return;
     Job* job = head_;

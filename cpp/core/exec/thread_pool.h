@@ -1,7 +1,9 @@
 // Intra-op thread pool.
 //
-// parallel_for splits [0, n) into chunks run by the calling thread and the workers. Idle workers
-// sleep on a condition variable (they never spin), so an idle model costs no CPU. Safe to call
+// parallel_for splits [0, n) into chunks run by the calling thread and the workers. A worker
+// that runs out of work watches for the next job for a few tens of microseconds (the next
+// operator of the same predict call usually comes that fast), then sleeps on a condition
+// variable: an idle model costs no CPU. Safe to call
 // from many threads at once: jobs queue up and workers help the oldest first. Must not be
 // called from inside a parallel_for body.
 #pragma once
@@ -56,6 +58,7 @@ class ThreadPool {
   std::mutex mu_;
   std::condition_variable work_cv_;  // workers wait for jobs
   std::condition_variable done_cv_;  // callers wait for helpers to leave their job
+  std::atomic<int> queued_{0};  // jobs in the queue; read without the lock while spinning
   Job* head_ = nullptr;
   Job* tail_ = nullptr;
   bool stop_ = false;

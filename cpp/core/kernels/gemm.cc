@@ -56,17 +56,22 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
     gemm_block(trans_a, trans_b, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  // Split the longer side of C into panels; keep panels of at least 16 rows/cols so Eigen's
-  // blocking stays efficient.
-  if (M >= N) {
-    pool.parallel_for(M, 16, [&](int64_t b, int64_t e) {
-      gemm_block(trans_a, trans_b, b, e, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    });
-  } else {
-    pool.parallel_for(N, 16, [&](int64_t b, int64_t e) {
-      gemm_block(trans_a, trans_b, 0, M, b, e, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    });
-  }
+  // One panel of C per thread along its longer side: every panel repacks the shared operand,
+  // so more panels than threads would only repeat that work. Panel edges are multiples of 16
+  // to keep Eigen's register blocking whole.
+  const int64_t nt = pool.threads();
+  const bool split_m = M >= N;
+  const int64_t len = split_m ? M : N;
+  const int64_t per = (len + nt - 1) / nt;
+  const int64_t panel = std::max<int64_t>(16, (per + 15) / 16 * 16);
+  const int64_t panels = (len + panel - 1) / panel;
+  pool.parallel_for(panels, 1, [&](int64_t pb, int64_t pe) {
+    for (int64_t p = pb; p < pe; ++p) {
+      const int64_t b = p * panel, e = std::min(len, b + panel);
+      if (split_m) gemm_block(trans_a, trans_b, b, e, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      else gemm_block(trans_a, trans_b, 0, M, b, e, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    }
+  });
 }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
