@@ -17,12 +17,12 @@ py::list describe_values(const Graph& g, const std::vector<int>& ids) {
       py::list dims;
       for (const Dim& d : v.dims) {
         if (d.known()) dims.append(d.value);
-        else if (!d.symbol.empty()) dims.append(d.symbol);
+        else if (!d.symbol.empty()) dims.append(utf8(d.symbol));
         else dims.append(py::none());
       }
       shape = py::tuple(dims);
     }
-    out.append(py::make_tuple(v.name, dtype_name(v.dtype), shape));
+    out.append(py::make_tuple(utf8(v.name), dtype_name(v.dtype), shape));
   }
   return out;
 }
@@ -103,9 +103,13 @@ void bind_session(py::module_& m) {
       .def_property_readonly("inputs", [](const Session& s) { return describe_values(s.graph(), s.graph().inputs); })
       .def_property_readonly("outputs", [](const Session& s) { return describe_values(s.graph(), s.graph().outputs); })
       .def_property_readonly("threads", &Session::threads)
-      .def_property_readonly("producer", [](const Session& s) { return s.graph().producer; })
+      .def_property_readonly("producer", [](const Session& s) { return utf8(s.graph().producer); })
       .def_property_readonly("ir_version", [](const Session& s) { return s.graph().ir_version; })
-      .def_property_readonly("opsets", [](const Session& s) { return s.graph().opsets; })
+      .def_property_readonly("opsets", [](const Session& s) {
+        py::dict d;
+        for (const auto& [domain, version] : s.graph().opsets) d[utf8(domain)] = version;
+        return d;
+      })
       .def_property_readonly("cached_plans", &Session::cached_plans)
       .def("run", [](const Session& s, const py::list& arrays) {
         auto outs = unwrap(run(s, arrays));

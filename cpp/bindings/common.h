@@ -14,6 +14,10 @@ namespace py = pybind11;
 // UnsupportedOperator, or Error for internal failures). No-op when ok.
 void raise_if_error(const Status& st);
 
+// Model-supplied text (names, messages quoting them) may be any bytes: invalid UTF-8 is
+// replaced, never raised.
+py::str utf8(const std::string& s);
+
 // numpy dtype -> DType; kUndefined when mserve has no such element type.
 DType from_numpy(const py::dtype& dt);
 py::dtype to_numpy(DType t);

@@ -14,8 +14,14 @@ void raise_if_error(const Status& st) {
     default: break;
   }
   py::object exc = py::module_::import("mserve.errors").attr(cls);
-  PyErr_SetString(exc.ptr(), st.message().c_str());
+  PyErr_SetObject(exc.ptr(), utf8(st.message()).ptr());
   throw py::error_already_set();
+}
+
+py::str utf8(const std::string& s) {
+  PyObject* o = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace");
+  if (!o) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(o);
 }
 
 DType from_numpy(const py::dtype& dt) {
