@@ -134,14 +134,16 @@ class Model:
 
     @staticmethod
     def _convert(spec: TensorSpec, v: Any) -> np.ndarray:
+        if isinstance(v, np.generic):  # a numpy scalar: a 0-d array of its own dtype
+            v = np.asarray(v)
         if isinstance(v, np.ndarray):
             if v.dtype != spec.dtype:
                 raise InvalidArgument(f"input {spec.name!r}: expected dtype {spec.dtype.name}, got {v.dtype.name}")
             if not v.flags.c_contiguous or not v.flags.aligned:
-                v = np.ascontiguousarray(v)
+                v = v.copy(order="C")  # (np.ascontiguousarray would turn 0-d into 1-d)
             return v
         try:
-            return np.ascontiguousarray(np.asarray(v, dtype=spec.dtype))
+            return np.asarray(v, dtype=spec.dtype, order="C")
         except (TypeError, ValueError) as e:
             raise InvalidArgument(f"input {spec.name!r}: cannot convert {type(v).__name__} to "
                                   f"{spec.dtype.name}: {e}") from None

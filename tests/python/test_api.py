@@ -164,3 +164,13 @@ def test_same_value_as_two_outputs_and_input_as_output():
     # A dict keeps one entry per name; both come from separate buffers.
     np.testing.assert_array_equal(out["y"], [0, 0, 2])
     np.testing.assert_array_equal(out["x"], [-1, 0, 2])
+
+
+def test_scalar_inputs_keep_rank_zero():
+    model = make_model([helper.make_node("Add", ["x", "s"], ["y"])], [("x", np.float32, [2]), ("s", np.float32, [])],
+                       [("y", np.float32, [2])])
+    m = mserve.load(model)
+    x = np.array([1, 2], np.float32)
+    np.testing.assert_array_equal(m.predict({"x": x, "s": np.float32(3)}), [4, 5])
+    np.testing.assert_array_equal(m.predict({"x": x, "s": 3.0}), [4, 5])
+    np.testing.assert_array_equal(m.predict({"x": x[::-1].copy()[::-1], "s": np.array(3, np.float32)}), [4, 5])
