@@ -13,7 +13,7 @@ PIP_PACKAGES := pybind11 scikit-build-core numpy pytest onnx onnxruntime nbforma
 SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python -type f \( -name '*.cc' -o -name '*.h' \
 	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' \))
 
-.PHONY: all build test test-cpp test-python demo bench docs clean apt-deps
+.PHONY: all build test test-cpp test-python demo bench docs node-expectations clean apt-deps
 all: build
 
 apt-deps:
@@ -48,6 +48,9 @@ demo: build
 
 bench: build
 	$(PY) bench/bench_models.py
+
+node-expectations: build
+	$(PY) tests/python/node_suite.py --out /dev/null --expectations tests/python/node_expectations.tsv
 
 docs: build
 	$(PY) -m mserve ops --markdown > docs/ops.md

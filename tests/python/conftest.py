@@ -38,3 +38,14 @@ def tmp_model(tmp_path):
         onnx.save(model, str(p))
         return str(p)
     return save
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Prints the ONNX node suite pass count when that test ran."""
+    try:
+        from test_onnx_node_suite import SUMMARY
+    except ImportError:
+        return
+    if SUMMARY:
+        terminalreporter.write_line(
+            f"ONNX backend node suite: {SUMMARY['passed']} of {SUMMARY['total']} cases pass in mserve")
