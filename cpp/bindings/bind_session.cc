@@ -73,9 +73,10 @@ T unwrap(StatusOr<T>&& r) {
   return std::move(r).value();
 }
 
-SessionOptions options(int threads) {
+SessionOptions options(int threads, bool optimize) {
   SessionOptions o;
   o.threads = threads;
+  o.optimize = optimize;
   return o;
 }
 
@@ -83,23 +84,23 @@ SessionOptions options(int threads) {
 
 void bind_session(py::module_& m) {
   py::class_<Session, std::shared_ptr<Session>>(m, "Session")
-      .def_static("load_file", [](const std::string& path, int threads) {
+      .def_static("load_file", [](const std::string& path, int threads, bool optimize) {
         StatusOr<std::shared_ptr<Session>> s = Status::OK();
         {
           py::gil_scoped_release nogil;  // parsing and planning take a while
-          s = Session::load_file(path, options(threads));
+          s = Session::load_file(path, options(threads, optimize));
         }
         return unwrap(std::move(s));  // raises, so needs the GIL
-      }, py::arg("path"), py::arg("threads") = 0)
-      .def_static("load_bytes", [](py::bytes data, int threads, const std::string& base_dir) {
+      }, py::arg("path"), py::arg("threads") = 0, py::arg("optimize") = true)
+      .def_static("load_bytes", [](py::bytes data, int threads, const std::string& base_dir, bool optimize) {
         std::string_view view = data;  // `data` stays referenced by the caller's frame
         StatusOr<std::shared_ptr<Session>> s = Status::OK();
         {
           py::gil_scoped_release nogil;
-          s = Session::load_bytes(view.data(), view.size(), options(threads), base_dir);
+          s = Session::load_bytes(view.data(), view.size(), options(threads, optimize), base_dir);
         }
         return unwrap(std::move(s));
-      }, py::arg("data"), py::arg("threads") = 0, py::arg("base_dir") = "")
+      }, py::arg("data"), py::arg("threads") = 0, py::arg("base_dir") = "", py::arg("optimize") = true)
       .def_property_readonly("inputs", [](const Session& s) { return describe_values(s.graph(), s.graph().inputs); })
       .def_property_readonly("outputs", [](const Session& s) { return describe_values(s.graph(), s.graph().outputs); })
       .def_property_readonly("threads", &Session::threads)
@@ -111,6 +112,7 @@ void bind_session(py::module_& m) {
         return d;
       })
       .def_property_readonly("cached_plans", &Session::cached_plans)
+      .def_property_readonly("num_nodes", &Session::num_nodes)
       .def("run", [](const Session& s, const py::list& arrays) {
         auto outs = unwrap(run(s, arrays));
         py::list result;

@@ -165,10 +165,12 @@ class Model:
 
 
 def load(path_or_bytes: Union[str, os.PathLike, bytes, bytearray, memoryview, Any], *,
-         device: str = "cpu", threads: Optional[int] = None) -> Model:
+         device: str = "cpu", threads: Optional[int] = None, optimize: bool = True) -> Model:
     """Loads an ONNX model from a file path, from bytes, or from an ``onnx.ModelProto``.
 
     ``threads``: intra-op threads (default: the machine's cores). Idle threads sleep.
+    ``optimize``: graph clean-up (Identity/Dropout removal, dead nodes, constant folding);
+    turn it off to debug a model exactly as exported.
     Raises ``ModelLoadError`` for malformed files and ``UnsupportedOperator`` (listing every
     unsupported node) when the model needs something the runtime cannot run.
     """
@@ -180,10 +182,10 @@ def load(path_or_bytes: Union[str, os.PathLike, bytes, bytearray, memoryview, An
     if hasattr(path_or_bytes, "SerializeToString"):
         path_or_bytes = path_or_bytes.SerializeToString()
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
-        return Model(_core.Session.load_bytes(bytes(path_or_bytes), t), "<bytes>")
+        return Model(_core.Session.load_bytes(bytes(path_or_bytes), t, optimize=optimize), "<bytes>")
     if isinstance(path_or_bytes, (str, os.PathLike)):
         path = os.fspath(path_or_bytes)
-        return Model(_core.Session.load_file(path, t), path)
+        return Model(_core.Session.load_file(path, t, optimize=optimize), path)
     raise InvalidArgument(f"load() takes a path, bytes or an onnx.ModelProto, got {type(path_or_bytes).__name__}")
 
 

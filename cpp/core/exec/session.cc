@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/onnx/loader.h"
+#include "core/passes/passes.h"
 
 namespace mserve {
 
@@ -33,9 +34,13 @@ StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOpt
       return Unsupported("graph input '" + val.name + "' has rank " + std::to_string(val.dims.size()) +
                          "; at most " + std::to_string(Shape::kMaxRank) + " is supported");
   }
+  if (opts.optimize) {
+    MS_RETURN_IF_ERROR(remove_identities(p.graph));
+    MS_RETURN_IF_ERROR(remove_dead_nodes(p.graph));
+  }
   MS_ASSIGN_OR_RETURN(p.order, topological_order(p.graph));
   MS_RETURN_IF_ERROR(create_kernels(p));
-  MS_RETURN_IF_ERROR(fold_constants(p, *s->pool_));
+  if (opts.optimize) MS_RETURN_IF_ERROR(fold_constants(p, *s->pool_));
 
   // Trial plan with every symbolic dimension set to 1: catches unsupported dtypes and attribute
   // combinations now rather than at the first predict. Other failures are left for run time,

@@ -17,6 +17,7 @@ namespace mserve {
 struct SessionOptions {
   int threads = 0;            // intra-op threads; <= 0 means the machine's cores
   size_t plan_cache_size = 32;  // distinct input shape signatures kept planned
+  bool optimize = true;         // graph clean-up passes and load-time constant folding
 };
 
 class Session {
@@ -34,6 +35,9 @@ class Session {
   // Runs the model. `inputs` in graph input order; each is checked against the declared dtype,
   // rank and static dimensions. `outputs` receives owned tensors in graph output order.
   Status run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) const;
+
+  // Nodes left to run after load-time clean-up and folding.
+  size_t num_nodes() const { return prog_.order.size(); }
 
   // Number of plans currently cached (for tests and monitoring).
   size_t cached_plans() const;

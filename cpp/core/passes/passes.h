@@ -1,0 +1,18 @@
+// Graph clean-up passes that real exports need. Each rewrites a Graph in place, before kernels
+// are created; constant folding (which needs kernels) lives with the planner (plan/plan.h).
+// All of them are skipped with SessionOptions::optimize = false (mserve.load(optimize=False)).
+#pragma once
+#include "core/graph/graph.h"
+#include "core/status.h"
+
+namespace mserve {
+
+// Removes Identity nodes, and Dropout nodes in inference mode whose mask output is unused,
+// rewiring their consumers to the input. A node whose output is a graph output stays (the
+// output keeps its name).
+Status remove_identities(Graph& g);
+
+// Removes nodes none of whose outputs reach a graph output.
+Status remove_dead_nodes(Graph& g);
+
+}  // namespace mserve
