@@ -29,7 +29,8 @@ StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOpt
   p.graph = std::move(graph);
   for (int v : p.graph.inputs) {
     const Value& val = p.graph.values[v];
-    if (val.dtype == DType::kUndefined) return LoadError("graph input '" + val.name + "' has no element type");
+    if (val.dtype == DType::kUndefined && !opts.subgraph)
+      return LoadError("graph input '" + val.name + "' has no element type");
     if (val.has_shape && !Shape::fits(val.dims.size()))
       return Unsupported("graph input '" + val.name + "' has rank " + std::to_string(val.dims.size()) +
                          "; at most " + std::to_string(Shape::kMaxRank) + " is supported");
@@ -45,7 +46,7 @@ StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOpt
   // Trial plan with every symbolic dimension set to 1: catches unsupported dtypes and attribute
   // combinations now rather than at the first predict. Other failures are left for run time,
   // since the real shapes may well differ.
-  bool static_known = true;
+  bool static_known = !opts.subgraph;
   std::vector<Tensor> probe;
   std::vector<std::shared_ptr<Buffer>> keep;
   for (int v : p.graph.inputs) {
@@ -101,7 +102,7 @@ Status Session::validate(const std::vector<Tensor>& inputs) const {
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Value& v = g.values[g.inputs[i]];
     const Tensor& t = inputs[i];
-    if (t.dtype() != v.dtype)
+    if (v.dtype != DType::kUndefined && t.dtype() != v.dtype)
       return InvalidArgument("input '" + v.name + "': expected dtype " + dtype_name(v.dtype) + ", got " +
                              dtype_name(t.dtype()));
     if (!v.has_shape) continue;
@@ -148,7 +149,7 @@ StatusOr<std::shared_ptr<Session::CachedPlan>> Session::plan_for(const std::vect
   return c;
 }
 
-Status Session::run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) const {
+Status Session::run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs, ThreadPool* pool) const {
   MS_RETURN_IF_ERROR(validate(inputs));
   MS_ASSIGN_OR_RETURN(auto cached, plan_for(inputs));
   const Plan& plan = *cached->plan;
@@ -175,7 +176,7 @@ Status Session::run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outp
     rc->in_ptrs.resize(plan.max_arity);
     rc->out_ptrs.resize(plan.max_arity);
   }
-  Status st = execute(plan, *rc, inputs, outputs);
+  Status st = execute(plan, *rc, inputs, outputs, pool ? *pool : *pool_);
   // Drop per-call references (inputs, outputs, dynamic values) before the context is reused.
   for (size_t v = 0; v < plan.values.size(); ++v) {
     Storage s = plan.values[v].storage;
@@ -187,7 +188,7 @@ Status Session::run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outp
 }
 
 Status Session::execute(const Plan& plan, RunContext& rc, const std::vector<Tensor>& inputs,
-                        std::vector<Tensor>* outputs) const {
+                        std::vector<Tensor>* outputs, ThreadPool& pool) const {
   const Graph& g = prog_.graph;
   for (size_t i = 0; i < inputs.size(); ++i) rc.values[g.inputs[i]] = inputs[i];
   char* base = static_cast<char*>(rc.arena->data());
@@ -198,7 +199,10 @@ Status Session::execute(const Plan& plan, RunContext& rc, const std::vector<Tens
       rc.in_ptrs[i] = node.inputs[i] == kNoValue ? nullptr : &rc.values[node.inputs[i]];
     void* ws = base + step.workspace_offset;
     Tensor dyn_ws;
-    if (step.dynamic) {
+    if (step.dynamic && k.produces_own_outputs()) {
+      for (size_t o = 0; o < node.outputs.size(); ++o)
+        if (node.outputs[o] != kNoValue) rc.values[node.outputs[o]] = Tensor();
+    } else if (step.dynamic) {
       // Shapes known only now: infer with every input value visible, then allocate.
       std::vector<ValueInfo> infos(node.inputs.size());
       std::vector<const ValueInfo*> ptrs(node.inputs.size(), nullptr);
@@ -208,7 +212,7 @@ Status Session::execute(const Plan& plan, RunContext& rc, const std::vector<Tens
         infos[i] = ValueInfo{t.dtype(), t.shape(), &t};
         ptrs[i] = &infos[i];
       }
-      InferContext ctx(node, ptrs, pool_->threads());
+      InferContext ctx(node, ptrs, pool.threads());
       MS_RETURN_IF_ERROR(k.infer(ctx).with_context(node.where()));
       for (size_t o = 0; o < node.outputs.size(); ++o) {
         if (node.outputs[o] == kNoValue) continue;
@@ -226,9 +230,13 @@ Status Session::execute(const Plan& plan, RunContext& rc, const std::vector<Tens
     for (size_t o = 0; o < node.outputs.size(); ++o)
       rc.out_ptrs[o] = node.outputs[o] == kNoValue ? nullptr : &rc.values[node.outputs[o]];
     ComputeContext cc(rc.in_ptrs.data(), static_cast<int>(node.inputs.size()), rc.out_ptrs.data(),
-                      static_cast<int>(node.outputs.size()), ws, pool_.get());
+                      static_cast<int>(node.outputs.size()), ws, &pool);
     Status st = k.compute(cc);
     if (!st.ok()) return st.with_context(node.where());  // where() allocates: only on error
+    if (step.dynamic && k.produces_own_outputs())
+      for (size_t o = 0; o < node.outputs.size(); ++o)
+        if (node.outputs[o] != kNoValue && !rc.values[node.outputs[o]].defined())
+          return Internal(node.where() + "produced no output " + std::to_string(o));
   }
   outputs->clear();
   for (size_t o = 0; o < g.outputs.size(); ++o) {

@@ -18,6 +18,7 @@ struct SessionOptions {
   int threads = 0;            // intra-op threads; <= 0 means the machine's cores
   size_t plan_cache_size = 32;  // distinct input shape signatures kept planned
   bool optimize = true;         // graph clean-up passes and load-time constant folding
+  bool subgraph = false;        // a control-flow body: inputs may be untyped, no trial plan
 };
 
 class Session {
@@ -34,7 +35,8 @@ class Session {
 
   // Runs the model. `inputs` in graph input order; each is checked against the declared dtype,
   // rank and static dimensions. `outputs` receives owned tensors in graph output order.
-  Status run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) const;
+  // `pool` overrides the session's own pool (control-flow bodies run on their caller's).
+  Status run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs, ThreadPool* pool = nullptr) const;
 
   // Nodes left to run after load-time clean-up and folding.
   size_t num_nodes() const { return prog_.order.size(); }
@@ -49,7 +51,7 @@ class Session {
   Status validate(const std::vector<Tensor>& inputs) const;
   StatusOr<std::shared_ptr<CachedPlan>> plan_for(const std::vector<Tensor>& inputs) const;
   Status execute(const Plan& plan, RunContext& rc, const std::vector<Tensor>& inputs,
-                 std::vector<Tensor>* outputs) const;
+                 std::vector<Tensor>* outputs, ThreadPool& pool) const;
 
   Program prog_;
   SessionOptions opts_;

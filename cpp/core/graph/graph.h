@@ -55,6 +55,9 @@ struct Node {
   std::vector<int> outputs;  // value ids, kNoValue for omitted optionals
   std::map<std::string, Attribute> attrs;
   std::string unsupported;  // why the loader could not represent this node; empty when fine
+  // Control flow: outer values that the node's subgraphs capture are appended to `inputs`
+  // after the explicit ones; this many of them.
+  int num_implicit_inputs = 0;
 
   const Attribute* attr(const std::string& key) const {
     auto it = attrs.find(key);
@@ -91,6 +94,10 @@ struct Graph {
   std::map<std::string, int64_t> opsets;          // domain -> version
   int64_t ir_version = 0;
   std::string producer;
+  // Subgraphs only: `inputs` holds the formal inputs first, then one input per captured outer
+  // value; capture_positions[k] is the owning node's input index that feeds capture k.
+  size_t num_formal_inputs = 0;
+  std::vector<int> capture_positions;
 
   int find_value(const std::string& name) const;  // -1 if absent
 };

@@ -100,6 +100,10 @@ class Kernel {
   // False for kernels that read only their inputs' dtypes and shapes (Shape): the planner then
   // folds them as soon as shapes are known, and compute sees inputs with no data.
   virtual bool reads_input_data() const { return true; }
+  // True for kernels whose output shapes are known only by running them (control flow): the
+  // planner never folds them, `infer` is not called, and compute assigns each output itself
+  // (ctx.output(i) = tensor).
+  virtual bool produces_own_outputs() const { return false; }
 };
 
 // What a kernel factory may see besides the node: the constant value of an input, if any.

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <map>
@@ -84,6 +85,11 @@ class Converter {
  public:
   Converter(std::shared_ptr<onnx::ModelProto> model, std::string base_dir)
       : model_(std::move(model)), base_dir_(std::move(base_dir)) {}
+  // A subgraph's converter: names it does not define resolve in `parent`'s scope.
+  explicit Converter(Converter* parent) : model_(parent->model_), base_dir_(parent->base_dir_), parent_(parent) {
+    g_.opsets = parent->g_.opsets;
+    g_.ir_version = parent->g_.ir_version;
+  }
 
   StatusOr<Graph> run() {
     const auto& m = *model_;
@@ -109,6 +115,20 @@ class Converter {
   }
 
  private:
+  // The id of `name` as a value visible here (defined so far in this graph, or captured from an
+  // enclosing one), or -1.
+  int resolve(const std::string& name) {
+    auto it = ids_.find(name);
+    if (it != ids_.end() && produced_.count(it->second)) return it->second;
+    if (!parent_) return -1;
+    const int outer = parent_->resolve(name);
+    if (outer < 0) return -1;
+    const int id = value_id(name);
+    produced_.insert(id);
+    captures_.push_back({id, outer});
+    return id;
+  }
+
   int value_id(const std::string& name) {
     auto it = ids_.find(name);
     if (it != ids_.end()) return it->second;
@@ -155,8 +175,14 @@ class Converter {
       MS_RETURN_IF_ERROR(convert_value_info(vi, g_.values[id]));
       g_.inputs.push_back(id);
     }
-    std::set<int> produced(g_.inputs.begin(), g_.inputs.end());
+    std::set<int>& produced = produced_;
+    produced.insert(g_.inputs.begin(), g_.inputs.end());
     for (auto& [id, t] : g_.initializers) produced.insert(id);
+    g_.num_formal_inputs = g_.inputs.size();
+    // Names a subgraph uses without defining them come from enclosing graphs (captures).
+    std::set<std::string> local;
+    for (const auto& np : gp.node())
+      for (const auto& out : np.output()) local.insert(out);
 
     int index = 0;
     for (const auto& np : gp.node()) {
@@ -167,7 +193,14 @@ class Converter {
       n.domain = np.domain() == "ai.onnx" ? "" : np.domain();
       auto op = g_.opsets.find(n.domain);
       n.opset = op == g_.opsets.end() ? 0 : static_cast<int>(op->second);
-      for (const auto& in : np.input()) n.inputs.push_back(in.empty() ? kNoValue : value_id(in));
+      for (const auto& in : np.input()) {
+        if (in.empty()) {
+          n.inputs.push_back(kNoValue);
+          continue;
+        }
+        const bool outer = parent_ && !local.count(in) && !ids_.count(in);
+        n.inputs.push_back(outer && resolve(in) >= 0 ? ids_.at(in) : value_id(in));
+      }
       for (const auto& out : np.output()) {
         if (out.empty()) {
           n.outputs.push_back(kNoValue);
@@ -189,7 +222,8 @@ class Converter {
           return LoadError(n.where() + "input '" + g_.values[in].name + "' is not produced by any "
                            "node, initializer or graph input (truncated or inconsistent model?)");
     for (const auto& vi : gp.output()) {
-      int id = value_id(vi.name());
+      int id = resolve(vi.name());  // a subgraph may output a captured outer value directly
+      if (id < 0) id = value_id(vi.name());
       if (!produced.count(id))
         return LoadError("graph output '" + vi.name() + "' is not produced by any node, "
                          "initializer or graph input (truncated or inconsistent model?)");
@@ -197,10 +231,12 @@ class Converter {
       g_.outputs.push_back(id);
     }
     if (g_.outputs.empty()) return LoadError("the graph has no outputs");
+    for (const auto& [local_id, outer_id] : captures_) g_.inputs.push_back(local_id);
     return Status::OK();
   }
   Status convert_attributes(const onnx::NodeProto& np, Node& n) {
     using AP = onnx::AttributeProto;
+    const auto n_explicit = static_cast<std::ptrdiff_t>(n.inputs.size());
     for (const auto& a : np.attribute()) {
       if (!a.ref_attr_name().empty()) return Unsupported("attribute references are not supported");
       Attribute at;
@@ -227,8 +263,26 @@ class Converter {
           at.t = std::move(t).value();
           break;
         }
-        case AP::GRAPH: case AP::GRAPHS:
-          return Unsupported("subgraph attribute '" + a.name() + "' (control flow) is not supported");
+        case AP::GRAPH: {
+          at.kind = Attribute::Kind::kGraph;
+          Converter sub(this);
+          Status st = sub.convert_graph(a.g());
+          if (!st.ok()) return st.with_context("subgraph '" + a.name() + "': ");
+          // Captured outer values become implicit inputs of this node.
+          for (const auto& [local_id, outer_id] : sub.captures_) {
+            auto pos = std::find(n.inputs.begin(), n.inputs.end(), outer_id);
+            if (pos == n.inputs.end() || pos - n.inputs.begin() < n_explicit) {
+              n.inputs.push_back(outer_id);
+              ++n.num_implicit_inputs;
+              pos = n.inputs.end() - 1;
+            }
+            sub.g_.capture_positions.push_back(static_cast<int>(pos - n.inputs.begin()));
+          }
+          at.g = std::make_shared<Graph>(std::move(sub.g_));
+          break;
+        }
+        case AP::GRAPHS:
+          return Unsupported("attribute '" + a.name() + "' holds a list of graphs, which is not supported");
         default:
           return Unsupported("attribute '" + a.name() + "' has an unsupported type");
       }
@@ -362,6 +416,9 @@ class Converter {
   Graph g_;
   std::map<std::string, int> ids_;
   std::map<std::string, std::shared_ptr<Mapping>> maps_;
+  Converter* parent_ = nullptr;
+  std::set<int> produced_;                    // values defined so far in this graph
+  std::vector<std::pair<int, int>> captures_;  // (local id, id in the parent) per captured name
 };
 
 StatusOr<Graph> parse(const void* data, size_t size, const std::string& base_dir) {

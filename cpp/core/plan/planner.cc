@@ -112,7 +112,7 @@ Status fold_constants(Program& p, ThreadPool& pool) {
       in.push_back(v == kNoValue ? nullptr : &infos[v]);
       if (v != kNoValue && !g.initializers.count(v)) all_const = false;
     }
-    if (!all_const) {
+    if (!all_const || p.kernels[ni]->produces_own_outputs()) {
       kept.push_back(ni);
       continue;
     }
@@ -211,7 +211,7 @@ StatusOr<std::shared_ptr<const Plan>> make_plan(const Program& prog, const std::
       all_values = all_values && (infos[v].value != nullptr || !prog.kernels[ni]->reads_input_data());
     }
     plan->max_arity = std::max({plan->max_arity, node.inputs.size(), node.outputs.size()});
-    bool dynamic = !inputs_known;
+    bool dynamic = !inputs_known || prog.kernels[ni]->produces_own_outputs();
     InferContext ctx(node, in, pool.threads());
     if (!dynamic) {
       MS_RETURN_IF_ERROR(prog.kernels[ni]->infer(ctx).with_context(node.where()));
