@@ -22,7 +22,13 @@ py::list describe_values(const Graph& g, const std::vector<int>& ids) {
       }
       shape = py::tuple(dims);
     }
-    out.append(py::make_tuple(utf8(v.name), dtype_name(v.dtype), shape));
+    py::object zipmap = py::none();
+    if (v.zipmap) {
+      py::list labels;
+      for (int64_t l : v.zipmap_labels) labels.append(l);
+      zipmap = labels;
+    }
+    out.append(py::make_tuple(utf8(v.name), dtype_name(v.dtype), shape, zipmap));
   }
   return out;
 }

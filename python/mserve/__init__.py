@@ -28,11 +28,14 @@ Dim = Union[int, str, None]
 
 class TensorSpec(NamedTuple):
     """A model input or output: name, numpy dtype and shape (None when the model doesn't
-    declare one). Dimensions are ints, or a str / None for symbolic (free) dimensions."""
+    declare one). Dimensions are ints, or a str / None for symbolic (free) dimensions.
+    A classifier's ZipMap output (a sequence of maps in ONNX) has dtype object and
+    ``labels``: predict returns it as a list of {label: probability} dicts, as onnxruntime does."""
 
     name: str
     dtype: np.dtype
     shape: Optional[Tuple[Dim, ...]]
+    labels: Optional[List[int]] = None
 
     def __repr__(self) -> str:
         return f"TensorSpec(name={self.name!r}, dtype={self.dtype.name}, shape={_fmt_shape(self.shape)})"
@@ -52,7 +55,13 @@ def _fmt_shape(shape: Optional[Tuple[Dim, ...]]) -> str:
 
 
 def _specs(raw) -> List[TensorSpec]:
-    return [TensorSpec(name, np.dtype(dt), shape) for name, dt, shape in raw]
+    return [TensorSpec(name, np.dtype(object) if labels is not None else np.dtype(dt), shape, labels)
+            for name, dt, shape, labels in raw]
+
+
+def _zipmap(scores: np.ndarray, labels: List[int]) -> List[Dict[int, float]]:
+    keys = labels if labels else list(range(scores.shape[1]))
+    return [dict(zip(keys, row)) for row in scores.tolist()]
 
 
 class Model:
@@ -94,6 +103,9 @@ class Model:
         """
         arrays = [self._convert(spec, v) for spec, v in zip(self.inputs, self._bind(x))]
         results = self._s.run(arrays)
+        for i, spec in enumerate(self.outputs):
+            if spec.labels is not None:
+                results[i] = _zipmap(results[i], spec.labels)
         if outputs is None:
             if len(results) == 1:
                 return results[0]

@@ -2,7 +2,8 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-_Spec = Tuple[str, str, Optional[Tuple[Union[int, str, None], ...]]]
+# (name, dtype, shape, ZipMap labels: set for outputs returned as a list of {label: score} dicts)
+_Spec = Tuple[str, str, Optional[Tuple[Union[int, str, None], ...]], Optional[List[int]]]
 
 class Session:
     @staticmethod

@@ -42,6 +42,10 @@ struct Value {
   DType dtype = DType::kUndefined;  // declared type; kUndefined when the model doesn't say
   bool has_shape = false;           // whether `dims` is meaningful
   std::vector<Dim> dims;
+  // A ZipMap output (ONNX type: a sequence of maps): held as a float [N, C] tensor; callers get
+  // one {label: score} map per row.
+  bool zipmap = false;
+  std::vector<int64_t> zipmap_labels;
 };
 
 constexpr int kNoValue = -1;  // an omitted optional input/output

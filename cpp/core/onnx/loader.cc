@@ -227,6 +227,19 @@ class Converter {
       if (!produced.count(id))
         return LoadError("graph output '" + vi.name() + "' is not produced by any node, "
                          "initializer or graph input (truncated or inconsistent model?)");
+      if (vi.type().has_sequence_type()) {
+        const Node* zm = nullptr;
+        for (const Node& n : g_.nodes)
+          if (n.op_type == "ZipMap" && n.domain == "ai.onnx.ml" && !n.outputs.empty() && n.outputs[0] == id) zm = &n;
+        if (zm) {
+          Value& v = g_.values[id];
+          v.dtype = DType::kFloat32;
+          v.zipmap = true;
+          v.zipmap_labels = zm->attr_ints("classlabels_int64s");
+          g_.outputs.push_back(id);
+          continue;
+        }
+      }
       MS_RETURN_IF_ERROR(convert_value_info(vi, g_.values[id]).with_context("graph output: "));
       g_.outputs.push_back(id);
     }
