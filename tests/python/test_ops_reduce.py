@@ -124,6 +124,18 @@ case("MVN", "MeanVarianceNormalization", {"x": rand(2, 3, 4, 5)}, opsets=(9, 13)
 case("MVN-axes", "MeanVarianceNormalization", {"x": rand(2, 3, 4, 5)}, attrs={"axes": [1, 3]}, opsets=(13,))
 case("MVN-last", "MeanVarianceNormalization", {"x": rand(4, 7)}, attrs={"axes": [-1]}, opsets=(13,))
 
+# float16 (compared at rtol/atol 1e-3 below).
+x16 = rand(3, 4, 5, lo=0.1, hi=1.5).astype(np.float16)
+for op in ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceL2", "ReduceLogSumExp"]:
+    case(f"{op}-f16", op, {"x": x16}, attrs={"axes": [1]}, opsets=(11 if op == "ReduceSum" else 13,))
+case("ArgMax-f16", "ArgMax", {"x": x16}, attrs={"axis": 2}, opsets=(13,))
+case("Softmax-f16", "Softmax", {"x": x16}, opsets=(13,))
+case("LogSoftmax-f16", "LogSoftmax", {"x": x16}, opsets=(13,))
+case("LayerNorm-f16", "LayerNormalization", {"x": x16}, {"s": rand(5).astype(np.float16), "b": rand(5).astype(np.float16)},
+     opsets=(17,), outputs=3)
+case("InstanceNorm-f16", "InstanceNormalization", {"x": x16}, {"s": rand(4).astype(np.float16),
+                                                                 "b": rand(4).astype(np.float16)}, opsets=(6,))
+
 
 @pytest.mark.parametrize("op,inputs,consts,attrs,opset,outputs,oracle", CASES)
 def test_op_matches_oracle(op, inputs, consts, attrs, opset, outputs, oracle):
@@ -147,7 +159,8 @@ def test_op_matches_oracle(op, inputs, consts, attrs, opset, outputs, oracle):
         assert g.dtype == e.dtype, (g.dtype, e.dtype)
         assert g.shape == e.shape, (g.shape, e.shape)
         if np.issubdtype(e.dtype, np.floating):
-            np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+            tol = dict(rtol=1e-3, atol=1e-3) if e.dtype == np.float16 else dict(rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(g, e, **tol)
         else:
             np.testing.assert_array_equal(g, e)
 

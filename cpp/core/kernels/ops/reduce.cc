@@ -17,7 +17,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <type_traits>
+#include <vector>
 
 #include "core/exec/thread_pool.h"
 #include "core/kernels/common.h"
