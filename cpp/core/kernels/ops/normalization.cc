@@ -35,6 +35,12 @@ void fold(double eps, int64_t P, Get get, Acc* a, Acc* b) {
 }
 
 template <class T>
+inline double to_double(T v) {
+  if constexpr (std::is_same_v<T, Eigen::half>) return static_cast<double>(static_cast<float>(v));
+  else return static_cast<double>(v);
+}
+
+template <class T>
 using AccOf = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 class BatchNormKernel final : public Kernel {
@@ -134,6 +140,132 @@ class BatchNormKernel final : public Kernel {
   std::vector<double> a64_, b64_;
 };
 
+// InstanceNormalization (opset 6) and GroupNormalization (opsets 18, 21): X is [N, C, D1, ...];
+// mean and variance are taken per sample over each group of C / num_groups channels and all
+// spatial positions, then y = (x - mean) / sqrt(var + epsilon) * scale + bias. InstanceNorm is the
+// case num_groups = C. scale and bias hold one value per channel, except GroupNormalization-18
+// where they hold one per group. Statistics are computed in double.
+class GroupNormKernel final : public Kernel {
+ public:
+  GroupNormKernel(double eps, int64_t groups, bool per_group) : eps_(eps), groups_(groups), per_group_(per_group) {}
+
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1) && ctx.has_input(2), "needs inputs X, scale and bias");
+    const DType t = ctx.dtype(0);
+    if (!dtype_is_float(t)) return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
+    const Shape& x = ctx.shape(0);
+    MS_CHECK_ARG(x.rank() >= 2, "X must have rank >= 2 ([N, C, ...]), got " + x.str());
+    const int64_t C = x[1], G = groups_ > 0 ? groups_ : C;
+    MS_CHECK_ARG(G > 0 && C % G == 0, "num_groups " + std::to_string(G) + " must divide the " +
+                                         std::to_string(C) + " channels");
+    const int64_t P = per_group_ ? G : C;
+    for (int i = 1; i <= 2; ++i) {
+      MS_CHECK_ARG(ctx.dtype(i) == t, std::string(i == 1 ? "scale" : "bias") + " must have the dtype of X");
+      MS_CHECK_ARG(ctx.shape(i).rank() == 1 && ctx.shape(i)[0] == P,
+                   std::string(i == 1 ? "scale" : "bias") + " must have shape [" + std::to_string(P) + "], got " +
+                       ctx.shape(i).str());
+    }
+    ctx.set_output(0, t, x);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    MS_SWITCH_FLOAT(x.dtype(), T, return Unsupported(std::string("dtype ") + dtype_name(x.dtype())), run<T>(ctx));
+    return Status::OK();
+  }
+
+ private:
+  template <class T>
+  void run(const ComputeContext& ctx) const {
+    const Tensor& xt = ctx.input(0);
+    const Shape& s = xt.shape();
+    const int64_t N = s[0], C = s[1], G = groups_ > 0 ? groups_ : C, cpg = C / G;
+    const int64_t S = s.prod(2, s.rank()), len = cpg * S;
+    const T* x = xt.data<T>();
+    const T* scale = ctx.input(1).data<T>();
+    const T* bias = ctx.input(2).data<T>();
+    T* y = ctx.output(0).data<T>();
+    ctx.pool().parallel_for(N * G, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, len)), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const T* xr = x + r * len;
+        T* yr = y + r * len;
+        double sum = 0;
+        for (int64_t i = 0; i < len; ++i) sum += to_double(xr[i]);
+        const double mean = len ? sum / static_cast<double>(len) : 0.0;
+        double sq = 0;
+        for (int64_t i = 0; i < len; ++i) {
+          const double d = to_double(xr[i]) - mean;
+          sq += d * d;
+        }
+        const double inv = 1.0 / std::sqrt((len ? sq / static_cast<double>(len) : 0.0) + eps_);
+        const int64_t g = r % G;
+        for (int64_t c = 0; c < cpg; ++c) {
+          const int64_t p = per_group_ ? g : g * cpg + c;
+          const double a = inv * to_double(scale[p]), bb = to_double(bias[p]) - mean * a;
+          const T* xc = xr + c * S;
+          T* yc = yr + c * S;
+          for (int64_t i = 0; i < S; ++i) yc[i] = static_cast<T>(static_cast<AccOf<T>>(to_double(xc[i]) * a + bb));
+        }
+      }
+    });
+  }
+
+  double eps_;
+  int64_t groups_;  // 0: one group per channel (InstanceNormalization)
+  bool per_group_;
+};
+
+// LpNormalization (opset 1): x / ||x||_p along `axis` (default -1), p = 1 or 2 (default 2);
+// 0 where the norm is 0.
+class LpNormKernel final : public Kernel {
+ public:
+  LpNormKernel(int64_t axis, int64_t p) : axis_(axis), p_(p) {}
+
+  Status infer(InferContext& ctx) const override {
+    const DType t = ctx.dtype(0);
+    if (!dtype_is_float(t)) return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
+    MS_RETURN_IF_ERROR(normalize_axis(axis_, ctx.shape(0).rank()).status());
+    ctx.set_output(0, t, ctx.shape(0));
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    MS_SWITCH_FLOAT(x.dtype(), T, return Unsupported(std::string("dtype ") + dtype_name(x.dtype())), run<T>(ctx));
+    return Status::OK();
+  }
+
+ private:
+  template <class T>
+  void run(const ComputeContext& ctx) const {
+    const Tensor& xt = ctx.input(0);
+    const Shape& s = xt.shape();
+    const int a = normalize_axis(axis_, s.rank()).value();
+    const int64_t len = s[a], inner = s.prod(a + 1, s.rank()), n = s.prod(0, a) * inner;
+    const T* x = xt.data<T>();
+    T* y = ctx.output(0).data<T>();
+    ctx.pool().parallel_for(n, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, len)), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t base = (r / inner) * len * inner + r % inner;
+        double norm = 0;
+        for (int64_t i = 0; i < len; ++i) {
+          const double v = to_double(x[base + i * inner]);
+          norm += p_ == 1 ? std::abs(v) : v * v;
+        }
+        if (p_ == 2) norm = std::sqrt(norm);
+        for (int64_t i = 0; i < len; ++i) {
+          const int64_t k = base + i * inner;
+          y[k] = norm == 0 ? T(0) : static_cast<T>(static_cast<AccOf<T>>(to_double(x[k]) / norm));
+        }
+      }
+    });
+  }
+
+  int64_t axis_, p_;
+};
+
+
 }  // namespace
 
 StatusOr<KernelPtr> create_onnx_BatchNormalization(const Node& n, const KernelInit& init) {
@@ -153,6 +285,25 @@ StatusOr<KernelPtr> create_onnx_BatchNormalization(const Node& n, const KernelIn
   // Bad constants are left for infer to report against the shape of X.
   if (all_const && p[0]->numel() > 0) kernel->prepack(p);
   return KernelPtr(kernel.release());
+}
+
+StatusOr<KernelPtr> create_onnx_InstanceNormalization(const Node& n, const KernelInit&) {
+  return KernelPtr(new GroupNormKernel(n.attr_float("epsilon", 1e-5f), 0, false));
+}
+
+StatusOr<KernelPtr> create_onnx_GroupNormalization(const Node& n, const KernelInit&) {
+  const Attribute* g = n.attr("num_groups");
+  if (!g) return InvalidArgument("attribute num_groups is required");
+  if (g->i <= 0) return InvalidArgument("num_groups must be positive, got " + std::to_string(g->i));
+  if (n.opset >= 21 && n.attr_int("stash_type", 1) != 1)
+    return Unsupported("stash_type " + std::to_string(n.attr_int("stash_type", 1)) + " is not supported");
+  return KernelPtr(new GroupNormKernel(n.attr_float("epsilon", 1e-5f), g->i, n.opset < 21));
+}
+
+StatusOr<KernelPtr> create_onnx_LpNormalization(const Node& n, const KernelInit&) {
+  const int64_t p = n.attr_int("p", 2);
+  if (p != 1 && p != 2) return InvalidArgument("p must be 1 or 2, got " + std::to_string(p));
+  return KernelPtr(new LpNormKernel(n.attr_int("axis", -1), p));
 }
 
 }  // namespace mserve

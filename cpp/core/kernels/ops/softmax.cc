@@ -1,5 +1,7 @@
-// Softmax. Opset 13+: normalizes along one `axis` (default -1). Before 13: the input is viewed
-// as 2-D [prod(dims[:axis]), prod(dims[axis:])] (axis default 1) and each row is normalized.
+// Softmax, LogSoftmax, Hardmax. Opset 13+: along one `axis` (default -1). Before 13: the input
+// is viewed as 2-D [prod(dims[:axis]), prod(dims[axis:])] (axis default 1) and each row is
+// normalized. LogSoftmax: x - max - log(sum(exp(x - max))). Hardmax: 1 at the first maximum of
+// each row, 0 elsewhere.
 #include <algorithm>
 #include <cmath>
 
@@ -10,6 +12,9 @@
 namespace mserve {
 namespace {
 
+enum class Mode { kSoftmax, kLogSoftmax, kHardmax };
+
+template <Mode M>
 class SoftmaxKernel final : public Kernel {
  public:
   explicit SoftmaxKernel(const Node& n) : legacy_(n.opset < 13), axis_(n.attr_int("axis", n.opset < 13 ? 1 : -1)) {}
@@ -62,8 +67,26 @@ class SoftmaxKernel final : public Kernel {
         const T* xi = x + base;
         T* yi = y + base;
         Acc m = -std::numeric_limits<Acc>::infinity();
+        if constexpr (M == Mode::kHardmax) {
+          int64_t arg = 0;
+          for (int64_t i = 0; i < len; ++i) {
+            const Acc v = static_cast<Acc>(xi[i * inner]);
+            if (v > m) {
+              m = v;
+              arg = i;
+            }
+          }
+          for (int64_t i = 0; i < len; ++i) yi[i * inner] = static_cast<T>(i == arg ? 1.0f : 0.0f);
+          continue;
+        }
         for (int64_t i = 0; i < len; ++i) m = std::max(m, static_cast<Acc>(xi[i * inner]));
         Acc sum = 0;
+        if constexpr (M == Mode::kLogSoftmax) {
+          for (int64_t i = 0; i < len; ++i) sum += std::exp(static_cast<Acc>(xi[i * inner]) - m);
+          const Acc ls = std::log(sum);
+          for (int64_t i = 0; i < len; ++i) yi[i * inner] = static_cast<T>((static_cast<Acc>(xi[i * inner]) - m) - ls);
+          continue;
+        }
         for (int64_t i = 0; i < len; ++i) {
           Acc v = std::exp(static_cast<Acc>(xi[i * inner]) - m);
           yi[i * inner] = static_cast<T>(v);
@@ -80,6 +103,14 @@ class SoftmaxKernel final : public Kernel {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_onnx_Softmax(const Node& n, const KernelInit&) { return KernelPtr(new SoftmaxKernel(n)); }
+StatusOr<KernelPtr> create_onnx_Softmax(const Node& n, const KernelInit&) {
+  return KernelPtr(new SoftmaxKernel<Mode::kSoftmax>(n));
+}
+StatusOr<KernelPtr> create_onnx_LogSoftmax(const Node& n, const KernelInit&) {
+  return KernelPtr(new SoftmaxKernel<Mode::kLogSoftmax>(n));
+}
+StatusOr<KernelPtr> create_onnx_Hardmax(const Node& n, const KernelInit&) {
+  return KernelPtr(new SoftmaxKernel<Mode::kHardmax>(n));
+}
 
 }  // namespace mserve
