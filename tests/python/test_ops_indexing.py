@@ -148,6 +148,23 @@ for mode in ["DCR", "CRD"]:
          opsets=(28,), oracle="reference")
 
 
+# -------------------------------------------------------------------- float16 and bool inputs
+case("GatherElements-f16", "GatherElements", {"x": rand(3, 4).astype(np.float16)}, {"i": ints([[2, 0, 1, 1]])},
+     opsets=(13,), oracle="reference")
+case("TopK-f16", "TopK", {"x": rand(3, 7).astype(np.float16)}, {"k": ints([3])}, opsets=(11,), outputs=2,
+     oracle="reference")
+case("CumSum-f16", "CumSum", {"x": rand(3, 5).astype(np.float16)}, {"a": np.array(1, np.int64)}, opsets=(14,),
+     oracle="reference")
+case("Trilu-bool", "Trilu", {"x": rand(3, 4, dtype=np.int64, lo=0, hi=1).astype(bool)}, opsets=(14,), oracle="reference")
+case("Compress-bool", "Compress", {"x": rand(4, 2, dtype=np.int64, lo=0, hi=1).astype(bool)},
+     {"c": np.array([1, 1, 0, 1], bool)}, attrs={"axis": 0}, opsets=(11,), oracle="reference")
+case("ScatterElements-f16", "ScatterElements", {"x": rand(2, 4).astype(np.float16)},
+     {"i": ints([[3, 0]]), "u": rand(1, 2).astype(np.float16)}, attrs={"axis": 1, "reduction": "add"}, opsets=(18,),
+     oracle="reference")
+case("OneHot-uint8-values", "OneHot", {"i": ints([[2, 0], [1, 3]], np.int32)},
+     {"d": np.array(4, np.int32), "v": np.array([7, 9], np.uint8)}, attrs={"axis": 0}, opsets=(11,), oracle="reference")
+
+
 def build(op, inputs, consts, attrs, opset, outputs):
     names = list(inputs) + list(consts)
     out_names = ["y"] if outputs == 1 else [f"y{i}" for i in range(outputs)]
@@ -176,7 +193,8 @@ def test_op_matches_oracle(op, inputs, consts, attrs, opset, outputs, oracle):
         assert g.dtype == e.dtype, (g.dtype, e.dtype)
         assert g.shape == e.shape, (g.shape, e.shape)
         if np.issubdtype(e.dtype, np.floating):
-            np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+            tol = dict(rtol=1e-3, atol=1e-3) if e.dtype == np.float16 else dict(rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(g, e, **tol)
         else:
             np.testing.assert_array_equal(g, e)
 
@@ -189,6 +207,16 @@ def test_topk_unsorted_selects_the_same_elements():
     np.testing.assert_array_equal(np.sort(inds, axis=1), np.sort(ei, axis=1))
     np.testing.assert_allclose(np.sort(vals, axis=1), np.sort(ev, axis=1))
     np.testing.assert_array_equal(np.take_along_axis(x, inds, axis=1), vals)
+
+
+def test_onehot_before_opset11_treats_negative_indices_as_out_of_range():
+    # The opset 9 spec selects only indices in [0, depth); opset 11 counts negative ones from the end.
+    # (onnxruntime and onnx.reference wrap negative indices at every opset.)
+    i = ints([-1, 1, 5])
+    for opset, first_row in [(9, [0, 0, 0]), (11, [0, 0, 1])]:
+        model, _ = build("OneHot", {"i": i}, {"d": np.array(3, np.int64), "v": np.array([0, 1], np.float32)}, {}, opset, 1)
+        y = run_mserve(model, {"i": i}, ["y"])[0]
+        np.testing.assert_array_equal(y, np.array([first_row, [0, 1, 0], [0, 0, 0]], np.float32))
 
 
 def test_onehot_runtime_depth():
