@@ -5,14 +5,15 @@
 #include <string>
 #include <type_traits>
 
+#include <cstring>
+
 #include "core/exec/thread_pool.h"
+#include "core/kernels/cast.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
 
 namespace mserve {
-namespace {
 
-// The runtime dtype for an ONNX TensorProto.DataType number; Unsupported names the type.
 StatusOr<DType> dtype_from_onnx(int64_t to) {
   switch (to) {
     case 1: return DType::kFloat32;
@@ -50,6 +51,8 @@ StatusOr<DType> dtype_from_onnx(int64_t to) {
   return Unsupported("Cast to " + what + " is not supported");
 }
 
+namespace {
+
 template <class To, class From>
 inline To convert(From v) {
   if constexpr (std::is_same_v<To, From>) {
@@ -84,6 +87,23 @@ Status cast_from(const Tensor& in, Tensor& out, ThreadPool& pool) {
   return Status::OK();
 }
 
+}  // namespace
+
+Status cast_tensor(const Tensor& in, Tensor& out, ThreadPool& pool) {
+  if (in.numel() != out.numel())
+    return Internal("cast of " + in.desc() + " into " + out.desc() + ": element counts differ");
+  if (in.numel() == 0) return Status::OK();
+  if (in.dtype() == out.dtype()) {
+    std::memcpy(out.raw(), in.raw(), in.nbytes());
+    return Status::OK();
+  }
+  MS_SWITCH_ALL(in.dtype(), From, return Internal(std::string("cast from ") + dtype_name(in.dtype())),
+                return cast_from<From>(in, out, pool));
+  return Status::OK();
+}
+
+namespace {
+
 class CastKernel final : public Kernel {
  public:
   explicit CastKernel(DType to) : to_(to) {}
@@ -99,10 +119,7 @@ class CastKernel final : public Kernel {
     const Tensor& in = ctx.input(0);
     Tensor& out = ctx.output(0);
     if (in.dtype() == out.dtype()) return copy_input_to_output(ctx);
-    if (in.numel() == 0) return Status::OK();
-    MS_SWITCH_ALL(in.dtype(), From, return Internal(std::string("cast from ") + dtype_name(in.dtype())),
-                  return cast_from<From>(in, out, ctx.pool()));
-    return Status::OK();
+    return cast_tensor(in, out, ctx.pool());
   }
 
  private:

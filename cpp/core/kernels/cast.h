@@ -1,0 +1,15 @@
+// Cast's element conversion, shared with CastLike (and any kernel that converts dtypes).
+#pragma once
+#include "core/kernels/kernel.h"
+
+namespace mserve {
+
+// The runtime dtype for an ONNX TensorProto.DataType number; Unsupported names the type.
+StatusOr<DType> dtype_from_onnx(int64_t to);
+
+// Converts every element of `in` into `out` (same element count; out's dtype) with Cast's rules:
+// float to integer truncates toward zero, nonzero to bool is true, float16 goes through float.
+// Same dtypes copy the bytes. Never allocates.
+Status cast_tensor(const Tensor& in, Tensor& out, ThreadPool& pool);
+
+}  // namespace mserve

@@ -1,0 +1,95 @@
+#include "core/kernels/copy_view.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/exec/thread_pool.h"
+
+namespace mserve {
+namespace {
+
+// Copies rows of `len` elements of U; the leading `nd` dims are walked as an odometer.
+template <class U>
+void walk(const char* src, char* dst, int nd, const int64_t* dims, const int64_t* st, int64_t len,
+          int64_t lstride, ThreadPool& pool) {
+  int64_t rows = 1;
+  for (int d = 0; d < nd; ++d) rows *= dims[d];
+  const int64_t row_bytes = len * static_cast<int64_t>(sizeof(U));
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(row_bytes, 1));
+  pool.parallel_for(rows, grain, [&](int64_t b, int64_t e) {
+    int64_t idx[StridedView::kMaxDims];
+    int64_t off = 0, rem = b;
+    for (int d = nd - 1; d >= 0; --d) {
+      idx[d] = rem % dims[d];
+      rem /= dims[d];
+      off += idx[d] * st[d];
+    }
+    U* out = reinterpret_cast<U*>(dst + b * row_bytes);
+    for (int64_t q = b; q < e; ++q) {
+      const char* in = src + off;
+      if (lstride == static_cast<int64_t>(sizeof(U))) {
+        std::memcpy(out, in, static_cast<size_t>(row_bytes));
+      } else if (lstride == 0) {
+        U v;
+        std::memcpy(&v, in, sizeof(U));
+        std::fill(out, out + len, v);
+      } else {
+        for (int64_t i = 0; i < len; ++i) std::memcpy(out + i, in + i * lstride, sizeof(U));
+      }
+      out += len;
+      for (int d = nd - 1; d >= 0; --d) {
+        off += st[d];
+        if (++idx[d] < dims[d]) break;
+        off -= idx[d] * st[d];
+        idx[d] = 0;
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void strided_copy(const char* src, char* dst, const StridedView& view, size_t esize, ThreadPool& pool) {
+  // Simplify: drop unit dims, merge a dim into the next when they are contiguous in the source.
+  int64_t dims[StridedView::kMaxDims], st[StridedView::kMaxDims];
+  int nd = 0;
+  for (int d = 0; d < view.nd; ++d) {
+    if (view.dims[d] == 0) return;
+    if (view.dims[d] == 1) continue;
+    dims[nd] = view.dims[d];
+    st[nd] = view.strides[d];
+    ++nd;
+  }
+  int m = 0;
+  for (int d = 0; d < nd; ++d) {
+    if (m > 0 && st[m - 1] == st[d] * dims[d]) {
+      dims[m - 1] *= dims[d];
+      st[m - 1] = st[d];
+    } else {
+      dims[m] = dims[d];
+      st[m] = st[d];
+      ++m;
+    }
+  }
+  nd = m;
+  if (nd == 0) {
+    std::memcpy(dst, src, esize);
+    return;
+  }
+  const int64_t len = dims[nd - 1], lstride = st[nd - 1];
+  switch (esize) {
+    case 1: walk<uint8_t>(src, dst, nd - 1, dims, st, len, lstride, pool); break;
+    case 2: walk<uint16_t>(src, dst, nd - 1, dims, st, len, lstride, pool); break;
+    case 4: walk<uint32_t>(src, dst, nd - 1, dims, st, len, lstride, pool); break;
+    default: walk<uint64_t>(src, dst, nd - 1, dims, st, len, lstride, pool); break;
+  }
+}
+
+int read_ints_fixed(const Tensor& t, int64_t* out, int cap) {
+  if (t.dtype() != DType::kInt64 && t.dtype() != DType::kInt32) return -1;
+  if (t.rank() > 1 || t.numel() > cap) return -1;
+  for (int64_t i = 0; i < t.numel(); ++i) out[i] = t.int_at(i);
+  return static_cast<int>(t.numel());
+}
+
+}  // namespace mserve
