@@ -64,7 +64,8 @@ case("IsNaN-f16", "IsNaN", {"x": special.astype(np.float16)}, opsets=(20,), orac
 for attrs in [{}, {"detect_negative": 0}, {"detect_positive": 0}, {"detect_negative": 0, "detect_positive": 0}]:
     tag = "-".join(f"{k}{v}" for k, v in attrs.items()) or "default"
     case("IsInf-" + tag, "IsInf", {"x": special}, attrs=attrs, opsets=(10, 20))
-case("IsInf-f64", "IsInf", {"x": special.astype(np.float64)})
+case("IsInf-f64", "IsInf", {"x": np.append(special.astype(np.float64), [1e300, -1e300])})
+case("IsNaN-f64-huge", "IsNaN", {"x": np.array([1e300, -1e300, np.nan], np.float64)})
 case("IsInf-f16", "IsInf", {"x": special.astype(np.float16)}, opsets=(20,), oracle="reference")
 case("Not", "Not", {"x": rand(3, 4, 5, dtype=np.int64, lo=0, hi=1).astype(bool)}, opsets=(1, 13))
 for dt in [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]:

@@ -175,7 +175,9 @@ class UnaryKernel final : public Kernel {
   template <class T>
   void classify(const T* in, bool* out, int64_t b, int64_t e) const {
     for (int64_t i = b; i < e; ++i) {
-      const float v = static_cast<float>(in[i]);  // NaN and infinities survive the conversion
+      // float16 widens to float exactly; doubles stay doubles (1e300 is not an infinity).
+      using C = std::conditional_t<std::is_same_v<T, double>, double, float>;
+      const C v = static_cast<C>(in[i]);
       if (op_ == U::kIsNaN) {
         out[i] = std::isnan(v);
       } else {
