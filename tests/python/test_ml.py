@@ -81,3 +81,41 @@ def test_string_labels_are_refused_at_load():
     est = LogisticRegression(max_iter=500).fit(X, np.where(Y_BIN, "yes", "no"))
     with pytest.raises(mserve.UnsupportedOperator, match="string"):
         mserve.load(convert(est))
+
+
+from sklearn.ensemble import (  # noqa: E402
+    GradientBoostingClassifier, GradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor)
+from sklearn.tree import DecisionTreeRegressor  # noqa: E402
+
+
+@pytest.mark.parametrize("est", [DecisionTreeRegressor(max_depth=5), RandomForestRegressor(8, max_depth=4, random_state=0),
+                                 GradientBoostingRegressor(n_estimators=10, random_state=0)],
+                         ids=["tree", "forest", "boosting"])
+def test_tree_regressors(est):
+    est.fit(X, Y_REG)
+    onx = convert(est)
+    got = mserve.load(onx).predict(X)
+    np.testing.assert_allclose(got.ravel(), est.predict(X), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got, ort_run(onx, {"X": X})[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("est", [RandomForestClassifier(6, max_depth=4, random_state=0),
+                                 GradientBoostingClassifier(n_estimators=8, random_state=0)], ids=["forest", "boosting"])
+@pytest.mark.parametrize("y", [Y_BIN, Y_MULTI], ids=["binary", "multiclass"])
+def test_tree_classifiers(est, y):
+    est.fit(X, y)
+    onx = convert(est, zipmap=False)
+    out = mserve.load(onx).predict(X)
+    np.testing.assert_array_equal(out["label"], est.predict(X))
+    np.testing.assert_allclose(out["probabilities"], est.predict_proba(X), rtol=1e-4, atol=1e-5)
+    ort_label, ort_probs = ort_run(onx, {"X": X})
+    np.testing.assert_array_equal(out["label"], ort_label)
+    np.testing.assert_allclose(out["probabilities"], ort_probs, rtol=1e-5, atol=1e-6)
+
+
+def test_tree_missing_values_follow_the_model():
+    Xn = X.copy()
+    Xn[::3, 0] = np.nan
+    est = GradientBoostingRegressor(n_estimators=5, random_state=0).fit(X, Y_REG)
+    onx = convert(est)
+    np.testing.assert_allclose(mserve.load(onx).predict(Xn), ort_run(onx, {"X": Xn})[0], rtol=1e-5, atol=1e-5)

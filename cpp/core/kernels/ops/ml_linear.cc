@@ -143,8 +143,11 @@ class FeatureMapKernel final : public Kernel {
   FeatureMapKernel(MapKind k, std::vector<float> a, std::vector<float> b, float scalar)
       : kind_(k), a_(std::move(a)), b_(std::move(b)), scalar_(scalar) {}
   Status infer(InferContext& ctx) const override {
-    MS_RETURN_IF_ERROR(check_ml_input(ctx));
-    const Rows r = rows_of(ctx.shape(0)).value();
+    if (!ml_input_dtype(ctx.dtype(0)))
+      return Unsupported(std::string("input dtype ") + dtype_name(ctx.dtype(0)) + " is not supported");
+    // Per-feature values index the last dimension; a Binarizer takes any shape.
+    const Shape& s = ctx.shape(0);
+    const Rows r{1, s.rank() ? s[s.rank() - 1] : 1};
     for (const auto* v : {&a_, &b_})
       MS_CHECK_ARG(v->size() <= 1 || static_cast<int64_t>(v->size()) == r.f,
                    "per-feature values (" + std::to_string(v->size()) + ") do not match " + std::to_string(r.f) +
@@ -155,7 +158,7 @@ class FeatureMapKernel final : public Kernel {
   Status compute(const ComputeContext& ctx) const override {
     const Tensor& x = ctx.input(0);
     Tensor& y = ctx.output(0);
-    const int64_t f = rows_of(x.shape()).value().f;
+    const int64_t f = x.rank() ? x.dim(x.rank() - 1) : 1;
     auto at = [](const std::vector<float>& v, int64_t j, float def) {
       return v.empty() ? def : v[v.size() == 1 ? 0 : j];
     };
