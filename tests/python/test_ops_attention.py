@@ -98,7 +98,7 @@ def test_op_matches_oracle(op, inputs, attrs, opset, outputs, oracle):
     out_names = ["y"] if outputs == 1 else [f"y{i}" for i in range(outputs)]
     node = helper.make_node(op, names, out_names, **attrs)
     model = make_model([node], [(k, v.dtype, list(v.shape)) for k, v in feeds.items()],
-                       [(o, 0, None) for o in out_names], opset=opset)
+                       [(o, inputs[0][1].dtype, None) for o in out_names], opset=opset)
     if oracle == "reference":
         from onnx.reference import ReferenceEvaluator
         expected = ReferenceEvaluator(model).run(None, feeds)

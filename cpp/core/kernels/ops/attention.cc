@@ -186,10 +186,13 @@ class AttentionKernel final : public Kernel {
   }
 
   // Contiguous copy of rows [rows, cols] at `src` (leading dimension ld) into `dst`.
+  // With mul != 1, each element is multiplied by mul in T (as the reference scales Q and K).
   template <class A, class T>
-  static void gather(const T* src, int64_t rows, int64_t cols, int64_t ld, A* dst) {
+  static void gather(const T* src, int64_t rows, int64_t cols, int64_t ld, A* dst, T mul = T(1)) {
+    const bool scaled = mul != T(1);
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) dst[r * cols + c] = to_acc<A>(src[r * ld + c]);
+      for (int64_t c = 0; c < cols; ++c)
+        dst[r * cols + c] = to_acc<A>(scaled ? static_cast<T>(src[r * ld + c] * mul) : src[r * ld + c]);
   }
 
   template <class T>
@@ -242,6 +245,8 @@ class AttentionKernel final : public Kernel {
     const int64_t nchunks = outer ? std::min<int64_t>(tasks, nthreads) : 1;
     const A ninf = -std::numeric_limits<A>::infinity();
 
+    // Rounds to T where T is narrower than A (the reference's half-precision steps).
+    auto rt = [](A x) { return std::is_same_v<T, A> ? x : to_acc<A>(from_acc<T>(x)); };
     auto task = [&](int64_t t, char* ws, ThreadPool& gpool) {
       const int64_t b = t / d.Hq, h = t % d.Hq, hk = h / group;
       A* s = reinterpret_cast<A*>(ws);  // scores [Lq, Tk]
@@ -264,9 +269,12 @@ class AttentionKernel final : public Kernel {
         A* kb = qb + d.Lq * d.D;
         A* vb = kb + Tk * d.D;
         A* yb = vb + Tk * d.Dv;
-        gather(qh, d.Lq, d.D, q_ld, qb);
-        if (d.P) gather(pk + (b * d.Hkv + hk) * d.P * d.D, d.P, d.D, d.D, kb);
-        gather(k_new(b, hk), d.Lk, d.D, k_ld, kb + d.P * d.D);
+        // Reduced precision follows the reference: Q and K each scaled by sqrt(scale) in T, the
+        // product rounded to T.
+        const T rs = from_acc<T>(std::sqrt(scale));
+        gather(qh, d.Lq, d.D, q_ld, qb, rs);
+        if (d.P) gather(pk + (b * d.Hkv + hk) * d.P * d.D, d.P, d.D, d.D, kb, rs);
+        gather(k_new(b, hk), d.Lk, d.D, k_ld, kb + d.P * d.D, rs);
         if (d.P) gather(pv + (b * d.Hkv + hk) * d.P * d.Dv, d.P, d.Dv, d.Dv, vb);
         gather(v_new(b, hk), d.Lk, d.Dv, v_ld, vb + d.P * d.Dv);
         qa = qb, q_lda = d.D;
@@ -274,8 +282,11 @@ class AttentionKernel final : public Kernel {
         pva = vb, pv_lda = d.Dv, va = vb + d.P * d.Dv, v_lda = d.Dv;
         ya = yb, y_lda = d.Dv;
       }
-      if (d.P) gemm<A>(false, true, d.Lq, d.P, d.D, scale, qa, q_lda, pka, pk_lda, A(0), s, Tk, gpool);
-      gemm<A>(false, true, d.Lq, d.Lk, d.D, scale, qa, q_lda, ka, k_lda, A(0), s + d.P, Tk, gpool);
+      const A alpha = std::is_same_v<T, A> ? scale : A(1);
+      if (d.P) gemm<A>(false, true, d.Lq, d.P, d.D, alpha, qa, q_lda, pka, pk_lda, A(0), s, Tk, gpool);
+      gemm<A>(false, true, d.Lq, d.Lk, d.D, alpha, qa, q_lda, ka, k_lda, A(0), s + d.P, Tk, gpool);
+      if constexpr (!std::is_same_v<T, A>)
+        for (int64_t j = 0; j < d.Lq * Tk; ++j) s[j] = to_acc<A>(from_acc<T>(s[j]));
       const int64_t off = nonpad ? nonpad[b] - d.Lq : d.P;
       const int64_t limit = nonpad ? nonpad[b] : Tk;
       for (int64_t i = 0; i < d.Lq; ++i) {
@@ -300,7 +311,7 @@ class AttentionKernel final : public Kernel {
             else bias = to_acc<A>(static_cast<const T*>(mask)[mrow + j]);
             if (ok && bias == ninf) ok = false;
           }
-          x = ok ? x + bias : ninf;
+          x = ok ? rt(x + bias) : ninf;
           if (qrow && mode_ == 2) qrow[j] = from_acc<T>(x);
           row[j] = x;
           if (ok) {
@@ -314,12 +325,13 @@ class AttentionKernel final : public Kernel {
           A sum = 0;
           if (mx == ninf) mx = 0;
           for (int64_t j = 0; j < Tk; ++j) {
-            const A e = row[j] == ninf ? A(0) : std::exp(row[j] - mx);
+            const A e = row[j] == ninf ? A(0) : rt(std::exp(rt(row[j] - mx)));
             row[j] = e;
             sum += e;
           }
-          const A inv = sum == A(0) ? A(1) : A(1) / sum;
-          for (int64_t j = 0; j < Tk; ++j) row[j] *= inv;
+          sum = rt(sum);
+          if (sum == A(0)) sum = A(1);
+          for (int64_t j = 0; j < Tk; ++j) row[j] = row[j] / sum;
         }
         if constexpr (!std::is_same_v<T, A>)  // the probabilities are rounded to T before P V
           for (int64_t j = 0; j < Tk; ++j) row[j] = to_acc<A>(from_acc<T>(row[j]));
