@@ -67,6 +67,8 @@ case("attn-f64", A, [(n, a.astype(np.float64)) for n, a in qkv4()], oracle="refe
 case("attn-f16", A, qkv4(dtype=np.float16), oracle="reference")
 case("attn-24-nonpad", A, qkv4(lq=2, lk=6) + [None, None, None, ("n", np.array([4, 6], np.int64))],
      attrs={"is_causal": 1}, opsets=(24,), oracle="reference")
+case("attn-one-head-large", A, qkv4(b=1, hq=1, hkv=1, lq=70, lk=90, d=64, dv=48), attrs={"is_causal": 1})
+case("attn-many-heads-large", A, qkv4(b=3, hq=8, hkv=2, lq=33, lk=65, d=40, dv=24) + [("m", rand(33, 65))])
 
 R = "RotaryEmbedding"
 pos_cos, pos_sin = rand(16, 4), rand(16, 4)
