@@ -3,8 +3,8 @@
 // GridSample: X [N, C, D1..Dr], grid [N, O1..Or, r] of normalized coordinates (the last
 // component indexes the first spatial axis: (x, y[, z]) = (W, H[, D])) -> Y [N, C, O1..Or].
 // A coordinate n maps to ((n + 1) * L - 1) / 2 (align_corners: (n + 1) / 2 * (L - 1)).
-// nearest rounds it (half to even; std::round, half away from zero, for 3 spatial axes, as
-// PyTorch). Coordinates outside [-0.5, L - 0.5] ([0, L - 1] with align_corners) are clamped to
+// nearest rounds it half to even (at every rank, as the node test data do). Coordinates
+// outside [-0.5, L - 0.5] ([0, L - 1] with align_corners) are clamped to
 // [0, L - 1] (border) or reflected back (reflection). Then linear uses taps floor(x), +1, cubic
 // floor(x) - 1 .. + 2 (Keys, A = -0.75); taps outside the input read 0 (zeros), the edge
 // (border) or their reflection (reflection). Mode names: bilinear/bicubic (16), linear/cubic (20);
@@ -155,7 +155,7 @@ class GridSampleKernel final : public Kernel {
             lo = A(-0.5);
             hi = len - A(0.5);
           }
-          if (mode_ == GMode::kNearest) c = r == 3 ? std::round(c) : std::nearbyint(c);
+          if (mode_ == GMode::kNearest) c = std::nearbyint(c);
           if (c < lo || c > hi) {
             if (pad_ == Pad::kBorder) c = std::min(std::max(c, A(0)), len - 1);
             else if (pad_ == Pad::kReflection) c = reflect<A>(c, lo, hi);
