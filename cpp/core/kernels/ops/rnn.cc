@@ -1,0 +1,456 @@
+// Recurrent layers: RNN, GRU, LSTM (one layer; forward, reverse or bidirectional).
+//
+// Inputs  X, W, R, B, sequence_lens, initial_h (, initial_c, P for LSTM); outputs Y, Y_h
+// (, Y_c), all outputs optional. Gate order in W/R/B: RNN i; GRU z, r, h; LSTM i, o, f, c
+// (peepholes P: i, o, f). layout (opset 14+): 0 = X [seq, batch, in], Y [seq, dirs, batch, H],
+// states [dirs, batch, H]; 1 = X [batch, seq, in], Y [batch, seq, dirs, H], states
+// [batch, dirs, H].
+//
+// Per direction: one gemm projects every time step at once (X * W^T), then each step runs a
+// gemm of the previous hidden state with R^T and an elementwise gate update. With
+// sequence_lens, batch entry b runs steps 0..len_b-1 (reverse: from len_b-1 down to 0); Y is
+// zero past len_b and Y_h/Y_c hold the state after the last valid step (zero when len_b == 0).
+// `clip` clamps every gate's pre-activation to [-clip, clip]. float16 computes in float
+// (inputs are converted into the workspace).
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "core/exec/thread_pool.h"
+#include "core/kernels/common.h"
+#include "core/kernels/gemm.h"
+#include "core/kernels/registry.h"
+
+namespace mserve {
+namespace {
+
+enum class Cell { kRNN, kGRU, kLSTM };
+
+int gates_of(Cell c) { return c == Cell::kRNN ? 1 : c == Cell::kGRU ? 3 : 4; }
+int acts_of(Cell c) { return c == Cell::kRNN ? 1 : c == Cell::kGRU ? 2 : 3; }
+const char* cell_name(Cell c) { return c == Cell::kRNN ? "RNN" : c == Cell::kGRU ? "GRU" : "LSTM"; }
+
+enum class Act { kRelu, kTanh, kSigmoid, kAffine, kLeakyRelu, kThresholdedRelu, kScaledTanh, kHardSigmoid, kElu,
+                 kSoftsign, kSoftplus };
+
+struct Activation {
+  Act kind = Act::kTanh;
+  float alpha = 0, beta = 0;
+};
+
+template <class A>
+inline A apply(const Activation& f, A x) {
+  const A al = static_cast<A>(f.alpha), be = static_cast<A>(f.beta);
+  switch (f.kind) {
+    case Act::kRelu: return x > A(0) ? x : A(0);
+    case Act::kTanh: return std::tanh(x);
+    case Act::kSigmoid: return A(1) / (A(1) + std::exp(-x));
+    case Act::kAffine: return al * x + be;
+    case Act::kLeakyRelu: return x >= A(0) ? x : al * x;
+    case Act::kThresholdedRelu: return x >= al ? x : A(0);
+    case Act::kScaledTanh: return al * std::tanh(be * x);
+    case Act::kHardSigmoid: return std::min(std::max(al * x + be, A(0)), A(1));
+    case Act::kElu: return x >= A(0) ? x : al * (std::exp(x) - A(1));
+    case Act::kSoftsign: return x / (A(1) + std::abs(x));
+    case Act::kSoftplus: return x > A(30) ? x : std::log1p(std::exp(x));
+  }
+  return x;
+}
+
+// Parses one activation name; alpha/beta are consumed in order by the functions that take them
+// (defaults when the lists run out).
+StatusOr<Activation> parse_activation(const std::string& name, const std::vector<float>& alphas,
+                                      const std::vector<float>& betas, size_t& ai, size_t& bi) {
+  std::string n;
+  for (char ch : name) n += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  Activation a;
+  float def_alpha = 0, def_beta = 0;
+  bool uses_alpha = false, uses_beta = false;
+  if (n == "relu") a.kind = Act::kRelu;
+  else if (n == "tanh") a.kind = Act::kTanh;
+  else if (n == "sigmoid") a.kind = Act::kSigmoid;
+  else if (n == "affine") a.kind = Act::kAffine, uses_alpha = uses_beta = true, def_alpha = 1.0f;
+  else if (n == "leakyrelu") a.kind = Act::kLeakyRelu, uses_alpha = true, def_alpha = 0.01f;
+  else if (n == "thresholdedrelu") a.kind = Act::kThresholdedRelu, uses_alpha = true, def_alpha = 1.0f;
+  else if (n == "scaledtanh") a.kind = Act::kScaledTanh, uses_alpha = uses_beta = true, def_alpha = def_beta = 1.0f;
+  else if (n == "hardsigmoid") a.kind = Act::kHardSigmoid, uses_alpha = uses_beta = true, def_alpha = 0.2f, def_beta = 0.5f;
+  else if (n == "elu") a.kind = Act::kElu, uses_alpha = true, def_alpha = 1.0f;
+  else if (n == "softsign") a.kind = Act::kSoftsign;
+  else if (n == "softplus") a.kind = Act::kSoftplus;
+  else return Unsupported("activation '" + name + "' is not supported");
+  if (uses_alpha) a.alpha = ai < alphas.size() ? alphas[ai++] : def_alpha;
+  if (uses_beta) a.beta = bi < betas.size() ? betas[bi++] : def_beta;
+  return a;
+}
+
+// Workspace layout, in bytes from the start (each block 64-byte aligned).
+struct WsPlan {
+  enum Block { kX, kW, kR, kB, kH0, kC0, kP, kXW, kHR, kH, kC, kRH, kBias, kLens, kCount };
+  size_t off[kCount] = {};
+  size_t total = 0;
+};
+
+size_t round_up(size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
+
+class RecurrentKernel final : public Kernel {
+ public:
+  RecurrentKernel(Cell cell, int dirs, bool reverse, int64_t hidden, int layout, float clip, bool input_forget,
+                  bool lbr, std::vector<Activation> acts)
+      : cell_(cell), dirs_(dirs), reverse_(reverse), hidden_(hidden), layout_(layout), clip_(clip),
+        input_forget_(input_forget), lbr_(lbr), acts_(std::move(acts)) {}
+
+  Status infer(InferContext& ctx) const override {
+    const DType t = ctx.dtype(0);
+    if (!dtype_is_float(t)) return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
+    MS_CHECK_ARG(ctx.has_input(1) && ctx.has_input(2), "W and R are required");
+    const int max_in = cell_ == Cell::kLSTM ? 8 : 6;
+    for (int i = 0; i < ctx.num_inputs() && i < max_in; ++i)
+      if (ctx.has_input(i) && i != 4)
+        MS_CHECK_ARG(ctx.dtype(i) == t, std::string("input ") + std::to_string(i) + " has dtype " +
+                                            dtype_name(ctx.dtype(i)) + ", expected " + dtype_name(t));
+    MS_CHECK_ARG(ctx.num_inputs() <= max_in, std::string(cell_name(cell_)) + " takes at most " +
+                                                 std::to_string(max_in) + " inputs");
+    MS_CHECK_ARG(ctx.num_outputs() <= (cell_ == Cell::kLSTM ? 3 : 2), "too many outputs");
+    const Shape& xs = ctx.shape(0);
+    MS_CHECK_ARG(xs.rank() == 3, "X must be 3-D, got " + xs.str());
+    Dims d = dims(ctx.shape(0), ctx.shape(2));
+    const int64_t G = gates_of(cell_), H = d.H;
+    MS_CHECK_ARG(ctx.shape(2).rank() == 3, "R must be 3-D, got " + ctx.shape(2).str());
+    MS_CHECK_ARG(H > 0, "hidden_size must be positive");
+    MS_CHECK_ARG(ctx.shape(1) == Shape({dirs_, G * H, d.I}),
+                 "W has shape " + ctx.shape(1).str() + ", expected " + Shape({dirs_, G * H, d.I}).str());
+    MS_CHECK_ARG(ctx.shape(2) == Shape({dirs_, G * H, H}),
+                 "R has shape " + ctx.shape(2).str() + ", expected " + Shape({dirs_, G * H, H}).str());
+    if (ctx.has_input(3))
+      MS_CHECK_ARG(ctx.shape(3) == Shape({dirs_, 2 * G * H}),
+                   "B has shape " + ctx.shape(3).str() + ", expected " + Shape({dirs_, 2 * G * H}).str());
+    if (ctx.has_input(4)) {
+      MS_CHECK_ARG(ctx.dtype(4) == DType::kInt32 || ctx.dtype(4) == DType::kInt64,
+                   "sequence_lens must be int32");
+      MS_CHECK_ARG(ctx.shape(4) == Shape({d.batch}),
+                   "sequence_lens has shape " + ctx.shape(4).str() + ", expected [" + std::to_string(d.batch) + "]");
+    }
+    const Shape state = layout_ ? Shape({d.batch, dirs_, H}) : Shape({dirs_, d.batch, H});
+    for (int i : {5, 6}) {
+      if (i == 6 && cell_ != Cell::kLSTM) break;
+      if (ctx.has_input(i))
+        MS_CHECK_ARG(ctx.shape(i) == state, std::string(i == 5 ? "initial_h" : "initial_c") + " has shape " +
+                                                ctx.shape(i).str() + ", expected " + state.str());
+    }
+    if (cell_ == Cell::kLSTM && ctx.has_input(7))
+      MS_CHECK_ARG(ctx.shape(7) == Shape({dirs_, 3 * H}),
+                   "P has shape " + ctx.shape(7).str() + ", expected " + Shape({dirs_, 3 * H}).str());
+    const Shape y = layout_ ? Shape({d.batch, d.seq, dirs_, H}) : Shape({d.seq, dirs_, d.batch, H});
+    for (int o = 0; o < ctx.num_outputs(); ++o) ctx.set_output(o, t, o == 0 ? y : state);
+    ctx.set_workspace(plan(t, d, ctx).total);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const DType t = ctx.input(0).dtype();
+    Status st;
+    MS_SWITCH_FLOAT(t, T, return Unsupported("dtype"), st = run<T>(ctx));
+    return st;
+  }
+
+ private:
+  struct Dims {
+    int64_t seq, batch, I, H;
+  };
+  Dims dims(const Shape& x, const Shape& r) const {
+    Dims d;
+    d.seq = layout_ ? x[1] : x[0];
+    d.batch = layout_ ? x[0] : x[1];
+    d.I = x[2];
+    d.H = hidden_ > 0 ? hidden_ : (r.rank() == 3 ? r[2] : 0);
+    return d;
+  }
+
+  // Shared by infer (sizes) and compute (offsets); `has(i)`/`numel(i)` describe the inputs.
+  template <class Ctx>
+  WsPlan plan(DType t, const Dims& d, const Ctx& ctx) const {
+    const bool convert = t == DType::kFloat16;
+    const size_t acc = t == DType::kFloat64 ? sizeof(double) : sizeof(float);
+    const int64_t G = gates_of(cell_), H = d.H;
+    WsPlan p;
+    size_t pos = 0;
+    auto add = [&](int block, size_t bytes) {
+      p.off[block] = pos;
+      pos += round_up(bytes);
+    };
+    const int in_block[] = {WsPlan::kX, WsPlan::kW, WsPlan::kR, WsPlan::kB, -1, WsPlan::kH0, WsPlan::kC0, WsPlan::kP};
+    for (int i = 0; i < 8; ++i) {
+      if (in_block[i] < 0 || !convert || !has(ctx, i)) continue;
+      add(in_block[i], static_cast<size_t>(numel(ctx, i)) * acc);
+    }
+    add(WsPlan::kXW, static_cast<size_t>(d.seq * d.batch * G * H) * acc);
+    add(WsPlan::kHR, static_cast<size_t>(d.batch * G * H) * acc);
+    add(WsPlan::kH, static_cast<size_t>(d.batch * H) * acc);
+    if (cell_ == Cell::kLSTM) add(WsPlan::kC, static_cast<size_t>(d.batch * H) * acc);
+    if (cell_ == Cell::kGRU && !lbr_) add(WsPlan::kRH, static_cast<size_t>(d.batch * H) * acc);
+    add(WsPlan::kBias, static_cast<size_t>(2 * G * H) * acc);
+    add(WsPlan::kLens, static_cast<size_t>(d.batch) * sizeof(int64_t));
+    p.total = pos;
+    return p;
+  }
+  bool has(const InferContext& c, int i) const { return c.has_input(i) && (cell_ == Cell::kLSTM || i < 6); }
+  bool has(const ComputeContext& c, int i) const { return c.has_input(i) && (cell_ == Cell::kLSTM || i < 6); }
+  static int64_t numel(const InferContext& c, int i) { return c.shape(i).numel(); }
+  static int64_t numel(const ComputeContext& c, int i) { return c.input(i).numel(); }
+
+  template <class T>
+  Status run(const ComputeContext& ctx) const {
+    using A = std::conditional_t<std::is_same_v<T, double>, double, float>;
+    const Tensor& x = ctx.input(0);
+    const Dims d = dims(x.shape(), ctx.input(2).shape());
+    const int64_t G = gates_of(cell_), H = d.H, B = d.batch, S = d.seq, I = d.I, GH = G * H;
+    const WsPlan p = plan(x.dtype(), d, ctx);
+    char* ws = static_cast<char*>(ctx.workspace());
+    auto buf = [&](int block) { return reinterpret_cast<A*>(ws + p.off[block]); };
+    auto in = [&](int i, int block) -> const A* {
+      if (!has(ctx, i)) return nullptr;
+      const T* src = ctx.input(i).template data<T>();
+      if constexpr (std::is_same_v<T, A>) {
+        (void)block;
+        return src;
+      } else {
+        A* dst = buf(block);
+        const int64_t n = ctx.input(i).numel();
+        for (int64_t k = 0; k < n; ++k) dst[k] = static_cast<A>(src[k]);
+        return dst;
+      }
+    };
+    const A* X = in(0, WsPlan::kX);
+    const A* W = in(1, WsPlan::kW);
+    const A* R = in(2, WsPlan::kR);
+    const A* Bp = in(3, WsPlan::kB);
+    const A* H0 = in(5, WsPlan::kH0);
+    const A* C0 = in(6, WsPlan::kC0);
+    const A* P = in(7, WsPlan::kP);
+    A* xw = buf(WsPlan::kXW);
+    A* hr = buf(WsPlan::kHR);
+    A* h = buf(WsPlan::kH);
+    A* c = cell_ == Cell::kLSTM ? buf(WsPlan::kC) : nullptr;
+    A* rh = cell_ == Cell::kGRU && !lbr_ ? buf(WsPlan::kRH) : nullptr;
+    A* bias = buf(WsPlan::kBias);
+    int64_t* lens = reinterpret_cast<int64_t*>(ws + p.off[WsPlan::kLens]);
+    bool full = true;
+    for (int64_t b = 0; b < B; ++b) {
+      lens[b] = ctx.has_input(4) ? ctx.input(4).int_at(b) : S;
+      MS_CHECK_ARG(lens[b] >= 0 && lens[b] <= S, "sequence_lens[" + std::to_string(b) + "] = " +
+                                                     std::to_string(lens[b]) + " is outside [0, " +
+                                                     std::to_string(S) + "]");
+      full = full && lens[b] == S;
+    }
+    T* Y = ctx.has_output(0) ? ctx.output(0).template data<T>() : nullptr;
+    T* Yh = ctx.has_output(1) ? ctx.output(1).template data<T>() : nullptr;
+    T* Yc = cell_ == Cell::kLSTM && ctx.has_output(2) ? ctx.output(2).template data<T>() : nullptr;
+    if (Y && !full) std::fill(Y, Y + ctx.output(0).numel(), T(0));
+    ThreadPool& pool = ctx.pool();
+    const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(GH, 1));
+    const int nact = acts_of(cell_);
+    auto state_index = [&](int dir, int64_t b) { return layout_ ? b * dirs_ + dir : dir * B + b; };
+
+    for (int dir = 0; dir < dirs_; ++dir) {
+      const bool rev = reverse_ || dir == 1;
+      const A* Wd = W + dir * GH * I;
+      const A* Rd = R + dir * GH * H;
+      const A* Pd = P ? P + dir * 3 * H : nullptr;
+      const Activation* act = acts_.data() + dir * nact;
+      if (Bp) std::copy(Bp + dir * 2 * GH, Bp + (dir + 1) * 2 * GH, bias);
+      else std::fill(bias, bias + 2 * GH, A(0));
+      if (S * B > 0) {
+        if (I > 0) gemm<A>(false, true, S * B, GH, I, A(1), X, I, Wd, I, A(0), xw, GH, pool);
+        else std::fill(xw, xw + S * B * GH, A(0));
+      }
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t si = state_index(dir, b) * H;
+        for (int64_t j = 0; j < H; ++j) {
+          h[b * H + j] = H0 ? H0[si + j] : A(0);
+          if (c) c[b * H + j] = C0 ? C0[si + j] : A(0);
+        }
+      }
+      if (rh) std::fill(rh, rh + B * H, A(0));
+      for (int64_t s = 0; s < S; ++s) {
+        bool any = false;
+        for (int64_t b = 0; b < B; ++b) any = any || s < lens[b];
+        if (!any) break;
+        const bool two_phase = rh != nullptr;
+        gemm<A>(false, true, B, two_phase ? 2 * H : GH, H, A(1), h, H, Rd, H, A(0), hr, GH, pool);
+        Step<A, T> st{this, act, Pd, bias, xw, hr, h, c, rh, Y, lens, s, S, B, H, dir, rev};
+        pool.parallel_for(B, grain, [&](int64_t b0, int64_t b1) {
+          for (int64_t b = b0; b < b1; ++b) st.row(b, 0);
+        });
+        if (two_phase) {
+          gemm<A>(false, true, B, H, H, A(1), rh, H, Rd + 2 * H * H, H, A(0), hr + 2 * H, GH, pool);
+          pool.parallel_for(B, grain, [&](int64_t b0, int64_t b1) {
+            for (int64_t b = b0; b < b1; ++b) st.row(b, 1);
+          });
+        }
+      }
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t si = state_index(dir, b) * H;
+        const bool none = lens[b] == 0;
+        for (int64_t j = 0; j < H; ++j) {
+          if (Yh) Yh[si + j] = static_cast<T>(none ? A(0) : h[b * H + j]);
+          if (Yc) Yc[si + j] = static_cast<T>(none ? A(0) : c[b * H + j]);
+        }
+      }
+    }
+    return Status::OK();
+  }
+
+  // One time step of one batch row (phase 1 only for GRU without linear_before_reset).
+  template <class A, class T>
+  struct Step {
+    const RecurrentKernel* k;
+    const Activation* act;
+    const A* P;
+    const A* bias;
+    const A* xw;
+    A* hr;
+    A* h;
+    A* c;
+    A* rh;
+    T* Y;
+    const int64_t* lens;
+    int64_t s, S, B, H;
+    int dir;
+    bool rev;
+
+    A cl(A v) const {
+      const A m = static_cast<A>(k->clip_);
+      return v < -m ? -m : (v > m ? m : v);
+    }
+    void row(int64_t b, int phase) const {
+      const int64_t len = lens[b];
+      if (s >= len) return;
+      const int64_t t = rev ? len - 1 - s : s;
+      const int64_t G = gates_of(k->cell_), GH = G * H;
+      const A* xr = xw + (k->layout_ ? b * S + t : t * B + b) * GH;
+      A* hrr = hr + b * GH;
+      A* hb = h + b * H;
+      const A* wb = bias;
+      const A* rb = bias + GH;
+      T* y = Y ? Y + (k->layout_ ? ((b * S + t) * k->dirs_ + dir) * H : ((t * k->dirs_ + dir) * B + b) * H)
+               : nullptr;
+      switch (k->cell_) {
+        case Cell::kRNN:
+          for (int64_t j = 0; j < H; ++j) {
+            const A v = apply(act[0], cl(xr[j] + hrr[j] + wb[j] + rb[j]));
+            hb[j] = v;
+            if (y) y[j] = static_cast<T>(v);
+          }
+          break;
+        case Cell::kLSTM: {
+          A* cb = c + b * H;
+          for (int64_t j = 0; j < H; ++j) {
+            const A cp = cb[j];
+            A gi = xr[j] + hrr[j] + wb[j] + rb[j];
+            A go = xr[H + j] + hrr[H + j] + wb[H + j] + rb[H + j];
+            A gf = xr[2 * H + j] + hrr[2 * H + j] + wb[2 * H + j] + rb[2 * H + j];
+            const A gc = xr[3 * H + j] + hrr[3 * H + j] + wb[3 * H + j] + rb[3 * H + j];
+            if (P) {
+              gi += P[j] * cp;
+              gf += P[2 * H + j] * cp;
+            }
+            const A i = apply(act[0], cl(gi));
+            const A f = k->input_forget_ ? A(1) - i : apply(act[0], cl(gf));
+            const A cn = f * cp + i * apply(act[1], cl(gc));
+            if (P) go += P[H + j] * cn;
+            const A hn = apply(act[0], cl(go)) * apply(act[2], cn);
+            cb[j] = cn;
+            hb[j] = hn;
+            if (y) y[j] = static_cast<T>(hn);
+          }
+          break;
+        }
+        case Cell::kGRU:
+          for (int64_t j = 0; j < H; ++j) {
+            A z, ht;
+            if (phase == 0) {
+              z = apply(act[0], cl(xr[j] + hrr[j] + wb[j] + rb[j]));
+              const A r = apply(act[0], cl(xr[H + j] + hrr[H + j] + wb[H + j] + rb[H + j]));
+              if (rh) {  // h~ needs (r . H) * Rh^T: finish after the second gemm
+                hrr[j] = z;
+                rh[b * H + j] = r * hb[j];
+                continue;
+              }
+              ht = apply(act[1], cl(xr[2 * H + j] + wb[2 * H + j] + r * (hrr[2 * H + j] + rb[2 * H + j])));
+            } else {
+              z = hrr[j];
+              ht = apply(act[1], cl(xr[2 * H + j] + hrr[2 * H + j] + wb[2 * H + j] + rb[2 * H + j]));
+            }
+            const A hn = (A(1) - z) * ht + z * hb[j];
+            hb[j] = hn;
+            if (y) y[j] = static_cast<T>(hn);
+          }
+          break;
+      }
+    }
+  };
+
+  Cell cell_;
+  int64_t dirs_;
+  bool reverse_;
+  int64_t hidden_;
+  int layout_;
+  float clip_;
+  bool input_forget_, lbr_;
+  std::vector<Activation> acts_;
+};
+
+StatusOr<KernelPtr> make_recurrent(Cell cell, const Node& n) {
+  const std::string direction = n.attr_string("direction", "forward");
+  int dirs = 1;
+  bool reverse = false;
+  if (direction == "reverse") reverse = true;
+  else if (direction == "bidirectional") dirs = 2;
+  else MS_CHECK_ARG(direction == "forward", "unknown direction '" + direction + "'");
+  const int64_t hidden = n.attr_int("hidden_size", 0);
+  MS_CHECK_ARG(!n.attr("hidden_size") || hidden > 0, "hidden_size must be positive");
+  const int64_t layout = n.opset >= 14 ? n.attr_int("layout", 0) : 0;
+  MS_CHECK_ARG(layout == 0 || layout == 1, "layout must be 0 or 1, got " + std::to_string(layout));
+  float clip = std::numeric_limits<float>::infinity();
+  if (const Attribute* a = n.attr("clip")) {
+    MS_CHECK_ARG(a->f > 0, "clip must be positive");
+    clip = a->f;
+  }
+  const bool input_forget = cell == Cell::kLSTM && n.attr_int("input_forget", 0) != 0;
+  const bool lbr = cell == Cell::kGRU && n.attr_int("linear_before_reset", 0) != 0;
+  const size_t nact = static_cast<size_t>(acts_of(cell));
+  std::vector<std::string> names;
+  if (const Attribute* a = n.attr("activations")) names = a->strings;
+  if (names.empty()) {
+    if (cell == Cell::kRNN) names = {"Tanh"};
+    else if (cell == Cell::kGRU) names = {"Sigmoid", "Tanh"};
+    else names = {"Sigmoid", "Tanh", "Tanh"};
+  }
+  if (names.size() == nact && dirs == 2) {
+    const std::vector<std::string> one = names;
+    names.insert(names.end(), one.begin(), one.end());
+  }
+  MS_CHECK_ARG(names.size() == nact * static_cast<size_t>(dirs),
+               std::to_string(names.size()) + " activations given, expected " + std::to_string(nact * dirs));
+  std::vector<float> alphas, betas;
+  if (const Attribute* a = n.attr("activation_alpha")) alphas = a->floats;
+  if (const Attribute* a = n.attr("activation_beta")) betas = a->floats;
+  size_t ai = 0, bi = 0;
+  std::vector<Activation> acts;
+  for (const std::string& name : names) {
+    MS_ASSIGN_OR_RETURN(Activation act, parse_activation(name, alphas, betas, ai, bi));
+    acts.push_back(act);
+  }
+  return KernelPtr(new RecurrentKernel(cell, dirs, reverse, hidden, static_cast<int>(layout), clip, input_forget,
+                                       lbr, std::move(acts)));
+}
+
+}  // namespace
+
+StatusOr<KernelPtr> create_onnx_RNN(const Node& n, const KernelInit&) { return make_recurrent(Cell::kRNN, n); }
+StatusOr<KernelPtr> create_onnx_GRU(const Node& n, const KernelInit&) { return make_recurrent(Cell::kGRU, n); }
+StatusOr<KernelPtr> create_onnx_LSTM(const Node& n, const KernelInit&) { return make_recurrent(Cell::kLSTM, n); }
+
+}  // namespace mserve
