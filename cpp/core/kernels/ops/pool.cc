@@ -1,4 +1,7 @@
-// MaxPool (opsets 1, 8, 10, 11, 12, 22), AveragePool (7, 10, 11, 19, 22), GlobalAveragePool.
+// MaxPool (opsets 1, 8, 10, 11, 12, 22), AveragePool (7, 10, 11, 19, 22), LpPool (1, 2, 11, 18,
+// 22: p a float attribute at opset 1, an int from 2; ceil_mode and dilations from 18),
+// GlobalAveragePool, GlobalMaxPool, GlobalLpPool (1, 2: p as in LpPool).
+// LpPool: (sum of |x|^p over the window's taps inside the input)^(1/p); padding adds nothing.
 // NCHW with 1-D, 2-D or 3-D spatial dims, run as 3-D with missing leading dims of size 1.
 // Attributes by opset: MaxPool storage_order (8+), ceil_mode and dilations (10+), int8/uint8
 // (12+); AveragePool ceil_mode (10+), dilations (19+). Padding never enters a max, and enters
@@ -351,8 +354,94 @@ StatusOr<PoolAttrs> parse_pool(const Node& n, bool ceil, bool dil) {
   return a;
 }
 
-class GlobalAvgPoolKernel final : public Kernel {
+// (sum |x|^p)^(1/p), with the common p as plain products.
+template <class Acc>
+inline Acc lp_term(Acc v, float p) {
+  v = v < Acc(0) ? -v : v;
+  if (p == 1.0f) return v;
+  if (p == 2.0f) return v * v;
+  return static_cast<Acc>(std::pow(v, static_cast<Acc>(p)));
+}
+template <class Acc>
+inline Acc lp_root(Acc sum, float p) {
+  if (p == 1.0f) return sum;
+  if (p == 2.0f) return std::sqrt(sum);
+  return static_cast<Acc>(std::pow(sum, Acc(1) / static_cast<Acc>(p)));
+}
+
+class LpPoolKernel final : public Kernel {
  public:
+  LpPoolKernel(PoolAttrs a, float p) : a_(std::move(a)), p_(p) {}
+
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0), "missing input X");
+    const DType t = ctx.dtype(0);
+    if (!dtype_is_float(t)) return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
+    PoolGeo g;
+    MS_RETURN_IF_ERROR(make_geo(a_, ctx.shape(0), &g));
+    const Shape& x = ctx.shape(0);
+    Shape out{x[0], x[1]};
+    for (int i = 3 - (x.rank() - 2); i < 3; ++i) out.push_back(g.out[i]);
+    ctx.set_output(0, t, out);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    PoolGeo g;
+    MS_RETURN_IF_ERROR(make_geo(a_, x.shape(), &g));
+    MS_SWITCH_FLOAT(x.dtype(), T, return Unsupported(std::string("dtype ") + dtype_name(x.dtype())),
+                    run<T>(ctx, g));
+    return Status::OK();
+  }
+
+ private:
+  template <class T>
+  void run(const ComputeContext& ctx, const PoolGeo& g) const {
+    using Acc = AccOf<T>;
+    const T* x = ctx.input(0).template data<T>();
+    T* y = ctx.output(0).template data<T>();
+    const int64_t IS = g.in_size(), OS = g.out_size();
+    const int64_t rows_per_plane = g.out[0] * g.out[1];
+    const int64_t row_cost = std::max<int64_t>(1, g.out[2] * g.k[0] * g.k[1] * g.k[2]);
+    const float p = p_;
+    ctx.pool().parallel_for(g.planes * rows_per_plane, std::max<int64_t>(1, 16384 / row_cost),
+                            [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t plane = r / rows_per_plane, rr = r % rows_per_plane;
+        const int64_t od = rr / g.out[1], oh = rr % g.out[1];
+        const T* src = x + plane * IS;
+        T* dst = y + plane * OS + rr * g.out[2];
+        const int64_t sd = od * g.s[0] - g.pb[0], sh = oh * g.s[1] - g.pb[1];
+        int64_t d_lo, d_hi, h_lo, h_hi;
+        taps(sd, g.d[0], g.k[0], g.in[0], &d_lo, &d_hi);
+        taps(sh, g.d[1], g.k[1], g.in[1], &h_lo, &h_hi);
+        for (int64_t ow = 0; ow < g.out[2]; ++ow) {
+          const int64_t sw = ow * g.s[2] - g.pb[2];
+          int64_t w_lo, w_hi;
+          taps(sw, g.d[2], g.k[2], g.in[2], &w_lo, &w_hi);
+          Acc sum = 0;
+          for (int64_t kd = d_lo; kd < d_hi; ++kd)
+            for (int64_t kh = h_lo; kh < h_hi; ++kh) {
+              const T* row = src + ((sd + kd * g.d[0]) * g.in[1] + sh + kh * g.d[1]) * g.in[2] + sw;
+              for (int64_t kw = w_lo; kw < w_hi; ++kw) sum += lp_term(static_cast<Acc>(row[kw * g.d[2]]), p);
+            }
+          dst[ow] = static_cast<T>(lp_root(sum, p));
+        }
+      }
+    });
+  }
+
+  PoolAttrs a_;
+  float p_;
+};
+
+enum class GlobalKind { kAvg, kMax, kLp };
+
+class GlobalPoolKernel final : public Kernel {
+ public:
+  explicit GlobalPoolKernel(GlobalKind k, float p = 2.0f) : kind_(k), p_(p) {}
+
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0), "missing input X");
     const DType t = ctx.dtype(0);
@@ -374,22 +463,51 @@ class GlobalAvgPoolKernel final : public Kernel {
 
  private:
   template <class T>
-  static void run(const ComputeContext& ctx, const Tensor& xt) {
+  void run(const ComputeContext& ctx, const Tensor& xt) const {
     using Acc = AccOf<T>;
     const Shape& s = xt.shape();
     const int64_t planes = s[0] * s[1], len = s.prod(2, s.rank());
     const T* x = xt.data<T>();
     T* y = ctx.output(0).data<T>();
+    const GlobalKind kind = kind_;
+    const float p = p_;
     ctx.pool().parallel_for(planes, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, len)),
                             [&](int64_t b, int64_t e) {
-      for (int64_t p = b; p < e; ++p) {
-        Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> v(x + p * len, len);
-        const Acc sum = len ? v.template cast<Acc>().sum() : Acc(0);
-        y[p] = static_cast<T>(sum / static_cast<Acc>(len));  // an empty plane averages to NaN
+      for (int64_t i = b; i < e; ++i) {
+        const T* v = x + i * len;
+        if (kind == GlobalKind::kAvg) {
+          Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> a(v, len);
+          const Acc sum = len ? a.template cast<Acc>().sum() : Acc(0);
+          y[i] = static_cast<T>(sum / static_cast<Acc>(len));  // an empty plane averages to NaN
+        } else if (kind == GlobalKind::kMax) {
+          T best = std::numeric_limits<T>::lowest();
+          bool nan = false;
+          for (int64_t j = 0; j < len; ++j) {
+            best = best < v[j] ? v[j] : best;
+            nan |= is_nan(v[j]);
+          }
+          y[i] = nan ? std::numeric_limits<T>::quiet_NaN() : best;
+        } else {
+          Acc sum = 0;
+          for (int64_t j = 0; j < len; ++j) sum += lp_term(static_cast<Acc>(v[j]), p);
+          y[i] = static_cast<T>(lp_root(sum, p));
+        }
       }
     });
   }
+
+  GlobalKind kind_;
+  float p_;
 };
+
+// p: a float attribute at opset 1, an int from opset 2.
+StatusOr<float> parse_p(const Node& n) {
+  const Attribute* a = n.attr("p");
+  float p = 2.0f;
+  if (a) p = a->kind == Attribute::Kind::kFloat ? a->f : static_cast<float>(a->i);
+  MS_CHECK_ARG(p > 0, "p must be positive, got " + std::to_string(p));
+  return p;
+}
 
 }  // namespace
 
@@ -408,7 +526,22 @@ StatusOr<KernelPtr> create_onnx_AveragePool(const Node& n, const KernelInit&) {
 }
 
 StatusOr<KernelPtr> create_onnx_GlobalAveragePool(const Node&, const KernelInit&) {
-  return KernelPtr(new GlobalAvgPoolKernel());
+  return KernelPtr(new GlobalPoolKernel(GlobalKind::kAvg));
+}
+
+StatusOr<KernelPtr> create_onnx_GlobalMaxPool(const Node&, const KernelInit&) {
+  return KernelPtr(new GlobalPoolKernel(GlobalKind::kMax));
+}
+
+StatusOr<KernelPtr> create_onnx_GlobalLpPool(const Node& n, const KernelInit&) {
+  MS_ASSIGN_OR_RETURN(float p, parse_p(n));
+  return KernelPtr(new GlobalPoolKernel(GlobalKind::kLp, p));
+}
+
+StatusOr<KernelPtr> create_onnx_LpPool(const Node& n, const KernelInit&) {
+  MS_ASSIGN_OR_RETURN(PoolAttrs a, parse_pool(n, n.opset >= 18, n.opset >= 18));
+  MS_ASSIGN_OR_RETURN(float p, parse_p(n));
+  return KernelPtr(new LpPoolKernel(std::move(a), p));
 }
 
 }  // namespace mserve
