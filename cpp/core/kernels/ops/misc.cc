@@ -370,7 +370,9 @@ class UniqueKernel final : public Kernel {
     MS_CHECK_ARG(ctx.has_input(0), "needs X");
     const Shape& s = ctx.shape(0);
     int axis = -1;
-    if (has_axis_) MS_ASSIGN_OR_RETURN(axis, normalize_axis(axis_, s.rank()));
+    if (has_axis_) {
+      MS_ASSIGN_OR_RETURN(axis, normalize_axis(axis_, s.rank()));
+    }
     const Tensor* x = ctx.value(0);
     if (!x) return ctx.need_value();
     const int64_t n = axis >= 0 ? s[axis] : s.numel();
@@ -392,7 +394,9 @@ class UniqueKernel final : public Kernel {
   Status compute(const ComputeContext& ctx) const override {
     const Tensor& x = ctx.input(0);
     int axis = -1;
-    if (has_axis_) MS_ASSIGN_OR_RETURN(axis, normalize_axis(axis_, x.rank()));
+    if (has_axis_) {
+      MS_ASSIGN_OR_RETURN(axis, normalize_axis(axis_, x.rank()));
+    }
     Tensor* outs[4] = {};
     for (int i = 0; i < 4; ++i) outs[i] = ctx.has_output(i) ? &ctx.output(i) : nullptr;
     MS_SWITCH_NUMERIC(x.dtype(), T, return Unsupported("dtype"),
