@@ -1,0 +1,646 @@
+// Quantization: QuantizeLinear, DequantizeLinear (opsets 10, 13 axis, 19, 21 block_size and
+// output_dtype, 23+), DynamicQuantizeLinear, MatMulInteger, ConvInteger, QLinearMatMul,
+// QLinearConv.
+//
+// Quantized types: int8, uint8, int16, uint16 (and int32 for DequantizeLinear input). float8,
+// int4 and int2 tensors never reach these kernels (the loader rejects their element types).
+// Scale granularity: per tensor (one element), per axis (1-D of length x.shape[axis]) or
+// blocked (scale of x's rank, ceil(D/block_size) along axis). Rounding is half to even.
+// The integer ops accumulate in int32 with naive loops; the QLinear ops requantize with
+// y = saturate(rint(acc * (a_scale * b_scale / y_scale)) + y_zero_point), as onnx.reference does.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "core/exec/thread_pool.h"
+#include "core/kernels/common.h"
+#include "core/kernels/registry.h"
+
+namespace mserve {
+namespace {
+
+bool is_quant_type(DType t) {
+  return t == DType::kInt8 || t == DType::kUInt8 || t == DType::kInt16 || t == DType::kUInt16;
+}
+
+// ONNX TensorProto element type codes -> DType (quantized outputs only).
+DType dtype_from_onnx(int64_t code) {
+  switch (code) {
+    case 2: return DType::kUInt8;
+    case 3: return DType::kInt8;
+    case 4: return DType::kUInt16;
+    case 5: return DType::kInt16;
+    case 6: return DType::kInt32;
+    case 1: return DType::kFloat32;
+    case 10: return DType::kFloat16;
+    case 11: return DType::kFloat64;
+    default: return DType::kUndefined;
+  }
+}
+
+#define MS_SWITCH_QUANT(dt, Q, OTHER, ...)   \
+  switch (dt) {                               \
+    MS_CASE(kInt8, int8_t, Q, __VA_ARGS__)    \
+    MS_CASE(kUInt8, uint8_t, Q, __VA_ARGS__)  \
+    MS_CASE(kInt16, int16_t, Q, __VA_ARGS__)  \
+    MS_CASE(kUInt16, uint16_t, Q, __VA_ARGS__) \
+    default: OTHER;                           \
+  }
+
+// Where the scale of element i lives.
+struct Granularity {
+  enum Kind { kTensor, kAxis, kBlocked } kind = kTensor;
+  int64_t D = 1, inner = 1, block = 1, Ds = 1;
+  int64_t index(int64_t i) const {
+    if (kind == kTensor) return 0;
+    const int64_t d = (i / inner) % D;
+    if (kind == kAxis) return d;
+    const int64_t o = i / (inner * D), in = i % inner;
+    return (o * Ds + d / block) * inner + in;
+  }
+};
+
+Status make_granularity(const Shape& x, const Shape& scale, const Shape* zp, int64_t axis,
+                        int64_t block, Granularity* g) {
+  if (zp) MS_CHECK_ARG(*zp == scale, "scale " + scale.str() + " and zero point " + zp->str() +
+                                         " must have the same shape");
+  if (block <= 0 && scale.numel() == 1 && scale.rank() <= 1) {
+    g->kind = Granularity::kTensor;
+    return Status::OK();
+  }
+  MS_ASSIGN_OR_RETURN(int a, normalize_axis(axis, x.rank()));
+  g->D = x[a];
+  g->inner = x.prod(a + 1, x.rank());
+  if (block <= 0) {
+    MS_CHECK_ARG(scale.rank() == 1 && scale[0] == x[a],
+                 "per-axis scale must be 1-D of length " + std::to_string(x[a]) + ", got " + scale.str());
+    g->kind = Granularity::kAxis;
+    return Status::OK();
+  }
+  g->kind = Granularity::kBlocked;
+  g->block = block;
+  g->Ds = (x[a] + block - 1) / block;
+  MS_CHECK_ARG(scale.rank() == x.rank(), "blocked scale " + scale.str() + " must have the rank of x " + x.str());
+  for (int i = 0; i < x.rank(); ++i)
+    MS_CHECK_ARG(scale[i] == (i == a ? g->Ds : x[i]),
+                 "blocked scale " + scale.str() + " does not match x " + x.str() + " with block_size " +
+                     std::to_string(block));
+  return Status::OK();
+}
+
+template <class Q>
+Q saturate(double v) {
+  v = std::nearbyint(v);
+  v = std::min<double>(std::max<double>(v, std::numeric_limits<Q>::lowest()), std::numeric_limits<Q>::max());
+  return static_cast<Q>(v);
+}
+
+// ------------------------------------------------------------------------- QuantizeLinear
+
+class QuantizeKernel final : public Kernel {
+ public:
+  explicit QuantizeKernel(const Node& n)
+      : axis_(n.attr_int("axis", 1)), block_(n.attr_int("block_size", 0)),
+        out_dtype_(n.attr_int("output_dtype", 0)) {}
+
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs x and y_scale");
+    const DType xt = ctx.dtype(0), st = ctx.dtype(1);
+    if (!dtype_is_float(xt) && xt != DType::kInt32)
+      return Unsupported(std::string("x dtype ") + dtype_name(xt) + " is not supported");
+    if (!dtype_is_float(st)) return Unsupported(std::string("y_scale dtype ") + dtype_name(st) + " is not supported");
+    DType yt = DType::kUInt8;
+    if (ctx.has_input(2)) {
+      yt = ctx.dtype(2);
+    } else if (out_dtype_ != 0) {
+      yt = dtype_from_onnx(out_dtype_);
+    }
+    if (out_dtype_ != 0 && ctx.has_input(2))
+      MS_CHECK_ARG(dtype_from_onnx(out_dtype_) == yt, "output_dtype differs from y_zero_point's dtype");
+    if (!is_quant_type(yt)) return Unsupported(std::string("output dtype ") + dtype_name(yt) + " is not supported");
+    Granularity g;
+    MS_RETURN_IF_ERROR(make_granularity(ctx.shape(0), ctx.shape(1), ctx.has_input(2) ? &ctx.shape(2) : nullptr,
+                                        axis_, block_, &g));
+    ctx.set_output(0, yt, ctx.shape(0));
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    const Tensor& s = ctx.input(1);
+    const Tensor* zp = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+    Granularity g;
+    MS_RETURN_IF_ERROR(make_granularity(x.shape(), s.shape(), zp ? &zp->shape() : nullptr, axis_, block_, &g));
+    Tensor& y = ctx.output(0);
+    const bool dbl = s.dtype() == DType::kFloat64;
+    MS_SWITCH_QUANT(y.dtype(), Q, return Unsupported("dtype"), {
+      Q* out = y.data<Q>();
+      const Q* z = zp ? zp->data<Q>() : nullptr;
+      const int64_t n = x.numel();
+      ctx.pool().parallel_for(n, 16384, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          const int64_t k = g.index(i);
+          double q;
+          if (dbl) {
+            q = std::nearbyint(x.float_at(i) / s.data<double>()[k]);
+          } else {
+            q = std::nearbyint(static_cast<float>(x.float_at(i)) / static_cast<float>(s.float_at(k)));
+          }
+          out[i] = saturate<Q>(q + (z ? static_cast<double>(z[k]) : 0.0));
+        }
+      });
+    });
+    return Status::OK();
+  }
+
+ private:
+  int64_t axis_, block_, out_dtype_;
+};
+
+// ----------------------------------------------------------------------- DequantizeLinear
+
+class DequantizeKernel final : public Kernel {
+ public:
+  explicit DequantizeKernel(const Node& n)
+      : axis_(n.attr_int("axis", 1)), block_(n.attr_int("block_size", 0)),
+        out_dtype_(n.attr_int("output_dtype", 0)) {}
+
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs x and x_scale");
+    const DType xt = ctx.dtype(0), st = ctx.dtype(1);
+    if (!is_quant_type(xt) && xt != DType::kInt32)
+      return Unsupported(std::string("x dtype ") + dtype_name(xt) + " is not supported");
+    if (!dtype_is_float(st)) return Unsupported(std::string("x_scale dtype ") + dtype_name(st) + " is not supported");
+    if (ctx.has_input(2)) MS_CHECK_ARG(ctx.dtype(2) == xt, "x_zero_point must have x's dtype");
+    DType yt = st;
+    if (out_dtype_ != 0) {
+      yt = dtype_from_onnx(out_dtype_);
+      if (!dtype_is_float(yt)) return Unsupported("output_dtype " + std::to_string(out_dtype_) + " is not supported");
+    }
+    Granularity g;
+    MS_RETURN_IF_ERROR(make_granularity(ctx.shape(0), ctx.shape(1), ctx.has_input(2) ? &ctx.shape(2) : nullptr,
+                                        axis_, block_, &g));
+    ctx.set_output(0, yt, ctx.shape(0));
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    const Tensor& s = ctx.input(1);
+    const Tensor* zp = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+    Granularity g;
+    MS_RETURN_IF_ERROR(make_granularity(x.shape(), s.shape(), zp ? &zp->shape() : nullptr, axis_, block_, &g));
+    Tensor& y = ctx.output(0);
+    MS_SWITCH_FLOAT(y.dtype(), T, return Unsupported("dtype"), {
+      using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
+      T* out = y.data<T>();
+      const int64_t n = x.numel();
+      ctx.pool().parallel_for(n, 16384, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          const int64_t k = g.index(i);
+          const int64_t v = x.int_at(i) - (zp ? zp->int_at(k) : 0);
+          out[i] = static_cast<T>(static_cast<Acc>(v) * static_cast<Acc>(s.float_at(k)));
+        }
+      });
+    });
+    return Status::OK();
+  }
+
+ private:
+  int64_t axis_, block_, out_dtype_;
+};
+
+// ------------------------------------------------------------------ DynamicQuantizeLinear
+
+class DynamicQuantizeKernel final : public Kernel {
+ public:
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0), "needs x");
+    if (ctx.dtype(0) != DType::kFloat32)
+      return Unsupported(std::string("dtype ") + dtype_name(ctx.dtype(0)) + " is not supported");
+    ctx.set_output(0, DType::kUInt8, ctx.shape(0));
+    if (ctx.num_outputs() > 1) ctx.set_output(1, DType::kFloat32, Shape{});
+    if (ctx.num_outputs() > 2) ctx.set_output(2, DType::kUInt8, Shape{});
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    const float* p = x.data<float>();
+    const int64_t n = x.numel();
+    float mx = 0.f, mn = 0.f;
+    for (int64_t i = 0; i < n; ++i) {
+      mx = std::max(mx, p[i]);
+      mn = std::min(mn, p[i]);
+    }
+    const float scale = (mx == mn ? 1.0f : (mx - mn)) / 255.0f;
+    const float zp0 = std::min(255.0f, std::max(0.0f, 0.0f - mn / scale));
+    const float zp = std::nearbyint(zp0);
+    uint8_t* y = ctx.output(0).data<uint8_t>();
+    ctx.pool().parallel_for(n, 16384, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        float v = std::nearbyint(p[i] / scale) + zp;
+        y[i] = static_cast<uint8_t>(std::min(255.0f, std::max(0.0f, v)));
+      }
+    });
+    if (ctx.has_output(1)) ctx.output(1).data<float>()[0] = scale;
+    if (ctx.has_output(2)) ctx.output(2).data<uint8_t>()[0] = static_cast<uint8_t>(zp);
+    return Status::OK();
+  }
+};
+
+// ---------------------------------------------------- MatMulInteger and QLinearMatMul
+
+// numpy matmul shapes: 1-D operands are promoted and the promoted dims dropped again.
+struct MMGeo {
+  Shape out;
+  int64_t M = 1, K = 1, N = 1, batch = 1;
+  int64_t a_str[Shape::kMaxRank] = {}, b_str[Shape::kMaxRank] = {};  // batch strides in matrices
+  Shape bshape;
+};
+
+Status mm_geo(const Shape& a0, const Shape& b0, MMGeo* g) {
+  MS_CHECK_ARG(a0.rank() >= 1 && b0.rank() >= 1, "matmul operands must have rank >= 1");
+  Shape a = a0, b = b0;
+  if (a.rank() == 1) a.insert(0, 1);
+  if (b.rank() == 1) b.push_back(1);
+  MS_CHECK_ARG(a[a.rank() - 1] == b[b.rank() - 2], "inner dimensions differ: " + a0.str() + " x " + b0.str());
+  g->M = a[a.rank() - 2];
+  g->K = a[a.rank() - 1];
+  g->N = b[b.rank() - 1];
+  Shape ab(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2);
+  MS_ASSIGN_OR_RETURN(g->bshape, broadcast_shapes(ab, bb));
+  broadcast_strides(ab, g->bshape, g->a_str);
+  broadcast_strides(bb, g->bshape, g->b_str);
+  g->batch = g->bshape.numel();
+  g->out = g->bshape;
+  MS_CHECK_ARG(Shape::fits(g->out.rank() + 2), "result rank too large");
+  if (a0.rank() > 1) g->out.push_back(g->M);
+  if (b0.rank() > 1) g->out.push_back(g->N);
+  return Status::OK();
+}
+
+// Offsets (in matrices) of batch item t of a and b.
+void mm_batch(const MMGeo& g, int64_t t, int64_t* oa, int64_t* ob) {
+  *oa = 0;
+  *ob = 0;
+  for (int d = g.bshape.rank() - 1; d >= 0; --d) {
+    const int64_t c = t % g.bshape[d];
+    t /= g.bshape[d];
+    *oa += c * g.a_str[d];
+    *ob += c * g.b_str[d];
+  }
+}
+
+// acc[M, N] for batch item t: sum_k (a - za[m]) * (b - zb[n]). Zero points: scalar or 1-D.
+template <class A, class B>
+void mm_int(const MMGeo& g, const Tensor& a, const Tensor& b, const Tensor* za, const Tensor* zb, int64_t t,
+            int64_t m0, int64_t m1, int32_t* acc) {
+  int64_t oa, ob;
+  mm_batch(g, t, &oa, &ob);
+  const A* pa = a.data<A>() + oa * g.M * g.K;
+  const B* pb = b.data<B>() + ob * g.K * g.N;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int32_t zam = za ? static_cast<int32_t>(za->int_at(za->numel() == 1 ? 0 : m)) : 0;
+    int32_t* row = acc + (m - m0) * g.N;
+    for (int64_t n = 0; n < g.N; ++n) row[n] = 0;
+    for (int64_t k = 0; k < g.K; ++k) {
+      const int32_t av = static_cast<int32_t>(pa[m * g.K + k]) - zam;
+      if (av == 0) continue;
+      const B* brow = pb + k * g.N;
+      for (int64_t n = 0; n < g.N; ++n) row[n] += av * static_cast<int32_t>(brow[n]);
+    }
+    if (zb) {
+      // subtract av * zb[n] summed over k
+      int32_t sa = 0;
+      for (int64_t k = 0; k < g.K; ++k) sa += static_cast<int32_t>(pa[m * g.K + k]) - zam;
+      for (int64_t n = 0; n < g.N; ++n)
+        row[n] -= sa * static_cast<int32_t>(zb->int_at(zb->numel() == 1 ? 0 : n));
+    }
+  }
+}
+
+#define MS_SWITCH_8BIT(dt, Q, OTHER, ...)   \
+  switch (dt) {                              \
+    MS_CASE(kInt8, int8_t, Q, __VA_ARGS__)   \
+    MS_CASE(kUInt8, uint8_t, Q, __VA_ARGS__) \
+    default: OTHER;                          \
+  }
+
+class MatMulIntegerKernel final : public Kernel {
+ public:
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs A and B");
+    for (int i : {0, 1})
+      if (ctx.dtype(i) != DType::kInt8 && ctx.dtype(i) != DType::kUInt8)
+        return Unsupported(std::string("dtype ") + dtype_name(ctx.dtype(i)) + " is not supported");
+    MMGeo g;
+    MS_RETURN_IF_ERROR(mm_geo(ctx.shape(0), ctx.shape(1), &g));
+    if (ctx.has_input(2)) MS_CHECK_ARG(ctx.shape(2).numel() == 1 || ctx.shape(2).numel() == g.M, "bad a_zero_point shape");
+    if (ctx.has_input(3)) MS_CHECK_ARG(ctx.shape(3).numel() == 1 || ctx.shape(3).numel() == g.N, "bad b_zero_point shape");
+    ctx.set_output(0, DType::kInt32, g.out);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    MMGeo g;
+    MS_RETURN_IF_ERROR(mm_geo(ctx.input(0).shape(), ctx.input(1).shape(), &g));
+    const Tensor* za = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+    const Tensor* zb = ctx.has_input(3) ? &ctx.input(3) : nullptr;
+    int32_t* y = ctx.output(0).data<int32_t>();
+    MS_SWITCH_8BIT(ctx.input(0).dtype(), A, return Unsupported("dtype"), {
+      MS_SWITCH_8BIT(ctx.input(1).dtype(), B, return Unsupported("dtype"), {
+        ctx.pool().parallel_for(g.batch * g.M, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, g.K * g.N)),
+                                [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r) {
+            const int64_t t = r / g.M, m = r % g.M;
+            mm_int<A, B>(g, ctx.input(0), ctx.input(1), za, zb, t, m, m + 1, y + r * g.N);
+          }
+        });
+      });
+    });
+    return Status::OK();
+  }
+};
+
+// Requantization multiplier a_scale * b_scale / y_scale, in the scales' precision.
+template <class S>
+double requant_mult(const Tensor& as, const Tensor& bs, int64_t j, const Tensor& ys, int64_t jy) {
+  const S a = as.data<S>()[as.numel() == 1 ? 0 : j];
+  const S b = bs.data<S>()[bs.numel() == 1 ? 0 : j];
+  const S y = ys.data<S>()[ys.numel() == 1 ? 0 : jy];
+  return static_cast<double>(static_cast<S>(static_cast<S>(a * b) / y));
+}
+
+class QLinearMatMulKernel final : public Kernel {
+ public:
+  Status infer(InferContext& ctx) const override {
+    for (int i = 0; i < 8; ++i) MS_CHECK_ARG(ctx.has_input(i), "QLinearMatMul needs 8 inputs");
+    for (int i : {0, 3, 7})
+      if (ctx.dtype(i) != DType::kInt8 && ctx.dtype(i) != DType::kUInt8)
+        return Unsupported(std::string("dtype ") + dtype_name(ctx.dtype(i)) + " is not supported");
+    for (int i : {1, 4, 6})
+      if (!dtype_is_float(ctx.dtype(i)) || ctx.dtype(i) != ctx.dtype(1))
+        return Unsupported("scales must share one float dtype");
+    MMGeo g;
+    MS_RETURN_IF_ERROR(mm_geo(ctx.shape(0), ctx.shape(3), &g));
+    MS_CHECK_ARG(ctx.shape(1).numel() == 1 && ctx.shape(2).numel() == 1, "a_scale and a_zero_point must be scalars");
+    for (int i : {4, 5, 6, 7})
+      MS_CHECK_ARG(ctx.shape(i).numel() == 1 || ctx.shape(i).numel() == g.N, "per-column scales must have N elements");
+    ctx.set_output(0, ctx.dtype(7), g.out);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor &a = ctx.input(0), &b = ctx.input(3), &yz = ctx.input(7);
+    MMGeo g;
+    MS_RETURN_IF_ERROR(mm_geo(a.shape(), b.shape(), &g));
+    Tensor& y = ctx.output(0);
+    MS_SWITCH_8BIT(a.dtype(), A, return Unsupported("dtype"), {
+      MS_SWITCH_8BIT(b.dtype(), B, return Unsupported("dtype"), {
+        MS_SWITCH_8BIT(y.dtype(), Y, return Unsupported("dtype"), {
+          ctx.pool().parallel_for(g.batch * g.M, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, g.K * g.N)),
+                                  [&](int64_t lo, int64_t hi) {
+            for (int64_t r = lo; r < hi; ++r) {
+              const int64_t t = r / g.M, m = r % g.M;
+              Y* out = y.data<Y>() + r * g.N;
+              for (int64_t n0 = 0; n0 < g.N; n0 += 256) {
+                const int64_t n1 = std::min(g.N, n0 + 256);
+                int32_t buf[256];
+                // accumulate the columns [n0, n1) of row m
+                int64_t oa, ob;
+                mm_batch(g, t, &oa, &ob);
+                const A* pa = a.data<A>() + oa * g.M * g.K + m * g.K;
+                const B* pb = b.data<B>() + ob * g.K * g.N;
+                const int32_t za = static_cast<int32_t>(ctx.input(2).int_at(0));
+                for (int64_t n = n0; n < n1; ++n) buf[n - n0] = 0;
+                for (int64_t k = 0; k < g.K; ++k) {
+                  const int32_t av = static_cast<int32_t>(pa[k]) - za;
+                  for (int64_t n = n0; n < n1; ++n) {
+                    const int32_t zb = static_cast<int32_t>(ctx.input(5).int_at(ctx.input(5).numel() == 1 ? 0 : n));
+                    buf[n - n0] += av * (static_cast<int32_t>(pb[k * g.N + n]) - zb);
+                  }
+                }
+                for (int64_t n = n0; n < n1; ++n) {
+                  double mult = 0;
+                  MS_SWITCH_FLOAT(ctx.input(1).dtype(), S, , mult = requant_mult<S>(ctx.input(1), ctx.input(4), n,
+                                                                                    ctx.input(6), n));
+                  const double zy = static_cast<double>(yz.int_at(yz.numel() == 1 ? 0 : n));
+                  out[n] = saturate<Y>(std::nearbyint(buf[n - n0] * mult) + zy);
+                }
+              }
+            }
+          });
+        });
+      });
+    });
+    return Status::OK();
+  }
+};
+
+// ------------------------------------------------------------ ConvInteger and QLinearConv
+
+struct CGeo {
+  int64_t N = 0, C = 0, M = 0, Cg = 0, Mg = 0, group = 1;
+  int sp = 0;
+  int64_t in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1}, pb[3] = {0, 0, 0},
+          out[3] = {1, 1, 1};
+  Shape yshape;
+};
+
+struct CAttrs {
+  AutoPad auto_pad = AutoPad::kNotSet;
+  int64_t group = 1;
+  std::vector<int64_t> kernel_shape, strides, dilations, pads;
+};
+
+StatusOr<CAttrs> parse_cattrs(const Node& n) {
+  CAttrs a;
+  MS_ASSIGN_OR_RETURN(a.auto_pad, parse_auto_pad(n.attr_string("auto_pad", "NOTSET")));
+  a.group = n.attr_int("group", 1);
+  a.kernel_shape = n.attr_ints("kernel_shape");
+  a.strides = n.attr_ints("strides");
+  a.dilations = n.attr_ints("dilations");
+  a.pads = n.attr_ints("pads");
+  if (a.group < 1) return InvalidArgument("group must be >= 1");
+  return a;
+}
+
+Status cgeo(const CAttrs& a, const Shape& x, const Shape& w, CGeo* g) {
+  const int r = x.rank();
+  MS_CHECK_ARG(r >= 3 && r <= 5, "X must have rank 3 to 5, got " + x.str());
+  MS_CHECK_ARG(w.rank() == r, "W must have the rank of X");
+  const int sp = r - 2;
+  g->sp = sp;
+  MS_CHECK_ARG(a.strides.empty() || static_cast<int>(a.strides.size()) == sp, "bad strides");
+  MS_CHECK_ARG(a.dilations.empty() || static_cast<int>(a.dilations.size()) == sp, "bad dilations");
+  MS_CHECK_ARG(a.pads.empty() || static_cast<int>(a.pads.size()) == 2 * sp, "bad pads");
+  g->N = x[0];
+  g->C = x[1];
+  g->M = w[0];
+  g->Cg = w[1];
+  g->group = a.group;
+  MS_CHECK_ARG(w[1] * a.group == x[1] && w[0] % a.group == 0, "channels of X " + x.str() + " and W " + w.str() +
+                                                                  " do not match group " + std::to_string(a.group));
+  g->Mg = w[0] / a.group;
+  g->yshape = Shape{g->N, g->M};
+  for (int i = 0; i < sp; ++i) {
+    g->in[i] = x[2 + i];
+    g->k[i] = w[2 + i];
+    MS_CHECK_ARG(a.kernel_shape.empty() || a.kernel_shape[i] == w[2 + i], "kernel_shape differs from W");
+    g->s[i] = a.strides.empty() ? 1 : a.strides[i];
+    g->d[i] = a.dilations.empty() ? 1 : a.dilations[i];
+    MS_CHECK_ARG(g->s[i] >= 1 && g->d[i] >= 1, "strides and dilations must be >= 1");
+    WindowAxis wa = window_axis(a.auto_pad, g->in[i], g->k[i], g->s[i], g->d[i], a.pads.empty() ? 0 : a.pads[i],
+                                a.pads.empty() ? 0 : a.pads[i + sp], false);
+    MS_CHECK_ARG(wa.out >= 0, "empty output");
+    g->out[i] = wa.out;
+    g->pb[i] = wa.pad_begin;
+    g->yshape.push_back(wa.out);
+  }
+  return Status::OK();
+}
+
+// acc[OS] for batch n and output channel m: sum (x - zx) * (w - zw[m]) over the window.
+template <class X, class W>
+void conv_int(const CGeo& g, const X* x, int32_t zx, const W* w, int32_t zw, int64_t n, int64_t m, int32_t* acc) {
+  const int64_t grp = m / g.Mg;
+  const int64_t os = g.out[0] * g.out[1] * g.out[2];
+  const int64_t isz = g.in[0] * g.in[1] * g.in[2];
+  const int64_t ksz = g.k[0] * g.k[1] * g.k[2];
+  for (int64_t o = 0; o < os; ++o) acc[o] = 0;
+  for (int64_t c = 0; c < g.Cg; ++c) {
+    const X* xc = x + (n * g.C + grp * g.Cg + c) * isz;
+    const W* wc = w + (m * g.Cg + c) * ksz;
+    for (int64_t k0 = 0; k0 < g.k[0]; ++k0)
+      for (int64_t k1 = 0; k1 < g.k[1]; ++k1)
+        for (int64_t k2 = 0; k2 < g.k[2]; ++k2) {
+          const int32_t wv = static_cast<int32_t>(wc[(k0 * g.k[1] + k1) * g.k[2] + k2]) - zw;
+          if (wv == 0) continue;
+          for (int64_t o0 = 0; o0 < g.out[0]; ++o0) {
+            const int64_t i0 = o0 * g.s[0] - g.pb[0] + k0 * g.d[0];
+            if (i0 < 0 || i0 >= g.in[0]) continue;
+            for (int64_t o1 = 0; o1 < g.out[1]; ++o1) {
+              const int64_t i1 = o1 * g.s[1] - g.pb[1] + k1 * g.d[1];
+              if (i1 < 0 || i1 >= g.in[1]) continue;
+              int32_t* ar = acc + (o0 * g.out[1] + o1) * g.out[2];
+              const X* xr = xc + (i0 * g.in[1] + i1) * g.in[2];
+              for (int64_t o2 = 0; o2 < g.out[2]; ++o2) {
+                const int64_t i2 = o2 * g.s[2] - g.pb[2] + k2 * g.d[2];
+                if (i2 < 0 || i2 >= g.in[2]) continue;
+                ar[o2] += wv * (static_cast<int32_t>(xr[i2]) - zx);
+              }
+            }
+          }
+        }
+  }
+}
+
+template <bool kQLinear>
+class ConvIntKernel final : public Kernel {
+ public:
+  explicit ConvIntKernel(CAttrs a) : a_(std::move(a)) {}
+  // Input positions: x, w and their zero points (and scales for QLinearConv).
+  static constexpr int kX = 0, kW = kQLinear ? 3 : 1;
+
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(kX) && ctx.has_input(kW), "needs x and w");
+    for (int i : {kX, kW})
+      if (ctx.dtype(i) != DType::kInt8 && ctx.dtype(i) != DType::kUInt8)
+        return Unsupported(std::string("dtype ") + dtype_name(ctx.dtype(i)) + " is not supported");
+    CGeo g;
+    MS_RETURN_IF_ERROR(cgeo(a_, ctx.shape(kX), ctx.shape(kW), &g));
+    const int zxi = kQLinear ? 2 : 2, zwi = kQLinear ? 5 : 3;
+    if (ctx.has_input(zxi)) MS_CHECK_ARG(ctx.shape(zxi).numel() == 1, "x_zero_point must be a scalar");
+    if (ctx.has_input(zwi))
+      MS_CHECK_ARG(ctx.shape(zwi).numel() == 1 || ctx.shape(zwi).numel() == g.M, "bad w_zero_point shape");
+    DType yt = DType::kInt32;
+    if constexpr (kQLinear) {
+      for (int i = 0; i < 8; ++i) MS_CHECK_ARG(ctx.has_input(i), "QLinearConv needs 8 inputs");
+      yt = ctx.dtype(7);
+      for (int i : {1, 4, 6})
+        if (ctx.dtype(i) != DType::kFloat32) return Unsupported("scales must be float32");
+      MS_CHECK_ARG(ctx.shape(4).numel() == 1 || ctx.shape(4).numel() == g.M, "bad w_scale shape");
+      if (ctx.has_input(8))
+        MS_CHECK_ARG(ctx.dtype(8) == DType::kInt32 && ctx.shape(8).numel() == g.M, "B must be int32[M]");
+    }
+    ctx.set_output(0, yt, g.yshape);
+    const int64_t os = g.out[0] * g.out[1] * g.out[2];
+    ctx.set_workspace(kQLinear ? static_cast<size_t>(g.N * g.M * os) * sizeof(int32_t) + 64 : 0);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor &x = ctx.input(kX), &w = ctx.input(kW);
+    CGeo g;
+    MS_RETURN_IF_ERROR(cgeo(a_, x.shape(), w.shape(), &g));
+    const int zxi = 2, zwi = kQLinear ? 5 : 3;
+    const int32_t zx = ctx.has_input(zxi) ? static_cast<int32_t>(ctx.input(zxi).int_at(0)) : 0;
+    const Tensor* zw = ctx.has_input(zwi) ? &ctx.input(zwi) : nullptr;
+    const int64_t os = g.out[0] * g.out[1] * g.out[2];
+    int32_t* acc = kQLinear ? static_cast<int32_t*>(ctx.workspace()) : ctx.output(0).data<int32_t>();
+    MS_SWITCH_8BIT(x.dtype(), X, return Unsupported("dtype"), {
+      MS_SWITCH_8BIT(w.dtype(), W, return Unsupported("dtype"), {
+        ctx.pool().parallel_for(g.N * g.M, 1, [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r) {
+            const int64_t n = r / g.M, m = r % g.M;
+            const int32_t zwm = zw ? static_cast<int32_t>(zw->int_at(zw->numel() == 1 ? 0 : m)) : 0;
+            conv_int<X, W>(g, x.data<X>(), zx, w.data<W>(), zwm, n, m, acc + r * os);
+          }
+        });
+      });
+    });
+    if constexpr (kQLinear) {
+      const Tensor &xs = ctx.input(1), &ws = ctx.input(4), &ys = ctx.input(6), &yz = ctx.input(7);
+      const Tensor* bias = ctx.has_input(8) ? &ctx.input(8) : nullptr;
+      Tensor& y = ctx.output(0);
+      MS_SWITCH_8BIT(y.dtype(), Y, return Unsupported("dtype"), {
+        Y* out = y.data<Y>();
+        const double zy = static_cast<double>(yz.int_at(0));
+        for (int64_t r = 0; r < g.N * g.M; ++r) {
+          const int64_t m = r % g.M;
+          const float xsv = xs.data<float>()[0];
+          const float wsv = ws.data<float>()[ws.numel() == 1 ? 0 : m];
+          const double mult = static_cast<double>(static_cast<float>(xsv * wsv) / ys.data<float>()[0]);
+          const int32_t bv = bias ? bias->data<int32_t>()[m] : 0;
+          for (int64_t o = 0; o < os; ++o)
+            out[r * os + o] = saturate<Y>(std::nearbyint(static_cast<double>(acc[r * os + o] + bv) * mult) + zy);
+        }
+      });
+    }
+    return Status::OK();
+  }
+
+ private:
+  CAttrs a_;
+};
+
+}  // namespace
+
+StatusOr<KernelPtr> create_onnx_QuantizeLinear(const Node& n, const KernelInit&) {
+  return KernelPtr(new QuantizeKernel(n));
+}
+StatusOr<KernelPtr> create_onnx_DequantizeLinear(const Node& n, const KernelInit&) {
+  return KernelPtr(new DequantizeKernel(n));
+}
+StatusOr<KernelPtr> create_onnx_DynamicQuantizeLinear(const Node&, const KernelInit&) {
+  return KernelPtr(new DynamicQuantizeKernel());
+}
+StatusOr<KernelPtr> create_onnx_MatMulInteger(const Node&, const KernelInit&) {
+  return KernelPtr(new MatMulIntegerKernel());
+}
+StatusOr<KernelPtr> create_onnx_QLinearMatMul(const Node&, const KernelInit&) {
+  return KernelPtr(new QLinearMatMulKernel());
+}
+StatusOr<KernelPtr> create_onnx_ConvInteger(const Node& n, const KernelInit&) {
+  MS_ASSIGN_OR_RETURN(CAttrs a, parse_cattrs(n));
+  return KernelPtr(new ConvIntKernel<false>(std::move(a)));
+}
+StatusOr<KernelPtr> create_onnx_QLinearConv(const Node& n, const KernelInit&) {
+  MS_ASSIGN_OR_RETURN(CAttrs a, parse_cattrs(n));
+  return KernelPtr(new ConvIntKernel<true>(std::move(a)));
+}
+
+}  // namespace mserve
