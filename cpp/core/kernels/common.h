@@ -43,6 +43,16 @@ struct WindowAxis {
 WindowAxis window_axis(AutoPad ap, int64_t in, int64_t k, int64_t s, int64_t d, int64_t pad_begin,
                        int64_t pad_end, bool ceil_mode);
 
+// Indices [lo, hi) of i in [0, count) for which i * s + off lands in [0, limit): the part of a
+// strided sweep that stays inside a buffer (im2col, col2im).
+inline void strided_range(int64_t off, int64_t s, int64_t limit, int64_t count, int64_t* lo, int64_t* hi) {
+  const int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
+  int64_t h = limit - off <= 0 ? 0 : (limit - off + s - 1) / s;
+  h = h < count ? h : count;
+  *lo = l < h ? l : h;
+  *hi = h;
+}
+
 #define MS_CHECK_ARG(cond, msg) \
   do {                          \
     if (!(cond)) return ::mserve::InvalidArgument(msg); \

@@ -94,15 +94,6 @@ Status make_geo(const ConvAttrs& a, const Shape& x, const Shape& w, Geo* g) {
   return Status::OK();
 }
 
-// Output positions [lo, hi) along the innermost dim whose input index o * s + off is in [0, in).
-inline void valid_range(int64_t off, int64_t s, int64_t in, int64_t out, int64_t* lo, int64_t* hi) {
-  int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
-  int64_t h = in - off <= 0 ? 0 : (in - off + s - 1) / s;
-  h = std::min(h, out);
-  *lo = std::min(l, h);
-  *hi = h;
-}
-
 // Unfolds one input channel into K rows of OS columns (zeros where the kernel hits padding).
 template <class T>
 void im2col_channel(const T* src, T* dst, const Geo& g) {
@@ -112,7 +103,7 @@ void im2col_channel(const T* src, T* dst, const Geo& g) {
       for (int64_t kw = 0; kw < g.k[2]; ++kw) {
         const int64_t off_w = kw * g.d[2] - g.pb[2];
         int64_t lo, hi;
-        valid_range(off_w, g.s[2], g.in[2], ow_n, &lo, &hi);
+        strided_range(off_w, g.s[2], g.in[2], ow_n, &lo, &hi);
         for (int64_t od = 0; od < g.out[0]; ++od) {
           const int64_t id = od * g.s[0] + kd * g.d[0] - g.pb[0];
           for (int64_t oh = 0; oh < g.out[1]; ++oh, dst += ow_n) {

@@ -38,15 +38,6 @@ struct Geo {
   int64_t k_size() const { return k[0] * k[1] * k[2]; }
 };
 
-// Positions [lo, hi) along one axis whose target i * s + off lies in [0, out), hi <= in.
-inline void valid_range(int64_t off, int64_t s, int64_t out, int64_t in, int64_t* lo, int64_t* hi) {
-  int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
-  int64_t h = out - off <= 0 ? 0 : (out - off + s - 1) / s;
-  h = std::min(h, in);
-  *lo = std::min(l, h);
-  *hi = h;
-}
-
 // Adds K rows of IS columns (one output channel) into the image `dst` (not cleared here).
 template <class T>
 void col2im_channel(const T* src, T* dst, const Geo& g) {
@@ -56,7 +47,7 @@ void col2im_channel(const T* src, T* dst, const Geo& g) {
       for (int64_t kw = 0; kw < g.k[2]; ++kw) {
         const int64_t off_w = kw * g.d[2] - g.pb[2];
         int64_t lo, hi;
-        valid_range(off_w, g.s[2], g.out[2], iw_n, &lo, &hi);
+        strided_range(off_w, g.s[2], g.out[2], iw_n, &lo, &hi);
         for (int64_t id = 0; id < g.in[0]; ++id) {
           const int64_t od = id * g.s[0] + kd * g.d[0] - g.pb[0];
           for (int64_t ih = 0; ih < g.in[1]; ++ih, src += iw_n) {
