@@ -23,5 +23,6 @@ DType from_numpy(const py::dtype& dt);
 py::dtype to_numpy(DType t);
 
 void bind_session(py::module_& m);
+void bind_server(py::module_& m);
 
 }  // namespace mserve::py_bind

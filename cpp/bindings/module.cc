@@ -11,6 +11,8 @@ void raise_if_error(const Status& st) {
     case Code::kInvalidArgument: cls = "InvalidArgument"; break;
     case Code::kLoadError: cls = "ModelLoadError"; break;
     case Code::kUnsupported: cls = "UnsupportedOperator"; break;
+    case Code::kNotFound: cls = "NotFound"; break;
+    case Code::kUnavailable: cls = "Unavailable"; break;
     default: break;
   }
   py::object exc = py::module_::import("mserve.errors").attr(cls);
@@ -55,6 +57,7 @@ PYBIND11_MODULE(_core, m) {
   namespace py = pybind11;
   m.doc() = "mserve's compiled core (private: use the mserve package)";
   mserve::py_bind::bind_session(m);
+  mserve::py_bind::bind_server(m);
   m.def("supported_ops", [] {
     py::list out;
     for (const auto& op : mserve::all_ops())

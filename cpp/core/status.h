@@ -13,6 +13,12 @@ enum class Code {
   kLoadError,        // model bytes/file are malformed or inconsistent
   kUnsupported,      // the model needs something the runtime cannot run
   kInternal,         // a broken invariant; a bug in mserve
+  // Serving paths (mapped to HTTP and gRPC codes in one place, server/errors.h):
+  kNotFound,           // no such model, version or label
+  kUnavailable,        // the model or server cannot take the request now (loading, draining, queue full)
+  kResourceExhausted,  // a limit was hit (request size, batch size)
+  kDeadlineExceeded,   // the request's time ran out
+  kUnimplemented,      // the endpoint or method exists in the protocol but not here
 };
 
 class [[nodiscard]] Status {
@@ -37,6 +43,11 @@ inline Status InvalidArgument(std::string m) { return {Code::kInvalidArgument, s
 inline Status LoadError(std::string m) { return {Code::kLoadError, std::move(m)}; }
 inline Status Unsupported(std::string m) { return {Code::kUnsupported, std::move(m)}; }
 inline Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
+inline Status NotFound(std::string m) { return {Code::kNotFound, std::move(m)}; }
+inline Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
+inline Status ResourceExhausted(std::string m) { return {Code::kResourceExhausted, std::move(m)}; }
+inline Status DeadlineExceeded(std::string m) { return {Code::kDeadlineExceeded, std::move(m)}; }
+inline Status Unimplemented(std::string m) { return {Code::kUnimplemented, std::move(m)}; }
 
 template <class T>
 class [[nodiscard]] StatusOr {

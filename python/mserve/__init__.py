@@ -15,11 +15,11 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tup
 import numpy as np
 
 from . import _core
-from .errors import Error, InvalidArgument, ModelLoadError, UnsupportedOperator
+from .errors import Error, InvalidArgument, ModelLoadError, NotFound, Unavailable, UnsupportedOperator
 
 __all__ = [
-    "load", "Model", "TensorSpec", "OpSupport", "supported_ops",
-    "Error", "InvalidArgument", "ModelLoadError", "UnsupportedOperator",
+    "load", "Model", "TensorSpec", "OpSupport", "supported_ops", "serve", "Server",
+    "Error", "InvalidArgument", "ModelLoadError", "UnsupportedOperator", "NotFound", "Unavailable",
 ]
 __version__ = "0.1.0"
 
@@ -204,3 +204,6 @@ def load(path_or_bytes: Union[str, os.PathLike, bytes, bytearray, memoryview, An
 def supported_ops() -> List[OpSupport]:
     """Every operator the runtime can run, with the first supported opset version."""
     return [OpSupport(*row) for row in _core.supported_ops()]
+
+
+from .serving import Server, serve  # noqa: E402  (needs Model, defined above)

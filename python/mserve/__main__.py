@@ -1,4 +1,5 @@
-"""``python -m mserve demo [DIR]``: writes the example models, loads one, predicts, prints.
+"""``python -m mserve serve --model_base_path=DIR``: serves models over HTTP (TensorFlow Serving
+flags). ``python -m mserve demo [DIR]``: writes the example models, loads one, predicts, prints.
 ``python -m mserve ops``: lists the supported operators."""
 from __future__ import annotations
 
@@ -28,14 +29,67 @@ def _demo(directory: str) -> int:
     return 0
 
 
+def _bool(v: str) -> bool:
+    if v.lower() in ("1", "true", "yes", "on"):
+        return True
+    if v.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {v!r}")
+
+
+def _add_serve_flags(s: argparse.ArgumentParser) -> None:
+    """tensorflow_model_server's flags (same names and defaults), plus --host."""
+    s.add_argument("--rest_api_port", type=int, default=8501, help="HTTP port (0 picks a free one)")
+    s.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    s.add_argument("--model_name", default="default", help="name of the model served from --model_base_path")
+    s.add_argument("--model_base_path", default="", help="a folder of numbered versions, or one .onnx file")
+    s.add_argument("--model_config_file", default="", help="a model_config_list text file (several models)")
+    s.add_argument("--model_config_file_poll_wait_seconds", type=int, default=0,
+                   help="re-read --model_config_file this often (0: never)")
+    s.add_argument("--file_system_poll_wait_seconds", type=int, default=1,
+                   help="scan model folders for new versions this often (0: only at start)")
+    s.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False)
+    s.add_argument("--batching_parameters_file", default="", help="BatchingParameters text file")
+    s.add_argument("--rest_api_num_threads", type=int, default=0, help="HTTP threads (0: the machine's cores)")
+    s.add_argument("--rest_api_timeout_in_ms", type=int, default=30000, help="per-request deadline")
+    s.add_argument("--tensorflow_intra_op_parallelism", "--threads", dest="threads", type=int, default=0,
+                   help="threads per model run (0: the machine's cores)")
+    s.add_argument("--max_body_bytes", type=int, default=64 << 20, help="larger request bodies get 413")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import mserve
+    if bool(args.model_base_path) == bool(args.model_config_file):
+        print("mserve serve: give exactly one of --model_base_path or --model_config_file", file=sys.stderr)
+        return 2
+    batching = None
+    if args.enable_batching:
+        batching = args.batching_parameters_file or True
+    models = args.model_config_file or {args.model_name: args.model_base_path}
+    try:
+        mserve.serve(models, host=args.host, port=args.rest_api_port, batching=batching,
+                     http_threads=args.rest_api_num_threads, request_timeout_ms=args.rest_api_timeout_in_ms,
+                     file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
+                     model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
+                     threads=args.threads, max_body_bytes=args.max_body_bytes)
+    except mserve.Error as e:
+        print(f"mserve serve: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="mserve", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve", help="serve models over HTTP (TensorFlow Serving REST, KServe v2, metrics)")
+    _add_serve_flags(s)
     d = sub.add_parser("demo", help="build the example models, load one and predict")
     d.add_argument("directory", nargs="?", default="models")
     o = sub.add_parser("ops", help="list supported operators")
     o.add_argument("--markdown", action="store_true", help="print docs/ops.md")
     args = p.parse_args(argv)
+    if args.cmd == "serve":
+        return _serve(args)
     if args.cmd == "demo":
         return _demo(args.directory)
     print(ops_markdown() if args.markdown else ops_table(), end="")

@@ -16,3 +16,11 @@ class ModelLoadError(Error):
 class UnsupportedOperator(ModelLoadError):
     """The model needs operators (or types) the runtime cannot run. Raised at load time,
     listing every unsupported node with its op type, domain, opset and name."""
+
+
+class NotFound(Error, LookupError):
+    """No such model, version or version label."""
+
+
+class Unavailable(Error):
+    """The server cannot do it now: the address is in use, or a model is still loading."""

@@ -1,0 +1,72 @@
+// HttpServer: an event-driven HTTP/1.1 server (Boost.Beast on Asio). A few threads run every
+// connection (no thread per connection); keep-alive, a request body limit (413), idle and
+// read timeouts (slow clients cannot hold connections forever), and a graceful stop that lets
+// in-flight requests finish.
+//
+// The handler runs on a server thread and answers through `Respond`, which may be called later
+// from any thread (exactly once): inference can finish on a batching thread.
+// Beast types stay in http.cc so that handlers compile quickly.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace mserve::server {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // target without the query string, percent-decoded
+  std::string query;
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+  std::shared_ptr<std::string> body;  // shared so decoded tensors may point into it
+  std::string remote;                 // client address
+  // The header's value, "" when absent (name in lower case).
+  std::string_view header(std::string_view name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+using Respond = std::function<void(HttpResponse)>;
+using Handler = std::function<void(HttpRequest&&, Respond)>;
+
+struct HttpOptions {
+  std::string host = "127.0.0.1";
+  int port = 8501;                 // 0: pick a free port
+  int threads = 0;                 // <= 0: the machine's cores
+  size_t body_limit = 64 << 20;    // larger bodies get 413
+  int idle_timeout_ms = 60000;     // keep-alive connections idle this long are closed
+  int read_timeout_ms = 30000;     // a request must arrive completely within this
+  int max_connections = 10000;     // more are closed at accept
+};
+
+class HttpServer {
+ public:
+  // Binds and starts serving; fails with a clear message when the address is taken.
+  static StatusOr<std::unique_ptr<HttpServer>> start(const HttpOptions& opts, Handler handler);
+  ~HttpServer();  // stop(0)
+  int port() const;
+  // Stops accepting, waits up to `drain_ms` for in-flight requests to be answered, then closes
+  // every connection and joins the threads. Idempotent.
+  void stop(int drain_ms = 30000);
+  int64_t in_flight() const;
+  int64_t connections() const;
+
+  struct Impl;
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mserve::server

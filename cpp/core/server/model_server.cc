@@ -1,0 +1,207 @@
+#include "core/server/model_server.h"
+
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+#include "core/server/json.h"
+
+namespace mserve::server {
+
+int http_status(const Status& st) {
+  switch (st.code()) {
+    case Code::kOk: return 200;
+    case Code::kInvalidArgument: return 400;
+    case Code::kNotFound: return 404;
+    case Code::kResourceExhausted: return 429;
+    case Code::kUnavailable: return 503;
+    case Code::kDeadlineExceeded: return 504;
+    case Code::kUnimplemented:
+    case Code::kUnsupported: return 501;
+    case Code::kLoadError:
+    case Code::kInternal: return 500;
+  }
+  return 500;
+}
+
+struct Reply::State {
+  Respond respond;
+  serving::Metrics* metrics;
+  std::string api;
+  mutable std::string model;
+  mutable int64_t version = 0;
+  serving::Clock::time_point start = serving::Clock::now();
+};
+
+Reply::Reply(Respond respond, serving::Metrics* metrics, std::string api)
+    : st_(std::make_shared<State>(State{std::move(respond), metrics, std::move(api)})) {}
+
+void Reply::model(const std::string& name, int64_t version) const {
+  st_->model = name;
+  st_->version = version;
+}
+
+void Reply::operator()(HttpResponse r) const {
+  const double secs = std::chrono::duration<double>(serving::Clock::now() - st_->start).count();
+  st_->metrics->request(st_->model, st_->version, st_->api, r.status, secs);
+  st_->respond(std::move(r));
+}
+
+void Reply::json(int status, std::string body) const {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  (*this)(std::move(r));
+}
+
+void Reply::error(const Status& st) const {
+  std::string body = "{\"error\": ";
+  json_string(&body, st.message());
+  body += "}";
+  json(http_status(st), std::move(body));
+}
+
+namespace {
+
+void log_line(const std::string& line) {
+  char ts[32];
+  std::time_t t = std::time(nullptr);
+  std::strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", std::localtime(&t));
+  std::fprintf(stderr, "%s mserve: %s\n", ts, line.c_str());
+}
+
+bool starts_with_ci(const std::string& s, const char* prefix, std::string* rest) {
+  size_t n = std::char_traits<char>::length(prefix);
+  if (s.size() < n) return false;
+  for (size_t i = 0; i < n; ++i)
+    if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
+  *rest = s.substr(n);
+  return true;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<ModelServer>> ModelServer::start(
+    ServerOptions opts, const std::vector<serving::ModelConfig>& models,
+    const std::vector<std::pair<std::string, std::shared_ptr<Session>>>& sessions) {
+  std::unique_ptr<ModelServer> s(new ModelServer());
+  s->opts_ = std::move(opts);
+  s->metrics_ = std::make_unique<serving::Metrics>();
+  serving::ManagerOptions mo = s->opts_.manager;
+  if (!mo.log) mo.log = log_line;
+  serving::Metrics* metrics = s->metrics_.get();
+  mo.on_batch = [metrics](const std::string& model, size_t rows) { metrics->batch(model, rows); };
+  if (mo.batching) MS_RETURN_IF_ERROR(mo.batching->validate());
+  s->manager_ = std::make_unique<serving::ModelManager>(mo);
+  for (const auto& [name, session] : sessions) MS_RETURN_IF_ERROR(s->manager_->add_session(name, session));
+  std::vector<serving::ModelConfig> all = models;
+  if (!s->opts_.model_config_file.empty()) {
+    MS_ASSIGN_OR_RETURN(s->config_text_, serving::read_text_file(s->opts_.model_config_file));
+    MS_ASSIGN_OR_RETURN(std::vector<serving::ModelConfig> from_file, serving::parse_model_config(s->config_text_));
+    all.insert(all.end(), from_file.begin(), from_file.end());
+  }
+  MS_RETURN_IF_ERROR(s->manager_->set_config(all));
+  ModelServer* raw = s.get();
+  MS_ASSIGN_OR_RETURN(s->http_, HttpServer::start(s->opts_.http, [raw](HttpRequest&& req, Respond respond) {
+                        raw->handle(std::move(req), std::move(respond));
+                      }));
+  if (s->opts_.file_system_poll_wait_seconds > 0 || s->opts_.model_config_file_poll_wait_seconds > 0)
+    s->poller_ = std::thread([raw] { raw->poll_loop(); });
+  if (mo.log) mo.log("serving on http://" + s->opts_.http.host + ":" + std::to_string(s->port()));
+  return s;
+}
+
+ModelServer::~ModelServer() { stop(0); }
+
+void ModelServer::stop(int drain_ms) {
+  {
+    std::lock_guard<std::mutex> lk(poll_mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  poll_cv_.notify_all();
+  if (http_) http_->stop(drain_ms);
+  if (poller_.joinable()) poller_.join();
+}
+
+void ModelServer::poll_loop() {
+  using namespace std::chrono;
+  const auto fs_every = seconds(opts_.file_system_poll_wait_seconds);
+  const auto cfg_every = seconds(opts_.model_config_file_poll_wait_seconds);
+  auto next_fs = steady_clock::now() + fs_every, next_cfg = steady_clock::now() + cfg_every;
+  std::unique_lock<std::mutex> lk(poll_mu_);
+  while (!stopping_) {
+    auto next = steady_clock::time_point::max();
+    if (opts_.file_system_poll_wait_seconds > 0) next = std::min(next, next_fs);
+    if (!opts_.model_config_file.empty() && opts_.model_config_file_poll_wait_seconds > 0) next = std::min(next, next_cfg);
+    poll_cv_.wait_until(lk, next, [&] { return stopping_; });
+    if (stopping_) break;
+    lk.unlock();
+    const auto now = steady_clock::now();
+    bool polled = false;
+    if (!opts_.model_config_file.empty() && opts_.model_config_file_poll_wait_seconds > 0 && now >= next_cfg) {
+      next_cfg = now + cfg_every;
+      auto text = serving::read_text_file(opts_.model_config_file);
+      if (text.ok() && text.value() != config_text_) {
+        auto parsed = serving::parse_model_config(text.value());
+        if (parsed.ok()) {
+          config_text_ = text.value();
+          log_line("model config changed; applying it");
+          Status st = manager_->set_config(parsed.value());
+          if (!st.ok()) log_line("cannot apply the new model config: " + st.message());
+          polled = true;
+        } else {
+          log_line("ignoring the changed model config: " + parsed.status().message());
+          config_text_ = text.value();  // report once; retried when it changes again
+        }
+      }
+    }
+    if (opts_.file_system_poll_wait_seconds > 0 && now >= next_fs) {
+      next_fs = now + fs_every;
+      if (!polled) manager_->poll();
+    }
+    lk.lock();
+  }
+}
+
+serving::Clock::time_point ModelServer::deadline() const {
+  if (opts_.request_timeout_ms <= 0) return serving::Clock::time_point::max();
+  return serving::Clock::now() + std::chrono::milliseconds(opts_.request_timeout_ms);
+}
+
+void ModelServer::run(const std::shared_ptr<const serving::Servable>& s, std::vector<Tensor> inputs,
+                      serving::Clock::time_point deadline, serving::RunDone done) {
+  if (s->batcher) {
+    // The batcher keeps the session alive; `done` must not own the servable (see manager.h).
+    Status st = s->batcher->submit(std::move(inputs), deadline, done);
+    if (!st.ok()) done(st, {});
+    return;
+  }
+  if (serving::Clock::now() > deadline) return done(DeadlineExceeded("the request timed out"), {});
+  std::vector<Tensor> outputs;
+  Status st = s->session->run(inputs, &outputs);
+  if (st.ok() && serving::Clock::now() > deadline) st = DeadlineExceeded("the request timed out while running");
+  done(st, std::move(outputs));
+}
+
+void ModelServer::handle(HttpRequest&& req, Respond respond) {
+  std::string rest;
+  const std::string& p = req.path;
+  if (starts_with_ci(p, "/v1/models/", &rest)) return tfs(std::move(req), rest, std::move(respond));
+  if (starts_with_ci(p, "/v2", &rest) && (rest.empty() || rest[0] == '/'))
+    return v2(std::move(req), rest, std::move(respond));
+  Reply reply(std::move(respond), metrics_.get(), "other");
+  std::string lower = p;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "/monitoring/prometheus/metrics" || lower == "/metrics") {
+    if (req.method != "GET") return reply.error(InvalidArgument("metrics are read with GET"));
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = metrics_->prometheus(*manager_);
+    return reply(std::move(r));
+  }
+  reply.error(NotFound("no such endpoint: " + req.method + " " + p));
+}
+
+}  // namespace mserve::server

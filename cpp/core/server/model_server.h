@@ -1,0 +1,88 @@
+// ModelServer: the model repository, batching and metrics behind an HttpServer that speaks
+// TensorFlow Serving's REST API (rest_tfs.cc) and KServe v2 / Open Inference Protocol REST
+// (rest_v2.cc), plus Prometheus metrics. No Python on the request path.
+//
+// Thread-safety: start/stop from one thread; requests are served on the HTTP threads (and the
+// batching threads when batching is on).
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/server/http.h"
+#include "core/serving/manager.h"
+#include "core/serving/metrics.h"
+
+namespace mserve::server {
+
+struct ServerOptions {
+  HttpOptions http;
+  serving::ManagerOptions manager;
+  int request_timeout_ms = 0;            // 0: none (--rest_api_timeout_in_ms)
+  int file_system_poll_wait_seconds = 1;  // 0: never poll the model folders after start
+  std::string model_config_file;          // re-read every model_config_file_poll_wait_seconds
+  int model_config_file_poll_wait_seconds = 0;
+};
+
+// HTTP status for a Status code (TensorFlow Serving's mapping).
+int http_status(const Status& st);
+
+// Answers one request exactly once and records it in the metrics.
+class Reply {
+ public:
+  Reply(Respond respond, serving::Metrics* metrics, std::string api);
+  void model(const std::string& name, int64_t version) const;
+  void operator()(HttpResponse r) const;
+  void json(int status, std::string body) const;
+  void error(const Status& st) const;  // {"error": "..."} with the mapped status
+
+ private:
+  struct State;
+  std::shared_ptr<State> st_;
+};
+
+class ModelServer {
+ public:
+  // Loads `models` (from disk) and `sessions` (in memory), then starts listening. Models that
+  // fail to load are reported in their status; the server starts anyway.
+  static StatusOr<std::unique_ptr<ModelServer>> start(
+      ServerOptions opts, const std::vector<serving::ModelConfig>& models,
+      const std::vector<std::pair<std::string, std::shared_ptr<Session>>>& sessions);
+  ~ModelServer();
+  int port() const { return http_->port(); }
+  bool ready() const { return manager_->ready(); }
+  // Drains in-flight requests (up to drain_ms), then stops. Idempotent.
+  void stop(int drain_ms = 30000);
+  serving::ModelManager& manager() { return *manager_; }
+
+ private:
+  ModelServer() = default;
+  void handle(HttpRequest&& req, Respond respond);
+  void poll_loop();
+  // Runs a request's inputs through the servable (batched when it has a batcher).
+  void run(const std::shared_ptr<const serving::Servable>& s, std::vector<Tensor> inputs,
+           serving::Clock::time_point deadline, serving::RunDone done);
+  serving::Clock::time_point deadline() const;
+
+  // TensorFlow Serving REST (rest_tfs.cc); `rest` is the path after "/v1/models/".
+  void tfs(HttpRequest&& req, const std::string& rest, Respond respond);
+  // KServe v2 REST (rest_v2.cc); `rest` is the path after "/v2".
+  void v2(HttpRequest&& req, const std::string& rest, Respond respond);
+
+  ServerOptions opts_;
+  std::unique_ptr<serving::Metrics> metrics_;
+  std::unique_ptr<serving::ModelManager> manager_;
+  std::unique_ptr<HttpServer> http_;
+  std::string config_text_;
+  std::thread poller_;
+  std::mutex poll_mu_;
+  std::condition_variable poll_cv_;
+  bool stopping_ = false;
+};
+
+}  // namespace mserve::server

@@ -1,0 +1,190 @@
+"""``mserve.serve()``: the C++ model server (TensorFlow Serving REST, KServe v2, Prometheus).
+
+Python only starts and stops the server; requests are parsed, batched, run and answered in C++.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any, Dict, Mapping, Optional, Union
+
+from . import _core
+from .errors import InvalidArgument, Unavailable
+
+ModelsArg = Union[str, os.PathLike, Mapping[str, Any]]
+
+_BATCHING_KEYS = {"max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
+                  "allowed_batch_sizes", "pad_variable_length_inputs"}
+
+
+def _batching(b: Any) -> Optional[Dict[str, Any]]:
+    """None, True (TensorFlow Serving's defaults), a dict of BatchingParameters fields, or the
+    path of a batching parameters text file."""
+    if b is None or b is False:
+        return None
+    if b is True:
+        return {}
+    if isinstance(b, (str, os.PathLike)):
+        with open(b, encoding="utf-8") as f:
+            return _core.parse_batching_parameters(f.read())
+    if isinstance(b, Mapping):
+        unknown = set(b) - _BATCHING_KEYS
+        if unknown:
+            raise InvalidArgument(f"unknown batching parameter(s) {sorted(unknown)}; known: {sorted(_BATCHING_KEYS)}")
+        return dict(b)
+    raise InvalidArgument(f"batching must be None, True, a dict or a file path, not {type(b).__name__}")
+
+
+def _model_entry(name: str, path: Union[str, os.PathLike]) -> Dict[str, Any]:
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InvalidArgument(f"model {name!r}: {path!r} does not exist")
+    return {"name": name, "base_path": os.path.abspath(path)}
+
+
+def _is_config_file(path: str) -> bool:
+    if not os.path.isfile(path) or path.endswith(".onnx"):
+        return False
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    return b"model_config_list" in head
+
+
+def _plan(models: ModelsArg, model_name: Optional[str]):
+    """(disk models, in-memory sessions, config file) for serve()'s `models` argument."""
+    from . import Model  # late: mserve/__init__ imports this module
+    if isinstance(models, Model):
+        return [], [(model_name or "model", models._s)], None
+    if isinstance(models, Mapping):
+        disk, mem = [], []
+        for name, m in models.items():
+            if isinstance(m, Model):
+                mem.append((str(name), m._s))
+            elif isinstance(m, (str, os.PathLike)):
+                disk.append(_model_entry(str(name), m))
+            else:
+                raise InvalidArgument(f"model {name!r}: expected a path or an mserve.Model, got {type(m).__name__}")
+        return disk, mem, None
+    if isinstance(models, (str, os.PathLike)):
+        path = os.fspath(models)
+        if _is_config_file(path):
+            return [], [], os.path.abspath(path)
+        name = model_name or os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or "model"
+        return [_model_entry(name, path)], [], None
+    raise InvalidArgument("models must be a model file, a folder of numbered versions, a config file, "
+                          "an mserve.Model, or a dict name -> path or Model")
+
+
+class Server:
+    """A running model server. ``url`` is its base address; use it as a context manager (or call
+    ``stop()``) to shut it down after draining in-flight requests."""
+
+    def __init__(self, core: "_core.Server", host: str):
+        self._core = core
+        self._host = host
+        self._stopped = False
+
+    @property
+    def port(self) -> int:
+        return self._core.port
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self._host in ("0.0.0.0", "") else self._host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def ready(self) -> bool:
+        """True when every model has at least one available version."""
+        return self._core.ready
+
+    def wait_ready(self, timeout: float = 60.0) -> "Server":
+        """Blocks until every model has an available version; raises Unavailable on timeout."""
+        deadline = time.monotonic() + timeout
+        while not self._core.ready:
+            if time.monotonic() > deadline:
+                raise Unavailable(f"models not ready after {timeout} s")
+            time.sleep(0.02)
+        return self
+
+    def poll(self) -> None:
+        """Scans the model folders now instead of waiting for the next poll."""
+        self._core.poll()
+
+    def stop(self, drain_timeout: float = 30.0) -> None:
+        """Stops accepting requests, lets in-flight ones finish (up to drain_timeout), stops."""
+        if not self._stopped:
+            self._stopped = True
+            self._core.stop(int(drain_timeout * 1000))
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "stopped" if self._stopped else ("ready" if self.ready else "loading")
+        return f"<mserve.Server {self.url} {state}>"
+
+
+def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, blocking: bool = True,
+          batching: Any = None, model_name: Optional[str] = None, threads: int = 0,
+          http_threads: int = 0, request_timeout_ms: int = 0, max_body_bytes: int = 64 << 20,
+          file_system_poll_wait_seconds: int = 1, model_config_file_poll_wait_seconds: int = 0,
+          optimize: bool = True, warmup: bool = True, quiet: bool = False) -> Optional[Server]:
+    """Serves models over HTTP: TensorFlow Serving's REST API (/v1/models/...), KServe v2
+    (/v2/...) and Prometheus metrics (/metrics).
+
+    models: a .onnx file; a base path of numbered version folders (base/1/model.onnx, ...);
+        a TensorFlow Serving model_config_list text file; an mserve.Model; or a dict
+        name -> path or Model.
+    port: 0 picks a free port (read it back from Server.port / Server.url).
+    blocking: True serves until SIGINT/SIGTERM (then drains and returns None); False returns
+        a Server at once (use it as a context manager, or call stop()).
+    batching: None (off), True (TensorFlow Serving's defaults), a dict of BatchingParameters
+        fields, or the path of a batching parameters text file.
+    threads: intra-op threads per model (0: the machine's cores); http_threads: server threads.
+    request_timeout_ms: per-request deadline (504 when exceeded; 0: none).
+    """
+    disk, mem, config_file = _plan(models, model_name)
+    opts = {
+        "host": host, "port": int(port), "http_threads": int(http_threads), "threads": int(threads),
+        "request_timeout_ms": int(request_timeout_ms), "max_body_bytes": int(max_body_bytes),
+        "file_system_poll_wait_seconds": int(file_system_poll_wait_seconds),
+        "model_config_file": config_file or "",
+        "model_config_file_poll_wait_seconds": int(model_config_file_poll_wait_seconds),
+        "batching": _batching(batching), "optimize": bool(optimize), "warmup": bool(warmup), "quiet": bool(quiet),
+    }
+    server = Server(_core.Server.start(opts, disk, mem), host)
+    if not blocking:
+        return server
+    _block_until_signal(server)
+    return None
+
+
+def _block_until_signal(server: Server) -> None:
+    """Serves until SIGINT or SIGTERM, then drains in-flight requests and stops."""
+    done = threading.Event()
+    previous = {}
+
+    def on_signal(signum, frame):
+        done.set()
+
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            previous[s] = signal.signal(s, on_signal)
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        for s, h in previous.items():
+            signal.signal(s, h)
