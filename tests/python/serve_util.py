@@ -1,0 +1,32 @@
+"""Helpers for the server tests: small models whose output tells which version answered."""
+import os
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from conftest import make_model
+
+
+def scale_model(factor: float, features: int = 4):
+    """y = x * factor, x: float32[batch, features]."""
+    return make_model([helper.make_node("Mul", ["x", "k"], ["y"])],
+                      [("x", np.float32, ["batch", features])], [("y", np.float32, ["batch", features])],
+                      {"k": np.array(factor, np.float32)})
+
+
+def two_io_model():
+    """sum = a + b (float32[batch, 3]); flag = a > b (bool); inputs a and b."""
+    return make_model([helper.make_node("Add", ["a", "b"], ["sum"]), helper.make_node("Greater", ["a", "b"], ["flag"])],
+                      [("a", np.float32, ["batch", 3]), ("b", np.float32, ["batch", 3])],
+                      [("sum", np.float32, ["batch", 3]), ("flag", np.bool_, ["batch", 3])])
+
+
+def write_version(base, version: int, model) -> str:
+    d = os.path.join(str(base), str(version))
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "model.onnx")
+    tmp = path + ".tmp"
+    onnx.save(model, tmp)
+    os.replace(tmp, path)
+    return path
