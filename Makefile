@@ -14,7 +14,7 @@ PIP_PACKAGES := pybind11 scikit-build-core numpy pytest onnx==1.23.2 onnxruntime
 SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python -type f \( -name '*.cc' -o -name '*.h' \
 	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' \))
 
-.PHONY: all build test test-cpp test-python demo bench docs node-expectations clean apt-deps
+.PHONY: all build test test-cpp test-python demo bench docs node-expectations zoo clean apt-deps
 all: build
 
 apt-deps:
@@ -52,6 +52,15 @@ bench: build
 
 node-expectations: build
 	$(PY) tests/python/node_suite.py --out /dev/null --expectations tests/python/node_expectations.tsv
+
+# The model zoo (tests/models): PyTorch exports under the system Python with Debian's python3-torch,
+# scikit-learn exports under the venv. Regenerating gives byte-identical files on the same versions.
+zoo: $(VENV)/.deps
+	@dpkg -s python3-torch >/dev/null 2>&1 || { echo "apt-get install: python3-torch"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch python3-numpy; }
+	/usr/bin/python3 tests/models/generate.py --families torch
+	$(PY) tests/models/generate.py --families sklearn
+	du -sh tests/models
 
 docs: build
 	$(PY) -m mserve ops --markdown > docs/ops.md
