@@ -2,6 +2,8 @@
 // and stops it; requests never touch the interpreter.
 #include <memory>
 
+#include <pybind11/stl.h>
+
 #include "bindings/common.h"
 #include "core/server/model_server.h"
 

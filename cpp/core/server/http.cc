@@ -1,6 +1,7 @@
 #include "core/server/http.h"
 
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
@@ -8,7 +9,9 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <optional>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
 
 namespace mserve::server {
 
@@ -62,11 +65,15 @@ struct HttpServer::Impl {
   HttpOptions opts;
   Handler handler;
   net::io_context ioc;
+  // Keeps run() going while requests wait for their handler's answer (no socket op pending).
+  net::executor_work_guard<net::io_context::executor_type> work = net::make_work_guard(ioc);
   tcp::acceptor acceptor{ioc};
   std::vector<std::thread> threads;
   std::atomic<int64_t> in_flight{0}, conns{0};
   std::atomic<bool> stopping{false}, stopped{false};
   int port = 0;
+  std::mutex live_mu;  // open connections, closed at stop so no client waits forever
+  std::unordered_map<void*, std::function<void()>> live;
 
   void accept();
 };
@@ -76,9 +83,17 @@ namespace {
 class Conn : public std::enable_shared_from_this<Conn> {
  public:
   Conn(tcp::socket&& s, HttpServer::Impl* srv) : stream_(std::move(s)), srv_(srv) { ++srv_->conns; }
-  ~Conn() { --srv_->conns; }
+  ~Conn() {
+    --srv_->conns;
+    std::lock_guard<std::mutex> lk(srv_->live_mu);
+    srv_->live.erase(this);
+  }
 
   void start() {
+    {
+      std::lock_guard<std::mutex> lk(srv_->live_mu);
+      srv_->live[this] = [this] { close(); };  // called only once no server thread runs
+    }
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
   }
 
@@ -259,8 +274,13 @@ void HttpServer::stop(int drain_ms) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(drain_ms);
   while (impl_->in_flight > 0 && std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  impl_->work.reset();
   impl_->ioc.stop();
   for (auto& t : impl_->threads) t.join();
+  // No handler runs any more: close what is still open (idle keep-alive connections, requests
+  // that outlived the drain) so clients see the connection end instead of waiting.
+  std::lock_guard<std::mutex> lk(impl_->live_mu);
+  for (auto& [conn, close] : impl_->live) close();
 }
 
 }  // namespace mserve::server
