@@ -142,9 +142,11 @@ def test_one_hot_strings_then_logistic_regression(zipmap):
 
 @pytest.mark.parametrize("zipmap", [True, False], ids=["zipmap", "no-zipmap"])
 @pytest.mark.parametrize("y", [Y_STR_BIN, Y_STR_MULTI], ids=["binary", "multiclass"])
-def test_tree_classifier_string_labels(y, zipmap):
-    from sklearn.ensemble import RandomForestClassifier
-    est = RandomForestClassifier(6, max_depth=4, random_state=0).fit(X, y)
+@pytest.mark.parametrize("kind", ["forest", "boosting"])
+def test_tree_classifier_string_labels(kind, y, zipmap):
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    est = (RandomForestClassifier(6, max_depth=4, random_state=0) if kind == "forest"
+           else GradientBoostingClassifier(n_estimators=8, random_state=0)).fit(X, y)
     check_classifier(convert(est, zipmap=zipmap), est, X, zipmap)
 
 
