@@ -1,5 +1,7 @@
 // _core.Session: load, describe, run. Inputs are borrowed from numpy (zero copy); outputs are
-// numpy arrays that own the runtime's result buffers through a capsule (zero copy).
+// numpy arrays that own the runtime's result buffers through a capsule (zero copy). String
+// tensors are the exception: they are copied in from object/'U'/'S' arrays and out into object
+// arrays of str.
 #include <memory>
 
 #include "bindings/common.h"
@@ -26,6 +28,7 @@ py::list describe_values(const Graph& g, const std::vector<int>& ids) {
     if (v.zipmap) {
       py::list labels;
       for (int64_t l : v.zipmap_labels) labels.append(l);
+      for (const std::string& l : v.zipmap_string_labels) labels.append(utf8(l));
       zipmap = labels;
     }
     out.append(py::make_tuple(utf8(v.name), dtype_name(v.dtype), shape, zipmap));
@@ -33,7 +36,50 @@ py::list describe_values(const Graph& g, const std::vector<int>& ids) {
   return out;
 }
 
+// A string tensor becomes a numpy object array of str (invalid UTF-8 replaced), as onnxruntime
+// returns them: a copy.
+py::array strings_to_array(const Tensor& t) {
+  py::tuple shape(t.rank());
+  for (int d = 0; d < t.rank(); ++d) shape[d] = t.dim(d);
+  auto out = py::module_::import("numpy").attr("empty")(shape, py::dtype("O")).cast<py::array>();
+  auto** p = static_cast<PyObject**>(out.mutable_data());
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    py::str s = utf8(t.str(i));
+    Py_XDECREF(p[i]);
+    p[i] = s.release().ptr();
+  }
+  return out;
+}
+
+// Copies the str / bytes elements of a numpy array (object, 'U' or 'S') into an owned string
+// tensor; str is stored as UTF-8.
+StatusOr<Tensor> strings_from_array(const py::array& a, const std::string& name) {
+  Shape sh(a.shape(), a.shape() + a.ndim());
+  MS_ASSIGN_OR_RETURN(Tensor t, Tensor::empty(DType::kString, sh));
+  py::list items = a.attr("ravel")().attr("tolist")();
+  if (static_cast<int64_t>(items.size()) != t.numel()) return Internal("string input element count");
+  for (size_t i = 0; i < items.size(); ++i) {
+    PyObject* o = items[i].ptr();
+    if (PyUnicode_Check(o)) {
+      Py_ssize_t n = 0;
+      const char* s = PyUnicode_AsUTF8AndSize(o, &n);
+      if (!s) {
+        PyErr_Clear();
+        return InvalidArgument("input '" + name + "': element " + std::to_string(i) + " is not encodable as UTF-8");
+      }
+      t.str(static_cast<int64_t>(i)).assign(s, static_cast<size_t>(n));
+    } else if (PyBytes_Check(o)) {
+      t.str(static_cast<int64_t>(i)).assign(PyBytes_AS_STRING(o), static_cast<size_t>(PyBytes_GET_SIZE(o)));
+    } else {
+      return InvalidArgument("input '" + name + "': element " + std::to_string(i) + " is a " +
+                             std::string(Py_TYPE(o)->tp_name) + "; a string input takes str or bytes");
+    }
+  }
+  return t;
+}
+
 py::array to_array(Tensor&& t) {
+  if (t.dtype() == DType::kString) return strings_to_array(t);
   std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
   // The capsule holds a reference to the buffer: numpy owns the result without a copy.
   auto* keep = new std::shared_ptr<Buffer>(t.buffer());
@@ -54,12 +100,17 @@ StatusOr<std::vector<Tensor>> run(const Session& s, const py::list& arrays) {
     if (dt == DType::kUndefined)
       return InvalidArgument("input '" + name + "': numpy dtype " + py::str(a.dtype()).cast<std::string>() +
                              " is not supported");
-    if (!(a.flags() & py::array::c_style) ||
-        reinterpret_cast<uintptr_t>(a.data()) % static_cast<uintptr_t>(a.itemsize()) != 0)
-      return InvalidArgument("input '" + name + "': array must be C-contiguous and aligned");
     if (!Shape::fits(a.ndim()))
       return InvalidArgument("input '" + name + "': rank " + std::to_string(a.ndim()) + " exceeds " +
                              std::to_string(Shape::kMaxRank));
+    if (dt == DType::kString) {  // copied in: zero copy is for numeric tensors
+      MS_ASSIGN_OR_RETURN(Tensor t, strings_from_array(a, name));
+      inputs.push_back(std::move(t));
+      continue;
+    }
+    if (!(a.flags() & py::array::c_style) ||
+        reinterpret_cast<uintptr_t>(a.data()) % static_cast<uintptr_t>(a.itemsize()) != 0)
+      return InvalidArgument("input '" + name + "': array must be C-contiguous and aligned");
     Shape sh(a.shape(), a.shape() + a.ndim());
     inputs.emplace_back(dt, sh, const_cast<void*>(a.data()));
   }

@@ -18,7 +18,8 @@ void raise_if_error(const Status& st);
 // replaced, never raised.
 py::str utf8(const std::string& s);
 
-// numpy dtype -> DType; kUndefined when mserve has no such element type.
+// numpy dtype -> DType; kUndefined when mserve has no such element type. Object, unicode ('U')
+// and bytes ('S') arrays map to kString (their elements are copied in); kString maps to object.
 DType from_numpy(const py::dtype& dt);
 py::dtype to_numpy(DType t);
 

@@ -45,11 +45,13 @@ DType from_numpy(const py::dtype& dt) {
     if (size == 8) return DType::kUInt64;
   } else if (kind == 'b' && size == 1) {
     return DType::kBool;
+  } else if (kind == 'O' || kind == 'U' || kind == 'S') {
+    return DType::kString;  // object arrays of str/bytes, fixed-width unicode or bytes
   }
   return DType::kUndefined;
 }
 
-py::dtype to_numpy(DType t) { return py::dtype(dtype_name(t)); }
+py::dtype to_numpy(DType t) { return t == DType::kString ? py::dtype("O") : py::dtype(dtype_name(t)); }
 
 }  // namespace mserve::py_bind
 

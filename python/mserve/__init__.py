@@ -30,7 +30,11 @@ class TensorSpec(NamedTuple):
     """A model input or output: name, numpy dtype and shape (None when the model doesn't
     declare one). Dimensions are ints, or a str / None for symbolic (free) dimensions.
     A classifier's ZipMap output (a sequence of maps in ONNX) has dtype object and
-    ``labels``: predict returns it as a list of {label: probability} dicts, as onnxruntime does."""
+    ``labels`` (ints, or strs for string class labels): predict returns it as a list of
+    {label: probability} dicts, as onnxruntime does.
+    String tensors (ONNX ``tensor(string)``) have dtype object: inputs take numpy arrays of
+    str/bytes objects, or of dtype ``U`` / ``S`` (copied in), and outputs are object arrays of
+    str, as onnxruntime returns them."""
 
     name: str
     dtype: np.dtype
@@ -55,11 +59,12 @@ def _fmt_shape(shape: Optional[Tuple[Dim, ...]]) -> str:
 
 
 def _specs(raw) -> List[TensorSpec]:
-    return [TensorSpec(name, np.dtype(object) if labels is not None else np.dtype(dt), shape, labels)
+    return [TensorSpec(name, np.dtype(object) if labels is not None or dt == "string" else np.dtype(dt),
+                       shape, labels)
             for name, dt, shape, labels in raw]
 
 
-def _zipmap(scores: np.ndarray, labels: List[int]) -> List[Dict[int, float]]:
+def _zipmap(scores: np.ndarray, labels: List[Union[int, str]]) -> List[Dict[Any, float]]:
     keys = labels if labels else list(range(scores.shape[1]))
     return [dict(zip(keys, row)) for row in scores.tolist()]
 
@@ -96,7 +101,8 @@ class Model:
         arrays in input order. A C-contiguous numpy array of the input's dtype is read in place
         (no copy). A non-contiguous array is copied once into C order; a non-numpy value (list,
         scalar) is converted once with ``np.asarray(value, dtype=<input dtype>)``. A numpy array
-        of another dtype is rejected with ``InvalidArgument`` (no silent casts).
+        of another dtype is rejected with ``InvalidArgument`` (no silent casts). String inputs
+        (dtype object) take arrays of str/bytes objects or of dtype ``U`` / ``S``, or lists of str.
 
         Returns one array for a single-output model, else a dict name -> array. ``outputs``
         selects outputs by name: a str returns that array, a sequence returns a dict.
@@ -148,6 +154,13 @@ class Model:
     def _convert(spec: TensorSpec, v: Any) -> np.ndarray:
         if isinstance(v, np.generic):  # a numpy scalar: a 0-d array of its own dtype
             v = np.asarray(v)
+        if spec.dtype == object and spec.labels is None:  # a string input
+            if not isinstance(v, np.ndarray):
+                v = np.asarray(v, dtype=object)
+            if v.dtype.kind not in "OUS":
+                raise InvalidArgument(f"input {spec.name!r}: expected strings (an array of dtype object, "
+                                      f"str_ or bytes_), got {v.dtype.name}")
+            return v
         if isinstance(v, np.ndarray):
             if v.dtype != spec.dtype:
                 raise InvalidArgument(f"input {spec.name!r}: expected dtype {spec.dtype.name}, got {v.dtype.name}")

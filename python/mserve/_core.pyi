@@ -2,8 +2,11 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-# (name, dtype, shape, ZipMap labels: set for outputs returned as a list of {label: score} dicts)
-_Spec = Tuple[str, str, Optional[Tuple[Union[int, str, None], ...]], Optional[List[int]]]
+# (name, dtype, shape, ZipMap labels: set for outputs returned as a list of {label: score} dicts;
+# ints, or strs for string class labels). dtype is a numpy dtype name ("float32", "int64", ...)
+# or "string" for ONNX tensor(string): such inputs take numpy arrays of dtype object (str/bytes
+# elements), 'U' or 'S' (copied in), and such outputs come back as object arrays of str.
+_Spec = Tuple[str, str, Optional[Tuple[Union[int, str, None], ...]], Optional[List[Union[int, str]]]]
 
 class Session:
     @staticmethod

@@ -77,10 +77,103 @@ def test_logistic_regression_without_zipmap():
     np.testing.assert_allclose(out["probabilities"], est.predict_proba(X), rtol=1e-4, atol=1e-5)
 
 
-def test_string_labels_are_refused_at_load():
-    est = LogisticRegression(max_iter=500).fit(X, np.where(Y_BIN, "yes", "no"))
-    with pytest.raises(mserve.UnsupportedOperator, match="string"):
-        mserve.load(convert(est))
+# --- string class labels and string categories
+
+Y_STR_BIN = np.where(Y_BIN, "yes", "no")
+Y_STR_MULTI = np.array(["low", "mid", "high"])[np.digitize(X[:, 0], [-0.5, 0.5])]
+
+
+def check_classifier(onx, est, x, zipmap, label="output_label", proba="output_probability"):
+    """mserve against scikit-learn's predict/predict_proba and against onnxruntime."""
+    m = mserve.load(onx)
+    out = m.predict(x)
+    if not zipmap:
+        label, proba = "label", "probabilities"
+    assert out[label].dtype == np.dtype(object) and isinstance(out[label][0], str)
+    np.testing.assert_array_equal(out[label], est.predict(x))
+    ort_label, ort_probs = ort_run(onx, {m.inputs[0].name: x})
+    np.testing.assert_array_equal(out[label], ort_label)
+    if zipmap:
+        classes = [str(c) for c in est.classes_]
+        assert m.outputs[1].labels == classes
+        for row, want, ort_row in zip(out[proba], est.predict_proba(x), ort_probs):
+            assert list(row) == classes and row.keys() == ort_row.keys()
+            np.testing.assert_allclose(list(row.values()), want, rtol=1e-4, atol=1e-5)
+    else:
+        np.testing.assert_allclose(out[proba], est.predict_proba(x), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(out[proba], ort_probs, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("zipmap", [True, False], ids=["zipmap", "no-zipmap"])
+@pytest.mark.parametrize("y", [Y_STR_BIN, Y_STR_MULTI], ids=["binary", "multiclass"])
+def test_logistic_regression_string_labels(y, zipmap):
+    est = LogisticRegression(max_iter=500).fit(X, y)
+    check_classifier(convert(est, zipmap=zipmap), est, X, zipmap)
+
+
+def _string_features(n, seed):
+    rng = np.random.default_rng(seed)
+    colors = rng.choice(["red", "green", "blue", "violet"], n)
+    sizes = rng.choice(["S", "M", "L"], n)
+    return np.stack([colors, sizes], axis=1).astype(object)
+
+
+def _convert_strings(model, zipmap):
+    from skl2onnx.common.data_types import StringTensorType
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        opts = None if zipmap else {id(model): {"zipmap": False}}
+        return skl2onnx.convert_sklearn(model, initial_types=[("X", StringTensorType([None, 2]))], options=opts,
+                                        target_opset={"": 17, "ai.onnx.ml": 3})
+
+
+@pytest.mark.parametrize("zipmap", [True, False], ids=["zipmap", "no-zipmap"])
+def test_one_hot_strings_then_logistic_regression(zipmap):
+    """OneHotEncoder(handle_unknown='ignore') on string columns, then a classifier with string labels;
+    prediction data holds categories never seen in training."""
+    from sklearn.preprocessing import OneHotEncoder
+    xs = _string_features(80, 1)
+    xs[::5, 0] = "teal"  # unseen at fit time below
+    train = _string_features(80, 2)
+    y = np.where(train[:, 0] == "red", "warm", np.where(train[:, 1] == "L", "big", "other"))
+    pipe = make_pipeline(OneHotEncoder(handle_unknown="ignore"), LogisticRegression(max_iter=500)).fit(train, y)
+    check_classifier(_convert_strings(pipe, zipmap), pipe, xs, zipmap)
+
+
+@pytest.mark.parametrize("zipmap", [True, False], ids=["zipmap", "no-zipmap"])
+@pytest.mark.parametrize("y", [Y_STR_BIN, Y_STR_MULTI], ids=["binary", "multiclass"])
+@pytest.mark.parametrize("kind", ["forest", "boosting"])
+def test_tree_classifier_string_labels(kind, y, zipmap):
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    est = (RandomForestClassifier(6, max_depth=4, random_state=0) if kind == "forest"
+           else GradientBoostingClassifier(n_estimators=8, random_state=0)).fit(X, y)
+    check_classifier(convert(est, zipmap=zipmap), est, X, zipmap)
+
+
+def test_label_encoder_maps_strings_to_ints():
+    """sklearn's LabelEncoder exports as ai.onnx.ml LabelEncoder (string keys -> int64 values)."""
+    from skl2onnx.common.data_types import StringTensorType
+    from sklearn.preprocessing import LabelEncoder
+    le = LabelEncoder().fit(["paris", "tokyo", "amsterdam", "tokyo"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        onx = skl2onnx.convert_sklearn(le, initial_types=[("X", StringTensorType([None]))],
+                                       target_opset={"": 17, "ai.onnx.ml": 2})
+    x = np.array(["tokyo", "amsterdam", "paris", "paris"], dtype=object)
+    got = mserve.load(onx).predict(x)
+    np.testing.assert_array_equal(got, le.transform(x))
+    np.testing.assert_array_equal(got, ort_run(onx, {"X": x})[0])
+
+
+def test_ordinal_encoder_on_string_columns():
+    from sklearn.preprocessing import OrdinalEncoder
+    train = _string_features(50, 3)
+    enc = OrdinalEncoder().fit(train)
+    onx = _convert_strings(enc, True)
+    x = _string_features(20, 4)
+    got = mserve.load(onx).predict(x)
+    np.testing.assert_allclose(got, enc.transform(x), rtol=0, atol=0)
+    np.testing.assert_allclose(got, ort_run(onx, {"X": x})[0], rtol=0, atol=0)
 
 
 from sklearn.ensemble import (  # noqa: E402

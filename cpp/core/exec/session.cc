@@ -21,6 +21,35 @@ struct Session::CachedPlan {
   std::vector<std::unique_ptr<RunContext>> idle;  // contexts ready for reuse
 };
 
+namespace {
+
+// The string safety net at load time from declared types (graph inputs and outputs,
+// initializers); the trial plan and every later plan check inferred types too.
+Status check_declared_strings(const Program& p) {
+  const Graph& g = p.graph;
+  std::vector<ValueInfo> declared(g.values.size());
+  for (size_t v = 0; v < g.values.size(); ++v) declared[v].dtype = g.values[v].dtype;
+  for (const auto& [v, t] : g.initializers) declared[v].dtype = t.dtype();
+  std::vector<std::string> refused;
+  for (int ni : p.order) {
+    const Node& node = g.nodes[ni];
+    const Kernel& k = *p.kernels[ni];
+    std::vector<const ValueInfo*> in;
+    for (int v : node.inputs) in.push_back(v == kNoValue ? nullptr : &declared[v]);
+    Status st = check_string_support(node, k, in, nullptr);
+    for (int v : node.outputs)
+      if (st.ok() && v != kNoValue && declared[v].dtype == DType::kString && !k.supports_strings())
+        st = Unsupported(node.describe() + ": string tensors are not supported by this operator");
+    if (!st.ok()) refused.push_back(st.message());
+  }
+  if (refused.empty()) return Status::OK();
+  std::string msg = std::to_string(refused.size()) + " unsupported node(s):";
+  for (const auto& r : refused) msg += "\n  " + r;
+  return Unsupported(msg);
+}
+
+}  // namespace
+
 StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOptions& opts) {
   std::shared_ptr<Session> s(new Session());
   s->opts_ = opts;
@@ -42,6 +71,7 @@ StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOpt
   MS_ASSIGN_OR_RETURN(p.order, topological_order(p.graph));
   MS_RETURN_IF_ERROR(create_kernels(p));
   if (opts.optimize) MS_RETURN_IF_ERROR(fold_constants(p, *s->pool_));
+  MS_RETURN_IF_ERROR(check_declared_strings(p));
 
   // Trial plan with every symbolic dimension set to 1: catches unsupported dtypes and attribute
   // combinations now rather than at the first predict. Other failures are left for run time,
@@ -180,7 +210,8 @@ Status Session::run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outp
   // Drop per-call references (inputs, outputs, dynamic values) before the context is reused.
   for (size_t v = 0; v < plan.values.size(); ++v) {
     Storage s = plan.values[v].storage;
-    if (s == Storage::kInput || s == Storage::kOutput || s == Storage::kDynamic) rc->values[v] = Tensor();
+    if (s == Storage::kInput || s == Storage::kOutput || s == Storage::kDynamic || s == Storage::kOwned)
+      rc->values[v] = Tensor();
   }
   std::lock_guard<std::mutex> lk(cached->mu);
   cached->idle.push_back(std::move(rc));
@@ -213,7 +244,9 @@ Status Session::execute(const Plan& plan, RunContext& rc, const std::vector<Tens
         ptrs[i] = &infos[i];
       }
       InferContext ctx(node, ptrs, pool.threads());
+      MS_RETURN_IF_ERROR(check_string_support(node, k, ptrs, nullptr));
       MS_RETURN_IF_ERROR(k.infer(ctx).with_context(node.where()));
+      MS_RETURN_IF_ERROR(check_string_support(node, k, ptrs, &ctx));
       for (size_t o = 0; o < node.outputs.size(); ++o) {
         if (node.outputs[o] == kNoValue) continue;
         MS_ASSIGN_OR_RETURN(rc.values[node.outputs[o]], Tensor::empty(ctx.output(o).dtype, ctx.output(o).shape));
@@ -223,7 +256,9 @@ Status Session::execute(const Plan& plan, RunContext& rc, const std::vector<Tens
     } else {
       for (size_t o = 0; o < node.outputs.size(); ++o) {
         int v = node.outputs[o];
-        if (v == kNoValue || plan.values[v].storage != Storage::kOutput) continue;
+        if (v == kNoValue) continue;
+        const Storage storage = plan.values[v].storage;
+        if (storage != Storage::kOutput && storage != Storage::kOwned) continue;
         MS_ASSIGN_OR_RETURN(rc.values[v], Tensor::empty(plan.values[v].dtype, plan.values[v].shape));
       }
     }

@@ -46,6 +46,7 @@ struct Value {
   // one {label: score} map per row.
   bool zipmap = false;
   std::vector<int64_t> zipmap_labels;
+  std::vector<std::string> zipmap_string_labels;  // classlabels_strings, when the map has string keys
 };
 
 constexpr int kNoValue = -1;  // an omitted optional input/output

@@ -8,8 +8,9 @@ namespace mserve {
 StatusOr<DType> dtype_from_onnx(int64_t to);
 
 // Converts every element of `in` into `out` (same element count; out's dtype) with Cast's rules:
-// float to integer truncates toward zero, nonzero to bool is true, float16 goes through float.
-// Same dtypes copy the bytes. Never allocates.
+// float to integer truncates toward zero, nonzero to bool is true, float16 goes through float;
+// numbers print to and parse from strings as ONNX Runtime does (see cast.cc). Same dtypes copy.
+// Never allocates, except the strings' own storage.
 Status cast_tensor(const Tensor& in, Tensor& out, ThreadPool& pool);
 
 }  // namespace mserve

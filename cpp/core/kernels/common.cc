@@ -93,7 +93,14 @@ WindowAxis window_axis(AutoPad ap, int64_t in, int64_t k, int64_t s, int64_t d, 
 Status copy_input_to_output(const ComputeContext& ctx) {
   const Tensor& in = ctx.input(0);
   Tensor& out = ctx.output(0);
-  if (in.nbytes() != out.nbytes()) return Internal("copy size mismatch");
+  if (in.nbytes() != out.nbytes() || in.dtype() != out.dtype()) return Internal("copy size mismatch");
+  if (in.dtype() == DType::kString) {
+    if (in.raw() == out.raw()) return Status::OK();
+    ctx.pool().parallel_for(in.numel(), 1 << 12, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) out.str(i) = in.str(i);
+    });
+    return Status::OK();
+  }
   const char* src = static_cast<const char*>(in.raw());
   char* dst = static_cast<char*>(out.raw());
   if (src == dst || in.nbytes() == 0) return Status::OK();

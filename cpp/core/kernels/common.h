@@ -21,7 +21,8 @@ void broadcast_strides(const Shape& in, const Shape& out, int64_t* strides);
 StatusOr<std::vector<int64_t>> read_ints(const Tensor& t, const char* what);
 
 // A kernel for ops whose output is a new view of the input bytes (Reshape, Flatten, Squeeze,
-// Unsqueeze, Identity): compute copies the bytes (outputs never alias inputs).
+// Unsqueeze, Identity): compute copies the bytes (outputs never alias inputs); string tensors
+// are copied element by element.
 Status copy_input_to_output(const ComputeContext& ctx);
 
 // "[1, 2, 3]", for error messages.

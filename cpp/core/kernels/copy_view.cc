@@ -47,14 +47,40 @@ void walk(const char* src, char* dst, int nd, const int64_t* dims, const int64_t
   });
 }
 
-}  // namespace
+// walk() for std::string elements: assignment, never memcpy.
+void walk_strings(const char* src, std::string* dst, int nd, const int64_t* dims, const int64_t* st, int64_t len,
+                  int64_t lstride, ThreadPool& pool) {
+  int64_t rows = 1;
+  for (int d = 0; d < nd; ++d) rows *= dims[d];
+  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(len, 1));
+  pool.parallel_for(rows, grain, [&](int64_t b, int64_t e) {
+    int64_t idx[StridedView::kMaxDims];
+    int64_t off = 0, rem = b;
+    for (int d = nd - 1; d >= 0; --d) {
+      idx[d] = rem % dims[d];
+      rem /= dims[d];
+      off += idx[d] * st[d];
+    }
+    std::string* out = dst + b * len;
+    for (int64_t q = b; q < e; ++q) {
+      for (int64_t i = 0; i < len; ++i) out[i] = *reinterpret_cast<const std::string*>(src + off + i * lstride);
+      out += len;
+      for (int d = nd - 1; d >= 0; --d) {
+        off += st[d];
+        if (++idx[d] < dims[d]) break;
+        off -= idx[d] * st[d];
+        idx[d] = 0;
+      }
+    }
+  });
+}
 
-void strided_copy(const char* src, char* dst, const StridedView& view, size_t esize, ThreadPool& pool) {
-  // Simplify: drop unit dims, merge a dim into the next when they are contiguous in the source.
-  int64_t dims[StridedView::kMaxDims], st[StridedView::kMaxDims];
+// Drops unit dims and merges a dim into the next when they are contiguous in the source.
+// Returns the number of dims left, or -1 when the view is empty.
+int simplify(const StridedView& view, int64_t* dims, int64_t* st) {
   int nd = 0;
   for (int d = 0; d < view.nd; ++d) {
-    if (view.dims[d] == 0) return;
+    if (view.dims[d] == 0) return -1;
     if (view.dims[d] == 1) continue;
     dims[nd] = view.dims[d];
     st[nd] = view.strides[d];
@@ -71,7 +97,28 @@ void strided_copy(const char* src, char* dst, const StridedView& view, size_t es
       ++m;
     }
   }
-  nd = m;
+  return m;
+}
+
+}  // namespace
+
+void strided_copy(const char* src, char* dst, const StridedView& view, DType dtype, ThreadPool& pool) {
+  if (dtype != DType::kString) return strided_copy(src, dst, view, dtype_size(dtype), pool);
+  int64_t dims[StridedView::kMaxDims], st[StridedView::kMaxDims];
+  const int nd = simplify(view, dims, st);
+  if (nd < 0) return;
+  auto* out = reinterpret_cast<std::string*>(dst);
+  if (nd == 0) {
+    *out = *reinterpret_cast<const std::string*>(src);
+    return;
+  }
+  walk_strings(src, out, nd - 1, dims, st, dims[nd - 1], st[nd - 1], pool);
+}
+
+void strided_copy(const char* src, char* dst, const StridedView& view, size_t esize, ThreadPool& pool) {
+  int64_t dims[StridedView::kMaxDims], st[StridedView::kMaxDims];
+  const int nd = simplify(view, dims, st);
+  if (nd < 0) return;
   if (nd == 0) {
     std::memcpy(dst, src, esize);
     return;

@@ -24,6 +24,9 @@ struct StridedView {
 // Copies the elements of `view` over `src` (row-major over view.dims) contiguously into `dst`.
 // Element size must be 1, 2, 4 or 8 bytes (every runtime dtype). Never allocates.
 void strided_copy(const char* src, char* dst, const StridedView& view, size_t esize, ThreadPool& pool);
+// The same for elements of `dtype`: std::string assignment for kString (strides still in bytes),
+// strided_copy with dtype_size(dtype) otherwise.
+void strided_copy(const char* src, char* dst, const StridedView& view, DType dtype, ThreadPool& pool);
 
 // Reads a 1-D (or scalar) int32/int64 tensor into `out` (capacity `cap`) without allocating.
 // Returns the count, or -1 when the tensor is not integer or too long.

@@ -104,6 +104,12 @@ class Kernel {
   // planner never folds them, `infer` is not called, and compute assigns each output itself
   // (ctx.output(i) = tensor).
   virtual bool produces_own_outputs() const { return false; }
+  // True for kernels that handle string tensors (DType::kString) correctly: they copy elements
+  // with std::string assignment (copy_data, copy_input_to_output), never memcpy. The planner
+  // refuses (Unsupported) any node whose inputs or outputs are strings when its kernel returns
+  // false, unless the kernel reads only its inputs' shapes (reads_input_data() false).
+  // String kernels may allocate in compute (the strings' own storage).
+  virtual bool supports_strings() const { return false; }
 };
 
 // What a kernel factory may see besides the node: the constant value of an input, if any.

@@ -68,7 +68,7 @@ StatusOr<DType> map_dtype(int32_t t) {
     case TP::UINT32: return DType::kUInt32;
     case TP::UINT64: return DType::kUInt64;
     case TP::BOOL: return DType::kBool;
-    case TP::STRING: return Unsupported("string tensors are not supported");
+    case TP::STRING: return DType::kString;
     case TP::BFLOAT16: return Unsupported("bfloat16 tensors are not supported");
     case TP::COMPLEX64: case TP::COMPLEX128: return Unsupported("complex tensors are not supported");
     default: return Unsupported("tensor element type " + std::to_string(t) + " is not supported");
@@ -236,6 +236,7 @@ class Converter {
           v.dtype = DType::kFloat32;
           v.zipmap = true;
           v.zipmap_labels = zm->attr_ints("classlabels_int64s");
+          if (const Attribute* a = zm->attr("classlabels_strings")) v.zipmap_string_labels = a->strings;
           g_.outputs.push_back(id);
           continue;
         }
@@ -322,6 +323,17 @@ class Converter {
     const size_t esize = dtype_size(dtype);
     const size_t nbytes = static_cast<size_t>(shape.numel()) * esize;
 
+    if (dtype == DType::kString) {
+      // Strings travel in string_data (raw_data and external data are not defined for them).
+      if (t.data_location() == onnx::TensorProto::EXTERNAL || t.has_raw_data())
+        return LoadError(what + "string tensors must store their values in string_data");
+      if (t.string_data_size() != shape.numel())
+        return LoadError(what + "holds " + std::to_string(t.string_data_size()) + " strings, the shape " +
+                         shape.str() + " needs " + std::to_string(shape.numel()) + " (missing initializer data)");
+      MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(dtype, shape));
+      for (int64_t i = 0; i < shape.numel(); ++i) out.str(i) = t.string_data(static_cast<int>(i));
+      return out;
+    }
     if (t.data_location() == onnx::TensorProto::EXTERNAL) return external_tensor(t, dtype, shape);
     if (t.has_raw_data()) {
       const std::string& raw = t.raw_data();

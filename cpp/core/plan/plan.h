@@ -35,6 +35,8 @@ enum class Storage : uint8_t {
   kArena,     // an intermediate, at `offset` in the run's arena
   kOutput,    // a graph output: a fresh buffer per call, handed to the caller
   kDynamic,   // shape known only at run time: allocated when produced
+  kOwned,     // an intermediate that cannot live in the arena (strings): a fresh owned buffer
+              // per call, released when the call ends
 };
 
 struct ValuePlan {
@@ -60,6 +62,12 @@ struct Plan {
   size_t arena_bytes = 0;
   size_t max_arity = 0;  // the most inputs or outputs of any step
 };
+
+// The string-tensor safety net: Unsupported when a string value (DType::kString) reaches a kernel
+// that does not declare supports_strings() (an input it reads, or any output). `in` are the
+// node's inputs (null for omitted ones); `out` its outputs' infos, or null to check inputs only.
+Status check_string_support(const Node& node, const Kernel& k, const std::vector<const ValueInfo*>& in,
+                            const InferContext* out);
 
 // Plans `prog` for inputs of these dtypes/shapes (graph input order). Folding at plan time
 // runs kernels on `pool`.

@@ -61,6 +61,19 @@ Status create_kernels(Program& p) {
   return Unsupported(msg);
 }
 
+Status check_string_support(const Node& node, const Kernel& k, const std::vector<const ValueInfo*>& in,
+                            const InferContext* out) {
+  if (k.supports_strings()) return Status::OK();
+  bool strings = false;
+  if (k.reads_input_data())
+    for (const ValueInfo* vi : in) strings = strings || (vi && vi->dtype == DType::kString);
+  if (out)
+    for (int o = 0; o < out->num_outputs(); ++o)
+      strings = strings || (node.outputs[o] != kNoValue && out->output(o).dtype == DType::kString);
+  if (!strings) return Status::OK();
+  return Unsupported(node.describe() + ": string tensors are not supported by this operator");
+}
+
 namespace {
 
 // Runs one node whose input values are all known, returning owned outputs.
@@ -117,8 +130,10 @@ Status fold_constants(Program& p, ThreadPool& pool) {
       continue;
     }
     InferContext ctx(node, in, pool.threads());
+    MS_RETURN_IF_ERROR(check_string_support(node, *p.kernels[ni], in, nullptr));
     MS_RETURN_IF_ERROR(p.kernels[ni]->infer(ctx).with_context(node.where()));
     if (ctx.deferred()) return Internal(node.where() + "deferred with every input known");
+    MS_RETURN_IF_ERROR(check_string_support(node, *p.kernels[ni], in, &ctx));
     MS_RETURN_IF_ERROR(check_outputs(node, ctx).with_context(node.where()));
     std::vector<Tensor> outs;
     MS_RETURN_IF_ERROR(evaluate(node, *p.kernels[ni], in, pool, ctx, outs).with_context(node.where()));
@@ -213,11 +228,15 @@ StatusOr<std::shared_ptr<const Plan>> make_plan(const Program& prog, const std::
     plan->max_arity = std::max({plan->max_arity, node.inputs.size(), node.outputs.size()});
     bool dynamic = !inputs_known || prog.kernels[ni]->produces_own_outputs();
     InferContext ctx(node, in, pool.threads());
+    MS_RETURN_IF_ERROR(check_string_support(node, *prog.kernels[ni], in, nullptr));
     if (!dynamic) {
       MS_RETURN_IF_ERROR(prog.kernels[ni]->infer(ctx).with_context(node.where()));
       dynamic = ctx.deferred();
     }
-    if (!dynamic) MS_RETURN_IF_ERROR(check_outputs(node, ctx).with_context(node.where()));
+    if (!dynamic) {
+      MS_RETURN_IF_ERROR(check_string_support(node, *prog.kernels[ni], in, &ctx));
+      MS_RETURN_IF_ERROR(check_outputs(node, ctx).with_context(node.where()));
+    }
 
     if (!dynamic && all_values) {
       // Every input is known now (shapes of inputs feed Shape, so shape arithmetic folds away).
@@ -257,6 +276,8 @@ StatusOr<std::shared_ptr<const Plan>> make_plan(const Program& prog, const std::
       vp.shape = out.shape;
       if (is_output[v]) {
         vp.storage = Storage::kOutput;
+      } else if (out.dtype == DType::kString) {
+        vp.storage = Storage::kOwned;  // std::string objects never live in the arena
       } else {
         vp.storage = Storage::kArena;
         MS_ASSIGN_OR_RETURN(size_t bytes, aligned_bytes(out.dtype, out.shape));

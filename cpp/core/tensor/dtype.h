@@ -2,6 +2,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include <Eigen/Core>  // Eigen::half is the float16 element type
 
@@ -21,10 +22,16 @@ enum class DType : uint8_t {
   kUInt32,
   kUInt64,
   kBool,
+  // ONNX TensorProto.STRING: elements are std::string objects. String tensors live only in
+  // owned string buffers (Buffer::allocate_strings), never in the arena or borrowed memory, and
+  // are never copied with memcpy. The MS_SWITCH_* macros leave strings out, so every numeric
+  // kernel rejects them; kernels that move strings say so with Kernel::supports_strings().
+  kString,
 };
 
+// Bytes per element (sizeof(std::string) for kString).
 size_t dtype_size(DType t);
-// Lower-case numpy name ("float32", "bool", ...); "undefined" for kUndefined.
+// Lower-case numpy name ("float32", "bool", ...); "string" for kString, "undefined" for kUndefined.
 const char* dtype_name(DType t);
 bool dtype_is_float(DType t);
 
@@ -43,6 +50,7 @@ MS_DTYPE_OF(uint16_t, DType::kUInt16);
 MS_DTYPE_OF(uint32_t, DType::kUInt32);
 MS_DTYPE_OF(uint64_t, DType::kUInt64);
 MS_DTYPE_OF(bool, DType::kBool);
+MS_DTYPE_OF(std::string, DType::kString);
 #undef MS_DTYPE_OF
 
 // Dispatch helpers: MS_SWITCH_<SET>(dtype, T, on_other, body...). `body` is compiled once per
@@ -83,7 +91,7 @@ MS_DTYPE_OF(bool, DType::kBool);
     default: OTHER;                           \
   }
 
-// Every type, bool included.
+// Every numeric type, bool included (never kString).
 #define MS_SWITCH_ALL(dt, T, OTHER, ...) \
   switch (dt) {                           \
     MS_FLOAT_CASES(T, __VA_ARGS__)               \

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <limits>
+#include <new>
 #include <sstream>
 
 namespace mserve {
@@ -12,6 +13,7 @@ size_t dtype_size(DType t) {
     case DType::kFloat32: case DType::kInt32: case DType::kUInt32: return 4;
     case DType::kFloat16: case DType::kInt16: case DType::kUInt16: return 2;
     case DType::kInt8: case DType::kUInt8: case DType::kBool: return 1;
+    case DType::kString: return sizeof(std::string);
     case DType::kUndefined: return 0;
   }
   return 0;
@@ -31,6 +33,7 @@ const char* dtype_name(DType t) {
     case DType::kUInt32: return "uint32";
     case DType::kUInt64: return "uint64";
     case DType::kBool: return "bool";
+    case DType::kString: return "string";
     case DType::kUndefined: return "undefined";
   }
   return "undefined";
@@ -103,7 +106,19 @@ std::shared_ptr<Buffer> Buffer::borrow(void* data, size_t bytes, std::shared_ptr
   return b;
 }
 
+std::shared_ptr<Buffer> Buffer::allocate_strings(int64_t count) {
+  if (count < 0) return nullptr;
+  auto b = allocate(static_cast<size_t>(count) * sizeof(std::string));
+  if (!b) return nullptr;
+  auto* p = static_cast<std::string*>(b->data_);
+  for (int64_t i = 0; i < count; ++i) new (p + i) std::string();  // noexcept
+  b->strings_ = count;
+  return b;
+}
+
 Buffer::~Buffer() {
+  auto* p = static_cast<std::string*>(data_);
+  for (int64_t i = 0; i < strings_; ++i) p[i].~basic_string();
   if (owned_) std::free(data_);
 }
 
@@ -123,7 +138,7 @@ StatusOr<size_t> aligned_bytes(DType dtype, const Shape& shape) {
 
 StatusOr<Tensor> Tensor::empty(DType dtype, const Shape& shape) {
   MS_ASSIGN_OR_RETURN(size_t bytes, aligned_bytes(dtype, shape));
-  auto buf = Buffer::allocate(bytes);
+  auto buf = dtype == DType::kString ? Buffer::allocate_strings(shape.numel()) : Buffer::allocate(bytes);
   if (!buf) return InvalidArgument("out of memory allocating " + std::to_string(bytes) + " bytes");
   void* p = buf->data();
   return Tensor(dtype, shape, std::move(buf), p);
@@ -131,8 +146,17 @@ StatusOr<Tensor> Tensor::empty(DType dtype, const Shape& shape) {
 
 StatusOr<Tensor> Tensor::clone() const {
   MS_ASSIGN_OR_RETURN(Tensor t, empty(dtype_, shape_));
-  if (nbytes()) std::memcpy(t.raw(), data_, nbytes());
+  copy_data(*this, t);
   return t;
+}
+
+void copy_data(const Tensor& src, Tensor& dst) {
+  if (src.raw() == dst.raw()) return;
+  if (src.dtype() == DType::kString) {
+    for (int64_t i = 0; i < src.numel(); ++i) dst.str(i) = src.str(i);
+  } else if (src.nbytes()) {
+    std::memcpy(dst.raw(), src.raw(), src.nbytes());
+  }
 }
 
 int64_t Tensor::int_at(int64_t i) const {

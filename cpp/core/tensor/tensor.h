@@ -5,6 +5,10 @@
 // is kept alive by someone else — the executor's arena for intermediates. Copying a Tensor copies
 // the view, never the bytes. Tensors are not synchronized; a const Tensor may be read from many
 // threads at once.
+//
+// String tensors (DType::kString) always hold an owned string buffer (allocate_strings): its
+// elements are constructed std::string objects, destroyed with the buffer. Copy them with
+// copy_data / clone (element-wise assignment), never with memcpy.
 #pragma once
 #include <cstring>
 #include <functional>
@@ -23,6 +27,9 @@ class Buffer {
  public:
   // Owned memory, 64-byte aligned, uninitialized. Returns nullptr when the allocation fails.
   static std::shared_ptr<Buffer> allocate(size_t bytes);
+  // Owned memory holding `count` empty std::string objects (destroyed with the buffer).
+  // Returns nullptr when the allocation fails.
+  static std::shared_ptr<Buffer> allocate_strings(int64_t count);
   // Borrowed memory; `keepalive` is released when the last Tensor referencing it goes away.
   static std::shared_ptr<Buffer> borrow(void* data, size_t bytes, std::shared_ptr<void> keepalive);
   ~Buffer();
@@ -37,6 +44,7 @@ class Buffer {
   void* data_ = nullptr;
   size_t size_ = 0;
   bool owned_ = false;
+  int64_t strings_ = 0;  // constructed std::string objects at data_ (allocate_strings)
   std::shared_ptr<void> keepalive_;
 };
 
@@ -48,7 +56,8 @@ class Tensor {
   // A view into `buffer` at `data`, sharing its ownership.
   Tensor(DType dtype, const Shape& shape, std::shared_ptr<Buffer> buffer, void* data)
       : dtype_(dtype), shape_(shape), buffer_(std::move(buffer)), data_(data) {}
-  // Newly allocated owned tensor (uninitialized); fails on bad shapes or out of memory.
+  // Newly allocated owned tensor (uninitialized; empty strings for kString); fails on bad
+  // shapes or out of memory.
   static StatusOr<Tensor> empty(DType dtype, const Shape& shape);
   // Owned tensor from values (scalar when shape is empty).
   template <class T>
@@ -67,8 +76,11 @@ class Tensor {
 
   // Same bytes, new shape (numel must match). Shares ownership.
   Tensor reshaped(const Shape& shape) const { return Tensor(dtype_, shape, buffer_, data_); }
-  // Deep copy into an owned buffer.
+  // Deep copy into an owned buffer (strings copied element-wise).
   StatusOr<Tensor> clone() const;
+  // Element i of a kString tensor.
+  const std::string& str(int64_t i) const { return static_cast<const std::string*>(data_)[i]; }
+  std::string& str(int64_t i) { return static_cast<std::string*>(data_)[i]; }
   // Reads element i of an integer or float tensor as int64 / double (any dtype).
   int64_t int_at(int64_t i) const;
   double float_at(int64_t i) const;
@@ -87,6 +99,10 @@ Tensor Tensor::from(const Shape& shape, std::initializer_list<T> values) {
   std::copy(values.begin(), values.end(), t.template data<T>());
   return t;
 }
+
+// Copies every element of `src` into `dst` (same dtype and element count): memcpy for numeric
+// dtypes, std::string assignment for kString.
+void copy_data(const Tensor& src, Tensor& dst);
 
 // Bytes needed for numel elements of dtype, rounded up to kAlignment; error on overflow.
 StatusOr<size_t> aligned_bytes(DType dtype, const Shape& shape);

@@ -2,6 +2,16 @@
 // zero (static_cast, as ONNX Runtime does; out-of-range values are unspecified), nonzero to bool
 // is true, float16 converts through float. `saturate` (opset 19+) only affects float8 targets,
 // which are unsupported, so it is ignored.
+//
+// Strings (opset 6+ allows them both ways), as ONNX Runtime does: numbers print as decimal
+// integers, bools as "1"/"0", floats with "%.8g" ("NaN", "INF", "-INF" for the specials); strings
+// parse with strtof/strtod/strtoll/strtoull (leading whitespace skipped, trailing text ignored,
+// "nan"/"inf"/"infinity" in any case accepted), and a string that holds no number is an error.
+// A string casts to bool as a number that is nonzero.
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <type_traits>
 
@@ -23,6 +33,7 @@ StatusOr<DType> dtype_from_onnx(int64_t to) {
     case 5: return DType::kInt16;
     case 6: return DType::kInt32;
     case 7: return DType::kInt64;
+    case 8: return DType::kString;
     case 9: return DType::kBool;
     case 10: return DType::kFloat16;
     case 11: return DType::kFloat64;
@@ -33,7 +44,6 @@ StatusOr<DType> dtype_from_onnx(int64_t to) {
   const char* name = nullptr;
   switch (to) {
     case 0: name = "UNDEFINED"; break;
-    case 8: name = "STRING"; break;
     case 14: name = "COMPLEX64"; break;
     case 15: name = "COMPLEX128"; break;
     case 16: name = "BFLOAT16"; break;
@@ -87,6 +97,57 @@ Status cast_from(const Tensor& in, Tensor& out, ThreadPool& pool) {
   return Status::OK();
 }
 
+template <class T>
+std::string to_text(T v) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return v ? "1" : "0";
+  } else if constexpr (std::is_integral_v<T>) {
+    return std::to_string(v);
+  } else {
+    double d;
+    if constexpr (std::is_same_v<T, double>) d = v;
+    else d = static_cast<float>(v);
+    if (std::isnan(d)) return "NaN";
+    if (std::isinf(d)) return d < 0 ? "-INF" : "INF";
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%.8g", d);
+    return buf;
+  }
+}
+
+template <class T>
+Status from_text(const std::string& s, T* out) {
+  const char* begin = s.c_str();
+  char* end = nullptr;
+  errno = 0;
+  if constexpr (std::is_same_v<T, bool>) {
+    const double d = std::strtod(begin, &end);
+    *out = d != 0.0;
+  } else if constexpr (std::is_same_v<T, float> || std::is_same_v<T, Eigen::half>) {
+    *out = static_cast<T>(std::strtof(begin, &end));
+  } else if constexpr (std::is_same_v<T, double>) {
+    *out = std::strtod(begin, &end);
+  } else if constexpr (std::is_signed_v<T>) {
+    *out = static_cast<T>(std::strtoll(begin, &end, 10));
+  } else {
+    *out = static_cast<T>(std::strtoull(begin, &end, 10));
+  }
+  if (end == begin) return InvalidArgument("cannot cast the string '" + s + "' to a number");
+  return Status::OK();
+}
+
+Status cast_strings(const Tensor& in, Tensor& out) {
+  const int64_t n = in.numel();
+  if (out.dtype() == DType::kString) {
+    MS_SWITCH_ALL(in.dtype(), T, return Internal(std::string("cast from ") + dtype_name(in.dtype())),
+                  for (int64_t i = 0; i < n; ++i) out.str(i) = to_text(in.data<T>()[i]));
+    return Status::OK();
+  }
+  MS_SWITCH_ALL(out.dtype(), T, return Internal(std::string("cast to ") + dtype_name(out.dtype())),
+                for (int64_t i = 0; i < n; ++i) MS_RETURN_IF_ERROR(from_text(in.str(i), out.data<T>() + i)));
+  return Status::OK();
+}
+
 }  // namespace
 
 Status cast_tensor(const Tensor& in, Tensor& out, ThreadPool& pool) {
@@ -94,9 +155,10 @@ Status cast_tensor(const Tensor& in, Tensor& out, ThreadPool& pool) {
     return Internal("cast of " + in.desc() + " into " + out.desc() + ": element counts differ");
   if (in.numel() == 0) return Status::OK();
   if (in.dtype() == out.dtype()) {
-    std::memcpy(out.raw(), in.raw(), in.nbytes());
+    copy_data(in, out);
     return Status::OK();
   }
+  if (in.dtype() == DType::kString || out.dtype() == DType::kString) return cast_strings(in, out);
   MS_SWITCH_ALL(in.dtype(), From, return Internal(std::string("cast from ") + dtype_name(in.dtype())),
                 return cast_from<From>(in, out, pool));
   return Status::OK();
@@ -106,6 +168,7 @@ namespace {
 
 class CastKernel final : public Kernel {
  public:
+  bool supports_strings() const override { return true; }
   explicit CastKernel(DType to) : to_(to) {}
 
   Status infer(InferContext& ctx) const override {

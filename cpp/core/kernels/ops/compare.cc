@@ -1,10 +1,10 @@
 // Comparison, logical, bitwise and selection ops with numpy multidirectional broadcasting, on
 // the shared row walker (kernels/broadcast.h):
-//   Equal (7+; bool, integer and float inputs), Less, Greater (7+), LessOrEqual,
+//   Equal (7+; bool, integer and float inputs; strings from 19), Less, Greater (7+), LessOrEqual,
 //     GreaterOrEqual (12+): numeric inputs of one dtype, bool output. NaN compares unequal.
 //   And, Or, Xor (7+): bool inputs and output.
 //   BitwiseAnd, BitwiseOr, BitwiseXor (18+): integer inputs of one dtype.
-//   Where (9+): bool condition, X and Y of any one dtype (copied bitwise).
+//   Where (9+): bool condition, X and Y of any one dtype (copied bitwise; strings assigned).
 #include <type_traits>
 
 #include "core/kernels/broadcast.h"
@@ -53,13 +53,14 @@ Status infer_binary(InferContext& ctx, bool (*dtype_ok)(DType), DType out_dtype)
 }
 
 bool is_bool(DType t) { return t == DType::kBool; }
-bool is_numeric(DType t) { return t != DType::kBool && t != DType::kUndefined; }
+bool is_numeric(DType t) { return t != DType::kBool && t != DType::kUndefined && t != DType::kString; }
 bool is_any(DType t) { return t != DType::kUndefined; }
 bool is_integer(DType t) { return !dtype_is_float(t) && is_numeric(t); }
 
 template <Cmp OP>
 class CompareKernel final : public Kernel {
  public:
+  bool supports_strings() const override { return OP == Cmp::kEq; }
   Status infer(InferContext& ctx) const override {
     return infer_binary(ctx, OP == Cmp::kEq ? is_any : is_numeric, DType::kBool);
   }
@@ -68,6 +69,20 @@ class CompareKernel final : public Kernel {
     const Tensor& a = ctx.input(0);
     const Tensor& b = ctx.input(1);
     Tensor& out = ctx.output(0);
+    if (a.dtype() == DType::kString) {
+      if constexpr (OP == Cmp::kEq) {
+        const std::string* pa = a.data<std::string>();
+        const std::string* pb = b.data<std::string>();
+        bool* po = out.data<bool>();
+        for_each_broadcast_row<2>({&a.shape(), &b.shape()}, out.shape(), ctx.pool(),
+                                  [&](int64_t o, const int64_t* off, const int64_t* rs, int64_t n) {
+                                    for (int64_t i = 0; i < n; ++i)
+                                      po[o + i] = pa[off[0] + i * rs[0]] == pb[off[1] + i * rs[1]];
+                                  });
+        return Status::OK();
+      }
+      return unsupported_dtype(a.dtype());
+    }
     MS_SWITCH_ALL(a.dtype(), T, return unsupported_dtype(a.dtype()),
                   broadcast_binary<T, T, bool>(a, b, out, ctx.pool(), CmpOp<OP>()));
     return Status::OK();
@@ -102,6 +117,7 @@ class LogicKernel final : public Kernel {
 
 class WhereKernel final : public Kernel {
  public:
+  bool supports_strings() const override { return true; }
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1) && ctx.has_input(2), "needs three inputs");
     if (ctx.dtype(0) != DType::kBool)
@@ -116,6 +132,10 @@ class WhereKernel final : public Kernel {
 
   Status compute(const ComputeContext& ctx) const override {
     Tensor& out = ctx.output(0);
+    if (out.dtype() == DType::kString) {
+      run<std::string>(ctx, out);
+      return Status::OK();
+    }
     switch (dtype_size(out.dtype())) {
       case 1: run<uint8_t>(ctx, out); break;
       case 2: run<uint16_t>(ctx, out); break;
@@ -127,7 +147,8 @@ class WhereKernel final : public Kernel {
   }
 
  private:
-  // Elements are moved as same-size unsigned words: selection never looks at the values.
+  // Elements are moved as same-size unsigned words (strings as std::string): selection never
+  // looks at the values.
   template <class W>
   static void run(const ComputeContext& ctx, Tensor& out) {
     const Tensor& c = ctx.input(0);

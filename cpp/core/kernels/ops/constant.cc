@@ -1,5 +1,5 @@
 // Constant: the output is built once from the node's attribute (value, or from opset 12
-// value_float(s) / value_int(s)); compute copies it. Sparse and string constants are not
+// value_float(s) / value_int(s) / value_string(s)); compute copies it. Sparse constants are not
 // supported.
 #include <cstring>
 #include <string>
@@ -13,6 +13,7 @@ namespace {
 class ConstantKernel final : public Kernel {
  public:
   explicit ConstantKernel(Tensor value) : value_(std::move(value)) {}
+  bool supports_strings() const override { return true; }
 
   Status infer(InferContext& ctx) const override {
     ctx.set_output(0, value_.dtype(), value_.shape());
@@ -22,8 +23,8 @@ class ConstantKernel final : public Kernel {
   Status compute(const ComputeContext& ctx) const override {
     if (!ctx.has_output(0)) return Status::OK();
     Tensor& out = ctx.output(0);
-    if (out.nbytes() != value_.nbytes()) return Internal("constant size mismatch");
-    if (value_.nbytes()) std::memcpy(out.raw(), value_.raw(), value_.nbytes());
+    if (out.nbytes() != value_.nbytes() || out.dtype() != value_.dtype()) return Internal("constant size mismatch");
+    copy_data(value_, out);
     return Status::OK();
   }
 
@@ -45,19 +46,19 @@ StatusOr<Tensor> make_tensor(const S* values, size_t n, bool scalar) {
 }  // namespace
 
 StatusOr<KernelPtr> create_onnx_Constant(const Node& node, const KernelInit&) {
-  for (const char* key : {"sparse_value", "value_string", "value_strings"})
-    if (node.attr(key)) return Unsupported(std::string("Constant attribute '") + key + "' is not supported");
+  if (node.attr("sparse_value")) return Unsupported("Constant attribute 'sparse_value' is not supported");
 
   const char* found = nullptr;
   int count = 0;
-  for (const char* key : {"value", "value_float", "value_floats", "value_int", "value_ints"})
+  for (const char* key : {"value", "value_float", "value_floats", "value_int", "value_ints", "value_string",
+                          "value_strings"})
     if (node.attr(key)) {
       found = key;
       ++count;
     }
   if (count != 1)
     return InvalidArgument("exactly one of the attributes value, value_float, value_floats, value_int, "
-                           "value_ints must be set, got " + std::to_string(count));
+                           "value_ints, value_string, value_strings must be set, got " + std::to_string(count));
   const Attribute& a = *node.attr(found);
   const std::string key = found;
   using K = Attribute::Kind;
@@ -77,9 +78,15 @@ StatusOr<KernelPtr> create_onnx_Constant(const Node& node, const KernelInit&) {
   } else if (key == "value_int") {
     if (a.kind != K::kInt) return wrong_kind();
     MS_ASSIGN_OR_RETURN(value, (make_tensor<int64_t, int64_t>(&a.i, 1, true)));
-  } else {
+  } else if (key == "value_ints") {
     if (a.kind != K::kInts) return wrong_kind();
     MS_ASSIGN_OR_RETURN(value, (make_tensor<int64_t, int64_t>(a.ints.data(), a.ints.size(), false)));
+  } else if (key == "value_string") {
+    if (a.kind != K::kString) return wrong_kind();
+    MS_ASSIGN_OR_RETURN(value, (make_tensor<std::string, std::string>(&a.s, 1, true)));
+  } else {
+    if (a.kind != K::kStrings) return wrong_kind();
+    MS_ASSIGN_OR_RETURN(value, (make_tensor<std::string, std::string>(a.strings.data(), a.strings.size(), false)));
   }
   return KernelPtr(new ConstantKernel(std::move(value)));
 }

@@ -2,6 +2,7 @@
 // caller's thread pool. Subgraphs may read values of enclosing graphs: the loader appends those
 // as implicit inputs of the node, and each subgraph's capture_positions say which ones it reads.
 // Output shapes are known only by running the body, so these kernels produce their own outputs.
+// String tensors pass through (stacking and slicing assign them element-wise).
 #include <algorithm>
 #include <cstring>
 
@@ -51,6 +52,15 @@ StatusOr<Tensor> stack(const std::vector<Tensor>& parts, int64_t axis, bool reve
   const size_t block = static_cast<size_t>(first.shape().prod(static_cast<int>(axis), r)) * dtype_size(first.dtype());
   char* dst = static_cast<char*>(t.raw());
   const int64_t n = static_cast<int64_t>(parts.size());
+  if (t.dtype() == DType::kString) {
+    const int64_t len = first.shape().prod(static_cast<int>(axis), r);
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < n; ++i) {
+        const Tensor& p = parts[reverse ? n - 1 - i : i];
+        for (int64_t k = 0; k < len; ++k) t.str((o * n + i) * len + k) = p.str(o * len + k);
+      }
+    return t;
+  }
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < n; ++i) {
       const Tensor& p = parts[reverse ? n - 1 - i : i];
@@ -66,6 +76,12 @@ StatusOr<Tensor> take(const Tensor& t, int axis, int64_t i) {
   s.erase(axis);
   MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(t.dtype(), s));
   const int64_t outer = t.shape().prod(0, axis);
+  if (t.dtype() == DType::kString) {
+    const int64_t len = t.shape().prod(axis + 1, t.rank());
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t k = 0; k < len; ++k) out.str(o * len + k) = t.str((o * n + i) * len + k);
+    return out;
+  }
   const size_t block = static_cast<size_t>(t.shape().prod(axis + 1, t.rank())) * dtype_size(t.dtype());
   for (int64_t o = 0; o < outer; ++o)
     std::memcpy(static_cast<char*>(out.raw()) + o * block, static_cast<const char*>(t.raw()) + (o * n + i) * block,
@@ -78,6 +94,7 @@ class IfKernel final : public Kernel {
   IfKernel(std::shared_ptr<Session> then_b, std::shared_ptr<Session> else_b)
       : then_(std::move(then_b)), else_(std::move(else_b)) {}
   bool produces_own_outputs() const override { return true; }
+  bool supports_strings() const override { return true; }  // tensors pass through; copies are typed
   Status infer(InferContext& ctx) const override { return ctx.need_value(); }
   Status compute(const ComputeContext& ctx) const override {
     MS_ASSIGN_OR_RETURN(bool cond, scalar_bool(ctx.input(0), "cond"));
@@ -101,6 +118,7 @@ class LoopKernel final : public Kernel {
  public:
   LoopKernel(std::shared_ptr<Session> body, int explicit_inputs) : body_(std::move(body)), n_explicit_(explicit_inputs) {}
   bool produces_own_outputs() const override { return true; }
+  bool supports_strings() const override { return true; }  // tensors pass through; copies are typed
   Status infer(InferContext& ctx) const override { return ctx.need_value(); }
 
   Status compute(const ComputeContext& ctx) const override {
@@ -170,6 +188,7 @@ class ScanKernel final : public Kernel {
         out_axes_(n.attr_ints("scan_output_axes")),
         out_dirs_(n.attr_ints("scan_output_directions")) {}
   bool produces_own_outputs() const override { return true; }
+  bool supports_strings() const override { return true; }  // tensors pass through; copies are typed
   Status infer(InferContext& ctx) const override { return ctx.need_value(); }
 
   Status compute(const ComputeContext& ctx) const override {

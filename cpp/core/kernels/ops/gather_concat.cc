@@ -1,4 +1,5 @@
-// Concat (opset 4+) and Gather. Both only move bytes, so they work for every dtype.
+// Concat (opset 4+) and Gather. Both only move bytes, so they work for every dtype (strings are
+// assigned element-wise).
 // Negative axes and negative Gather indices are accepted at every opset (the spec allows them
 // from opset 11; their meaning in older models is unambiguous).
 #include <algorithm>
@@ -16,6 +17,7 @@ namespace {
 
 class ConcatKernel final : public Kernel {
  public:
+  bool supports_strings() const override { return true; }
   explicit ConcatKernel(int64_t axis) : axis_(axis) {}
 
   Status infer(InferContext& ctx) const override {
@@ -50,6 +52,17 @@ class ConcatKernel final : public Kernel {
     const int n = ctx.num_inputs();
     const int r = out.rank();
     const int axis = static_cast<int>(axis_ < 0 ? axis_ + r : axis_);
+    if (out.dtype() == DType::kString) {
+      const int64_t outer = out.shape().prod(0, axis), inner = out.shape().prod(axis + 1, r);
+      int64_t k = 0;
+      for (int64_t o = 0; o < outer; ++o)
+        for (int i = 0; i < n; ++i) {
+          const Tensor& in = ctx.input(i);
+          const int64_t len = in.dim(axis) * inner;
+          for (int64_t j = 0; j < len; ++j) out.str(k++) = in.str(o * len + j);
+        }
+      return Status::OK();
+    }
     const size_t esize = dtype_size(out.dtype());
     const int64_t outer = out.shape().prod(0, axis);
     const int64_t inner_bytes = out.shape().prod(axis + 1, r) * static_cast<int64_t>(esize);
@@ -119,6 +132,16 @@ Status gather(const Tensor& data, const Tensor& indices, Tensor& out, int axis, 
   }
   if (out.numel() == 0) return Status::OK();
   const int64_t outer = data.shape().prod(0, axis);
+  if (data.dtype() == DType::kString) {
+    const int64_t inner = data.shape().prod(axis + 1, data.rank());
+    for (int64_t t = 0; t < outer * nidx; ++t) {
+      const int64_t o = t / nidx, j = t % nidx;
+      int64_t v = static_cast<int64_t>(idx[j]);
+      if (v < 0) v += size;
+      for (int64_t k = 0; k < inner; ++k) out.str(t * inner + k) = data.str((o * size + v) * inner + k);
+    }
+    return Status::OK();
+  }
   const int64_t block = data.shape().prod(axis + 1, data.rank()) * static_cast<int64_t>(dtype_size(data.dtype()));
   const char* src = static_cast<const char*>(data.raw());
   char* dst = static_cast<char*>(out.raw());
@@ -136,6 +159,7 @@ Status gather(const Tensor& data, const Tensor& indices, Tensor& out, int axis, 
 
 class GatherKernel final : public Kernel {
  public:
+  bool supports_strings() const override { return true; }
   explicit GatherKernel(int64_t axis) : axis_(axis) {}
 
   Status infer(InferContext& ctx) const override {

@@ -263,6 +263,7 @@ class DropoutKernel final : public Kernel {
 
 class CastLikeKernel final : public Kernel {
  public:
+  bool supports_strings() const override { return true; }
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs input and target_type");
     if (ctx.dtype(0) == DType::kUndefined || ctx.dtype(1) == DType::kUndefined)

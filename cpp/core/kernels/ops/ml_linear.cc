@@ -1,7 +1,7 @@
 // ai.onnx.ml linear models and feature transforms, as skl2onnx and onnxmltools emit them:
 // LinearRegressor, LinearClassifier, Scaler, Normalizer, Binarizer, Imputer,
 // ArrayFeatureExtractor, ZipMap. Scores are computed in float, as ONNX Runtime does.
-// String class labels (classlabels_strings) are not supported: tensors hold no strings yet.
+// String class labels (classlabels_strings) make the label output a string tensor.
 #include <algorithm>
 #include <cmath>
 
@@ -80,16 +80,22 @@ class LinearRegressorKernel final : public Kernel {
 
 class LinearClassifierKernel final : public Kernel {
  public:
+  // With string labels, `labels` are their indices 0..L-1 and the label output is a string.
   LinearClassifierKernel(std::vector<float> coef, std::vector<float> icpt, std::vector<int64_t> labels,
-                         PostTransform pt)
-      : coef_(std::move(coef)), icpt_(std::move(icpt)), labels_(std::move(labels)), pt_(pt) {}
+                         std::vector<std::string> string_labels, PostTransform pt)
+      : coef_(std::move(coef)),
+        icpt_(std::move(icpt)),
+        labels_(std::move(labels)),
+        string_labels_(std::move(string_labels)),
+        pt_(pt) {}
+  bool supports_strings() const override { return !string_labels_.empty(); }
   Status infer(InferContext& ctx) const override {
     MS_RETURN_IF_ERROR(check_ml_input(ctx));
     const Rows r = rows_of(ctx.shape(0)).value();
     MS_CHECK_ARG(r.f > 0 && coef_.size() % r.f == 0,
                  "coefficients (" + std::to_string(coef_.size()) + ") are not a multiple of the features");
     const int64_t classes = static_cast<int64_t>(coef_.size()) / r.f;
-    ctx.set_output(0, DType::kInt64, Shape{r.n});
+    ctx.set_output(0, string_labels_.empty() ? DType::kInt64 : DType::kString, Shape{r.n});
     ctx.set_output(1, DType::kFloat32, Shape{r.n, out_cols(classes)});
     ctx.set_workspace(static_cast<size_t>(r.n * (r.f + classes)) * sizeof(float));
     return Status::OK();
@@ -123,7 +129,13 @@ class LinearClassifierKernel final : public Kernel {
         const bool pos = s[0] >= threshold;
         label = labels_.empty() ? int64_t{pos} : (pos ? labels_[0] : 0);
       }
-      if (ctx.has_output(0)) ctx.output(0).data<int64_t>()[i] = label;
+      if (!ctx.has_output(0)) continue;
+      if (string_labels_.empty()) {
+        ctx.output(0).data<int64_t>()[i] = label;
+      } else {
+        const bool known = label >= 0 && label < static_cast<int64_t>(string_labels_.size());
+        ctx.output(0).str(i) = known ? string_labels_[label] : std::string();
+      }
     }
     return Status::OK();
   }
@@ -132,6 +144,7 @@ class LinearClassifierKernel final : public Kernel {
   int64_t out_cols(int64_t classes) const { return classes == 1 && labels_.size() == 2 ? 2 : classes; }
   std::vector<float> coef_, icpt_;
   std::vector<int64_t> labels_;
+  std::vector<std::string> string_labels_;
   PostTransform pt_;
 };
 
@@ -222,6 +235,7 @@ class NormalizerKernel final : public Kernel {
 
 class ArrayFeatureExtractorKernel final : public Kernel {
  public:
+  bool supports_strings() const override { return true; }
   Status infer(InferContext& ctx) const override {
     const Shape& x = ctx.shape(0);
     MS_CHECK_ARG(x.rank() >= 1, "X must have rank >= 1");
@@ -240,6 +254,11 @@ class ArrayFeatureExtractorKernel final : public Kernel {
       const int64_t c = idx.data<int64_t>()[j];
       if (c < 0 || c >= f)
         return InvalidArgument("index " + std::to_string(c) + " is out of range for " + std::to_string(f) + " features");
+    }
+    if (x.dtype() == DType::kString) {
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t j = 0; j < k; ++j) ctx.output(0).str(i * k + j) = x.str(i * f + idx.data<int64_t>()[j]);
+      return Status::OK();
     }
     const char* src = static_cast<const char*>(x.raw());
     char* dst = static_cast<char*>(ctx.output(0).raw());
@@ -269,11 +288,6 @@ std::vector<float> floats(const Node& n, const char* name) {
   return a->floats;
 }
 
-Status no_string_labels(const Node& n) {
-  if (n.attr("classlabels_strings"))
-    return Unsupported("string class labels (classlabels_strings) are not supported; export with integer labels");
-  return Status::OK();
-}
 
 }  // namespace
 
@@ -284,10 +298,16 @@ StatusOr<KernelPtr> create_onnx_ml_LinearRegressor(const Node& n, const KernelIn
 }
 
 StatusOr<KernelPtr> create_onnx_ml_LinearClassifier(const Node& n, const KernelInit&) {
-  MS_RETURN_IF_ERROR(no_string_labels(n));
   MS_ASSIGN_OR_RETURN(PostTransform pt, parse_post_transform(n.attr_string("post_transform", "NONE")));
-  return KernelPtr(new LinearClassifierKernel(floats(n, "coefficients"), floats(n, "intercepts"),
-                                              n.attr_ints("classlabels_ints"), pt));
+  std::vector<int64_t> labels = n.attr_ints("classlabels_ints");
+  std::vector<std::string> string_labels;
+  if (const Attribute* a = n.attr("classlabels_strings"); a && !a->strings.empty()) {
+    MS_CHECK_ARG(labels.empty(), "classlabels_ints and classlabels_strings must not both be set");
+    string_labels = a->strings;
+    for (size_t i = 0; i < string_labels.size(); ++i) labels.push_back(static_cast<int64_t>(i));
+  }
+  return KernelPtr(new LinearClassifierKernel(floats(n, "coefficients"), floats(n, "intercepts"), std::move(labels),
+                                              std::move(string_labels), pt));
 }
 
 StatusOr<KernelPtr> create_onnx_ml_Scaler(const Node& n, const KernelInit&) {
@@ -321,8 +341,8 @@ StatusOr<KernelPtr> create_onnx_ml_ArrayFeatureExtractor(const Node&, const Kern
   return KernelPtr(new ArrayFeatureExtractorKernel());
 }
 
-StatusOr<KernelPtr> create_onnx_ml_ZipMap(const Node& n, const KernelInit&) {
-  MS_RETURN_IF_ERROR(no_string_labels(n));
+StatusOr<KernelPtr> create_onnx_ml_ZipMap(const Node&, const KernelInit&) {
+  // The keys (classlabels_int64s or classlabels_strings) are recorded by the loader.
   return KernelPtr(new ZipMapKernel());
 }
 

@@ -230,16 +230,20 @@ class TreeRegressorKernel final : public TreeKernelBase {
 
 class TreeClassifierKernel final : public TreeKernelBase {
  public:
-  TreeClassifierKernel(Forest f, std::vector<int64_t> labels, bool binary, std::vector<float> base, PostTransform pt)
+  // With string labels, `labels` are their indices and the label output is a string tensor.
+  TreeClassifierKernel(Forest f, std::vector<int64_t> labels, std::vector<std::string> string_labels, bool binary,
+                       std::vector<float> base, PostTransform pt)
       : TreeKernelBase(std::move(f), static_cast<int64_t>(labels.size())),
         labels_(std::move(labels)),
+        string_labels_(std::move(string_labels)),
         binary_(binary),
         base_(std::move(base)),
         pt_(pt) {}
+  bool supports_strings() const override { return !string_labels_.empty(); }
   Status infer(InferContext& ctx) const override {
     int64_t n;
     MS_RETURN_IF_ERROR(check_input(ctx, &n));
-    ctx.set_output(0, DType::kInt64, Shape{n});
+    ctx.set_output(0, string_labels_.empty() ? DType::kInt64 : DType::kString, Shape{n});
     ctx.set_output(1, DType::kFloat32, Shape{n, outputs_});
     return Status::OK();
   }
@@ -257,13 +261,16 @@ class TreeClassifierKernel final : public TreeKernelBase {
         row[0] = (pt_ == PostTransform::kNone || pt_ == PostTransform::kProbit) ? 1.0f - row[1] : -row[1];
       }
       apply_post_transform(pt_, row, 1, c);
-      ctx.output(0).data<int64_t>()[r] = labels_[std::max_element(row, row + c) - row];
+      const int64_t label = labels_[std::max_element(row, row + c) - row];
+      if (string_labels_.empty()) ctx.output(0).data<int64_t>()[r] = label;
+      else ctx.output(0).str(r) = string_labels_[label];
     }
     return Status::OK();
   }
 
  private:
   std::vector<int64_t> labels_;
+  std::vector<std::string> string_labels_;
   bool binary_;
   std::vector<float> base_;
   PostTransform pt_;
@@ -287,17 +294,21 @@ StatusOr<KernelPtr> create_onnx_ml_TreeEnsembleRegressor(const Node& n, const Ke
 }
 
 StatusOr<KernelPtr> create_onnx_ml_TreeEnsembleClassifier(const Node& n, const KernelInit&) {
-  if (n.attr("classlabels_strings"))
-    return Unsupported("string class labels (classlabels_strings) are not supported; export with integer labels");
   MS_ASSIGN_OR_RETURN(Forest f, build_forest(n, "class"));
   MS_ASSIGN_OR_RETURN(PostTransform pt, parse_post_transform(n.attr_string("post_transform", "NONE")));
   std::vector<int64_t> labels = n.attr_ints("classlabels_int64s");
-  MS_CHECK_ARG(!labels.empty(), "classlabels_int64s is required");
+  std::vector<std::string> string_labels;
+  if (const Attribute* a = n.attr("classlabels_strings"); a && !a->strings.empty()) {
+    MS_CHECK_ARG(labels.empty(), "classlabels_int64s and classlabels_strings must not both be set");
+    string_labels = a->strings;
+    for (size_t i = 0; i < string_labels.size(); ++i) labels.push_back(static_cast<int64_t>(i));
+  }
+  MS_CHECK_ARG(!labels.empty(), "classlabels_int64s or classlabels_strings is required");
   const auto ids = n.attr_ints("class_ids");
   const bool one_id = !ids.empty() && std::all_of(ids.begin(), ids.end(), [&](int64_t v) { return v == ids[0]; });
-  if (labels.size() == 1) labels = {0, labels[0]};  // a single label means "positive class"
-  return KernelPtr(new TreeClassifierKernel(std::move(f), std::move(labels), one_id && labels.size() == 2,
-                                            float_list(n, "base_values"), pt));
+  if (labels.size() == 1 && string_labels.empty()) labels = {0, labels[0]};  // a single label: "positive class"
+  return KernelPtr(new TreeClassifierKernel(std::move(f), std::move(labels), std::move(string_labels),
+                                            one_id && labels.size() == 2, float_list(n, "base_values"), pt));
 }
 
 }  // namespace mserve

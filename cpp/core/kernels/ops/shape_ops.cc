@@ -1,9 +1,9 @@
 // Flatten, Reshape, Transpose, Unsqueeze, Squeeze, Identity, Shape.
 //
-// All of these work for every dtype: they only move bytes. Shape-changing views copy the input
-// bytes into the preallocated output (outputs never alias inputs). Negative axes are accepted
-// at every opset (the spec allows them from opset 11; earlier models that use them are
-// invalid, but their meaning is unambiguous).
+// All of these work for every dtype: they only move bytes (strings are assigned element-wise).
+// Shape-changing views copy the input bytes into the preallocated output (outputs never alias
+// inputs). Negative axes are accepted at every opset (the spec allows them from opset 11;
+// earlier models that use them are invalid, but their meaning is unambiguous).
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -11,6 +11,7 @@
 
 #include "core/exec/thread_pool.h"
 #include "core/kernels/common.h"
+#include "core/kernels/copy_view.h"
 #include "core/kernels/registry.h"
 
 namespace mserve {
@@ -20,6 +21,7 @@ namespace {
 
 class FlattenKernel final : public Kernel {
  public:
+  bool supports_strings() const override { return true; }
   explicit FlattenKernel(int64_t axis) : axis_(axis) {}
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0), "needs an input");
@@ -43,6 +45,7 @@ class FlattenKernel final : public Kernel {
 
 class ReshapeKernel final : public Kernel {
  public:
+  bool supports_strings() const override { return true; }
   explicit ReshapeKernel(bool allowzero) : allowzero_(allowzero) {}
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs data and shape inputs");
@@ -173,6 +176,7 @@ void transpose_walk_bytes(const char* src, char* dst, int nd, const int64_t* dim
 
 class TransposeKernel final : public Kernel {
  public:
+  bool supports_strings() const override { return true; }
   explicit TransposeKernel(std::vector<int64_t> perm) : perm_(std::move(perm)) {}
 
   Status infer(InferContext& ctx) const override {
@@ -233,6 +237,19 @@ class TransposeKernel final : public Kernel {
     bool identity = true;
     for (int g = 1; g < ng; ++g) identity = identity && gstart[g] > gstart[g - 1];
     if (identity) return copy_input_to_output(ctx);  // order preserved: same bytes
+    if (in.dtype() == DType::kString) {
+      // Strings are assigned one by one: output dim i walks input dim perm[i].
+      int64_t in_stride[Shape::kMaxRank];
+      int64_t s = static_cast<int64_t>(sizeof(std::string));
+      for (int d = r - 1; d >= 0; --d) {
+        in_stride[d] = s;
+        s *= in.dim(d);
+      }
+      StridedView v;
+      for (int i = 0; i < r; ++i) v.push(in.dim(perm[i]), in_stride[perm[i]]);
+      strided_copy(static_cast<const char*>(in.raw()), static_cast<char*>(out.raw()), v, DType::kString, ctx.pool());
+      return Status::OK();
+    }
 
     // Input stride (elements) of each group: product of input dims after the group's last dim.
     int64_t gdim[Shape::kMaxRank], gstride[Shape::kMaxRank];
@@ -295,6 +312,7 @@ AxesSource axes_source(const Node& node) {
 
 class UnsqueezeKernel final : public Kernel {
  public:
+  bool supports_strings() const override { return true; }
   explicit UnsqueezeKernel(AxesSource src) : src_(std::move(src)) {}
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0), "needs a data input");
@@ -334,6 +352,7 @@ class UnsqueezeKernel final : public Kernel {
 
 class SqueezeKernel final : public Kernel {
  public:
+  bool supports_strings() const override { return true; }
   explicit SqueezeKernel(AxesSource src) : src_(std::move(src)) {}
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0), "needs a data input");
@@ -378,6 +397,7 @@ class SqueezeKernel final : public Kernel {
 
 class IdentityKernel final : public Kernel {
  public:
+  bool supports_strings() const override { return true; }
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0), "needs an input");
     ctx.set_output(0, ctx.dtype(0), ctx.shape(0));

@@ -1,7 +1,7 @@
 // Slice (opset 1 attributes; 10+ inputs with steps), Split (split attribute before 13, input from
 // 13, num_outputs from 18), Tile (6+), Expand (8+). Pad lives in pad.cc.
 //
-// All of these only move bytes, so they run for every dtype. Values that decide output shapes
+// All of these only move bytes, so they run for every dtype (strings element-wise). Values that decide output shapes
 // (starts/ends/axes/steps, split, repeats, shape) are read at plan time when known; otherwise the
 // node is inferred again at run time. compute reads them again into fixed-size arrays (it must
 // not allocate).
@@ -72,6 +72,7 @@ Status make_slice_spec(const Shape& in, int n, const int64_t* starts, const int6
 
 class SliceKernel final : public Kernel {
  public:
+  bool supports_strings() const override { return true; }
   // Opset 1: starts/ends/axes come from attributes (legacy_ = true).
   SliceKernel(bool legacy, std::vector<int64_t> starts, std::vector<int64_t> ends, std::vector<int64_t> axes)
       : legacy_(legacy), starts_(std::move(starts)), ends_(std::move(ends)), axes_(std::move(axes)) {}
@@ -108,8 +109,8 @@ class SliceKernel final : public Kernel {
       v.strides[d] = spec.step[d] * stride;
       stride *= in.dim(d);
     }
-    strided_copy(static_cast<const char*>(in.raw()) + offset, static_cast<char*>(out.raw()), v,
-                 static_cast<size_t>(esize), ctx.pool());
+    strided_copy(static_cast<const char*>(in.raw()) + offset, static_cast<char*>(out.raw()), v, in.dtype(),
+                 ctx.pool());
     return Status::OK();
   }
 
@@ -146,6 +147,7 @@ class SliceKernel final : public Kernel {
 
 class SplitKernel final : public Kernel {
  public:
+  bool supports_strings() const override { return true; }
   // split_attr: the `split` attribute (opset < 13), empty when absent. split_input: whether the
   // split comes from input 1 (opset 1 and 13+). num_outputs: opset 18 attribute, 0 when absent.
   SplitKernel(int64_t axis, std::vector<int64_t> split_attr, bool split_input, int64_t num_outputs, bool even_only)
@@ -223,7 +225,11 @@ class SplitKernel final : public Kernel {
       Tensor& out = ctx.output(o);
       const int64_t bytes = out.dim(axis) * inner;
       char* dst = static_cast<char*>(out.raw());
-      if (bytes > 0 && outer > 0) {
+      if (in.dtype() == DType::kString) {  // element-wise assignment (`inner` counts bytes)
+        const int64_t es = static_cast<int64_t>(sizeof(std::string)), n = bytes / es;
+        for (int64_t i = 0; i < outer; ++i)
+          for (int64_t j = 0; j < n; ++j) out.str(i * n + j) = in.str((i * in_row + off) / es + j);
+      } else if (bytes > 0 && outer > 0) {
         const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / bytes);
         ctx.pool().parallel_for(outer, grain, [&](int64_t b, int64_t e) {
           for (int64_t i = b; i < e; ++i)
@@ -247,6 +253,7 @@ class SplitKernel final : public Kernel {
 
 class TileKernel final : public Kernel {
  public:
+  bool supports_strings() const override { return true; }
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs input and repeats");
     const Tensor* t = ctx.value(1);
@@ -282,8 +289,7 @@ class TileKernel final : public Kernel {
       v.push(out.dim(d) / in.dim(d), 0);
       v.push(in.dim(d), st[d]);
     }
-    strided_copy(static_cast<const char*>(in.raw()), static_cast<char*>(out.raw()), v, static_cast<size_t>(esize),
-                 ctx.pool());
+    strided_copy(static_cast<const char*>(in.raw()), static_cast<char*>(out.raw()), v, in.dtype(), ctx.pool());
     return Status::OK();
   }
 };
@@ -292,6 +298,7 @@ class TileKernel final : public Kernel {
 
 class ExpandKernel final : public Kernel {
  public:
+  bool supports_strings() const override { return true; }
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs input and shape");
     const Tensor* t = ctx.value(1);
@@ -320,8 +327,7 @@ class ExpandKernel final : public Kernel {
       v.dims[d] = out.dim(d);
       v.strides[d] *= esize;
     }
-    strided_copy(static_cast<const char*>(in.raw()), static_cast<char*>(out.raw()), v, static_cast<size_t>(esize),
-                 ctx.pool());
+    strided_copy(static_cast<const char*>(in.raw()), static_cast<char*>(out.raw()), v, in.dtype(), ctx.pool());
     return Status::OK();
   }
 };
