@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh Debian machine:
-#   make demo   builds everything, writes the example models, loads one and predicts
+#   make serve  builds everything and serves the example repository on port 8501
 #   make test   C++ tests (ctest) and Python tests (pytest)
+# (make demo builds, writes the example models, loads one and predicts.)
 # Both install missing Debian packages (apt-get), create .venv with the PyPI packages and
 # build the extension into it. Rebuilds are incremental (persistent build dir + ccache).
 SHELL := /bin/bash
@@ -14,7 +15,7 @@ PIP_PACKAGES := pybind11 scikit-build-core numpy pytest onnx==1.23.2 onnxruntime
 SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python -type f \( -name '*.cc' -o -name '*.h' \
 	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' \))
 
-.PHONY: all build test test-cpp test-python demo bench docs node-expectations zoo clean apt-deps
+.PHONY: all build test test-cpp test-python demo serve bench docs node-expectations zoo clean apt-deps
 all: build
 
 apt-deps:
@@ -46,6 +47,12 @@ test: test-cpp test-python
 
 demo: build
 	$(PY) -m mserve demo models
+
+# Serves models/repository (half_plus_two, mlp, cnn_nhwc) like tensorflow_model_server would.
+PORT ?= 8501
+serve: build
+	$(PY) -c "from mserve import examples; examples.save_repository('models/repository')"
+	$(PY) -m mserve serve --model_config_file=models/repository/models.config --rest_api_port=$(PORT)
 
 bench: build
 	$(PY) bench/bench_models.py

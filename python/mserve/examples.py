@@ -115,6 +115,39 @@ def cnn_nhwc(size: int = 32, channels: int = 3, classes: int = 10, seed: int = 0
 EXAMPLES = {"linear_regression": linear_regression, "mlp": mlp, "cnn_nhwc": cnn_nhwc}
 
 
+def half_plus_two():
+    """y = 0.5 * x + 2 on float32[batch]: the model of TensorFlow Serving's REST tutorial, so its
+    curl example works unchanged against `make serve`."""
+    _, helper, nh = _onnx()
+    g = helper.make_graph(
+        [helper.make_node("Mul", ["x", "half"], ["xh"]), helper.make_node("Add", ["xh", "two"], ["y"])],
+        "half_plus_two",
+        [helper.make_tensor_value_info("x", 1, ["batch"])],
+        [helper.make_tensor_value_info("y", 1, ["batch"])],
+        [nh.from_array(np.array(0.5, np.float32), "half"), nh.from_array(np.array(2.0, np.float32), "two")])
+    return _finish(g, 17)
+
+
+def save_repository(directory: str) -> str:
+    """Writes a model repository as tensorflow_model_server expects one: numbered version folders
+    per model (half_plus_two/1, mlp/1, cnn_nhwc/1) and a model_config_list file naming them.
+    Returns the config file's path."""
+    onnx, _, _ = _onnx()
+    directory = os.path.abspath(directory)
+    models = {"half_plus_two": half_plus_two, "mlp": mlp, "cnn_nhwc": cnn_nhwc}
+    entries = []
+    for name, make in models.items():
+        vdir = os.path.join(directory, name, "1")
+        os.makedirs(vdir, exist_ok=True)
+        onnx.save(make(), os.path.join(vdir, "model.onnx"))
+        entries.append(f"  config {{\n    name: '{name}'\n    base_path: '{os.path.join(directory, name)}'\n"
+                       f"    model_platform: 'onnx'\n  }}\n")
+    config = os.path.join(directory, "models.config")
+    with open(config, "w", encoding="utf-8") as f:
+        f.write("model_config_list {\n" + "".join(entries) + "}\n")
+    return config
+
+
 def example_input(name: str, batch: int, seed: int = 1) -> np.ndarray:
     """A random input batch for example model `name`."""
     rng = np.random.default_rng(seed)

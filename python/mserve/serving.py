@@ -44,6 +44,26 @@ def _model_entry(name: str, path: Union[str, os.PathLike]) -> Dict[str, Any]:
     return {"name": name, "base_path": os.path.abspath(path)}
 
 
+_MODEL_KEYS = {"base_path", "batching", "version_policy", "versions", "num_versions", "labels"}
+
+
+def _model_options(name: str, m: Mapping[str, Any]) -> Dict[str, Any]:
+    """A model given as a dict: base_path plus per-model batching, version_policy ("latest",
+    "all" or "specific"), num_versions, versions and labels (label -> version)."""
+    unknown = set(m) - _MODEL_KEYS
+    if unknown:
+        raise InvalidArgument(f"model {name!r}: unknown option(s) {sorted(unknown)}; known: {sorted(_MODEL_KEYS)}")
+    entry = _model_entry(name, m["base_path"])
+    policy = m.get("version_policy", "latest")
+    if policy not in ("latest", "all", "specific"):
+        raise InvalidArgument(f"model {name!r}: version_policy must be 'latest', 'all' or 'specific'")
+    entry.update(policy=policy, num_versions=int(m.get("num_versions", 1)),
+                 versions=[int(v) for v in m.get("versions", [])],
+                 labels={str(k): int(v) for k, v in dict(m.get("labels", {})).items()},
+                 batching=_batching(m.get("batching")))
+    return entry
+
+
 def _is_config_file(path: str) -> bool:
     if not os.path.isfile(path) or path.endswith(".onnx"):
         return False
@@ -64,8 +84,11 @@ def _plan(models: ModelsArg, model_name: Optional[str]):
                 mem.append((str(name), m._s))
             elif isinstance(m, (str, os.PathLike)):
                 disk.append(_model_entry(str(name), m))
+            elif isinstance(m, Mapping) and "base_path" in m:
+                disk.append(_model_options(str(name), m))
             else:
-                raise InvalidArgument(f"model {name!r}: expected a path or an mserve.Model, got {type(m).__name__}")
+                raise InvalidArgument(f"model {name!r}: expected a path, an mserve.Model or a dict with "
+                                      f"'base_path', got {type(m).__name__}")
         return disk, mem, None
     if isinstance(models, (str, os.PathLike)):
         path = os.fspath(models)
@@ -142,7 +165,8 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, block
 
     models: a .onnx file; a base path of numbered version folders (base/1/model.onnx, ...);
         a TensorFlow Serving model_config_list text file; an mserve.Model; or a dict
-        name -> path or Model.
+        name -> path, Model, or {"base_path": ..., "batching": ..., "version_policy": ...,
+        "num_versions": ..., "versions": [...], "labels": {label: version}}.
     port: 0 picks a free port (read it back from Server.port / Server.url).
     blocking: True serves until SIGINT/SIGTERM (then drains and returns None); False returns
         a Server at once (use it as a context manager, or call stop()).

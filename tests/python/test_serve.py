@@ -294,3 +294,23 @@ def test_in_memory_models_and_port_in_use(tmp_path):
         assert r.json() == {"predictions": [[3.0, 6.0, 9.0, 12.0]]}
         with pytest.raises(mserve.Unavailable, match="cannot listen"):
             mserve.serve({"mem": m}, port=s.port, blocking=False, quiet=True)
+
+
+def test_readme_curl_against_the_example_repository(tmp_path):
+    """The curl line from the README (TensorFlow Serving's tutorial request) as written, on a
+    free port instead of 8501."""
+    import pathlib
+    import re
+    import shutil
+    import subprocess
+    from mserve import examples
+    readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
+    cmd = re.search(r"^curl .*half_plus_two:predict$", readme, re.M).group(0)
+    config = examples.save_repository(str(tmp_path / "repository"))
+    with mserve.serve(config, port=0, blocking=False, quiet=True) as s:
+        if shutil.which("curl") is None:
+            pytest.skip("curl is not installed")
+        out = subprocess.run(cmd.replace("localhost:8501", f"127.0.0.1:{s.port}"), shell=True,
+                             capture_output=True, text=True, timeout=30).stdout
+        assert json.loads(out) == {"predictions": [2.5, 3.0, 4.5]}
+        assert requests.get(f"{s.url}/v1/models/mlp").json()["model_version_status"][0]["state"] == "AVAILABLE"

@@ -237,3 +237,22 @@ def test_cli_serves_and_drains_on_sigterm(tmp_path):
 def test_cli_flag_errors():
     r = subprocess.run([sys.executable, "-m", "mserve", "serve"], capture_output=True, text=True)
     assert r.returncode == 2 and "--model_base_path" in r.stderr
+
+
+def test_per_model_options_policy_labels_and_batching(tmp_path):
+    base = tmp_path / "m"
+    for v in (1, 2, 3):
+        write_version(base, v, scale_model(float(v)))
+    models = {"m": {"base_path": str(base), "version_policy": "specific", "versions": [1, 3],
+                    "labels": {"stable": 1}, "batching": {"max_batch_size": 4, "batch_timeout_micros": 1000}},
+              "n": {"base_path": str(base), "version_policy": "latest", "num_versions": 2}}
+    with mserve.serve(models, port=0, blocking=False, quiet=True) as s:
+        assert states(s.url, "m") == {3: "AVAILABLE", 1: "AVAILABLE"}
+        assert states(s.url, "n") == {3: "AVAILABLE", 2: "AVAILABLE"}
+        assert factor(s.url, "m", "/labels/stable") == 1.0
+        assert factor(s.url, "m") == 3.0
+        r = predict(s.url, "m", x=np.ones((5, 4), np.float32))  # batched model: max_batch_size 4
+        assert r.status_code == 400 and "max_batch_size" in r.json()["error"]
+        assert predict(s.url, "n", x=np.ones((5, 4), np.float32)).status_code == 200
+    with pytest.raises(mserve.InvalidArgument, match="unknown option"):
+        mserve.serve({"m": {"base_path": str(base), "bogus": 1}}, port=0, blocking=False)

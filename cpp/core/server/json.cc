@@ -1,12 +1,93 @@
 #include "core/server/json.h"
 
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
 namespace mserve::server {
+
+bool base64_decode(std::string_view in, std::string* out) {
+  static const auto table = [] {
+    std::array<int8_t, 256> t{};
+    t.fill(-1);
+    const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(a[i])] = static_cast<int8_t>(i);
+    t['-'] = 62;  // the URL-safe alphabet is accepted too
+    t['_'] = 63;
+    return t;
+  }();
+  out->clear();
+  uint32_t acc = 0;
+  int bits = 0;
+  size_t pad = 0;
+  for (char c : in) {
+    if (c == '=') { ++pad; continue; }
+    if (c == '\n' || c == '\r') continue;
+    if (pad) return false;  // data after padding
+    int v = table[static_cast<unsigned char>(c)];
+    if (v < 0) return false;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out->push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return pad <= 2 && bits < 6;
+}
+
+void base64_encode(std::string_view in, std::string* out) {
+  const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    out->push_back(a[v >> 18]);
+    out->push_back(a[(v >> 12) & 63]);
+    out->push_back(a[(v >> 6) & 63]);
+    out->push_back(a[v & 63]);
+  }
+  if (i + 1 == in.size()) {
+    uint32_t v = uint8_t(in[i]) << 16;
+    out->append({a[v >> 18], a[(v >> 12) & 63], '=', '='});
+  } else if (i + 2 == in.size()) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    out->append({a[v >> 18], a[(v >> 12) & 63], a[(v >> 6) & 63], '='});
+  }
+}
+
 namespace {
+
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    int n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
+    if (n < 0) return false;
+    for (int k = 1; k <= n; ++k)
+      if (i + k >= s.size() || (static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+// A string element: a JSON string, or {"b64": "..."} for arbitrary bytes (TensorFlow Serving).
+Status read_string(JsonElement e, std::string* out, const std::string& what) {
+  std::string_view sv;
+  if (e.get(sv) == simdjson::SUCCESS) {
+    out->assign(sv.data(), sv.size());
+    return Status::OK();
+  }
+  simdjson::dom::object o;
+  JsonElement b;
+  if (e.get(o) == simdjson::SUCCESS && o.size() == 1 && o["b64"].get(b) == simdjson::SUCCESS &&
+      b.get(sv) == simdjson::SUCCESS) {
+    if (!base64_decode(sv, out)) return InvalidArgument(what + ": malformed base64 in {\"b64\": ...}");
+    return Status::OK();
+  }
+  return InvalidArgument(what + ": expected a string or {\"b64\": \"...\"}, got " + simdjson::to_string(e));
+}
 
 // Quotes bare NaN / Infinity / -Infinity tokens outside strings; "" when there are none.
 std::string quote_nonfinite(std::string_view s) {
@@ -106,10 +187,16 @@ Status shape_of(JsonElement e, Shape* s, const std::string& what) {
 }
 
 template <class T>
+Status read_value(JsonElement e, T* out, const std::string& what) {
+  if constexpr (std::is_same_v<T, std::string>) return read_string(e, out, what);
+  else return read_scalar<T>(e, out, what);
+}
+
+template <class T>
 Status fill(JsonElement e, const Shape& s, int depth, T*& out, const std::string& what) {
   if (depth == s.rank()) {
     if (e.is_array()) return InvalidArgument(what + ": ragged nesting (a list where a value was expected)");
-    return read_scalar<T>(e, out++, what);
+    return read_value<T>(e, out++, what);
   }
   if (!e.is_array())
     return InvalidArgument(what + ": ragged nesting (a value where a list of " + std::to_string(s[depth]) +
@@ -130,15 +217,31 @@ Status fill_flat(JsonElement e, T* out, int64_t n, int64_t* i, const std::string
     return Status::OK();
   }
   if (*i >= n) return InvalidArgument(what + ": more values than the shape holds (" + std::to_string(n) + ")");
-  return read_scalar<T>(e, out + (*i)++, what);
+  return read_value<T>(e, out + (*i)++, what);
 }
 
-#define MS_SWITCH_JSON(dt, T, OTHER, ...) MS_SWITCH_ALL(dt, T, OTHER, __VA_ARGS__)
+// Every numeric type, bool and strings.
+#define MS_SWITCH_JSON(dt, T, OTHER, ...)         \
+  switch (dt) {                                   \
+    MS_FLOAT_CASES(T, __VA_ARGS__)                \
+    MS_INT_CASES(T, __VA_ARGS__)                  \
+    MS_CASE(kBool, bool, T, __VA_ARGS__)          \
+    MS_CASE(kString, std::string, T, __VA_ARGS__) \
+    default: OTHER;                               \
+  }
 
 template <class T>
-void put_value(std::string* out, T v) {
+void put_value(std::string* out, const T& v, bool b64 = false) {
   char buf[40];
-  if constexpr (std::is_same_v<T, bool>) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!b64 && valid_utf8(v)) {
+      json_string(out, v);
+    } else {
+      out->append("{\"b64\":\"");
+      base64_encode(v, out);
+      out->append("\"}");
+    }
+  } else if constexpr (std::is_same_v<T, bool>) {
     out->append(v ? "true" : "false");
   } else if constexpr (std::is_floating_point_v<T> || std::is_same_v<T, Eigen::half>) {
     using F = std::conditional_t<std::is_same_v<T, double>, double, float>;
@@ -154,13 +257,13 @@ void put_value(std::string* out, T v) {
 }
 
 template <class T>
-void put_nested(std::string* out, const T* data, const Shape& s, int depth, int64_t stride) {
-  if (depth == s.rank()) return put_value(out, *data);
+void put_nested(std::string* out, const T* data, const Shape& s, int depth, int64_t stride, bool b64) {
+  if (depth == s.rank()) return put_value(out, *data, b64);
   out->push_back('[');
   const int64_t inner = stride / (s[depth] ? s[depth] : 1);
   for (int64_t i = 0; i < s[depth]; ++i) {
     if (i) out->push_back(',');
-    put_nested(out, data + i * inner, s, depth + 1, inner);
+    put_nested(out, data + i * inner, s, depth + 1, inner, b64);
   }
   out->push_back(']');
 }
@@ -179,7 +282,7 @@ StatusOr<Tensor> tensor_from_json(const std::vector<JsonElement>& rows, bool sta
                                   const std::string& what) {
   if (rows.empty()) return InvalidArgument(what + ": no values");
   Shape row_shape, shape;
-  MS_RETURN_IF_ERROR(shape_of(rows[0], &row_shape, what));
+  MS_RETURN_IF_ERROR(shape_of(rows[0], &row_shape, what));  // {"b64": ...} objects are values
   if (stack) {
     if (!Shape::fits(row_shape.rank() + 1)) return InvalidArgument(what + ": rank exceeds the maximum");
     shape.push_back(static_cast<int64_t>(rows.size()));
@@ -236,7 +339,7 @@ void json_string(std::string* out, std::string_view s) {
   out->push_back('"');
 }
 
-void json_tensor(std::string* out, const Tensor& t, int64_t begin, int64_t n) {
+void json_tensor(std::string* out, const Tensor& t, int64_t begin, int64_t n, bool b64) {
   Shape s = t.shape();
   const char* base = static_cast<const char*>(t.raw());
   if (n >= 0 && s.rank() > 0) {
@@ -244,14 +347,14 @@ void json_tensor(std::string* out, const Tensor& t, int64_t begin, int64_t n) {
     base += begin * row * static_cast<int64_t>(dtype_size(t.dtype()));
     s[0] = n;
   }
-  MS_SWITCH_ALL(t.dtype(), T, out->append("null"), {
-    put_nested(out, reinterpret_cast<const T*>(base), s, 0, s.numel());
+  MS_SWITCH_JSON(t.dtype(), T, out->append("null"), {
+    put_nested(out, reinterpret_cast<const T*>(base), s, 0, s.numel(), b64);
   });
 }
 
 void json_tensor_flat(std::string* out, const Tensor& t) {
   out->push_back('[');
-  MS_SWITCH_ALL(t.dtype(), T, (void)0, {
+  MS_SWITCH_JSON(t.dtype(), T, (void)0, {
     const T* p = t.data<T>();
     for (int64_t i = 0; i < t.numel(); ++i) {
       if (i) out->push_back(',');

@@ -30,10 +30,15 @@ StatusOr<Tensor> tensor_from_json_flat(JsonElement data, const Shape& shape, DTy
 
 // Appends JSON text.
 void json_string(std::string* out, std::string_view s);  // quoted, escaped
-// Rows [begin, begin + n) of dim 0 as nested arrays (whole tensor when n < 0).
-void json_tensor(std::string* out, const Tensor& t, int64_t begin = 0, int64_t n = -1);
+// Rows [begin, begin + n) of dim 0 as nested arrays (whole tensor when n < 0). Strings are JSON
+// strings, or {"b64": "..."} when they are not valid UTF-8 or `b64` is set (TensorFlow Serving
+// encodes outputs whose name ends in "_bytes" that way).
+void json_tensor(std::string* out, const Tensor& t, int64_t begin = 0, int64_t n = -1, bool b64 = false);
 // Every value flat, in row-major order (KServe v2 "data").
 void json_tensor_flat(std::string* out, const Tensor& t);
+// Standard (or URL-safe) base64; false on malformed input.
+bool base64_decode(std::string_view in, std::string* out);
+void base64_encode(std::string_view in, std::string* out);
 // Number of NaN / infinite values (0 for non-float tensors).
 int64_t count_nonfinite(const Tensor& t);
 

@@ -76,6 +76,7 @@ const char* tf_dtype(DType t) {
     case DType::kUInt32: return "DT_UINT32";
     case DType::kUInt64: return "DT_UINT64";
     case DType::kBool: return "DT_BOOL";
+    case DType::kString: return "DT_STRING";
     default: return "DT_INVALID";
   }
 }
@@ -115,9 +116,13 @@ void zipmap_row(std::string* o, const Value& v, const Tensor& t, int64_t row) {
   *o += "{";
   const int64_t c = t.rank() == 2 ? t.dim(1) : 0;
   const float* p = t.data<float>() + row * c;
-  for (int64_t j = 0; j < c && j < static_cast<int64_t>(v.zipmap_labels.size()); ++j) {
+  const bool strings = !v.zipmap_string_labels.empty();
+  const int64_t n_labels = static_cast<int64_t>(strings ? v.zipmap_string_labels.size() : v.zipmap_labels.size());
+  for (int64_t j = 0; j < c && j < n_labels; ++j) {
     if (j) *o += ",";
-    *o += "\"" + std::to_string(v.zipmap_labels[j]) + "\":";
+    if (strings) json_string(o, v.zipmap_string_labels[j]);
+    else *o += "\"" + std::to_string(v.zipmap_labels[j]) + "\"";
+    *o += ":";
     Tensor one(DType::kFloat32, Shape{}, const_cast<float*>(p + j));
     json_tensor(o, one);
   }
@@ -129,6 +134,11 @@ Tensor row_of(const Tensor& t, int64_t i) {
   for (int d = 1; d < t.rank(); ++d) s.push_back(t.dim(d));
   const int64_t n = t.dim(0) ? t.numel() / t.dim(0) : 0;
   return Tensor(t.dtype(), s, static_cast<char*>(t.raw()) + i * n * static_cast<int64_t>(dtype_size(t.dtype())));
+}
+
+// TensorFlow Serving writes string outputs named "*_bytes" as {"b64": ...}.
+bool b64_output(const std::string& name) {
+  return name.size() >= 6 && name.compare(name.size() - 6, 6, "_bytes") == 0;
 }
 
 StatusOr<std::vector<Tensor>> decode_predict(JsonElement doc, const Graph& g, bool* row_format) {
@@ -212,7 +222,7 @@ Status encode_predict(const Graph& g, const std::vector<Tensor>& outs, bool row_
   if (!row_format) {
     *o += "{\"outputs\":";
     if (n == 1 && !g.values[g.outputs[0]].zipmap) {
-      json_tensor(o, outs[0]);
+      json_tensor(o, outs[0], 0, -1, b64_output(g.values[g.outputs[0]].name));
     } else {
       *o += "{";
       for (size_t i = 0; i < n; ++i) {
@@ -228,7 +238,7 @@ Status encode_predict(const Graph& g, const std::vector<Tensor>& outs, bool row_
           }
           *o += "]";
         } else {
-          json_tensor(o, outs[i]);
+          json_tensor(o, outs[i], 0, -1, b64_output(v.name));
         }
       }
       *o += "}";
@@ -250,7 +260,7 @@ Status encode_predict(const Graph& g, const std::vector<Tensor>& outs, bool row_
   }
   *o += "{\"predictions\":";
   if (n == 1 && !g.values[g.outputs[0]].zipmap) {
-    json_tensor(o, outs[0]);
+    json_tensor(o, outs[0], 0, -1, b64_output(g.values[g.outputs[0]].name));
   } else {
     *o += "[";
     for (int64_t r = 0; r < rows; ++r) {
@@ -266,7 +276,7 @@ Status encode_predict(const Graph& g, const std::vector<Tensor>& outs, bool row_
         json_string(o, v.name);
         *o += ":";
         if (v.zipmap) zipmap_row(o, v, outs[i], r);
-        else json_tensor(o, row_of(outs[i], r));
+        else json_tensor(o, row_of(outs[i], r), 0, -1, b64_output(v.name));
       }
       *o += "}";
     }

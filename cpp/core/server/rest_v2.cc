@@ -29,6 +29,7 @@ const char* v2_dtype(DType t) {
     case DType::kFloat16: return "FP16";
     case DType::kFloat32: return "FP32";
     case DType::kFloat64: return "FP64";
+    case DType::kString: return "BYTES";
     default: return "INVALID";
   }
 }
@@ -59,10 +60,34 @@ bool get_bool_param(JsonElement obj, const char* key) {
   return v.get(b) == simdjson::SUCCESS && b;
 }
 
-struct Requested {
-  std::string name;
-  bool binary;
-};
+// BYTES tensors in the binary extension: each element is a 4-byte little-endian length, then
+// its bytes.
+StatusOr<Tensor> decode_bytes(const char* p, size_t size, const Shape& shape, const std::string& what) {
+  MS_ASSIGN_OR_RETURN(Tensor t, Tensor::empty(DType::kString, shape));
+  std::string* out = t.data<std::string>();
+  size_t off = 0;
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    if (off + 4 > size) return InvalidArgument(what + ": BYTES data ends before element " + std::to_string(i));
+    uint32_t len = static_cast<uint8_t>(p[off]) | static_cast<uint8_t>(p[off + 1]) << 8 |
+                   static_cast<uint8_t>(p[off + 2]) << 16 | static_cast<uint32_t>(static_cast<uint8_t>(p[off + 3])) << 24;
+    off += 4;
+    if (off + len > size) return InvalidArgument(what + ": BYTES element " + std::to_string(i) + " runs past its data");
+    out[i].assign(p + off, len);
+    off += len;
+  }
+  if (off != size) return InvalidArgument(what + ": binary_data_size holds more than the shape's elements");
+  return t;
+}
+
+void encode_bytes(const Tensor& t, std::string* out) {
+  const std::string* s = t.data<std::string>();
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const uint32_t n = static_cast<uint32_t>(s[i].size());
+    const char len[4] = {char(n & 0xff), char((n >> 8) & 0xff), char((n >> 16) & 0xff), char(n >> 24)};
+    out->append(len, 4);
+    out->append(s[i]);
+  }
+}
 
 }  // namespace
 
@@ -208,6 +233,15 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
       if (size_el.get(bin_size) != simdjson::SUCCESS || bin_size < 0)
         return reply.error(InvalidArgument(what + ": binary_data_size must be a non-negative integer"));
     }
+    if (bin_size >= 0 && dt == DType::kString) {
+      if (offset + static_cast<size_t>(bin_size) > body.size())
+        return reply.error(InvalidArgument(what + ": the body ends before its binary data"));
+      auto t = decode_bytes(body.data() + offset, static_cast<size_t>(bin_size), shape, what);
+      if (!t.ok()) return reply.error(t.status());
+      inputs[idx] = std::move(t).value();
+      offset += static_cast<size_t>(bin_size);
+      continue;
+    }
     if (bin_size >= 0) {
       auto need = aligned_bytes(dt, shape);
       const size_t bytes = static_cast<size_t>(shape.numel()) * dtype_size(dt);
@@ -299,8 +333,10 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
           for (int d = 0; d < t.rank(); ++d) o += (d ? "," : "") + std::to_string(t.dim(d));
           o += "]";
           if (wanted[w].second) {
-            o += ",\"parameters\":{\"binary_data_size\":" + std::to_string(t.nbytes()) + "}}";
-            binary.append(static_cast<const char*>(t.raw()), t.nbytes());
+            const size_t before = binary.size();
+            if (t.dtype() == DType::kString) encode_bytes(t, &binary);
+            else binary.append(static_cast<const char*>(t.raw()), t.nbytes());
+            o += ",\"parameters\":{\"binary_data_size\":" + std::to_string(binary.size() - before) + "}}";
           } else {
             o += ",\"data\":";
             json_tensor_flat(&o, t);

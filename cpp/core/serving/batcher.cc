@@ -104,6 +104,7 @@ bool Batcher::compatible(const Task& a, const Task& b) const {
   for (size_t i = 0; i < a.inputs.size(); ++i) {
     const Tensor &x = a.inputs[i], &y = b.inputs[i];
     if (x.dtype() != y.dtype() || x.rank() != y.rank()) return false;
+    if (x.dtype() == DType::kString) return false;  // string requests run alone (never memcpy'd)
     if (opts_.pad_variable_length_inputs) continue;
     for (int d = 1; d < x.rank(); ++d)
       if (x.dim(d) != y.dim(d)) return false;
@@ -159,8 +160,10 @@ void Batcher::run_batch(std::vector<Task>& tasks) {
   int64_t rows = 0;
   for (const Task& t : live) rows += t.rows;
   int64_t padded = rows;
+  bool strings = false;
+  for (const Tensor& t : live[0].inputs) strings = strings || t.dtype() == DType::kString;
   for (int64_t a : opts_.allowed_batch_sizes)
-    if (a >= rows) { padded = a; break; }
+    if (a >= rows && !strings) { padded = a; break; }
   if (on_batch_) on_batch_(static_cast<size_t>(rows));
 
   std::vector<Tensor> inputs, outputs;
