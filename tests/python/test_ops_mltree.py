@@ -1,9 +1,11 @@
 """ai.onnx.ml tree ensembles: TreeEnsemble (opset 5) against onnx.reference and onnxruntime, the same
 forests in TreeEnsembleRegressor form, and every aggregate / post_transform / base_values mode of
 TreeEnsembleRegressor and TreeEnsembleClassifier against onnxruntime."""
+import os
 import warnings
 
 import numpy as np
+import onnx
 import pytest
 from onnx import helper, numpy_helper
 
@@ -397,3 +399,33 @@ def test_tree_regressor_rejects_bad_base_values_and_target_ids():
 def test_tree_ensemble_is_listed():
     ops = {(op.domain, op.op_type, op.since_opset) for op in mserve.supported_ops()}
     assert any(o[1] == "TreeEnsemble" and o[2] == 5 for o in ops), ops
+
+
+GBM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "gbm")
+
+
+@pytest.mark.parametrize("name", ["lgbm_regressor", "lgbm_binary", "lgbm_multiclass", "xgb_regressor", "xgb_binary",
+                                  "xgb_multiclass"])
+def test_lightgbm_and_xgboost_exports(name):
+    """onnxmltools exports (made by data/gbm/make_exports.py) against onnxruntime and the libraries' own
+    predictions; regressors also in TreeEnsemble form."""
+    path = f"{GBM}/{name}.onnx"
+    data = np.load(f"{GBM}/{name}.npz")
+    x = data["X"]
+    model = onnx.load(path)
+    got = predict(model, x)
+    want = ort_run(model, {"X": x})
+    for g, w in zip(got, want):
+        if g.dtype.kind == "f":
+            close(g, w.reshape(g.shape))
+        else:
+            np.testing.assert_array_equal(g, w)
+    if "proba" in data:
+        np.testing.assert_array_equal(got[0], data["pred"])
+        np.testing.assert_allclose(got[1], data["proba"], rtol=1e-4, atol=1e-5)
+    else:
+        np.testing.assert_allclose(got[0].ravel(), data["pred"], rtol=1e-4, atol=1e-4)
+        node = next(n for n in model.graph.node if n.op_type == "TreeEnsembleRegressor")
+        attrs, base = legacy_node_to_v5(node)
+        v5 = predict(ml_model("TreeEnsemble", attrs, np.float32, x.shape[1], [("Y", np.float32)], 5), x)[0]
+        np.testing.assert_allclose(v5 + base.astype(np.float32), got[0], rtol=1e-4, atol=1e-4)
