@@ -101,7 +101,8 @@ case("MaxUnpool-output-shape", "MaxUnpool", unpool_inputs(rand(1, 2, 4, 4), kern
 
 # RoiAlign
 roi_x = rand(2, 3, 10, 12, lo=0, hi=1)
-rois = np.array([[0, 0, 9, 9], [1.5, 2.2, 7.1, 8.9], [0.3, 0.4, 0.9, 1.1], [-2, -1, 14, 13], [4, 4, 4.5, 9]], np.float32)
+rois = np.array([[0, 0, 9, 9], [1.5, 2.2, 7.1, 8.9], [0.3, 0.4, 0.9, 1.1], [-2, -1, 14, 13], [4, 4, 4.5, 9]],
+                np.float32)
 bidx = np.array([0, 1, 1, 0, 1], np.int64)
 for mode in ["avg", "max"]:
     case(f"RoiAlign-{mode}", "RoiAlign", {"x": roi_x, "rois": rois, "b": bidx},
@@ -109,7 +110,8 @@ for mode in ["avg", "max"]:
     case(f"RoiAlign-{mode}-adaptive", "RoiAlign", {"x": roi_x, "rois": rois, "b": bidx},
          attrs={"mode": mode, "output_height": 2, "output_width": 3, "spatial_scale": 0.5}, opsets=(16,))
     case(f"RoiAlign-{mode}-output-half-pixel", "RoiAlign", {"x": roi_x, "rois": rois, "b": bidx},
-         attrs={"mode": mode, "output_height": 4, "output_width": 2, "coordinate_transformation_mode": "output_half_pixel"},
+         attrs={"mode": mode, "output_height": 4, "output_width": 2,
+                "coordinate_transformation_mode": "output_half_pixel"},
          opsets=(16,))
 case("RoiAlign-f64", "RoiAlign", {"x": roi_x.astype(np.float64), "rois": rois.astype(np.float64), "b": bidx},
      attrs={"output_height": 2, "output_width": 2}, opsets=(16,))

@@ -273,7 +273,8 @@ def test_tree_ensemble_from_sklearn_exports(kind):
         onx = skl2onnx.to_onnx(est, x[:1], target_opset={"": 17, "ai.onnx.ml": 3})
     node = next(n for n in onx.graph.node if n.op_type == "TreeEnsembleRegressor")
     attrs, base = legacy_node_to_v5(node)
-    got = predict(ml_model("TreeEnsemble", attrs, np.float32, 5, [("Y", np.float32)], 5), x)[0] + base.astype(np.float32)
+    got = predict(ml_model("TreeEnsemble", attrs, np.float32, 5, [("Y", np.float32)], 5), x)[0]
+    got = got + base.astype(np.float32)
     want = ort_run(onx, {"X": x})[0]
     np.testing.assert_allclose(got, want.reshape(got.shape), rtol=1e-4, atol=1e-4)
 
@@ -285,8 +286,8 @@ def test_tree_ensemble_errors():
                           ({"tree_roots": [99]}, "root"),
                           ({"nodes_truenodeids": [99] * len(good["nodes_truenodeids"])}, "out of range"),
                           ({"aggregate_function": 7}, "aggregate"),
-                          ({"nodes_modes": numpy_helper.from_array(np.full(len(good["nodes_featureids"]), 6, np.uint8))},
-                           "membership")]:
+                          ({"nodes_modes": numpy_helper.from_array(
+                              np.full(len(good["nodes_featureids"]), 6, np.uint8))}, "membership")]:
         with pytest.raises(mserve.Error, match=match):
             mserve.load(ml_model("TreeEnsemble", {**good, **change}, np.float32, 3, [("Y", np.float32)], 5)
                         .SerializeToString())
@@ -429,3 +430,20 @@ def test_lightgbm_and_xgboost_exports(name):
         attrs, base = legacy_node_to_v5(node)
         v5 = predict(ml_model("TreeEnsemble", attrs, np.float32, x.shape[1], [("Y", np.float32)], 5), x)[0]
         np.testing.assert_allclose(v5 + base.astype(np.float32), got[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("op", ["LinearRegressor", "LinearClassifier"])
+def test_probit_matches_onnxruntime_in_linear_models(op):
+    # PROBIT is shared with the linear models: onnxruntime's erf^-1 approximation, evaluated alike.
+    p = np.linspace(0.02, 0.98, 97, dtype=np.float32)
+    x = np.stack([p, p[::-1], np.full_like(p, 0.5)], axis=1)
+    coef = np.eye(3, dtype=np.float32).ravel().tolist()
+    attrs = dict(coefficients=coef, post_transform="PROBIT")
+    if op == "LinearRegressor":
+        attrs["targets"] = 3
+        outputs = [("Y", np.float32)]
+    else:
+        attrs.update(classlabels_ints=[0, 1, 2], intercepts=[0.0, 0.0, 0.0])
+        outputs = [("label", np.int64), ("Y", np.float32)]
+    model = ml_model(op, attrs, np.float32, 3, outputs, 1)
+    close(predict(model, x)[-1], ort_run(model, {"X": x})[-1])

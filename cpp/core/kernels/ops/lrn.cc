@@ -42,23 +42,24 @@ class LrnKernel final : public Kernel {
     const T* xs = x.data<T>();
     T* ys = y.data<T>();
     const Acc scale = static_cast<Acc>(alpha_) / static_cast<Acc>(size_);
-    ctx.pool().parallel_for(n * c, std::max<int64_t>(1, 4096 / std::max<int64_t>(inner * size_, 1)),
-                            [&](int64_t b, int64_t e) {
-      for (int64_t nc = b; nc < e; ++nc) {
-        const int64_t in = nc / c, ic = nc % c;
-        const int64_t c0 = std::max<int64_t>(0, ic - lo), c1 = std::min<int64_t>(c - 1, ic + hi);
-        const T* base = xs + in * c * inner;
-        for (int64_t d = 0; d < inner; ++d) {
-          Acc sum = 0;
-          for (int64_t k = c0; k <= c1; ++k) {
-            const Acc v = static_cast<Acc>(base[k * inner + d]);
-            sum += v * v;
+    ctx.pool().parallel_for(
+        n * c, std::max<int64_t>(1, 4096 / std::max<int64_t>(inner * size_, 1)), [&](int64_t b, int64_t e) {
+          for (int64_t nc = b; nc < e; ++nc) {
+            const int64_t in = nc / c, ic = nc % c;
+            const int64_t c0 = std::max<int64_t>(0, ic - lo), c1 = std::min<int64_t>(c - 1, ic + hi);
+            const T* base = xs + in * c * inner;
+            for (int64_t d = 0; d < inner; ++d) {
+              Acc sum = 0;
+              for (int64_t k = c0; k <= c1; ++k) {
+                const Acc v = static_cast<Acc>(base[k * inner + d]);
+                sum += v * v;
+              }
+              const Acc v = static_cast<Acc>(base[ic * inner + d]);
+              ys[nc * inner + d] =
+                  static_cast<T>(v / std::pow(static_cast<Acc>(bias_) + scale * sum, static_cast<Acc>(beta_)));
+            }
           }
-          const Acc v = static_cast<Acc>(base[ic * inner + d]);
-          ys[nc * inner + d] = static_cast<T>(v / std::pow(static_cast<Acc>(bias_) + scale * sum, static_cast<Acc>(beta_)));
-        }
-      }
-    });
+        });
   }
 
   float alpha_, beta_, bias_;
@@ -71,7 +72,8 @@ StatusOr<KernelPtr> create_onnx_LRN(const Node& n, const KernelInit&) {
   MS_CHECK_ARG(n.attr("size") != nullptr, "the size attribute is required");
   const int64_t size = n.attr_int("size", 1);
   MS_CHECK_ARG(size >= 1, "size must be positive, got " + std::to_string(size));
-  return KernelPtr(new LrnKernel(n.attr_float("alpha", 1e-4f), n.attr_float("beta", 0.75f), n.attr_float("bias", 1.0f), size));
+  return KernelPtr(
+      new LrnKernel(n.attr_float("alpha", 1e-4f), n.attr_float("beta", 0.75f), n.attr_float("bias", 1.0f), size));
 }
 
 }  // namespace mserve

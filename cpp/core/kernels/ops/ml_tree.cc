@@ -5,16 +5,17 @@
 //
 // Scores follow ONNX Runtime: features are compared in double (exact for float and double
 // inputs), weights summed in float; MIN/MAX only see targets some tree scored; base_values are
-// added after aggregation; with several targets, one no tree scores for a row reads 0. A single-target regressor applies only PROBIT. A
-// two-class classifier whose weights all go to one class id ("binary case") scores that class as
-// the positive one: with class id 0 and at most one base value it outputs [1 - s, s] (all
-// weights >= 0) or [-s, s] (LOGISTIC: [logistic(-s), logistic(s)]; PROBIT: [probit(s), 0]), and
-// predicts label 1 when s > 0.5 (weights >= 0) or s > 0; otherwise the transform applies to the
-// scored classes (unscored ones are 0). Other classifiers predict the first class with the top
-// raw score among scored classes.
+// added after aggregation; with several targets, one that no tree scores for a row reads 0. A
+// single-target regressor applies only PROBIT. A two-class classifier whose weights all go to one
+// class id ("binary case") scores that class as the positive one: with class id 0 and at most
+// one base value it outputs [1 - s, s] (all weights >= 0) or [-s, s] (LOGISTIC:
+// [logistic(-s), logistic(s)]; PROBIT: [probit(s), 0]), and predicts the second label when
+// s > 0.5 (weights >= 0) or s > 0; otherwise the transform applies to both classes (an unscored
+// one reads 0). Other classifiers predict the first top raw score among scored classes (ONNX
+// Runtime returns a literal 0/1 label when both of two classes are scored).
 #include <algorithm>
+#include <atomic>
 #include <cmath>
-#include <limits>
 #include <map>
 
 #include "core/exec/thread_pool.h"
@@ -201,7 +202,7 @@ class TreeKernelBase : public Kernel {
     MS_SWITCH_NUMERIC(x.dtype(), T, return Unsupported("dtype"),
                       for (int64_t i = 0; i < x.numel(); ++i) xd[i] = static_cast<double>(x.data<T>()[i]));
     const int64_t feats = x.dim(x.rank() - 1), rows = x.rank() == 1 ? 1 : x.dim(0);
-    bool cyclic = false;
+    std::atomic<bool> cyclic{false};
     ctx.pool().parallel_for(rows, 16, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         float* s = scores + r * outputs_;
@@ -354,7 +355,8 @@ StatusOr<KernelPtr> create_onnx_ml_TreeEnsembleRegressor(const Node& n, const Ke
   for (int32_t t : f.leaf_target) MS_CHECK_ARG(t < targets, "target id " + std::to_string(t) + " >= n_targets");
   std::vector<float> base = float_list(n, "base_values");
   MS_CHECK_ARG(base.empty() || static_cast<int64_t>(base.size()) == targets,
-               "base_values has " + std::to_string(base.size()) + " values for " + std::to_string(targets) + " targets");
+               "base_values has " + std::to_string(base.size()) + " values for " + std::to_string(targets) +
+                   " targets");
   return KernelPtr(new TreeRegressorKernel(std::move(f), targets, agg, std::move(base), pt));
 }
 
@@ -374,7 +376,8 @@ StatusOr<KernelPtr> create_onnx_ml_TreeEnsembleClassifier(const Node& n, const K
   std::vector<float> base = float_list(n, "base_values");
   MS_CHECK_ARG(base.size() <= labels.size(), "more base_values than classes");
   const int binary_id = one_id && labels.size() == 2 ? static_cast<int>(ids[0]) : -1;
-  return KernelPtr(new TreeClassifierKernel(std::move(f), std::move(labels), binary_id, all_positive, std::move(base), pt));
+  return KernelPtr(
+      new TreeClassifierKernel(std::move(f), std::move(labels), binary_id, all_positive, std::move(base), pt));
 }
 
 }  // namespace mserve

@@ -80,9 +80,8 @@ StatusOr<Ensemble> build(const Node& n) {
   MS_CHECK_ARG(!roots.empty(), "tree_roots is empty");
   MS_CHECK_ARG(count < (1u << 30) && leaves < (1u << 30), "too many nodes");
 
-  const int64_t n_targets = n.attr("n_targets")
-                                ? n.attr_int("n_targets", 0)
-                                : (leaves ? *std::max_element(targets.begin(), targets.end()) + 1 : 1);
+  const int64_t n_targets = n.attr("n_targets") ? n.attr_int("n_targets", 0)
+                                                : (leaves ? *std::max_element(targets.begin(), targets.end()) + 1 : 1);
   MS_CHECK_ARG(n_targets >= 1, "n_targets must be positive");
   e.targets = n_targets;
   for (int64_t t : targets)
@@ -114,7 +113,8 @@ StatusOr<Ensemble> build(const Node& n) {
     MS_CHECK_ARG(modes[i] >= kLeq && modes[i] <= kMember, "unknown node mode " + std::to_string(modes[i]));
     e.mode[i] = static_cast<uint8_t>(modes[i]);
     e.nan_true[i] = !miss.empty() && miss[i] != 0;
-    MS_CHECK_ARG(feat[i] >= 0 && feat[i] < (int64_t{1} << 31), "feature id " + std::to_string(feat[i]) + " out of range");
+    MS_CHECK_ARG(feat[i] >= 0 && feat[i] < (int64_t{1} << 31),
+                 "feature id " + std::to_string(feat[i]) + " out of range");
     e.feature[i] = static_cast<int32_t>(feat[i]);
     MS_RETURN_IF_ERROR(child(t_id[i], t_leaf[i], &e.on_true[i]));
     MS_RETURN_IF_ERROR(child(f_id[i], f_leaf[i], &e.on_false[i]));
@@ -170,12 +170,24 @@ Eigen::half from_double<Eigen::half>(double v) {
 bool goes_true(const Ensemble& e, int32_t i, double x) {
   bool r = false;
   switch (e.mode[i]) {
-    case kLeq: r = x <= e.split[i]; break;
-    case kLt: r = x < e.split[i]; break;
-    case kGte: r = x >= e.split[i]; break;
-    case kGt: r = x > e.split[i]; break;
-    case kEq: r = x == e.split[i]; break;
-    case kNeq: r = x != e.split[i]; break;
+    case kLeq:
+      r = x <= e.split[i];
+      break;
+    case kLt:
+      r = x < e.split[i];
+      break;
+    case kGte:
+      r = x >= e.split[i];
+      break;
+    case kGt:
+      r = x > e.split[i];
+      break;
+    case kEq:
+      r = x == e.split[i];
+      break;
+    case kNeq:
+      r = x != e.split[i];
+      break;
     case kMember:
       for (int32_t k = e.set_begin[i]; k < e.set_end[i] && !r; ++k) r = x == e.members[k];
       break;
@@ -238,9 +250,15 @@ class TreeEnsembleKernel final : public Kernel {
           const double w = e_.leaf_weight[leaf];
           switch (agg_) {
             case Agg::kAverage:
-            case Agg::kSum: s[c] += w; break;
-            case Agg::kMin: s[c] = h[c] ? std::min(s[c], w) : w; break;
-            case Agg::kMax: s[c] = h[c] ? std::max(s[c], w) : w; break;
+            case Agg::kSum:
+              s[c] += w;
+              break;
+            case Agg::kMin:
+              s[c] = h[c] ? std::min(s[c], w) : w;
+              break;
+            case Agg::kMax:
+              s[c] = h[c] ? std::max(s[c], w) : w;
+              break;
           }
           h[c] = 1;
         }

@@ -63,7 +63,8 @@ class ReverseSequenceKernel final : public Kernel {
 
 class CenterCropPadKernel final : public Kernel {
  public:
-  explicit CenterCropPadKernel(std::vector<int64_t> axes, bool has_axes) : axes_(std::move(axes)), has_axes_(has_axes) {}
+  explicit CenterCropPadKernel(std::vector<int64_t> axes, bool has_axes)
+      : axes_(std::move(axes)), has_axes_(has_axes) {}
 
   Status infer(InferContext& ctx) const override {
     const Shape& s = ctx.shape(0);
@@ -73,8 +74,8 @@ class CenterCropPadKernel final : public Kernel {
     std::vector<int64_t> axes = axes_;
     if (!has_axes_)
       for (int i = 0; i < s.rank(); ++i) axes.push_back(i);
-    MS_CHECK_ARG(want.size() == axes.size(), "shape has " + std::to_string(want.size()) + " values for " +
-                                                 std::to_string(axes.size()) + " axes");
+    MS_CHECK_ARG(want.size() == axes.size(),
+                 "shape has " + std::to_string(want.size()) + " values for " + std::to_string(axes.size()) + " axes");
     Shape out = s;
     std::vector<uint8_t> seen(s.rank(), 0);
     for (size_t k = 0; k < axes.size(); ++k) {

@@ -73,9 +73,15 @@ class WindowKernel final : public Kernel {
         const double a = 2 * M_PI * static_cast<double>(i) / N;
         double v = 0;
         switch (w_) {
-          case Window::kHann: v = 0.5 - 0.5 * std::cos(a); break;
-          case Window::kHamming: v = 25.0 / 46.0 - (1 - 25.0 / 46.0) * std::cos(a); break;
-          case Window::kBlackman: v = 0.42 - 0.5 * std::cos(a) + 0.08 * std::cos(2 * a); break;
+          case Window::kHann:
+            v = 0.5 - 0.5 * std::cos(a);
+            break;
+          case Window::kHamming:
+            v = 25.0 / 46.0 - (1 - 25.0 / 46.0) * std::cos(a);
+            break;
+          case Window::kBlackman:
+            v = 0.42 - 0.5 * std::cos(a) + 0.08 * std::cos(2 * a);
+            break;
         }
         out[i] = from_double<T>(v);
       }
@@ -91,10 +97,10 @@ class WindowKernel final : public Kernel {
 
 StatusOr<KernelPtr> make_window(const Node& n, Window w) {
   const int64_t dt = n.attr_int("output_datatype", 1);
-  static const std::pair<int64_t, DType> kTypes[] = {
-      {1, DType::kFloat32}, {2, DType::kUInt8},  {3, DType::kInt8},    {4, DType::kUInt16},  {5, DType::kInt16},
-      {6, DType::kInt32},   {7, DType::kInt64},  {10, DType::kFloat16}, {11, DType::kFloat64}, {12, DType::kUInt32},
-      {13, DType::kUInt64}};
+  static const std::pair<int64_t, DType> kTypes[] = {{1, DType::kFloat32}, {2, DType::kUInt8},    {3, DType::kInt8},
+                                                     {4, DType::kUInt16},  {5, DType::kInt16},    {6, DType::kInt32},
+                                                     {7, DType::kInt64},   {10, DType::kFloat16}, {11, DType::kFloat64},
+                                                     {12, DType::kUInt32}, {13, DType::kUInt64}};
   for (auto [code, t] : kTypes)
     if (code == dt) return KernelPtr(new WindowKernel(w, t, n.attr_int("periodic", 1) != 0));
   return Unsupported("output_datatype " + std::to_string(dt) + " is not supported");
@@ -115,8 +121,8 @@ void roots(int64_t n, double* tw) {
 // win[t] when win), transformed with length n into `bins` outputs at y (stride ys, complex).
 // inverse conjugates the roots and divides by n. Input beyond `len` (or n) reads 0.
 template <class T, class W>
-void dft_line(const T* x, int64_t xs, bool cx, int64_t len, const W* win, int64_t n, bool inverse, int64_t bins,
-              T* y, int64_t ys, const double* tw) {
+void dft_line(const T* x, int64_t xs, bool cx, int64_t len, const W* win, int64_t n, bool inverse, int64_t bins, T* y,
+              int64_t ys, const double* tw) {
   const int64_t m = std::min(len, n);
   const double sign = inverse ? -1.0 : 1.0;
   for (int64_t k = 0; k < bins; ++k) {
@@ -182,7 +188,8 @@ class DftKernel final : public Kernel {
       MS_ASSIGN_OR_RETURN(axis, scalar_int(*v, "axis"));
     }
     const int64_t a = axis < 0 ? axis + r : axis;
-    MS_CHECK_ARG(a >= 0 && a <= r - 2, "axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(r));
+    MS_CHECK_ARG(a >= 0 && a <= r - 2,
+                 "axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(r));
     const int64_t len = s[static_cast<int>(a)];
     if (n < 0) n = inverse_ && onesided_ ? 2 * (len - 1) : len;
     MS_CHECK_ARG(n >= 1, "the transform length must be positive");
@@ -242,8 +249,7 @@ class StftKernel final : public Kernel {
     if (!dtype_is_float(ctx.dtype(0)))
       return Unsupported(std::string("dtype ") + dtype_name(ctx.dtype(0)) + " is not supported");
     const Shape& s = ctx.shape(0);
-    MS_CHECK_ARG(s.rank() == 3 && (s[2] == 1 || s[2] == 2),
-                 "signal must be [batch, length, 1 | 2], got " + s.str());
+    MS_CHECK_ARG(s.rank() == 3 && (s[2] == 1 || s[2] == 2), "signal must be [batch, length, 1 | 2], got " + s.str());
     const Tensor* step = ctx.value(1);
     if (!step) return ctx.need_value();
     MS_ASSIGN_OR_RETURN(int64_t hop, scalar_int(*step, "frame_step"));
@@ -259,8 +265,8 @@ class StftKernel final : public Kernel {
       if (!fl) return ctx.need_value();
       MS_ASSIGN_OR_RETURN(n, scalar_int(*fl, "frame_length"));
     }
-    MS_CHECK_ARG(n >= 1 && n <= s[1], "frame_length " + std::to_string(n) + " must be in [1, signal length " +
-                                          std::to_string(s[1]) + "]");
+    MS_CHECK_ARG(n >= 1 && n <= s[1],
+                 "frame_length " + std::to_string(n) + " must be in [1, signal length " + std::to_string(s[1]) + "]");
     const int64_t frames = 1 + (s[1] - n) / hop;
     ctx.set_output(0, ctx.dtype(0), Shape{s[0], frames, onesided_ ? n / 2 + 1 : n, 2});
     ctx.set_workspace(static_cast<size_t>(n) * 2 * sizeof(double));

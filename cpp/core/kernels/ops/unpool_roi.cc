@@ -42,7 +42,8 @@ class MaxUnpoolKernel final : public Kernel {
       const Tensor* os = ctx.value(2);
       if (!os) return ctx.need_value();
       MS_ASSIGN_OR_RETURN(std::vector<int64_t> v, read_ints(*os, "output_shape"));
-      MS_CHECK_ARG(static_cast<int>(v.size()) == s.rank(), "output_shape must have " + std::to_string(s.rank()) + " values");
+      MS_CHECK_ARG(static_cast<int>(v.size()) == s.rank(),
+                   "output_shape must have " + std::to_string(s.rank()) + " values");
       for (int i = 0; i < s.rank(); ++i)
         MS_CHECK_ARG(v[i] >= unpooled[i] && (i >= 2 || v[i] == unpooled[i]),
                      "output_shape " + ints_str(v) + " is smaller than the unpooled shape " + unpooled.str());
@@ -66,7 +67,8 @@ class MaxUnpoolKernel final : public Kernel {
     char* dst = static_cast<char*>(y.raw());
     for (int64_t i = 0; i < x.numel(); ++i) {
       int64_t f = ip[i];
-      MS_CHECK_ARG(f >= 0 && f < total, "index " + std::to_string(f) + " is outside the unpooled shape " + unpooled.str());
+      MS_CHECK_ARG(f >= 0 && f < total,
+                   "index " + std::to_string(f) + " is outside the unpooled shape " + unpooled.str());
       // Position in the unpooled shape -> flat offset in Y.
       int64_t o = 0, stride = 1;
       for (int a = rank - 1; a >= 0; --a) {
@@ -156,9 +158,11 @@ class RoiAlignKernel final : public Kernel {
             Acc acc = 0;
             bool first = true;
             for (int64_t iy = 0; iy < gh; ++iy) {
-              const Acc yy = y1 + static_cast<Acc>(ph) * bh + (static_cast<Acc>(iy) + Acc(0.5)) * bh / static_cast<Acc>(gh);
+              const Acc yy =
+                  y1 + static_cast<Acc>(ph) * bh + (static_cast<Acc>(iy) + Acc(0.5)) * bh / static_cast<Acc>(gh);
               for (int64_t ix = 0; ix < gw; ++ix) {
-                const Acc xx = x1 + static_cast<Acc>(pw) * bw + (static_cast<Acc>(ix) + Acc(0.5)) * bw / static_cast<Acc>(gw);
+                const Acc xx =
+                    x1 + static_cast<Acc>(pw) * bw + (static_cast<Acc>(ix) + Acc(0.5)) * bw / static_cast<Acc>(gw);
                 Acc v1 = 0, v2 = 0, v3 = 0, v4 = 0;
                 if (!(yy < -1 || yy > static_cast<Acc>(H) || xx < -1 || xx > static_cast<Acc>(W))) {
                   Acc yv = std::max(yy, Acc(0)), xv = std::max(xx, Acc(0));
@@ -205,7 +209,8 @@ class RoiAlignKernel final : public Kernel {
 }  // namespace
 
 StatusOr<KernelPtr> create_onnx_MaxUnpool(const Node& n, const KernelInit&) {
-  std::vector<int64_t> kernel = n.attr_ints("kernel_shape"), pads = n.attr_ints("pads"), strides = n.attr_ints("strides");
+  std::vector<int64_t> kernel = n.attr_ints("kernel_shape"), pads = n.attr_ints("pads"),
+                       strides = n.attr_ints("strides");
   MS_CHECK_ARG(!kernel.empty(), "kernel_shape is required");
   MS_CHECK_ARG(Shape::fits(kernel.size() + 2), "too many spatial dimensions");
   MS_CHECK_ARG(pads.empty() || pads.size() == 2 * kernel.size(), "pads must have 2 values per spatial axis");
@@ -219,13 +224,16 @@ StatusOr<KernelPtr> create_onnx_MaxUnpool(const Node& n, const KernelInit&) {
 StatusOr<KernelPtr> create_onnx_RoiAlign(const Node& n, const KernelInit&) {
   const std::string mode = n.attr_string("mode", "avg");
   MS_CHECK_ARG(mode == "avg" || mode == "max", "mode must be avg or max, got '" + mode + "'");
-  const std::string ctm = n.opset >= 16 ? n.attr_string("coordinate_transformation_mode", "half_pixel") : "output_half_pixel";
+  const std::string ctm =
+      n.opset >= 16 ? n.attr_string("coordinate_transformation_mode", "half_pixel") : "output_half_pixel";
   MS_CHECK_ARG(ctm == "half_pixel" || ctm == "output_half_pixel",
                "coordinate_transformation_mode must be half_pixel or output_half_pixel, got '" + ctm + "'");
-  const int64_t oh = n.attr_int("output_height", 1), ow = n.attr_int("output_width", 1), ratio = n.attr_int("sampling_ratio", 0);
+  const int64_t oh = n.attr_int("output_height", 1), ow = n.attr_int("output_width", 1),
+                ratio = n.attr_int("sampling_ratio", 0);
   MS_CHECK_ARG(oh >= 1 && ow >= 1, "output_height and output_width must be positive");
   MS_CHECK_ARG(ratio >= 0, "sampling_ratio must not be negative");
-  return KernelPtr(new RoiAlignKernel(mode == "max", oh, ow, ratio, n.attr_float("spatial_scale", 1.0f), ctm == "half_pixel"));
+  return KernelPtr(
+      new RoiAlignKernel(mode == "max", oh, ow, ratio, n.attr_float("spatial_scale", 1.0f), ctm == "half_pixel"));
 }
 
 }  // namespace mserve
