@@ -16,50 +16,70 @@ StatusOr<PostTransform> parse_post_transform(const std::string& s) {
 
 namespace {
 
-// Inverse of erf by Newton steps from a rational first guess; enough for float scores.
-double erf_inv(double x) {
-  if (x <= -1) return -INFINITY;
-  if (x >= 1) return INFINITY;
-  const double a = 0.147, ln = std::log(1 - x * x);
-  const double t = 2 / (M_PI * a) + ln / 2;
-  double y = std::copysign(std::sqrt(std::sqrt(t * t - ln / a) - t), x);
-  for (int i = 0; i < 3; ++i) y -= (std::erf(y) - x) / (2 / std::sqrt(M_PI) * std::exp(-y * y));
-  return y;
+template <class T>
+T logistic_t(T x) {
+  const T v = T(1) / (T(1) + std::exp(-std::fabs(x)));
+  return x < 0 ? T(1) - v : v;
 }
 
-}  // namespace
+// sqrt(2) * erf^-1(2p - 1) with erf^-1(x) ~ sgn(x) sqrt(sqrt(t^2 - ln(1 - x^2) / a) - t),
+// t = 2 / (pi a) + ln(1 - x^2) / 2, a = 0.147.
+template <class T>
+T probit_t(T p) {
+  const T x = T(2) * p - T(1);
+  const T sgn = x < 0 ? T(-1) : T(1);
+  const T ln = std::log((T(1) - x) * (T(1) + x));
+  const T t = T(2) / (static_cast<T>(M_PI) * T(0.147)) + T(0.5) * ln;
+  const T u = T(1) / T(0.147) * ln;
+  return static_cast<T>(M_SQRT2) * (sgn * std::sqrt(-t + std::sqrt(t * t - u)));
+}
 
-void apply_post_transform(PostTransform pt, float* scores, int64_t rows, int64_t cols) {
+template <class T>
+void apply(PostTransform pt, T* scores, int64_t rows, int64_t cols) {
+  if (cols <= 0) return;
   for (int64_t r = 0; r < rows; ++r) {
-    float* s = scores + r * cols;
+    T* s = scores + r * cols;
     switch (pt) {
       case PostTransform::kNone: break;
       case PostTransform::kLogistic:
-        for (int64_t c = 0; c < cols; ++c) s[c] = 1.0f / (1.0f + std::exp(-s[c]));
+        for (int64_t c = 0; c < cols; ++c) s[c] = logistic_t(s[c]);
         break;
       case PostTransform::kSoftmax: {
-        const float m = *std::max_element(s, s + cols);
-        float sum = 0;
+        const T m = *std::max_element(s, s + cols);
+        T sum = 0;
         for (int64_t c = 0; c < cols; ++c) sum += s[c] = std::exp(s[c] - m);
         for (int64_t c = 0; c < cols; ++c) s[c] /= sum;
         break;
       }
       case PostTransform::kSoftmaxZero: {
         // Softmax where exact zeros stay zero (they mean "no score").
-        const float m = *std::max_element(s, s + cols);
-        float sum = 0;
+        const T m = *std::max_element(s, s + cols);
+        T sum = 0;
         for (int64_t c = 0; c < cols; ++c) {
-          s[c] = std::fabs(s[c]) > 1e-7f ? std::exp(s[c] - m) : s[c] * std::exp(-m);
+          s[c] = std::fabs(s[c]) > T(1e-7) ? std::exp(s[c] - m) : s[c] * std::exp(-m);
           sum += s[c];
         }
-        for (int64_t c = 0; c < cols; ++c) s[c] = sum == 0 ? 0.5f : s[c] / sum;
+        for (int64_t c = 0; c < cols; ++c) s[c] = sum == 0 ? T(0.5) : s[c] / sum;
         break;
       }
       case PostTransform::kProbit:
-        for (int64_t c = 0; c < cols; ++c) s[c] = static_cast<float>(M_SQRT2 * erf_inv(2.0 * s[c] - 1.0));
+        for (int64_t c = 0; c < cols; ++c) s[c] = probit_t(s[c]);
         break;
     }
   }
 }
+
+}  // namespace
+
+void apply_post_transform(PostTransform pt, float* scores, int64_t rows, int64_t cols) {
+  apply(pt, scores, rows, cols);
+}
+void apply_post_transform(PostTransform pt, double* scores, int64_t rows, int64_t cols) {
+  apply(pt, scores, rows, cols);
+}
+float logistic(float x) { return logistic_t(x); }
+double logistic(double x) { return logistic_t(x); }
+float probit(float x) { return probit_t(x); }
+double probit(double x) { return probit_t(x); }
 
 }  // namespace mserve

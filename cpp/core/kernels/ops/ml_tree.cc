@@ -2,9 +2,20 @@
 // onnxmltools, LightGBM and XGBoost exporters emit them. Trees are flattened at load time into
 // index-linked arrays; each row walks every tree (step-bounded, so a malformed cyclic tree is
 // an error, never a hang) and leaf weights are aggregated per target or class.
+//
+// Scores follow ONNX Runtime: features are compared in double (exact for float and double
+// inputs), weights summed in float; MIN/MAX only see targets some tree scored; base_values are
+// added after aggregation; with several targets, one that no tree scores for a row reads 0. A
+// single-target regressor applies only PROBIT. A two-class classifier whose weights all go to one
+// class id ("binary case") scores that class as the positive one: with class id 0 and at most
+// one base value it outputs [1 - s, s] (all weights >= 0) or [-s, s] (LOGISTIC:
+// [logistic(-s), logistic(s)]; PROBIT: [probit(s), 0]), and predicts the second label when
+// s > 0.5 (weights >= 0) or s > 0; otherwise the transform applies to both classes (an unscored
+// one reads 0). Other classifiers predict the first top raw score among scored classes (ONNX
+// Runtime returns a literal 0/1 label when both of two classes are scored).
 #include <algorithm>
+#include <atomic>
 #include <cmath>
-#include <limits>
 #include <map>
 
 #include "core/exec/thread_pool.h"
@@ -20,7 +31,7 @@ enum class Aggregate { kSum, kAverage, kMin, kMax };
 
 struct Forest {
   std::vector<int32_t> feature, on_true, on_false;  // per node; children as node indices
-  std::vector<float> threshold;
+  std::vector<double> threshold;
   std::vector<Rule> rule;
   std::vector<uint8_t> nan_true;
   std::vector<int32_t> roots, tree_size;
@@ -40,6 +51,17 @@ std::vector<float> float_list(const Node& n, const std::string& name) {
   return a ? a->floats : std::vector<float>{};
 }
 
+// Thresholds keep double precision when given as a double tensor (nodes_values_as_tensor).
+std::vector<double> double_list(const Node& n, const std::string& name) {
+  if (const Attribute* t = n.attr(name + "_as_tensor"); t && t->kind == Attribute::Kind::kTensor) {
+    std::vector<double> v(t->t.numel());
+    for (int64_t i = 0; i < t->t.numel(); ++i) v[i] = t->t.float_at(i);
+    return v;
+  }
+  const Attribute* a = n.attr(name);
+  return a ? std::vector<double>(a->floats.begin(), a->floats.end()) : std::vector<double>{};
+}
+
 StatusOr<Rule> parse_rule(const std::string& s) {
   if (s == "BRANCH_LEQ") return Rule::kLeq;
   if (s == "BRANCH_LT") return Rule::kLt;
@@ -57,7 +79,7 @@ StatusOr<Forest> build_forest(const Node& n, const std::string& prefix) {
   const auto tree = n.attr_ints("nodes_treeids"), id = n.attr_ints("nodes_nodeids"),
              feat = n.attr_ints("nodes_featureids"), t_id = n.attr_ints("nodes_truenodeids"),
              f_id = n.attr_ints("nodes_falsenodeids"), nan_true = n.attr_ints("nodes_missing_value_tracks_true");
-  const auto values = float_list(n, "nodes_values");
+  const auto values = double_list(n, "nodes_values");
   const Attribute* modes = n.attr("nodes_modes");
   const size_t count = tree.size();
   MS_CHECK_ARG(count > 0, "the ensemble has no nodes");
@@ -121,7 +143,7 @@ StatusOr<Forest> build_forest(const Node& n, const std::string& prefix) {
   return f;
 }
 
-inline bool goes_true(Rule r, float x, float th) {
+inline bool goes_true(Rule r, double x, double th) {
   switch (r) {
     case Rule::kLeq: return x <= th;
     case Rule::kLt: return x < th;
@@ -135,18 +157,21 @@ inline bool goes_true(Rule r, float x, float th) {
 }
 
 // The leaf that row `x` reaches in tree `t`, or -1 when the walk does not end (a cycle).
-int32_t find_leaf(const Forest& f, size_t t, const float* x) {
+// A NaN feature takes the true branch when the comparison holds (BRANCH_NEQ) or the node's
+// nodes_missing_value_tracks_true is set.
+int32_t find_leaf(const Forest& f, size_t t, const double* x) {
   int32_t i = f.roots[t];
   for (int32_t steps = 0; steps <= f.tree_size[t]; ++steps) {
     if (f.rule[i] == Rule::kLeaf) return i;
-    const float v = x[f.feature[i]];
-    const bool right = std::isnan(v) ? f.nan_true[i] != 0 : goes_true(f.rule[i], v, f.threshold[i]);
+    const double v = x[f.feature[i]];
+    const bool right = goes_true(f.rule[i], v, f.threshold[i]) || (f.nan_true[i] != 0 && std::isnan(v));
     i = right ? f.on_true[i] : f.on_false[i];
   }
   return -1;
 }
 
-// Shared by both kernels: X [N, F] (or [F]) read as float into the workspace.
+// Shared by both kernels: X [N, F] (or [F]) read as double into the workspace, then one byte per
+// score saying whether some tree scored it.
 class TreeKernelBase : public Kernel {
  protected:
   explicit TreeKernelBase(Forest f, int64_t outputs) : f_(std::move(f)), outputs_(outputs) {}
@@ -160,35 +185,44 @@ class TreeKernelBase : public Kernel {
     MS_CHECK_ARG(f_.max_feature < feats, "the trees read feature " + std::to_string(f_.max_feature) + " but X has " +
                                              std::to_string(feats) + " features");
     *n = s.rank() == 1 ? 1 : s[0];
-    ctx.set_workspace(static_cast<size_t>(s.numel()) * sizeof(float));
+    ctx.set_workspace(static_cast<size_t>(s.numel()) * sizeof(double) + static_cast<size_t>(*n * outputs_));
     return Status::OK();
   }
-  // scores[N, outputs] aggregated over trees (no base values, no post-transform).
+  // Flags written by score(): scored(ctx)[r * outputs + c] != 0 when a tree scored (r, c).
+  const uint8_t* scored(const ComputeContext& ctx) const {
+    const Tensor& x = ctx.input(0);
+    return static_cast<const uint8_t*>(ctx.workspace()) + x.numel() * sizeof(double);
+  }
+  // scores[N, outputs] aggregated over trees (no base values, no post-transform); unscored
+  // entries are 0.
   Status score(const ComputeContext& ctx, Aggregate agg, float* scores) const {
     const Tensor& x = ctx.input(0);
-    float* xf = static_cast<float*>(ctx.workspace());
+    double* xd = static_cast<double*>(ctx.workspace());
+    uint8_t* has = static_cast<uint8_t*>(ctx.workspace()) + x.numel() * sizeof(double);
     MS_SWITCH_NUMERIC(x.dtype(), T, return Unsupported("dtype"),
-                      for (int64_t i = 0; i < x.numel(); ++i) xf[i] = static_cast<float>(x.data<T>()[i]));
-    const int64_t feats = x.dim(x.rank() - 1), rows = feats ? x.numel() / feats : 0;
-    bool cyclic = false;
+                      for (int64_t i = 0; i < x.numel(); ++i) xd[i] = static_cast<double>(x.data<T>()[i]));
+    const int64_t feats = x.dim(x.rank() - 1), rows = x.rank() == 1 ? 1 : x.dim(0);
+    std::atomic<bool> cyclic{false};
     ctx.pool().parallel_for(rows, 16, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         float* s = scores + r * outputs_;
-        const float init = agg == Aggregate::kMin   ? std::numeric_limits<float>::max()
-                           : agg == Aggregate::kMax ? std::numeric_limits<float>::lowest()
-                                                    : 0.0f;
-        std::fill(s, s + outputs_, init);
+        uint8_t* h = has + r * outputs_;
+        std::fill(s, s + outputs_, 0.0f);
+        std::fill(h, h + outputs_, uint8_t{0});
         for (size_t t = 0; t < f_.roots.size(); ++t) {
-          const int32_t leaf = find_leaf(f_, t, xf + r * feats);
+          const int32_t leaf = find_leaf(f_, t, xd + r * feats);
           if (leaf < 0) {
             cyclic = true;
             continue;
           }
           for (int32_t k = f_.leaf_begin[leaf]; k < f_.leaf_end[leaf]; ++k) {
             const int32_t c = f_.leaf_target[k];
-            if (c >= outputs_) continue;
             const float w = f_.leaf_weight[k];
-            s[c] = agg == Aggregate::kMin ? std::min(s[c], w) : agg == Aggregate::kMax ? std::max(s[c], w) : s[c] + w;
+            s[c] = !h[c] && (agg == Aggregate::kMin || agg == Aggregate::kMax) ? w
+                   : agg == Aggregate::kMin                                  ? std::min(s[c], w)
+                   : agg == Aggregate::kMax                                  ? std::max(s[c], w)
+                                                                             : s[c] + w;
+            h[c] = 1;
           }
         }
         if (agg == Aggregate::kAverage)
@@ -216,9 +250,12 @@ class TreeRegressorKernel final : public TreeKernelBase {
     Tensor& y = ctx.output(0);
     MS_RETURN_IF_ERROR(score(ctx, agg_, y.data<float>()));
     float* s = y.data<float>();
-    for (int64_t r = 0; r < y.dim(0); ++r)
-      for (int64_t c = 0; c < outputs_ && !base_.empty(); ++c) s[r * outputs_ + c] += base_[c];
-    apply_post_transform(pt_, s, y.dim(0), outputs_);
+    const uint8_t* has = scored(ctx);
+    // Several targets: one no tree scores reads 0, base value or not (as in ONNX Runtime).
+    for (int64_t i = 0; i < y.numel() && !base_.empty(); ++i)
+      if (outputs_ == 1 || has[i]) s[i] += base_[i % outputs_];
+    // One target: ONNX Runtime applies PROBIT only (the other transforms act across targets).
+    if (outputs_ > 1 || pt_ == PostTransform::kProbit) apply_post_transform(pt_, s, y.dim(0), outputs_);
     return Status::OK();
   }
 
@@ -230,13 +267,15 @@ class TreeRegressorKernel final : public TreeKernelBase {
 
 class TreeClassifierKernel final : public TreeKernelBase {
  public:
+  // binary_id: the one class id every weight goes to in a two-class ensemble, else -1.
   // With string labels, `labels` are their indices and the label output is a string tensor.
-  TreeClassifierKernel(Forest f, std::vector<int64_t> labels, std::vector<std::string> string_labels, bool binary,
-                       std::vector<float> base, PostTransform pt)
+  TreeClassifierKernel(Forest f, std::vector<int64_t> labels, std::vector<std::string> string_labels, int binary_id,
+                       bool all_positive, std::vector<float> base, PostTransform pt)
       : TreeKernelBase(std::move(f), static_cast<int64_t>(labels.size())),
         labels_(std::move(labels)),
         string_labels_(std::move(string_labels)),
-        binary_(binary),
+        binary_id_(binary_id),
+        all_positive_(all_positive),
         base_(std::move(base)),
         pt_(pt) {}
   bool supports_strings() const override { return !string_labels_.empty(); }
@@ -251,19 +290,49 @@ class TreeClassifierKernel final : public TreeKernelBase {
     Tensor& z = ctx.output(1);
     float* s = z.data<float>();
     MS_RETURN_IF_ERROR(score(ctx, Aggregate::kSum, s));
-    const int64_t n = z.dim(0), c = outputs_;
+    const uint8_t* has = scored(ctx);
+    const int64_t n = z.dim(0), c = outputs_, nb = static_cast<int64_t>(base_.size());
+    Tensor& out_label = ctx.output(0);
+    auto put_label = [&](int64_t r, int64_t label) {
+      if (string_labels_.empty()) out_label.data<int64_t>()[r] = label;
+      else out_label.str(r) = string_labels_[label];
+    };
     for (int64_t r = 0; r < n; ++r) {
       float* row = s + r * c;
-      for (int64_t k = 0; k < c && k < static_cast<int64_t>(base_.size()); ++k) row[k] += base_[k];
-      if (binary_ && c == 2) {
-        // One class scored (typical of binary boosted trees): derive the other one.
-        row[1] = row[0];
-        row[0] = (pt_ == PostTransform::kNone || pt_ == PostTransform::kProbit) ? 1.0f - row[1] : -row[1];
+      const uint8_t* h = has + r * c;
+      if (binary_id_ >= 0) {
+        // Base values count for scored classes only (an unscored class reads 0).
+        for (int64_t k = 0; k < 2 && k < nb; ++k)
+          if (h[k]) row[k] += base_[k];
+        if (binary_id_ == 0 && nb <= 1) {
+          if (nb == 1 && !h[0]) row[0] += base_[0];
+          const float v = row[0];
+          put_label(r, labels_[(all_positive_ ? v > 0.5f : v > 0.0f) ? 1 : 0]);
+          if (pt_ == PostTransform::kProbit) {
+            row[0] = probit(v);
+            row[1] = 0.0f;
+          } else if (pt_ == PostTransform::kLogistic) {
+            row[0] = logistic(-v);
+            row[1] = logistic(v);
+          } else {
+            row[0] = all_positive_ ? 1.0f - v : -v;
+            row[1] = v;
+          }
+          continue;
+        }
+        const float v = h[1] ? row[1] : h[0] ? row[0] : 0.0f;
+        put_label(r, labels_[(all_positive_ ? v > 0.5f : v > 0.0f) ? 1 : 0]);
+      } else {
+        // Base values make a class scored; the label is the first top raw score among them.
+        int64_t best = -1;
+        for (int64_t k = 0; k < c; ++k) {
+          const bool hk = h[k] || k < nb;
+          if (k < nb) row[k] += base_[k];
+          if (hk && (best < 0 || row[k] > row[best])) best = k;
+        }
+        put_label(r, labels_[best < 0 ? 0 : best]);
       }
       apply_post_transform(pt_, row, 1, c);
-      const int64_t label = labels_[std::max_element(row, row + c) - row];
-      if (string_labels_.empty()) ctx.output(0).data<int64_t>()[r] = label;
-      else ctx.output(0).str(r) = string_labels_[label];
     }
     return Status::OK();
   }
@@ -271,7 +340,8 @@ class TreeClassifierKernel final : public TreeKernelBase {
  private:
   std::vector<int64_t> labels_;
   std::vector<std::string> string_labels_;
-  bool binary_;
+  int binary_id_;
+  bool all_positive_;
   std::vector<float> base_;
   PostTransform pt_;
 };
@@ -290,7 +360,12 @@ StatusOr<KernelPtr> create_onnx_ml_TreeEnsembleRegressor(const Node& n, const Ke
   else return Unsupported("aggregate_function '" + a + "' is not supported");
   const int64_t targets = n.attr_int("n_targets", 1);
   MS_CHECK_ARG(targets >= 1, "n_targets must be positive");
-  return KernelPtr(new TreeRegressorKernel(std::move(f), targets, agg, float_list(n, "base_values"), pt));
+  for (int32_t t : f.leaf_target) MS_CHECK_ARG(t < targets, "target id " + std::to_string(t) + " >= n_targets");
+  std::vector<float> base = float_list(n, "base_values");
+  MS_CHECK_ARG(base.empty() || static_cast<int64_t>(base.size()) == targets,
+               "base_values has " + std::to_string(base.size()) + " values for " + std::to_string(targets) +
+                   " targets");
+  return KernelPtr(new TreeRegressorKernel(std::move(f), targets, agg, std::move(base), pt));
 }
 
 StatusOr<KernelPtr> create_onnx_ml_TreeEnsembleClassifier(const Node& n, const KernelInit&) {
@@ -307,8 +382,15 @@ StatusOr<KernelPtr> create_onnx_ml_TreeEnsembleClassifier(const Node& n, const K
   const auto ids = n.attr_ints("class_ids");
   const bool one_id = !ids.empty() && std::all_of(ids.begin(), ids.end(), [&](int64_t v) { return v == ids[0]; });
   if (labels.size() == 1 && string_labels.empty()) labels = {0, labels[0]};  // a single label: "positive class"
-  return KernelPtr(new TreeClassifierKernel(std::move(f), std::move(labels), std::move(string_labels),
-                                            one_id && labels.size() == 2, float_list(n, "base_values"), pt));
+  for (int32_t t : f.leaf_target)
+    MS_CHECK_ARG(t < static_cast<int64_t>(labels.size()), "class id " + std::to_string(t) + " has no label");
+  const bool all_positive = std::all_of(f.leaf_weight.begin(), f.leaf_weight.end(), [](float w) { return w >= 0; });
+  std::vector<float> base = float_list(n, "base_values");
+  MS_CHECK_ARG(base.size() <= labels.size(), "more base_values than classes");
+  const int binary_id = one_id && labels.size() == 2 ? static_cast<int>(ids[0]) : -1;
+  return KernelPtr(
+      new TreeClassifierKernel(std::move(f), std::move(labels), std::move(string_labels), binary_id, all_positive,
+                               std::move(base), pt));
 }
 
 }  // namespace mserve
