@@ -12,10 +12,10 @@ APT_PACKAGES := build-essential cmake ninja-build ccache python3-dev python3-ven
 	libonnx-dev libprotobuf-dev protobuf-compiler libeigen3-dev libgtest-dev libre2-dev \
 	libboost1.81-dev libsimdjson-dev wrk
 PIP_PACKAGES := pybind11 scikit-build-core numpy pytest onnx==1.23.2 onnxruntime==1.31.1 nbformat nbclient ipykernel scikit-learn skl2onnx requests "tritonclient[http]"
-SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python -type f \( -name '*.cc' -o -name '*.h' \
+SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python tests/cpp -type f \( -name '*.cc' -o -name '*.h' \
 	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' \))
 
-.PHONY: all build test test-cpp test-python demo serve bench docs node-expectations zoo clean apt-deps
+.PHONY: all build test test-cpp test-python demo serve bench bench-serve docs node-expectations zoo clean apt-deps
 all: build
 
 apt-deps:
@@ -56,6 +56,11 @@ serve: build
 
 bench: build
 	$(PY) bench/bench_models.py
+
+# HTTP serving: mserve vs FastAPI + uvicorn + onnxruntime, wrk at concurrency 1, 8 and 64.
+bench-serve: build
+	@$(PY) -c "import fastapi, uvicorn" 2>/dev/null || $(PY) -m pip install -q fastapi uvicorn
+	$(PY) bench/bench_serve.py
 
 node-expectations: build
 	$(PY) tests/python/node_suite.py --out /dev/null --expectations tests/python/node_expectations.tsv

@@ -352,7 +352,9 @@ TEST(Kernels, ThreadCountDoesNotChangeResults) {
   OneNode t{"Conv", {{"pads", ints_attr({1, 1, 1, 1})}}, {Shape{2, 8, 20, 20}, Shape{16, 8, 3, 3}}};
   auto ins = t.inputs();
   Tensor one = t.run(ins, 1), many = t.run(ins, 4);
-  expect_close(many, to_double(one), one.shape(), 1e-6, 1e-6);
+  // Threads split the GEMM into panels and Eigen picks its depth blocking per panel size, so the
+  // 72-term sums may round differently (seen: 1.1e-6 on AVX-512); anything more is a real bug.
+  expect_close(many, to_double(one), one.shape(), 1e-5, 1e-5);
 }
 
 }  // namespace

@@ -30,3 +30,13 @@ def write_version(base, version: int, model) -> str:
     onnx.save(model, tmp)
     os.replace(tmp, path)
     return path
+
+
+def string_model():
+    """up = upper-case(s) and s_bytes = s, s: string[batch] (TensorFlow Serving writes outputs
+    named *_bytes as base64)."""
+    from onnx import TensorProto
+    return make_model([helper.make_node("StringNormalizer", ["s"], ["up"], case_change_action="UPPER"),
+                       helper.make_node("Identity", ["s"], ["s_bytes"])],
+                      [("s", TensorProto.STRING, ["batch"])],
+                      [("up", TensorProto.STRING, ["batch"]), ("s_bytes", TensorProto.STRING, ["batch"])])

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 import mserve
-from serve_util import scale_model, two_io_model, write_version
+from serve_util import scale_model, string_model, two_io_model, write_version
 
 tritonclient = pytest.importorskip("tritonclient.http")
 
@@ -20,12 +20,14 @@ def server(tmp_path_factory):
     write_version(root / "scale", 1, scale_model(1.0))
     write_version(root / "scale", 2, scale_model(2.0))
     write_version(root / "two", 1, two_io_model())
+    write_version(root / "str", 1, string_model())
     cfg = root / "models.config"
     cfg.write_text(f"""model_config_list {{
   config {{ name: 'scale' base_path: '{root / "scale"}' model_platform: 'onnx'
            model_version_policy {{ all {{}} }}
            version_labels {{ key: 'stable' value: 1 }} version_labels {{ key: 'canary' value: 2 }} }}
   config {{ name: 'two' base_path: '{root / "two"}' }}
+  config {{ name: 'str' base_path: '{root / "str"}' }}
 }}""")
     with mserve.serve(str(cfg), port=0, blocking=False, quiet=True, max_body_bytes=1 << 20) as s:
         s.wait_ready()
@@ -314,3 +316,33 @@ def test_readme_curl_against_the_example_repository(tmp_path):
                              capture_output=True, text=True, timeout=30).stdout
         assert json.loads(out) == {"predictions": [2.5, 3.0, 4.5]}
         assert requests.get(f"{s.url}/v1/models/mlp").json()["model_version_status"][0]["state"] == "AVAILABLE"
+
+
+def test_string_tensors_tfs_and_b64(server):
+    r = post(server, "/v1/models/str:predict", {"instances": ["abc", {"b64": "aGVsbG8="}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"] == [{"up": "ABC", "s_bytes": {"b64": "YWJj"}},
+                                       {"up": "HELLO", "s_bytes": {"b64": "aGVsbG8="}}]
+    r = post(server, "/v1/models/str:predict", {"inputs": {"s": ["x"]}})
+    assert r.json()["outputs"] == {"up": ["X"], "s_bytes": [{"b64": "eA=="}]}
+    bad = post(server, "/v1/models/str:predict", {"instances": [{"b64": "***"}]})
+    assert bad.status_code == 400 and "base64" in bad.json()["error"]
+    bad = post(server, "/v1/models/str:predict", {"instances": [3]})
+    assert bad.status_code == 400 and "expected a string" in bad.json()["error"]
+    md = requests.get(server.url + "/v1/models/str/metadata").json()
+    assert md["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"]["s"]["dtype"] == "DT_STRING"
+
+
+def test_string_tensors_v2_json_and_binary(server):
+    r = post(server, "/v2/models/str/infer", {"inputs": [{"name": "s", "shape": [2], "datatype": "BYTES",
+                                                         "data": ["ab", "Cd"]}]})
+    assert r.status_code == 200, r.text
+    out = {o["name"]: o for o in r.json()["outputs"]}
+    assert out["up"]["datatype"] == "BYTES" and out["up"]["data"] == ["AB", "CD"]
+    client = tritonclient.InferenceServerClient(server.url[len("http://"):])
+    s = np.array([b"mixed Case", "\u00e9t\u00e9".encode(), b""], dtype=object)
+    i = tritonclient.InferInput("s", [3], "BYTES")
+    i.set_data_from_numpy(s)  # binary, length-prefixed
+    res = client.infer("str", [i])
+    assert res.as_numpy("up").tolist() == [b"MIXED CASE", "\u00c9T\u00c9".encode(), b""]
+    assert res.as_numpy("s_bytes").tolist() == s.tolist()

@@ -141,6 +141,14 @@ bool b64_output(const std::string& name) {
   return name.size() >= 6 && name.compare(name.size() - 6, 6, "_bytes") == 0;
 }
 
+// An instance that names the model's inputs; {"b64": "..."} is a value (a bytes element), not that.
+bool named_instance(JsonElement r) {
+  simdjson::dom::object o;
+  if (r.get(o) != simdjson::SUCCESS) return false;
+  JsonElement b;
+  return !(o.size() == 1 && o["b64"].get(b) == simdjson::SUCCESS);
+}
+
 StatusOr<std::vector<Tensor>> decode_predict(JsonElement doc, const Graph& g, bool* row_format) {
   if (!doc.is_object()) return InvalidArgument("the request body must be a JSON object");
   auto obj = doc.get_object().value_unsafe();
@@ -162,7 +170,7 @@ StatusOr<std::vector<Tensor>> decode_predict(JsonElement doc, const Graph& g, bo
     simdjson::dom::array rows;
     if (instances.get(rows) != simdjson::SUCCESS) return InvalidArgument("\"instances\" must be a list");
     if (rows.size() == 0) return InvalidArgument("\"instances\" is empty");
-    const bool named = (*rows.begin()).is_object();
+    const bool named = named_instance(*rows.begin());
     if (!named && n_in != 1)
       return InvalidArgument("the model has " + std::to_string(n_in) +
                              " inputs: each instance must be an object naming them");
@@ -172,11 +180,11 @@ StatusOr<std::vector<Tensor>> decode_predict(JsonElement doc, const Graph& g, bo
       per_row.reserve(rows.size());
       for (JsonElement r : rows) {
         if (!named) {
-          if (r.is_object()) return InvalidArgument("instances mix objects and plain values");
+          if (named_instance(r)) return InvalidArgument("instances mix objects and plain values");
           per_row.push_back(r);
           continue;
         }
-        if (!r.is_object()) return InvalidArgument("instances mix objects and plain values");
+        if (!named_instance(r)) return InvalidArgument("instances mix objects and plain values");
         JsonElement x;
         if (r.get_object().value_unsafe()[v.name].get(x) != simdjson::SUCCESS)
           return InvalidArgument("an instance lacks input '" + v.name + "'");
