@@ -15,6 +15,7 @@ import pytest
 import requests
 
 import mserve
+from onnx import helper
 from serve_util import scale_model, write_version
 
 X = np.ones((1, 4), np.float32)
@@ -171,6 +172,45 @@ def test_batching_merges_requests_and_splits_results(tmp_path):
         assert count < len(results)  # some requests were merged
         r = predict(s.url, x=np.ones((17, 4), np.float32))
         assert r.status_code == 400 and "max_batch_size" in r.json()["error"]
+
+
+def _concurrent_predicts(url, xs):
+    """Posts every x at once; returns the predictions in order (asserting each succeeded)."""
+    out = [None] * len(xs)
+
+    def client(i):
+        r = predict(url, x=xs[i])
+        assert r.status_code == 200, r.text
+        out[i] = np.asarray(r.json()["predictions"])
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+@pytest.mark.parametrize("pad", [True, False])
+def test_pad_variable_length_inputs(tmp_path, pad):
+    # y[b] = sum over the sequence of x[b, :]: zero padding leaves it unchanged, so padded and
+    # merged requests of different lengths must each get their own exact sums back.
+    from conftest import make_model
+    model = make_model([helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0)],
+                       [("x", np.float32, ["batch", "seq"])], [("y", np.float32, ["batch"])],
+                       {"axes": np.array([1], np.int64)})
+    base = tmp_path / "m"
+    write_version(base, 1, model)
+    batching = {"max_batch_size": 32, "batch_timeout_micros": 500_000, "num_batch_threads": 1,
+                "pad_variable_length_inputs": pad}
+    xs = [np.arange(1 + i % 4 * 3, dtype=np.float32).reshape(1, -1) + i for i in range(8)]
+    with mserve.serve(str(base), model_name="m", port=0, blocking=False, quiet=True, batching=batching) as s:
+        got = _concurrent_predicts(s.url, xs)
+        for x, y in zip(xs, got):
+            np.testing.assert_array_equal(y, x.sum(axis=1))
+        count = float(re.search(r'mserve_batch_size_count\{model="m"\} (\S+)', requests.get(s.url + "/metrics").text).group(1))
+        # Four lengths: padding merges them, without it at least one batch per length runs.
+        assert count < 4 if pad else count >= 4
 
 
 def test_batching_full_queue_is_503_and_deadline_is_504(tmp_path):
