@@ -1,41 +1,52 @@
-"""Latency of mserve vs ONNX Runtime on the example models, both called from Python with the same
-thread count, measured in the same run. Prints median latencies and the ratio
-(speedup = onnxruntime / mserve; above 1 means mserve is faster). No thresholds: a report.
+"""Latency of mserve vs ONNX Runtime (all graph optimizations on) on the model zoo (tests/models:
+real PyTorch and scikit-learn exports) and the example models, at batch 1 and 32, with 1 and 2
+threads, both called from Python and measured in the same run. Prints median latencies, the
+speedup (onnxruntime / mserve; above 1 means mserve is faster), the geometric mean of the
+mserve/onnxruntime latency ratio per batch size, and the first-call latency (load + first run).
+No thresholds: a report.
 
-    python bench/bench_models.py [--threads N] [--calls 300]
+    python bench/bench_models.py [--threads 1 2] [--batches 1 32] [--only NAME ...] [--seconds 0.3]
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 from onnx import helper
 
 import mserve
 from mserve import examples
 
+ZOO = Path(__file__).resolve().parent.parent / "tests" / "models"
 
-def median_ms(fn, calls: int, warmup: int = 20) -> float:
-    for _ in range(warmup):
+
+def median_ms(fn, seconds: float, min_calls: int = 20, max_calls: int = 2000) -> float:
+    for _ in range(5):
         fn()
     times = []
-    for _ in range(calls):
+    t_end = time.perf_counter() + seconds
+    while len(times) < min_calls or (time.perf_counter() < t_end and len(times) < max_calls):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1e3
 
 
-def ort_session(model, threads: int):
+def ort_session(model_bytes: bytes, threads: int):
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
 
 
 def one_node_model():
@@ -44,34 +55,98 @@ def one_node_model():
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
 
 
+def zoo_feeds(name: str, batch: int) -> dict:
+    """Inputs for zoo model `name` at `batch` rows: the first row of its first stored input set,
+    repeated (DLRM's bags are rebuilt: the same bag per row)."""
+    data = np.load(ZOO / f"{name}.npz")
+    first = {k.split(":", 2)[2]: data[k] for k in data.files if k.startswith("0:in:")}
+    if name == "dlrm":
+        feeds = {"dense": np.repeat(first["dense"][:1], batch, axis=0)}
+        for t in range(3):
+            idx, off = first[f"idx{t}"], first[f"off{t}"]
+            bag = idx[off[0]:(off[1] if len(off) > 1 else len(idx))]
+            feeds[f"idx{t}"] = np.tile(bag, batch)
+            feeds[f"off{t}"] = (np.arange(batch) * len(bag)).astype(np.int64)
+        return feeds
+    return {k: np.repeat(v[:1], batch, axis=0) for k, v in first.items()}
+
+
+def cases(only):
+    """(name, model bytes, feeds(batch))."""
+    out = []
+    for path in sorted(ZOO.glob("*.onnx")):
+        if only and path.stem not in only:
+            continue
+        out.append((path.stem, path.read_bytes(), lambda b, n=path.stem: zoo_feeds(n, b)))
+    for name in ("mlp", "cnn_nhwc"):
+        key = "example_" + name
+        if only and key not in only:
+            continue
+        model = examples.EXAMPLES[name]().SerializeToString()
+        in_name = onnx.load_from_string(model).graph.input[0].name
+        out.append((key, model, lambda b, n=name, i=in_name: {i: examples.example_input(n, b)}))
+    return out
+
+
+def outputs_close(ms_out, ort_out, names):
+    ms_list = [ms_out] if len(names) == 1 else [ms_out[n] for n in names]
+    for a, b in zip(ms_list, ort_out):
+        if isinstance(b, list):  # ZipMap: list of dicts
+            continue
+        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=1e-3, atol=1e-4)
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--calls", type=int, default=300)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    ap.add_argument("--seconds", type=float, default=0.3, help="time per measurement (at least 20 calls)")
+    ap.add_argument("--only", nargs="*", help="zoo names (or example_mlp, example_cnn_nhwc)")
     args = ap.parse_args()
-    print(f"mserve {mserve.__version__} vs onnxruntime {ort.__version__}; {args.threads} threads; "
-          f"median of {args.calls} calls")
-    rows = []
-    for name in ["linear_regression", "mlp", "cnn_nhwc"]:
-        model = examples.EXAMPLES[name]()
-        ms = mserve.load(model, threads=args.threads)
-        os_ = ort_session(model, args.threads)
-        in_name = ms.inputs[0].name
-        for batch in (1, 32):
-            x = examples.example_input(name, batch)
-            np.testing.assert_allclose(ms.predict(x), os_.run(None, {in_name: x})[0], rtol=1e-3, atol=1e-4)
-            t_ms = median_ms(lambda: ms.predict(x), args.calls)
-            t_ort = median_ms(lambda: os_.run(None, {in_name: x}), args.calls)
-            rows.append((name, batch, t_ms, t_ort))
-    tiny = one_node_model()
+    print(f"mserve {mserve.__version__} vs onnxruntime {ort.__version__} (ORT_ENABLE_ALL); median latency; "
+          f"{os.cpu_count()} cores")
+    print("| model | threads | batch | mserve ms | onnxruntime ms | speedup |")
+    print("|---|---|---|---|---|---|")
+    ratios = {}  # batch -> [mserve / ort]
+    first_calls = []
+    for name, model, feeds_for in cases(set(args.only or [])):
+        for threads in args.threads:
+            t0 = time.perf_counter()
+            ms = mserve.load(model, threads=threads)
+            f1 = feeds_for(1)
+            ms.predict(f1)
+            ms_first = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            os_ = ort_session(model, threads)
+            os_.run(None, f1)
+            ort_first = time.perf_counter() - t0
+            if threads == args.threads[0]:
+                first_calls.append((name, ms_first * 1e3, ort_first * 1e3))
+            out_names = [o.name for o in os_.get_outputs()]
+            for batch in args.batches:
+                feeds = feeds_for(batch)
+                outputs_close(ms.predict(feeds), os_.run(None, feeds), out_names)
+                t_ms = median_ms(lambda: ms.predict(feeds), args.seconds)
+                t_ort = median_ms(lambda: os_.run(None, feeds), args.seconds)
+                ratios.setdefault(batch, []).append((t_ms / t_ort, name, threads))
+                print(f"| {name} | {threads} | {batch} | {t_ms:.4f} | {t_ort:.4f} | {t_ort / t_ms:.2f}x |", flush=True)
+    tiny = one_node_model().SerializeToString()
     x = np.ones((1, 4), np.float32)
-    ms, os_ = mserve.load(tiny, threads=args.threads), ort_session(tiny, args.threads)
-    rows.append(("one-node overhead", 1, median_ms(lambda: ms.predict(x), args.calls * 10),
-                 median_ms(lambda: os_.run(None, {"x": x}), args.calls * 10)))
-    print(f"| {'model':<18} | batch | mserve ms | onnxruntime ms | speedup |")
-    print(f"|{'-' * 20}|-------|-----------|----------------|---------|")
-    for name, batch, a, b in rows:
-        print(f"| {name:<18} | {batch:>5} | {a:>9.4f} | {b:>14.4f} | {b / a:>6.2f}x |")
+    ms, os_ = mserve.load(tiny, threads=1), ort_session(tiny, 1)
+    a = median_ms(lambda: ms.predict(x), args.seconds * 3)
+    b = median_ms(lambda: os_.run(None, {"x": x}), args.seconds * 3)
+    print(f"\nper-call overhead (one Relu node, 1 thread): mserve {a * 1e3:.2f} us, onnxruntime {b * 1e3:.2f} us, "
+          f"ratio {a / b:.2f}")
+    print("\n| batch | geomean mserve/onnxruntime latency | worst (model, threads) |")
+    print("|---|---|---|")
+    for batch, rs in ratios.items():
+        g = math.exp(sum(math.log(r) for r, _, _ in rs) / len(rs))
+        worst = max(rs)
+        print(f"| {batch} | {g:.2f} | {worst[0]:.2f} ({worst[1]}, {worst[2]}) |")
+    print("\n| model | first call mserve ms | first call onnxruntime ms |")
+    print("|---|---|---|")
+    for name, a, b in first_calls:
+        print(f"| {name} | {a:.1f} | {b:.1f} |")
 
 
 if __name__ == "__main__":

@@ -170,6 +170,12 @@ void bind_session(py::module_& m) {
       })
       .def_property_readonly("cached_plans", &Session::cached_plans)
       .def_property_readonly("num_nodes", &Session::num_nodes)
+      .def("set_profiling", &Session::set_profiling, py::arg("on"))
+      .def("profile", [](const Session& s) {
+        py::list rows;
+        for (const auto& t : s.profile()) rows.append(py::make_tuple(t.op_type, t.calls, t.nanos));
+        return rows;
+      }, "(op_type, calls, nanoseconds) per op type since profiling was turned on.")
       .def("run", [](const Session& s, const py::list& arrays) {
         auto outs = unwrap(run(s, arrays));
         py::list result;

@@ -122,6 +122,22 @@ class Model:
 
     __call__ = predict
 
+    def profile(self, x: Any, *, runs: int = 100) -> List[Tuple[str, int, float]]:
+        """Runs ``predict(x)`` ``runs`` times (after one untimed warm-up call) and returns where the
+        time went: ``(op_type, calls, total_ms)`` per operator type, slowest first. For finding
+        hot spots; the model is not slower when not profiling."""
+        if runs < 1:
+            raise InvalidArgument("runs must be >= 1")
+        self.predict(x)
+        self._s.set_profiling(True)
+        try:
+            for _ in range(runs):
+                self.predict(x)
+            rows = self._s.profile()
+        finally:
+            self._s.set_profiling(False)
+        return sorted(((op, calls, ns / 1e6) for op, calls, ns in rows), key=lambda r: -r[2])
+
     def _output_position(self, name: str) -> int:
         try:
             return self._output_index[name]

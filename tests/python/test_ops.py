@@ -192,3 +192,49 @@ def test_supported_ops_lists_foundation_ops():
                "AveragePool", "GlobalAveragePool", "BatchNormalization", "Flatten", "Reshape", "Transpose",
                "Identity", "Constant", "Concat", "Shape", "Gather", "Unsqueeze", "Squeeze", "Cast", "Clip"]:
         assert op in names
+
+
+# Convs with constant weights run on oneDNN, planned per input shape and thread count; the same
+# model is called with changing batch and image sizes on 1 and 2 threads (shapes as in
+# ResNet/MobileNet layers: 3x3, strided, depthwise, pointwise, dilated, SAME padding, 1-D).
+CONV_ENGINE = [
+    ("3x3", (16, 8, 3, 3), {"pads": [1, 1, 1, 1]}, True, 2),
+    ("strided-7x7", (16, 3, 7, 7), {"pads": [3, 3, 3, 3], "strides": [2, 2]}, True, 2),
+    ("depthwise", (48, 1, 3, 3), {"pads": [1, 1, 1, 1], "group": 48}, True, 2),
+    ("grouped", (24, 6, 3, 3), {"pads": [0, 1, 1, 0], "group": 4}, False, 2),
+    ("pointwise", (32, 48, 1, 1), {}, True, 2),
+    ("dilated", (16, 8, 3, 3), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}, True, 2),
+    ("same-upper-s2", (16, 8, 3, 3), {"auto_pad": "SAME_UPPER", "strides": [2, 2]}, False, 2),
+    ("same-lower-s2", (16, 8, 4, 4), {"auto_pad": "SAME_LOWER", "strides": [2, 2]}, True, 2),
+    ("ceilish-stride", (16, 8, 2, 2), {"strides": [3, 3]}, True, 2),
+    ("1d", (32, 16, 5), {"pads": [2, 2], "strides": [2]}, True, 1),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("wshape,attrs,bias,spatial", [pytest.param(*c[1:], id=c[0]) for c in CONV_ENGINE])
+def test_conv_engine_matches_onnxruntime_across_shapes(wshape, attrs, bias, spatial, threads):
+    cin = wshape[1] * attrs.get("group", 1)
+    consts = {"w": rand(*wshape)}
+    if bias:
+        consts["b"] = rand(wshape[0])
+    x_dims = ["n", cin] + ["s%d" % i for i in range(spatial)]
+    m = make_model([helper.make_node("Conv", ["x"] + list(consts), ["y"], **attrs)],
+                   [("x", np.float32, x_dims)], [("y", np.float32, None)], consts, opset=17)
+    model = mserve.load(m.SerializeToString(), threads=threads)
+    # Sizes above and below the engine's threshold (~256 kFLOP), repeated and interleaved.
+    for n, size in [(1, 32), (3, 24), (1, 32), (2, 5), (4, 33) if spatial == 2 else (4, 500)]:
+        x = rand(n, cin, *([size] * spatial))
+        np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x})[0], rtol=1e-4, atol=1e-4)
+
+
+def test_profile_reports_time_per_op():
+    m = make_model([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["y"])],
+                   [("x", np.float32, [1, 3, 8, 8])], [("y", np.float32, None)], {"w": rand(4, 3, 3, 3)})
+    model = mserve.load(m.SerializeToString())
+    rows = model.profile(rand(1, 3, 8, 8), runs=7)
+    assert sorted(op for op, _, _ in rows) == ["Conv", "Relu"]
+    assert all(calls == 7 and ms > 0 for _, calls, ms in rows)
+    assert model.profile(rand(1, 3, 8, 8), runs=2)[0][1] == 2  # totals restart with each profile
+    with pytest.raises(mserve.InvalidArgument):
+        model.profile(rand(1, 3, 8, 8), runs=0)

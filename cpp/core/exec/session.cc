@@ -1,6 +1,7 @@
 #include "core/exec/session.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "core/onnx/loader.h"
 #include "core/passes/passes.h"
@@ -266,7 +267,10 @@ Status Session::execute(const Plan& plan, RunContext& rc, const std::vector<Tens
       rc.out_ptrs[o] = node.outputs[o] == kNoValue ? nullptr : &rc.values[node.outputs[o]];
     ComputeContext cc(rc.in_ptrs.data(), static_cast<int>(node.inputs.size()), rc.out_ptrs.data(),
                       static_cast<int>(node.outputs.size()), ws, &pool);
+    const bool timed = profiling_.load(std::memory_order_relaxed);
+    const auto t0 = timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     Status st = k.compute(cc);
+    if (timed) add_op_time(node.op_type, std::chrono::steady_clock::now() - t0);
     if (!st.ok()) return st.with_context(node.where());  // where() allocates: only on error
     if (step.dynamic && k.produces_own_outputs())
       for (size_t o = 0; o < node.outputs.size(); ++o)
@@ -292,6 +296,25 @@ Status Session::execute(const Plan& plan, RunContext& rc, const std::vector<Tens
     }
   }
   return Status::OK();
+}
+
+void Session::set_profiling(bool on) {
+  std::lock_guard<std::mutex> lk(profile_mu_);
+  if (on) profile_.clear();
+  profiling_.store(on);
+}
+
+std::vector<Session::OpTime> Session::profile() const {
+  std::lock_guard<std::mutex> lk(profile_mu_);
+  return profile_;
+}
+
+void Session::add_op_time(const std::string& op, std::chrono::steady_clock::duration d) const {
+  std::lock_guard<std::mutex> lk(profile_mu_);
+  auto it = std::find_if(profile_.begin(), profile_.end(), [&](const OpTime& t) { return t.op_type == op; });
+  if (it == profile_.end()) it = profile_.insert(profile_.end(), OpTime{op, 0, 0});
+  it->calls += 1;
+  it->nanos += std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
 }
 
 }  // namespace mserve

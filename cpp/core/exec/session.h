@@ -4,6 +4,8 @@
 // shape signature) are cached in a bounded LRU; each plan keeps a pool of run contexts (arena +
 // value table), so a call whose shapes were seen before allocates nothing but its outputs.
 #pragma once
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -44,6 +46,16 @@ class Session {
   // Number of plans currently cached (for tests and monitoring).
   size_t cached_plans() const;
 
+  // Per-operator time, for finding where a model spends it. While on, every run adds each
+  // node's compute time to its op type's entry (two clock reads per node); off by default.
+  struct OpTime {
+    std::string op_type;
+    int64_t calls = 0;
+    int64_t nanos = 0;
+  };
+  void set_profiling(bool on);
+  std::vector<OpTime> profile() const;  // the totals since profiling was last turned on
+
  private:
   struct RunContext;
   struct CachedPlan;
@@ -52,6 +64,7 @@ class Session {
   StatusOr<std::shared_ptr<CachedPlan>> plan_for(const std::vector<Tensor>& inputs) const;
   Status execute(const Plan& plan, RunContext& rc, const std::vector<Tensor>& inputs,
                  std::vector<Tensor>* outputs, ThreadPool& pool) const;
+  void add_op_time(const std::string& op, std::chrono::steady_clock::duration d) const;
 
   Program prog_;
   SessionOptions opts_;
@@ -59,6 +72,9 @@ class Session {
   mutable std::mutex cache_mu_;
   mutable std::vector<std::shared_ptr<CachedPlan>> cache_;
   mutable uint64_t tick_ = 0;
+  std::atomic<bool> profiling_{false};
+  mutable std::mutex profile_mu_;
+  mutable std::vector<OpTime> profile_;  // one per op type, in first-seen order
 };
 
 }  // namespace mserve

@@ -13,6 +13,7 @@
 
 #include "core/exec/thread_pool.h"
 #include "core/kernels/common.h"
+#include "core/kernels/dnnl_conv.h"
 #include "core/kernels/gemm.h"
 #include "core/kernels/registry.h"
 
@@ -143,7 +144,7 @@ ThreadPool& serial_pool() {
 
 class ConvKernel final : public Kernel {
  public:
-  explicit ConvKernel(ConvAttrs a) : a_(std::move(a)) {}
+  ConvKernel(ConvAttrs a, std::unique_ptr<DnnlConv> dnnl) : a_(std::move(a)), dnnl_(std::move(dnnl)) {}
 
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "Conv needs inputs X and W");
@@ -164,14 +165,25 @@ class ConvKernel final : public Kernel {
     Shape out{g.N, g.M};
     const int sp = ctx.shape(0).rank() - 2;
     for (int i = 3 - sp; i < 3; ++i) out.push_back(g.out[i]);
+    ctx.set_output(0, t, out);
+    if (on_dnnl(g, t)) {
+      auto ws = dnnl_->prepare(g.N, g.in[1], g.in[2], g.out[1], g.out[2], g.pb + 1, ctx.threads());
+      if (ws.ok()) {
+        ctx.set_workspace(ws.value());
+        return Status::OK();
+      }
+    }
     if (!g.pointwise()) {
       // One column buffer per image computed at once (see run: images go in parallel).
       MS_ASSIGN_OR_RETURN(size_t ws, aligned_bytes(t, Shape{image_slots(g, ctx.threads()), g.C * g.k_size(), g.out_size()}));
       ctx.set_workspace(ws);
     }
-    ctx.set_output(0, t, out);
     return Status::OK();
   }
+
+  // 1-D and 2-D float32 convs with constant weights run on oneDNN where it takes the shape
+  // (decided once per shape in infer; compute follows the same answer).
+  bool on_dnnl(const Geo& g, DType t) const { return dnnl_ && t == DType::kFloat32 && g.in[0] == 1 && g.k[0] == 1; }
 
   // Batches of at least `threads` images run one image per thread with single-threaded GEMMs:
   // no synchronization inside an image, and each thread keeps its own column buffer.
@@ -182,6 +194,11 @@ class ConvKernel final : public Kernel {
   Status compute(const ComputeContext& ctx) const override {
     Geo g;
     MS_RETURN_IF_ERROR(make_geo(a_, ctx.input(0).shape(), ctx.input(1).shape(), &g));
+    if (on_dnnl(g, ctx.input(0).dtype()) && dnnl_->prepared(g.N, g.in[1], g.in[2], ctx.pool().threads())) {
+      if (ctx.output(0).numel() == 0) return Status::OK();
+      return dnnl_->run(ctx.input(0).data<float>(), ctx.output(0).data<float>(), g.N, g.in[1], g.in[2],
+                        ctx.workspace(), ctx.pool().threads());
+    }
     switch (ctx.input(0).dtype()) {
       case DType::kFloat32: run<float>(ctx, g); break;
       case DType::kFloat64: run<double>(ctx, g); break;
@@ -272,11 +289,39 @@ class ConvKernel final : public Kernel {
   }
 
   ConvAttrs a_;
+  std::unique_ptr<DnnlConv> dnnl_;  // null: im2col + GEMM for every shape
 };
+
+// oneDNN for float32 1-D/2-D convs whose weights (and bias) are constants of the graph.
+std::unique_ptr<DnnlConv> make_dnnl_conv(const ConvAttrs& a, const Node& n, const KernelInit& init) {
+  const Tensor* w = init.constant(n, 1);
+  const bool has_b = n.inputs.size() > 2 && n.inputs[2] != kNoValue;
+  const Tensor* b = has_b ? init.constant(n, 2) : nullptr;
+  if (!w || w->dtype() != DType::kFloat32 || (w->rank() != 3 && w->rank() != 4) || (has_b && !b)) return nullptr;
+  if (b && (b->dtype() != DType::kFloat32 || b->rank() != 1 || b->dim(0) != w->dim(0))) return nullptr;
+  if (w->dim(0) % a.group != 0 || w->numel() == 0) return nullptr;
+  const int sp = w->rank() - 2;
+  DnnlConv::Params p;
+  p.M = w->dim(0);
+  p.C = w->dim(1) * a.group;
+  p.group = a.group;
+  for (int i = 0; i < sp; ++i) {
+    const int j = 2 - sp + i;
+    p.k[j] = w->dim(2 + i);
+    p.s[j] = a.strides.empty() ? 1 : a.strides[i];
+    p.d[j] = a.dilations.empty() ? 1 : a.dilations[i];
+    if (!a.kernel_shape.empty() && a.kernel_shape.size() == static_cast<size_t>(sp) && a.kernel_shape[i] != p.k[j])
+      return nullptr;  // infer reports the mismatch
+  }
+  if ((!a.strides.empty() && a.strides.size() != static_cast<size_t>(sp)) ||
+      (!a.dilations.empty() && a.dilations.size() != static_cast<size_t>(sp)))
+    return nullptr;
+  return DnnlConv::create(p, w->data<float>(), b ? b->data<float>() : nullptr);
+}
 
 }  // namespace
 
-StatusOr<KernelPtr> create_onnx_Conv(const Node& n, const KernelInit&) {
+StatusOr<KernelPtr> create_onnx_Conv(const Node& n, const KernelInit& init) {
   ConvAttrs a;
   MS_ASSIGN_OR_RETURN(a.auto_pad, parse_auto_pad(n.attr_string("auto_pad", "NOTSET")));
   a.group = n.attr_int("group", 1);
@@ -290,7 +335,8 @@ StatusOr<KernelPtr> create_onnx_Conv(const Node& n, const KernelInit&) {
   for (int64_t v : a.dilations) MS_CHECK_ARG(v >= 1, "dilations " + ints_str(a.dilations) + " must be positive");
   for (int64_t v : a.pads) MS_CHECK_ARG(v >= 0, "pads " + ints_str(a.pads) + " must be non-negative");
   MS_CHECK_ARG(a.pads.size() % 2 == 0, "pads " + ints_str(a.pads) + " must have an even number of values");
-  return KernelPtr(new ConvKernel(std::move(a)));
+  auto dnnl = make_dnnl_conv(a, n, init);
+  return KernelPtr(new ConvKernel(std::move(a), std::move(dnnl)));
 }
 
 }  // namespace mserve
