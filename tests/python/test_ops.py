@@ -30,6 +30,8 @@ for op in ["Add", "Sub", "Mul", "Div"]:
     case(op + "-same", op, {"a": rand(3, 4), "b": rand(3, 4, lo=0.5)}, opsets=(7, 13, 14))
     case(op + "-bcast", op, {"a": rand(2, 3, 4), "b": rand(4, lo=0.5)})
     case(op + "-bcast2", op, {"a": rand(2, 1, 5), "b": rand(3, 1, lo=0.5)})
+    case(op + "-bcast-se", op, {"a": rand(2, 6, 3, 4), "b": rand(2, 6, 1, 1, lo=0.5)})  # merges to [12, 12]
+    case(op + "-bcast-mixed", op, {"a": rand(2, 1, 3, 1, 4), "b": rand(1, 5, 3, 2, 1, lo=0.5)})
     case(op + "-scalar", op, {"a": rand(6, 5)}, {"b": np.array(1.5, np.float32)})
     case(op + "-int64", op, {"a": rand(4, 5, dtype=np.int64, lo=-50, hi=50), "b": rand(5, dtype=np.int64, lo=1, hi=9)})
     case(op + "-f64", op, {"a": rand(4, 5, dtype=np.float64), "b": rand(4, 1, dtype=np.float64, lo=0.5)})

@@ -38,24 +38,39 @@ void for_each_broadcast_row(const std::array<const Shape*, K>& in, const Shape& 
     return;
   }
   // Not flat implies rank >= 1 (a rank-0 output has one element, so every input is flat).
+  // Adjacent dims merge when every input walks them as one (both broadcast, or both dense), so
+  // [N, C, H, W] * [N, C, 1, 1] runs as [N*C, H*W]: rows as long as possible, and the per-row
+  // index arithmetic over as few dims as possible.
   const int r = out.rank();
-  int64_t st[K][Shape::kMaxRank];
-  int64_t rs[K];
-  for (int k = 0; k < K; ++k) {
-    broadcast_strides(*in[k], out, st[k]);
-    rs[k] = st[k][r - 1];
+  int64_t full[K][Shape::kMaxRank];
+  for (int k = 0; k < K; ++k) broadcast_strides(*in[k], out, full[k]);
+  int64_t dims[Shape::kMaxRank], st[K][Shape::kMaxRank];
+  int m = 0;
+  for (int d = 0; d < r; ++d) {
+    if (out[d] == 1) continue;
+    bool merge = m > 0;
+    for (int k = 0; k < K && merge; ++k) merge = st[k][m - 1] == full[k][d] * out[d];
+    if (merge) {
+      dims[m - 1] *= out[d];
+    } else {
+      dims[m] = out[d];
+      ++m;
+    }
+    for (int k = 0; k < K; ++k) st[k][m - 1] = full[k][d];
   }
-  const int64_t row = out[r - 1];
+  int64_t rs[K];
+  for (int k = 0; k < K; ++k) rs[k] = st[k][m - 1];
+  const int64_t row = dims[m - 1];
   const int64_t rows = n / row;
   pool.parallel_for(rows, std::max<int64_t>(1, kElementwiseGrain / row), [&](int64_t s, int64_t e) {
     int64_t off[K];
     for (int64_t q = s; q < e; ++q) {
-      // Offsets of row q in each input, from its multi-index over the leading dims.
+      // Offsets of row q in each input, from its multi-index over the leading (merged) dims.
       int64_t rem = q;
       for (int k = 0; k < K; ++k) off[k] = 0;
-      for (int d = r - 2; d >= 0; --d) {
-        const int64_t idx = rem % out[d];
-        rem /= out[d];
+      for (int d = m - 2; d >= 0; --d) {
+        const int64_t idx = rem % dims[d];
+        rem /= dims[d];
         for (int k = 0; k < K; ++k) off[k] += idx * st[k][d];
       }
       fn(q * row, static_cast<const int64_t*>(off), static_cast<const int64_t*>(rs), row);
