@@ -23,6 +23,22 @@ dnnl::engine& cpu_engine() {
 
 size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
+dnnl::primitive_attr conv_attr(const FusedActivation& act) {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::post_ops po;
+  using K = FusedActivation::Kind;
+  switch (act.kind) {
+    case K::kNone: break;
+    case K::kRelu: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f); break;
+    case K::kLeakyRelu: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, act.alpha, 0.0f); break;
+    case K::kClip: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip_v2, act.alpha, act.beta); break;
+    case K::kHardSwish: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_hardswish, 0.0f, 0.0f); break;
+  }
+  attr.set_post_ops(po);
+  return attr;
+}
+
 }  // namespace
 
 struct DnnlConv::Impl {
@@ -63,8 +79,7 @@ StatusOr<std::unique_ptr<DnnlConv::Impl::Entry>> DnnlConv::Impl::make_entry(int6
     e->y_nhwc = memory::desc({N, p.M, OH, OW}, f32, tag::nhwc);
     memory::desc w_any(wdims, f32, tag::any);
     memory::desc b_desc = bias ? bias.get_desc() : memory::desc();
-    dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    dnnl::primitive_attr attr = conv_attr(p.act);
     dnnl::convolution_forward::desc cd(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                        e->x_nhwc, w_any, b_desc, e->y_nhwc, {p.s[0], p.s[1]},
                                        {p.d[0] - 1, p.d[1] - 1}, {pad_begin[0], pad_begin[1]}, pad_end);
@@ -118,7 +133,7 @@ std::unique_ptr<DnnlConv> DnnlConv::create(const Params& p, const float* w, cons
     dnnl::convolution_forward::desc cd(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, x,
                                        w_any, bias ? impl->bias.get_desc() : memory::desc(), y, {p.s[0], p.s[1]},
                                        {p.d[0] - 1, p.d[1] - 1}, {0, 0}, {0, 0});
-    dnnl::convolution_forward::primitive_desc pd(cd, eng);
+    dnnl::convolution_forward::primitive_desc pd(cd, conv_attr(p.act), eng);
     memory user(memory::desc(impl->wdims, f32, p.group > 1 ? tag::goihw : tag::oihw), eng, const_cast<float*>(w));
     impl->packed = memory(pd.weights_desc(), eng);
     dnnl::reorder(user, impl->packed).execute(s, user, impl->packed);

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "core/kernels/fused_activation.h"
 #include "core/status.h"
 
 namespace mserve {
@@ -22,6 +23,7 @@ class DnnlConv {
   struct Params {
     int64_t C = 0, M = 0, group = 1;           // input channels, output channels, groups
     int64_t k[2] = {1, 1}, s[2] = {1, 1}, d[2] = {1, 1};  // kernel, stride, dilation (H, W)
+    FusedActivation act;                       // a post-op on Y
   };
   // w: [M, C / group, kh, kw] (copied into oneDNN's layout; not kept); bias: [M] or null.
   // Null when oneDNN has no implementation for these parameters (the caller falls back).

@@ -15,4 +15,8 @@ Status remove_identities(Graph& g);
 // Removes nodes none of whose outputs reach a graph output.
 Status remove_dead_nodes(Graph& g);
 
+// Moves a Relu, LeakyRelu, Clip (constant bounds) or HardSwish whose input is a Conv output
+// used by nothing else into that Conv (kernels/fused_activation.h).
+Status fuse_conv_activation(Graph& g);
+
 }  // namespace mserve

@@ -14,6 +14,7 @@
 #include "core/exec/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/dnnl_conv.h"
+#include "core/kernels/fused_activation.h"
 #include "core/kernels/gemm.h"
 #include "core/kernels/registry.h"
 
@@ -25,6 +26,7 @@ struct ConvAttrs {
   AutoPad auto_pad = AutoPad::kNotSet;
   int64_t group = 1;
   std::vector<int64_t> kernel_shape, strides, dilations, pads;
+  FusedActivation act;  // applied to Y (fuse_conv_activation)
 };
 
 // The geometry of one call, spatial arrays as 3-D (index 0 outermost).
@@ -231,7 +233,10 @@ class ConvKernel final : public Kernel {
       pool.parallel_for(slots, 1, [&](int64_t sb, int64_t se) {
         for (int64_t s = sb; s < se; ++s) {
           T* my_col = col + s * g.C * KS * OS;
-          for (int64_t n = s; n < g.N; n += slots) one_image<T>(g, x + n * g.C * IS, w, bias, y + n * g.M * OS, my_col);
+          for (int64_t n = s; n < g.N; n += slots) {
+            one_image<T>(g, x + n * g.C * IS, w, bias, y + n * g.M * OS, my_col);
+            a_.act.apply(y + n * g.M * OS, g.M * OS);
+          }
         }
       });
       return;
@@ -254,6 +259,7 @@ class ConvKernel final : public Kernel {
               for (int64_t c = grp * g.Cg; c < (grp + 1) * g.Cg; ++c) unfold(c);
             group_gemm(grp, serial_pool());
             if (bias) add_bias(yn + grp * g.Mg * OS, bias + grp * g.Mg, g.Mg, OS);
+            a_.act.apply(yn + grp * g.Mg * OS, g.Mg * OS);
           }
         });
         continue;
@@ -265,9 +271,10 @@ class ConvKernel final : public Kernel {
                           });
       }
       for (int64_t grp = 0; grp < g.group; ++grp) group_gemm(grp, pool);
-      if (bias) {
+      if (bias || a_.act.kind != FusedActivation::Kind::kNone) {
         pool.parallel_for(g.M, std::max<int64_t>(1, 32768 / OS), [&](int64_t rb, int64_t re) {
-          add_bias(yn + rb * OS, bias + rb, re - rb, OS);
+          if (bias) add_bias(yn + rb * OS, bias + rb, re - rb, OS);
+          a_.act.apply(yn + rb * OS, (re - rb) * OS);
         });
       }
     }
@@ -305,6 +312,7 @@ std::unique_ptr<DnnlConv> make_dnnl_conv(const ConvAttrs& a, const Node& n, cons
   p.M = w->dim(0);
   p.C = w->dim(1) * a.group;
   p.group = a.group;
+  p.act = a.act;
   for (int i = 0; i < sp; ++i) {
     const int j = 2 - sp + i;
     p.k[j] = w->dim(2 + i);
@@ -329,6 +337,7 @@ StatusOr<KernelPtr> create_onnx_Conv(const Node& n, const KernelInit& init) {
   a.strides = n.attr_ints("strides");
   a.dilations = n.attr_ints("dilations");
   a.pads = n.attr_ints("pads");
+  a.act = FusedActivation::of(n);
   MS_CHECK_ARG(a.group >= 1, "group must be >= 1, got " + std::to_string(a.group));
   for (int64_t v : a.kernel_shape) MS_CHECK_ARG(v >= 1, "kernel_shape " + ints_str(a.kernel_shape) + " must be positive");
   for (int64_t v : a.strides) MS_CHECK_ARG(v >= 1, "strides " + ints_str(a.strides) + " must be positive");

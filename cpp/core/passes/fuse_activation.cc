@@ -1,0 +1,99 @@
+// Moves an activation into the Conv that feeds it (see kernels/fused_activation.h), so the
+// activation runs on the Conv's output while it is still in cache (a oneDNN post-op, or a pass
+// right after the GEMM) instead of as a separate node over memory.
+#include <limits>
+#include <vector>
+
+#include "core/passes/passes.h"
+
+namespace mserve {
+namespace {
+
+Attribute float_attr(float v) {
+  Attribute a;
+  a.kind = Attribute::Kind::kFloat;
+  a.f = v;
+  return a;
+}
+
+Attribute string_attr(const std::string& s) {
+  Attribute a;
+  a.kind = Attribute::Kind::kString;
+  a.s = s;
+  return a;
+}
+
+// A constant float32 scalar input, or `def` when the optional input is absent; false when the
+// input is present but not a constant float32 scalar.
+bool scalar_input(const Graph& g, const Node& n, size_t i, float def, float* out) {
+  if (i >= n.inputs.size() || n.inputs[i] == kNoValue) {
+    *out = def;
+    return true;
+  }
+  auto it = g.initializers.find(n.inputs[i]);
+  if (it == g.initializers.end() || it->second.dtype() != DType::kFloat32 || it->second.numel() != 1) return false;
+  *out = it->second.data<float>()[0];
+  return true;
+}
+
+// The activation `n` as fused attributes; false when `n` is not one that fuses.
+bool activation_of(const Graph& g, const Node& n, std::string* kind, float* alpha, float* beta) {
+  if (!n.domain.empty() || n.inputs.empty() || n.outputs.size() != 1) return false;
+  *alpha = *beta = 0;
+  *kind = n.op_type;
+  if (n.op_type == "Relu" || n.op_type == "HardSwish") return n.inputs.size() == 1;
+  if (n.op_type == "LeakyRelu") {
+    *alpha = n.attr_float("alpha", 0.01f);
+    return n.inputs.size() == 1;
+  }
+  if (n.op_type == "Clip") {
+    const float lo = std::numeric_limits<float>::lowest(), hi = std::numeric_limits<float>::max();
+    if (n.opset < 11) {
+      *alpha = n.attr_float("min", lo);
+      *beta = n.attr_float("max", hi);
+      return n.inputs.size() == 1;
+    }
+    return scalar_input(g, n, 1, lo, alpha) && scalar_input(g, n, 2, hi, beta);
+  }
+  return false;
+}
+
+}  // namespace
+
+Status fuse_conv_activation(Graph& g) {
+  std::vector<int> uses(g.values.size(), 0), producer(g.values.size(), -1);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    for (int v : g.nodes[i].inputs)
+      if (v != kNoValue) ++uses[v];
+    for (int v : g.nodes[i].outputs)
+      if (v != kNoValue) producer[v] = static_cast<int>(i);
+  }
+  for (int v : g.outputs) ++uses[v];  // a graph output must keep the un-activated value
+  std::vector<bool> removed(g.nodes.size(), false);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    Node& act = g.nodes[i];
+    std::string kind;
+    float alpha, beta;
+    if (act.inputs.empty() || act.inputs[0] == kNoValue || !activation_of(g, act, &kind, &alpha, &beta)) continue;
+    const int x = act.inputs[0];
+    if (uses[x] != 1 || producer[x] < 0) continue;
+    Node& conv = g.nodes[producer[x]];
+    if (conv.op_type != "Conv" || !conv.domain.empty() || conv.attr("mserve_activation") ||
+        conv.outputs.size() != 1 || conv.outputs[0] != x)
+      continue;
+    conv.attrs["mserve_activation"] = string_attr(kind);
+    conv.attrs["mserve_activation_alpha"] = float_attr(alpha);
+    conv.attrs["mserve_activation_beta"] = float_attr(beta);
+    conv.outputs[0] = act.outputs[0];
+    producer[act.outputs[0]] = producer[x];
+    removed[i] = true;
+  }
+  std::vector<Node> kept;
+  kept.reserve(g.nodes.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (!removed[i]) kept.push_back(std::move(g.nodes[i]));
+  g.nodes = std::move(kept);
+  return Status::OK();
+}
+
+}  // namespace mserve
