@@ -69,9 +69,20 @@ void ThreadPool::run(int64_t n, int64_t grain, void (*call)(void*, int64_t, int6
   work_cv_.notify_all();
   work_on(job);
   // All chunks are claimed; wait for helpers still running theirs, then the job may die.
-  std::unique_lock<std::mutex> lk(mu_);
-  unlink(&job);
-  done_cv_.wait(lk, [&] { return job.helpers == 0; });
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    unlink(&job);  // no new helper can join now
+  }
+  // A helper's last chunk usually ends within microseconds: watch for that before sleeping, as
+  // a futex sleep and wake-up costs more than most chunks (measured: a batch-32 BiLSTM ran
+  // 3x slower on 2 threads than on 1 when the caller slept here every time step).
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(100);
+  while (job.helpers.load(std::memory_order_acquire) != 0 && std::chrono::steady_clock::now() < until)
+    for (int i = 0; i < 16; ++i) MS_CPU_RELAX();
+  if (job.helpers.load(std::memory_order_acquire) != 0) {
+    std::unique_lock<std::mutex> lk(mu_);
+    done_cv_.wait(lk, [&] { return job.helpers.load(std::memory_order_acquire) == 0; });
+  }
 }
 
 void ThreadPool::worker_loop() {
@@ -89,12 +100,13 @@ void ThreadPool::worker_loop() {
     work_cv_.wait(lk, [&] { return stop_ || head_ != nullptr; });
     if (stop_) return;
     Job* job = head_;
-    ++job->helpers;
+    job->helpers.fetch_add(1, std::memory_order_relaxed);
     lk.unlock();
     work_on(*job);
     lk.lock();
     unlink(job);  // exhausted: stop offering it to other workers
-    if (--job->helpers == 0) done_cv_.notify_all();
+    // After this the caller may return and `job` may be gone: touch nothing of it.
+    if (job->helpers.fetch_sub(1, std::memory_order_release) == 1) done_cv_.notify_all();
   }
 }
 

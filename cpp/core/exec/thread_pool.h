@@ -46,7 +46,7 @@ class ThreadPool {
     void* fn;
     int64_t n, chunk, num_chunks;
     std::atomic<int64_t> next{0};
-    int helpers = 0;  // workers inside this job; guarded by mu_
+    std::atomic<int> helpers{0};  // workers inside this job; joined only under mu_
     Job* link = nullptr;
   };
   void run(int64_t n, int64_t grain, void (*call)(void*, int64_t, int64_t), void* fn);

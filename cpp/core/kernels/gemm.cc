@@ -50,9 +50,10 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == T(0) ? T(0) : beta * C[i * ldc + j];
     return;
   }
-  // Below ~64k multiply-adds a single thread beats the hand-off.
+  // Below ~512k multiply-adds a single thread beats the hand-off (measured: a batch-32 LSTM
+  // step, 32x192x48, took 16 us split over 2 threads and 10 us on one).
   const double flops = static_cast<double>(M) * N * K;
-  if (pool.threads() == 1 || flops < 65536.0) {
+  if (pool.threads() == 1 || flops < 524288.0) {
     gemm_block(trans_a, trans_b, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }

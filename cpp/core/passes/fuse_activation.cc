@@ -47,7 +47,7 @@ bool activation_of(const Graph& g, const Node& n, std::string* kind, float* alph
     return n.inputs.size() == 1;
   }
   if (n.op_type == "Clip") {
-    const float lo = std::numeric_limits<float>::lowest(), hi = std::numeric_limits<float>::max();
+    const float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
     if (n.opset < 11) {
       *alpha = n.attr_float("min", lo);
       *beta = n.attr_float("max", hi);

@@ -18,6 +18,8 @@
 #include <limits>
 #include <type_traits>
 
+#include <Eigen/Core>
+
 #include "core/exec/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/gemm.h"
@@ -57,6 +59,17 @@ inline A apply(const Activation& f, A x) {
     case Act::kSoftplus: return x > A(30) ? x : std::log1p(std::exp(x));
   }
   return x;
+}
+
+// p[i] = f(p[i]) for i < n; sigmoid and tanh (the defaults) vectorized with Eigen. Sigmoid is
+// 1 / (1 + exp(-x)) as written, not Eigen's logistic(), which rounds to exactly 1 from x ~ 16
+// where the formula still gives 1 - 2^-24 (a GRU's (1 - z) * h~ then loses its last bits).
+template <class A>
+void apply_span(const Activation& f, A* p, int64_t n) {
+  Eigen::Map<Eigen::Array<A, Eigen::Dynamic, 1>> v(p, n);
+  if (f.kind == Act::kSigmoid) v = (A(1) + (-v).exp()).inverse();
+  else if (f.kind == Act::kTanh) v = v.tanh();
+  else for (int64_t i = 0; i < n; ++i) p[i] = apply(f, p[i]);
 }
 
 // Parses one activation name; alpha/beta are consumed in order by the functions that take them
@@ -336,58 +349,64 @@ class RecurrentKernel final : public Kernel {
       const A* rb = bias + GH;
       T* y = Y ? Y + (k->layout_ ? ((b * S + t) * k->dirs_ + dir) * H : ((t * k->dirs_ + dir) * B + b) * H)
                : nullptr;
+      // Gate math runs on whole spans of H (vectorized sigmoid/tanh); `hrr` holds this row's
+      // R projection and becomes the gates' pre-activations, then their values.
+      A* g = hrr;
       switch (k->cell_) {
         case Cell::kRNN:
-          for (int64_t j = 0; j < H; ++j) {
-            const A v = apply(act[0], cl(xr[j] + hrr[j] + wb[j] + rb[j]));
-            hb[j] = v;
-            if (y) y[j] = static_cast<T>(v);
-          }
+          for (int64_t j = 0; j < H; ++j) g[j] = cl(xr[j] + g[j] + wb[j] + rb[j]);
+          apply_span(act[0], g, H);
+          for (int64_t j = 0; j < H; ++j) hb[j] = g[j];
+          if (y) std::transform(g, g + H, y, [](A v) { return static_cast<T>(v); });
           break;
         case Cell::kLSTM: {
           A* cb = c + b * H;
-          for (int64_t j = 0; j < H; ++j) {
-            const A cp = cb[j];
-            A gi = xr[j] + hrr[j] + wb[j] + rb[j];
-            A go = xr[H + j] + hrr[H + j] + wb[H + j] + rb[H + j];
-            A gf = xr[2 * H + j] + hrr[2 * H + j] + wb[2 * H + j] + rb[2 * H + j];
-            const A gc = xr[3 * H + j] + hrr[3 * H + j] + wb[3 * H + j] + rb[3 * H + j];
-            if (P) {
-              gi += P[j] * cp;
-              gf += P[2 * H + j] * cp;
+          A *gi = g, *go = g + H, *gf = g + 2 * H, *gc = g + 3 * H;
+          for (int64_t j = 0; j < 4 * H; ++j) g[j] += xr[j] + wb[j] + rb[j];
+          if (P) {
+            for (int64_t j = 0; j < H; ++j) {
+              gi[j] += P[j] * cb[j];
+              gf[j] += P[2 * H + j] * cb[j];
             }
-            const A i = apply(act[0], cl(gi));
-            const A f = k->input_forget_ ? A(1) - i : apply(act[0], cl(gf));
-            const A cn = f * cp + i * apply(act[1], cl(gc));
-            if (P) go += P[H + j] * cn;
-            const A hn = apply(act[0], cl(go)) * apply(act[2], cn);
-            cb[j] = cn;
-            hb[j] = hn;
-            if (y) y[j] = static_cast<T>(hn);
           }
+          for (int64_t j = 0; j < H; ++j) {
+            gi[j] = cl(gi[j]);
+            gf[j] = cl(gf[j]);
+            gc[j] = cl(gc[j]);
+          }
+          apply_span(act[0], gi, H);
+          if (!k->input_forget_) apply_span(act[0], gf, H);
+          apply_span(act[1], gc, H);
+          for (int64_t j = 0; j < H; ++j) {
+            const A f = k->input_forget_ ? A(1) - gi[j] : gf[j];
+            cb[j] = f * cb[j] + gi[j] * gc[j];
+          }
+          for (int64_t j = 0; j < H; ++j) go[j] = cl(P ? go[j] + P[H + j] * cb[j] : go[j]);
+          apply_span(act[0], go, H);
+          std::copy(cb, cb + H, gc);  // h = o * act2(c)
+          apply_span(act[2], gc, H);
+          for (int64_t j = 0; j < H; ++j) hb[j] = go[j] * gc[j];
+          if (y) std::transform(hb, hb + H, y, [](A v) { return static_cast<T>(v); });
           break;
         }
-        case Cell::kGRU:
-          for (int64_t j = 0; j < H; ++j) {
-            A z, ht;
-            if (phase == 0) {
-              z = apply(act[0], cl(xr[j] + hrr[j] + wb[j] + rb[j]));
-              const A r = apply(act[0], cl(xr[H + j] + hrr[H + j] + wb[H + j] + rb[H + j]));
-              if (rh) {  // h~ needs (r . H) * Rh^T: finish after the second gemm
-                hrr[j] = z;
-                rh[b * H + j] = r * hb[j];
-                continue;
-              }
-              ht = apply(act[1], cl(xr[2 * H + j] + wb[2 * H + j] + r * (hrr[2 * H + j] + rb[2 * H + j])));
-            } else {
-              z = hrr[j];
-              ht = apply(act[1], cl(xr[2 * H + j] + hrr[2 * H + j] + wb[2 * H + j] + rb[2 * H + j]));
+        case Cell::kGRU: {
+          A *gz = g, *gr = g + H, *gh = g + 2 * H;
+          if (phase == 0) {
+            for (int64_t j = 0; j < 2 * H; ++j) g[j] = cl(g[j] + xr[j] + wb[j] + rb[j]);
+            apply_span(act[0], g, 2 * H);  // z, r
+            if (rh) {  // h~ needs (r . H) * Rh^T: finish after the second gemm (z stays in hrr)
+              for (int64_t j = 0; j < H; ++j) rh[b * H + j] = gr[j] * hb[j];
+              return;
             }
-            const A hn = (A(1) - z) * ht + z * hb[j];
-            hb[j] = hn;
-            if (y) y[j] = static_cast<T>(hn);
+            for (int64_t j = 0; j < H; ++j) gh[j] = cl(xr[2 * H + j] + wb[2 * H + j] + gr[j] * (gh[j] + rb[2 * H + j]));
+          } else {
+            for (int64_t j = 0; j < H; ++j) gh[j] = cl(xr[2 * H + j] + gh[j] + wb[2 * H + j] + rb[2 * H + j]);
           }
+          apply_span(act[1], gh, H);
+          for (int64_t j = 0; j < H; ++j) hb[j] = (A(1) - gz[j]) * gh[j] + gz[j] * hb[j];
+          if (y) std::transform(hb, hb + H, y, [](A v) { return static_cast<T>(v); });
           break;
+        }
       }
     }
   };
