@@ -122,6 +122,16 @@ class BatchNormKernel final : public Kernel {
     }
     const T* x = xt.data<T>();
     T* y = ctx.output(0).data<T>();
+    if (inner == 1) {  // [N, P] (BatchNorm1d after a Linear): rows of P, vectorized
+      ctx.pool().parallel_for(N, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, P)), [&](int64_t nb, int64_t ne) {
+        for (int64_t n = nb; n < ne; ++n) {
+          const T* xi = x + n * P;
+          T* yi = y + n * P;
+          for (int64_t i = 0; i < P; ++i) yi[i] = static_cast<T>(static_cast<Acc>(xi[i]) * a[i] + b[i]);
+        }
+      });
+      return;
+    }
     // Work in runs of `inner` elements sharing one parameter pair.
     const int64_t runs = N * P, grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, inner));
     ctx.pool().parallel_for(runs, grain, [&](int64_t rb, int64_t re) {
