@@ -15,6 +15,10 @@ Status remove_identities(Graph& g);
 // Removes nodes none of whose outputs reach a graph output.
 Status remove_dead_nodes(Graph& g);
 
+// Folds an inference BatchNormalization into the Conv or Gemm (constant float32 weights) whose
+// only consumer it is: scaled weights and a new bias, as new initializers.
+Status fold_batchnorm(Graph& g);
+
 // Moves a Relu, LeakyRelu, Clip (constant bounds) or HardSwish whose input is a Conv output
 // used by nothing else into that Conv (kernels/fused_activation.h).
 Status fuse_conv_activation(Graph& g);
