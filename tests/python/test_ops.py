@@ -240,3 +240,38 @@ def test_profile_reports_time_per_op():
     assert model.profile(rand(1, 3, 8, 8), runs=2)[0][1] == 2  # totals restart with each profile
     with pytest.raises(mserve.InvalidArgument):
         model.profile(rand(1, 3, 8, 8), runs=0)
+
+
+# 2-D pools run as separable passes over chunks of padded planes; windows that hang over the
+# edges (pads, ceil_mode), strides, counts with and without padding, NaN in a max.
+POOL_PLANES = [
+    ("avg-3x3-p1-excl", "AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}),
+    ("avg-3x3-p1-incl", "AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1}),
+    ("avg-2x3-s2-ceil", "AveragePool", {"kernel_shape": [2, 3], "strides": [2, 2], "pads": [0, 1, 1, 0], "ceil_mode": 1}),
+    ("avg-4x4-s3-incl-ceil", "AveragePool", {"kernel_shape": [4, 4], "strides": [3, 3], "pads": [1, 2, 2, 1],
+                                             "count_include_pad": 1, "ceil_mode": 1}),
+    ("max-2x2-s2", "MaxPool", {"kernel_shape": [2, 2], "strides": [2, 2]}),
+    ("max-3x3-s2-p1", "MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ("max-3x1-ceil", "MaxPool", {"kernel_shape": [3, 1], "strides": [2, 1], "ceil_mode": 1}),
+    ("max-5x5-same", "MaxPool", {"kernel_shape": [5, 5], "auto_pad": "SAME_UPPER", "strides": [2, 2]}),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("op,attrs", [pytest.param(*c[1:], id=c[0]) for c in POOL_PLANES])
+def test_pool_planes_match_onnxruntime(op, attrs, threads):
+    m = make_model([helper.make_node(op, ["x"], ["y"], **attrs)], [("x", np.float32, ["n", "c", "h", "w"])],
+                   [("y", np.float32, None)], opset=19 if op == "AveragePool" else 12)
+    model = mserve.load(m.SerializeToString(), threads=threads)
+    for shape in [(2, 3, 8, 8), (1, 37, 9, 13), (3, 2, 33, 40), (1, 1, 5, 4)]:
+        x = rand(*shape)
+        np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x})[0], rtol=1e-5, atol=1e-6)
+    if op == "MaxPool":
+        # A window holding a NaN gives NaN, as numpy's max does (onnxruntime skips NaN, and
+        # onnx.reference keeps one only when it is a window's first tap): the oracle is
+        # onnxruntime on the NaN-free input, masked by onnxruntime's max of a NaN indicator.
+        x = rand(2, 3, 11, 10)
+        x.ravel()[::7] = np.nan
+        has_nan = ort_run(m, {"x": np.isnan(x).astype(np.float32)})[0] > 0
+        want = np.where(has_nan, np.nan, ort_run(m, {"x": np.where(np.isnan(x), -np.inf, x)})[0])
+        np.testing.assert_allclose(model.predict(x), want, rtol=1e-5, atol=1e-6)
