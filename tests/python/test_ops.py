@@ -275,3 +275,60 @@ def test_pool_planes_match_onnxruntime(op, attrs, threads):
         has_nan = ort_run(m, {"x": np.isnan(x).astype(np.float32)})[0] > 0
         want = np.where(has_nan, np.nan, ort_run(m, {"x": np.where(np.isnan(x), -np.inf, x)})[0])
         np.testing.assert_allclose(model.predict(x), want, rtol=1e-5, atol=1e-6)
+
+
+def test_conv_engine_keeps_working_past_its_shape_cache():
+    # More image sizes than the engine keeps primitives for (64): old ones are dropped and made
+    # again when they come back.
+    m = make_model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
+                   [("x", np.float32, [1, 8, "h", "w"])], [("y", np.float32, None)], {"w": rand(16, 8, 3, 3)})
+    model = mserve.load(m.SerializeToString(), threads=1)
+    for size in list(range(12, 82)) + [12, 13]:
+        x = rand(1, 8, size, 12)
+        np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x})[0], rtol=1e-4, atol=1e-4)
+
+
+# MatMul and Gemm with constant weights run on oneDNN from ~128k multiply-adds (smaller ones on
+# Eigen): several row counts per model, above and below that, on 1 and 2 threads.
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("a_dims", [["m", 96], ["b", "m", 96], [96]])
+def test_matmul_engine_matches_onnxruntime(a_dims, threads):
+    m = make_model([helper.make_node("MatMul", ["a", "B"], ["y"])], [("a", np.float32, a_dims)],
+                   [("y", np.float32, None)], {"B": rand(96, 160)})
+    model = mserve.load(m.SerializeToString(), threads=threads)
+    for rows in [40, 3, 200, 40]:
+        shape = {2: (rows, 96), 3: (2, rows // 2 + 1, 96), 1: (96,)}[len(a_dims)]
+        a = rand(*shape)
+        np.testing.assert_allclose(model.predict(a), ort_run(m, {"a": a})[0], rtol=1e-4, atol=1e-4)
+
+
+GEMM_ENGINE = [
+    ("plain", {}, None),
+    ("transB-bias", {"transB": 1}, (160,)),
+    ("alpha-beta-row", {"alpha": 0.5, "beta": 3.0}, (1, 160)),
+    ("scalar-c", {"transB": 1}, ()),        # C broadcast from a scalar: Eigen
+    ("full-c", {"beta": 0.5}, ("m", 160)),  # C [M, N]: Eigen
+    ("transA", {"transA": 1}, (160,)),      # Eigen
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("attrs,c_shape", [pytest.param(*c[1:], id=c[0]) for c in GEMM_ENGINE])
+def test_gemm_engine_matches_onnxruntime(attrs, c_shape, threads):
+    trans_a, trans_b = attrs.get("transA", 0), attrs.get("transB", 0)
+    consts = {"B": rand(160, 96) if trans_b else rand(96, 160)}
+    inputs = [("a", np.float32, [96, "m"] if trans_a else ["m", 96])]
+    names = ["a", "B"]
+    if c_shape is not None and "m" not in c_shape:
+        consts["C"] = rand(*c_shape) if c_shape else np.array(0.25, np.float32)
+        names.append("C")
+    elif c_shape is not None:
+        inputs.append(("C", np.float32, list(c_shape)))
+        names.append("C")
+    m = make_model([helper.make_node("Gemm", names, ["y"], **attrs)], inputs, [("y", np.float32, None)], consts)
+    model = mserve.load(m.SerializeToString(), threads=threads)
+    for rows in [64, 5, 300]:
+        feeds = {"a": rand(96, rows) if trans_a else rand(rows, 96)}
+        if len(inputs) > 1:
+            feeds["C"] = rand(rows, 160)
+        np.testing.assert_allclose(model.predict(feeds), ort_run(m, feeds)[0], rtol=1e-4, atol=1e-4)

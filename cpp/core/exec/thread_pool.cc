@@ -93,7 +93,9 @@ void ThreadPool::worker_loop() {
     if (!stop_ && head_ == nullptr) {
       lk.unlock();
       const auto until = std::chrono::steady_clock::now() + kSpin;
-      while (queued_.load(std::memory_order_acquire) == 0 && std::chrono::steady_clock::now() < until)
+      const uint64_t epoch = park_epoch_.load(std::memory_order_relaxed);
+      while (queued_.load(std::memory_order_acquire) == 0 && park_epoch_.load(std::memory_order_relaxed) == epoch &&
+             std::chrono::steady_clock::now() < until)
         for (int i = 0; i < 64; ++i) MS_CPU_RELAX();
       lk.lock();
     }

@@ -40,6 +40,11 @@ class ThreadPool {
 
   static int default_threads();
 
+  // Workers watching for the next job go to sleep now instead of at the end of their watch:
+  // called before work runs on another pool (oneDNN's OpenMP team), so they do not spin on the
+  // cores it needs.
+  void quiesce() { park_epoch_.fetch_add(1, std::memory_order_relaxed); }
+
  private:
   struct Job {
     void (*call)(void*, int64_t, int64_t);
@@ -59,6 +64,7 @@ class ThreadPool {
   std::condition_variable work_cv_;  // workers wait for jobs
   std::condition_variable done_cv_;  // callers wait for helpers to leave their job
   std::atomic<int> queued_{0};  // jobs in the queue; read without the lock while spinning
+  std::atomic<uint64_t> park_epoch_{0};  // bumped by quiesce()
   Job* head_ = nullptr;
   Job* tail_ = nullptr;
   bool stop_ = false;

@@ -1,45 +1,19 @@
 #include "core/kernels/dnnl_conv.h"
 
-#include <omp.h>
-
-#include <algorithm>
 #include <array>
 #include <map>
 #include <mutex>
-#include <oneapi/dnnl/dnnl.hpp>
 #include <vector>
 
+#include "core/kernels/dnnl_common.h"
+
 namespace mserve {
-namespace {
 
 using dnnl::memory;
+using dnnl_util::align64;
+using dnnl_util::cpu_engine;
 using tag = dnnl::memory::format_tag;
 constexpr auto f32 = dnnl::memory::data_type::f32;
-
-dnnl::engine& cpu_engine() {
-  static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
-  return eng;
-}
-
-size_t align64(size_t n) { return (n + 63) / 64 * 64; }
-
-dnnl::primitive_attr conv_attr(const FusedActivation& act) {
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  dnnl::post_ops po;
-  using K = FusedActivation::Kind;
-  switch (act.kind) {
-    case K::kNone: break;
-    case K::kRelu: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f); break;
-    case K::kLeakyRelu: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, act.alpha, 0.0f); break;
-    case K::kClip: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip_v2, act.alpha, act.beta); break;
-    case K::kHardSwish: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_hardswish, 0.0f, 0.0f); break;
-  }
-  attr.set_post_ops(po);
-  return attr;
-}
-
-}  // namespace
 
 struct DnnlConv::Impl {
   Params p;
@@ -54,22 +28,30 @@ struct DnnlConv::Impl {
     size_t x_off = 0, y_off = 0, s_off = 0, bytes = 0;
     int threads = 1;                // the primitive's team size
   };
-  mutable std::mutex mu;
-  mutable std::map<std::array<int64_t, 4>, std::unique_ptr<Entry>> entries;  // (N, H, W, threads)
+  dnnl_util::EntryCache<std::array<int64_t, 8>, Entry> entries;  // by geometry and threads
 
-  StatusOr<std::unique_ptr<Entry>> make_entry(int64_t N, int64_t H, int64_t W, int64_t OH, int64_t OW,
-                                              const int64_t pad_begin[2]) const;
+  StatusOr<std::unique_ptr<Entry>> make_entry(const Geometry& g, int threads) const;
+  StatusOr<std::shared_ptr<const Entry>> entry(const Geometry& g, int threads) const {
+    return entries.get({g.N, g.H, g.W, g.OH, g.OW, g.pad_begin[0], g.pad_begin[1], threads},
+                       [&] { return make_entry(g, threads); });
+  }
 };
 
-StatusOr<std::unique_ptr<DnnlConv::Impl::Entry>> DnnlConv::Impl::make_entry(int64_t N, int64_t H, int64_t W,
-                                                                             int64_t OH, int64_t OW,
-                                                                             const int64_t pad_begin[2]) const {
+StatusOr<std::unique_ptr<DnnlConv::Impl::Entry>> DnnlConv::Impl::make_entry(const Geometry& g, int threads) const {
+  const int64_t N = g.N, H = g.H, W = g.W, OH = g.OH, OW = g.OW;
+  const double flops = 2.0 * N * p.M * OH * OW * (p.C / p.group) * p.k[0] * p.k[1];
+  // Below ~32 kFLOP the fixed cost of a oneDNN call (memory objects, two reorders) exceeds a
+  // dense conv itself (a text CNN's 1-D convs over 6 tokens: 1.5 us each vs 0.3 us with
+  // im2col); grouped convs always come here, im2col runs them at a few GFLOP/s.
+  if (flops < 32e3 && p.group == 1) return Unsupported("oneDNN convolution: too small to pay off");
   memory::dims pad_end(2);
   const int64_t in[2] = {H, W}, out[2] = {OH, OW};
   for (int i = 0; i < 2; ++i) {
-    pad_end[i] = (out[i] - 1) * p.s[i] + (p.k[i] - 1) * p.d[i] + 1 - in[i] - pad_begin[i];
+    pad_end[i] = (out[i] - 1) * p.s[i] + (p.k[i] - 1) * p.d[i] + 1 - in[i] - g.pad_begin[i];
     if (pad_end[i] < 0) return Unsupported("oneDNN convolution: negative end padding");
   }
+  const int team = dnnl_util::team_size(flops, threads);
+  omp_set_num_threads(team);
   auto e = std::make_unique<Entry>();
   try {
     auto& eng = cpu_engine();
@@ -79,28 +61,21 @@ StatusOr<std::unique_ptr<DnnlConv::Impl::Entry>> DnnlConv::Impl::make_entry(int6
     e->y_nhwc = memory::desc({N, p.M, OH, OW}, f32, tag::nhwc);
     memory::desc w_any(wdims, f32, tag::any);
     memory::desc b_desc = bias ? bias.get_desc() : memory::desc();
-    dnnl::primitive_attr attr = conv_attr(p.act);
+    dnnl::primitive_attr attr = dnnl_util::attr_with(p.act);
     dnnl::convolution_forward::desc cd(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                        e->x_nhwc, w_any, b_desc, e->y_nhwc, {p.s[0], p.s[1]},
-                                       {p.d[0] - 1, p.d[1] - 1}, {pad_begin[0], pad_begin[1]}, pad_end);
+                                       {p.d[0] - 1, p.d[1] - 1}, {g.pad_begin[0], g.pad_begin[1]}, pad_end);
     dnnl::convolution_forward::primitive_desc pd(cd, attr, eng);
     e->conv = dnnl::convolution_forward(pd);
     e->scratch = pd.scratchpad_desc();
-    if (pd.weights_desc() == packed.get_desc()) {
-      e->weights = packed;
-    } else {
-      e->weights = memory(pd.weights_desc(), eng);
-      dnnl::stream s(eng);
-      memory from = packed;  // a handle: the reorder API takes non-const ones
-      dnnl::reorder(from, e->weights).execute(s, from, e->weights);
-      s.wait();
-    }
+    e->weights = dnnl_util::repack(packed, pd.weights_desc());
     e->to_nhwc = dnnl::reorder(dnnl::reorder::primitive_desc(eng, e->x_nchw, eng, e->x_nhwc));
     e->to_nchw = dnnl::reorder(dnnl::reorder::primitive_desc(eng, e->y_nhwc, eng, e->y_nchw));
     e->x_off = 0;
     e->y_off = align64(e->x_nhwc.get_size());
     e->s_off = e->y_off + align64(e->y_nhwc.get_size());
     e->bytes = e->s_off + align64(e->scratch.get_size());
+    e->threads = team;
   } catch (const dnnl::error& err) {
     return Unsupported(std::string("oneDNN convolution: ") + err.what());
   }
@@ -133,7 +108,7 @@ std::unique_ptr<DnnlConv> DnnlConv::create(const Params& p, const float* w, cons
     dnnl::convolution_forward::desc cd(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, x,
                                        w_any, bias ? impl->bias.get_desc() : memory::desc(), y, {p.s[0], p.s[1]},
                                        {p.d[0] - 1, p.d[1] - 1}, {0, 0}, {0, 0});
-    dnnl::convolution_forward::primitive_desc pd(cd, conv_attr(p.act), eng);
+    dnnl::convolution_forward::primitive_desc pd(cd, dnnl_util::attr_with(p.act), eng);
     memory user(memory::desc(impl->wdims, f32, p.group > 1 ? tag::goihw : tag::oihw), eng, const_cast<float*>(w));
     impl->packed = memory(pd.weights_desc(), eng);
     dnnl::reorder(user, impl->packed).execute(s, user, impl->packed);
@@ -144,65 +119,32 @@ std::unique_ptr<DnnlConv> DnnlConv::create(const Params& p, const float* w, cons
   return std::unique_ptr<DnnlConv>(new DnnlConv(std::move(impl)));
 }
 
-StatusOr<size_t> DnnlConv::prepare(int64_t N, int64_t H, int64_t W, int64_t OH, int64_t OW,
-                                   const int64_t pad_begin[2], int threads) const {
-  std::lock_guard<std::mutex> lk(impl_->mu);
-  if (impl_->entries.count({N, H, W, threads}) == 0) {
-    // Below ~1 MFLOP per thread a thread team costs more than it saves (measured: a 16-channel
-    // 1x1 conv on 8x8 took 6.0 us on one thread, 10.8 us on two).
-    const Params& p = impl_->p;
-    const double flops = 2.0 * N * p.M * OH * OW * (p.C / p.group) * p.k[0] * p.k[1];
-    // Below ~32 kFLOP the fixed cost of a oneDNN call (memory objects, two reorders) exceeds a
-    // dense conv itself (a text CNN's 1-D convs over 6 tokens: 1.5 us each vs 0.3 us with
-    // im2col); grouped convs always come here, im2col runs them at a few GFLOP/s.
-    if (flops < 32e3 && p.group == 1) return Unsupported("oneDNN convolution: too small to pay off");
-    const int team = static_cast<int>(std::max<double>(1.0, std::min<double>(threads, flops / 1e6)));
-    omp_set_num_threads(team);
-    auto e = impl_->make_entry(N, H, W, OH, OW, pad_begin);
-    if (!e.ok()) return e.status();
-    e.value()->threads = team;
-    impl_->entries[{N, H, W, threads}] = std::move(e).value();
-  }
-  return impl_->entries[{N, H, W, threads}]->bytes;
+StatusOr<size_t> DnnlConv::prepare(const Geometry& g, int threads) const {
+  MS_ASSIGN_OR_RETURN(auto e, impl_->entry(g, threads));
+  return e->bytes;
 }
 
-bool DnnlConv::prepared(int64_t N, int64_t H, int64_t W, int threads) const {
-  std::lock_guard<std::mutex> lk(impl_->mu);
-  return impl_->entries.count({N, H, W, threads}) > 0;
-}
-
-Status DnnlConv::run(const float* x, float* y, int64_t N, int64_t H, int64_t W, void* workspace, int threads) const {
-  const Impl::Entry* e;
-  {
-    std::lock_guard<std::mutex> lk(impl_->mu);
-    auto it = impl_->entries.find({N, H, W, threads});
-    if (it == impl_->entries.end()) return Internal("oneDNN convolution: shape was not prepared");
-    e = it->second.get();
-  }
-  // The C API takes the arguments as an array on the stack (the C++ one builds a hash map).
-  auto exec = [](const dnnl::primitive& p, dnnl_stream_t s, std::initializer_list<dnnl_exec_arg_t> args) {
-    return dnnl_primitive_execute(p.get(), s, static_cast<int>(args.size()), args.begin());
-  };
+Status DnnlConv::run(const float* x, float* y, const Geometry& g, void* workspace, int threads) const {
+  MS_ASSIGN_OR_RETURN(auto e, impl_->entry(g, threads));
   try {
     auto& eng = cpu_engine();
-    thread_local dnnl::stream stream(cpu_engine());
     char* ws = static_cast<char*>(workspace);
     memory xs(e->x_nchw, eng, const_cast<float*>(x)), xh(e->x_nhwc, eng, ws + e->x_off);
     memory yh(e->y_nhwc, eng, ws + e->y_off), ys(e->y_nchw, eng, y);
     memory scratch(e->scratch, eng, ws + e->s_off);
     omp_set_num_threads(e->threads);
-    dnnl_stream_t s = stream.get();
-    dnnl_status_t st = exec(e->to_nhwc, s, {{DNNL_ARG_FROM, xs.get()}, {DNNL_ARG_TO, xh.get()}});
+    dnnl_stream_t s = dnnl_util::thread_stream().get();
+    dnnl_status_t st = dnnl_util::exec(e->to_nhwc, s, {{DNNL_ARG_FROM, xs.get()}, {DNNL_ARG_TO, xh.get()}});
     if (st == dnnl_success) {
       if (impl_->bias)
-        st = exec(e->conv, s, {{DNNL_ARG_SRC, xh.get()}, {DNNL_ARG_WEIGHTS, e->weights.get()},
+        st = dnnl_util::exec(e->conv, s, {{DNNL_ARG_SRC, xh.get()}, {DNNL_ARG_WEIGHTS, e->weights.get()},
                                {DNNL_ARG_BIAS, impl_->bias.get()}, {DNNL_ARG_DST, yh.get()},
                                {DNNL_ARG_SCRATCHPAD, scratch.get()}});
       else
-        st = exec(e->conv, s, {{DNNL_ARG_SRC, xh.get()}, {DNNL_ARG_WEIGHTS, e->weights.get()},
+        st = dnnl_util::exec(e->conv, s, {{DNNL_ARG_SRC, xh.get()}, {DNNL_ARG_WEIGHTS, e->weights.get()},
                                {DNNL_ARG_DST, yh.get()}, {DNNL_ARG_SCRATCHPAD, scratch.get()}});
     }
-    if (st == dnnl_success) st = exec(e->to_nchw, s, {{DNNL_ARG_FROM, yh.get()}, {DNNL_ARG_TO, ys.get()}});
+    if (st == dnnl_success) st = dnnl_util::exec(e->to_nchw, s, {{DNNL_ARG_FROM, yh.get()}, {DNNL_ARG_TO, ys.get()}});
     if (st == dnnl_success) st = dnnl_stream_wait(s);
     if (st != dnnl_success) return Internal("oneDNN convolution failed with status " + std::to_string(st));
   } catch (const dnnl::error& err) {

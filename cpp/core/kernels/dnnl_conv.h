@@ -30,17 +30,18 @@ class DnnlConv {
   static std::unique_ptr<DnnlConv> create(const Params& p, const float* w, const float* bias);
   ~DnnlConv();
 
-  // Plans input [N, C, H, W] -> output [N, M, OH, OW] with `pad_begin` (H, W) rows/columns of
-  // zeros before the image (those after follow from the output size); returns the workspace
-  // bytes run() needs, or an error when oneDNN cannot take this shape (the caller falls back).
-  // oneDNN fixes a primitive's thread count when it is created, so `threads` is part of the plan.
-  StatusOr<size_t> prepare(int64_t N, int64_t H, int64_t W, int64_t OH, int64_t OW, const int64_t pad_begin[2],
-                           int threads) const;
-  // Whether prepare() succeeded for this input shape and thread count.
-  bool prepared(int64_t N, int64_t H, int64_t W, int threads) const;
-  // Precondition: prepared(N, H, W, threads). `workspace` is at least its size, 64-byte
-  // aligned. Runs on `threads` threads (OpenMP, as Debian builds oneDNN).
-  Status run(const float* x, float* y, int64_t N, int64_t H, int64_t W, void* workspace, int threads) const;
+  // One call's geometry: input [N, C, H, W] -> output [N, M, OH, OW], with pad_begin (H, W)
+  // rows/columns of zeros before the image (those after follow from the output size).
+  struct Geometry {
+    int64_t N, H, W, OH, OW, pad_begin[2];
+  };
+  // Plans a shape on `threads` threads (oneDNN fixes a primitive's team when it is created):
+  // returns the workspace bytes run() needs, or an error when oneDNN cannot take the shape or
+  // it is too small to pay off (the caller then runs it another way). Repeats are cheap.
+  StatusOr<size_t> prepare(const Geometry& g, int threads) const;
+  // Y = act(conv(X) + bias). Returns Unsupported, having done nothing, exactly when prepare()
+  // fails for the same arguments. `workspace`: prepare()'s bytes, 64-byte aligned.
+  Status run(const float* x, float* y, const Geometry& g, void* workspace, int threads) const;
 
  private:
   struct Impl;

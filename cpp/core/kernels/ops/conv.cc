@@ -169,7 +169,7 @@ class ConvKernel final : public Kernel {
     for (int i = 3 - sp; i < 3; ++i) out.push_back(g.out[i]);
     ctx.set_output(0, t, out);
     if (on_dnnl(g, t)) {
-      auto ws = dnnl_->prepare(g.N, g.in[1], g.in[2], g.out[1], g.out[2], g.pb + 1, ctx.threads());
+      auto ws = dnnl_->prepare(dnnl_geometry(g), ctx.threads());
       if (ws.ok()) {
         ctx.set_workspace(ws.value());
         return Status::OK();
@@ -185,6 +185,9 @@ class ConvKernel final : public Kernel {
 
   // 1-D and 2-D float32 convs with constant weights run on oneDNN where it takes the shape
   // (decided once per shape in infer; compute follows the same answer).
+  static DnnlConv::Geometry dnnl_geometry(const Geo& g) {
+    return DnnlConv::Geometry{g.N, g.in[1], g.in[2], g.out[1], g.out[2], {g.pb[1], g.pb[2]}};
+  }
   bool on_dnnl(const Geo& g, DType t) const { return dnnl_ && t == DType::kFloat32 && g.in[0] == 1 && g.k[0] == 1; }
 
   // Batches of at least `threads` images run one image per thread with single-threaded GEMMs:
@@ -196,10 +199,11 @@ class ConvKernel final : public Kernel {
   Status compute(const ComputeContext& ctx) const override {
     Geo g;
     MS_RETURN_IF_ERROR(make_geo(a_, ctx.input(0).shape(), ctx.input(1).shape(), &g));
-    if (on_dnnl(g, ctx.input(0).dtype()) && dnnl_->prepared(g.N, g.in[1], g.in[2], ctx.pool().threads())) {
-      if (ctx.output(0).numel() == 0) return Status::OK();
-      return dnnl_->run(ctx.input(0).data<float>(), ctx.output(0).data<float>(), g.N, g.in[1], g.in[2],
-                        ctx.workspace(), ctx.pool().threads());
+    if (on_dnnl(g, ctx.input(0).dtype()) && ctx.output(0).numel() > 0) {
+      ctx.pool().quiesce();  // oneDNN runs on its own OpenMP team
+      Status st = dnnl_->run(ctx.input(0).data<float>(), ctx.output(0).data<float>(), dnnl_geometry(g),
+                             ctx.workspace(), ctx.pool().threads());
+      if (st.code() != Code::kUnsupported) return st;  // else infer planned the im2col path
     }
     switch (ctx.input(0).dtype()) {
       case DType::kFloat32: run<float>(ctx, g); break;

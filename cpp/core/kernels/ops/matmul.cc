@@ -3,9 +3,11 @@
 // [M, N] (optional from opset 11). MatMul: numpy matmul semantics (1-D operands promoted and
 // the added dimension removed; batch dimensions broadcast).
 #include <algorithm>
+#include <vector>
 
 #include "core/exec/thread_pool.h"
 #include "core/kernels/common.h"
+#include "core/kernels/dnnl_matmul.h"
 #include "core/kernels/gemm.h"
 #include "core/kernels/registry.h"
 
@@ -14,13 +16,36 @@ namespace {
 
 bool gemm_dtype(DType t) { return t == DType::kFloat32 || t == DType::kFloat64; }
 
+// float32 products with constant weights run on oneDNN (kernels/dnnl_matmul.h) where it takes
+// the shape; infer decides per row count and compute follows the same answer.
+std::unique_ptr<DnnlMatMul> packed_gemm(const Tensor* b, bool trans_b, float alpha, const Tensor* c, float beta) {
+  if (!b || b->dtype() != DType::kFloat32 || b->rank() != 2) return nullptr;
+  const int64_t K = trans_b ? b->dim(1) : b->dim(0), N = trans_b ? b->dim(0) : b->dim(1);
+  std::vector<float> bias;
+  if (c) {
+    const bool row = c->rank() == 1 || (c->rank() == 2 && c->dim(0) == 1);
+    if (c->dtype() != DType::kFloat32 || c->numel() != N || !row) return nullptr;
+    bias.assign(c->data<float>(), c->data<float>() + N);
+    for (float& v : bias) v *= beta;
+  }
+  const float* w = b->data<float>();
+  std::vector<float> scaled;
+  if (alpha != 1.0f) {
+    scaled.assign(w, w + b->numel());
+    for (float& v : scaled) v *= alpha;
+    w = scaled.data();
+  }
+  return DnnlMatMul::create(K, N, w, trans_b, c ? bias.data() : nullptr, FusedActivation{});
+}
+
 class GemmKernel final : public Kernel {
  public:
-  explicit GemmKernel(const Node& n)
+  GemmKernel(const Node& n, std::unique_ptr<DnnlMatMul> packed)
       : ta_(n.attr_int("transA", 0) != 0),
         tb_(n.attr_int("transB", 0) != 0),
         alpha_(n.attr_float("alpha", 1.0f)),
-        beta_(n.attr_float("beta", 1.0f)) {}
+        beta_(n.attr_float("beta", 1.0f)),
+        packed_(ta_ ? nullptr : std::move(packed)) {}
 
   Status infer(InferContext& ctx) const override {
     const DType t = ctx.dtype(0);
@@ -41,10 +66,20 @@ class GemmKernel final : public Kernel {
                    "C of shape " + ctx.shape(2).str() + " does not broadcast to " + out.str());
     }
     ctx.set_output(0, t, out);
+    if (packed_ && t == DType::kFloat32 && K == packed_->K() && N == packed_->N()) {
+      auto ws = packed_->prepare(M, ctx.threads());
+      if (ws.ok()) ctx.set_workspace(ws.value());
+    }
     return Status::OK();
   }
 
   Status compute(const ComputeContext& ctx) const override {
+    if (packed_ && ctx.input(0).dtype() == DType::kFloat32 && ctx.output(0).numel() > 0) {
+      ctx.pool().quiesce();  // oneDNN runs on its own OpenMP team
+      Status st = packed_->run(ctx.input(0).data<float>(), ctx.output(0).data<float>(), ctx.output(0).dim(0),
+                               ctx.workspace(), ctx.pool().threads());
+      if (st.code() != Code::kUnsupported) return st;  // else infer planned the Eigen path
+    }
     MS_SWITCH_FLOAT(ctx.input(0).dtype(), T, return Unsupported("dtype"), run<T>(ctx));
     return Status::OK();
   }
@@ -74,10 +109,13 @@ class GemmKernel final : public Kernel {
   }
   bool ta_, tb_;
   float alpha_, beta_;
+  std::unique_ptr<DnnlMatMul> packed_;  // B (alpha, beta * C folded in) packed; null: Eigen
 };
 
 class MatMulKernel final : public Kernel {
  public:
+  explicit MatMulKernel(std::unique_ptr<DnnlMatMul> packed) : packed_(std::move(packed)) {}
+
   Status infer(InferContext& ctx) const override {
     const DType t = ctx.dtype(0);
     const bool ok = gemm_dtype(t) || t == DType::kInt32 || t == DType::kInt64 || t == DType::kUInt32 ||
@@ -86,10 +124,23 @@ class MatMulKernel final : public Kernel {
     MS_CHECK_ARG(ctx.dtype(1) == t, "input dtypes differ");
     MS_ASSIGN_OR_RETURN(Shape out, out_shape(ctx.shape(0), ctx.shape(1)));
     ctx.set_output(0, t, out);
+    if (packed_ && t == DType::kFloat32 && ctx.shape(1).rank() == 2) {
+      const Shape& a = ctx.shape(0);
+      auto ws = packed_->prepare(a.prod(0, a.rank() - 1), ctx.threads());
+      if (ws.ok()) ctx.set_workspace(ws.value());
+    }
     return Status::OK();
   }
 
   Status compute(const ComputeContext& ctx) const override {
+    if (packed_ && ctx.input(0).dtype() == DType::kFloat32 && ctx.output(0).numel() > 0) {
+      // B is one constant matrix: every batch of A folds into the rows of a single product.
+      const Shape& a = ctx.input(0).shape();
+      ctx.pool().quiesce();  // oneDNN runs on its own OpenMP team
+      Status st = packed_->run(ctx.input(0).data<float>(), ctx.output(0).data<float>(), a.prod(0, a.rank() - 1),
+                               ctx.workspace(), ctx.pool().threads());
+      if (st.code() != Code::kUnsupported) return st;  // else infer planned the Eigen path
+    }
     switch (ctx.input(0).dtype()) {
       case DType::kFloat32: return run<float>(ctx);
       case DType::kFloat64: return run<double>(ctx);
@@ -179,11 +230,24 @@ class MatMulKernel final : public Kernel {
       });
     }
   }
+
+  std::unique_ptr<DnnlMatMul> packed_;  // constant 2-D B packed; null: Eigen
 };
 
 }  // namespace
 
-StatusOr<KernelPtr> create_onnx_Gemm(const Node& n, const KernelInit&) { return KernelPtr(new GemmKernel(n)); }
-StatusOr<KernelPtr> create_onnx_MatMul(const Node&, const KernelInit&) { return KernelPtr(new MatMulKernel()); }
+StatusOr<KernelPtr> create_onnx_Gemm(const Node& n, const KernelInit& init) {
+  const bool has_c = n.inputs.size() > 2 && n.inputs[2] != kNoValue;
+  const Tensor* c = has_c ? init.constant(n, 2) : nullptr;
+  std::unique_ptr<DnnlMatMul> packed;
+  if (!has_c || c)
+    packed = packed_gemm(init.constant(n, 1), n.attr_int("transB", 0) != 0, n.attr_float("alpha", 1.0f), c,
+                         n.attr_float("beta", 1.0f));
+  return KernelPtr(new GemmKernel(n, std::move(packed)));
+}
+
+StatusOr<KernelPtr> create_onnx_MatMul(const Node& n, const KernelInit& init) {
+  return KernelPtr(new MatMulKernel(packed_gemm(init.constant(n, 1), false, 1.0f, nullptr, 1.0f)));
+}
 
 }  // namespace mserve

@@ -1,0 +1,128 @@
+#include "core/kernels/dnnl_matmul.h"
+
+#include <array>
+#include <vector>
+
+#include "core/kernels/dnnl_common.h"
+
+namespace mserve {
+
+using dnnl::memory;
+using dnnl_util::cpu_engine;
+using tag = dnnl::memory::format_tag;
+constexpr auto f32 = dnnl::memory::data_type::f32;
+
+struct DnnlMatMul::Impl {
+  int64_t K = 0, N = 0;
+  FusedActivation act;
+  memory bias;    // [1, N], or empty
+  memory packed;  // weights in the layout of the first primitive
+  struct Entry {
+    dnnl::matmul mm;
+    memory::desc x, y, scratch;
+    memory weights;  // `packed`, or a copy in the layout this M needs
+    size_t bytes = 0;
+    int threads = 1;
+  };
+  dnnl_util::EntryCache<std::array<int64_t, 2>, Entry> entries;  // (M, threads)
+
+  dnnl::matmul::primitive_desc describe(int64_t M, const memory::desc& w) const {
+    return dnnl::matmul::primitive_desc(
+        dnnl::matmul::desc(memory::desc({M, K}, f32, tag::ab), w, bias ? bias.get_desc() : memory::desc(),
+                           memory::desc({M, N}, f32, tag::ab)),
+        dnnl_util::attr_with(act), cpu_engine());
+  }
+
+  StatusOr<std::unique_ptr<Entry>> make_entry(int64_t M, int threads) const {
+    // Below ~128k multiply-adds a oneDNN call's fixed cost (memory objects, the call itself)
+    // exceeds what its kernel saves over Eigen (measured, one thread: 12x32x96 3.6 us on Eigen,
+    // 4.3 on oneDNN; 192x32x96 12.1 vs 10.1).
+    const double macs = static_cast<double>(M) * K * N;
+    if (macs < 131072) return Unsupported("oneDNN matmul: too small to pay off");
+    const int team = dnnl_util::team_size(2 * macs, threads);
+    omp_set_num_threads(team);
+    auto e = std::make_unique<Entry>();
+    try {
+      auto pd = describe(M, memory::desc({K, N}, f32, tag::any));
+      e->mm = dnnl::matmul(pd);
+      e->x = pd.src_desc();
+      e->y = pd.dst_desc();
+      e->scratch = pd.scratchpad_desc();
+      e->weights = dnnl_util::repack(packed, pd.weights_desc());
+      e->bytes = dnnl_util::align64(e->scratch.get_size());
+      e->threads = team;
+    } catch (const dnnl::error& err) {
+      return Unsupported(std::string("oneDNN matmul: ") + err.what());
+    }
+    return e;
+  }
+
+  StatusOr<std::shared_ptr<const Entry>> entry(int64_t M, int threads) const {
+    return entries.get({M, threads}, [&] { return make_entry(M, threads); });
+  }
+};
+
+DnnlMatMul::DnnlMatMul(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DnnlMatMul::~DnnlMatMul() = default;
+int64_t DnnlMatMul::K() const { return impl_->K; }
+int64_t DnnlMatMul::N() const { return impl_->N; }
+
+std::unique_ptr<DnnlMatMul> DnnlMatMul::create(int64_t K, int64_t N, const float* w, bool trans_w, const float* bias,
+                                               const FusedActivation& act) {
+  if (K <= 0 || N <= 0) return nullptr;
+  auto impl = std::make_unique<Impl>();
+  impl->K = K;
+  impl->N = N;
+  impl->act = act;
+  try {
+    auto& eng = cpu_engine();
+    if (bias) {
+      impl->bias = memory(memory::desc({1, N}, f32, tag::ab), eng);
+      std::copy(bias, bias + N, static_cast<float*>(impl->bias.get_data_handle()));
+    }
+    omp_set_num_threads(1);  // packing is a one-off copy
+    // Packed for a nominal 64 rows; oneDNN's weight layout follows K, N and the ISA, so other
+    // row counts normally reuse this copy.
+    auto pd = impl->describe(64, memory::desc({K, N}, f32, tag::any));
+    memory user(memory::desc({K, N}, f32, trans_w ? tag::ba : tag::ab), eng, const_cast<float*>(w));
+    impl->packed = dnnl_util::repack(user, pd.weights_desc());
+    if (impl->packed.get_data_handle() == w) {  // same layout as the user's: keep our own copy
+      memory own(pd.weights_desc(), eng);
+      std::copy(w, w + K * N, static_cast<float*>(own.get_data_handle()));
+      impl->packed = own;
+    }
+  } catch (const dnnl::error&) {
+    return nullptr;
+  }
+  return std::unique_ptr<DnnlMatMul>(new DnnlMatMul(std::move(impl)));
+}
+
+StatusOr<size_t> DnnlMatMul::prepare(int64_t M, int threads) const {
+  MS_ASSIGN_OR_RETURN(auto e, impl_->entry(M, threads));
+  return e->bytes;
+}
+
+Status DnnlMatMul::run(const float* x, float* y, int64_t M, void* workspace, int threads) const {
+  MS_ASSIGN_OR_RETURN(auto e, impl_->entry(M, threads));
+  try {
+    auto& eng = cpu_engine();
+    memory xm(e->x, eng, const_cast<float*>(x)), ym(e->y, eng, y), scratch(e->scratch, eng, workspace);
+    omp_set_num_threads(e->threads);
+    dnnl_stream_t s = dnnl_util::thread_stream().get();
+    dnnl_status_t st;
+    if (impl_->bias)
+      st = dnnl_util::exec(e->mm, s, {{DNNL_ARG_SRC, xm.get()}, {DNNL_ARG_WEIGHTS, e->weights.get()},
+                                      {DNNL_ARG_BIAS, impl_->bias.get()}, {DNNL_ARG_DST, ym.get()},
+                                      {DNNL_ARG_SCRATCHPAD, scratch.get()}});
+    else
+      st = dnnl_util::exec(e->mm, s, {{DNNL_ARG_SRC, xm.get()}, {DNNL_ARG_WEIGHTS, e->weights.get()},
+                                      {DNNL_ARG_DST, ym.get()}, {DNNL_ARG_SCRATCHPAD, scratch.get()}});
+    if (st == dnnl_success) st = dnnl_stream_wait(s);
+    if (st != dnnl_success) return Internal("oneDNN matmul failed with status " + std::to_string(st));
+  } catch (const dnnl::error& err) {
+    return Internal(std::string("oneDNN matmul failed: ") + err.what());
+  }
+  return Status::OK();
+}
+
+}  // namespace mserve
