@@ -27,8 +27,8 @@ from mserve import examples
 ZOO = Path(__file__).resolve().parent.parent / "tests" / "models"
 
 
-def median_ms(fn, seconds: float, min_calls: int = 20, max_calls: int = 2000) -> float:
-    for _ in range(5):
+def median_ms(fn, seconds: float, min_calls: int = 20, max_calls: int = 2000, warmup: int = 5) -> float:
+    for _ in range(warmup):
         fn()
     times = []
     t_end = time.perf_counter() + seconds
@@ -53,6 +53,36 @@ def one_node_model():
     g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "tiny",
                           [helper.make_tensor_value_info("x", 1, [1, 4])], [helper.make_tensor_value_info("y", 1, [1, 4])])
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+def matmul_model(m: int, k: int, n: int) -> bytes:
+    rng = np.random.default_rng(0)
+    b = onnx.numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32), "B")
+    g = helper.make_graph([helper.make_node("MatMul", ["a", "B"], ["c"])], "mm",
+                          [helper.make_tensor_value_info("a", 1, [m, k])], [helper.make_tensor_value_info("c", 1, [m, n])],
+                          [b])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8).SerializeToString()
+
+
+def gemm_report(threads_list, seconds: float) -> None:
+    """MatMul GFLOP/s of mserve and onnxruntime as a fraction of the machine's measured peak: the
+    best rate onnxruntime's MLAS (a tuned GEMM library) reaches on a 2048^3 product."""
+    print("\n| GEMM M x K x N | threads | mserve GFLOP/s | onnxruntime GFLOP/s | mserve / peak |")
+    print("|---|---|---|---|---|")
+    for threads in threads_list:
+        big = 2048
+        a = np.random.default_rng(1).standard_normal((big, big)).astype(np.float32)
+        peak_s = ort_session(matmul_model(big, big, big), threads)
+        peak = 2 * big ** 3 / (median_ms(lambda: peak_s.run(None, {"a": a}), 0, 3, 3, warmup=1) * 1e6)
+        print(f"| peak (onnxruntime 2048^3) | {threads} | | {peak:.0f} | |")
+        for m, k, n in [(1024, 1024, 1024), (256, 768, 768), (8, 1024, 4096), (32, 256, 512)]:
+            model = matmul_model(m, k, n)
+            x = np.random.default_rng(2).standard_normal((m, k)).astype(np.float32)
+            ms, os_ = mserve.load(model, threads=threads), ort_session(model, threads)
+            flops = 2.0 * m * k * n
+            g_ms = flops / (median_ms(lambda: ms.predict(x), seconds) * 1e6)
+            g_ort = flops / (median_ms(lambda: os_.run(None, {"a": x}), seconds) * 1e6)
+            print(f"| {m}x{k}x{n} | {threads} | {g_ms:.0f} | {g_ort:.0f} | {g_ms / peak:.0%} |", flush=True)
 
 
 def zoo_feeds(name: str, batch: int) -> dict:
@@ -143,6 +173,7 @@ def main() -> None:
         g = math.exp(sum(math.log(r) for r, _, _ in rs) / len(rs))
         worst = max(rs)
         print(f"| {batch} | {g:.2f} | {worst[0]:.2f} ({worst[1]}, {worst[2]}) |")
+    gemm_report(args.threads, args.seconds)
     print("\n| model | first call mserve ms | first call onnxruntime ms |")
     print("|---|---|---|")
     for name, a, b in first_calls:
