@@ -2,6 +2,8 @@
 // numpy arrays that own the runtime's result buffers through a capsule (zero copy). String
 // tensors are the exception: they are copied in from object/'U'/'S' arrays and out into object
 // arrays of str.
+#include <pybind11/stl.h>
+
 #include <memory>
 
 #include "bindings/common.h"
@@ -170,6 +172,7 @@ void bind_session(py::module_& m) {
       })
       .def_property_readonly("cached_plans", &Session::cached_plans)
       .def_property_readonly("num_nodes", &Session::num_nodes)
+      .def_property_readonly("node_ops", &Session::node_ops)
       .def("set_profiling", &Session::set_profiling, py::arg("on"))
       .def("profile", [](const Session& s) {
         py::list rows;

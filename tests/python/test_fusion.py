@@ -10,6 +10,11 @@ from conftest import make_model, ort_run
 RNG = np.random.default_rng(7)
 
 
+def ops(model):
+    """The model's op types after the graph passes, without the layout Transposes."""
+    return sorted(op for op in model._s.node_ops if op != "Transpose")
+
+
 def rand(*shape, scale=1.0):
     return (RNG.standard_normal(shape) * scale).astype(np.float32)
 
@@ -35,7 +40,7 @@ def test_conv_activation_fusion(nodes, consts, opset, size, threads):
                    opset=opset)
     fused = mserve.load(m.SerializeToString(), threads=threads)
     plain = mserve.load(m.SerializeToString(), threads=threads, optimize=False)
-    assert fused._s.num_nodes == 1 and plain._s.num_nodes == 2
+    assert ops(fused) == ["NhwcConv"] and plain._s.num_nodes == 2
     x = rand(2, 8, size, size, scale=2.0)
     want = ort_run(m, {"x": x})[0]
     np.testing.assert_allclose(plain.predict(x), want, rtol=1e-4, atol=1e-4)
@@ -48,7 +53,7 @@ def test_no_fusion_when_the_conv_output_is_used_elsewhere():
              helper.make_node("Add", ["c", "r"], ["y"])]
     m = make_model(nodes, [("x", np.float32, [1, 3, 9, 9])], [("y", np.float32, None)], consts)
     model = mserve.load(m.SerializeToString())
-    assert model._s.num_nodes == 3
+    assert ops(model) == ["Add", "NhwcConv", "Relu"]
     x = rand(1, 3, 9, 9)
     np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x})[0], rtol=1e-4, atol=1e-4)
     # The Conv output is itself a graph output: it must stay un-activated.
@@ -65,7 +70,7 @@ def test_clip_with_runtime_bounds_is_not_fused():
                    [("x", np.float32, [1, 3, 9, 9]), ("lo", np.float32, [])], [("y", np.float32, None)],
                    {"w": rand(4, 3, 3, 3)})
     model = mserve.load(m.SerializeToString())
-    assert model._s.num_nodes == 2
+    assert ops(model) == ["Clip", "NhwcConv"]
     x, lo = rand(1, 3, 9, 9), np.array(0.3, np.float32)
     np.testing.assert_allclose(model.predict({"x": x, "lo": lo}), ort_run(m, {"x": x, "lo": lo})[0], rtol=1e-4, atol=1e-4)
 
@@ -92,7 +97,7 @@ def test_batchnorm_folds_into_conv(bias, group, act):
         nodes.append(helper.make_node(act, ["n"], ["y"]))
     m = make_model(nodes, [("x", np.float32, ["n", 8, 12, 12])], [("y", np.float32, None)], consts)
     fused = mserve.load(m.SerializeToString())
-    assert fused._s.num_nodes == 1  # Conv + BN (+ Relu) is one Conv
+    assert ops(fused) == ["NhwcConv"]  # Conv + BN (+ Relu) is one conv
     x = rand(3, 8, 12, 12)
     want = ort_run(m, {"x": x})[0]
     np.testing.assert_allclose(mserve.load(m.SerializeToString(), optimize=False).predict(x), want, rtol=1e-4, atol=1e-4)
@@ -121,7 +126,7 @@ def test_batchnorm_stays_when_it_cannot_fold():
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), bn_node("c", "n"), helper.make_node("Add", ["c", "n"], ["y"])]
     m = make_model(nodes, [("x", np.float32, [2, 3, 7, 7])], [("y", np.float32, None)], consts)
     model = mserve.load(m.SerializeToString())
-    assert model._s.num_nodes == 3
+    assert ops(model) == ["Add", "BatchNormalization", "NhwcConv"]
     x = rand(2, 3, 7, 7)
     np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x})[0], rtol=1e-4, atol=1e-4)
     scale = {"bn_s": bn_consts(4)["bn_s"]}
@@ -130,6 +135,63 @@ def test_batchnorm_stays_when_it_cannot_fold():
                    [("x", np.float32, [2, 3, 7, 7]), ("bn_s", np.float32, [4])], [("y", np.float32, None)],
                    dict(rest, w=consts["w"]))
     model = mserve.load(m.SerializeToString())
-    assert model._s.num_nodes == 2
+    assert ops(model) == ["BatchNormalization", "NhwcConv"]
     feeds = {"x": x, "bn_s": scale["bn_s"]}
     np.testing.assert_allclose(model.predict(feeds), ort_run(m, feeds)[0], rtol=1e-4, atol=1e-4)
+
+
+def conv(x, y, cin, cout, consts, k=3, **attrs):
+    consts[y + "_w"] = rand(cout, cin // attrs.get("group", 1), k, k, scale=0.3)
+    consts[y + "_b"] = rand(cout, scale=0.1)
+    return helper.make_node("Conv", [x, y + "_w", y + "_b"], [y], pads=[k // 2] * 4, **attrs)
+
+
+def check_layout_pass(nodes, consts, x_shape, outputs=("y",), max_transposes=None):
+    m = make_model(nodes, [("x", np.float32, ["n"] + list(x_shape[1:]))], [(o, np.float32, None) for o in outputs],
+                   consts)
+    fast, plain = mserve.load(m.SerializeToString()), mserve.load(m.SerializeToString(), optimize=False)
+    assert "Conv" not in fast._s.node_ops  # every conv runs channels-last
+    if max_transposes is not None:
+        assert fast._s.node_ops.count("Transpose") <= max_transposes, fast._s.node_ops
+    for n in (1, 3):
+        x = rand(n, *x_shape[1:])
+        want = ort_run(m, {"x": x})
+        got = fast.predict(x)
+        got = [got] if len(outputs) == 1 else [got[o] for o in outputs]
+        ref = plain.predict(x)
+        ref = [ref] if len(outputs) == 1 else [ref[o] for o in outputs]
+        for g, r, w in zip(got, ref, want):
+            np.testing.assert_allclose(r, w, rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+
+
+def test_layout_pass_residual_block():
+    c = {}
+    nodes = [conv("x", "c1", 8, 16, c, strides=[2, 2]), helper.make_node("Relu", ["c1"], ["r1"]),
+             conv("r1", "c2", 16, 16, c), helper.make_node("Relu", ["c2"], ["r2"]),
+             conv("r2", "c3", 16, 16, c), helper.make_node("Add", ["c3", "r1"], ["s"]),
+             helper.make_node("Relu", ["s"], ["r3"]), conv("r3", "c4", 16, 16, c, group=16),
+             helper.make_node("GlobalAveragePool", ["c4"], ["g"]), helper.make_node("Flatten", ["g"], ["y"])]
+    # One layout change in, one before the pooling.
+    check_layout_pass(nodes, c, (1, 8, 14, 14), max_transposes=2)
+
+
+def test_layout_pass_squeeze_excitation_and_scalars():
+    c = {"three": np.array(3.0, np.float32), "six": np.array(6.0, np.float32)}
+    nodes = [conv("x", "c1", 4, 16, c), helper.make_node("HardSwish", ["c1"], ["h"]),
+             helper.make_node("GlobalAveragePool", ["h"], ["p"]), conv("p", "s1", 16, 4, c, k=1),
+             helper.make_node("Relu", ["s1"], ["s1r"]), conv("s1r", "s2", 4, 16, c, k=1),
+             helper.make_node("HardSigmoid", ["s2"], ["gate"], alpha=1 / 6, beta=0.5),
+             helper.make_node("Mul", ["h", "gate"], ["se"]), helper.make_node("Add", ["se", "three"], ["a"]),
+             helper.make_node("Div", ["a", "six"], ["d"]), conv("d", "y", 16, 8, c, k=1)]
+    check_layout_pass(nodes, c, (1, 4, 10, 10))
+
+
+def test_layout_pass_keeps_nchw_where_ops_need_it():
+    # A per-channel NCHW bias ([C, 1, 1]) must not be added to channels-last data, a conv output
+    # that is a graph output keeps NCHW, and Reshape/Transpose users see NCHW.
+    c = {"bias": rand(16, 1, 1), "shape": np.array([0, -1], np.int64)}
+    nodes = [conv("x", "c1", 3, 16, c), helper.make_node("Add", ["c1", "bias"], ["b"]),
+             conv("b", "c2", 16, 16, c), helper.make_node("Relu", ["c2"], ["mid"]),
+             conv("mid", "c3", 16, 4, c), helper.make_node("Reshape", ["c3", "shape"], ["y"])]
+    check_layout_pass(nodes, c, (1, 3, 9, 9), outputs=("y", "mid"))

@@ -42,6 +42,12 @@ class Session {
 
   // Nodes left to run after load-time clean-up and folding.
   size_t num_nodes() const { return prog_.order.size(); }
+  // Their op types in run order (after the graph passes), for tests and debugging.
+  std::vector<std::string> node_ops() const {
+    std::vector<std::string> ops;
+    for (int i : prog_.order) ops.push_back(prog_.graph.nodes[i].op_type);
+    return ops;
+  }
 
   // Number of plans currently cached (for tests and monitoring).
   size_t cached_plans() const;

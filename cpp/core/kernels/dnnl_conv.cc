@@ -28,11 +28,11 @@ struct DnnlConv::Impl {
     size_t x_off = 0, y_off = 0, s_off = 0, bytes = 0;
     int threads = 1;                // the primitive's team size
   };
-  dnnl_util::EntryCache<std::array<int64_t, 8>, Entry> entries;  // by geometry and threads
+  dnnl_util::EntryCache<std::array<int64_t, 10>, Entry> entries;  // by geometry and threads
 
   StatusOr<std::unique_ptr<Entry>> make_entry(const Geometry& g, int threads) const;
   StatusOr<std::shared_ptr<const Entry>> entry(const Geometry& g, int threads) const {
-    return entries.get({g.N, g.H, g.W, g.OH, g.OW, g.pad_begin[0], g.pad_begin[1], threads},
+    return entries.get({g.N, g.H, g.W, g.OH, g.OW, g.pad_begin[0], g.pad_begin[1], g.pad_end[0], g.pad_end[1], threads},
                        [&] { return make_entry(g, threads); });
   }
 };
@@ -43,13 +43,8 @@ StatusOr<std::unique_ptr<DnnlConv::Impl::Entry>> DnnlConv::Impl::make_entry(cons
   // Below ~32 kFLOP the fixed cost of a oneDNN call (memory objects, two reorders) exceeds a
   // dense conv itself (a text CNN's 1-D convs over 6 tokens: 1.5 us each vs 0.3 us with
   // im2col); grouped convs always come here, im2col runs them at a few GFLOP/s.
-  if (flops < 32e3 && p.group == 1) return Unsupported("oneDNN convolution: too small to pay off");
-  memory::dims pad_end(2);
-  const int64_t in[2] = {H, W}, out[2] = {OH, OW};
-  for (int i = 0; i < 2; ++i) {
-    pad_end[i] = (out[i] - 1) * p.s[i] + (p.k[i] - 1) * p.d[i] + 1 - in[i] - g.pad_begin[i];
-    if (pad_end[i] < 0) return Unsupported("oneDNN convolution: negative end padding");
-  }
+  if (flops < 32e3 && p.group == 1 && !p.always) return Unsupported("oneDNN convolution: too small to pay off");
+  const memory::dims pad_end{g.pad_end[0], g.pad_end[1]};
   const int team = dnnl_util::team_size(flops, threads);
   omp_set_num_threads(team);
   auto e = std::make_unique<Entry>();
@@ -69,11 +64,12 @@ StatusOr<std::unique_ptr<DnnlConv::Impl::Entry>> DnnlConv::Impl::make_entry(cons
     e->conv = dnnl::convolution_forward(pd);
     e->scratch = pd.scratchpad_desc();
     e->weights = dnnl_util::repack(packed, pd.weights_desc());
-    e->to_nhwc = dnnl::reorder(dnnl::reorder::primitive_desc(eng, e->x_nchw, eng, e->x_nhwc));
-    e->to_nchw = dnnl::reorder(dnnl::reorder::primitive_desc(eng, e->y_nhwc, eng, e->y_nchw));
-    e->x_off = 0;
-    e->y_off = align64(e->x_nhwc.get_size());
-    e->s_off = e->y_off + align64(e->y_nhwc.get_size());
+    if (!p.nhwc) {
+      e->to_nhwc = dnnl::reorder(dnnl::reorder::primitive_desc(eng, e->x_nchw, eng, e->x_nhwc));
+      e->to_nchw = dnnl::reorder(dnnl::reorder::primitive_desc(eng, e->y_nhwc, eng, e->y_nchw));
+      e->y_off = align64(e->x_nhwc.get_size());
+      e->s_off = e->y_off + align64(e->y_nhwc.get_size());
+    }
     e->bytes = e->s_off + align64(e->scratch.get_size());
     e->threads = team;
   } catch (const dnnl::error& err) {
@@ -129,12 +125,16 @@ Status DnnlConv::run(const float* x, float* y, const Geometry& g, void* workspac
   try {
     auto& eng = cpu_engine();
     char* ws = static_cast<char*>(workspace);
-    memory xs(e->x_nchw, eng, const_cast<float*>(x)), xh(e->x_nhwc, eng, ws + e->x_off);
-    memory yh(e->y_nhwc, eng, ws + e->y_off), ys(e->y_nchw, eng, y);
+    const bool nhwc = impl_->p.nhwc;  // then X and Y are used in place
+    memory xh(e->x_nhwc, eng, nhwc ? const_cast<float*>(x) : static_cast<void*>(ws + e->x_off));
+    memory yh(e->y_nhwc, eng, nhwc ? static_cast<void*>(y) : static_cast<void*>(ws + e->y_off));
+    memory xs, ys;
+    if (!nhwc) xs = memory(e->x_nchw, eng, const_cast<float*>(x)), ys = memory(e->y_nchw, eng, y);
     memory scratch(e->scratch, eng, ws + e->s_off);
     omp_set_num_threads(e->threads);
     dnnl_stream_t s = dnnl_util::thread_stream().get();
-    dnnl_status_t st = dnnl_util::exec(e->to_nhwc, s, {{DNNL_ARG_FROM, xs.get()}, {DNNL_ARG_TO, xh.get()}});
+    dnnl_status_t st = dnnl_success;
+    if (!nhwc) st = dnnl_util::exec(e->to_nhwc, s, {{DNNL_ARG_FROM, xs.get()}, {DNNL_ARG_TO, xh.get()}});
     if (st == dnnl_success) {
       if (impl_->bias)
         st = dnnl_util::exec(e->conv, s, {{DNNL_ARG_SRC, xh.get()}, {DNNL_ARG_WEIGHTS, e->weights.get()},
@@ -144,7 +144,8 @@ Status DnnlConv::run(const float* x, float* y, const Geometry& g, void* workspac
         st = dnnl_util::exec(e->conv, s, {{DNNL_ARG_SRC, xh.get()}, {DNNL_ARG_WEIGHTS, e->weights.get()},
                                {DNNL_ARG_DST, yh.get()}, {DNNL_ARG_SCRATCHPAD, scratch.get()}});
     }
-    if (st == dnnl_success) st = dnnl_util::exec(e->to_nchw, s, {{DNNL_ARG_FROM, yh.get()}, {DNNL_ARG_TO, ys.get()}});
+    if (st == dnnl_success && !nhwc)
+      st = dnnl_util::exec(e->to_nchw, s, {{DNNL_ARG_FROM, yh.get()}, {DNNL_ARG_TO, ys.get()}});
     if (st == dnnl_success) st = dnnl_stream_wait(s);
     if (st != dnnl_success) return Internal("oneDNN convolution failed with status " + std::to_string(st));
   } catch (const dnnl::error& err) {

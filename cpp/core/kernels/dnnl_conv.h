@@ -24,16 +24,18 @@ class DnnlConv {
     int64_t C = 0, M = 0, group = 1;           // input channels, output channels, groups
     int64_t k[2] = {1, 1}, s[2] = {1, 1}, d[2] = {1, 1};  // kernel, stride, dilation (H, W)
     FusedActivation act;                       // a post-op on Y
+    bool nhwc = false;  // X and Y are channels-last ([N, H, W, C]): no reorders
+    bool always = false;  // take small convs too (callers with no other path)
   };
   // w: [M, C / group, kh, kw] (copied into oneDNN's layout; not kept); bias: [M] or null.
   // Null when oneDNN has no implementation for these parameters (the caller falls back).
   static std::unique_ptr<DnnlConv> create(const Params& p, const float* w, const float* bias);
   ~DnnlConv();
 
-  // One call's geometry: input [N, C, H, W] -> output [N, M, OH, OW], with pad_begin (H, W)
-  // rows/columns of zeros before the image (those after follow from the output size).
+  // One call's geometry: input [N, C, H, W] -> output [N, M, OH, OW] (channels-last when
+  // Params::nhwc), with pad_begin / pad_end (H, W) rows and columns of zeros around the image.
   struct Geometry {
-    int64_t N, H, W, OH, OW, pad_begin[2];
+    int64_t N, H, W, OH, OW, pad_begin[2], pad_end[2];
   };
   // Plans a shape on `threads` threads (oneDNN fixes a primitive's team when it is created):
   // returns the workspace bytes run() needs, or an error when oneDNN cannot take the shape or

@@ -15,6 +15,10 @@ Status remove_identities(Graph& g);
 // Removes nodes none of whose outputs reach a graph output.
 Status remove_dead_nodes(Graph& g);
 
+// Runs 2-D float32 convs with constant weights channels-last (com.mserve NhwcConv) and moves
+// the layout changes around them out of conv/activation/residual chains (nhwc_convs.cc).
+Status nhwc_convs(Graph& g);
+
 // Folds an inference BatchNormalization into the Conv or Gemm (constant float32 weights) whose
 // only consumer it is: scaled weights and a new bias, as new initializers.
 Status fold_batchnorm(Graph& g);

@@ -33,7 +33,7 @@ struct ConvAttrs {
 struct Geo {
   int64_t N = 0, C = 0, M = 0, Cg = 0, Mg = 0, group = 1;
   int64_t in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1};
-  int64_t pb[3] = {0, 0, 0}, out[3] = {1, 1, 1};
+  int64_t pb[3] = {0, 0, 0}, pe[3] = {0, 0, 0}, out[3] = {1, 1, 1};
   int64_t in_size() const { return in[0] * in[1] * in[2]; }
   int64_t out_size() const { return out[0] * out[1] * out[2]; }
   int64_t k_size() const { return k[0] * k[1] * k[2]; }
@@ -84,6 +84,7 @@ Status make_geo(const ConvAttrs& a, const Shape& x, const Shape& w, Geo* g) {
     const WindowAxis wa = window_axis(a.auto_pad, in, k, s, d, a.pads.empty() ? 0 : a.pads[i],
                                       a.pads.empty() ? 0 : a.pads[sp + i], false);
     const int64_t out = wa.out, pb = wa.pad_begin;
+    g->pe[j] = wa.pad_end;
     MS_CHECK_ARG(out > 0, "output spatial dimension " + std::to_string(i) + " would be empty: input " +
                               x.str() + ", kernel " + w.str() + ", stride " + std::to_string(s) +
                               ", dilation " + std::to_string(d));
@@ -95,6 +96,10 @@ Status make_geo(const ConvAttrs& a, const Shape& x, const Shape& w, Geo* g) {
     g->out[j] = out;
   }
   return Status::OK();
+}
+
+DnnlConv::Geometry dnnl_geometry(const Geo& g) {
+  return DnnlConv::Geometry{g.N, g.in[1], g.in[2], g.out[1], g.out[2], {g.pb[1], g.pb[2]}, {g.pe[1], g.pe[2]}};
 }
 
 // Unfolds one input channel into K rows of OS columns (zeros where the kernel hits padding).
@@ -185,9 +190,6 @@ class ConvKernel final : public Kernel {
 
   // 1-D and 2-D float32 convs with constant weights run on oneDNN where it takes the shape
   // (decided once per shape in infer; compute follows the same answer).
-  static DnnlConv::Geometry dnnl_geometry(const Geo& g) {
-    return DnnlConv::Geometry{g.N, g.in[1], g.in[2], g.out[1], g.out[2], {g.pb[1], g.pb[2]}};
-  }
   bool on_dnnl(const Geo& g, DType t) const { return dnnl_ && t == DType::kFloat32 && g.in[0] == 1 && g.k[0] == 1; }
 
   // Batches of at least `threads` images run one image per thread with single-threaded GEMMs:
@@ -304,7 +306,7 @@ class ConvKernel final : public Kernel {
 };
 
 // oneDNN for float32 1-D/2-D convs whose weights (and bias) are constants of the graph.
-std::unique_ptr<DnnlConv> make_dnnl_conv(const ConvAttrs& a, const Node& n, const KernelInit& init) {
+std::unique_ptr<DnnlConv> make_dnnl_conv(const ConvAttrs& a, const Node& n, const KernelInit& init, bool nhwc = false) {
   const Tensor* w = init.constant(n, 1);
   const bool has_b = n.inputs.size() > 2 && n.inputs[2] != kNoValue;
   const Tensor* b = has_b ? init.constant(n, 2) : nullptr;
@@ -317,6 +319,8 @@ std::unique_ptr<DnnlConv> make_dnnl_conv(const ConvAttrs& a, const Node& n, cons
   p.C = w->dim(1) * a.group;
   p.group = a.group;
   p.act = a.act;
+  p.nhwc = p.always = nhwc;
+  if (nhwc && sp != 2) return nullptr;
   for (int i = 0; i < sp; ++i) {
     const int j = 2 - sp + i;
     p.k[j] = w->dim(2 + i);
@@ -331,9 +335,43 @@ std::unique_ptr<DnnlConv> make_dnnl_conv(const ConvAttrs& a, const Node& n, cons
   return DnnlConv::create(p, w->data<float>(), b ? b->data<float>() : nullptr);
 }
 
-}  // namespace
+// com.mserve NhwcConv: Conv on channels-last data, X [N, H, W, C] -> Y [N, OH, OW, M], with
+// Conv's attributes and inputs (W stays [M, C / group, kh, kw]). Made by the nhwc_convs pass
+// for 2-D float32 convs with constant weights, so chains of convs skip the layout changes;
+// runs on oneDNN only.
+class NhwcConvKernel final : public Kernel {
+ public:
+  NhwcConvKernel(ConvAttrs a, std::unique_ptr<DnnlConv> dnnl) : a_(std::move(a)), dnnl_(std::move(dnnl)) {}
 
-StatusOr<KernelPtr> create_onnx_Conv(const Node& n, const KernelInit& init) {
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "NhwcConv needs inputs X and W");
+    MS_CHECK_ARG(ctx.dtype(0) == DType::kFloat32, "NhwcConv takes float32");
+    const Shape& x = ctx.shape(0);
+    MS_CHECK_ARG(x.rank() == 4, "NhwcConv X must be [N, H, W, C], got " + x.str());
+    Geo g;
+    MS_RETURN_IF_ERROR(make_geo(a_, nchw(x), ctx.shape(1), &g));
+    ctx.set_output(0, DType::kFloat32, Shape{g.N, g.out[1], g.out[2], g.M});
+    MS_ASSIGN_OR_RETURN(size_t ws, dnnl_->prepare(dnnl_geometry(g), ctx.threads()));
+    ctx.set_workspace(ws);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    if (ctx.output(0).numel() == 0) return Status::OK();
+    Geo g;
+    MS_RETURN_IF_ERROR(make_geo(a_, nchw(ctx.input(0).shape()), ctx.input(1).shape(), &g));
+    ctx.pool().quiesce();  // oneDNN runs on its own OpenMP team
+    return dnnl_->run(ctx.input(0).data<float>(), ctx.output(0).data<float>(), dnnl_geometry(g), ctx.workspace(),
+                      ctx.pool().threads());
+  }
+
+ private:
+  static Shape nchw(const Shape& x) { return Shape{x[0], x[3], x[1], x[2]}; }
+  ConvAttrs a_;
+  std::unique_ptr<DnnlConv> dnnl_;
+};
+
+StatusOr<ConvAttrs> parse_conv(const Node& n) {
   ConvAttrs a;
   MS_ASSIGN_OR_RETURN(a.auto_pad, parse_auto_pad(n.attr_string("auto_pad", "NOTSET")));
   a.group = n.attr_int("group", 1);
@@ -348,6 +386,20 @@ StatusOr<KernelPtr> create_onnx_Conv(const Node& n, const KernelInit& init) {
   for (int64_t v : a.dilations) MS_CHECK_ARG(v >= 1, "dilations " + ints_str(a.dilations) + " must be positive");
   for (int64_t v : a.pads) MS_CHECK_ARG(v >= 0, "pads " + ints_str(a.pads) + " must be non-negative");
   MS_CHECK_ARG(a.pads.size() % 2 == 0, "pads " + ints_str(a.pads) + " must have an even number of values");
+  return a;
+}
+
+}  // namespace
+
+StatusOr<KernelPtr> create_mserve_NhwcConv(const Node& n, const KernelInit& init) {
+  MS_ASSIGN_OR_RETURN(ConvAttrs a, parse_conv(n));
+  auto dnnl = make_dnnl_conv(a, n, init, true);
+  if (!dnnl) return Unsupported("NhwcConv needs float32 2-D constant weights oneDNN can take");
+  return KernelPtr(new NhwcConvKernel(std::move(a), std::move(dnnl)));
+}
+
+StatusOr<KernelPtr> create_onnx_Conv(const Node& n, const KernelInit& init) {
+  MS_ASSIGN_OR_RETURN(ConvAttrs a, parse_conv(n));
   auto dnnl = make_dnnl_conv(a, n, init);
   return KernelPtr(new ConvKernel(std::move(a), std::move(dnnl)));
 }

@@ -1,0 +1,194 @@
+// Runs 2-D float32 convs channels-last, where oneDNN is fastest, without a layout change around
+// every conv: each Conv becomes Transpose(NCHW -> NHWC) -> com.mserve.NhwcConv -> Transpose back,
+// then Transposes are pushed below layout-blind element-wise ops (activations; Add/Mul/Sub/Div of
+// two tensors transposed alike, or of a scalar) and inverse pairs cancel, so a chain of convs,
+// activations and residual adds keeps channels-last data from its first conv to its last and
+// changes layout only where an op needs NCHW (pooling, Flatten, Reshape, a graph output).
+#include <string>
+#include <vector>
+
+#include "core/passes/passes.h"
+
+namespace mserve {
+namespace {
+
+const std::vector<int64_t> kToNhwc{0, 2, 3, 1}, kToNchw{0, 3, 1, 2};
+
+bool is_unary_elementwise(const Node& n) {
+  if (!n.domain.empty() || n.inputs.empty() || n.outputs.size() != 1) return false;
+  static const char* const kOps[] = {"Relu", "LeakyRelu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "Tanh",
+                                     "Elu", "Selu", "Softplus", "Neg", "Abs", "Sqrt", "Exp", "Erf", "Mish"};
+  for (const char* op : kOps)
+    if (n.op_type == op) return true;
+  return false;
+}
+
+bool is_binary_elementwise(const Node& n) {
+  return n.domain.empty() && n.inputs.size() == 2 && n.outputs.size() == 1 &&
+         (n.op_type == "Add" || n.op_type == "Mul" || n.op_type == "Sub" || n.op_type == "Div");
+}
+
+class Rewriter {
+ public:
+  explicit Rewriter(Graph& g) : g_(g) {
+    auto it = g.opsets.find("");
+    onnx_opset_ = it == g.opsets.end() ? 0 : it->second;
+  }
+  bool usable() const { return onnx_opset_ > 0; }
+
+  int fresh_value(int like) {
+    Value v;
+    v.name = g_.values[like].name + "/nhwc";
+    v.dtype = g_.values[like].dtype;
+    g_.values.push_back(v);
+    return static_cast<int>(g_.values.size()) - 1;
+  }
+
+  void add_transpose(int in, int out, const std::vector<int64_t>& perm) {
+    Node t;
+    t.op_type = "Transpose";
+    t.opset = static_cast<int>(onnx_opset_);
+    t.inputs = {in};
+    t.outputs = {out};
+    Attribute a;
+    a.kind = Attribute::Kind::kInts;
+    a.ints = perm;
+    t.attrs["perm"] = a;
+    added_.push_back(std::move(t));
+  }
+
+  void flush() {
+    for (Node& n : added_) g_.nodes.push_back(std::move(n));
+    added_.clear();
+  }
+
+  const Graph& graph() const { return g_; }
+
+ private:
+  Graph& g_;
+  int64_t onnx_opset_ = 0;
+  std::vector<Node> added_;
+};
+
+// A Conv nhwc_convs turns into NhwcConv: 2-D, float32 constant weights (and bias).
+bool convertible(const Graph& g, const Node& n) {
+  if (n.op_type != "Conv" || !n.domain.empty() || n.inputs.size() < 2 || n.outputs.size() != 1) return false;
+  if (n.inputs[0] == kNoValue || n.outputs[0] == kNoValue) return false;
+  auto w = g.initializers.find(n.inputs[1]);
+  if (w == g.initializers.end() || w->second.dtype() != DType::kFloat32 || w->second.rank() != 4) return false;
+  if (n.inputs.size() > 2 && n.inputs[2] != kNoValue) {
+    auto b = g.initializers.find(n.inputs[2]);
+    if (b == g.initializers.end() || b->second.dtype() != DType::kFloat32) return false;
+  }
+  const Value& x = g.values[n.inputs[0]];
+  return x.dtype == DType::kFloat32 || x.dtype == DType::kUndefined;
+}
+
+bool perm_is(const Node& n, const std::vector<int64_t>& perm) {
+  const Attribute* a = n.attr("perm");
+  return a && a->ints == perm;
+}
+
+}  // namespace
+
+Status nhwc_convs(Graph& g) {
+  Rewriter rw(g);
+  if (!rw.usable()) return Status::OK();
+  bool any = false;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (!convertible(g, g.nodes[i])) continue;
+    Node& n = g.nodes[i];
+    const int x = n.inputs[0], y = n.outputs[0];
+    const int xt = rw.fresh_value(x), yt = rw.fresh_value(y);
+    n.op_type = "NhwcConv";
+    n.domain = "com.mserve";
+    n.opset = 1;
+    n.inputs[0] = xt;
+    n.outputs[0] = yt;
+    rw.add_transpose(x, xt, kToNhwc);
+    rw.add_transpose(yt, y, kToNchw);
+    any = true;
+  }
+  rw.flush();
+  if (!any) return Status::OK();
+
+  auto graph_output = [&](int v) {
+    for (int o : g.outputs)
+      if (o == v) return true;
+    return false;
+  };
+  for (bool changed = true; changed;) {
+    changed = false;
+    // The Transpose producing each value (node index), if any.
+    std::vector<int> producer(g.values.size(), -1);
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+      for (int v : g.nodes[i].outputs)
+        if (v != kNoValue && v < static_cast<int>(producer.size())) producer[v] = static_cast<int>(i);
+    auto transposed_from = [&](int v, const std::vector<int64_t>& perm) -> int {
+      if (v == kNoValue || producer[v] < 0) return kNoValue;
+      const Node& t = g.nodes[producer[v]];
+      return t.op_type == "Transpose" && t.domain.empty() && perm_is(t, perm) ? t.inputs[0] : kNoValue;
+    };
+    auto is_scalar_constant = [&](int v) {
+      auto it = g.initializers.find(v);
+      return it != g.initializers.end() && it->second.numel() == 1;
+    };
+    std::vector<int> replace(g.values.size());
+    for (size_t v = 0; v < replace.size(); ++v) replace[v] = static_cast<int>(v);
+    const size_t count = g.nodes.size();
+    for (size_t i = 0; i < count; ++i) {
+      Node& n = g.nodes[i];
+      // NHWC -> NCHW -> NHWC (or the reverse): readers of the outer result read the inner input.
+      if (n.op_type == "Transpose" && n.domain.empty() && !graph_output(n.outputs[0])) {
+        for (const auto& [outer, inner] : {std::pair{kToNhwc, kToNchw}, std::pair{kToNchw, kToNhwc}}) {
+          if (!perm_is(n, outer)) continue;
+          const int src = transposed_from(n.inputs[0], inner);
+          if (src != kNoValue) {
+            replace[n.outputs[0]] = src;
+            changed = true;
+          }
+        }
+        continue;
+      }
+      // op(Transpose(a)) -> Transpose(op(a)) for layout-blind element-wise ops.
+      for (const auto& perm : {kToNchw, kToNhwc}) {
+        if (is_unary_elementwise(n)) {
+          const int a = transposed_from(n.inputs[0], perm);
+          if (a == kNoValue) continue;
+          const int w = n.outputs[0], fresh = rw.fresh_value(w);
+          n.inputs[0] = a;
+          n.outputs[0] = fresh;
+          rw.add_transpose(fresh, w, perm);
+          changed = true;
+          break;
+        }
+        if (is_binary_elementwise(n)) {
+          int in[2];
+          bool ok = true;
+          for (int k = 0; k < 2 && ok; ++k) {
+            in[k] = transposed_from(n.inputs[k], perm);
+            if (in[k] == kNoValue) {
+              if (is_scalar_constant(n.inputs[k])) in[k] = n.inputs[k];
+              else ok = false;
+            }
+          }
+          if (!ok || (in[0] == n.inputs[0] && in[1] == n.inputs[1])) continue;  // needs one transposed side
+          const int w = n.outputs[0], fresh = rw.fresh_value(w);
+          n.inputs = {in[0], in[1]};
+          n.outputs[0] = fresh;
+          rw.add_transpose(fresh, w, perm);
+          changed = true;
+          break;
+        }
+      }
+    }
+    rw.flush();
+    for (Node& n : g.nodes)
+      for (int& v : n.inputs)
+        if (v != kNoValue && v < static_cast<int>(replace.size())) v = replace[v];
+    if (changed) MS_RETURN_IF_ERROR(remove_dead_nodes(g));
+  }
+  return Status::OK();
+}
+
+}  // namespace mserve
