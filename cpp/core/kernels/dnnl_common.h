@@ -4,6 +4,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <initializer_list>
 #include <map>
@@ -11,6 +13,7 @@
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
+#include <unordered_map>
 
 #include "core/kernels/fused_activation.h"
 #include "core/status.h"
@@ -70,6 +73,29 @@ inline dnnl::memory repack(const dnnl::memory& from, const dnnl::memory::desc& d
   dnnl::reorder(src, to).execute(s, src, to);
   s.wait();
   return to;
+}
+
+// A unique id per planned primitive (never reused), keying the per-thread memory objects.
+inline uint64_t next_entry_id() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Memory objects reused by the calls on this thread: one per (primitive id, argument slot),
+// re-pointed at each call's buffer. Creating dnnl::memory objects per call allocated ~10 blocks
+// per oneDNN call. Bounded: the cache restarts when it holds many primitives.
+inline dnnl::memory& thread_memory(uint64_t id, int slot, const dnnl::memory::desc& desc, void* ptr) {
+  constexpr int kSlots = 4;
+  thread_local std::unordered_map<uint64_t, std::array<dnnl::memory, kSlots>> cache;
+  auto it = cache.find(id);
+  if (it == cache.end()) {
+    if (cache.size() >= 256) cache.clear();
+    it = cache.emplace(id, std::array<dnnl::memory, kSlots>{}).first;
+  }
+  dnnl::memory& m = it->second[slot];
+  if (!m) m = dnnl::memory(desc, cpu_engine(), ptr);
+  else m.set_data_handle(ptr);
+  return m;
 }
 
 // Primitives by shape, made on first use and kept for the most recently used kMax shapes, so

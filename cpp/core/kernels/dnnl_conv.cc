@@ -27,6 +27,7 @@ struct DnnlConv::Impl {
     memory weights;                 // `packed`, or a copy in another layout this shape needs
     size_t x_off = 0, y_off = 0, s_off = 0, bytes = 0;
     int threads = 1;                // the primitive's team size
+    uint64_t id = dnnl_util::next_entry_id();
   };
   dnnl_util::EntryCache<std::array<int64_t, 10>, Entry> entries;  // by geometry and threads
 
@@ -126,11 +127,15 @@ Status DnnlConv::run(const float* x, float* y, const Geometry& g, void* workspac
     auto& eng = cpu_engine();
     char* ws = static_cast<char*>(workspace);
     const bool nhwc = impl_->p.nhwc;  // then X and Y are used in place
-    memory xh(e->x_nhwc, eng, nhwc ? const_cast<float*>(x) : static_cast<void*>(ws + e->x_off));
-    memory yh(e->y_nhwc, eng, nhwc ? static_cast<void*>(y) : static_cast<void*>(ws + e->y_off));
+    using dnnl_util::thread_memory;
+    memory& xh = thread_memory(e->id, 0, e->x_nhwc, nhwc ? const_cast<float*>(x) : static_cast<void*>(ws + e->x_off));
+    memory& yh = thread_memory(e->id, 1, e->y_nhwc, nhwc ? static_cast<void*>(y) : static_cast<void*>(ws + e->y_off));
+    memory& scratch = thread_memory(e->id, 2, e->scratch, ws + e->s_off);
     memory xs, ys;
-    if (!nhwc) xs = memory(e->x_nchw, eng, const_cast<float*>(x)), ys = memory(e->y_nchw, eng, y);
-    memory scratch(e->scratch, eng, ws + e->s_off);
+    if (!nhwc) {
+      xs = thread_memory(e->id, 3, e->x_nchw, const_cast<float*>(x));
+      ys = memory(e->y_nchw, eng, y);  // a fourth slot would do; the NCHW path is the rare one
+    }
     omp_set_num_threads(e->threads);
     dnnl_stream_t s = dnnl_util::thread_stream().get();
     dnnl_status_t st = dnnl_success;

@@ -23,6 +23,7 @@ struct DnnlMatMul::Impl {
     memory weights;  // `packed`, or a copy in the layout this M needs
     size_t bytes = 0;
     int threads = 1;
+    uint64_t id = dnnl_util::next_entry_id();
   };
   dnnl_util::EntryCache<std::array<int64_t, 2>, Entry> entries;  // (M, threads)
 
@@ -106,7 +107,10 @@ Status DnnlMatMul::run(const float* x, float* y, int64_t M, void* workspace, int
   MS_ASSIGN_OR_RETURN(auto e, impl_->entry(M, threads));
   try {
     auto& eng = cpu_engine();
-    memory xm(e->x, eng, const_cast<float*>(x)), ym(e->y, eng, y), scratch(e->scratch, eng, workspace);
+    (void)eng;
+    memory& xm = dnnl_util::thread_memory(e->id, 0, e->x, const_cast<float*>(x));
+    memory& ym = dnnl_util::thread_memory(e->id, 1, e->y, y);
+    memory& scratch = dnnl_util::thread_memory(e->id, 2, e->scratch, workspace);
     omp_set_num_threads(e->threads);
     dnnl_stream_t s = dnnl_util::thread_stream().get();
     dnnl_status_t st;
