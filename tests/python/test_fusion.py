@@ -195,3 +195,16 @@ def test_layout_pass_keeps_nchw_where_ops_need_it():
              conv("b", "c2", 16, 16, c), helper.make_node("Relu", ["c2"], ["mid"]),
              conv("mid", "c3", 16, 4, c), helper.make_node("Reshape", ["c3", "shape"], ["y"])]
     check_layout_pass(nodes, c, (1, 3, 9, 9), outputs=("y", "mid"))
+
+
+def test_clip_bounds_from_constant_nodes_fuse():
+    # PyTorch exports ReLU6 as Clip(x, Constant, Constant).
+    lo = helper.make_node("Constant", [], ["lo"], value=helper.make_tensor("lo", 1, [], [0.0]))
+    hi = helper.make_node("Constant", [], ["hi"], value_float=6.0)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), lo, hi,
+             helper.make_node("Clip", ["c", "lo", "hi"], ["y"])]
+    m = make_model(nodes, [("x", np.float32, [2, 8, 12, 12])], [("y", np.float32, None)], {"w": rand(16, 8, 3, 3)})
+    model = mserve.load(m.SerializeToString())
+    assert ops(model) == ["NhwcConv"]
+    x = rand(2, 8, 12, 12, scale=3.0)
+    np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x})[0], rtol=1e-4, atol=1e-4)

@@ -68,6 +68,7 @@ StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOpt
   if (opts.optimize) {
     MS_RETURN_IF_ERROR(remove_identities(p.graph));
     MS_RETURN_IF_ERROR(remove_dead_nodes(p.graph));
+    MS_RETURN_IF_ERROR(inline_constants(p.graph));
     MS_RETURN_IF_ERROR(fold_batchnorm(p.graph));
     MS_RETURN_IF_ERROR(fuse_conv_activation(p.graph));
     MS_RETURN_IF_ERROR(nhwc_convs(p.graph));

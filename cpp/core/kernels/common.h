@@ -20,6 +20,9 @@ void broadcast_strides(const Shape& in, const Shape& out, int64_t* strides);
 // Reads a 1-D int tensor (int32 or int64) into a vector.
 StatusOr<std::vector<int64_t>> read_ints(const Tensor& t, const char* what);
 
+// The value of a Constant node (any of its attribute forms), as an owned tensor (ops/constant.cc).
+StatusOr<Tensor> constant_node_value(const Node& node);
+
 // A kernel for ops whose output is a new view of the input bytes (Reshape, Flatten, Squeeze,
 // Unsqueeze, Identity): compute copies the bytes (outputs never alias inputs); string tensors
 // are copied element by element.

@@ -12,6 +12,9 @@ namespace mserve {
 // output keeps its name).
 Status remove_identities(Graph& g);
 
+// Turns Constant nodes into initializers.
+Status inline_constants(Graph& g);
+
 // Removes nodes none of whose outputs reach a graph output.
 Status remove_dead_nodes(Graph& g);
 

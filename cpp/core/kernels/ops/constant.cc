@@ -45,7 +45,7 @@ StatusOr<Tensor> make_tensor(const S* values, size_t n, bool scalar) {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_onnx_Constant(const Node& node, const KernelInit&) {
+StatusOr<Tensor> constant_node_value(const Node& node) {
   if (node.attr("sparse_value")) return Unsupported("Constant attribute 'sparse_value' is not supported");
 
   const char* found = nullptr;
@@ -88,6 +88,11 @@ StatusOr<KernelPtr> create_onnx_Constant(const Node& node, const KernelInit&) {
     if (a.kind != K::kStrings) return wrong_kind();
     MS_ASSIGN_OR_RETURN(value, (make_tensor<std::string, std::string>(a.strings.data(), a.strings.size(), false)));
   }
+  return value;
+}
+
+StatusOr<KernelPtr> create_onnx_Constant(const Node& node, const KernelInit&) {
+  MS_ASSIGN_OR_RETURN(Tensor value, constant_node_value(node));
   return KernelPtr(new ConstantKernel(std::move(value)));
 }
 
