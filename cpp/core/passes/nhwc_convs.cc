@@ -4,6 +4,7 @@
 // two tensors transposed alike, or of a scalar) and inverse pairs cancel, so a chain of convs,
 // activations and residual adds keeps channels-last data from its first conv to its last and
 // changes layout only where an op needs NCHW (pooling, Flatten, Reshape, a graph output).
+// Global pooling becomes a reduction over the channels-last H and W axes.
 #include <string>
 #include <vector>
 
@@ -55,6 +56,36 @@ class Rewriter {
     a.ints = perm;
     t.attrs["perm"] = a;
     added_.push_back(std::move(t));
+  }
+
+  // GlobalAveragePool / GlobalMaxPool over channels-last `in` as ReduceMean / ReduceMax over
+  // axes 1 and 2 (keepdims), writing `out` ([N, 1, 1, C]).
+  void add_global_reduce(const std::string& pool, int in, int out) {
+    Node r;
+    r.op_type = pool == "GlobalAveragePool" ? "ReduceMean" : "ReduceMax";
+    r.opset = static_cast<int>(onnx_opset_);
+    r.inputs = {in};
+    r.outputs = {out};
+    Attribute keep;
+    keep.kind = Attribute::Kind::kInt;
+    keep.i = 1;
+    r.attrs["keepdims"] = keep;
+    const bool axes_input = onnx_opset_ >= 18;
+    if (axes_input) {
+      Value v;
+      v.name = g_.values[out].name + "/axes";
+      v.dtype = DType::kInt64;
+      g_.values.push_back(v);
+      const int id = static_cast<int>(g_.values.size()) - 1;
+      g_.initializers[id] = Tensor::from<int64_t>(Shape{2}, {1, 2});
+      r.inputs.push_back(id);
+    } else {
+      Attribute axes;
+      axes.kind = Attribute::Kind::kInts;
+      axes.ints = {1, 2};
+      r.attrs["axes"] = axes;
+    }
+    added_.push_back(std::move(r));
   }
 
   void flush() {
@@ -147,6 +178,20 @@ Status nhwc_convs(Graph& g) {
             replace[n.outputs[0]] = src;
             changed = true;
           }
+        }
+        continue;
+      }
+      // Global pooling of channels-last data reduces over H and W in place: the Transpose
+      // moves to the pooled [N, 1, 1, C] result.
+      if ((n.op_type == "GlobalAveragePool" || n.op_type == "GlobalMaxPool") && n.domain.empty() &&
+          n.inputs.size() == 1 && n.outputs.size() == 1) {
+        const int a = transposed_from(n.inputs[0], kToNchw);
+        if (a != kNoValue) {
+          const int w = n.outputs[0], fresh = rw.fresh_value(w);
+          rw.add_global_reduce(n.op_type, a, fresh);
+          rw.add_transpose(fresh, w, kToNchw);
+          n.outputs[0] = rw.fresh_value(w);  // the old node is now dead
+          changed = true;
         }
         continue;
       }
