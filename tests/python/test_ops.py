@@ -332,3 +332,17 @@ def test_gemm_engine_matches_onnxruntime(attrs, c_shape, threads):
         if len(inputs) > 1:
             feeds["C"] = rand(rows, 160)
         np.testing.assert_allclose(model.predict(feeds), ort_run(m, feeds)[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.uint8])
+@pytest.mark.parametrize("shape,perm", [
+    ((3, 70, 45), (0, 2, 1)), ((2, 3, 33, 40), (0, 2, 3, 1)), ((2, 33, 40, 3), (0, 3, 1, 2)),
+    ((65, 70), (1, 0)), ((5, 1000), (1, 0)), ((1000, 5), (1, 0)), ((2, 4, 3, 5), (2, 0, 3, 1)),
+    ((1, 16, 1, 40), (0, 3, 1, 2)), ((4, 5, 6), (1, 0, 2)),
+])
+def test_transpose_matches_numpy(shape, perm, dtype):
+    m = make_model([helper.make_node("Transpose", ["x"], ["y"], perm=list(perm))], [("x", dtype, list(shape))],
+                   [("y", dtype, None)])
+    x = rand(*shape, dtype=dtype, lo=0, hi=100)
+    for threads in (1, 2):
+        np.testing.assert_array_equal(mserve.load(m.SerializeToString(), threads=threads).predict(x), x.transpose(perm))
