@@ -39,6 +39,15 @@ struct Forest {
   std::vector<int32_t> leaf_target;
   std::vector<float> leaf_weight;
   int64_t max_feature = -1;
+  // The walk's view of a node, in one cache line: what the arrays above hold per node.
+  struct Step {
+    double threshold;
+    int32_t feature, on_true, on_false;
+    Rule rule;
+    uint8_t nan_true;
+  };
+  std::vector<Step> steps;
+  bool all_leq = false;  // every branch is BRANCH_LEQ (what skl2onnx writes): a cheaper walk
 };
 
 std::vector<float> float_list(const Node& n, const std::string& name) {
@@ -140,6 +149,12 @@ StatusOr<Forest> build_forest(const Node& n, const std::string& prefix) {
     }
     f.leaf_end[i] = static_cast<int32_t>(f.leaf_target.size());
   }
+  f.steps.resize(count);
+  f.all_leq = true;
+  for (size_t i = 0; i < count; ++i) {
+    f.steps[i] = Forest::Step{f.threshold[i], f.feature[i], f.on_true[i], f.on_false[i], f.rule[i], f.nan_true[i]};
+    f.all_leq = f.all_leq && (f.rule[i] == Rule::kLeq || f.rule[i] == Rule::kLeaf);
+  }
   return f;
 }
 
@@ -156,18 +171,33 @@ inline bool goes_true(Rule r, double x, double th) {
   return false;
 }
 
-// The leaf that row `x` reaches in tree `t`, or -1 when the walk does not end (a cycle).
-// A NaN feature takes the true branch when the comparison holds (BRANCH_NEQ) or the node's
-// nodes_missing_value_tracks_true is set.
-int32_t find_leaf(const Forest& f, size_t t, const double* x) {
-  int32_t i = f.roots[t];
+// The leaves that rows x[0..n) reach in tree `t` (n <= kWalkRows), or false when a walk does
+// not end (a cycle). The rows walk in lockstep: their node loads are independent, so the CPU
+// overlaps their cache misses (one row at a time waits on each). A NaN feature takes the true
+// branch when the comparison holds (BRANCH_NEQ) or the node's nodes_missing_value_tracks_true
+// is set.
+constexpr int kWalkRows = 8;
+
+template <bool kAllLeq>
+bool find_leaves(const Forest& f, size_t t, const double* const* x, int n, int32_t* leaf) {
+  const Forest::Step* st = f.steps.data();
+  for (int k = 0; k < n; ++k) leaf[k] = f.roots[t];
   for (int32_t steps = 0; steps <= f.tree_size[t]; ++steps) {
-    if (f.rule[i] == Rule::kLeaf) return i;
-    const double v = x[f.feature[i]];
-    const bool right = goes_true(f.rule[i], v, f.threshold[i]) || (f.nan_true[i] != 0 && std::isnan(v));
-    i = right ? f.on_true[i] : f.on_false[i];
+    bool moved = false;
+    for (int k = 0; k < n; ++k) {
+      const Forest::Step& s = st[leaf[k]];
+      if (s.rule == Rule::kLeaf) continue;
+      const double v = x[k][s.feature];
+      const bool yes = (kAllLeq ? v <= s.threshold : goes_true(s.rule, v, s.threshold)) ||
+                       (s.nan_true != 0 && std::isnan(v));
+      leaf[k] = yes ? s.on_true : s.on_false;
+      moved = true;
+    }
+    if (!moved) return true;
   }
-  return -1;
+  for (int k = 0; k < n; ++k)
+    if (st[leaf[k]].rule != Rule::kLeaf) return false;
+  return true;
 }
 
 // Shared by both kernels: X [N, F] (or [F]) read as double into the workspace, then one byte per
@@ -203,30 +233,42 @@ class TreeKernelBase : public Kernel {
                       for (int64_t i = 0; i < x.numel(); ++i) xd[i] = static_cast<double>(x.data<T>()[i]));
     const int64_t feats = x.dim(x.rank() - 1), rows = x.rank() == 1 ? 1 : x.dim(0);
     std::atomic<bool> cyclic{false};
-    ctx.pool().parallel_for(rows, 16, [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) {
-        float* s = scores + r * outputs_;
-        uint8_t* h = has + r * outputs_;
-        std::fill(s, s + outputs_, 0.0f);
-        std::fill(h, h + outputs_, uint8_t{0});
+    const int64_t blocks = (rows + kWalkRows - 1) / kWalkRows;
+    // A block walks every tree: split only when each thread gets ~2000 row-tree walks.
+    const int64_t grain = std::max<int64_t>(1, 2048 / (kWalkRows * std::max<int64_t>(1, f_.roots.size())));
+    ctx.pool().parallel_for(blocks, grain, [&](int64_t b, int64_t e) {
+      for (int64_t blk = b; blk < e; ++blk) {
+        const int64_t r0 = blk * kWalkRows;
+        const int n = static_cast<int>(std::min<int64_t>(kWalkRows, rows - r0));
+        const double* xs[kWalkRows];
+        for (int k = 0; k < n; ++k) {
+          xs[k] = xd + (r0 + k) * feats;
+          std::fill(scores + (r0 + k) * outputs_, scores + (r0 + k + 1) * outputs_, 0.0f);
+          std::fill(has + (r0 + k) * outputs_, has + (r0 + k + 1) * outputs_, uint8_t{0});
+        }
+        int32_t leaves[kWalkRows];
         for (size_t t = 0; t < f_.roots.size(); ++t) {
-          const int32_t leaf = find_leaf(f_, t, xd + r * feats);
-          if (leaf < 0) {
+          const bool ended = f_.all_leq ? find_leaves<true>(f_, t, xs, n, leaves) : find_leaves<false>(f_, t, xs, n, leaves);
+          if (!ended) {
             cyclic = true;
-            continue;
+            break;
           }
-          for (int32_t k = f_.leaf_begin[leaf]; k < f_.leaf_end[leaf]; ++k) {
-            const int32_t c = f_.leaf_target[k];
-            const float w = f_.leaf_weight[k];
-            s[c] = !h[c] && (agg == Aggregate::kMin || agg == Aggregate::kMax) ? w
-                   : agg == Aggregate::kMin                                  ? std::min(s[c], w)
-                   : agg == Aggregate::kMax                                  ? std::max(s[c], w)
-                                                                             : s[c] + w;
-            h[c] = 1;
+          for (int r = 0; r < n; ++r) {
+            float* s = scores + (r0 + r) * outputs_;
+            uint8_t* h = has + (r0 + r) * outputs_;
+            for (int32_t k = f_.leaf_begin[leaves[r]]; k < f_.leaf_end[leaves[r]]; ++k) {
+              const int32_t c = f_.leaf_target[k];
+              const float w = f_.leaf_weight[k];
+              s[c] = !h[c] && (agg == Aggregate::kMin || agg == Aggregate::kMax) ? w
+                     : agg == Aggregate::kMin                                  ? std::min(s[c], w)
+                     : agg == Aggregate::kMax                                  ? std::max(s[c], w)
+                                                                               : s[c] + w;
+              h[c] = 1;
+            }
           }
         }
         if (agg == Aggregate::kAverage)
-          for (int64_t c = 0; c < outputs_; ++c) s[c] /= static_cast<float>(f_.roots.size());
+          for (int64_t i = r0 * outputs_; i < (r0 + n) * outputs_; ++i) scores[i] /= static_cast<float>(f_.roots.size());
       }
     });
     if (cyclic) return InvalidArgument("a tree does not end in a leaf (cyclic node links)");
