@@ -208,3 +208,26 @@ def test_clip_bounds_from_constant_nodes_fuse():
     assert ops(model) == ["NhwcConv"]
     x = rand(2, 8, 12, 12, scale=3.0)
     np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x})[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("op,attrs,opset", [
+    ("MaxPool", {"kernel_shape": [2, 2], "strides": [2, 2]}, 12),
+    ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}, 12),
+    ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1, "dilations": [2, 1]}, 12),
+    ("MaxPool", {"kernel_shape": [3, 2], "strides": [1, 2]}, 8),
+    ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, 19),
+    ("AveragePool", {"kernel_shape": [3, 3], "pads": [0, 1, 1, 0], "count_include_pad": 1, "strides": [2, 2]}, 19),
+    ("AveragePool", {"kernel_shape": [2, 3], "auto_pad": "SAME_UPPER", "strides": [2, 2], "ceil_mode": 1}, 19),
+])
+def test_layout_pass_pools_run_channels_last(op, attrs, opset):
+    c = {}
+    nodes = [conv("x", "c1", 4, 16, c), helper.make_node("Relu", ["c1"], ["r"]),
+             helper.make_node(op, ["r"], ["p"], **attrs), conv("p", "y", 16, 8, c)]
+    m = make_model(nodes, [("x", np.float32, ["n", 4, 11, 13])], [("y", np.float32, None)], c, opset=opset)
+    fast, plain = mserve.load(m.SerializeToString()), mserve.load(m.SerializeToString(), optimize=False)
+    assert "Nhwc" + op in fast._s.node_ops and fast._s.node_ops.count("Transpose") == 2
+    for n in (1, 2):
+        x = rand(n, 4, 11, 13)
+        want = ort_run(m, {"x": x})[0]
+        np.testing.assert_allclose(plain.predict(x), want, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(fast.predict(x), want, rtol=1e-4, atol=1e-4)

@@ -4,7 +4,8 @@
 // two tensors transposed alike, or of a scalar) and inverse pairs cancel, so a chain of convs,
 // activations and residual adds keeps channels-last data from its first conv to its last and
 // changes layout only where an op needs NCHW (pooling, Flatten, Reshape, a graph output).
-// Global pooling becomes a reduction over the channels-last H and W axes.
+// Global pooling becomes a reduction over the channels-last H and W axes; 2-D Max/AveragePool
+// runs channels-last (com.mserve NhwcMaxPool / NhwcAveragePool).
 #include <string>
 #include <vector>
 
@@ -86,6 +87,22 @@ class Rewriter {
       r.attrs["axes"] = axes;
     }
     added_.push_back(std::move(r));
+  }
+
+  // com.mserve NhwcMaxPool / NhwcAveragePool of channels-last `in` with `pool`'s attributes.
+  void add_nhwc_pool(const Node& pool, int in, int out) {
+    Node p;
+    p.op_type = "Nhwc" + pool.op_type;
+    p.domain = "com.mserve";
+    p.opset = 1;
+    p.attrs = pool.attrs;
+    Attribute src;
+    src.kind = Attribute::Kind::kInt;
+    src.i = pool.opset;
+    p.attrs["mserve_source_opset"] = src;
+    p.inputs = {in};
+    p.outputs = {out};
+    added_.push_back(std::move(p));
   }
 
   void flush() {
@@ -189,6 +206,20 @@ Status nhwc_convs(Graph& g) {
         if (a != kNoValue) {
           const int w = n.outputs[0], fresh = rw.fresh_value(w);
           rw.add_global_reduce(n.op_type, a, fresh);
+          rw.add_transpose(fresh, w, kToNchw);
+          n.outputs[0] = rw.fresh_value(w);  // the old node is now dead
+          changed = true;
+        }
+        continue;
+      }
+      // 2-D Max/AveragePool of channels-last data runs channels-last (no Indices output).
+      if ((n.op_type == "MaxPool" || n.op_type == "AveragePool") && n.domain.empty() && n.inputs.size() == 1 &&
+          n.outputs.size() == 1) {
+        const Attribute* ks = n.attr("kernel_shape");
+        const int a = transposed_from(n.inputs[0], kToNchw);
+        if (a != kNoValue && ks && ks->ints.size() == 2) {
+          const int w = n.outputs[0], fresh = rw.fresh_value(w);
+          rw.add_nhwc_pool(n, a, fresh);
           rw.add_transpose(fresh, w, kToNchw);
           n.outputs[0] = rw.fresh_value(w);  // the old node is now dead
           changed = true;

@@ -646,6 +646,79 @@ class GlobalPoolKernel final : public Kernel {
   float p_;
 };
 
+// com.mserve NhwcMaxPool / NhwcAveragePool: MaxPool / AveragePool (2-D, no Indices) on
+// channels-last X [N, H, W, C] -> Y [N, OH, OW, C], made by the nhwc_convs pass between
+// channels-last convs. Attributes are the original node's; mserve_source_opset says which of them
+// its opset honoured. Each window is a max/sum of whole channel rows (vectorized along C).
+template <PoolKind K>
+class NhwcPoolKernel final : public Kernel {
+ public:
+  explicit NhwcPoolKernel(PoolAttrs a) : a_(std::move(a)) {}
+
+  Status infer(InferContext& ctx) const override {
+    const DType t = ctx.dtype(0);
+    if (t != DType::kFloat32 && t != DType::kFloat64)
+      return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
+    MS_CHECK_ARG(ctx.shape(0).rank() == 4, "X must be [N, H, W, C], got " + ctx.shape(0).str());
+    PoolGeo g;
+    MS_RETURN_IF_ERROR(make_geo(a_, nchw(ctx.shape(0)), &g));
+    ctx.set_output(0, t, Shape{ctx.shape(0)[0], g.out[1], g.out[2], ctx.shape(0)[3]});
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    PoolGeo g;
+    MS_RETURN_IF_ERROR(make_geo(a_, nchw(ctx.input(0).shape()), &g));
+    if (ctx.input(0).dtype() == DType::kFloat32) run<float>(ctx, g);
+    else run<double>(ctx, g);
+    return Status::OK();
+  }
+
+ private:
+  static Shape nchw(const Shape& x) { return Shape{x[0], x[3], x[1], x[2]}; }
+
+  template <class T>
+  void run(const ComputeContext& ctx, const PoolGeo& g) const {
+    const Shape& xs = ctx.input(0).shape();
+    const int64_t N = xs[0], H = xs[1], W = xs[2], C = xs[3], OH = g.out[1], OW = g.out[2];
+    const T* x = ctx.input(0).template data<T>();
+    T* y = ctx.output(0).template data<T>();
+    const T init = K == PoolKind::kMax ? std::numeric_limits<T>::lowest() : T(0);
+    const int64_t row_cost = std::max<int64_t>(1, OW * g.k[1] * g.k[2] * C);
+    ctx.pool().parallel_for(N * OH, std::max<int64_t>(1, 32768 / row_cost), [&](int64_t b, int64_t e) {
+      for (int64_t q = b; q < e; ++q) {
+        const int64_t n = q / OH, oh = q % OH;
+        const int64_t sh = oh * g.s[1] - g.pb[1];
+        int64_t h_lo, h_hi;
+        taps(sh, g.d[1], g.k[1], H, &h_lo, &h_hi);
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t sw = ow * g.s[2] - g.pb[2];
+          int64_t w_lo, w_hi;
+          taps(sw, g.d[2], g.k[2], W, &w_lo, &w_hi);
+          T* o = y + ((n * OH + oh) * OW + ow) * C;
+          std::fill(o, o + C, init);
+          for (int64_t kh = h_lo; kh < h_hi; ++kh) {
+            const T* row = x + ((n * H + sh + kh * g.d[1]) * W) * C;
+            for (int64_t kw = w_lo; kw < w_hi; ++kw) {
+              const T* p = row + (sw + kw * g.d[2]) * C;
+              for (int64_t c = 0; c < C; ++c) o[c] = combine<K>(o[c], p[c]);
+            }
+          }
+          if constexpr (K == PoolKind::kAvg) {
+            const int64_t count = a_.count_include_pad
+                                      ? padded_taps(sh, g.d[1], g.k[1], H, g.pe[1]) * padded_taps(sw, g.d[2], g.k[2], W, g.pe[2])
+                                      : (h_hi - h_lo) * (w_hi - w_lo);
+            const T inv = T(1) / static_cast<T>(count);
+            for (int64_t c = 0; c < C; ++c) o[c] *= inv;
+          }
+        }
+      }
+    });
+  }
+
+  PoolAttrs a_;
+};
+
 // p: a float attribute at opset 1, an int from opset 2.
 StatusOr<float> parse_p(const Node& n) {
   const Attribute* a = n.attr("p");
@@ -688,6 +761,21 @@ StatusOr<KernelPtr> create_onnx_LpPool(const Node& n, const KernelInit&) {
   MS_ASSIGN_OR_RETURN(PoolAttrs a, parse_pool(n, n.opset >= 18, n.opset >= 18));
   MS_ASSIGN_OR_RETURN(float p, parse_p(n));
   return KernelPtr(new LpPoolKernel(std::move(a), p));
+}
+
+StatusOr<KernelPtr> create_mserve_NhwcMaxPool(const Node& n, const KernelInit&) {
+  const int64_t opset = n.attr_int("mserve_source_opset", 12);
+  MS_ASSIGN_OR_RETURN(PoolAttrs a, parse_pool(n, opset >= 10, opset >= 10));
+  MS_CHECK_ARG(a.kernel_shape.size() == 2, "NhwcMaxPool is 2-D");
+  return KernelPtr(new NhwcPoolKernel<PoolKind::kMax>(std::move(a)));
+}
+
+StatusOr<KernelPtr> create_mserve_NhwcAveragePool(const Node& n, const KernelInit&) {
+  const int64_t opset = n.attr_int("mserve_source_opset", 19);
+  MS_ASSIGN_OR_RETURN(PoolAttrs a, parse_pool(n, opset >= 10, opset >= 19));
+  MS_CHECK_ARG(a.kernel_shape.size() == 2, "NhwcAveragePool is 2-D");
+  a.count_include_pad = n.attr_int("count_include_pad", 0) != 0;
+  return KernelPtr(new NhwcPoolKernel<PoolKind::kAvg>(std::move(a)));
 }
 
 }  // namespace mserve
