@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <thread>
+#include <vector>
+
 #include "core/exec/thread_pool.h"
 #include "core/tensor/tensor.h"
 

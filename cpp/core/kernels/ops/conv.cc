@@ -202,7 +202,6 @@ class ConvKernel final : public Kernel {
     Geo g;
     MS_RETURN_IF_ERROR(make_geo(a_, ctx.input(0).shape(), ctx.input(1).shape(), &g));
     if (on_dnnl(g, ctx.input(0).dtype()) && ctx.output(0).numel() > 0) {
-      ctx.pool().quiesce();  // oneDNN runs on its own OpenMP team
       Status st = dnnl_->run(ctx.input(0).data<float>(), ctx.output(0).data<float>(), dnnl_geometry(g),
                              ctx.workspace(), ctx.pool().threads());
       if (st.code() != Code::kUnsupported) return st;  // else infer planned the im2col path
@@ -360,7 +359,6 @@ class NhwcConvKernel final : public Kernel {
     if (ctx.output(0).numel() == 0) return Status::OK();
     Geo g;
     MS_RETURN_IF_ERROR(make_geo(a_, nchw(ctx.input(0).shape()), ctx.input(1).shape(), &g));
-    ctx.pool().quiesce();  // oneDNN runs on its own OpenMP team
     return dnnl_->run(ctx.input(0).data<float>(), ctx.output(0).data<float>(), dnnl_geometry(g), ctx.workspace(),
                       ctx.pool().threads());
   }

@@ -75,7 +75,6 @@ class GemmKernel final : public Kernel {
 
   Status compute(const ComputeContext& ctx) const override {
     if (packed_ && ctx.input(0).dtype() == DType::kFloat32 && ctx.output(0).numel() > 0) {
-      ctx.pool().quiesce();  // oneDNN runs on its own OpenMP team
       Status st = packed_->run(ctx.input(0).data<float>(), ctx.output(0).data<float>(), ctx.output(0).dim(0),
                                ctx.workspace(), ctx.pool().threads());
       if (st.code() != Code::kUnsupported) return st;  // else infer planned the Eigen path
@@ -136,7 +135,6 @@ class MatMulKernel final : public Kernel {
     if (packed_ && ctx.input(0).dtype() == DType::kFloat32 && ctx.output(0).numel() > 0) {
       // B is one constant matrix: every batch of A folds into the rows of a single product.
       const Shape& a = ctx.input(0).shape();
-      ctx.pool().quiesce();  // oneDNN runs on its own OpenMP team
       Status st = packed_->run(ctx.input(0).data<float>(), ctx.output(0).data<float>(), a.prod(0, a.rank() - 1),
                                ctx.workspace(), ctx.pool().threads());
       if (st.code() != Code::kUnsupported) return st;  // else infer planned the Eigen path
