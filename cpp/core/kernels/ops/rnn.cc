@@ -22,6 +22,7 @@
 
 #include "core/exec/thread_pool.h"
 #include "core/kernels/common.h"
+#include "core/kernels/dnnl_matmul.h"
 #include "core/kernels/gemm.h"
 #include "core/kernels/registry.h"
 
@@ -100,19 +101,26 @@ StatusOr<Activation> parse_activation(const std::string& name, const std::vector
 
 // Workspace layout, in bytes from the start (each block 64-byte aligned).
 struct WsPlan {
-  enum Block { kX, kW, kR, kB, kH0, kC0, kP, kXW, kHR, kH, kC, kRH, kBias, kLens, kCount };
+  enum Block { kX, kW, kR, kB, kH0, kC0, kP, kXW, kHR, kH, kC, kRH, kBias, kLens, kScratch, kCount };
   size_t off[kCount] = {};
   size_t total = 0;
 };
 
 size_t round_up(size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
 
+// float32 W and R that are constants of the graph, packed per direction for oneDNN
+// (kernels/dnnl_matmul.h): the input projection X * W^T and each step's H * R^T. Empty when the
+// weights are not constant float32.
+struct PackedWeights {
+  std::vector<std::unique_ptr<DnnlMatMul>> w, r;  // per direction; r null for GRU without lbr
+};
+
 class RecurrentKernel final : public Kernel {
  public:
   RecurrentKernel(Cell cell, int dirs, bool reverse, int64_t hidden, int layout, float clip, bool input_forget,
-                  bool lbr, std::vector<Activation> acts)
+                  bool lbr, std::vector<Activation> acts, PackedWeights packed)
       : cell_(cell), dirs_(dirs), reverse_(reverse), hidden_(hidden), layout_(layout), clip_(clip),
-        input_forget_(input_forget), lbr_(lbr), acts_(std::move(acts)) {}
+        input_forget_(input_forget), lbr_(lbr), acts_(std::move(acts)), packed_(std::move(packed)) {}
 
   Status infer(InferContext& ctx) const override {
     const DType t = ctx.dtype(0);
@@ -205,8 +213,34 @@ class RecurrentKernel final : public Kernel {
     if (cell_ == Cell::kGRU && !lbr_) add(WsPlan::kRH, static_cast<size_t>(d.batch * H) * acc);
     add(WsPlan::kBias, static_cast<size_t>(2 * G * H) * acc);
     add(WsPlan::kLens, static_cast<size_t>(d.batch) * sizeof(int64_t));
+    // oneDNN's scratchpad, shared by the projections (they run one after another).
+    size_t scratch = 0;
+    if (t == DType::kFloat32 && !packed_.w.empty()) {
+      auto need = [&](const std::unique_ptr<DnnlMatMul>& m, int64_t rows) {
+        if (!m) return;
+        auto bytes = m->prepare(rows, threads(ctx));
+        if (bytes.ok()) scratch = std::max(scratch, bytes.value());
+      };
+      for (int dir = 0; dir < dirs_; ++dir) {
+        need(packed_.w[dir], d.seq * d.batch);
+        need(packed_.r[dir], d.batch);
+      }
+    }
+    add(WsPlan::kScratch, scratch);
     p.total = pos;
     return p;
+  }
+  static int threads(const InferContext& c) { return c.threads(); }
+  static int threads(const ComputeContext& c) { return c.pool().threads(); }
+
+  // C[M, N] = A[M, K] * packed^T on oneDNN when it takes the shape, else with Eigen.
+  template <class A>
+  void project(const DnnlMatMul* packed, int64_t M, int64_t N, int64_t K, const A* a, const A* w, A* c,
+               void* scratch, ThreadPool& pool) const {
+    if constexpr (std::is_same_v<A, float>) {
+      if (packed && packed->run(a, c, M, scratch, pool.threads()).ok()) return;
+    }
+    gemm<A>(false, true, M, N, K, A(1), a, K, w, K, A(0), c, N, pool);
   }
   bool has(const InferContext& c, int i) const { return c.has_input(i) && (cell_ == Cell::kLSTM || i < 6); }
   bool has(const ComputeContext& c, int i) const { return c.has_input(i) && (cell_ == Cell::kLSTM || i < 6); }
@@ -248,6 +282,10 @@ class RecurrentKernel final : public Kernel {
     A* c = cell_ == Cell::kLSTM ? buf(WsPlan::kC) : nullptr;
     A* rh = cell_ == Cell::kGRU && !lbr_ ? buf(WsPlan::kRH) : nullptr;
     A* bias = buf(WsPlan::kBias);
+    void* scratch = ws + p.off[WsPlan::kScratch];
+    auto packed = [](const std::vector<std::unique_ptr<DnnlMatMul>>& v, int dir) {
+      return v.empty() ? nullptr : v[dir].get();
+    };
     int64_t* lens = reinterpret_cast<int64_t*>(ws + p.off[WsPlan::kLens]);
     bool full = true;
     for (int64_t b = 0; b < B; ++b) {
@@ -275,7 +313,7 @@ class RecurrentKernel final : public Kernel {
       if (Bp) std::copy(Bp + dir * 2 * GH, Bp + (dir + 1) * 2 * GH, bias);
       else std::fill(bias, bias + 2 * GH, A(0));
       if (S * B > 0) {
-        if (I > 0) gemm<A>(false, true, S * B, GH, I, A(1), X, I, Wd, I, A(0), xw, GH, pool);
+        if (I > 0) project<A>(packed(packed_.w, dir), S * B, GH, I, X, Wd, xw, scratch, pool);
         else std::fill(xw, xw + S * B * GH, A(0));
       }
       for (int64_t b = 0; b < B; ++b) {
@@ -291,7 +329,8 @@ class RecurrentKernel final : public Kernel {
         for (int64_t b = 0; b < B; ++b) any = any || s < lens[b];
         if (!any) break;
         const bool two_phase = rh != nullptr;
-        gemm<A>(false, true, B, two_phase ? 2 * H : GH, H, A(1), h, H, Rd, H, A(0), hr, GH, pool);
+        if (two_phase) gemm<A>(false, true, B, 2 * H, H, A(1), h, H, Rd, H, A(0), hr, GH, pool);
+        else project<A>(packed(packed_.r, dir), B, GH, H, h, Rd, hr, scratch, pool);
         Step<A, T> st{this, act, Pd, bias, xw, hr, h, c, rh, Y, lens, s, S, B, H, dir, rev};
         pool.parallel_for(B, grain, [&](int64_t b0, int64_t b1) {
           for (int64_t b = b0; b < b1; ++b) st.row(b, 0);
@@ -419,9 +458,10 @@ class RecurrentKernel final : public Kernel {
   float clip_;
   bool input_forget_, lbr_;
   std::vector<Activation> acts_;
+  PackedWeights packed_;
 };
 
-StatusOr<KernelPtr> make_recurrent(Cell cell, const Node& n) {
+StatusOr<KernelPtr> make_recurrent(Cell cell, const Node& n, const KernelInit& init) {
   const std::string direction = n.attr_string("direction", "forward");
   int dirs = 1;
   bool reverse = false;
@@ -462,14 +502,34 @@ StatusOr<KernelPtr> make_recurrent(Cell cell, const Node& n) {
     MS_ASSIGN_OR_RETURN(Activation act, parse_activation(name, alphas, betas, ai, bi));
     acts.push_back(act);
   }
+  PackedWeights packed;
+  const Tensor* w = init.constant(n, 1);
+  const Tensor* r = init.constant(n, 2);
+  if (w && r && w->dtype() == DType::kFloat32 && r->dtype() == DType::kFloat32 && w->rank() == 3 && r->rank() == 3 &&
+      w->dim(0) == dirs && r->dim(0) == dirs && w->dim(1) == r->dim(1) && r->dim(1) == gates_of(cell) * r->dim(2)) {
+    const int64_t GH = w->dim(1), I = w->dim(2), H = r->dim(2);
+    for (int dir = 0; dir < dirs; ++dir) {
+      packed.w.push_back(DnnlMatMul::create(I, GH, w->data<float>() + dir * GH * I, true, nullptr, FusedActivation{}));
+      const bool two_phase = cell == Cell::kGRU && !lbr;
+      packed.r.push_back(two_phase ? nullptr
+                                   : DnnlMatMul::create(H, GH, r->data<float>() + dir * GH * H, true, nullptr,
+                                                        FusedActivation{}));
+    }
+  }
   return KernelPtr(new RecurrentKernel(cell, dirs, reverse, hidden, static_cast<int>(layout), clip, input_forget,
-                                       lbr, std::move(acts)));
+                                       lbr, std::move(acts), std::move(packed)));
 }
 
 }  // namespace
 
-StatusOr<KernelPtr> create_onnx_RNN(const Node& n, const KernelInit&) { return make_recurrent(Cell::kRNN, n); }
-StatusOr<KernelPtr> create_onnx_GRU(const Node& n, const KernelInit&) { return make_recurrent(Cell::kGRU, n); }
-StatusOr<KernelPtr> create_onnx_LSTM(const Node& n, const KernelInit&) { return make_recurrent(Cell::kLSTM, n); }
+StatusOr<KernelPtr> create_onnx_RNN(const Node& n, const KernelInit& init) {
+  return make_recurrent(Cell::kRNN, n, init);
+}
+StatusOr<KernelPtr> create_onnx_GRU(const Node& n, const KernelInit& init) {
+  return make_recurrent(Cell::kGRU, n, init);
+}
+StatusOr<KernelPtr> create_onnx_LSTM(const Node& n, const KernelInit& init) {
+  return make_recurrent(Cell::kLSTM, n, init);
+}
 
 }  // namespace mserve
