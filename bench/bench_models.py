@@ -85,6 +85,57 @@ def gemm_report(threads_list, seconds: float) -> None:
             print(f"| {m}x{k}x{n} | {threads} | {g_ms:.0f} | {g_ort:.0f} | {g_ms / peak:.0%} |", flush=True)
 
 
+RSS_CHILD = r"""
+import resource, sys, numpy as np
+sys.path.insert(0, {bench!r})
+from bench_models import zoo_feeds, ZOO
+runtime, name, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+import mserve, onnxruntime as ort
+def current_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+base = current_mb()
+path = str(ZOO / (name + ".onnx"))
+if runtime == "mserve":
+    m = mserve.load(path, threads=1)
+    run = lambda feeds: m.predict(feeds)
+else:
+    so = ort.SessionOptions(); so.intra_op_num_threads = 1
+    s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    run = lambda feeds: s.run(None, feeds)
+run(zoo_feeds(name, 1))
+loaded = current_mb() - base
+marks = []
+for i in range(calls):
+    run(zoo_feeds(name, 1 + i % 64))
+    if i + 1 in (1000, calls):
+        marks.append(current_mb())
+print(loaded, *marks)
+"""
+
+
+def memory_report(names, calls: int) -> None:
+    """Resident-set growth from loading and one call (1 thread), against the file size; and the
+    resident size after 1,000 and `calls` calls with batch sizes cycling through 1..64 (it should
+    stay flat: plans and oneDNN primitives are bounded caches)."""
+    import subprocess
+    import sys
+    code = RSS_CHILD.format(bench=os.path.dirname(os.path.abspath(__file__)))
+    print(f"\n| model | file MB | mserve load + 1st call MB | onnxruntime MB | mserve RSS after 1k / {calls // 1000}k calls"
+          " (batch 1..64) | onnxruntime |")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        out = {}
+        for rt in ("mserve", "onnxruntime"):
+            res = subprocess.run([sys.executable, "-c", code, rt, name, str(calls)], capture_output=True, text=True)
+            out[rt] = [float(v) for v in res.stdout.split()] if res.returncode == 0 else None
+        size = (ZOO / f"{name}.onnx").stat().st_size / 2**20
+        a, b = out["mserve"], out["onnxruntime"]
+        fmt = lambda r: f"{r[1]:.0f} / {r[2]:.0f}" if r and len(r) == 3 else "-"  # noqa: E731
+        print(f"| {name} | {size:.1f} | {a[0]:.1f} | {b[0]:.1f} | {fmt(a)} | {fmt(b)} |" if a and b else
+              f"| {name} | {size:.1f} | failed | | | |", flush=True)
+
+
 def zoo_feeds(name: str, batch: int) -> dict:
     """Inputs for zoo model `name` at `batch` rows: the first row of its first stored input set,
     repeated (DLRM's bags are rebuilt: the same bag per row)."""
@@ -132,6 +183,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     ap.add_argument("--seconds", type=float, default=0.3, help="time per measurement (at least 20 calls)")
     ap.add_argument("--only", nargs="*", help="zoo names (or example_mlp, example_cnn_nhwc)")
+    ap.add_argument("--memory-calls", type=int, default=10000, help="calls of the memory-growth check")
     args = ap.parse_args()
     print(f"mserve {mserve.__version__} vs onnxruntime {ort.__version__} (ORT_ENABLE_ALL); median latency; "
           f"{os.cpu_count()} cores")
@@ -174,6 +226,8 @@ def main() -> None:
         worst = max(rs)
         print(f"| {batch} | {g:.2f} | {worst[0]:.2f} ({worst[1]}, {worst[2]}) |")
     gemm_report(args.threads, args.seconds)
+    memory_report([n for n in ("mlp", "cnn_nhwc", "resnet18", "bert_encoder", "sk_random_forest_zipmap")
+                   if not args.only or n in args.only], args.memory_calls)
     print("\n| model | first call mserve ms | first call onnxruntime ms |")
     print("|---|---|---|")
     for name, a, b in first_calls:

@@ -21,7 +21,12 @@
 namespace mserve::dnnl_util {
 
 inline dnnl::engine& cpu_engine() {
-  static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  static dnnl::engine eng = [] {
+    // Our kernels keep the primitives they use (EntryCache); oneDNN's own cache of up to 1,024
+    // more, JIT code included, only grew memory with every new shape.
+    dnnl::set_primitive_cache_capacity(16);
+    return dnnl::engine(dnnl::engine::kind::cpu, 0);
+  }();
   return eng;
 }
 
