@@ -141,7 +141,36 @@ SessionOptions options(int threads, bool optimize) {
 
 }  // namespace
 
+// A ZipMap output as Python wants it: one {label: score} dict per row of float32 `scores` [N, C]
+// (`keys`: the C labels). Built with the C API: the same in Python took 10 us for 32 rows x 3.
+py::list zipmap_rows(const py::array_t<float, py::array::c_style | py::array::forcecast>& scores,
+                     const py::list& keys) {
+  if (scores.ndim() != 2 || static_cast<py::ssize_t>(keys.size()) != scores.shape(1))
+    throw py::value_error("zipmap: scores must be [N, C] with C labels");
+  const py::ssize_t n = scores.shape(0), c = scores.shape(1);
+  const float* p = scores.data();
+  PyObject* rows = PyList_New(n);
+  if (!rows) throw py::error_already_set();
+  py::list result = py::reinterpret_steal<py::list>(rows);
+  for (py::ssize_t r = 0; r < n; ++r) {
+    PyObject* d = PyDict_New();
+    if (!d) throw py::error_already_set();
+    PyList_SET_ITEM(rows, r, d);  // the list owns it from here
+    for (py::ssize_t k = 0; k < c; ++k) {
+      PyObject* v = PyFloat_FromDouble(static_cast<double>(p[r * c + k]));
+      if (!v || PyDict_SetItem(d, keys[k].ptr(), v) != 0) {
+        Py_XDECREF(v);
+        throw py::error_already_set();
+      }
+      Py_DECREF(v);
+    }
+  }
+  return result;
+}
+
 void bind_session(py::module_& m) {
+  m.def("zipmap", &zipmap_rows, py::arg("scores"), py::arg("keys"),
+        "One {label: score} dict per row of a float32 [N, C] array.");
   py::class_<Session, std::shared_ptr<Session>>(m, "Session")
       .def_static("load_file", [](const std::string& path, int threads, bool optimize) {
         StatusOr<std::shared_ptr<Session>> s = Status::OK();

@@ -65,8 +65,8 @@ def _specs(raw) -> List[TensorSpec]:
 
 
 def _zipmap(scores: np.ndarray, labels: List[Union[int, str]]) -> List[Dict[Any, float]]:
-    keys = labels if labels else list(range(scores.shape[1]))
-    return [dict(zip(keys, row)) for row in scores.tolist()]
+    keys = list(labels) if labels else list(range(scores.shape[1]))
+    return _core.zipmap(scores.reshape(-1, len(keys)) if scores.ndim != 2 else scores, keys)
 
 
 class Model:
