@@ -103,6 +103,25 @@ TEST(Planner, RepeatedShapesAllocateNothingInOneDnnKernels) {
   }
 }
 
+TEST(Planner, ArenasFollowRunsNotCachedShapes) {
+  // 16 batch sizes through a 4-plan cache, five times over: every call re-plans, but scratch
+  // arenas are reused, so none is allocated after the first pass (memory stays flat).
+  SessionOptions o;
+  o.threads = 1;
+  o.plan_cache_size = 4;
+  auto s = Session::create(chain(5), o).value();
+  size_t after_first = 0;
+  for (int pass = 0; pass < 5; ++pass) {
+    for (int n = 1; n <= 16; ++n) {
+      std::vector<Tensor> in{random_tensor(Shape{n, 64}, n)}, out;
+      ASSERT_TRUE(s->run(in, &out).ok());
+    }
+    if (pass == 0) after_first = s->arena_allocations();
+  }
+  EXPECT_LE(after_first, 16u);
+  EXPECT_EQ(s->arena_allocations(), after_first);
+}
+
 TEST(Planner, PlanCacheIsBounded) {
   SessionOptions o;
   o.threads = 1;

@@ -9,8 +9,9 @@
 namespace mserve {
 
 struct Session::RunContext {
-  std::shared_ptr<Buffer> arena;
-  std::vector<Tensor> values;  // per value id; constants and arena views are set once
+  std::shared_ptr<Buffer> arena;  // lent by the session for one run (take_arena / give_arena)
+  void* views_base = nullptr;     // the arena the views in `values` point into
+  std::vector<Tensor> values;  // per value id; constants are set once, arena views per arena
   std::vector<const Tensor*> in_ptrs;
   std::vector<Tensor*> out_ptrs;
 };
@@ -198,20 +199,25 @@ Status Session::run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outp
   }
   if (!rc) {
     rc = std::make_unique<RunContext>();
-    rc->arena = Buffer::allocate(plan.arena_bytes);
-    if (!rc->arena) return InvalidArgument("out of memory: the plan needs " + std::to_string(plan.arena_bytes) +
-                                           " bytes of scratch");
     rc->values.resize(plan.values.size());
-    char* base = static_cast<char*>(rc->arena->data());
-    for (size_t v = 0; v < plan.values.size(); ++v) {
-      const ValuePlan& vp = plan.values[v];
-      if (vp.storage == Storage::kConstant) rc->values[v] = *vp.constant;
-      else if (vp.storage == Storage::kArena) rc->values[v] = Tensor(vp.dtype, vp.shape, base + vp.offset);
-    }
+    for (size_t v = 0; v < plan.values.size(); ++v)
+      if (plan.values[v].storage == Storage::kConstant) rc->values[v] = *plan.values[v].constant;
     rc->in_ptrs.resize(plan.max_arity);
     rc->out_ptrs.resize(plan.max_arity);
   }
+  rc->arena = take_arena(plan.arena_bytes);
+  if (!rc->arena) return InvalidArgument("out of memory: the plan needs " + std::to_string(plan.arena_bytes) +
+                                         " bytes of scratch");
+  if (rc->views_base != rc->arena->data()) {  // point the intermediates into this arena
+    char* base = static_cast<char*>(rc->arena->data());
+    for (size_t v = 0; v < plan.values.size(); ++v) {
+      const ValuePlan& vp = plan.values[v];
+      if (vp.storage == Storage::kArena) rc->values[v] = Tensor(vp.dtype, vp.shape, base + vp.offset);
+    }
+    rc->views_base = rc->arena->data();
+  }
   Status st = execute(plan, *rc, inputs, outputs, pool ? *pool : *pool_);
+  give_arena(std::move(rc->arena));
   // Drop per-call references (inputs, outputs, dynamic values) before the context is reused.
   for (size_t v = 0; v < plan.values.size(); ++v) {
     Storage s = plan.values[v].storage;
@@ -319,6 +325,34 @@ void Session::add_op_time(const std::string& op, std::chrono::steady_clock::dura
   if (it == profile_.end()) it = profile_.insert(profile_.end(), OpTime{op, 0, 0});
   it->calls += 1;
   it->nanos += std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
+
+std::shared_ptr<Buffer> Session::take_arena(size_t bytes) const {
+  {
+    std::lock_guard<std::mutex> lk(arena_mu_);
+    // The smallest spare that fits; a too-small one is dropped for a bigger allocation.
+    auto best = spare_arenas_.end();
+    for (auto it = spare_arenas_.begin(); it != spare_arenas_.end(); ++it)
+      if ((*it)->size() >= bytes && (best == spare_arenas_.end() || (*it)->size() < (*best)->size())) best = it;
+    if (best != spare_arenas_.end()) {
+      auto a = std::move(*best);
+      spare_arenas_.erase(best);
+      return a;
+    }
+    if (!spare_arenas_.empty()) spare_arenas_.erase(spare_arenas_.begin());
+  }
+  arena_allocations_.fetch_add(1);
+  return Buffer::allocate(bytes);
+}
+
+void Session::give_arena(std::shared_ptr<Buffer> arena) const {
+  if (!arena) return;
+  std::lock_guard<std::mutex> lk(arena_mu_);
+  spare_arenas_.push_back(std::move(arena));
+  // As many spares as runs have gone on at once, up to 8: drop the smallest beyond that.
+  if (spare_arenas_.size() > 8)
+    spare_arenas_.erase(std::min_element(spare_arenas_.begin(), spare_arenas_.end(),
+                                         [](const auto& a, const auto& b) { return a->size() < b->size(); }));
 }
 
 }  // namespace mserve

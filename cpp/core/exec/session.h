@@ -1,8 +1,9 @@
 // Session: a loaded, validated model ready to run.
 //
 // Thread-safety: run() may be called from any number of threads at once. Plans (one per input
-// shape signature) are cached in a bounded LRU; each plan keeps a pool of run contexts (arena +
-// value table), so a call whose shapes were seen before allocates nothing but its outputs.
+// shape signature) are cached in a bounded LRU; each plan keeps a pool of run contexts (value
+// tables) and runs borrow scratch arenas from the session, so a call whose shapes were seen
+// before allocates nothing but its outputs.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -51,6 +52,9 @@ class Session {
 
   // Number of plans currently cached (for tests and monitoring).
   size_t cached_plans() const;
+  // Scratch arenas allocated so far (for tests and monitoring): it stops growing once the
+  // largest shape in use has run, however many shapes come and go.
+  size_t arena_allocations() const { return arena_allocations_.load(); }
 
   // Per-operator time, for finding where a model spends it. While on, every run adds each
   // node's compute time to its op type's entry (two clock reads per node); off by default.
@@ -71,6 +75,10 @@ class Session {
   Status execute(const Plan& plan, RunContext& rc, const std::vector<Tensor>& inputs,
                  std::vector<Tensor>* outputs, ThreadPool& pool) const;
   void add_op_time(const std::string& op, std::chrono::steady_clock::duration d) const;
+  // Scratch arenas are the session's, not the plans': a run borrows one at least as big as its
+  // plan needs, so memory follows the runs in flight, not the number of cached shapes.
+  std::shared_ptr<Buffer> take_arena(size_t bytes) const;
+  void give_arena(std::shared_ptr<Buffer> arena) const;
 
   Program prog_;
   SessionOptions opts_;
@@ -78,6 +86,9 @@ class Session {
   mutable std::mutex cache_mu_;
   mutable std::vector<std::shared_ptr<CachedPlan>> cache_;
   mutable uint64_t tick_ = 0;
+  mutable std::mutex arena_mu_;
+  mutable std::vector<std::shared_ptr<Buffer>> spare_arenas_;
+  mutable std::atomic<size_t> arena_allocations_{0};
   std::atomic<bool> profiling_{false};
   mutable std::mutex profile_mu_;
   mutable std::vector<OpTime> profile_;  // one per op type, in first-seen order
