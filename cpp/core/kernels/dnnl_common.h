@@ -54,11 +54,20 @@ inline dnnl::primitive_attr attr_with(const FusedActivation& act) {
   dnnl::post_ops po;
   using K = FusedActivation::Kind;
   switch (act.kind) {
-    case K::kNone: break;
-    case K::kRelu: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f); break;
-    case K::kLeakyRelu: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, act.alpha, 0.0f); break;
-    case K::kClip: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip_v2, act.alpha, act.beta); break;
-    case K::kHardSwish: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_hardswish, 0.0f, 0.0f); break;
+    case K::kNone:
+      break;
+    case K::kRelu:
+      po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+      break;
+    case K::kLeakyRelu:
+      po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, act.alpha, 0.0f);
+      break;
+    case K::kClip:
+      po.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip_v2, act.alpha, act.beta);
+      break;
+    case K::kHardSwish:
+      po.append_eltwise(1.0f, dnnl::algorithm::eltwise_hardswish, 0.0f, 0.0f);
+      break;
   }
   attr.set_post_ops(po);
   return attr;
@@ -98,8 +107,10 @@ inline dnnl::memory& thread_memory(uint64_t id, int slot, const dnnl::memory::de
     it = cache.emplace(id, std::array<dnnl::memory, kSlots>{}).first;
   }
   dnnl::memory& m = it->second[slot];
-  if (!m) m = dnnl::memory(desc, cpu_engine(), ptr);
-  else m.set_data_handle(ptr);
+  if (!m)
+    m = dnnl::memory(desc, cpu_engine(), ptr);
+  else
+    m.set_data_handle(ptr);
   return m;
 }
 
@@ -120,8 +131,10 @@ class EntryCache {
     if (it == slots_.end()) {
       Slot slot;
       auto made = make();
-      if (made.ok()) slot.entry = std::shared_ptr<const Entry>(std::move(made).value());
-      else slot.why = made.status().message();
+      if (made.ok())
+        slot.entry = std::shared_ptr<const Entry>(std::move(made).value());
+      else
+        slot.why = made.status().message();
       if (slots_.size() >= kMax) evict_oldest();
       it = slots_.emplace(key, std::move(slot)).first;
     }

@@ -18,15 +18,15 @@ constexpr auto f32 = dnnl::memory::data_type::f32;
 struct DnnlConv::Impl {
   Params p;
   memory::dims wdims;
-  memory bias;                      // [M] f32, or empty
-  memory packed;                    // weights in the layout of the first primitive
+  memory bias;    // [M] f32, or empty
+  memory packed;  // weights in the layout of the first primitive
   struct Entry {
     dnnl::convolution_forward conv;
     dnnl::reorder to_nhwc, to_nchw;
     memory::desc x_nchw, x_nhwc, y_nhwc, y_nchw, scratch;
-    memory weights;                 // `packed`, or a copy in another layout this shape needs
+    memory weights;  // `packed`, or a copy in another layout this shape needs
     size_t x_off = 0, y_off = 0, s_off = 0, bytes = 0;
-    int threads = 1;                // the primitive's team size
+    int threads = 1;  // the primitive's team size
     uint64_t id = dnnl_util::next_entry_id();
   };
   dnnl_util::EntryCache<std::array<int64_t, 10>, Entry> entries;  // by geometry and threads
@@ -59,8 +59,8 @@ StatusOr<std::unique_ptr<DnnlConv::Impl::Entry>> DnnlConv::Impl::make_entry(cons
     memory::desc b_desc = bias ? bias.get_desc() : memory::desc();
     dnnl::primitive_attr attr = dnnl_util::attr_with(p.act);
     dnnl::convolution_forward::desc cd(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                       e->x_nhwc, w_any, b_desc, e->y_nhwc, {p.s[0], p.s[1]},
-                                       {p.d[0] - 1, p.d[1] - 1}, {g.pad_begin[0], g.pad_begin[1]}, pad_end);
+                                       e->x_nhwc, w_any, b_desc, e->y_nhwc, {p.s[0], p.s[1]}, {p.d[0] - 1, p.d[1] - 1},
+                                       {g.pad_begin[0], g.pad_begin[1]}, pad_end);
     dnnl::convolution_forward::primitive_desc pd(cd, attr, eng);
     e->conv = dnnl::convolution_forward(pd);
     e->scratch = pd.scratchpad_desc();
@@ -97,7 +97,8 @@ std::unique_ptr<DnnlConv> DnnlConv::create(const Params& p, const float* w, cons
     }
     // Pack for a nominal 32x32 image: oneDNN's weight layout follows the channels and the ISA,
     // not the image size, so later shapes normally reuse this copy.
-    const int64_t H = std::max<int64_t>(32, (p.k[0] - 1) * p.d[0] + 1), W = std::max<int64_t>(32, (p.k[1] - 1) * p.d[1] + 1);
+    const int64_t H = std::max<int64_t>(32, (p.k[0] - 1) * p.d[0] + 1),
+                  W = std::max<int64_t>(32, (p.k[1] - 1) * p.d[1] + 1);
     const int64_t OH = (H - ((p.k[0] - 1) * p.d[0] + 1)) / p.s[0] + 1;
     const int64_t OW = (W - ((p.k[1] - 1) * p.d[1] + 1)) / p.s[1] + 1;
     memory::desc x({1, p.C, H, W}, f32, tag::nhwc), y({1, p.M, OH, OW}, f32, tag::nhwc);
@@ -142,12 +143,18 @@ Status DnnlConv::run(const float* x, float* y, const Geometry& g, void* workspac
     if (!nhwc) st = dnnl_util::exec(e->to_nhwc, s, {{DNNL_ARG_FROM, xs.get()}, {DNNL_ARG_TO, xh.get()}});
     if (st == dnnl_success) {
       if (impl_->bias)
-        st = dnnl_util::exec(e->conv, s, {{DNNL_ARG_SRC, xh.get()}, {DNNL_ARG_WEIGHTS, e->weights.get()},
-                               {DNNL_ARG_BIAS, impl_->bias.get()}, {DNNL_ARG_DST, yh.get()},
-                               {DNNL_ARG_SCRATCHPAD, scratch.get()}});
+        st = dnnl_util::exec(e->conv, s,
+                             {{DNNL_ARG_SRC, xh.get()},
+                              {DNNL_ARG_WEIGHTS, e->weights.get()},
+                              {DNNL_ARG_BIAS, impl_->bias.get()},
+                              {DNNL_ARG_DST, yh.get()},
+                              {DNNL_ARG_SCRATCHPAD, scratch.get()}});
       else
-        st = dnnl_util::exec(e->conv, s, {{DNNL_ARG_SRC, xh.get()}, {DNNL_ARG_WEIGHTS, e->weights.get()},
-                               {DNNL_ARG_DST, yh.get()}, {DNNL_ARG_SCRATCHPAD, scratch.get()}});
+        st = dnnl_util::exec(e->conv, s,
+                             {{DNNL_ARG_SRC, xh.get()},
+                              {DNNL_ARG_WEIGHTS, e->weights.get()},
+                              {DNNL_ARG_DST, yh.get()},
+                              {DNNL_ARG_SCRATCHPAD, scratch.get()}});
     }
     if (st == dnnl_success && !nhwc)
       st = dnnl_util::exec(e->to_nchw, s, {{DNNL_ARG_FROM, yh.get()}, {DNNL_ARG_TO, ys.get()}});

@@ -21,11 +21,11 @@ namespace mserve {
 class DnnlConv {
  public:
   struct Params {
-    int64_t C = 0, M = 0, group = 1;           // input channels, output channels, groups
+    int64_t C = 0, M = 0, group = 1;                      // input channels, output channels, groups
     int64_t k[2] = {1, 1}, s[2] = {1, 1}, d[2] = {1, 1};  // kernel, stride, dilation (H, W)
-    FusedActivation act;                       // a post-op on Y
-    bool nhwc = false;  // X and Y are channels-last ([N, H, W, C]): no reorders
-    bool always = false;  // take small convs too (callers with no other path)
+    FusedActivation act;                                  // a post-op on Y
+    bool nhwc = false;                                    // X and Y are channels-last ([N, H, W, C]): no reorders
+    bool always = false;                                  // take small convs too (callers with no other path)
   };
   // w: [M, C / group, kh, kw] (copied into oneDNN's layout; not kept); bias: [M] or null.
   // Null when oneDNN has no implementation for these parameters (the caller falls back).

@@ -115,12 +115,18 @@ Status DnnlMatMul::run(const float* x, float* y, int64_t M, void* workspace, int
     dnnl_stream_t s = dnnl_util::thread_stream().get();
     dnnl_status_t st;
     if (impl_->bias)
-      st = dnnl_util::exec(e->mm, s, {{DNNL_ARG_SRC, xm.get()}, {DNNL_ARG_WEIGHTS, e->weights.get()},
-                                      {DNNL_ARG_BIAS, impl_->bias.get()}, {DNNL_ARG_DST, ym.get()},
-                                      {DNNL_ARG_SCRATCHPAD, scratch.get()}});
+      st = dnnl_util::exec(e->mm, s,
+                           {{DNNL_ARG_SRC, xm.get()},
+                            {DNNL_ARG_WEIGHTS, e->weights.get()},
+                            {DNNL_ARG_BIAS, impl_->bias.get()},
+                            {DNNL_ARG_DST, ym.get()},
+                            {DNNL_ARG_SCRATCHPAD, scratch.get()}});
     else
-      st = dnnl_util::exec(e->mm, s, {{DNNL_ARG_SRC, xm.get()}, {DNNL_ARG_WEIGHTS, e->weights.get()},
-                                      {DNNL_ARG_DST, ym.get()}, {DNNL_ARG_SCRATCHPAD, scratch.get()}});
+      st = dnnl_util::exec(e->mm, s,
+                           {{DNNL_ARG_SRC, xm.get()},
+                            {DNNL_ARG_WEIGHTS, e->weights.get()},
+                            {DNNL_ARG_DST, ym.get()},
+                            {DNNL_ARG_SCRATCHPAD, scratch.get()}});
     if (st == dnnl_success) st = dnnl_stream_wait(s);
     if (st != dnnl_success) return Internal("oneDNN matmul failed with status " + std::to_string(st));
   } catch (const dnnl::error& err) {

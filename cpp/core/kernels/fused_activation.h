@@ -21,8 +21,11 @@ struct FusedActivation {
   static FusedActivation of(const Node& n) {
     FusedActivation a;
     const std::string k = n.attr_string("mserve_activation", "");
-    a.kind = k == "Relu" ? Kind::kRelu : k == "LeakyRelu" ? Kind::kLeakyRelu : k == "Clip" ? Kind::kClip
-             : k == "HardSwish" ? Kind::kHardSwish : Kind::kNone;
+    a.kind = k == "Relu"        ? Kind::kRelu
+             : k == "LeakyRelu" ? Kind::kLeakyRelu
+             : k == "Clip"      ? Kind::kClip
+             : k == "HardSwish" ? Kind::kHardSwish
+                                : Kind::kNone;
     a.alpha = n.attr_float("mserve_activation_alpha", 0.0f);
     a.beta = n.attr_float("mserve_activation_beta", 0.0f);
     return a;
@@ -33,7 +36,8 @@ struct FusedActivation {
   void apply(T* y, int64_t n) const {
     const T a = static_cast<T>(alpha), b = static_cast<T>(beta);
     switch (kind) {
-      case Kind::kNone: return;
+      case Kind::kNone:
+        return;
       case Kind::kRelu:
         for (int64_t i = 0; i < n; ++i) y[i] = y[i] < T(0) ? T(0) : y[i];
         return;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/passes/graph_index.h"
 #include "core/passes/passes.h"
 
 namespace mserve {
@@ -120,14 +121,8 @@ bool fold_into(Graph& g, Node& n, const Node& bn) {
 }  // namespace
 
 Status fold_batchnorm(Graph& g) {
-  std::vector<int> uses(g.values.size(), 0), producer(g.values.size(), -1);
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    for (int v : g.nodes[i].inputs)
-      if (v != kNoValue) ++uses[v];
-    for (int v : g.nodes[i].outputs)
-      if (v != kNoValue) producer[v] = static_cast<int>(i);
-  }
-  for (int v : g.outputs) ++uses[v];
+  GraphIndex ix(g);
+  std::vector<int>&uses = ix.uses, &producer = ix.producer;
   std::vector<bool> removed(g.nodes.size(), false);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& bn = g.nodes[i];
@@ -141,11 +136,7 @@ Status fold_batchnorm(Graph& g) {
       continue;
     if (fold_into(g, n, bn)) removed[i] = true;
   }
-  std::vector<Node> kept;
-  kept.reserve(g.nodes.size());
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!removed[i]) kept.push_back(std::move(g.nodes[i]));
-  g.nodes = std::move(kept);
+  erase_nodes(g, removed);
   return Status::OK();
 }
 

@@ -4,6 +4,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/passes/graph_index.h"
 #include "core/passes/passes.h"
 
 namespace mserve {
@@ -61,14 +62,8 @@ bool activation_of(const Graph& g, const Node& n, std::string* kind, float* alph
 }  // namespace
 
 Status fuse_conv_activation(Graph& g) {
-  std::vector<int> uses(g.values.size(), 0), producer(g.values.size(), -1);
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    for (int v : g.nodes[i].inputs)
-      if (v != kNoValue) ++uses[v];
-    for (int v : g.nodes[i].outputs)
-      if (v != kNoValue) producer[v] = static_cast<int>(i);
-  }
-  for (int v : g.outputs) ++uses[v];  // a graph output must keep the un-activated value
+  GraphIndex ix(g);
+  std::vector<int>&uses = ix.uses, &producer = ix.producer;
   std::vector<bool> removed(g.nodes.size(), false);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     Node& act = g.nodes[i];
@@ -78,8 +73,8 @@ Status fuse_conv_activation(Graph& g) {
     const int x = act.inputs[0];
     if (uses[x] != 1 || producer[x] < 0) continue;
     Node& conv = g.nodes[producer[x]];
-    if (conv.op_type != "Conv" || !conv.domain.empty() || conv.attr("mserve_activation") ||
-        conv.outputs.size() != 1 || conv.outputs[0] != x)
+    if (conv.op_type != "Conv" || !conv.domain.empty() || conv.attr("mserve_activation") || conv.outputs.size() != 1 ||
+        conv.outputs[0] != x)
       continue;
     conv.attrs["mserve_activation"] = string_attr(kind);
     conv.attrs["mserve_activation_alpha"] = float_attr(alpha);
@@ -88,11 +83,7 @@ Status fuse_conv_activation(Graph& g) {
     producer[act.outputs[0]] = producer[x];
     removed[i] = true;
   }
-  std::vector<Node> kept;
-  kept.reserve(g.nodes.size());
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!removed[i]) kept.push_back(std::move(g.nodes[i]));
-  g.nodes = std::move(kept);
+  erase_nodes(g, removed);
   return Status::OK();
 }
 

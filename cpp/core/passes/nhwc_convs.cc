@@ -18,8 +18,9 @@ const std::vector<int64_t> kToNhwc{0, 2, 3, 1}, kToNchw{0, 3, 1, 2};
 
 bool is_unary_elementwise(const Node& n) {
   if (!n.domain.empty() || n.inputs.empty() || n.outputs.size() != 1) return false;
-  static const char* const kOps[] = {"Relu", "LeakyRelu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "Tanh",
-                                     "Elu", "Selu", "Softplus", "Neg", "Abs", "Sqrt", "Exp", "Erf", "Mish"};
+  static const char* const kOps[] = {"Relu", "LeakyRelu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid",
+                                     "Tanh", "Elu",       "Selu", "Softplus",  "Neg",         "Abs",
+                                     "Sqrt", "Exp",       "Erf",  "Mish"};
   for (const char* op : kOps)
     if (n.op_type == op) return true;
   return false;
@@ -244,8 +245,10 @@ Status nhwc_convs(Graph& g) {
           for (int k = 0; k < 2 && ok; ++k) {
             in[k] = transposed_from(n.inputs[k], perm);
             if (in[k] == kNoValue) {
-              if (is_scalar_constant(n.inputs[k])) in[k] = n.inputs[k];
-              else ok = false;
+              if (is_scalar_constant(n.inputs[k]))
+                in[k] = n.inputs[k];
+              else
+                ok = false;
             }
           }
           if (!ok || (in[0] == n.inputs[0] && in[1] == n.inputs[1])) continue;  // needs one transposed side
