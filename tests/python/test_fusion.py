@@ -231,3 +231,36 @@ def test_layout_pass_pools_run_channels_last(op, attrs, opset):
         want = ort_run(m, {"x": x})[0]
         np.testing.assert_allclose(plain.predict(x), want, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(fast.predict(x), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("bias_shape,bias_first", [((24,), False), ((24,), True), ((1, 1, 24), False)])
+@pytest.mark.parametrize("rows", [3, 600])  # Eigen and oneDNN products
+def test_matmul_bias_fusion(bias_shape, bias_first, rows, threads):
+    consts = {"B": rand(40, 24), "bias": rand(*bias_shape)}
+    add = helper.make_node("Add", ["bias", "mm"] if bias_first else ["mm", "bias"], ["y"])
+    m = make_model([helper.make_node("MatMul", ["x", "B"], ["mm"]), add], [("x", np.float32, ["b", "s", 40])],
+                   [("y", np.float32, None)], consts)
+    fused = mserve.load(m.SerializeToString(), threads=threads)
+    assert ops(fused) == ["FusedMatMul"]
+    x = rand(2, rows, 40)
+    want = ort_run(m, {"x": x})[0]
+    np.testing.assert_allclose(mserve.load(m.SerializeToString(), optimize=False).predict(x), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(fused.predict(x), want, rtol=1e-4, atol=1e-4)
+
+
+def test_matmul_bias_not_fused_when_it_would_change_the_result():
+    x = rand(2, 5, 40)
+    cases = [
+        # The product is read twice.
+        ([helper.make_node("MatMul", ["x", "B"], ["mm"]), helper.make_node("Add", ["mm", "bias"], ["a"]),
+          helper.make_node("Mul", ["mm", "a"], ["y"])], {"bias": rand(24)}, ["Add", "MatMul", "Mul"]),
+        # A bias per row and column ([S, N]) is not a bias vector.
+        ([helper.make_node("MatMul", ["x", "B"], ["mm"]), helper.make_node("Add", ["mm", "bias"], ["y"])],
+         {"bias": rand(5, 24)}, ["Add", "MatMul"]),
+    ]
+    for nodes, extra, want_ops in cases:
+        m = make_model(nodes, [("x", np.float32, [2, 5, 40])], [("y", np.float32, None)], dict(extra, B=rand(40, 24)))
+        model = mserve.load(m.SerializeToString())
+        assert ops(model) == want_ops
+        np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x})[0], rtol=1e-4, atol=1e-4)

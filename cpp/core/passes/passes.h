@@ -26,6 +26,10 @@ Status nhwc_convs(Graph& g);
 // only consumer it is: scaled weights and a new bias, as new initializers.
 Status fold_batchnorm(Graph& g);
 
+// MatMul with a constant float32 matrix followed by Add of a constant bias vector becomes
+// com.mserve.FusedMatMul (fuse_matmul_bias.cc).
+Status fuse_matmul_bias(Graph& g);
+
 // Moves a Relu, LeakyRelu, Clip (constant bounds) or HardSwish whose input is a Conv output
 // used by nothing else into that Conv (kernels/fused_activation.h).
 Status fuse_conv_activation(Graph& g);

@@ -111,9 +111,13 @@ class GemmKernel final : public Kernel {
   std::unique_ptr<DnnlMatMul> packed_;  // B (alpha, beta * C folded in) packed; null: Eigen
 };
 
+// MatMul, and com.mserve FusedMatMul: MatMul(A, B) + bias[N] with B and bias constant float32
+// (fuse_matmul_bias makes it from PyTorch's MatMul + Add exports of Linear on 3-D inputs): the
+// bias is added by oneDNN, or right after the Eigen product, instead of by a separate Add.
 class MatMulKernel final : public Kernel {
  public:
-  explicit MatMulKernel(std::unique_ptr<DnnlMatMul> packed) : packed_(std::move(packed)) {}
+  MatMulKernel(std::unique_ptr<DnnlMatMul> packed, std::vector<float> bias = {})
+      : packed_(std::move(packed)), bias_(std::move(bias)) {}
 
   Status infer(InferContext& ctx) const override {
     const DType t = ctx.dtype(0);
@@ -138,6 +142,15 @@ class MatMulKernel final : public Kernel {
       Status st = packed_->run(ctx.input(0).data<float>(), ctx.output(0).data<float>(), a.prod(0, a.rank() - 1),
                                ctx.workspace(), ctx.pool().threads());
       if (st.code() != Code::kUnsupported) return st;  // else infer planned the Eigen path
+    }
+    if (!bias_.empty()) {  // FusedMatMul on the Eigen path
+      if (ctx.input(0).dtype() != DType::kFloat32) return Unsupported("FusedMatMul takes float32");
+      MS_RETURN_IF_ERROR(run<float>(ctx));
+      float* y = ctx.output(0).data<float>();
+      const int64_t N = static_cast<int64_t>(bias_.size()), rows = ctx.output(0).numel() / N;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < N; ++j) y[r * N + j] += bias_[j];
+      return Status::OK();
     }
     switch (ctx.input(0).dtype()) {
       case DType::kFloat32: return run<float>(ctx);
@@ -229,7 +242,8 @@ class MatMulKernel final : public Kernel {
     }
   }
 
-  std::unique_ptr<DnnlMatMul> packed_;  // constant 2-D B packed; null: Eigen
+  std::unique_ptr<DnnlMatMul> packed_;  // constant 2-D B (and bias) packed; null: Eigen
+  std::vector<float> bias_;             // FusedMatMul's bias; empty for MatMul
 };
 
 }  // namespace
@@ -242,6 +256,17 @@ StatusOr<KernelPtr> create_onnx_Gemm(const Node& n, const KernelInit& init) {
     packed = packed_gemm(init.constant(n, 1), n.attr_int("transB", 0) != 0, n.attr_float("alpha", 1.0f), c,
                          n.attr_float("beta", 1.0f));
   return KernelPtr(new GemmKernel(n, std::move(packed)));
+}
+
+StatusOr<KernelPtr> create_mserve_FusedMatMul(const Node& n, const KernelInit& init) {
+  const Tensor* b = init.constant(n, 1);
+  const Tensor* bias = init.constant(n, 2);
+  MS_CHECK_ARG(b && bias && b->dtype() == DType::kFloat32 && bias->dtype() == DType::kFloat32 && b->rank() == 2 &&
+                   bias->numel() == b->dim(1),
+               "FusedMatMul needs constant float32 B [K, N] and bias [N]");
+  std::vector<float> bias_values(bias->data<float>(), bias->data<float>() + bias->numel());
+  const Tensor row(DType::kFloat32, Shape{bias->numel()}, bias->buffer(), bias->raw());  // as [N]
+  return KernelPtr(new MatMulKernel(packed_gemm(b, false, 1.0f, &row, 1.0f), std::move(bias_values)));
 }
 
 StatusOr<KernelPtr> create_onnx_MatMul(const Node& n, const KernelInit& init) {
