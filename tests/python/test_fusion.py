@@ -264,3 +264,36 @@ def test_matmul_bias_not_fused_when_it_would_change_the_result():
         model = mserve.load(m.SerializeToString())
         assert ops(model) == want_ops
         np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x})[0], rtol=1e-4, atol=1e-4)
+
+
+def gelu_nodes(div=True, swap=False, one=1.0, x2="x"):
+    c = {"sqrt2": np.array(np.sqrt(2), np.float32), "inv": np.array(1 / np.sqrt(2), np.float32),
+         "one": np.array(one, np.float32), "half": np.array(0.5, np.float32)}
+    scale = helper.make_node("Div", ["x", "sqrt2"], ["d"]) if div else helper.make_node("Mul", ["inv", "x"], ["d"])
+    nodes = [scale, helper.make_node("Erf", ["d"], ["e"]),
+             helper.make_node("Add", ["one", "e"] if swap else ["e", "one"], ["a"]),
+             helper.make_node("Mul", ["a", x2] if swap else [x2, "a"], ["m"]),
+             helper.make_node("Mul", ["half", "m"] if swap else ["m", "half"], ["y"])]
+    return nodes, c
+
+
+@pytest.mark.parametrize("div,swap", [(True, False), (False, True), (True, True)])
+def test_erf_gelu_pattern_becomes_gelu(div, swap):
+    nodes, c = gelu_nodes(div, swap)
+    m = make_model(nodes, [("x", np.float32, ["n", 64])], [("y", np.float32, None)], c)
+    model = mserve.load(m.SerializeToString())
+    assert ops(model) == ["Gelu"]
+    x = rand(8, 64, scale=3.0)
+    np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x})[0], rtol=1e-5, atol=1e-6)
+
+
+def test_gelu_lookalikes_are_left_alone():
+    for nodes, c, extra in [(*gelu_nodes(one=2.0), []),  # 1 + erf is 2 + erf here
+                            (*gelu_nodes(x2="x2"), [("x2", np.float32, ["n", 64])])]:  # another x
+        m = make_model(nodes, [("x", np.float32, ["n", 64])] + extra, [("y", np.float32, None)], c)
+        model = mserve.load(m.SerializeToString())
+        assert "Gelu" not in model._s.node_ops
+        feeds = {"x": rand(4, 64)}
+        if extra:
+            feeds["x2"] = rand(4, 64)
+        np.testing.assert_allclose(model.predict(feeds), ort_run(m, feeds)[0], rtol=1e-5, atol=1e-6)

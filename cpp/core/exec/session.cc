@@ -73,6 +73,7 @@ StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOpt
     MS_RETURN_IF_ERROR(fold_batchnorm(p.graph));
     MS_RETURN_IF_ERROR(fuse_conv_activation(p.graph));
     MS_RETURN_IF_ERROR(fuse_matmul_bias(p.graph));
+    MS_RETURN_IF_ERROR(fuse_gelu(p.graph));
     MS_RETURN_IF_ERROR(nhwc_convs(p.graph));
   }
   MS_ASSIGN_OR_RETURN(p.order, topological_order(p.graph));

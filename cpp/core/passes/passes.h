@@ -26,6 +26,9 @@ Status nhwc_convs(Graph& g);
 // only consumer it is: scaled weights and a new bias, as new initializers.
 Status fold_batchnorm(Graph& g);
 
+// x * (1 + erf(x / sqrt 2)) * 0.5, as exporters write GELU, becomes one Gelu node.
+Status fuse_gelu(Graph& g);
+
 // MatMul with a constant float32 matrix followed by Add of a constant bias vector becomes
 // com.mserve.FusedMatMul (fuse_matmul_bias.cc).
 Status fuse_matmul_bias(Graph& g);
