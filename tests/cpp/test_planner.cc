@@ -98,7 +98,9 @@ TEST(Planner, RepeatedShapesAllocateNothingInOneDnnKernels) {
       const long executes = optimize ? 4 : 8;
       EXPECT_EQ(counts[0], counts[1]);
       EXPECT_EQ(counts[1], counts[2]);
-      EXPECT_LE(counts[0], 4 + 7 * executes) << "threads " << threads << ", optimize " << optimize;
+      // 6 per call measured on AVX-512; other oneDNN implementations (other CPUs) may differ a
+      // little, the point is a small constant per primitive call.
+      EXPECT_LE(counts[0], 4 + 12 * executes) << "threads " << threads << ", optimize " << optimize;
     }
   }
 }
