@@ -184,31 +184,25 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, block
         "model_config_file_poll_wait_seconds": int(model_config_file_poll_wait_seconds),
         "batching": _batching(batching), "optimize": bool(optimize), "warmup": bool(warmup), "quiet": bool(quiet),
     }
-    server = Server(_core.Server.start(opts, disk, mem), host)
     if not blocking:
-        return server
-    _block_until_signal(server)
-    return None
-
-
-def _block_until_signal(server: Server) -> None:
-    """Serves until SIGINT or SIGTERM, then drains in-flight requests and stops."""
+        return Server(_core.Server.start(opts, disk, mem), host)
+    # The handlers go in before the server starts: a SIGTERM right after it reports that it is
+    # serving must drain it, not kill the process.
     done = threading.Event()
     previous = {}
-
-    def on_signal(signum, frame):
-        done.set()
-
-    in_main = threading.current_thread() is threading.main_thread()
-    if in_main:
+    if threading.current_thread() is threading.main_thread():
         for s in (signal.SIGINT, signal.SIGTERM):
-            previous[s] = signal.signal(s, on_signal)
+            previous[s] = signal.signal(s, lambda signum, frame: done.set())
     try:
-        while not done.wait(0.5):
+        server = Server(_core.Server.start(opts, disk, mem), host)
+        try:
+            while not done.wait(0.5):
+                pass
+        except KeyboardInterrupt:
             pass
-    except KeyboardInterrupt:
-        pass
+        finally:
+            server.stop()  # drains in-flight requests
     finally:
-        server.stop()
         for s, h in previous.items():
             signal.signal(s, h)
+    return None
