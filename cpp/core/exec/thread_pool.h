@@ -9,7 +9,6 @@
 // many threads at once (each caller leads its own team). Must not be called from inside a
 // parallel_for body.
 #pragma once
-#include <atomic>
 #include <cstdint>
 
 namespace mserve {

@@ -79,6 +79,25 @@ inline dnnl_status_t exec(const dnnl::primitive& p, dnnl_stream_t s, std::initia
   return dnnl_primitive_execute(p.get(), s, static_cast<int>(args.size()), args.begin());
 }
 
+// A convolution or matmul call: src, packed weights, optional bias (empty memory: none), dst,
+// scratchpad.
+inline dnnl_status_t exec_weighted(const dnnl::primitive& p, dnnl_stream_t s, const dnnl::memory& src,
+                                   const dnnl::memory& weights, const dnnl::memory& bias, const dnnl::memory& dst,
+                                   const dnnl::memory& scratch) {
+  if (bias)
+    return exec(p, s,
+                {{DNNL_ARG_SRC, src.get()},
+                 {DNNL_ARG_WEIGHTS, weights.get()},
+                 {DNNL_ARG_BIAS, bias.get()},
+                 {DNNL_ARG_DST, dst.get()},
+                 {DNNL_ARG_SCRATCHPAD, scratch.get()}});
+  return exec(p, s,
+              {{DNNL_ARG_SRC, src.get()},
+               {DNNL_ARG_WEIGHTS, weights.get()},
+               {DNNL_ARG_DST, dst.get()},
+               {DNNL_ARG_SCRATCHPAD, scratch.get()}});
+}
+
 // `from` copied into a new memory of layout `desc` (weights packed for another primitive).
 inline dnnl::memory repack(const dnnl::memory& from, const dnnl::memory::desc& desc) {
   if (from.get_desc() == desc) return from;
@@ -99,7 +118,7 @@ inline uint64_t next_entry_id() {
 // re-pointed at each call's buffer. Creating dnnl::memory objects per call allocated ~10 blocks
 // per oneDNN call. Bounded: the cache restarts when it holds many primitives.
 inline dnnl::memory& thread_memory(uint64_t id, int slot, const dnnl::memory::desc& desc, void* ptr) {
-  constexpr int kSlots = 4;
+  constexpr int kSlots = 5;
   thread_local std::unordered_map<uint64_t, std::array<dnnl::memory, kSlots>> cache;
   auto it = cache.find(id);
   if (it == cache.end()) {

@@ -125,37 +125,22 @@ StatusOr<size_t> DnnlConv::prepare(const Geometry& g, int threads) const {
 Status DnnlConv::run(const float* x, float* y, const Geometry& g, void* workspace, int threads) const {
   MS_ASSIGN_OR_RETURN(auto e, impl_->entry(g, threads));
   try {
-    auto& eng = cpu_engine();
     char* ws = static_cast<char*>(workspace);
     const bool nhwc = impl_->p.nhwc;  // then X and Y are used in place
     using dnnl_util::thread_memory;
     memory& xh = thread_memory(e->id, 0, e->x_nhwc, nhwc ? const_cast<float*>(x) : static_cast<void*>(ws + e->x_off));
     memory& yh = thread_memory(e->id, 1, e->y_nhwc, nhwc ? static_cast<void*>(y) : static_cast<void*>(ws + e->y_off));
     memory& scratch = thread_memory(e->id, 2, e->scratch, ws + e->s_off);
-    memory xs, ys;
+    memory xs, ys;  // the caller's NCHW X and Y, around the reorders
     if (!nhwc) {
       xs = thread_memory(e->id, 3, e->x_nchw, const_cast<float*>(x));
-      ys = memory(e->y_nchw, eng, y);  // a fourth slot would do; the NCHW path is the rare one
+      ys = thread_memory(e->id, 4, e->y_nchw, y);
     }
     omp_set_num_threads(e->threads);
     dnnl_stream_t s = dnnl_util::thread_stream().get();
     dnnl_status_t st = dnnl_success;
     if (!nhwc) st = dnnl_util::exec(e->to_nhwc, s, {{DNNL_ARG_FROM, xs.get()}, {DNNL_ARG_TO, xh.get()}});
-    if (st == dnnl_success) {
-      if (impl_->bias)
-        st = dnnl_util::exec(e->conv, s,
-                             {{DNNL_ARG_SRC, xh.get()},
-                              {DNNL_ARG_WEIGHTS, e->weights.get()},
-                              {DNNL_ARG_BIAS, impl_->bias.get()},
-                              {DNNL_ARG_DST, yh.get()},
-                              {DNNL_ARG_SCRATCHPAD, scratch.get()}});
-      else
-        st = dnnl_util::exec(e->conv, s,
-                             {{DNNL_ARG_SRC, xh.get()},
-                              {DNNL_ARG_WEIGHTS, e->weights.get()},
-                              {DNNL_ARG_DST, yh.get()},
-                              {DNNL_ARG_SCRATCHPAD, scratch.get()}});
-    }
+    if (st == dnnl_success) st = dnnl_util::exec_weighted(e->conv, s, xh, e->weights, impl_->bias, yh, scratch);
     if (st == dnnl_success && !nhwc)
       st = dnnl_util::exec(e->to_nchw, s, {{DNNL_ARG_FROM, yh.get()}, {DNNL_ARG_TO, ys.get()}});
     if (st == dnnl_success) st = dnnl_stream_wait(s);

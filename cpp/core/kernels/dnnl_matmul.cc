@@ -106,27 +106,12 @@ StatusOr<size_t> DnnlMatMul::prepare(int64_t M, int threads) const {
 Status DnnlMatMul::run(const float* x, float* y, int64_t M, void* workspace, int threads) const {
   MS_ASSIGN_OR_RETURN(auto e, impl_->entry(M, threads));
   try {
-    auto& eng = cpu_engine();
-    (void)eng;
     memory& xm = dnnl_util::thread_memory(e->id, 0, e->x, const_cast<float*>(x));
     memory& ym = dnnl_util::thread_memory(e->id, 1, e->y, y);
     memory& scratch = dnnl_util::thread_memory(e->id, 2, e->scratch, workspace);
     omp_set_num_threads(e->threads);
     dnnl_stream_t s = dnnl_util::thread_stream().get();
-    dnnl_status_t st;
-    if (impl_->bias)
-      st = dnnl_util::exec(e->mm, s,
-                           {{DNNL_ARG_SRC, xm.get()},
-                            {DNNL_ARG_WEIGHTS, e->weights.get()},
-                            {DNNL_ARG_BIAS, impl_->bias.get()},
-                            {DNNL_ARG_DST, ym.get()},
-                            {DNNL_ARG_SCRATCHPAD, scratch.get()}});
-    else
-      st = dnnl_util::exec(e->mm, s,
-                           {{DNNL_ARG_SRC, xm.get()},
-                            {DNNL_ARG_WEIGHTS, e->weights.get()},
-                            {DNNL_ARG_DST, ym.get()},
-                            {DNNL_ARG_SCRATCHPAD, scratch.get()}});
+    dnnl_status_t st = dnnl_util::exec_weighted(e->mm, s, xm, e->weights, impl_->bias, ym, scratch);
     if (st == dnnl_success) st = dnnl_stream_wait(s);
     if (st != dnnl_success) return Internal("oneDNN matmul failed with status " + std::to_string(st));
   } catch (const dnnl::error& err) {

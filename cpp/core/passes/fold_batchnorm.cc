@@ -28,8 +28,7 @@ int add_constant(Graph& g, const std::string& base, Tensor t) {
   v.dtype = t.dtype();
   v.has_shape = true;
   for (int d = 0; d < t.rank(); ++d) v.dims.push_back(Dim{t.dim(d), ""});
-  g.values.push_back(v);
-  const int id = static_cast<int>(g.values.size()) - 1;
+  const int id = g.add_value(std::move(v));
   g.initializers[id] = std::move(t);
   return id;
 }

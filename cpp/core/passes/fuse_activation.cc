@@ -10,20 +10,6 @@
 namespace mserve {
 namespace {
 
-Attribute float_attr(float v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kFloat;
-  a.f = v;
-  return a;
-}
-
-Attribute string_attr(const std::string& s) {
-  Attribute a;
-  a.kind = Attribute::Kind::kString;
-  a.s = s;
-  return a;
-}
-
 // A constant float32 scalar input, or `def` when the optional input is absent; false when the
 // input is present but not a constant float32 scalar.
 bool scalar_input(const Graph& g, const Node& n, size_t i, float def, float* out) {
@@ -76,9 +62,9 @@ Status fuse_conv_activation(Graph& g) {
     if (conv.op_type != "Conv" || !conv.domain.empty() || conv.attr("mserve_activation") || conv.outputs.size() != 1 ||
         conv.outputs[0] != x)
       continue;
-    conv.attrs["mserve_activation"] = string_attr(kind);
-    conv.attrs["mserve_activation_alpha"] = float_attr(alpha);
-    conv.attrs["mserve_activation_beta"] = float_attr(beta);
+    conv.attrs["mserve_activation"] = Attribute::of_string(kind);
+    conv.attrs["mserve_activation_alpha"] = Attribute::of_float(alpha);
+    conv.attrs["mserve_activation_beta"] = Attribute::of_float(beta);
     conv.outputs[0] = act.outputs[0];
     producer[act.outputs[0]] = producer[x];
     removed[i] = true;

@@ -14,10 +14,7 @@ const Tensor* float_constant(const Graph& g, int v) {
   return it == g.initializers.end() || it->second.dtype() != DType::kFloat32 ? nullptr : &it->second;
 }
 
-bool is_bias_of(const Tensor& b, int64_t n) {
-  if (b.rank() < 1 || b.dim(b.rank() - 1) != n || b.numel() != n) return false;
-  return true;
-}
+bool is_bias_of(const Tensor& b, int64_t n) { return b.rank() >= 1 && b.dim(b.rank() - 1) == n && b.numel() == n; }
 
 }  // namespace
 

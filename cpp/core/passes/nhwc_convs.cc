@@ -40,11 +40,7 @@ class Rewriter {
   bool usable() const { return onnx_opset_ > 0; }
 
   int fresh_value(int like) {
-    Value v;
-    v.name = g_.values[like].name + "/nhwc";
-    v.dtype = g_.values[like].dtype;
-    g_.values.push_back(v);
-    return static_cast<int>(g_.values.size()) - 1;
+    return g_.add_value(Value{g_.values[like].name + "/nhwc", g_.values[like].dtype, false, {}});
   }
 
   void add_transpose(int in, int out, const std::vector<int64_t>& perm) {
@@ -53,10 +49,7 @@ class Rewriter {
     t.opset = static_cast<int>(onnx_opset_);
     t.inputs = {in};
     t.outputs = {out};
-    Attribute a;
-    a.kind = Attribute::Kind::kInts;
-    a.ints = perm;
-    t.attrs["perm"] = a;
+    t.attrs["perm"] = Attribute::of_ints(perm);
     added_.push_back(std::move(t));
   }
 
@@ -68,24 +61,14 @@ class Rewriter {
     r.opset = static_cast<int>(onnx_opset_);
     r.inputs = {in};
     r.outputs = {out};
-    Attribute keep;
-    keep.kind = Attribute::Kind::kInt;
-    keep.i = 1;
-    r.attrs["keepdims"] = keep;
+    r.attrs["keepdims"] = Attribute::of_int(1);
     const bool axes_input = onnx_opset_ >= 18;
     if (axes_input) {
-      Value v;
-      v.name = g_.values[out].name + "/axes";
-      v.dtype = DType::kInt64;
-      g_.values.push_back(v);
-      const int id = static_cast<int>(g_.values.size()) - 1;
+      const int id = g_.add_value(Value{g_.values[out].name + "/axes", DType::kInt64, false, {}});
       g_.initializers[id] = Tensor::from<int64_t>(Shape{2}, {1, 2});
       r.inputs.push_back(id);
     } else {
-      Attribute axes;
-      axes.kind = Attribute::Kind::kInts;
-      axes.ints = {1, 2};
-      r.attrs["axes"] = axes;
+      r.attrs["axes"] = Attribute::of_ints({1, 2});
     }
     added_.push_back(std::move(r));
   }
@@ -97,10 +80,7 @@ class Rewriter {
     p.domain = "com.mserve";
     p.opset = 1;
     p.attrs = pool.attrs;
-    Attribute src;
-    src.kind = Attribute::Kind::kInt;
-    src.i = pool.opset;
-    p.attrs["mserve_source_opset"] = src;
+    p.attrs["mserve_source_opset"] = Attribute::of_int(pool.opset);
     p.inputs = {in};
     p.outputs = {out};
     added_.push_back(std::move(p));

@@ -47,7 +47,7 @@ struct Forest {
     uint8_t nan_true;
   };
   std::vector<Step> steps;
-  bool all_leq = false;  // every branch is BRANCH_LEQ (what skl2onnx writes): a cheaper walk
+  bool all_leq = false;  // every branch is BRANCH_LEQ (what skl2onnx writes): see `pairs`
   // BRANCH_LEQ forests whose trees are proper trees are also laid out breadth-first with each
   // node's children side by side (true child, then false child), and every leaf looping to
   // itself: a walk is then `depth` branch-free steps, slot = first + !(x <= threshold), with no
@@ -253,7 +253,6 @@ void find_leaves_paired(const Forest& f, size_t t, const double* const* x, int n
   for (int k = 0; k < n; ++k) leaf[k] = f.pair_leaf[leaf[k]];
 }
 
-template <bool kAllLeq>
 bool find_leaves(const Forest& f, size_t t, const double* const* x, int n, int32_t* leaf) {
   const Forest::Step* st = f.steps.data();
   for (int k = 0; k < n; ++k) leaf[k] = f.roots[t];
@@ -263,8 +262,7 @@ bool find_leaves(const Forest& f, size_t t, const double* const* x, int n, int32
       const Forest::Step& s = st[leaf[k]];
       if (s.rule == Rule::kLeaf) continue;
       const double v = x[k][s.feature];
-      const bool yes = (kAllLeq ? v <= s.threshold : goes_true(s.rule, v, s.threshold)) ||
-                       (s.nan_true != 0 && std::isnan(v));
+      const bool yes = goes_true(s.rule, v, s.threshold) || (s.nan_true != 0 && std::isnan(v));
       leaf[k] = yes ? s.on_true : s.on_false;
       moved = true;
     }
@@ -339,8 +337,7 @@ class TreeKernelBase : public Kernel {
             continue;
           }
           if (!f_.pair_roots.empty()) find_leaves_paired(f_, t, xs, n, leaves);
-          else if (f_.all_leq) ended = find_leaves<true>(f_, t, xs, n, leaves);
-          else ended = find_leaves<false>(f_, t, xs, n, leaves);
+          else ended = find_leaves(f_, t, xs, n, leaves);
           if (!ended) {
             cyclic = true;
             break;
