@@ -10,10 +10,10 @@ PY := $(VENV)/bin/python
 BUILD_DIR := build/py
 APT_PACKAGES := build-essential cmake ninja-build ccache python3-dev python3-venv \
 	libonnx-dev libprotobuf-dev protobuf-compiler libeigen3-dev libgtest-dev libre2-dev \
-	libboost1.81-dev libsimdjson-dev libdnnl-dev wrk
-PIP_PACKAGES := pybind11 scikit-build-core numpy pytest onnx==1.23.2 onnxruntime==1.31.1 nbformat nbclient ipykernel scikit-learn skl2onnx requests "tritonclient[http]"
+	libboost1.81-dev libsimdjson-dev libdnnl-dev libgrpc++-dev protobuf-compiler-grpc wrk nghttp2-client
+PIP_PACKAGES := pybind11 scikit-build-core numpy pytest onnx==1.23.2 onnxruntime==1.31.1 nbformat nbclient ipykernel scikit-learn skl2onnx requests "tritonclient[http,grpc]" grpcio-tools grpcio-health-checking
 SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python tests/cpp -type f \( -name '*.cc' -o -name '*.h' \
-	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' \))
+	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' -o -name '*.proto' \))
 
 .PHONY: all build test test-cpp test-python demo serve bench bench-serve docs node-expectations zoo clean apt-deps
 all: build
@@ -48,11 +48,13 @@ test: test-cpp test-python
 demo: build
 	$(PY) -m mserve demo models
 
-# Serves models/repository (half_plus_two, mlp, cnn_nhwc) like tensorflow_model_server would.
+# Serves models/repository (half_plus_two, mlp, cnn_nhwc) like tensorflow_model_server would:
+# REST on PORT, gRPC on GRPC_PORT.
 PORT ?= 8501
+GRPC_PORT ?= 8500
 serve: build
 	$(PY) -c "from mserve import examples; examples.save_repository('models/repository')"
-	$(PY) -m mserve serve --model_config_file=models/repository/models.config --rest_api_port=$(PORT)
+	$(PY) -m mserve serve --model_config_file=models/repository/models.config --rest_api_port=$(PORT) --port=$(GRPC_PORT)
 
 bench: build
 	$(PY) bench/bench_models.py

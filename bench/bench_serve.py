@@ -1,12 +1,18 @@
-"""HTTP serving throughput and latency: mserve's C++ server against FastAPI + uvicorn + onnxruntime
-(the usual Python way to serve a model), the same models and request bodies, measured in the same
-run with wrk on loopback at several concurrencies. Both servers run in their own process with the
-same intra-op thread count; wrk shares the machine with them, equally for both.
+"""Serving throughput and latency, measured in one run on loopback at several concurrencies.
+
+REST: mserve's C++ server against FastAPI + uvicorn + onnxruntime (the usual Python way to serve
+a model), the same models and request bodies, load from wrk.
+gRPC: mserve's TensorFlow Serving Predict over gRPC against a grpcio + onnxruntime server (the
+usual Python way to serve that API), the same serialized PredictRequest (tensor_content, as
+tf.make_tensor_proto sends it), load from h2load; beside it mserve's REST on the same model, for
+a small tabular model and a 224x224x3 image model.
+Every server runs in its own process with the same intra-op thread count; the load generator
+shares the machine with them, equally for all. Answers are compared before anything is timed.
 
 Prints requests/s and p50/p99 latency for each, and the ratios (rps: mserve / peer, above 1 means
 mserve serves more; p99: peer / mserve, above 1 means mserve answers faster). No thresholds.
 
-    python bench/bench_serve.py [--seconds 5] [--concurrency 1 8 64] [--threads N]
+    python bench/bench_serve.py [--seconds 5] [--concurrency 1 8 64] [--threads N] [--only rest|grpc]
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ import numpy as np
 from mserve import examples
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PROTO_ROOT = os.path.join(HERE, "..", "cpp", "core", "proto")
 
 # model name in the example repository -> request rows (a TF Serving row-format body)
 CASES = [
@@ -97,14 +104,17 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=int, default=5, help="wrk duration per measurement")
-    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="intra-op threads, both servers")
-    args = ap.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("bench_serve needs wrk (Debian package wrk)")
+def stop_all(servers) -> None:
+    for proc in servers.values():
+        proc.terminate()
+    for proc in servers.values():
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def bench_rest(args) -> None:
     import fastapi  # noqa: F401  (fail early with the module's own message)
     import uvicorn  # noqa: F401
 
@@ -118,7 +128,7 @@ def main() -> None:
     servers = {
         "mserve": subprocess.Popen(
             [sys.executable, "-m", "mserve", "serve", f"--model_config_file={config}", f"--rest_api_port={ms_port}",
-             "--host=127.0.0.1", f"--threads={args.threads}", "--rest_api_timeout_in_ms=0"],
+             "--port=-1", "--host=127.0.0.1", f"--threads={args.threads}", "--rest_api_timeout_in_ms=0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
         "fastapi": subprocess.Popen(
             [sys.executable, os.path.join(HERE, "fastapi_peer.py"), f"--port={peer_port}", f"--threads={args.threads}"]
@@ -156,14 +166,174 @@ def main() -> None:
                       f"| {b['rps']:.0f} | {b['p50']:.3f} | {b['p99']:.3f} "
                       f"| {a['rps'] / b['rps']:.1f}x | {b['p99'] / a['p99']:.1f}x |", flush=True)
     finally:
-        for proc in servers.values():
-            proc.terminate()
-        for proc in servers.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(servers)
         shutil.rmtree(work, ignore_errors=True)
+
+
+# ---- gRPC ----
+
+# model -> (rows label, the ONNX model, its input batch)
+def grpc_cases():
+    return [("tabular", "mlp 1x256", examples.mlp(), examples.example_input("mlp", 1)),
+            ("image", "cnn 1x224x224x3", examples.cnn_nhwc(size=224),
+             np.random.default_rng(0).random((1, 224, 224, 3), np.float32))]
+
+
+def make_stubs(out: str) -> None:
+    from grpc_tools import protoc
+    import grpc_tools
+    include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+    protos = [os.path.join(r, f) for r, _, fs in os.walk(PROTO_ROOT) for f in fs
+              if f.endswith(".proto") and "kserve" not in r]
+    assert protoc.main(["protoc", f"-I{PROTO_ROOT}", f"-I{include}", f"--python_out={out}",
+                        f"--grpc_python_out={out}", *protos]) == 0
+    sys.path.append(out)
+
+
+def run_h2load(url: str, body_file: str, concurrency: int, seconds: float, log: str) -> dict:
+    """rps, p50 and p99 (ms) of unary gRPC calls (one serialized request replayed) from h2load."""
+    cmd = ["h2load", f"-c{concurrency}", "-m1", f"-t{min(concurrency, 2)}", f"-D{seconds}", "--warm-up-time=1",
+           "-d", body_file, "-H", "content-type: application/grpc", "-H", "te: trailers", f"--log-file={log}", url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
+    ok = int(re.search(r"status codes: (\d+) 2xx", out).group(1))
+    failed = int(re.search(r"(\d+) failed", out).group(1))
+    with open(log) as f:
+        us = np.array([int(line.split("\t")[2]) for line in f if line.strip()], np.float64)
+    return {"rps": rps, "p50": float(np.percentile(us, 50)) / 1e3, "p99": float(np.percentile(us, 99)) / 1e3,
+            "ok": ok, "failed": failed}
+
+
+def grpc_predict(stubs, target: str, model: str, x: np.ndarray, request_bytes: bytes) -> np.ndarray:
+    import grpc
+    with grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 64 << 20)]) as ch:
+        stub = stubs.prediction_service_pb2_grpc.PredictionServiceStub(ch)
+        (out,) = stub.Predict(stubs.predict_pb2.PredictRequest.FromString(request_bytes), timeout=30).outputs.values()
+    shape = [d.size for d in out.tensor_shape.dim]
+    vals = np.frombuffer(out.tensor_content, np.float32) if out.tensor_content else np.array(out.float_val, np.float32)
+    return vals.reshape(shape)
+
+
+def grpc_counts(url: str) -> dict:
+    """mserve's gRPC Predict calls by status, from its metrics."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    counts = {}
+    for m in re.finditer(r'mserve_requests_total\{[^}]*api="grpc_predict",status="(\d+)"\} (\d+)', text):
+        counts[m.group(1)] = counts.get(m.group(1), 0) + int(m.group(2))
+    return counts
+
+
+def bench_grpc(args) -> None:
+    if shutil.which("h2load") is None:
+        sys.exit("bench_serve needs h2load (Debian package nghttp2-client) for gRPC")
+    import types
+    work = tempfile.mkdtemp(prefix="mserve-bench-grpc-")
+    make_stubs(os.path.join(work, "stubs"))
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    stubs = types.SimpleNamespace(predict_pb2=predict_pb2, prediction_service_pb2_grpc=prediction_service_pb2_grpc)
+    cases = grpc_cases()
+    import onnx
+    lines = []
+    for name, _, model, _ in cases:
+        d = os.path.join(work, "repo", name, "1")
+        os.makedirs(d)
+        onnx.save(model, os.path.join(d, "model.onnx"))
+        lines.append(f"config {{ name: '{name}' base_path: '{os.path.join(work, 'repo', name)}' }}")
+    config = os.path.join(work, "models.config")
+    with open(config, "w") as f:
+        f.write("model_config_list {\n" + "\n".join(lines) + "\n}\n")
+    rest_port, grpc_port, peer_port = free_port(), free_port(), free_port()
+    servers = {
+        "mserve": subprocess.Popen(
+            [sys.executable, "-m", "mserve", "serve", f"--model_config_file={config}", f"--rest_api_port={rest_port}",
+             f"--port={grpc_port}", "--host=127.0.0.1", f"--threads={args.threads}", "--rest_api_timeout_in_ms=0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        "grpcio": subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "grpc_peer.py"), f"--port={peer_port}", f"--threads={args.threads}",
+             f"--stubs={os.path.join(work, 'stubs')}"]
+            + [f"{n}={os.path.join(work, 'repo', n, '1', 'model.onnx')}" for n, *_ in cases],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    }
+    rest_url = f"http://127.0.0.1:{rest_port}"
+    try:
+        for n, *_ in cases:
+            wait_up(f"{rest_url}/v1/models/{n}", servers["mserve"])
+        print(f"\ngRPC (h2load) and REST (wrk) on loopback, {args.seconds:g} s per point, {args.threads} intra-op "
+              f"threads per server, {os.cpu_count()} cores shared with the load generator; grpcio (thread pool) + "
+              "onnxruntime as the gRPC peer")
+        print("| model | request | conc | mserve gRPC rps | p50 ms | p99 ms | mserve REST rps | p50 ms | p99 ms "
+              "| grpcio rps | p50 ms | p99 ms | gRPC / REST rps | rps vs grpcio | p99 vs grpcio |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for name, label, _, x in cases:
+            req = predict_pb2.PredictRequest()
+            req.model_spec.name = name
+            t = req.inputs["x"]
+            t.dtype = 1  # DT_FLOAT
+            for d in x.shape:
+                t.tensor_shape.dim.add().size = d
+            t.tensor_content = np.ascontiguousarray(x, np.float32).tobytes()
+            msg = req.SerializeToString()
+            body_file = os.path.join(work, f"{name}.grpc")
+            with open(body_file, "wb") as f:  # gRPC framing: uncompressed flag, big-endian length, message
+                f.write(b"\0" + len(msg).to_bytes(4, "big") + msg)
+            rest_file = os.path.join(work, f"{name}.json")
+            with open(rest_file, "wb") as f:
+                f.write(json.dumps({"instances": x.tolist()}).encode())
+            script = os.path.join(work, "post.lua")
+            with open(script, "w") as f:
+                f.write(WRK_SCRIPT)
+            # Every server gives the same answer before any is timed.
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    peer = grpc_predict(stubs, f"127.0.0.1:{peer_port}", name, x, msg)
+                    break
+                except Exception:
+                    if time.monotonic() > deadline or servers["grpcio"].poll() is not None:
+                        raise
+                    time.sleep(0.2)
+            ours = grpc_predict(stubs, f"127.0.0.1:{grpc_port}", name, x, msg)
+            rest = np.asarray(post(f"{rest_url}/v1/models/{name}:predict", open(rest_file, "rb").read())["predictions"])
+            np.testing.assert_allclose(ours, peer, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(rest, peer, rtol=1e-4, atol=1e-5)
+            path = "/tensorflow.serving.PredictionService/Predict"
+            for conc in args.concurrency:
+                before = grpc_counts(rest_url)
+                g = run_h2load(f"http://127.0.0.1:{grpc_port}{path}", body_file, conc, args.seconds,
+                               os.path.join(work, "h2.log"))
+                after = grpc_counts(rest_url)
+                bad = {k: after.get(k, 0) - before.get(k, 0) for k in after if k != "200"}
+                if any(bad.values()) or g["failed"]:
+                    print(f"  warning: mserve gRPC errors {bad}, {g['failed']} failed")
+                r = run_wrk(f"{rest_url}/v1/models/{name}:predict", rest_file, script, conc, args.seconds)
+                p = run_h2load(f"http://127.0.0.1:{peer_port}{path}", body_file, conc, args.seconds,
+                               os.path.join(work, "h2.log"))
+                if p["failed"]:
+                    print(f"  warning: grpcio had {p['failed']} failed requests")
+                print(f"| {name} | {label} | {conc} | {g['rps']:.0f} | {g['p50']:.3f} | {g['p99']:.3f} "
+                      f"| {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} "
+                      f"| {p['rps']:.0f} | {p['p50']:.3f} | {p['p99']:.3f} "
+                      f"| {g['rps'] / r['rps']:.1f}x | {g['rps'] / p['rps']:.1f}x | {p['p99'] / g['p99']:.1f}x |",
+                      flush=True)
+    finally:
+        stop_all(servers)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=int, default=5, help="duration per measurement")
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="intra-op threads, every server")
+    ap.add_argument("--only", choices=["rest", "grpc"], help="run one of the two tables")
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench_serve needs wrk (Debian package wrk)")
+    if args.only != "grpc":
+        bench_rest(args)
+    if args.only != "rest":
+        bench_grpc(args)
 
 
 if __name__ == "__main__":

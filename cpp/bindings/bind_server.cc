@@ -62,6 +62,10 @@ void bind_server(py::module_& m) {
         opts.http.idle_timeout_ms = get<int>(o, "idle_timeout_ms", opts.http.idle_timeout_ms);
         opts.http.read_timeout_ms = get<int>(o, "read_timeout_ms", opts.http.read_timeout_ms);
         opts.http.max_connections = get<int>(o, "max_connections", opts.http.max_connections);
+        opts.grpc.host = opts.http.host;
+        opts.grpc.port = get<int>(o, "grpc_port", -1);
+        opts.grpc.max_threads = get<int>(o, "grpc_max_threads", 0);
+        opts.grpc.max_message_bytes = opts.http.body_limit;
         opts.request_timeout_ms = get<int>(o, "request_timeout_ms", 0);
         opts.file_system_poll_wait_seconds = get<int>(o, "file_system_poll_wait_seconds", 1);
         opts.model_config_file = get<std::string>(o, "model_config_file", "");
@@ -87,6 +91,7 @@ void bind_server(py::module_& m) {
         return std::move(s).value();
       }, py::arg("options"), py::arg("models"), py::arg("sessions"))
       .def_property_readonly("port", &ModelServer::port)
+      .def_property_readonly("grpc_port", &ModelServer::grpc_port)
       .def_property_readonly("ready", &ModelServer::ready)
       .def("poll", [](ModelServer& s) {
         py::gil_scoped_release nogil;

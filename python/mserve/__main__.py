@@ -1,4 +1,4 @@
-"""``python -m mserve serve --model_base_path=DIR``: serves models over HTTP (TensorFlow Serving
+"""``python -m mserve serve --model_base_path=DIR``: serves models over HTTP and gRPC (TensorFlow Serving
 flags). ``python -m mserve demo [DIR]``: writes the example models, loads one, predicts, prints.
 ``python -m mserve ops``: lists the supported operators."""
 from __future__ import annotations
@@ -39,6 +39,7 @@ def _bool(v: str) -> bool:
 
 def _add_serve_flags(s: argparse.ArgumentParser) -> None:
     """tensorflow_model_server's flags (same names and defaults), plus --host."""
+    s.add_argument("--port", type=int, default=8500, help="gRPC port (0 picks a free one; -1: no gRPC)")
     s.add_argument("--rest_api_port", type=int, default=8501, help="HTTP port (0 picks a free one)")
     s.add_argument("--host", default="0.0.0.0", help="address to listen on")
     s.add_argument("--model_name", default="default", help="name of the model served from --model_base_path")
@@ -54,7 +55,10 @@ def _add_serve_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--rest_api_timeout_in_ms", type=int, default=30000, help="per-request deadline")
     s.add_argument("--tensorflow_intra_op_parallelism", "--threads", dest="threads", type=int, default=0,
                    help="threads per model run (0: the machine's cores)")
-    s.add_argument("--max_body_bytes", type=int, default=64 << 20, help="larger request bodies get 413")
+    s.add_argument("--grpc_max_threads", type=int, default=0,
+                   help="gRPC calls served at once (0: 4 per core, at least 16)")
+    s.add_argument("--max_body_bytes", type=int, default=64 << 20,
+                   help="larger request bodies get 413 (RESOURCE_EXHAUSTED over gRPC)")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -68,6 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
     models = args.model_config_file or {args.model_name: args.model_base_path}
     try:
         mserve.serve(models, host=args.host, port=args.rest_api_port, batching=batching,
+                     grpc_port=None if args.port < 0 else args.port, grpc_max_threads=args.grpc_max_threads,
                      http_threads=args.rest_api_num_threads, request_timeout_ms=args.rest_api_timeout_in_ms,
                      file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
                      model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,

@@ -114,6 +114,22 @@ class Server:
         return self._core.port
 
     @property
+    def grpc_port(self) -> Optional[int]:
+        """The gRPC port, or None when the server has no gRPC front end."""
+        p = self._core.grpc_port
+        return None if p < 0 else p
+
+    @property
+    def grpc_target(self) -> Optional[str]:
+        """``host:port`` for ``grpc.insecure_channel`` (None without gRPC)."""
+        if self.grpc_port is None:
+            return None
+        host = "127.0.0.1" if self._host in ("0.0.0.0", "") else self._host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{host}:{self.grpc_port}"
+
+    @property
     def url(self) -> str:
         host = "127.0.0.1" if self._host in ("0.0.0.0", "") else self._host
         if ":" in host:
@@ -155,29 +171,37 @@ class Server:
         return f"<mserve.Server {self.url} {state}>"
 
 
-def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, blocking: bool = True,
+def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_port: Optional[int] = None,
+          grpc_max_threads: int = 0, blocking: bool = True,
           batching: Any = None, model_name: Optional[str] = None, threads: int = 0,
           http_threads: int = 0, request_timeout_ms: int = 0, max_body_bytes: int = 64 << 20,
           file_system_poll_wait_seconds: int = 1, model_config_file_poll_wait_seconds: int = 0,
           optimize: bool = True, warmup: bool = True, quiet: bool = False) -> Optional[Server]:
     """Serves models over HTTP: TensorFlow Serving's REST API (/v1/models/...), KServe v2
-    (/v2/...) and Prometheus metrics (/metrics).
+    (/v2/...) and Prometheus metrics (/metrics); and, with ``grpc_port``, over gRPC:
+    TensorFlow Serving's PredictionService and ModelService, KServe v2's GRPCInferenceService
+    and grpc.health.v1.Health, on the same models.
 
     models: a .onnx file; a base path of numbered version folders (base/1/model.onnx, ...);
         a TensorFlow Serving model_config_list text file; an mserve.Model; or a dict
         name -> path, Model, or {"base_path": ..., "batching": ..., "version_policy": ...,
         "num_versions": ..., "versions": [...], "labels": {label: version}}.
     port: 0 picks a free port (read it back from Server.port / Server.url).
+    grpc_port: None (no gRPC), 0 (a free port: Server.grpc_port / Server.grpc_target) or a
+        port (8500 is tensorflow_model_server's). grpc_max_threads: calls served at once
+        (0: 4 per core, at least 16); more get RESOURCE_EXHAUSTED.
     blocking: True serves until SIGINT/SIGTERM (then drains and returns None); False returns
         a Server at once (use it as a context manager, or call stop()).
     batching: None (off), True (TensorFlow Serving's defaults), a dict of BatchingParameters
         fields, or the path of a batching parameters text file.
     threads: intra-op threads per model (0: the machine's cores); http_threads: server threads.
-    request_timeout_ms: per-request deadline (504 when exceeded; 0: none).
+    request_timeout_ms: per-request deadline (504 / DEADLINE_EXCEEDED when exceeded; 0: none);
+        a gRPC client's own deadline applies too.
     """
     disk, mem, config_file = _plan(models, model_name)
     opts = {
-        "host": host, "port": int(port), "http_threads": int(http_threads), "threads": int(threads),
+        "host": host, "port": int(port), "grpc_port": -1 if grpc_port is None else int(grpc_port),
+        "grpc_max_threads": int(grpc_max_threads), "http_threads": int(http_threads), "threads": int(threads),
         "request_timeout_ms": int(request_timeout_ms), "max_body_bytes": int(max_body_bytes),
         "file_system_poll_wait_seconds": int(file_system_poll_wait_seconds),
         "model_config_file": config_file or "",

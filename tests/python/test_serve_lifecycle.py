@@ -255,7 +255,7 @@ def test_cli_serves_and_drains_on_sigterm(tmp_path):
     base = tmp_path / "m"
     write_version(base, 1, scale_model(7.0))
     proc = subprocess.Popen([sys.executable, "-m", "mserve", "serve", "--model_name=m",
-                             f"--model_base_path={base}", "--rest_api_port=0", "--host=127.0.0.1"],
+                             f"--model_base_path={base}", "--rest_api_port=0", "--port=0", "--host=127.0.0.1"],
                             stderr=subprocess.PIPE, text=True)
     try:
         url = None

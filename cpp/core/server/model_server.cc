@@ -106,9 +106,13 @@ StatusOr<std::unique_ptr<ModelServer>> ModelServer::start(
   MS_ASSIGN_OR_RETURN(s->http_, HttpServer::start(s->opts_.http, [raw](HttpRequest&& req, Respond respond) {
                         raw->handle(std::move(req), std::move(respond));
                       }));
+  if (s->opts_.grpc.port >= 0) {
+    MS_ASSIGN_OR_RETURN(s->grpc_, GrpcServer::start(s->opts_.grpc, raw));
+  }
   if (s->opts_.file_system_poll_wait_seconds > 0 || s->opts_.model_config_file_poll_wait_seconds > 0)
     s->poller_ = std::thread([raw] { raw->poll_loop(); });
   if (mo.log) mo.log("serving on http://" + s->opts_.http.host + ":" + std::to_string(s->port()));
+  if (mo.log && s->grpc_) mo.log("serving gRPC on " + s->opts_.grpc.host + ":" + std::to_string(s->grpc_port()));
   return s;
 }
 
@@ -121,7 +125,11 @@ void ModelServer::stop(int drain_ms) {
     stopping_ = true;
   }
   poll_cv_.notify_all();
+  // Both front ends drain at once: gRPC in the background while HTTP drains here.
+  std::thread grpc_stop;
+  if (grpc_) grpc_stop = std::thread([this, drain_ms] { grpc_->stop(drain_ms); });
   if (http_) http_->stop(drain_ms);
+  if (grpc_stop.joinable()) grpc_stop.join();
   if (poller_.joinable()) poller_.join();
 }
 
@@ -165,9 +173,13 @@ void ModelServer::poll_loop() {
   }
 }
 
-serving::Clock::time_point ModelServer::deadline() const {
-  if (opts_.request_timeout_ms <= 0) return serving::Clock::time_point::max();
-  return serving::Clock::now() + std::chrono::milliseconds(opts_.request_timeout_ms);
+serving::Clock::time_point ModelServer::deadline(serving::Clock::time_point client) const {
+  if (opts_.request_timeout_ms <= 0) return client;
+  return std::min(client, serving::Clock::now() + std::chrono::milliseconds(opts_.request_timeout_ms));
+}
+
+Status ModelServer::reload_config(const std::vector<serving::ModelConfig>& models) {
+  return manager_->set_config(models);
 }
 
 void ModelServer::run(const std::shared_ptr<const serving::Servable>& s, std::vector<Tensor> inputs,

@@ -1,6 +1,7 @@
 // ModelServer: the model repository, batching and metrics behind an HttpServer that speaks
 // TensorFlow Serving's REST API (rest_tfs.cc) and KServe v2 / Open Inference Protocol REST
-// (rest_v2.cc), plus Prometheus metrics. No Python on the request path.
+// (rest_v2.cc), plus Prometheus metrics, and (when its port is set) a GrpcServer with the same
+// APIs over gRPC (grpc_server.h). No Python on the request path.
 //
 // Thread-safety: start/stop from one thread; requests are served on the HTTP threads (and the
 // batching threads when batching is on).
@@ -14,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/server/grpc_server.h"
 #include "core/server/http.h"
 #include "core/serving/manager.h"
 #include "core/serving/metrics.h"
@@ -22,6 +24,7 @@ namespace mserve::server {
 
 struct ServerOptions {
   HttpOptions http;
+  GrpcOptions grpc;                      // grpc.port -1: no gRPC server
   serving::ManagerOptions manager;
   int request_timeout_ms = 0;            // 0: none (--rest_api_timeout_in_ms)
   int file_system_poll_wait_seconds = 1;  // 0: never poll the model folders after start
@@ -55,19 +58,28 @@ class ModelServer {
       const std::vector<std::pair<std::string, std::shared_ptr<Session>>>& sessions);
   ~ModelServer();
   int port() const { return http_->port(); }
+  int grpc_port() const { return grpc_ ? grpc_->port() : -1; }
   bool ready() const { return manager_->ready(); }
   // Drains in-flight requests (up to drain_ms), then stops. Idempotent.
   void stop(int drain_ms = 30000);
   serving::ModelManager& manager() { return *manager_; }
 
+  // For the front ends (REST handlers, GrpcServer).
+  serving::Metrics& metrics() { return *metrics_; }
+  // Runs a request's inputs through the servable (batched when it has a batcher); `done` is
+  // called exactly once, maybe on another thread, and must not own the servable (manager.h).
+  void run(const std::shared_ptr<const serving::Servable>& s, std::vector<Tensor> inputs,
+           serving::Clock::time_point deadline, serving::RunDone done);
+  // The deadline of a request arriving now: the server's request timeout, or `client` when
+  // that is sooner.
+  serving::Clock::time_point deadline(serving::Clock::time_point client = serving::Clock::time_point::max()) const;
+  // Replaces the models served from disk (a reload over gRPC); logged.
+  Status reload_config(const std::vector<serving::ModelConfig>& models);
+
  private:
   ModelServer() = default;
   void handle(HttpRequest&& req, Respond respond);
   void poll_loop();
-  // Runs a request's inputs through the servable (batched when it has a batcher).
-  void run(const std::shared_ptr<const serving::Servable>& s, std::vector<Tensor> inputs,
-           serving::Clock::time_point deadline, serving::RunDone done);
-  serving::Clock::time_point deadline() const;
 
   // TensorFlow Serving REST (rest_tfs.cc); `rest` is the path after "/v1/models/".
   void tfs(HttpRequest&& req, const std::string& rest, Respond respond);
@@ -78,6 +90,7 @@ class ModelServer {
   std::unique_ptr<serving::Metrics> metrics_;
   std::unique_ptr<serving::ModelManager> manager_;
   std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<GrpcServer> grpc_;
   std::string config_text_;
   std::thread poller_;
   std::mutex poll_mu_;

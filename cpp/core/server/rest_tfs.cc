@@ -7,6 +7,7 @@
 
 #include "core/server/json.h"
 #include "core/server/model_server.h"
+#include "core/server/protocol.h"
 
 namespace mserve::server {
 namespace {
@@ -62,25 +63,6 @@ StatusOr<Route> parse_route(const std::string& rest) {
   return r;
 }
 
-const char* tf_dtype(DType t) {
-  switch (t) {
-    case DType::kFloat32: return "DT_FLOAT";
-    case DType::kFloat64: return "DT_DOUBLE";
-    case DType::kFloat16: return "DT_HALF";
-    case DType::kInt8: return "DT_INT8";
-    case DType::kInt16: return "DT_INT16";
-    case DType::kInt32: return "DT_INT32";
-    case DType::kInt64: return "DT_INT64";
-    case DType::kUInt8: return "DT_UINT8";
-    case DType::kUInt16: return "DT_UINT16";
-    case DType::kUInt32: return "DT_UINT32";
-    case DType::kUInt64: return "DT_UINT64";
-    case DType::kBool: return "DT_BOOL";
-    case DType::kString: return "DT_STRING";
-    default: return "DT_INVALID";
-  }
-}
-
 void signature_tensors(std::string* o, const Graph& g, const std::vector<int>& ids) {
   *o += "{";
   bool first = true;
@@ -90,7 +72,7 @@ void signature_tensors(std::string* o, const Graph& g, const std::vector<int>& i
     first = false;
     json_string(o, v.name);
     *o += ":{\"dtype\":\"";
-    *o += tf_dtype(v.dtype);
+    *o += tf_dtype_name(v.dtype);
     *o += "\",\"tensor_shape\":{";
     if (v.has_shape) {
       *o += "\"dim\":[";

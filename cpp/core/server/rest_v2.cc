@@ -11,28 +11,10 @@
 
 #include "core/server/json.h"
 #include "core/server/model_server.h"
+#include "core/server/protocol.h"
 
 namespace mserve::server {
 namespace {
-
-const char* v2_dtype(DType t) {
-  switch (t) {
-    case DType::kBool: return "BOOL";
-    case DType::kUInt8: return "UINT8";
-    case DType::kUInt16: return "UINT16";
-    case DType::kUInt32: return "UINT32";
-    case DType::kUInt64: return "UINT64";
-    case DType::kInt8: return "INT8";
-    case DType::kInt16: return "INT16";
-    case DType::kInt32: return "INT32";
-    case DType::kInt64: return "INT64";
-    case DType::kFloat16: return "FP16";
-    case DType::kFloat32: return "FP32";
-    case DType::kFloat64: return "FP64";
-    case DType::kString: return "BYTES";
-    default: return "INVALID";
-  }
-}
 
 void v2_tensors(std::string* o, const Graph& g, const std::vector<int>& ids) {
   *o += "[";
@@ -60,35 +42,6 @@ bool get_bool_param(JsonElement obj, const char* key) {
   return v.get(b) == simdjson::SUCCESS && b;
 }
 
-// BYTES tensors in the binary extension: each element is a 4-byte little-endian length, then
-// its bytes.
-StatusOr<Tensor> decode_bytes(const char* p, size_t size, const Shape& shape, const std::string& what) {
-  MS_ASSIGN_OR_RETURN(Tensor t, Tensor::empty(DType::kString, shape));
-  std::string* out = t.data<std::string>();
-  size_t off = 0;
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    if (off + 4 > size) return InvalidArgument(what + ": BYTES data ends before element " + std::to_string(i));
-    uint32_t len = static_cast<uint8_t>(p[off]) | static_cast<uint8_t>(p[off + 1]) << 8 |
-                   static_cast<uint8_t>(p[off + 2]) << 16 | static_cast<uint32_t>(static_cast<uint8_t>(p[off + 3])) << 24;
-    off += 4;
-    if (off + len > size) return InvalidArgument(what + ": BYTES element " + std::to_string(i) + " runs past its data");
-    out[i].assign(p + off, len);
-    off += len;
-  }
-  if (off != size) return InvalidArgument(what + ": binary_data_size holds more than the shape's elements");
-  return t;
-}
-
-void encode_bytes(const Tensor& t, std::string* out) {
-  const std::string* s = t.data<std::string>();
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    const uint32_t n = static_cast<uint32_t>(s[i].size());
-    const char len[4] = {char(n & 0xff), char((n >> 8) & 0xff), char((n >> 16) & 0xff), char(n >> 24)};
-    out->append(len, 4);
-    out->append(s[i]);
-  }
-}
-
 }  // namespace
 
 void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond) {
@@ -109,7 +62,8 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
   Reply reply(std::move(respond), metrics_.get(), infer ? "v2_infer" : "v2");
   if (seg.empty()) {
     if (req.method != "GET") return reply.error(InvalidArgument("use GET"));
-    return reply.json(200, "{\"name\":\"mserve\",\"version\":\"0.1.0\",\"extensions\":[\"binary_tensor_data\"]}");
+    return reply.json(200, std::string("{\"name\":\"") + kServerName + "\",\"version\":\"" + kServerVersion +
+                                 "\",\"extensions\":[\"binary_tensor_data\"]}");
   }
   if (lower(seg[0]) == "health" && seg.size() == 2) {
     const std::string what = lower(seg[1]);
@@ -151,7 +105,7 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
           o += (first ? "\"" : ",\"") + std::to_string(v.version) + "\"";
           first = false;
         }
-    o += "],\"platform\":\"onnxruntime_onnx\",\"inputs\":";
+    o += "],\"platform\":\"" + std::string(kV2Platform) + "\",\"inputs\":";
     v2_tensors(&o, g, g.inputs);
     o += ",\"outputs\":";
     v2_tensors(&o, g, g.outputs);
@@ -161,7 +115,7 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
   if (tail == "config") {
     std::string o = "{\"name\":";
     json_string(&o, sv->model);
-    o += ",\"platform\":\"onnxruntime_onnx\",\"backend\":\"mserve\",\"max_batch_size\":" +
+    o += ",\"platform\":\"" + std::string(kV2Platform) + "\",\"backend\":\"mserve\",\"max_batch_size\":" +
          std::to_string(sv->batcher ? sv->batcher->options().max_batch_size : 0) + ",\"input\":";
     v2_tensors(&o, g, g.inputs);
     o += ",\"output\":";
@@ -236,7 +190,7 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
     if (bin_size >= 0 && dt == DType::kString) {
       if (offset + static_cast<size_t>(bin_size) > body.size())
         return reply.error(InvalidArgument(what + ": the body ends before its binary data"));
-      auto t = decode_bytes(body.data() + offset, static_cast<size_t>(bin_size), shape, what);
+      auto t = decode_length_prefixed(body.data() + offset, static_cast<size_t>(bin_size), shape, what);
       if (!t.ok()) return reply.error(t.status());
       inputs[idx] = std::move(t).value();
       offset += static_cast<size_t>(bin_size);
@@ -334,7 +288,7 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
           o += "]";
           if (wanted[w].second) {
             const size_t before = binary.size();
-            if (t.dtype() == DType::kString) encode_bytes(t, &binary);
+            if (t.dtype() == DType::kString) encode_length_prefixed(t, &binary);
             else binary.append(static_cast<const char*>(t.raw()), t.nbytes());
             o += ",\"parameters\":{\"binary_data_size\":" + std::to_string(binary.size() - before) + "}}";
           } else {

@@ -7,7 +7,7 @@
 #include <set>
 #include <sstream>
 
-#include "core/serving/model_server_config.pb.h"
+#include "tensorflow_serving/config/model_server_config.pb.h"
 
 namespace mserve::serving {
 namespace {
@@ -56,9 +56,9 @@ Status BatchingOptions::validate() const {
   return Status::OK();
 }
 
-StatusOr<std::vector<ModelConfig>> parse_model_config(const std::string& text) {
-  pb::ModelServerConfig msg;
-  MS_RETURN_IF_ERROR(parse_text(text, &msg, "model config"));
+namespace {
+
+StatusOr<std::vector<ModelConfig>> from_proto(const pb::ModelServerConfig& msg) {
   if (!msg.has_model_config_list())
     return InvalidArgument("the model config has no model_config_list");
   std::vector<ModelConfig> out;
@@ -90,6 +90,49 @@ StatusOr<std::vector<ModelConfig>> parse_model_config(const std::string& text) {
   }
   return out;
 }
+
+pb::ModelServerConfig to_proto(const std::vector<ModelConfig>& models) {
+  pb::ModelServerConfig msg;
+  auto* list = msg.mutable_model_config_list();
+  for (const ModelConfig& m : models) {
+    pb::ModelConfig* c = list->add_config();
+    c->set_name(m.name);
+    c->set_base_path(m.base_path);
+    c->set_model_platform(m.platform.empty() ? "onnx" : m.platform);
+    auto* p = c->mutable_model_version_policy();
+    switch (m.policy.kind) {
+      case VersionPolicy::Kind::kLatest: p->mutable_latest()->set_num_versions(m.policy.num_versions); break;
+      case VersionPolicy::Kind::kAll: p->mutable_all(); break;
+      case VersionPolicy::Kind::kSpecific:
+        for (int64_t v : m.policy.versions) p->mutable_specific()->add_versions(v);
+        break;
+    }
+    for (const auto& [label, version] : m.labels) (*c->mutable_version_labels())[label] = version;
+  }
+  return msg;
+}
+
+}  // namespace
+
+StatusOr<std::vector<ModelConfig>> parse_model_config(const std::string& text) {
+  pb::ModelServerConfig msg;
+  MS_RETURN_IF_ERROR(parse_text(text, &msg, "model config"));
+  return from_proto(msg);
+}
+
+StatusOr<std::vector<ModelConfig>> parse_model_config_binary(const std::string& bytes) {
+  pb::ModelServerConfig msg;
+  if (!msg.ParseFromString(bytes)) return InvalidArgument("the model config is not a valid ModelServerConfig message");
+  return from_proto(msg);
+}
+
+std::string model_config_text(const std::vector<ModelConfig>& models) {
+  std::string out;
+  google::protobuf::TextFormat::PrintToString(to_proto(models), &out);
+  return out;
+}
+
+std::string model_config_binary(const std::vector<ModelConfig>& models) { return to_proto(models).SerializeAsString(); }
 
 StatusOr<BatchingOptions> parse_batching_parameters(const std::string& text) {
   pb::BatchingParameters msg;

@@ -40,6 +40,13 @@ struct ModelConfig {
 
 // Parses a model_config_list text file (TensorFlow Serving's ModelServerConfig text format).
 StatusOr<std::vector<ModelConfig>> parse_model_config(const std::string& text);
+// The same from a serialized ModelServerConfig message (gRPC HandleReloadConfigRequest).
+StatusOr<std::vector<ModelConfig>> parse_model_config_binary(const std::string& bytes);
+// `models` back as a ModelServerConfig, in the text format (a --model_config_file that
+// parse_model_config reads back to the same list) or serialized. Per-model batching options
+// have no field there and are left out.
+std::string model_config_text(const std::vector<ModelConfig>& models);
+std::string model_config_binary(const std::vector<ModelConfig>& models);
 // Parses a batching parameters text file (TensorFlow Serving's BatchingParameters).
 StatusOr<BatchingOptions> parse_batching_parameters(const std::string& text);
 
