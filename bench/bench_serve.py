@@ -180,6 +180,7 @@ def grpc_cases():
 
 
 def make_stubs(out: str) -> None:
+    os.makedirs(out, exist_ok=True)
     from grpc_tools import protoc
     import grpc_tools
     include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
@@ -265,10 +266,10 @@ def bench_grpc(args) -> None:
         print("| model | request | conc | mserve gRPC rps | p50 ms | p99 ms | mserve REST rps | p50 ms | p99 ms "
               "| grpcio rps | p50 ms | p99 ms | gRPC / REST rps | rps vs grpcio | p99 vs grpcio |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for name, label, _, x in cases:
+        for name, label, model, x in cases:
             req = predict_pb2.PredictRequest()
             req.model_spec.name = name
-            t = req.inputs["x"]
+            t = req.inputs[model.graph.input[0].name]
             t.dtype = 1  # DT_FLOAT
             for d in x.shape:
                 t.tensor_shape.dim.add().size = d
