@@ -415,6 +415,26 @@ def test_deadline_passing_in_the_queue_drops_the_request(tfs, tmp_path):
         ch.close()
 
 
+def test_stop_drains_calls_in_flight(tfs, tmp_path):
+    """stop() lets a call already queued finish (here: waiting half a second for its batch)."""
+    write_version(tmp_path / "m", 1, scale_model(3.0))
+    s = mserve.serve({"m": str(tmp_path / "m")}, port=0, grpc_port=0, blocking=False, quiet=True,
+                     batching={"max_batch_size": 8, "batch_timeout_micros": 500_000}, warmup=False)
+    s.wait_ready()
+    ch = grpc.insecure_channel(s.grpc_target)
+    stub = tfs.prediction_service_pb2_grpc.PredictionServiceStub(ch)
+    req = tfs.predict_pb2.PredictRequest()
+    req.model_spec.name = "m"
+    req.inputs["x"].CopyFrom(make_tensor_proto(tfs, np.ones((1, 4), np.float32)))
+    pending = stub.Predict.future(req, timeout=10)
+    time.sleep(0.1)
+    s.stop()
+    assert make_ndarray(tfs, pending.result().outputs["y"]).tolist() == [[3.0] * 4]
+    code, _ = rpc_error(lambda: stub.Predict(req, timeout=2))
+    assert code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    ch.close()
+
+
 def test_grpc_calls_are_in_the_metrics(tfs, channel, server):
     predict(tfs, channel, "scale", {"x": np.ones((1, 4), np.float32)}, version=1)
     rpc_error(lambda: predict(tfs, channel, "nope", {"x": np.ones((1, 4), np.float32)}))

@@ -258,15 +258,24 @@ def test_cli_serves_and_drains_on_sigterm(tmp_path):
                              f"--model_base_path={base}", "--rest_api_port=0", "--port=0", "--host=127.0.0.1"],
                             stderr=subprocess.PIPE, text=True)
     try:
-        url = None
+        url = target = None
         deadline = time.time() + 60
-        while url is None and time.time() < deadline:
+        while (url is None or target is None) and time.time() < deadline:
             line = proc.stderr.readline()
             m = re.search(r"serving on (http://\S+)", line)
             if m:
                 url = m.group(1)
-        assert url, "the server did not start"
+            m = re.search(r"serving gRPC on (\S+)", line)
+            if m:
+                target = m.group(1)
+        assert url and target, "the server did not start"
         assert factor(url) == 7.0
+        grpc = pytest.importorskip("grpc")
+        health = pytest.importorskip("grpc_health.v1.health_pb2")
+        from grpc_health.v1 import health_pb2_grpc
+        with grpc.insecure_channel(target) as ch:
+            status = health_pb2_grpc.HealthStub(ch).Check(health.HealthCheckRequest(), timeout=10).status
+        assert status == health.HealthCheckResponse.SERVING
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
