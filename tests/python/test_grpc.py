@@ -641,22 +641,51 @@ def test_in_memory_model_over_grpc(tfs):
 
 
 def test_tensorflow_serving_api_stubs_when_installed(server):
-    """Where tensorflow and tensorflow-serving-api are installed, their own client works unchanged
-    (in a subprocess: their messages share names with the stubs above)."""
-    probe = subprocess.run([sys.executable, "-c", "import tensorflow_serving.apis.prediction_service_pb2_grpc"],
+    """Where tensorflow and tensorflow-serving-api are installed (in this interpreter, or the one
+    MSERVE_TF_PYTHON names), their own client works unchanged: make_tensor_proto / make_ndarray,
+    Predict with a version label, GetModelMetadata, GetModelStatus. In a subprocess: their
+    messages share names with the stubs above."""
+    python = os.environ.get("MSERVE_TF_PYTHON", sys.executable)
+    probe = subprocess.run([python, "-c", "import tensorflow_serving.apis.prediction_service_pb2_grpc"],
                            capture_output=True)
     if probe.returncode != 0:
         pytest.skip("tensorflow-serving-api is not installed")
     code = textwrap.dedent(f"""
         import grpc, numpy as np, tensorflow as tf
-        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel("{server.grpc_target}"))
+        from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
+                                             predict_pb2, prediction_service_pb2_grpc)
+        ch = grpc.insecure_channel("{server.grpc_target}")
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(ch)
         req = predict_pb2.PredictRequest()
         req.model_spec.name = "scale"
-        req.model_spec.version.value = 2
-        req.inputs["x"].CopyFrom(tf.make_tensor_proto(np.ones((1, 4), np.float32)))
-        y = tf.make_ndarray(stub.Predict(req, timeout=10).outputs["y"])
-        assert y.tolist() == [[2.0] * 4], y
+        req.model_spec.version_label = "stable"
+        req.model_spec.signature_name = "serving_default"
+        req.inputs["x"].CopyFrom(tf.make_tensor_proto(np.arange(8, dtype=np.float32).reshape(2, 4)))
+        r = stub.Predict(req, timeout=10)
+        assert r.model_spec.version.value == 1, r.model_spec
+        assert tf.make_ndarray(r.outputs["y"]).tolist() == np.arange(8).reshape(2, 4).tolist()
+        req = predict_pb2.PredictRequest()
+        req.model_spec.name = "str"
+        req.inputs["s"].CopyFrom(tf.make_tensor_proto(["ab", "Cd"]))
+        assert tf.make_ndarray(stub.Predict(req, timeout=10).outputs["up"]).tolist() == [b"AB", b"CD"]
+        req = predict_pb2.PredictRequest()
+        req.model_spec.name = "mixed"
+        for k, v in dict(f32=np.float32, i8=np.int8, u16=np.uint16, i64=np.int64, f16=np.float16, u64=np.uint64,
+                         b=np.bool_).items():
+            req.inputs[k].CopyFrom(tf.make_tensor_proto(np.array([1, 0], v)))
+        req.inputs["s"].CopyFrom(tf.make_tensor_proto([b"p", b"q"]))
+        out = stub.Predict(req, timeout=10).outputs
+        for k in ("f32", "i8", "u16", "i64", "f16", "u64", "b"):
+            assert tf.make_ndarray(out[k + "_out"]).tolist() == [1, 0], k
+        md = stub.GetModelMetadata(get_model_metadata_pb2.GetModelMetadataRequest(
+            model_spec=dict(name="two"), metadata_field=["signature_def"]), timeout=10)
+        sigs = get_model_metadata_pb2.SignatureDefMap()
+        md.metadata["signature_def"].Unpack(sigs)
+        assert sorted(sigs.signature_def["serving_default"].inputs) == ["a", "b"]
+        st = model_service_pb2_grpc.ModelServiceStub(ch).GetModelStatus(
+            get_model_status_pb2.GetModelStatusRequest(model_spec=dict(name="scale")), timeout=10)
+        assert [v.version for v in st.model_version_status] == [2, 1]
+        print("ok")
     """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
