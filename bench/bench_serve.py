@@ -193,6 +193,8 @@ def make_stubs(out: str) -> None:
 
 def run_h2load(url: str, body_file: str, concurrency: int, seconds: float, log: str) -> dict:
     """rps, p50 and p99 (ms) of unary gRPC calls (one serialized request replayed) from h2load."""
+    if os.path.exists(log):
+        os.remove(log)  # h2load appends to its log
     cmd = ["h2load", f"-c{concurrency}", "-m1", f"-t{min(concurrency, 2)}", f"-D{seconds}", "--warm-up-time=1",
            "-d", body_file, "-H", "content-type: application/grpc", "-H", "te: trailers", f"--log-file={log}", url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
