@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 BUILD_DIR := build/py
 APT_PACKAGES := build-essential cmake ninja-build ccache python3-dev python3-venv \
 	libonnx-dev libprotobuf-dev protobuf-compiler libeigen3-dev libgtest-dev libre2-dev \
-	libboost1.81-dev libsimdjson-dev libdnnl-dev libgrpc++-dev protobuf-compiler-grpc wrk nghttp2-client
+	libboost1.81-dev libsimdjson-dev libdnnl-dev libgrpc++-dev protobuf-compiler-grpc libssl-dev wrk nghttp2-client
 PIP_PACKAGES := pybind11 scikit-build-core numpy pytest onnx==1.23.2 onnxruntime==1.31.1 nbformat nbclient ipykernel scikit-learn skl2onnx requests "tritonclient[http,grpc]" grpcio-tools grpcio-health-checking
 SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python tests/cpp -type f \( -name '*.cc' -o -name '*.h' \
 	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' -o -name '*.proto' \))

@@ -66,6 +66,10 @@ void bind_server(py::module_& m) {
         opts.grpc.port = get<int>(o, "grpc_port", -1);
         opts.grpc.max_threads = get<int>(o, "grpc_max_threads", 0);
         opts.grpc.max_message_bytes = opts.http.body_limit;
+        opts.access.tokens_file = get<std::string>(o, "auth_tokens_file", "");
+        opts.access.tokens_env = get<std::string>(o, "auth_tokens_env", "");
+        opts.access.allow_cidrs = get<std::vector<std::string>>(o, "allow_cidrs", {});
+        opts.access.open_health = get<bool>(o, "open_health_checks", true);
         opts.request_timeout_ms = get<int>(o, "request_timeout_ms", 0);
         opts.file_system_poll_wait_seconds = get<int>(o, "file_system_poll_wait_seconds", 1);
         opts.model_config_file = get<std::string>(o, "model_config_file", "");

@@ -19,6 +19,8 @@ enum class Code {
   kResourceExhausted,  // a limit was hit (request size, batch size)
   kDeadlineExceeded,   // the request's time ran out
   kUnimplemented,      // the endpoint or method exists in the protocol but not here
+  kUnauthenticated,    // no valid credentials (HTTP 401, gRPC UNAUTHENTICATED)
+  kPermissionDenied,   // valid credentials, but not for this (HTTP 403, gRPC PERMISSION_DENIED)
 };
 
 class [[nodiscard]] Status {
@@ -48,6 +50,8 @@ inline Status Unavailable(std::string m) { return {Code::kUnavailable, std::move
 inline Status ResourceExhausted(std::string m) { return {Code::kResourceExhausted, std::move(m)}; }
 inline Status DeadlineExceeded(std::string m) { return {Code::kDeadlineExceeded, std::move(m)}; }
 inline Status Unimplemented(std::string m) { return {Code::kUnimplemented, std::move(m)}; }
+inline Status Unauthenticated(std::string m) { return {Code::kUnauthenticated, std::move(m)}; }
+inline Status PermissionDenied(std::string m) { return {Code::kPermissionDenied, std::move(m)}; }
 
 template <class T>
 class [[nodiscard]] StatusOr {

@@ -55,6 +55,11 @@ def _add_serve_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--rest_api_timeout_in_ms", type=int, default=30000, help="per-request deadline")
     s.add_argument("--tensorflow_intra_op_parallelism", "--threads", dest="threads", type=int, default=0,
                    help="threads per model run (0: the machine's cores)")
+    s.add_argument("--auth_tokens_file", default="", help="bearer tokens, one per line: TOKEN [IDENTITY] [models=a,b]")
+    s.add_argument("--auth_tokens_env", default="", help="an environment variable holding tokens (lines or ';')")
+    s.add_argument("--allow_cidrs", default="", help="client addresses allowed, comma-separated CIDR blocks")
+    s.add_argument("--open_health_checks", type=_bool, nargs="?", const=True, default=True,
+                   help="health checks need no token (default true)")
     s.add_argument("--grpc_max_threads", type=int, default=0,
                    help="gRPC calls served at once (0: 4 per core, at least 16)")
     s.add_argument("--max_body_bytes", type=int, default=64 << 20,
@@ -73,6 +78,9 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         mserve.serve(models, host=args.host, port=args.rest_api_port, batching=batching,
                      grpc_port=None if args.port < 0 else args.port, grpc_max_threads=args.grpc_max_threads,
+                     auth_tokens_file=args.auth_tokens_file or None, auth_tokens_env=args.auth_tokens_env or None,
+                     allow_cidrs=[c for c in args.allow_cidrs.split(",") if c.strip()],
+                     open_health_checks=args.open_health_checks,
                      http_threads=args.rest_api_num_threads, request_timeout_ms=args.rest_api_timeout_in_ms,
                      file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
                      model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,

@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 from . import _core
 from .errors import InvalidArgument, Unavailable
@@ -176,7 +176,9 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_
           batching: Any = None, model_name: Optional[str] = None, threads: int = 0,
           http_threads: int = 0, request_timeout_ms: int = 0, max_body_bytes: int = 64 << 20,
           file_system_poll_wait_seconds: int = 1, model_config_file_poll_wait_seconds: int = 0,
-          optimize: bool = True, warmup: bool = True, quiet: bool = False) -> Optional[Server]:
+          optimize: bool = True, warmup: bool = True, quiet: bool = False,
+          auth_tokens_file: Optional[Union[str, os.PathLike]] = None, auth_tokens_env: Optional[str] = None,
+          allow_cidrs: Optional[Sequence[str]] = None, open_health_checks: bool = True) -> Optional[Server]:
     """Serves models over HTTP: TensorFlow Serving's REST API (/v1/models/...), KServe v2
     (/v2/...) and Prometheus metrics (/metrics); and, with ``grpc_port``, over gRPC:
     TensorFlow Serving's PredictionService and ModelService, KServe v2's GRPCInferenceService
@@ -195,6 +197,13 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_
     batching: None (off), True (TensorFlow Serving's defaults), a dict of BatchingParameters
         fields, or the path of a batching parameters text file.
     threads: intra-op threads per model (0: the machine's cores); http_threads: server threads.
+    auth_tokens_file / auth_tokens_env: bearer tokens (a file, re-read when it changes, and/or an
+        environment variable's name), one per line: ``<token> [identity] [models=a,b]``. Every
+        call then needs ``Authorization: Bearer <token>`` (gRPC: ``authorization`` metadata):
+        401 / UNAUTHENTICATED without a valid one, 403 / PERMISSION_DENIED for a model the
+        token may not call. allow_cidrs: client addresses allowed (CIDR blocks), others get
+        403. open_health_checks: health checks (/v2/health/*, model ready, gRPC health) need no
+        token.
     request_timeout_ms: per-request deadline (504 / DEADLINE_EXCEEDED when exceeded; 0: none);
         a gRPC client's own deadline applies too.
     """
@@ -206,6 +215,9 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_
         "file_system_poll_wait_seconds": int(file_system_poll_wait_seconds),
         "model_config_file": config_file or "",
         "model_config_file_poll_wait_seconds": int(model_config_file_poll_wait_seconds),
+        "auth_tokens_file": os.fspath(auth_tokens_file) if auth_tokens_file else "",
+        "auth_tokens_env": auth_tokens_env or "", "allow_cidrs": list(allow_cidrs or []),
+        "open_health_checks": bool(open_health_checks),
         "batching": _batching(batching), "optimize": bool(optimize), "warmup": bool(warmup), "quiet": bool(quiet),
     }
     if not blocking:

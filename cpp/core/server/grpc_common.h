@@ -36,6 +36,11 @@ class Call {
   serving::Clock::time_point start_;
 };
 
+// Whether the call may proceed: the peer's address and the "authorization" metadata, for
+// `model` ("" for server-wide calls) or a health check (ModelServer::authorize).
+Status authorize(const ModelServer& server, const ::grpc::ServerContext& ctx, const std::string& model,
+                 bool health = false);
+
 // The call's deadline: the client's, or the server's request timeout when that is sooner.
 serving::Clock::time_point call_deadline(const ModelServer& server, const ::grpc::ServerContext& ctx);
 

@@ -35,6 +35,10 @@ int status_code_number(const Status& st) {
       return ::grpc::StatusCode::UNAVAILABLE;
     case Code::kDeadlineExceeded:
       return ::grpc::StatusCode::DEADLINE_EXCEEDED;
+    case Code::kUnauthenticated:
+      return ::grpc::StatusCode::UNAUTHENTICATED;
+    case Code::kPermissionDenied:
+      return ::grpc::StatusCode::PERMISSION_DENIED;
     case Code::kUnimplemented:
     case Code::kUnsupported:
       return ::grpc::StatusCode::UNIMPLEMENTED;
@@ -52,6 +56,14 @@ Call::Call(ModelServer* server, std::string api)
   const double secs = std::chrono::duration<double>(serving::Clock::now() - start_).count();
   server_->metrics().request(model_, version_, api_, http_status(st), secs);
   return to_grpc(st);
+}
+
+Status authorize(const ModelServer& server, const ::grpc::ServerContext& ctx, const std::string& model, bool health) {
+  std::string_view authorization;
+  const auto& md = ctx.client_metadata();
+  auto it = md.find("authorization");
+  if (it != md.end()) authorization = std::string_view(it->second.data(), it->second.size());
+  return server.authorize(ctx.peer(), authorization, model, health);
 }
 
 serving::Clock::time_point call_deadline(const ModelServer& server, const ::grpc::ServerContext& ctx) {
@@ -88,9 +100,10 @@ namespace {
 class ConfigService final : public ::mserve::ConfigService::Service {
  public:
   explicit ConfigService(ModelServer* server) : server_(server) {}
-  ::grpc::Status GetModelServerConfig(::grpc::ServerContext*, const ::mserve::GetModelServerConfigRequest*,
+  ::grpc::Status GetModelServerConfig(::grpc::ServerContext* ctx, const ::mserve::GetModelServerConfigRequest*,
                                       ::mserve::GetModelServerConfigResponse* resp) override {
     Call call(server_, "grpc_config");
+    if (Status a = authorize(*server_, *ctx, ""); !a.ok()) return call.finish(a);
     std::vector<serving::ModelConfig> models;
     for (serving::ModelConfig& m : server_->manager().config())
       if (!m.base_path.empty()) models.push_back(std::move(m));  // in-memory models have no files to name

@@ -198,6 +198,7 @@ class PredictionService final : public tfs::PredictionService::Service {
   ::grpc::Status Predict(::grpc::ServerContext* ctx, const tfs::PredictRequest* req,
                          tfs::PredictResponse* resp) override {
     Call call(server_, "grpc_predict");
+    if (Status a = authorize(*server_, *ctx, req->model_spec().name()); !a.ok()) return call.finish(a);
     auto found = resolve(server_, req->model_spec());
     if (!found.ok()) return call.finish(found.status());
     std::shared_ptr<const serving::Servable> sv = std::move(found).value();
@@ -236,9 +237,10 @@ class PredictionService final : public tfs::PredictionService::Service {
     return call.finish(Status::OK());
   }
 
-  ::grpc::Status GetModelMetadata(::grpc::ServerContext*, const tfs::GetModelMetadataRequest* req,
+  ::grpc::Status GetModelMetadata(::grpc::ServerContext* ctx, const tfs::GetModelMetadataRequest* req,
                                   tfs::GetModelMetadataResponse* resp) override {
     Call call(server_, "grpc_metadata");
+    if (Status a = authorize(*server_, *ctx, req->model_spec().name()); !a.ok()) return call.finish(a);
     if (req->metadata_field_size() == 0)
       return call.finish(InvalidArgument("metadata_field is empty; ask for \"signature_def\""));
     for (const std::string& f : req->metadata_field())
@@ -283,9 +285,10 @@ class ModelService final : public tfs::ModelService::Service {
  public:
   explicit ModelService(ModelServer* server) : server_(server) {}
 
-  ::grpc::Status GetModelStatus(::grpc::ServerContext*, const tfs::GetModelStatusRequest* req,
+  ::grpc::Status GetModelStatus(::grpc::ServerContext* ctx, const tfs::GetModelStatusRequest* req,
                                 tfs::GetModelStatusResponse* resp) override {
     Call call(server_, "grpc_status");
+    if (Status a = authorize(*server_, *ctx, req->model_spec().name()); !a.ok()) return call.finish(a);
     const tfs::ModelSpec& spec = req->model_spec();
     if (spec.name().empty()) return call.finish(InvalidArgument("model_spec.name is empty"));
     std::optional<int64_t> version;
@@ -305,9 +308,10 @@ class ModelService final : public tfs::ModelService::Service {
     return call.finish(Status::OK());
   }
 
-  ::grpc::Status HandleReloadConfigRequest(::grpc::ServerContext*, const tfs::ReloadConfigRequest* req,
+  ::grpc::Status HandleReloadConfigRequest(::grpc::ServerContext* ctx, const tfs::ReloadConfigRequest* req,
                                            tfs::ReloadConfigResponse* resp) override {
     Call call(server_, "grpc_reload_config");
+    if (Status a = authorize(*server_, *ctx, ""); !a.ok()) return call.finish(a);
     auto models = serving::parse_model_config_binary(req->config().SerializeAsString());
     Status st = models.ok() ? server_->reload_config(models.value()) : models.status();
     resp->mutable_status()->set_error_code(static_cast<::tensorflow::error::Code>(status_code_number(st)));

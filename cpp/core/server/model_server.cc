@@ -17,6 +17,8 @@ int http_status(const Status& st) {
     case Code::kResourceExhausted: return 429;
     case Code::kUnavailable: return 503;
     case Code::kDeadlineExceeded: return 504;
+    case Code::kUnauthenticated: return 401;
+    case Code::kPermissionDenied: return 403;
     case Code::kUnimplemented:
     case Code::kUnsupported: return 501;
     case Code::kLoadError:
@@ -93,6 +95,12 @@ StatusOr<std::unique_ptr<ModelServer>> ModelServer::start(
   serving::Metrics* metrics = s->metrics_.get();
   mo.on_batch = [metrics](const std::string& model, size_t rows) { metrics->batch(model, rows); };
   if (mo.batching) MS_RETURN_IF_ERROR(mo.batching->validate());
+  const AccessOptions& ao = s->opts_.access;
+  if (!ao.tokens_file.empty() || !ao.tokens_env.empty() || !ao.allow_cidrs.empty()) {
+    AccessOptions with_log = ao;
+    if (!with_log.log) with_log.log = mo.log;
+    MS_ASSIGN_OR_RETURN(s->access_, AccessControl::create(with_log));
+  }
   s->manager_ = std::make_unique<serving::ModelManager>(mo);
   for (const auto& [name, session] : sessions) MS_RETURN_IF_ERROR(s->manager_->add_session(name, session));
   std::vector<serving::ModelConfig> all = models;
@@ -197,9 +205,49 @@ void ModelServer::run(const std::shared_ptr<const serving::Servable>& s, std::ve
   done(st, std::move(outputs));
 }
 
+namespace {
+
+// The model a REST path names ("" for none), and whether it is a health check.
+std::string model_of_path(const std::string& path, bool* health) {
+  std::string rest;
+  *health = false;
+  if (starts_with_ci(path, "/v2/health/", &rest)) {
+    *health = true;
+    return "";
+  }
+  const bool v1 = starts_with_ci(path, "/v1/models/", &rest);
+  if (!v1 && !starts_with_ci(path, "/v2/models/", &rest)) return "";
+  const size_t end = rest.find_first_of(v1 ? "/:" : "/");
+  std::string model = rest.substr(0, end);
+  if (!v1) {
+    std::string lower = rest;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    *health = lower.size() >= 6 && lower.compare(lower.size() - 6, 6, "/ready") == 0;
+  }
+  return model;
+}
+
+}  // namespace
+
 void ModelServer::handle(HttpRequest&& req, Respond respond) {
   std::string rest;
   const std::string& p = req.path;
+  if (access_) {
+    bool health = false;
+    const std::string model = model_of_path(p, &health);
+    Status st = access_->check(req.remote, req.header("authorization"), model, health);
+    if (!st.ok()) {
+      Reply reply(std::move(respond), metrics_.get(), "denied");
+      std::string body = "{\"error\": ";
+      json_string(&body, st.message());
+      body += "}";
+      HttpResponse r;
+      r.status = http_status(st);
+      r.body = std::move(body);
+      if (st.code() == Code::kUnauthenticated) r.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return reply(std::move(r));
+    }
+  }
   if (starts_with_ci(p, "/v1/models/", &rest)) return tfs(std::move(req), rest, std::move(respond));
   if (starts_with_ci(p, "/v2", &rest) && (rest.empty() || rest[0] == '/'))
     return v2(std::move(req), rest, std::move(respond));

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/server/access.h"
 #include "core/server/grpc_server.h"
 #include "core/server/http.h"
 #include "core/serving/manager.h"
@@ -25,6 +26,7 @@ namespace mserve::server {
 struct ServerOptions {
   HttpOptions http;
   GrpcOptions grpc;                      // grpc.port -1: no gRPC server
+  AccessOptions access;                  // tokens and client allow-list, for both front ends
   serving::ManagerOptions manager;
   int request_timeout_ms = 0;            // 0: none (--rest_api_timeout_in_ms)
   int file_system_poll_wait_seconds = 1;  // 0: never poll the model folders after start
@@ -73,6 +75,11 @@ class ModelServer {
   // The deadline of a request arriving now: the server's request timeout, or `client` when
   // that is sooner.
   serving::Clock::time_point deadline(serving::Clock::time_point client = serving::Clock::time_point::max()) const;
+  // Whether a call may proceed (access.h); OK when no access control is configured.
+  Status authorize(std::string_view remote, std::string_view authorization, const std::string& model, bool health,
+                   std::string* identity = nullptr) const {
+    return access_ ? access_->check(remote, authorization, model, health, identity) : Status::OK();
+  }
   // Replaces the models served from disk (a reload over gRPC); logged.
   Status reload_config(const std::vector<serving::ModelConfig>& models);
 
@@ -89,6 +96,7 @@ class ModelServer {
   ServerOptions opts_;
   std::unique_ptr<serving::Metrics> metrics_;
   std::unique_ptr<serving::ModelManager> manager_;
+  std::unique_ptr<AccessControl> access_;  // null: every client may call
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<GrpcServer> grpc_;
   std::string config_text_;

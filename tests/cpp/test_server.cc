@@ -1,16 +1,17 @@
-// The wire-protocol helpers shared by the REST and gRPC front ends (core/server/protocol.h) and
-// the gRPC value copies (core/server/grpc_common.h).
+// Server helpers: the wire-protocol helpers shared by the REST and gRPC front ends
+// (core/server/protocol.h), the gRPC value copies (core/server/grpc_common.h) and the client
+// allow-list of AccessControl (core/server/access.h; tokens are tested end to end in Python).
+#include <google/protobuf/repeated_field.h>
 #include <gtest/gtest.h>
 
-#include <google/protobuf/repeated_field.h>
-
+#include "core/server/access.h"
 #include "core/server/grpc_common.h"
 #include "core/server/protocol.h"
 
 namespace mserve::server {
 namespace {
 
-const DType kServed[] = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kInt8,  DType::kInt16,
+const DType kServed[] = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kInt8,   DType::kInt16,
                          DType::kInt32,   DType::kInt64,   DType::kUInt8,   DType::kUInt16, DType::kUInt32,
                          DType::kUInt64,  DType::kBool,    DType::kString};
 
@@ -25,8 +26,8 @@ TEST(Protocol, TypeNamesRoundTripBothProtocols) {
   EXPECT_EQ(tf_dtype_number(DType::kString), 7);
   EXPECT_EQ(tf_dtype_number(DType::kFloat16), 19);
   EXPECT_EQ(tf_dtype_number(DType::kUInt64), 23);
-  EXPECT_FALSE(dtype_from_tf(8).has_value());    // DT_COMPLEX64
-  EXPECT_FALSE(dtype_from_tf(14).has_value());   // DT_BFLOAT16
+  EXPECT_FALSE(dtype_from_tf(8).has_value());   // DT_COMPLEX64
+  EXPECT_FALSE(dtype_from_tf(14).has_value());  // DT_BFLOAT16
   EXPECT_FALSE(dtype_from_tf(999).has_value());
   EXPECT_STREQ(tf_dtype_number_name(8), "DT_COMPLEX64");
   EXPECT_STREQ(tf_dtype_number_name(-3), "an unknown dtype");
@@ -116,6 +117,47 @@ TEST(GrpcValues, AppendValuesWidens) {
   google::protobuf::RepeatedField<float> fo;
   grpc_front::append_values<float>(f, &fo);
   EXPECT_EQ(fo.Get(1), -2.f);
+}
+
+}  // namespace
+}  // namespace mserve::server
+
+namespace mserve::server {
+namespace {
+
+TEST(Access, AllowListMatchesBothFamiliesAndPeerFormats) {
+  AccessOptions o;
+  o.allow_cidrs = {"10.0.0.0/8", "2001:db8::/32", "192.168.1.7"};
+  auto ac = AccessControl::create(o);
+  ASSERT_TRUE(ac.ok()) << ac.status().message();
+  const AccessControl& a = *ac.value();
+  EXPECT_TRUE(a.check("10.200.3.4", "", "m", false).ok());
+  EXPECT_TRUE(a.check("ipv4:10.1.2.3:5000", "", "m", false).ok());
+  EXPECT_TRUE(a.check("ipv6:[::ffff:10.1.2.3]:5000", "", "m", false).ok());  // IPv4-mapped
+  EXPECT_TRUE(a.check("ipv6:[2001:db8:ffff::1]:1", "", "m", false).ok());
+  EXPECT_TRUE(a.check("192.168.1.7", "", "", false).ok());
+  EXPECT_EQ(a.check("192.168.1.8", "", "", false).code(), Code::kPermissionDenied);
+  EXPECT_EQ(a.check("11.0.0.1", "", "m", false).code(), Code::kPermissionDenied);
+  EXPECT_EQ(a.check("ipv6:[2001:db9::1]:1", "", "m", false).code(), Code::kPermissionDenied);
+  EXPECT_EQ(a.check("unix:/tmp/sock", "", "m", false).code(), Code::kPermissionDenied);
+  EXPECT_EQ(a.check("", "", "m", true).code(), Code::kPermissionDenied);  // health too
+  EXPECT_FALSE(a.tokens_required());
+}
+
+TEST(Access, PrefixBoundaries) {
+  AccessOptions o;
+  o.allow_cidrs = {"172.16.0.0/12", "fe80::/10"};
+  auto ac = AccessControl::create(o);
+  ASSERT_TRUE(ac.ok());
+  EXPECT_TRUE(ac.value()->check("172.31.255.255", "", "", false).ok());
+  EXPECT_FALSE(ac.value()->check("172.32.0.0", "", "", false).ok());
+  EXPECT_TRUE(ac.value()->check("ipv6:[fe80::1%eth0]:80", "", "", false).ok());  // zone index
+  EXPECT_FALSE(ac.value()->check("fec0::1", "", "", false).ok());
+  for (const char* bad : {"1.2.3.4/", "1.2.3.4/-1", "1.2.3.4/33", "::/129", "1.2.3", "host.example"}) {
+    AccessOptions b;
+    b.allow_cidrs = {bad};
+    EXPECT_FALSE(AccessControl::create(b).ok()) << bad;
+  }
 }
 
 }  // namespace
