@@ -62,6 +62,8 @@ void bind_server(py::module_& m) {
         opts.http.idle_timeout_ms = get<int>(o, "idle_timeout_ms", opts.http.idle_timeout_ms);
         opts.http.read_timeout_ms = get<int>(o, "read_timeout_ms", opts.http.read_timeout_ms);
         opts.http.max_connections = get<int>(o, "max_connections", opts.http.max_connections);
+        opts.http.tls_cert_file = opts.grpc.tls_cert_file = get<std::string>(o, "tls_cert_file", "");
+        opts.http.tls_key_file = opts.grpc.tls_key_file = get<std::string>(o, "tls_key_file", "");
         opts.grpc.host = opts.http.host;
         opts.grpc.port = get<int>(o, "grpc_port", -1);
         opts.grpc.max_threads = get<int>(o, "grpc_max_threads", 0);

@@ -60,6 +60,8 @@ def _add_serve_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--allow_cidrs", default="", help="client addresses allowed, comma-separated CIDR blocks")
     s.add_argument("--open_health_checks", type=_bool, nargs="?", const=True, default=True,
                    help="health checks need no token (default true)")
+    s.add_argument("--tls_cert_file", default="", help="PEM certificate chain: HTTPS and gRPC over TLS")
+    s.add_argument("--tls_key_file", default="", help="PEM private key of --tls_cert_file")
     s.add_argument("--grpc_max_threads", type=int, default=0,
                    help="gRPC calls served at once (0: 4 per core, at least 16)")
     s.add_argument("--max_body_bytes", type=int, default=64 << 20,
@@ -81,6 +83,7 @@ def _serve(args: argparse.Namespace) -> int:
                      auth_tokens_file=args.auth_tokens_file or None, auth_tokens_env=args.auth_tokens_env or None,
                      allow_cidrs=[c for c in args.allow_cidrs.split(",") if c.strip()],
                      open_health_checks=args.open_health_checks,
+                     tls_cert_file=args.tls_cert_file or None, tls_key_file=args.tls_key_file or None,
                      http_threads=args.rest_api_num_threads, request_timeout_ms=args.rest_api_timeout_in_ms,
                      file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
                      model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,

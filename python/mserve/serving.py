@@ -104,9 +104,10 @@ class Server:
     """A running model server. ``url`` is its base address; use it as a context manager (or call
     ``stop()``) to shut it down after draining in-flight requests."""
 
-    def __init__(self, core: "_core.Server", host: str):
+    def __init__(self, core: "_core.Server", host: str, tls: bool = False):
         self._core = core
         self._host = host
+        self._tls = tls
         self._stopped = False
 
     @property
@@ -134,7 +135,7 @@ class Server:
         host = "127.0.0.1" if self._host in ("0.0.0.0", "") else self._host
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{host}:{self.port}"
 
     @property
     def ready(self) -> bool:
@@ -178,7 +179,9 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_
           file_system_poll_wait_seconds: int = 1, model_config_file_poll_wait_seconds: int = 0,
           optimize: bool = True, warmup: bool = True, quiet: bool = False,
           auth_tokens_file: Optional[Union[str, os.PathLike]] = None, auth_tokens_env: Optional[str] = None,
-          allow_cidrs: Optional[Sequence[str]] = None, open_health_checks: bool = True) -> Optional[Server]:
+          allow_cidrs: Optional[Sequence[str]] = None, open_health_checks: bool = True,
+          tls_cert_file: Optional[Union[str, os.PathLike]] = None,
+          tls_key_file: Optional[Union[str, os.PathLike]] = None) -> Optional[Server]:
     """Serves models over HTTP: TensorFlow Serving's REST API (/v1/models/...), KServe v2
     (/v2/...) and Prometheus metrics (/metrics); and, with ``grpc_port``, over gRPC:
     TensorFlow Serving's PredictionService and ModelService, KServe v2's GRPCInferenceService
@@ -204,6 +207,8 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_
         token may not call. allow_cidrs: client addresses allowed (CIDR blocks), others get
         403. open_health_checks: health checks (/v2/health/*, model ready, gRPC health) need no
         token.
+    tls_cert_file / tls_key_file: PEM certificate chain and private key: HTTPS and gRPC over TLS
+        (1.2 and 1.3 only); Server.url then starts with https://.
     request_timeout_ms: per-request deadline (504 / DEADLINE_EXCEEDED when exceeded; 0: none);
         a gRPC client's own deadline applies too.
     """
@@ -218,10 +223,12 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_
         "auth_tokens_file": os.fspath(auth_tokens_file) if auth_tokens_file else "",
         "auth_tokens_env": auth_tokens_env or "", "allow_cidrs": list(allow_cidrs or []),
         "open_health_checks": bool(open_health_checks),
+        "tls_cert_file": os.fspath(tls_cert_file) if tls_cert_file else "",
+        "tls_key_file": os.fspath(tls_key_file) if tls_key_file else "",
         "batching": _batching(batching), "optimize": bool(optimize), "warmup": bool(warmup), "quiet": bool(quiet),
     }
     if not blocking:
-        return Server(_core.Server.start(opts, disk, mem), host)
+        return Server(_core.Server.start(opts, disk, mem), host, bool(tls_cert_file))
     # The handlers go in before the server starts: a SIGTERM right after it reports that it is
     # serving must drain it, not kill the process.
     done = threading.Event()
@@ -230,7 +237,7 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_
         for s in (signal.SIGINT, signal.SIGTERM):
             previous[s] = signal.signal(s, lambda signum, frame: done.set())
     try:
-        server = Server(_core.Server.start(opts, disk, mem), host)
+        server = Server(_core.Server.start(opts, disk, mem), host, bool(tls_cert_file))
         try:
             while not done.wait(0.5):
                 pass

@@ -169,7 +169,17 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::start(const GrpcOptions& opts,
   ::grpc::ServerBuilder builder;
   const std::string host = opts.host.find(':') != std::string::npos ? "[" + opts.host + "]" : opts.host;
   const std::string address = host + ":" + std::to_string(opts.port);
-  builder.AddListeningPort(address, ::grpc::InsecureServerCredentials(), &impl->port);
+  std::shared_ptr<::grpc::ServerCredentials> creds = ::grpc::InsecureServerCredentials();
+  if (!opts.tls_cert_file.empty() || !opts.tls_key_file.empty()) {
+    if (opts.tls_cert_file.empty() || opts.tls_key_file.empty())
+      return InvalidArgument("TLS needs both a certificate file and a private key file");
+    MS_ASSIGN_OR_RETURN(std::string cert, serving::read_text_file(opts.tls_cert_file));
+    MS_ASSIGN_OR_RETURN(std::string key, serving::read_text_file(opts.tls_key_file));
+    ::grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({key, cert});
+    creds = ::grpc::SslServerCredentials(ssl);
+  }
+  builder.AddListeningPort(address, creds, &impl->port);
   // A second server must not share the port (grpc's default is SO_REUSEPORT).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(opts.max_message_bytes, INT32_MAX)));

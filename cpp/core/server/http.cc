@@ -5,8 +5,10 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <optional>
 #include <mutex>
@@ -18,6 +20,7 @@ namespace mserve::server {
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
 namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
 
 std::string_view HttpRequest::header(std::string_view name) const {
@@ -68,6 +71,7 @@ struct HttpServer::Impl {
   // Keeps run() going while requests wait for their handler's answer (no socket op pending).
   net::executor_work_guard<net::io_context::executor_type> work = net::make_work_guard(ioc);
   tcp::acceptor acceptor{ioc};
+  std::optional<ssl::context> tls;  // set: every connection speaks TLS
   std::vector<std::thread> threads;
   std::atomic<int64_t> in_flight{0}, conns{0};
   std::atomic<bool> stopping{false}, stopped{false};
@@ -80,9 +84,14 @@ struct HttpServer::Impl {
 
 namespace {
 
-class Conn : public std::enable_shared_from_this<Conn> {
+// One connection; Stream is beast::tcp_stream (plain HTTP) or an ssl_stream over it (HTTPS).
+template <class Stream>
+class Conn : public std::enable_shared_from_this<Conn<Stream>> {
  public:
-  Conn(tcp::socket&& s, HttpServer::Impl* srv) : stream_(std::move(s)), srv_(srv) { ++srv_->conns; }
+  template <class... TlsContext>
+  Conn(tcp::socket&& s, HttpServer::Impl* srv, TlsContext&... tls) : stream_(std::move(s), tls...), srv_(srv) {
+    ++srv_->conns;
+  }
   ~Conn() {
     --srv_->conns;
     std::lock_guard<std::mutex> lk(srv_->live_mu);
@@ -94,16 +103,35 @@ class Conn : public std::enable_shared_from_this<Conn> {
       std::lock_guard<std::mutex> lk(srv_->live_mu);
       srv_->live[this] = [this] { close(); };  // called only once no server thread runs
     }
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->handshake(); });
   }
 
  private:
+  using std::enable_shared_from_this<Conn<Stream>>::shared_from_this;
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  auto& tcp_layer() { return beast::get_lowest_layer(stream_); }
+
+  void handshake() {
+    if constexpr (kTls) {
+      // A client must finish the handshake within the read timeout (slow or plain-text
+      // clients cannot hold the connection).
+      tcp_layer().expires_after(std::chrono::milliseconds(srv_->opts.read_timeout_ms));
+      stream_.async_handshake(ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+        if (ec) return self->close();
+        self->read();
+      });
+    } else {
+      read();
+    }
+  }
+
   void read() {
     if (srv_->stopping) return close();
     parser_.emplace();
     parser_->body_limit(srv_->opts.body_limit);
     parser_->header_limit(64 * 1024);
-    stream_.expires_after(std::chrono::milliseconds(srv_->opts.idle_timeout_ms));
+    tcp_layer().expires_after(std::chrono::milliseconds(srv_->opts.idle_timeout_ms));
     http::async_read_header(stream_, buf_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
   }
@@ -126,7 +154,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
   }
 
   void read_body() {
-    stream_.expires_after(std::chrono::milliseconds(srv_->opts.read_timeout_ms));
+    tcp_layer().expires_after(std::chrono::milliseconds(srv_->opts.read_timeout_ms));
     http::async_read(stream_, buf_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
@@ -167,12 +195,12 @@ class Conn : public std::enable_shared_from_this<Conn> {
     }
     req.body = std::make_shared<std::string>(std::move(msg.body()));
     beast::error_code ignore;
-    auto ep = stream_.socket().remote_endpoint(ignore);
+    auto ep = tcp_layer().socket().remote_endpoint(ignore);
     if (!ignore) req.remote = ep.address().to_string();
     const bool keep_alive = msg.keep_alive();
     const unsigned version = msg.version();
     ++srv_->in_flight;
-    stream_.expires_never();  // the handler's own timeout governs from here
+    tcp_layer().expires_never();  // the handler's own timeout governs from here
     auto self = shared_from_this();
     Respond respond = [self, keep_alive, version](HttpResponse r) {
       net::post(self->stream_.get_executor(), [self, keep_alive, version, r = std::move(r)]() mutable {
@@ -197,7 +225,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
     res->keep_alive(keep_alive && !srv_->stopping);
     res->body() = std::move(r.body);
     res->prepare_payload();
-    stream_.expires_after(std::chrono::milliseconds(srv_->opts.read_timeout_ms));
+    tcp_layer().expires_after(std::chrono::milliseconds(srv_->opts.read_timeout_ms));
     http::async_write(stream_, *res, [self = shared_from_this(), res, counted](beast::error_code ec, size_t) {
       if (counted) --self->srv_->in_flight;
       if (ec || !res->keep_alive()) return self->close();
@@ -206,12 +234,14 @@ class Conn : public std::enable_shared_from_this<Conn> {
   }
 
   void close() {
+    // TLS: no close_notify exchange; the TCP close ends the session (HTTP framing tells the
+    // client where each response ends, so nothing is truncated silently).
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
+    tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ec);
+    tcp_layer().close();
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::string_body>> parser_;
   HttpServer::Impl* srv_;
@@ -227,7 +257,10 @@ void HttpServer::Impl::accept() {
         beast::error_code ignore;
         s.close(ignore);
       } else {
-        std::make_shared<Conn>(std::move(s), this)->start();
+        if (tls)
+          std::make_shared<Conn<beast::ssl_stream<beast::tcp_stream>>>(std::move(s), this, *tls)->start();
+        else
+          std::make_shared<Conn<beast::tcp_stream>>(std::move(s), this)->start();
       }
     }
     accept();
@@ -242,6 +275,22 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& opts,
   impl->opts = opts;
   impl->handler = std::move(handler);
   beast::error_code ec;
+  if (!opts.tls_cert_file.empty() || !opts.tls_key_file.empty()) {
+    if (opts.tls_cert_file.empty() || opts.tls_key_file.empty())
+      return InvalidArgument("TLS needs both a certificate file and a private key file");
+    impl->tls.emplace(ssl::context::tls_server);
+    ssl::context& c = *impl->tls;
+    c.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                  ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+    SSL_CTX_set_min_proto_version(c.native_handle(), TLS1_2_VERSION);
+    c.use_certificate_chain_file(opts.tls_cert_file, ec);
+    if (ec) return InvalidArgument("cannot use TLS certificate '" + opts.tls_cert_file + "': " + ec.message());
+    c.use_private_key_file(opts.tls_key_file, ssl::context::pem, ec);
+    if (ec) return InvalidArgument("cannot use TLS private key '" + opts.tls_key_file + "': " + ec.message());
+    if (SSL_CTX_check_private_key(c.native_handle()) != 1)
+      return InvalidArgument("the TLS private key '" + opts.tls_key_file + "' does not match the certificate '" +
+                             opts.tls_cert_file + "'");
+  }
   auto addr = net::ip::make_address(opts.host == "localhost" ? "127.0.0.1" : opts.host, ec);
   if (ec) return InvalidArgument("cannot listen on host '" + opts.host + "': " + ec.message());
   if (opts.port < 0 || opts.port > 65535) return InvalidArgument("port " + std::to_string(opts.port) + " is out of range");

@@ -1,5 +1,5 @@
-// HttpServer: an event-driven HTTP/1.1 server (Boost.Beast on Asio). A few threads run every
-// connection (no thread per connection); keep-alive, a request body limit (413), idle and
+// HttpServer: an event-driven HTTP/1.1 server (Boost.Beast on Asio), optionally over TLS
+// (OpenSSL). A few threads run every connection (no thread per connection); keep-alive, a request body limit (413), idle and
 // read timeouts (slow clients cannot hold connections forever), and a graceful stop that lets
 // in-flight requests finish.
 //
@@ -48,6 +48,8 @@ struct HttpOptions {
   int idle_timeout_ms = 60000;     // keep-alive connections idle this long are closed
   int read_timeout_ms = 30000;     // a request must arrive completely within this
   int max_connections = 10000;     // more are closed at accept
+  // HTTPS when both are set: PEM certificate chain and private key; TLS 1.2 and 1.3 only.
+  std::string tls_cert_file, tls_key_file;
 };
 
 class HttpServer {

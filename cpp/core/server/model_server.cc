@@ -119,8 +119,9 @@ StatusOr<std::unique_ptr<ModelServer>> ModelServer::start(
   }
   if (s->opts_.file_system_poll_wait_seconds > 0 || s->opts_.model_config_file_poll_wait_seconds > 0)
     s->poller_ = std::thread([raw] { raw->poll_loop(); });
-  if (mo.log) mo.log("serving on http://" + s->opts_.http.host + ":" + std::to_string(s->port()));
-  if (mo.log && s->grpc_) mo.log("serving gRPC on " + s->opts_.grpc.host + ":" + std::to_string(s->grpc_port()));
+  const char* scheme = s->opts_.http.tls_cert_file.empty() ? "http://" : "https://";
+  if (mo.log) mo.log(std::string("serving on ") + scheme + s->opts_.http.host + ":" + std::to_string(s->port()));
+  if (mo.log && s->grpc_) mo.log(std::string("serving gRPC") + (s->opts_.grpc.tls_cert_file.empty() ? "" : " over TLS") + " on " + s->opts_.grpc.host + ":" + std::to_string(s->grpc_port()));
   return s;
 }
 
