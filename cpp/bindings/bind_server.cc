@@ -79,6 +79,14 @@ void bind_server(py::module_& m) {
         opts.manager.session.threads = get<int>(o, "threads", 0);
         opts.manager.session.optimize = get<bool>(o, "optimize", true);
         opts.manager.warmup = get<bool>(o, "warmup", true);
+        opts.manager.integrity.trusted_keys = get<std::vector<std::string>>(o, "trusted_keys", {});
+        opts.manager.integrity.require_signatures = get<bool>(o, "require_signatures", false);
+        const std::string key_file = get<std::string>(o, "model_key_file", ""), key_env = get<std::string>(o, "model_key_env", "");
+        if (!key_file.empty() || !key_env.empty()) {
+          auto key = serving::read_key(key_file, key_env);
+          raise_if_error(key.status());
+          opts.manager.model_key = std::move(key).value();
+        }
         if (get<bool>(o, "quiet", false)) opts.manager.log = [](const std::string&) {};
         if (o.contains("batching") && !o["batching"].is_none())
           opts.manager.batching = batching_from(o["batching"].cast<py::dict>());
@@ -108,6 +116,36 @@ void bind_server(py::module_& m) {
         s.stop(drain_ms);
       }, py::arg("drain_ms") = 30000, "Stops accepting, drains in-flight requests, then stops.");
 
+  m.def("generate_signing_key", [] {
+    auto k = serving::generate_signing_key();
+    raise_if_error(k.status());
+    return py::make_tuple(k.value().first, k.value().second);
+  }, "A new Ed25519 key pair as PEM text: (private, public).");
+  m.def("sign_folder", [](const std::string& dir, const std::string& private_pem) {
+    raise_if_error(serving::sign_folder(dir, private_pem));
+  }, py::arg("dir"), py::arg("private_key_pem"), "Writes mserve.manifest and mserve.manifest.sig into a version folder.");
+  m.def("verify_folder", [](const std::string& dir, const std::vector<std::string>& keys, bool require) {
+    serving::IntegrityOptions o;
+    o.trusted_keys = keys;
+    o.require_signatures = require;
+    raise_if_error(serving::validate(o));
+    raise_if_error(serving::verify_folder(dir, o));
+  }, py::arg("dir"), py::arg("trusted_keys"), py::arg("require") = true, "Checks a signed version folder.");
+  m.def("read_model_key", [](const std::string& file, const std::string& env) {
+    auto k = serving::read_key(file, env);
+    raise_if_error(k.status());
+    return py::bytes(k.value());
+  }, py::arg("file") = "", py::arg("env") = "");
+  m.def("encrypt_model", [](const std::string& plain, const std::string& key) {
+    auto e = serving::encrypt_model(plain, key);
+    raise_if_error(e.status());
+    return py::bytes(e.value());
+  }, py::arg("data"), py::arg("key"), "AES-256-GCM: the bytes of an encrypted model file.");
+  m.def("decrypt_model", [](const std::string& data, const std::string& key) {
+    auto d = serving::decrypt_model(data, key);
+    raise_if_error(d.status());
+    return py::bytes(d.value());
+  }, py::arg("data"), py::arg("key"));
   m.def("parse_batching_parameters", [](const std::string& text) {
     auto b = serving::parse_batching_parameters(text);
     raise_if_error(b.status());

@@ -62,6 +62,11 @@ def _add_serve_flags(s: argparse.ArgumentParser) -> None:
                    help="health checks need no token (default true)")
     s.add_argument("--tls_cert_file", default="", help="PEM certificate chain: HTTPS and gRPC over TLS")
     s.add_argument("--tls_key_file", default="", help="PEM private key of --tls_cert_file")
+    s.add_argument("--trusted_keys", default="", help="Ed25519 public key files (PEM), comma-separated")
+    s.add_argument("--require_signatures", type=_bool, nargs="?", const=True, default=False,
+                   help="refuse model versions not signed with a trusted key")
+    s.add_argument("--model_key_file", default="", help="AES-256 key of encrypted models (hex, base64 or raw)")
+    s.add_argument("--model_key_env", default="", help="an environment variable holding that key")
     s.add_argument("--grpc_max_threads", type=int, default=0,
                    help="gRPC calls served at once (0: 4 per core, at least 16)")
     s.add_argument("--max_body_bytes", type=int, default=64 << 20,
@@ -84,6 +89,9 @@ def _serve(args: argparse.Namespace) -> int:
                      allow_cidrs=[c for c in args.allow_cidrs.split(",") if c.strip()],
                      open_health_checks=args.open_health_checks,
                      tls_cert_file=args.tls_cert_file or None, tls_key_file=args.tls_key_file or None,
+                     trusted_keys=[k for k in args.trusted_keys.split(",") if k.strip()],
+                     require_signatures=args.require_signatures, model_key_file=args.model_key_file or None,
+                     model_key_env=args.model_key_env or None,
                      http_threads=args.rest_api_num_threads, request_timeout_ms=args.rest_api_timeout_in_ms,
                      file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
                      model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
@@ -103,12 +111,68 @@ def main(argv=None) -> int:
     d.add_argument("directory", nargs="?", default="models")
     o = sub.add_parser("ops", help="list supported operators")
     o.add_argument("--markdown", action="store_true", help="print docs/ops.md")
+    k = sub.add_parser("keygen", help="make an Ed25519 signing key pair: PREFIX.key (private) and PREFIX.pub")
+    k.add_argument("prefix")
+    g = sub.add_parser("sign", help="sign model version folders (writes mserve.manifest and its signature)")
+    g.add_argument("--key", required=True, help="the private key file (from mserve keygen, or any Ed25519 PEM key)")
+    g.add_argument("folders", nargs="+")
+    e = sub.add_parser("encrypt", help="encrypt a model file with AES-256-GCM for serving with --model_key_file")
+    e.add_argument("--key_file", default="", help="a 32-byte key: 64 hex digits, base64 or raw")
+    e.add_argument("--key_env", default="", help="an environment variable holding the key")
+    e.add_argument("--new_key", default="", help="write a new random key (hex) to this file and use it")
+    e.add_argument("input")
+    e.add_argument("output")
     args = p.parse_args(argv)
     if args.cmd == "serve":
         return _serve(args)
+    if args.cmd in ("keygen", "sign", "encrypt"):
+        return _security(args)
     if args.cmd == "demo":
         return _demo(args.directory)
     print(ops_markdown() if args.markdown else ops_table(), end="")
+    return 0
+
+
+def _write_private(path: str, data: bytes) -> None:
+    """Writes a secret readable by its owner only (created 0600, replaced atomically)."""
+    import os
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _security(args: argparse.Namespace) -> int:
+    import os
+    import mserve
+    from mserve import _core
+    try:
+        if args.cmd == "keygen":
+            private, public = _core.generate_signing_key()
+            _write_private(args.prefix + ".key", private.encode())
+            with open(args.prefix + ".pub", "w") as f:
+                f.write(public)
+            print(f"wrote {args.prefix}.key (keep it secret) and {args.prefix}.pub (give it to the server)")
+        elif args.cmd == "sign":
+            with open(args.key) as f:
+                private = f.read()
+            for folder in args.folders:
+                _core.sign_folder(folder, private)
+                print(f"signed {folder}")
+        else:
+            if args.new_key:
+                _write_private(args.new_key, os.urandom(32).hex().encode() + b"\n")
+                key = _core.read_model_key(args.new_key, "")
+            else:
+                key = _core.read_model_key(args.key_file, args.key_env)
+            with open(args.input, "rb") as f:
+                data = _core.encrypt_model(f.read(), key)
+            _write_private(args.output, data)
+            print(f"wrote {args.output}")
+    except (OSError, mserve.Error) as e:
+        print(f"mserve {args.cmd}: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

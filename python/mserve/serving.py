@@ -19,6 +19,14 @@ _BATCHING_KEYS = {"max_batch_size", "batch_timeout_micros", "max_enqueued_batche
                   "allowed_batch_sizes", "pad_variable_length_inputs"}
 
 
+def _read_text(path: Union[str, os.PathLike]) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        raise InvalidArgument(f"cannot read trusted key {os.fspath(path)!r}: {e.strerror}") from None
+
+
 def _batching(b: Any) -> Optional[Dict[str, Any]]:
     """None, True (TensorFlow Serving's defaults), a dict of BatchingParameters fields, or the
     path of a batching parameters text file."""
@@ -181,7 +189,10 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_
           auth_tokens_file: Optional[Union[str, os.PathLike]] = None, auth_tokens_env: Optional[str] = None,
           allow_cidrs: Optional[Sequence[str]] = None, open_health_checks: bool = True,
           tls_cert_file: Optional[Union[str, os.PathLike]] = None,
-          tls_key_file: Optional[Union[str, os.PathLike]] = None) -> Optional[Server]:
+          tls_key_file: Optional[Union[str, os.PathLike]] = None,
+          trusted_keys: Optional[Sequence[Union[str, os.PathLike]]] = None, require_signatures: bool = False,
+          model_key_file: Optional[Union[str, os.PathLike]] = None,
+          model_key_env: Optional[str] = None) -> Optional[Server]:
     """Serves models over HTTP: TensorFlow Serving's REST API (/v1/models/...), KServe v2
     (/v2/...) and Prometheus metrics (/metrics); and, with ``grpc_port``, over gRPC:
     TensorFlow Serving's PredictionService and ModelService, KServe v2's GRPCInferenceService
@@ -209,6 +220,12 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_
         token.
     tls_cert_file / tls_key_file: PEM certificate chain and private key: HTTPS and gRPC over TLS
         (1.2 and 1.3 only); Server.url then starts with https://.
+    trusted_keys / require_signatures: Ed25519 public key files (PEM) that model version
+        folders must be signed with (``mserve sign``); a version that is unsigned (when
+        required), altered or signed with another key is refused, reported in its status, and
+        the serving version stays. A folder with a manifest is checked even when not required.
+    model_key_file / model_key_env: the AES-256 key of encrypted model files (``mserve
+        encrypt``), decrypted in memory only.
     request_timeout_ms: per-request deadline (504 / DEADLINE_EXCEEDED when exceeded; 0: none);
         a gRPC client's own deadline applies too.
     """
@@ -225,6 +242,9 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_
         "open_health_checks": bool(open_health_checks),
         "tls_cert_file": os.fspath(tls_cert_file) if tls_cert_file else "",
         "tls_key_file": os.fspath(tls_key_file) if tls_key_file else "",
+        "trusted_keys": [_read_text(k) for k in trusted_keys or []],
+        "require_signatures": bool(require_signatures),
+        "model_key_file": os.fspath(model_key_file) if model_key_file else "", "model_key_env": model_key_env or "",
         "batching": _batching(batching), "optimize": bool(optimize), "warmup": bool(warmup), "quiet": bool(quiet),
     }
     if not blocking:

@@ -95,6 +95,7 @@ StatusOr<std::unique_ptr<ModelServer>> ModelServer::start(
   serving::Metrics* metrics = s->metrics_.get();
   mo.on_batch = [metrics](const std::string& model, size_t rows) { metrics->batch(model, rows); };
   if (mo.batching) MS_RETURN_IF_ERROR(mo.batching->validate());
+  MS_RETURN_IF_ERROR(serving::validate(mo.integrity));
   const AccessOptions& ao = s->opts_.access;
   if (!ao.tokens_file.empty() || !ao.tokens_env.empty() || !ao.allow_cidrs.empty()) {
     AccessOptions with_log = ao;

@@ -1,5 +1,7 @@
 #include "core/serving/manager.h"
 
+#include <fstream>
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -152,9 +154,40 @@ void ModelManager::poll() {
   for (const std::string& n : names) poll_model(n);
 }
 
+StatusOr<std::shared_ptr<Session>> ModelManager::open_model(const ModelConfig& cfg, const std::string& path) const {
+  std::error_code ec;
+  const bool folder = fs::is_directory(cfg.base_path, ec);
+  const std::string dir = fs::path(path).parent_path().string();
+  const bool check = folder && (opts_.integrity.active() || has_manifest(dir));
+  if (!folder && opts_.integrity.require_signatures)
+    return LoadError("'" + path + "' is a single file: signed models are version folders (base/1/model.onnx)");
+  if (!check && opts_.model_key.empty()) {
+    // The common case: no integrity or encryption to apply; the loader reads the file itself.
+    char head[16] = {};
+    std::ifstream f(path, std::ios::binary);
+    f.read(head, sizeof head);
+    if (is_encrypted(std::string(head, static_cast<size_t>(f.gcount()))))
+      return LoadError("'" + path + "' is encrypted; give the server its model key");
+    return Session::load_file(path, opts_.session);
+  }
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return LoadError("cannot read '" + path + "'");
+  std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (check) MS_RETURN_IF_ERROR(verify_folder(dir, opts_.integrity, path, &bytes));
+  if (is_encrypted(bytes)) {
+    if (opts_.model_key.empty()) return LoadError("'" + path + "' is encrypted; give the server its model key");
+    auto plain = decrypt_model(bytes, opts_.model_key);
+    if (!plain.ok()) return plain.status().with_context("'" + path + "': ");
+    bytes = std::move(plain).value();
+  }
+  auto s = Session::load_bytes(bytes.data(), bytes.size(), opts_.session, dir);
+  if (!s.ok()) return s.status().with_context("'" + path + "': ");
+  return s;
+}
+
 StatusOr<std::shared_ptr<const Servable>> ModelManager::load_version(const ModelConfig& cfg, int64_t version,
                                                                      const std::string& path) const {
-  MS_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, Session::load_file(path, opts_.session));
+  MS_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, open_model(cfg, path));
   if (opts_.warmup) {
     std::vector<Tensor> in = warmup_inputs(session->graph()), out;
     Status st = session->run(in, &out);

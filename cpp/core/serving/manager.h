@@ -26,6 +26,7 @@
 #include "core/exec/session.h"
 #include "core/serving/batcher.h"
 #include "core/serving/config.h"
+#include "core/serving/security.h"
 
 namespace mserve::serving {
 
@@ -51,6 +52,8 @@ struct ManagerOptions {
   SessionOptions session;
   std::optional<BatchingOptions> batching;  // default for every model without its own
   bool warmup = true;                        // run each new version once before serving it
+  IntegrityOptions integrity;                // manifests and signatures of version folders (security.h)
+  std::string model_key;                     // 32-byte AES-256-GCM key for encrypted model files; "" : none
   std::function<void(const std::string&)> log;  // one line per lifecycle event; may be empty
   std::function<void(const std::string& model, size_t rows)> on_batch;  // for metrics
 };
@@ -93,6 +96,8 @@ class ModelManager {
     std::map<int64_t, Version> versions;
   };
   void poll_model(const std::string& name);
+  // The session of a model file: integrity checked and decrypted when configured (security.h).
+  StatusOr<std::shared_ptr<Session>> open_model(const ModelConfig& cfg, const std::string& path) const;
   StatusOr<std::shared_ptr<const Servable>> load_version(const ModelConfig& cfg, int64_t version,
                                                          const std::string& path) const;
   void log(const std::string& line) const;
