@@ -72,6 +72,9 @@ void bind_server(py::module_& m) {
         opts.access.tokens_env = get<std::string>(o, "auth_tokens_env", "");
         opts.access.allow_cidrs = get<std::vector<std::string>>(o, "allow_cidrs", {});
         opts.access.open_health = get<bool>(o, "open_health_checks", true);
+        opts.audit.path = get<std::string>(o, "audit_log", "");
+        opts.audit.max_bytes = get<int64_t>(o, "audit_log_max_bytes", opts.audit.max_bytes);
+        opts.audit.keep = get<int>(o, "audit_log_keep", opts.audit.keep);
         opts.request_timeout_ms = get<int>(o, "request_timeout_ms", 0);
         opts.file_system_poll_wait_seconds = get<int>(o, "file_system_poll_wait_seconds", 1);
         opts.model_config_file = get<std::string>(o, "model_config_file", "");

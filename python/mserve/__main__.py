@@ -67,6 +67,9 @@ def _add_serve_flags(s: argparse.ArgumentParser) -> None:
                    help="refuse model versions not signed with a trusted key")
     s.add_argument("--model_key_file", default="", help="AES-256 key of encrypted models (hex, base64 or raw)")
     s.add_argument("--model_key_env", default="", help="an environment variable holding that key")
+    s.add_argument("--audit_log", default="", help="one JSON line per request to this file (rotated)")
+    s.add_argument("--audit_log_max_bytes", type=int, default=100 << 20, help="rotate the audit log past this size")
+    s.add_argument("--audit_log_keep", type=int, default=5, help="rotated audit logs kept")
     s.add_argument("--grpc_max_threads", type=int, default=0,
                    help="gRPC calls served at once (0: 4 per core, at least 16)")
     s.add_argument("--max_body_bytes", type=int, default=64 << 20,
@@ -91,7 +94,8 @@ def _serve(args: argparse.Namespace) -> int:
                      tls_cert_file=args.tls_cert_file or None, tls_key_file=args.tls_key_file or None,
                      trusted_keys=[k for k in args.trusted_keys.split(",") if k.strip()],
                      require_signatures=args.require_signatures, model_key_file=args.model_key_file or None,
-                     model_key_env=args.model_key_env or None,
+                     model_key_env=args.model_key_env or None, audit_log=args.audit_log or None,
+                     audit_log_max_bytes=args.audit_log_max_bytes, audit_log_keep=args.audit_log_keep,
                      http_threads=args.rest_api_num_threads, request_timeout_ms=args.rest_api_timeout_in_ms,
                      file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
                      model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,

@@ -192,7 +192,8 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_
           tls_key_file: Optional[Union[str, os.PathLike]] = None,
           trusted_keys: Optional[Sequence[Union[str, os.PathLike]]] = None, require_signatures: bool = False,
           model_key_file: Optional[Union[str, os.PathLike]] = None,
-          model_key_env: Optional[str] = None) -> Optional[Server]:
+          model_key_env: Optional[str] = None, audit_log: Optional[Union[str, os.PathLike]] = None,
+          audit_log_max_bytes: int = 100 << 20, audit_log_keep: int = 5) -> Optional[Server]:
     """Serves models over HTTP: TensorFlow Serving's REST API (/v1/models/...), KServe v2
     (/v2/...) and Prometheus metrics (/metrics); and, with ``grpc_port``, over gRPC:
     TensorFlow Serving's PredictionService and ModelService, KServe v2's GRPCInferenceService
@@ -226,6 +227,9 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_
         the serving version stays. A folder with a manifest is checked even when not required.
     model_key_file / model_key_env: the AES-256 key of encrypted model files (``mserve
         encrypt``), decrypted in memory only.
+    audit_log: a file that gets one JSON line per request (time, protocol, client, identity,
+        model, version, endpoint, status, latency, request id; never the payload), rotated past
+        audit_log_max_bytes into .1 ... .<audit_log_keep>. Writing never fails a request.
     request_timeout_ms: per-request deadline (504 / DEADLINE_EXCEEDED when exceeded; 0: none);
         a gRPC client's own deadline applies too.
     """
@@ -245,6 +249,8 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_
         "trusted_keys": [_read_text(k) for k in trusted_keys or []],
         "require_signatures": bool(require_signatures),
         "model_key_file": os.fspath(model_key_file) if model_key_file else "", "model_key_env": model_key_env or "",
+        "audit_log": os.fspath(audit_log) if audit_log else "", "audit_log_max_bytes": int(audit_log_max_bytes),
+        "audit_log_keep": int(audit_log_keep),
         "batching": _batching(batching), "optimize": bool(optimize), "warmup": bool(warmup), "quiet": bool(quiet),
     }
     if not blocking:

@@ -184,6 +184,8 @@ def test_client_allow_list(repo, cidrs, allowed):
             assert grpc_code(lambda: grpc_infer(s, "scale")) == "StatusCode.PERMISSION_DENIED"
             # Health checks pass the token check, never the allow-list.
             assert requests.get(f"{s.url}/v2/health/ready").status_code == 403
+            assert grpc_code(lambda: tc.InferenceServerClient(s.grpc_target).is_server_live()) == \
+                "StatusCode.PERMISSION_DENIED"
 
 
 @pytest.mark.parametrize("bad", ["10.0.0.0/33", "not-an-ip", "::1/129", "10.0.0.0/x"])

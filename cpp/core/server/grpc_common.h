@@ -19,27 +19,27 @@ namespace mserve::server::grpc_front {
 // The same number in tensorflow.error.Code / grpc::StatusCode.
 int status_code_number(const Status& st);
 
-// One call: records model, version, API, status and latency in the server's metrics at finish.
+// One call: authorizes it, and records model, version, API, status and latency in the server's
+// metrics and audit log at finish.
 class Call {
  public:
-  Call(ModelServer* server, std::string api);
+  Call(ModelServer* server, std::string api, const ::grpc::ServerContext* ctx);
   void model(const std::string& name, int64_t version) {
     model_ = name;
     version_ = version;
   }
+  // ModelServer::authorize with the peer's address and "authorization" metadata; remembers the
+  // identity for the audit log.
+  Status authorize(const std::string& model, bool health = false);
   ::grpc::Status finish(const Status& st);
 
  private:
   ModelServer* server_;
-  std::string api_, model_;
+  const ::grpc::ServerContext* ctx_;
+  std::string api_, model_, identity_;
   int64_t version_ = 0;
   serving::Clock::time_point start_;
 };
-
-// Whether the call may proceed: the peer's address and the "authorization" metadata, for
-// `model` ("" for server-wide calls) or a health check (ModelServer::authorize).
-Status authorize(const ModelServer& server, const ::grpc::ServerContext& ctx, const std::string& model,
-                 bool health = false);
 
 // The call's deadline: the client's, or the server's request timeout when that is sooner.
 serving::Clock::time_point call_deadline(const ModelServer& server, const ::grpc::ServerContext& ctx);

@@ -49,21 +49,50 @@ int status_code_number(const Status& st) {
   return ::grpc::StatusCode::INTERNAL;
 }
 
-Call::Call(ModelServer* server, std::string api)
-    : server_(server), api_(std::move(api)), start_(serving::Clock::now()) {}
+Call::Call(ModelServer* server, std::string api, const ::grpc::ServerContext* ctx)
+    : server_(server), ctx_(ctx), api_(std::move(api)), start_(serving::Clock::now()) {}
+
+namespace {
+
+std::string_view metadata(const ::grpc::ServerContext& ctx, const char* key) {
+  const auto& md = ctx.client_metadata();
+  auto it = md.find(key);
+  return it == md.end() ? std::string_view() : std::string_view(it->second.data(), it->second.size());
+}
+
+const char* code_name(int code) {
+  static const char* const kNames[] = {
+      "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+      "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+      "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+      "DATA_LOSS", "UNAUTHENTICATED"};
+  return code >= 0 && code <= 16 ? kNames[code] : "UNKNOWN";
+}
+
+}  // namespace
+
+Status Call::authorize(const std::string& model, bool health) {
+  return server_->authorize(ctx_->peer(), metadata(*ctx_, "authorization"), model, health, &identity_);
+}
 
 ::grpc::Status Call::finish(const Status& st) {
   const double secs = std::chrono::duration<double>(serving::Clock::now() - start_).count();
   server_->metrics().request(model_, version_, api_, http_status(st), secs);
+  if (AuditLog* audit = server_->audit()) {
+    AuditRecord a;
+    a.protocol = "grpc";
+    a.client = ctx_->peer();
+    a.identity = identity_;
+    a.model = model_;
+    a.version = version_;
+    a.endpoint = api_;
+    a.status = status_code_number(st);
+    a.status_name = code_name(a.status);
+    a.latency_ms = secs * 1e3;
+    a.request_id = clean_request_id(metadata(*ctx_, "x-request-id"));
+    audit->record(a);
+  }
   return to_grpc(st);
-}
-
-Status authorize(const ModelServer& server, const ::grpc::ServerContext& ctx, const std::string& model, bool health) {
-  std::string_view authorization;
-  const auto& md = ctx.client_metadata();
-  auto it = md.find("authorization");
-  if (it != md.end()) authorization = std::string_view(it->second.data(), it->second.size());
-  return server.authorize(ctx.peer(), authorization, model, health);
 }
 
 serving::Clock::time_point call_deadline(const ModelServer& server, const ::grpc::ServerContext& ctx) {
@@ -102,8 +131,8 @@ class ConfigService final : public ::mserve::ConfigService::Service {
   explicit ConfigService(ModelServer* server) : server_(server) {}
   ::grpc::Status GetModelServerConfig(::grpc::ServerContext* ctx, const ::mserve::GetModelServerConfigRequest*,
                                       ::mserve::GetModelServerConfigResponse* resp) override {
-    Call call(server_, "grpc_config");
-    if (Status a = authorize(*server_, *ctx, ""); !a.ok()) return call.finish(a);
+    Call call(server_, "grpc_config", ctx);
+    if (Status a = call.authorize(""); !a.ok()) return call.finish(a);
     std::vector<serving::ModelConfig> models;
     for (serving::ModelConfig& m : server_->manager().config())
       if (!m.base_path.empty()) models.push_back(std::move(m));  // in-memory models have no files to name

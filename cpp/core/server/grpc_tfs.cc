@@ -197,8 +197,8 @@ class PredictionService final : public tfs::PredictionService::Service {
 
   ::grpc::Status Predict(::grpc::ServerContext* ctx, const tfs::PredictRequest* req,
                          tfs::PredictResponse* resp) override {
-    Call call(server_, "grpc_predict");
-    if (Status a = authorize(*server_, *ctx, req->model_spec().name()); !a.ok()) return call.finish(a);
+    Call call(server_, "grpc_predict", ctx);
+    if (Status a = call.authorize(req->model_spec().name()); !a.ok()) return call.finish(a);
     auto found = resolve(server_, req->model_spec());
     if (!found.ok()) return call.finish(found.status());
     std::shared_ptr<const serving::Servable> sv = std::move(found).value();
@@ -239,8 +239,8 @@ class PredictionService final : public tfs::PredictionService::Service {
 
   ::grpc::Status GetModelMetadata(::grpc::ServerContext* ctx, const tfs::GetModelMetadataRequest* req,
                                   tfs::GetModelMetadataResponse* resp) override {
-    Call call(server_, "grpc_metadata");
-    if (Status a = authorize(*server_, *ctx, req->model_spec().name()); !a.ok()) return call.finish(a);
+    Call call(server_, "grpc_metadata", ctx);
+    if (Status a = call.authorize(req->model_spec().name()); !a.ok()) return call.finish(a);
     if (req->metadata_field_size() == 0)
       return call.finish(InvalidArgument("metadata_field is empty; ask for \"signature_def\""));
     for (const std::string& f : req->metadata_field())
@@ -287,8 +287,8 @@ class ModelService final : public tfs::ModelService::Service {
 
   ::grpc::Status GetModelStatus(::grpc::ServerContext* ctx, const tfs::GetModelStatusRequest* req,
                                 tfs::GetModelStatusResponse* resp) override {
-    Call call(server_, "grpc_status");
-    if (Status a = authorize(*server_, *ctx, req->model_spec().name()); !a.ok()) return call.finish(a);
+    Call call(server_, "grpc_status", ctx);
+    if (Status a = call.authorize(req->model_spec().name()); !a.ok()) return call.finish(a);
     const tfs::ModelSpec& spec = req->model_spec();
     if (spec.name().empty()) return call.finish(InvalidArgument("model_spec.name is empty"));
     std::optional<int64_t> version;
@@ -310,8 +310,8 @@ class ModelService final : public tfs::ModelService::Service {
 
   ::grpc::Status HandleReloadConfigRequest(::grpc::ServerContext* ctx, const tfs::ReloadConfigRequest* req,
                                            tfs::ReloadConfigResponse* resp) override {
-    Call call(server_, "grpc_reload_config");
-    if (Status a = authorize(*server_, *ctx, ""); !a.ok()) return call.finish(a);
+    Call call(server_, "grpc_reload_config", ctx);
+    if (Status a = call.authorize(""); !a.ok()) return call.finish(a);
     auto models = serving::parse_model_config_binary(req->config().SerializeAsString());
     Status st = models.ok() ? server_->reload_config(models.value()) : models.status();
     resp->mutable_status()->set_error_code(static_cast<::tensorflow::error::Code>(status_code_number(st)));

@@ -120,40 +120,45 @@ class InferenceService final : public v2::GRPCInferenceService::Service {
  public:
   explicit InferenceService(ModelServer* server) : server_(server) {}
 
-  ::grpc::Status ServerLive(::grpc::ServerContext*, const v2::ServerLiveRequest*,
+  ::grpc::Status ServerLive(::grpc::ServerContext* ctx, const v2::ServerLiveRequest*,
                             v2::ServerLiveResponse* resp) override {
+    Call call(server_, "grpc_v2_health", ctx);
+    if (Status a = call.authorize("", true); !a.ok()) return call.finish(a);
     resp->set_live(true);
-    return ::grpc::Status::OK;
+    return call.finish(Status::OK());
   }
 
   ::grpc::Status ServerReady(::grpc::ServerContext* ctx, const v2::ServerReadyRequest*,
                              v2::ServerReadyResponse* resp) override {
-    if (Status a = authorize(*server_, *ctx, "", true); !a.ok()) return to_grpc(a);
+    Call call(server_, "grpc_v2_health", ctx);
+    if (Status a = call.authorize("", true); !a.ok()) return call.finish(a);
     resp->set_ready(server_->ready());
-    return ::grpc::Status::OK;
+    return call.finish(Status::OK());
   }
 
   ::grpc::Status ModelReady(::grpc::ServerContext* ctx, const v2::ModelReadyRequest* req,
                             v2::ModelReadyResponse* resp) override {
-    if (Status a = authorize(*server_, *ctx, req->name(), true); !a.ok()) return to_grpc(a);
+    Call call(server_, "grpc_v2_health", ctx);
+    if (Status a = call.authorize(req->name(), true); !a.ok()) return call.finish(a);
     auto v = parse_version(req->version());
-    if (!v.ok()) return to_grpc(v.status());
+    if (!v.ok()) return call.finish(v.status());
     resp->set_ready(!req->name().empty() && server_->manager().get(req->name(), v.value(), std::nullopt).ok());
-    return ::grpc::Status::OK;
+    return call.finish(Status::OK());
   }
 
   ::grpc::Status ServerMetadata(::grpc::ServerContext* ctx, const v2::ServerMetadataRequest*,
                                 v2::ServerMetadataResponse* resp) override {
-    if (Status a = authorize(*server_, *ctx, ""); !a.ok()) return to_grpc(a);
+    Call call(server_, "grpc_v2", ctx);
+    if (Status a = call.authorize(""); !a.ok()) return call.finish(a);
     resp->set_name(kServerName);
     resp->set_version(kServerVersion);
-    return ::grpc::Status::OK;
+    return call.finish(Status::OK());
   }
 
   ::grpc::Status ModelMetadata(::grpc::ServerContext* ctx, const v2::ModelMetadataRequest* req,
                                v2::ModelMetadataResponse* resp) override {
-    Call call(server_, "grpc_v2");
-    if (Status a = authorize(*server_, *ctx, req->name()); !a.ok()) return call.finish(a);
+    Call call(server_, "grpc_v2", ctx);
+    if (Status a = call.authorize(req->name()); !a.ok()) return call.finish(a);
     auto found = resolve(server_, req->name(), req->version());
     if (!found.ok()) return call.finish(found.status());
     const auto& sv = found.value();
@@ -172,8 +177,8 @@ class InferenceService final : public v2::GRPCInferenceService::Service {
 
   ::grpc::Status ModelInfer(::grpc::ServerContext* ctx, const v2::ModelInferRequest* req,
                             v2::ModelInferResponse* resp) override {
-    Call call(server_, "grpc_v2_infer");
-    if (Status a = authorize(*server_, *ctx, req->model_name()); !a.ok()) return call.finish(a);
+    Call call(server_, "grpc_v2_infer", ctx);
+    if (Status a = call.authorize(req->model_name()); !a.ok()) return call.finish(a);
     auto found = resolve(server_, req->model_name(), req->model_version());
     if (!found.ok()) return call.finish(found.status());
     std::shared_ptr<const serving::Servable> sv = std::move(found).value();

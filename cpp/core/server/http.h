@@ -26,6 +26,9 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
   std::shared_ptr<std::string> body;  // shared so decoded tensors may point into it
   std::string remote;                 // client address
+  // Set by the model server before its handlers run:
+  std::string identity;    // the token's identity ("" without tokens)
+  std::string request_id;  // the client's X-Request-Id, or a new one
   // The header's value, "" when absent (name in lower case).
   std::string_view header(std::string_view name) const;
 };

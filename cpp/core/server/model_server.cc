@@ -31,13 +31,16 @@ struct Reply::State {
   Respond respond;
   serving::Metrics* metrics;
   std::string api;
+  AuditLog* audit;
+  std::string client, identity, request_id, method;
   mutable std::string model;
   mutable int64_t version = 0;
   serving::Clock::time_point start = serving::Clock::now();
 };
 
-Reply::Reply(Respond respond, serving::Metrics* metrics, std::string api)
-    : st_(std::make_shared<State>(State{std::move(respond), metrics, std::move(api)})) {}
+Reply::Reply(Respond respond, serving::Metrics* metrics, std::string api, const HttpRequest& req, AuditLog* audit)
+    : st_(std::make_shared<State>(State{std::move(respond), metrics, std::move(api), audit, req.remote, req.identity,
+                                        req.request_id, req.method})) {}
 
 void Reply::model(const std::string& name, int64_t version) const {
   st_->model = name;
@@ -47,6 +50,20 @@ void Reply::model(const std::string& name, int64_t version) const {
 void Reply::operator()(HttpResponse r) const {
   const double secs = std::chrono::duration<double>(serving::Clock::now() - st_->start).count();
   st_->metrics->request(st_->model, st_->version, st_->api, r.status, secs);
+  if (st_->audit) {
+    AuditRecord a;
+    a.client = st_->client;
+    a.identity = st_->identity;
+    a.model = st_->model;
+    a.version = st_->version;
+    a.endpoint = st_->api;
+    a.method = st_->method;
+    a.request_id = st_->request_id;
+    a.status = r.status;
+    a.latency_ms = secs * 1e3;
+    st_->audit->record(a);
+  }
+  if (!st_->request_id.empty()) r.headers.emplace_back("X-Request-Id", st_->request_id);
   st_->respond(std::move(r));
 }
 
@@ -96,6 +113,9 @@ StatusOr<std::unique_ptr<ModelServer>> ModelServer::start(
   mo.on_batch = [metrics](const std::string& model, size_t rows) { metrics->batch(model, rows); };
   if (mo.batching) MS_RETURN_IF_ERROR(mo.batching->validate());
   MS_RETURN_IF_ERROR(serving::validate(mo.integrity));
+  if (!s->opts_.audit.path.empty()) {
+    MS_ASSIGN_OR_RETURN(s->audit_, AuditLog::open(s->opts_.audit));
+  }
   const AccessOptions& ao = s->opts_.access;
   if (!ao.tokens_file.empty() || !ao.tokens_env.empty() || !ao.allow_cidrs.empty()) {
     AccessOptions with_log = ao;
@@ -209,6 +229,19 @@ void ModelServer::run(const std::shared_ptr<const serving::Servable>& s, std::ve
 
 namespace {
 
+}  // namespace
+
+std::string clean_request_id(std::string_view given) {
+  // A client's id is kept when it is short and plain; otherwise the server makes one.
+  if (given.empty() || given.size() > 128) return AuditLog::new_request_id();
+  for (char c : given)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':'))
+      return AuditLog::new_request_id();
+  return std::string(given);
+}
+
+namespace {
+
 // The model a REST path names ("" for none), and whether it is a health check.
 std::string model_of_path(const std::string& path, bool* health) {
   std::string rest;
@@ -234,12 +267,13 @@ std::string model_of_path(const std::string& path, bool* health) {
 void ModelServer::handle(HttpRequest&& req, Respond respond) {
   std::string rest;
   const std::string& p = req.path;
+  req.request_id = clean_request_id(req.header("x-request-id"));
   if (access_) {
     bool health = false;
     const std::string model = model_of_path(p, &health);
-    Status st = access_->check(req.remote, req.header("authorization"), model, health);
+    Status st = access_->check(req.remote, req.header("authorization"), model, health, &req.identity);
     if (!st.ok()) {
-      Reply reply(std::move(respond), metrics_.get(), "denied");
+      Reply reply(std::move(respond), metrics_.get(), "denied", req, audit_.get());
       std::string body = "{\"error\": ";
       json_string(&body, st.message());
       body += "}";
@@ -253,7 +287,7 @@ void ModelServer::handle(HttpRequest&& req, Respond respond) {
   if (starts_with_ci(p, "/v1/models/", &rest)) return tfs(std::move(req), rest, std::move(respond));
   if (starts_with_ci(p, "/v2", &rest) && (rest.empty() || rest[0] == '/'))
     return v2(std::move(req), rest, std::move(respond));
-  Reply reply(std::move(respond), metrics_.get(), "other");
+  Reply reply(std::move(respond), metrics_.get(), "other", req, audit_.get());
   std::string lower = p;
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (lower == "/monitoring/prometheus/metrics" || lower == "/metrics") {
@@ -261,6 +295,12 @@ void ModelServer::handle(HttpRequest&& req, Respond respond) {
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = metrics_->prometheus(*manager_);
+    if (audit_) {
+      r.body += "# HELP mserve_audit_lines_lost_total Audit log lines not written, by reason.\n"
+                "# TYPE mserve_audit_lines_lost_total counter\n";
+      r.body += "mserve_audit_lines_lost_total{reason=\"queue_full\"} " + std::to_string(audit_->dropped()) + "\n";
+      r.body += "mserve_audit_lines_lost_total{reason=\"write_error\"} " + std::to_string(audit_->write_errors()) + "\n";
+    }
     return reply(std::move(r));
   }
   reply.error(NotFound("no such endpoint: " + req.method + " " + p));

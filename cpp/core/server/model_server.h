@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/server/access.h"
+#include "core/server/audit.h"
 #include "core/server/grpc_server.h"
 #include "core/server/http.h"
 #include "core/serving/manager.h"
@@ -27,6 +28,7 @@ struct ServerOptions {
   HttpOptions http;
   GrpcOptions grpc;                      // grpc.port -1: no gRPC server
   AccessOptions access;                  // tokens and client allow-list, for both front ends
+  AuditOptions audit;                    // audit.path "" : no audit log
   serving::ManagerOptions manager;
   int request_timeout_ms = 0;            // 0: none (--rest_api_timeout_in_ms)
   int file_system_poll_wait_seconds = 1;  // 0: never poll the model folders after start
@@ -36,11 +38,15 @@ struct ServerOptions {
 
 // HTTP status for a Status code (TensorFlow Serving's mapping).
 int http_status(const Status& st);
+// The request id to use for a client's X-Request-Id / x-request-id value ("" when absent): the
+// client's when it is at most 128 plain characters, else a new one.
+std::string clean_request_id(std::string_view given);
 
-// Answers one request exactly once and records it in the metrics.
+// Answers one request exactly once and records it in the metrics and (when there is one) the
+// audit log; the answer carries the request's X-Request-Id.
 class Reply {
  public:
-  Reply(Respond respond, serving::Metrics* metrics, std::string api);
+  Reply(Respond respond, serving::Metrics* metrics, std::string api, const HttpRequest& req, AuditLog* audit);
   void model(const std::string& name, int64_t version) const;
   void operator()(HttpResponse r) const;
   void json(int status, std::string body) const;
@@ -68,6 +74,7 @@ class ModelServer {
 
   // For the front ends (REST handlers, GrpcServer).
   serving::Metrics& metrics() { return *metrics_; }
+  AuditLog* audit() const { return audit_.get(); }
   // Runs a request's inputs through the servable (batched when it has a batcher); `done` is
   // called exactly once, maybe on another thread, and must not own the servable (manager.h).
   void run(const std::shared_ptr<const serving::Servable>& s, std::vector<Tensor> inputs,
@@ -97,6 +104,7 @@ class ModelServer {
   std::unique_ptr<serving::Metrics> metrics_;
   std::unique_ptr<serving::ModelManager> manager_;
   std::unique_ptr<AccessControl> access_;  // null: every client may call
+  std::unique_ptr<AuditLog> audit_;        // null: no audit log
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<GrpcServer> grpc_;
   std::string config_text_;

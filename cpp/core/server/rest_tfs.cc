@@ -281,7 +281,7 @@ Status encode_predict(const Graph& g, const std::vector<Tensor>& outs, bool row_
 void ModelServer::tfs(HttpRequest&& req, const std::string& rest, Respond respond) {
   auto route = parse_route(rest);
   const bool predict = route.ok() && route.value().tail == ":predict";
-  Reply reply(std::move(respond), metrics_.get(), predict ? "tfs_predict" : "tfs");
+  Reply reply(std::move(respond), metrics_.get(), predict ? "tfs_predict" : "tfs", req, audit_.get());
   if (!route.ok()) return reply.error(route.status());
   const Route& r = route.value();
   if (r.tail.empty() || r.tail == "metadata") {

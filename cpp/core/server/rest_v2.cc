@@ -59,7 +59,7 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
     return s;
   };
   const bool infer = seg.size() >= 3 && lower(seg[0]) == "models" && lower(seg.back()) == "infer";
-  Reply reply(std::move(respond), metrics_.get(), infer ? "v2_infer" : "v2");
+  Reply reply(std::move(respond), metrics_.get(), infer ? "v2_infer" : "v2", req, audit_.get());
   if (seg.empty()) {
     if (req.method != "GET") return reply.error(InvalidArgument("use GET"));
     return reply.json(200, std::string("{\"name\":\"") + kServerName + "\",\"version\":\"" + kServerVersion +
