@@ -10,12 +10,12 @@ PY := $(VENV)/bin/python
 BUILD_DIR := build/py
 APT_PACKAGES := build-essential cmake ninja-build ccache python3-dev python3-venv \
 	libonnx-dev libprotobuf-dev protobuf-compiler libeigen3-dev libgtest-dev libre2-dev \
-	libboost1.81-dev libsimdjson-dev libdnnl-dev libgrpc++-dev protobuf-compiler-grpc libssl-dev wrk nghttp2-client
+	libboost1.81-dev libsimdjson-dev libdnnl-dev libgrpc++-dev protobuf-compiler-grpc libssl-dev clang-14 libclang-rt-14-dev wrk nghttp2-client
 PIP_PACKAGES := pybind11 scikit-build-core numpy pytest onnx==1.23.2 onnxruntime==1.31.1 nbformat nbclient ipykernel scikit-learn skl2onnx requests "tritonclient[http,grpc]" grpcio-tools grpcio-health-checking
 SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python tests/cpp -type f \( -name '*.cc' -o -name '*.h' \
 	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' -o -name '*.proto' \))
 
-.PHONY: all build test test-cpp test-python demo serve bench bench-serve docs node-expectations zoo clean apt-deps
+.PHONY: all build test test-cpp test-python test-fuzz fuzz fuzz-build test-asan demo serve bench bench-serve docs node-expectations zoo clean apt-deps
 all: build
 
 apt-deps:
@@ -43,7 +43,32 @@ test-cpp: build
 test-python: build
 	$(PY) -m pytest -q tests/python
 
-test: test-cpp test-python
+# libFuzzer targets (tests/cpp/fuzz: ONNX loader, JSON and binary request decoders, HTTP request
+# parsing, model config) under ASan + UBSan, built with clang in build/fuzz. make test runs each for
+# FUZZ_SECONDS (60); make fuzz for 10 minutes each.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := fuzz_onnx_loader fuzz_model_config fuzz_json_tensor fuzz_http_request fuzz_wire
+fuzz-build: | apt-deps
+	@test -f build/fuzz/build.ninja || cmake -S . -B build/fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMSERVE_FUZZ=ON -DMSERVE_TESTS=OFF -DMSERVE_CUDA=OFF >/dev/null
+	ninja -C build/fuzz $(FUZZ_TARGETS)
+
+test-fuzz: fuzz-build
+	tests/cpp/fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz: fuzz-build
+	tests/cpp/fuzz/run.sh 600
+
+# The C++ test binary and the Python suite under AddressSanitizer + UBSan (gcc): build/asan and
+# .venv-asan, so the normal build stays as it is.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+test-asan: | apt-deps
+	@test -f build/asan/build.ninja || cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DMSERVE_CUDA=OFF -DCMAKE_CXX_FLAGS="$(ASAN_FLAGS)" -DCMAKE_EXE_LINKER_FLAGS="$(ASAN_FLAGS)" >/dev/null
+	ninja -C build/asan mserve_tests
+	UBSAN_OPTIONS=print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 build/asan/mserve_tests
+
+test: test-cpp test-python test-fuzz
 
 demo: build
 	$(PY) -m mserve demo models

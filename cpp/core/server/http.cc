@@ -52,6 +52,24 @@ std::string percent_decode(std::string_view s) {
   return o;
 }
 
+constexpr size_t kHeaderLimit = 64 * 1024;
+
+HttpRequest to_request(http::request<http::string_body>& msg) {
+  HttpRequest req;
+  req.method = std::string(msg.method_string());
+  std::string_view target(msg.target().data(), msg.target().size());
+  size_t q = target.find('?');
+  req.path = percent_decode(target.substr(0, q));
+  if (q != std::string_view::npos) req.query = std::string(target.substr(q + 1));
+  for (const auto& f : msg) {
+    std::string name(f.name_string());
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    req.headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  req.body = std::make_shared<std::string>(std::move(msg.body()));
+  return req;
+}
+
 std::string error_json(const std::string& msg) {
   std::string o = "{\"error\": \"";
   for (char c : msg) {
@@ -130,7 +148,7 @@ class Conn : public std::enable_shared_from_this<Conn<Stream>> {
     if (srv_->stopping) return close();
     parser_.emplace();
     parser_->body_limit(srv_->opts.body_limit);
-    parser_->header_limit(64 * 1024);
+    parser_->header_limit(kHeaderLimit);
     tcp_layer().expires_after(std::chrono::milliseconds(srv_->opts.idle_timeout_ms));
     http::async_read_header(stream_, buf_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
@@ -182,18 +200,7 @@ class Conn : public std::enable_shared_from_this<Conn<Stream>> {
   void on_read(beast::error_code ec) {
     if (ec) return on_error(ec);
     auto& msg = parser_->get();
-    HttpRequest req;
-    req.method = std::string(msg.method_string());
-    std::string_view target(msg.target().data(), msg.target().size());
-    size_t q = target.find('?');
-    req.path = percent_decode(target.substr(0, q));
-    if (q != std::string_view::npos) req.query = std::string(target.substr(q + 1));
-    for (const auto& f : msg) {
-      std::string name(f.name_string());
-      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      req.headers.emplace_back(std::move(name), std::string(f.value()));
-    }
-    req.body = std::make_shared<std::string>(std::move(msg.body()));
+    HttpRequest req = to_request(msg);
     beast::error_code ignore;
     auto ep = tcp_layer().socket().remote_endpoint(ignore);
     if (!ignore) req.remote = ep.address().to_string();
@@ -265,6 +272,27 @@ void HttpServer::Impl::accept() {
     }
     accept();
   });
+}
+
+StatusOr<HttpRequest> parse_http_request(std::string_view bytes, size_t body_limit) {
+  http::request_parser<http::string_body> parser;
+  parser.body_limit(body_limit);
+  parser.header_limit(kHeaderLimit);
+  parser.eager(true);
+  beast::error_code ec;
+  size_t used = 0;
+  while (used < bytes.size() && !parser.is_done()) {
+    const size_t n = parser.put(net::buffer(bytes.data() + used, bytes.size() - used), ec);
+    if (ec == http::error::need_more) break;
+    if (ec) return InvalidArgument("malformed HTTP request: " + ec.message());
+    if (n == 0) break;
+    used += n;
+  }
+  if (!parser.is_done()) {
+    parser.put_eof(ec);
+    if (ec || !parser.is_done()) return InvalidArgument("incomplete HTTP request");
+  }
+  return to_request(parser.get());
 }
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

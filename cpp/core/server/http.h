@@ -55,6 +55,10 @@ struct HttpOptions {
   std::string tls_cert_file, tls_key_file;
 };
 
+// One request from raw bytes, parsed as the server parses a connection's (header and body
+// limits, percent-decoded path, lower-cased header names); for tests and fuzzing.
+StatusOr<HttpRequest> parse_http_request(std::string_view bytes, size_t body_limit);
+
 class HttpServer {
  public:
   // Binds and starts serving; fails with a clear message when the address is taken.
