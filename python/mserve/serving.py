@@ -193,7 +193,8 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_
           trusted_keys: Optional[Sequence[Union[str, os.PathLike]]] = None, require_signatures: bool = False,
           model_key_file: Optional[Union[str, os.PathLike]] = None,
           model_key_env: Optional[str] = None, audit_log: Optional[Union[str, os.PathLike]] = None,
-          audit_log_max_bytes: int = 100 << 20, audit_log_keep: int = 5) -> Optional[Server]:
+          audit_log_max_bytes: int = 100 << 20, audit_log_keep: int = 5, max_connections: int = 10000,
+          idle_timeout_ms: int = 60000, read_timeout_ms: int = 30000) -> Optional[Server]:
     """Serves models over HTTP: TensorFlow Serving's REST API (/v1/models/...), KServe v2
     (/v2/...) and Prometheus metrics (/metrics); and, with ``grpc_port``, over gRPC:
     TensorFlow Serving's PredictionService and ModelService, KServe v2's GRPCInferenceService
@@ -230,6 +231,10 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_
     audit_log: a file that gets one JSON line per request (time, protocol, client, identity,
         model, version, endpoint, status, latency, request id; never the payload), rotated past
         audit_log_max_bytes into .1 ... .<audit_log_keep>. Writing never fails a request.
+    max_connections: open HTTP connections (more are closed at accept); idle_timeout_ms: a
+        keep-alive connection (or a client sending its headers) idle this long is closed;
+        read_timeout_ms: a request body or TLS handshake must arrive within this. Slow clients
+        cannot hold connections.
     request_timeout_ms: per-request deadline (504 / DEADLINE_EXCEEDED when exceeded; 0: none);
         a gRPC client's own deadline applies too.
     """
@@ -250,7 +255,8 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_
         "require_signatures": bool(require_signatures),
         "model_key_file": os.fspath(model_key_file) if model_key_file else "", "model_key_env": model_key_env or "",
         "audit_log": os.fspath(audit_log) if audit_log else "", "audit_log_max_bytes": int(audit_log_max_bytes),
-        "audit_log_keep": int(audit_log_keep),
+        "audit_log_keep": int(audit_log_keep), "max_connections": int(max_connections),
+        "idle_timeout_ms": int(idle_timeout_ms), "read_timeout_ms": int(read_timeout_ms),
         "batching": _batching(batching), "optimize": bool(optimize), "warmup": bool(warmup), "quiet": bool(quiet),
     }
     if not blocking:
