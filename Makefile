@@ -15,7 +15,7 @@ PIP_PACKAGES := pybind11 scikit-build-core numpy pytest onnx==1.23.2 onnxruntime
 SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python tests/cpp -type f \( -name '*.cc' -o -name '*.h' \
 	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' -o -name '*.proto' \))
 
-.PHONY: all build test test-cpp test-python test-fuzz fuzz fuzz-build test-asan demo serve bench bench-serve docs node-expectations zoo clean apt-deps
+.PHONY: all build test test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-serve docs node-expectations zoo clean apt-deps
 all: build
 
 apt-deps:
@@ -88,6 +88,14 @@ bench: build
 bench-serve: build
 	@$(PY) -c "import fastapi, uvicorn" 2>/dev/null || $(PY) -m pip install -q fastapi uvicorn
 	$(PY) bench/bench_serve.py
+
+# The server under mixed valid, invalid and oversized traffic with version swaps for SOAK_MINUTES;
+# reports requests, errors by kind, p50/p99, RSS over time (build/soak.png). Passes with zero
+# unexpected answers and flat memory.
+SOAK_MINUTES ?= 10
+soak: build
+	@$(PY) -c "import matplotlib" 2>/dev/null || $(PY) -m pip install -q matplotlib
+	$(PY) bench/soak.py --minutes $(SOAK_MINUTES) --plot build/soak.png
 
 node-expectations: build
 	$(PY) tests/python/node_suite.py --out /dev/null --expectations tests/python/node_expectations.tsv
