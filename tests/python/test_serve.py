@@ -1,6 +1,7 @@
 """The HTTP server's endpoints against real HTTP clients: TensorFlow Serving REST (requests),
 KServe v2 (requests and tritonclient.http), metrics, limits and errors."""
 import json
+import os
 import socket
 import threading
 
@@ -312,8 +313,9 @@ def test_readme_curl_against_the_example_repository(tmp_path):
     with mserve.serve(config, port=0, blocking=False, quiet=True) as s:
         if shutil.which("curl") is None:
             pytest.skip("curl is not installed")
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}  # curl is not ours to sanitize
         out = subprocess.run(cmd.replace("localhost:8501", f"127.0.0.1:{s.port}"), shell=True,
-                             capture_output=True, text=True, timeout=30).stdout
+                             capture_output=True, text=True, timeout=30, env=env).stdout
         assert json.loads(out) == {"predictions": [2.5, 3.0, 4.5]}
         assert requests.get(f"{s.url}/v1/models/mlp").json()["model_version_status"][0]["state"] == "AVAILABLE"
 
