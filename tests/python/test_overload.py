@@ -70,6 +70,29 @@ def test_ten_times_capacity_is_shed_and_the_server_recovers(tmp_path):
         assert rss_mb() - before < 64
 
 
+def test_grpc_beyond_its_threads_is_resource_exhausted_and_recovers():
+    from tritonclient.utils import InferenceServerException
+    with mserve.serve({"slow": mserve.load(slow_model())}, port=0, grpc_port=0, grpc_max_threads=4, blocking=False,
+                      quiet=True, threads=1) as s:
+        def call(_):
+            c = tc.InferenceServerClient(s.grpc_target)
+            x = tc.InferInput("x", [1, 1], "FP32")
+            x.set_data_from_numpy(np.ones((1, 1), np.float32))
+            try:
+                return float(c.infer("slow", [x], client_timeout=60).as_numpy("y"))
+            except InferenceServerException as e:
+                return e.status()
+            finally:
+                c.close()
+
+        want = call(0)
+        with cf.ThreadPoolExecutor(30) as pool:
+            results = list(pool.map(call, range(30)))
+        shed = [r for r in results if r == "StatusCode.RESOURCE_EXHAUSTED"]
+        assert len(shed) >= 10 and all(r == want for r in results if r not in shed), results
+        assert [call(0) for _ in range(3)] == [want] * 3
+
+
 def _slowloris(port, stop, closed):
     s = socket.create_connection(("127.0.0.1", port))
     try:
