@@ -53,6 +53,26 @@ def test_new_version_replaces_old_and_removed_version_unloads(tmp_path):
         assert states(s.url)[2] == "END"
 
 
+def test_versions_gone_from_disk_are_forgotten_with_their_metrics(tmp_path):
+    """Swapping versions for a long time keeps the status list and the metrics bounded: a version
+    whose folder is gone is reported END for one poll, then forgotten with its series."""
+    base = tmp_path / "m"
+    write_version(base, 1, scale_model(1.0))
+    with mserve.serve({"m": str(base)}, port=0, blocking=False, quiet=True, file_system_poll_wait_seconds=0) as s:
+        s.wait_ready()
+        for v in range(2, 8):
+            assert factor(s.url) == v - 1
+            write_version(base, v, scale_model(float(v)))
+            shutil.rmtree(base / str(v - 1))
+            s.poll()
+            s.poll()
+        assert factor(s.url) == 7.0
+        assert set(states(s.url)) <= {6, 7}
+        metrics = requests.get(f"{s.url}/metrics").text
+        versions = set(re.findall(r'mserve_requests_total\{model="m",version="(\d+)"', metrics))
+        assert versions - {"0"} <= {"6", "7"}, versions  # 0: status calls, which name no version
+
+
 def test_broken_version_never_served_and_retried_when_fixed(tmp_path):
     base = tmp_path / "m"
     write_version(base, 1, scale_model(1.0))

@@ -111,6 +111,7 @@ StatusOr<std::unique_ptr<ModelServer>> ModelServer::start(
   if (!mo.log) mo.log = log_line;
   serving::Metrics* metrics = s->metrics_.get();
   mo.on_batch = [metrics](const std::string& model, size_t rows) { metrics->batch(model, rows); };
+  mo.on_forget = [metrics](const std::string& model, int64_t version) { metrics->forget(model, version); };
   if (mo.batching) MS_RETURN_IF_ERROR(mo.batching->validate());
   MS_RETURN_IF_ERROR(serving::validate(mo.integrity));
   if (!s->opts_.audit.path.empty()) {

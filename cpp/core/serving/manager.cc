@@ -98,23 +98,28 @@ Status ModelManager::set_config(const std::vector<ModelConfig>& models) {
     if (!names.insert(m.name).second) return InvalidArgument("model name '" + m.name + "' appears twice");
     if (m.batching) MS_RETURN_IF_ERROR(m.batching->validate());
   }
+  std::vector<std::string> removed;
   {
     std::lock_guard<std::mutex> lk(mu_);
+    // Refused as a whole before anything changes.
+    for (const ModelConfig& m : models) {
+      auto it = models_.find(m.name);
+      if (it != models_.end() && it->second.from_memory)
+        return InvalidArgument("model name '" + m.name + "' is already served from memory");
+    }
     for (auto it = models_.begin(); it != models_.end();) {
       if (!it->second.from_memory && !names.count(it->first)) {
         log("model '" + it->first + "' removed from the config; unloading");
+        removed.push_back(it->first);
         it = models_.erase(it);  // in-flight requests keep their servable alive
       } else {
         ++it;
       }
     }
-    for (const ModelConfig& m : models) {
-      auto it = models_.find(m.name);
-      if (it != models_.end() && it->second.from_memory)
-        return InvalidArgument("model name '" + m.name + "' is already served from memory");
-      models_[m.name].config = m;
-    }
+    for (const ModelConfig& m : models) models_[m.name].config = m;
   }
+  if (opts_.on_forget)
+    for (const std::string& name : removed) opts_.on_forget(name, -1);
   poll();
   return Status::OK();
 }
@@ -283,6 +288,9 @@ void ModelManager::poll_model(const std::string& name) {
   }
 
   // Unload what is no longer aspired, keeping the newest available one while no aspired version is.
+  std::vector<int64_t> gone;  // versions forgotten: their metrics go too (outside the lock)
+  std::set<int64_t> just_ended;  // reported as END until the next pass
+  {
   std::lock_guard<std::mutex> lk(mu_);
   auto it = models_.find(name);
   if (it == models_.end()) return;
@@ -302,19 +310,27 @@ void ModelManager::poll_model(const std::string& name) {
       ver.status.state = VersionState::kUnloading;
       ver.servable.reset();  // freed when its last in-flight request finishes
       ver.status.state = VersionState::kEnd;
+      just_ended.insert(v);
       log("model '" + name + "' version " + std::to_string(v) + ": unloaded");
     } else if (ver.status.state == VersionState::kEnd && !on_disk.count(v)) {
       ver.signature.clear();
     }
   }
-  // Forget failed versions whose folder disappeared, keep the rest for the status endpoint.
+  // Forget ended versions whose folder disappeared, one pass after they ended (a server swapping
+  // versions for months keeps a bounded status list and metrics); keep the rest for the status
+  // endpoint.
   for (auto vit = m.versions.begin(); vit != m.versions.end();) {
     if (vit->second.status.state == VersionState::kEnd && !on_disk.count(vit->first) &&
-        !vit->second.status.error.ok())
+        !just_ended.count(vit->first)) {
+      gone.push_back(vit->first);
       vit = m.versions.erase(vit);
-    else
+    } else {
       ++vit;
+    }
   }
+  }
+  if (opts_.on_forget)
+    for (int64_t v : gone) opts_.on_forget(name, v);
   (void)not_ready;
 }
 

@@ -56,6 +56,9 @@ struct ManagerOptions {
   std::string model_key;                     // 32-byte AES-256-GCM key for encrypted model files; "" : none
   std::function<void(const std::string&)> log;  // one line per lifecycle event; may be empty
   std::function<void(const std::string& model, size_t rows)> on_batch;  // for metrics
+  // A version the manager no longer reports (unloaded and gone from disk; -1: the whole model left
+  // the config), so per-version metrics can go too. Called without the manager's lock held.
+  std::function<void(const std::string& model, int64_t version)> on_forget;
 };
 
 class ModelManager {

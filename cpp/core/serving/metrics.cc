@@ -50,6 +50,18 @@ void Metrics::batch(const std::string& model, size_t rows) {
   observe(batch_[model], kBatchBounds, static_cast<double>(rows));
 }
 
+void Metrics::forget(const std::string& model, int64_t version) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto match = [&](const std::string& m, int64_t v) { return m == model && (version < 0 || v == version); };
+  for (auto it = requests_.begin(); it != requests_.end();)
+    it = match(std::get<0>(it->first), std::get<1>(it->first)) ? requests_.erase(it) : std::next(it);
+  for (auto it = latency_.begin(); it != latency_.end();)
+    it = match(std::get<0>(it->first), std::get<1>(it->first)) ? latency_.erase(it) : std::next(it);
+  for (auto it = nonfinite_.begin(); it != nonfinite_.end();)
+    it = match(it->first.first, it->first.second) ? nonfinite_.erase(it) : std::next(it);
+  if (version < 0) batch_.erase(model);
+}
+
 void Metrics::nonfinite_outputs(const std::string& model, int64_t version, int64_t count) {
   std::lock_guard<std::mutex> lk(mu_);
   nonfinite_[{model, version}] += static_cast<uint64_t>(count);

@@ -20,6 +20,8 @@ class Metrics {
   void request(const std::string& model, int64_t version, const std::string& api, int status, double seconds);
   void batch(const std::string& model, size_t rows);
   void nonfinite_outputs(const std::string& model, int64_t version, int64_t count);
+  // Drops the series of a version (-1: every version of the model) that is no longer served.
+  void forget(const std::string& model, int64_t version);
   // Prometheus text exposition format 0.0.4, with live gauges (model state, queue depth).
   std::string prometheus(const ModelManager& manager) const;
 
