@@ -47,7 +47,7 @@ test-python: build
 # parsing, model config) under ASan + UBSan, built with clang in build/fuzz. make test runs each for
 # FUZZ_SECONDS (60); make fuzz for 10 minutes each.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := fuzz_onnx_loader fuzz_model_config fuzz_json_tensor fuzz_http_request fuzz_wire
+FUZZ_TARGETS := fuzz_onnx_loader fuzz_model_config fuzz_json_tensor fuzz_v2_infer fuzz_http_request fuzz_wire
 fuzz-build: | apt-deps
 	@test -f build/fuzz/build.ninja || cmake -S . -B build/fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 \
 	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMSERVE_FUZZ=ON -DMSERVE_TESTS=OFF -DMSERVE_CUDA=OFF >/dev/null
@@ -58,6 +58,8 @@ test-fuzz: fuzz-build
 
 fuzz: fuzz-build
 	tests/cpp/fuzz/run.sh 600
+
+test: test-cpp test-python test-fuzz
 
 # The C++ test binary and the Python suite under AddressSanitizer + UBSan (gcc), in build/asan
 # (the normal build stays as it is): the extension built there is put first on PYTHONPATH and the

@@ -689,3 +689,34 @@ def test_tensorflow_serving_api_stubs_when_installed(server):
     """)
     r = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+
+
+# ---- shapes the data cannot fill (found by fuzz_v2_infer: the server allocated before counting) ----
+
+def test_huge_shapes_with_little_data_are_refused_before_allocating(tfs, channel, server):
+    huge = [1, 555555555552]
+    # KServe v2 REST, JSON data and binary BYTES.
+    r = requests.post(f"{server.url}/v2/models/scale/infer",
+                      json={"inputs": [{"name": "x", "datatype": "FP32", "shape": huge, "data": [1, 2]}]})
+    assert r.status_code == 400 and "2 values for shape" in r.json()["error"]
+    header = b'{"inputs":[{"name":"s","datatype":"BYTES","shape":[1000000000000],"parameters":{"binary_data_size":5}}]}'
+    r = requests.post(f"{server.url}/v2/models/str/infer", data=header + b"\x01\x00\x00\x00a",
+                      headers={"Inference-Header-Content-Length": str(len(header))})
+    assert r.status_code == 400 and "cannot hold shape" in r.json()["error"]
+    # KServe v2 gRPC typed contents.
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+    req = service_pb2.ModelInferRequest(model_name="scale")
+    t = req.inputs.add(name="x", datatype="FP32", shape=huge)
+    t.contents.fp32_contents.extend([1, 2])
+    code, details = rpc_error(lambda: service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(req))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "holds 2 values" in details
+    # TensorFlow Serving: typed values, and one value broadcast past the limit.
+    code, details = rpc_error(lambda: predict(tfs, channel, "scale", {"x": _tensor(tfs, "DT_FLOAT", huge,
+                                                                                    float_val=[1, 2])}))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "holds 2 values" in details
+    code, details = rpc_error(lambda: predict(tfs, channel, "scale", {"x": _tensor(tfs, "DT_FLOAT", [1 << 20, 64],
+                                                                                    float_val=[1])}))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "one value fills at most 64 MiB" in details
+    s = _tensor(tfs, "DT_STRING", [1 << 40], string_val=[b"a"])
+    code, _ = rpc_error(lambda: predict(tfs, channel, "str", {"s": s}))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT

@@ -16,6 +16,7 @@ namespace tfs = ::tensorflow::serving;
 using ::tensorflow::TensorProto;
 
 constexpr const char* kSignature = "serving_default";
+constexpr size_t kMaxBroadcastBytes = 64 << 20;
 
 StatusOr<std::shared_ptr<const serving::Servable>> resolve(ModelServer* server, const tfs::ModelSpec& spec) {
   if (spec.name().empty()) return InvalidArgument("model_spec.name is empty");
@@ -52,7 +53,6 @@ StatusOr<Tensor> tensor_from_proto(const TensorProto& p, DType want, const std::
     shape.push_back(d.size());
   }
   MS_ASSIGN_OR_RETURN(size_t bytes, aligned_bytes(want, shape));
-  (void)bytes;
   if (!p.tensor_content().empty()) {
     if (want == DType::kString)
       return InvalidArgument(what + ": DT_STRING values go in string_val, not tensor_content");
@@ -70,6 +70,31 @@ StatusOr<Tensor> tensor_from_proto(const TensorProto& p, DType want, const std::
     std::memcpy(t.raw(), c.data(), need);
     return t;
   }
+  // The typed values are counted before anything is allocated: a shape the request's values
+  // cannot fill is refused, and one value fills a shape only up to kMaxBroadcastBytes.
+  int64_t values = 0;
+  switch (want) {
+    case DType::kFloat32: values = p.float_val_size(); break;
+    case DType::kFloat64: values = p.double_val_size(); break;
+    case DType::kFloat16: values = p.half_val_size(); break;
+    case DType::kInt8:
+    case DType::kInt16:
+    case DType::kInt32:
+    case DType::kUInt8:
+    case DType::kUInt16: values = p.int_val_size(); break;
+    case DType::kInt64: values = p.int64_val_size(); break;
+    case DType::kUInt32: values = p.uint32_val_size(); break;
+    case DType::kUInt64: values = p.uint64_val_size(); break;
+    case DType::kBool: values = p.bool_val_size(); break;
+    case DType::kString: values = p.string_val_size(); break;
+    default: break;
+  }
+  if (values != shape.numel() && !(values == 1 && bytes <= kMaxBroadcastBytes))
+    return InvalidArgument(what + " holds " + std::to_string(values) + " values; its shape " + shape.str() + " needs " +
+                           std::to_string(shape.numel()) +
+                           (values == 1 ? " (one value fills at most " + std::to_string(kMaxBroadcastBytes >> 20) +
+                                              " MiB)"
+                                        : ""));
   MS_ASSIGN_OR_RETURN(Tensor t, Tensor::empty(want, shape));
   switch (want) {
     case DType::kFloat32:

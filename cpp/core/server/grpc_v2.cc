@@ -67,6 +67,26 @@ StatusOr<Tensor> input_tensor(const v2::ModelInferRequest::InferInputTensor& in,
     return t;
   }
   const v2::InferTensorContents& c = in.contents();
+  // Counted before anything is allocated: the shape must match the values sent.
+  int64_t values = -1;
+  switch (dt) {
+    case DType::kFloat32: values = c.fp32_contents_size(); break;
+    case DType::kFloat64: values = c.fp64_contents_size(); break;
+    case DType::kInt8:
+    case DType::kInt16:
+    case DType::kInt32: values = c.int_contents_size(); break;
+    case DType::kInt64: values = c.int64_contents_size(); break;
+    case DType::kUInt8:
+    case DType::kUInt16:
+    case DType::kUInt32: values = c.uint_contents_size(); break;
+    case DType::kUInt64: values = c.uint64_contents_size(); break;
+    case DType::kBool: values = c.bool_contents_size(); break;
+    case DType::kString: values = c.bytes_contents_size(); break;
+    default: return InvalidArgument(what + ": " + v2_dtype(dt) + " travels only in raw_input_contents");
+  }
+  if (values != shape.numel())
+    return InvalidArgument(what + " contents holds " + std::to_string(values) + " values; its shape " + shape.str() +
+                           " needs " + std::to_string(shape.numel()));
   MS_ASSIGN_OR_RETURN(Tensor t, Tensor::empty(dt, shape));
   const std::string field = what + " contents";
   switch (dt) {

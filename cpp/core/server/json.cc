@@ -304,7 +304,26 @@ StatusOr<Tensor> tensor_from_json(const std::vector<JsonElement>& rows, bool sta
   return t;
 }
 
+namespace {
+
+// Values in `e` (arrays nested any way), counted before anything is allocated: a request's shape
+// must not make the server allocate more than its data holds.
+int64_t count_leaves(JsonElement e) {
+  if (!e.is_array()) return 1;
+  int64_t n = 0;
+  simdjson::dom::array arr = e.get_array().value_unsafe();
+  for (JsonElement c : arr) n += count_leaves(c);
+  return n;
+}
+
+}  // namespace
+
 StatusOr<Tensor> tensor_from_json_flat(JsonElement data, const Shape& shape, DType dtype, const std::string& what) {
+  MS_RETURN_IF_ERROR(aligned_bytes(dtype, shape).status());
+  const int64_t values = count_leaves(data);
+  if (values != shape.numel())
+    return InvalidArgument(what + ": " + std::to_string(values) + " values for shape " + shape.str() + " (" +
+                           std::to_string(shape.numel()) + " expected)");
   MS_ASSIGN_OR_RETURN(Tensor t, Tensor::empty(dtype, shape));
   Status st = Unsupported(what + ": " + std::string(dtype_name(dtype)) + " tensors cannot be read from JSON");
   int64_t n = 0;

@@ -65,6 +65,11 @@ std::optional<DType> dtype_from_v2(std::string_view name) {
 }
 
 StatusOr<Tensor> decode_length_prefixed(const char* p, size_t size, const Shape& shape, const std::string& what) {
+  // Each element takes at least its 4-byte length: a shape the data cannot hold is refused before
+  // any element is made.
+  MS_RETURN_IF_ERROR(aligned_bytes(DType::kString, shape).status());
+  if (shape.numel() < 0 || static_cast<uint64_t>(shape.numel()) > size / 4)
+    return InvalidArgument(what + ": " + std::to_string(size) + " bytes of BYTES data cannot hold shape " + shape.str());
   MS_ASSIGN_OR_RETURN(Tensor t, Tensor::empty(DType::kString, shape));
   std::string* out = t.data<std::string>();
   size_t off = 0;

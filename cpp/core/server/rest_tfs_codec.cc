@@ -12,8 +12,10 @@ void zipmap_row(std::string* o, const Value& v, const Tensor& t, int64_t row) {
   const int64_t n_labels = static_cast<int64_t>(strings ? v.zipmap_string_labels.size() : v.zipmap_labels.size());
   for (int64_t j = 0; j < c && j < n_labels; ++j) {
     if (j) *o += ",";
-    if (strings) json_string(o, v.zipmap_string_labels[j]);
-    else *o += "\"" + std::to_string(v.zipmap_labels[j]) + "\"";
+    if (strings)
+      json_string(o, v.zipmap_string_labels[j]);
+    else
+      *o += "\"" + std::to_string(v.zipmap_labels[j]) + "\"";
     *o += ":";
     Tensor one(DType::kFloat32, Shape{}, const_cast<float*>(p + j));
     json_tensor(o, one);
@@ -29,9 +31,7 @@ Tensor row_of(const Tensor& t, int64_t i) {
 }
 
 // TensorFlow Serving writes string outputs named "*_bytes" as {"b64": ...}.
-bool b64_output(const std::string& name) {
-  return name.size() >= 6 && name.compare(name.size() - 6, 6, "_bytes") == 0;
-}
+bool b64_output(const std::string& name) { return name.size() >= 6 && name.compare(name.size() - 6, 6, "_bytes") == 0; }
 
 // An instance that names the model's inputs; {"b64": "..."} is a value (a bytes element), not that.
 bool named_instance(JsonElement r) {
@@ -56,7 +56,8 @@ StatusOr<std::vector<Tensor>> decode_predict(JsonElement doc, const Graph& g, bo
       return InvalidArgument("signature '" + std::string(name) + "' not found; ONNX models have one: serving_default");
   }
   if (has_inst == has_inputs)
-    return InvalidArgument("the request must have exactly one of \"instances\" (row format) or \"inputs\" (columnar format)");
+    return InvalidArgument(
+        "the request must have exactly one of \"instances\" (row format) or \"inputs\" (columnar format)");
   *row_format = has_inst;
   const size_t n_in = g.inputs.size();
   std::vector<Tensor> out(n_in);
@@ -113,7 +114,8 @@ StatusOr<std::vector<Tensor>> decode_predict(JsonElement doc, const Graph& g, bo
     return out;
   }
   if (n_in != 1)
-    return InvalidArgument("the model has " + std::to_string(n_in) + " inputs: \"inputs\" must be an object naming them");
+    return InvalidArgument("the model has " + std::to_string(n_in) +
+                           " inputs: \"inputs\" must be an object naming them");
   const Value& v = g.values[g.inputs[0]];
   MS_ASSIGN_OR_RETURN(out[0], tensor_from_json({inputs}, false, v.dtype, "input '" + v.name + "'"));
   return out;
@@ -153,7 +155,8 @@ Status encode_predict(const Graph& g, const std::vector<Tensor>& outs, bool row_
     const Tensor& t = outs[i];
     const std::string& name = g.values[g.outputs[i]].name;
     if (t.rank() == 0)
-      return InvalidArgument("output '" + name + "' is a scalar: the row format needs a batch dimension; "
+      return InvalidArgument("output '" + name +
+                             "' is a scalar: the row format needs a batch dimension; "
                              "use the columnar format (\"inputs\")");
     if (rows >= 0 && t.dim(0) != rows)
       return InvalidArgument("outputs disagree on the batch size (" + std::to_string(rows) + " vs " +
@@ -177,8 +180,10 @@ Status encode_predict(const Graph& g, const std::vector<Tensor>& outs, bool row_
         if (i) *o += ",";
         json_string(o, v.name);
         *o += ":";
-        if (v.zipmap) zipmap_row(o, v, outs[i], r);
-        else json_tensor(o, row_of(outs[i], r), 0, -1, b64_output(v.name));
+        if (v.zipmap)
+          zipmap_row(o, v, outs[i], r);
+        else
+          json_tensor(o, row_of(outs[i], r), 0, -1, b64_output(v.name));
       }
       *o += "}";
     }

@@ -12,6 +12,7 @@
 #include "core/server/json.h"
 #include "core/server/model_server.h"
 #include "core/server/protocol.h"
+#include "core/server/rest_v2_codec.h"
 
 namespace mserve::server {
 namespace {
@@ -32,14 +33,6 @@ void v2_tensors(std::string* o, const Graph& g, const std::vector<int>& ids) {
     *o += "]}";
   }
   *o += "]";
-}
-
-bool get_bool_param(JsonElement obj, const char* key) {
-  JsonElement params, v;
-  if (!obj.is_object() || obj.get_object().value_unsafe()["parameters"].get(params) != simdjson::SUCCESS) return false;
-  if (!params.is_object() || params.get_object().value_unsafe()[key].get(v) != simdjson::SUCCESS) return false;
-  bool b = false;
-  return v.get(b) == simdjson::SUCCESS && b;
 }
 
 }  // namespace
@@ -126,136 +119,11 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
   if (tail != "infer") return reply.error(NotFound("no such endpoint: /v2" + rest));
   if (req.method != "POST") return reply.error(InvalidArgument("infer takes POST"));
 
-  // The JSON header, then (binary extension) the input tensors' bytes in order.
-  const std::string& body = *req.body;
-  size_t json_len = body.size();
-  std::string_view hl = req.header("inference-header-content-length");
-  if (!hl.empty()) {
-    size_t n = 0;
-    auto r = std::from_chars(hl.data(), hl.data() + hl.size(), n);
-    if (r.ec != std::errc() || r.ptr != hl.data() + hl.size() || n > body.size())
-      return reply.error(InvalidArgument("Inference-Header-Content-Length is not a valid length within the body"));
-    json_len = n;
-  }
-  thread_local simdjson::dom::parser parser;
-  auto parsed = parse_json(parser, std::string_view(body.data(), json_len));
-  if (!parsed.ok()) return reply.error(parsed.status());
-  JsonElement doc = parsed.value();
-  if (!doc.is_object()) return reply.error(InvalidArgument("the request body must be a JSON object"));
-  auto obj = doc.get_object().value_unsafe();
-  std::string id;
-  {
-    JsonElement e;
-    std::string_view s;
-    if (obj["id"].get(e) == simdjson::SUCCESS && e.get(s) == simdjson::SUCCESS) id = std::string(s);
-  }
-  simdjson::dom::array in_list;
-  if (obj["inputs"].get(in_list) != simdjson::SUCCESS) return reply.error(InvalidArgument("\"inputs\" must be a list"));
-  std::vector<Tensor> inputs(g.inputs.size());
-  std::vector<bool> seen(g.inputs.size(), false);
-  size_t offset = json_len;
-  for (JsonElement in : in_list) {
-    if (!in.is_object()) return reply.error(InvalidArgument("each input must be an object"));
-    auto io = in.get_object().value_unsafe();
-    std::string_view name, datatype;
-    simdjson::dom::array shape_arr;
-    if (io["name"].get(name) != simdjson::SUCCESS) return reply.error(InvalidArgument("an input has no \"name\""));
-    const std::string what = "input '" + std::string(name) + "'";
-    if (io["datatype"].get(datatype) != simdjson::SUCCESS) return reply.error(InvalidArgument(what + " has no \"datatype\""));
-    if (io["shape"].get(shape_arr) != simdjson::SUCCESS) return reply.error(InvalidArgument(what + " has no \"shape\" list"));
-    size_t idx = g.inputs.size();
-    for (size_t i = 0; i < g.inputs.size(); ++i)
-      if (g.values[g.inputs[i]].name == name) idx = i;
-    if (idx == g.inputs.size()) return reply.error(InvalidArgument("the model has no " + what));
-    if (seen[idx]) return reply.error(InvalidArgument(what + " appears twice"));
-    seen[idx] = true;
-    const DType dt = g.values[g.inputs[idx]].dtype;
-    if (datatype != v2_dtype(dt))
-      return reply.error(InvalidArgument(what + " has datatype " + std::string(datatype) + "; the model expects " +
-                                         v2_dtype(dt)));
-    if (!Shape::fits(shape_arr.size())) return reply.error(InvalidArgument(what + ": rank exceeds the maximum"));
-    Shape shape;
-    for (JsonElement d : shape_arr) {
-      int64_t v;
-      if (d.get(v) != simdjson::SUCCESS || v < 0) return reply.error(InvalidArgument(what + ": bad shape"));
-      shape.push_back(v);
-    }
-    JsonElement params, size_el;
-    int64_t bin_size = -1;
-    if (io["parameters"].get(params) == simdjson::SUCCESS && params.is_object() &&
-        params.get_object().value_unsafe()["binary_data_size"].get(size_el) == simdjson::SUCCESS) {
-      if (size_el.get(bin_size) != simdjson::SUCCESS || bin_size < 0)
-        return reply.error(InvalidArgument(what + ": binary_data_size must be a non-negative integer"));
-    }
-    if (bin_size >= 0 && dt == DType::kString) {
-      if (offset + static_cast<size_t>(bin_size) > body.size())
-        return reply.error(InvalidArgument(what + ": the body ends before its binary data"));
-      auto t = decode_length_prefixed(body.data() + offset, static_cast<size_t>(bin_size), shape, what);
-      if (!t.ok()) return reply.error(t.status());
-      inputs[idx] = std::move(t).value();
-      offset += static_cast<size_t>(bin_size);
-      continue;
-    }
-    if (bin_size >= 0) {
-      auto need = aligned_bytes(dt, shape);
-      const size_t bytes = static_cast<size_t>(shape.numel()) * dtype_size(dt);
-      if (!need.ok() || static_cast<size_t>(bin_size) != bytes)
-        return reply.error(InvalidArgument(what + ": binary_data_size " + std::to_string(bin_size) + " does not match " +
-                                           "shape " + shape.str() + " of " + v2_dtype(dt) + " (" +
-                                           std::to_string(bytes) + " bytes)"));
-      if (offset + bytes > body.size())
-        return reply.error(InvalidArgument(what + ": the body ends before its binary data"));
-      const char* p = body.data() + offset;
-      if (reinterpret_cast<uintptr_t>(p) % dtype_size(dt) == 0) {
-        // Used in place: the tensor shares the request body's lifetime.
-        auto buf = Buffer::borrow(const_cast<char*>(p), bytes, req.body);
-        inputs[idx] = Tensor(dt, shape, buf, const_cast<char*>(p));
-      } else {
-        auto t = Tensor::empty(dt, shape);
-        if (!t.ok()) return reply.error(t.status());
-        std::memcpy(t.value().raw(), p, bytes);
-        inputs[idx] = std::move(t).value();
-      }
-      offset += bytes;
-      continue;
-    }
-    JsonElement data;
-    if (io["data"].get(data) != simdjson::SUCCESS)
-      return reply.error(InvalidArgument(what + " has neither \"data\" nor binary_data_size"));
-    auto t = tensor_from_json_flat(data, shape, dt, what);
-    if (!t.ok()) return reply.error(t.status());
-    inputs[idx] = std::move(t).value();
-  }
-  for (size_t i = 0; i < seen.size(); ++i)
-    if (!seen[i]) return reply.error(InvalidArgument("missing input '" + g.values[g.inputs[i]].name + "'"));
-  if (offset != body.size())
-    return reply.error(InvalidArgument("the body holds " + std::to_string(body.size() - offset) +
-                                       " bytes of binary data that no input claims"));
-
-  // Requested outputs (all when none are named), binary or JSON each.
-  const bool binary_default = get_bool_param(doc, "binary_data_output");
-  std::vector<std::pair<size_t, bool>> wanted;  // output index, binary
-  simdjson::dom::array out_list;
-  if (obj["outputs"].get(out_list) == simdjson::SUCCESS) {
-    for (JsonElement o : out_list) {
-      std::string_view name;
-      if (!o.is_object() || o.get_object().value_unsafe()["name"].get(name) != simdjson::SUCCESS)
-        return reply.error(InvalidArgument("each requested output must be an object with a \"name\""));
-      size_t idx = g.outputs.size();
-      for (size_t i = 0; i < g.outputs.size(); ++i)
-        if (g.values[g.outputs[i]].name == name) idx = i;
-      if (idx == g.outputs.size()) return reply.error(InvalidArgument("the model has no output '" + std::string(name) + "'"));
-      JsonElement params, b;
-      bool binary = binary_default;
-      if (o.get_object().value_unsafe()["parameters"].get(params) == simdjson::SUCCESS && params.is_object() &&
-          params.get_object().value_unsafe()["binary_data"].get(b) == simdjson::SUCCESS)
-        binary = b.is_bool() && b.get_bool().value_unsafe();
-      wanted.emplace_back(idx, binary);
-    }
-  } else {
-    for (size_t i = 0; i < g.outputs.size(); ++i) wanted.emplace_back(i, binary_default);
-  }
-
+  auto decoded = decode_v2_infer(req.body, req.header("inference-header-content-length"), g);
+  if (!decoded.ok()) return reply.error(decoded.status());
+  std::vector<Tensor> inputs = std::move(decoded.value().inputs);
+  const std::vector<std::pair<size_t, bool>> wanted = std::move(decoded.value().wanted);
+  const std::string id = std::move(decoded.value().id);
   std::shared_ptr<Session> session = sv->session;
   serving::Metrics* metrics = metrics_.get();
   const std::string mname = sv->model;

@@ -28,7 +28,7 @@ const Graph& model() {
   return g;
 }
 
-const DType kTypes[] = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kInt8, DType::kInt16,
+const DType kTypes[] = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kInt8,   DType::kInt16,
                         DType::kInt32,   DType::kInt64,   DType::kUInt8,   DType::kUInt16, DType::kUInt32,
                         DType::kUInt64,  DType::kBool,    DType::kString};
 

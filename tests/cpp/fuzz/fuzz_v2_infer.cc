@@ -1,0 +1,45 @@
+// libFuzzer target: KServe v2 REST infer bodies (JSON header, "data" tensors, the binary tensor
+// extension with Inference-Header-Content-Length) against a model with float, int64 and string
+// inputs. First byte: bit 0 set = the next two bytes (little-endian) are the header length.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/server/rest_v2_codec.h"
+
+using namespace mserve;
+
+namespace {
+
+const Graph& model() {
+  static const Graph g = [] {
+    Graph g;
+    const std::pair<const char*, DType> ins[] = {{"x", DType::kFloat32}, {"n", DType::kInt64}, {"s", DType::kString}};
+    for (const auto& [name, dt] : ins) {
+      Value v;
+      v.name = name;
+      v.dtype = dt;
+      g.inputs.push_back(g.add_value(v));
+    }
+    g.outputs = g.inputs;
+    return g;
+  }();
+  return g;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 3) return 0;
+  std::string header_length;
+  size_t skip = 1;
+  if (data[0] & 1) {
+    header_length = std::to_string(data[1] | data[2] << 8);
+    skip = 3;
+  }
+  auto body = std::make_shared<std::string>(reinterpret_cast<const char*>(data + skip), size - skip);
+  auto r = server::decode_v2_infer(body, header_length, model());
+  if (r.ok() && r.value().inputs.size() != model().inputs.size()) __builtin_trap();
+  return 0;
+}
