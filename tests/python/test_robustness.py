@@ -61,3 +61,18 @@ def test_non_utf8_names_are_replaced_not_raised():
     assert y.shape == (1, 3)
     with pytest.raises(mserve.InvalidArgument, match="inp"):
         m.predict([np.ones((1, 9), np.float32)])
+
+
+@pytest.mark.parametrize("field,values", [("float_data", [1.0]), ("int64_data", [1]), ("int32_data", [1])])
+def test_initializer_dims_its_data_cannot_fill_are_refused_before_allocating(field, values):
+    """Found by fuzz_onnx_loader: dims of 2^33 elements with one value made the loader allocate
+    32 GB before counting."""
+    from onnx import TensorProto, helper
+    dtype = {"float_data": TensorProto.FLOAT, "int64_data": TensorProto.INT64, "int32_data": TensorProto.INT32}[field]
+    w = TensorProto(name="w", data_type=dtype, dims=[1 << 17, 1 << 16])
+    getattr(w, field).extend(values)
+    g = helper.make_graph([helper.make_node("Identity", ["w"], ["y"])], "g", [],
+                          [helper.make_tensor_value_info("y", dtype, None)], [w])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(mserve.ModelLoadError, match="holds 1 values"):
+        mserve.load(m.SerializeToString())

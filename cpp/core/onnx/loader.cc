@@ -350,40 +350,41 @@ class Converter {
       std::memcpy(out.raw(), raw.data(), nbytes);
       return out;
     }
-    MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(dtype, shape));
+    // The values are counted before anything is allocated: dims the data cannot fill are refused.
     const int64_t n = shape.numel();
-    auto check = [&](int64_t have) -> Status {
-      if (have == n) return Status::OK();
+    int64_t have = 0;
+    switch (dtype) {
+      case DType::kFloat32: have = t.float_data_size(); break;
+      case DType::kFloat64: have = t.double_data_size(); break;
+      case DType::kInt64: have = t.int64_data_size(); break;
+      case DType::kUInt32: case DType::kUInt64: have = t.uint64_data_size(); break;
+      default: have = t.int32_data_size(); break;  // float16, int8/16/32, uint8/16, bool
+    }
+    if (have != n)
       return LoadError(what + "holds " + std::to_string(have) + " values, the shape " + shape.str() +
                        " needs " + std::to_string(n) + " (missing initializer data)");
-    };
+    MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(dtype, shape));
     switch (dtype) {
       case DType::kFloat32:
-        MS_RETURN_IF_ERROR(check(t.float_data_size()));
         std::copy(t.float_data().begin(), t.float_data().end(), out.data<float>());
         break;
       case DType::kFloat64:
-        MS_RETURN_IF_ERROR(check(t.double_data_size()));
         std::copy(t.double_data().begin(), t.double_data().end(), out.data<double>());
         break;
       case DType::kInt64:
-        MS_RETURN_IF_ERROR(check(t.int64_data_size()));
         std::copy(t.int64_data().begin(), t.int64_data().end(), out.data<int64_t>());
         break;
       case DType::kUInt32: case DType::kUInt64:
-        MS_RETURN_IF_ERROR(check(t.uint64_data_size()));
         for (int64_t i = 0; i < n; ++i) {
           if (dtype == DType::kUInt32) out.data<uint32_t>()[i] = static_cast<uint32_t>(t.uint64_data(i));
           else out.data<uint64_t>()[i] = t.uint64_data(i);
         }
         break;
       case DType::kFloat16:
-        MS_RETURN_IF_ERROR(check(t.int32_data_size()));
         for (int64_t i = 0; i < n; ++i)
           out.data<uint16_t>()[i] = static_cast<uint16_t>(t.int32_data(i));
         break;
       default:  // int8/16/32, uint8/16, bool travel in int32_data
-        MS_RETURN_IF_ERROR(check(t.int32_data_size()));
         MS_SWITCH_ALL(dtype, T, return Internal("unexpected dtype"),
                       for (int64_t i = 0; i < n; ++i) out.data<T>()[i] = static_cast<T>(t.int32_data(i)));
     }
