@@ -57,7 +57,7 @@ test-fuzz: fuzz-build
 	tests/cpp/fuzz/run.sh $(FUZZ_SECONDS)
 
 fuzz: fuzz-build
-	tests/cpp/fuzz/run.sh 600
+	FUZZ_SEED=0 tests/cpp/fuzz/run.sh 600
 
 test: test-cpp test-python test-fuzz
 

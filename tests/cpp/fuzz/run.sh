@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target of build/fuzz for SECONDS each (default 60): first the saved
-# regression inputs (each must pass), then a fuzzing run seeded from corpus/<target>. New corpus
-# entries go to a scratch folder, not into the repository. Prints executions, corpus size and
+# regression inputs (each must pass), then a fuzzing run seeded from corpus/<target>, with a fixed
+# random seed (FUZZ_SEED, default 1) so that a run is repeatable: a slower machine explores a
+# prefix of what a faster one does. FUZZ_SEED=0 picks a new seed each run. New corpus entries go
+# to a scratch folder, not into the repository. Prints executions, corpus size and
 # crashes per target; exits non-zero when a target crashes, leaks or times out.
 set -u
 seconds=${1:-60}
@@ -19,7 +21,7 @@ for f in "$bin"/fuzz_*; do
       echo "$name: a saved regression input fails again:"; tail -30 "$work/$name/regress.log"; failed=1
     fi
   fi
-  "$f" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
+  "$f" -seed="${FUZZ_SEED:-1}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
     -artifact_prefix="$work/$name/artifacts/" "$work/$name/corpus" "$here/corpus/$name" >"$work/$name/log" 2>&1
   rc=$?
   execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$work/$name/log" | grep -oE '[0-9]+$' || echo 0)
