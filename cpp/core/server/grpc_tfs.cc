@@ -18,6 +18,12 @@ using ::tensorflow::TensorProto;
 constexpr const char* kSignature = "serving_default";
 constexpr size_t kMaxBroadcastBytes = 64 << 20;
 
+// The version or label a ModelSpec asks for (neither: the newest).
+void spec_version(const tfs::ModelSpec& spec, std::optional<int64_t>* version, std::optional<std::string>* label) {
+  if (spec.has_version()) *version = spec.version().value();
+  if (spec.version_choice_case() == tfs::ModelSpec::kVersionLabel) *label = spec.version_label();
+}
+
 StatusOr<std::shared_ptr<const serving::Servable>> resolve(ModelServer* server, const tfs::ModelSpec& spec) {
   if (spec.name().empty()) return InvalidArgument("model_spec.name is empty");
   if (!spec.signature_name().empty() && spec.signature_name() != kSignature)
@@ -25,8 +31,7 @@ StatusOr<std::shared_ptr<const serving::Servable>> resolve(ModelServer* server, 
                            "' not found; ONNX models have one: serving_default");
   std::optional<int64_t> version;
   std::optional<std::string> label;
-  if (spec.has_version()) version = spec.version().value();
-  if (spec.version_choice_case() == tfs::ModelSpec::kVersionLabel) label = spec.version_label();
+  spec_version(spec, &version, &label);
   return server->manager().get(spec.name(), version, label);
 }
 
@@ -239,15 +244,11 @@ class PredictionService final : public tfs::PredictionService::Service {
       inputs[i] = std::move(t).value();
     }
     for (const auto& [name, _] : req->inputs()) {
-      bool known = false;
-      for (int id : g.inputs) known = known || g.values[id].name == name;
-      if (!known) return call.finish(InvalidArgument("the model has no input '" + name + "'"));
+      if (position_of(g, g.inputs, name) == g.inputs.size()) return call.finish(InvalidArgument("the model has no input '" + name + "'"));
     }
     std::vector<size_t> wanted;
     for (const std::string& name : req->output_filter()) {
-      size_t idx = g.outputs.size();
-      for (size_t i = 0; i < g.outputs.size(); ++i)
-        if (g.values[g.outputs[i]].name == name) idx = i;
+      const size_t idx = position_of(g, g.outputs, name);
       if (idx == g.outputs.size())
         return call.finish(InvalidArgument("output_filter names '" + name + "', which the model does not have"));
       wanted.push_back(idx);
@@ -318,8 +319,7 @@ class ModelService final : public tfs::ModelService::Service {
     if (spec.name().empty()) return call.finish(InvalidArgument("model_spec.name is empty"));
     std::optional<int64_t> version;
     std::optional<std::string> label;
-    if (spec.has_version()) version = spec.version().value();
-    if (spec.version_choice_case() == tfs::ModelSpec::kVersionLabel) label = spec.version_label();
+    spec_version(spec, &version, &label);
     call.model(spec.name(), version.value_or(0));
     auto st = server_->manager().status(spec.name(), version, label);
     if (!st.ok()) return call.finish(st.status());

@@ -214,9 +214,7 @@ class InferenceService final : public v2::GRPCInferenceService::Service {
     for (int k = 0; k < req->inputs_size(); ++k) {
       const auto& in = req->inputs(k);
       const std::string what = "input '" + in.name() + "'";
-      size_t idx = g.inputs.size();
-      for (size_t i = 0; i < g.inputs.size(); ++i)
-        if (g.values[g.inputs[i]].name == in.name()) idx = i;
+      const size_t idx = position_of(g, g.inputs, in.name());
       if (idx == g.inputs.size()) return call.finish(InvalidArgument("the model has no " + what));
       if (seen[idx]) return call.finish(InvalidArgument(what + " appears twice"));
       seen[idx] = true;
@@ -232,9 +230,7 @@ class InferenceService final : public v2::GRPCInferenceService::Service {
       if (!seen[i]) return call.finish(InvalidArgument("missing input '" + g.values[g.inputs[i]].name + "'"));
     std::vector<size_t> wanted;
     for (const auto& o : req->outputs()) {
-      size_t idx = g.outputs.size();
-      for (size_t i = 0; i < g.outputs.size(); ++i)
-        if (g.values[g.outputs[i]].name == o.name()) idx = i;
+      const size_t idx = position_of(g, g.outputs, o.name());
       if (idx == g.outputs.size()) return call.finish(InvalidArgument("the model has no output '" + o.name() + "'"));
       wanted.push_back(idx);
     }

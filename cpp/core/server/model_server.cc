@@ -29,9 +29,9 @@ int http_status(const Status& st) {
 
 struct Reply::State {
   Respond respond;
-  serving::Metrics* metrics;
+  serving::Metrics* metrics = nullptr;
   std::string api;
-  AuditLog* audit;
+  AuditLog* audit = nullptr;
   std::string client, identity, request_id, method;
   mutable std::string model;
   mutable int64_t version = 0;
@@ -39,8 +39,18 @@ struct Reply::State {
 };
 
 Reply::Reply(Respond respond, serving::Metrics* metrics, std::string api, const HttpRequest& req, AuditLog* audit)
-    : st_(std::make_shared<State>(State{std::move(respond), metrics, std::move(api), audit, req.remote, req.identity,
-                                        req.request_id, req.method})) {}
+    : st_(std::make_shared<State>()) {
+  st_->respond = std::move(respond);
+  st_->metrics = metrics;
+  st_->api = std::move(api);
+  st_->audit = audit;
+  st_->request_id = req.request_id;
+  if (audit) {  // what only the audit line needs
+    st_->client = req.remote;
+    st_->identity = req.identity;
+    st_->method = req.method;
+  }
+}
 
 void Reply::model(const std::string& name, int64_t version) const {
   st_->model = name;

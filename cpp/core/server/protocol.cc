@@ -53,6 +53,13 @@ const char* tf_dtype_number_name(int number) {
   return number >= 0 && number < static_cast<int>(sizeof kAll / sizeof kAll[0]) ? kAll[number] : "an unknown dtype";
 }
 
+size_t position_of(const Graph& g, const std::vector<int>& ids, std::string_view name) {
+  size_t idx = ids.size();
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (g.values[ids[i]].name == name) idx = i;
+  return idx;
+}
+
 const char* v2_dtype(DType t) {
   const Names* n = find(t);
   return n ? n->v2 : "INVALID";

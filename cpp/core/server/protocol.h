@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/graph/graph.h"
 #include "core/status.h"
 #include "core/tensor/tensor.h"
 
@@ -23,6 +24,10 @@ int tf_dtype_number(DType t);
 // The mserve type for a DataType number; nullopt for types mserve does not hold.
 std::optional<DType> dtype_from_tf(int number);
 const char* tf_dtype_number_name(int number);  // "DT_COMPLEX64", ... for error messages
+
+// The position of the value called `name` in `ids` (a graph's inputs or outputs); ids.size() when
+// none is. Several with the name: the last, as the request decoders always took.
+size_t position_of(const Graph& g, const std::vector<int>& ids, std::string_view name);
 
 // KServe v2 datatype names: "FP32", "INT64", "BYTES", ... ("INVALID" for none).
 const char* v2_dtype(DType t);

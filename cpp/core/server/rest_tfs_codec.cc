@@ -1,5 +1,7 @@
 #include "core/server/rest_tfs_codec.h"
 
+#include "core/server/protocol.h"
+
 namespace mserve::server {
 namespace {
 
@@ -91,9 +93,7 @@ StatusOr<std::vector<Tensor>> decode_predict(JsonElement doc, const Graph& g, bo
       for (JsonElement r : rows) {
         simdjson::dom::object fields = r.get_object().value_unsafe();
         for (auto field : fields) {
-          bool known = false;
-          for (int id : g.inputs) known = known || g.values[id].name == field.key;
-          if (!known) return InvalidArgument("the model has no input '" + std::string(field.key) + "'");
+          if (position_of(g, g.inputs, field.key) == g.inputs.size()) return InvalidArgument("the model has no input '" + std::string(field.key) + "'");
         }
       }
     return out;
@@ -107,9 +107,7 @@ StatusOr<std::vector<Tensor>> decode_predict(JsonElement doc, const Graph& g, bo
       MS_ASSIGN_OR_RETURN(out[i], tensor_from_json({x}, false, v.dtype, "input '" + v.name + "'"));
     }
     for (auto field : o) {
-      bool known = false;
-      for (int id : g.inputs) known = known || g.values[id].name == field.key;
-      if (!known) return InvalidArgument("the model has no input '" + std::string(field.key) + "'");
+      if (position_of(g, g.inputs, field.key) == g.inputs.size()) return InvalidArgument("the model has no input '" + std::string(field.key) + "'");
     }
     return out;
   }

@@ -60,9 +60,7 @@ StatusOr<V2InferRequest> decode_v2_infer(const std::shared_ptr<std::string>& bod
     const std::string what = "input '" + std::string(name) + "'";
     if (io["datatype"].get(datatype) != simdjson::SUCCESS) return InvalidArgument(what + " has no \"datatype\"");
     if (io["shape"].get(shape_arr) != simdjson::SUCCESS) return InvalidArgument(what + " has no \"shape\" list");
-    size_t idx = g.inputs.size();
-    for (size_t i = 0; i < g.inputs.size(); ++i)
-      if (g.values[g.inputs[i]].name == name) idx = i;
+    const size_t idx = position_of(g, g.inputs, name);
     if (idx == g.inputs.size()) return InvalidArgument("the model has no " + what);
     if (seen[idx]) return InvalidArgument(what + " appears twice");
     seen[idx] = true;
@@ -135,9 +133,7 @@ StatusOr<V2InferRequest> decode_v2_infer(const std::shared_ptr<std::string>& bod
       std::string_view name;
       if (!o.is_object() || o.get_object().value_unsafe()["name"].get(name) != simdjson::SUCCESS)
         return InvalidArgument("each requested output must be an object with a \"name\"");
-      size_t idx = g.outputs.size();
-      for (size_t i = 0; i < g.outputs.size(); ++i)
-        if (g.values[g.outputs[i]].name == name) idx = i;
+      const size_t idx = position_of(g, g.outputs, name);
       if (idx == g.outputs.size()) return InvalidArgument("the model has no output '" + std::string(name) + "'");
       JsonElement params, b;
       bool binary = binary_default;
