@@ -96,7 +96,7 @@ node-expectations: build
 zoo: $(VENV)/.deps
 	@dpkg -s python3-torch >/dev/null 2>&1 || { echo "apt-get install: python3-torch"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch python3-numpy; }
-	/usr/bin/python3 tests/models/generate.py --families torch
+	/usr/bin/python3 tests/models/generate.py --families torch bench
 	$(PY) tests/models/generate.py --families sklearn
 	du -sh tests/models
 

@@ -1,5 +1,6 @@
 """Latency of mserve vs ONNX Runtime (all graph optimizations on) on the model zoo (tests/models:
-real PyTorch and scikit-learn exports) and the example models, at batch 1 and 32, with 1 and 2
+real PyTorch and scikit-learn exports), the bench models (bench/models: the zoo's BERT- and
+GPT-style transformers at hidden 256, 4 layers, sequence 128) and the example models, at batch 1 and 32, with 1 and 2
 threads, both called from Python and measured in the same run. Prints median latencies, the
 speedup (onnxruntime / mserve; above 1 means mserve is faster), the geometric mean of the
 mserve/onnxruntime latency ratio per batch size, and the first-call latency (load + first run).
@@ -25,6 +26,18 @@ import mserve
 from mserve import examples
 
 ZOO = Path(__file__).resolve().parent.parent / "tests" / "models"
+BENCH_MODELS = Path(__file__).resolve().parent / "models"  # realistic widths, weights stripped
+
+
+def with_weights(path: Path) -> bytes:
+    """A bench model (tests/models/generate.py --families bench) with its stripped float
+    initializers filled: N(0, 0.05), seeded by the tensor's name, the same in every run."""
+    m = onnx.load(str(path))
+    for t in m.graph.initializer:
+        if t.data_type == onnx.TensorProto.FLOAT and not t.raw_data and not t.float_data and t.dims:
+            rng = np.random.default_rng(sum(map(ord, t.name)))
+            t.raw_data = (rng.standard_normal(tuple(t.dims)) * 0.05).astype(np.float32).tobytes()
+    return m.SerializeToString()
 
 
 def median_ms(fn, seconds: float, min_calls: int = 20, max_calls: int = 2000, warmup: int = 5) -> float:
@@ -136,10 +149,10 @@ def memory_report(names, calls: int) -> None:
               f"| {name} | {size:.1f} | failed | | | |", flush=True)
 
 
-def zoo_feeds(name: str, batch: int) -> dict:
+def zoo_feeds(name: str, batch: int, where: Path = ZOO) -> dict:
     """Inputs for zoo model `name` at `batch` rows: the first row of its first stored input set,
     repeated (DLRM's bags are rebuilt: the same bag per row)."""
-    data = np.load(ZOO / f"{name}.npz")
+    data = np.load(where / f"{name}.npz")
     first = {k.split(":", 2)[2]: data[k] for k in data.files if k.startswith("0:in:")}
     if name == "dlrm":
         feeds = {"dense": np.repeat(first["dense"][:1], batch, axis=0)}
@@ -159,6 +172,10 @@ def cases(only):
         if only and path.stem not in only:
             continue
         out.append((path.stem, path.read_bytes(), lambda b, n=path.stem: zoo_feeds(n, b)))
+    for path in sorted(BENCH_MODELS.glob("*.onnx")):
+        if only and path.stem not in only:
+            continue
+        out.append((path.stem, with_weights(path), lambda b, n=path.stem: zoo_feeds(n, b, BENCH_MODELS)))
     for name in ("mlp", "cnn_nhwc"):
         key = "example_" + name
         if only and key not in only:

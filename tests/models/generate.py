@@ -56,7 +56,7 @@ def save_npz(out_dir, name, sets, framework, zipmap=None):
 # PyTorch models
 # ----------------------------------------------------------------------------------------------
 
-def torch_models():
+def torch_models(bench=False):
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -408,6 +408,16 @@ def torch_models():
 
     seq = {0: "batch", 1: "sequence"}
     bat = {0: "batch"}
+    if bench:  # realistic widths, one input set of one row at sequence length 128 (bench/models)
+        return {
+            "bert_seq128": (lambda: Bert(hidden=256, heads=4, layers=4, max_len=128),
+                                 ["input_ids", "attention_mask", "token_type_ids"], ["last_hidden_state", "logits"],
+                                 {"input_ids": seq, "attention_mask": seq, "token_type_ids": seq,
+                                  "last_hidden_state": seq, "logits": bat},
+                                 [lambda r: bert_inputs(r, 1, 128)]),
+            "gpt_seq128": (lambda: GPT(hidden=256, heads=4, layers=4, max_len=128), ["input_ids"], ["logits"],
+                           {"input_ids": seq, "logits": seq}, [lambda r: {"input_ids": tokens(r, 1, 128, False)}]),
+        }
     # name: (constructor, input names, output names, dynamic axes, list of input-set makers)
     return {
         "linear_regression": (LinearRegression, ["x"], ["y"], {"x": bat, "y": bat},
@@ -469,11 +479,11 @@ def calibrate_batchnorm(model, make_inputs, rng):
             model(*[torch.from_numpy(v) for v in big.values()])
 
 
-def build_torch(out_dir, only):
+def build_torch(out_dir, only, bench=False):
     import torch
     torch.set_num_threads(1)
     made = []
-    for name, (ctor, in_names, out_names, dyn, makers) in torch_models().items():
+    for name, (ctor, in_names, out_names, dyn, makers) in torch_models(bench).items():
         if only and name not in only:
             continue
         torch.manual_seed(0)
@@ -495,6 +505,9 @@ def build_torch(out_dir, only):
                 warnings.simplefilter("ignore")
                 torch.onnx.export(model, example, path, opset_version=OPSET, input_names=in_names,
                                   output_names=out_names, dynamic_axes=dyn, do_constant_folding=True)
+        if bench:  # weights stripped: the stored outputs would not match the bench's weights
+            strip_weights(path)
+            sets = [(feeds, {}) for feeds, _ in sets]
         save_npz(out_dir, name, sets, f"torch {torch.__version__}")
         made.append(name)
         print(f"torch   {name}: {len(sets)} input sets", flush=True)
@@ -581,12 +594,44 @@ def build_sklearn(out_dir, only):
     return made
 
 
+STRIPPED = "mserve-bench: float initializers of 1024 values or more are stripped; bench/bench_models.py fills them"
+
+
+def strip_weights(path):
+    """Drops the data of every float32 initializer of 1024 values or more (dims kept), so that a
+    bench model of realistic width stays small in the repository. Needs the onnx package: under an
+    interpreter without it (the system Python with torch), runs itself under the project's venv."""
+    try:
+        import onnx
+    except ImportError:
+        import subprocess
+        venv = os.path.join(HERE, "..", "..", ".venv", "bin", "python")
+        subprocess.run([venv, os.path.abspath(__file__), "--strip", path], check=True)
+        return
+    m = onnx.load(path)
+    for t in m.graph.initializer:
+        if t.data_type == onnx.TensorProto.FLOAT and math.prod(t.dims) >= 1024:
+            t.ClearField("raw_data")
+            del t.float_data[:]
+    m.doc_string = STRIPPED
+    onnx.save(m, path)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--families", nargs="+", default=["torch", "sklearn"], choices=["torch", "sklearn"])
+    ap.add_argument("--families", nargs="+", default=["torch", "sklearn"], choices=["torch", "sklearn", "bench"],
+                    help="bench: transformers of realistic width for make bench, weights stripped, into bench/models")
     ap.add_argument("--only", nargs="*", help="model names to build (default: all)")
     ap.add_argument("--out", default=HERE)
+    ap.add_argument("--strip", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.strip:
+        strip_weights(args.strip)
+        return
+    if "bench" in args.families:
+        bench_dir = os.path.join(HERE, "..", "..", "bench", "models")
+        os.makedirs(bench_dir, exist_ok=True)
+        build_torch(bench_dir, set(args.only or []), bench=True)
     os.makedirs(args.out, exist_ok=True)
     only = set(args.only or [])
     for fam, build, module in (("torch", build_torch, "torch"), ("sklearn", build_sklearn, "skl2onnx")):

@@ -71,9 +71,12 @@ StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOpt
     MS_RETURN_IF_ERROR(remove_dead_nodes(p.graph));
     MS_RETURN_IF_ERROR(inline_constants(p.graph));
     MS_RETURN_IF_ERROR(fold_batchnorm(p.graph));
-    MS_RETURN_IF_ERROR(fuse_conv_activation(p.graph));
     MS_RETURN_IF_ERROR(fuse_matmul_bias(p.graph));
+    MS_RETURN_IF_ERROR(fuse_layer_norm(p.graph));
+    MS_RETURN_IF_ERROR(fuse_attention(p.graph));
+    MS_RETURN_IF_ERROR(fuse_matmul_transpose(p.graph));
     MS_RETURN_IF_ERROR(fuse_gelu(p.graph));
+    MS_RETURN_IF_ERROR(fuse_activation(p.graph));
     MS_RETURN_IF_ERROR(nhwc_convs(p.graph));
   }
   MS_ASSIGN_OR_RETURN(p.order, topological_order(p.graph));

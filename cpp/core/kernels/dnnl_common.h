@@ -68,6 +68,18 @@ inline dnnl::primitive_attr attr_with(const FusedActivation& act) {
     case K::kHardSwish:
       po.append_eltwise(1.0f, dnnl::algorithm::eltwise_hardswish, 0.0f, 0.0f);
       break;
+    case K::kGelu:
+      po.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+      break;
+    case K::kGeluTanh:
+      po.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_tanh, 0.0f, 0.0f);
+      break;
+    case K::kTanh:
+      po.append_eltwise(1.0f, dnnl::algorithm::eltwise_tanh, 0.0f, 0.0f);
+      break;
+    case K::kSigmoid:
+      po.append_eltwise(1.0f, dnnl::algorithm::eltwise_logistic, 0.0f, 0.0f);
+      break;
   }
   attr.set_post_ops(po);
   return attr;

@@ -1,9 +1,10 @@
-// Moves an activation into the Conv that feeds it (see kernels/fused_activation.h), so the
-// activation runs on the Conv's output while it is still in cache (a oneDNN post-op, or a pass
+// Moves an activation into the Conv, Gemm or MatMul that feeds it (see kernels/fused_activation.h),
+// so the activation runs on the product while it is still in cache (a oneDNN post-op, or a pass
 // right after the GEMM) instead of as a separate node over memory.
 #include <limits>
 #include <vector>
 
+#include "core/kernels/fused_activation.h"
 #include "core/passes/graph_index.h"
 #include "core/passes/passes.h"
 
@@ -28,7 +29,13 @@ bool activation_of(const Graph& g, const Node& n, std::string* kind, float* alph
   if (!n.domain.empty() || n.inputs.empty() || n.outputs.size() != 1) return false;
   *alpha = *beta = 0;
   *kind = n.op_type;
-  if (n.op_type == "Relu" || n.op_type == "HardSwish") return n.inputs.size() == 1;
+  if (n.op_type == "Relu" || n.op_type == "HardSwish" || n.op_type == "Tanh" || n.op_type == "Sigmoid")
+    return n.inputs.size() == 1;
+  if (n.op_type == "Gelu") {
+    const std::string approx = n.attr_string("approximate", "none");
+    if (approx == "tanh") *kind = "GeluTanh";
+    return n.inputs.size() == 1 && (approx == "none" || approx == "tanh");
+  }
   if (n.op_type == "LeakyRelu") {
     *alpha = n.attr_float("alpha", 0.01f);
     return n.inputs.size() == 1;
@@ -45,9 +52,24 @@ bool activation_of(const Graph& g, const Node& n, std::string* kind, float* alph
   return false;
 }
 
+bool is_float(DType t) { return t == DType::kFloat32 || t == DType::kFloat64; }
+
+// `p` computes in float32 or float64 and applies a fused activation to its output.
+bool takes_activation(const Graph& g, const Node& p) {
+  if (p.attr("mserve_activation") || p.outputs.size() != 1) return false;
+  if (p.domain == "com.mserve") return p.op_type == "FusedMatMul";
+  if (!p.domain.empty()) return false;
+  if (p.op_type == "Conv" || p.op_type == "Gemm") return true;
+  if (p.op_type != "MatMul" || p.inputs.size() != 2) return false;
+  // MatMul also multiplies integers: fuse only where the element type is known to be float.
+  auto it = g.initializers.find(p.inputs[1]);
+  if (it != g.initializers.end()) return is_float(it->second.dtype());
+  return p.inputs[0] != kNoValue && is_float(g.values[p.inputs[0]].dtype);
+}
+
 }  // namespace
 
-Status fuse_conv_activation(Graph& g) {
+Status fuse_activation(Graph& g) {
   GraphIndex ix(g);
   std::vector<int>&uses = ix.uses, &producer = ix.producer;
   std::vector<bool> removed(g.nodes.size(), false);
@@ -58,14 +80,12 @@ Status fuse_conv_activation(Graph& g) {
     if (act.inputs.empty() || act.inputs[0] == kNoValue || !activation_of(g, act, &kind, &alpha, &beta)) continue;
     const int x = act.inputs[0];
     if (uses[x] != 1 || producer[x] < 0) continue;
-    Node& conv = g.nodes[producer[x]];
-    if (conv.op_type != "Conv" || !conv.domain.empty() || conv.attr("mserve_activation") || conv.outputs.size() != 1 ||
-        conv.outputs[0] != x)
-      continue;
-    conv.attrs["mserve_activation"] = Attribute::of_string(kind);
-    conv.attrs["mserve_activation_alpha"] = Attribute::of_float(alpha);
-    conv.attrs["mserve_activation_beta"] = Attribute::of_float(beta);
-    conv.outputs[0] = act.outputs[0];
+    Node& p = g.nodes[producer[x]];
+    if (!takes_activation(g, p) || p.outputs[0] != x) continue;
+    p.attrs["mserve_activation"] = Attribute::of_string(kind);
+    p.attrs["mserve_activation_alpha"] = Attribute::of_float(alpha);
+    p.attrs["mserve_activation_beta"] = Attribute::of_float(beta);
+    p.outputs[0] = act.outputs[0];
     producer[act.outputs[0]] = producer[x];
     removed[i] = true;
   }

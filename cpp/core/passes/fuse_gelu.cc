@@ -1,6 +1,9 @@
-// The Erf form of GELU as exporters write it, x * (1 + erf(x / sqrt(2))) * 0.5 (PyTorch:
-// Div, Erf, Add, Mul, Mul; operand orders and x * (1/sqrt 2) accepted), becomes one Gelu node:
-// one pass over the data instead of five.
+// GELU as exporters write it becomes one Gelu node: one pass over the data instead of five to
+// nine (and then usually an activation fused into the MatMul before it, fuse_activation.cc).
+//   erf form:  x * (1 + erf(x / sqrt 2)) * 0.5     (x * (1/sqrt 2) accepted)
+//   tanh form: x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))) * 0.5    (approximate="tanh";
+//              x^3 as Pow(x, 3), x * (x * x) or (x * x) * x)
+// The outer product is accepted as 0.5 * (x * t) or (0.5 * x) * t, operands in either order.
 #include <cmath>
 #include <vector>
 
@@ -26,15 +29,56 @@ class Matcher {
     return std::abs(it->second.data<float>()[0] - want) <= 1e-5 * std::abs(want);
   }
   // For a binary node with a scalar `want` on one side: the other input, or kNoValue.
-  int other_than_scalar(const Node& n, double want) const {
-    if (n.inputs.size() != 2) return kNoValue;
-    if (scalar(n.inputs[1], want)) return n.inputs[0];
-    if (scalar(n.inputs[0], want)) return n.inputs[1];
+  int other_than_scalar(const Node* n, double want) const {
+    if (!n || n->inputs.size() != 2) return kNoValue;
+    if (scalar(n->inputs[1], want)) return n->inputs[0];
+    if (scalar(n->inputs[0], want)) return n->inputs[1];
+    return kNoValue;
+  }
+  // For a binary node with `x` on one side: the other input, or kNoValue.
+  static int other_than(const Node* n, int x) {
+    if (!n || n->inputs.size() != 2 || x == kNoValue) return kNoValue;
+    if (n->inputs[0] == x) return n->inputs[1];
+    if (n->inputs[1] == x) return n->inputs[0];
     return kNoValue;
   }
   int producer(int v) const { return ix_.producer[v]; }
 
+  // `t` is 1 + erf(x / sqrt 2) or 1 + tanh(...) of this `x`: the approximate mode ("none" or
+  // "tanh") and the nodes it spans (added to `span`), or nullptr.
+  const char* inner(int t, int x, std::vector<int>* span) const {
+    const Node* add = only_use(t, "Add");
+    const int f = other_than_scalar(add, 1.0);
+    if (const Node* erf = only_use(f, "Erf"); erf && erf->inputs.size() == 1) {
+      const int e = erf->inputs[0];
+      const Node* d = only_use(e, "Div");
+      const bool div = d && d->inputs.size() == 2 && d->inputs[0] == x && scalar(d->inputs[1], std::sqrt(2.0));
+      if (!div && other_than_scalar(only_use(e, "Mul"), 1.0 / std::sqrt(2.0)) != x) return nullptr;
+      span->insert(span->end(), {t, f, e});
+      return "none";
+    }
+    const Node* th = only_use(f, "Tanh");
+    if (!th || th->inputs.size() != 1) return nullptr;
+    const int s = th->inputs[0];
+    const int a = other_than_scalar(only_use(s, "Mul"), std::sqrt(2.0 / M_PI));
+    const int c = other_than(only_use(a, "Add"), x);  // 0.044715 x^3
+    const int cube = other_than_scalar(only_use(c, "Mul"), 0.044715);
+    if (cube == kNoValue || !is_cube(cube, x, span)) return nullptr;
+    span->insert(span->end(), {t, f, s, a, c, cube});
+    return "tanh";
+  }
+
  private:
+  bool is_cube(int v, int x, std::vector<int>* span) const {
+    if (const Node* p = only_use(v, "Pow"); p && p->inputs.size() == 2 && p->inputs[0] == x)
+      return scalar(p->inputs[1], 3.0);
+    const int sq = other_than(only_use(v, "Mul"), x);
+    const Node* m = only_use(sq, "Mul");
+    if (!m || m->inputs[0] != x || m->inputs[1] != x) return false;
+    span->push_back(sq);
+    return true;
+  }
+
   const Graph& g_;
   GraphIndex ix_;
 };
@@ -44,35 +88,49 @@ class Matcher {
 Status fuse_gelu(Graph& g) {
   const Matcher m(g);
   std::vector<bool> removed(g.nodes.size(), false);
-  std::vector<std::pair<size_t, int>> gelus;  // (final Mul, x)
+  struct Found {
+    size_t node;
+    int x;
+    const char* mode;
+  };
+  std::vector<Found> found;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
-    const Node& half = g.nodes[i];
-    if (half.op_type != "Mul" || !half.domain.empty() || half.outputs.size() != 1) continue;
-    const Node* m1 = m.only_use(m.other_than_scalar(half, 0.5), "Mul");
-    if (!m1 || m1->inputs.size() != 2) continue;
+    const Node& out = g.nodes[i];
+    if (out.op_type != "Mul" || !out.domain.empty() || out.inputs.size() != 2 || out.outputs.size() != 1) continue;
     for (int side = 0; side < 2; ++side) {
-      const int x = m1->inputs[side];
-      const Node* add = m.only_use(m1->inputs[1 - side], "Add");
-      const Node* erf = add ? m.only_use(m.other_than_scalar(*add, 1.0), "Erf") : nullptr;
-      if (!erf || erf->inputs.size() != 1) continue;
-      int div_x = kNoValue;
-      if (const Node* d = m.only_use(erf->inputs[0], "Div");
-          d && d->inputs.size() == 2 && m.scalar(d->inputs[1], std::sqrt(2.0)))
-        div_x = d->inputs[0];
-      else if (const Node* s = m.only_use(erf->inputs[0], "Mul"))
-        div_x = m.other_than_scalar(*s, 1.0 / std::sqrt(2.0));
-      if (div_x != x || x == kNoValue) continue;
-      for (int v : {m1->outputs[0], add->outputs[0], erf->outputs[0], erf->inputs[0]}) removed[m.producer(v)] = true;
-      gelus.emplace_back(i, x);
+      // (x * 0.5) * t: the half product is on `side`, t on the other; 0.5 * (x * t): the
+      // scalar is on `side`.
+      std::vector<int> span;
+      int x = kNoValue, t = kNoValue;
+      if (m.scalar(out.inputs[side], 0.5)) {
+        const Node* xt = m.only_use(out.inputs[1 - side], "Mul");
+        if (!xt || xt->inputs.size() != 2) continue;
+        span.push_back(out.inputs[1 - side]);
+        for (int s2 = 0; s2 < 2 && x == kNoValue; ++s2) {
+          std::vector<int> probe;
+          if (m.inner(xt->inputs[1 - s2], xt->inputs[s2], &probe)) x = xt->inputs[s2], t = xt->inputs[1 - s2];
+        }
+      } else {
+        const int hx = m.other_than_scalar(m.only_use(out.inputs[side], "Mul"), 0.5);
+        if (hx == kNoValue) continue;
+        span.push_back(out.inputs[side]);
+        x = hx, t = out.inputs[1 - side];
+      }
+      if (x == kNoValue) continue;
+      const char* mode = m.inner(t, x, &span);
+      if (!mode) continue;
+      for (int v : span) removed[m.producer(v)] = true;
+      found.push_back({i, x, mode});
       break;
     }
   }
-  for (auto [i, x] : gelus) {
-    Node& n = g.nodes[i];
+  for (const Found& f : found) {
+    Node& n = g.nodes[f.node];
     n.op_type = "Gelu";
     n.opset = 20;  // Gelu's first opset; this node's own (the model may import an older one)
-    n.inputs = {x};
+    n.inputs = {f.x};
     n.attrs.clear();
+    if (std::string(f.mode) == "tanh") n.attrs["approximate"] = Attribute::of_string("tanh");
   }
   erase_nodes(g, removed);
   return Status::OK();

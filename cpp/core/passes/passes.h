@@ -33,8 +33,22 @@ Status fuse_gelu(Graph& g);
 // com.mserve.FusedMatMul (fuse_matmul_bias.cc).
 Status fuse_matmul_bias(Graph& g);
 
-// Moves a Relu, LeakyRelu, Clip (constant bounds) or HardSwish whose input is a Conv output
-// used by nothing else into that Conv (kernels/fused_activation.h).
-Status fuse_conv_activation(Graph& g);
+// The decomposed LayerNorm of older exports becomes LayerNormalization; a residual Add feeding
+// a LayerNormalization becomes com.mserve.SkipLayerNormalization (fuse_layer_norm.cc).
+Status fuse_layer_norm(Graph& g);
+
+// softmax(scale * Q K^T + mask) V as exporters write it becomes com.mserve.MultiHeadAttention,
+// the head-split Transposes around it folded away where they are (fuse_attention.cc).
+Status fuse_attention(Graph& g);
+
+// A Transpose of a MatMul operand's last two dims becomes transA / transB of a
+// com.mserve.FusedMatMul, a constant scalar Mul / Div of the product its alpha
+// (fuse_matmul_transpose.cc).
+Status fuse_matmul_transpose(Graph& g);
+
+// Moves a Relu, LeakyRelu, Clip (constant bounds), HardSwish, Gelu, Tanh or Sigmoid whose input
+// is a float Conv, Gemm or MatMul output used by nothing else into that node
+// (kernels/fused_activation.h). Runs after fuse_gelu and fuse_matmul_bias.
+Status fuse_activation(Graph& g);
 
 }  // namespace mserve

@@ -15,6 +15,12 @@
 //   qk_matmul_output_mode: 0 and 1 the scaled (softcapped) product, 2 with the bias added,
 //   3 the probabilities. Computation runs in float (double for float64 inputs).
 //
+// com.mserve.MultiHeadAttention (passes/fuse_attention.cc): the same kernel for the pattern
+//   softmax(scale * Q K^T + mask) V, with Q / K / V 4-D, layout "bhsd" ([B, H, L, D], as the
+//   ONNX op) or "bshd" ([B, L, H, D]: the head split's Transposes left out, the output
+//   [B, Lq, H, Dv]); scale always given; the mask (float: added, bool: true attends) broadcasts
+//   as numpy broadcasts it to [B, H, Lq, Lk] (a last dim of 1 covers every key).
+//
 // RotaryEmbedding: rotates the first rotary_embedding_dim (default head size) channels of each
 //   head by the angles whose cos / sin come from the caches, indexed by position_ids [B, S]
 //   (caches [max_pos, rot/2]) or given per token (caches [B, S, rot/2]). The pairs are
@@ -39,29 +45,36 @@ using AccOf = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 template <class A, class T>
 inline A to_acc(T v) {
-  if constexpr (std::is_same_v<T, Eigen::half>) return static_cast<A>(static_cast<float>(v));
-  else return static_cast<A>(v);
+  if constexpr (std::is_same_v<T, Eigen::half>)
+    return static_cast<A>(static_cast<float>(v));
+  else
+    return static_cast<A>(v);
 }
 template <class T, class A>
 inline T from_acc(A v) {
-  if constexpr (std::is_same_v<T, Eigen::half>) return Eigen::half(static_cast<float>(v));
-  else return static_cast<T>(v);
+  if constexpr (std::is_same_v<T, Eigen::half>)
+    return Eigen::half(static_cast<float>(v));
+  else
+    return static_cast<T>(v);
 }
 
 // Sizes of one Attention call, derived from the input shapes.
 struct Dims {
-  bool rank3 = false;
+  bool rank3 = false;  // rows of all heads interleaved: 3-D inputs, or 4-D "bshd"
+  bool bshd = false;
   int64_t B = 0, Hq = 0, Hkv = 0, Lq = 0, Lk = 0, P = 0, D = 0, Dv = 0;
   int64_t total() const { return P + Lk; }
   // Attention mask: strides over (b, h, i) (0 where broadcast) and its last dim.
   bool has_mask = false;
-  int64_t ms_b = 0, ms_h = 0, ms_i = 0, mlen = 0;
+  int64_t ms_b = 0, ms_h = 0, ms_i = 0, ms_j = 1, mlen = 0;
 };
 
 class AttentionKernel final : public Kernel {
  public:
   explicit AttentionKernel(const Node& n)
-      : opset_(n.opset),
+      : fused_(n.domain == "com.mserve"),
+        bshd_(fused_ && n.attr_string("layout", "bhsd") == "bshd"),
+        opset_(fused_ ? 23 : n.opset),
         causal_(n.attr_int("is_causal", 0) != 0),
         q_heads_(n.attr_int("q_num_heads", 0)),
         kv_heads_(n.attr_int("kv_num_heads", 0)),
@@ -77,8 +90,12 @@ class AttentionKernel final : public Kernel {
     MS_ASSIGN_OR_RETURN(Dims d, dims(ctx));
     const DType t = ctx.dtype(0);
     const int64_t T = d.total();
-    if (d.rank3) ctx.set_output(0, t, Shape{d.B, d.Lq, d.Hq * d.Dv});
-    else ctx.set_output(0, t, Shape{d.B, d.Hq, d.Lq, d.Dv});
+    if (d.bshd)
+      ctx.set_output(0, t, Shape{d.B, d.Lq, d.Hq, d.Dv});
+    else if (d.rank3)
+      ctx.set_output(0, t, Shape{d.B, d.Lq, d.Hq * d.Dv});
+    else
+      ctx.set_output(0, t, Shape{d.B, d.Hq, d.Lq, d.Dv});
     if (ctx.num_outputs() > 1) ctx.set_output(1, t, Shape{d.B, d.Hkv, T, d.D});
     if (ctx.num_outputs() > 2) ctx.set_output(2, t, Shape{d.B, d.Hkv, T, d.Dv});
     if (ctx.num_outputs() > 3) ctx.set_output(3, t, Shape{d.B, d.Hq, d.Lq, T});
@@ -106,12 +123,16 @@ class AttentionKernel final : public Kernel {
   StatusOr<Dims> dims(const Ctx& ctx) const {
     auto has = [&](int i) { return ctx.has_input(i); };
     auto shape = [&](int i) -> const Shape& {
-      if constexpr (std::is_same_v<Ctx, InferContext>) return ctx.shape(i);
-      else return ctx.input(i).shape();
+      if constexpr (std::is_same_v<Ctx, InferContext>)
+        return ctx.shape(i);
+      else
+        return ctx.input(i).shape();
     };
     auto dtype = [&](int i) {
-      if constexpr (std::is_same_v<Ctx, InferContext>) return ctx.dtype(i);
-      else return ctx.input(i).dtype();
+      if constexpr (std::is_same_v<Ctx, InferContext>)
+        return ctx.dtype(i);
+      else
+        return ctx.input(i).dtype();
     };
     MS_CHECK_ARG(has(0) && has(1) && has(2), "Attention needs Q, K and V");
     const DType t = dtype(0);
@@ -121,6 +142,7 @@ class AttentionKernel final : public Kernel {
     const Shape &q = shape(0), &k = shape(1), &v = shape(2);
     MS_CHECK_ARG(q.rank() == k.rank() && q.rank() == v.rank() && (q.rank() == 3 || q.rank() == 4),
                  "Q, K and V must all be 3-D or all 4-D");
+    MS_CHECK_ARG(!fused_ || q.rank() == 4, "Q, K and V must be 4-D");
     Dims d;
     d.B = q[0];
     MS_CHECK_ARG(k[0] == d.B && v[0] == d.B, "Q, K and V batch sizes differ");
@@ -137,6 +159,17 @@ class AttentionKernel final : public Kernel {
       MS_CHECK_ARG(k[2] / d.Hkv == d.D, "K head size differs from Q head size");
       d.Dv = v[2] / d.Hkv;
       MS_CHECK_ARG(v[1] == d.Lk, "K and V sequence lengths differ");
+    } else if (bshd_) {
+      d.rank3 = d.bshd = true;
+      d.Hq = q[2];
+      d.Hkv = k[2];
+      MS_CHECK_ARG(v[2] == d.Hkv, "K and V head counts differ");
+      d.Lq = q[1];
+      d.Lk = k[1];
+      d.D = q[3];
+      MS_CHECK_ARG(k[3] == d.D, "K head size differs from Q head size");
+      MS_CHECK_ARG(v[1] == d.Lk, "K and V sequence lengths differ");
+      d.Dv = v[3];
     } else {
       MS_CHECK_ARG(!(opset_ >= 25 && heads_attrs_), "q_num_heads and kv_num_heads must not be set for 4-D inputs");
       d.Hq = q[1];
@@ -174,9 +207,13 @@ class AttentionKernel final : public Kernel {
       for (int i = 0; i < 3; ++i)
         MS_CHECK_ARG(md[i] == 1 || md[i] == want[i],
                      "attn_mask " + m.str() + " does not broadcast to [batch, q_heads, q_len, kv_len]");
+      if (fused_)
+        MS_CHECK_ARG(md[3] == 1 || md[3] == d.total(),
+                     "mask " + m.str() + " does not broadcast to [batch, heads, q_len, kv_len]");
       MS_CHECK_ARG(md[3] <= d.total(), "attn_mask " + m.str() + " is longer than the keys");
       d.has_mask = true;
       d.mlen = md[3];
+      if (fused_ && md[3] == 1) d.ms_j = 0, d.mlen = d.total();  // one value for every key
       d.ms_i = md[2] == 1 ? 0 : md[3];
       d.ms_h = md[1] == 1 ? 0 : md[2] * md[3];
       d.ms_b = md[0] == 1 ? 0 : md[1] * md[2] * md[3];
@@ -244,6 +281,8 @@ class AttentionKernel final : public Kernel {
     const bool outer = tasks >= nthreads;  // heads in parallel, else each product in parallel
     const int64_t nchunks = outer ? std::min<int64_t>(tasks, nthreads) : 1;
     const A ninf = -std::numeric_limits<A>::infinity();
+    const bool fast_rows =
+        std::is_same_v<T, A> && !(cap > A(0)) && !causal_ && left_ < 0 && right_ < 0 && !nonpad && !qk_out;
 
     // Rounds to T where T is narrower than A (the reference's half-precision steps).
     auto rt = [](A x) { return std::is_same_v<T, A> ? x : to_acc<A>(from_acc<T>(x)); };
@@ -289,7 +328,34 @@ class AttentionKernel final : public Kernel {
         for (int64_t j = 0; j < d.Lq * Tk; ++j) s[j] = to_acc<A>(from_acc<T>(s[j]));
       const int64_t off = nonpad ? nonpad[b] - d.Lq : d.P;
       const int64_t limit = nonpad ? nonpad[b] : Tk;
-      for (int64_t i = 0; i < d.Lq; ++i) {
+      if (fast_rows) {  // the plain mask-and-softmax, vectorized
+        for (int64_t i = 0; i < d.Lq; ++i) {
+          A* row = s + i * Tk;
+          Eigen::Map<Eigen::Array<A, Eigen::Dynamic, 1>> r(row, Tk);
+          if (d.has_mask) {
+            const int64_t mrow = b * d.ms_b + h * d.ms_h + i * d.ms_i;
+            if (mask_bool) {
+              const bool* mb = static_cast<const bool*>(mask) + mrow;
+              for (int64_t j = 0; j < d.mlen; ++j)
+                if (!mb[j * d.ms_j]) row[j] = ninf;
+            } else if (d.ms_j) {
+              r.head(d.mlen) +=
+                  Eigen::Map<const Eigen::Array<A, Eigen::Dynamic, 1>>(static_cast<const A*>(mask) + mrow, d.mlen);
+            } else {
+              r += static_cast<const A*>(mask)[mrow];
+            }
+            for (int64_t j = d.mlen; j < Tk; ++j) row[j] = ninf;
+          }
+          const A mx = r.maxCoeff();
+          if (mx == ninf) {
+            r.setZero();
+            continue;
+          }
+          r = (r - mx).exp();
+          r *= A(1) / r.sum();
+        }
+      }
+      for (int64_t i = 0; i < (fast_rows ? 0 : d.Lq); ++i) {
         A* row = s + i * Tk;
         T* qrow = qk_out ? qk_out + (t * d.Lq + i) * Tk : nullptr;
         const int64_t mrow = b * d.ms_b + h * d.ms_h + i * d.ms_i;
@@ -306,9 +372,12 @@ class AttentionKernel final : public Kernel {
           if (left_ >= 0 && i + off - j > left_) ok = false;
           if (right_ >= 0 && j - (i + off) > right_) ok = false;
           if (ok && d.has_mask) {
-            if (j >= d.mlen) ok = false;
-            else if (mask_bool) ok = static_cast<const bool*>(mask)[mrow + j];
-            else bias = to_acc<A>(static_cast<const T*>(mask)[mrow + j]);
+            if (j >= d.mlen)
+              ok = false;
+            else if (mask_bool)
+              ok = static_cast<const bool*>(mask)[mrow + j * d.ms_j];
+            else
+              bias = to_acc<A>(static_cast<const T*>(mask)[mrow + j * d.ms_j]);
             if (ok && bias == ninf) ok = false;
           }
           x = ok ? rt(x + bias) : ninf;
@@ -358,6 +427,7 @@ class AttentionKernel final : public Kernel {
     return Status::OK();
   }
 
+  bool fused_, bshd_;
   int64_t opset_;
   bool causal_;
   int64_t q_heads_, kv_heads_, mode_;
@@ -375,7 +445,8 @@ class RotaryKernel final : public Kernel {
         heads_(n.attr_int("num_heads", 0)) {}
 
   Status infer(InferContext& ctx) const override {
-    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1) && ctx.has_input(2), "RotaryEmbedding needs X, cos_cache and sin_cache");
+    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1) && ctx.has_input(2),
+                 "RotaryEmbedding needs X, cos_cache and sin_cache");
     const DType t = ctx.dtype(0);
     if (!dtype_is_float(t)) return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
     MS_CHECK_ARG(ctx.dtype(1) == t && ctx.dtype(2) == t, "cos_cache and sin_cache must have the dtype of X");
@@ -393,8 +464,8 @@ class RotaryKernel final : public Kernel {
       MS_CHECK_ARG(c.rank() == 3 && c[0] == g.B && c[1] == g.S,
                    "without position_ids the caches must be [batch, sequence, rotary_dim / 2]");
     }
-    MS_CHECK_ARG(c[c.rank() - 1] == g.rot / 2, "cache last dim " + std::to_string(c[c.rank() - 1]) +
-                                                   " is not rotary_embedding_dim / 2");
+    MS_CHECK_ARG(c[c.rank() - 1] == g.rot / 2,
+                 "cache last dim " + std::to_string(c[c.rank() - 1]) + " is not rotary_embedding_dim / 2");
     ctx.set_output(0, t, x);
     return Status::OK();
   }
@@ -444,28 +515,28 @@ class RotaryKernel final : public Kernel {
       }
     }
     const Tensor* pt = pos ? &ctx.input(3) : nullptr;
-    ctx.pool().parallel_for(g.B * g.S, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, g.H * g.D)),
-                            [&](int64_t b0, int64_t e0) {
-      for (int64_t bs = b0; bs < e0; ++bs) {
-        const int64_t b = bs / g.S, si = bs % g.S;
-        const int64_t row = pt ? pt->int_at(bs) : bs;
-        const T* c = cc + row * half;
-        const T* sn = sc + row * half;
-        for (int64_t h = 0; h < g.H; ++h) {
-          const int64_t o = g.rank4 ? ((b * g.H + h) * g.S + si) * g.D : (bs * g.H + h) * g.D;
-          const T* xi = x + o;
-          T* yi = y + o;
-          for (int64_t kk = 0; kk < half; ++kk) {
-            const int64_t i1 = interleaved_ ? 2 * kk : kk, i2 = interleaved_ ? 2 * kk + 1 : kk + half;
-            const A x1 = to_acc<A>(xi[i1]), x2 = to_acc<A>(xi[i2]);
-            const A cv = to_acc<A>(c[kk]), sv = to_acc<A>(sn[kk]);
-            yi[i1] = from_acc<T>(cv * x1 - sv * x2);
-            yi[i2] = from_acc<T>(sv * x1 + cv * x2);
+    ctx.pool().parallel_for(
+        g.B * g.S, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, g.H * g.D)), [&](int64_t b0, int64_t e0) {
+          for (int64_t bs = b0; bs < e0; ++bs) {
+            const int64_t b = bs / g.S, si = bs % g.S;
+            const int64_t row = pt ? pt->int_at(bs) : bs;
+            const T* c = cc + row * half;
+            const T* sn = sc + row * half;
+            for (int64_t h = 0; h < g.H; ++h) {
+              const int64_t o = g.rank4 ? ((b * g.H + h) * g.S + si) * g.D : (bs * g.H + h) * g.D;
+              const T* xi = x + o;
+              T* yi = y + o;
+              for (int64_t kk = 0; kk < half; ++kk) {
+                const int64_t i1 = interleaved_ ? 2 * kk : kk, i2 = interleaved_ ? 2 * kk + 1 : kk + half;
+                const A x1 = to_acc<A>(xi[i1]), x2 = to_acc<A>(xi[i2]);
+                const A cv = to_acc<A>(c[kk]), sv = to_acc<A>(sn[kk]);
+                yi[i1] = from_acc<T>(cv * x1 - sv * x2);
+                yi[i2] = from_acc<T>(sv * x1 + cv * x2);
+              }
+              for (int64_t kk = g.rot; kk < g.D; ++kk) yi[kk] = xi[kk];
+            }
           }
-          for (int64_t kk = g.rot; kk < g.D; ++kk) yi[kk] = xi[kk];
-        }
-      }
-    });
+        });
     return Status::OK();
   }
 
@@ -483,6 +554,12 @@ StatusOr<KernelPtr> create_onnx_Attention(const Node& n, const KernelInit&) {
     // float, float16, double, bfloat16: the softmax runs in float (double for float64) anyway.
     if (p != 1 && p != 10 && p != 11 && p != 16) return Unsupported("softmax_precision " + std::to_string(p));
   }
+  return KernelPtr(new AttentionKernel(n));
+}
+StatusOr<KernelPtr> create_mserve_MultiHeadAttention(const Node& n, const KernelInit&) {
+  const std::string layout = n.attr_string("layout", "bhsd");
+  MS_CHECK_ARG(layout == "bhsd" || layout == "bshd", "layout must be 'bhsd' or 'bshd', got '" + layout + "'");
+  MS_CHECK_ARG(n.attr("scale") != nullptr, "MultiHeadAttention needs its scale");
   return KernelPtr(new AttentionKernel(n));
 }
 StatusOr<KernelPtr> create_onnx_RotaryEmbedding(const Node& n, const KernelInit&) {

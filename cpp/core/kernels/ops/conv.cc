@@ -26,7 +26,7 @@ struct ConvAttrs {
   AutoPad auto_pad = AutoPad::kNotSet;
   int64_t group = 1;
   std::vector<int64_t> kernel_shape, strides, dilations, pads;
-  FusedActivation act;  // applied to Y (fuse_conv_activation)
+  FusedActivation act;  // applied to Y (fuse_activation)
 };
 
 // The geometry of one call, spatial arrays as 3-D (index 0 outermost).

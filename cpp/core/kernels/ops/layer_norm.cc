@@ -1,10 +1,12 @@
-// LayerNormalization (opset 17) and MeanVarianceNormalization (opsets 9, 13).
+// LayerNormalization (opset 17), com.mserve SkipLayerNormalization and MeanVarianceNormalization
+// (opsets 9, 13).
 //
 // LayerNormalization: X is viewed as [prod(dims[:axis]), prod(dims[axis:])] (axis default -1);
 // each row is standardized, (x - mean) / sqrt(var + epsilon), then multiplied by Scale and
 // shifted by the optional B, both unidirectionally broadcast to X. Optional outputs Mean and
 // InvStdDev have shape dims[:axis] + [1] * (rank - axis) and dtype float32 (stash_type 1, the
-// only one supported). Statistics are computed in double.
+// only one supported). Statistics are computed in float where Scale and B hold one value per
+// column of a float32 row (vectorized), in double otherwise.
 //
 // MeanVarianceNormalization: (X - mean) / (sqrt(E[X^2] - mean^2) + 1e-9), the statistics taken
 // over `axes` (default [0, 2, 3]).
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "core/exec/thread_pool.h"
+#include "core/kernels/broadcast.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
 
@@ -23,37 +26,56 @@ namespace {
 
 template <class T>
 inline double to_double(T v) {
-  if constexpr (std::is_same_v<T, Eigen::half>) return static_cast<double>(static_cast<float>(v));
-  else return static_cast<double>(v);
+  if constexpr (std::is_same_v<T, Eigen::half>)
+    return static_cast<double>(static_cast<float>(v));
+  else
+    return static_cast<double>(v);
 }
 template <class T>
 inline T from_double(double v) {
-  if constexpr (std::is_same_v<T, Eigen::half>) return Eigen::half(static_cast<float>(v));
-  else return static_cast<T>(v);
+  if constexpr (std::is_same_v<T, Eigen::half>)
+    return Eigen::half(static_cast<float>(v));
+  else
+    return static_cast<T>(v);
 }
 
+// LayerNormalization, and com.mserve SkipLayerNormalization (passes/fuse_layer_norm.cc): the
+// same over A + B (the residual Add before a transformer's LayerNorm), inputs (A, B, Scale, Bias),
+// outputs (Y, the sum A + B when something else reads it). The sum is formed in Y's row, in
+// cache, and normalized in place.
 class LayerNormKernel final : public Kernel {
  public:
-  LayerNormKernel(int64_t axis, double eps) : axis_(axis), eps_(eps) {}
+  LayerNormKernel(int64_t axis, double eps, bool skip) : axis_(axis), eps_(eps), skip_(skip), s_(skip ? 2 : 1) {}
 
   Status infer(InferContext& ctx) const override {
-    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs inputs X and Scale");
+    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(s_),
+                 skip_ ? "needs inputs A, B and Scale" : "needs inputs X and Scale");
     const DType t = ctx.dtype(0);
     if (!dtype_is_float(t)) return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
-    const Shape& x = ctx.shape(0);
+    Shape x = ctx.shape(0);
+    if (skip_) {
+      MS_CHECK_ARG(ctx.has_input(1) && ctx.dtype(1) == t, "A and B must have the same dtype");
+      auto sum = broadcast_shapes(ctx.shape(0), ctx.shape(1));
+      MS_CHECK_ARG(sum.ok(), "A " + ctx.shape(0).str() + " and B " + ctx.shape(1).str() + " do not broadcast");
+      x = sum.value();
+    }
     MS_ASSIGN_OR_RETURN(int a, normalize_axis(axis_, x.rank()));
-    for (int i = 1; i <= 2; ++i) {
+    for (int i = s_; i <= s_ + 1; ++i) {
       if (!ctx.has_input(i)) continue;
-      const char* what = i == 1 ? "Scale" : "B";
+      const char* what = i == s_ ? "Scale" : "B";
       MS_CHECK_ARG(ctx.dtype(i) == t, std::string(what) + " must have the dtype of X");
       auto b = broadcast_shapes(ctx.shape(i), x);
-      MS_CHECK_ARG(b.ok() && b.value() == x, std::string(what) + " of shape " + ctx.shape(i).str() +
-                                                  " does not broadcast to X " + x.str());
+      MS_CHECK_ARG(b.ok() && b.value() == x,
+                   std::string(what) + " of shape " + ctx.shape(i).str() + " does not broadcast to X " + x.str());
     }
     ctx.set_output(0, t, x);
-    Shape stat = x;
-    for (int d = a; d < x.rank(); ++d) stat[d] = 1;
-    for (int o = 1; o < ctx.num_outputs() && o < 3; ++o) ctx.set_output(o, DType::kFloat32, stat);
+    if (skip_) {
+      if (ctx.num_outputs() > 1) ctx.set_output(1, t, x);
+    } else {
+      Shape stat = x;
+      for (int d = a; d < x.rank(); ++d) stat[d] = 1;
+      for (int o = 1; o < ctx.num_outputs() && o < 3; ++o) ctx.set_output(o, DType::kFloat32, stat);
+    }
     // Input offsets of Scale and B for each column of a row.
     ctx.set_workspace(2 * static_cast<size_t>(x.prod(a, x.rank())) * sizeof(int64_t));
     return Status::OK();
@@ -68,14 +90,63 @@ class LayerNormKernel final : public Kernel {
  private:
   template <class T>
   void run(const ComputeContext& ctx) const {
-    const Tensor& xt = ctx.input(0);
-    const Shape& s = xt.shape();
+    const Shape& s = ctx.output(0).shape();
     const int a = normalize_axis(axis_, s.rank()).value(), rank = s.rank();
     const int64_t rows = s.prod(0, a), cols = s.prod(a, rank);
-    const bool has_b = ctx.has_input(2);
+    const bool has_b = ctx.has_input(s_ + 1);
+    const Tensor& scale_t = ctx.input(s_);
+    const T* x = ctx.input(0).data<T>();
+    const T* x2 = nullptr;  // B of A + B, when it has A's shape (added row by row below)
+    T* y = ctx.output(0).data<T>();
+    if (skip_) {
+      if (ctx.input(0).shape() == s && ctx.input(1).shape() == s) {
+        x2 = ctx.input(1).data<T>();
+      } else {  // broadcast: the sum goes to Y first, and is normalized in place
+        const Shape &sa = ctx.input(0).shape(), &sb = ctx.input(1).shape();
+        const T* pa = ctx.input(0).data<T>();
+        const T* pb = ctx.input(1).data<T>();
+        for_each_broadcast_row<2>(
+            {&sa, &sb}, s, ctx.pool(), [&](int64_t o, const int64_t* off, const int64_t* st, int64_t n) {
+              for (int64_t j = 0; j < n; ++j)
+                y[o + j] = from_double<T>(to_double(pa[off[0] + j * st[0]]) + to_double(pb[off[1] + j * st[1]]));
+            });
+        x = y;
+      }
+    }
+    T* sum_out = skip_ && ctx.has_output(1) ? ctx.output(1).data<T>() : nullptr;
+    const T* scale = scale_t.data<T>();
+    const T* bias = has_b ? ctx.input(s_ + 1).data<T>() : nullptr;
+    const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols));
+    // Scale and B of one value per column: the common case, in float, vectorized.
+    if constexpr (std::is_same_v<T, float>) {
+      if (scale_t.numel() == cols && (!has_b || ctx.input(s_ + 1).numel() == cols) &&
+          !(!skip_ && ctx.num_outputs() > 1)) {
+        using Row = Eigen::Map<Eigen::ArrayXf>;
+        using CRow = Eigen::Map<const Eigen::ArrayXf>;
+        const float inv_n = cols ? 1.0f / static_cast<float>(cols) : 0.0f;
+        ctx.pool().parallel_for(rows, grain, [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r) {
+            Row yr(y + r * cols, cols);
+            if (x2)
+              yr = CRow(x + r * cols, cols) + CRow(x2 + r * cols, cols);
+            else if (x != y)
+              yr = CRow(x + r * cols, cols);
+            if (sum_out) Row(sum_out + r * cols, cols) = yr;
+            const float mean = yr.sum() * inv_n;
+            yr -= mean;
+            const float inv = 1.0f / std::sqrt(yr.square().sum() * inv_n + static_cast<float>(eps_));
+            if (bias)
+              yr = yr * inv * CRow(scale, cols) + CRow(bias, cols);
+            else
+              yr = yr * inv * CRow(scale, cols);
+          }
+        });
+        return;
+      }
+    }
     int64_t sst[Shape::kMaxRank] = {}, bst[Shape::kMaxRank] = {};
-    broadcast_strides(ctx.input(1).shape(), s, sst);
-    if (has_b) broadcast_strides(ctx.input(2).shape(), s, bst);
+    broadcast_strides(scale_t.shape(), s, sst);
+    if (has_b) broadcast_strides(ctx.input(s_ + 1).shape(), s, bst);
     int64_t* scol = static_cast<int64_t*>(ctx.workspace());
     int64_t* bcol = scol + cols;
     auto split = [&](int64_t idx, int from, int to, const int64_t* st) {
@@ -90,16 +161,17 @@ class LayerNormKernel final : public Kernel {
       scol[c] = split(c, a, rank, sst);
       bcol[c] = has_b ? split(c, a, rank, bst) : 0;
     }
-    const T* x = xt.data<T>();
-    const T* scale = ctx.input(1).data<T>();
-    const T* bias = has_b ? ctx.input(2).data<T>() : nullptr;
-    T* y = ctx.output(0).data<T>();
-    float* mean_out = ctx.has_output(1) ? ctx.output(1).data<float>() : nullptr;
-    float* inv_out = ctx.has_output(2) ? ctx.output(2).data<float>() : nullptr;
-    ctx.pool().parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t b, int64_t e) {
+    float* mean_out = !skip_ && ctx.has_output(1) ? ctx.output(1).data<float>() : nullptr;
+    float* inv_out = !skip_ && ctx.has_output(2) ? ctx.output(2).data<float>() : nullptr;
+    ctx.pool().parallel_for(rows, grain, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         const T* xr = x + r * cols;
         T* yr = y + r * cols;
+        if (x2) {
+          for (int64_t c = 0; c < cols; ++c) yr[c] = from_double<T>(to_double(xr[c]) + to_double(x2[r * cols + c]));
+          xr = yr;
+        }
+        if (sum_out) std::copy(xr, xr + cols, sum_out + r * cols);
         double sum = 0;
         for (int64_t c = 0; c < cols; ++c) sum += to_double(xr[c]);
         const double mean = cols ? sum / static_cast<double>(cols) : 0.0;
@@ -124,6 +196,8 @@ class LayerNormKernel final : public Kernel {
 
   int64_t axis_;
   double eps_;
+  bool skip_;
+  int s_;  // input index of Scale
 };
 
 class MvnKernel final : public Kernel {
@@ -219,7 +293,11 @@ class MvnKernel final : public Kernel {
 StatusOr<KernelPtr> create_onnx_LayerNormalization(const Node& n, const KernelInit&) {
   const int64_t stash = n.attr_int("stash_type", 1);
   if (stash != 1) return Unsupported("stash_type " + std::to_string(stash) + " is not supported");
-  return KernelPtr(new LayerNormKernel(n.attr_int("axis", -1), n.attr_float("epsilon", 1e-5f)));
+  return KernelPtr(new LayerNormKernel(n.attr_int("axis", -1), n.attr_float("epsilon", 1e-5f), false));
+}
+
+StatusOr<KernelPtr> create_mserve_SkipLayerNormalization(const Node& n, const KernelInit&) {
+  return KernelPtr(new LayerNormKernel(n.attr_int("axis", -1), n.attr_float("epsilon", 1e-5f), true));
 }
 
 StatusOr<KernelPtr> create_onnx_MeanVarianceNormalization(const Node& n, const KernelInit&) {
