@@ -55,6 +55,28 @@ TEST(Planner, ReusesArenaByLiveness) {
   EXPECT_EQ(plan->steps.size(), 10u);
 }
 
+TEST(Planner, ViewsShareTheirSourceMemory) {
+  // x -> Relu -> Reshape -> Flatten -> Relu -> y: the two views are the first Relu's memory.
+  GraphBuilder b;
+  b.input("x", DType::kFloat32, {8, 64});
+  b.constant("shape", Tensor::from<int64_t>(Shape{3}, {8, 8, 8}));
+  b.node("Relu", {"x"}, {"a"});
+  b.node("Reshape", {"a", "shape"}, {"r"});
+  b.node("Flatten", {"r"}, {"f"});
+  b.node("Relu", {"f"}, {"y"});
+  Program p;
+  p.graph = b.output("y").build();
+  p.order = topological_order(p.graph).value();
+  ASSERT_TRUE(create_kernels(p).ok());
+  ThreadPool pool(1);
+  auto plan = make_plan(p, {ValueInfo{DType::kFloat32, Shape{8, 64}, nullptr}}, pool).value();
+  const int a = p.graph.find_value("a"), r = p.graph.find_value("r"), f = p.graph.find_value("f");
+  EXPECT_EQ(plan->values[r].storage, Storage::kArena);
+  EXPECT_EQ(plan->values[r].offset, plan->values[a].offset);
+  EXPECT_EQ(plan->values[f].offset, plan->values[a].offset);
+  EXPECT_EQ(plan->arena_bytes, 8u * 64 * 4);  // one block for the three
+}
+
 TEST(Planner, RepeatedShapesAllocateNothingPerIntermediate) {
   auto count = [](int nodes) {
     SessionOptions o;

@@ -110,6 +110,10 @@ class Kernel {
   // false, unless the kernel reads only its inputs' shapes (reads_input_data() false).
   // String kernels may allocate in compute (the strings' own storage).
   virtual bool supports_strings() const { return false; }
+  // True for views (Reshape, Flatten, Squeeze, Unsqueeze, Identity): output 0 holds input 0's
+  // bytes unchanged, so the planner may give both the same arena memory (compute then copies
+  // nothing: copy_input_to_output skips equal pointers).
+  virtual bool output_is_input_view() const { return false; }
 };
 
 // What a kernel factory may see besides the node: the constant value of an input, if any.

@@ -281,16 +281,21 @@ StatusOr<std::shared_ptr<const Plan>> make_plan(const Program& prog, const std::
       } else {
         vp.storage = Storage::kArena;
         MS_ASSIGN_OR_RETURN(size_t bytes, aligned_bytes(out.dtype, out.shape));
+        const int src = node.inputs.empty() ? kNoValue : node.inputs[0];
+        if (o == 0 && prog.kernels[ni]->output_is_input_view() && src != kNoValue && block_of.count(src) &&
+            blocks[block_of[src]].bytes == bytes) {
+          block_of[v] = block_of[src];  // a view: the same memory, live until both are done
+          continue;
+        }
         block_of[v] = blocks.size();
         blocks.push_back(Interval{v, bytes, step, step});
       }
     }
   }
   plan->arena_bytes = assign_offsets(blocks);
+  for (auto [v, i] : block_of) plan->values[v].offset = blocks[i].offset;  // views share their source's
   for (const Interval& b : blocks) {
-    if (b.value >= 0) {
-      plan->values[b.value].offset = b.offset;
-    } else {
+    if (b.value < 0) {
       Step& s = plan->steps[-1 - b.value];
       s.workspace_offset = b.offset;
       s.workspace_bytes = b.bytes;

@@ -1,8 +1,8 @@
 // Flatten, Reshape, Transpose, Unsqueeze, Squeeze, Identity, Shape.
 //
 // All of these work for every dtype: they only move bytes (strings are assigned element-wise).
-// Shape-changing views copy the input bytes into the preallocated output (outputs never alias
-// inputs). Negative axes are accepted at every opset (the spec allows them from opset 11;
+// Shape-changing views copy the input bytes into the preallocated output, unless the planner
+// gave both the same arena memory (output_is_input_view). Negative axes are accepted at every opset (the spec allows them from opset 11;
 // earlier models that use them are invalid, but their meaning is unambiguous).
 #include <algorithm>
 #include <cstring>
@@ -36,6 +36,7 @@ class FlattenKernel final : public Kernel {
     return Status::OK();
   }
   Status compute(const ComputeContext& ctx) const override { return copy_input_to_output(ctx); }
+  bool output_is_input_view() const override { return true; }
 
  private:
   int64_t axis_;
@@ -95,6 +96,7 @@ class ReshapeKernel final : public Kernel {
     return Status::OK();
   }
   Status compute(const ComputeContext& ctx) const override { return copy_input_to_output(ctx); }
+  bool output_is_input_view() const override { return true; }
 
  private:
   bool allowzero_;
@@ -386,6 +388,7 @@ class UnsqueezeKernel final : public Kernel {
     return Status::OK();
   }
   Status compute(const ComputeContext& ctx) const override { return copy_input_to_output(ctx); }
+  bool output_is_input_view() const override { return true; }
 
  private:
   AxesSource src_;
@@ -429,6 +432,7 @@ class SqueezeKernel final : public Kernel {
     return Status::OK();
   }
   Status compute(const ComputeContext& ctx) const override { return copy_input_to_output(ctx); }
+  bool output_is_input_view() const override { return true; }
 
  private:
   AxesSource src_;
@@ -445,6 +449,7 @@ class IdentityKernel final : public Kernel {
     return Status::OK();
   }
   Status compute(const ComputeContext& ctx) const override { return copy_input_to_output(ctx); }
+  bool output_is_input_view() const override { return true; }
 };
 
 // ------------------------------------------------------------------------------------ Shape
