@@ -176,6 +176,49 @@ def test_layout_pass_residual_block():
     check_layout_pass(nodes, c, (1, 8, 14, 14), max_transposes=2)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("after", [None, "Relu", "Clip"])
+@pytest.mark.parametrize("shortcut", ["identity", "conv", "bias"])
+def test_residual_add_and_activation_fuse_into_the_conv(shortcut, after, threads):
+    # ResNet's join: conv(conv(x)) + shortcut, then the activation, as one NhwcConv.
+    c = {"lo": np.array(0.0, np.float32), "hi": np.array(6.0, np.float32), "cb": np.array([0.25], np.float32)}
+    nodes = [conv("x", "stem", 3, 16, c), helper.make_node("Relu", ["stem"], ["b"]),  # the block input
+             conv("b", "c1", 16, 16, c), helper.make_node("Relu", ["c1"], ["r1"]), conv("r1", "c2", 16, 16, c)]
+    if shortcut == "identity":
+        other = "b"
+    elif shortcut == "conv":  # the downsampling branch
+        nodes.append(conv("b", "sc", 16, 16, c, k=1))
+        other = "sc"
+    else:  # a constant that broadcasts over the output (the layout pass moves scalars only)
+        other = "cb"
+    nodes.append(helper.make_node("Add", ["c2", other], ["s" if after else "j"]))
+    if after == "Relu":
+        nodes.append(helper.make_node("Relu", ["s"], ["j"]))
+    elif after == "Clip":
+        nodes.append(helper.make_node("Clip", ["s", "lo", "hi"], ["j"]))
+    nodes.append(conv("j", "y", 16, 8, c))  # the next block's conv reads the join channels-last
+    m = make_model(nodes, [("x", np.float32, ["n", 3, 12, 12])], [("y", np.float32, None)], c)
+    fused = mserve.load(m.SerializeToString(), threads=threads)
+    assert ops(fused) == ["NhwcConv"] * (5 if shortcut == "conv" else 4)
+    plain = mserve.load(m.SerializeToString(), threads=threads, optimize=False)
+    for n in (1, 3):
+        x = rand(n, 3, 12, 12)
+        want = ort_run(m, {"x": x})[0]
+        np.testing.assert_allclose(plain.predict(x), want, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(fused.predict(x), want, rtol=1e-4, atol=1e-4)
+
+
+def test_residual_add_stays_when_the_conv_output_is_read_twice():
+    c = {}
+    nodes = [conv("x", "c1", 8, 8, c), helper.make_node("Add", ["c1", "x"], ["s"]),
+             helper.make_node("Mul", ["s", "c1"], ["y"])]
+    m = make_model(nodes, [("x", np.float32, ["n", 8, 6, 6])], [("y", np.float32, None)], c)
+    fused = mserve.load(m.SerializeToString())
+    assert ops(fused) == ["Add", "Mul", "NhwcConv"]
+    x = rand(2, 8, 6, 6)
+    np.testing.assert_allclose(fused.predict(x), ort_run(m, {"x": x})[0], rtol=1e-4, atol=1e-4)
+
+
 def test_layout_pass_squeeze_excitation_and_scalars():
     c = {"three": np.array(3.0, np.float32), "six": np.array(6.0, np.float32)}
     nodes = [conv("x", "c1", 4, 16, c), helper.make_node("HardSwish", ["c1"], ["h"]),

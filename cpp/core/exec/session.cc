@@ -78,6 +78,7 @@ StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOpt
     MS_RETURN_IF_ERROR(fuse_gelu(p.graph));
     MS_RETURN_IF_ERROR(fuse_activation(p.graph));
     MS_RETURN_IF_ERROR(nhwc_convs(p.graph));
+    MS_RETURN_IF_ERROR(fuse_conv_residual(p.graph));
   }
   MS_ASSIGN_OR_RETURN(p.order, topological_order(p.graph));
   MS_RETURN_IF_ERROR(create_kernels(p));

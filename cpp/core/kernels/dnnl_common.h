@@ -46,41 +46,54 @@ inline int team_size(double flops, int threads) {
   return static_cast<int>(std::max<double>(1.0, std::min<double>(threads, flops / 1e6)));
 }
 
+// An activation as an eltwise post-op (none: nothing appended).
+inline void append_activation(dnnl::post_ops& po, const FusedActivation& act) {
+  using K = FusedActivation::Kind;
+  dnnl::algorithm alg;
+  float alpha = 0.0f, beta = 0.0f;
+  switch (act.kind) {
+    case K::kNone:
+      return;
+    case K::kRelu:
+      alg = dnnl::algorithm::eltwise_relu;
+      break;
+    case K::kLeakyRelu:
+      alg = dnnl::algorithm::eltwise_relu, alpha = act.alpha;
+      break;
+    case K::kClip:
+      alg = dnnl::algorithm::eltwise_clip_v2, alpha = act.alpha, beta = act.beta;
+      break;
+    case K::kHardSwish:
+      alg = dnnl::algorithm::eltwise_hardswish;
+      break;
+    case K::kGelu:
+      alg = dnnl::algorithm::eltwise_gelu_erf;
+      break;
+    case K::kGeluTanh:
+      alg = dnnl::algorithm::eltwise_gelu_tanh;
+      break;
+    case K::kTanh:
+      alg = dnnl::algorithm::eltwise_tanh;
+      break;
+    case K::kSigmoid:
+      alg = dnnl::algorithm::eltwise_logistic;
+      break;
+    default:
+      return;
+  }
+  po.append_eltwise(1.0f, alg, alpha, beta);
+}
+
 // Scratchpad in the caller's workspace (so concurrent calls never share one), and the fused
-// activation as a post-op.
-inline dnnl::primitive_attr attr_with(const FusedActivation& act) {
+// post-ops: `act`, then (residual) the sum with what the destination holds, then `after`.
+inline dnnl::primitive_attr attr_with(const FusedActivation& act, bool residual = false,
+                                      const FusedActivation& after = {}) {
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   dnnl::post_ops po;
-  using K = FusedActivation::Kind;
-  switch (act.kind) {
-    case K::kNone:
-      break;
-    case K::kRelu:
-      po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-      break;
-    case K::kLeakyRelu:
-      po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, act.alpha, 0.0f);
-      break;
-    case K::kClip:
-      po.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip_v2, act.alpha, act.beta);
-      break;
-    case K::kHardSwish:
-      po.append_eltwise(1.0f, dnnl::algorithm::eltwise_hardswish, 0.0f, 0.0f);
-      break;
-    case K::kGelu:
-      po.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
-      break;
-    case K::kGeluTanh:
-      po.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_tanh, 0.0f, 0.0f);
-      break;
-    case K::kTanh:
-      po.append_eltwise(1.0f, dnnl::algorithm::eltwise_tanh, 0.0f, 0.0f);
-      break;
-    case K::kSigmoid:
-      po.append_eltwise(1.0f, dnnl::algorithm::eltwise_logistic, 0.0f, 0.0f);
-      break;
-  }
+  append_activation(po, act);
+  if (residual) po.append_sum(1.0f);
+  append_activation(po, after);
   attr.set_post_ops(po);
   return attr;
 }

@@ -57,7 +57,7 @@ StatusOr<std::unique_ptr<DnnlConv::Impl::Entry>> DnnlConv::Impl::make_entry(cons
     e->y_nhwc = memory::desc({N, p.M, OH, OW}, f32, tag::nhwc);
     memory::desc w_any(wdims, f32, tag::any);
     memory::desc b_desc = bias ? bias.get_desc() : memory::desc();
-    dnnl::primitive_attr attr = dnnl_util::attr_with(p.act);
+    dnnl::primitive_attr attr = dnnl_util::attr_with(p.act, p.residual, p.after);
     dnnl::convolution_forward::desc cd(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                        e->x_nhwc, w_any, b_desc, e->y_nhwc, {p.s[0], p.s[1]}, {p.d[0] - 1, p.d[1] - 1},
                                        {g.pad_begin[0], g.pad_begin[1]}, pad_end);
@@ -106,7 +106,7 @@ std::unique_ptr<DnnlConv> DnnlConv::create(const Params& p, const float* w, cons
     dnnl::convolution_forward::desc cd(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, x,
                                        w_any, bias ? impl->bias.get_desc() : memory::desc(), y, {p.s[0], p.s[1]},
                                        {p.d[0] - 1, p.d[1] - 1}, {0, 0}, {0, 0});
-    dnnl::convolution_forward::primitive_desc pd(cd, dnnl_util::attr_with(p.act), eng);
+    dnnl::convolution_forward::primitive_desc pd(cd, dnnl_util::attr_with(p.act, p.residual, p.after), eng);
     memory user(memory::desc(impl->wdims, f32, p.group > 1 ? tag::goihw : tag::oihw), eng, const_cast<float*>(w));
     impl->packed = memory(pd.weights_desc(), eng);
     dnnl::reorder(user, impl->packed).execute(s, user, impl->packed);

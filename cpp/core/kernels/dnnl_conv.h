@@ -24,6 +24,8 @@ class DnnlConv {
     int64_t C = 0, M = 0, group = 1;                      // input channels, output channels, groups
     int64_t k[2] = {1, 1}, s[2] = {1, 1}, d[2] = {1, 1};  // kernel, stride, dilation (H, W)
     FusedActivation act;                                  // a post-op on Y
+    bool residual = false;                                // Y += what Y holds before the call (set by the caller)
+    FusedActivation after;                                // a post-op after the residual sum
     bool nhwc = false;                                    // X and Y are channels-last ([N, H, W, C]): no reorders
     bool always = false;                                  // take small convs too (callers with no other path)
   };
@@ -41,8 +43,8 @@ class DnnlConv {
   // returns the workspace bytes run() needs, or an error when oneDNN cannot take the shape or
   // it is too small to pay off (the caller then runs it another way). Repeats are cheap.
   StatusOr<size_t> prepare(const Geometry& g, int threads) const;
-  // Y = act(conv(X) + bias). Returns Unsupported, having done nothing, exactly when prepare()
-  // fails for the same arguments. `workspace`: prepare()'s bytes, 64-byte aligned.
+  // Y = after(act(conv(X) + bias) [+ Y as it was, with Params::residual]). Returns Unsupported, having done nothing,
+  // exactly when prepare() fails for the same arguments. `workspace`: prepare()'s bytes, 64-byte aligned.
   Status run(const float* x, float* y, const Geometry& g, void* workspace, int threads) const;
 
  private:

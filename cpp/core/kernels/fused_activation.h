@@ -22,11 +22,13 @@ struct FusedActivation {
   // The kind named by a mserve_activation value; false for a name that is not one.
   static bool kind_of(const std::string& name, Kind* kind);
 
-  static FusedActivation of(const Node& n) {
+  // From the attributes <prefix>, <prefix>_alpha, <prefix>_beta ("mserve_activation"; a Conv
+  // with a fused residual Add also has "mserve_after_activation", applied after the sum).
+  static FusedActivation of(const Node& n, const std::string& prefix = "mserve_activation") {
     FusedActivation a;
-    kind_of(n.attr_string("mserve_activation", ""), &a.kind);
-    a.alpha = n.attr_float("mserve_activation_alpha", 0.0f);
-    a.beta = n.attr_float("mserve_activation_beta", 0.0f);
+    kind_of(n.attr_string(prefix, ""), &a.kind);
+    a.alpha = n.attr_float(prefix + "_alpha", 0.0f);
+    a.beta = n.attr_float(prefix + "_beta", 0.0f);
     return a;
   }
 

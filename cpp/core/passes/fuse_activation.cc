@@ -1,6 +1,7 @@
 // Moves an activation into the Conv, Gemm or MatMul that feeds it (see kernels/fused_activation.h),
 // so the activation runs on the product while it is still in cache (a oneDNN post-op, or a pass
-// right after the GEMM) instead of as a separate node over memory.
+// right after the GEMM) instead of as a separate node over memory; and a residual Add (with the
+// activation after it) into the NhwcConv that feeds it (a oneDNN sum post-op).
 #include <limits>
 #include <vector>
 
@@ -67,7 +68,56 @@ bool takes_activation(const Graph& g, const Node& p) {
   return p.inputs[0] != kNoValue && is_float(g.values[p.inputs[0]].dtype);
 }
 
+void set_activation(Node& n, const std::string& prefix, const std::string& kind, float alpha, float beta) {
+  n.attrs[prefix] = Attribute::of_string(kind);
+  n.attrs[prefix + "_alpha"] = Attribute::of_float(alpha);
+  n.attrs[prefix + "_beta"] = Attribute::of_float(beta);
+}
+
 }  // namespace
+
+Status fuse_conv_residual(Graph& g) {
+  GraphIndex ix(g);
+  std::vector<bool> removed(g.nodes.size(), false);
+  std::vector<int> reader(g.values.size(), -1);  // the last node reading each value
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (int v : g.nodes[i].inputs)
+      if (v != kNoValue) reader[v] = static_cast<int>(i);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& add = g.nodes[i];
+    if (add.op_type != "Add" || !add.domain.empty() || add.inputs.size() != 2 || add.outputs.size() != 1 ||
+        add.inputs[0] == kNoValue || add.inputs[1] == kNoValue || add.inputs[0] == add.inputs[1])
+      continue;
+    for (int side = 0; side < 2; ++side) {
+      const int c = add.inputs[side];
+      if (ix.uses[c] != 1 || ix.producer[c] < 0 || removed[ix.producer[c]]) continue;
+      Node& conv = g.nodes[ix.producer[c]];
+      if (conv.op_type != "NhwcConv" || conv.domain != "com.mserve" || conv.attr("mserve_residual") ||
+          conv.outputs.size() != 1)
+        continue;
+      if (conv.inputs.size() < 3) conv.inputs.resize(3, kNoValue);
+      conv.inputs.push_back(add.inputs[1 - side]);
+      conv.attrs["mserve_residual"] = Attribute::of_int(1);
+      conv.outputs[0] = add.outputs[0];
+      removed[i] = true;
+      // The activation after the sum, when it is the sum's only reader.
+      const int s = add.outputs[0];
+      std::string kind;
+      float alpha, beta;
+      if (ix.uses[s] == 1 && reader[s] >= 0) {
+        Node& act = g.nodes[reader[s]];
+        if (act.inputs[0] == s && activation_of(g, act, &kind, &alpha, &beta)) {
+          set_activation(conv, "mserve_after_activation", kind, alpha, beta);
+          conv.outputs[0] = act.outputs[0];
+          removed[reader[s]] = true;
+        }
+      }
+      break;
+    }
+  }
+  erase_nodes(g, removed);
+  return Status::OK();
+}
 
 Status fuse_activation(Graph& g) {
   GraphIndex ix(g);
@@ -82,9 +132,7 @@ Status fuse_activation(Graph& g) {
     if (uses[x] != 1 || producer[x] < 0) continue;
     Node& p = g.nodes[producer[x]];
     if (!takes_activation(g, p) || p.outputs[0] != x) continue;
-    p.attrs["mserve_activation"] = Attribute::of_string(kind);
-    p.attrs["mserve_activation_alpha"] = Attribute::of_float(alpha);
-    p.attrs["mserve_activation_beta"] = Attribute::of_float(beta);
+    set_activation(p, "mserve_activation", kind, alpha, beta);
     p.outputs[0] = act.outputs[0];
     producer[act.outputs[0]] = producer[x];
     removed[i] = true;

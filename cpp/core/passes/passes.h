@@ -51,4 +51,9 @@ Status fuse_matmul_transpose(Graph& g);
 // (kernels/fused_activation.h). Runs after fuse_gelu and fuse_matmul_bias.
 Status fuse_activation(Graph& g);
 
+// An Add of an NhwcConv output (read by nothing else) and another tensor, and the activation
+// after it when it is the sum's only reader, move into the NhwcConv (input 3, mserve_residual;
+// mserve_after_activation): ResNet's residual join runs as a oneDNN sum post-op.
+Status fuse_conv_residual(Graph& g);
+
 }  // namespace mserve

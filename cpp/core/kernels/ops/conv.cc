@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/exec/thread_pool.h"
+#include "core/kernels/broadcast.h"
 #include "core/kernels/common.h"
 #include "core/kernels/dnnl_conv.h"
 #include "core/kernels/fused_activation.h"
@@ -21,12 +22,14 @@
 namespace mserve {
 namespace {
 
-
 struct ConvAttrs {
   AutoPad auto_pad = AutoPad::kNotSet;
   int64_t group = 1;
   std::vector<int64_t> kernel_shape, strides, dilations, pads;
   FusedActivation act;  // applied to Y (fuse_activation)
+  // NhwcConv only (fuse_conv_residual): Y = after(act(conv) + R), R the optional input 3.
+  bool residual = false;
+  FusedActivation after;
 };
 
 // The geometry of one call, spatial arrays as 3-D (index 0 outermost).
@@ -48,13 +51,12 @@ struct Geo {
 Status make_geo(const ConvAttrs& a, const Shape& x, const Shape& w, Geo* g) {
   const int r = x.rank();
   MS_CHECK_ARG(r >= 3, "X must have rank >= 3 (N, C, spatial...), got shape " + x.str());
-  if (r > 5)
-    return Unsupported("only 1-D, 2-D and 3-D convolutions are supported, X has shape " + x.str());
+  if (r > 5) return Unsupported("only 1-D, 2-D and 3-D convolutions are supported, X has shape " + x.str());
   MS_CHECK_ARG(w.rank() == r, "W must have the rank of X: X " + x.str() + ", W " + w.str());
   const size_t sp = static_cast<size_t>(r - 2);
-  MS_CHECK_ARG(a.kernel_shape.empty() || a.kernel_shape.size() == sp,
-               "kernel_shape " + ints_str(a.kernel_shape) + " does not match " + std::to_string(sp) +
-                   " spatial dims of X " + x.str());
+  MS_CHECK_ARG(a.kernel_shape.empty() || a.kernel_shape.size() == sp, "kernel_shape " + ints_str(a.kernel_shape) +
+                                                                          " does not match " + std::to_string(sp) +
+                                                                          " spatial dims of X " + x.str());
   MS_CHECK_ARG(a.strides.empty() || a.strides.size() == sp,
                "strides " + ints_str(a.strides) + " must have " + std::to_string(sp) + " values");
   MS_CHECK_ARG(a.dilations.empty() || a.dilations.size() == sp,
@@ -66,9 +68,9 @@ Status make_geo(const ConvAttrs& a, const Shape& x, const Shape& w, Geo* g) {
   g->M = w[0];
   g->Cg = w[1];
   g->group = a.group;
-  MS_CHECK_ARG(w[1] * a.group == x[1],
-               "X has " + std::to_string(x[1]) + " channels but W " + w.str() + " with group " +
-                   std::to_string(a.group) + " expects W.shape[1] * group = " + std::to_string(w[1] * a.group));
+  MS_CHECK_ARG(w[1] * a.group == x[1], "X has " + std::to_string(x[1]) + " channels but W " + w.str() + " with group " +
+                                           std::to_string(a.group) +
+                                           " expects W.shape[1] * group = " + std::to_string(w[1] * a.group));
   MS_CHECK_ARG(w[0] % a.group == 0, "the " + std::to_string(w[0]) + " output channels of W " + w.str() +
                                         " are not divisible by group " + std::to_string(a.group));
   g->Mg = w[0] / a.group;
@@ -85,9 +87,9 @@ Status make_geo(const ConvAttrs& a, const Shape& x, const Shape& w, Geo* g) {
                                       a.pads.empty() ? 0 : a.pads[sp + i], false);
     const int64_t out = wa.out, pb = wa.pad_begin;
     g->pe[j] = wa.pad_end;
-    MS_CHECK_ARG(out > 0, "output spatial dimension " + std::to_string(i) + " would be empty: input " +
-                              x.str() + ", kernel " + w.str() + ", stride " + std::to_string(s) +
-                              ", dilation " + std::to_string(d));
+    MS_CHECK_ARG(out > 0, "output spatial dimension " + std::to_string(i) + " would be empty: input " + x.str() +
+                              ", kernel " + w.str() + ", stride " + std::to_string(s) + ", dilation " +
+                              std::to_string(d));
     g->in[j] = in;
     g->k[j] = k;
     g->s[j] = s;
@@ -166,8 +168,7 @@ class ConvKernel final : public Kernel {
       MS_CHECK_ARG(ctx.dtype(2) == t,
                    std::string("B dtype ") + dtype_name(ctx.dtype(2)) + " differs from X dtype " + dtype_name(t));
       const Shape& b = ctx.shape(2);
-      MS_CHECK_ARG(b.rank() == 1 && b[0] == g.M,
-                   "B must have shape [" + std::to_string(g.M) + "], got " + b.str());
+      MS_CHECK_ARG(b.rank() == 1 && b[0] == g.M, "B must have shape [" + std::to_string(g.M) + "], got " + b.str());
     }
     Shape out{g.N, g.M};
     const int sp = ctx.shape(0).rank() - 2;
@@ -182,7 +183,8 @@ class ConvKernel final : public Kernel {
     }
     if (!g.pointwise()) {
       // One column buffer per image computed at once (see run: images go in parallel).
-      MS_ASSIGN_OR_RETURN(size_t ws, aligned_bytes(t, Shape{image_slots(g, ctx.threads()), g.C * g.k_size(), g.out_size()}));
+      MS_ASSIGN_OR_RETURN(size_t ws,
+                          aligned_bytes(t, Shape{image_slots(g, ctx.threads()), g.C * g.k_size(), g.out_size()}));
       ctx.set_workspace(ws);
     }
     return Status::OK();
@@ -194,22 +196,25 @@ class ConvKernel final : public Kernel {
 
   // Batches of at least `threads` images run one image per thread with single-threaded GEMMs:
   // no synchronization inside an image, and each thread keeps its own column buffer.
-  static int64_t image_slots(const Geo& g, int threads) {
-    return threads > 1 && g.N >= threads ? threads : 1;
-  }
+  static int64_t image_slots(const Geo& g, int threads) { return threads > 1 && g.N >= threads ? threads : 1; }
 
   Status compute(const ComputeContext& ctx) const override {
     Geo g;
     MS_RETURN_IF_ERROR(make_geo(a_, ctx.input(0).shape(), ctx.input(1).shape(), &g));
     if (on_dnnl(g, ctx.input(0).dtype()) && ctx.output(0).numel() > 0) {
-      Status st = dnnl_->run(ctx.input(0).data<float>(), ctx.output(0).data<float>(), dnnl_geometry(g),
-                             ctx.workspace(), ctx.pool().threads());
+      Status st = dnnl_->run(ctx.input(0).data<float>(), ctx.output(0).data<float>(), dnnl_geometry(g), ctx.workspace(),
+                             ctx.pool().threads());
       if (st.code() != Code::kUnsupported) return st;  // else infer planned the im2col path
     }
     switch (ctx.input(0).dtype()) {
-      case DType::kFloat32: run<float>(ctx, g); break;
-      case DType::kFloat64: run<double>(ctx, g); break;
-      default: return Unsupported(std::string("dtype ") + dtype_name(ctx.input(0).dtype()) + " is not supported");
+      case DType::kFloat32:
+        run<float>(ctx, g);
+        break;
+      case DType::kFloat64:
+        run<double>(ctx, g);
+        break;
+      default:
+        return Unsupported(std::string("dtype ") + dtype_name(ctx.input(0).dtype()) + " is not supported");
     }
     return Status::OK();
   }
@@ -253,8 +258,8 @@ class ConvKernel final : public Kernel {
       auto unfold = [&](int64_t c) { im2col_channel(xn + c * IS, col + c * KS * OS, g); };
       auto group_gemm = [&](int64_t grp, ThreadPool& gp) {
         const T* b = direct ? xn + grp * g.Cg * IS : col + grp * red * OS;
-        gemm<T>(false, false, g.Mg, OS, red, T(1), w + grp * g.Mg * red, red, b, OS, T(0),
-                yn + grp * g.Mg * OS, OS, gp);
+        gemm<T>(false, false, g.Mg, OS, red, T(1), w + grp * g.Mg * red, red, b, OS, T(0), yn + grp * g.Mg * OS, OS,
+                gp);
       };
       if (by_group) {
         const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(65536.0 / std::max(1.0, group_flops)));
@@ -318,6 +323,8 @@ std::unique_ptr<DnnlConv> make_dnnl_conv(const ConvAttrs& a, const Node& n, cons
   p.C = w->dim(1) * a.group;
   p.group = a.group;
   p.act = a.act;
+  p.residual = a.residual;
+  p.after = a.after;
   p.nhwc = p.always = nhwc;
   if (nhwc && sp != 2) return nullptr;
   for (int i = 0; i < sp; ++i) {
@@ -349,7 +356,14 @@ class NhwcConvKernel final : public Kernel {
     MS_CHECK_ARG(x.rank() == 4, "NhwcConv X must be [N, H, W, C], got " + x.str());
     Geo g;
     MS_RETURN_IF_ERROR(make_geo(a_, nchw(x), ctx.shape(1), &g));
-    ctx.set_output(0, DType::kFloat32, Shape{g.N, g.out[1], g.out[2], g.M});
+    const Shape y{g.N, g.out[1], g.out[2], g.M};
+    ctx.set_output(0, DType::kFloat32, y);
+    if (a_.residual) {
+      MS_CHECK_ARG(ctx.has_input(3) && ctx.dtype(3) == DType::kFloat32, "NhwcConv's residual must be float32");
+      auto b = broadcast_shapes(ctx.shape(3), y);
+      MS_CHECK_ARG(b.ok() && b.value() == y, "the residual added to the convolution, of shape " + ctx.shape(3).str() +
+                                                 ", does not broadcast to its output " + y.str());
+    }
     MS_ASSIGN_OR_RETURN(size_t ws, dnnl_->prepare(dnnl_geometry(g), ctx.threads()));
     ctx.set_workspace(ws);
     return Status::OK();
@@ -359,7 +373,21 @@ class NhwcConvKernel final : public Kernel {
     if (ctx.output(0).numel() == 0) return Status::OK();
     Geo g;
     MS_RETURN_IF_ERROR(make_geo(a_, nchw(ctx.input(0).shape()), ctx.input(1).shape(), &g));
-    return dnnl_->run(ctx.input(0).data<float>(), ctx.output(0).data<float>(), dnnl_geometry(g), ctx.workspace(),
+    Tensor& y = ctx.output(0);
+    if (a_.residual) {  // oneDNN's sum post-op adds what Y holds: the residual, broadcast
+      const Tensor& r = ctx.input(3);
+      float* yp = y.data<float>();
+      const float* rp = r.data<float>();
+      if (r.shape() == y.shape()) {
+        if (rp != yp) std::copy(rp, rp + y.numel(), yp);
+      } else {
+        for_each_broadcast_row<1>({&r.shape()}, y.shape(), ctx.pool(),
+                                  [&](int64_t o, const int64_t* off, const int64_t* st, int64_t n) {
+                                    for (int64_t j = 0; j < n; ++j) yp[o + j] = rp[off[0] + j * st[0]];
+                                  });
+      }
+    }
+    return dnnl_->run(ctx.input(0).data<float>(), y.data<float>(), dnnl_geometry(g), ctx.workspace(),
                       ctx.pool().threads());
   }
 
@@ -378,8 +406,13 @@ StatusOr<ConvAttrs> parse_conv(const Node& n) {
   a.dilations = n.attr_ints("dilations");
   a.pads = n.attr_ints("pads");
   a.act = FusedActivation::of(n);
+  a.residual = n.attr_int("mserve_residual", 0) != 0;
+  a.after = FusedActivation::of(n, "mserve_after_activation");
+  MS_CHECK_ARG(!a.residual || (n.op_type == "NhwcConv" && n.inputs.size() > 3 && n.inputs[3] != kNoValue),
+               "mserve_residual needs an NhwcConv with input 3");
   MS_CHECK_ARG(a.group >= 1, "group must be >= 1, got " + std::to_string(a.group));
-  for (int64_t v : a.kernel_shape) MS_CHECK_ARG(v >= 1, "kernel_shape " + ints_str(a.kernel_shape) + " must be positive");
+  for (int64_t v : a.kernel_shape)
+    MS_CHECK_ARG(v >= 1, "kernel_shape " + ints_str(a.kernel_shape) + " must be positive");
   for (int64_t v : a.strides) MS_CHECK_ARG(v >= 1, "strides " + ints_str(a.strides) + " must be positive");
   for (int64_t v : a.dilations) MS_CHECK_ARG(v >= 1, "dilations " + ints_str(a.dilations) + " must be positive");
   for (int64_t v : a.pads) MS_CHECK_ARG(v >= 0, "pads " + ints_str(a.pads) + " must be non-negative");
