@@ -139,6 +139,72 @@ SessionOptions options(int threads, bool optimize) {
   return o;
 }
 
+// Session.fast_run(): Model.predict's path for its commonest call, one C-contiguous aligned
+// ndarray of the single input's dtype and one output: a plain C function (METH_O) over a capsule,
+// with the checks the Python path would make done on numpy's structs. It returns None, having
+// done nothing, for anything else (other types, dtypes or layouts, and errors): the general
+// path then handles the call and reports what is wrong.
+constexpr const char* kFastRunCapsule = "mserve.fast_run";
+
+struct FastRun {
+  std::shared_ptr<const Session> session;
+  DType dtype;
+  PyObject* descr;  // numpy's dtype object for `dtype` (to_numpy keeps it alive)
+};
+
+PyObject* fast_run_call(PyObject* self, PyObject* x) {
+  auto* f = static_cast<FastRun*>(PyCapsule_GetPointer(self, kFastRunCapsule));
+  auto& api = py::detail::npy_api::get();
+  if (!f || Py_TYPE(x) != api.PyArray_Type_) Py_RETURN_NONE;
+  const auto* a = py::detail::array_proxy(x);
+  constexpr int kNeed = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+  if (a->descr != f->descr || (a->flags & kNeed) != kNeed || !Shape::fits(a->nd)) Py_RETURN_NONE;
+  // Reused per thread: no allocation for the argument and result lists.
+  thread_local std::vector<Tensor> ins, outs;
+  try {
+    ins.clear();
+    outs.clear();
+    ins.emplace_back(f->dtype, Shape(a->dimensions, a->dimensions + a->nd), a->data);
+    Status st;
+    {
+      py::gil_scoped_release nogil;
+      st = f->session->run(ins, &outs);
+    }
+    ins.clear();
+    if (!st.ok() || outs.size() != 1 || outs[0].dtype() == DType::kString) {
+      outs.clear();
+      Py_RETURN_NONE;
+    }
+    py::array out = to_array(std::move(outs[0]));
+    outs.clear();
+    return out.release().ptr();
+  } catch (...) {
+    ins.clear();
+    outs.clear();
+    PyErr_Clear();
+    Py_RETURN_NONE;
+  }
+}
+
+PyMethodDef kFastRunDef = {"fast_run", fast_run_call, METH_O,
+                           "fast_run(x): the model's single output for one C-contiguous array of its input's "
+                           "dtype, or None (the caller's general path then runs)."};
+
+py::object make_fast_run(const std::shared_ptr<Session>& s) {
+  const Graph& g = s->graph();
+  if (g.inputs.size() != 1 || g.outputs.size() != 1) return py::none();
+  const Value& in = g.values[g.inputs[0]];
+  if (in.dtype == DType::kUndefined || in.dtype == DType::kString || g.values[g.outputs[0]].zipmap)
+    return py::none();
+  auto* f = new FastRun{s, in.dtype, to_numpy(in.dtype).ptr()};
+  py::capsule cap(f, kFastRunCapsule, [](PyObject* c) {
+    delete static_cast<FastRun*>(PyCapsule_GetPointer(c, kFastRunCapsule));
+  });
+  PyObject* fn = PyCFunction_New(&kFastRunDef, cap.ptr());
+  if (!fn) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(fn);
+}
+
 }  // namespace
 
 // A ZipMap output as Python wants it: one {label: score} dict per row of float32 `scores` [N, C]
@@ -202,6 +268,9 @@ void bind_session(py::module_& m) {
       .def_property_readonly("cached_plans", &Session::cached_plans)
       .def_property_readonly("num_nodes", &Session::num_nodes)
       .def_property_readonly("node_ops", &Session::node_ops)
+      .def("fast_run", &make_fast_run,
+           "A function f(x) running a single-input, single-output model on one C-contiguous array of the "
+           "input's dtype (None for anything else); None when the model has another signature.")
       .def("set_profiling", &Session::set_profiling, py::arg("on"))
       .def("profile", [](const Session& s) {
         py::list rows;

@@ -80,9 +80,9 @@ class Model:
         self.outputs: List[TensorSpec] = _specs(session.outputs)
         self._input_index = {s.name: i for i, s in enumerate(self.inputs)}
         self._output_index = {s.name: i for i, s in enumerate(self.outputs)}
-        # predict's fast path: one numeric input, one output that is an array.
-        single = len(self.inputs) == 1 and len(self.outputs) == 1 and self.outputs[0].labels is None
-        self._fast_dtype = self.inputs[0].dtype if single and self.inputs[0].dtype != object else None
+        # predict's fast path (one numeric input, one output that is an array): a C function that
+        # checks and runs in one call, returning None for anything it does not take.
+        self._fast = session.fast_run()
 
     @property
     def threads(self) -> int:
@@ -110,9 +110,10 @@ class Model:
         Returns one array for a single-output model, else a dict name -> array. ``outputs``
         selects outputs by name: a str returns that array, a sequence returns a dict.
         """
-        if (outputs is None and type(x) is np.ndarray and x.dtype == self._fast_dtype and x.flags.c_contiguous
-                and x.flags.aligned):
-            return self._s.run([x])[0]  # what the general path does for this case, without its checks
+        if outputs is None and self._fast is not None:
+            y = self._fast(x)  # what the general path does for this case, without its checks
+            if y is not None:
+                return y
         arrays = [self._convert(spec, v) for spec, v in zip(self.inputs, self._bind(x))]
         results = self._s.run(arrays)
         for i, spec in enumerate(self.outputs):

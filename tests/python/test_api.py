@@ -1,5 +1,6 @@
 """Python API: input forms, outputs selection, zero copy, thread safety."""
 import ctypes
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -174,3 +175,41 @@ def test_scalar_inputs_keep_rank_zero():
     np.testing.assert_array_equal(m.predict({"x": x, "s": np.float32(3)}), [4, 5])
     np.testing.assert_array_equal(m.predict({"x": x, "s": 3.0}), [4, 5])
     np.testing.assert_array_equal(m.predict({"x": x[::-1].copy()[::-1], "s": np.array(3, np.float32)}), [4, 5])
+
+
+def test_fast_path_takes_only_what_the_general_path_would_take_the_same_way():
+    """predict's C fast path (one C-contiguous array of the input's dtype) and the general path
+    must agree, and everything else must reach the general path (copies, errors)."""
+    m = make_model([helper.make_node("Mul", ["x", "two"], ["y"])], [("x", np.float32, ["n", 3])],
+                   [("y", np.float32, None)], {"two": np.array(2, np.float32)})
+    model = mserve.load(m.SerializeToString())
+    assert model._fast is not None
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    np.testing.assert_array_equal(model.predict(x), x * 2)
+    np.testing.assert_array_equal(model._fast(x), x * 2)
+    y = model.predict(x)
+    assert y.flags.writeable and y.flags.owndata is False and y.base is not None  # owns the runtime's buffer
+    # Not taken by the fast path, answered by the general one:
+    big_endian = x.astype(">f4")
+    fortran = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4).T)
+    strided = np.arange(24, dtype=np.float32).reshape(4, 6)[:, ::2]
+    for arr in (fortran, strided, [[1.0, 2.0, 3.0]], np.ones((2, 3), np.float32).view(np.matrix)):
+        assert model._fast(arr) is None
+        np.testing.assert_array_equal(model.predict(arr), np.asarray(arr, np.float32) * 2)
+    assert model._fast(big_endian) is None
+    with pytest.raises(mserve.InvalidArgument):
+        model.predict(big_endian)  # not float32 in native order: no silent cast
+    with pytest.raises(mserve.InvalidArgument, match="float64"):
+        model.predict(x.astype(np.float64))
+    for bad in (np.ones((2, 4), np.float32), np.ones(3, np.float32)):  # wrong shape: the general path says so
+        assert model._fast(bad) is None
+        with pytest.raises(mserve.InvalidArgument):
+            model.predict(bad)
+    # outputs= goes the general way too.
+    np.testing.assert_array_equal(model.predict(x, outputs="y"), x * 2)
+
+
+def test_fast_path_only_for_single_array_signatures(two_io):
+    assert mserve.load(two_io)._fast is None
+    zoo = pathlib.Path(__file__).resolve().parent.parent / "models"
+    assert mserve.load(str(zoo / "sk_logistic_zipmap.onnx"))._fast is None  # a list of dicts comes back
