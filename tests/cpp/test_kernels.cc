@@ -2,6 +2,7 @@
 #include <cmath>
 #include <functional>
 
+#include "core/kernels/dnnl_conv.h"
 #include "helpers.h"
 
 namespace mserve::testing {
@@ -250,6 +251,27 @@ TEST(Kernels, Conv2DPadsStridesDilationsGroups) {
     auto want = conv_ref(ins[0], ins[1], &ins[2], c.group, c.st, c.pad, c.dil, out);
     expect_close(t.run(ins), want, out);
   }
+}
+
+TEST(Kernels, ConvBatchesRunInChunksOnFewPrimitives) {
+  // Constant weights: oneDNN runs the batch as chunks of 32, 16, ..., 1 images.
+  const Tensor w = random_tensor(Shape{8, 4, 3, 3}, 11), b = random_tensor(Shape{8}, 12);
+  for (int64_t n : {37, 5, 64}) {
+    OneNode t{"Conv", {{"pads", ints_attr({1, 1, 1, 1})}}, {Shape{n, 4, 9, 9}}, 17, {w, b}};
+    auto ins = t.inputs();
+    Shape out;
+    auto want = conv_ref(ins[0], w, &b, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}, out);
+    expect_close(t.run(ins), want, out);
+  }
+  DnnlConv::Params p;
+  p.C = 4;
+  p.M = 8;
+  p.k[0] = p.k[1] = 3;
+  p.nhwc = p.always = true;
+  auto conv = DnnlConv::create(p, w.data<float>(), b.data<float>());
+  ASSERT_TRUE(conv);
+  for (int64_t n = 1; n <= 64; ++n) ASSERT_TRUE(conv->prepare(DnnlConv::Geometry{n, 9, 9, 7, 7, {0, 0}, {0, 0}}, 1).ok());
+  EXPECT_LE(conv->cached_primitives(), 6u);  // one per chunk size, not per batch size
 }
 
 TEST(Kernels, Conv1DAndAutoPad) {

@@ -186,6 +186,10 @@ class EntryCache {
     if (!it->second.entry) return Unsupported(it->second.why);
     return it->second.entry;
   }
+  size_t size() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return slots_.size();
+  }
 
  private:
   struct Slot {

@@ -1,5 +1,6 @@
 #include "core/kernels/dnnl_conv.h"
 
+#include <algorithm>
 #include <array>
 #include <map>
 #include <mutex>
@@ -31,6 +32,16 @@ struct DnnlConv::Impl {
   };
   dnnl_util::EntryCache<std::array<int64_t, 10>, Entry> entries;  // by geometry and threads
 
+  static double flops(const Params& p, const Geometry& g) {
+    return 2.0 * g.N * p.M * g.OH * g.OW * (p.C / p.group) * p.k[0] * p.k[1];
+  }
+  // Below ~32 kFLOP (the whole batch) the fixed cost of a oneDNN call (memory objects, two
+  // reorders) exceeds a dense conv itself (a text CNN's 1-D convs over 6 tokens: 1.5 us each vs
+  // 0.3 us with im2col); grouped convs always come here, im2col runs them at a few GFLOP/s.
+  Status pays_off(const Geometry& g) const {
+    if (flops(p, g) < 32e3 && p.group == 1 && !p.always) return Unsupported("oneDNN convolution: too small to pay off");
+    return Status::OK();
+  }
   StatusOr<std::unique_ptr<Entry>> make_entry(const Geometry& g, int threads) const;
   StatusOr<std::shared_ptr<const Entry>> entry(const Geometry& g, int threads) const {
     return entries.get({g.N, g.H, g.W, g.OH, g.OW, g.pad_begin[0], g.pad_begin[1], g.pad_end[0], g.pad_end[1], threads},
@@ -40,11 +51,7 @@ struct DnnlConv::Impl {
 
 StatusOr<std::unique_ptr<DnnlConv::Impl::Entry>> DnnlConv::Impl::make_entry(const Geometry& g, int threads) const {
   const int64_t N = g.N, H = g.H, W = g.W, OH = g.OH, OW = g.OW;
-  const double flops = 2.0 * N * p.M * OH * OW * (p.C / p.group) * p.k[0] * p.k[1];
-  // Below ~32 kFLOP the fixed cost of a oneDNN call (memory objects, two reorders) exceeds a
-  // dense conv itself (a text CNN's 1-D convs over 6 tokens: 1.5 us each vs 0.3 us with
-  // im2col); grouped convs always come here, im2col runs them at a few GFLOP/s.
-  if (flops < 32e3 && p.group == 1 && !p.always) return Unsupported("oneDNN convolution: too small to pay off");
+  const double flops = Impl::flops(p, g);
   const memory::dims pad_end{g.pad_end[0], g.pad_end[1]};
   const int team = dnnl_util::team_size(flops, threads);
   omp_set_num_threads(team);
@@ -117,12 +124,50 @@ std::unique_ptr<DnnlConv> DnnlConv::create(const Params& p, const float* w, cons
   return std::unique_ptr<DnnlConv>(new DnnlConv(std::move(impl)));
 }
 
+namespace {
+
+// A batch runs as chunks of 32, 16, 8, 4, 2 and 1 images (37 = 32 + 4 + 1): at most six
+// primitives per conv and thread count, whatever batch sizes a server sees (one per batch size
+// held up to 64 JIT kernels and weight copies per conv: ResNet-18 grew to 150 MB under batches
+// 1..64), and a new batch size rarely needs a new primitive.
+constexpr int64_t kMaxChunk = 32;
+int64_t chunk_at(int64_t left) {
+  int64_t c = 1;
+  while (c * 2 <= std::min(left, kMaxChunk)) c *= 2;
+  return c;
+}
+
+}  // namespace
+
+size_t DnnlConv::cached_primitives() const { return impl_->entries.size(); }
+
 StatusOr<size_t> DnnlConv::prepare(const Geometry& g, int threads) const {
-  MS_ASSIGN_OR_RETURN(auto e, impl_->entry(g, threads));
-  return e->bytes;
+  MS_RETURN_IF_ERROR(impl_->pays_off(g));
+  size_t bytes = 0;
+  for (int64_t n = 0; n < g.N;) {
+    Geometry c = g;
+    c.N = chunk_at(g.N - n);
+    MS_ASSIGN_OR_RETURN(auto e, impl_->entry(c, threads));
+    bytes = std::max(bytes, e->bytes);
+    n += c.N;
+  }
+  return bytes;
 }
 
 Status DnnlConv::run(const float* x, float* y, const Geometry& g, void* workspace, int threads) const {
+  MS_RETURN_IF_ERROR(impl_->pays_off(g));
+  const Params& p = impl_->p;
+  const int64_t x_image = p.C * g.H * g.W, y_image = p.M * g.OH * g.OW;
+  for (int64_t n = 0; n < g.N;) {
+    Geometry c = g;
+    c.N = chunk_at(g.N - n);
+    MS_RETURN_IF_ERROR(run_chunk(x + n * x_image, y + n * y_image, c, workspace, threads));
+    n += c.N;
+  }
+  return Status::OK();
+}
+
+Status DnnlConv::run_chunk(const float* x, float* y, const Geometry& g, void* workspace, int threads) const {
   MS_ASSIGN_OR_RETURN(auto e, impl_->entry(g, threads));
   try {
     char* ws = static_cast<char*>(workspace);

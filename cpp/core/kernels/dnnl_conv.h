@@ -6,8 +6,9 @@
 // AVX-512 Xeon: ~215 GFLOP/s for 3x3 convs and 50-80 for depthwise ones on one thread, where
 // im2col + Eigen GEMM reached ~110 and ~2 (see docs/design.md).
 //
-// Thread safety: prepare() and run() may be called concurrently; one primitive per input
-// shape is created on first prepare() and kept for the life of the object.
+// Thread safety: prepare() and run() may be called concurrently. A batch runs as chunks of 32,
+// 16, ..., 1 images, with one primitive per chunk size and input geometry, created on first
+// prepare() and kept (at most 64, least recently used dropped).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -46,10 +47,14 @@ class DnnlConv {
   // Y = after(act(conv(X) + bias) [+ Y as it was, with Params::residual]). Returns Unsupported, having done nothing,
   // exactly when prepare() fails for the same arguments. `workspace`: prepare()'s bytes, 64-byte aligned.
   Status run(const float* x, float* y, const Geometry& g, void* workspace, int threads) const;
+  // Primitives made so far (shapes refused included).
+  size_t cached_primitives() const;
 
  private:
   struct Impl;
   explicit DnnlConv(std::unique_ptr<Impl> impl);
+  // One chunk of the batch (run() splits it: at most a few primitives per conv).
+  Status run_chunk(const float* x, float* y, const Geometry& g, void* workspace, int threads) const;
   std::unique_ptr<Impl> impl_;
 };
 
