@@ -101,14 +101,15 @@ def gemm_report(threads_list, seconds: float) -> None:
 RSS_CHILD = r"""
 import resource, sys, numpy as np
 sys.path.insert(0, {bench!r})
-from bench_models import zoo_feeds, ZOO
-runtime, name, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+from pathlib import Path
+from bench_models import zoo_feeds
+runtime, path, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+name, where = Path(path).stem, Path(sys.argv[4])
 import mserve, onnxruntime as ort
 def current_mb():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 base = current_mb()
-path = str(ZOO / (name + ".onnx"))
 if runtime == "mserve":
     m = mserve.load(path, threads=1)
     run = lambda feeds: m.predict(feeds)
@@ -116,12 +117,12 @@ else:
     so = ort.SessionOptions(); so.intra_op_num_threads = 1
     s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     run = lambda feeds: s.run(None, feeds)
-run(zoo_feeds(name, 1))
+run(zoo_feeds(name, 1, where))
 loaded = current_mb() - base
 marks = []
 for i in range(calls):
-    run(zoo_feeds(name, 1 + i % 64))
-    if i + 1 in (1000, calls):
+    run(zoo_feeds(name, 1 + i % 64, where))
+    if i + 1 in (min(1000, calls // 2), calls):
         marks.append(current_mb())
 print(loaded, *marks)
 """
@@ -135,14 +136,22 @@ def memory_report(names, calls: int) -> None:
     import sys
     code = RSS_CHILD.format(bench=os.path.dirname(os.path.abspath(__file__)))
     print(f"\n| model | file MB | mserve load + 1st call MB | onnxruntime MB | mserve RSS after 1k / {calls // 1000}k calls"
-          " (batch 1..64) | onnxruntime |")
+          " (batch 1..64; bench models 64 / 128) | onnxruntime |")
     print("|---|---|---|---|---|---|")
+    import tempfile
     for name in names:
         out = {}
-        for rt in ("mserve", "onnxruntime"):
-            res = subprocess.run([sys.executable, "-c", code, rt, name, str(calls)], capture_output=True, text=True)
-            out[rt] = [float(v) for v in res.stdout.split()] if res.returncode == 0 else None
-        size = (ZOO / f"{name}.onnx").stat().st_size / 2**20
+        with tempfile.TemporaryDirectory() as tmp:
+            path, where = ZOO / f"{name}.onnx", ZOO
+            n = calls
+            if not path.exists():  # a bench model: written with its weights; 128 calls (up to ~1 s each)
+                path, where, n = Path(tmp) / f"{name}.onnx", BENCH_MODELS, min(calls, 128)
+                path.write_bytes(with_weights(BENCH_MODELS / f"{name}.onnx"))
+            for rt in ("mserve", "onnxruntime"):
+                res = subprocess.run([sys.executable, "-c", code, rt, str(path), str(n), str(where)],
+                                     capture_output=True, text=True)
+                out[rt] = [float(v) for v in res.stdout.split()] if res.returncode == 0 else None
+            size = path.stat().st_size / 2**20
         a, b = out["mserve"], out["onnxruntime"]
         fmt = lambda r: f"{r[1]:.0f} / {r[2]:.0f}" if r and len(r) == 3 else "-"  # noqa: E731
         print(f"| {name} | {size:.1f} | {a[0]:.1f} | {b[0]:.1f} | {fmt(a)} | {fmt(b)} |" if a and b else
@@ -243,7 +252,7 @@ def main() -> None:
         worst = max(rs)
         print(f"| {batch} | {g:.2f} | {worst[0]:.2f} ({worst[1]}, {worst[2]}) |")
     gemm_report(args.threads, args.seconds)
-    memory_report([n for n in ("mlp", "cnn_nhwc", "resnet18", "bert_encoder", "sk_random_forest_zipmap")
+    memory_report([n for n in ("mlp", "cnn_nhwc", "resnet18", "bert_encoder", "sk_random_forest_zipmap", "bert_seq128")
                    if not args.only or n in args.only], args.memory_calls)
     print("\n| model | first call mserve ms | first call onnxruntime ms |")
     print("|---|---|---|")

@@ -11,7 +11,7 @@ namespace mserve {
 struct Session::RunContext {
   std::shared_ptr<Buffer> arena;  // lent by the session for one run (take_arena / give_arena)
   void* views_base = nullptr;     // the arena the views in `values` point into
-  std::vector<Tensor> values;  // per value id; constants are set once, arena views per arena
+  std::vector<Tensor> values;     // per value id; constants are set once, arena views per arena
   std::vector<const Tensor*> in_ptrs;
   std::vector<Tensor*> out_ptrs;
 };
@@ -52,6 +52,35 @@ Status check_declared_strings(const Program& p) {
 
 }  // namespace
 
+namespace {
+
+// Weights held once: an initializer that every node reading it has packed into its own form
+// (Kernel::packed_constant) keeps its dtype and shape but drops its bytes (freed with the last
+// view: the loader's protobuf bytes, or an owned copy).
+void release_packed_constants(Program& p) {
+  Graph& g = p.graph;
+  std::unordered_map<int, bool> needed;
+  for (const auto& [v, t] : g.initializers) needed[v] = t.dtype() == DType::kString || t.raw() == nullptr;
+  for (int v : g.outputs)
+    if (needed.count(v)) needed[v] = true;
+  for (int ni : p.order) {
+    const Node& n = g.nodes[ni];
+    const Kernel* k = p.kernels[ni].get();
+    if (!k) continue;  // folded: it never runs
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      auto it = needed.find(n.inputs[i]);
+      if (it != needed.end() && !k->packed_constant(static_cast<int>(i))) it->second = true;
+    }
+  }
+  for (const auto& [v, need] : needed) {
+    if (need) continue;
+    Tensor& t = g.initializers.at(v);
+    t = Tensor(t.dtype(), t.shape(), nullptr);
+  }
+}
+
+}  // namespace
+
 StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOptions& opts) {
   std::shared_ptr<Session> s(new Session());
   s->opts_ = opts;
@@ -63,8 +92,8 @@ StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOpt
     if (val.dtype == DType::kUndefined && !opts.subgraph)
       return LoadError("graph input '" + val.name + "' has no element type");
     if (val.has_shape && !Shape::fits(val.dims.size()))
-      return Unsupported("graph input '" + val.name + "' has rank " + std::to_string(val.dims.size()) +
-                         "; at most " + std::to_string(Shape::kMaxRank) + " is supported");
+      return Unsupported("graph input '" + val.name + "' has rank " + std::to_string(val.dims.size()) + "; at most " +
+                         std::to_string(Shape::kMaxRank) + " is supported");
   }
   if (opts.optimize) {
     MS_RETURN_IF_ERROR(remove_identities(p.graph));
@@ -83,6 +112,7 @@ StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOpt
   MS_ASSIGN_OR_RETURN(p.order, topological_order(p.graph));
   MS_RETURN_IF_ERROR(create_kernels(p));
   if (opts.optimize) MS_RETURN_IF_ERROR(fold_constants(p, *s->pool_));
+  release_packed_constants(p);
   MS_RETURN_IF_ERROR(check_declared_strings(p));
 
   // Trial plan with every symbolic dimension set to 1: catches unsupported dtypes and attribute
@@ -122,8 +152,7 @@ StatusOr<std::shared_ptr<Session>> Session::load_file(const std::string& path, c
   return s;
 }
 
-StatusOr<std::shared_ptr<Session>> Session::load_bytes(const void* data, size_t size,
-                                                       const SessionOptions& opts,
+StatusOr<std::shared_ptr<Session>> Session::load_bytes(const void* data, size_t size, const SessionOptions& opts,
                                                        const std::string& base_dir) {
   MS_ASSIGN_OR_RETURN(Graph g, load_onnx_bytes(data, size, base_dir));
   return create(std::move(g), opts);
@@ -149,13 +178,13 @@ Status Session::validate(const std::vector<Tensor>& inputs) const {
                              dtype_name(t.dtype()));
     if (!v.has_shape) continue;
     if (t.rank() != static_cast<int>(v.dims.size()))
-      return InvalidArgument("input '" + v.name + "': expected rank " + std::to_string(v.dims.size()) +
-                             ", got rank " + std::to_string(t.rank()) + " (shape " + t.shape().str() + ")");
+      return InvalidArgument("input '" + v.name + "': expected rank " + std::to_string(v.dims.size()) + ", got rank " +
+                             std::to_string(t.rank()) + " (shape " + t.shape().str() + ")");
     for (int d = 0; d < t.rank(); ++d)
       if (v.dims[d].known() && v.dims[d].value != t.dim(d))
         return InvalidArgument("input '" + v.name + "': dimension " + std::to_string(d) + " must be " +
-                               std::to_string(v.dims[d].value) + ", got " + std::to_string(t.dim(d)) +
-                               " (shape " + t.shape().str() + ")");
+                               std::to_string(v.dims[d].value) + ", got " + std::to_string(t.dim(d)) + " (shape " +
+                               t.shape().str() + ")");
   }
   return Status::OK();
 }
@@ -183,8 +212,8 @@ StatusOr<std::shared_ptr<Session::CachedPlan>> Session::plan_for(const std::vect
   c->last_used = ++tick_;
   if (cache_.size() >= std::max<size_t>(opts_.plan_cache_size, 1)) {
     // Evict the least recently used; runs still holding it finish undisturbed.
-    auto lru = std::min_element(cache_.begin(), cache_.end(),
-                                [](auto& a, auto& b) { return a->last_used < b->last_used; });
+    auto lru =
+        std::min_element(cache_.begin(), cache_.end(), [](auto& a, auto& b) { return a->last_used < b->last_used; });
     cache_.erase(lru);
   }
   cache_.push_back(c);
@@ -212,8 +241,8 @@ Status Session::run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outp
     rc->out_ptrs.resize(plan.max_arity);
   }
   rc->arena = take_arena(plan.arena_bytes);
-  if (!rc->arena) return InvalidArgument("out of memory: the plan needs " + std::to_string(plan.arena_bytes) +
-                                         " bytes of scratch");
+  if (!rc->arena)
+    return InvalidArgument("out of memory: the plan needs " + std::to_string(plan.arena_bytes) + " bytes of scratch");
   if (rc->views_base != rc->arena->data()) {  // point the intermediates into this arena
     char* base = static_cast<char*>(rc->arena->data());
     for (size_t v = 0; v < plan.values.size(); ++v) {

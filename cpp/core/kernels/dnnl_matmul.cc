@@ -39,7 +39,7 @@ struct DnnlMatMul::Impl {
     // exceeds what its kernel saves over Eigen (measured, one thread: 12x32x96 3.6 us on Eigen,
     // 4.3 on oneDNN; 192x32x96 12.1 vs 10.1).
     const double macs = static_cast<double>(M) * K * N;
-    if (macs < 131072) return Unsupported("oneDNN matmul: too small to pay off");
+    if (macs < kMinMacs) return Unsupported("oneDNN matmul: too small to pay off");
     const int team = dnnl_util::team_size(2 * macs, threads);
     omp_set_num_threads(team);
     auto e = std::make_unique<Entry>();

@@ -25,6 +25,10 @@ class DnnlMatMul {
 
   int64_t K() const;
   int64_t N() const;
+  // Whether prepare() takes every row count M >= 1 for these weights (it refuses products too
+  // small to pay off, below 128k multiply-adds).
+  static bool always_takes(int64_t K, int64_t N) { return K * N >= kMinMacs; }
+  static constexpr int64_t kMinMacs = 131072;
   // Plans M rows on `threads` threads: the workspace bytes run() needs, or an error when oneDNN
   // cannot take it or it is too small to pay off (the caller runs it another way).
   StatusOr<size_t> prepare(int64_t M, int threads) const;

@@ -114,6 +114,10 @@ class Kernel {
   // bytes unchanged, so the planner may give both the same arena memory (compute then copies
   // nothing: copy_input_to_output skips equal pointers).
   virtual bool output_is_input_view() const { return false; }
+  // True when the kernel made its own copy of constant input `i` (packed weights, a bias in
+  // oneDNN memory) and never reads the original again: if no other node reads it, the session
+  // releases the initializer's bytes, so weights are held once.
+  virtual bool packed_constant(int /*i*/) const { return false; }
 };
 
 // What a kernel factory may see besides the node: the constant value of an input, if any.

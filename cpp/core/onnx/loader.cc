@@ -342,8 +342,16 @@ class Converter {
                          shape.str() + " needs " + std::to_string(nbytes) + " (missing or truncated data)");
       void* p = const_cast<char*>(raw.data());
       if (reinterpret_cast<uintptr_t>(p) % esize == 0) {
-        // In place: the tensor views the parsed protobuf's bytes, which it keeps alive.
-        auto buf = Buffer::borrow(p, nbytes, model_);
+        // In place: the tensor views the parsed protobuf's bytes, which it keeps alive; when the
+        // last view goes (a kernel packed the weights and the session released them), the bytes
+        // are freed.
+        struct RawBytes {
+          std::shared_ptr<onnx::ModelProto> model;
+          std::string* raw;
+          ~RawBytes() { std::string().swap(*raw); }
+        };
+        std::shared_ptr<RawBytes> keep(new RawBytes{model_, const_cast<std::string*>(&raw)});
+        auto buf = Buffer::borrow(p, nbytes, std::move(keep));
         return Tensor(dtype, shape, std::move(buf), p);
       }
       MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(dtype, shape));

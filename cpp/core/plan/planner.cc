@@ -206,7 +206,9 @@ StatusOr<std::shared_ptr<const Plan>> make_plan(const Program& prog, const std::
     plan->input_shapes.push_back(inputs[i].shape);
   }
   for (auto& [v, t] : g.initializers) {
-    infos[v] = ValueInfo{t.dtype(), t.shape(), &t};
+    // Released weights (no bytes: packed by their readers) are shapes only, never folded over.
+    const bool released = t.raw() == nullptr && t.numel() > 0;
+    infos[v] = ValueInfo{t.dtype(), t.shape(), released ? nullptr : &t};
     known[v] = true;
     plan->values[v] = ValuePlan{Storage::kConstant, t.dtype(), t.shape(), 0, &t};
   }

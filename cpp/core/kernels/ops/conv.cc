@@ -348,6 +348,7 @@ std::unique_ptr<DnnlConv> make_dnnl_conv(const ConvAttrs& a, const Node& n, cons
 class NhwcConvKernel final : public Kernel {
  public:
   NhwcConvKernel(ConvAttrs a, std::unique_ptr<DnnlConv> dnnl) : a_(std::move(a)), dnnl_(std::move(dnnl)) {}
+  bool packed_constant(int i) const override { return i == 1 || i == 2; }  // oneDNN holds W and B
 
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "NhwcConv needs inputs X and W");

@@ -47,7 +47,11 @@ class GemmKernel final : public Kernel {
         alpha_(n.attr_float("alpha", 1.0f)),
         beta_(n.attr_float("beta", 1.0f)),
         act_(FusedActivation::of(n)),
-        packed_(ta_ ? nullptr : std::move(packed)) {}
+        packed_(ta_ ? nullptr : std::move(packed)),
+        dnnl_only_(packed_ && DnnlMatMul::always_takes(packed_->K(), packed_->N())) {}
+
+  // Weights big enough that oneDNN takes every row count: B and C live only in oneDNN's copy.
+  bool packed_constant(int i) const override { return dnnl_only_ && (i == 1 || i == 2); }
 
   Status infer(InferContext& ctx) const override {
     const DType t = ctx.dtype(0);
@@ -67,9 +71,12 @@ class GemmKernel final : public Kernel {
                    "C of shape " + ctx.shape(2).str() + " does not broadcast to " + out.str());
     }
     ctx.set_output(0, t, out);
-    if (packed_ && t == DType::kFloat32 && K == packed_->K() && N == packed_->N()) {
+    if (packed_ && t == DType::kFloat32 && K == packed_->K() && N == packed_->N() && M > 0) {
       auto ws = packed_->prepare(M, ctx.threads());
-      if (ws.ok()) ctx.set_workspace(ws.value());
+      if (ws.ok())
+        ctx.set_workspace(ws.value());
+      else if (dnnl_only_)
+        return ws.status();  // no Eigen path: the original weights are gone
     }
     return Status::OK();
   }
@@ -112,6 +119,7 @@ class GemmKernel final : public Kernel {
   float alpha_, beta_;
   FusedActivation act_;                 // fuse_activation
   std::unique_ptr<DnnlMatMul> packed_;  // B (alpha, beta * C, activation folded in) packed; null: Eigen
+  bool dnnl_only_;
 };
 
 // MatMul, and com.mserve FusedMatMul: act(alpha * op(A) op(B) + bias[N]) with op() a transpose of
@@ -139,7 +147,13 @@ struct MatMulParams {
 
 class MatMulKernel final : public Kernel {
  public:
-  MatMulKernel(std::unique_ptr<DnnlMatMul> packed, MatMulParams p) : packed_(std::move(packed)), p_(std::move(p)) {}
+  MatMulKernel(std::unique_ptr<DnnlMatMul> packed, MatMulParams p)
+      : packed_(std::move(packed)),
+        p_(std::move(p)),
+        dnnl_only_(packed_ && DnnlMatMul::always_takes(packed_->K(), packed_->N())) {}
+
+  // B lives only in oneDNN's copy when oneDNN takes every row count; the bias is copied.
+  bool packed_constant(int i) const override { return (i == 1 && dnnl_only_) || (i == 2 && !p_.bias.empty()); }
 
   Status infer(InferContext& ctx) const override {
     const DType t = ctx.dtype(0);
@@ -154,10 +168,13 @@ class MatMulKernel final : public Kernel {
       MS_CHECK_ARG(out.rank() >= 1 && out[out.rank() - 1] == static_cast<int64_t>(p_.bias.size()),
                    "bias of " + std::to_string(p_.bias.size()) + " values does not match the product " + out.str());
     ctx.set_output(0, t, out);
-    if (packed_ && t == DType::kFloat32 && ctx.shape(1).rank() == 2) {
+    if (packed_ && t == DType::kFloat32 && ctx.shape(1).rank() == 2 && out.numel() > 0) {
       const Shape& a = ctx.shape(0);
       auto ws = packed_->prepare(a.prod(0, a.rank() - 1), ctx.threads());
-      if (ws.ok()) ctx.set_workspace(ws.value());
+      if (ws.ok())
+        ctx.set_workspace(ws.value());
+      else if (dnnl_only_)
+        return ws.status();  // no Eigen path: the original weights are gone
     }
     return Status::OK();
   }
@@ -295,6 +312,7 @@ class MatMulKernel final : public Kernel {
 
   std::unique_ptr<DnnlMatMul> packed_;  // constant 2-D B (bias, alpha, activation folded in); null: Eigen
   MatMulParams p_;
+  bool dnnl_only_;
 };
 
 // A constant 2-D float32 B of a MatMul, packed for oneDNN with the fused parameters; null where
