@@ -211,8 +211,8 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="zoo names (or example_mlp, example_cnn_nhwc)")
     ap.add_argument("--memory-calls", type=int, default=10000, help="calls of the memory-growth check")
     args = ap.parse_args()
-    print(f"mserve {mserve.__version__} vs onnxruntime {ort.__version__} (ORT_ENABLE_ALL); median latency; "
-          f"{os.cpu_count()} cores")
+    print(f"mserve {mserve.__version__} (own kernels: {mserve._core.cpu_isa()}) vs onnxruntime {ort.__version__} "
+          f"(ORT_ENABLE_ALL); median latency; {os.cpu_count()} cores")
     print("| model | threads | batch | mserve ms | onnxruntime ms | speedup |")
     print("|---|---|---|---|---|---|")
     ratios = {}  # batch -> [mserve / ort]

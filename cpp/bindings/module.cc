@@ -1,4 +1,5 @@
 #include "bindings/common.h"
+#include "core/kernels/isa/isa.h"
 
 #include "core/kernels/registry.h"
 
@@ -74,4 +75,6 @@ PYBIND11_MODULE(_core, m) {
     return out;
   }, "(domain, op_type, first supported opset, family) for every operator the runtime runs");
   m.attr("max_opset") = mserve::kMaxOnnxOpset;
+  m.def("cpu_isa", [] { return std::string(mserve::isa_name(mserve::cpu_isa())); },
+        "The instruction set mserve's own vectorized kernels run with: base, avx2 or avx512");
 }

@@ -1,5 +1,6 @@
 """Python API: input forms, outputs selection, zero copy, thread safety."""
 import ctypes
+import os
 import pathlib
 import subprocess
 import sys
@@ -213,3 +214,30 @@ def test_fast_path_only_for_single_array_signatures(two_io):
     assert mserve.load(two_io)._fast is None
     zoo = pathlib.Path(__file__).resolve().parent.parent / "models"
     assert mserve.load(str(zoo / "sk_logistic_zipmap.onnx"))._fast is None  # a list of dicts comes back
+
+
+@pytest.mark.parametrize("isa", ["base", "avx2", "avx512"])
+def test_every_instruction_set_variant_computes_the_same(isa, tmp_path):
+    """The vectorized kernels are built for baseline x86-64, AVX2 and AVX-512 and picked at run
+    time; MSERVE_ISA forces one (a variant the CPU lacks falls back to the best it has). Each must
+    match onnxruntime on the Eigen GEMM paths (small and batched products) and fused activations."""
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["m"]), helper.make_node("Add", ["m", "b"], ["a"]),
+             helper.make_node("Gelu", ["a"], ["g"]), helper.make_node("Transpose", ["g"], ["gt"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["g", "gt"], ["y"])]
+    rng = np.random.default_rng(3)
+    m = make_model(nodes, [("x", np.float32, ["n", 5, 12])], [("y", np.float32, None)],
+                   {"W": rng.standard_normal((12, 8)).astype(np.float32), "b": rng.standard_normal(8).astype(np.float32)},
+                   opset=20)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(m.SerializeToString())
+    x = rng.standard_normal((3, 5, 12)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code = textwrap.dedent(f"""
+        import numpy as np, mserve
+        m = mserve.load({str(path)!r})
+        assert "FusedMatMul" in m._s.node_ops
+        np.save({str(tmp_path / 'y.npy')!r}, m.predict(np.load({str(tmp_path / 'x.npy')!r})))
+    """)
+    env = dict(os.environ, MSERVE_ISA=isa)
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), ort_run(m, {"x": x})[0], rtol=1e-4, atol=1e-4)

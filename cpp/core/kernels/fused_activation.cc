@@ -1,49 +1,19 @@
 #include "core/kernels/fused_activation.h"
 
-#include <Eigen/Core>
-#include <unsupported/Eigen/SpecialFunctions>  // vectorized erf, for Gelu
+#include <utility>
+
+#include "core/graph/graph.h"
+#include "core/kernels/isa/isa.h"
 
 namespace mserve {
-namespace {
 
-// The same expressions as the stand-alone operators (ops/activation.cc), so a
-// fused activation computes what the unfused node does.
-template <class C>
-void eval(const FusedActivation& a, C* yp, int64_t n) {
-  using K = FusedActivation::Kind;
-  Eigen::Map<Eigen::Array<C, Eigen::Dynamic, 1>> y(yp, n);
-  const C lo = static_cast<C>(a.alpha), hi = static_cast<C>(a.beta), zero(0), one(1);
-  switch (a.kind) {
-    case K::kNone:
-      return;
-    case K::kRelu:
-      y = (y < zero).select(zero, y);
-      return;
-    case K::kLeakyRelu:
-      y = (y < zero).select(y * lo, y);
-      return;
-    case K::kClip:
-      y = (y < lo).select(lo, (y > hi).select(hi, y));
-      return;
-    case K::kHardSwish:
-      y = y * (y * C(1.0 / 6.0) + C(0.5)).max(zero).min(one);
-      return;
-    case K::kGelu:
-      y = C(0.5) * y * (one + (y * C(0.70710678118654752440)).erf());
-      return;
-    case K::kGeluTanh:
-      y = C(0.5) * y * (one + (C(0.79788456080286535588) * (y + C(0.044715) * y.cube())).tanh());
-      return;
-    case K::kTanh:
-      y = y.tanh();
-      return;
-    case K::kSigmoid:
-      y = y.logistic();
-      return;
-  }
+FusedActivation FusedActivation::of(const Node& n, const std::string& prefix) {
+  FusedActivation a;
+  kind_of(n.attr_string(prefix, ""), &a.kind);
+  a.alpha = n.attr_float(prefix + "_alpha", 0.0f);
+  a.beta = n.attr_float(prefix + "_beta", 0.0f);
+  return a;
 }
-
-}  // namespace
 
 bool FusedActivation::kind_of(const std::string& name, Kind* kind) {
   static const std::pair<const char*, Kind> kNames[] = {
@@ -58,7 +28,11 @@ bool FusedActivation::kind_of(const std::string& name, Kind* kind) {
   return false;
 }
 
-void FusedActivation::apply(float* y, int64_t n) const { eval(*this, y, n); }
-void FusedActivation::apply(double* y, int64_t n) const { eval(*this, y, n); }
+void FusedActivation::apply(float* y, int64_t n) const {
+  if (kind != Kind::kNone) MSERVE_ISA_DISPATCH(apply_activation, *this, y, n);
+}
+void FusedActivation::apply(double* y, int64_t n) const {
+  if (kind != Kind::kNone) MSERVE_ISA_DISPATCH(apply_activation, *this, y, n);
+}
 
 }  // namespace mserve

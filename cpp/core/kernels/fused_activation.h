@@ -10,9 +10,9 @@
 #include <cstdint>
 #include <string>
 
-#include "core/graph/graph.h"
-
 namespace mserve {
+
+struct Node;
 
 struct FusedActivation {
   enum class Kind { kNone, kRelu, kLeakyRelu, kClip, kHardSwish, kGelu, kGeluTanh, kTanh, kSigmoid };
@@ -24,16 +24,11 @@ struct FusedActivation {
 
   // From the attributes <prefix>, <prefix>_alpha, <prefix>_beta ("mserve_activation"; a Conv
   // with a fused residual Add also has "mserve_after_activation", applied after the sum).
-  static FusedActivation of(const Node& n, const std::string& prefix = "mserve_activation") {
-    FusedActivation a;
-    kind_of(n.attr_string(prefix, ""), &a.kind);
-    a.alpha = n.attr_float(prefix + "_alpha", 0.0f);
-    a.beta = n.attr_float(prefix + "_beta", 0.0f);
-    return a;
-  }
+  static FusedActivation of(const Node& n, const std::string& prefix = "mserve_activation");
 
   // y[i] = act(y[i]) for i < n, with the ONNX operator's semantics (NaN stays NaN); vectorized
-  // for float and double (fused_activation.cc), element by element in float for other types.
+  // for float and double (isa/variant_activation.cc, for the CPU's instruction set), element by
+  // element in float for other types.
   void apply(float* y, int64_t n) const;
   void apply(double* y, int64_t n) const;
   template <class T>

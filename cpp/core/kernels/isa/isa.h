@@ -1,0 +1,47 @@
+// Run-time instruction-set dispatch for mserve's own vectorized code (oneDNN dispatches its
+// own). The translation units in this directory are compiled three times (CMakeLists.txt):
+// for baseline x86-64, for AVX2 + FMA and for AVX-512 (F, BW, DQ, VL), each into its own
+// namespace (MSERVE_ISA = isa_base, isa_avx2, isa_avx512) and with Eigen's namespace renamed,
+// so the variants share no symbols. Callers pick a variant with cpu_isa().
+#pragma once
+#include <cstdint>
+
+namespace mserve {
+
+class ThreadPool;
+struct FusedActivation;
+
+enum class Isa { kBase, kAvx2, kAvx512 };
+
+// The best variant this CPU runs (checked once), or the one the MSERVE_ISA environment variable
+// names (base, avx2, avx512: for tests and comparisons; a variant the CPU lacks is not taken).
+Isa cpu_isa();
+const char* isa_name(Isa isa);
+
+#define MSERVE_ISA_DECLARE(ns)                                                                                         \
+  namespace ns {                                                                                                       \
+  template <class T>                                                                                                   \
+  void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B, \
+            int64_t ldb, T beta, T* C, int64_t ldc, ThreadPool& pool);                                                 \
+  void apply_activation(const FusedActivation& a, float* y, int64_t n);                                                \
+  void apply_activation(const FusedActivation& a, double* y, int64_t n);                                               \
+  }
+MSERVE_ISA_DECLARE(isa_base)
+MSERVE_ISA_DECLARE(isa_avx2)
+MSERVE_ISA_DECLARE(isa_avx512)
+#undef MSERVE_ISA_DECLARE
+
+// Calls ns::fn(args...) for the variant cpu_isa() picks.
+#define MSERVE_ISA_DISPATCH(fn, ...)        \
+  do {                                      \
+    switch (::mserve::cpu_isa()) {          \
+      case ::mserve::Isa::kAvx512:          \
+        return isa_avx512::fn(__VA_ARGS__); \
+      case ::mserve::Isa::kAvx2:            \
+        return isa_avx2::fn(__VA_ARGS__);   \
+      default:                              \
+        return isa_base::fn(__VA_ARGS__);   \
+    }                                       \
+  } while (0)
+
+}  // namespace mserve
