@@ -43,4 +43,16 @@ const char* isa_name(Isa isa) {
   }
 }
 
+template <class T>
+void softmax_row(T* row, int64_t n, const T* add) {
+  MSERVE_ISA_DISPATCH(softmax_row<T>, row, n, add);
+}
+template void softmax_row<float>(float*, int64_t, const float*);
+template void softmax_row<double>(double*, int64_t, const double*);
+
+void layer_norm_row(const float* a, const float* b, float* y, float* sum, const float* scale, const float* bias,
+                    int64_t n, float eps) {
+  MSERVE_ISA_DISPATCH(layer_norm_row, a, b, y, sum, scale, bias, n, eps);
+}
+
 }  // namespace mserve

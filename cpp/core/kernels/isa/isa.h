@@ -25,11 +25,25 @@ const char* isa_name(Isa isa);
             int64_t ldb, T beta, T* C, int64_t ldc, ThreadPool& pool);                                                 \
   void apply_activation(const FusedActivation& a, float* y, int64_t n);                                                \
   void apply_activation(const FusedActivation& a, double* y, int64_t n);                                               \
+  template <class T>                                                                                                   \
+  void softmax_row(T* row, int64_t n, const T* add);                                                                   \
+  void layer_norm_row(const float* a, const float* b, float* y, float* sum, const float* scale, const float* bias,     \
+                      int64_t n, float eps);                                                                           \
   }
 MSERVE_ISA_DECLARE(isa_base)
 MSERVE_ISA_DECLARE(isa_avx2)
 MSERVE_ISA_DECLARE(isa_avx512)
 #undef MSERVE_ISA_DECLARE
+
+// Row kernels of the attention and LayerNorm fast paths (variant_rows.cc), for this CPU:
+// softmax_row: row[j] (+ add[j] when add is not null) then softmax over the row; a row whose
+//   values are all -inf becomes zeros (the fused attention's fully masked query).
+// layer_norm_row: y = (x - mean) / sqrt(var + eps) * scale (+ bias), x = a (+ b when not null);
+//   the sum x goes to `sum` when it is not null. y may alias a.
+template <class T>
+void softmax_row(T* row, int64_t n, const T* add);
+void layer_norm_row(const float* a, const float* b, float* y, float* sum, const float* scale, const float* bias,
+                    int64_t n, float eps);
 
 // Calls ns::fn(args...) for the variant cpu_isa() picks.
 #define MSERVE_ISA_DISPATCH(fn, ...)        \

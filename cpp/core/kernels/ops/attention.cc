@@ -35,6 +35,7 @@
 #include "core/exec/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/gemm.h"
+#include "core/kernels/isa/isa.h"
 #include "core/kernels/registry.h"
 
 namespace mserve {
@@ -328,31 +329,27 @@ class AttentionKernel final : public Kernel {
         for (int64_t j = 0; j < d.Lq * Tk; ++j) s[j] = to_acc<A>(from_acc<T>(s[j]));
       const int64_t off = nonpad ? nonpad[b] - d.Lq : d.P;
       const int64_t limit = nonpad ? nonpad[b] : Tk;
-      if (fast_rows) {  // the plain mask-and-softmax, vectorized
+      if (fast_rows) {  // the plain mask-and-softmax, vectorized for this CPU (kernels/isa)
         for (int64_t i = 0; i < d.Lq; ++i) {
           A* row = s + i * Tk;
-          Eigen::Map<Eigen::Array<A, Eigen::Dynamic, 1>> r(row, Tk);
+          const A* add = nullptr;
           if (d.has_mask) {
             const int64_t mrow = b * d.ms_b + h * d.ms_h + i * d.ms_i;
             if (mask_bool) {
               const bool* mb = static_cast<const bool*>(mask) + mrow;
               for (int64_t j = 0; j < d.mlen; ++j)
                 if (!mb[j * d.ms_j]) row[j] = ninf;
+            } else if (d.ms_j && d.mlen == Tk) {
+              add = static_cast<const A*>(mask) + mrow;
             } else if (d.ms_j) {
-              r.head(d.mlen) +=
-                  Eigen::Map<const Eigen::Array<A, Eigen::Dynamic, 1>>(static_cast<const A*>(mask) + mrow, d.mlen);
+              for (int64_t j = 0; j < d.mlen; ++j) row[j] += static_cast<const A*>(mask)[mrow + j];
             } else {
-              r += static_cast<const A*>(mask)[mrow];
+              const A m = static_cast<const A*>(mask)[mrow];
+              for (int64_t j = 0; j < Tk; ++j) row[j] += m;
             }
             for (int64_t j = d.mlen; j < Tk; ++j) row[j] = ninf;
           }
-          const A mx = r.maxCoeff();
-          if (mx == ninf) {
-            r.setZero();
-            continue;
-          }
-          r = (r - mx).exp();
-          r *= A(1) / r.sum();
+          softmax_row(row, Tk, add);
         }
       }
       for (int64_t i = 0; i < (fast_rows ? 0 : d.Lq); ++i) {

@@ -19,6 +19,7 @@
 #include "core/exec/thread_pool.h"
 #include "core/kernels/broadcast.h"
 #include "core/kernels/common.h"
+#include "core/kernels/isa/isa.h"
 #include "core/kernels/registry.h"
 
 namespace mserve {
@@ -117,29 +118,14 @@ class LayerNormKernel final : public Kernel {
     const T* scale = scale_t.data<T>();
     const T* bias = has_b ? ctx.input(s_ + 1).data<T>() : nullptr;
     const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols));
-    // Scale and B of one value per column: the common case, in float, vectorized.
+    // Scale and B of one value per column: the common case, in float, vectorized for this CPU.
     if constexpr (std::is_same_v<T, float>) {
       if (scale_t.numel() == cols && (!has_b || ctx.input(s_ + 1).numel() == cols) &&
           !(!skip_ && ctx.num_outputs() > 1)) {
-        using Row = Eigen::Map<Eigen::ArrayXf>;
-        using CRow = Eigen::Map<const Eigen::ArrayXf>;
-        const float inv_n = cols ? 1.0f / static_cast<float>(cols) : 0.0f;
         ctx.pool().parallel_for(rows, grain, [&](int64_t b, int64_t e) {
-          for (int64_t r = b; r < e; ++r) {
-            Row yr(y + r * cols, cols);
-            if (x2)
-              yr = CRow(x + r * cols, cols) + CRow(x2 + r * cols, cols);
-            else if (x != y)
-              yr = CRow(x + r * cols, cols);
-            if (sum_out) Row(sum_out + r * cols, cols) = yr;
-            const float mean = yr.sum() * inv_n;
-            yr -= mean;
-            const float inv = 1.0f / std::sqrt(yr.square().sum() * inv_n + static_cast<float>(eps_));
-            if (bias)
-              yr = yr * inv * CRow(scale, cols) + CRow(bias, cols);
-            else
-              yr = yr * inv * CRow(scale, cols);
-          }
+          for (int64_t r = b; r < e; ++r)
+            layer_norm_row(x + r * cols, x2 ? x2 + r * cols : nullptr, y + r * cols,
+                           sum_out ? sum_out + r * cols : nullptr, scale, bias, cols, static_cast<float>(eps_));
         });
         return;
       }
