@@ -55,4 +55,24 @@ void layer_norm_row(const float* a, const float* b, float* y, float* sum, const 
   MSERVE_ISA_DISPATCH(layer_norm_row, a, b, y, sum, scale, bias, n, eps);
 }
 
+template <class T>
+void sigmoid_span(T* p, int64_t n) {
+  MSERVE_ISA_DISPATCH(sigmoid_span<T>, p, n);
+}
+template <class T>
+void tanh_span(T* p, int64_t n) {
+  MSERVE_ISA_DISPATCH(tanh_span<T>, p, n);
+}
+template void sigmoid_span<float>(float*, int64_t);
+template void sigmoid_span<double>(double*, int64_t);
+template void tanh_span<float>(float*, int64_t);
+template void tanh_span<double>(double*, int64_t);
+
+template <class T>
+void nhwc_pool_rows(const NhwcPoolGeo& g, const T* x, T* y, int64_t q0, int64_t q1) {
+  MSERVE_ISA_DISPATCH(nhwc_pool_rows<T>, g, x, y, q0, q1);
+}
+template void nhwc_pool_rows<float>(const NhwcPoolGeo&, const float*, float*, int64_t, int64_t);
+template void nhwc_pool_rows<double>(const NhwcPoolGeo&, const double*, double*, int64_t, int64_t);
+
 }  // namespace mserve

@@ -10,6 +10,7 @@ namespace mserve {
 
 class ThreadPool;
 struct FusedActivation;
+struct NhwcPoolGeo;
 
 enum class Isa { kBase, kAvx2, kAvx512 };
 
@@ -29,6 +30,12 @@ const char* isa_name(Isa isa);
   void softmax_row(T* row, int64_t n, const T* add);                                                                   \
   void layer_norm_row(const float* a, const float* b, float* y, float* sum, const float* scale, const float* bias,     \
                       int64_t n, float eps);                                                                           \
+  template <class T>                                                                                                   \
+  void sigmoid_span(T* p, int64_t n);                                                                                  \
+  template <class T>                                                                                                   \
+  void tanh_span(T* p, int64_t n);                                                                                     \
+  template <class T>                                                                                                   \
+  void nhwc_pool_rows(const NhwcPoolGeo& g, const T* x, T* y, int64_t q0, int64_t q1);                                 \
   }
 MSERVE_ISA_DECLARE(isa_base)
 MSERVE_ISA_DECLARE(isa_avx2)
@@ -44,6 +51,22 @@ template <class T>
 void softmax_row(T* row, int64_t n, const T* add);
 void layer_norm_row(const float* a, const float* b, float* y, float* sum, const float* scale, const float* bias,
                     int64_t n, float eps);
+// p[i] = 1 / (1 + exp(-p[i])) (as written: Eigen's logistic() rounds to 1 from x ~ 16, where the
+// formula still gives 1 - 2^-24) and p[i] = tanh(p[i]): the recurrent gates (ops/rnn.cc).
+template <class T>
+void sigmoid_span(T* p, int64_t n);
+template <class T>
+void tanh_span(T* p, int64_t n);
+
+// NHWC max / average pooling (ops/pool.cc's NhwcMaxPool / NhwcAveragePool): output rows
+// q = n * OH + oh in [q0, q1) of Y [N, OH, OW, C] from X [N, H, W, C]; H and W indices [0]/[1].
+struct NhwcPoolGeo {
+  int64_t H = 0, W = 0, C = 0, OH = 0, OW = 0;
+  int64_t k[2] = {1, 1}, s[2] = {1, 1}, d[2] = {1, 1}, pb[2] = {0, 0}, pe[2] = {0, 0};
+  bool max = true, count_include_pad = false;
+};
+template <class T>
+void nhwc_pool_rows(const NhwcPoolGeo& g, const T* x, T* y, int64_t q0, int64_t q1);
 
 // Calls ns::fn(args...) for the variant cpu_isa() picks.
 #define MSERVE_ISA_DISPATCH(fn, ...)        \

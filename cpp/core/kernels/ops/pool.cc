@@ -17,7 +17,9 @@
 
 #include "core/exec/thread_pool.h"
 #include "core/kernels/common.h"
+#include "core/kernels/isa/isa.h"
 #include "core/kernels/registry.h"
+#include "core/kernels/window_taps.h"
 
 namespace mserve {
 namespace {
@@ -69,24 +71,12 @@ Status make_geo(const PoolAttrs& a, const Shape& x, PoolGeo* g) {
   return Status::OK();
 }
 
-// Kernel taps [lo, hi) of a window starting at `start` that land inside [0, in).
-inline void taps(int64_t start, int64_t d, int64_t k, int64_t in, int64_t* lo, int64_t* hi) {
-  int64_t l = start >= 0 ? 0 : (-start + d - 1) / d;
-  int64_t h = in - start <= 0 ? 0 : std::min(k, (in - start + d - 1) / d);
-  *lo = std::min(l, h);
-  *hi = h;
-}
-
-// Taps of a window starting at `start` (>= -pad_begin) that land before in + pad_end.
-inline int64_t padded_taps(int64_t start, int64_t d, int64_t k, int64_t in, int64_t pe) {
-  const int64_t room = in + pe - start;
-  return room <= 0 ? 0 : std::min(k, (room + d - 1) / d);
-}
-
 template <class T>
 inline bool is_nan(T v) {
-  if constexpr (std::is_integral_v<T>) return false;
-  else return !(v == v);
+  if constexpr (std::is_integral_v<T>)
+    return false;
+  else
+    return !(v == v);
 }
 
 template <class T>
@@ -131,9 +121,12 @@ void interior_run(const PoolAttrs& a, const PoolGeo& g, const T* src, int64_t sd
           const T* p = row + (ow_in + c0) * s - g.pb[2] + kw * g.d[2];
           // Strides 1 and 2 as constants let the compiler vectorize (strided loads become
           // shuffles); they cover nearly every pooling layer in practice.
-          if (s == 1) accumulate<K, 1>(p, cn, s, acc, nan);
-          else if (s == 2) accumulate<K, 2>(p, cn, s, acc, nan);
-          else accumulate<K, 0>(p, cn, s, acc, nan);
+          if (s == 1)
+            accumulate<K, 1>(p, cn, s, acc, nan);
+          else if (s == 2)
+            accumulate<K, 2>(p, cn, s, acc, nan);
+          else
+            accumulate<K, 0>(p, cn, s, acc, nan);
         }
       }
     T* out = dst + ow_in + c0;
@@ -168,10 +161,10 @@ void pool_row(const PoolAttrs& a, const PoolGeo& g, const T* src, int64_t plane,
   int64_t d_lo, d_hi, h_lo, h_hi;
   taps(sd, g.d[0], g.k[0], g.in[0], &d_lo, &d_hi);
   taps(sh, g.d[1], g.k[1], g.in[1], &h_lo, &h_hi);
-  const int64_t padded_dh = K == PoolKind::kAvg && a.count_include_pad
-                                ? padded_taps(sd, g.d[0], g.k[0], g.in[0], g.pe[0]) *
-                                      padded_taps(sh, g.d[1], g.k[1], g.in[1], g.pe[1])
-                                : 0;
+  const int64_t padded_dh =
+      K == PoolKind::kAvg && a.count_include_pad
+          ? padded_taps(sd, g.d[0], g.k[0], g.in[0], g.pe[0]) * padded_taps(sh, g.d[1], g.k[1], g.in[1], g.pe[1])
+          : 0;
   // Windows in [ow_in, ow_end) lie wholly inside the row: their taps need no divisions.
   const int64_t ow_in = (g.pb[2] + g.s[2] - 1) / g.s[2];
   const int64_t last_start = g.in[2] - 1 - (g.k[2] - 1) * g.d[2] + g.pb[2];  // largest interior ow * s
@@ -243,9 +236,8 @@ void pool_row(const PoolAttrs& a, const PoolGeo& g, const T* src, int64_t plane,
           for (int64_t kw = w_lo; kw < w_hi; ++kw) sum += static_cast<Acc>(row[sw + kw * g.d[2]]);
         }
       }
-      const int64_t count = a.count_include_pad
-                                ? padded_dh * padded_taps(sw, g.d[2], g.k[2], g.in[2], g.pe[2])
-                                : (d_hi - d_lo) * (h_hi - h_lo) * (w_hi - w_lo);
+      const int64_t count = a.count_include_pad ? padded_dh * padded_taps(sw, g.d[2], g.k[2], g.in[2], g.pe[2])
+                                                : (d_hi - d_lo) * (h_hi - h_lo) * (w_hi - w_lo);
       dst[ow] = static_cast<T>(sum / static_cast<Acc>(count));
     }
   }
@@ -287,8 +279,10 @@ inline int64_t axis_count(int64_t o, int64_t s, int64_t pb, int64_t k, int64_t i
 
 template <PoolKind K, class T>
 inline T combine(T acc, T v) {
-  if constexpr (K == PoolKind::kMax) return (v > acc || v != v) ? v : acc;  // NaN wins, as in numpy
-  else return acc + v;
+  if constexpr (K == PoolKind::kMax)
+    return (v > acc || v != v) ? v : acc;  // NaN wins, as in numpy
+  else
+    return acc + v;
 }
 
 // Planes [p0, p1) of x into y; ws: p.slot() elements.
@@ -327,8 +321,10 @@ void pool_planes(const PoolAttrs& a, const PoolGeo& g, const PlaneGeo& p, const 
     }
     std::fill(P + n, P + n + p.slack, fill);
     std::copy(P + n, P + n + p.slack, Q + n);
-    if (p.kw == 1) std::copy(P, P + n, Q);
-    else for (int64_t i = 0; i < n; ++i) Q[i] = combine<K>(P[i], P[i + 1]);  // along w
+    if (p.kw == 1)
+      std::copy(P, P + n, Q);
+    else
+      for (int64_t i = 0; i < n; ++i) Q[i] = combine<K>(P[i], P[i + 1]);  // along w
     for (int64_t j = 2; j < p.kw; ++j) {
       const T* pj = P + j;
       for (int64_t i = 0; i < n; ++i) Q[i] = combine<K>(Q[i], pj[i]);
@@ -337,8 +333,10 @@ void pool_planes(const PoolAttrs& a, const PoolGeo& g, const PlaneGeo& p, const 
     // jumps over); shorter rows run as one flat pass over the chunk (measured faster on 8x8).
     const bool by_row = p.Wp >= 32;
     if (!by_row) {
-      if (p.kh == 1) std::copy(Q, Q + n, P);
-      else for (int64_t i = 0; i < n; ++i) P[i] = combine<K>(Q[i], Q[i + p.Wp]);
+      if (p.kh == 1)
+        std::copy(Q, Q + n, P);
+      else
+        for (int64_t i = 0; i < n; ++i) P[i] = combine<K>(Q[i], Q[i + p.Wp]);
       for (int64_t j = 2; j < p.kh; ++j) {
         const T* qj = Q + j * p.Wp;
         for (int64_t i = 0; i < n; ++i) P[i] = combine<K>(P[i], qj[i]);
@@ -410,15 +408,24 @@ class PoolKernel final : public Kernel {
     MS_RETURN_IF_ERROR(make_geo(a_, x.shape(), &g));
     PlaneGeo pg;
     if (planes_ok(ctx.has_output(1), x.dtype()) && plane_geo(g, &pg)) {
-      if (x.dtype() == DType::kFloat32) run_planes<float>(ctx, g, pg);
-      else run_planes<double>(ctx, g, pg);
+      if (x.dtype() == DType::kFloat32)
+        run_planes<float>(ctx, g, pg);
+      else
+        run_planes<double>(ctx, g, pg);
       return Status::OK();
     }
     switch (x.dtype()) {
-      case DType::kFloat32: run<float>(ctx, g); return Status::OK();
-      case DType::kFloat64: run<double>(ctx, g); return Status::OK();
-      case DType::kFloat16: run<Eigen::half>(ctx, g); return Status::OK();
-      default: break;
+      case DType::kFloat32:
+        run<float>(ctx, g);
+        return Status::OK();
+      case DType::kFloat64:
+        run<double>(ctx, g);
+        return Status::OK();
+      case DType::kFloat16:
+        run<Eigen::half>(ctx, g);
+        return Status::OK();
+      default:
+        break;
     }
     if constexpr (K == PoolKind::kMax) {
       if (x.dtype() == DType::kInt8) {
@@ -493,7 +500,8 @@ StatusOr<PoolAttrs> parse_pool(const Node& n, bool ceil, bool dil) {
                "dilations " + ints_str(a.dilations) + " must have " + std::to_string(sp) + " values");
   MS_CHECK_ARG(a.pads.empty() || a.pads.size() == 2 * sp,
                "pads " + ints_str(a.pads) + " must have " + std::to_string(2 * sp) + " values");
-  for (int64_t v : a.kernel_shape) MS_CHECK_ARG(v >= 1, "kernel_shape " + ints_str(a.kernel_shape) + " must be positive");
+  for (int64_t v : a.kernel_shape)
+    MS_CHECK_ARG(v >= 1, "kernel_shape " + ints_str(a.kernel_shape) + " must be positive");
   for (int64_t v : a.strides) MS_CHECK_ARG(v >= 1, "strides " + ints_str(a.strides) + " must be positive");
   for (int64_t v : a.dilations) MS_CHECK_ARG(v >= 1, "dilations " + ints_str(a.dilations) + " must be positive");
   for (int64_t v : a.pads) MS_CHECK_ARG(v >= 0, "pads " + ints_str(a.pads) + " must be non-negative");
@@ -536,8 +544,7 @@ class LpPoolKernel final : public Kernel {
     const Tensor& x = ctx.input(0);
     PoolGeo g;
     MS_RETURN_IF_ERROR(make_geo(a_, x.shape(), &g));
-    MS_SWITCH_FLOAT(x.dtype(), T, return Unsupported(std::string("dtype ") + dtype_name(x.dtype())),
-                    run<T>(ctx, g));
+    MS_SWITCH_FLOAT(x.dtype(), T, return Unsupported(std::string("dtype ") + dtype_name(x.dtype())), run<T>(ctx, g));
     return Status::OK();
   }
 
@@ -551,31 +558,31 @@ class LpPoolKernel final : public Kernel {
     const int64_t rows_per_plane = g.out[0] * g.out[1];
     const int64_t row_cost = std::max<int64_t>(1, g.out[2] * g.k[0] * g.k[1] * g.k[2]);
     const float p = p_;
-    ctx.pool().parallel_for(g.planes * rows_per_plane, std::max<int64_t>(1, 16384 / row_cost),
-                            [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) {
-        const int64_t plane = r / rows_per_plane, rr = r % rows_per_plane;
-        const int64_t od = rr / g.out[1], oh = rr % g.out[1];
-        const T* src = x + plane * IS;
-        T* dst = y + plane * OS + rr * g.out[2];
-        const int64_t sd = od * g.s[0] - g.pb[0], sh = oh * g.s[1] - g.pb[1];
-        int64_t d_lo, d_hi, h_lo, h_hi;
-        taps(sd, g.d[0], g.k[0], g.in[0], &d_lo, &d_hi);
-        taps(sh, g.d[1], g.k[1], g.in[1], &h_lo, &h_hi);
-        for (int64_t ow = 0; ow < g.out[2]; ++ow) {
-          const int64_t sw = ow * g.s[2] - g.pb[2];
-          int64_t w_lo, w_hi;
-          taps(sw, g.d[2], g.k[2], g.in[2], &w_lo, &w_hi);
-          Acc sum = 0;
-          for (int64_t kd = d_lo; kd < d_hi; ++kd)
-            for (int64_t kh = h_lo; kh < h_hi; ++kh) {
-              const T* row = src + ((sd + kd * g.d[0]) * g.in[1] + sh + kh * g.d[1]) * g.in[2] + sw;
-              for (int64_t kw = w_lo; kw < w_hi; ++kw) sum += lp_term(static_cast<Acc>(row[kw * g.d[2]]), p);
+    ctx.pool().parallel_for(
+        g.planes * rows_per_plane, std::max<int64_t>(1, 16384 / row_cost), [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r) {
+            const int64_t plane = r / rows_per_plane, rr = r % rows_per_plane;
+            const int64_t od = rr / g.out[1], oh = rr % g.out[1];
+            const T* src = x + plane * IS;
+            T* dst = y + plane * OS + rr * g.out[2];
+            const int64_t sd = od * g.s[0] - g.pb[0], sh = oh * g.s[1] - g.pb[1];
+            int64_t d_lo, d_hi, h_lo, h_hi;
+            taps(sd, g.d[0], g.k[0], g.in[0], &d_lo, &d_hi);
+            taps(sh, g.d[1], g.k[1], g.in[1], &h_lo, &h_hi);
+            for (int64_t ow = 0; ow < g.out[2]; ++ow) {
+              const int64_t sw = ow * g.s[2] - g.pb[2];
+              int64_t w_lo, w_hi;
+              taps(sw, g.d[2], g.k[2], g.in[2], &w_lo, &w_hi);
+              Acc sum = 0;
+              for (int64_t kd = d_lo; kd < d_hi; ++kd)
+                for (int64_t kh = h_lo; kh < h_hi; ++kh) {
+                  const T* row = src + ((sd + kd * g.d[0]) * g.in[1] + sh + kh * g.d[1]) * g.in[2] + sw;
+                  for (int64_t kw = w_lo; kw < w_hi; ++kw) sum += lp_term(static_cast<Acc>(row[kw * g.d[2]]), p);
+                }
+              dst[ow] = static_cast<T>(lp_root(sum, p));
             }
-          dst[ow] = static_cast<T>(lp_root(sum, p));
-        }
-      }
-    });
+          }
+        });
   }
 
   PoolAttrs a_;
@@ -602,8 +609,7 @@ class GlobalPoolKernel final : public Kernel {
 
   Status compute(const ComputeContext& ctx) const override {
     const Tensor& x = ctx.input(0);
-    MS_SWITCH_FLOAT(x.dtype(), T, return Unsupported(std::string("dtype ") + dtype_name(x.dtype())),
-                    run<T>(ctx, x));
+    MS_SWITCH_FLOAT(x.dtype(), T, return Unsupported(std::string("dtype ") + dtype_name(x.dtype())), run<T>(ctx, x));
     return Status::OK();
   }
 
@@ -617,8 +623,7 @@ class GlobalPoolKernel final : public Kernel {
     T* y = ctx.output(0).data<T>();
     const GlobalKind kind = kind_;
     const float p = p_;
-    ctx.pool().parallel_for(planes, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, len)),
-                            [&](int64_t b, int64_t e) {
+    ctx.pool().parallel_for(planes, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, len)), [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const T* v = x + i * len;
         if (kind == GlobalKind::kAvg) {
@@ -649,7 +654,8 @@ class GlobalPoolKernel final : public Kernel {
 // com.mserve NhwcMaxPool / NhwcAveragePool: MaxPool / AveragePool (2-D, no Indices) on
 // channels-last X [N, H, W, C] -> Y [N, OH, OW, C], made by the nhwc_convs pass between
 // channels-last convs. Attributes are the original node's; mserve_source_opset says which of them
-// its opset honoured. Each window is a max/sum of whole channel rows (vectorized along C).
+// its opset honoured. Each window is a max/sum of whole channel rows, vectorized along C for this
+// CPU (kernels/isa/variant_pool.cc).
 template <PoolKind K>
 class NhwcPoolKernel final : public Kernel {
  public:
@@ -669,8 +675,10 @@ class NhwcPoolKernel final : public Kernel {
   Status compute(const ComputeContext& ctx) const override {
     PoolGeo g;
     MS_RETURN_IF_ERROR(make_geo(a_, nchw(ctx.input(0).shape()), &g));
-    if (ctx.input(0).dtype() == DType::kFloat32) run<float>(ctx, g);
-    else run<double>(ctx, g);
+    if (ctx.input(0).dtype() == DType::kFloat32)
+      run<float>(ctx, g);
+    else
+      run<double>(ctx, g);
     return Status::OK();
   }
 
@@ -680,40 +688,17 @@ class NhwcPoolKernel final : public Kernel {
   template <class T>
   void run(const ComputeContext& ctx, const PoolGeo& g) const {
     const Shape& xs = ctx.input(0).shape();
-    const int64_t N = xs[0], H = xs[1], W = xs[2], C = xs[3], OH = g.out[1], OW = g.out[2];
+    NhwcPoolGeo n;
+    n.H = xs[1], n.W = xs[2], n.C = xs[3], n.OH = g.out[1], n.OW = g.out[2];
+    for (int i = 0; i < 2; ++i)
+      n.k[i] = g.k[i + 1], n.s[i] = g.s[i + 1], n.d[i] = g.d[i + 1], n.pb[i] = g.pb[i + 1], n.pe[i] = g.pe[i + 1];
+    n.max = K == PoolKind::kMax;
+    n.count_include_pad = a_.count_include_pad;
     const T* x = ctx.input(0).template data<T>();
     T* y = ctx.output(0).template data<T>();
-    const T init = K == PoolKind::kMax ? std::numeric_limits<T>::lowest() : T(0);
-    const int64_t row_cost = std::max<int64_t>(1, OW * g.k[1] * g.k[2] * C);
-    ctx.pool().parallel_for(N * OH, std::max<int64_t>(1, 32768 / row_cost), [&](int64_t b, int64_t e) {
-      for (int64_t q = b; q < e; ++q) {
-        const int64_t n = q / OH, oh = q % OH;
-        const int64_t sh = oh * g.s[1] - g.pb[1];
-        int64_t h_lo, h_hi;
-        taps(sh, g.d[1], g.k[1], H, &h_lo, &h_hi);
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          const int64_t sw = ow * g.s[2] - g.pb[2];
-          int64_t w_lo, w_hi;
-          taps(sw, g.d[2], g.k[2], W, &w_lo, &w_hi);
-          T* o = y + ((n * OH + oh) * OW + ow) * C;
-          std::fill(o, o + C, init);
-          for (int64_t kh = h_lo; kh < h_hi; ++kh) {
-            const T* row = x + ((n * H + sh + kh * g.d[1]) * W) * C;
-            for (int64_t kw = w_lo; kw < w_hi; ++kw) {
-              const T* p = row + (sw + kw * g.d[2]) * C;
-              for (int64_t c = 0; c < C; ++c) o[c] = combine<K>(o[c], p[c]);
-            }
-          }
-          if constexpr (K == PoolKind::kAvg) {
-            const int64_t count = a_.count_include_pad
-                                      ? padded_taps(sh, g.d[1], g.k[1], H, g.pe[1]) * padded_taps(sw, g.d[2], g.k[2], W, g.pe[2])
-                                      : (h_hi - h_lo) * (w_hi - w_lo);
-            const T inv = T(1) / static_cast<T>(count);
-            for (int64_t c = 0; c < C; ++c) o[c] *= inv;
-          }
-        }
-      }
-    });
+    const int64_t row_cost = std::max<int64_t>(1, n.OW * n.k[0] * n.k[1] * n.C);
+    ctx.pool().parallel_for(xs[0] * n.OH, std::max<int64_t>(1, 32768 / row_cost),
+                            [&](int64_t b, int64_t e) { nhwc_pool_rows(n, x, y, b, e); });
   }
 
   PoolAttrs a_;

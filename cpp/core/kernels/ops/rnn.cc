@@ -18,12 +18,11 @@
 #include <limits>
 #include <type_traits>
 
-#include <Eigen/Core>
-
 #include "core/exec/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/dnnl_matmul.h"
 #include "core/kernels/gemm.h"
+#include "core/kernels/isa/isa.h"
 #include "core/kernels/registry.h"
 
 namespace mserve {
@@ -35,8 +34,19 @@ int gates_of(Cell c) { return c == Cell::kRNN ? 1 : c == Cell::kGRU ? 3 : 4; }
 int acts_of(Cell c) { return c == Cell::kRNN ? 1 : c == Cell::kGRU ? 2 : 3; }
 const char* cell_name(Cell c) { return c == Cell::kRNN ? "RNN" : c == Cell::kGRU ? "GRU" : "LSTM"; }
 
-enum class Act { kRelu, kTanh, kSigmoid, kAffine, kLeakyRelu, kThresholdedRelu, kScaledTanh, kHardSigmoid, kElu,
-                 kSoftsign, kSoftplus };
+enum class Act {
+  kRelu,
+  kTanh,
+  kSigmoid,
+  kAffine,
+  kLeakyRelu,
+  kThresholdedRelu,
+  kScaledTanh,
+  kHardSigmoid,
+  kElu,
+  kSoftsign,
+  kSoftplus
+};
 
 struct Activation {
   Act kind = Act::kTanh;
@@ -47,30 +57,42 @@ template <class A>
 inline A apply(const Activation& f, A x) {
   const A al = static_cast<A>(f.alpha), be = static_cast<A>(f.beta);
   switch (f.kind) {
-    case Act::kRelu: return x > A(0) ? x : A(0);
-    case Act::kTanh: return std::tanh(x);
-    case Act::kSigmoid: return A(1) / (A(1) + std::exp(-x));
-    case Act::kAffine: return al * x + be;
-    case Act::kLeakyRelu: return x >= A(0) ? x : al * x;
-    case Act::kThresholdedRelu: return x >= al ? x : A(0);
-    case Act::kScaledTanh: return al * std::tanh(be * x);
-    case Act::kHardSigmoid: return std::min(std::max(al * x + be, A(0)), A(1));
-    case Act::kElu: return x >= A(0) ? x : al * (std::exp(x) - A(1));
-    case Act::kSoftsign: return x / (A(1) + std::abs(x));
-    case Act::kSoftplus: return x > A(30) ? x : std::log1p(std::exp(x));
+    case Act::kRelu:
+      return x > A(0) ? x : A(0);
+    case Act::kTanh:
+      return std::tanh(x);
+    case Act::kSigmoid:
+      return A(1) / (A(1) + std::exp(-x));
+    case Act::kAffine:
+      return al * x + be;
+    case Act::kLeakyRelu:
+      return x >= A(0) ? x : al * x;
+    case Act::kThresholdedRelu:
+      return x >= al ? x : A(0);
+    case Act::kScaledTanh:
+      return al * std::tanh(be * x);
+    case Act::kHardSigmoid:
+      return std::min(std::max(al * x + be, A(0)), A(1));
+    case Act::kElu:
+      return x >= A(0) ? x : al * (std::exp(x) - A(1));
+    case Act::kSoftsign:
+      return x / (A(1) + std::abs(x));
+    case Act::kSoftplus:
+      return x > A(30) ? x : std::log1p(std::exp(x));
   }
   return x;
 }
 
-// p[i] = f(p[i]) for i < n; sigmoid and tanh (the defaults) vectorized with Eigen. Sigmoid is
-// 1 / (1 + exp(-x)) as written, not Eigen's logistic(), which rounds to exactly 1 from x ~ 16
-// where the formula still gives 1 - 2^-24 (a GRU's (1 - z) * h~ then loses its last bits).
+// p[i] = f(p[i]) for i < n; sigmoid and tanh (the defaults) vectorized for this CPU
+// (kernels/isa: sigmoid as 1 / (1 + exp(-x)), so a GRU's (1 - z) * h~ keeps its last bits).
 template <class A>
 void apply_span(const Activation& f, A* p, int64_t n) {
-  Eigen::Map<Eigen::Array<A, Eigen::Dynamic, 1>> v(p, n);
-  if (f.kind == Act::kSigmoid) v = (A(1) + (-v).exp()).inverse();
-  else if (f.kind == Act::kTanh) v = v.tanh();
-  else for (int64_t i = 0; i < n; ++i) p[i] = apply(f, p[i]);
+  if (f.kind == Act::kSigmoid)
+    sigmoid_span(p, n);
+  else if (f.kind == Act::kTanh)
+    tanh_span(p, n);
+  else
+    for (int64_t i = 0; i < n; ++i) p[i] = apply(f, p[i]);
 }
 
 // Parses one activation name; alpha/beta are consumed in order by the functions that take them
@@ -82,18 +104,30 @@ StatusOr<Activation> parse_activation(const std::string& name, const std::vector
   Activation a;
   float def_alpha = 0, def_beta = 0;
   bool uses_alpha = false, uses_beta = false;
-  if (n == "relu") a.kind = Act::kRelu;
-  else if (n == "tanh") a.kind = Act::kTanh;
-  else if (n == "sigmoid") a.kind = Act::kSigmoid;
-  else if (n == "affine") a.kind = Act::kAffine, uses_alpha = uses_beta = true, def_alpha = 1.0f;
-  else if (n == "leakyrelu") a.kind = Act::kLeakyRelu, uses_alpha = true, def_alpha = 0.01f;
-  else if (n == "thresholdedrelu") a.kind = Act::kThresholdedRelu, uses_alpha = true, def_alpha = 1.0f;
-  else if (n == "scaledtanh") a.kind = Act::kScaledTanh, uses_alpha = uses_beta = true, def_alpha = def_beta = 1.0f;
-  else if (n == "hardsigmoid") a.kind = Act::kHardSigmoid, uses_alpha = uses_beta = true, def_alpha = 0.2f, def_beta = 0.5f;
-  else if (n == "elu") a.kind = Act::kElu, uses_alpha = true, def_alpha = 1.0f;
-  else if (n == "softsign") a.kind = Act::kSoftsign;
-  else if (n == "softplus") a.kind = Act::kSoftplus;
-  else return Unsupported("activation '" + name + "' is not supported");
+  if (n == "relu")
+    a.kind = Act::kRelu;
+  else if (n == "tanh")
+    a.kind = Act::kTanh;
+  else if (n == "sigmoid")
+    a.kind = Act::kSigmoid;
+  else if (n == "affine")
+    a.kind = Act::kAffine, uses_alpha = uses_beta = true, def_alpha = 1.0f;
+  else if (n == "leakyrelu")
+    a.kind = Act::kLeakyRelu, uses_alpha = true, def_alpha = 0.01f;
+  else if (n == "thresholdedrelu")
+    a.kind = Act::kThresholdedRelu, uses_alpha = true, def_alpha = 1.0f;
+  else if (n == "scaledtanh")
+    a.kind = Act::kScaledTanh, uses_alpha = uses_beta = true, def_alpha = def_beta = 1.0f;
+  else if (n == "hardsigmoid")
+    a.kind = Act::kHardSigmoid, uses_alpha = uses_beta = true, def_alpha = 0.2f, def_beta = 0.5f;
+  else if (n == "elu")
+    a.kind = Act::kElu, uses_alpha = true, def_alpha = 1.0f;
+  else if (n == "softsign")
+    a.kind = Act::kSoftsign;
+  else if (n == "softplus")
+    a.kind = Act::kSoftplus;
+  else
+    return Unsupported("activation '" + name + "' is not supported");
   if (uses_alpha) a.alpha = ai < alphas.size() ? alphas[ai++] : def_alpha;
   if (uses_beta) a.beta = bi < betas.size() ? betas[bi++] : def_beta;
   return a;
@@ -119,8 +153,16 @@ class RecurrentKernel final : public Kernel {
  public:
   RecurrentKernel(Cell cell, int dirs, bool reverse, int64_t hidden, int layout, float clip, bool input_forget,
                   bool lbr, std::vector<Activation> acts, PackedWeights packed)
-      : cell_(cell), dirs_(dirs), reverse_(reverse), hidden_(hidden), layout_(layout), clip_(clip),
-        input_forget_(input_forget), lbr_(lbr), acts_(std::move(acts)), packed_(std::move(packed)) {}
+      : cell_(cell),
+        dirs_(dirs),
+        reverse_(reverse),
+        hidden_(hidden),
+        layout_(layout),
+        clip_(clip),
+        input_forget_(input_forget),
+        lbr_(lbr),
+        acts_(std::move(acts)),
+        packed_(std::move(packed)) {}
 
   Status infer(InferContext& ctx) const override {
     const DType t = ctx.dtype(0);
@@ -131,8 +173,8 @@ class RecurrentKernel final : public Kernel {
       if (ctx.has_input(i) && i != 4)
         MS_CHECK_ARG(ctx.dtype(i) == t, std::string("input ") + std::to_string(i) + " has dtype " +
                                             dtype_name(ctx.dtype(i)) + ", expected " + dtype_name(t));
-    MS_CHECK_ARG(ctx.num_inputs() <= max_in, std::string(cell_name(cell_)) + " takes at most " +
-                                                 std::to_string(max_in) + " inputs");
+    MS_CHECK_ARG(ctx.num_inputs() <= max_in,
+                 std::string(cell_name(cell_)) + " takes at most " + std::to_string(max_in) + " inputs");
     MS_CHECK_ARG(ctx.num_outputs() <= (cell_ == Cell::kLSTM ? 3 : 2), "too many outputs");
     const Shape& xs = ctx.shape(0);
     MS_CHECK_ARG(xs.rank() == 3, "X must be 3-D, got " + xs.str());
@@ -148,8 +190,7 @@ class RecurrentKernel final : public Kernel {
       MS_CHECK_ARG(ctx.shape(3) == Shape({dirs_, 2 * G * H}),
                    "B has shape " + ctx.shape(3).str() + ", expected " + Shape({dirs_, 2 * G * H}).str());
     if (ctx.has_input(4)) {
-      MS_CHECK_ARG(ctx.dtype(4) == DType::kInt32 || ctx.dtype(4) == DType::kInt64,
-                   "sequence_lens must be int32");
+      MS_CHECK_ARG(ctx.dtype(4) == DType::kInt32 || ctx.dtype(4) == DType::kInt64, "sequence_lens must be int32");
       MS_CHECK_ARG(ctx.shape(4) == Shape({d.batch}),
                    "sequence_lens has shape " + ctx.shape(4).str() + ", expected [" + std::to_string(d.batch) + "]");
     }
@@ -238,8 +279,8 @@ class RecurrentKernel final : public Kernel {
 
   // C[M, N] = A[M, K] * packed^T on oneDNN when it takes the shape, else with Eigen.
   template <class A>
-  void project(const DnnlMatMul* packed, int64_t M, int64_t N, int64_t K, const A* a, const A* w, A* c,
-               void* scratch, ThreadPool& pool) const {
+  void project(const DnnlMatMul* packed, int64_t M, int64_t N, int64_t K, const A* a, const A* w, A* c, void* scratch,
+               ThreadPool& pool) const {
     if constexpr (std::is_same_v<A, float>) {
       if (packed && packed->run(a, c, M, scratch, pool.threads()).ok()) return;
     }
@@ -293,8 +334,8 @@ class RecurrentKernel final : public Kernel {
     bool full = true;
     for (int64_t b = 0; b < B; ++b) {
       lens[b] = ctx.has_input(4) ? ctx.input(4).int_at(b) : S;
-      MS_CHECK_ARG(lens[b] >= 0 && lens[b] <= S, "sequence_lens[" + std::to_string(b) + "] = " +
-                                                     std::to_string(lens[b]) + " is outside [0, " +
+      MS_CHECK_ARG(lens[b] >= 0 && lens[b] <= S, "sequence_lens[" + std::to_string(b) +
+                                                     "] = " + std::to_string(lens[b]) + " is outside [0, " +
                                                      std::to_string(S) + "]");
       full = full && lens[b] == S;
     }
@@ -313,11 +354,15 @@ class RecurrentKernel final : public Kernel {
       const A* Rd = R + dir * GH * H;
       const A* Pd = P ? P + dir * 3 * H : nullptr;
       const Activation* act = acts_.data() + dir * nact;
-      if (Bp) std::copy(Bp + dir * 2 * GH, Bp + (dir + 1) * 2 * GH, bias);
-      else std::fill(bias, bias + 2 * GH, A(0));
+      if (Bp)
+        std::copy(Bp + dir * 2 * GH, Bp + (dir + 1) * 2 * GH, bias);
+      else
+        std::fill(bias, bias + 2 * GH, A(0));
       if (S * B > 0) {
-        if (I > 0) project<A>(packed(packed_.w, dir), S * B, GH, I, X, Wd, xw, scratch, pool);
-        else std::fill(xw, xw + S * B * GH, A(0));
+        if (I > 0)
+          project<A>(packed(packed_.w, dir), S * B, GH, I, X, Wd, xw, scratch, pool);
+        else
+          std::fill(xw, xw + S * B * GH, A(0));
       }
       for (int64_t b = 0; b < B; ++b) {
         const int64_t si = state_index(dir, b) * H;
@@ -332,8 +377,10 @@ class RecurrentKernel final : public Kernel {
         for (int64_t b = 0; b < B; ++b) any = any || s < lens[b];
         if (!any) break;
         const bool two_phase = rh != nullptr;
-        if (two_phase) gemm<A>(false, true, B, 2 * H, H, A(1), h, H, Rd, H, A(0), hr, GH, pool);
-        else project<A>(packed(packed_.r, dir), B, GH, H, h, Rd, hr, scratch, pool);
+        if (two_phase)
+          gemm<A>(false, true, B, 2 * H, H, A(1), h, H, Rd, H, A(0), hr, GH, pool);
+        else
+          project<A>(packed(packed_.r, dir), B, GH, H, h, Rd, hr, scratch, pool);
         Step<A, T> st{this, act, Pd, bias, xw, hr, h, c, rh, Y, lens, s, S, B, H, dir, rev};
         if (cell_ == Cell::kLSTM && !Pd && default_lstm(act)) {
           lstm_step(st, buf(WsPlan::kT1), pool, grain);
@@ -397,8 +444,7 @@ class RecurrentKernel final : public Kernel {
       A* hb = h + b * H;
       const A* wb = bias;
       const A* rb = bias + GH;
-      T* y = Y ? Y + (k->layout_ ? ((b * S + t) * k->dirs_ + dir) * H : ((t * k->dirs_ + dir) * B + b) * H)
-               : nullptr;
+      T* y = Y ? Y + (k->layout_ ? ((b * S + t) * k->dirs_ + dir) * H : ((t * k->dirs_ + dir) * B + b) * H) : nullptr;
       // Gate math runs on whole spans of H (vectorized sigmoid/tanh); `hrr` holds this row's
       // R projection and becomes the gates' pre-activations, then their values.
       A* g = hrr;
@@ -444,7 +490,7 @@ class RecurrentKernel final : public Kernel {
           if (phase == 0) {
             for (int64_t j = 0; j < 2 * H; ++j) g[j] = cl(g[j] + xr[j] + wb[j] + rb[j]);
             apply_span(act[0], g, 2 * H);  // z, r
-            if (rh) {  // h~ needs (r . H) * Rh^T: finish after the second gemm (z stays in hrr)
+            if (rh) {                      // h~ needs (r . H) * Rh^T: finish after the second gemm (z stays in hrr)
               for (int64_t j = 0; j < H; ++j) rh[b * H + j] = gr[j] * hb[j];
               return;
             }
@@ -469,9 +515,7 @@ class RecurrentKernel final : public Kernel {
   template <class A, class T>
   void lstm_step(const Step<A, T>& st, A* t1, ThreadPool& pool, int64_t grain) const {
     const int64_t B = st.B, H = st.H, GH = 4 * H;
-    auto rows = [&](auto&& f) {
-      pool.parallel_for(B, grain, [&](int64_t b0, int64_t b1) { f(b0, b1); });
-    };
+    auto rows = [&](auto&& f) { pool.parallel_for(B, grain, [&](int64_t b0, int64_t b1) { f(b0, b1); }); };
     rows([&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t t = st.rev ? std::max<int64_t>(st.lens[b] - 1 - st.s, 0) : st.s;
@@ -522,9 +566,12 @@ StatusOr<KernelPtr> make_recurrent(Cell cell, const Node& n, const KernelInit& i
   const std::string direction = n.attr_string("direction", "forward");
   int dirs = 1;
   bool reverse = false;
-  if (direction == "reverse") reverse = true;
-  else if (direction == "bidirectional") dirs = 2;
-  else MS_CHECK_ARG(direction == "forward", "unknown direction '" + direction + "'");
+  if (direction == "reverse")
+    reverse = true;
+  else if (direction == "bidirectional")
+    dirs = 2;
+  else
+    MS_CHECK_ARG(direction == "forward", "unknown direction '" + direction + "'");
   const int64_t hidden = n.attr_int("hidden_size", 0);
   MS_CHECK_ARG(!n.attr("hidden_size") || hidden > 0, "hidden_size must be positive");
   const int64_t layout = n.opset >= 14 ? n.attr_int("layout", 0) : 0;
@@ -540,9 +587,12 @@ StatusOr<KernelPtr> make_recurrent(Cell cell, const Node& n, const KernelInit& i
   std::vector<std::string> names;
   if (const Attribute* a = n.attr("activations")) names = a->strings;
   if (names.empty()) {
-    if (cell == Cell::kRNN) names = {"Tanh"};
-    else if (cell == Cell::kGRU) names = {"Sigmoid", "Tanh"};
-    else names = {"Sigmoid", "Tanh", "Tanh"};
+    if (cell == Cell::kRNN)
+      names = {"Tanh"};
+    else if (cell == Cell::kGRU)
+      names = {"Sigmoid", "Tanh"};
+    else
+      names = {"Sigmoid", "Tanh", "Tanh"};
   }
   if (names.size() == nact && dirs == 2) {
     const std::vector<std::string> one = names;
@@ -568,13 +618,13 @@ StatusOr<KernelPtr> make_recurrent(Cell cell, const Node& n, const KernelInit& i
     for (int dir = 0; dir < dirs; ++dir) {
       packed.w.push_back(DnnlMatMul::create(I, GH, w->data<float>() + dir * GH * I, true, nullptr, FusedActivation{}));
       const bool two_phase = cell == Cell::kGRU && !lbr;
-      packed.r.push_back(two_phase ? nullptr
-                                   : DnnlMatMul::create(H, GH, r->data<float>() + dir * GH * H, true, nullptr,
-                                                        FusedActivation{}));
+      packed.r.push_back(
+          two_phase ? nullptr
+                    : DnnlMatMul::create(H, GH, r->data<float>() + dir * GH * H, true, nullptr, FusedActivation{}));
     }
   }
-  return KernelPtr(new RecurrentKernel(cell, dirs, reverse, hidden, static_cast<int>(layout), clip, input_forget,
-                                       lbr, std::move(acts), std::move(packed)));
+  return KernelPtr(new RecurrentKernel(cell, dirs, reverse, hidden, static_cast<int>(layout), clip, input_forget, lbr,
+                                       std::move(acts), std::move(packed)));
 }
 
 }  // namespace
