@@ -80,6 +80,27 @@ test-asan: $(VENV)/.deps
 	LD_PRELOAD=$(ASAN_PRELOAD) ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  PYTHONPATH=build/asan/py $(PY) -m pytest -q -p no:cacheprovider tests/python
 
+demo: build
+	$(PY) -m mserve demo models
+
+# Serves models/repository (half_plus_two, mlp, cnn_nhwc) like tensorflow_model_server would:
+# REST on PORT, gRPC on GRPC_PORT.
+PORT ?= 8501
+GRPC_PORT ?= 8500
+serve: build
+	$(PY) -c "from mserve import examples; examples.save_repository('models/repository')"
+	$(PY) -m mserve serve --model_config_file=models/repository/models.config --rest_api_port=$(PORT) --port=$(GRPC_PORT)
+
+# Latency, first call, memory and GEMM GFLOP/s against onnxruntime on every zoo and bench model.
+bench: build
+	$(PY) bench/bench_models.py
+
+# HTTP serving: mserve vs FastAPI + uvicorn + onnxruntime (wrk at concurrency 1, 8, 64); gRPC vs
+# grpcio + onnxruntime and mserve's REST (h2load).
+bench-serve: build
+	@$(PY) -c "import fastapi, uvicorn" 2>/dev/null || $(PY) -m pip install -q fastapi uvicorn
+	$(PY) bench/bench_serve.py
+
 # The server under mixed valid, invalid and oversized traffic with version swaps for SOAK_MINUTES;
 # reports requests, errors by kind, p50/p99, RSS over time (build/soak.png). Passes with zero
 # unexpected answers and flat memory.
