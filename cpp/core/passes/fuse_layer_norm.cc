@@ -99,7 +99,7 @@ class LayerNormMatcher {
     ln.outputs = {out};
     ln.attrs["axis"] = Attribute::of_int(-1);
     ln.attrs["epsilon"] = Attribute::of_float(eps);
-    removed_[i] = false;
+    removed_[i] = false;  // the division (in `span` when gamma follows) becomes the LayerNormalization
     g_.nodes[i] = std::move(ln);
   }
 
