@@ -19,10 +19,7 @@ bool scalar_input(const Graph& g, const Node& n, size_t i, float def, float* out
     *out = def;
     return true;
   }
-  auto it = g.initializers.find(n.inputs[i]);
-  if (it == g.initializers.end() || it->second.dtype() != DType::kFloat32 || it->second.numel() != 1) return false;
-  *out = it->second.data<float>()[0];
-  return true;
+  return float_scalar(g, n.inputs[i], out);
 }
 
 // The activation `n` as fused attributes; false when `n` is not one that fuses.
@@ -79,10 +76,6 @@ void set_activation(Node& n, const std::string& prefix, const std::string& kind,
 Status fuse_conv_residual(Graph& g) {
   GraphIndex ix(g);
   std::vector<bool> removed(g.nodes.size(), false);
-  std::vector<int> reader(g.values.size(), -1);  // the last node reading each value
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    for (int v : g.nodes[i].inputs)
-      if (v != kNoValue) reader[v] = static_cast<int>(i);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& add = g.nodes[i];
     if (add.op_type != "Add" || !add.domain.empty() || add.inputs.size() != 2 || add.outputs.size() != 1 ||
@@ -104,12 +97,12 @@ Status fuse_conv_residual(Graph& g) {
       const int s = add.outputs[0];
       std::string kind;
       float alpha, beta;
-      if (ix.uses[s] == 1 && reader[s] >= 0) {
-        Node& act = g.nodes[reader[s]];
+      if (const int r = ix.sole_reader(s); r >= 0) {
+        Node& act = g.nodes[r];
         if (act.inputs[0] == s && activation_of(g, act, &kind, &alpha, &beta)) {
           set_activation(conv, "mserve_after_activation", kind, alpha, beta);
           conv.outputs[0] = act.outputs[0];
-          removed[reader[s]] = true;
+          removed[r] = true;
         }
       }
       break;

@@ -152,24 +152,16 @@ class AttentionMatcher {
     if (span) span->push_back(v);
     return &n;
   }
-  // The one node reading `v`, if it is `op` and `v` is not a graph output.
+  // The one node reading `v` (as its first input), if it is `op` and `v` is not a graph output.
   const Node* only_reader(int v, const char* op) const {
-    if (ix_.uses[v] != 1) return nullptr;
-    for (size_t j = 0; j < g_.nodes.size(); ++j) {
-      const Node& n = g_.nodes[j];
-      if (removed_[j] || n.op_type != op || !n.domain.empty() || n.inputs.empty() || n.inputs[0] != v) continue;
-      return n.outputs.size() == 1 ? &n : nullptr;
-    }
-    return nullptr;
+    const int j = ix_.sole_reader(v);
+    if (j < 0 || removed_[j]) return nullptr;
+    const Node& n = g_.nodes[j];
+    return n.op_type == op && n.domain.empty() && n.inputs[0] == v && n.outputs.size() == 1 ? &n : nullptr;
   }
   size_t index_of(const Node* n) const { return static_cast<size_t>(n - g_.nodes.data()); }
 
-  bool scalar(int v, float* out) const {
-    auto it = g_.initializers.find(v);
-    if (it == g_.initializers.end() || it->second.dtype() != DType::kFloat32 || it->second.numel() != 1) return false;
-    *out = it->second.data<float>()[0];
-    return true;
-  }
+  bool scalar(int v, float* out) const { return float_scalar(g_, v, out); }
   bool is_scalar(int v, float want) const {
     float c;
     return scalar(v, &c) && c == want;

@@ -24,9 +24,8 @@ class Matcher {
     return n.op_type == op && n.domain.empty() && n.outputs.size() == 1 ? &n : nullptr;
   }
   bool scalar(int v, double want) const {
-    auto it = g_.initializers.find(v);
-    if (it == g_.initializers.end() || it->second.numel() != 1 || it->second.dtype() != DType::kFloat32) return false;
-    return std::abs(it->second.data<float>()[0] - want) <= 1e-5 * std::abs(want);
+    float c;
+    return float_scalar(g_, v, &c) && std::abs(c - want) <= 1e-5 * std::abs(want);
   }
   // For a binary node with a scalar `want` on one side: the other input, or kNoValue.
   int other_than_scalar(const Node* n, double want) const {

@@ -32,14 +32,6 @@ void make_fused(Node& n) {
   n.opset = 1;
 }
 
-// The float32 scalar value of initializer `v`, if it is one.
-bool scalar_of(const Graph& g, int v, float* out) {
-  auto it = g.initializers.find(v);
-  if (it == g.initializers.end() || it->second.dtype() != DType::kFloat32 || it->second.numel() != 1) return false;
-  *out = it->second.data<float>()[0];
-  return true;
-}
-
 }  // namespace
 
 Status fuse_matmul_transpose(Graph& g) {
@@ -71,7 +63,7 @@ Status fuse_matmul_transpose(Graph& g) {
     for (int side = 0; side < (s.op_type == "Mul" ? 2 : 1); ++side) {
       const int p = s.inputs[side];
       float c;
-      if (p == kNoValue || ix.uses[p] != 1 || ix.producer[p] < 0 || !scalar_of(g, s.inputs[1 - side], &c)) continue;
+      if (p == kNoValue || ix.uses[p] != 1 || ix.producer[p] < 0 || !float_scalar(g, s.inputs[1 - side], &c)) continue;
       Node& mm = g.nodes[ix.producer[p]];
       // Scaling commutes with the product alone: not with a bias or activation already fused.
       if (!is_matmul(mm) || mm.outputs.size() != 1 || mm.outputs[0] != p || mm.attr("mserve_activation") ||

@@ -1,5 +1,5 @@
-// What the rewriting passes ask of a graph: who reads each value and who writes it; and the
-// removal of the nodes a pass has folded into others.
+// What the rewriting passes ask of a graph: who reads each value and who writes it, constant
+// scalars; and the removal of the nodes a pass has folded into others.
 #pragma once
 #include <vector>
 
@@ -10,17 +10,30 @@ namespace mserve {
 struct GraphIndex {
   std::vector<int> uses;      // per value: node inputs reading it, +1 when it is a graph output
   std::vector<int> producer;  // per value: the node index writing it, or -1
+  std::vector<int> reader;    // per value: the last node index reading it, or -1
 
-  explicit GraphIndex(const Graph& g) : uses(g.values.size(), 0), producer(g.values.size(), -1) {
+  explicit GraphIndex(const Graph& g)
+      : uses(g.values.size(), 0), producer(g.values.size(), -1), reader(g.values.size(), -1) {
     for (size_t i = 0; i < g.nodes.size(); ++i) {
       for (int v : g.nodes[i].inputs)
-        if (v != kNoValue) ++uses[v];
+        if (v != kNoValue) ++uses[v], reader[v] = static_cast<int>(i);
       for (int v : g.nodes[i].outputs)
         if (v != kNoValue) producer[v] = static_cast<int>(i);
     }
     for (int v : g.outputs) ++uses[v];
   }
+
+  // The node reading `v` when it is its only reader and `v` is no graph output; else -1.
+  int sole_reader(int v) const { return v != kNoValue && uses[v] == 1 ? reader[v] : -1; }
 };
+
+// The value of `v` when it is a constant float32 scalar (one element); false otherwise.
+inline bool float_scalar(const Graph& g, int v, float* out) {
+  auto it = g.initializers.find(v);
+  if (it == g.initializers.end() || it->second.dtype() != DType::kFloat32 || it->second.numel() != 1) return false;
+  *out = it->second.data<float>()[0];
+  return true;
+}
 
 // Drops the nodes marked in `removed` (indexed like g.nodes), keeping the others' order.
 inline void erase_nodes(Graph& g, const std::vector<bool>& removed) {

@@ -160,27 +160,19 @@ class AttentionKernel final : public Kernel {
       MS_CHECK_ARG(k[2] / d.Hkv == d.D, "K head size differs from Q head size");
       d.Dv = v[2] / d.Hkv;
       MS_CHECK_ARG(v[1] == d.Lk, "K and V sequence lengths differ");
-    } else if (bshd_) {
-      d.rank3 = d.bshd = true;
-      d.Hq = q[2];
-      d.Hkv = k[2];
-      MS_CHECK_ARG(v[2] == d.Hkv, "K and V head counts differ");
-      d.Lq = q[1];
-      d.Lk = k[1];
-      d.D = q[3];
-      MS_CHECK_ARG(k[3] == d.D, "K head size differs from Q head size");
-      MS_CHECK_ARG(v[1] == d.Lk, "K and V sequence lengths differ");
-      d.Dv = v[3];
     } else {
+      // [B, H, L, D], or [B, L, H, D] (bshd: rows of all heads interleaved, as 3-D inputs).
       MS_CHECK_ARG(!(opset_ >= 25 && heads_attrs_), "q_num_heads and kv_num_heads must not be set for 4-D inputs");
-      d.Hq = q[1];
-      d.Hkv = k[1];
-      MS_CHECK_ARG(v[1] == d.Hkv, "K and V head counts differ");
-      d.Lq = q[2];
-      d.Lk = k[2];
+      const int h = bshd_ ? 2 : 1, l = bshd_ ? 1 : 2;
+      d.rank3 = d.bshd = bshd_;
+      d.Hq = q[h];
+      d.Hkv = k[h];
+      MS_CHECK_ARG(v[h] == d.Hkv, "K and V head counts differ");
+      d.Lq = q[l];
+      d.Lk = k[l];
       d.D = q[3];
       MS_CHECK_ARG(k[3] == d.D, "K head size differs from Q head size");
-      MS_CHECK_ARG(v[2] == d.Lk, "K and V sequence lengths differ");
+      MS_CHECK_ARG(v[l] == d.Lk, "K and V sequence lengths differ");
       d.Dv = v[3];
     }
     MS_CHECK_ARG(d.Hkv > 0 && d.Hq % d.Hkv == 0, "q heads must be a multiple of kv heads");
