@@ -15,7 +15,7 @@ PIP_PACKAGES := pybind11 scikit-build-core numpy pytest onnx==1.23.2 onnxruntime
 SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python tests/cpp -type f \( -name '*.cc' -o -name '*.h' \
 	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' -o -name '*.proto' \))
 
-.PHONY: all build test test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-serve docs node-expectations zoo clean apt-deps
+.PHONY: all build test test-fast lint typecheck test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-serve docs node-expectations zoo clean apt-deps
 all: build
 
 apt-deps:
@@ -31,8 +31,10 @@ $(VENV)/.deps: Makefile | apt-deps
 	$(PY) -m pip install -q $(PIP_PACKAGES)
 	touch $@
 
+# The development build has the C++ test binaries (wheels leave them out: MSERVE_TESTS is off in
+# pyproject.toml).
 $(VENV)/.built: $(VENV)/.deps $(SOURCES)
-	$(PY) -m pip install -q --no-build-isolation --no-deps .
+	$(PY) -m pip install -q --no-build-isolation --no-deps -C cmake.define.MSERVE_TESTS=ON .
 	touch $@
 
 build: $(VENV)/.built
@@ -59,7 +61,27 @@ test-fuzz: fuzz-build
 fuzz: fuzz-build
 	FUZZ_SEED=0 tests/cpp/fuzz/run.sh 600
 
-test: test-cpp test-python test-fuzz
+test: lint typecheck test-cpp test-python test-fuzz
+
+# The edit loop: the C++ tests and the Python suite without the slow tier (the model zoo, the
+# notebooks, the ONNX node suite, soak-style server tests; see tests/python/conftest.py).
+test-fast: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure
+	$(PY) -m pytest -q -m "not slow" tests/python
+
+# Style: C++ against .clang-format (Google style, 120 columns), Python against ruff's rules in
+# pyproject.toml. Neither rewrites anything here; `clang-format -i` and `ruff check --fix` do.
+lint: $(VENV)/.deps
+	@$(PY) -c "import ruff" 2>/dev/null || $(PY) -m pip install -q ruff
+	find cpp tests/cpp -name '*.cc' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' | xargs clang-format --dry-run --Werror
+	$(PY) -m ruff check python tests bench
+
+# The package's types: mypy --strict on python/mserve, and stubtest comparing _core.pyi with the
+# compiled module.
+typecheck: build
+	@$(PY) -c "import mypy" 2>/dev/null || $(PY) -m pip install -q mypy
+	$(PY) -m mypy --strict python/mserve
+	$(PY) -m mypy.stubtest mserve._core
 
 # The C++ test binary and the Python suite under AddressSanitizer + UBSan (gcc), in build/asan
 # (the normal build stays as it is): the extension built there is put first on PYTHONPATH and the
@@ -69,11 +91,12 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-
 ASAN_PRELOAD = $(shell gcc -print-file-name=libasan.so):$(shell gcc -print-file-name=libubsan.so)
 test-asan: $(VENV)/.deps
 	@test -f build/asan/build.ninja || cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DMSERVE_CUDA=OFF -DCMAKE_CXX_FLAGS="$(ASAN_FLAGS)" -DCMAKE_EXE_LINKER_FLAGS="$(ASAN_FLAGS)" \
+	  -DMSERVE_CUDA=OFF -DMSERVE_TESTS=ON -DCMAKE_CXX_FLAGS="$(ASAN_FLAGS)" -DCMAKE_EXE_LINKER_FLAGS="$(ASAN_FLAGS)" \
 	  -DCMAKE_SHARED_LINKER_FLAGS="$(ASAN_FLAGS)" -DSKBUILD=ON -DPython_EXECUTABLE=$(abspath $(PY)) \
 	  -Dpybind11_DIR=$$($(PY) -m pybind11 --cmakedir) >/dev/null
-	ninja -C build/asan mserve_tests _core
-	UBSAN_OPTIONS=print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 build/asan/mserve_tests
+	ninja -C build/asan mserve_runtime_tests mserve_server_tests _core
+	UBSAN_OPTIONS=print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 build/asan/mserve_runtime_tests
+	UBSAN_OPTIONS=print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 build/asan/mserve_server_tests
 	rm -rf build/asan/py && mkdir -p build/asan/py/mserve
 	for f in python/mserve/*; do ln -s $(CURDIR)/$$f build/asan/py/mserve/; done
 	ln -s $(CURDIR)/build/asan/_core*.so build/asan/py/mserve/

@@ -33,7 +33,7 @@ import numpy as np
 from mserve import examples
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROTO_ROOT = os.path.join(HERE, "..", "cpp", "core", "proto")
+PROTO_ROOT = os.path.join(HERE, "..", "cpp", "server", "proto")
 
 # model name in the example repository -> request rows (a TF Serving row-format body)
 CASES = [

@@ -21,7 +21,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     ap.add_argument("--workers", type=int, default=16, help="grpcio thread pool size")
-    ap.add_argument("--stubs", required=True, help="folder of Python modules generated from cpp/core/proto")
+    ap.add_argument("--stubs", required=True, help="folder of Python modules generated from cpp/server/proto")
     ap.add_argument("models", nargs="+", help="name=path.onnx")
     args = ap.parse_args()
     sys.path.append(args.stubs)

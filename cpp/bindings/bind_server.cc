@@ -5,7 +5,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/common.h"
-#include "core/server/model_server.h"
+#include "server/model_server.h"
 
 namespace mserve::py_bind {
 namespace {
@@ -18,8 +18,8 @@ T get(const py::dict& d, const char* key, T fallback) {
   return d.contains(key) && !d[key].is_none() ? d[key].cast<T>() : fallback;
 }
 
-serving::BatchingOptions batching_from(const py::dict& d) {
-  serving::BatchingOptions b;
+server::BatchingOptions batching_from(const py::dict& d) {
+  server::BatchingOptions b;
   b.max_batch_size = get<int64_t>(d, "max_batch_size", b.max_batch_size);
   b.batch_timeout_micros = get<int64_t>(d, "batch_timeout_micros", b.batch_timeout_micros);
   b.max_enqueued_batches = get<int64_t>(d, "max_enqueued_batches", b.max_enqueued_batches);
@@ -30,16 +30,16 @@ serving::BatchingOptions batching_from(const py::dict& d) {
 }
 
 // models: list of dicts {name, base_path, policy: "latest"|"all"|"specific", num_versions, versions, labels}
-std::vector<serving::ModelConfig> models_from(const py::list& models) {
-  std::vector<serving::ModelConfig> out;
+std::vector<server::ModelConfig> models_from(const py::list& models) {
+  std::vector<server::ModelConfig> out;
   for (const auto& item : models) {
     py::dict d = item.cast<py::dict>();
-    serving::ModelConfig m;
+    server::ModelConfig m;
     m.name = d["name"].cast<std::string>();
     m.base_path = d["base_path"].cast<std::string>();
     std::string policy = get<std::string>(d, "policy", "latest");
-    if (policy == "all") m.policy.kind = serving::VersionPolicy::Kind::kAll;
-    else if (policy == "specific") m.policy.kind = serving::VersionPolicy::Kind::kSpecific;
+    if (policy == "all") m.policy.kind = server::VersionPolicy::Kind::kAll;
+    else if (policy == "specific") m.policy.kind = server::VersionPolicy::Kind::kSpecific;
     m.policy.num_versions = get<int>(d, "num_versions", 1);
     m.policy.versions = get<std::vector<int64_t>>(d, "versions", {});
     m.labels = get<std::map<std::string, int64_t>>(d, "labels", {});
@@ -86,14 +86,14 @@ void bind_server(py::module_& m) {
         opts.manager.integrity.require_signatures = get<bool>(o, "require_signatures", false);
         const std::string key_file = get<std::string>(o, "model_key_file", ""), key_env = get<std::string>(o, "model_key_env", "");
         if (!key_file.empty() || !key_env.empty()) {
-          auto key = serving::read_key(key_file, key_env);
+          auto key = server::read_key(key_file, key_env);
           raise_if_error(key.status());
           opts.manager.model_key = std::move(key).value();
         }
         if (get<bool>(o, "quiet", false)) opts.manager.log = [](const std::string&) {};
         if (o.contains("batching") && !o["batching"].is_none())
           opts.manager.batching = batching_from(o["batching"].cast<py::dict>());
-        std::vector<serving::ModelConfig> cfg = models_from(models);
+        std::vector<server::ModelConfig> cfg = models_from(models);
         std::vector<std::pair<std::string, std::shared_ptr<Session>>> mem;
         for (const auto& item : sessions) {
           auto t = item.cast<py::tuple>();
@@ -120,37 +120,37 @@ void bind_server(py::module_& m) {
       }, py::arg("drain_ms") = 30000, "Stops accepting, drains in-flight requests, then stops.");
 
   m.def("generate_signing_key", [] {
-    auto k = serving::generate_signing_key();
+    auto k = server::generate_signing_key();
     raise_if_error(k.status());
     return py::make_tuple(k.value().first, k.value().second);
   }, "A new Ed25519 key pair as PEM text: (private, public).");
   m.def("sign_folder", [](const std::string& dir, const std::string& private_pem) {
-    raise_if_error(serving::sign_folder(dir, private_pem));
+    raise_if_error(server::sign_folder(dir, private_pem));
   }, py::arg("dir"), py::arg("private_key_pem"), "Writes mserve.manifest and mserve.manifest.sig into a version folder.");
   m.def("verify_folder", [](const std::string& dir, const std::vector<std::string>& keys, bool require) {
-    serving::IntegrityOptions o;
+    server::IntegrityOptions o;
     o.trusted_keys = keys;
     o.require_signatures = require;
-    raise_if_error(serving::validate(o));
-    raise_if_error(serving::verify_folder(dir, o));
+    raise_if_error(server::validate(o));
+    raise_if_error(server::verify_folder(dir, o));
   }, py::arg("dir"), py::arg("trusted_keys"), py::arg("require") = true, "Checks a signed version folder.");
   m.def("read_model_key", [](const std::string& file, const std::string& env) {
-    auto k = serving::read_key(file, env);
+    auto k = server::read_key(file, env);
     raise_if_error(k.status());
     return py::bytes(k.value());
   }, py::arg("file") = "", py::arg("env") = "");
   m.def("encrypt_model", [](const std::string& plain, const std::string& key) {
-    auto e = serving::encrypt_model(plain, key);
+    auto e = server::encrypt_model(plain, key);
     raise_if_error(e.status());
     return py::bytes(e.value());
   }, py::arg("data"), py::arg("key"), "AES-256-GCM: the bytes of an encrypted model file.");
   m.def("decrypt_model", [](const std::string& data, const std::string& key) {
-    auto d = serving::decrypt_model(data, key);
+    auto d = server::decrypt_model(data, key);
     raise_if_error(d.status());
     return py::bytes(d.value());
   }, py::arg("data"), py::arg("key"));
   m.def("parse_batching_parameters", [](const std::string& text) {
-    auto b = serving::parse_batching_parameters(text);
+    auto b = server::parse_batching_parameters(text);
     raise_if_error(b.status());
     const auto& v = b.value();
     py::dict d;
@@ -163,7 +163,7 @@ void bind_server(py::module_& m) {
     return d;
   }, "Parses a TensorFlow Serving batching parameters text file's contents into a dict.");
   m.def("parse_model_config", [](const std::string& text) {
-    auto c = serving::parse_model_config(text);
+    auto c = server::parse_model_config(text);
     raise_if_error(c.status());
     py::list out;
     for (const auto& m : c.value()) {

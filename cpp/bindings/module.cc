@@ -2,6 +2,7 @@
 #include "core/kernels/isa/isa.h"
 
 #include "core/kernels/registry.h"
+#include "core/onnx/opset.h"
 
 namespace mserve::py_bind {
 

@@ -25,7 +25,7 @@ pytest.importorskip("grpc_tools")
 health_pb2 = pytest.importorskip("grpc_health.v1.health_pb2")
 from grpc_health.v1 import health_pb2_grpc  # noqa: E402
 
-PROTO_ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "cpp", "core", "proto")
+PROTO_ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "cpp", "server", "proto")
 # KServe's messages are tritonclient's here: its stubs hold the same package (inference) in the
 # process's descriptor pool, so mserve's own kserve proto is checked against them instead.
 TFS_PROTOS = ["tensorflow/core/framework/types.proto", "tensorflow/core/framework/tensor_shape.proto",

@@ -81,6 +81,13 @@ void release_packed_constants(Program& p) {
 
 }  // namespace
 
+size_t position_of(const std::vector<Value>& specs, std::string_view name) {
+  size_t idx = specs.size();
+  for (size_t i = 0; i < specs.size(); ++i)
+    if (specs[i].name == name) idx = i;
+  return idx;
+}
+
 StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOptions& opts) {
   std::shared_ptr<Session> s(new Session());
   s->opts_ = opts;
@@ -95,25 +102,14 @@ StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOpt
       return Unsupported("graph input '" + val.name + "' has rank " + std::to_string(val.dims.size()) + "; at most " +
                          std::to_string(Shape::kMaxRank) + " is supported");
   }
-  if (opts.optimize) {
-    MS_RETURN_IF_ERROR(remove_identities(p.graph));
-    MS_RETURN_IF_ERROR(remove_dead_nodes(p.graph));
-    MS_RETURN_IF_ERROR(inline_constants(p.graph));
-    MS_RETURN_IF_ERROR(fold_batchnorm(p.graph));
-    MS_RETURN_IF_ERROR(fuse_matmul_bias(p.graph));
-    MS_RETURN_IF_ERROR(fuse_layer_norm(p.graph));
-    MS_RETURN_IF_ERROR(fuse_attention(p.graph));
-    MS_RETURN_IF_ERROR(fuse_matmul_transpose(p.graph));
-    MS_RETURN_IF_ERROR(fuse_gelu(p.graph));
-    MS_RETURN_IF_ERROR(fuse_activation(p.graph));
-    MS_RETURN_IF_ERROR(nhwc_convs(p.graph));
-    MS_RETURN_IF_ERROR(fuse_conv_residual(p.graph));
-  }
+  if (opts.optimize) MS_RETURN_IF_ERROR(optimize_graph(p.graph));
   MS_ASSIGN_OR_RETURN(p.order, topological_order(p.graph));
   MS_RETURN_IF_ERROR(create_kernels(p));
   if (opts.optimize) MS_RETURN_IF_ERROR(fold_constants(p, *s->pool_));
   release_packed_constants(p);
   MS_RETURN_IF_ERROR(check_declared_strings(p));
+  for (int v : p.graph.inputs) s->signature_.inputs.push_back(p.graph.values[v]);
+  for (int v : p.graph.outputs) s->signature_.outputs.push_back(p.graph.values[v]);
 
   // Trial plan with every symbolic dimension set to 1: catches unsupported dtypes and attribute
   // combinations now rather than at the first predict. Other failures are left for run time,

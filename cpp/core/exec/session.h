@@ -10,12 +10,25 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/plan/plan.h"
 
 namespace mserve {
+
+// A model's interface as code outside the runtime sees it (the server's codecs and handlers):
+// its inputs and outputs as declared (name, element type, dims, ZipMap labels), in the order
+// run() takes and returns them. Fixed for the session's life.
+struct Signature {
+  std::vector<Value> inputs;
+  std::vector<Value> outputs;
+};
+
+// The position of the tensor called `name` in `specs`; specs.size() when none is. Several with
+// the name: the last, as the request decoders always took.
+size_t position_of(const std::vector<Value>& specs, std::string_view name);
 
 struct SessionOptions {
   int threads = 0;            // intra-op threads; <= 0 means the machine's cores
@@ -33,7 +46,10 @@ class Session {
                                                        const std::string& base_dir = "");
   ~Session();
 
+  // The model as imported and rewritten by the graph passes (for the bindings and tests; serving
+  // code reads signature()).
   const Graph& graph() const { return prog_.graph; }
+  const Signature& signature() const { return signature_; }
   int threads() const { return pool_->threads(); }
 
   // Runs the model. `inputs` in graph input order; each is checked against the declared dtype,
@@ -81,6 +97,7 @@ class Session {
   void give_arena(std::shared_ptr<Buffer> arena) const;
 
   Program prog_;
+  Signature signature_;
   SessionOptions opts_;
   std::unique_ptr<ThreadPool> pool_;
   mutable std::mutex cache_mu_;

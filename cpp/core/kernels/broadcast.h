@@ -10,7 +10,7 @@
 #include <array>
 #include <cstdint>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 
 namespace mserve {

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {

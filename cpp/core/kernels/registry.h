@@ -12,9 +12,6 @@ namespace mserve {
 #include "core/kernels/op_list.inc"
 #undef MS_OP
 
-// The newest opset version of the default domain whose semantics this runtime knows.
-constexpr int64_t kMaxOnnxOpset = 28;
-
 struct OpInfo {
   const char* domain;
   const char* name;

@@ -13,7 +13,7 @@
 
 #include <onnx/onnx_pb.h>
 
-#include "core/kernels/registry.h"  // kMaxOnnxOpset
+#include "core/onnx/opset.h"
 
 namespace mserve {
 namespace {

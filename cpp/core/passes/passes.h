@@ -7,6 +7,10 @@
 
 namespace mserve {
 
+// The whole pipeline, in the order the passes must run (pipeline.cc): what Session::create runs
+// on a model unless SessionOptions::optimize is false.
+Status optimize_graph(Graph& g);
+
 // Removes Identity nodes, and Dropout nodes in inference mode whose mask output is unused,
 // rewiring their consumers to the input. A node whose output is a graph output stays (the
 // output keeps its name).

@@ -1,7 +1,7 @@
 #include <algorithm>
 #include <map>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/registry.h"
 #include "core/plan/plan.h"
 

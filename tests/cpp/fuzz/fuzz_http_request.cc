@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "core/server/http.h"
+#include "server/http/http.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto r = mserve::server::parse_http_request(std::string_view(reinterpret_cast<const char*>(data), size), 1 << 20);

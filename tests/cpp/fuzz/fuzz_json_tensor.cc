@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <string>
 
-#include "core/server/json.h"
-#include "core/server/rest_tfs_codec.h"
+#include "server/codec/json.h"
+#include "server/codec/tfs_rest.h"
 
 using namespace mserve;
 

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "core/server/rest_v2_codec.h"
+#include "server/codec/v2_rest.h"
 
 using namespace mserve;
 

@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "core/server/json.h"
-#include "core/server/protocol.h"
+#include "server/codec/json.h"
+#include "server/codec/protocol.h"
 
 using namespace mserve;
 

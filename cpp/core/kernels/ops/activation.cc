@@ -12,7 +12,7 @@
 
 #include <unsupported/Eigen/SpecialFunctions>  // Eigen's (vectorized) erf, for Gelu
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
 

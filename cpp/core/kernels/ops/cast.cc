@@ -17,7 +17,7 @@
 
 #include <cstring>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/cast.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"

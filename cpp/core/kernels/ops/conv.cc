@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/broadcast.h"
 #include "core/kernels/common.h"
 #include "core/kernels/dnnl_conv.h"

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/gemm.h"
 #include "core/kernels/registry.h"

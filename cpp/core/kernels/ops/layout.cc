@@ -7,7 +7,7 @@
 #include <cstring>
 #include <string>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
 

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/dnnl_matmul.h"
 #include "core/kernels/gemm.h"

@@ -18,7 +18,7 @@
 #include <cmath>
 #include <map>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/ml_common.h"
 #include "core/kernels/registry.h"

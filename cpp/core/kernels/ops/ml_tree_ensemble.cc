@@ -15,7 +15,7 @@
 #include <atomic>
 #include <cmath>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/ml_common.h"
 #include "core/kernels/registry.h"

@@ -12,7 +12,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/copy_view.h"
 #include "core/kernels/registry.h"

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
 

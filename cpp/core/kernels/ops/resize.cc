@@ -20,7 +20,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
 

@@ -18,7 +18,7 @@
 #include <limits>
 #include <type_traits>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/dnnl_matmul.h"
 #include "core/kernels/gemm.h"

@@ -10,7 +10,7 @@
 #include <string>
 #include <type_traits>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
 

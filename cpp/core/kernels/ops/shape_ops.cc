@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/copy_view.h"
 #include "core/kernels/registry.h"

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
 

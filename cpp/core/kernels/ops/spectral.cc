@@ -19,7 +19,7 @@
 #include <cmath>
 #include <type_traits>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
 

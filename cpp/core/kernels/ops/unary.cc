@@ -13,7 +13,7 @@
 
 #include <unsupported/Eigen/SpecialFunctions>  // Eigen's (vectorized) erf
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
 

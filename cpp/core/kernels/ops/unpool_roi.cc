@@ -16,7 +16,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "core/exec/thread_pool.h"
+#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
 

@@ -1,0 +1,26 @@
+#include "core/passes/passes.h"
+
+namespace mserve {
+
+// Order matters: clean-up first (so fusions see real producers and consumers); BatchNorm folded
+// into its Conv/Gemm before any fusion reads those nodes; the bias Add joined to its MatMul before
+// the LayerNorm and attention patterns look for it; Gelu recognised before fuse_activation moves
+// it into its producer; the channels-last rewrite after the activation fusions and before the
+// residual join, which only NhwcConv takes. Constant folding needs kernels: plan/planner.cc.
+Status optimize_graph(Graph& g) {
+  MS_RETURN_IF_ERROR(remove_identities(g));
+  MS_RETURN_IF_ERROR(remove_dead_nodes(g));
+  MS_RETURN_IF_ERROR(inline_constants(g));
+  MS_RETURN_IF_ERROR(fold_batchnorm(g));
+  MS_RETURN_IF_ERROR(fuse_matmul_bias(g));
+  MS_RETURN_IF_ERROR(fuse_layer_norm(g));
+  MS_RETURN_IF_ERROR(fuse_attention(g));
+  MS_RETURN_IF_ERROR(fuse_matmul_transpose(g));
+  MS_RETURN_IF_ERROR(fuse_gelu(g));
+  MS_RETURN_IF_ERROR(fuse_activation(g));
+  MS_RETURN_IF_ERROR(nhwc_convs(g));
+  MS_RETURN_IF_ERROR(fuse_conv_residual(g));
+  return Status::OK();
+}
+
+}  // namespace mserve

@@ -1,0 +1,127 @@
+#include "server/metrics/metrics.h"
+
+#include <cstdio>
+
+#include "server/repository/manager.h"
+
+namespace mserve::server {
+namespace {
+
+const std::vector<double> kLatencyBounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                            0.025,  0.05,    0.1,    0.25,  0.5,    1,    2.5, 5, 10};
+const std::vector<double> kBatchBounds = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+
+// Label values escape backslash, quote and newline (exposition format).
+std::string esc(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '\\' || c == '"') o += '\\';
+    if (c == '\n') { o += "\\n"; continue; }
+    o += c;
+  }
+  return o;
+}
+
+std::string num(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.9g", v);
+  return b;
+}
+
+}  // namespace
+
+void Metrics::observe(Histogram& h, const std::vector<double>& bounds, double v) {
+  if (h.counts.empty()) h.counts.assign(bounds.size(), 0);
+  for (size_t i = 0; i < bounds.size(); ++i)
+    if (v <= bounds[i]) { ++h.counts[i]; break; }
+  ++h.count;
+  h.sum += v;
+}
+
+void Metrics::request(const std::string& model, int64_t version, const std::string& api, int status,
+                      double seconds) {
+  std::lock_guard<std::mutex> lk(mu_);
+  ++requests_[{model, version, api, status}];
+  observe(latency_[{model, version, api}], kLatencyBounds, seconds);
+}
+
+void Metrics::batch(const std::string& model, size_t rows) {
+  std::lock_guard<std::mutex> lk(mu_);
+  observe(batch_[model], kBatchBounds, static_cast<double>(rows));
+}
+
+void Metrics::forget(const std::string& model, int64_t version) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto match = [&](const std::string& m, int64_t v) { return m == model && (version < 0 || v == version); };
+  for (auto it = requests_.begin(); it != requests_.end();)
+    it = match(std::get<0>(it->first), std::get<1>(it->first)) ? requests_.erase(it) : std::next(it);
+  for (auto it = latency_.begin(); it != latency_.end();)
+    it = match(std::get<0>(it->first), std::get<1>(it->first)) ? latency_.erase(it) : std::next(it);
+  for (auto it = nonfinite_.begin(); it != nonfinite_.end();)
+    it = match(it->first.first, it->first.second) ? nonfinite_.erase(it) : std::next(it);
+  if (version < 0) batch_.erase(model);
+}
+
+void Metrics::nonfinite_outputs(const std::string& model, int64_t version, int64_t count) {
+  std::lock_guard<std::mutex> lk(mu_);
+  nonfinite_[{model, version}] += static_cast<uint64_t>(count);
+}
+
+std::string Metrics::prometheus(const ModelManager& manager) const {
+  std::string o;
+  auto histogram = [&o](const std::string& name, const std::string& labels, const Histogram& h,
+                        const std::vector<double>& bounds) {
+    uint64_t cum = 0;
+    for (size_t i = 0; i < bounds.size(); ++i) {
+      cum += h.counts.empty() ? 0 : h.counts[i];
+      o += name + "_bucket{" + labels + ",le=\"" + num(bounds[i]) + "\"} " + std::to_string(cum) + "\n";
+    }
+    o += name + "_bucket{" + labels + ",le=\"+Inf\"} " + std::to_string(h.count) + "\n";
+    o += name + "_sum{" + labels + "} " + num(h.sum) + "\n";
+    o += name + "_count{" + labels + "} " + std::to_string(h.count) + "\n";
+  };
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    o += "# HELP mserve_requests_total Requests answered, by model, version, API and HTTP status.\n";
+    o += "# TYPE mserve_requests_total counter\n";
+    for (const auto& [k, n] : requests_) {
+      const auto& [model, version, api, status] = k;
+      o += "mserve_requests_total{model=\"" + esc(model) + "\",version=\"" + std::to_string(version) +
+           "\",api=\"" + api + "\",status=\"" + std::to_string(status) + "\"} " + std::to_string(n) + "\n";
+    }
+    o += "# HELP mserve_request_latency_seconds Time from a request's arrival to its response.\n";
+    o += "# TYPE mserve_request_latency_seconds histogram\n";
+    for (const auto& [k, h] : latency_) {
+      const auto& [model, version, api] = k;
+      histogram("mserve_request_latency_seconds",
+                "model=\"" + esc(model) + "\",version=\"" + std::to_string(version) + "\",api=\"" + api + "\"", h,
+                kLatencyBounds);
+    }
+    o += "# HELP mserve_batch_size Rows per batched run.\n";
+    o += "# TYPE mserve_batch_size histogram\n";
+    for (const auto& [model, h] : batch_) histogram("mserve_batch_size", "model=\"" + esc(model) + "\"", h, kBatchBounds);
+    o += "# HELP mserve_nonfinite_outputs_total Output values that were NaN or infinite.\n";
+    o += "# TYPE mserve_nonfinite_outputs_total counter\n";
+    for (const auto& [k, n] : nonfinite_)
+      o += "mserve_nonfinite_outputs_total{model=\"" + esc(k.first) + "\",version=\"" + std::to_string(k.second) +
+           "\"} " + std::to_string(n) + "\n";
+  }
+  o += "# HELP mserve_model_state Version state (1 for the current state).\n";
+  o += "# TYPE mserve_model_state gauge\n";
+  for (const std::string& model : manager.models()) {
+    auto st = manager.status(model, std::nullopt, std::nullopt);
+    if (!st.ok()) continue;
+    for (const VersionStatus& v : st.value())
+      o += "mserve_model_state{model=\"" + esc(model) + "\",version=\"" + std::to_string(v.version) + "\",state=\"" +
+           state_name(v.state) + "\"} 1\n";
+  }
+  o += "# HELP mserve_queue_rows Rows waiting in a batching queue.\n";
+  o += "# TYPE mserve_queue_rows gauge\n";
+  for (const auto& s : manager.available())
+    if (s->batcher)
+      o += "mserve_queue_rows{model=\"" + esc(s->model) + "\",version=\"" + std::to_string(s->version) + "\"} " +
+           std::to_string(s->batcher->queued_rows()) + "\n";
+  return o;
+}
+
+}  // namespace mserve::server

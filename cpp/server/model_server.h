@@ -1,0 +1,117 @@
+// ModelServer: the model repository, batching and metrics behind an HttpServer that speaks
+// TensorFlow Serving's REST API (rest_tfs.cc) and KServe v2 / Open Inference Protocol REST
+// (rest_v2.cc), plus Prometheus metrics, and (when its port is set) a GrpcServer with the same
+// APIs over gRPC (grpc_server.h). No Python on the request path.
+//
+// Thread-safety: start/stop from one thread; requests are served on the HTTP threads (and the
+// batching threads when batching is on).
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "server/security/access.h"
+#include "server/security/audit.h"
+#include "server/grpc/grpc_server.h"
+#include "server/http/http.h"
+#include "server/repository/manager.h"
+#include "server/metrics/metrics.h"
+
+namespace mserve::server {
+
+struct ServerOptions {
+  HttpOptions http;
+  GrpcOptions grpc;                      // grpc.port -1: no gRPC server
+  AccessOptions access;                  // tokens and client allow-list, for both front ends
+  AuditOptions audit;                    // audit.path "" : no audit log
+  server::ManagerOptions manager;
+  int request_timeout_ms = 0;            // 0: none (--rest_api_timeout_in_ms)
+  int file_system_poll_wait_seconds = 1;  // 0: never poll the model folders after start
+  std::string model_config_file;          // re-read every model_config_file_poll_wait_seconds
+  int model_config_file_poll_wait_seconds = 0;
+};
+
+// HTTP status for a Status code (TensorFlow Serving's mapping).
+int http_status(const Status& st);
+// The request id to use for a client's X-Request-Id / x-request-id value ("" when absent): the
+// client's when it is at most 128 plain characters, else a new one.
+std::string clean_request_id(std::string_view given);
+
+// Answers one request exactly once and records it in the metrics and (when there is one) the
+// audit log; the answer carries the request's X-Request-Id.
+class Reply {
+ public:
+  Reply(Respond respond, server::Metrics* metrics, std::string api, const HttpRequest& req, AuditLog* audit);
+  void model(const std::string& name, int64_t version) const;
+  void operator()(HttpResponse r) const;
+  void json(int status, std::string body) const;
+  void error(const Status& st) const;  // {"error": "..."} with the mapped status
+
+ private:
+  struct State;
+  std::shared_ptr<State> st_;
+};
+
+class ModelServer {
+ public:
+  // Loads `models` (from disk) and `sessions` (in memory), then starts listening. Models that
+  // fail to load are reported in their status; the server starts anyway.
+  static StatusOr<std::unique_ptr<ModelServer>> start(
+      ServerOptions opts, const std::vector<server::ModelConfig>& models,
+      const std::vector<std::pair<std::string, std::shared_ptr<Session>>>& sessions);
+  ~ModelServer();
+  int port() const { return http_->port(); }
+  int grpc_port() const { return grpc_ ? grpc_->port() : -1; }
+  bool ready() const { return manager_->ready(); }
+  // Drains in-flight requests (up to drain_ms), then stops. Idempotent.
+  void stop(int drain_ms = 30000);
+  server::ModelManager& manager() { return *manager_; }
+
+  // For the front ends (REST handlers, GrpcServer).
+  server::Metrics& metrics() { return *metrics_; }
+  AuditLog* audit() const { return audit_.get(); }
+  // Runs a request's inputs through the servable (batched when it has a batcher); `done` is
+  // called exactly once, maybe on another thread, and must not own the servable (manager.h).
+  void run(const std::shared_ptr<const server::Servable>& s, std::vector<Tensor> inputs,
+           server::Clock::time_point deadline, server::RunDone done);
+  // The deadline of a request arriving now: the server's request timeout, or `client` when
+  // that is sooner.
+  server::Clock::time_point deadline(server::Clock::time_point client = server::Clock::time_point::max()) const;
+  // Whether a call may proceed (access.h); OK when no access control is configured.
+  Status authorize(std::string_view remote, std::string_view authorization, const std::string& model, bool health,
+                   std::string* identity = nullptr) const {
+    return access_ ? access_->check(remote, authorization, model, health, identity) : Status::OK();
+  }
+  // Replaces the models served from disk (a reload over gRPC); logged.
+  Status reload_config(const std::vector<server::ModelConfig>& models);
+
+ private:
+  ModelServer() = default;
+  void handle(HttpRequest&& req, Respond respond);
+  void poll_loop();
+
+  // TensorFlow Serving REST (rest_tfs.cc); `rest` is the path after "/v1/models/".
+  void tfs(HttpRequest&& req, const std::string& rest, Respond respond);
+  // KServe v2 REST (rest_v2.cc); `rest` is the path after "/v2".
+  void v2(HttpRequest&& req, const std::string& rest, Respond respond);
+
+  ServerOptions opts_;
+  std::unique_ptr<server::Metrics> metrics_;
+  std::unique_ptr<server::ModelManager> manager_;
+  std::unique_ptr<AccessControl> access_;  // null: every client may call
+  std::unique_ptr<AuditLog> audit_;        // null: no audit log
+  std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<GrpcServer> grpc_;
+  std::string config_text_;
+  std::thread poller_;
+  std::mutex poll_mu_;
+  std::condition_variable poll_cv_;
+  bool stopping_ = false;
+};
+
+}  // namespace mserve::server

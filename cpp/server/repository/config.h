@@ -1,0 +1,56 @@
+// Serving configuration: which models to serve from where, which versions, and how to batch.
+// Plain structs (no protobuf types); config.cc parses TensorFlow Serving's text formats into them.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace mserve::server {
+
+struct VersionPolicy {
+  enum class Kind { kLatest, kAll, kSpecific };
+  Kind kind = Kind::kLatest;
+  int num_versions = 1;             // kLatest
+  std::vector<int64_t> versions;    // kSpecific
+};
+
+// TensorFlow Serving's BatchingParameters, with its defaults.
+struct BatchingOptions {
+  int64_t max_batch_size = 1000;
+  int64_t batch_timeout_micros = 0;
+  int64_t max_enqueued_batches = 100;
+  int64_t num_batch_threads = 0;          // <= 0: the machine's cores
+  std::vector<int64_t> allowed_batch_sizes;  // ascending; the last equals max_batch_size
+  bool pad_variable_length_inputs = false;
+  Status validate() const;
+};
+
+struct ModelConfig {
+  std::string name;
+  std::string base_path;       // a folder of numbered versions, or a single .onnx file
+  std::string platform;        // accepted for compatibility ("onnx", "tensorflow", ...)
+  VersionPolicy policy;
+  std::map<std::string, int64_t> labels;
+  std::optional<BatchingOptions> batching;  // per model; unset: the server's default
+};
+
+// Parses a model_config_list text file (TensorFlow Serving's ModelServerConfig text format).
+StatusOr<std::vector<ModelConfig>> parse_model_config(const std::string& text);
+// The same from a serialized ModelServerConfig message (gRPC HandleReloadConfigRequest).
+StatusOr<std::vector<ModelConfig>> parse_model_config_binary(const std::string& bytes);
+// `models` back as a ModelServerConfig, in the text format (a --model_config_file that
+// parse_model_config reads back to the same list) or serialized. Per-model batching options
+// have no field there and are left out.
+std::string model_config_text(const std::vector<ModelConfig>& models);
+std::string model_config_binary(const std::vector<ModelConfig>& models);
+// Parses a batching parameters text file (TensorFlow Serving's BatchingParameters).
+StatusOr<BatchingOptions> parse_batching_parameters(const std::string& text);
+
+// Reads a whole file; InvalidArgument with the path when it cannot.
+StatusOr<std::string> read_text_file(const std::string& path);
+
+}  // namespace mserve::server
