@@ -81,13 +81,6 @@ void release_packed_constants(Program& p) {
 
 }  // namespace
 
-size_t position_of(const std::vector<Value>& specs, std::string_view name) {
-  size_t idx = specs.size();
-  for (size_t i = 0; i < specs.size(); ++i)
-    if (specs[i].name == name) idx = i;
-  return idx;
-}
-
 StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOptions& opts) {
   std::shared_ptr<Session> s(new Session());
   s->opts_ = opts;

@@ -27,11 +27,17 @@ struct Signature {
 };
 
 // The position of the tensor called `name` in `specs`; specs.size() when none is. Several with
-// the name: the last, as the request decoders always took.
-size_t position_of(const std::vector<Value>& specs, std::string_view name);
+// the name: the last, as the request decoders always took. Inline so that the request decoders
+// link without the runtime (the fuzz targets build them alone).
+inline size_t position_of(const std::vector<Value>& specs, std::string_view name) {
+  size_t idx = specs.size();
+  for (size_t i = 0; i < specs.size(); ++i)
+    if (specs[i].name == name) idx = i;
+  return idx;
+}
 
 struct SessionOptions {
-  int threads = 0;            // intra-op threads; <= 0 means the machine's cores
+  int threads = 0;              // intra-op threads; <= 0 means the machine's cores
   size_t plan_cache_size = 32;  // distinct input shape signatures kept planned
   bool optimize = true;         // graph clean-up passes and load-time constant folding
   bool subgraph = false;        // a control-flow body: inputs may be untyped, no trial plan
@@ -41,8 +47,7 @@ class Session {
  public:
   static StatusOr<std::shared_ptr<Session>> create(Graph graph, const SessionOptions& opts);
   static StatusOr<std::shared_ptr<Session>> load_file(const std::string& path, const SessionOptions& opts);
-  static StatusOr<std::shared_ptr<Session>> load_bytes(const void* data, size_t size,
-                                                       const SessionOptions& opts,
+  static StatusOr<std::shared_ptr<Session>> load_bytes(const void* data, size_t size, const SessionOptions& opts,
                                                        const std::string& base_dir = "");
   ~Session();
 
@@ -88,8 +93,8 @@ class Session {
   Session() = default;
   Status validate(const std::vector<Tensor>& inputs) const;
   StatusOr<std::shared_ptr<CachedPlan>> plan_for(const std::vector<Tensor>& inputs) const;
-  Status execute(const Plan& plan, RunContext& rc, const std::vector<Tensor>& inputs,
-                 std::vector<Tensor>* outputs, ThreadPool& pool) const;
+  Status execute(const Plan& plan, RunContext& rc, const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs,
+                 ThreadPool& pool) const;
   void add_op_time(const std::string& op, std::chrono::steady_clock::duration d) const;
   // Scratch arenas are the session's, not the plans': a run borrows one at least as big as its
   // plan needs, so memory follows the runs in flight, not the number of cached shapes.

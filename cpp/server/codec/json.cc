@@ -23,7 +23,10 @@ bool base64_decode(std::string_view in, std::string* out) {
   int bits = 0;
   size_t pad = 0;
   for (char c : in) {
-    if (c == '=') { ++pad; continue; }
+    if (c == '=') {
+      ++pad;
+      continue;
+    }
     if (c == '\n' || c == '\r') continue;
     if (pad) return false;  // data after padding
     int v = table[static_cast<unsigned char>(c)];
@@ -97,15 +100,23 @@ std::string quote_nonfinite(std::string_view s) {
   for (size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
     if (in_str) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_str = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_str = false;
       continue;
     }
-    if (c == '"') { in_str = true; continue; }
+    if (c == '"') {
+      in_str = true;
+      continue;
+    }
     size_t len = 0;
-    if (c == 'N' && s.substr(i, 3) == "NaN") len = 3;
-    else if (c == 'I' && s.substr(i, 8) == "Infinity") len = 8;
-    else if (c == '-' && s.substr(i, 9) == "-Infinity") len = 9;
+    if (c == 'N' && s.substr(i, 3) == "NaN")
+      len = 3;
+    else if (c == 'I' && s.substr(i, 8) == "Infinity")
+      len = 8;
+    else if (c == '-' && s.substr(i, 9) == "-Infinity")
+      len = 9;
     if (!len) continue;
     if (!changed) out.reserve(s.size() + 64);
     changed = true;
@@ -126,7 +137,10 @@ Status read_scalar(JsonElement e, T* out, const std::string& what) {
   using simdjson::dom::element_type;
   const element_type t = e.type();
   if constexpr (std::is_same_v<T, bool>) {
-    if (t == element_type::BOOL) { *out = bool(e.get_bool().value_unsafe()); return Status::OK(); }
+    if (t == element_type::BOOL) {
+      *out = bool(e.get_bool().value_unsafe());
+      return Status::OK();
+    }
     if (t == element_type::INT64 || t == element_type::UINT64) {
       *out = e.get_int64().value_unsafe() != 0;
       return Status::OK();
@@ -138,10 +152,14 @@ Status read_scalar(JsonElement e, T* out, const std::string& what) {
       v = e.get_double().value_unsafe();
     } else if (t == element_type::STRING) {
       std::string_view s = e.get_string().value_unsafe();
-      if (s == "NaN") v = std::numeric_limits<double>::quiet_NaN();
-      else if (s == "Infinity") v = std::numeric_limits<double>::infinity();
-      else if (s == "-Infinity") v = -std::numeric_limits<double>::infinity();
-      else return InvalidArgument(what + ": expected a number, got the string \"" + std::string(s) + "\"");
+      if (s == "NaN")
+        v = std::numeric_limits<double>::quiet_NaN();
+      else if (s == "Infinity")
+        v = std::numeric_limits<double>::infinity();
+      else if (s == "-Infinity")
+        v = -std::numeric_limits<double>::infinity();
+      else
+        return InvalidArgument(what + ": expected a number, got the string \"" + std::string(s) + "\"");
     } else {
       return InvalidArgument(what + ": expected a number, got " + simdjson::to_string(e));
     }
@@ -152,7 +170,7 @@ Status read_scalar(JsonElement e, T* out, const std::string& what) {
     if (t == element_type::INT64) {
       int64_t v = e.get_int64().value_unsafe();
       if (v < lo || (std::is_unsigned_v<T> ? static_cast<uint64_t>(v) > std::numeric_limits<T>::max()
-                                            : v > static_cast<int64_t>(std::numeric_limits<T>::max())))
+                                           : v > static_cast<int64_t>(std::numeric_limits<T>::max())))
         return InvalidArgument(what + ": " + std::to_string(v) + " is out of range for the input's integer type");
       *out = static_cast<T>(v);
       return Status::OK();
@@ -188,8 +206,10 @@ Status shape_of(JsonElement e, Shape* s, const std::string& what) {
 
 template <class T>
 Status read_value(JsonElement e, T* out, const std::string& what) {
-  if constexpr (std::is_same_v<T, std::string>) return read_string(e, out, what);
-  else return read_scalar<T>(e, out, what);
+  if constexpr (std::is_same_v<T, std::string>)
+    return read_string(e, out, what);
+  else
+    return read_scalar<T>(e, out, what);
 }
 
 template <class T>
@@ -212,7 +232,7 @@ Status fill(JsonElement e, const Shape& s, int depth, T*& out, const std::string
 template <class T>
 Status fill_flat(JsonElement e, T* out, int64_t n, int64_t* i, const std::string& what) {
   if (e.is_array()) {
-    simdjson::dom::array arr = e.get_array().value_unsafe();  // a named copy: a range-for over the
+    simdjson::dom::array arr = e.get_array().value_unsafe();                      // a named copy: a range-for over the
     for (JsonElement c : arr) MS_RETURN_IF_ERROR(fill_flat(c, out, n, i, what));  // temporary would dangle
     return Status::OK();
   }
@@ -246,8 +266,14 @@ void put_value(std::string* out, const T& v, bool b64 = false) {
   } else if constexpr (std::is_floating_point_v<T> || std::is_same_v<T, Eigen::half>) {
     using F = std::conditional_t<std::is_same_v<T, double>, double, float>;
     F f = static_cast<F>(v);
-    if (std::isnan(f)) { out->append("NaN"); return; }
-    if (std::isinf(f)) { out->append(f > 0 ? "Infinity" : "-Infinity"); return; }
+    if (std::isnan(f)) {
+      out->append("NaN");
+      return;
+    }
+    if (std::isinf(f)) {
+      out->append(f > 0 ? "Infinity" : "-Infinity");
+      return;
+    }
     auto r = std::to_chars(buf, buf + sizeof buf, f);
     out->append(buf, r.ptr);
   } else {
@@ -366,9 +392,8 @@ void json_tensor(std::string* out, const Tensor& t, int64_t begin, int64_t n, bo
     base += begin * row * static_cast<int64_t>(dtype_size(t.dtype()));
     s[0] = n;
   }
-  MS_SWITCH_JSON(t.dtype(), T, out->append("null"), {
-    put_nested(out, reinterpret_cast<const T*>(base), s, 0, s.numel(), b64);
-  });
+  MS_SWITCH_JSON(t.dtype(), T, out->append("null"),
+                 { put_nested(out, reinterpret_cast<const T*>(base), s, 0, s.numel(), b64); });
 }
 
 void json_tensor_flat(std::string* out, const Tensor& t) {

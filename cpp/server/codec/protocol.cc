@@ -53,13 +53,6 @@ const char* tf_dtype_number_name(int number) {
   return number >= 0 && number < static_cast<int>(sizeof kAll / sizeof kAll[0]) ? kAll[number] : "an unknown dtype";
 }
 
-size_t position_of(const Graph& g, const std::vector<int>& ids, std::string_view name) {
-  size_t idx = ids.size();
-  for (size_t i = 0; i < ids.size(); ++i)
-    if (g.values[ids[i]].name == name) idx = i;
-  return idx;
-}
-
 const char* v2_dtype(DType t) {
   const Names* n = find(t);
   return n ? n->v2 : "INVALID";
@@ -76,7 +69,8 @@ StatusOr<Tensor> decode_length_prefixed(const char* p, size_t size, const Shape&
   // any element is made.
   MS_RETURN_IF_ERROR(aligned_bytes(DType::kString, shape).status());
   if (shape.numel() < 0 || static_cast<uint64_t>(shape.numel()) > size / 4)
-    return InvalidArgument(what + ": " + std::to_string(size) + " bytes of BYTES data cannot hold shape " + shape.str());
+    return InvalidArgument(what + ": " + std::to_string(size) + " bytes of BYTES data cannot hold shape " +
+                           shape.str());
   MS_ASSIGN_OR_RETURN(Tensor t, Tensor::empty(DType::kString, shape));
   std::string* out = t.data<std::string>();
   size_t off = 0;

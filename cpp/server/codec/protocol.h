@@ -1,13 +1,11 @@
 // What the REST and gRPC front ends share: element type names and numbers of the two wire
-// protocols (TensorFlow Serving, KServe v2), the length-prefixed BYTES encoding, and the
-// signature of a served graph.
+// protocols (TensorFlow Serving, KServe v2) and the length-prefixed BYTES encoding.
 #pragma once
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
-#include "core/graph/graph.h"
 #include "core/status.h"
 #include "core/tensor/tensor.h"
 
@@ -15,7 +13,7 @@ namespace mserve::server {
 
 // What the server reports about itself (KServe v2 server and model metadata).
 inline constexpr const char* kServerName = "mserve";
-inline constexpr const char* kServerVersion = "0.1.0";
+inline constexpr const char* kServerVersion = MSERVE_VERSION;   // pyproject.toml's, set by CMakeLists.txt
 inline constexpr const char* kV2Platform = "onnxruntime_onnx";  // what v2 clients expect of ONNX models
 
 // TensorFlow's DataType: "DT_FLOAT", ... ("DT_INVALID" for types it lacks) and its number.
@@ -24,10 +22,6 @@ int tf_dtype_number(DType t);
 // The mserve type for a DataType number; nullopt for types mserve does not hold.
 std::optional<DType> dtype_from_tf(int number);
 const char* tf_dtype_number_name(int number);  // "DT_COMPLEX64", ... for error messages
-
-// The position of the value called `name` in `ids` (a graph's inputs or outputs); ids.size() when
-// none is. Several with the name: the last, as the request decoders always took.
-size_t position_of(const Graph& g, const std::vector<int>& ids, std::string_view name);
 
 // KServe v2 datatype names: "FP32", "INT64", "BYTES", ... ("INVALID" for none).
 const char* v2_dtype(DType t);

@@ -45,15 +45,15 @@ bool named_instance(JsonElement r) {
 
 }  // namespace
 
-StatusOr<std::vector<Tensor>> decode_predict(JsonElement doc, const Graph& g, bool* row_format) {
+StatusOr<std::vector<Tensor>> decode_predict(JsonElement doc, const Signature& sig, bool* row_format) {
   if (!doc.is_object()) return InvalidArgument("the request body must be a JSON object");
   auto obj = doc.get_object().value_unsafe();
-  JsonElement sig, instances, inputs;
+  JsonElement sig_name, instances, inputs;
   bool has_inst = obj["instances"].get(instances) == simdjson::SUCCESS;
   bool has_inputs = obj["inputs"].get(inputs) == simdjson::SUCCESS;
-  if (obj["signature_name"].get(sig) == simdjson::SUCCESS) {
+  if (obj["signature_name"].get(sig_name) == simdjson::SUCCESS) {
     std::string_view name;
-    if (sig.get(name) != simdjson::SUCCESS) return InvalidArgument("signature_name must be a string");
+    if (sig_name.get(name) != simdjson::SUCCESS) return InvalidArgument("signature_name must be a string");
     if (!name.empty() && name != "serving_default")
       return InvalidArgument("signature '" + std::string(name) + "' not found; ONNX models have one: serving_default");
   }
@@ -61,7 +61,7 @@ StatusOr<std::vector<Tensor>> decode_predict(JsonElement doc, const Graph& g, bo
     return InvalidArgument(
         "the request must have exactly one of \"instances\" (row format) or \"inputs\" (columnar format)");
   *row_format = has_inst;
-  const size_t n_in = g.inputs.size();
+  const size_t n_in = sig.inputs.size();
   std::vector<Tensor> out(n_in);
   if (has_inst) {
     simdjson::dom::array rows;
@@ -72,7 +72,7 @@ StatusOr<std::vector<Tensor>> decode_predict(JsonElement doc, const Graph& g, bo
       return InvalidArgument("the model has " + std::to_string(n_in) +
                              " inputs: each instance must be an object naming them");
     for (size_t i = 0; i < n_in; ++i) {
-      const Value& v = g.values[g.inputs[i]];
+      const Value& v = sig.inputs[i];
       std::vector<JsonElement> per_row;
       per_row.reserve(rows.size());
       for (JsonElement r : rows) {
@@ -93,7 +93,8 @@ StatusOr<std::vector<Tensor>> decode_predict(JsonElement doc, const Graph& g, bo
       for (JsonElement r : rows) {
         simdjson::dom::object fields = r.get_object().value_unsafe();
         for (auto field : fields) {
-          if (position_of(g, g.inputs, field.key) == g.inputs.size()) return InvalidArgument("the model has no input '" + std::string(field.key) + "'");
+          if (position_of(sig.inputs, field.key) == sig.inputs.size())
+            return InvalidArgument("the model has no input '" + std::string(field.key) + "'");
         }
       }
     return out;
@@ -101,34 +102,35 @@ StatusOr<std::vector<Tensor>> decode_predict(JsonElement doc, const Graph& g, bo
   if (inputs.is_object()) {
     auto o = inputs.get_object().value_unsafe();
     for (size_t i = 0; i < n_in; ++i) {
-      const Value& v = g.values[g.inputs[i]];
+      const Value& v = sig.inputs[i];
       JsonElement x;
       if (o[v.name].get(x) != simdjson::SUCCESS) return InvalidArgument("\"inputs\" lacks input '" + v.name + "'");
       MS_ASSIGN_OR_RETURN(out[i], tensor_from_json({x}, false, v.dtype, "input '" + v.name + "'"));
     }
     for (auto field : o) {
-      if (position_of(g, g.inputs, field.key) == g.inputs.size()) return InvalidArgument("the model has no input '" + std::string(field.key) + "'");
+      if (position_of(sig.inputs, field.key) == sig.inputs.size())
+        return InvalidArgument("the model has no input '" + std::string(field.key) + "'");
     }
     return out;
   }
   if (n_in != 1)
     return InvalidArgument("the model has " + std::to_string(n_in) +
                            " inputs: \"inputs\" must be an object naming them");
-  const Value& v = g.values[g.inputs[0]];
+  const Value& v = sig.inputs[0];
   MS_ASSIGN_OR_RETURN(out[0], tensor_from_json({inputs}, false, v.dtype, "input '" + v.name + "'"));
   return out;
 }
 
-Status encode_predict(const Graph& g, const std::vector<Tensor>& outs, bool row_format, std::string* o) {
+Status encode_predict(const Signature& sig, const std::vector<Tensor>& outs, bool row_format, std::string* o) {
   const size_t n = outs.size();
   if (!row_format) {
     *o += "{\"outputs\":";
-    if (n == 1 && !g.values[g.outputs[0]].zipmap) {
-      json_tensor(o, outs[0], 0, -1, b64_output(g.values[g.outputs[0]].name));
+    if (n == 1 && !sig.outputs[0].zipmap) {
+      json_tensor(o, outs[0], 0, -1, b64_output(sig.outputs[0].name));
     } else {
       *o += "{";
       for (size_t i = 0; i < n; ++i) {
-        const Value& v = g.values[g.outputs[i]];
+        const Value& v = sig.outputs[i];
         if (i) *o += ",";
         json_string(o, v.name);
         *o += ":";
@@ -151,7 +153,7 @@ Status encode_predict(const Graph& g, const std::vector<Tensor>& outs, bool row_
   int64_t rows = -1;
   for (size_t i = 0; i < n; ++i) {
     const Tensor& t = outs[i];
-    const std::string& name = g.values[g.outputs[i]].name;
+    const std::string& name = sig.outputs[i].name;
     if (t.rank() == 0)
       return InvalidArgument("output '" + name +
                              "' is a scalar: the row format needs a batch dimension; "
@@ -162,19 +164,19 @@ Status encode_predict(const Graph& g, const std::vector<Tensor>& outs, bool row_
     rows = t.dim(0);
   }
   *o += "{\"predictions\":";
-  if (n == 1 && !g.values[g.outputs[0]].zipmap) {
-    json_tensor(o, outs[0], 0, -1, b64_output(g.values[g.outputs[0]].name));
+  if (n == 1 && !sig.outputs[0].zipmap) {
+    json_tensor(o, outs[0], 0, -1, b64_output(sig.outputs[0].name));
   } else {
     *o += "[";
     for (int64_t r = 0; r < rows; ++r) {
       if (r) *o += ",";
       if (n == 1) {
-        zipmap_row(o, g.values[g.outputs[0]], outs[0], r);
+        zipmap_row(o, sig.outputs[0], outs[0], r);
         continue;
       }
       *o += "{";
       for (size_t i = 0; i < n; ++i) {
-        const Value& v = g.values[g.outputs[i]];
+        const Value& v = sig.outputs[i];
         if (i) *o += ",";
         json_string(o, v.name);
         *o += ":";

@@ -6,15 +6,15 @@
 #include <string>
 #include <vector>
 
-#include "core/graph/graph.h"
+#include "core/exec/session.h"
 #include "server/codec/json.h"
 
 namespace mserve::server {
 
-// The model's inputs, in graph input order, from a parsed predict body; `row_format` says which
+// The model's inputs, in `sig` input order, from a parsed predict body; `row_format` says which
 // format the body used (the answer uses the same). InvalidArgument naming what is wrong.
-StatusOr<std::vector<Tensor>> decode_predict(JsonElement doc, const Graph& g, bool* row_format);
-// Appends the answer body for `outs` (graph output order).
-Status encode_predict(const Graph& g, const std::vector<Tensor>& outs, bool row_format, std::string* o);
+StatusOr<std::vector<Tensor>> decode_predict(JsonElement doc, const Signature& sig, bool* row_format);
+// Appends the answer body for `outs` (`sig` output order).
+Status encode_predict(const Signature& sig, const std::vector<Tensor>& outs, bool row_format, std::string* o);
 
 }  // namespace mserve::server

@@ -20,7 +20,7 @@ bool get_bool_param(JsonElement obj, const char* key) {
 }  // namespace
 
 StatusOr<V2InferRequest> decode_v2_infer(const std::shared_ptr<std::string>& body_ptr, std::string_view header_length,
-                                         const Graph& g) {
+                                         const Signature& sig) {
   // The JSON header, then (binary extension) the input tensors' bytes in order.
   const std::string& body = *body_ptr;
   size_t json_len = body.size();
@@ -48,8 +48,8 @@ StatusOr<V2InferRequest> decode_v2_infer(const std::shared_ptr<std::string>& bod
   simdjson::dom::array in_list;
   if (obj["inputs"].get(in_list) != simdjson::SUCCESS) return InvalidArgument("\"inputs\" must be a list");
   std::vector<Tensor>& inputs = out.inputs;
-  inputs.resize(g.inputs.size());
-  std::vector<bool> seen(g.inputs.size(), false);
+  inputs.resize(sig.inputs.size());
+  std::vector<bool> seen(sig.inputs.size(), false);
   size_t offset = json_len;
   for (JsonElement in : in_list) {
     if (!in.is_object()) return InvalidArgument("each input must be an object");
@@ -60,11 +60,11 @@ StatusOr<V2InferRequest> decode_v2_infer(const std::shared_ptr<std::string>& bod
     const std::string what = "input '" + std::string(name) + "'";
     if (io["datatype"].get(datatype) != simdjson::SUCCESS) return InvalidArgument(what + " has no \"datatype\"");
     if (io["shape"].get(shape_arr) != simdjson::SUCCESS) return InvalidArgument(what + " has no \"shape\" list");
-    const size_t idx = position_of(g, g.inputs, name);
-    if (idx == g.inputs.size()) return InvalidArgument("the model has no " + what);
+    const size_t idx = position_of(sig.inputs, name);
+    if (idx == sig.inputs.size()) return InvalidArgument("the model has no " + what);
     if (seen[idx]) return InvalidArgument(what + " appears twice");
     seen[idx] = true;
-    const DType dt = g.values[g.inputs[idx]].dtype;
+    const DType dt = sig.inputs[idx].dtype;
     if (datatype != v2_dtype(dt))
       return InvalidArgument(what + " has datatype " + std::string(datatype) + "; the model expects " + v2_dtype(dt));
     if (!Shape::fits(shape_arr.size())) return InvalidArgument(what + ": rank exceeds the maximum");
@@ -119,7 +119,7 @@ StatusOr<V2InferRequest> decode_v2_infer(const std::shared_ptr<std::string>& bod
     inputs[idx] = std::move(t).value();
   }
   for (size_t i = 0; i < seen.size(); ++i)
-    if (!seen[i]) return InvalidArgument("missing input '" + g.values[g.inputs[i]].name + "'");
+    if (!seen[i]) return InvalidArgument("missing input '" + sig.inputs[i].name + "'");
   if (offset != body.size())
     return InvalidArgument("the body holds " + std::to_string(body.size() - offset) +
                            " bytes of binary data that no input claims");
@@ -133,8 +133,8 @@ StatusOr<V2InferRequest> decode_v2_infer(const std::shared_ptr<std::string>& bod
       std::string_view name;
       if (!o.is_object() || o.get_object().value_unsafe()["name"].get(name) != simdjson::SUCCESS)
         return InvalidArgument("each requested output must be an object with a \"name\"");
-      const size_t idx = position_of(g, g.outputs, name);
-      if (idx == g.outputs.size()) return InvalidArgument("the model has no output '" + std::string(name) + "'");
+      const size_t idx = position_of(sig.outputs, name);
+      if (idx == sig.outputs.size()) return InvalidArgument("the model has no output '" + std::string(name) + "'");
       JsonElement params, b;
       bool binary = binary_default;
       if (o.get_object().value_unsafe()["parameters"].get(params) == simdjson::SUCCESS && params.is_object() &&
@@ -143,7 +143,7 @@ StatusOr<V2InferRequest> decode_v2_infer(const std::shared_ptr<std::string>& bod
       wanted.emplace_back(idx, binary);
     }
   } else {
-    for (size_t i = 0; i < g.outputs.size(); ++i) wanted.emplace_back(i, binary_default);
+    for (size_t i = 0; i < sig.outputs.size(); ++i) wanted.emplace_back(i, binary_default);
   }
 
   return out;

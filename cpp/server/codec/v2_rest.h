@@ -9,20 +9,20 @@
 #include <utility>
 #include <vector>
 
-#include "core/graph/graph.h"
+#include "core/exec/session.h"
 
 namespace mserve::server {
 
 struct V2InferRequest {
-  std::vector<Tensor> inputs;                   // graph input order
+  std::vector<Tensor> inputs;                   // signature input order
   std::vector<std::pair<size_t, bool>> wanted;  // output index, answered as binary
   std::string id;
 };
 
 // `body`: the whole request body (binary inputs that are aligned are used in place and keep it
-// alive); `header_length`: the Inference-Header-Content-Length value ("" when absent).
-// InvalidArgument naming what is wrong.
+// alive); `header_length`: the Inference-Header-Content-Length value ("" when absent); `sig`: the
+// model's. InvalidArgument naming what is wrong.
 StatusOr<V2InferRequest> decode_v2_infer(const std::shared_ptr<std::string>& body, std::string_view header_length,
-                                         const Graph& g);
+                                         const Signature& sig);
 
 }  // namespace mserve::server

@@ -4,8 +4,8 @@
 // TensorFlow Serving answers (clients read float_val or call tf.make_ndarray).
 #include <cstring>
 
-#include "server/grpc/grpc_common.h"
 #include "server/codec/protocol.h"
+#include "server/grpc/grpc_common.h"
 #include "tensorflow_serving/apis/model_service.grpc.pb.h"
 #include "tensorflow_serving/apis/prediction_service.grpc.pb.h"
 
@@ -95,49 +95,24 @@ StatusOr<Tensor> tensor_from_proto(const TensorProto& p, DType want, const std::
     default: break;
   }
   if (values != shape.numel() && !(values == 1 && bytes <= kMaxBroadcastBytes))
-    return InvalidArgument(what + " holds " + std::to_string(values) + " values; its shape " + shape.str() + " needs " +
-                           std::to_string(shape.numel()) +
-                           (values == 1 ? " (one value fills at most " + std::to_string(kMaxBroadcastBytes >> 20) +
-                                              " MiB)"
-                                        : ""));
+    return InvalidArgument(
+        what + " holds " + std::to_string(values) + " values; its shape " + shape.str() + " needs " +
+        std::to_string(shape.numel()) +
+        (values == 1 ? " (one value fills at most " + std::to_string(kMaxBroadcastBytes >> 20) + " MiB)" : ""));
   MS_ASSIGN_OR_RETURN(Tensor t, Tensor::empty(want, shape));
   switch (want) {
-    case DType::kFloat32:
-      MS_RETURN_IF_ERROR(fill_values<float>(p.float_val(), true, &t, what));
-      break;
-    case DType::kFloat64:
-      MS_RETURN_IF_ERROR(fill_values<double>(p.double_val(), true, &t, what));
-      break;
-    case DType::kFloat16:
-      MS_RETURN_IF_ERROR(fill_values<uint16_t>(p.half_val(), true, &t, what));
-      break;
-    case DType::kInt8:
-      MS_RETURN_IF_ERROR(fill_values<int8_t>(p.int_val(), true, &t, what));
-      break;
-    case DType::kInt16:
-      MS_RETURN_IF_ERROR(fill_values<int16_t>(p.int_val(), true, &t, what));
-      break;
-    case DType::kInt32:
-      MS_RETURN_IF_ERROR(fill_values<int32_t>(p.int_val(), true, &t, what));
-      break;
-    case DType::kUInt8:
-      MS_RETURN_IF_ERROR(fill_values<uint8_t>(p.int_val(), true, &t, what));
-      break;
-    case DType::kUInt16:
-      MS_RETURN_IF_ERROR(fill_values<uint16_t>(p.int_val(), true, &t, what));
-      break;
-    case DType::kInt64:
-      MS_RETURN_IF_ERROR(fill_values<int64_t>(p.int64_val(), true, &t, what));
-      break;
-    case DType::kUInt32:
-      MS_RETURN_IF_ERROR(fill_values<uint32_t>(p.uint32_val(), true, &t, what));
-      break;
-    case DType::kUInt64:
-      MS_RETURN_IF_ERROR(fill_values<uint64_t>(p.uint64_val(), true, &t, what));
-      break;
-    case DType::kBool:
-      MS_RETURN_IF_ERROR(fill_values<bool>(p.bool_val(), true, &t, what));
-      break;
+    case DType::kFloat32: MS_RETURN_IF_ERROR(fill_values<float>(p.float_val(), true, &t, what)); break;
+    case DType::kFloat64: MS_RETURN_IF_ERROR(fill_values<double>(p.double_val(), true, &t, what)); break;
+    case DType::kFloat16: MS_RETURN_IF_ERROR(fill_values<uint16_t>(p.half_val(), true, &t, what)); break;
+    case DType::kInt8: MS_RETURN_IF_ERROR(fill_values<int8_t>(p.int_val(), true, &t, what)); break;
+    case DType::kInt16: MS_RETURN_IF_ERROR(fill_values<int16_t>(p.int_val(), true, &t, what)); break;
+    case DType::kInt32: MS_RETURN_IF_ERROR(fill_values<int32_t>(p.int_val(), true, &t, what)); break;
+    case DType::kUInt8: MS_RETURN_IF_ERROR(fill_values<uint8_t>(p.int_val(), true, &t, what)); break;
+    case DType::kUInt16: MS_RETURN_IF_ERROR(fill_values<uint16_t>(p.int_val(), true, &t, what)); break;
+    case DType::kInt64: MS_RETURN_IF_ERROR(fill_values<int64_t>(p.int64_val(), true, &t, what)); break;
+    case DType::kUInt32: MS_RETURN_IF_ERROR(fill_values<uint32_t>(p.uint32_val(), true, &t, what)); break;
+    case DType::kUInt64: MS_RETURN_IF_ERROR(fill_values<uint64_t>(p.uint64_val(), true, &t, what)); break;
+    case DType::kBool: MS_RETURN_IF_ERROR(fill_values<bool>(p.bool_val(), true, &t, what)); break;
     case DType::kString: {
       const int64_t n = p.string_val_size(), numel = t.numel();
       if (n != numel && n != 1)
@@ -146,8 +121,7 @@ StatusOr<Tensor> tensor_from_proto(const TensorProto& p, DType want, const std::
       for (int64_t i = 0; i < numel; ++i) t.str(i) = p.string_val(static_cast<int>(n == numel ? i : 0));
       break;
     }
-    default:
-      return InvalidArgument(what + ": " + dtype_name(want) + " tensors cannot be sent over gRPC");
+    default: return InvalidArgument(what + ": " + dtype_name(want) + " tensors cannot be sent over gRPC");
   }
   return t;
 }
@@ -157,54 +131,28 @@ void tensor_to_proto(const Tensor& t, TensorProto* p) {
   auto* shape = p->mutable_tensor_shape();
   for (int d = 0; d < t.rank(); ++d) shape->add_dim()->set_size(t.dim(d));
   switch (t.dtype()) {
-    case DType::kFloat32:
-      append_values<float>(t, p->mutable_float_val());
-      break;
-    case DType::kFloat64:
-      append_values<double>(t, p->mutable_double_val());
-      break;
-    case DType::kFloat16:
-      append_values<uint16_t>(t, p->mutable_half_val());
-      break;
-    case DType::kInt8:
-      append_values<int8_t>(t, p->mutable_int_val());
-      break;
-    case DType::kInt16:
-      append_values<int16_t>(t, p->mutable_int_val());
-      break;
-    case DType::kInt32:
-      append_values<int32_t>(t, p->mutable_int_val());
-      break;
-    case DType::kUInt8:
-      append_values<uint8_t>(t, p->mutable_int_val());
-      break;
-    case DType::kUInt16:
-      append_values<uint16_t>(t, p->mutable_int_val());
-      break;
-    case DType::kInt64:
-      append_values<int64_t>(t, p->mutable_int64_val());
-      break;
-    case DType::kUInt32:
-      append_values<uint32_t>(t, p->mutable_uint32_val());
-      break;
-    case DType::kUInt64:
-      append_values<uint64_t>(t, p->mutable_uint64_val());
-      break;
-    case DType::kBool:
-      append_values<bool>(t, p->mutable_bool_val());
-      break;
+    case DType::kFloat32: append_values<float>(t, p->mutable_float_val()); break;
+    case DType::kFloat64: append_values<double>(t, p->mutable_double_val()); break;
+    case DType::kFloat16: append_values<uint16_t>(t, p->mutable_half_val()); break;
+    case DType::kInt8: append_values<int8_t>(t, p->mutable_int_val()); break;
+    case DType::kInt16: append_values<int16_t>(t, p->mutable_int_val()); break;
+    case DType::kInt32: append_values<int32_t>(t, p->mutable_int_val()); break;
+    case DType::kUInt8: append_values<uint8_t>(t, p->mutable_int_val()); break;
+    case DType::kUInt16: append_values<uint16_t>(t, p->mutable_int_val()); break;
+    case DType::kInt64: append_values<int64_t>(t, p->mutable_int64_val()); break;
+    case DType::kUInt32: append_values<uint32_t>(t, p->mutable_uint32_val()); break;
+    case DType::kUInt64: append_values<uint64_t>(t, p->mutable_uint64_val()); break;
+    case DType::kBool: append_values<bool>(t, p->mutable_bool_val()); break;
     case DType::kString:
       for (int64_t i = 0; i < t.numel(); ++i) p->add_string_val(t.str(i));
       break;
-    default:
-      break;
+    default: break;
   }
 }
 
-void signature_tensors(const Graph& g, const std::vector<int>& ids,
+void signature_tensors(const std::vector<Value>& specs,
                        google::protobuf::Map<std::string, ::tensorflow::TensorInfo>* out) {
-  for (int id : ids) {
-    const Value& v = g.values[id];
+  for (const Value& v : specs) {
     ::tensorflow::TensorInfo& info = (*out)[v.name];
     info.set_name(v.name);
     info.set_dtype(static_cast<::tensorflow::DataType>(tf_dtype_number(v.dtype)));
@@ -233,10 +181,10 @@ class PredictionService final : public tfs::PredictionService::Service {
     if (!found.ok()) return call.finish(found.status());
     std::shared_ptr<const server::Servable> sv = std::move(found).value();
     call.model(sv->model, sv->version);
-    const Graph& g = sv->session->graph();
-    std::vector<Tensor> inputs(g.inputs.size());
-    for (size_t i = 0; i < g.inputs.size(); ++i) {
-      const Value& v = g.values[g.inputs[i]];
+    const Signature& sig = sv->session->signature();
+    std::vector<Tensor> inputs(sig.inputs.size());
+    for (size_t i = 0; i < sig.inputs.size(); ++i) {
+      const Value& v = sig.inputs[i];
       auto it = req->inputs().find(v.name);
       if (it == req->inputs().end()) return call.finish(InvalidArgument("missing input '" + v.name + "'"));
       auto t = tensor_from_proto(it->second, v.dtype, "input '" + v.name + "'");
@@ -244,22 +192,23 @@ class PredictionService final : public tfs::PredictionService::Service {
       inputs[i] = std::move(t).value();
     }
     for (const auto& [name, _] : req->inputs()) {
-      if (position_of(g, g.inputs, name) == g.inputs.size()) return call.finish(InvalidArgument("the model has no input '" + name + "'"));
+      if (position_of(sig.inputs, name) == sig.inputs.size())
+        return call.finish(InvalidArgument("the model has no input '" + name + "'"));
     }
     std::vector<size_t> wanted;
     for (const std::string& name : req->output_filter()) {
-      const size_t idx = position_of(g, g.outputs, name);
-      if (idx == g.outputs.size())
+      const size_t idx = position_of(sig.outputs, name);
+      if (idx == sig.outputs.size())
         return call.finish(InvalidArgument("output_filter names '" + name + "', which the model does not have"));
       wanted.push_back(idx);
     }
     if (wanted.empty())
-      for (size_t i = 0; i < g.outputs.size(); ++i) wanted.push_back(i);
+      for (size_t i = 0; i < sig.outputs.size(); ++i) wanted.push_back(i);
     std::vector<Tensor> outs;
     Status st = run_and_wait(server_, sv, std::move(inputs), call_deadline(*server_, *ctx), &outs);
     if (!st.ok()) return call.finish(st);
     answer_spec(*sv, resp->mutable_model_spec());
-    for (size_t idx : wanted) tensor_to_proto(outs[idx], &(*resp->mutable_outputs())[g.values[g.outputs[idx]].name]);
+    for (size_t idx : wanted) tensor_to_proto(outs[idx], &(*resp->mutable_outputs())[sig.outputs[idx].name]);
     return call.finish(Status::OK());
   }
 
@@ -276,12 +225,12 @@ class PredictionService final : public tfs::PredictionService::Service {
     if (!found.ok()) return call.finish(found.status());
     const auto& sv = found.value();
     call.model(sv->model, sv->version);
-    const Graph& g = sv->session->graph();
+    const Signature& sig = sv->session->signature();
     tfs::SignatureDefMap sigs;
-    ::tensorflow::SignatureDef& sig = (*sigs.mutable_signature_def())[kSignature];
-    signature_tensors(g, g.inputs, sig.mutable_inputs());
-    signature_tensors(g, g.outputs, sig.mutable_outputs());
-    sig.set_method_name("tensorflow/serving/predict");
+    ::tensorflow::SignatureDef& def = (*sigs.mutable_signature_def())[kSignature];
+    signature_tensors(sig.inputs, def.mutable_inputs());
+    signature_tensors(sig.outputs, def.mutable_outputs());
+    def.set_method_name("tensorflow/serving/predict");
     answer_spec(*sv, resp->mutable_model_spec());
     (*resp->mutable_metadata())["signature_def"].PackFrom(sigs);
     return call.finish(Status::OK());
@@ -293,16 +242,11 @@ class PredictionService final : public tfs::PredictionService::Service {
 
 tfs::ModelVersionStatus::State state_of(server::VersionState s) {
   switch (s) {
-    case server::VersionState::kStart:
-      return tfs::ModelVersionStatus::START;
-    case server::VersionState::kLoading:
-      return tfs::ModelVersionStatus::LOADING;
-    case server::VersionState::kAvailable:
-      return tfs::ModelVersionStatus::AVAILABLE;
-    case server::VersionState::kUnloading:
-      return tfs::ModelVersionStatus::UNLOADING;
-    case server::VersionState::kEnd:
-      return tfs::ModelVersionStatus::END;
+    case server::VersionState::kStart: return tfs::ModelVersionStatus::START;
+    case server::VersionState::kLoading: return tfs::ModelVersionStatus::LOADING;
+    case server::VersionState::kAvailable: return tfs::ModelVersionStatus::AVAILABLE;
+    case server::VersionState::kUnloading: return tfs::ModelVersionStatus::UNLOADING;
+    case server::VersionState::kEnd: return tfs::ModelVersionStatus::END;
   }
   return tfs::ModelVersionStatus::UNKNOWN;
 }

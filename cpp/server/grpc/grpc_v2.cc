@@ -4,9 +4,9 @@
 // raw_output_contents, as Triton answers.
 #include <cstring>
 
-#include "server/grpc/grpc_common.h"
-#include "server/codec/protocol.h"
 #include "kserve/grpc_predict_v2.grpc.pb.h"
+#include "server/codec/protocol.h"
+#include "server/grpc/grpc_common.h"
 
 namespace mserve::server::grpc_front {
 namespace {
@@ -21,16 +21,15 @@ StatusOr<std::optional<int64_t>> parse_version(const std::string& v) {
 }
 
 StatusOr<std::shared_ptr<const server::Servable>> resolve(ModelServer* server, const std::string& name,
-                                                           const std::string& version) {
+                                                          const std::string& version) {
   if (name.empty()) return InvalidArgument("the model name is empty");
   MS_ASSIGN_OR_RETURN(std::optional<int64_t> v, parse_version(version));
   return server->manager().get(name, v, std::nullopt);
 }
 
 template <class Field>
-void tensor_metadata(const Graph& g, const std::vector<int>& ids, Field* out) {
-  for (int id : ids) {
-    const Value& v = g.values[id];
+void tensor_metadata(const std::vector<Value>& specs, Field* out) {
+  for (const Value& v : specs) {
     auto* m = out->Add();
     m->set_name(v.name);
     m->set_datatype(v2_dtype(v.dtype));
@@ -90,39 +89,17 @@ StatusOr<Tensor> input_tensor(const v2::ModelInferRequest::InferInputTensor& in,
   MS_ASSIGN_OR_RETURN(Tensor t, Tensor::empty(dt, shape));
   const std::string field = what + " contents";
   switch (dt) {
-    case DType::kFloat32:
-      MS_RETURN_IF_ERROR(fill_values<float>(c.fp32_contents(), false, &t, field));
-      break;
-    case DType::kFloat64:
-      MS_RETURN_IF_ERROR(fill_values<double>(c.fp64_contents(), false, &t, field));
-      break;
-    case DType::kInt8:
-      MS_RETURN_IF_ERROR(fill_values<int8_t>(c.int_contents(), false, &t, field));
-      break;
-    case DType::kInt16:
-      MS_RETURN_IF_ERROR(fill_values<int16_t>(c.int_contents(), false, &t, field));
-      break;
-    case DType::kInt32:
-      MS_RETURN_IF_ERROR(fill_values<int32_t>(c.int_contents(), false, &t, field));
-      break;
-    case DType::kInt64:
-      MS_RETURN_IF_ERROR(fill_values<int64_t>(c.int64_contents(), false, &t, field));
-      break;
-    case DType::kUInt8:
-      MS_RETURN_IF_ERROR(fill_values<uint8_t>(c.uint_contents(), false, &t, field));
-      break;
-    case DType::kUInt16:
-      MS_RETURN_IF_ERROR(fill_values<uint16_t>(c.uint_contents(), false, &t, field));
-      break;
-    case DType::kUInt32:
-      MS_RETURN_IF_ERROR(fill_values<uint32_t>(c.uint_contents(), false, &t, field));
-      break;
-    case DType::kUInt64:
-      MS_RETURN_IF_ERROR(fill_values<uint64_t>(c.uint64_contents(), false, &t, field));
-      break;
-    case DType::kBool:
-      MS_RETURN_IF_ERROR(fill_values<bool>(c.bool_contents(), false, &t, field));
-      break;
+    case DType::kFloat32: MS_RETURN_IF_ERROR(fill_values<float>(c.fp32_contents(), false, &t, field)); break;
+    case DType::kFloat64: MS_RETURN_IF_ERROR(fill_values<double>(c.fp64_contents(), false, &t, field)); break;
+    case DType::kInt8: MS_RETURN_IF_ERROR(fill_values<int8_t>(c.int_contents(), false, &t, field)); break;
+    case DType::kInt16: MS_RETURN_IF_ERROR(fill_values<int16_t>(c.int_contents(), false, &t, field)); break;
+    case DType::kInt32: MS_RETURN_IF_ERROR(fill_values<int32_t>(c.int_contents(), false, &t, field)); break;
+    case DType::kInt64: MS_RETURN_IF_ERROR(fill_values<int64_t>(c.int64_contents(), false, &t, field)); break;
+    case DType::kUInt8: MS_RETURN_IF_ERROR(fill_values<uint8_t>(c.uint_contents(), false, &t, field)); break;
+    case DType::kUInt16: MS_RETURN_IF_ERROR(fill_values<uint16_t>(c.uint_contents(), false, &t, field)); break;
+    case DType::kUInt32: MS_RETURN_IF_ERROR(fill_values<uint32_t>(c.uint_contents(), false, &t, field)); break;
+    case DType::kUInt64: MS_RETURN_IF_ERROR(fill_values<uint64_t>(c.uint64_contents(), false, &t, field)); break;
+    case DType::kBool: MS_RETURN_IF_ERROR(fill_values<bool>(c.bool_contents(), false, &t, field)); break;
     case DType::kString: {
       if (c.bytes_contents_size() != t.numel())
         return InvalidArgument(field + " holds " + std::to_string(c.bytes_contents_size()) + " values; its shape " +
@@ -130,8 +107,7 @@ StatusOr<Tensor> input_tensor(const v2::ModelInferRequest::InferInputTensor& in,
       for (int64_t i = 0; i < t.numel(); ++i) t.str(i) = c.bytes_contents(static_cast<int>(i));
       break;
     }
-    default:
-      return InvalidArgument(what + ": " + v2_dtype(dt) + " travels only in raw_input_contents");
+    default: return InvalidArgument(what + ": " + v2_dtype(dt) + " travels only in raw_input_contents");
   }
   return t;
 }
@@ -189,9 +165,9 @@ class InferenceService final : public v2::GRPCInferenceService::Service {
       for (const auto& v : st.value())
         if (v.state == server::VersionState::kAvailable) resp->add_versions(std::to_string(v.version));
     resp->set_platform(kV2Platform);
-    const Graph& g = sv->session->graph();
-    tensor_metadata(g, g.inputs, resp->mutable_inputs());
-    tensor_metadata(g, g.outputs, resp->mutable_outputs());
+    const Signature& sig = sv->session->signature();
+    tensor_metadata(sig.inputs, resp->mutable_inputs());
+    tensor_metadata(sig.outputs, resp->mutable_outputs());
     return call.finish(Status::OK());
   }
 
@@ -203,22 +179,22 @@ class InferenceService final : public v2::GRPCInferenceService::Service {
     if (!found.ok()) return call.finish(found.status());
     std::shared_ptr<const server::Servable> sv = std::move(found).value();
     call.model(sv->model, sv->version);
-    const Graph& g = sv->session->graph();
+    const Signature& sig = sv->session->signature();
     const bool raw = req->raw_input_contents_size() > 0;
     if (raw && req->raw_input_contents_size() != req->inputs_size())
       return call.finish(InvalidArgument("raw_input_contents has " + std::to_string(req->raw_input_contents_size()) +
                                          " entries for " + std::to_string(req->inputs_size()) +
                                          " inputs; send one per input, or none"));
-    std::vector<Tensor> inputs(g.inputs.size());
-    std::vector<bool> seen(g.inputs.size(), false);
+    std::vector<Tensor> inputs(sig.inputs.size());
+    std::vector<bool> seen(sig.inputs.size(), false);
     for (int k = 0; k < req->inputs_size(); ++k) {
       const auto& in = req->inputs(k);
       const std::string what = "input '" + in.name() + "'";
-      const size_t idx = position_of(g, g.inputs, in.name());
-      if (idx == g.inputs.size()) return call.finish(InvalidArgument("the model has no " + what));
+      const size_t idx = position_of(sig.inputs, in.name());
+      if (idx == sig.inputs.size()) return call.finish(InvalidArgument("the model has no " + what));
       if (seen[idx]) return call.finish(InvalidArgument(what + " appears twice"));
       seen[idx] = true;
-      const DType dt = g.values[g.inputs[idx]].dtype;
+      const DType dt = sig.inputs[idx].dtype;
       if (in.datatype() != v2_dtype(dt))
         return call.finish(
             InvalidArgument(what + " has datatype " + in.datatype() + "; the model expects " + v2_dtype(dt)));
@@ -227,15 +203,15 @@ class InferenceService final : public v2::GRPCInferenceService::Service {
       inputs[idx] = std::move(t).value();
     }
     for (size_t i = 0; i < seen.size(); ++i)
-      if (!seen[i]) return call.finish(InvalidArgument("missing input '" + g.values[g.inputs[i]].name + "'"));
+      if (!seen[i]) return call.finish(InvalidArgument("missing input '" + sig.inputs[i].name + "'"));
     std::vector<size_t> wanted;
     for (const auto& o : req->outputs()) {
-      const size_t idx = position_of(g, g.outputs, o.name());
-      if (idx == g.outputs.size()) return call.finish(InvalidArgument("the model has no output '" + o.name() + "'"));
+      const size_t idx = position_of(sig.outputs, o.name());
+      if (idx == sig.outputs.size()) return call.finish(InvalidArgument("the model has no output '" + o.name() + "'"));
       wanted.push_back(idx);
     }
     if (wanted.empty())
-      for (size_t i = 0; i < g.outputs.size(); ++i) wanted.push_back(i);
+      for (size_t i = 0; i < sig.outputs.size(); ++i) wanted.push_back(i);
     std::vector<Tensor> outs;
     Status st = run_and_wait(server_, sv, std::move(inputs), call_deadline(*server_, *ctx), &outs);
     if (!st.ok()) return call.finish(st);
@@ -245,7 +221,7 @@ class InferenceService final : public v2::GRPCInferenceService::Service {
     for (size_t idx : wanted) {
       const Tensor& t = outs[idx];
       auto* o = resp->add_outputs();
-      o->set_name(g.values[g.outputs[idx]].name);
+      o->set_name(sig.outputs[idx].name);
       o->set_datatype(v2_dtype(t.dtype()));
       for (int d = 0; d < t.rank(); ++d) o->add_shape(t.dim(d));
       std::string* bytes = resp->add_raw_output_contents();

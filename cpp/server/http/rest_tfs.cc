@@ -6,9 +6,9 @@
 #include <cctype>
 
 #include "server/codec/json.h"
-#include "server/model_server.h"
 #include "server/codec/protocol.h"
 #include "server/codec/tfs_rest.h"
+#include "server/model_server.h"
 
 namespace mserve::server {
 namespace {
@@ -58,17 +58,18 @@ StatusOr<Route> parse_route(const std::string& rest) {
     }
   }
   if (k < seg.size()) {
-    if (k + 1 == seg.size() && lower(seg[k]) == "metadata" && r.tail.empty()) r.tail = "metadata";
-    else return NotFound("no such endpoint under /v1/models/" + r.model);
+    if (k + 1 == seg.size() && lower(seg[k]) == "metadata" && r.tail.empty())
+      r.tail = "metadata";
+    else
+      return NotFound("no such endpoint under /v1/models/" + r.model);
   }
   return r;
 }
 
-void signature_tensors(std::string* o, const Graph& g, const std::vector<int>& ids) {
+void signature_tensors(std::string* o, const std::vector<Value>& specs) {
   *o += "{";
   bool first = true;
-  for (int id : ids) {
-    const Value& v = g.values[id];
+  for (const Value& v : specs) {
     if (!first) *o += ",";
     first = false;
     json_string(o, v.name);
@@ -125,20 +126,20 @@ void ModelServer::tfs(HttpRequest&& req, const std::string& rest, Respond respon
     if (!s.ok()) return reply.error(s.status());
     const auto& sv = s.value();
     reply.model(sv->model, sv->version);
-    const Graph& g = sv->session->graph();
+    const Signature& sig = sv->session->signature();
     std::string o = "{\"model_spec\":{\"name\":";
     json_string(&o, sv->model);
     o += ",\"signature_name\":\"\",\"version\":\"" + std::to_string(sv->version) + "\"},";
     o += "\"metadata\":{\"signature_def\":{\"signature_def\":{\"serving_default\":{\"inputs\":";
-    signature_tensors(&o, g, g.inputs);
+    signature_tensors(&o, sig.inputs);
     o += ",\"outputs\":";
-    signature_tensors(&o, g, g.outputs);
+    signature_tensors(&o, sig.outputs);
     o += ",\"method_name\":\"tensorflow/serving/predict\"}}}}}";
     return reply.json(200, std::move(o));
   }
   if (r.tail == ":classify" || r.tail == ":regress")
     return reply.error(Unimplemented(r.tail.substr(1) + " is not available: ONNX models expose only the predict "
-                                     "signature (serving_default); use :predict"));
+                                                        "signature (serving_default); use :predict"));
   if (!predict) return reply.error(NotFound("no such method '" + r.tail + "'; use :predict"));
   if (req.method != "POST") return reply.error(InvalidArgument(":predict takes POST"));
   auto s = manager_->get(r.model, r.version, r.label);
@@ -148,12 +149,11 @@ void ModelServer::tfs(HttpRequest&& req, const std::string& rest, Respond respon
   thread_local simdjson::dom::parser parser;
   auto doc = parse_json(parser, *req.body);
   if (!doc.ok()) return reply.error(doc.status());
-  const Graph& g = sv->session->graph();
   bool row_format = false;
-  auto inputs = decode_predict(doc.value(), g, &row_format);
+  auto inputs = decode_predict(doc.value(), sv->session->signature(), &row_format);
   if (!inputs.ok()) return reply.error(inputs.status());
   server::Metrics* metrics = metrics_.get();
-  // `done` keeps the session (for its graph) but not the servable: see manager.h.
+  // `done` keeps the session (for its signature) but not the servable: see manager.h.
   std::shared_ptr<Session> session = sv->session;
   const std::string model = sv->model;
   const int64_t version = sv->version;
@@ -164,7 +164,7 @@ void ModelServer::tfs(HttpRequest&& req, const std::string& rest, Respond respon
         for (const Tensor& t : outs) bad += count_nonfinite(t);
         if (bad) metrics->nonfinite_outputs(model, version, bad);
         std::string o;
-        Status enc = encode_predict(session->graph(), outs, row_format, &o);
+        Status enc = encode_predict(session->signature(), outs, row_format, &o);
         if (!enc.ok()) return reply.error(enc);
         reply.json(200, std::move(o));
       });

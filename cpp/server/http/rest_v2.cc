@@ -10,17 +10,17 @@
 #include <cstring>
 
 #include "server/codec/json.h"
-#include "server/model_server.h"
 #include "server/codec/protocol.h"
 #include "server/codec/v2_rest.h"
+#include "server/model_server.h"
 
 namespace mserve::server {
 namespace {
 
-void v2_tensors(std::string* o, const Graph& g, const std::vector<int>& ids) {
+void v2_tensors(std::string* o, const std::vector<Value>& specs) {
   *o += "[";
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const Value& v = g.values[ids[i]];
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const Value& v = specs[i];
     if (i) *o += ",";
     *o += "{\"name\":";
     json_string(o, v.name);
@@ -56,12 +56,13 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
   if (seg.empty()) {
     if (req.method != "GET") return reply.error(InvalidArgument("use GET"));
     return reply.json(200, std::string("{\"name\":\"") + kServerName + "\",\"version\":\"" + kServerVersion +
-                                 "\",\"extensions\":[\"binary_tensor_data\"]}");
+                               "\",\"extensions\":[\"binary_tensor_data\"]}");
   }
   if (lower(seg[0]) == "health" && seg.size() == 2) {
     const std::string what = lower(seg[1]);
     if (what == "live") return reply.json(200, "");
-    if (what == "ready") return manager_->ready() ? reply.json(200, "") : reply.error(Unavailable("models are still loading"));
+    if (what == "ready")
+      return manager_->ready() ? reply.json(200, "") : reply.error(Unavailable("models are still loading"));
   }
   if (lower(seg[0]) != "models" || seg.size() < 2) return reply.error(NotFound("no such endpoint: /v2" + rest));
   const std::string& model = seg[1];
@@ -84,7 +85,7 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
   if (!found.ok()) return reply.error(found.status());
   std::shared_ptr<const server::Servable> sv = std::move(found).value();
   reply.model(sv->model, sv->version);
-  const Graph& g = sv->session->graph();
+  const Signature& sig = sv->session->signature();
   if (tail.empty()) {
     if (req.method != "GET") return reply.error(InvalidArgument("use GET for model metadata"));
     std::string o = "{\"name\":";
@@ -99,9 +100,9 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
           first = false;
         }
     o += "],\"platform\":\"" + std::string(kV2Platform) + "\",\"inputs\":";
-    v2_tensors(&o, g, g.inputs);
+    v2_tensors(&o, sig.inputs);
     o += ",\"outputs\":";
-    v2_tensors(&o, g, g.outputs);
+    v2_tensors(&o, sig.outputs);
     o += "}";
     return reply.json(200, std::move(o));
   }
@@ -110,16 +111,16 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
     json_string(&o, sv->model);
     o += ",\"platform\":\"" + std::string(kV2Platform) + "\",\"backend\":\"mserve\",\"max_batch_size\":" +
          std::to_string(sv->batcher ? sv->batcher->options().max_batch_size : 0) + ",\"input\":";
-    v2_tensors(&o, g, g.inputs);
+    v2_tensors(&o, sig.inputs);
     o += ",\"output\":";
-    v2_tensors(&o, g, g.outputs);
+    v2_tensors(&o, sig.outputs);
     o += "}";
     return reply.json(200, std::move(o));
   }
   if (tail != "infer") return reply.error(NotFound("no such endpoint: /v2" + rest));
   if (req.method != "POST") return reply.error(InvalidArgument("infer takes POST"));
 
-  auto decoded = decode_v2_infer(req.body, req.header("inference-header-content-length"), g);
+  auto decoded = decode_v2_infer(req.body, req.header("inference-header-content-length"), sig);
   if (!decoded.ok()) return reply.error(decoded.status());
   std::vector<Tensor> inputs = std::move(decoded.value().inputs);
   const std::vector<std::pair<size_t, bool>> wanted = std::move(decoded.value().wanted);
@@ -131,7 +132,7 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
   run(sv, std::move(inputs), deadline(),
       [reply, session, wanted, id, metrics, mname, mversion](Status st, std::vector<Tensor> outs) {
         if (!st.ok()) return reply.error(st);
-        const Graph& g = session->graph();
+        const Signature& sig = session->signature();
         std::string o = "{";
         if (!id.empty()) {
           o += "\"id\":";
@@ -148,7 +149,7 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
           bad += count_nonfinite(t);
           if (w) o += ",";
           o += "{\"name\":";
-          json_string(&o, g.values[g.outputs[wanted[w].first]].name);
+          json_string(&o, sig.outputs[wanted[w].first].name);
           o += ",\"datatype\":\"";
           o += v2_dtype(t.dtype());
           o += "\",\"shape\":[";
@@ -156,8 +157,10 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
           o += "]";
           if (wanted[w].second) {
             const size_t before = binary.size();
-            if (t.dtype() == DType::kString) encode_length_prefixed(t, &binary);
-            else binary.append(static_cast<const char*>(t.raw()), t.nbytes());
+            if (t.dtype() == DType::kString)
+              encode_length_prefixed(t, &binary);
+            else
+              binary.append(static_cast<const char*>(t.raw()), t.nbytes());
             o += ",\"parameters\":{\"binary_data_size\":" + std::to_string(binary.size() - before) + "}}";
           } else {
             o += ",\"data\":";

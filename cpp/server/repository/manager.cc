@@ -67,10 +67,9 @@ std::string signature(const std::string& file) {
 }
 
 // Zero inputs of the declared shapes (free dims as 1): the first run plans and touches memory.
-std::vector<Tensor> warmup_inputs(const Graph& g) {
+std::vector<Tensor> warmup_inputs(const Signature& sig) {
   std::vector<Tensor> in;
-  for (int id : g.inputs) {
-    const Value& v = g.values[id];
+  for (const Value& v : sig.inputs) {
     Shape s;
     if (v.has_shape)
       for (const Dim& d : v.dims) s.push_back(d.known() ? d.value : 1);
@@ -194,11 +193,11 @@ StatusOr<std::shared_ptr<const Servable>> ModelManager::load_version(const Model
                                                                      const std::string& path) const {
   MS_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, open_model(cfg, path));
   if (opts_.warmup) {
-    std::vector<Tensor> in = warmup_inputs(session->graph()), out;
+    std::vector<Tensor> in = warmup_inputs(session->signature()), out;
     Status st = session->run(in, &out);
     if (!st.ok())
-      log("model '" + cfg.name + "' version " + std::to_string(version) +
-          ": warm-up with zero inputs failed (" + st.message() + "); serving it anyway");
+      log("model '" + cfg.name + "' version " + std::to_string(version) + ": warm-up with zero inputs failed (" +
+          st.message() + "); serving it anyway");
   }
   auto s = std::make_shared<Servable>();
   s->model = cfg.name;
@@ -236,8 +235,10 @@ void ModelManager::poll_model(const std::string& name) {
       int64_t v;
       if (!e.is_directory(ec) || !parse_version(e.path().filename().string(), &v)) continue;
       std::string why, file = model_file_in(e.path(), &why);
-      if (file.empty()) not_ready[v] = why;
-      else on_disk[v] = file;
+      if (file.empty())
+        not_ready[v] = why;
+      else
+        on_disk[v] = file;
     }
   }
   // The aspired versions under the policy.
@@ -288,46 +289,49 @@ void ModelManager::poll_model(const std::string& name) {
   }
 
   // Unload what is no longer aspired, keeping the newest available one while no aspired version is.
-  std::vector<int64_t> gone;  // versions forgotten: their metrics go too (outside the lock)
+  std::vector<int64_t> gone;     // versions forgotten: their metrics go too (outside the lock)
   std::set<int64_t> just_ended;  // reported as END until the next pass
   {
-  std::lock_guard<std::mutex> lk(mu_);
-  auto it = models_.find(name);
-  if (it == models_.end()) return;
-  Model& m = it->second;
-  bool aspired_available = false;
-  for (int64_t v : aspired) {
-    auto vit = m.versions.find(v);
-    if (vit != m.versions.end() && vit->second.status.state == VersionState::kAvailable) aspired_available = true;
-  }
-  int64_t keep = -1;
-  if (!aspired_available)
-    for (auto vit = m.versions.rbegin(); vit != m.versions.rend(); ++vit)
-      if (vit->second.status.state == VersionState::kAvailable) { keep = vit->first; break; }
-  for (auto& [v, ver] : m.versions) {
-    if (aspired.count(v) || v == keep) continue;
-    if (ver.status.state == VersionState::kAvailable) {
-      ver.status.state = VersionState::kUnloading;
-      ver.servable.reset();  // freed when its last in-flight request finishes
-      ver.status.state = VersionState::kEnd;
-      just_ended.insert(v);
-      log("model '" + name + "' version " + std::to_string(v) + ": unloaded");
-    } else if (ver.status.state == VersionState::kEnd && !on_disk.count(v)) {
-      ver.signature.clear();
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return;
+    Model& m = it->second;
+    bool aspired_available = false;
+    for (int64_t v : aspired) {
+      auto vit = m.versions.find(v);
+      if (vit != m.versions.end() && vit->second.status.state == VersionState::kAvailable) aspired_available = true;
     }
-  }
-  // Forget ended versions whose folder disappeared, one pass after they ended (a server swapping
-  // versions for months keeps a bounded status list and metrics); keep the rest for the status
-  // endpoint.
-  for (auto vit = m.versions.begin(); vit != m.versions.end();) {
-    if (vit->second.status.state == VersionState::kEnd && !on_disk.count(vit->first) &&
-        !just_ended.count(vit->first)) {
-      gone.push_back(vit->first);
-      vit = m.versions.erase(vit);
-    } else {
-      ++vit;
+    int64_t keep = -1;
+    if (!aspired_available)
+      for (auto vit = m.versions.rbegin(); vit != m.versions.rend(); ++vit)
+        if (vit->second.status.state == VersionState::kAvailable) {
+          keep = vit->first;
+          break;
+        }
+    for (auto& [v, ver] : m.versions) {
+      if (aspired.count(v) || v == keep) continue;
+      if (ver.status.state == VersionState::kAvailable) {
+        ver.status.state = VersionState::kUnloading;
+        ver.servable.reset();  // freed when its last in-flight request finishes
+        ver.status.state = VersionState::kEnd;
+        just_ended.insert(v);
+        log("model '" + name + "' version " + std::to_string(v) + ": unloaded");
+      } else if (ver.status.state == VersionState::kEnd && !on_disk.count(v)) {
+        ver.signature.clear();
+      }
     }
-  }
+    // Forget ended versions whose folder disappeared, one pass after they ended (a server swapping
+    // versions for months keeps a bounded status list and metrics); keep the rest for the status
+    // endpoint.
+    for (auto vit = m.versions.begin(); vit != m.versions.end();) {
+      if (vit->second.status.state == VersionState::kEnd && !on_disk.count(vit->first) &&
+          !just_ended.count(vit->first)) {
+        gone.push_back(vit->first);
+        vit = m.versions.erase(vit);
+      } else {
+        ++vit;
+      }
+    }
   }
   if (opts_.on_forget)
     for (int64_t v : gone) opts_.on_forget(name, v);
@@ -342,8 +346,7 @@ StatusOr<std::shared_ptr<const Servable>> ModelManager::get(const std::string& m
   const Model& m = it->second;
   if (label) {
     auto l = m.config.labels.find(*label);
-    if (l == m.config.labels.end())
-      return NotFound("model '" + model + "' has no version label '" + *label + "'");
+    if (l == m.config.labels.end()) return NotFound("model '" + model + "' has no version label '" + *label + "'");
     version = l->second;
   }
   if (version) {
@@ -365,15 +368,13 @@ StatusOr<std::vector<VersionStatus>> ModelManager::status(const std::string& mod
   const Model& m = it->second;
   if (label) {
     auto l = m.config.labels.find(*label);
-    if (l == m.config.labels.end())
-      return NotFound("model '" + model + "' has no version label '" + *label + "'");
+    if (l == m.config.labels.end()) return NotFound("model '" + model + "' has no version label '" + *label + "'");
     version = l->second;
   }
   std::vector<VersionStatus> out;
   for (auto v = m.versions.rbegin(); v != m.versions.rend(); ++v)
     if (!version || v->first == *version) out.push_back(v->second.status);
-  if (version && out.empty())
-    return NotFound("model '" + model + "' has no version " + std::to_string(*version));
+  if (version && out.empty()) return NotFound("model '" + model + "' has no version " + std::to_string(*version));
   return out;
 }
 

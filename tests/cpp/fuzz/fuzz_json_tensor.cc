@@ -12,20 +12,19 @@ using namespace mserve;
 namespace {
 
 // x: float32 [batch, 3]; s: string [batch]; outputs the same.
-const Graph& model() {
-  static const Graph g = [] {
-    Graph g;
+const Signature& model() {
+  static const Signature sig = [] {
+    Signature sig;
     Value vx, vs;
     vx.name = "x";
     vx.dtype = DType::kFloat32;
     vs.name = "s";
     vs.dtype = DType::kString;
-    const int x = g.add_value(vx), s = g.add_value(vs);
-    g.inputs = {x, s};
-    g.outputs = {x, s};
-    return g;
+    sig.inputs = {vx, vs};
+    sig.outputs = sig.inputs;
+    return sig;
   }();
-  return g;
+  return sig;
 }
 
 const DType kTypes[] = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kInt8,   DType::kInt16,

@@ -12,20 +12,20 @@ using namespace mserve;
 
 namespace {
 
-const Graph& model() {
-  static const Graph g = [] {
-    Graph g;
+const Signature& model() {
+  static const Signature sig = [] {
+    Signature sig;
     const std::pair<const char*, DType> ins[] = {{"x", DType::kFloat32}, {"n", DType::kInt64}, {"s", DType::kString}};
     for (const auto& [name, dt] : ins) {
       Value v;
       v.name = name;
       v.dtype = dt;
-      g.inputs.push_back(g.add_value(v));
+      sig.inputs.push_back(v);
     }
-    g.outputs = g.inputs;
-    return g;
+    sig.outputs = sig.inputs;
+    return sig;
   }();
-  return g;
+  return sig;
 }
 
 }  // namespace
