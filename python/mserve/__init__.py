@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import html
 import os
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, Union, cast
 
 import numpy as np
 
@@ -18,10 +19,10 @@ from . import _core
 from .errors import Error, InvalidArgument, ModelLoadError, NotFound, Unavailable, UnsupportedOperator
 
 __all__ = [
-    "load", "Model", "TensorSpec", "OpSupport", "supported_ops", "serve", "Server",
+    "load", "Model", "TensorSpec", "OpSupport", "supported_ops", "start", "serve", "Server",
     "Error", "InvalidArgument", "ModelLoadError", "UnsupportedOperator", "NotFound", "Unavailable",
 ]
-__version__ = "0.1.0"
+__version__: str = _core.__version__  # pyproject.toml's, compiled in
 
 Dim = Union[int, str, None]
 
@@ -38,8 +39,8 @@ class TensorSpec(NamedTuple):
 
     name: str
     dtype: np.dtype
-    shape: Optional[Tuple[Dim, ...]]
-    labels: Optional[List[int]] = None
+    shape: tuple[Dim, ...] | None
+    labels: list[int] | None = None
 
     def __repr__(self) -> str:
         return f"TensorSpec(name={self.name!r}, dtype={self.dtype.name}, shape={_fmt_shape(self.shape)})"
@@ -52,19 +53,19 @@ class OpSupport(NamedTuple):
     family: str
 
 
-def _fmt_shape(shape: Optional[Tuple[Dim, ...]]) -> str:
+def _fmt_shape(shape: tuple[Dim, ...] | None) -> str:
     if shape is None:
         return "unknown"
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _specs(raw) -> List[TensorSpec]:
+def _specs(raw: Sequence[Any]) -> list[TensorSpec]:
     return [TensorSpec(name, np.dtype(object) if labels is not None or dt == "string" else np.dtype(dt),
                        shape, labels)
             for name, dt, shape, labels in raw]
 
 
-def _zipmap(scores: np.ndarray, labels: List[Union[int, str]]) -> List[Dict[Any, float]]:
+def _zipmap(scores: np.ndarray[Any, Any], labels: Sequence[int | str]) -> list[dict[Any, float]]:
     keys = list(labels) if labels else list(range(scores.shape[1]))
     return _core.zipmap(scores.reshape(-1, len(keys)) if scores.ndim != 2 else scores, keys)
 
@@ -73,11 +74,11 @@ class Model:
     """A loaded model. Thread-safe: ``predict`` may run from many threads at once (the GIL is
     released while the model computes)."""
 
-    def __init__(self, session: "_core.Session", source: str):
+    def __init__(self, session: _core.Session, source: str):
         self._s = session
         self._source = source
-        self.inputs: List[TensorSpec] = _specs(session.inputs)
-        self.outputs: List[TensorSpec] = _specs(session.outputs)
+        self.inputs: list[TensorSpec] = _specs(session.inputs)
+        self.outputs: list[TensorSpec] = _specs(session.outputs)
         self._input_index = {s.name: i for i, s in enumerate(self.inputs)}
         self._output_index = {s.name: i for i, s in enumerate(self.outputs)}
         # predict's fast path (one numeric input, one output that is an array): a C function that
@@ -90,14 +91,14 @@ class Model:
         return self._s.threads
 
     @property
-    def opsets(self) -> Dict[str, int]:
+    def opsets(self) -> dict[str, int]:
         return dict(self._s.opsets)
 
     @property
     def producer(self) -> str:
         return self._s.producer
 
-    def predict(self, x: Any, *, outputs: Union[None, str, Sequence[str]] = None):
+    def predict(self, x: Any, *, outputs: None | str | Sequence[str] = None) -> Any:
         """Runs the model.
 
         ``x`` is one array (single-input models), a dict name -> array, or a list/tuple of
@@ -115,7 +116,7 @@ class Model:
             if y is not None:
                 return y
         arrays = [self._convert(spec, v) for spec, v in zip(self.inputs, self._bind(x))]
-        results = self._s.run(arrays)
+        results: list[Any] = self._s.run(arrays)
         for i, spec in enumerate(self.outputs):
             if spec.labels is not None:
                 results[i] = _zipmap(results[i], spec.labels)
@@ -129,7 +130,7 @@ class Model:
 
     __call__ = predict
 
-    def profile(self, x: Any, *, runs: int = 100) -> List[Tuple[str, int, float]]:
+    def profile(self, x: Any, *, runs: int = 100) -> list[tuple[str, int, float]]:
         """Runs ``predict(x)`` ``runs`` times (after one untimed warm-up call) and returns where the
         time went: ``(op_type, calls, total_ms)`` per operator type, slowest first. For finding
         hot spots; the model is not slower when not profiling."""
@@ -152,7 +153,7 @@ class Model:
             raise InvalidArgument(
                 f"unknown output {name!r}; the model's outputs are {list(self._output_index)}") from None
 
-    def _bind(self, x: Any) -> List[Any]:
+    def _bind(self, x: Any) -> list[Any]:
         n = len(self.inputs)
         if isinstance(x, Mapping):
             unknown = [k for k in x if k not in self._input_index]
@@ -183,13 +184,13 @@ class Model:
             if v.dtype.kind not in "OUS":
                 raise InvalidArgument(f"input {spec.name!r}: expected strings (an array of dtype object, "
                                       f"str_ or bytes_), got {v.dtype.name}")
-            return v
+            return cast("np.ndarray[Any, Any]", v)
         if isinstance(v, np.ndarray):
             if v.dtype != spec.dtype:
                 raise InvalidArgument(f"input {spec.name!r}: expected dtype {spec.dtype.name}, got {v.dtype.name}")
             if not v.flags.c_contiguous or not v.flags.aligned:
                 v = v.copy(order="C")  # (np.ascontiguousarray would turn 0-d into 1-d)
-            return v
+            return cast("np.ndarray[Any, Any]", v)
         try:
             return np.asarray(v, dtype=spec.dtype, order="C")
         except (TypeError, ValueError) as e:
@@ -197,13 +198,13 @@ class Model:
                                   f"{spec.dtype.name}: {e}") from None
 
     def __repr__(self) -> str:
-        def rows(specs):
+        def rows(specs: Sequence[TensorSpec]) -> str:
             return "\n".join(f"    {s.name}: {s.dtype.name} {_fmt_shape(s.shape)}" for s in specs)
         return (f"<mserve.Model {self._source!r}\n  inputs:\n{rows(self.inputs)}\n"
                 f"  outputs:\n{rows(self.outputs)}>")
 
     def _repr_html_(self) -> str:
-        def rows(kind, specs):
+        def rows(kind: str, specs: Sequence[TensorSpec]) -> str:
             return "".join(
                 f"<tr><td>{kind}</td><td><code>{html.escape(s.name)}</code></td><td>{s.dtype.name}</td>"
                 f"<td>{html.escape(_fmt_shape(s.shape))}</td></tr>" for s in specs)
@@ -212,8 +213,8 @@ class Model:
                 f"{rows('input', self.inputs)}{rows('output', self.outputs)}</table>")
 
 
-def load(path_or_bytes: Union[str, os.PathLike, bytes, bytearray, memoryview, Any], *,
-         device: str = "cpu", threads: Optional[int] = None, optimize: bool = True) -> Model:
+def load(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview | Any, *,
+         device: str = "cpu", threads: int | None = None, optimize: bool = True) -> Model:
     """Loads an ONNX model from a file path, from bytes, or from an ``onnx.ModelProto``.
 
     ``threads``: intra-op threads (default: the machine's cores). Idle threads sleep.
@@ -237,9 +238,9 @@ def load(path_or_bytes: Union[str, os.PathLike, bytes, bytearray, memoryview, An
     raise InvalidArgument(f"load() takes a path, bytes or an onnx.ModelProto, got {type(path_or_bytes).__name__}")
 
 
-def supported_ops() -> List[OpSupport]:
+def supported_ops() -> list[OpSupport]:
     """Every operator the runtime can run, with the first supported opset version."""
     return [OpSupport(*row) for row in _core.supported_ops()]
 
 
-from .serving import Server, serve  # noqa: E402  (needs Model, defined above)
+from .serving import Server, serve, start  # noqa: E402  (needs Model, defined above)

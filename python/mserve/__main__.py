@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,88 +30,30 @@ def _demo(directory: str) -> int:
     return 0
 
 
-def _bool(v: str) -> bool:
-    if v.lower() in ("1", "true", "yes", "on"):
-        return True
-    if v.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {v!r}")
-
-
-def _add_serve_flags(s: argparse.ArgumentParser) -> None:
-    """tensorflow_model_server's flags (same names and defaults), plus --host."""
-    s.add_argument("--port", type=int, default=8500, help="gRPC port (0 picks a free one; -1: no gRPC)")
-    s.add_argument("--rest_api_port", type=int, default=8501, help="HTTP port (0 picks a free one)")
-    s.add_argument("--host", default="0.0.0.0", help="address to listen on")
-    s.add_argument("--model_name", default="default", help="name of the model served from --model_base_path")
-    s.add_argument("--model_base_path", default="", help="a folder of numbered versions, or one .onnx file")
-    s.add_argument("--model_config_file", default="", help="a model_config_list text file (several models)")
-    s.add_argument("--model_config_file_poll_wait_seconds", type=int, default=0,
-                   help="re-read --model_config_file this often (0: never)")
-    s.add_argument("--file_system_poll_wait_seconds", type=int, default=1,
-                   help="scan model folders for new versions this often (0: only at start)")
-    s.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False)
-    s.add_argument("--batching_parameters_file", default="", help="BatchingParameters text file")
-    s.add_argument("--rest_api_num_threads", type=int, default=0, help="HTTP threads (0: the machine's cores)")
-    s.add_argument("--rest_api_timeout_in_ms", type=int, default=30000, help="per-request deadline")
-    s.add_argument("--tensorflow_intra_op_parallelism", "--threads", dest="threads", type=int, default=0,
-                   help="threads per model run (0: the machine's cores)")
-    s.add_argument("--auth_tokens_file", default="", help="bearer tokens, one per line: TOKEN [IDENTITY] [models=a,b]")
-    s.add_argument("--auth_tokens_env", default="", help="an environment variable holding tokens (lines or ';')")
-    s.add_argument("--allow_cidrs", default="", help="client addresses allowed, comma-separated CIDR blocks")
-    s.add_argument("--open_health_checks", type=_bool, nargs="?", const=True, default=True,
-                   help="health checks need no token (default true)")
-    s.add_argument("--tls_cert_file", default="", help="PEM certificate chain: HTTPS and gRPC over TLS")
-    s.add_argument("--tls_key_file", default="", help="PEM private key of --tls_cert_file")
-    s.add_argument("--trusted_keys", default="", help="Ed25519 public key files (PEM), comma-separated")
-    s.add_argument("--require_signatures", type=_bool, nargs="?", const=True, default=False,
-                   help="refuse model versions not signed with a trusted key")
-    s.add_argument("--model_key_file", default="", help="AES-256 key of encrypted models (hex, base64 or raw)")
-    s.add_argument("--model_key_env", default="", help="an environment variable holding that key")
-    s.add_argument("--audit_log", default="", help="one JSON line per request to this file (rotated)")
-    s.add_argument("--audit_log_max_bytes", type=int, default=100 << 20, help="rotate the audit log past this size")
-    s.add_argument("--audit_log_keep", type=int, default=5, help="rotated audit logs kept")
-    s.add_argument("--grpc_max_threads", type=int, default=0,
-                   help="gRPC calls served at once (0: 4 per core, at least 16)")
-    s.add_argument("--max_body_bytes", type=int, default=64 << 20,
-                   help="larger request bodies get 413 (RESOURCE_EXHAUSTED over gRPC)")
-
-
 def _serve(args: argparse.Namespace) -> int:
     import mserve
-    if bool(args.model_base_path) == bool(args.model_config_file):
-        print("mserve serve: give exactly one of --model_base_path or --model_config_file", file=sys.stderr)
-        return 2
-    batching = None
-    if args.enable_batching:
-        batching = args.batching_parameters_file or True
-    models = args.model_config_file or {args.model_name: args.model_base_path}
+    from mserve import options
     try:
-        mserve.serve(models, host=args.host, port=args.rest_api_port, batching=batching,
-                     grpc_port=None if args.port < 0 else args.port, grpc_max_threads=args.grpc_max_threads,
-                     auth_tokens_file=args.auth_tokens_file or None, auth_tokens_env=args.auth_tokens_env or None,
-                     allow_cidrs=[c for c in args.allow_cidrs.split(",") if c.strip()],
-                     open_health_checks=args.open_health_checks,
-                     tls_cert_file=args.tls_cert_file or None, tls_key_file=args.tls_key_file or None,
-                     trusted_keys=[k for k in args.trusted_keys.split(",") if k.strip()],
-                     require_signatures=args.require_signatures, model_key_file=args.model_key_file or None,
-                     model_key_env=args.model_key_env or None, audit_log=args.audit_log or None,
-                     audit_log_max_bytes=args.audit_log_max_bytes, audit_log_keep=args.audit_log_keep,
-                     http_threads=args.rest_api_num_threads, request_timeout_ms=args.rest_api_timeout_in_ms,
-                     file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
-                     model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
-                     threads=args.threads, max_body_bytes=args.max_body_bytes)
+        models, values = options.from_arguments(args)
+    except mserve.InvalidArgument as e:
+        print(f"mserve serve: {e}", file=sys.stderr)
+        return 2
+    try:
+        mserve.serve(models, **values)
     except mserve.Error as e:
         print(f"mserve serve: {e}", file=sys.stderr)
         return 1
     return 0
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="mserve", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("serve", help="serve models over HTTP (TensorFlow Serving REST, KServe v2, metrics)")
-    _add_serve_flags(s)
+    s = sub.add_parser("serve", help="serve models over HTTP (TensorFlow Serving REST, KServe v2, metrics) and gRPC",
+                       description="tensorflow_model_server's flags (same names and defaults), plus mserve's",
+                       allow_abbrev=False)
+    from mserve import options
+    options.add_arguments(s)
     d = sub.add_parser("demo", help="build the example models, load one and predict")
     d.add_argument("directory", nargs="?", default="models")
     o = sub.add_parser("ops", help="list supported operators")
@@ -149,6 +92,7 @@ def _write_private(path: str, data: bytes) -> None:
 
 def _security(args: argparse.Namespace) -> int:
     import os
+
     import mserve
     from mserve import _core
     try:

@@ -4,12 +4,13 @@ demo, the tests and the benchmarks."""
 from __future__ import annotations
 
 import os
-from typing import Dict, Tuple
+from collections.abc import Sequence
+from typing import Any, Callable
 
 import numpy as np
 
 
-def _onnx():
+def _onnx() -> tuple[Any, Any, Any]:
     try:
         import onnx
         from onnx import helper, numpy_helper
@@ -18,7 +19,7 @@ def _onnx():
     return onnx, helper, numpy_helper
 
 
-def _finish(graph, opset: int):
+def _finish(graph: Any, opset: int) -> Any:
     onnx, helper, _ = _onnx()
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="mserve.examples")
     model.ir_version = min(model.ir_version, 10)
@@ -26,7 +27,7 @@ def _finish(graph, opset: int):
     return model
 
 
-def linear_regression(features: int = 64, seed: int = 0):
+def linear_regression(features: int = 64, seed: int = 0) -> Any:
     """y[N,1] = x[N,features] @ W + b (MatMul + Add, as sklearn/Keras exports look)."""
     _, helper, nh = _onnx()
     rng = np.random.default_rng(seed)
@@ -41,11 +42,13 @@ def linear_regression(features: int = 64, seed: int = 0):
     return _finish(g, 13)
 
 
-def mlp(features: int = 256, hidden: Tuple[int, ...] = (512, 256), classes: int = 10, seed: int = 0):
+def mlp(features: int = 256, hidden: tuple[int, ...] = (512, 256), classes: int = 10, seed: int = 0) -> Any:
     """Gemm+Relu layers and a Softmax head."""
     _, helper, nh = _onnx()
     rng = np.random.default_rng(seed)
-    nodes, inits, prev, width = [], [], "x", features
+    nodes: list[Any] = []
+    inits: list[Any] = []
+    prev, width = "x", features
     for i, h in enumerate(list(hidden) + [classes]):
         inits.append(nh.from_array((rng.standard_normal((h, width)) / np.sqrt(width)).astype(np.float32), f"W{i}"))
         inits.append(nh.from_array((rng.standard_normal(h) * 0.1).astype(np.float32), f"b{i}"))
@@ -62,20 +65,20 @@ def mlp(features: int = 256, hidden: Tuple[int, ...] = (512, 256), classes: int 
     return _finish(g, 17)
 
 
-def cnn_nhwc(size: int = 32, channels: int = 3, classes: int = 10, seed: int = 0):
+def cnn_nhwc(size: int = 32, channels: int = 3, classes: int = 10, seed: int = 0) -> Any:
     """A Keras-style image classifier as tf2onnx exports it: NHWC input transposed to NCHW,
     Conv/BatchNorm/Relu/MaxPool blocks, a depthwise conv, global pooling and a dense head."""
     _, helper, nh = _onnx()
     rng = np.random.default_rng(seed)
-    inits = []
+    inits: list[Any] = []
 
-    def param(name, shape, scale=None):
+    def param(name: str, shape: Sequence[int], scale: float | None = None) -> str:
         fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
         s = scale if scale is not None else 1.0 / np.sqrt(fan_in)
         inits.append(nh.from_array((rng.standard_normal(shape) * s).astype(np.float32), name))
         return name
 
-    def bn(prefix, c, x, y):
+    def bn(prefix: str, c: int, x: str, y: str) -> Any:
         inits.append(nh.from_array(rng.uniform(0.5, 1.5, c).astype(np.float32), prefix + "_s"))
         inits.append(nh.from_array((rng.standard_normal(c) * 0.1).astype(np.float32), prefix + "_b"))
         inits.append(nh.from_array((rng.standard_normal(c) * 0.1).astype(np.float32), prefix + "_m"))
@@ -83,7 +86,7 @@ def cnn_nhwc(size: int = 32, channels: int = 3, classes: int = 10, seed: int = 0
         return helper.make_node("BatchNormalization", [x] + [prefix + s for s in ("_s", "_b", "_m", "_v")], [y],
                                 epsilon=1e-3)
 
-    n = []
+    n: list[Any] = []
     n.append(helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]))
     n.append(helper.make_node("Conv", ["nchw", param("c1w", (16, channels, 3, 3)), param("c1b", (16,), 0.1)], ["c1"],
                               pads=[1, 1, 1, 1]))
@@ -112,10 +115,10 @@ def cnn_nhwc(size: int = 32, channels: int = 3, classes: int = 10, seed: int = 0
     return _finish(g, 13)
 
 
-EXAMPLES = {"linear_regression": linear_regression, "mlp": mlp, "cnn_nhwc": cnn_nhwc}
+EXAMPLES: dict[str, Callable[[], Any]] = {"linear_regression": linear_regression, "mlp": mlp, "cnn_nhwc": cnn_nhwc}
 
 
-def half_plus_two():
+def half_plus_two() -> Any:
     """y = 0.5 * x + 2 on float32[batch]: the model of TensorFlow Serving's REST tutorial, so its
     curl example works unchanged against `make serve`."""
     _, helper, nh = _onnx()
@@ -134,7 +137,7 @@ def save_repository(directory: str) -> str:
     Returns the config file's path."""
     onnx, _, _ = _onnx()
     directory = os.path.abspath(directory)
-    models = {"half_plus_two": half_plus_two, "mlp": mlp, "cnn_nhwc": cnn_nhwc}
+    models: dict[str, Callable[[], Any]] = {"half_plus_two": half_plus_two, "mlp": mlp, "cnn_nhwc": cnn_nhwc}
     entries = []
     for name, make in models.items():
         vdir = os.path.join(directory, name, "1")
@@ -148,18 +151,18 @@ def save_repository(directory: str) -> str:
     return config
 
 
-def example_input(name: str, batch: int, seed: int = 1) -> np.ndarray:
+def example_input(name: str, batch: int, seed: int = 1) -> np.ndarray[Any, Any]:
     """A random input batch for example model `name`."""
     rng = np.random.default_rng(seed)
     shapes = {"linear_regression": (batch, 64), "mlp": (batch, 256), "cnn_nhwc": (batch, 32, 32, 3)}
     return rng.standard_normal(shapes[name]).astype(np.float32)
 
 
-def save_examples(directory: str) -> Dict[str, str]:
+def save_examples(directory: str) -> dict[str, str]:
     """Writes every example model to `directory`/<name>.onnx; returns name -> path."""
     onnx, _, _ = _onnx()
     os.makedirs(directory, exist_ok=True)
-    paths = {}
+    paths: dict[str, str] = {}
     for name, make in EXAMPLES.items():
         path = os.path.join(directory, name + ".onnx")
         onnx.save(make(), path)

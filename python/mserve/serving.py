@@ -1,6 +1,8 @@
-"""``mserve.serve()``: the C++ model server (TensorFlow Serving REST, KServe v2, Prometheus).
+"""``mserve.start()`` and ``mserve.serve()``: the C++ model server (TensorFlow Serving REST and gRPC,
+KServe v2, Prometheus).
 
-Python only starts and stops the server; requests are parsed, batched, run and answered in C++.
+Python only starts and stops the server; requests are parsed, batched, run and answered in C++. The
+options are the rows of ``mserve.options.OPTIONS``.
 """
 from __future__ import annotations
 
@@ -8,44 +10,25 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Dict, Mapping, Optional, Sequence, Union
+import warnings
+from collections.abc import Mapping
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Union, overload
 
 from . import _core
+from . import options as _options
 from .errors import InvalidArgument, Unavailable
 
-ModelsArg = Union[str, os.PathLike, Mapping[str, Any]]
+if TYPE_CHECKING:
+    from . import Model
 
-_BATCHING_KEYS = {"max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
-                  "allowed_batch_sizes", "pad_variable_length_inputs"}
+ModelsArg = Union[str, "os.PathLike[str]", "Model", Mapping[str, Any]]
 
-
-def _read_text(path: Union[str, os.PathLike]) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError as e:
-        raise InvalidArgument(f"cannot read trusted key {os.fspath(path)!r}: {e.strerror}") from None
+_DiskModel = dict[str, Any]
+_MemoryModel = tuple[str, "_core.Session"]
 
 
-def _batching(b: Any) -> Optional[Dict[str, Any]]:
-    """None, True (TensorFlow Serving's defaults), a dict of BatchingParameters fields, or the
-    path of a batching parameters text file."""
-    if b is None or b is False:
-        return None
-    if b is True:
-        return {}
-    if isinstance(b, (str, os.PathLike)):
-        with open(b, encoding="utf-8") as f:
-            return _core.parse_batching_parameters(f.read())
-    if isinstance(b, Mapping):
-        unknown = set(b) - _BATCHING_KEYS
-        if unknown:
-            raise InvalidArgument(f"unknown batching parameter(s) {sorted(unknown)}; known: {sorted(_BATCHING_KEYS)}")
-        return dict(b)
-    raise InvalidArgument(f"batching must be None, True, a dict or a file path, not {type(b).__name__}")
-
-
-def _model_entry(name: str, path: Union[str, os.PathLike]) -> Dict[str, Any]:
+def _model_entry(name: str, path: str | os.PathLike[str]) -> _DiskModel:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InvalidArgument(f"model {name!r}: {path!r} does not exist")
@@ -55,7 +38,7 @@ def _model_entry(name: str, path: Union[str, os.PathLike]) -> Dict[str, Any]:
 _MODEL_KEYS = {"base_path", "batching", "version_policy", "versions", "num_versions", "labels"}
 
 
-def _model_options(name: str, m: Mapping[str, Any]) -> Dict[str, Any]:
+def _model_options(name: str, m: Mapping[str, Any]) -> _DiskModel:
     """A model given as a dict: base_path plus per-model batching, version_policy ("latest",
     "all" or "specific"), num_versions, versions and labels (label -> version)."""
     unknown = set(m) - _MODEL_KEYS
@@ -68,7 +51,7 @@ def _model_options(name: str, m: Mapping[str, Any]) -> Dict[str, Any]:
     entry.update(policy=policy, num_versions=int(m.get("num_versions", 1)),
                  versions=[int(v) for v in m.get("versions", [])],
                  labels={str(k): int(v) for k, v in dict(m.get("labels", {})).items()},
-                 batching=_batching(m.get("batching")))
+                 batching=_options.batching_options(f"model {name!r}: batching", m.get("batching")))
     return entry
 
 
@@ -80,13 +63,14 @@ def _is_config_file(path: str) -> bool:
     return b"model_config_list" in head
 
 
-def _plan(models: ModelsArg, model_name: Optional[str]):
+def _plan(models: ModelsArg, model_name: str | None) -> tuple[list[_DiskModel], list[_MemoryModel], str | None]:
     """(disk models, in-memory sessions, config file) for serve()'s `models` argument."""
     from . import Model  # late: mserve/__init__ imports this module
     if isinstance(models, Model):
         return [], [(model_name or "model", models._s)], None
     if isinstance(models, Mapping):
-        disk, mem = [], []
+        disk: list[_DiskModel] = []
+        mem: list[_MemoryModel] = []
         for name, m in models.items():
             if isinstance(m, Model):
                 mem.append((str(name), m._s))
@@ -112,7 +96,7 @@ class Server:
     """A running model server. ``url`` is its base address; use it as a context manager (or call
     ``stop()``) to shut it down after draining in-flight requests."""
 
-    def __init__(self, core: "_core.Server", host: str, tls: bool = False):
+    def __init__(self, core: _core.Server, host: str, tls: bool = False):
         self._core = core
         self._host = host
         self._tls = tls
@@ -123,13 +107,13 @@ class Server:
         return self._core.port
 
     @property
-    def grpc_port(self) -> Optional[int]:
+    def grpc_port(self) -> int | None:
         """The gRPC port, or None when the server has no gRPC front end."""
         p = self._core.grpc_port
         return None if p < 0 else p
 
     @property
-    def grpc_target(self) -> Optional[str]:
+    def grpc_target(self) -> str | None:
         """``host:port`` for ``grpc.insecure_channel`` (None without gRPC)."""
         if self.grpc_port is None:
             return None
@@ -150,7 +134,7 @@ class Server:
         """True when every model has at least one available version."""
         return self._core.ready
 
-    def wait_ready(self, timeout: float = 60.0) -> "Server":
+    def wait_ready(self, timeout: float = 60.0) -> Server:
         """Blocks until every model has an available version; raises Unavailable on timeout."""
         deadline = time.monotonic() + timeout
         while not self._core.ready:
@@ -169,10 +153,11 @@ class Server:
             self._stopped = True
             self._core.stop(int(drain_timeout * 1000))
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.stop()
 
     def __repr__(self) -> str:
@@ -180,23 +165,10 @@ class Server:
         return f"<mserve.Server {self.url} {state}>"
 
 
-def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_port: Optional[int] = None,
-          grpc_max_threads: int = 0, blocking: bool = True,
-          batching: Any = None, model_name: Optional[str] = None, threads: int = 0,
-          http_threads: int = 0, request_timeout_ms: int = 0, max_body_bytes: int = 64 << 20,
-          file_system_poll_wait_seconds: int = 1, model_config_file_poll_wait_seconds: int = 0,
-          optimize: bool = True, warmup: bool = True, quiet: bool = False,
-          auth_tokens_file: Optional[Union[str, os.PathLike]] = None, auth_tokens_env: Optional[str] = None,
-          allow_cidrs: Optional[Sequence[str]] = None, open_health_checks: bool = True,
-          tls_cert_file: Optional[Union[str, os.PathLike]] = None,
-          tls_key_file: Optional[Union[str, os.PathLike]] = None,
-          trusted_keys: Optional[Sequence[Union[str, os.PathLike]]] = None, require_signatures: bool = False,
-          model_key_file: Optional[Union[str, os.PathLike]] = None,
-          model_key_env: Optional[str] = None, audit_log: Optional[Union[str, os.PathLike]] = None,
-          audit_log_max_bytes: int = 100 << 20, audit_log_keep: int = 5, max_connections: int = 10000,
-          idle_timeout_ms: int = 60000, read_timeout_ms: int = 30000) -> Optional[Server]:
-    """Serves models over HTTP: TensorFlow Serving's REST API (/v1/models/...), KServe v2
-    (/v2/...) and Prometheus metrics (/metrics); and, with ``grpc_port``, over gRPC:
+def start(models: ModelsArg, **options: Any) -> Server:
+    """Starts serving ``models`` and returns the running Server at once (use it as a context
+    manager, or call ``stop()``). Over HTTP: TensorFlow Serving's REST API (/v1/models/...),
+    KServe v2 (/v2/...) and Prometheus metrics (/metrics); with ``grpc_port``, over gRPC too:
     TensorFlow Serving's PredictionService and ModelService, KServe v2's GRPCInferenceService
     and grpc.health.v1.Health, on the same models.
 
@@ -204,72 +176,49 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_
         a TensorFlow Serving model_config_list text file; an mserve.Model; or a dict
         name -> path, Model, or {"base_path": ..., "batching": ..., "version_policy": ...,
         "num_versions": ..., "versions": [...], "labels": {label: version}}.
-    port: 0 picks a free port (read it back from Server.port / Server.url).
-    grpc_port: None (no gRPC), 0 (a free port: Server.grpc_port / Server.grpc_target) or a
-        port (8500 is tensorflow_model_server's). grpc_max_threads: calls served at once
-        (0: 4 per core, at least 16); more get RESOURCE_EXHAUSTED.
-    blocking: True serves until SIGINT/SIGTERM (then drains and returns None); False returns
-        a Server at once (use it as a context manager, or call stop()).
-    batching: None (off), True (TensorFlow Serving's defaults), a dict of BatchingParameters
-        fields, or the path of a batching parameters text file.
-    threads: intra-op threads per model (0: the machine's cores); http_threads: server threads.
-    auth_tokens_file / auth_tokens_env: bearer tokens (a file, re-read when it changes, and/or an
-        environment variable's name), one per line: ``<token> [identity] [models=a,b]``. Every
-        call then needs ``Authorization: Bearer <token>`` (gRPC: ``authorization`` metadata):
-        401 / UNAUTHENTICATED without a valid one, 403 / PERMISSION_DENIED for a model the
-        token may not call. allow_cidrs: client addresses allowed (CIDR blocks), others get
-        403. open_health_checks: health checks (/v2/health/*, model ready, gRPC health) need no
-        token.
-    tls_cert_file / tls_key_file: PEM certificate chain and private key: HTTPS and gRPC over TLS
-        (1.2 and 1.3 only); Server.url then starts with https://.
-    trusted_keys / require_signatures: Ed25519 public key files (PEM) that model version
-        folders must be signed with (``mserve sign``); a version that is unsigned (when
-        required), altered or signed with another key is refused, reported in its status, and
-        the serving version stays. A folder with a manifest is checked even when not required.
-    model_key_file / model_key_env: the AES-256 key of encrypted model files (``mserve
-        encrypt``), decrypted in memory only.
-    audit_log: a file that gets one JSON line per request (time, protocol, client, identity,
-        model, version, endpoint, status, latency, request id; never the payload), rotated past
-        audit_log_max_bytes into .1 ... .<audit_log_keep>. Writing never fails a request.
-    max_connections: open HTTP connections (more are closed at accept); idle_timeout_ms: a
-        keep-alive connection (or a client sending its headers) idle this long is closed;
-        read_timeout_ms: a request body or TLS handshake must arrive within this. Slow clients
-        cannot hold connections.
-    request_timeout_ms: per-request deadline (504 / DEADLINE_EXCEEDED when exceeded; 0: none);
-        a gRPC client's own deadline applies too.
+
+    An unknown option is a TypeError naming it. The options (keyword, type, default; the flags of
+    ``python -m mserve serve``):
+
+"""
+    values = _options.check("start", options)
+    disk, mem, config_file = _plan(models, values["model_name"])
+    core = _options.core_options(values, config_file or "")
+    return Server(_core.Server.start(core, disk, mem), values["host"], bool(values["tls_cert_file"]))
+
+
+@overload
+def serve(models: ModelsArg, *, blocking: Literal[True] = ..., **options: Any) -> None: ...
+@overload
+def serve(models: ModelsArg, *, blocking: Literal[False], **options: Any) -> Server: ...
+@overload
+def serve(models: ModelsArg, *, blocking: bool, **options: Any) -> Server | None: ...
+
+
+def serve(models: ModelsArg, *, blocking: bool = True, **options: Any) -> Server | None:
+    """Serves ``models`` until SIGINT or SIGTERM, then drains in-flight requests, stops and
+    returns None. ``models`` and the options are start()'s.
+
+    ``blocking=False`` is a deprecated alias of ``start()``: it returns the running Server.
     """
-    disk, mem, config_file = _plan(models, model_name)
-    opts = {
-        "host": host, "port": int(port), "grpc_port": -1 if grpc_port is None else int(grpc_port),
-        "grpc_max_threads": int(grpc_max_threads), "http_threads": int(http_threads), "threads": int(threads),
-        "request_timeout_ms": int(request_timeout_ms), "max_body_bytes": int(max_body_bytes),
-        "file_system_poll_wait_seconds": int(file_system_poll_wait_seconds),
-        "model_config_file": config_file or "",
-        "model_config_file_poll_wait_seconds": int(model_config_file_poll_wait_seconds),
-        "auth_tokens_file": os.fspath(auth_tokens_file) if auth_tokens_file else "",
-        "auth_tokens_env": auth_tokens_env or "", "allow_cidrs": list(allow_cidrs or []),
-        "open_health_checks": bool(open_health_checks),
-        "tls_cert_file": os.fspath(tls_cert_file) if tls_cert_file else "",
-        "tls_key_file": os.fspath(tls_key_file) if tls_key_file else "",
-        "trusted_keys": [_read_text(k) for k in trusted_keys or []],
-        "require_signatures": bool(require_signatures),
-        "model_key_file": os.fspath(model_key_file) if model_key_file else "", "model_key_env": model_key_env or "",
-        "audit_log": os.fspath(audit_log) if audit_log else "", "audit_log_max_bytes": int(audit_log_max_bytes),
-        "audit_log_keep": int(audit_log_keep), "max_connections": int(max_connections),
-        "idle_timeout_ms": int(idle_timeout_ms), "read_timeout_ms": int(read_timeout_ms),
-        "batching": _batching(batching), "optimize": bool(optimize), "warmup": bool(warmup), "quiet": bool(quiet),
-    }
     if not blocking:
-        return Server(_core.Server.start(opts, disk, mem), host, bool(tls_cert_file))
+        warnings.warn("serve(..., blocking=False) is deprecated; use mserve.start(...)", DeprecationWarning,
+                      stacklevel=2)
+        return start(models, **options)
+    values = _options.check("serve", options)  # before the handlers go in
     # The handlers go in before the server starts: a SIGTERM right after it reports that it is
     # serving must drain it, not kill the process.
     done = threading.Event()
-    previous = {}
+    previous: dict[signal.Signals, Any] = {}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
     if threading.current_thread() is threading.main_thread():
-        for s in (signal.SIGINT, signal.SIGTERM):
-            previous[s] = signal.signal(s, lambda signum, frame: done.set())
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
     try:
-        server = Server(_core.Server.start(opts, disk, mem), host, bool(tls_cert_file))
+        server = start(models, **values)
         try:
             while not done.wait(0.5):
                 pass
@@ -278,6 +227,9 @@ def serve(models: ModelsArg, *, host: str = "127.0.0.1", port: int = 8501, grpc_
         finally:
             server.stop()  # drains in-flight requests
     finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return None
+
+
+start.__doc__ = (start.__doc__ or "") + _options.describe() + "\n"

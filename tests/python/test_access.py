@@ -36,7 +36,7 @@ def repo(tmp_path):
 @pytest.fixture
 def secured(tmp_path, repo):
     f = tokens_file(tmp_path / "tokens", f"# tokens\n{ADMIN} ops\n{LIMITED} ci-bot models=scale\n")
-    with mserve.serve(repo, port=0, grpc_port=0, blocking=False, quiet=True, auth_tokens_file=f) as s:
+    with mserve.start(repo, port=0, grpc_port=0, quiet=True, auth_tokens_file=f) as s:
         s.wait_ready()
         s.tokens_path = tmp_path / "tokens"
         yield s
@@ -104,12 +104,13 @@ def test_health_stays_open(secured):
 
 def test_health_can_need_tokens(tmp_path, repo):
     f = tokens_file(tmp_path / "tokens", f"{ADMIN}\n")
-    with mserve.serve(repo, port=0, grpc_port=0, blocking=False, quiet=True, auth_tokens_file=f,
+    with mserve.start(repo, port=0, grpc_port=0, quiet=True, auth_tokens_file=f,
                       open_health_checks=False) as s:
         s.wait_ready()
         assert requests.get(f"{s.url}/v2/health/ready").status_code == 401
         assert requests.get(f"{s.url}/v2/health/ready", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
-        assert grpc_code(lambda: tc.InferenceServerClient(s.grpc_target).is_server_ready()) == "StatusCode.UNAUTHENTICATED"
+        code = grpc_code(lambda: tc.InferenceServerClient(s.grpc_target).is_server_ready())
+        assert code == "StatusCode.UNAUTHENTICATED"
 
 
 def test_grpc_needs_a_valid_token(secured):
@@ -146,7 +147,7 @@ def test_tokens_file_is_reloaded(secured):
 
 def test_tokens_from_the_environment(repo, monkeypatch):
     monkeypatch.setenv("MSERVE_TEST_TOKENS", f"{ADMIN} ops; {LIMITED} bot models=other")
-    with mserve.serve(repo, port=0, blocking=False, quiet=True, auth_tokens_env="MSERVE_TEST_TOKENS") as s:
+    with mserve.start(repo, port=0, quiet=True, auth_tokens_env="MSERVE_TEST_TOKENS") as s:
         s.wait_ready()
         assert rest_predict(s, "scale", ADMIN).status_code == 200
         assert rest_predict(s, "other", LIMITED).status_code == 200
@@ -159,21 +160,21 @@ def test_tokens_from_the_environment(repo, monkeypatch):
 def test_bad_tokens_file_is_refused_at_start(tmp_path, repo, text, needle):
     f = tokens_file(tmp_path / "t", text)
     with pytest.raises(mserve.InvalidArgument, match=needle):
-        mserve.serve(repo, port=0, blocking=False, quiet=True, auth_tokens_file=f)
+        mserve.start(repo, port=0, quiet=True, auth_tokens_file=f)
 
 
 def test_missing_tokens_sources_are_refused(tmp_path, repo):
     with pytest.raises(mserve.InvalidArgument, match="cannot read"):
-        mserve.serve(repo, port=0, blocking=False, quiet=True, auth_tokens_file=str(tmp_path / "absent"))
+        mserve.start(repo, port=0, quiet=True, auth_tokens_file=str(tmp_path / "absent"))
     with pytest.raises(mserve.InvalidArgument, match="MSERVE_NO_SUCH_VAR"):
-        mserve.serve(repo, port=0, blocking=False, quiet=True, auth_tokens_env="MSERVE_NO_SUCH_VAR")
+        mserve.start(repo, port=0, quiet=True, auth_tokens_env="MSERVE_NO_SUCH_VAR")
 
 
 @pytest.mark.parametrize("cidrs,allowed", [(["10.0.0.0/8"], False), (["127.0.0.0/8"], True),
                                            (["127.0.0.1"], True), (["::1/128", "192.168.0.0/16"], False),
                                            (["127.0.0.2/32", "0.0.0.0/0"], True), (["127.0.0.0/31"], True)])
 def test_client_allow_list(repo, cidrs, allowed):
-    with mserve.serve(repo, port=0, grpc_port=0, blocking=False, quiet=True, allow_cidrs=cidrs) as s:
+    with mserve.start(repo, port=0, grpc_port=0, quiet=True, allow_cidrs=cidrs) as s:
         s.wait_ready()
         r = rest_predict(s, "scale")
         assert r.status_code == (200 if allowed else 403), r.text
@@ -191,4 +192,4 @@ def test_client_allow_list(repo, cidrs, allowed):
 @pytest.mark.parametrize("bad", ["10.0.0.0/33", "not-an-ip", "::1/129", "10.0.0.0/x"])
 def test_bad_allow_list_is_refused(repo, bad):
     with pytest.raises(mserve.InvalidArgument, match="allow-list"):
-        mserve.serve(repo, port=0, blocking=False, quiet=True, allow_cidrs=[bad])
+        mserve.start(repo, port=0, quiet=True, allow_cidrs=[bad])

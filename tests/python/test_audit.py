@@ -34,7 +34,7 @@ def audited(tmp_path):
     tokens = tmp_path / "tokens"
     tokens.write_text(f"{TOKEN} alice\n")
     log = tmp_path / "audit.log"
-    with mserve.serve({"m": str(tmp_path / "m")}, port=0, grpc_port=0, blocking=False, quiet=True,
+    with mserve.start({"m": str(tmp_path / "m")}, port=0, grpc_port=0, quiet=True,
                       auth_tokens_file=str(tokens), audit_log=str(log)) as s:
         s.wait_ready()
         s.log = log
@@ -58,7 +58,8 @@ def test_one_line_per_request_without_payloads(audited):
     assert len(lines) == 4, lines
     ok, missing, denied, g = lines
     assert ok["protocol"] == "http" and ok["client"] == "127.0.0.1" and ok["identity"] == "alice"
-    assert (ok["model"], ok["version"], ok["endpoint"], ok["method"], ok["status"]) == ("m", 1, "tfs_predict", "POST", 200)
+    assert (ok["model"], ok["version"], ok["endpoint"], ok["method"], ok["status"]) == ("m", 1, "tfs_predict", "POST",
+                                                                                        200)
     assert ok["request_id"] == "req-42" and ok["latency_ms"] >= 0
     assert ok["time"].endswith("Z") and "T" in ok["time"]
     assert missing["status"] == 404 and missing["request_id"] and missing["request_id"] != "req-42"
@@ -79,7 +80,7 @@ def test_bad_request_ids_are_replaced(audited):
 
 def test_rotation_keeps_a_bounded_number_of_files(tmp_path):
     log = tmp_path / "audit.log"
-    with mserve.serve(mserve.load(scale_model(1.0)), model_name="m", port=0, blocking=False, quiet=True,
+    with mserve.start(mserve.load(scale_model(1.0)), model_name="m", port=0, quiet=True,
                       audit_log=str(log), audit_log_max_bytes=2048, audit_log_keep=2) as s:
         with requests.Session() as sess:
             for _ in range(150):
@@ -97,7 +98,7 @@ def test_rotation_keeps_a_bounded_number_of_files(tmp_path):
 def test_a_failing_disk_never_fails_requests(tmp_path):
     if not os.path.exists("/dev/full"):
         pytest.skip("needs /dev/full")
-    with mserve.serve(mserve.load(scale_model(3.0)), model_name="m", port=0, blocking=False, quiet=True,
+    with mserve.start(mserve.load(scale_model(3.0)), model_name="m", port=0, quiet=True,
                       audit_log="/dev/full") as s:
         for _ in range(20):
             r = requests.post(f"{s.url}/v1/models/m:predict", json={"instances": [[1, 1, 1, 1]]})
@@ -105,7 +106,8 @@ def test_a_failing_disk_never_fails_requests(tmp_path):
         deadline = time.monotonic() + 5
         while True:
             metrics = requests.get(f"{s.url}/metrics").text
-            lost = [l for l in metrics.splitlines() if l.startswith('mserve_audit_lines_lost_total{reason="write_error"}')]
+            lost = [line for line in metrics.splitlines()
+                    if line.startswith('mserve_audit_lines_lost_total{reason="write_error"}')]
             if lost and int(lost[0].split()[-1]) > 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
@@ -114,8 +116,8 @@ def test_a_failing_disk_never_fails_requests(tmp_path):
 
 def test_unopenable_audit_log_is_refused_at_start(tmp_path):
     with pytest.raises(mserve.InvalidArgument, match="cannot open the audit log"):
-        mserve.serve(mserve.load(scale_model(1.0)), port=0, blocking=False, quiet=True,
+        mserve.start(mserve.load(scale_model(1.0)), port=0, quiet=True,
                      audit_log=str(tmp_path / "no" / "such" / "dir" / "audit.log"))
     with pytest.raises(mserve.InvalidArgument, match="at least 1024"):
-        mserve.serve(mserve.load(scale_model(1.0)), port=0, blocking=False, quiet=True,
+        mserve.start(mserve.load(scale_model(1.0)), port=0, quiet=True,
                      audit_log=str(tmp_path / "a.log"), audit_log_max_bytes=10)

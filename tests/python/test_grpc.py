@@ -9,14 +9,13 @@ import textwrap
 import time
 
 import numpy as np
-import onnx
 import pytest
 import requests
 from onnx import TensorProto as OnnxType
 from onnx import helper
 
 import mserve
-from conftest import make_model, ort_run
+from op_harness import make_model, ort_run
 from serve_util import scale_model, string_model, two_io_model, write_version
 
 grpc = pytest.importorskip("grpc")
@@ -39,8 +38,8 @@ TFS_PROTOS = ["tensorflow/core/framework/types.proto", "tensorflow/core/framewor
 
 
 def protoc(out_dir, protos, *extra):
-    from grpc_tools import protoc as grpc_protoc
     import grpc_tools
+    from grpc_tools import protoc as grpc_protoc
     include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
     args = ["protoc", f"-I{PROTO_ROOT}", f"-I{include}", *extra] + [os.path.join(PROTO_ROOT, p) for p in protos]
     assert grpc_protoc.main(args) == 0, f"protoc failed on {protos}"
@@ -53,11 +52,19 @@ def tfs(tmp_path_factory):
     protoc(out, TFS_PROTOS, f"--python_out={out}", f"--grpc_python_out={out}")
     sys.path.append(str(out))
     import types
-    from tensorflow.core.framework import tensor_pb2, types_pb2
-    from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_management_pb2,
-                                         model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc)
-    from tensorflow_serving.config import model_server_config_pb2
-    from mserve_apis import config_service_pb2, config_service_pb2_grpc
+
+    # The namespace is built from locals(): every import here is used.
+    from mserve_apis import config_service_pb2, config_service_pb2_grpc  # noqa: F401
+    from tensorflow.core.framework import tensor_pb2, types_pb2  # noqa: F401
+    from tensorflow_serving.apis import (  # noqa: F401
+        get_model_metadata_pb2,
+        get_model_status_pb2,
+        model_management_pb2,
+        model_service_pb2_grpc,
+        predict_pb2,
+        prediction_service_pb2_grpc,
+    )
+    from tensorflow_serving.config import model_server_config_pb2  # noqa: F401
     return types.SimpleNamespace(**locals())
 
 
@@ -90,7 +97,7 @@ def server(tmp_path_factory):
   config {{ name: 'mixed' base_path: '{root / "mixed"}' }}
   config {{ name: 'mlp' base_path: '{root / "mlp"}' }}
 }}""")
-    with mserve.serve(str(cfg), port=0, grpc_port=0, blocking=False, quiet=True, max_body_bytes=1 << 20) as s:
+    with mserve.start(str(cfg), port=0, grpc_port=0, quiet=True, max_body_bytes=1 << 20) as s:
         s.wait_ready()
         s.root = root
         s.mlp = mlp
@@ -359,7 +366,7 @@ def test_reload_config_adds_and_removes_models(tfs, tmp_path):
     write_version(tmp_path / "a", 1, scale_model(3.0))
     write_version(tmp_path / "b", 1, scale_model(5.0))
     write_version(tmp_path / "b", 2, scale_model(6.0))
-    with mserve.serve({"a": str(tmp_path / "a")}, port=0, grpc_port=0, blocking=False, quiet=True) as s:
+    with mserve.start({"a": str(tmp_path / "a")}, port=0, grpc_port=0, quiet=True) as s:
         s.wait_ready()
         ch = grpc.insecure_channel(s.grpc_target)
         x = np.ones((1, 4), np.float32)
@@ -397,7 +404,7 @@ def test_deadline_passing_in_the_queue_drops_the_request(tfs, tmp_path):
     and never run."""
     write_version(tmp_path / "m", 1, scale_model(2.0))
     batching = {"max_batch_size": 64, "batch_timeout_micros": 1_500_000}
-    with mserve.serve({"m": str(tmp_path / "m")}, port=0, grpc_port=0, blocking=False, quiet=True,
+    with mserve.start({"m": str(tmp_path / "m")}, port=0, grpc_port=0, quiet=True,
                       batching=batching, warmup=False) as s:
         s.wait_ready()
         ch = grpc.insecure_channel(s.grpc_target)
@@ -418,7 +425,7 @@ def test_deadline_passing_in_the_queue_drops_the_request(tfs, tmp_path):
 def test_stop_drains_calls_in_flight(tfs, tmp_path):
     """stop() lets a call already queued finish (here: waiting half a second for its batch)."""
     write_version(tmp_path / "m", 1, scale_model(3.0))
-    s = mserve.serve({"m": str(tmp_path / "m")}, port=0, grpc_port=0, blocking=False, quiet=True,
+    s = mserve.start({"m": str(tmp_path / "m")}, port=0, grpc_port=0, quiet=True,
                      batching={"max_batch_size": 8, "batch_timeout_micros": 500_000}, warmup=False)
     s.wait_ready()
     ch = grpc.insecure_channel(s.grpc_target)
@@ -607,7 +614,7 @@ def test_health_follows_readiness(tmp_path, server):
     # A model with no loadable version: the server runs but is not ready.
     (tmp_path / "broken" / "1").mkdir(parents=True)
     (tmp_path / "broken" / "1" / "model.onnx").write_bytes(b"not a model")
-    with mserve.serve({"broken": str(tmp_path / "broken")}, port=0, grpc_port=0, blocking=False, quiet=True) as s:
+    with mserve.start({"broken": str(tmp_path / "broken")}, port=0, grpc_port=0, quiet=True) as s:
         with grpc.insecure_channel(s.grpc_target) as ch:
             h = health_pb2_grpc.HealthStub(ch)
             deadline = time.monotonic() + 5
@@ -625,16 +632,16 @@ def test_health_follows_readiness(tmp_path, server):
 
 def test_grpc_port_in_use_is_a_clear_error(server):
     with pytest.raises(mserve.Error, match="gRPC"):
-        mserve.serve(mserve.load(scale_model(1.0)), port=0, grpc_port=server.grpc_port, blocking=False, quiet=True)
+        mserve.start(mserve.load(scale_model(1.0)), port=0, grpc_port=server.grpc_port, quiet=True)
 
 
 def test_no_grpc_unless_asked(tmp_path):
-    with mserve.serve(mserve.load(scale_model(1.0)), port=0, blocking=False, quiet=True) as s:
+    with mserve.start(mserve.load(scale_model(1.0)), port=0, quiet=True) as s:
         assert s.grpc_port is None and s.grpc_target is None
 
 
 def test_in_memory_model_over_grpc(tfs):
-    with mserve.serve({"mem": mserve.load(scale_model(4.0))}, port=0, grpc_port=0, blocking=False, quiet=True) as s:
+    with mserve.start({"mem": mserve.load(scale_model(4.0))}, port=0, grpc_port=0, quiet=True) as s:
         with grpc.insecure_channel(s.grpc_target) as ch:
             r = predict(tfs, ch, "mem", {"x": np.ones((2, 4), np.float32)})
             assert make_ndarray(tfs, r.outputs["y"]).tolist() == [[4.0] * 4] * 2

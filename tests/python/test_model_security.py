@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import requests
 
@@ -66,7 +65,7 @@ def test_signed_versions_serve_and_bad_ones_are_refused(tmp_path):
     write_version(base, 1, scale_model(1.0))
     sign(base / "1", key)
     assert sorted(os.listdir(base / "1")) == ["model.onnx", "mserve.manifest", "mserve.manifest.sig"]
-    with mserve.serve({"m": str(base)}, port=0, blocking=False, quiet=True, trusted_keys=[pub],
+    with mserve.start({"m": str(base)}, port=0, quiet=True, trusted_keys=[pub],
                       require_signatures=True, file_system_poll_wait_seconds=0) as s:
         s.wait_ready()
         assert predict(s) == 1.0
@@ -115,7 +114,7 @@ def test_a_manifest_is_checked_even_when_not_required(tmp_path):
     write_version(base, 1, scale_model(1.0))
     sign(base / "1", key)
     (base / "1" / "model.onnx").write_bytes((base / "1" / "model.onnx").read_bytes() + b"\0")
-    with mserve.serve({"m": str(base)}, port=0, blocking=False, quiet=True) as s:
+    with mserve.start({"m": str(base)}, port=0, quiet=True) as s:
         st = wait_state(s, 1, "END")
         assert "manifest digest" in st["status"]["error_message"]
         assert not s.ready
@@ -124,18 +123,18 @@ def test_a_manifest_is_checked_even_when_not_required(tmp_path):
 def test_signature_settings_are_checked_at_start(tmp_path):
     m = mserve.load(scale_model(1.0))
     with pytest.raises(mserve.InvalidArgument, match="no trusted public key"):
-        mserve.serve(m, port=0, blocking=False, quiet=True, require_signatures=True)
+        mserve.start(m, port=0, quiet=True, require_signatures=True)
     bad = tmp_path / "bad.pub"
     bad.write_text("not a key")
     with pytest.raises(mserve.InvalidArgument, match="trusted key 1"):
-        mserve.serve(m, port=0, blocking=False, quiet=True, trusted_keys=[str(bad)])
+        mserve.start(m, port=0, quiet=True, trusted_keys=[str(bad)])
     with pytest.raises(mserve.InvalidArgument, match="cannot read trusted key"):
-        mserve.serve(m, port=0, blocking=False, quiet=True, trusted_keys=[str(tmp_path / "absent.pub")])
+        mserve.start(m, port=0, quiet=True, trusted_keys=[str(tmp_path / "absent.pub")])
     key, pub = keypair(tmp_path)
     single = tmp_path / "single.onnx"
     write_version(tmp_path / "x", 1, scale_model(1.0))
     shutil.copy(tmp_path / "x" / "1" / "model.onnx", single)
-    with mserve.serve({"m": str(single)}, port=0, blocking=False, quiet=True, trusted_keys=[pub],
+    with mserve.start({"m": str(single)}, port=0, quiet=True, trusted_keys=[pub],
                       require_signatures=True) as s:
         assert "signed models are version folders" in wait_state(s, 1, "END")["status"]["error_message"]
 
@@ -169,7 +168,7 @@ def encrypted(tmp_path):
 
 def test_encrypted_model_serves_with_its_key(encrypted, tmp_path):
     base, key, plain = encrypted
-    with mserve.serve({"m": str(base)}, port=0, blocking=False, quiet=True, model_key_file=str(key)) as s:
+    with mserve.start({"m": str(base)}, port=0, quiet=True, model_key_file=str(key)) as s:
         s.wait_ready()
         assert predict(s) == 7.0
     # The same key as base64 in an environment variable; and as 32 raw bytes in a file.
@@ -177,7 +176,7 @@ def test_encrypted_model_serves_with_its_key(encrypted, tmp_path):
     b64 = base64.b64encode(raw).decode()
     os.environ["MSERVE_TEST_MODEL_KEY"] = b64
     try:
-        with mserve.serve({"m": str(base)}, port=0, blocking=False, quiet=True,
+        with mserve.start({"m": str(base)}, port=0, quiet=True,
                           model_key_env="MSERVE_TEST_MODEL_KEY") as s:
             s.wait_ready()
             assert predict(s) == 7.0
@@ -208,7 +207,7 @@ def test_encrypted_model_errors(encrypted, tmp_path, case, needle):
         f.write_bytes(bytes(data))
     else:
         f.write_bytes(bytes(data[:20]))
-    with mserve.serve({"m": str(base)}, port=0, blocking=False, quiet=True, **kw) as s:
+    with mserve.start({"m": str(base)}, port=0, quiet=True, **kw) as s:
         assert needle in wait_state(s, 1, "END")["status"]["error_message"]
 
 
@@ -217,9 +216,9 @@ def test_bad_model_keys_are_refused(tmp_path):
     short = tmp_path / "short.key"
     short.write_text("abcd")
     with pytest.raises(mserve.InvalidArgument, match="not 32 bytes"):
-        mserve.serve(m, port=0, blocking=False, quiet=True, model_key_file=str(short))
+        mserve.start(m, port=0, quiet=True, model_key_file=str(short))
     with pytest.raises(mserve.InvalidArgument, match="MSERVE_NO_SUCH_KEY"):
-        mserve.serve(m, port=0, blocking=False, quiet=True, model_key_env="MSERVE_NO_SUCH_KEY")
+        mserve.start(m, port=0, quiet=True, model_key_env="MSERVE_NO_SUCH_KEY")
     r = cli("encrypt", f"--key_file={short}", str(short), str(tmp_path / "out"))
     assert r.returncode == 1 and "not 32 bytes" in r.stderr
 
@@ -228,7 +227,7 @@ def test_encrypted_and_signed(encrypted, tmp_path):
     base, key, _ = encrypted
     private, public = keypair(tmp_path, "signer")
     sign(base / "1", private)
-    with mserve.serve({"m": str(base)}, port=0, blocking=False, quiet=True, model_key_file=str(key),
+    with mserve.start({"m": str(base)}, port=0, quiet=True, model_key_file=str(key),
                       trusted_keys=[public], require_signatures=True) as s:
         s.wait_ready()
         assert predict(s) == 7.0

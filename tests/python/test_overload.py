@@ -15,10 +15,10 @@ import time
 import numpy as np
 import pytest
 import requests
-from onnx import TensorProto, helper
+from onnx import helper
 
 import mserve
-from conftest import make_model
+from op_harness import make_model
 from serve_util import scale_model, write_version
 
 tc = pytest.importorskip("tritonclient.grpc")
@@ -29,7 +29,8 @@ def slow_model():
     w = (np.random.default_rng(0).standard_normal((1024, 1024)) / 32).astype(np.float32)
     nodes = [helper.make_node("Expand", ["x", "shape"], ["h0"])]
     for i in range(4):
-        nodes += [helper.make_node("MatMul", [f"h{i}", "w"], [f"m{i}"]), helper.make_node("Relu", [f"m{i}"], [f"h{i + 1}"])]
+        nodes += [helper.make_node("MatMul", [f"h{i}", "w"], [f"m{i}"]),
+                  helper.make_node("Relu", [f"m{i}"], [f"h{i + 1}"])]
     nodes.append(helper.make_node("ReduceSum", ["h4"], ["y"], keepdims=0))
     return make_model(nodes, [("x", np.float32, [1, 1])], [("y", np.float32, [])],
                       {"w": w, "shape": np.array([256, 1024], np.int64)})
@@ -43,7 +44,7 @@ def rss_mb():
 def test_ten_times_capacity_is_shed_and_the_server_recovers(tmp_path):
     write_version(tmp_path / "slow", 1, slow_model())
     batching = {"max_batch_size": 1, "batch_timeout_micros": 0, "max_enqueued_batches": 2, "num_batch_threads": 1}
-    with mserve.serve({"slow": str(tmp_path / "slow")}, port=0, blocking=False, quiet=True, threads=1,
+    with mserve.start({"slow": str(tmp_path / "slow")}, port=0, quiet=True, threads=1,
                       batching=batching, request_timeout_ms=60000, http_threads=4) as s:
         s.wait_ready()
         url = f"{s.url}/v1/models/slow:predict"
@@ -72,7 +73,7 @@ def test_ten_times_capacity_is_shed_and_the_server_recovers(tmp_path):
 
 def test_grpc_beyond_its_threads_is_resource_exhausted_and_recovers():
     from tritonclient.utils import InferenceServerException
-    with mserve.serve({"slow": mserve.load(slow_model())}, port=0, grpc_port=0, grpc_max_threads=4, blocking=False,
+    with mserve.start({"slow": mserve.load(slow_model())}, port=0, grpc_port=0, grpc_max_threads=4,
                       quiet=True, threads=1) as s:
         def call(_):
             c = tc.InferenceServerClient(s.grpc_target)
@@ -113,7 +114,7 @@ def _slowloris(port, stop, closed):
 
 
 def test_slow_clients_time_out_and_cannot_hold_connections(tmp_path):
-    with mserve.serve(mserve.load(scale_model(2.0)), model_name="m", port=0, blocking=False, quiet=True,
+    with mserve.start(mserve.load(scale_model(2.0)), model_name="m", port=0, quiet=True,
                       max_connections=16, idle_timeout_ms=400, read_timeout_ms=400) as s:
         stop, closed = threading.Event(), []
         threads = [threading.Thread(target=_slowloris, args=(s.port, stop, closed)) for _ in range(16)]
@@ -142,8 +143,8 @@ def reshape_model():
 def test_a_model_failing_at_run_time_fails_only_its_requests(tmp_path):
     write_version(tmp_path / "r", 1, reshape_model())
     write_version(tmp_path / "ok", 1, scale_model(3.0))
-    with mserve.serve({"r": str(tmp_path / "r"), "ok": str(tmp_path / "ok")}, port=0, grpc_port=0,
-                      blocking=False, quiet=True) as s:
+    with mserve.start({"r": str(tmp_path / "r"), "ok": str(tmp_path / "ok")}, port=0, grpc_port=0,
+                      quiet=True) as s:
         s.wait_ready()
         x = list(range(6))
 

@@ -30,7 +30,7 @@ def server(tmp_path_factory):
   config {{ name: 'two' base_path: '{root / "two"}' }}
   config {{ name: 'str' base_path: '{root / "str"}' }}
 }}""")
-    with mserve.serve(str(cfg), port=0, blocking=False, quiet=True, max_body_bytes=1 << 20) as s:
+    with mserve.start(str(cfg), port=0, quiet=True, max_body_bytes=1 << 20) as s:
         s.wait_ready()
         yield s
 
@@ -246,7 +246,7 @@ def test_hundreds_of_concurrent_keepalive_connections(server):
            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
     socks = [socket.create_connection(("127.0.0.1", server.port), timeout=20) for _ in range(300)]
     try:
-        for rounds in range(2):  # keep-alive: a second request on every open connection
+        for _rounds in range(2):  # keep-alive: a second request on every open connection
             for s in socks:
                 s.sendall(req)
             for s in socks:
@@ -292,11 +292,11 @@ def test_concurrent_clients_match_direct_predict(server):
 
 def test_in_memory_models_and_port_in_use(tmp_path):
     m = mserve.load(scale_model(3.0).SerializeToString())
-    with mserve.serve({"mem": m}, port=0, blocking=False, quiet=True) as s:
+    with mserve.start({"mem": m}, port=0, quiet=True) as s:
         r = requests.post(s.url + "/v1/models/mem:predict", json={"instances": [[1, 2, 3, 4]]})
         assert r.json() == {"predictions": [[3.0, 6.0, 9.0, 12.0]]}
         with pytest.raises(mserve.Unavailable, match="cannot listen"):
-            mserve.serve({"mem": m}, port=s.port, blocking=False, quiet=True)
+            mserve.start({"mem": m}, port=s.port, quiet=True)
 
 
 def test_readme_curl_against_the_example_repository(tmp_path):
@@ -306,11 +306,12 @@ def test_readme_curl_against_the_example_repository(tmp_path):
     import re
     import shutil
     import subprocess
+
     from mserve import examples
     readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
     cmd = re.search(r"^curl .*half_plus_two:predict$", readme, re.M).group(0)
     config = examples.save_repository(str(tmp_path / "repository"))
-    with mserve.serve(config, port=0, blocking=False, quiet=True) as s:
+    with mserve.start(config, port=0, quiet=True) as s:
         if shutil.which("curl") is None:
             pytest.skip("curl is not installed")
         env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}  # curl is not ours to sanitize

@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 import requests
+from onnx import helper
 
 import mserve
-from onnx import helper
 from serve_util import scale_model, write_version
 
 X = np.ones((1, 4), np.float32)
@@ -32,13 +32,14 @@ def factor(url, model="m", suffix=""):
 
 
 def states(url, model="m"):
-    return {int(v["version"]): v["state"] for v in requests.get(f"{url}/v1/models/{model}").json()["model_version_status"]}
+    status = requests.get(f"{url}/v1/models/{model}").json()["model_version_status"]
+    return {int(v["version"]): v["state"] for v in status}
 
 
 def test_new_version_replaces_old_and_removed_version_unloads(tmp_path):
     base = tmp_path / "m"
     write_version(base, 1, scale_model(1.0))
-    with mserve.serve(str(base), model_name="m", port=0, blocking=False, quiet=True,
+    with mserve.start(str(base), model_name="m", port=0, quiet=True,
                       file_system_poll_wait_seconds=0) as s:
         assert factor(s.url) == 1.0
         write_version(base, 2, scale_model(2.0))
@@ -58,7 +59,7 @@ def test_versions_gone_from_disk_are_forgotten_with_their_metrics(tmp_path):
     whose folder is gone is reported END for one poll, then forgotten with its series."""
     base = tmp_path / "m"
     write_version(base, 1, scale_model(1.0))
-    with mserve.serve({"m": str(base)}, port=0, blocking=False, quiet=True, file_system_poll_wait_seconds=0) as s:
+    with mserve.start({"m": str(base)}, port=0, quiet=True, file_system_poll_wait_seconds=0) as s:
         s.wait_ready()
         for v in range(2, 8):
             assert factor(s.url) == v - 1
@@ -76,7 +77,7 @@ def test_versions_gone_from_disk_are_forgotten_with_their_metrics(tmp_path):
 def test_broken_version_never_served_and_retried_when_fixed(tmp_path):
     base = tmp_path / "m"
     write_version(base, 1, scale_model(1.0))
-    with mserve.serve(str(base), model_name="m", port=0, blocking=False, quiet=True,
+    with mserve.start(str(base), model_name="m", port=0, quiet=True,
                       file_system_poll_wait_seconds=0) as s:
         os.makedirs(base / "2")
         full = scale_model(2.0).SerializeToString()
@@ -97,7 +98,7 @@ def test_broken_version_never_served_and_retried_when_fixed(tmp_path):
 def test_version_swap_under_load_fails_no_request(tmp_path):
     base = tmp_path / "m"
     write_version(base, 1, scale_model(1.0))
-    with mserve.serve(str(base), model_name="m", port=0, blocking=False, quiet=True,
+    with mserve.start(str(base), model_name="m", port=0, quiet=True,
                       file_system_poll_wait_seconds=1) as s:
         stop = threading.Event()
         failures, seen = [], set()
@@ -114,6 +115,9 @@ def test_version_swap_under_load_fails_no_request(tmp_path):
         threads = [threading.Thread(target=client) for _ in range(4)]
         for t in threads:
             t.start()
+        deadline = time.monotonic() + 30
+        while 1.0 not in seen and not failures and time.monotonic() < deadline:  # version 1 answers first
+            time.sleep(0.01)
         for v in (2, 3, 4):
             write_version(base, v, scale_model(float(v)))
             s.poll()
@@ -136,7 +140,7 @@ def test_config_file_polling_adds_and_removes_models(tmp_path):
         cfg.write_text("model_config_list {\n" + body + "}\n")
 
     write_cfg(["a"])
-    with mserve.serve(str(cfg), port=0, blocking=False, quiet=True, model_config_file_poll_wait_seconds=1) as s:
+    with mserve.start(str(cfg), port=0, quiet=True, model_config_file_poll_wait_seconds=1) as s:
         assert factor(s.url, "a") == 1.0
         assert predict(s.url, "b").status_code == 404
         write_cfg(["b"])
@@ -158,7 +162,7 @@ def test_bad_config_is_a_clear_error(tmp_path, text, needle):
     cfg = tmp_path / "bad.config"
     cfg.write_text(text)
     with pytest.raises(mserve.InvalidArgument, match=needle):
-        mserve.serve(str(cfg), port=0, blocking=False, quiet=True)
+        mserve.start(str(cfg), port=0, quiet=True)
 
 
 def test_batching_merges_requests_and_splits_results(tmp_path):
@@ -166,7 +170,7 @@ def test_batching_merges_requests_and_splits_results(tmp_path):
     write_version(base, 1, scale_model(2.0))
     batching = {"max_batch_size": 16, "batch_timeout_micros": 20000, "num_batch_threads": 1,
                 "allowed_batch_sizes": [4, 8, 16]}
-    with mserve.serve(str(base), model_name="m", port=0, blocking=False, quiet=True, batching=batching) as s:
+    with mserve.start(str(base), model_name="m", port=0, quiet=True, batching=batching) as s:
         results, errors = {}, []
 
         def client(i):
@@ -224,11 +228,12 @@ def test_pad_variable_length_inputs(tmp_path, pad):
     batching = {"max_batch_size": 32, "batch_timeout_micros": 500_000, "num_batch_threads": 1,
                 "pad_variable_length_inputs": pad}
     xs = [np.arange(1 + i % 4 * 3, dtype=np.float32).reshape(1, -1) + i for i in range(8)]
-    with mserve.serve(str(base), model_name="m", port=0, blocking=False, quiet=True, batching=batching) as s:
+    with mserve.start(str(base), model_name="m", port=0, quiet=True, batching=batching) as s:
         got = _concurrent_predicts(s.url, xs)
         for x, y in zip(xs, got):
             np.testing.assert_array_equal(y, x.sum(axis=1))
-        count = float(re.search(r'mserve_batch_size_count\{model="m"\} (\S+)', requests.get(s.url + "/metrics").text).group(1))
+        metrics = requests.get(s.url + "/metrics").text
+        count = float(re.search(r'mserve_batch_size_count\{model="m"\} (\S+)', metrics).group(1))
         # Four lengths: padding merges them, without it at least one batch per length runs.
         assert count < 4 if pad else count >= 4
 
@@ -238,7 +243,7 @@ def test_batching_full_queue_is_503_and_deadline_is_504(tmp_path):
     write_version(base, 1, scale_model(1.0))
     batching = {"max_batch_size": 2, "batch_timeout_micros": 1_500_000, "max_enqueued_batches": 1,
                 "num_batch_threads": 1}
-    with mserve.serve(str(base), model_name="m", port=0, blocking=False, quiet=True, batching=batching,
+    with mserve.start(str(base), model_name="m", port=0, quiet=True, batching=batching,
                       request_timeout_ms=300) as s:
         codes = []
         t = threading.Thread(target=lambda: codes.append(predict(s.url).status_code))
@@ -255,7 +260,7 @@ def test_batching_full_queue_is_503_and_deadline_is_504(tmp_path):
 def test_stop_drains_in_flight_requests(tmp_path):
     base = tmp_path / "m"
     write_version(base, 1, scale_model(1.0))
-    s = mserve.serve(str(base), model_name="m", port=0, blocking=False, quiet=True,
+    s = mserve.start(str(base), model_name="m", port=0, quiet=True,
                      batching={"max_batch_size": 8, "batch_timeout_micros": 400_000, "num_batch_threads": 1})
     codes = []
     t = threading.Thread(target=lambda: codes.append(predict(s.url).status_code))
@@ -315,7 +320,7 @@ def test_per_model_options_policy_labels_and_batching(tmp_path):
     models = {"m": {"base_path": str(base), "version_policy": "specific", "versions": [1, 3],
                     "labels": {"stable": 1}, "batching": {"max_batch_size": 4, "batch_timeout_micros": 1000}},
               "n": {"base_path": str(base), "version_policy": "latest", "num_versions": 2}}
-    with mserve.serve(models, port=0, blocking=False, quiet=True) as s:
+    with mserve.start(models, port=0, quiet=True) as s:
         assert states(s.url, "m") == {3: "AVAILABLE", 1: "AVAILABLE"}
         assert states(s.url, "n") == {3: "AVAILABLE", 2: "AVAILABLE"}
         assert factor(s.url, "m", "/labels/stable") == 1.0
@@ -324,4 +329,4 @@ def test_per_model_options_policy_labels_and_batching(tmp_path):
         assert r.status_code == 400 and "max_batch_size" in r.json()["error"]
         assert predict(s.url, "n", x=np.ones((5, 4), np.float32)).status_code == 200
     with pytest.raises(mserve.InvalidArgument, match="unknown option"):
-        mserve.serve({"m": {"base_path": str(base), "bogus": 1}}, port=0, blocking=False)
+        mserve.start({"m": {"base_path": str(base), "bogus": 1}}, port=0)

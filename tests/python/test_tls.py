@@ -33,7 +33,7 @@ def tls_server(tmp_path_factory):
     d = tmp_path_factory.mktemp("tls")
     cert, key = make_cert(d)
     write_version(d / "scale", 1, scale_model(2.0))
-    with mserve.serve({"scale": str(d / "scale")}, port=0, grpc_port=0, blocking=False, quiet=True,
+    with mserve.start({"scale": str(d / "scale")}, port=0, grpc_port=0, quiet=True,
                       tls_cert_file=cert, tls_key_file=key) as s:
         s.wait_ready()
         s.cert = cert
@@ -113,7 +113,7 @@ def test_tls_and_tokens_together(tls_server, tmp_path):
     tokens = tmp_path / "tokens"
     tokens.write_text("secret-token-12345678\n")
     cert, key = make_cert(tmp_path)
-    with mserve.serve(mserve.load(scale_model(5.0)), model_name="m", port=0, blocking=False, quiet=True,
+    with mserve.start(mserve.load(scale_model(5.0)), model_name="m", port=0, quiet=True,
                       tls_cert_file=cert, tls_key_file=key, auth_tokens_file=str(tokens)) as s:
         url = f"{s.url}/v1/models/m:predict"
         body = {"instances": [[1, 1, 1, 1]]}
@@ -133,4 +133,4 @@ def test_bad_tls_files_are_clear_errors(tls_server, tmp_path):
              ({"tls_cert_file": other_cert, "tls_key_file": key}, "mismatch|does not match")]
     for kw, needle in cases:
         with pytest.raises(mserve.InvalidArgument, match=needle):
-            mserve.serve(m, port=0, blocking=False, quiet=True, **kw)
+            mserve.start(m, port=0, quiet=True, **kw)
