@@ -20,9 +20,12 @@ py::list describe_values(const Graph& g, const std::vector<int>& ids) {
     if (v.has_shape) {
       py::list dims;
       for (const Dim& d : v.dims) {
-        if (d.known()) dims.append(d.value);
-        else if (!d.symbol.empty()) dims.append(utf8(d.symbol));
-        else dims.append(py::none());
+        if (d.known())
+          dims.append(d.value);
+        else if (!d.symbol.empty())
+          dims.append(utf8(d.symbol));
+        else
+          dims.append(py::none());
       }
       shape = py::tuple(dims);
     }
@@ -95,8 +98,7 @@ StatusOr<std::vector<Tensor>> run(const Session& s, const py::list& arrays) {
   const Graph& g = s.graph();
   for (size_t i = 0; i < arrays.size(); ++i) {
     const std::string& name = i < g.inputs.size() ? g.values[g.inputs[i]].name : std::to_string(i);
-    if (!py::isinstance<py::array>(arrays[i]))
-      return InvalidArgument("input '" + name + "': expected a numpy array");
+    if (!py::isinstance<py::array>(arrays[i])) return InvalidArgument("input '" + name + "': expected a numpy array");
     auto a = arrays[i].cast<py::array>();
     DType dt = from_numpy(a.dtype());
     if (dt == DType::kUndefined)
@@ -194,12 +196,10 @@ py::object make_fast_run(const std::shared_ptr<Session>& s) {
   const Graph& g = s->graph();
   if (g.inputs.size() != 1 || g.outputs.size() != 1) return py::none();
   const Value& in = g.values[g.inputs[0]];
-  if (in.dtype == DType::kUndefined || in.dtype == DType::kString || g.values[g.outputs[0]].zipmap)
-    return py::none();
+  if (in.dtype == DType::kUndefined || in.dtype == DType::kString || g.values[g.outputs[0]].zipmap) return py::none();
   auto* f = new FastRun{s, in.dtype, to_numpy(in.dtype).ptr()};
-  py::capsule cap(f, kFastRunCapsule, [](PyObject* c) {
-    delete static_cast<FastRun*>(PyCapsule_GetPointer(c, kFastRunCapsule));
-  });
+  py::capsule cap(f, kFastRunCapsule,
+                  [](PyObject* c) { delete static_cast<FastRun*>(PyCapsule_GetPointer(c, kFastRunCapsule)); });
   PyObject* fn = PyCFunction_New(&kFastRunDef, cap.ptr());
   if (!fn) throw py::error_already_set();
   return py::reinterpret_steal<py::object>(fn);
@@ -238,33 +238,40 @@ void bind_session(py::module_& m) {
   m.def("zipmap", &zipmap_rows, py::arg("scores"), py::arg("keys"),
         "One {label: score} dict per row of a float32 [N, C] array.");
   py::class_<Session, std::shared_ptr<Session>>(m, "Session")
-      .def_static("load_file", [](const std::string& path, int threads, bool optimize) {
-        StatusOr<std::shared_ptr<Session>> s = Status::OK();
-        {
-          py::gil_scoped_release nogil;  // parsing and planning take a while
-          s = Session::load_file(path, options(threads, optimize));
-        }
-        return unwrap(std::move(s));  // raises, so needs the GIL
-      }, py::arg("path"), py::arg("threads") = 0, py::arg("optimize") = true)
-      .def_static("load_bytes", [](py::bytes data, int threads, const std::string& base_dir, bool optimize) {
-        std::string_view view = data;  // `data` stays referenced by the caller's frame
-        StatusOr<std::shared_ptr<Session>> s = Status::OK();
-        {
-          py::gil_scoped_release nogil;
-          s = Session::load_bytes(view.data(), view.size(), options(threads, optimize), base_dir);
-        }
-        return unwrap(std::move(s));
-      }, py::arg("data"), py::arg("threads") = 0, py::arg("base_dir") = "", py::arg("optimize") = true)
+      .def_static(
+          "load_file",
+          [](const std::string& path, int threads, bool optimize) {
+            StatusOr<std::shared_ptr<Session>> s = Status::OK();
+            {
+              py::gil_scoped_release nogil;  // parsing and planning take a while
+              s = Session::load_file(path, options(threads, optimize));
+            }
+            return unwrap(std::move(s));  // raises, so needs the GIL
+          },
+          py::arg("path"), py::arg("threads") = 0, py::arg("optimize") = true)
+      .def_static(
+          "load_bytes",
+          [](py::bytes data, int threads, const std::string& base_dir, bool optimize) {
+            std::string_view view = data;  // `data` stays referenced by the caller's frame
+            StatusOr<std::shared_ptr<Session>> s = Status::OK();
+            {
+              py::gil_scoped_release nogil;
+              s = Session::load_bytes(view.data(), view.size(), options(threads, optimize), base_dir);
+            }
+            return unwrap(std::move(s));
+          },
+          py::arg("data"), py::arg("threads") = 0, py::arg("base_dir") = "", py::arg("optimize") = true)
       .def_property_readonly("inputs", [](const Session& s) { return describe_values(s.graph(), s.graph().inputs); })
       .def_property_readonly("outputs", [](const Session& s) { return describe_values(s.graph(), s.graph().outputs); })
       .def_property_readonly("threads", &Session::threads)
       .def_property_readonly("producer", [](const Session& s) { return utf8(s.graph().producer); })
       .def_property_readonly("ir_version", [](const Session& s) { return s.graph().ir_version; })
-      .def_property_readonly("opsets", [](const Session& s) {
-        py::dict d;
-        for (const auto& [domain, version] : s.graph().opsets) d[utf8(domain)] = version;
-        return d;
-      })
+      .def_property_readonly("opsets",
+                             [](const Session& s) {
+                               py::dict d;
+                               for (const auto& [domain, version] : s.graph().opsets) d[utf8(domain)] = version;
+                               return d;
+                             })
       .def_property_readonly("cached_plans", &Session::cached_plans)
       .def_property_readonly("num_nodes", &Session::num_nodes)
       .def_property_readonly("node_ops", &Session::node_ops)
@@ -272,17 +279,23 @@ void bind_session(py::module_& m) {
            "A function f(x) running a single-input, single-output model on one C-contiguous array of the "
            "input's dtype (None for anything else); None when the model has another signature.")
       .def("set_profiling", &Session::set_profiling, py::arg("on"))
-      .def("profile", [](const Session& s) {
-        py::list rows;
-        for (const auto& t : s.profile()) rows.append(py::make_tuple(t.op_type, t.calls, t.nanos));
-        return rows;
-      }, "(op_type, calls, nanoseconds) per op type since profiling was turned on.")
-      .def("run", [](const Session& s, const py::list& arrays) {
-        auto outs = unwrap(run(s, arrays));
-        py::list result;
-        for (auto& t : outs) result.append(to_array(std::move(t)));
-        return result;
-      }, py::arg("inputs"), "Runs the model on C-contiguous arrays in input order; returns arrays in output order.");
+      .def(
+          "profile",
+          [](const Session& s) {
+            py::list rows;
+            for (const auto& t : s.profile()) rows.append(py::make_tuple(t.op_type, t.calls, t.nanos));
+            return rows;
+          },
+          "(op_type, calls, nanoseconds) per op type since profiling was turned on.")
+      .def(
+          "run",
+          [](const Session& s, const py::list& arrays) {
+            auto outs = unwrap(run(s, arrays));
+            py::list result;
+            for (auto& t : outs) result.append(to_array(std::move(t)));
+            return result;
+          },
+          py::arg("inputs"), "Runs the model on C-contiguous arrays in input order; returns arrays in output order.");
 }
 
 }  // namespace mserve::py_bind

@@ -69,13 +69,16 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "mserve's compiled core (private: use the mserve package)";
   mserve::py_bind::bind_session(m);
   mserve::py_bind::bind_server(m);
-  m.def("supported_ops", [] {
-    py::list out;
-    for (const auto& op : mserve::all_ops())
-      out.append(py::make_tuple(op.domain, op.name, op.since, op.family));
-    return out;
-  }, "(domain, op_type, first supported opset, family) for every operator the runtime runs");
+  m.def(
+      "supported_ops",
+      [] {
+        py::list out;
+        for (const auto& op : mserve::all_ops()) out.append(py::make_tuple(op.domain, op.name, op.since, op.family));
+        return out;
+      },
+      "(domain, op_type, first supported opset, family) for every operator the runtime runs");
   m.attr("max_opset") = mserve::kMaxOnnxOpset;
-  m.def("cpu_isa", [] { return std::string(mserve::isa_name(mserve::cpu_isa())); },
-        "The instruction set mserve's own vectorized kernels run with: base, avx2 or avx512");
+  m.def(
+      "cpu_isa", [] { return std::string(mserve::isa_name(mserve::cpu_isa())); },
+      "The instruction set mserve's own vectorized kernels run with: base, avx2 or avx512");
 }

@@ -13,7 +13,8 @@ enum class Code {
   kLoadError,        // model bytes/file are malformed or inconsistent
   kUnsupported,      // the model needs something the runtime cannot run
   kInternal,         // a broken invariant; a bug in mserve
-  // Serving paths (mapped to HTTP and gRPC codes in one place, server/errors.h):
+  // Serving paths (mapped to HTTP codes by http_status in server/model_server.h, to gRPC codes by
+  // to_grpc in server/grpc/grpc_common.h):
   kNotFound,           // no such model, version or label
   kUnavailable,        // the model or server cannot take the request now (loading, draining, queue full)
   kResourceExhausted,  // a limit was hit (request size, batch size)
@@ -32,9 +33,7 @@ class [[nodiscard]] Status {
   Code code() const { return code_; }
   const std::string& message() const { return msg_; }
   // Prefixes context ("node 'conv1' (Conv): ") to the message, keeping the code.
-  Status with_context(const std::string& prefix) const {
-    return ok() ? *this : Status(code_, prefix + msg_);
-  }
+  Status with_context(const std::string& prefix) const { return ok() ? *this : Status(code_, prefix + msg_); }
 
  private:
   Code code_ = Code::kOk;
@@ -72,10 +71,10 @@ class [[nodiscard]] StatusOr {
 #define MS_CONCAT_INNER(a, b) a##b
 #define MS_CONCAT(a, b) MS_CONCAT_INNER(a, b)
 
-#define MS_RETURN_IF_ERROR(expr)          \
-  do {                                    \
-    ::mserve::Status _st = (expr);        \
-    if (!_st.ok()) return _st;            \
+#define MS_RETURN_IF_ERROR(expr)   \
+  do {                             \
+    ::mserve::Status _st = (expr); \
+    if (!_st.ok()) return _st;     \
   } while (0)
 
 #define MS_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
@@ -83,7 +82,6 @@ class [[nodiscard]] StatusOr {
   if (!tmp.ok()) return tmp.status();            \
   lhs = std::move(tmp).value()
 
-#define MS_ASSIGN_OR_RETURN(lhs, expr) \
-  MS_ASSIGN_OR_RETURN_IMPL(MS_CONCAT(_so_, __LINE__), lhs, expr)
+#define MS_ASSIGN_OR_RETURN(lhs, expr) MS_ASSIGN_OR_RETURN_IMPL(MS_CONCAT(_so_, __LINE__), lhs, expr)
 
 }  // namespace mserve

@@ -7,8 +7,8 @@ std::string Node::where() const {
 }
 
 std::string Node::describe() const {
-  return "op " + op_type + ", domain '" + (domain.empty() ? "ai.onnx" : domain) + "', opset " +
-         std::to_string(opset) + ", node '" + name + "'";
+  return "op " + op_type + ", domain '" + (domain.empty() ? "ai.onnx" : domain) + "', opset " + std::to_string(opset) +
+         ", node '" + name + "'";
 }
 
 int Graph::find_value(const std::string& name) const {

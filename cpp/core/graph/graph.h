@@ -80,8 +80,8 @@ constexpr int kNoValue = -1;  // an omitted optional input/output
 struct Node {
   std::string name;
   std::string op_type;
-  std::string domain;  // "" for the default ONNX domain
-  int opset = 0;       // opset version of `domain` imported by the model
+  std::string domain;        // "" for the default ONNX domain
+  int opset = 0;             // opset version of `domain` imported by the model
   std::vector<int> inputs;   // value ids, kNoValue for omitted optionals
   std::vector<int> outputs;  // value ids, kNoValue for omitted optionals
   std::map<std::string, Attribute> attrs;
@@ -119,10 +119,10 @@ struct Node {
 struct Graph {
   std::vector<Value> values;
   std::vector<Node> nodes;
-  std::vector<int> inputs;   // runtime inputs (initializer-backed inputs are excluded)
+  std::vector<int> inputs;  // runtime inputs (initializer-backed inputs are excluded)
   std::vector<int> outputs;
   std::unordered_map<int, Tensor> initializers;  // value id -> constant
-  std::map<std::string, int64_t> opsets;          // domain -> version
+  std::map<std::string, int64_t> opsets;         // domain -> version
   int64_t ir_version = 0;
   std::string producer;
   // Subgraphs only: `inputs` holds the formal inputs first, then one input per captured outer

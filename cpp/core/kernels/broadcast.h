@@ -10,8 +10,8 @@
 #include <array>
 #include <cstdint>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 

@@ -49,6 +49,14 @@ StatusOr<std::vector<int64_t>> read_ints(const Tensor& t, const char* what) {
   return v;
 }
 
+StatusOr<int64_t> read_scalar_int(const Tensor& t, const char* what) {
+  if (t.numel() != 1 || t.rank() > 1)
+    return InvalidArgument(std::string(what) + " must be a scalar or a 1-element tensor, got " + t.desc());
+  if (dtype_is_float(t.dtype()) || t.dtype() == DType::kBool)
+    return InvalidArgument(std::string(what) + " must be an integer tensor, got " + t.desc());
+  return t.int_at(0);
+}
+
 std::string ints_str(const std::vector<int64_t>& v) {
   std::string s = "[";
   for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
@@ -63,8 +71,8 @@ StatusOr<AutoPad> parse_auto_pad(const std::string& s) {
   return Unsupported("auto_pad '" + s + "' is not supported (NOTSET, SAME_UPPER, SAME_LOWER, VALID are)");
 }
 
-WindowAxis window_axis(AutoPad ap, int64_t in, int64_t k, int64_t s, int64_t d, int64_t pad_begin,
-                       int64_t pad_end, bool ceil_mode) {
+WindowAxis window_axis(AutoPad ap, int64_t in, int64_t k, int64_t s, int64_t d, int64_t pad_begin, int64_t pad_end,
+                       bool ceil_mode) {
   const int64_t dk = (k - 1) * d + 1;  // extent of the dilated window
   WindowAxis w;
   if (ap == AutoPad::kNotSet) {
@@ -104,9 +112,8 @@ Status copy_input_to_output(const ComputeContext& ctx) {
   const char* src = static_cast<const char*>(in.raw());
   char* dst = static_cast<char*>(out.raw());
   if (src == dst || in.nbytes() == 0) return Status::OK();
-  ctx.pool().parallel_for(static_cast<int64_t>(in.nbytes()), 1 << 20, [&](int64_t b, int64_t e) {
-    std::memcpy(dst + b, src + b, static_cast<size_t>(e - b));
-  });
+  ctx.pool().parallel_for(static_cast<int64_t>(in.nbytes()), 1 << 20,
+                          [&](int64_t b, int64_t e) { std::memcpy(dst + b, src + b, static_cast<size_t>(e - b)); });
   return Status::OK();
 }
 

@@ -1,6 +1,7 @@
 // Small helpers shared by kernel families: axis handling, broadcasting, attribute reading.
 #pragma once
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/kernels/kernel.h"
@@ -19,6 +20,18 @@ void broadcast_strides(const Shape& in, const Shape& out, int64_t* strides);
 
 // Reads a 1-D int tensor (int32 or int64) into a vector.
 StatusOr<std::vector<int64_t>> read_ints(const Tensor& t, const char* what);
+
+// Reads a scalar (or one-element) integer tensor.
+StatusOr<int64_t> read_scalar_int(const Tensor& t, const char* what);
+
+// 1 in T (true for bool).
+template <class T>
+T one_of() {
+  if constexpr (std::is_same_v<T, Eigen::half>)
+    return Eigen::half(1.0f);
+  else
+    return T(1);
+}
 
 // The value of a Constant node (any of its attribute forms), as an owned tensor (ops/constant.cc).
 StatusOr<Tensor> constant_node_value(const Node& node);
@@ -44,8 +57,8 @@ struct WindowAxis {
 // Input length `in`, kernel `k`, stride `s`, dilation `d`, explicit pads (used with NOTSET).
 // ceil_mode rounds the output up, keeping only windows that start inside the input or the
 // begin padding.
-WindowAxis window_axis(AutoPad ap, int64_t in, int64_t k, int64_t s, int64_t d, int64_t pad_begin,
-                       int64_t pad_end, bool ceil_mode);
+WindowAxis window_axis(AutoPad ap, int64_t in, int64_t k, int64_t s, int64_t d, int64_t pad_begin, int64_t pad_end,
+                       bool ceil_mode);
 
 // Indices [lo, hi) of i in [0, count) for which i * s + off lands in [0, limit): the part of a
 // strided sweep that stays inside a buffer (im2col, col2im).
@@ -57,8 +70,8 @@ inline void strided_range(int64_t off, int64_t s, int64_t limit, int64_t count, 
   *hi = h;
 }
 
-#define MS_CHECK_ARG(cond, msg) \
-  do {                          \
+#define MS_CHECK_ARG(cond, msg)                         \
+  do {                                                  \
     if (!(cond)) return ::mserve::InvalidArgument(msg); \
   } while (0)
 

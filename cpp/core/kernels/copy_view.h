@@ -1,4 +1,5 @@
-// Byte-moving helpers shared by the slicing/padding/tiling kernels (slice_pad.cc, pad.cc).
+// Byte-moving helpers shared by the slicing/padding/tiling kernels (slice_tile.cc, pad.cc),
+// Transpose and Dropout (shape_ops.cc) and the generators (generate.cc).
 #pragma once
 #include <cstdint>
 
@@ -22,11 +23,15 @@ struct StridedView {
 };
 
 // Copies the elements of `view` over `src` (row-major over view.dims) contiguously into `dst`.
-// Element size must be 1, 2, 4 or 8 bytes (every runtime dtype). Never allocates.
+// Elements of any size: those of 1, 2, 4, 8 and 16 bytes move as words, others byte-wise (a
+// caller may merge a contiguous run of elements into one). Never allocates.
 void strided_copy(const char* src, char* dst, const StridedView& view, size_t esize, ThreadPool& pool);
 // The same for elements of `dtype`: std::string assignment for kString (strides still in bytes),
 // strided_copy with dtype_size(dtype) otherwise.
 void strided_copy(const char* src, char* dst, const StridedView& view, DType dtype, ThreadPool& pool);
+
+// Fills `n` elements of `dst` with the `esize`-byte value at `v` (esize 1, 2, 4 or 8).
+void fill_bytes(void* dst, int64_t n, const void* v, size_t esize, ThreadPool& pool);
 
 // Reads a 1-D (or scalar) int32/int64 tensor into `out` (capacity `cap`) without allocating.
 // Returns the count, or -1 when the tensor is not integer or too long.

@@ -46,42 +46,18 @@ inline int team_size(double flops, int threads) {
   return static_cast<int>(std::max<double>(1.0, std::min<double>(threads, flops / 1e6)));
 }
 
-// An activation as an eltwise post-op (none: nothing appended).
+// An activation as an eltwise post-op: the activation table's oneDNN algorithm with alpha and
+// beta its parameters A and B (none: nothing appended; fuse_activation fuses only rows that
+// name one).
 inline void append_activation(dnnl::post_ops& po, const FusedActivation& act) {
-  using K = FusedActivation::Kind;
-  dnnl::algorithm alg;
-  float alpha = 0.0f, beta = 0.0f;
-  switch (act.kind) {
-    case K::kNone:
-      return;
-    case K::kRelu:
-      alg = dnnl::algorithm::eltwise_relu;
-      break;
-    case K::kLeakyRelu:
-      alg = dnnl::algorithm::eltwise_relu, alpha = act.alpha;
-      break;
-    case K::kClip:
-      alg = dnnl::algorithm::eltwise_clip_v2, alpha = act.alpha, beta = act.beta;
-      break;
-    case K::kHardSwish:
-      alg = dnnl::algorithm::eltwise_hardswish;
-      break;
-    case K::kGelu:
-      alg = dnnl::algorithm::eltwise_gelu_erf;
-      break;
-    case K::kGeluTanh:
-      alg = dnnl::algorithm::eltwise_gelu_tanh;
-      break;
-    case K::kTanh:
-      alg = dnnl::algorithm::eltwise_tanh;
-      break;
-    case K::kSigmoid:
-      alg = dnnl::algorithm::eltwise_logistic;
-      break;
-    default:
-      return;
-  }
-  po.append_eltwise(1.0f, alg, alpha, beta);
+  static const dnnl::algorithm kAlgorithms[] = {dnnl::algorithm::undef,  // kNone
+#define MSERVE_ACTIVATION_ALGORITHM(KIND, A_ATTR, A_DEF, B_ATTR, B_DEF, FUSES, RECURRENT, DNNL, Y) \
+  dnnl::algorithm::DNNL,
+                                                MSERVE_ACTIVATIONS(MSERVE_ACTIVATION_ALGORITHM)
+#undef MSERVE_ACTIVATION_ALGORITHM
+  };
+  const dnnl::algorithm alg = kAlgorithms[static_cast<int>(act.kind)];
+  if (alg != dnnl::algorithm::undef) po.append_eltwise(1.0f, alg, act.alpha, act.beta);
 }
 
 // Scratchpad in the caller's workspace (so concurrent calls never share one), and the fused

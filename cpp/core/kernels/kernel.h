@@ -71,8 +71,8 @@ class InferContext {
 
 class ComputeContext {
  public:
-  ComputeContext(const Tensor* const* inputs, int n_in, Tensor* const* outputs, int n_out,
-                 void* workspace, ThreadPool* pool)
+  ComputeContext(const Tensor* const* inputs, int n_in, Tensor* const* outputs, int n_out, void* workspace,
+                 ThreadPool* pool)
       : in_(inputs), out_(outputs), n_in_(n_in), n_out_(n_out), ws_(workspace), pool_(pool) {}
   int num_inputs() const { return n_in_; }
   bool has_input(int i) const { return i < n_in_ && in_[i] != nullptr; }

@@ -13,6 +13,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include "core/onnx/normalize.h"
 #include "core/onnx/opset.h"
 
 namespace mserve {
@@ -70,7 +71,8 @@ StatusOr<DType> map_dtype(int32_t t) {
     case TP::BOOL: return DType::kBool;
     case TP::STRING: return DType::kString;
     case TP::BFLOAT16: return Unsupported("bfloat16 tensors are not supported");
-    case TP::COMPLEX64: case TP::COMPLEX128: return Unsupported("complex tensors are not supported");
+    case TP::COMPLEX64:
+    case TP::COMPLEX128: return Unsupported("complex tensors are not supported");
     default: return Unsupported("tensor element type " + std::to_string(t) + " is not supported");
   }
 }
@@ -96,8 +98,11 @@ class Converter {
     if (!m.has_ir_version() || !m.has_graph())
       return LoadError("not an ONNX model: the file parsed, but has no IR version or no graph");
     if (m.ir_version() > kMaxIrVersion)
-      return LoadError("IR version " + std::to_string(m.ir_version()) + " is newer than the newest "
-                       "supported (" + std::to_string(kMaxIrVersion) + "); upgrade mserve or "
+      return LoadError("IR version " + std::to_string(m.ir_version()) +
+                       " is newer than the newest "
+                       "supported (" +
+                       std::to_string(kMaxIrVersion) +
+                       "); upgrade mserve or "
                        "export with an older IR version");
     g_.ir_version = m.ir_version();
     g_.producer = m.producer_name() + (m.producer_version().empty() ? "" : " " + m.producer_version());
@@ -108,8 +113,8 @@ class Converter {
     if (m.opset_import_size() == 0) g_.opsets[""] = 1;  // IR < 3 models: implied opset 1
     auto it = g_.opsets.find("");
     if (it != g_.opsets.end() && it->second > kMaxOnnxOpset)
-      return Unsupported("the model imports ONNX opset " + std::to_string(it->second) +
-                         "; the newest supported is " + std::to_string(kMaxOnnxOpset));
+      return Unsupported("the model imports ONNX opset " + std::to_string(it->second) + "; the newest supported is " +
+                         std::to_string(kMaxOnnxOpset));
     MS_RETURN_IF_ERROR(convert_graph(m.graph()));
     return std::move(g_);
   }
@@ -140,7 +145,8 @@ class Converter {
 
   Status convert_value_info(const onnx::ValueInfoProto& vi, Value& v) {
     if (!vi.type().has_tensor_type())
-      return Unsupported("'" + vi.name() + "' is not a tensor (sequence, map and optional types "
+      return Unsupported("'" + vi.name() +
+                         "' is not a tensor (sequence, map and optional types "
                          "are not supported)");
     const auto& tt = vi.type().tensor_type();
     auto dt = map_dtype(tt.elem_type());
@@ -151,8 +157,10 @@ class Converter {
       v.dims.clear();
       for (const auto& d : tt.shape().dim()) {
         Dim dim;
-        if (d.has_dim_value() && d.dim_value() >= 0) dim.value = d.dim_value();
-        else dim.symbol = d.dim_param();
+        if (d.has_dim_value() && d.dim_value() >= 0)
+          dim.value = d.dim_value();
+        else
+          dim.symbol = d.dim_param();
         v.dims.push_back(dim);
       }
     }
@@ -163,8 +171,7 @@ class Converter {
     std::set<std::string> init_names;
     for (const auto& t : gp.initializer()) {
       if (t.name().empty()) return LoadError("an initializer has no name");
-      if (!init_names.insert(t.name()).second)
-        return LoadError("initializer '" + t.name() + "' is defined twice");
+      if (!init_names.insert(t.name()).second) return LoadError("initializer '" + t.name() + "' is defined twice");
       MS_ASSIGN_OR_RETURN(Tensor tensor, convert_tensor(t));
       g_.initializers[value_id(t.name())] = std::move(tensor);
     }
@@ -212,20 +219,24 @@ class Converter {
         n.outputs.push_back(id);
       }
       Status st = convert_attributes(np, n);
-      if (st.code() == Code::kUnsupported) n.unsupported = st.message();
-      else MS_RETURN_IF_ERROR(st.with_context(n.where()));
+      if (st.code() == Code::kUnsupported)
+        n.unsupported = st.message();
+      else
+        MS_RETURN_IF_ERROR(st.with_context(n.where()));
       g_.nodes.push_back(std::move(n));
     }
     for (const auto& n : g_.nodes)
       for (int in : n.inputs)
         if (in != kNoValue && !produced.count(in))
-          return LoadError(n.where() + "input '" + g_.values[in].name + "' is not produced by any "
+          return LoadError(n.where() + "input '" + g_.values[in].name +
+                           "' is not produced by any "
                            "node, initializer or graph input (truncated or inconsistent model?)");
     for (const auto& vi : gp.output()) {
       int id = resolve(vi.name());  // a subgraph may output a captured outer value directly
       if (id < 0) id = value_id(vi.name());
       if (!produced.count(id))
-        return LoadError("graph output '" + vi.name() + "' is not produced by any node, "
+        return LoadError("graph output '" + vi.name() +
+                         "' is not produced by any node, "
                          "initializer or graph input (truncated or inconsistent model?)");
       if (vi.type().has_sequence_type()) {
         const Node* zm = nullptr;
@@ -246,7 +257,9 @@ class Converter {
     }
     if (g_.outputs.empty()) return LoadError("the graph has no outputs");
     for (const auto& [local_id, outer_id] : captures_) g_.inputs.push_back(local_id);
-    return Status::OK();
+    // Old operator forms become the newest ones here, once, for this graph (each subgraph is
+    // converted, and so normalized, on its own).
+    return normalize_opsets(g_);
   }
   Status convert_attributes(const onnx::NodeProto& np, Node& n) {
     using AP = onnx::AttributeProto;
@@ -255,9 +268,18 @@ class Converter {
       if (!a.ref_attr_name().empty()) return Unsupported("attribute references are not supported");
       Attribute at;
       switch (a.type()) {
-        case AP::FLOAT: at.kind = Attribute::Kind::kFloat; at.f = a.f(); break;
-        case AP::INT: at.kind = Attribute::Kind::kInt; at.i = a.i(); break;
-        case AP::STRING: at.kind = Attribute::Kind::kString; at.s = a.s(); break;
+        case AP::FLOAT:
+          at.kind = Attribute::Kind::kFloat;
+          at.f = a.f();
+          break;
+        case AP::INT:
+          at.kind = Attribute::Kind::kInt;
+          at.i = a.i();
+          break;
+        case AP::STRING:
+          at.kind = Attribute::Kind::kString;
+          at.s = a.s();
+          break;
         case AP::FLOATS:
           at.kind = Attribute::Kind::kFloats;
           at.floats.assign(a.floats().begin(), a.floats().end());
@@ -297,8 +319,7 @@ class Converter {
         }
         case AP::GRAPHS:
           return Unsupported("attribute '" + a.name() + "' holds a list of graphs, which is not supported");
-        default:
-          return Unsupported("attribute '" + a.name() + "' has an unsupported type");
+        default: return Unsupported("attribute '" + a.name() + "' has an unsupported type");
       }
       n.attrs[a.name()] = std::move(at);
     }
@@ -328,8 +349,8 @@ class Converter {
       if (t.data_location() == onnx::TensorProto::EXTERNAL || t.has_raw_data())
         return LoadError(what + "string tensors must store their values in string_data");
       if (t.string_data_size() != shape.numel())
-        return LoadError(what + "holds " + std::to_string(t.string_data_size()) + " strings, the shape " +
-                         shape.str() + " needs " + std::to_string(shape.numel()) + " (missing initializer data)");
+        return LoadError(what + "holds " + std::to_string(t.string_data_size()) + " strings, the shape " + shape.str() +
+                         " needs " + std::to_string(shape.numel()) + " (missing initializer data)");
       MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(dtype, shape));
       for (int64_t i = 0; i < shape.numel(); ++i) out.str(i) = t.string_data(static_cast<int>(i));
       return out;
@@ -338,8 +359,8 @@ class Converter {
     if (t.has_raw_data()) {
       const std::string& raw = t.raw_data();
       if (raw.size() != nbytes)
-        return LoadError(what + "raw data holds " + std::to_string(raw.size()) + " bytes, the shape " +
-                         shape.str() + " needs " + std::to_string(nbytes) + " (missing or truncated data)");
+        return LoadError(what + "raw data holds " + std::to_string(raw.size()) + " bytes, the shape " + shape.str() +
+                         " needs " + std::to_string(nbytes) + " (missing or truncated data)");
       void* p = const_cast<char*>(raw.data());
       if (reinterpret_cast<uintptr_t>(p) % esize == 0) {
         // In place: the tensor views the parsed protobuf's bytes, which it keeps alive; when the
@@ -365,32 +386,29 @@ class Converter {
       case DType::kFloat32: have = t.float_data_size(); break;
       case DType::kFloat64: have = t.double_data_size(); break;
       case DType::kInt64: have = t.int64_data_size(); break;
-      case DType::kUInt32: case DType::kUInt64: have = t.uint64_data_size(); break;
+      case DType::kUInt32:
+      case DType::kUInt64: have = t.uint64_data_size(); break;
       default: have = t.int32_data_size(); break;  // float16, int8/16/32, uint8/16, bool
     }
     if (have != n)
-      return LoadError(what + "holds " + std::to_string(have) + " values, the shape " + shape.str() +
-                       " needs " + std::to_string(n) + " (missing initializer data)");
+      return LoadError(what + "holds " + std::to_string(have) + " values, the shape " + shape.str() + " needs " +
+                       std::to_string(n) + " (missing initializer data)");
     MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(dtype, shape));
     switch (dtype) {
-      case DType::kFloat32:
-        std::copy(t.float_data().begin(), t.float_data().end(), out.data<float>());
-        break;
-      case DType::kFloat64:
-        std::copy(t.double_data().begin(), t.double_data().end(), out.data<double>());
-        break;
-      case DType::kInt64:
-        std::copy(t.int64_data().begin(), t.int64_data().end(), out.data<int64_t>());
-        break;
-      case DType::kUInt32: case DType::kUInt64:
+      case DType::kFloat32: std::copy(t.float_data().begin(), t.float_data().end(), out.data<float>()); break;
+      case DType::kFloat64: std::copy(t.double_data().begin(), t.double_data().end(), out.data<double>()); break;
+      case DType::kInt64: std::copy(t.int64_data().begin(), t.int64_data().end(), out.data<int64_t>()); break;
+      case DType::kUInt32:
+      case DType::kUInt64:
         for (int64_t i = 0; i < n; ++i) {
-          if (dtype == DType::kUInt32) out.data<uint32_t>()[i] = static_cast<uint32_t>(t.uint64_data(i));
-          else out.data<uint64_t>()[i] = t.uint64_data(i);
+          if (dtype == DType::kUInt32)
+            out.data<uint32_t>()[i] = static_cast<uint32_t>(t.uint64_data(i));
+          else
+            out.data<uint64_t>()[i] = t.uint64_data(i);
         }
         break;
       case DType::kFloat16:
-        for (int64_t i = 0; i < n; ++i)
-          out.data<uint16_t>()[i] = static_cast<uint16_t>(t.int32_data(i));
+        for (int64_t i = 0; i < n; ++i) out.data<uint16_t>()[i] = static_cast<uint16_t>(t.int32_data(i));
         break;
       default:  // int8/16/32, uint8/16, bool travel in int32_data
         MS_SWITCH_ALL(dtype, T, return Internal("unexpected dtype"),
@@ -405,19 +423,24 @@ class Converter {
     int64_t offset = 0, length = -1;
     for (const auto& kv : t.external_data()) {
       try {
-        if (kv.key() == "location") location = kv.value();
-        else if (kv.key() == "offset") offset = std::stoll(kv.value());
-        else if (kv.key() == "length") length = std::stoll(kv.value());
+        if (kv.key() == "location")
+          location = kv.value();
+        else if (kv.key() == "offset")
+          offset = std::stoll(kv.value());
+        else if (kv.key() == "length")
+          length = std::stoll(kv.value());
       } catch (const std::exception&) {
         return LoadError(what + "external data field '" + kv.key() + "' is not a number");
       }
     }
     if (location.empty()) return LoadError(what + "external data has no location");
     if (base_dir_.empty())
-      return LoadError(what + "uses external data ('" + location + "'); load the model from its "
+      return LoadError(what + "uses external data ('" + location +
+                       "'); load the model from its "
                        "file path (or pass base_dir) so the data file can be found");
     if (location[0] == '/')
-      return LoadError(what + "external data path '" + location + "' is absolute; it must be "
+      return LoadError(what + "external data path '" + location +
+                       "' is absolute; it must be "
                        "relative to the model's directory");
     const std::string base = real_path(base_dir_);
     const std::string full = real_path(base_dir_ + "/" + location);
@@ -432,8 +455,10 @@ class Converter {
     const auto& map = it->second;
     const size_t nbytes = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
     if (offset < 0 || (length >= 0 && static_cast<size_t>(length) != nbytes))
-      return LoadError(what + "external data length " + std::to_string(length) + " does not match "
-                       "the shape " + shape.str() + " (" + std::to_string(nbytes) + " bytes)");
+      return LoadError(what + "external data length " + std::to_string(length) +
+                       " does not match "
+                       "the shape " +
+                       shape.str() + " (" + std::to_string(nbytes) + " bytes)");
     if (static_cast<size_t>(offset) > map->size() || map->size() - offset < nbytes)
       return LoadError(what + "external data file '" + location + "' is too short (missing data)");
     void* p = const_cast<char*>(map->data() + offset);
@@ -451,7 +476,7 @@ class Converter {
   std::map<std::string, int> ids_;
   std::map<std::string, std::shared_ptr<Mapping>> maps_;
   Converter* parent_ = nullptr;
-  std::set<int> produced_;                    // values defined so far in this graph
+  std::set<int> produced_;                     // values defined so far in this graph
   std::vector<std::pair<int, int>> captures_;  // (local id, id in the parent) per captured name
 };
 
@@ -460,8 +485,9 @@ StatusOr<Graph> parse(const void* data, size_t size, const std::string& base_dir
     return Unsupported("model protobuf larger than 2 GB; store the weights as external data");
   auto model = std::make_shared<onnx::ModelProto>();
   if (size == 0 || !model->ParseFromArray(data, static_cast<int>(size)))
-    return LoadError("not an ONNX model: the bytes do not parse as an ONNX ModelProto "
-                     "(wrong file, or truncated)");
+    return LoadError(
+        "not an ONNX model: the bytes do not parse as an ONNX ModelProto "
+        "(wrong file, or truncated)");
   return Converter(std::move(model), base_dir).run();
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/kernels/fused_activation.h"
 #include "core/passes/graph_index.h"
 #include "core/passes/passes.h"
 
@@ -131,7 +132,7 @@ Status fold_batchnorm(Graph& g) {
     if (uses[x] != 1 || producer[x] < 0) continue;
     Node& n = g.nodes[producer[x]];
     if ((n.op_type != "Conv" && n.op_type != "Gemm") || !n.domain.empty() || n.outputs.size() != 1 ||
-        n.attr("mserve_activation"))
+        FusedActivation::fused(n))
       continue;
     if (fold_into(g, n, bn)) removed[i] = true;
   }

@@ -39,7 +39,7 @@ class AttentionMatcher {
     std::vector<int> span;  // values whose producers the fused node replaces
     const Node* sm = sole(pv.inputs[0], "Softmax", &span);
     if (!sm || sm->inputs.size() != 1) return false;
-    const int64_t axis = sm->attr_int("axis", sm->opset >= 13 ? -1 : 1);
+    const int64_t axis = sm->attr_int("axis", -1);  // opset 13's form: the importer rewrites older ones
     if (axis != -1 && axis != 3) return false;
     // The mask, and the scaled scores under it.
     int x = sm->inputs[0], mask = kNoValue, cond = kNoValue;

@@ -6,6 +6,7 @@
 // Only Transposes and products read by nothing else are folded.
 #include <vector>
 
+#include "core/kernels/fused_activation.h"
 #include "core/passes/graph_index.h"
 #include "core/passes/passes.h"
 
@@ -66,7 +67,7 @@ Status fuse_matmul_transpose(Graph& g) {
       if (p == kNoValue || ix.uses[p] != 1 || ix.producer[p] < 0 || !float_scalar(g, s.inputs[1 - side], &c)) continue;
       Node& mm = g.nodes[ix.producer[p]];
       // Scaling commutes with the product alone: not with a bias or activation already fused.
-      if (!is_matmul(mm) || mm.outputs.size() != 1 || mm.outputs[0] != p || mm.attr("mserve_activation") ||
+      if (!is_matmul(mm) || mm.outputs.size() != 1 || mm.outputs[0] != p || FusedActivation::fused(mm) ||
           (mm.inputs.size() > 2 && mm.inputs[2] != kNoValue) || c == 0.0f)
         continue;
       // Float products only: B a float32 initializer, or A's type known to be float32.

@@ -1,14 +1,16 @@
 // Runs 2-D float32 convs channels-last, where oneDNN is fastest, without a layout change around
 // every conv: each Conv becomes Transpose(NCHW -> NHWC) -> com.mserve.NhwcConv -> Transpose back,
-// then Transposes are pushed below layout-blind element-wise ops (activations; Add/Mul/Sub/Div of
-// two tensors transposed alike, or of a scalar) and inverse pairs cancel, so a chain of convs,
-// activations and residual adds keeps channels-last data from its first conv to its last and
-// changes layout only where an op needs NCHW (pooling, Flatten, Reshape, a graph output).
+// then Transposes are pushed below layout-blind element-wise ops (op_list.inc's element-wise
+// column: unary ops such as activations; binary ops of two tensors transposed alike, or of a
+// scalar) and inverse pairs cancel, so a chain of convs, activations and residual adds keeps
+// channels-last data from its first conv to its last and changes layout only where an op needs
+// NCHW (pooling, Flatten, Reshape, a graph output).
 // Global pooling becomes a reduction over the channels-last H and W axes; 2-D Max/AveragePool
 // runs channels-last (com.mserve NhwcMaxPool / NhwcAveragePool).
 #include <string>
 #include <vector>
 
+#include "core/kernels/registry.h"
 #include "core/passes/passes.h"
 
 namespace mserve {
@@ -16,19 +18,14 @@ namespace {
 
 const std::vector<int64_t> kToNhwc{0, 2, 3, 1}, kToNchw{0, 3, 1, 2};
 
+// Element-wise ops (op_list.inc) are layout-blind: a Transpose below their input moves below
+// their output.
 bool is_unary_elementwise(const Node& n) {
-  if (!n.domain.empty() || n.inputs.empty() || n.outputs.size() != 1) return false;
-  static const char* const kOps[] = {"Relu", "LeakyRelu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid",
-                                     "Tanh", "Elu",       "Selu", "Softplus",  "Neg",         "Abs",
-                                     "Sqrt", "Exp",       "Erf",  "Mish"};
-  for (const char* op : kOps)
-    if (n.op_type == op) return true;
-  return false;
+  return !n.inputs.empty() && n.outputs.size() == 1 && elementwise(n) == OpInfo::Elementwise::kUnary;
 }
 
 bool is_binary_elementwise(const Node& n) {
-  return n.domain.empty() && n.inputs.size() == 2 && n.outputs.size() == 1 &&
-         (n.op_type == "Add" || n.op_type == "Mul" || n.op_type == "Sub" || n.op_type == "Div");
+  return n.inputs.size() == 2 && n.outputs.size() == 1 && elementwise(n) == OpInfo::Elementwise::kNary;
 }
 
 class Rewriter {
@@ -40,7 +37,10 @@ class Rewriter {
   bool usable() const { return onnx_opset_ > 0; }
 
   int fresh_value(int like) {
-    return g_.add_value(Value{g_.values[like].name + "/nhwc", g_.values[like].dtype, false, {}});
+    Value v;
+    v.name = g_.values[like].name + "/nhwc";
+    v.dtype = g_.values[like].dtype;
+    return g_.add_value(std::move(v));
   }
 
   void add_transpose(int in, int out, const std::vector<int64_t>& perm) {
@@ -58,18 +58,16 @@ class Rewriter {
   void add_global_reduce(const std::string& pool, int in, int out) {
     Node r;
     r.op_type = pool == "GlobalAveragePool" ? "ReduceMean" : "ReduceMax";
-    r.opset = static_cast<int>(onnx_opset_);
+    r.opset = 18;  // the axes-input form, which the importer gives every Reduce (onnx/normalize.h)
     r.inputs = {in};
     r.outputs = {out};
     r.attrs["keepdims"] = Attribute::of_int(1);
-    const bool axes_input = onnx_opset_ >= 18;
-    if (axes_input) {
-      const int id = g_.add_value(Value{g_.values[out].name + "/axes", DType::kInt64, false, {}});
-      g_.initializers[id] = Tensor::from<int64_t>(Shape{2}, {1, 2});
-      r.inputs.push_back(id);
-    } else {
-      r.attrs["axes"] = Attribute::of_ints({1, 2});
-    }
+    Value axes;
+    axes.name = g_.values[out].name + "/axes";
+    axes.dtype = DType::kInt64;
+    const int id = g_.add_value(std::move(axes));
+    g_.initializers[id] = Tensor::from<int64_t>(Shape{2}, {1, 2});
+    r.inputs.push_back(id);
     added_.push_back(std::move(r));
   }
 

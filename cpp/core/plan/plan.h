@@ -14,7 +14,7 @@ namespace mserve {
 class ThreadPool;
 
 struct Program {
-  Graph graph;                   // initializers include load-time-folded constants
+  Graph graph;                     // initializers include load-time-folded constants
   std::vector<KernelPtr> kernels;  // per node index of graph.nodes; null for folded nodes
   std::vector<int> order;          // node indices to run, topologically sorted
 };
@@ -43,7 +43,7 @@ struct ValuePlan {
   Storage storage = Storage::kUnused;
   DType dtype = DType::kUndefined;
   Shape shape;
-  size_t offset = 0;                // kArena
+  size_t offset = 0;                 // kArena
   const Tensor* constant = nullptr;  // kConstant
 };
 

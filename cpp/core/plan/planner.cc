@@ -1,8 +1,8 @@
 #include <algorithm>
 #include <map>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 #include "core/plan/plan.h"
 
 namespace mserve {
@@ -49,7 +49,8 @@ Status create_kernels(Program& p) {
   for (size_t i = 0; i < p.graph.nodes.size(); ++i) {
     const Node& n = p.graph.nodes[i];
     auto k = create_kernel(n, init);
-    if (k.ok()) p.kernels[i] = std::move(k).value();
+    if (k.ok())
+      p.kernels[i] = std::move(k).value();
     else if (k.status().code() == Code::kUnsupported)
       unsupported.push_back(n.describe() + ": " + k.status().message());
     else  // a malformed node (missing or invalid attributes) is a load error
@@ -77,8 +78,8 @@ Status check_string_support(const Node& node, const Kernel& k, const std::vector
 namespace {
 
 // Runs one node whose input values are all known, returning owned outputs.
-Status evaluate(const Node& node, const Kernel& k, const std::vector<const ValueInfo*>& infos,
-                ThreadPool& pool, InferContext& ctx, std::vector<Tensor>& outs) {
+Status evaluate(const Node& node, const Kernel& k, const std::vector<const ValueInfo*>& infos, ThreadPool& pool,
+                InferContext& ctx, std::vector<Tensor>& outs) {
   outs.assign(node.outputs.size(), Tensor());
   std::vector<Tensor*> out_ptrs(outs.size(), nullptr);
   for (size_t o = 0; o < outs.size(); ++o) {
@@ -257,8 +258,7 @@ StatusOr<std::shared_ptr<const Plan>> make_plan(const Program& prog, const std::
     const int step = static_cast<int>(plan->steps.size());
     plan->steps.push_back(Step{ni, dynamic});
     if (!dynamic && ctx.workspace() > 0) {
-      blocks.push_back(Interval{-1 - step, (ctx.workspace() + kAlignment - 1) / kAlignment * kAlignment,
-                                step, step});
+      blocks.push_back(Interval{-1 - step, (ctx.workspace() + kAlignment - 1) / kAlignment * kAlignment, step, step});
     }
     for (int v : node.inputs)
       if (v != kNoValue && block_of.count(v)) blocks[block_of[v]].last = step;

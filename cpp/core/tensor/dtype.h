@@ -35,9 +35,13 @@ size_t dtype_size(DType t);
 const char* dtype_name(DType t);
 bool dtype_is_float(DType t);
 
-template <class T> struct DTypeOf;
-#define MS_DTYPE_OF(T, D) \
-  template <> struct DTypeOf<T> { static constexpr DType value = D; }
+template <class T>
+struct DTypeOf;
+#define MS_DTYPE_OF(T, D)             \
+  template <>                         \
+  struct DTypeOf<T> {                 \
+    static constexpr DType value = D; \
+  }
 MS_DTYPE_OF(float, DType::kFloat32);
 MS_DTYPE_OF(double, DType::kFloat64);
 MS_DTYPE_OF(Eigen::half, DType::kFloat16);
@@ -61,43 +65,43 @@ MS_DTYPE_OF(std::string, DType::kString);
     __VA_ARGS__;              \
   } break;
 
-#define MS_FLOAT_CASES(T, ...)                  \
-  MS_CASE(kFloat32, float, T, __VA_ARGS__)      \
-  MS_CASE(kFloat64, double, T, __VA_ARGS__)     \
+#define MS_FLOAT_CASES(T, ...)              \
+  MS_CASE(kFloat32, float, T, __VA_ARGS__)  \
+  MS_CASE(kFloat64, double, T, __VA_ARGS__) \
   MS_CASE(kFloat16, Eigen::half, T, __VA_ARGS__)
 
-#define MS_INT_CASES(T, ...)                   \
-  MS_CASE(kInt8, int8_t, T, __VA_ARGS__)       \
-  MS_CASE(kInt16, int16_t, T, __VA_ARGS__)     \
-  MS_CASE(kInt32, int32_t, T, __VA_ARGS__)     \
-  MS_CASE(kInt64, int64_t, T, __VA_ARGS__)     \
-  MS_CASE(kUInt8, uint8_t, T, __VA_ARGS__)     \
-  MS_CASE(kUInt16, uint16_t, T, __VA_ARGS__)   \
-  MS_CASE(kUInt32, uint32_t, T, __VA_ARGS__)   \
+#define MS_INT_CASES(T, ...)                 \
+  MS_CASE(kInt8, int8_t, T, __VA_ARGS__)     \
+  MS_CASE(kInt16, int16_t, T, __VA_ARGS__)   \
+  MS_CASE(kInt32, int32_t, T, __VA_ARGS__)   \
+  MS_CASE(kInt64, int64_t, T, __VA_ARGS__)   \
+  MS_CASE(kUInt8, uint8_t, T, __VA_ARGS__)   \
+  MS_CASE(kUInt16, uint16_t, T, __VA_ARGS__) \
+  MS_CASE(kUInt32, uint32_t, T, __VA_ARGS__) \
   MS_CASE(kUInt64, uint64_t, T, __VA_ARGS__)
 
 // Floating types only.
 #define MS_SWITCH_FLOAT(dt, T, OTHER, ...) \
-  switch (dt) {                             \
-    MS_FLOAT_CASES(T, __VA_ARGS__)                 \
-    default: OTHER;                         \
+  switch (dt) {                            \
+    MS_FLOAT_CASES(T, __VA_ARGS__)         \
+    default: OTHER;                        \
   }
 
 // Floating and integer types (no bool).
 #define MS_SWITCH_NUMERIC(dt, T, OTHER, ...) \
-  switch (dt) {                               \
-    MS_FLOAT_CASES(T, __VA_ARGS__)                   \
-    MS_INT_CASES(T, __VA_ARGS__)                     \
-    default: OTHER;                           \
+  switch (dt) {                              \
+    MS_FLOAT_CASES(T, __VA_ARGS__)           \
+    MS_INT_CASES(T, __VA_ARGS__)             \
+    default: OTHER;                          \
   }
 
 // Every numeric type, bool included (never kString).
 #define MS_SWITCH_ALL(dt, T, OTHER, ...) \
-  switch (dt) {                           \
-    MS_FLOAT_CASES(T, __VA_ARGS__)               \
-    MS_INT_CASES(T, __VA_ARGS__)                 \
-    MS_CASE(kBool, bool, T, __VA_ARGS__)         \
-    default: OTHER;                       \
+  switch (dt) {                          \
+    MS_FLOAT_CASES(T, __VA_ARGS__)       \
+    MS_INT_CASES(T, __VA_ARGS__)         \
+    MS_CASE(kBool, bool, T, __VA_ARGS__) \
+    default: OTHER;                      \
   }
 
 }  // namespace mserve

@@ -12,9 +12,13 @@ class Shape {
  public:
   static constexpr int kMaxRank = 8;
   Shape() = default;
-  Shape(std::initializer_list<int64_t> dims) { for (int64_t d : dims) push_back(d); }
+  Shape(std::initializer_list<int64_t> dims) {
+    for (int64_t d : dims) push_back(d);
+  }
   template <class It>
-  Shape(It begin, It end) { for (; begin != end; ++begin) push_back(*begin); }
+  Shape(It begin, It end) {
+    for (; begin != end; ++begin) push_back(*begin);
+  }
   static bool fits(size_t rank) { return rank <= kMaxRank; }
 
   int rank() const { return rank_; }

@@ -9,10 +9,18 @@ namespace mserve {
 
 size_t dtype_size(DType t) {
   switch (t) {
-    case DType::kFloat64: case DType::kInt64: case DType::kUInt64: return 8;
-    case DType::kFloat32: case DType::kInt32: case DType::kUInt32: return 4;
-    case DType::kFloat16: case DType::kInt16: case DType::kUInt16: return 2;
-    case DType::kInt8: case DType::kUInt8: case DType::kBool: return 1;
+    case DType::kFloat64:
+    case DType::kInt64:
+    case DType::kUInt64: return 8;
+    case DType::kFloat32:
+    case DType::kInt32:
+    case DType::kUInt32: return 4;
+    case DType::kFloat16:
+    case DType::kInt16:
+    case DType::kUInt16: return 2;
+    case DType::kInt8:
+    case DType::kUInt8:
+    case DType::kBool: return 1;
     case DType::kString: return sizeof(std::string);
     case DType::kUndefined: return 0;
   }
@@ -39,9 +47,7 @@ const char* dtype_name(DType t) {
   return "undefined";
 }
 
-bool dtype_is_float(DType t) {
-  return t == DType::kFloat32 || t == DType::kFloat64 || t == DType::kFloat16;
-}
+bool dtype_is_float(DType t) { return t == DType::kFloat32 || t == DType::kFloat64 || t == DType::kFloat16; }
 
 // ---- Shape ----
 

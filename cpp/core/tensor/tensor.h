@@ -71,7 +71,10 @@ class Tensor {
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
   bool defined() const { return dtype_ != DType::kUndefined; }
   void* raw() const { return data_; }
-  template <class T> T* data() const { return static_cast<T*>(data_); }
+  template <class T>
+  T* data() const {
+    return static_cast<T*>(data_);
+  }
   const std::shared_ptr<Buffer>& buffer() const { return buffer_; }
 
   // Same bytes, new shape (numel must match). Shares ownership.

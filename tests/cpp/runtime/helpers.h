@@ -13,8 +13,14 @@ namespace mserve::testing {
 
 class GraphBuilder {
  public:
-  GraphBuilder() { g_.opsets[""] = 17; g_.ir_version = 8; }
-  GraphBuilder& opset(int v) { g_.opsets[""] = v; return *this; }
+  GraphBuilder() {
+    g_.opsets[""] = 17;
+    g_.ir_version = 8;
+  }
+  GraphBuilder& opset(int v) {
+    g_.opsets[""] = v;
+    return *this;
+  }
   int value(const std::string& name) {
     int id = g_.find_value(name);
     if (id >= 0) return id;

@@ -3,6 +3,7 @@
 #include <functional>
 
 #include "core/kernels/dnnl_conv.h"
+#include "core/onnx/normalize.h"
 #include "helpers.h"
 
 namespace mserve::testing {
@@ -53,14 +54,20 @@ struct OneNode {
     Node& n = b.node(op, names, {"y"});
     n.attrs = attrs;
     b.output("y");
-    auto outs = run_graph(b.build(), ins, threads);
+    Graph g = b.build();
+    // As the importer does: old operator forms become the newest ones before planning.
+    EXPECT_TRUE(normalize_opsets(g).ok());
+    auto outs = run_graph(g, ins, threads);
     return outs.empty() ? Tensor() : outs[0];
   }
 };
 
 TEST(Kernels, BroadcastArithmetic) {
-  for (auto [sa, sb] : {std::pair{Shape{2, 3, 4}, Shape{4}}, {Shape{2, 1, 4}, Shape{3, 1}}, {Shape{5}, Shape{}},
-                        {Shape{1, 6}, Shape{6, 1}}, {Shape{300, 200}, Shape{300, 200}}}) {
+  for (auto [sa, sb] : {std::pair{Shape{2, 3, 4}, Shape{4}},
+                        {Shape{2, 1, 4}, Shape{3, 1}},
+                        {Shape{5}, Shape{}},
+                        {Shape{1, 6}, Shape{6, 1}},
+                        {Shape{300, 200}, Shape{300, 200}}}) {
     for (std::string op : {"Add", "Sub", "Mul", "Div"}) {
       OneNode t{op, {}, {sa, sb}};
       auto ins = t.inputs();
@@ -79,8 +86,14 @@ TEST(Kernels, BroadcastArithmetic) {
           int64_t idx = rem % out[d];
           rem /= out[d];
           int ia = d - (r - sa.rank()), ib = d - (r - sb.rank());
-          if (ia >= 0) { oa += (sa[ia] == 1 ? 0 : idx) * ma; ma *= sa[ia]; }
-          if (ib >= 0) { ob += (sb[ib] == 1 ? 0 : idx) * mb; mb *= sb[ib]; }
+          if (ia >= 0) {
+            oa += (sa[ia] == 1 ? 0 : idx) * ma;
+            ma *= sa[ia];
+          }
+          if (ib >= 0) {
+            ob += (sb[ib] == 1 ? 0 : idx) * mb;
+            mb *= sb[ib];
+          }
         }
         double x = ins[0].float_at(oa), z = ins[1].float_at(ob);
         want[i] = op == "Add" ? x + z : op == "Sub" ? x - z : op == "Mul" ? x * z : x / z;
@@ -151,9 +164,10 @@ TEST(Kernels, GemmTransposesAndBias) {
   for (int ta = 0; ta < 2; ++ta)
     for (int tb = 0; tb < 2; ++tb) {
       const int64_t M = 37, N = 29, K = 45;
-      OneNode t{"Gemm",
-                {{"transA", int_attr(ta)}, {"transB", int_attr(tb)}, {"alpha", float_attr(0.5f)}, {"beta", float_attr(2.f)}},
-                {ta ? Shape{K, M} : Shape{M, K}, tb ? Shape{N, K} : Shape{K, N}, Shape{N}}};
+      OneNode t{
+          "Gemm",
+          {{"transA", int_attr(ta)}, {"transB", int_attr(tb)}, {"alpha", float_attr(0.5f)}, {"beta", float_attr(2.f)}},
+          {ta ? Shape{K, M} : Shape{M, K}, tb ? Shape{N, K} : Shape{K, N}, Shape{N}}};
       auto ins = t.inputs();
       std::vector<double> want(M * N);
       for (int64_t i = 0; i < M; ++i)
@@ -168,9 +182,12 @@ TEST(Kernels, GemmTransposesAndBias) {
 }
 
 TEST(Kernels, MatMulBatchedBroadcastAnd1D) {
-  struct Case { Shape a, b, out; };
-  for (const Case& c : {Case{{2, 3, 4, 5}, {5, 6}, {2, 3, 4, 6}}, Case{{3, 4, 5}, {1, 5, 2}, {3, 4, 2}},
-                        Case{{5}, {2, 5, 3}, {2, 3}}, Case{{4, 5}, {5}, {4}}, Case{{2, 1, 3, 4}, {5, 4, 2}, {2, 5, 3, 2}}}) {
+  struct Case {
+    Shape a, b, out;
+  };
+  for (const Case& c :
+       {Case{{2, 3, 4, 5}, {5, 6}, {2, 3, 4, 6}}, Case{{3, 4, 5}, {1, 5, 2}, {3, 4, 2}}, Case{{5}, {2, 5, 3}, {2, 3}},
+        Case{{4, 5}, {5}, {4}}, Case{{2, 1, 3, 4}, {5, 4, 2}, {2, 5, 3, 2}}}) {
     OneNode t{"MatMul", {}, {c.a, c.b}};
     auto ins = t.inputs();
     Tensor y = t.run(ins);
@@ -193,8 +210,14 @@ TEST(Kernels, MatMulBatchedBroadcastAnd1D) {
         int64_t idx = rem % batch[d];
         rem /= batch[d];
         int ia = d - (r - ba.rank()), ib = d - (r - bb.rank());
-        if (ia >= 0) { oa += (ba[ia] == 1 ? 0 : idx) * ma; ma *= ba[ia]; }
-        if (ib >= 0) { ob += (bb[ib] == 1 ? 0 : idx) * mb; mb *= bb[ib]; }
+        if (ia >= 0) {
+          oa += (ba[ia] == 1 ? 0 : idx) * ma;
+          ma *= ba[ia];
+        }
+        if (ib >= 0) {
+          ob += (bb[ib] == 1 ? 0 : idx) * mb;
+          mb *= bb[ib];
+        }
       }
       for (int64_t i = 0; i < M; ++i)
         for (int64_t j = 0; j < N; ++j) {
@@ -229,7 +252,8 @@ std::vector<double> conv_ref(const Tensor& x, const Tensor& w, const Tensor* b, 
               for (int64_t j = 0; j < kw; ++j) {
                 int64_t ih = oh * st[0] - pad[0] + i * dil[0], iw = ow * st[1] - pad[1] + j * dil[1];
                 if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
-                acc += x.float_at(((n * C + g * cg + c) * H + ih) * W + iw) * w.float_at(((m * cg + c) * kh + i) * kw + j);
+                acc +=
+                    x.float_at(((n * C + g * cg + c) * H + ih) * W + iw) * w.float_at(((m * cg + c) * kh + i) * kw + j);
               }
           y[((n * M + m) * OH + oh) * OW + ow] = acc;
         }
@@ -237,13 +261,19 @@ std::vector<double> conv_ref(const Tensor& x, const Tensor& w, const Tensor* b, 
 }
 
 TEST(Kernels, Conv2DPadsStridesDilationsGroups) {
-  struct Case { Shape x, w; int64_t group; std::vector<int64_t> st, pad, dil; };
+  struct Case {
+    Shape x, w;
+    int64_t group;
+    std::vector<int64_t> st, pad, dil;
+  };
   for (const Case& c : {Case{{2, 3, 9, 8}, {4, 3, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}},
                         Case{{1, 4, 10, 10}, {6, 2, 3, 2}, 2, {2, 1}, {0, 1, 2, 0}, {1, 2}},
                         Case{{1, 8, 7, 7}, {8, 1, 3, 3}, 8, {1, 1}, {1, 1, 1, 1}, {1, 1}},
                         Case{{3, 16, 5, 5}, {8, 16, 1, 1}, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}}}) {
     OneNode t{"Conv",
-              {{"group", int_attr(c.group)}, {"strides", ints_attr(c.st)}, {"pads", ints_attr(c.pad)},
+              {{"group", int_attr(c.group)},
+               {"strides", ints_attr(c.st)},
+               {"pads", ints_attr(c.pad)},
                {"dilations", ints_attr(c.dil)}},
               {c.x, c.w, Shape{c.w[0]}}};
     auto ins = t.inputs();
@@ -270,7 +300,8 @@ TEST(Kernels, ConvBatchesRunInChunksOnFewPrimitives) {
   p.nhwc = p.always = true;
   auto conv = DnnlConv::create(p, w.data<float>(), b.data<float>());
   ASSERT_TRUE(conv);
-  for (int64_t n = 1; n <= 64; ++n) ASSERT_TRUE(conv->prepare(DnnlConv::Geometry{n, 9, 9, 7, 7, {0, 0}, {0, 0}}, 1).ok());
+  for (int64_t n = 1; n <= 64; ++n)
+    ASSERT_TRUE(conv->prepare(DnnlConv::Geometry{n, 9, 9, 7, 7, {0, 0}, {0, 0}}, 1).ok());
   EXPECT_LE(conv->cached_primitives(), 6u);  // one per chunk size, not per batch size
 }
 
@@ -288,8 +319,12 @@ TEST(Kernels, Conv1DAndAutoPad) {
 
 TEST(Kernels, PoolsAgainstReference) {
   Shape s{2, 3, 7, 6};
-  OneNode mp{"MaxPool", {{"kernel_shape", ints_attr({3, 2})}, {"strides", ints_attr({2, 2})}, {"pads", ints_attr({1, 0, 1, 0})}}, {s}};
-  OneNode ap{"AveragePool", {{"kernel_shape", ints_attr({3, 2})}, {"strides", ints_attr({2, 2})}, {"pads", ints_attr({1, 0, 1, 0})}}, {s}};
+  OneNode mp{"MaxPool",
+             {{"kernel_shape", ints_attr({3, 2})}, {"strides", ints_attr({2, 2})}, {"pads", ints_attr({1, 0, 1, 0})}},
+             {s}};
+  OneNode ap{"AveragePool",
+             {{"kernel_shape", ints_attr({3, 2})}, {"strides", ints_attr({2, 2})}, {"pads", ints_attr({1, 0, 1, 0})}},
+             {s}};
   auto ins = mp.inputs();
   const Tensor& x = ins[0];
   Shape out{2, 3, 4, 3};

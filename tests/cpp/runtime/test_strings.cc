@@ -102,8 +102,7 @@ TEST(StringTensor, ByteCopyingKernelsRefuseStrings) {
     }
     ASSERT_FALSE(s.ok()) << op;
     EXPECT_EQ(s.status().code(), Code::kUnsupported) << op;
-    EXPECT_NE(s.status().message().find("string tensors are not supported"), std::string::npos)
-        << s.status().message();
+    EXPECT_NE(s.status().message().find("string tensors are not supported"), std::string::npos) << s.status().message();
   }
 }
 

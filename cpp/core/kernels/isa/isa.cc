@@ -34,12 +34,9 @@ Isa cpu_isa() {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::kAvx512:
-      return "avx512";
-    case Isa::kAvx2:
-      return "avx2";
-    default:
-      return "base";
+    case Isa::kAvx512: return "avx512";
+    case Isa::kAvx2: return "avx2";
+    default: return "base";
   }
 }
 
@@ -54,19 +51,6 @@ void layer_norm_row(const float* a, const float* b, float* y, float* sum, const 
                     int64_t n, float eps) {
   MSERVE_ISA_DISPATCH(layer_norm_row, a, b, y, sum, scale, bias, n, eps);
 }
-
-template <class T>
-void sigmoid_span(T* p, int64_t n) {
-  MSERVE_ISA_DISPATCH(sigmoid_span<T>, p, n);
-}
-template <class T>
-void tanh_span(T* p, int64_t n) {
-  MSERVE_ISA_DISPATCH(tanh_span<T>, p, n);
-}
-template void sigmoid_span<float>(float*, int64_t);
-template void sigmoid_span<double>(double*, int64_t);
-template void tanh_span<float>(float*, int64_t);
-template void tanh_span<double>(double*, int64_t);
 
 template <class T>
 void nhwc_pool_rows(const NhwcPoolGeo& g, const T* x, T* y, int64_t q0, int64_t q1) {

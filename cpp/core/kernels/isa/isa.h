@@ -24,16 +24,12 @@ const char* isa_name(Isa isa);
   template <class T>                                                                                                   \
   void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B, \
             int64_t ldb, T beta, T* C, int64_t ldc, ThreadPool& pool);                                                 \
-  void apply_activation(const FusedActivation& a, float* y, int64_t n);                                                \
-  void apply_activation(const FusedActivation& a, double* y, int64_t n);                                               \
+  void apply_activation(const FusedActivation& a, const float* x, float* y, int64_t n);                                \
+  void apply_activation(const FusedActivation& a, const double* x, double* y, int64_t n);                              \
   template <class T>                                                                                                   \
   void softmax_row(T* row, int64_t n, const T* add);                                                                   \
   void layer_norm_row(const float* a, const float* b, float* y, float* sum, const float* scale, const float* bias,     \
                       int64_t n, float eps);                                                                           \
-  template <class T>                                                                                                   \
-  void sigmoid_span(T* p, int64_t n);                                                                                  \
-  template <class T>                                                                                                   \
-  void tanh_span(T* p, int64_t n);                                                                                     \
   template <class T>                                                                                                   \
   void nhwc_pool_rows(const NhwcPoolGeo& g, const T* x, T* y, int64_t q0, int64_t q1);                                 \
   }
@@ -51,12 +47,6 @@ template <class T>
 void softmax_row(T* row, int64_t n, const T* add);
 void layer_norm_row(const float* a, const float* b, float* y, float* sum, const float* scale, const float* bias,
                     int64_t n, float eps);
-// p[i] = 1 / (1 + exp(-p[i])) (as written: Eigen's logistic() rounds to 1 from x ~ 16, where the
-// formula still gives 1 - 2^-24) and p[i] = tanh(p[i]): the recurrent gates (ops/rnn.cc).
-template <class T>
-void sigmoid_span(T* p, int64_t n);
-template <class T>
-void tanh_span(T* p, int64_t n);
 
 // NHWC max / average pooling (ops/pool.cc's NhwcMaxPool / NhwcAveragePool): output rows
 // q = n * OH + oh in [q0, q1) of Y [N, OH, OW, C] from X [N, H, W, C]; H and W indices [0]/[1].
@@ -69,16 +59,13 @@ template <class T>
 void nhwc_pool_rows(const NhwcPoolGeo& g, const T* x, T* y, int64_t q0, int64_t q1);
 
 // Calls ns::fn(args...) for the variant cpu_isa() picks.
-#define MSERVE_ISA_DISPATCH(fn, ...)        \
-  do {                                      \
-    switch (::mserve::cpu_isa()) {          \
-      case ::mserve::Isa::kAvx512:          \
-        return isa_avx512::fn(__VA_ARGS__); \
-      case ::mserve::Isa::kAvx2:            \
-        return isa_avx2::fn(__VA_ARGS__);   \
-      default:                              \
-        return isa_base::fn(__VA_ARGS__);   \
-    }                                       \
+#define MSERVE_ISA_DISPATCH(fn, ...)                                   \
+  do {                                                                 \
+    switch (::mserve::cpu_isa()) {                                     \
+      case ::mserve::Isa::kAvx512: return isa_avx512::fn(__VA_ARGS__); \
+      case ::mserve::Isa::kAvx2: return isa_avx2::fn(__VA_ARGS__);     \
+      default: return isa_base::fn(__VA_ARGS__);                       \
+    }                                                                  \
   } while (0)
 
 }  // namespace mserve

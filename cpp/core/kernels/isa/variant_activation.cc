@@ -1,54 +1,35 @@
-// The fused activations' math for one instruction set (see isa.h), with Eigen's vectorized
-// functions; called through FusedActivation::apply.
+// The activation table's (activation_table.h) expressions on Eigen arrays, for one instruction
+// set (see isa.h); called through FusedActivation::apply.
 #include <Eigen/Core>
 #include <unsupported/Eigen/SpecialFunctions>  // vectorized erf, for Gelu
 
+#include "core/kernels/activation_table.h"
 #include "core/kernels/fused_activation.h"
 #include "core/kernels/isa/isa.h"
 
 namespace mserve::MSERVE_ISA {
 namespace {
 
-// The same expressions as the stand-alone operators (ops/activation.cc), so a
-// fused activation computes what the unfused node does.
 template <class C>
-void eval(const FusedActivation& a, C* yp, int64_t n) {
+void eval(const FusedActivation& f, const C* xp, C* yp, int64_t n) {
   using K = FusedActivation::Kind;
+  Eigen::Map<const Eigen::Array<C, Eigen::Dynamic, 1>> x(xp, n);
   Eigen::Map<Eigen::Array<C, Eigen::Dynamic, 1>> y(yp, n);
-  const C lo = static_cast<C>(a.alpha), hi = static_cast<C>(a.beta), zero(0), one(1);
-  switch (a.kind) {
+  const C a = static_cast<C>(f.alpha), b = static_cast<C>(f.beta);
+  switch (f.kind) {
     case K::kNone:
+      if (xp != yp) y = x;
       return;
-    case K::kRelu:
-      y = (y < zero).select(zero, y);
-      return;
-    case K::kLeakyRelu:
-      y = (y < zero).select(y * lo, y);
-      return;
-    case K::kClip:
-      y = (y < lo).select(lo, (y > hi).select(hi, y));
-      return;
-    case K::kHardSwish:
-      y = y * (y * C(1.0 / 6.0) + C(0.5)).max(zero).min(one);
-      return;
-    case K::kGelu:
-      y = C(0.5) * y * (one + (y * C(0.70710678118654752440)).erf());
-      return;
-    case K::kGeluTanh:
-      y = C(0.5) * y * (one + (C(0.79788456080286535588) * (y + C(0.044715) * y.cube())).tanh());
-      return;
-    case K::kTanh:
-      y = y.tanh();
-      return;
-    case K::kSigmoid:
-      y = y.logistic();
-      return;
+#define MSERVE_ACTIVATION_CASE(KIND, ...) \
+  case K::k##KIND: y = activation_math::KIND<C>(x, a, b); return;
+      MSERVE_ACTIVATIONS(MSERVE_ACTIVATION_CASE)
+#undef MSERVE_ACTIVATION_CASE
   }
 }
 
 }  // namespace
 
-void apply_activation(const FusedActivation& a, float* y, int64_t n) { eval(a, y, n); }
-void apply_activation(const FusedActivation& a, double* y, int64_t n) { eval(a, y, n); }
+void apply_activation(const FusedActivation& f, const float* x, float* y, int64_t n) { eval(f, x, y, n); }
+void apply_activation(const FusedActivation& f, const double* x, double* y, int64_t n) { eval(f, x, y, n); }
 
 }  // namespace mserve::MSERVE_ISA

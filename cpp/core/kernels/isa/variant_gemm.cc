@@ -3,8 +3,8 @@
 #include <Eigen/Core>
 #include <algorithm>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/isa/isa.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve::MSERVE_ISA {
 

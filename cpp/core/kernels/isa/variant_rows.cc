@@ -1,5 +1,5 @@
-// Row kernels for one instruction set (see isa.h): the softmax of the fused attention, the
-// LayerNorm fast path and the recurrent gates' sigmoid / tanh, with Eigen's vectorized math.
+// Row kernels for one instruction set (see isa.h): the softmax of the fused attention and the
+// LayerNorm fast path, with Eigen's vectorized math.
 #include <Eigen/Core>
 #include <cmath>
 #include <limits>
@@ -42,20 +42,5 @@ void layer_norm_row(const float* a, const float* b, float* y, float* sum, const 
   else
     yr = yr * inv * CRow(scale, n);
 }
-
-template <class T>
-void sigmoid_span(T* p, int64_t n) {
-  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> v(p, n);
-  v = (T(1) + (-v).exp()).inverse();
-}
-template <class T>
-void tanh_span(T* p, int64_t n) {
-  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> v(p, n);
-  v = v.tanh();
-}
-template void sigmoid_span<float>(float*, int64_t);
-template void sigmoid_span<double>(double*, int64_t);
-template void tanh_span<float>(float*, int64_t);
-template void tanh_span<double>(double*, int64_t);
 
 }  // namespace mserve::MSERVE_ISA

@@ -32,11 +32,11 @@
 #include <string>
 #include <type_traits>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/gemm.h"
 #include "core/kernels/isa/isa.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {

@@ -1,4 +1,5 @@
-// Cast (opset 6+): between every pair of the runtime's dtypes. Float to integer truncates toward
+// Cast (opset 6+) and CastLike (15+: to the dtype of its second input), through one conversion
+// (cast_tensor): between every pair of the runtime's dtypes. Float to integer truncates toward
 // zero (static_cast, as ONNX Runtime does; out-of-range values are unspecified), nonzero to bool
 // is true, float16 converts through float. `saturate` (opset 19+) only affects float8 targets,
 // which are unsupported, so it is ignored.
@@ -17,10 +18,10 @@
 
 #include <cstring>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/cast.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 
@@ -68,8 +69,10 @@ inline To convert(From v) {
   if constexpr (std::is_same_v<To, From>) {
     return v;
   } else if constexpr (std::is_same_v<To, bool>) {
-    if constexpr (std::is_same_v<From, Eigen::half>) return static_cast<float>(v) != 0.0f;
-    else return v != From(0);
+    if constexpr (std::is_same_v<From, Eigen::half>)
+      return static_cast<float>(v) != 0.0f;
+    else
+      return v != From(0);
   } else if constexpr (std::is_same_v<From, bool>) {
     return convert<To, float>(v ? 1.0f : 0.0f);
   } else if constexpr (std::is_same_v<To, Eigen::half>) {
@@ -105,8 +108,10 @@ std::string to_text(T v) {
     return std::to_string(v);
   } else {
     double d;
-    if constexpr (std::is_same_v<T, double>) d = v;
-    else d = static_cast<float>(v);
+    if constexpr (std::is_same_v<T, double>)
+      d = v;
+    else
+      d = static_cast<float>(v);
     if (std::isnan(d)) return "NaN";
     if (std::isinf(d)) return d < 0 ? "-INF" : "INF";
     char buf[64];
@@ -189,6 +194,23 @@ class CastKernel final : public Kernel {
   DType to_;
 };
 
+// --------------------------------------------------------------------------------- CastLike
+
+class CastLikeKernel final : public Kernel {
+ public:
+  bool supports_strings() const override { return true; }
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs input and target_type");
+    if (ctx.dtype(0) == DType::kUndefined || ctx.dtype(1) == DType::kUndefined)
+      return InvalidArgument("inputs have no dtype");
+    ctx.set_output(0, ctx.dtype(1), ctx.shape(0));
+    return Status::OK();
+  }
+  Status compute(const ComputeContext& ctx) const override {
+    return cast_tensor(ctx.input(0), ctx.output(0), ctx.pool());
+  }
+};
+
 }  // namespace
 
 StatusOr<KernelPtr> create_onnx_Cast(const Node& node, const KernelInit&) {
@@ -197,5 +219,7 @@ StatusOr<KernelPtr> create_onnx_Cast(const Node& node, const KernelInit&) {
   MS_ASSIGN_OR_RETURN(DType to, dtype_from_onnx(a->i));
   return KernelPtr(new CastKernel(to));
 }
+
+StatusOr<KernelPtr> create_onnx_CastLike(const Node&, const KernelInit&) { return KernelPtr(new CastLikeKernel()); }
 
 }  // namespace mserve

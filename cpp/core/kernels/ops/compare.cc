@@ -167,8 +167,7 @@ class WhereKernel final : public Kernel {
                                 if (rs[0] == 1 && rs[1] == 1 && rs[2] == 1) {
                                   for (int64_t i = 0; i < n; ++i) oo[i] = cc[i] ? xx[i] : yy[i];
                                 } else {
-                                  for (int64_t i = 0; i < n; ++i)
-                                    oo[i] = cc[i * rs[0]] ? xx[i * rs[1]] : yy[i * rs[2]];
+                                  for (int64_t i = 0; i < n; ++i) oo[i] = cc[i * rs[0]] ? xx[i * rs[1]] : yy[i * rs[2]];
                                 }
                               });
   }
@@ -176,8 +175,12 @@ class WhereKernel final : public Kernel {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_onnx_Equal(const Node&, const KernelInit&) { return KernelPtr(new CompareKernel<Cmp::kEq>()); }
-StatusOr<KernelPtr> create_onnx_Less(const Node&, const KernelInit&) { return KernelPtr(new CompareKernel<Cmp::kLt>()); }
+StatusOr<KernelPtr> create_onnx_Equal(const Node&, const KernelInit&) {
+  return KernelPtr(new CompareKernel<Cmp::kEq>());
+}
+StatusOr<KernelPtr> create_onnx_Less(const Node&, const KernelInit&) {
+  return KernelPtr(new CompareKernel<Cmp::kLt>());
+}
 StatusOr<KernelPtr> create_onnx_Greater(const Node&, const KernelInit&) {
   return KernelPtr(new CompareKernel<Cmp::kGt>());
 }
@@ -188,9 +191,15 @@ StatusOr<KernelPtr> create_onnx_GreaterOrEqual(const Node&, const KernelInit&) {
   return KernelPtr(new CompareKernel<Cmp::kGe>());
 }
 
-StatusOr<KernelPtr> create_onnx_And(const Node&, const KernelInit&) { return KernelPtr(new LogicKernel<Logic::kAnd>(false)); }
-StatusOr<KernelPtr> create_onnx_Or(const Node&, const KernelInit&) { return KernelPtr(new LogicKernel<Logic::kOr>(false)); }
-StatusOr<KernelPtr> create_onnx_Xor(const Node&, const KernelInit&) { return KernelPtr(new LogicKernel<Logic::kXor>(false)); }
+StatusOr<KernelPtr> create_onnx_And(const Node&, const KernelInit&) {
+  return KernelPtr(new LogicKernel<Logic::kAnd>(false));
+}
+StatusOr<KernelPtr> create_onnx_Or(const Node&, const KernelInit&) {
+  return KernelPtr(new LogicKernel<Logic::kOr>(false));
+}
+StatusOr<KernelPtr> create_onnx_Xor(const Node&, const KernelInit&) {
+  return KernelPtr(new LogicKernel<Logic::kXor>(false));
+}
 StatusOr<KernelPtr> create_onnx_BitwiseAnd(const Node&, const KernelInit&) {
   return KernelPtr(new LogicKernel<Logic::kAnd>(true));
 }

@@ -50,15 +50,17 @@ StatusOr<Tensor> constant_node_value(const Node& node) {
 
   const char* found = nullptr;
   int count = 0;
-  for (const char* key : {"value", "value_float", "value_floats", "value_int", "value_ints", "value_string",
-                          "value_strings"})
+  for (const char* key :
+       {"value", "value_float", "value_floats", "value_int", "value_ints", "value_string", "value_strings"})
     if (node.attr(key)) {
       found = key;
       ++count;
     }
   if (count != 1)
-    return InvalidArgument("exactly one of the attributes value, value_float, value_floats, value_int, "
-                           "value_ints, value_string, value_strings must be set, got " + std::to_string(count));
+    return InvalidArgument(
+        "exactly one of the attributes value, value_float, value_floats, value_int, "
+        "value_ints, value_string, value_strings must be set, got " +
+        std::to_string(count));
   const Attribute& a = *node.attr(found);
   const std::string key = found;
   using K = Attribute::Kind;

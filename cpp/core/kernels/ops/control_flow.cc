@@ -101,7 +101,8 @@ class IfKernel final : public Kernel {
     const Session& branch = cond ? *then_ : *else_;
     std::vector<Tensor> inputs, outputs;
     add_captures(ctx, branch, inputs);
-    MS_RETURN_IF_ERROR(branch.run(inputs, &outputs, &ctx.pool()).with_context(cond ? "then branch: " : "else branch: "));
+    MS_RETURN_IF_ERROR(
+        branch.run(inputs, &outputs, &ctx.pool()).with_context(cond ? "then branch: " : "else branch: "));
     if (static_cast<int>(outputs.size()) != ctx.num_outputs())
       return InvalidArgument("the branch returns " + std::to_string(outputs.size()) + " values, the node has " +
                              std::to_string(ctx.num_outputs()) + " outputs");
@@ -116,7 +117,8 @@ class IfKernel final : public Kernel {
 
 class LoopKernel final : public Kernel {
  public:
-  LoopKernel(std::shared_ptr<Session> body, int explicit_inputs) : body_(std::move(body)), n_explicit_(explicit_inputs) {}
+  LoopKernel(std::shared_ptr<Session> body, int explicit_inputs)
+      : body_(std::move(body)), n_explicit_(explicit_inputs) {}
   bool produces_own_outputs() const override { return true; }
   bool supports_strings() const override { return true; }  // tensors pass through; copies are typed
   Status infer(InferContext& ctx) const override { return ctx.need_value(); }

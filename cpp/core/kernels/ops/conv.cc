@@ -11,102 +11,40 @@
 #include <string>
 #include <vector>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/broadcast.h"
 #include "core/kernels/common.h"
+#include "core/kernels/conv_geometry.h"
 #include "core/kernels/dnnl_conv.h"
 #include "core/kernels/fused_activation.h"
 #include "core/kernels/gemm.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
 
 struct ConvAttrs {
-  AutoPad auto_pad = AutoPad::kNotSet;
-  int64_t group = 1;
-  std::vector<int64_t> kernel_shape, strides, dilations, pads;
+  WindowAttrs win;
   FusedActivation act;  // applied to Y (fuse_activation)
   // NhwcConv only (fuse_conv_residual): Y = after(act(conv) + R), R the optional input 3.
   bool residual = false;
   FusedActivation after;
 };
 
-// The geometry of one call, spatial arrays as 3-D (index 0 outermost).
-struct Geo {
-  int64_t N = 0, C = 0, M = 0, Cg = 0, Mg = 0, group = 1;
-  int64_t in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1};
-  int64_t pb[3] = {0, 0, 0}, pe[3] = {0, 0, 0}, out[3] = {1, 1, 1};
-  int64_t in_size() const { return in[0] * in[1] * in[2]; }
-  int64_t out_size() const { return out[0] * out[1] * out[2]; }
-  int64_t k_size() const { return k[0] * k[1] * k[2]; }
-  bool pointwise() const {
-    for (int i = 0; i < 3; ++i)
-      if (k[i] != 1 || s[i] != 1 || pb[i] != 0 || out[i] != in[i]) return false;
-    return true;
-  }
-};
-
-// Shape rule; shared by infer and compute (it only builds strings on failure).
-Status make_geo(const ConvAttrs& a, const Shape& x, const Shape& w, Geo* g) {
-  const int r = x.rank();
-  MS_CHECK_ARG(r >= 3, "X must have rank >= 3 (N, C, spatial...), got shape " + x.str());
-  if (r > 5) return Unsupported("only 1-D, 2-D and 3-D convolutions are supported, X has shape " + x.str());
-  MS_CHECK_ARG(w.rank() == r, "W must have the rank of X: X " + x.str() + ", W " + w.str());
-  const size_t sp = static_cast<size_t>(r - 2);
-  MS_CHECK_ARG(a.kernel_shape.empty() || a.kernel_shape.size() == sp, "kernel_shape " + ints_str(a.kernel_shape) +
-                                                                          " does not match " + std::to_string(sp) +
-                                                                          " spatial dims of X " + x.str());
-  MS_CHECK_ARG(a.strides.empty() || a.strides.size() == sp,
-               "strides " + ints_str(a.strides) + " must have " + std::to_string(sp) + " values");
-  MS_CHECK_ARG(a.dilations.empty() || a.dilations.size() == sp,
-               "dilations " + ints_str(a.dilations) + " must have " + std::to_string(sp) + " values");
-  MS_CHECK_ARG(a.pads.empty() || a.pads.size() == 2 * sp,
-               "pads " + ints_str(a.pads) + " must have " + std::to_string(2 * sp) + " values");
-  g->N = x[0];
-  g->C = x[1];
-  g->M = w[0];
-  g->Cg = w[1];
-  g->group = a.group;
-  MS_CHECK_ARG(w[1] * a.group == x[1], "X has " + std::to_string(x[1]) + " channels but W " + w.str() + " with group " +
-                                           std::to_string(a.group) +
-                                           " expects W.shape[1] * group = " + std::to_string(w[1] * a.group));
-  MS_CHECK_ARG(w[0] % a.group == 0, "the " + std::to_string(w[0]) + " output channels of W " + w.str() +
-                                        " are not divisible by group " + std::to_string(a.group));
-  g->Mg = w[0] / a.group;
-  for (size_t i = 0; i < sp; ++i) {
-    const int j = static_cast<int>(3 - sp + i);
-    const int xi = static_cast<int>(2 + i);
-    const int64_t in = x[xi], k = w[xi];
-    MS_CHECK_ARG(k >= 1, "W " + w.str() + " has an empty kernel dimension");
-    MS_CHECK_ARG(a.kernel_shape.empty() || a.kernel_shape[i] == k,
-                 "kernel_shape " + ints_str(a.kernel_shape) + " differs from the kernel of W " + w.str());
-    const int64_t s = a.strides.empty() ? 1 : a.strides[i];
-    const int64_t d = a.dilations.empty() ? 1 : a.dilations[i];
-    const WindowAxis wa = window_axis(a.auto_pad, in, k, s, d, a.pads.empty() ? 0 : a.pads[i],
-                                      a.pads.empty() ? 0 : a.pads[sp + i], false);
-    const int64_t out = wa.out, pb = wa.pad_begin;
-    g->pe[j] = wa.pad_end;
-    MS_CHECK_ARG(out > 0, "output spatial dimension " + std::to_string(i) + " would be empty: input " + x.str() +
-                              ", kernel " + w.str() + ", stride " + std::to_string(s) + ", dilation " +
-                              std::to_string(d));
-    g->in[j] = in;
-    g->k[j] = k;
-    g->s[j] = s;
-    g->d[j] = d;
-    g->pb[j] = pb;
-    g->out[j] = out;
-  }
-  return Status::OK();
+// A 1x1 kernel with stride 1 and no padding: X is already the GEMM's column matrix.
+bool pointwise(const ConvGeometry& g) {
+  for (int i = 0; i < 3; ++i)
+    if (g.k[i] != 1 || g.s[i] != 1 || g.pb[i] != 0 || g.out[i] != g.in[i]) return false;
+  return true;
 }
 
-DnnlConv::Geometry dnnl_geometry(const Geo& g) {
+DnnlConv::Geometry dnnl_geometry(const ConvGeometry& g) {
   return DnnlConv::Geometry{g.N, g.in[1], g.in[2], g.out[1], g.out[2], {g.pb[1], g.pb[2]}, {g.pe[1], g.pe[2]}};
 }
 
 // Unfolds one input channel into K rows of OS columns (zeros where the kernel hits padding).
 template <class T>
-void im2col_channel(const T* src, T* dst, const Geo& g) {
+void im2col_channel(const T* src, T* dst, const ConvGeometry& g) {
   const int64_t ow_n = g.out[2];
   for (int64_t kd = 0; kd < g.k[0]; ++kd)
     for (int64_t kh = 0; kh < g.k[1]; ++kh)
@@ -162,18 +100,15 @@ class ConvKernel final : public Kernel {
       return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported (float32 and float64 are)");
     MS_CHECK_ARG(ctx.dtype(1) == t,
                  std::string("W dtype ") + dtype_name(ctx.dtype(1)) + " differs from X dtype " + dtype_name(t));
-    Geo g;
-    MS_RETURN_IF_ERROR(make_geo(a_, ctx.shape(0), ctx.shape(1), &g));
+    ConvGeometry g;
+    MS_RETURN_IF_ERROR(conv_geometry(a_.win, ctx.shape(0), ctx.shape(1), &g));
     if (ctx.has_input(2)) {
       MS_CHECK_ARG(ctx.dtype(2) == t,
                    std::string("B dtype ") + dtype_name(ctx.dtype(2)) + " differs from X dtype " + dtype_name(t));
       const Shape& b = ctx.shape(2);
       MS_CHECK_ARG(b.rank() == 1 && b[0] == g.M, "B must have shape [" + std::to_string(g.M) + "], got " + b.str());
     }
-    Shape out{g.N, g.M};
-    const int sp = ctx.shape(0).rank() - 2;
-    for (int i = 3 - sp; i < 3; ++i) out.push_back(g.out[i]);
-    ctx.set_output(0, t, out);
+    ctx.set_output(0, t, g.output_shape());
     if (on_dnnl(g, t)) {
       auto ws = dnnl_->prepare(dnnl_geometry(g), ctx.threads());
       if (ws.ok()) {
@@ -181,7 +116,7 @@ class ConvKernel final : public Kernel {
         return Status::OK();
       }
     }
-    if (!g.pointwise()) {
+    if (!pointwise(g)) {
       // One column buffer per image computed at once (see run: images go in parallel).
       MS_ASSIGN_OR_RETURN(size_t ws,
                           aligned_bytes(t, Shape{image_slots(g, ctx.threads()), g.C * g.k_size(), g.out_size()}));
@@ -192,36 +127,33 @@ class ConvKernel final : public Kernel {
 
   // 1-D and 2-D float32 convs with constant weights run on oneDNN where it takes the shape
   // (decided once per shape in infer; compute follows the same answer).
-  bool on_dnnl(const Geo& g, DType t) const { return dnnl_ && t == DType::kFloat32 && g.in[0] == 1 && g.k[0] == 1; }
+  bool on_dnnl(const ConvGeometry& g, DType t) const {
+    return dnnl_ && t == DType::kFloat32 && g.in[0] == 1 && g.k[0] == 1;
+  }
 
   // Batches of at least `threads` images run one image per thread with single-threaded GEMMs:
   // no synchronization inside an image, and each thread keeps its own column buffer.
-  static int64_t image_slots(const Geo& g, int threads) { return threads > 1 && g.N >= threads ? threads : 1; }
+  static int64_t image_slots(const ConvGeometry& g, int threads) { return threads > 1 && g.N >= threads ? threads : 1; }
 
   Status compute(const ComputeContext& ctx) const override {
-    Geo g;
-    MS_RETURN_IF_ERROR(make_geo(a_, ctx.input(0).shape(), ctx.input(1).shape(), &g));
+    ConvGeometry g;
+    MS_RETURN_IF_ERROR(conv_geometry(a_.win, ctx.input(0).shape(), ctx.input(1).shape(), &g));
     if (on_dnnl(g, ctx.input(0).dtype()) && ctx.output(0).numel() > 0) {
       Status st = dnnl_->run(ctx.input(0).data<float>(), ctx.output(0).data<float>(), dnnl_geometry(g), ctx.workspace(),
                              ctx.pool().threads());
       if (st.code() != Code::kUnsupported) return st;  // else infer planned the im2col path
     }
     switch (ctx.input(0).dtype()) {
-      case DType::kFloat32:
-        run<float>(ctx, g);
-        break;
-      case DType::kFloat64:
-        run<double>(ctx, g);
-        break;
-      default:
-        return Unsupported(std::string("dtype ") + dtype_name(ctx.input(0).dtype()) + " is not supported");
+      case DType::kFloat32: run<float>(ctx, g); break;
+      case DType::kFloat64: run<double>(ctx, g); break;
+      default: return Unsupported(std::string("dtype ") + dtype_name(ctx.input(0).dtype()) + " is not supported");
     }
     return Status::OK();
   }
 
  private:
   template <class T>
-  void run(const ComputeContext& ctx, const Geo& g) const {
+  void run(const ComputeContext& ctx, const ConvGeometry& g) const {
     const T* x = ctx.input(0).template data<T>();
     const T* w = ctx.input(1).template data<T>();
     const T* bias = ctx.has_input(2) ? ctx.input(2).template data<T>() : nullptr;
@@ -230,7 +162,7 @@ class ConvKernel final : public Kernel {
     ThreadPool& pool = ctx.pool();
     const int64_t IS = g.in_size(), OS = g.out_size(), KS = g.k_size();
     const int64_t red = g.Cg * KS;  // reduction length of one group's GEMM
-    const bool direct = g.pointwise();
+    const bool direct = pointwise(g);
     if (ctx.output(0).numel() == 0) return;
 
     // Many groups, or groups too small for the GEMM to split (depthwise convs): one task per
@@ -292,9 +224,9 @@ class ConvKernel final : public Kernel {
 
   // One image on the calling thread.
   template <class T>
-  static void one_image(const Geo& g, const T* xn, const T* w, const T* bias, T* yn, T* col) {
+  static void one_image(const ConvGeometry& g, const T* xn, const T* w, const T* bias, T* yn, T* col) {
     const int64_t IS = g.in_size(), OS = g.out_size(), KS = g.k_size(), red = g.Cg * KS;
-    const bool direct = g.pointwise();
+    const bool direct = pointwise(g);
     if (!direct)
       for (int64_t c = 0; c < g.C; ++c) im2col_channel(xn + c * IS, col + c * KS * OS, g);
     for (int64_t grp = 0; grp < g.group; ++grp) {
@@ -316,12 +248,13 @@ std::unique_ptr<DnnlConv> make_dnnl_conv(const ConvAttrs& a, const Node& n, cons
   const Tensor* b = has_b ? init.constant(n, 2) : nullptr;
   if (!w || w->dtype() != DType::kFloat32 || (w->rank() != 3 && w->rank() != 4) || (has_b && !b)) return nullptr;
   if (b && (b->dtype() != DType::kFloat32 || b->rank() != 1 || b->dim(0) != w->dim(0))) return nullptr;
-  if (w->dim(0) % a.group != 0 || w->numel() == 0) return nullptr;
+  if (w->dim(0) % a.win.group != 0 || w->numel() == 0) return nullptr;
   const int sp = w->rank() - 2;
+  if (!check_window_lengths(a.win, static_cast<size_t>(sp)).ok()) return nullptr;  // infer reports it
   DnnlConv::Params p;
   p.M = w->dim(0);
-  p.C = w->dim(1) * a.group;
-  p.group = a.group;
+  p.C = w->dim(1) * a.win.group;
+  p.group = a.win.group;
   p.act = a.act;
   p.residual = a.residual;
   p.after = a.after;
@@ -330,14 +263,10 @@ std::unique_ptr<DnnlConv> make_dnnl_conv(const ConvAttrs& a, const Node& n, cons
   for (int i = 0; i < sp; ++i) {
     const int j = 2 - sp + i;
     p.k[j] = w->dim(2 + i);
-    p.s[j] = a.strides.empty() ? 1 : a.strides[i];
-    p.d[j] = a.dilations.empty() ? 1 : a.dilations[i];
-    if (!a.kernel_shape.empty() && a.kernel_shape.size() == static_cast<size_t>(sp) && a.kernel_shape[i] != p.k[j])
-      return nullptr;  // infer reports the mismatch
+    p.s[j] = a.win.strides.empty() ? 1 : a.win.strides[i];
+    p.d[j] = a.win.dilations.empty() ? 1 : a.win.dilations[i];
+    if (!a.win.kernel_shape.empty() && a.win.kernel_shape[i] != p.k[j]) return nullptr;  // infer reports it
   }
-  if ((!a.strides.empty() && a.strides.size() != static_cast<size_t>(sp)) ||
-      (!a.dilations.empty() && a.dilations.size() != static_cast<size_t>(sp)))
-    return nullptr;
   return DnnlConv::create(p, w->data<float>(), b ? b->data<float>() : nullptr);
 }
 
@@ -355,8 +284,8 @@ class NhwcConvKernel final : public Kernel {
     MS_CHECK_ARG(ctx.dtype(0) == DType::kFloat32, "NhwcConv takes float32");
     const Shape& x = ctx.shape(0);
     MS_CHECK_ARG(x.rank() == 4, "NhwcConv X must be [N, H, W, C], got " + x.str());
-    Geo g;
-    MS_RETURN_IF_ERROR(make_geo(a_, nchw(x), ctx.shape(1), &g));
+    ConvGeometry g;
+    MS_RETURN_IF_ERROR(conv_geometry(a_.win, nchw(x), ctx.shape(1), &g));
     const Shape y{g.N, g.out[1], g.out[2], g.M};
     ctx.set_output(0, DType::kFloat32, y);
     if (a_.residual) {
@@ -372,8 +301,8 @@ class NhwcConvKernel final : public Kernel {
 
   Status compute(const ComputeContext& ctx) const override {
     if (ctx.output(0).numel() == 0) return Status::OK();
-    Geo g;
-    MS_RETURN_IF_ERROR(make_geo(a_, nchw(ctx.input(0).shape()), ctx.input(1).shape(), &g));
+    ConvGeometry g;
+    MS_RETURN_IF_ERROR(conv_geometry(a_.win, nchw(ctx.input(0).shape()), ctx.input(1).shape(), &g));
     Tensor& y = ctx.output(0);
     if (a_.residual) {  // oneDNN's sum post-op adds what Y holds: the residual, broadcast
       const Tensor& r = ctx.input(3);
@@ -400,24 +329,12 @@ class NhwcConvKernel final : public Kernel {
 
 StatusOr<ConvAttrs> parse_conv(const Node& n) {
   ConvAttrs a;
-  MS_ASSIGN_OR_RETURN(a.auto_pad, parse_auto_pad(n.attr_string("auto_pad", "NOTSET")));
-  a.group = n.attr_int("group", 1);
-  a.kernel_shape = n.attr_ints("kernel_shape");
-  a.strides = n.attr_ints("strides");
-  a.dilations = n.attr_ints("dilations");
-  a.pads = n.attr_ints("pads");
+  MS_ASSIGN_OR_RETURN(a.win, parse_window_attrs(n));
   a.act = FusedActivation::of(n);
-  a.residual = n.attr_int("mserve_residual", 0) != 0;
-  a.after = FusedActivation::of(n, "mserve_after_activation");
+  a.residual = FusedActivation::has_residual(n);
+  a.after = FusedActivation::of(n, FusedActivation::kAfterActivationAttr);
   MS_CHECK_ARG(!a.residual || (n.op_type == "NhwcConv" && n.inputs.size() > 3 && n.inputs[3] != kNoValue),
-               "mserve_residual needs an NhwcConv with input 3");
-  MS_CHECK_ARG(a.group >= 1, "group must be >= 1, got " + std::to_string(a.group));
-  for (int64_t v : a.kernel_shape)
-    MS_CHECK_ARG(v >= 1, "kernel_shape " + ints_str(a.kernel_shape) + " must be positive");
-  for (int64_t v : a.strides) MS_CHECK_ARG(v >= 1, "strides " + ints_str(a.strides) + " must be positive");
-  for (int64_t v : a.dilations) MS_CHECK_ARG(v >= 1, "dilations " + ints_str(a.dilations) + " must be positive");
-  for (int64_t v : a.pads) MS_CHECK_ARG(v >= 0, "pads " + ints_str(a.pads) + " must be non-negative");
-  MS_CHECK_ARG(a.pads.size() % 2 == 0, "pads " + ints_str(a.pads) + " must have an even number of values");
+               std::string(FusedActivation::kResidualAttr) + " needs an NhwcConv with input 3");
   return a;
 }
 

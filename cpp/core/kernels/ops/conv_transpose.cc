@@ -1,13 +1,9 @@
 // ConvTranspose (opsets 1, 11 and 22 share one semantics) and Col2Im (opset 18).
 //
 // ConvTranspose: X [N, C, spatial...], W [C, M / group, k...], optional B [M]; 1-D, 2-D and
-// 3-D spatial, run as 3-D with missing leading dims of size 1. Output size per axis:
-//   natural = stride * (in - 1) + output_padding + (k - 1) * dilation + 1
-//   out     = natural - pad_begin - pad_end                      (explicit pads, VALID: none)
-// With output_shape (or SAME_UPPER / SAME_LOWER, where out = in * stride) the pads come from
-// total = natural - out as the spec says: SAME_UPPER puts the odd cell at the end, everything
-// else at the beginning; a negative total (output larger than natural) pads nothing, the
-// extra cells at the end get only the bias. float32 and float64.
+// 3-D spatial, run as 3-D with missing leading dims of size 1. The output size rules are
+// conv_transpose_geometry's (kernels/conv_geometry.h); output cells no input reaches (an
+// output_shape larger than the natural size) get only the bias. float32 and float64.
 //
 // One image, one group: col[Mg * K, IS] = W_g^T [Mg * K, Cg] * X_g [Cg, IS] (one GEMM), then
 // col2im scatters every column of output channel m into Y (channels in parallel).
@@ -19,28 +15,18 @@
 #include <string>
 #include <vector>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
+#include "core/kernels/conv_geometry.h"
 #include "core/kernels/gemm.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
 
-// Geometry of a col2im, spatial arrays as 3-D (index 0 outermost): `in` positions per column
-// row scatter into an `out` image, position o = i * s + kk * d - pb.
-struct Geo {
-  int64_t N = 0, C = 0, M = 0, Cg = 0, Mg = 0, group = 1;
-  int64_t in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1};
-  int64_t pb[3] = {0, 0, 0}, out[3] = {1, 1, 1};
-  int64_t in_size() const { return in[0] * in[1] * in[2]; }
-  int64_t out_size() const { return out[0] * out[1] * out[2]; }
-  int64_t k_size() const { return k[0] * k[1] * k[2]; }
-};
-
 // Adds K rows of IS columns (one output channel) into the image `dst` (not cleared here).
 template <class T>
-void col2im_channel(const T* src, T* dst, const Geo& g) {
+void col2im_channel(const T* src, T* dst, const ConvGeometry& g) {
   const int64_t iw_n = g.in[2];
   for (int64_t kd = 0; kd < g.k[0]; ++kd)
     for (int64_t kh = 0; kh < g.k[1]; ++kh)
@@ -70,81 +56,9 @@ ThreadPool& serial_pool() {
   return pool;
 }
 
-struct CTAttrs {
-  AutoPad auto_pad = AutoPad::kNotSet;
-  int64_t group = 1;
-  std::vector<int64_t> kernel_shape, strides, dilations, pads, output_padding, output_shape;
-};
-
-Status make_geo(const CTAttrs& a, const Shape& x, const Shape& w, Geo* g) {
-  const int r = x.rank();
-  MS_CHECK_ARG(r >= 3, "X must have rank >= 3 (N, C, spatial...), got shape " + x.str());
-  if (r > 5)
-    return Unsupported("only 1-D, 2-D and 3-D transposed convolutions are supported, X has shape " + x.str());
-  MS_CHECK_ARG(w.rank() == r, "W must have the rank of X: X " + x.str() + ", W " + w.str());
-  const size_t sp = static_cast<size_t>(r - 2);
-  auto check_len = [&](const std::vector<int64_t>& v, size_t n, const char* what) -> Status {
-    MS_CHECK_ARG(v.empty() || v.size() == n,
-                 std::string(what) + " " + ints_str(v) + " must have " + std::to_string(n) + " values for X " + x.str());
-    return Status::OK();
-  };
-  MS_RETURN_IF_ERROR(check_len(a.kernel_shape, sp, "kernel_shape"));
-  MS_RETURN_IF_ERROR(check_len(a.strides, sp, "strides"));
-  MS_RETURN_IF_ERROR(check_len(a.dilations, sp, "dilations"));
-  MS_RETURN_IF_ERROR(check_len(a.output_padding, sp, "output_padding"));
-  MS_RETURN_IF_ERROR(check_len(a.pads, 2 * sp, "pads"));
-  // output_shape may also carry the N and C dims (older exporters): only the spatial ones count.
-  MS_CHECK_ARG(a.output_shape.empty() || a.output_shape.size() == sp || a.output_shape.size() == sp + 2,
-               "output_shape " + ints_str(a.output_shape) + " must have " + std::to_string(sp) + " values");
-  const size_t os_off = a.output_shape.size() == sp + 2 ? 2 : 0;
-  g->N = x[0];
-  g->C = x[1];
-  g->group = a.group;
-  MS_CHECK_ARG(w[0] == x[1], "W " + w.str() + " must have X's " + std::to_string(x[1]) + " channels as dim 0");
-  MS_CHECK_ARG(x[1] % a.group == 0, "the " + std::to_string(x[1]) + " channels of X are not divisible by group " +
-                                        std::to_string(a.group));
-  g->Cg = x[1] / a.group;
-  g->Mg = w[1];
-  g->M = w[1] * a.group;
-  for (size_t i = 0; i < sp; ++i) {
-    const int j = static_cast<int>(3 - sp + i);
-    const int xi = static_cast<int>(2 + i);
-    const int64_t in = x[xi], k = w[xi];
-    MS_CHECK_ARG(k >= 1, "W " + w.str() + " has an empty kernel dimension");
-    MS_CHECK_ARG(a.kernel_shape.empty() || a.kernel_shape[i] == k,
-                 "kernel_shape " + ints_str(a.kernel_shape) + " differs from the kernel of W " + w.str());
-    const int64_t s = a.strides.empty() ? 1 : a.strides[i];
-    const int64_t d = a.dilations.empty() ? 1 : a.dilations[i];
-    const int64_t op = a.output_padding.empty() ? 0 : a.output_padding[i];
-    const int64_t natural = s * (in - 1) + op + (k - 1) * d + 1;
-    int64_t out, pb;
-    const bool same = a.auto_pad == AutoPad::kSameUpper || a.auto_pad == AutoPad::kSameLower;
-    if (!a.output_shape.empty() || same) {
-      out = a.output_shape.empty() ? in * s : a.output_shape[os_off + i];
-      const int64_t total = std::max<int64_t>(0, natural - out);
-      pb = a.auto_pad == AutoPad::kSameUpper ? total / 2 : total - total / 2;
-    } else if (a.auto_pad == AutoPad::kValid || a.pads.empty()) {
-      out = natural;
-      pb = 0;
-    } else {
-      pb = a.pads[i];
-      out = natural - a.pads[i] - a.pads[sp + i];
-    }
-    MS_CHECK_ARG(out > 0, "output spatial dimension " + std::to_string(i) + " would be empty (" +
-                              std::to_string(out) + "): X " + x.str() + ", W " + w.str());
-    g->in[j] = in;
-    g->k[j] = k;
-    g->s[j] = s;
-    g->d[j] = d;
-    g->pb[j] = pb;
-    g->out[j] = out;
-  }
-  return Status::OK();
-}
-
 class ConvTransposeKernel final : public Kernel {
  public:
-  explicit ConvTransposeKernel(CTAttrs a) : a_(std::move(a)) {}
+  explicit ConvTransposeKernel(WindowAttrs a) : a_(std::move(a)) {}
 
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "ConvTranspose needs inputs X and W");
@@ -153,26 +67,23 @@ class ConvTransposeKernel final : public Kernel {
       return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported (float32 and float64 are)");
     MS_CHECK_ARG(ctx.dtype(1) == t,
                  std::string("W dtype ") + dtype_name(ctx.dtype(1)) + " differs from X dtype " + dtype_name(t));
-    Geo g;
-    MS_RETURN_IF_ERROR(make_geo(a_, ctx.shape(0), ctx.shape(1), &g));
+    ConvGeometry g;
+    MS_RETURN_IF_ERROR(conv_transpose_geometry(a_, ctx.shape(0), ctx.shape(1), &g));
     if (ctx.has_input(2)) {
       MS_CHECK_ARG(ctx.dtype(2) == t,
                    std::string("B dtype ") + dtype_name(ctx.dtype(2)) + " differs from X dtype " + dtype_name(t));
       const Shape& b = ctx.shape(2);
       MS_CHECK_ARG(b.rank() == 1 && b[0] == g.M, "B must have shape [" + std::to_string(g.M) + "], got " + b.str());
     }
-    Shape out{g.N, g.M};
-    const int sp = ctx.shape(0).rank() - 2;
-    for (int i = 3 - sp; i < 3; ++i) out.push_back(g.out[i]);
     MS_ASSIGN_OR_RETURN(size_t ws, aligned_bytes(t, Shape{g.M * g.k_size(), g.in_size()}));
     ctx.set_workspace(ws);
-    ctx.set_output(0, t, out);
+    ctx.set_output(0, t, g.output_shape());
     return Status::OK();
   }
 
   Status compute(const ComputeContext& ctx) const override {
-    Geo g;
-    MS_RETURN_IF_ERROR(make_geo(a_, ctx.input(0).shape(), ctx.input(1).shape(), &g));
+    ConvGeometry g;
+    MS_RETURN_IF_ERROR(conv_transpose_geometry(a_, ctx.input(0).shape(), ctx.input(1).shape(), &g));
     switch (ctx.input(0).dtype()) {
       case DType::kFloat32: run<float>(ctx, g); break;
       case DType::kFloat64: run<double>(ctx, g); break;
@@ -183,7 +94,7 @@ class ConvTransposeKernel final : public Kernel {
 
  private:
   template <class T>
-  void run(const ComputeContext& ctx, const Geo& g) const {
+  void run(const ComputeContext& ctx, const ConvGeometry& g) const {
     const T* x = ctx.input(0).template data<T>();
     const T* w = ctx.input(1).template data<T>();
     const T* bias = ctx.has_input(2) ? ctx.input(2).template data<T>() : nullptr;
@@ -212,14 +123,10 @@ class ConvTransposeKernel final : public Kernel {
     }
   }
 
-  CTAttrs a_;
+  WindowAttrs a_;
 };
 
 // ---- Col2Im ----
-
-struct C2IAttrs {
-  std::vector<int64_t> strides, dilations, pads;
-};
 
 // Reads a 1-D int64 tensor of at most 3 values into v; returns its length (or -1 when wrong).
 int64_t read_small(const Tensor& t, int64_t* v) {
@@ -229,7 +136,9 @@ int64_t read_small(const Tensor& t, int64_t* v) {
   return t.numel();
 }
 
-Status col2im_geo(const C2IAttrs& a, const Shape& x, const Tensor& image, const Tensor& block, Geo* g) {
+// The col2im geometry of Col2Im: the sliding-block counts of a Conv over image_shape are the
+// "input" positions, the image the output.
+Status col2im_geo(const WindowAttrs& a, const Shape& x, const Tensor& image, const Tensor& block, ConvGeometry* g) {
   MS_CHECK_ARG(x.rank() == 3, "Col2Im input must have rank 3 [N, C * prod(block_shape), L], got " + x.str());
   int64_t img[3], blk[3];
   const int64_t ni = read_small(image, img), nb = read_small(block, blk);
@@ -242,13 +151,9 @@ Status col2im_geo(const C2IAttrs& a, const Shape& x, const Tensor& image, const 
   MS_CHECK_ARG(ni == nb && ni >= 1, "image_shape and block_shape must have the same length >= 1, got " +
                                         image.shape().str() + " and " + block.shape().str());
   const size_t sp = static_cast<size_t>(ni);
-  MS_CHECK_ARG(a.strides.empty() || a.strides.size() == sp, "strides " + ints_str(a.strides) + " must have " +
-                                                                 std::to_string(sp) + " values");
-  MS_CHECK_ARG(a.dilations.empty() || a.dilations.size() == sp, "dilations " + ints_str(a.dilations) +
-                                                                     " must have " + std::to_string(sp) + " values");
-  MS_CHECK_ARG(a.pads.empty() || a.pads.size() == 2 * sp, "pads " + ints_str(a.pads) + " must have " +
-                                                              std::to_string(2 * sp) + " values");
+  MS_RETURN_IF_ERROR(check_window_lengths(a, sp));
   g->N = x[0];
+  g->sp = static_cast<int>(sp);
   int64_t blocks = 1, ksize = 1;
   for (size_t i = 0; i < sp; ++i) {
     const int j = static_cast<int>(3 - sp + i);
@@ -256,29 +161,29 @@ Status col2im_geo(const C2IAttrs& a, const Shape& x, const Tensor& image, const 
     const int64_t s = a.strides.empty() ? 1 : a.strides[i];
     const int64_t d = a.dilations.empty() ? 1 : a.dilations[i];
     const int64_t pb = a.pads.empty() ? 0 : a.pads[i], pe = a.pads.empty() ? 0 : a.pads[sp + i];
-    const int64_t span = img[i] + pb + pe - (blk[i] - 1) * d - 1;
-    MS_CHECK_ARG(span >= 0, "block_shape does not fit in the padded image_shape along axis " + std::to_string(i));
-    const int64_t n = span / s + 1;
+    const int64_t n = window_axis(AutoPad::kNotSet, img[i], blk[i], s, d, pb, pe, false).out;
+    MS_CHECK_ARG(n > 0, "block_shape does not fit in the padded image_shape along axis " + std::to_string(i));
     g->in[j] = n;
     g->k[j] = blk[i];
     g->s[j] = s;
     g->d[j] = d;
     g->pb[j] = pb;
+    g->pe[j] = pe;
     g->out[j] = img[i];
     blocks *= n;
     ksize *= blk[i];
   }
-  MS_CHECK_ARG(x[1] % ksize == 0, "input dim 1 (" + std::to_string(x[1]) +
-                                      ") is not divisible by the block size " + std::to_string(ksize));
-  MS_CHECK_ARG(x[2] == blocks, "input dim 2 (" + std::to_string(x[2]) + ") must equal the number of blocks " +
-                                   std::to_string(blocks));
+  MS_CHECK_ARG(x[1] % ksize == 0, "input dim 1 (" + std::to_string(x[1]) + ") is not divisible by the block size " +
+                                      std::to_string(ksize));
+  MS_CHECK_ARG(x[2] == blocks,
+               "input dim 2 (" + std::to_string(x[2]) + ") must equal the number of blocks " + std::to_string(blocks));
   g->C = g->M = x[1] / ksize;
   return Status::OK();
 }
 
 class Col2ImKernel final : public Kernel {
  public:
-  explicit Col2ImKernel(C2IAttrs a) : a_(std::move(a)) {}
+  explicit Col2ImKernel(WindowAttrs a) : a_(std::move(a)) {}
 
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1) && ctx.has_input(2),
@@ -286,83 +191,51 @@ class Col2ImKernel final : public Kernel {
     const DType t = ctx.dtype(0);
     bool ok = false;
     MS_SWITCH_NUMERIC(t, T, break, ok = sizeof(T) > 0);
-    if (!ok)
-      return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
+    if (!ok) return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
     if (!ctx.value(1) || !ctx.value(2)) return ctx.need_value();
-    Geo g;
+    ConvGeometry g;
     MS_RETURN_IF_ERROR(col2im_geo(a_, ctx.shape(0), *ctx.value(1), *ctx.value(2), &g));
-    Shape out{g.N, g.C};
-    const int64_t sp = ctx.value(1)->numel();
-    for (int64_t i = 3 - sp; i < 3; ++i) out.push_back(g.out[i]);
-    ctx.set_output(0, t, out);
+    ctx.set_output(0, t, g.output_shape());
     return Status::OK();
   }
 
   Status compute(const ComputeContext& ctx) const override {
-    Geo g;
+    ConvGeometry g;
     MS_RETURN_IF_ERROR(col2im_geo(a_, ctx.input(0).shape(), ctx.input(1), ctx.input(2), &g));
     const Tensor& x = ctx.input(0);
-    MS_SWITCH_NUMERIC(x.dtype(), T, return Unsupported(std::string("dtype ") + dtype_name(x.dtype())),
-                      run<T>(ctx, g));
+    MS_SWITCH_NUMERIC(x.dtype(), T, return Unsupported(std::string("dtype ") + dtype_name(x.dtype())), run<T>(ctx, g));
     return Status::OK();
   }
 
  private:
   template <class T>
-  static void run(const ComputeContext& ctx, const Geo& g) {
+  static void run(const ComputeContext& ctx, const ConvGeometry& g) {
     const T* x = ctx.input(0).template data<T>();
     T* y = ctx.output(0).template data<T>();
     const int64_t IS = g.in_size(), OS = g.out_size(), KS = g.k_size();
     const int64_t planes = g.N * g.C;
     ctx.pool().parallel_for(planes, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, KS * IS + OS)),
                             [&](int64_t b, int64_t e) {
-      for (int64_t p = b; p < e; ++p) {
-        T* plane = y + p * OS;
-        std::fill(plane, plane + OS, T(0));
-        col2im_channel(x + p * KS * IS, plane, g);
-      }
-    });
+                              for (int64_t p = b; p < e; ++p) {
+                                T* plane = y + p * OS;
+                                std::fill(plane, plane + OS, T(0));
+                                col2im_channel(x + p * KS * IS, plane, g);
+                              }
+                            });
   }
 
-  C2IAttrs a_;
+  WindowAttrs a_;
 };
-
-Status check_positive(const std::vector<int64_t>& v, const char* what, int64_t min) {
-  for (int64_t e : v)
-    MS_CHECK_ARG(e >= min, std::string(what) + " " + ints_str(v) + " must be >= " + std::to_string(min));
-  return Status::OK();
-}
 
 }  // namespace
 
 StatusOr<KernelPtr> create_onnx_ConvTranspose(const Node& n, const KernelInit&) {
-  CTAttrs a;
-  MS_ASSIGN_OR_RETURN(a.auto_pad, parse_auto_pad(n.attr_string("auto_pad", "NOTSET")));
-  a.group = n.attr_int("group", 1);
-  a.kernel_shape = n.attr_ints("kernel_shape");
-  a.strides = n.attr_ints("strides");
-  a.dilations = n.attr_ints("dilations");
-  a.pads = n.attr_ints("pads");
-  a.output_padding = n.attr_ints("output_padding");
-  a.output_shape = n.attr_ints("output_shape");
-  MS_CHECK_ARG(a.group >= 1, "group must be >= 1, got " + std::to_string(a.group));
-  MS_RETURN_IF_ERROR(check_positive(a.kernel_shape, "kernel_shape", 1));
-  MS_RETURN_IF_ERROR(check_positive(a.strides, "strides", 1));
-  MS_RETURN_IF_ERROR(check_positive(a.dilations, "dilations", 1));
-  MS_RETURN_IF_ERROR(check_positive(a.pads, "pads", 0));
-  MS_RETURN_IF_ERROR(check_positive(a.output_padding, "output_padding", 0));
-  MS_RETURN_IF_ERROR(check_positive(a.output_shape, "output_shape", 0));
+  MS_ASSIGN_OR_RETURN(WindowAttrs a, parse_window_attrs(n));
   return KernelPtr(new ConvTransposeKernel(std::move(a)));
 }
 
 StatusOr<KernelPtr> create_onnx_Col2Im(const Node& n, const KernelInit&) {
-  C2IAttrs a;
-  a.strides = n.attr_ints("strides");
-  a.dilations = n.attr_ints("dilations");
-  a.pads = n.attr_ints("pads");
-  MS_RETURN_IF_ERROR(check_positive(a.strides, "strides", 1));
-  MS_RETURN_IF_ERROR(check_positive(a.dilations, "dilations", 1));
-  MS_RETURN_IF_ERROR(check_positive(a.pads, "pads", 0));
+  MS_ASSIGN_OR_RETURN(WindowAttrs a, parse_window_attrs(n));
   return KernelPtr(new Col2ImKernel(std::move(a)));
 }
 

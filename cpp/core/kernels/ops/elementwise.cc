@@ -87,8 +87,10 @@ class BinaryKernel final : public Kernel {
 
 template <class T>
 inline double to_double(T v) {
-  if constexpr (std::is_same_v<T, Eigen::half>) return static_cast<double>(static_cast<float>(v));
-  else return static_cast<double>(v);
+  if constexpr (std::is_same_v<T, Eigen::half>)
+    return static_cast<double>(static_cast<float>(v));
+  else
+    return static_cast<double>(v);
 }
 
 template <class T, class U>
@@ -118,12 +120,12 @@ inline T pow_elem(T x, U y) {
 }
 
 // Base dtypes Pow runs.
-#define MS_SWITCH_POW_BASE(dt, T, OTHER, ...)   \
-  switch (dt) {                                 \
-    MS_FLOAT_CASES(T, __VA_ARGS__)              \
-    MS_CASE(kInt32, int32_t, T, __VA_ARGS__)    \
-    MS_CASE(kInt64, int64_t, T, __VA_ARGS__)    \
-    default: OTHER;                             \
+#define MS_SWITCH_POW_BASE(dt, T, OTHER, ...) \
+  switch (dt) {                               \
+    MS_FLOAT_CASES(T, __VA_ARGS__)            \
+    MS_CASE(kInt32, int32_t, T, __VA_ARGS__)  \
+    MS_CASE(kInt64, int64_t, T, __VA_ARGS__)  \
+    default: OTHER;                           \
   }
 
 class PowKernel final : public Kernel {
@@ -229,8 +231,10 @@ struct ShiftOp {
     }
     if (out_of_range || static_cast<uint64_t>(y) >= kBits) return (!LEFT && negative_x) ? T(-1) : T(0);
     using UT = std::make_unsigned_t<T>;
-    if constexpr (LEFT) return static_cast<T>(static_cast<UT>(static_cast<UT>(x) << y));
-    else return static_cast<T>(x >> y);  // arithmetic for signed T
+    if constexpr (LEFT)
+      return static_cast<T>(static_cast<UT>(static_cast<UT>(x) << y));
+    else
+      return static_cast<T>(x >> y);  // arithmetic for signed T
   }
 };
 
@@ -283,8 +287,10 @@ struct VarFn {
         if (a != a) return a;  // NaN propagates
         if (b != b) return b;
       }
-      if constexpr (OP == VarOp::kMin) return b < a ? b : a;
-      else return a < b ? b : a;
+      if constexpr (OP == VarOp::kMin)
+        return b < a ? b : a;
+      else
+        return a < b ? b : a;
     }
   }
 };

@@ -6,9 +6,9 @@
 #include <cstring>
 #include <string>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -38,8 +38,7 @@ class ConcatKernel final : public Kernel {
       for (int d = 0; ok && d < r; ++d) ok = d == axis || s[d] == s0[d];
       if (!ok)
         return InvalidArgument("input " + std::to_string(i) + " has shape " + s.str() +
-                               ", incompatible with input 0 shape " + s0.str() + " along axis " +
-                               std::to_string(axis));
+                               ", incompatible with input 0 shape " + s0.str() + " along axis " + std::to_string(axis));
       out[axis] += s[axis];
     }
     ctx.set_output(0, dt, out);
@@ -77,9 +76,8 @@ class ConcatKernel final : public Kernel {
         const char* src = static_cast<const char*>(in.raw());
         const int64_t bytes = in.dim(axis) * inner_bytes;
         char* d = dst + off;
-        pool.parallel_for(bytes, 1 << 20, [&](int64_t b, int64_t e) {
-          std::memcpy(d + b, src + b, static_cast<size_t>(e - b));
-        });
+        pool.parallel_for(bytes, 1 << 20,
+                          [&](int64_t b, int64_t e) { std::memcpy(d + b, src + b, static_cast<size_t>(e - b)); });
         off += bytes;
       }
       return Status::OK();

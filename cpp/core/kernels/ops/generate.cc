@@ -1,46 +1,26 @@
-// Range (11+), ConstantOfShape (9+), Size (1+), EyeLike (9+), Dropout (1+, inference), CastLike (15+).
+// Generators: Range (11+), ConstantOfShape (9+), EyeLike (9+), OneHot (9+). Each writes a new
+// tensor from a few given values (start, limit and delta; a fill value; a diagonal offset; depth
+// and the off/on values) rather than from the elements of a data input. The output shapes of
+// Range, ConstantOfShape and OneHot depend on input values: their infer asks the planner for the
+// value when it is not known at plan time.
 //
 // Range: float types count and step in double (as numpy.arange on the values), float16 in float
-// when opset 27's stash_type asks for it; integer types in int64. Dropout runs as inference:
-// the output is the input and the optional mask is all true (ones before opset 10). Training mode
-// with a nonzero ratio draws random numbers and is Unsupported.
+// when opset 27's stash_type asks for it; integer types in int64. OneHot: negative indices count
+// back from depth from opset 11 (before, they are out of range and select nothing).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
 #include <type_traits>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/cast.h"
 #include "core/kernels/common.h"
+#include "core/kernels/copy_view.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
-
-// Fills `n` elements of `dst` with the `esize`-byte value at `v`.
-void fill_bytes(void* dst, int64_t n, const void* v, size_t esize, ThreadPool& pool) {
-  auto run = [&](auto tag) {
-    using U = decltype(tag);
-    U x;
-    std::memcpy(&x, v, sizeof(U));
-    U* d = static_cast<U*>(dst);
-    pool.parallel_for(n, 1 << 16, [&](int64_t b, int64_t e) { std::fill(d + b, d + e, x); });
-  };
-  switch (esize) {
-    case 1: run(uint8_t{}); break;
-    case 2: run(uint16_t{}); break;
-    case 4: run(uint32_t{}); break;
-    default: run(uint64_t{}); break;
-  }
-}
-
-// 1 in T (true for bool).
-template <class T>
-T one_of() {
-  if constexpr (std::is_same_v<T, Eigen::half>) return Eigen::half(1.0f);
-  else return T(1);
-}
 
 // ------------------------------------------------------------------------------------ Range
 
@@ -105,8 +85,10 @@ class RangeKernel final : public Kernel {
     }
     const int64_t s = start.int_at(0), l = limit.int_at(0), d = delta.int_at(0);
     if (d == 0) return InvalidArgument("delta must not be 0");
-    if (d > 0) n = l > s ? (l - s + d - 1) / d : 0;
-    else n = s > l ? (s - l + (-d) - 1) / (-d) : 0;
+    if (d > 0)
+      n = l > s ? (l - s + d - 1) / d : 0;
+    else
+      n = s > l ? (s - l + (-d) - 1) / (-d) : 0;
     return Status::OK();
   }
   static Status finish(double c, int64_t& n) {
@@ -120,8 +102,10 @@ class RangeKernel final : public Kernel {
     T* o = out.data<T>();
     for (int64_t i = 0; i < n; ++i) {
       const double v = s + static_cast<double>(i) * d;
-      if constexpr (std::is_same_v<T, Eigen::half>) o[i] = Eigen::half(static_cast<float>(v));
-      else o[i] = static_cast<T>(v);
+      if constexpr (std::is_same_v<T, Eigen::half>)
+        o[i] = Eigen::half(static_cast<float>(v));
+      else
+        o[i] = static_cast<T>(v);
     }
   }
   template <class T>
@@ -164,22 +148,6 @@ class ConstantOfShapeKernel final : public Kernel {
   Tensor value_;
 };
 
-// ------------------------------------------------------------------------------------- Size
-
-class SizeKernel final : public Kernel {
- public:
-  Status infer(InferContext& ctx) const override {
-    MS_CHECK_ARG(ctx.has_input(0), "needs an input");
-    ctx.set_output(0, DType::kInt64, Shape{});
-    return Status::OK();
-  }
-  Status compute(const ComputeContext& ctx) const override {
-    *ctx.output(0).data<int64_t>() = ctx.input(0).numel();
-    return Status::OK();
-  }
-  bool reads_input_data() const override { return false; }
-};
-
 // ---------------------------------------------------------------------------------- EyeLike
 
 class EyeLikeKernel final : public Kernel {
@@ -214,66 +182,68 @@ class EyeLikeKernel final : public Kernel {
   int64_t k_;
 };
 
-// ---------------------------------------------------------------------------------- Dropout
+// --------------------------------------------------------------------------------- OneHot
 
-class DropoutKernel final : public Kernel {
+class OneHotKernel final : public Kernel {
  public:
-  explicit DropoutKernel(int opset) : opset_(opset) {}
+  OneHotKernel(int64_t axis, bool negative_indices) : axis_(axis), neg_(negative_indices) {}
 
   Status infer(InferContext& ctx) const override {
-    MS_CHECK_ARG(ctx.has_input(0), "needs a data input");
-    if (opset_ >= 12) {
-      if (ctx.has_input(1) && (ctx.shape(1).numel() != 1 || !dtype_is_float(ctx.dtype(1))))
-        return InvalidArgument("ratio must be a float scalar");
-      if (ctx.has_input(2) && (ctx.shape(2).numel() != 1 || ctx.dtype(2) != DType::kBool))
-        return InvalidArgument("training_mode must be a bool scalar");
-      if (ctx.value(2) && ctx.value(2)->int_at(0) != 0 && (!ctx.has_input(1) || ctx.value(1)))
-        MS_RETURN_IF_ERROR(check_ratio(ctx.has_input(1) ? ctx.value(1)->float_at(0) : 0.5));
-    }
-    ctx.set_output(0, ctx.dtype(0), ctx.shape(0));
-    if (ctx.num_outputs() > 1) ctx.set_output(1, opset_ >= 10 ? DType::kBool : ctx.dtype(0), ctx.shape(0));
+    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1) && ctx.has_input(2), "needs indices, depth and values");
+    for (int i = 0; i < 2; ++i)
+      if (ctx.dtype(i) == DType::kBool)
+        return InvalidArgument(std::string(i ? "depth" : "indices") + " must be numeric, got bool");
+    MS_CHECK_ARG(ctx.shape(2).rank() == 1 && ctx.shape(2)[0] == 2,
+                 "values must be a 2-element 1-D tensor, got shape " + ctx.shape(2).str());
+    const Shape& is = ctx.shape(0);
+    MS_CHECK_ARG(Shape::fits(static_cast<size_t>(is.rank()) + 1), "output rank exceeds the maximum");
+    const int r = is.rank() + 1;
+    int64_t axis = axis_ < 0 ? axis_ + r : axis_;
+    MS_CHECK_ARG(axis >= 0 && axis < r,
+                 "axis " + std::to_string(axis_) + " is out of range for output rank " + std::to_string(r));
+    const Tensor* dt = ctx.value(1);
+    if (!dt) return ctx.need_value();
+    MS_CHECK_ARG(dt->numel() == 1 && dt->rank() <= 1, "depth must be a scalar, got " + dt->desc());
+    const double depthf = dt->float_at(0);
+    MS_CHECK_ARG(depthf >= 1 && depthf < 9.2e18, "depth must be >= 1, got " + std::to_string(depthf));
+    Shape out = is;
+    out.insert(static_cast<int>(axis), static_cast<int64_t>(depthf));
+    ctx.set_output(0, ctx.dtype(2), out);
     return Status::OK();
   }
 
   Status compute(const ComputeContext& ctx) const override {
-    if (opset_ >= 12 && ctx.has_input(2) && ctx.input(2).int_at(0) != 0)
-      MS_RETURN_IF_ERROR(check_ratio(ctx.has_input(1) ? ctx.input(1).float_at(0) : 0.5));
-    MS_RETURN_IF_ERROR(copy_input_to_output(ctx));
-    if (ctx.has_output(1)) {
-      Tensor& mask = ctx.output(1);
-      MS_SWITCH_ALL(mask.dtype(), T, return Internal("Dropout mask dtype"), {
-        const T one = one_of<T>();
-        fill_bytes(mask.raw(), mask.numel(), &one, sizeof(T), ctx.pool());
+    const Tensor& ind = ctx.input(0);
+    const Tensor& vals = ctx.input(2);
+    Tensor& out = ctx.output(0);
+    const int r = out.rank();
+    const int axis = static_cast<int>(axis_ < 0 ? axis_ + r : axis_);
+    const int64_t depth = out.dim(axis);
+    const int64_t outer = ind.shape().prod(0, axis), inner = ind.shape().prod(axis, ind.rank());
+    MS_SWITCH_ALL(vals.dtype(), T, return Unsupported("dtype"), {
+      const T off = vals.data<T>()[0], on = vals.data<T>()[1];
+      T* y = out.data<T>();
+      const int64_t total = out.numel();
+      ctx.pool().parallel_for(total, 1 << 16, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) y[i] = off;
       });
-    }
+      MS_SWITCH_NUMERIC(ind.dtype(), I, return Unsupported("indices dtype"), {
+        const I* ip = ind.data<I>();
+        for (int64_t o = 0; o < outer; ++o)
+          for (int64_t i = 0; i < inner; ++i) {
+            int64_t v = static_cast<int64_t>(ip[o * inner + i]);
+            if (v < 0 && neg_) v += depth;
+            if (v < 0 || v >= depth) continue;
+            y[(o * depth + v) * inner + i] = on;
+          }
+      });
+    });
     return Status::OK();
   }
 
  private:
-  static Status check_ratio(double ratio) {
-    if (ratio != 0.0)
-      return Unsupported("Dropout in training mode with ratio " + std::to_string(ratio) +
-                         " (random) is not supported; only inference");
-    return Status::OK();
-  }
-  int opset_;
-};
-
-// --------------------------------------------------------------------------------- CastLike
-
-class CastLikeKernel final : public Kernel {
- public:
-  bool supports_strings() const override { return true; }
-  Status infer(InferContext& ctx) const override {
-    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs input and target_type");
-    if (ctx.dtype(0) == DType::kUndefined || ctx.dtype(1) == DType::kUndefined)
-      return InvalidArgument("inputs have no dtype");
-    ctx.set_output(0, ctx.dtype(1), ctx.shape(0));
-    return Status::OK();
-  }
-  Status compute(const ComputeContext& ctx) const override {
-    return cast_tensor(ctx.input(0), ctx.output(0), ctx.pool());
-  }
+  int64_t axis_;
+  bool neg_;
 };
 
 }  // namespace
@@ -293,8 +263,6 @@ StatusOr<KernelPtr> create_onnx_ConstantOfShape(const Node& node, const KernelIn
   return KernelPtr(new ConstantOfShapeKernel(a->t));
 }
 
-StatusOr<KernelPtr> create_onnx_Size(const Node&, const KernelInit&) { return KernelPtr(new SizeKernel()); }
-
 StatusOr<KernelPtr> create_onnx_EyeLike(const Node& node, const KernelInit&) {
   DType dt = DType::kUndefined;
   if (const Attribute* a = node.attr("dtype")) {
@@ -303,10 +271,9 @@ StatusOr<KernelPtr> create_onnx_EyeLike(const Node& node, const KernelInit&) {
   return KernelPtr(new EyeLikeKernel(dt, node.attr_int("k", 0)));
 }
 
-StatusOr<KernelPtr> create_onnx_Dropout(const Node& node, const KernelInit&) {
-  return KernelPtr(new DropoutKernel(node.opset));
+StatusOr<KernelPtr> create_onnx_OneHot(const Node& node, const KernelInit&) {
+  // Negative indices count back from depth since opset 11; before, they are out of range.
+  return KernelPtr(new OneHotKernel(node.attr_int("axis", -1), node.opset >= 11));
 }
-
-StatusOr<KernelPtr> create_onnx_CastLike(const Node&, const KernelInit&) { return KernelPtr(new CastLikeKernel()); }
 
 }  // namespace mserve

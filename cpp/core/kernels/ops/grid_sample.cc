@@ -16,9 +16,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -26,13 +26,19 @@ namespace {
 enum class GMode { kNearest, kLinear, kCubic };
 enum class Pad { kZeros, kBorder, kReflection };
 
-template <class A, class T> A to_a(T v) {
-  if constexpr (std::is_same_v<T, Eigen::half>) return static_cast<A>(static_cast<float>(v));
-  else return static_cast<A>(v);
+template <class A, class T>
+A to_a(T v) {
+  if constexpr (std::is_same_v<T, Eigen::half>)
+    return static_cast<A>(static_cast<float>(v));
+  else
+    return static_cast<A>(v);
 }
-template <class T, class A> T from_a(A v) {
-  if constexpr (std::is_same_v<T, Eigen::half>) return static_cast<T>(static_cast<float>(v));
-  else return static_cast<T>(v);
+template <class T, class A>
+T from_a(A v) {
+  if constexpr (std::is_same_v<T, Eigen::half>)
+    return static_cast<T>(static_cast<float>(v));
+  else
+    return static_cast<T>(v);
 }
 
 template <class A>
@@ -137,73 +143,75 @@ class GridSampleKernel final : public Kernel {
     };
     ctx.pool().parallel_for(N * P, std::max<int64_t>(1, 1024 / std::max<int64_t>(1, C * combos)),
                             [&](int64_t b, int64_t e) {
-      int64_t idx[Shape::kMaxRank][4];
-      A w[Shape::kMaxRank][4];
-      for (int64_t q = b; q < e; ++q) {
-        const int64_t n = q / P, p = q % P;
-        for (int d = 0; d < r; ++d) {
-          // grid component k indexes spatial axis r - 1 - k.
-          const A g = gval(q * r + (r - 1 - d));
-          const A len = static_cast<A>(L[d]);
-          A lo, hi, c;
-          if (align_) {
-            c = (g + 1) / 2 * (len - 1);
-            lo = 0;
-            hi = len - 1;
-          } else {
-            c = ((g + 1) * len - 1) / 2;
-            lo = A(-0.5);
-            hi = len - A(0.5);
-          }
-          if (mode_ == GMode::kNearest) c = std::nearbyint(c);
-          if (c < lo || c > hi) {
-            if (pad_ == Pad::kBorder) c = std::min(std::max(c, A(0)), len - 1);
-            else if (pad_ == Pad::kReflection) c = reflect<A>(c, lo, hi);
-          }
-          if (mode_ == GMode::kNearest) {
-            // Truncation, as the reference's int cast; NaN reads as a zero tap.
-            const int64_t i = std::isfinite(c) ? static_cast<int64_t>(c) : -(int64_t{1} << 40);
-            idx[d][0] = tap_index<A>(i, L[d], lo, hi);
-            w[d][0] = 1;
-            continue;
-          }
-          const A f = std::isfinite(c) ? std::floor(c) : A(-(int64_t{1} << 40));
-          const int64_t i0 = static_cast<int64_t>(f);
-          const A t = c - f;
-          if (mode_ == GMode::kLinear) {
-            w[d][0] = 1 - t;
-            w[d][1] = t;
-            idx[d][0] = tap_index<A>(i0, L[d], lo, hi);
-            idx[d][1] = tap_index<A>(i0 + 1, L[d], lo, hi);
-          } else {
-            cubic_coeffs<A>(t, w[d]);
-            for (int k = 0; k < 4; ++k) idx[d][k] = tap_index<A>(i0 - 1 + k, L[d], lo, hi);
-          }
-        }
-        for (int64_t ch = 0; ch < C; ++ch) {
-          const T* xc = x + (n * C + ch) * plane;
-          A acc = 0;
-          for (int64_t m = 0; m < combos; ++m) {
-            int64_t rem = m, off = 0;
-            A wt = 1;
-            bool zero = false;
-            for (int d = r - 1; d >= 0; --d) {
-              const int k = static_cast<int>(rem % nt);
-              rem /= nt;
-              const int64_t i = idx[d][k];
-              if (i < 0) {
-                zero = true;
-                break;
-              }
-              off += i * stride[d];
-              wt *= w[d][k];
-            }
-            if (!zero) acc += wt * to_a<A>(xc[off]);
-          }
-          y[(n * C + ch) * P + p] = from_a<T>(acc);
-        }
-      }
-    });
+                              int64_t idx[Shape::kMaxRank][4];
+                              A w[Shape::kMaxRank][4];
+                              for (int64_t q = b; q < e; ++q) {
+                                const int64_t n = q / P, p = q % P;
+                                for (int d = 0; d < r; ++d) {
+                                  // grid component k indexes spatial axis r - 1 - k.
+                                  const A g = gval(q * r + (r - 1 - d));
+                                  const A len = static_cast<A>(L[d]);
+                                  A lo, hi, c;
+                                  if (align_) {
+                                    c = (g + 1) / 2 * (len - 1);
+                                    lo = 0;
+                                    hi = len - 1;
+                                  } else {
+                                    c = ((g + 1) * len - 1) / 2;
+                                    lo = A(-0.5);
+                                    hi = len - A(0.5);
+                                  }
+                                  if (mode_ == GMode::kNearest) c = std::nearbyint(c);
+                                  if (c < lo || c > hi) {
+                                    if (pad_ == Pad::kBorder)
+                                      c = std::min(std::max(c, A(0)), len - 1);
+                                    else if (pad_ == Pad::kReflection)
+                                      c = reflect<A>(c, lo, hi);
+                                  }
+                                  if (mode_ == GMode::kNearest) {
+                                    // Truncation, as the reference's int cast; NaN reads as a zero tap.
+                                    const int64_t i = std::isfinite(c) ? static_cast<int64_t>(c) : -(int64_t{1} << 40);
+                                    idx[d][0] = tap_index<A>(i, L[d], lo, hi);
+                                    w[d][0] = 1;
+                                    continue;
+                                  }
+                                  const A f = std::isfinite(c) ? std::floor(c) : A(-(int64_t{1} << 40));
+                                  const int64_t i0 = static_cast<int64_t>(f);
+                                  const A t = c - f;
+                                  if (mode_ == GMode::kLinear) {
+                                    w[d][0] = 1 - t;
+                                    w[d][1] = t;
+                                    idx[d][0] = tap_index<A>(i0, L[d], lo, hi);
+                                    idx[d][1] = tap_index<A>(i0 + 1, L[d], lo, hi);
+                                  } else {
+                                    cubic_coeffs<A>(t, w[d]);
+                                    for (int k = 0; k < 4; ++k) idx[d][k] = tap_index<A>(i0 - 1 + k, L[d], lo, hi);
+                                  }
+                                }
+                                for (int64_t ch = 0; ch < C; ++ch) {
+                                  const T* xc = x + (n * C + ch) * plane;
+                                  A acc = 0;
+                                  for (int64_t m = 0; m < combos; ++m) {
+                                    int64_t rem = m, off = 0;
+                                    A wt = 1;
+                                    bool zero = false;
+                                    for (int d = r - 1; d >= 0; --d) {
+                                      const int k = static_cast<int>(rem % nt);
+                                      rem /= nt;
+                                      const int64_t i = idx[d][k];
+                                      if (i < 0) {
+                                        zero = true;
+                                        break;
+                                      }
+                                      off += i * stride[d];
+                                      wt *= w[d][k];
+                                    }
+                                    if (!zero) acc += wt * to_a<A>(xc[off]);
+                                  }
+                                  y[(n * C + ch) * P + p] = from_a<T>(acc);
+                                }
+                              }
+                            });
   }
 
   GMode mode_;
@@ -287,16 +295,24 @@ class AffineGridKernel final : public Kernel {
 StatusOr<KernelPtr> create_onnx_GridSample(const Node& n, const KernelInit&) {
   const std::string m = n.attr_string("mode", n.opset < 20 ? "bilinear" : "linear");
   GMode mode;
-  if (m == "bilinear" || m == "linear") mode = GMode::kLinear;
-  else if (m == "nearest") mode = GMode::kNearest;
-  else if (m == "bicubic" || m == "cubic") mode = GMode::kCubic;
-  else return Unsupported("GridSample mode '" + m + "' is not supported");
+  if (m == "bilinear" || m == "linear")
+    mode = GMode::kLinear;
+  else if (m == "nearest")
+    mode = GMode::kNearest;
+  else if (m == "bicubic" || m == "cubic")
+    mode = GMode::kCubic;
+  else
+    return Unsupported("GridSample mode '" + m + "' is not supported");
   const std::string p = n.attr_string("padding_mode", "zeros");
   Pad pad;
-  if (p == "zeros") pad = Pad::kZeros;
-  else if (p == "border") pad = Pad::kBorder;
-  else if (p == "reflection") pad = Pad::kReflection;
-  else return Unsupported("GridSample padding_mode '" + p + "' is not supported");
+  if (p == "zeros")
+    pad = Pad::kZeros;
+  else if (p == "border")
+    pad = Pad::kBorder;
+  else if (p == "reflection")
+    pad = Pad::kReflection;
+  else
+    return Unsupported("GridSample padding_mode '" + p + "' is not supported");
   return KernelPtr(new GridSampleKernel(mode, pad, n.attr_int("align_corners", 0) != 0));
 }
 

@@ -1,5 +1,6 @@
-// Gathers and scatters by index tensors: GatherElements, GatherND (batch_dims), ScatterND and
-// ScatterElements (reduction none/add/mul from opset 16, max/min from opset 18).
+// Gathers and scatters by index tensors: GatherElements, GatherND (batch_dims), ScatterND,
+// ScatterElements (reduction none/add/mul from opset 16, max/min from opset 18) and Scatter (9,
+// deprecated in 11: ScatterElements without a reduction, run by its kernel).
 //
 // Indices may be int32 or int64 and negative (counting from the end of their axis); an index
 // outside [-size, size-1] is InvalidArgument at compute time. Gathers and reduction-free scatters
@@ -11,9 +12,9 @@
 #include <cstring>
 #include <string>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -45,9 +46,8 @@ void with_elem_type(size_t esize, F&& f) {
 void copy_bytes(const Tensor& in, Tensor& out, ThreadPool& pool) {
   const char* src = static_cast<const char*>(in.raw());
   char* dst = static_cast<char*>(out.raw());
-  pool.parallel_for(static_cast<int64_t>(in.nbytes()), 1 << 20, [&](int64_t b, int64_t e) {
-    std::memcpy(dst + b, src + b, static_cast<size_t>(e - b));
-  });
+  pool.parallel_for(static_cast<int64_t>(in.nbytes()), 1 << 20,
+                    [&](int64_t b, int64_t e) { std::memcpy(dst + b, src + b, static_cast<size_t>(e - b)); });
 }
 
 // Walks the positions of a row-major `shape` and tracks an offset with strides `st`.
@@ -170,11 +170,11 @@ class GatherElementsKernel final : public Kernel {
 // ------------------------------------------------------------------------------- GatherND
 
 struct NDGeometry {
-  int64_t k = 0;         // index tuple length
-  int64_t tuples = 0;    // number of index tuples
-  int64_t per_batch = 0; // tuples per batch
-  int64_t batch_stride = 0;  // data elements per batch
-  int64_t slice = 0;     // elements of one gathered/scattered slice
+  int64_t k = 0;                          // index tuple length
+  int64_t tuples = 0;                     // number of index tuples
+  int64_t per_batch = 0;                  // tuples per batch
+  int64_t batch_stride = 0;               // data elements per batch
+  int64_t slice = 0;                      // elements of one gathered/scattered slice
   int64_t dstride[Shape::kMaxRank] = {};  // data strides of the indexed dims
   int64_t dsize[Shape::kMaxRank] = {};
 };
@@ -228,13 +228,13 @@ class GatherNDKernel final : public Kernel {
     const int r = ds.rank(), q = is.rank();
     MS_CHECK_ARG(r >= 1 && q >= 1, "data and indices must have rank >= 1");
     MS_CHECK_ARG(b_ >= 0 && b_ < std::min(q, r), "batch_dims " + std::to_string(b_) + " must be in [0, min(" +
-                                                    std::to_string(q) + ", " + std::to_string(r) + "))");
+                                                     std::to_string(q) + ", " + std::to_string(r) + "))");
     const int b = static_cast<int>(b_);
     for (int d = 0; d < b; ++d)
       MS_CHECK_ARG(ds[d] == is[d], "batch dimensions of data " + ds.str() + " and indices " + is.str() + " differ");
     const int64_t k = is[q - 1];
-    MS_CHECK_ARG(k >= 1 && k <= r - b, "indices.shape[-1] = " + std::to_string(k) + " must be in [1, " +
-                                           std::to_string(r - b) + "]");
+    MS_CHECK_ARG(k >= 1 && k <= r - b,
+                 "indices.shape[-1] = " + std::to_string(k) + " must be in [1, " + std::to_string(r - b) + "]");
     Shape out;
     for (int d = 0; d < q - 1; ++d) out.push_back(is[d]);
     for (int d = b + static_cast<int>(k); d < r; ++d) {
@@ -293,11 +293,16 @@ StatusOr<Reduction> parse_reduction(const Node& node) {
   Reduction red;
   int since;
   if (r == "none") return Reduction::kNone;
-  if (r == "add") red = Reduction::kAdd, since = 16;
-  else if (r == "mul") red = Reduction::kMul, since = 16;
-  else if (r == "max") red = Reduction::kMax, since = 18;
-  else if (r == "min") red = Reduction::kMin, since = 18;
-  else return InvalidArgument("unknown reduction '" + r + "'");
+  if (r == "add")
+    red = Reduction::kAdd, since = 16;
+  else if (r == "mul")
+    red = Reduction::kMul, since = 16;
+  else if (r == "max")
+    red = Reduction::kMax, since = 18;
+  else if (r == "min")
+    red = Reduction::kMin, since = 18;
+  else
+    return InvalidArgument("unknown reduction '" + r + "'");
   if (node.opset < since)
     return InvalidArgument("reduction '" + r + "' needs opset " + std::to_string(since) + ", the model imports " +
                            std::to_string(node.opset));
@@ -329,8 +334,8 @@ class ScatterNDKernel final : public Kernel {
     const int r = ds.rank(), q = is.rank();
     MS_CHECK_ARG(r >= 1 && q >= 1, "data and indices must have rank >= 1");
     const int64_t k = is[q - 1];
-    MS_CHECK_ARG(k >= 1 && k <= r, "indices.shape[-1] = " + std::to_string(k) + " must be in [1, " +
-                                       std::to_string(r) + "]");
+    MS_CHECK_ARG(k >= 1 && k <= r,
+                 "indices.shape[-1] = " + std::to_string(k) + " must be in [1, " + std::to_string(r) + "]");
     Shape want;
     for (int d = 0; d < q - 1; ++d) want.push_back(is[d]);
     for (int d = static_cast<int>(k); d < r; ++d) {
@@ -369,8 +374,8 @@ class ScatterNDKernel final : public Kernel {
       char* dst = static_cast<char*>(out.raw());
       const char* src = static_cast<const char*>(upd.raw());
       for (int64_t n = 0; n < g.tuples; ++n) {
-        int64_t off, v;
-        int a;
+        int64_t off = 0, v = 0;
+        int a = 0;
         nd_offset(g, ind, n, &off, &v, &a);
         if (slice_bytes) std::memcpy(dst + off * static_cast<int64_t>(esize), src + n * slice_bytes, slice_bytes);
       }
@@ -380,8 +385,8 @@ class ScatterNDKernel final : public Kernel {
       T* dst = out.data<T>();
       const T* src = upd.data<T>();
       for (int64_t n = 0; n < g.tuples; ++n) {
-        int64_t off, v;
-        int a;
+        int64_t off = 0, v = 0;
+        int a = 0;
         nd_offset(g, ind, n, &off, &v, &a);
         T* d = dst + off;
         const T* s = src + n * g.slice;
@@ -480,6 +485,11 @@ StatusOr<KernelPtr> create_onnx_ScatterND(const Node& node, const KernelInit&) {
 StatusOr<KernelPtr> create_onnx_ScatterElements(const Node& node, const KernelInit&) {
   MS_ASSIGN_OR_RETURN(Reduction r, parse_reduction(node));
   return KernelPtr(new ScatterElementsKernel(node.attr_int("axis", 0), r));
+}
+
+StatusOr<KernelPtr> create_onnx_Scatter(const Node& n, const KernelInit& init) {
+  // Same inputs (data, indices, updates) and `axis` as ScatterElements; no reduction attribute.
+  return create_onnx_ScatterElements(n, init);
 }
 
 }  // namespace mserve

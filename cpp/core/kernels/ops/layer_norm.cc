@@ -16,29 +16,15 @@
 #include <type_traits>
 #include <vector>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/broadcast.h"
 #include "core/kernels/common.h"
 #include "core/kernels/isa/isa.h"
+#include "core/kernels/norm_rows.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
-
-template <class T>
-inline double to_double(T v) {
-  if constexpr (std::is_same_v<T, Eigen::half>)
-    return static_cast<double>(static_cast<float>(v));
-  else
-    return static_cast<double>(v);
-}
-template <class T>
-inline T from_double(double v) {
-  if constexpr (std::is_same_v<T, Eigen::half>)
-    return Eigen::half(static_cast<float>(v));
-  else
-    return static_cast<T>(v);
-}
 
 // LayerNormalization, and com.mserve SkipLayerNormalization (passes/fuse_layer_norm.cc): the
 // same over A + B (the residual Add before a transformer's LayerNorm), inputs (A, B, Scale, Bias),
@@ -158,15 +144,8 @@ class LayerNormKernel final : public Kernel {
           xr = yr;
         }
         if (sum_out) std::copy(xr, xr + cols, sum_out + r * cols);
-        double sum = 0;
-        for (int64_t c = 0; c < cols; ++c) sum += to_double(xr[c]);
-        const double mean = cols ? sum / static_cast<double>(cols) : 0.0;
-        double sq = 0;
-        for (int64_t c = 0; c < cols; ++c) {
-          const double d = to_double(xr[c]) - mean;
-          sq += d * d;
-        }
-        const double inv = 1.0 / std::sqrt((cols ? sq / static_cast<double>(cols) : 0.0) + eps_);
+        double mean, inv;
+        row_mean_inv_std(xr, cols, eps_, &mean, &inv);
         if (mean_out) mean_out[r] = static_cast<float>(mean);
         if (inv_out) inv_out[r] = static_cast<float>(inv);
         const T* sr = scale + split(r, 0, a, sst);

@@ -1,15 +1,20 @@
-// DepthToSpace and SpaceToDepth on [N, C, H, W] tensors, for every dtype (they only move bytes).
+// Layout ops that rearrange elements without arithmetic, for every dtype (only bytes move):
+// DepthToSpace and SpaceToDepth on [N, C, H, W] tensors, and ReverseSequence.
 //
 // DepthToSpace: mode DCR (default; the only mode before opset 11) reads the output's channel c,
 // block row i and block column j from input channel (i * bs + j) * C' + c; mode CRD from
 // c * bs * bs + i * bs + j. SpaceToDepth is the inverse with the same channel orders: DCR at
 // every opset, CRD from opset 28 (its `mode` attribute).
+//
+// ReverseSequence (10): reverses the first sequence_lens[b] steps of each batch entry b along
+// time_axis (batch_axis/time_axis are 0 and 1, in either order); later steps are copied.
+#include <algorithm>
 #include <cstring>
 #include <string>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -44,12 +49,12 @@ class DepthSpaceKernel final : public Kernel {
     const int64_t bb = bs_ * bs_;
     Shape out;
     if (to_space_) {
-      MS_CHECK_ARG(s[1] % bb == 0, "channels " + std::to_string(s[1]) + " are not divisible by blocksize^2 = " +
-                                       std::to_string(bb));
+      MS_CHECK_ARG(s[1] % bb == 0,
+                   "channels " + std::to_string(s[1]) + " are not divisible by blocksize^2 = " + std::to_string(bb));
       out = Shape{s[0], s[1] / bb, s[2] * bs_, s[3] * bs_};
     } else {
-      MS_CHECK_ARG(s[2] % bs_ == 0 && s[3] % bs_ == 0, "spatial dims of " + s.str() +
-                                                           " are not divisible by blocksize " + std::to_string(bs_));
+      MS_CHECK_ARG(s[2] % bs_ == 0 && s[3] % bs_ == 0,
+                   "spatial dims of " + s.str() + " are not divisible by blocksize " + std::to_string(bs_));
       out = Shape{s[0], s[1] * bb, s[2] / bs_, s[3] / bs_};
     }
     ctx.set_output(0, ctx.dtype(0), out);
@@ -96,18 +101,18 @@ class DepthSpaceKernel final : public Kernel {
       const int64_t OH = H / bs, OW = W / bs, rows = N * C * OH;
       ctx.pool().parallel_for(rows, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, W * bs)),
                               [&](int64_t b, int64_t e) {
-        for (int64_t r = b; r < e; ++r) {
-          const int64_t oh = r % OH, nc = r / OH;
-          const int64_t n = nc / C, c = nc % C;
-          for (int64_t i = 0; i < bs; ++i) {
-            const U* sr = src + ((n * C + c) * H + oh * bs + i) * W;
-            for (int64_t j = 0; j < bs; ++j) {
-              U* d = dst + ((n * C * bs * bs + channel(c, i, j, C)) * OH + oh) * OW;
-              for (int64_t w = 0; w < OW; ++w) d[w] = sr[w * bs + j];
-            }
-          }
-        }
-      });
+                                for (int64_t r = b; r < e; ++r) {
+                                  const int64_t oh = r % OH, nc = r / OH;
+                                  const int64_t n = nc / C, c = nc % C;
+                                  for (int64_t i = 0; i < bs; ++i) {
+                                    const U* sr = src + ((n * C + c) * H + oh * bs + i) * W;
+                                    for (int64_t j = 0; j < bs; ++j) {
+                                      U* d = dst + ((n * C * bs * bs + channel(c, i, j, C)) * OH + oh) * OW;
+                                      for (int64_t w = 0; w < OW; ++w) d[w] = sr[w * bs + j];
+                                    }
+                                  }
+                                }
+                              });
     }
   }
 
@@ -124,6 +129,54 @@ StatusOr<KernelPtr> make(const Node& node, bool to_space, bool has_mode) {
   return KernelPtr(new DepthSpaceKernel(to_space, bs, crd));
 }
 
+// ------------------------------------------------------------------------ ReverseSequence
+
+class ReverseSequenceKernel final : public Kernel {
+ public:
+  ReverseSequenceKernel(int64_t batch_axis, int64_t time_axis) : batch_axis_(batch_axis), time_axis_(time_axis) {}
+
+  Status infer(InferContext& ctx) const override {
+    const Shape& s = ctx.shape(0);
+    MS_CHECK_ARG(s.rank() >= 2, "input must have rank >= 2, got " + s.str());
+    const Shape& l = ctx.shape(1);
+    MS_CHECK_ARG(ctx.dtype(1) == DType::kInt64 || ctx.dtype(1) == DType::kInt32, "sequence_lens must be int64");
+    MS_CHECK_ARG(l.rank() == 1 && l[0] == s[static_cast<int>(batch_axis_)],
+                 "sequence_lens must have shape [batch], got " + l.str() + " for input " + s.str());
+    ctx.set_output(0, ctx.dtype(0), s);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    const Tensor& lens = ctx.input(1);
+    Tensor& y = ctx.output(0);
+    const Shape& s = x.shape();
+    const int ba = static_cast<int>(batch_axis_), ta = static_cast<int>(time_axis_);
+    const int64_t batch = s[ba], steps = s[ta];
+    const size_t slice = static_cast<size_t>(s.prod(2, s.rank())) * dtype_size(x.dtype());
+    for (int64_t b = 0; b < batch; ++b) {
+      const int64_t len = lens.int_at(b);
+      MS_CHECK_ARG(len >= 0 && len <= steps, "sequence_lens[" + std::to_string(b) + "] = " + std::to_string(len) +
+                                                 " is outside [0, " + std::to_string(steps) + "]");
+    }
+    // Slice (t, b) starts at (t * stride_t + b * stride_b) slices.
+    const int64_t st = ta == 0 ? batch : 1, sb = ba == 0 ? steps : 1;
+    const char* src = static_cast<const char*>(x.raw());
+    char* dst = static_cast<char*>(y.raw());
+    ctx.pool().parallel_for(batch * steps, 64, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t b = i / steps, t = i % steps, len = lens.int_at(b);
+        const int64_t from = t < len ? len - 1 - t : t;
+        std::memcpy(dst + (t * st + b * sb) * slice, src + (from * st + b * sb) * slice, slice);
+      }
+    });
+    return Status::OK();
+  }
+
+ private:
+  int64_t batch_axis_, time_axis_;
+};
+
 }  // namespace
 
 StatusOr<KernelPtr> create_onnx_DepthToSpace(const Node& node, const KernelInit&) {
@@ -132,6 +185,14 @@ StatusOr<KernelPtr> create_onnx_DepthToSpace(const Node& node, const KernelInit&
 
 StatusOr<KernelPtr> create_onnx_SpaceToDepth(const Node& node, const KernelInit&) {
   return make(node, false, node.opset >= 28);
+}
+
+StatusOr<KernelPtr> create_onnx_ReverseSequence(const Node& n, const KernelInit&) {
+  const int64_t b = n.attr_int("batch_axis", 1), t = n.attr_int("time_axis", 0);
+  MS_CHECK_ARG((b == 0 && t == 1) || (b == 1 && t == 0),
+               "batch_axis and time_axis must be 0 and 1 (either order), got " + std::to_string(b) + " and " +
+                   std::to_string(t));
+  return KernelPtr(new ReverseSequenceKernel(b, t));
 }
 
 }  // namespace mserve

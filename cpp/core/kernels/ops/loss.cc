@@ -13,9 +13,9 @@
 #include <limits>
 #include <string>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -79,8 +79,8 @@ class LossKernel final : public Kernel {
       const int64_t v = static_cast<int64_t>(t[i]);
       if (has_ii_ && v == ii_) continue;
       if (v < 0 || v >= C)
-        return InvalidArgument("target value " + std::to_string(v) + " at " + std::to_string(i) +
-                               " is outside [0, " + std::to_string(C) + ")" +
+        return InvalidArgument("target value " + std::to_string(v) + " at " + std::to_string(i) + " is outside [0, " +
+                               std::to_string(C) + ")" +
                                (has_ii_ ? " and is not ignore_index " + std::to_string(ii_) : ""));
     }
     return Status::OK();
@@ -166,8 +166,6 @@ StatusOr<KernelPtr> make_loss(const Node& n, bool softmax) {
 StatusOr<KernelPtr> create_onnx_NegativeLogLikelihoodLoss(const Node& n, const KernelInit&) {
   return make_loss(n, false);
 }
-StatusOr<KernelPtr> create_onnx_SoftmaxCrossEntropyLoss(const Node& n, const KernelInit&) {
-  return make_loss(n, true);
-}
+StatusOr<KernelPtr> create_onnx_SoftmaxCrossEntropyLoss(const Node& n, const KernelInit&) { return make_loss(n, true); }
 
 }  // namespace mserve

@@ -6,9 +6,9 @@
 #include <cmath>
 #include <type_traits>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {

@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <vector>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/dnnl_matmul.h"
 #include "core/kernels/gemm.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -188,20 +188,13 @@ class MatMulKernel final : public Kernel {
       if (st.code() != Code::kUnsupported) return st;  // else infer planned the Eigen path
     }
     switch (ctx.input(0).dtype()) {
-      case DType::kFloat32:
-        return run<float>(ctx);
-      case DType::kFloat64:
-        return run<double>(ctx);
-      case DType::kInt32:
-        return run<int32_t>(ctx);
-      case DType::kInt64:
-        return run<int64_t>(ctx);
-      case DType::kUInt32:
-        return run<uint32_t>(ctx);
-      case DType::kUInt64:
-        return run<uint64_t>(ctx);
-      default:
-        return Unsupported("dtype");
+      case DType::kFloat32: return run<float>(ctx);
+      case DType::kFloat64: return run<double>(ctx);
+      case DType::kInt32: return run<int32_t>(ctx);
+      case DType::kInt64: return run<int64_t>(ctx);
+      case DType::kUInt32: return run<uint32_t>(ctx);
+      case DType::kUInt64: return run<uint64_t>(ctx);
+      default: return Unsupported("dtype");
     }
   }
 

@@ -27,8 +27,8 @@ namespace mserve {
 namespace {
 
 bool is_int_dtype(DType t) {
-  return t == DType::kInt64 || t == DType::kInt32 || t == DType::kInt16 || t == DType::kInt8 ||
-         t == DType::kUInt8 || t == DType::kUInt16 || t == DType::kUInt32 || t == DType::kUInt64;
+  return t == DType::kInt64 || t == DType::kInt32 || t == DType::kInt16 || t == DType::kInt8 || t == DType::kUInt8 ||
+         t == DType::kUInt16 || t == DType::kUInt32 || t == DType::kUInt64;
 }
 
 // Copies element `si` of `src` into element `di` of `dst` (same dtype).
@@ -54,11 +54,16 @@ class Mapping {
     Mapping m;
     m.key_dtype_ = keys.dtype();
     for (int64_t i = 0; i < keys.numel(); ++i) {
-      if (keys.dtype() == DType::kString) m.by_str_[keys.str(i)] = i;
-      else if (dtype_is_float(keys.dtype()) && std::isnan(keys.float_at(i))) m.nan_ = i;
-      else if (dtype_is_float(keys.dtype())) m.by_float_[keys.float_at(i)] = i;
-      else if (is_int_dtype(keys.dtype())) m.by_int_[keys.int_at(i)] = i;
-      else return Unsupported(std::string("keys of dtype ") + dtype_name(keys.dtype()) + " are not supported");
+      if (keys.dtype() == DType::kString)
+        m.by_str_[keys.str(i)] = i;
+      else if (dtype_is_float(keys.dtype()) && std::isnan(keys.float_at(i)))
+        m.nan_ = i;
+      else if (dtype_is_float(keys.dtype()))
+        m.by_float_[keys.float_at(i)] = i;
+      else if (is_int_dtype(keys.dtype()))
+        m.by_int_[keys.int_at(i)] = i;
+      else
+        return Unsupported(std::string("keys of dtype ") + dtype_name(keys.dtype()) + " are not supported");
     }
     m.values_ = std::move(values);
     m.fallback_ = std::move(fallback);
@@ -70,8 +75,10 @@ class Mapping {
   void apply(const Tensor& x, Tensor& y) const {
     for (int64_t i = 0; i < x.numel(); ++i) {
       const int64_t k = find(x, i);
-      if (k >= 0) assign_element(values_, k, y, i);
-      else assign_element(fallback_, 0, y, i);
+      if (k >= 0)
+        assign_element(values_, k, y, i);
+      else
+        assign_element(fallback_, 0, y, i);
     }
   }
 
@@ -169,8 +176,10 @@ class OneHotEncoderKernel final : public Kernel {
         auto it = by_int_.find(v);
         if (it != by_int_.end()) k = it->second;
       }
-      if (k >= 0) y[i * count_ + k] = 1.0f;
-      else if (!zeros_) return InvalidArgument("element " + std::to_string(i) + " is not one of the categories (zeros=0)");
+      if (k >= 0)
+        y[i * count_ + k] = 1.0f;
+      else if (!zeros_)
+        return InvalidArgument("element " + std::to_string(i) + " is not one of the categories (zeros=0)");
     }
     return Status::OK();
   }
@@ -226,7 +235,8 @@ StatusOr<Tensor> list_attr(const Node& n, const std::string& prefix) {
 // default_int64 or default_float.
 StatusOr<Tensor> default_for(const Node& n, DType dt) {
   if (const Attribute* a = n.opset >= 4 ? n.attr("default_tensor") : nullptr) {
-    if (a->kind != Attribute::Kind::kTensor || !a->t.defined()) return InvalidArgument("default_tensor must be a tensor");
+    if (a->kind != Attribute::Kind::kTensor || !a->t.defined())
+      return InvalidArgument("default_tensor must be a tensor");
     return a->t.reshaped(Shape{a->t.numel()}).clone();
   }
   if (dt == DType::kString) return strings_tensor({n.attr_string("default_string", "_Unused")});

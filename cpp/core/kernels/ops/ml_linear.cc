@@ -59,8 +59,8 @@ class LinearRegressorKernel final : public Kernel {
     MS_RETURN_IF_ERROR(check_ml_input(ctx));
     const Rows r = rows_of(ctx.shape(0)).value();
     MS_CHECK_ARG(static_cast<int64_t>(coef_.size()) == targets_ * r.f,
-                 "coefficients hold " + std::to_string(coef_.size()) + " values, expected targets x features = " +
-                     std::to_string(targets_ * r.f));
+                 "coefficients hold " + std::to_string(coef_.size()) +
+                     " values, expected targets x features = " + std::to_string(targets_ * r.f));
     ctx.set_output(0, DType::kFloat32, Shape{r.n, targets_});
     ctx.set_workspace(static_cast<size_t>(r.n * r.f) * sizeof(float));
     return Status::OK();
@@ -162,9 +162,9 @@ class FeatureMapKernel final : public Kernel {
     const Shape& s = ctx.shape(0);
     const Rows r{1, s.rank() ? s[s.rank() - 1] : 1};
     for (const auto* v : {&a_, &b_})
-      MS_CHECK_ARG(v->size() <= 1 || static_cast<int64_t>(v->size()) == r.f,
-                   "per-feature values (" + std::to_string(v->size()) + ") do not match " + std::to_string(r.f) +
-                       " features");
+      MS_CHECK_ARG(
+          v->size() <= 1 || static_cast<int64_t>(v->size()) == r.f,
+          "per-feature values (" + std::to_string(v->size()) + ") do not match " + std::to_string(r.f) + " features");
     ctx.set_output(0, kind_ == MapKind::kScaler ? DType::kFloat32 : ctx.dtype(0), ctx.shape(0));
     return Status::OK();
   }
@@ -181,12 +181,8 @@ class FeatureMapKernel final : public Kernel {
         const int64_t j = f ? i % f : 0;
         const float v = static_cast<float>(in[i]);
         switch (kind_) {
-          case MapKind::kScaler:
-            y.data<float>()[i] = (v - at(a_, j, 0.0f)) * at(b_, j, 1.0f);
-            break;
-          case MapKind::kBinarizer:
-            y.data<T>()[i] = v > scalar_ ? T(1) : T(0);
-            break;
+          case MapKind::kScaler: y.data<float>()[i] = (v - at(a_, j, 0.0f)) * at(b_, j, 1.0f); break;
+          case MapKind::kBinarizer: y.data<T>()[i] = v > scalar_ ? T(1) : T(0); break;
           case MapKind::kImputer: {
             const bool missing = std::isnan(scalar_) ? std::isnan(v) : v == scalar_;
             y.data<T>()[i] = missing ? static_cast<T>(at(a_, j, 0.0f)) : in[i];
@@ -253,7 +249,8 @@ class ArrayFeatureExtractorKernel final : public Kernel {
     for (int64_t j = 0; j < k; ++j) {
       const int64_t c = idx.data<int64_t>()[j];
       if (c < 0 || c >= f)
-        return InvalidArgument("index " + std::to_string(c) + " is out of range for " + std::to_string(f) + " features");
+        return InvalidArgument("index " + std::to_string(c) + " is out of range for " + std::to_string(f) +
+                               " features");
     }
     if (x.dtype() == DType::kString) {
       for (int64_t i = 0; i < rows; ++i)
@@ -288,13 +285,12 @@ std::vector<float> floats(const Node& n, const char* name) {
   return a->floats;
 }
 
-
 }  // namespace
 
 StatusOr<KernelPtr> create_onnx_ml_LinearRegressor(const Node& n, const KernelInit&) {
   MS_ASSIGN_OR_RETURN(PostTransform pt, parse_post_transform(n.attr_string("post_transform", "NONE")));
-  return KernelPtr(new LinearRegressorKernel(floats(n, "coefficients"), floats(n, "intercepts"),
-                                             n.attr_int("targets", 1), pt));
+  return KernelPtr(
+      new LinearRegressorKernel(floats(n, "coefficients"), floats(n, "intercepts"), n.attr_int("targets", 1), pt));
 }
 
 StatusOr<KernelPtr> create_onnx_ml_LinearClassifier(const Node& n, const KernelInit&) {

@@ -18,10 +18,10 @@
 #include <cmath>
 #include <map>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/ml_common.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -155,7 +155,8 @@ StatusOr<Forest> build_forest(const Node& n, const std::string& prefix) {
   std::map<int64_t, int32_t> tree_index;
   for (size_t i = 0; i < count; ++i) {
     if (!index.emplace(std::make_pair(tree[i], id[i]), static_cast<int32_t>(i)).second)
-      return InvalidArgument("node " + std::to_string(id[i]) + " of tree " + std::to_string(tree[i]) + " is defined twice");
+      return InvalidArgument("node " + std::to_string(id[i]) + " of tree " + std::to_string(tree[i]) +
+                             " is defined twice");
     if (tree_index.emplace(tree[i], static_cast<int32_t>(f.roots.size())).second) {
       f.roots.push_back(static_cast<int32_t>(i));  // a tree's first node is its root
       f.tree_size.push_back(0);
@@ -176,8 +177,8 @@ StatusOr<Forest> build_forest(const Node& n, const std::string& prefix) {
     f.feature[i] = static_cast<int32_t>(feat[i]);
     f.max_feature = std::max(f.max_feature, feat[i]);
     auto t = index.find({tree[i], t_id[i]}), e = index.find({tree[i], f_id[i]});
-    MS_CHECK_ARG(t != index.end() && e != index.end(),
-                 "node " + std::to_string(id[i]) + " of tree " + std::to_string(tree[i]) + " points at a missing child");
+    MS_CHECK_ARG(t != index.end() && e != index.end(), "node " + std::to_string(id[i]) + " of tree " +
+                                                           std::to_string(tree[i]) + " points at a missing child");
     f.on_true[i] = t->second;
     f.on_false[i] = e->second;
   }
@@ -336,8 +337,10 @@ class TreeKernelBase : public Kernel {
             }
             continue;
           }
-          if (!f_.pair_roots.empty()) find_leaves_paired(f_, t, xs, n, leaves);
-          else ended = find_leaves(f_, t, xs, n, leaves);
+          if (!f_.pair_roots.empty())
+            find_leaves_paired(f_, t, xs, n, leaves);
+          else
+            ended = find_leaves(f_, t, xs, n, leaves);
           if (!ended) {
             cyclic = true;
             break;
@@ -349,15 +352,16 @@ class TreeKernelBase : public Kernel {
               const int32_t c = f_.leaf_target[k];
               const float w = f_.leaf_weight[k];
               s[c] = !h[c] && (agg == Aggregate::kMin || agg == Aggregate::kMax) ? w
-                     : agg == Aggregate::kMin                                  ? std::min(s[c], w)
-                     : agg == Aggregate::kMax                                  ? std::max(s[c], w)
-                                                                               : s[c] + w;
+                     : agg == Aggregate::kMin                                    ? std::min(s[c], w)
+                     : agg == Aggregate::kMax                                    ? std::max(s[c], w)
+                                                                                 : s[c] + w;
               h[c] = 1;
             }
           }
         }
         if (agg == Aggregate::kAverage)
-          for (int64_t i = r0 * outputs_; i < (r0 + n) * outputs_; ++i) scores[i] /= static_cast<float>(f_.roots.size());
+          for (int64_t i = r0 * outputs_; i < (r0 + n) * outputs_; ++i)
+            scores[i] /= static_cast<float>(f_.roots.size());
       }
     });
     if (cyclic) return InvalidArgument("a tree does not end in a leaf (cyclic node links)");
@@ -426,8 +430,10 @@ class TreeClassifierKernel final : public TreeKernelBase {
     const int64_t n = z.dim(0), c = outputs_, nb = static_cast<int64_t>(base_.size());
     Tensor& out_label = ctx.output(0);
     auto put_label = [&](int64_t r, int64_t label) {
-      if (string_labels_.empty()) out_label.data<int64_t>()[r] = label;
-      else out_label.str(r) = string_labels_[label];
+      if (string_labels_.empty())
+        out_label.data<int64_t>()[r] = label;
+      else
+        out_label.str(r) = string_labels_[label];
     };
     for (int64_t r = 0; r < n; ++r) {
       float* row = s + r * c;
@@ -485,18 +491,23 @@ StatusOr<KernelPtr> create_onnx_ml_TreeEnsembleRegressor(const Node& n, const Ke
   MS_ASSIGN_OR_RETURN(PostTransform pt, parse_post_transform(n.attr_string("post_transform", "NONE")));
   const std::string a = n.attr_string("aggregate_function", "SUM");
   Aggregate agg;
-  if (a == "SUM") agg = Aggregate::kSum;
-  else if (a == "AVERAGE") agg = Aggregate::kAverage;
-  else if (a == "MIN") agg = Aggregate::kMin;
-  else if (a == "MAX") agg = Aggregate::kMax;
-  else return Unsupported("aggregate_function '" + a + "' is not supported");
+  if (a == "SUM")
+    agg = Aggregate::kSum;
+  else if (a == "AVERAGE")
+    agg = Aggregate::kAverage;
+  else if (a == "MIN")
+    agg = Aggregate::kMin;
+  else if (a == "MAX")
+    agg = Aggregate::kMax;
+  else
+    return Unsupported("aggregate_function '" + a + "' is not supported");
   const int64_t targets = n.attr_int("n_targets", 1);
   MS_CHECK_ARG(targets >= 1, "n_targets must be positive");
   for (int32_t t : f.leaf_target) MS_CHECK_ARG(t < targets, "target id " + std::to_string(t) + " >= n_targets");
   std::vector<float> base = float_list(n, "base_values");
-  MS_CHECK_ARG(base.empty() || static_cast<int64_t>(base.size()) == targets,
-               "base_values has " + std::to_string(base.size()) + " values for " + std::to_string(targets) +
-                   " targets");
+  MS_CHECK_ARG(
+      base.empty() || static_cast<int64_t>(base.size()) == targets,
+      "base_values has " + std::to_string(base.size()) + " values for " + std::to_string(targets) + " targets");
   return KernelPtr(new TreeRegressorKernel(std::move(f), targets, agg, std::move(base), pt));
 }
 
@@ -520,9 +531,8 @@ StatusOr<KernelPtr> create_onnx_ml_TreeEnsembleClassifier(const Node& n, const K
   std::vector<float> base = float_list(n, "base_values");
   MS_CHECK_ARG(base.size() <= labels.size(), "more base_values than classes");
   const int binary_id = one_id && labels.size() == 2 ? static_cast<int>(ids[0]) : -1;
-  return KernelPtr(
-      new TreeClassifierKernel(std::move(f), std::move(labels), std::move(string_labels), binary_id, all_positive,
-                               std::move(base), pt));
+  return KernelPtr(new TreeClassifierKernel(std::move(f), std::move(labels), std::move(string_labels), binary_id,
+                                            all_positive, std::move(base), pt));
 }
 
 }  // namespace mserve

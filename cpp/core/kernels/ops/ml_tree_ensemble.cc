@@ -15,10 +15,10 @@
 #include <atomic>
 #include <cmath>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/ml_common.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -170,24 +170,12 @@ Eigen::half from_double<Eigen::half>(double v) {
 bool goes_true(const Ensemble& e, int32_t i, double x) {
   bool r = false;
   switch (e.mode[i]) {
-    case kLeq:
-      r = x <= e.split[i];
-      break;
-    case kLt:
-      r = x < e.split[i];
-      break;
-    case kGte:
-      r = x >= e.split[i];
-      break;
-    case kGt:
-      r = x > e.split[i];
-      break;
-    case kEq:
-      r = x == e.split[i];
-      break;
-    case kNeq:
-      r = x != e.split[i];
-      break;
+    case kLeq: r = x <= e.split[i]; break;
+    case kLt: r = x < e.split[i]; break;
+    case kGte: r = x >= e.split[i]; break;
+    case kGt: r = x > e.split[i]; break;
+    case kEq: r = x == e.split[i]; break;
+    case kNeq: r = x != e.split[i]; break;
     case kMember:
       for (int32_t k = e.set_begin[i]; k < e.set_end[i] && !r; ++k) r = x == e.members[k];
       break;
@@ -250,15 +238,9 @@ class TreeEnsembleKernel final : public Kernel {
           const double w = e_.leaf_weight[leaf];
           switch (agg_) {
             case Agg::kAverage:
-            case Agg::kSum:
-              s[c] += w;
-              break;
-            case Agg::kMin:
-              s[c] = h[c] ? std::min(s[c], w) : w;
-              break;
-            case Agg::kMax:
-              s[c] = h[c] ? std::max(s[c], w) : w;
-              break;
+            case Agg::kSum: s[c] += w; break;
+            case Agg::kMin: s[c] = h[c] ? std::min(s[c], w) : w; break;
+            case Agg::kMax: s[c] = h[c] ? std::max(s[c], w) : w; break;
           }
           h[c] = 1;
         }

@@ -12,9 +12,10 @@
 #include <type_traits>
 #include <vector>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
+#include "core/kernels/norm_rows.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -32,12 +33,6 @@ void fold(double eps, int64_t P, Get get, Acc* a, Acc* b) {
     a[i] = static_cast<Acc>(ai);
     b[i] = static_cast<Acc>(get(1, i) - m * ai);
   }
-}
-
-template <class T>
-inline double to_double(T v) {
-  if constexpr (std::is_same_v<T, Eigen::half>) return static_cast<double>(static_cast<float>(v));
-  else return static_cast<double>(v);
 }
 
 template <class T>
@@ -66,13 +61,13 @@ class BatchNormKernel final : public Kernel {
     for (int k = 0; k < kNumParams; ++k) {
       const int i = kFirstParam + k;
       MS_CHECK_ARG(ctx.has_input(i), std::string("missing input ") + kParamNames[k]);
-      MS_CHECK_ARG(dtype_is_float(ctx.dtype(i)), std::string(kParamNames[k]) + " must be a float tensor, got " +
-                                                      dtype_name(ctx.dtype(i)));
+      MS_CHECK_ARG(dtype_is_float(ctx.dtype(i)),
+                   std::string(kParamNames[k]) + " must be a float tensor, got " + dtype_name(ctx.dtype(i)));
       const Shape& s = ctx.shape(i);
       const bool ok = spatial_ ? (s.rank() == 1 && s[0] == P) : s.numel() == P;
       MS_CHECK_ARG(ok, std::string(kParamNames[k]) + " must have " + std::to_string(P) + " values (" +
-                           (spatial_ ? "one per channel" : "one per element of a sample") + ") for X " +
-                           x.str() + ", got shape " + s.str());
+                           (spatial_ ? "one per channel" : "one per element of a sample") + ") for X " + x.str() +
+                           ", got shape " + s.str());
     }
     if (!prepacked()) ctx.set_workspace(2 * static_cast<size_t>(P) * sizeof(double));
     ctx.set_output(0, t, x);
@@ -81,8 +76,7 @@ class BatchNormKernel final : public Kernel {
 
   Status compute(const ComputeContext& ctx) const override {
     const Tensor& x = ctx.input(0);
-    MS_SWITCH_FLOAT(x.dtype(), T, return Unsupported(std::string("dtype ") + dtype_name(x.dtype())),
-                    run<T>(ctx));
+    MS_SWITCH_FLOAT(x.dtype(), T, return Unsupported(std::string("dtype ") + dtype_name(x.dtype())), run<T>(ctx));
     return Status::OK();
   }
 
@@ -116,7 +110,8 @@ class BatchNormKernel final : public Kernel {
       Acc* wb = wa + P;
       const Tensor* p[kNumParams];
       for (int k = 0; k < kNumParams; ++k) p[k] = &ctx.input(kFirstParam + k);
-      fold<Acc>(eps_, P, [&](int k, int64_t i) { return p[k]->float_at(i); }, wa, wb);
+      fold<Acc>(
+          eps_, P, [&](int k, int64_t i) { return p[k]->float_at(i); }, wa, wb);
       a = wa;
       b = wb;
     }
@@ -166,14 +161,14 @@ class GroupNormKernel final : public Kernel {
     const Shape& x = ctx.shape(0);
     MS_CHECK_ARG(x.rank() >= 2, "X must have rank >= 2 ([N, C, ...]), got " + x.str());
     const int64_t C = x[1], G = groups_ > 0 ? groups_ : C;
-    MS_CHECK_ARG(G > 0 && C % G == 0, "num_groups " + std::to_string(G) + " must divide the " +
-                                         std::to_string(C) + " channels");
+    MS_CHECK_ARG(G > 0 && C % G == 0,
+                 "num_groups " + std::to_string(G) + " must divide the " + std::to_string(C) + " channels");
     const int64_t P = per_group_ ? G : C;
     for (int i = 1; i <= 2; ++i) {
       MS_CHECK_ARG(ctx.dtype(i) == t, std::string(i == 1 ? "scale" : "bias") + " must have the dtype of X");
-      MS_CHECK_ARG(ctx.shape(i).rank() == 1 && ctx.shape(i)[0] == P,
-                   std::string(i == 1 ? "scale" : "bias") + " must have shape [" + std::to_string(P) + "], got " +
-                       ctx.shape(i).str());
+      MS_CHECK_ARG(ctx.shape(i).rank() == 1 && ctx.shape(i)[0] == P, std::string(i == 1 ? "scale" : "bias") +
+                                                                         " must have shape [" + std::to_string(P) +
+                                                                         "], got " + ctx.shape(i).str());
     }
     ctx.set_output(0, t, x);
     return Status::OK();
@@ -200,15 +195,8 @@ class GroupNormKernel final : public Kernel {
       for (int64_t r = b; r < e; ++r) {
         const T* xr = x + r * len;
         T* yr = y + r * len;
-        double sum = 0;
-        for (int64_t i = 0; i < len; ++i) sum += to_double(xr[i]);
-        const double mean = len ? sum / static_cast<double>(len) : 0.0;
-        double sq = 0;
-        for (int64_t i = 0; i < len; ++i) {
-          const double d = to_double(xr[i]) - mean;
-          sq += d * d;
-        }
-        const double inv = 1.0 / std::sqrt((len ? sq / static_cast<double>(len) : 0.0) + eps_);
+        double mean, inv;
+        row_mean_inv_std(xr, len, eps_, &mean, &inv);
         const int64_t g = r % G;
         for (int64_t c = 0; c < cpg; ++c) {
           const int64_t p = per_group_ ? g : g * cpg + c;
@@ -275,16 +263,15 @@ class LpNormKernel final : public Kernel {
   int64_t axis_, p_;
 };
 
-
 }  // namespace
 
 StatusOr<KernelPtr> create_onnx_BatchNormalization(const Node& n, const KernelInit& init) {
-  if (n.opset >= 14 && n.attr_int("training_mode", 0) != 0)
-    return Unsupported("training mode is not supported");
+  if (n.opset >= 14 && n.attr_int("training_mode", 0) != 0) return Unsupported("training mode is not supported");
   for (size_t o = 1; o < n.outputs.size(); ++o)
     if (n.outputs[o] != kNoValue)
       return Unsupported("training mode is not supported: only the first output (Y) can be produced");
-  const bool spatial = n.opset >= 9 || n.attr_int("spatial", 1) != 0;
+  // The importer leaves `spatial` only where it is 0 (opsets 7, 8).
+  const bool spatial = n.attr_int("spatial", 1) != 0;
   auto kernel = std::make_unique<BatchNormKernel>(static_cast<double>(n.attr_float("epsilon", 1e-5f)), spatial);
   const Tensor* p[kNumParams];
   bool all_const = true;

@@ -8,18 +8,25 @@
 // an average only with count_include_pad (then only cells inside the explicitly padded extent:
 // windows that ceil_mode lets run past the end count the padded part, not the overhang).
 // dtypes: float32, float64, float16 (accumulated in float), MaxPool also int8/uint8.
+// MaxUnpool (9, 11, 22) inverts MaxPool: X [N, C, D1..Dk] and I (int64, X's shape: flat indices
+// into the unpooled tensor, as MaxPool's Indices output gives them) -> Y zero-filled with
+// Y.flat[I[i]] = X.flat[i], for every dtype but bool. The unpooled shape is Di' = (Di - 1) *
+// stride - pad_begin - pad_end + kernel; an output_shape input makes Y larger, the unpooled block
+// sitting at its origin (indices still address the unpooled shape), as the ONNX reference does.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <type_traits>
 #include <vector>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
+#include "core/kernels/conv_geometry.h"
 #include "core/kernels/isa/isa.h"
 #include "core/kernels/registry.h"
 #include "core/kernels/window_taps.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -27,49 +34,14 @@ namespace {
 enum class PoolKind { kMax, kAvg };
 
 struct PoolAttrs {
-  AutoPad auto_pad = AutoPad::kNotSet;
+  WindowAttrs win;
   bool ceil_mode = false;
   bool count_include_pad = false;
   bool col_major = false;  // storage_order = 1: Indices flattened with the first spatial dim fastest
-  std::vector<int64_t> kernel_shape, strides, dilations, pads;
 };
 
-// Geometry of one call; spatial arrays as 3-D (index 0 outermost).
-struct PoolGeo {
-  int64_t planes = 0;  // N * C
-  int64_t in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1};
-  int64_t pb[3] = {0, 0, 0}, pe[3] = {0, 0, 0}, out[3] = {1, 1, 1};
-  int64_t in_size() const { return in[0] * in[1] * in[2]; }
-  int64_t out_size() const { return out[0] * out[1] * out[2]; }
-};
-
-Status make_geo(const PoolAttrs& a, const Shape& x, PoolGeo* g) {
-  const size_t sp = a.kernel_shape.size();
-  MS_CHECK_ARG(x.rank() == static_cast<int>(sp) + 2, "X of shape " + x.str() + " does not match kernel_shape " +
-                                                         ints_str(a.kernel_shape) + " (rank must be " +
-                                                         std::to_string(sp + 2) + ")");
-  g->planes = x[0] * x[1];
-  for (size_t i = 0; i < sp; ++i) {
-    const int j = static_cast<int>(3 - sp + i);
-    const int64_t in = x[static_cast<int>(2 + i)], k = a.kernel_shape[i];
-    const int64_t s = a.strides.empty() ? 1 : a.strides[i];
-    const int64_t d = a.dilations.empty() ? 1 : a.dilations[i];
-    const WindowAxis wa = window_axis(a.auto_pad, in, k, s, d, a.pads.empty() ? 0 : a.pads[i],
-                                      a.pads.empty() ? 0 : a.pads[sp + i], a.ceil_mode);
-    const int64_t out = wa.out, pb = wa.pad_begin, pe = wa.pad_end;
-    MS_CHECK_ARG(out > 0, "output spatial dimension " + std::to_string(i) + " would be empty: input " + x.str() +
-                              ", kernel_shape " + ints_str(a.kernel_shape) + ", stride " + std::to_string(s) +
-                              ", dilation " + std::to_string(d));
-    g->in[j] = in;
-    g->k[j] = k;
-    g->s[j] = s;
-    g->d[j] = d;
-    g->pb[j] = pb;
-    g->pe[j] = pe;
-    g->out[j] = out;
-  }
-  return Status::OK();
-}
+// The geometry of one call (a plane per channel: N * C planes).
+Status make_geo(const PoolAttrs& a, const Shape& x, ConvGeometry* g) { return pool_geometry(a.win, x, a.ceil_mode, g); }
 
 template <class T>
 inline bool is_nan(T v) {
@@ -101,7 +73,7 @@ inline void accumulate(const T* p, int64_t n, int64_t stride, Acc* acc, bool& na
 
 // Outputs [ow_in, ow_end) of one row, whose windows lie inside the input along w.
 template <PoolKind K, class T>
-void interior_run(const PoolAttrs& a, const PoolGeo& g, const T* src, int64_t sd, int64_t sh, int64_t d_lo,
+void interior_run(const PoolAttrs& a, const ConvGeometry& g, const T* src, int64_t sd, int64_t sh, int64_t d_lo,
                   int64_t d_hi, int64_t h_lo, int64_t h_hi, int64_t padded_dh, int64_t ow_in, int64_t ow_end, T* dst) {
   using Acc = std::conditional_t<K == PoolKind::kMax, T, AccOf<T>>;
   const int64_t n = ow_end - ow_in, s = g.s[2];
@@ -155,7 +127,7 @@ void interior_run(const PoolAttrs& a, const PoolGeo& g, const T* src, int64_t sd
 
 // One row of outputs (fixed plane, od, oh; all ow). NaN propagates into a max, as in numpy.
 template <PoolKind K, class T>
-void pool_row(const PoolAttrs& a, const PoolGeo& g, const T* src, int64_t plane, int64_t od, int64_t oh, T* dst,
+void pool_row(const PoolAttrs& a, const ConvGeometry& g, const T* src, int64_t plane, int64_t od, int64_t oh, T* dst,
               int64_t* idx) {
   const int64_t sd = od * g.s[0] - g.pb[0], sh = oh * g.s[1] - g.pb[1];
   int64_t d_lo, d_hi, h_lo, h_hi;
@@ -258,7 +230,7 @@ struct PlaneGeo {
   int64_t slot() const { return (2 * (chunk * HW() + slack) + OH + OW + 15) / 16 * 16; }
 };
 
-bool plane_geo(const PoolGeo& g, PlaneGeo* p) {
+bool plane_geo(const ConvGeometry& g, PlaneGeo* p) {
   if (g.in[0] != 1 || g.k[0] != 1 || g.d[1] != 1 || g.d[2] != 1) return false;
   p->H = g.in[1], p->W = g.in[2], p->OH = g.out[1], p->OW = g.out[2];
   p->kh = g.k[1], p->kw = g.k[2], p->sh = g.s[1], p->sw = g.s[2], p->pt = g.pb[1], p->pl = g.pb[2];
@@ -287,7 +259,7 @@ inline T combine(T acc, T v) {
 
 // Planes [p0, p1) of x into y; ws: p.slot() elements.
 template <PoolKind K, class T>
-void pool_planes(const PoolAttrs& a, const PoolGeo& g, const PlaneGeo& p, const T* x, T* y, int64_t p0, int64_t p1,
+void pool_planes(const PoolAttrs& a, const ConvGeometry& g, const PlaneGeo& p, const T* x, T* y, int64_t p0, int64_t p1,
                  T* ws) {
   const int64_t HW = p.HW(), n_max = p.chunk * HW + p.slack;
   T* P = ws;
@@ -386,7 +358,7 @@ class PoolKernel final : public Kernel {
       return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported" +
                          (later ? " before opset 12" : ""));
     }
-    PoolGeo g;
+    ConvGeometry g;
     MS_RETURN_IF_ERROR(make_geo(a_, ctx.shape(0), &g));
     const Shape& x = ctx.shape(0);
     Shape out{x[0], x[1]};
@@ -396,7 +368,7 @@ class PoolKernel final : public Kernel {
     if (K == PoolKind::kMax && wants_indices(ctx.node())) ctx.set_output(1, DType::kInt64, out);
     PlaneGeo pg;
     if (planes_ok(wants_indices(ctx.node()), t) && plane_geo(g, &pg)) {
-      const int64_t slots = std::min<int64_t>(ctx.threads(), std::max<int64_t>(1, g.planes));
+      const int64_t slots = std::min<int64_t>(ctx.threads(), std::max<int64_t>(1, g.N * g.C));
       ctx.set_workspace(static_cast<size_t>(slots * pg.slot()) * (t == DType::kFloat64 ? 8 : 4));
     }
     return Status::OK();
@@ -404,7 +376,7 @@ class PoolKernel final : public Kernel {
 
   Status compute(const ComputeContext& ctx) const override {
     const Tensor& x = ctx.input(0);
-    PoolGeo g;
+    ConvGeometry g;
     MS_RETURN_IF_ERROR(make_geo(a_, x.shape(), &g));
     PlaneGeo pg;
     if (planes_ok(ctx.has_output(1), x.dtype()) && plane_geo(g, &pg)) {
@@ -415,17 +387,10 @@ class PoolKernel final : public Kernel {
       return Status::OK();
     }
     switch (x.dtype()) {
-      case DType::kFloat32:
-        run<float>(ctx, g);
-        return Status::OK();
-      case DType::kFloat64:
-        run<double>(ctx, g);
-        return Status::OK();
-      case DType::kFloat16:
-        run<Eigen::half>(ctx, g);
-        return Status::OK();
-      default:
-        break;
+      case DType::kFloat32: run<float>(ctx, g); return Status::OK();
+      case DType::kFloat64: run<double>(ctx, g); return Status::OK();
+      case DType::kFloat16: run<Eigen::half>(ctx, g); return Status::OK();
+      default: break;
     }
     if constexpr (K == PoolKind::kMax) {
       if (x.dtype() == DType::kInt8) {
@@ -447,26 +412,27 @@ class PoolKernel final : public Kernel {
   }
 
   template <class T>
-  void run_planes(const ComputeContext& ctx, const PoolGeo& g, const PlaneGeo& pg) const {
+  void run_planes(const ComputeContext& ctx, const ConvGeometry& g, const PlaneGeo& pg) const {
     const T* x = ctx.input(0).template data<T>();
     T* y = ctx.output(0).template data<T>();
     T* ws = static_cast<T*>(ctx.workspace());
-    const int64_t slots = std::min<int64_t>(ctx.pool().threads(), std::max<int64_t>(1, g.planes));
-    const int64_t per = (g.planes + slots - 1) / slots;
+    const int64_t planes = g.N * g.C;
+    const int64_t slots = std::min<int64_t>(ctx.pool().threads(), std::max<int64_t>(1, planes));
+    const int64_t per = (planes + slots - 1) / slots;
     ctx.pool().parallel_for(slots, 1, [&](int64_t sb, int64_t se) {
       for (int64_t sl = sb; sl < se; ++sl)
-        pool_planes<K, T>(a_, g, pg, x, y, sl * per, std::min(g.planes, (sl + 1) * per), ws + sl * pg.slot());
+        pool_planes<K, T>(a_, g, pg, x, y, sl * per, std::min(planes, (sl + 1) * per), ws + sl * pg.slot());
     });
   }
 
   template <class T>
-  void run(const ComputeContext& ctx, const PoolGeo& g) const {
+  void run(const ComputeContext& ctx, const ConvGeometry& g) const {
     const T* x = ctx.input(0).template data<T>();
     T* y = ctx.output(0).template data<T>();
     int64_t* ind = K == PoolKind::kMax && ctx.has_output(1) ? ctx.output(1).template data<int64_t>() : nullptr;
     const int64_t IS = g.in_size(), OS = g.out_size();
     const int64_t rows_per_plane = g.out[0] * g.out[1];
-    const int64_t rows = g.planes * rows_per_plane;
+    const int64_t rows = g.N * g.C * rows_per_plane;
     const int64_t row_cost = std::max<int64_t>(1, g.out[2] * g.k[0] * g.k[1] * g.k[2]);
     ctx.pool().parallel_for(rows, std::max<int64_t>(1, 16384 / row_cost), [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
@@ -484,27 +450,14 @@ class PoolKernel final : public Kernel {
 // Shared parsing; `ceil`/`dil` say whether this op version has those attributes.
 StatusOr<PoolAttrs> parse_pool(const Node& n, bool ceil, bool dil) {
   PoolAttrs a;
-  MS_ASSIGN_OR_RETURN(a.auto_pad, parse_auto_pad(n.attr_string("auto_pad", "NOTSET")));
-  a.kernel_shape = n.attr_ints("kernel_shape");
-  a.strides = n.attr_ints("strides");
-  a.pads = n.attr_ints("pads");
-  if (dil) a.dilations = n.attr_ints("dilations");
+  MS_ASSIGN_OR_RETURN(a.win, parse_window_attrs(n));
+  if (!dil) a.win.dilations.clear();
   if (ceil) a.ceil_mode = n.attr_int("ceil_mode", 0) != 0;
-  const size_t sp = a.kernel_shape.size();
+  const size_t sp = a.win.kernel_shape.size();
   MS_CHECK_ARG(sp > 0, "the kernel_shape attribute is required");
   if (sp > 3)
-    return Unsupported("only 1-D, 2-D and 3-D pooling is supported, kernel_shape is " + ints_str(a.kernel_shape));
-  MS_CHECK_ARG(a.strides.empty() || a.strides.size() == sp,
-               "strides " + ints_str(a.strides) + " must have " + std::to_string(sp) + " values");
-  MS_CHECK_ARG(a.dilations.empty() || a.dilations.size() == sp,
-               "dilations " + ints_str(a.dilations) + " must have " + std::to_string(sp) + " values");
-  MS_CHECK_ARG(a.pads.empty() || a.pads.size() == 2 * sp,
-               "pads " + ints_str(a.pads) + " must have " + std::to_string(2 * sp) + " values");
-  for (int64_t v : a.kernel_shape)
-    MS_CHECK_ARG(v >= 1, "kernel_shape " + ints_str(a.kernel_shape) + " must be positive");
-  for (int64_t v : a.strides) MS_CHECK_ARG(v >= 1, "strides " + ints_str(a.strides) + " must be positive");
-  for (int64_t v : a.dilations) MS_CHECK_ARG(v >= 1, "dilations " + ints_str(a.dilations) + " must be positive");
-  for (int64_t v : a.pads) MS_CHECK_ARG(v >= 0, "pads " + ints_str(a.pads) + " must be non-negative");
+    return Unsupported("only 1-D, 2-D and 3-D pooling is supported, kernel_shape is " + ints_str(a.win.kernel_shape));
+  MS_RETURN_IF_ERROR(check_window_lengths(a.win, sp));
   return a;
 }
 
@@ -531,7 +484,7 @@ class LpPoolKernel final : public Kernel {
     MS_CHECK_ARG(ctx.has_input(0), "missing input X");
     const DType t = ctx.dtype(0);
     if (!dtype_is_float(t)) return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
-    PoolGeo g;
+    ConvGeometry g;
     MS_RETURN_IF_ERROR(make_geo(a_, ctx.shape(0), &g));
     const Shape& x = ctx.shape(0);
     Shape out{x[0], x[1]};
@@ -542,7 +495,7 @@ class LpPoolKernel final : public Kernel {
 
   Status compute(const ComputeContext& ctx) const override {
     const Tensor& x = ctx.input(0);
-    PoolGeo g;
+    ConvGeometry g;
     MS_RETURN_IF_ERROR(make_geo(a_, x.shape(), &g));
     MS_SWITCH_FLOAT(x.dtype(), T, return Unsupported(std::string("dtype ") + dtype_name(x.dtype())), run<T>(ctx, g));
     return Status::OK();
@@ -550,7 +503,7 @@ class LpPoolKernel final : public Kernel {
 
  private:
   template <class T>
-  void run(const ComputeContext& ctx, const PoolGeo& g) const {
+  void run(const ComputeContext& ctx, const ConvGeometry& g) const {
     using Acc = AccOf<T>;
     const T* x = ctx.input(0).template data<T>();
     T* y = ctx.output(0).template data<T>();
@@ -559,7 +512,7 @@ class LpPoolKernel final : public Kernel {
     const int64_t row_cost = std::max<int64_t>(1, g.out[2] * g.k[0] * g.k[1] * g.k[2]);
     const float p = p_;
     ctx.pool().parallel_for(
-        g.planes * rows_per_plane, std::max<int64_t>(1, 16384 / row_cost), [&](int64_t b, int64_t e) {
+        g.N * g.C * rows_per_plane, std::max<int64_t>(1, 16384 / row_cost), [&](int64_t b, int64_t e) {
           for (int64_t r = b; r < e; ++r) {
             const int64_t plane = r / rows_per_plane, rr = r % rows_per_plane;
             const int64_t od = rr / g.out[1], oh = rr % g.out[1];
@@ -666,14 +619,14 @@ class NhwcPoolKernel final : public Kernel {
     if (t != DType::kFloat32 && t != DType::kFloat64)
       return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
     MS_CHECK_ARG(ctx.shape(0).rank() == 4, "X must be [N, H, W, C], got " + ctx.shape(0).str());
-    PoolGeo g;
+    ConvGeometry g;
     MS_RETURN_IF_ERROR(make_geo(a_, nchw(ctx.shape(0)), &g));
     ctx.set_output(0, t, Shape{ctx.shape(0)[0], g.out[1], g.out[2], ctx.shape(0)[3]});
     return Status::OK();
   }
 
   Status compute(const ComputeContext& ctx) const override {
-    PoolGeo g;
+    ConvGeometry g;
     MS_RETURN_IF_ERROR(make_geo(a_, nchw(ctx.input(0).shape()), &g));
     if (ctx.input(0).dtype() == DType::kFloat32)
       run<float>(ctx, g);
@@ -686,7 +639,7 @@ class NhwcPoolKernel final : public Kernel {
   static Shape nchw(const Shape& x) { return Shape{x[0], x[3], x[1], x[2]}; }
 
   template <class T>
-  void run(const ComputeContext& ctx, const PoolGeo& g) const {
+  void run(const ComputeContext& ctx, const ConvGeometry& g) const {
     const Shape& xs = ctx.input(0).shape();
     NhwcPoolGeo n;
     n.H = xs[1], n.W = xs[2], n.C = xs[3], n.OH = g.out[1], n.OW = g.out[2];
@@ -712,6 +665,82 @@ StatusOr<float> parse_p(const Node& n) {
   MS_CHECK_ARG(p > 0, "p must be positive, got " + std::to_string(p));
   return p;
 }
+
+// ------------------------------------------------------------------------------ MaxUnpool
+
+class MaxUnpoolKernel final : public Kernel {
+ public:
+  MaxUnpoolKernel(std::vector<int64_t> kernel, std::vector<int64_t> pads, std::vector<int64_t> strides)
+      : kernel_(std::move(kernel)), pads_(std::move(pads)), strides_(std::move(strides)) {}
+
+  Status infer(InferContext& ctx) const override {
+    const Shape& s = ctx.shape(0);
+    const int k = static_cast<int>(kernel_.size());
+    MS_CHECK_ARG(s.rank() == k + 2, "X has shape " + s.str() + " for a " + std::to_string(k) + "-D kernel");
+    MS_CHECK_ARG(ctx.shape(1) == s, "indices have shape " + ctx.shape(1).str() + ", X has " + s.str());
+    MS_CHECK_ARG(ctx.dtype(1) == DType::kInt64, "indices must be int64");
+    if (ctx.dtype(0) == DType::kBool || ctx.dtype(0) == DType::kUndefined)
+      return Unsupported(std::string("dtype ") + dtype_name(ctx.dtype(0)) + " is not supported");
+    MS_ASSIGN_OR_RETURN(Shape unpooled, unpooled_shape(s));
+    Shape out = unpooled;
+    if (ctx.has_input(2)) {
+      const Tensor* os = ctx.value(2);
+      if (!os) return ctx.need_value();
+      MS_ASSIGN_OR_RETURN(std::vector<int64_t> v, read_ints(*os, "output_shape"));
+      MS_CHECK_ARG(static_cast<int>(v.size()) == s.rank(),
+                   "output_shape must have " + std::to_string(s.rank()) + " values");
+      for (int i = 0; i < s.rank(); ++i)
+        MS_CHECK_ARG(v[i] >= unpooled[i] && (i >= 2 || v[i] == unpooled[i]),
+                     "output_shape " + ints_str(v) + " is smaller than the unpooled shape " + unpooled.str());
+      out = Shape(v.begin(), v.end());
+    }
+    ctx.set_output(0, ctx.dtype(0), out);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    const Tensor& idx = ctx.input(1);
+    Tensor& y = ctx.output(0);
+    const Shape unpooled = unpooled_shape(x.shape()).value(), &out = y.shape();
+    const int rank = out.rank();
+    const size_t es = dtype_size(x.dtype());
+    const int64_t total = unpooled.numel();
+    std::memset(y.raw(), 0, y.nbytes());
+    const int64_t* ip = idx.data<int64_t>();
+    const char* src = static_cast<const char*>(x.raw());
+    char* dst = static_cast<char*>(y.raw());
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      int64_t f = ip[i];
+      MS_CHECK_ARG(f >= 0 && f < total,
+                   "index " + std::to_string(f) + " is outside the unpooled shape " + unpooled.str());
+      // Position in the unpooled shape -> flat offset in Y.
+      int64_t o = 0, stride = 1;
+      for (int a = rank - 1; a >= 0; --a) {
+        o += (f % unpooled[a]) * stride;
+        f /= unpooled[a];
+        stride *= out[a];
+      }
+      std::memcpy(dst + o * es, src + i * es, es);
+    }
+    return Status::OK();
+  }
+
+ private:
+  StatusOr<Shape> unpooled_shape(const Shape& s) const {
+    Shape out = s;
+    const size_t k = kernel_.size();
+    for (size_t d = 0; d < k; ++d) {
+      const int64_t stride = strides_.empty() ? 1 : strides_[d];
+      const int64_t pb = pads_.empty() ? 0 : pads_[d], pe = pads_.empty() ? 0 : pads_[k + d];
+      out[static_cast<int>(d) + 2] = (s[static_cast<int>(d) + 2] - 1) * stride - pb - pe + kernel_[d];
+      MS_CHECK_ARG(out[static_cast<int>(d) + 2] >= 0, "negative unpooled length");
+    }
+    return out;
+  }
+
+  std::vector<int64_t> kernel_, pads_, strides_;
+};
 
 }  // namespace
 
@@ -751,16 +780,29 @@ StatusOr<KernelPtr> create_onnx_LpPool(const Node& n, const KernelInit&) {
 StatusOr<KernelPtr> create_mserve_NhwcMaxPool(const Node& n, const KernelInit&) {
   const int64_t opset = n.attr_int("mserve_source_opset", 12);
   MS_ASSIGN_OR_RETURN(PoolAttrs a, parse_pool(n, opset >= 10, opset >= 10));
-  MS_CHECK_ARG(a.kernel_shape.size() == 2, "NhwcMaxPool is 2-D");
+  MS_CHECK_ARG(a.win.kernel_shape.size() == 2, "NhwcMaxPool is 2-D");
   return KernelPtr(new NhwcPoolKernel<PoolKind::kMax>(std::move(a)));
 }
 
 StatusOr<KernelPtr> create_mserve_NhwcAveragePool(const Node& n, const KernelInit&) {
   const int64_t opset = n.attr_int("mserve_source_opset", 19);
   MS_ASSIGN_OR_RETURN(PoolAttrs a, parse_pool(n, opset >= 10, opset >= 19));
-  MS_CHECK_ARG(a.kernel_shape.size() == 2, "NhwcAveragePool is 2-D");
+  MS_CHECK_ARG(a.win.kernel_shape.size() == 2, "NhwcAveragePool is 2-D");
   a.count_include_pad = n.attr_int("count_include_pad", 0) != 0;
   return KernelPtr(new NhwcPoolKernel<PoolKind::kAvg>(std::move(a)));
+}
+
+StatusOr<KernelPtr> create_onnx_MaxUnpool(const Node& n, const KernelInit&) {
+  std::vector<int64_t> kernel = n.attr_ints("kernel_shape"), pads = n.attr_ints("pads"),
+                       strides = n.attr_ints("strides");
+  MS_CHECK_ARG(!kernel.empty(), "kernel_shape is required");
+  MS_CHECK_ARG(Shape::fits(kernel.size() + 2), "too many spatial dimensions");
+  MS_CHECK_ARG(pads.empty() || pads.size() == 2 * kernel.size(), "pads must have 2 values per spatial axis");
+  MS_CHECK_ARG(strides.empty() || strides.size() == kernel.size(), "strides must have 1 value per spatial axis");
+  for (int64_t v : kernel) MS_CHECK_ARG(v >= 1, "kernel_shape values must be positive");
+  for (int64_t v : strides) MS_CHECK_ARG(v >= 1, "strides must be positive");
+  for (int64_t v : pads) MS_CHECK_ARG(v >= 0, "pads must not be negative");
+  return KernelPtr(new MaxUnpoolKernel(std::move(kernel), std::move(pads), std::move(strides)));
 }
 
 }  // namespace mserve

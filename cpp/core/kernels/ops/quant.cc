@@ -14,9 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
+#include "core/kernels/conv_geometry.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -40,13 +41,13 @@ DType dtype_from_onnx(int64_t code) {
   }
 }
 
-#define MS_SWITCH_QUANT(dt, Q, OTHER, ...)   \
-  switch (dt) {                               \
-    MS_CASE(kInt8, int8_t, Q, __VA_ARGS__)    \
-    MS_CASE(kUInt8, uint8_t, Q, __VA_ARGS__)  \
-    MS_CASE(kInt16, int16_t, Q, __VA_ARGS__)  \
+#define MS_SWITCH_QUANT(dt, Q, OTHER, ...)     \
+  switch (dt) {                                \
+    MS_CASE(kInt8, int8_t, Q, __VA_ARGS__)     \
+    MS_CASE(kUInt8, uint8_t, Q, __VA_ARGS__)   \
+    MS_CASE(kInt16, int16_t, Q, __VA_ARGS__)   \
     MS_CASE(kUInt16, uint16_t, Q, __VA_ARGS__) \
-    default: OTHER;                           \
+    default: OTHER;                            \
   }
 
 // Where the scale of element i lives.
@@ -62,10 +63,10 @@ struct Granularity {
   }
 };
 
-Status make_granularity(const Shape& x, const Shape& scale, const Shape* zp, int64_t axis,
-                        int64_t block, Granularity* g) {
-  if (zp) MS_CHECK_ARG(*zp == scale, "scale " + scale.str() + " and zero point " + zp->str() +
-                                         " must have the same shape");
+Status make_granularity(const Shape& x, const Shape& scale, const Shape* zp, int64_t axis, int64_t block,
+                        Granularity* g) {
+  if (zp)
+    MS_CHECK_ARG(*zp == scale, "scale " + scale.str() + " and zero point " + zp->str() + " must have the same shape");
   if (block <= 0 && scale.numel() == 1 && scale.rank() <= 1) {
     g->kind = Granularity::kTensor;
     return Status::OK();
@@ -84,9 +85,8 @@ Status make_granularity(const Shape& x, const Shape& scale, const Shape* zp, int
   g->Ds = (x[a] + block - 1) / block;
   MS_CHECK_ARG(scale.rank() == x.rank(), "blocked scale " + scale.str() + " must have the rank of x " + x.str());
   for (int i = 0; i < x.rank(); ++i)
-    MS_CHECK_ARG(scale[i] == (i == a ? g->Ds : x[i]),
-                 "blocked scale " + scale.str() + " does not match x " + x.str() + " with block_size " +
-                     std::to_string(block));
+    MS_CHECK_ARG(scale[i] == (i == a ? g->Ds : x[i]), "blocked scale " + scale.str() + " does not match x " + x.str() +
+                                                          " with block_size " + std::to_string(block));
   return Status::OK();
 }
 
@@ -102,8 +102,7 @@ Q saturate(double v) {
 class QuantizeKernel final : public Kernel {
  public:
   explicit QuantizeKernel(const Node& n)
-      : axis_(n.attr_int("axis", 1)), block_(n.attr_int("block_size", 0)),
-        out_dtype_(n.attr_int("output_dtype", 0)) {}
+      : axis_(n.attr_int("axis", 1)), block_(n.attr_int("block_size", 0)), out_dtype_(n.attr_int("output_dtype", 0)) {}
 
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs x and y_scale");
@@ -121,8 +120,8 @@ class QuantizeKernel final : public Kernel {
       MS_CHECK_ARG(dtype_from_onnx(out_dtype_) == yt, "output_dtype differs from y_zero_point's dtype");
     if (!is_quant_type(yt)) return Unsupported(std::string("output dtype ") + dtype_name(yt) + " is not supported");
     Granularity g;
-    MS_RETURN_IF_ERROR(make_granularity(ctx.shape(0), ctx.shape(1), ctx.has_input(2) ? &ctx.shape(2) : nullptr,
-                                        axis_, block_, &g));
+    MS_RETURN_IF_ERROR(
+        make_granularity(ctx.shape(0), ctx.shape(1), ctx.has_input(2) ? &ctx.shape(2) : nullptr, axis_, block_, &g));
     ctx.set_output(0, yt, ctx.shape(0));
     return Status::OK();
   }
@@ -164,8 +163,7 @@ class QuantizeKernel final : public Kernel {
 class DequantizeKernel final : public Kernel {
  public:
   explicit DequantizeKernel(const Node& n)
-      : axis_(n.attr_int("axis", 1)), block_(n.attr_int("block_size", 0)),
-        out_dtype_(n.attr_int("output_dtype", 0)) {}
+      : axis_(n.attr_int("axis", 1)), block_(n.attr_int("block_size", 0)), out_dtype_(n.attr_int("output_dtype", 0)) {}
 
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs x and x_scale");
@@ -180,8 +178,8 @@ class DequantizeKernel final : public Kernel {
       if (!dtype_is_float(yt)) return Unsupported("output_dtype " + std::to_string(out_dtype_) + " is not supported");
     }
     Granularity g;
-    MS_RETURN_IF_ERROR(make_granularity(ctx.shape(0), ctx.shape(1), ctx.has_input(2) ? &ctx.shape(2) : nullptr,
-                                        axis_, block_, &g));
+    MS_RETURN_IF_ERROR(
+        make_granularity(ctx.shape(0), ctx.shape(1), ctx.has_input(2) ? &ctx.shape(2) : nullptr, axis_, block_, &g));
     ctx.set_output(0, yt, ctx.shape(0));
     return Status::OK();
   }
@@ -296,8 +294,8 @@ void mm_batch(const MMGeo& g, int64_t t, int64_t* oa, int64_t* ob) {
 
 // acc[M, N] for batch item t: sum_k (a - za[m]) * (b - zb[n]). Zero points: scalar or 1-D.
 template <class A, class B>
-void mm_int(const MMGeo& g, const Tensor& a, const Tensor& b, const Tensor* za, const Tensor* zb, int64_t t,
-            int64_t m0, int64_t m1, int32_t* acc) {
+void mm_int(const MMGeo& g, const Tensor& a, const Tensor& b, const Tensor* za, const Tensor* zb, int64_t t, int64_t m0,
+            int64_t m1, int32_t* acc) {
   int64_t oa, ob;
   mm_batch(g, t, &oa, &ob);
   const A* pa = a.data<A>() + oa * g.M * g.K;
@@ -316,13 +314,12 @@ void mm_int(const MMGeo& g, const Tensor& a, const Tensor& b, const Tensor* za, 
       // subtract av * zb[n] summed over k
       int32_t sa = 0;
       for (int64_t k = 0; k < g.K; ++k) sa += static_cast<int32_t>(pa[m * g.K + k]) - zam;
-      for (int64_t n = 0; n < g.N; ++n)
-        row[n] -= sa * static_cast<int32_t>(zb->int_at(zb->numel() == 1 ? 0 : n));
+      for (int64_t n = 0; n < g.N; ++n) row[n] -= sa * static_cast<int32_t>(zb->int_at(zb->numel() == 1 ? 0 : n));
     }
   }
 }
 
-#define MS_SWITCH_8BIT(dt, Q, OTHER, ...)   \
+#define MS_SWITCH_8BIT(dt, Q, OTHER, ...)    \
   switch (dt) {                              \
     MS_CASE(kInt8, int8_t, Q, __VA_ARGS__)   \
     MS_CASE(kUInt8, uint8_t, Q, __VA_ARGS__) \
@@ -338,8 +335,10 @@ class MatMulIntegerKernel final : public Kernel {
         return Unsupported(std::string("dtype ") + dtype_name(ctx.dtype(i)) + " is not supported");
     MMGeo g;
     MS_RETURN_IF_ERROR(mm_geo(ctx.shape(0), ctx.shape(1), &g));
-    if (ctx.has_input(2)) MS_CHECK_ARG(ctx.shape(2).numel() == 1 || ctx.shape(2).numel() == g.M, "bad a_zero_point shape");
-    if (ctx.has_input(3)) MS_CHECK_ARG(ctx.shape(3).numel() == 1 || ctx.shape(3).numel() == g.N, "bad b_zero_point shape");
+    if (ctx.has_input(2))
+      MS_CHECK_ARG(ctx.shape(2).numel() == 1 || ctx.shape(2).numel() == g.M, "bad a_zero_point shape");
+    if (ctx.has_input(3))
+      MS_CHECK_ARG(ctx.shape(3).numel() == 1 || ctx.shape(3).numel() == g.N, "bad b_zero_point shape");
     ctx.set_output(0, DType::kInt32, g.out);
     return Status::OK();
   }
@@ -354,11 +353,11 @@ class MatMulIntegerKernel final : public Kernel {
       MS_SWITCH_8BIT(ctx.input(1).dtype(), B, return Unsupported("dtype"), {
         ctx.pool().parallel_for(g.batch * g.M, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, g.K * g.N)),
                                 [&](int64_t b, int64_t e) {
-          for (int64_t r = b; r < e; ++r) {
-            const int64_t t = r / g.M, m = r % g.M;
-            mm_int<A, B>(g, ctx.input(0), ctx.input(1), za, zb, t, m, m + 1, y + r * g.N);
-          }
-        });
+                                  for (int64_t r = b; r < e; ++r) {
+                                    const int64_t t = r / g.M, m = r % g.M;
+                                    mm_int<A, B>(g, ctx.input(0), ctx.input(1), za, zb, t, m, m + 1, y + r * g.N);
+                                  }
+                                });
       });
     });
     return Status::OK();
@@ -401,38 +400,39 @@ class QLinearMatMulKernel final : public Kernel {
     MS_SWITCH_8BIT(a.dtype(), A, return Unsupported("dtype"), {
       MS_SWITCH_8BIT(b.dtype(), B, return Unsupported("dtype"), {
         MS_SWITCH_8BIT(y.dtype(), Y, return Unsupported("dtype"), {
-          ctx.pool().parallel_for(g.batch * g.M, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, g.K * g.N)),
-                                  [&](int64_t lo, int64_t hi) {
-            for (int64_t r = lo; r < hi; ++r) {
-              const int64_t t = r / g.M, m = r % g.M;
-              Y* out = y.data<Y>() + r * g.N;
-              for (int64_t n0 = 0; n0 < g.N; n0 += 256) {
-                const int64_t n1 = std::min(g.N, n0 + 256);
-                int32_t buf[256];
-                // accumulate the columns [n0, n1) of row m
-                int64_t oa, ob;
-                mm_batch(g, t, &oa, &ob);
-                const A* pa = a.data<A>() + oa * g.M * g.K + m * g.K;
-                const B* pb = b.data<B>() + ob * g.K * g.N;
-                const int32_t za = static_cast<int32_t>(ctx.input(2).int_at(0));
-                for (int64_t n = n0; n < n1; ++n) buf[n - n0] = 0;
-                for (int64_t k = 0; k < g.K; ++k) {
-                  const int32_t av = static_cast<int32_t>(pa[k]) - za;
-                  for (int64_t n = n0; n < n1; ++n) {
-                    const int32_t zb = static_cast<int32_t>(ctx.input(5).int_at(ctx.input(5).numel() == 1 ? 0 : n));
-                    buf[n - n0] += av * (static_cast<int32_t>(pb[k * g.N + n]) - zb);
+          ctx.pool().parallel_for(
+              g.batch * g.M, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, g.K * g.N)),
+              [&](int64_t lo, int64_t hi) {
+                for (int64_t r = lo; r < hi; ++r) {
+                  const int64_t t = r / g.M, m = r % g.M;
+                  Y* out = y.data<Y>() + r * g.N;
+                  for (int64_t n0 = 0; n0 < g.N; n0 += 256) {
+                    const int64_t n1 = std::min(g.N, n0 + 256);
+                    int32_t buf[256];
+                    // accumulate the columns [n0, n1) of row m
+                    int64_t oa, ob;
+                    mm_batch(g, t, &oa, &ob);
+                    const A* pa = a.data<A>() + oa * g.M * g.K + m * g.K;
+                    const B* pb = b.data<B>() + ob * g.K * g.N;
+                    const int32_t za = static_cast<int32_t>(ctx.input(2).int_at(0));
+                    for (int64_t n = n0; n < n1; ++n) buf[n - n0] = 0;
+                    for (int64_t k = 0; k < g.K; ++k) {
+                      const int32_t av = static_cast<int32_t>(pa[k]) - za;
+                      for (int64_t n = n0; n < n1; ++n) {
+                        const int32_t zb = static_cast<int32_t>(ctx.input(5).int_at(ctx.input(5).numel() == 1 ? 0 : n));
+                        buf[n - n0] += av * (static_cast<int32_t>(pb[k * g.N + n]) - zb);
+                      }
+                    }
+                    for (int64_t n = n0; n < n1; ++n) {
+                      double mult = 0;
+                      MS_SWITCH_FLOAT(ctx.input(1).dtype(), S, ,
+                                      mult = requant_mult<S>(ctx.input(1), ctx.input(4), n, ctx.input(6), n));
+                      const double zy = static_cast<double>(yz.int_at(yz.numel() == 1 ? 0 : n));
+                      out[n] = saturate<Y>(std::nearbyint(buf[n - n0] * mult) + zy);
+                    }
                   }
                 }
-                for (int64_t n = n0; n < n1; ++n) {
-                  double mult = 0;
-                  MS_SWITCH_FLOAT(ctx.input(1).dtype(), S, , mult = requant_mult<S>(ctx.input(1), ctx.input(4), n,
-                                                                                    ctx.input(6), n));
-                  const double zy = static_cast<double>(yz.int_at(yz.numel() == 1 ? 0 : n));
-                  out[n] = saturate<Y>(std::nearbyint(buf[n - n0] * mult) + zy);
-                }
-              }
-            }
-          });
+              });
         });
       });
     });
@@ -442,74 +442,12 @@ class QLinearMatMulKernel final : public Kernel {
 
 // ------------------------------------------------------------ ConvInteger and QLinearConv
 
-struct CGeo {
-  int64_t N = 0, C = 0, M = 0, Cg = 0, Mg = 0, group = 1;
-  int sp = 0;
-  int64_t in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1}, pb[3] = {0, 0, 0},
-          out[3] = {1, 1, 1};
-  Shape yshape;
-};
-
-struct CAttrs {
-  AutoPad auto_pad = AutoPad::kNotSet;
-  int64_t group = 1;
-  std::vector<int64_t> kernel_shape, strides, dilations, pads;
-};
-
-StatusOr<CAttrs> parse_cattrs(const Node& n) {
-  CAttrs a;
-  MS_ASSIGN_OR_RETURN(a.auto_pad, parse_auto_pad(n.attr_string("auto_pad", "NOTSET")));
-  a.group = n.attr_int("group", 1);
-  a.kernel_shape = n.attr_ints("kernel_shape");
-  a.strides = n.attr_ints("strides");
-  a.dilations = n.attr_ints("dilations");
-  a.pads = n.attr_ints("pads");
-  if (a.group < 1) return InvalidArgument("group must be >= 1");
-  return a;
-}
-
-Status cgeo(const CAttrs& a, const Shape& x, const Shape& w, CGeo* g) {
-  const int r = x.rank();
-  MS_CHECK_ARG(r >= 3 && r <= 5, "X must have rank 3 to 5, got " + x.str());
-  MS_CHECK_ARG(w.rank() == r, "W must have the rank of X");
-  const int sp = r - 2;
-  g->sp = sp;
-  MS_CHECK_ARG(a.strides.empty() || static_cast<int>(a.strides.size()) == sp, "bad strides");
-  MS_CHECK_ARG(a.dilations.empty() || static_cast<int>(a.dilations.size()) == sp, "bad dilations");
-  MS_CHECK_ARG(a.pads.empty() || static_cast<int>(a.pads.size()) == 2 * sp, "bad pads");
-  g->N = x[0];
-  g->C = x[1];
-  g->M = w[0];
-  g->Cg = w[1];
-  g->group = a.group;
-  MS_CHECK_ARG(w[1] * a.group == x[1] && w[0] % a.group == 0, "channels of X " + x.str() + " and W " + w.str() +
-                                                                  " do not match group " + std::to_string(a.group));
-  g->Mg = w[0] / a.group;
-  g->yshape = Shape{g->N, g->M};
-  for (int i = 0; i < sp; ++i) {
-    g->in[i] = x[2 + i];
-    g->k[i] = w[2 + i];
-    MS_CHECK_ARG(a.kernel_shape.empty() || a.kernel_shape[i] == w[2 + i], "kernel_shape differs from W");
-    g->s[i] = a.strides.empty() ? 1 : a.strides[i];
-    g->d[i] = a.dilations.empty() ? 1 : a.dilations[i];
-    MS_CHECK_ARG(g->s[i] >= 1 && g->d[i] >= 1, "strides and dilations must be >= 1");
-    WindowAxis wa = window_axis(a.auto_pad, g->in[i], g->k[i], g->s[i], g->d[i], a.pads.empty() ? 0 : a.pads[i],
-                                a.pads.empty() ? 0 : a.pads[i + sp], false);
-    MS_CHECK_ARG(wa.out >= 0, "empty output");
-    g->out[i] = wa.out;
-    g->pb[i] = wa.pad_begin;
-    g->yshape.push_back(wa.out);
-  }
-  return Status::OK();
-}
-
 // acc[OS] for batch n and output channel m: sum (x - zx) * (w - zw[m]) over the window.
 template <class X, class W>
-void conv_int(const CGeo& g, const X* x, int32_t zx, const W* w, int32_t zw, int64_t n, int64_t m, int32_t* acc) {
+void conv_int(const ConvGeometry& g, const X* x, int32_t zx, const W* w, int32_t zw, int64_t n, int64_t m,
+              int32_t* acc) {
   const int64_t grp = m / g.Mg;
-  const int64_t os = g.out[0] * g.out[1] * g.out[2];
-  const int64_t isz = g.in[0] * g.in[1] * g.in[2];
-  const int64_t ksz = g.k[0] * g.k[1] * g.k[2];
+  const int64_t os = g.out_size(), isz = g.in_size(), ksz = g.k_size();
   for (int64_t o = 0; o < os; ++o) acc[o] = 0;
   for (int64_t c = 0; c < g.Cg; ++c) {
     const X* xc = x + (n * g.C + grp * g.Cg + c) * isz;
@@ -541,7 +479,7 @@ void conv_int(const CGeo& g, const X* x, int32_t zx, const W* w, int32_t zw, int
 template <bool kQLinear>
 class ConvIntKernel final : public Kernel {
  public:
-  explicit ConvIntKernel(CAttrs a) : a_(std::move(a)) {}
+  explicit ConvIntKernel(WindowAttrs a) : a_(std::move(a)) {}
   // Input positions: x, w and their zero points (and scales for QLinearConv).
   static constexpr int kX = 0, kW = kQLinear ? 3 : 1;
 
@@ -550,8 +488,8 @@ class ConvIntKernel final : public Kernel {
     for (int i : {kX, kW})
       if (ctx.dtype(i) != DType::kInt8 && ctx.dtype(i) != DType::kUInt8)
         return Unsupported(std::string("dtype ") + dtype_name(ctx.dtype(i)) + " is not supported");
-    CGeo g;
-    MS_RETURN_IF_ERROR(cgeo(a_, ctx.shape(kX), ctx.shape(kW), &g));
+    ConvGeometry g;
+    MS_RETURN_IF_ERROR(conv_geometry(a_, ctx.shape(kX), ctx.shape(kW), &g));
     const int zxi = kQLinear ? 2 : 2, zwi = kQLinear ? 5 : 3;
     if (ctx.has_input(zxi)) MS_CHECK_ARG(ctx.shape(zxi).numel() == 1, "x_zero_point must be a scalar");
     if (ctx.has_input(zwi))
@@ -566,20 +504,19 @@ class ConvIntKernel final : public Kernel {
       if (ctx.has_input(8))
         MS_CHECK_ARG(ctx.dtype(8) == DType::kInt32 && ctx.shape(8).numel() == g.M, "B must be int32[M]");
     }
-    ctx.set_output(0, yt, g.yshape);
-    const int64_t os = g.out[0] * g.out[1] * g.out[2];
-    ctx.set_workspace(kQLinear ? static_cast<size_t>(g.N * g.M * os) * sizeof(int32_t) + 64 : 0);
+    ctx.set_output(0, yt, g.output_shape());
+    ctx.set_workspace(kQLinear ? static_cast<size_t>(g.N * g.M * g.out_size()) * sizeof(int32_t) + 64 : 0);
     return Status::OK();
   }
 
   Status compute(const ComputeContext& ctx) const override {
     const Tensor &x = ctx.input(kX), &w = ctx.input(kW);
-    CGeo g;
-    MS_RETURN_IF_ERROR(cgeo(a_, x.shape(), w.shape(), &g));
+    ConvGeometry g;
+    MS_RETURN_IF_ERROR(conv_geometry(a_, x.shape(), w.shape(), &g));
     const int zxi = 2, zwi = kQLinear ? 5 : 3;
     const int32_t zx = ctx.has_input(zxi) ? static_cast<int32_t>(ctx.input(zxi).int_at(0)) : 0;
     const Tensor* zw = ctx.has_input(zwi) ? &ctx.input(zwi) : nullptr;
-    const int64_t os = g.out[0] * g.out[1] * g.out[2];
+    const int64_t os = g.out_size();
     int32_t* acc = kQLinear ? static_cast<int32_t*>(ctx.workspace()) : ctx.output(0).data<int32_t>();
     MS_SWITCH_8BIT(x.dtype(), X, return Unsupported("dtype"), {
       MS_SWITCH_8BIT(w.dtype(), W, return Unsupported("dtype"), {
@@ -614,7 +551,7 @@ class ConvIntKernel final : public Kernel {
   }
 
  private:
-  CAttrs a_;
+  WindowAttrs a_;
 };
 
 }  // namespace
@@ -635,11 +572,11 @@ StatusOr<KernelPtr> create_onnx_QLinearMatMul(const Node&, const KernelInit&) {
   return KernelPtr(new QLinearMatMulKernel());
 }
 StatusOr<KernelPtr> create_onnx_ConvInteger(const Node& n, const KernelInit&) {
-  MS_ASSIGN_OR_RETURN(CAttrs a, parse_cattrs(n));
+  MS_ASSIGN_OR_RETURN(WindowAttrs a, parse_window_attrs(n));
   return KernelPtr(new ConvIntKernel<false>(std::move(a)));
 }
 StatusOr<KernelPtr> create_onnx_QLinearConv(const Node& n, const KernelInit&) {
-  MS_ASSIGN_OR_RETURN(CAttrs a, parse_cattrs(n));
+  MS_ASSIGN_OR_RETURN(WindowAttrs a, parse_window_attrs(n));
   return KernelPtr(new ConvIntKernel<true>(std::move(a)));
 }
 

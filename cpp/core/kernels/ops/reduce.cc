@@ -1,9 +1,9 @@
 // Reductions: ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceProd, ReduceL1, ReduceL2,
 // ReduceLogSum, ReduceLogSumExp, ReduceSumSquare; and ArgMax, ArgMin.
 //
-// Axes: an `axes` attribute before opset 18 (ReduceSum: before 13), an optional int64 input from
-// then on. No axes (attribute absent, input omitted or empty) reduces every axis, unless
-// noop_with_empty_axes = 1 (input form only), which reduces nothing. Negative axes count
+// Axes: an optional int64 input (the importer turns the `axes` attribute of ReduceSum before 13 and
+// the others before 18 into it: onnx/normalize.h). No axes (input omitted or empty) reduces every
+// axis, unless noop_with_empty_axes = 1, which reduces nothing. Negative axes count
 // from the end. keepdims (default 1) keeps reduced axes as size 1.
 // (noop_with_empty_axes still applies the op's map to each element: ReduceSumSquare squares.)
 // Reducing an empty set gives the op's identity: 0 (Sum, L1, L2, SumSquare), 1 (Prod), the
@@ -21,9 +21,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -32,13 +32,17 @@ enum class RK { kSum, kMean, kMax, kMin, kProd, kL1, kL2, kLogSum, kLogSumExp, k
 
 template <class T>
 inline double to_d(T x) {
-  if constexpr (std::is_same_v<T, Eigen::half>) return static_cast<double>(static_cast<float>(x));
-  else return static_cast<double>(x);
+  if constexpr (std::is_same_v<T, Eigen::half>)
+    return static_cast<double>(static_cast<float>(x));
+  else
+    return static_cast<double>(x);
 }
 template <class T>
 inline T from_d(double v) {
-  if constexpr (std::is_same_v<T, Eigen::half>) return Eigen::half(static_cast<float>(v));
-  else return static_cast<T>(v);
+  if constexpr (std::is_same_v<T, Eigen::half>)
+    return Eigen::half(static_cast<float>(v));
+  else
+    return static_cast<T>(v);
 }
 
 template <class T>
@@ -66,11 +70,15 @@ struct Red {
     } else if constexpr (K == RK::kProd) {
       return A(1);
     } else if constexpr (K == RK::kMax) {
-      if constexpr (kIsFloat<T>) return -std::numeric_limits<double>::infinity();
-      else return std::numeric_limits<T>::lowest();
+      if constexpr (kIsFloat<T>)
+        return -std::numeric_limits<double>::infinity();
+      else
+        return std::numeric_limits<T>::lowest();
     } else if constexpr (K == RK::kMin) {
-      if constexpr (kIsFloat<T>) return std::numeric_limits<double>::infinity();
-      else return std::numeric_limits<T>::max();
+      if constexpr (kIsFloat<T>)
+        return std::numeric_limits<double>::infinity();
+      else
+        return std::numeric_limits<T>::max();
     } else {
       return A(0);
     }
@@ -96,8 +104,10 @@ struct Red {
       }
     } else {
       A v;
-      if constexpr (kViaDouble) v = to_d(x);
-      else v = static_cast<A>(x);
+      if constexpr (kViaDouble)
+        v = to_d(x);
+      else
+        v = static_cast<A>(x);
       if constexpr (K == RK::kSum || K == RK::kMean || K == RK::kLogSum) a += v;
       if constexpr (K == RK::kProd) a *= v;
       if constexpr (K == RK::kL1) a += v < 0 ? A(0) - v : v;
@@ -110,18 +120,24 @@ struct Red {
       if (a.s == 0) return from_d<T>(-std::numeric_limits<double>::infinity());
       return from_d<T>(a.m + std::log(a.s));
     } else if constexpr (kMinMax) {
-      if constexpr (kIsFloat<T>) return from_d<T>(a);
-      else return a;
+      if constexpr (kIsFloat<T>)
+        return from_d<T>(a);
+      else
+        return a;
     } else if constexpr (K == RK::kMean) {
-      if constexpr (kViaDouble) return from_d<T>(a / static_cast<double>(n));
-      else return n == 0 ? T(0) : static_cast<T>(a / static_cast<A>(n));
+      if constexpr (kViaDouble)
+        return from_d<T>(a / static_cast<double>(n));
+      else
+        return n == 0 ? T(0) : static_cast<T>(a / static_cast<A>(n));
     } else if constexpr (K == RK::kL2) {
       return from_d<T>(std::sqrt(a));
     } else if constexpr (K == RK::kLogSum) {
       return from_d<T>(std::log(a));
     } else {
-      if constexpr (kViaDouble) return from_d<T>(a);
-      else return static_cast<T>(a);
+      if constexpr (kViaDouble)
+        return from_d<T>(a);
+      else
+        return static_cast<T>(a);
     }
   }
 };
@@ -132,7 +148,7 @@ struct Plan {
   int nk = 0, nr = 0;
   int64_t ks[Shape::kMaxRank], kst[Shape::kMaxRank];  // kept sizes, input strides
   int64_t rs[Shape::kMaxRank], rst[Shape::kMaxRank];  // reduced sizes, input strides
-  bool last_kept = true;                               // the innermost run is kept
+  bool last_kept = true;                              // the innermost run is kept
   int64_t out_n = 1, red_n = 1;
 };
 
@@ -143,8 +159,10 @@ Plan make_plan(const Shape& s, uint32_t mask) {
   Plan p;
   for (int d = 0; d < s.rank(); ++d) {
     const bool r = (mask >> d) & 1u;
-    if (r) p.red_n *= s[d];
-    else p.out_n *= s[d];
+    if (r)
+      p.red_n *= s[d];
+    else
+      p.out_n *= s[d];
     if (s[d] == 1) continue;
     if (n > 0 && red[n - 1] == r) {
       sz[n - 1] *= s[d];
@@ -237,11 +255,8 @@ constexpr size_t acc_size() {
 template <RK K>
 class ReduceKernel final : public Kernel {
  public:
-  ReduceKernel(const Node& n, bool axes_input)
-      : axes_input_(axes_input),
-        keepdims_(n.attr_int("keepdims", 1) != 0),
-        noop_(axes_input && n.attr_int("noop_with_empty_axes", 0) != 0),
-        attr_axes_(n.attr_ints("axes")) {}
+  explicit ReduceKernel(const Node& n)
+      : keepdims_(n.attr_int("keepdims", 1) != 0), noop_(n.attr_int("noop_with_empty_axes", 0) != 0) {}
 
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0), "missing input data");
@@ -249,12 +264,14 @@ class ReduceKernel final : public Kernel {
     const bool ok = t == DType::kBool ? (K == RK::kMax || K == RK::kMin) : t != DType::kUndefined;
     if (!ok) return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
     const Shape& s = ctx.shape(0);
-    if (axes_input_ && ctx.has_input(1) && !ctx.value(1)) return ctx.need_value();
+    if (ctx.has_input(1) && !ctx.value(1)) return ctx.need_value();
     MS_ASSIGN_OR_RETURN(uint32_t mask, axes_mask(ctx.value(1), s.rank()));
     Shape out;
     for (int d = 0; d < s.rank(); ++d) {
-      if (!((mask >> d) & 1u)) out.push_back(s[d]);
-      else if (keepdims_) out.push_back(1);
+      if (!((mask >> d) & 1u))
+        out.push_back(s[d]);
+      else if (keepdims_)
+        out.push_back(1);
     }
     const Plan p = make_plan(s, mask);
     if (p.last_kept && p.red_n > 0) ctx.set_workspace(static_cast<size_t>(p.out_n) * acc_size<K>());
@@ -290,28 +307,22 @@ class ReduceKernel final : public Kernel {
       mask |= 1u << (a < 0 ? a + rank : a);
       return Status::OK();
     };
-    if (axes_input_) {
-      if (axes) {
-        if (axes->dtype() != DType::kInt64 && axes->dtype() != DType::kInt32)
-          return InvalidArgument("axes must be an int64 tensor");
-        if (axes->rank() > 1) return InvalidArgument("axes must be 1-D");
-        for (int64_t i = 0; i < axes->numel(); ++i) MS_RETURN_IF_ERROR(add(axes->int_at(i)));
-      }
-      if (!axes || axes->numel() == 0) return noop_ ? 0u : all;
-      return mask;
+    if (axes) {
+      if (axes->dtype() != DType::kInt64 && axes->dtype() != DType::kInt32)
+        return InvalidArgument("axes must be an int64 tensor");
+      if (axes->rank() > 1) return InvalidArgument("axes must be 1-D");
+      for (int64_t i = 0; i < axes->numel(); ++i) MS_RETURN_IF_ERROR(add(axes->int_at(i)));
     }
-    if (attr_axes_.empty()) return all;
-    for (int64_t a : attr_axes_) MS_RETURN_IF_ERROR(add(a));
+    if (!axes || axes->numel() == 0) return noop_ ? 0u : all;
     return mask;
   }
 
-  bool axes_input_, keepdims_, noop_;
-  std::vector<int64_t> attr_axes_;
+  bool keepdims_, noop_;
 };
 
 template <RK K>
-StatusOr<KernelPtr> make_reduce(const Node& n, int axes_input_since) {
-  return KernelPtr(new ReduceKernel<K>(n, n.opset >= axes_input_since));
+StatusOr<KernelPtr> make_reduce(const Node& n) {
+  return KernelPtr(new ReduceKernel<K>(n));
 }
 
 // ArgMax / ArgMin.
@@ -330,19 +341,19 @@ class ArgKernel final : public Kernel {
       return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
     const Shape& s = ctx.shape(0);
     MS_ASSIGN_OR_RETURN(int a, normalize_axis(axis_, s.rank()));
-    MS_CHECK_ARG(s[a] > 0, "cannot take the arg" + std::string(kMax ? "max" : "min") + " of an empty axis: " +
-                               s.str());
+    MS_CHECK_ARG(s[a] > 0, "cannot take the arg" + std::string(kMax ? "max" : "min") + " of an empty axis: " + s.str());
     Shape out = s;
-    if (keepdims_) out[a] = 1;
-    else out.erase(a);
+    if (keepdims_)
+      out[a] = 1;
+    else
+      out.erase(a);
     ctx.set_output(0, DType::kInt64, out);
     return Status::OK();
   }
 
   Status compute(const ComputeContext& ctx) const override {
     const Tensor& x = ctx.input(0);
-    MS_SWITCH_NUMERIC(x.dtype(), T, return Unsupported(std::string("dtype ") + dtype_name(x.dtype())),
-                      run<T>(ctx, x));
+    MS_SWITCH_NUMERIC(x.dtype(), T, return Unsupported(std::string("dtype ") + dtype_name(x.dtype())), run<T>(ctx, x));
     return Status::OK();
   }
 
@@ -378,21 +389,19 @@ class ArgKernel final : public Kernel {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_onnx_ReduceSum(const Node& n, const KernelInit&) { return make_reduce<RK::kSum>(n, 13); }
-StatusOr<KernelPtr> create_onnx_ReduceMean(const Node& n, const KernelInit&) { return make_reduce<RK::kMean>(n, 18); }
-StatusOr<KernelPtr> create_onnx_ReduceMax(const Node& n, const KernelInit&) { return make_reduce<RK::kMax>(n, 18); }
-StatusOr<KernelPtr> create_onnx_ReduceMin(const Node& n, const KernelInit&) { return make_reduce<RK::kMin>(n, 18); }
-StatusOr<KernelPtr> create_onnx_ReduceProd(const Node& n, const KernelInit&) { return make_reduce<RK::kProd>(n, 18); }
-StatusOr<KernelPtr> create_onnx_ReduceL1(const Node& n, const KernelInit&) { return make_reduce<RK::kL1>(n, 18); }
-StatusOr<KernelPtr> create_onnx_ReduceL2(const Node& n, const KernelInit&) { return make_reduce<RK::kL2>(n, 18); }
-StatusOr<KernelPtr> create_onnx_ReduceLogSum(const Node& n, const KernelInit&) {
-  return make_reduce<RK::kLogSum>(n, 18);
-}
+StatusOr<KernelPtr> create_onnx_ReduceSum(const Node& n, const KernelInit&) { return make_reduce<RK::kSum>(n); }
+StatusOr<KernelPtr> create_onnx_ReduceMean(const Node& n, const KernelInit&) { return make_reduce<RK::kMean>(n); }
+StatusOr<KernelPtr> create_onnx_ReduceMax(const Node& n, const KernelInit&) { return make_reduce<RK::kMax>(n); }
+StatusOr<KernelPtr> create_onnx_ReduceMin(const Node& n, const KernelInit&) { return make_reduce<RK::kMin>(n); }
+StatusOr<KernelPtr> create_onnx_ReduceProd(const Node& n, const KernelInit&) { return make_reduce<RK::kProd>(n); }
+StatusOr<KernelPtr> create_onnx_ReduceL1(const Node& n, const KernelInit&) { return make_reduce<RK::kL1>(n); }
+StatusOr<KernelPtr> create_onnx_ReduceL2(const Node& n, const KernelInit&) { return make_reduce<RK::kL2>(n); }
+StatusOr<KernelPtr> create_onnx_ReduceLogSum(const Node& n, const KernelInit&) { return make_reduce<RK::kLogSum>(n); }
 StatusOr<KernelPtr> create_onnx_ReduceLogSumExp(const Node& n, const KernelInit&) {
-  return make_reduce<RK::kLogSumExp>(n, 18);
+  return make_reduce<RK::kLogSumExp>(n);
 }
 StatusOr<KernelPtr> create_onnx_ReduceSumSquare(const Node& n, const KernelInit&) {
-  return make_reduce<RK::kSumSquare>(n, 18);
+  return make_reduce<RK::kSumSquare>(n);
 }
 StatusOr<KernelPtr> create_onnx_ArgMax(const Node& n, const KernelInit&) { return KernelPtr(new ArgKernel<true>(n)); }
 StatusOr<KernelPtr> create_onnx_ArgMin(const Node& n, const KernelInit&) { return KernelPtr(new ArgKernel<false>(n)); }

@@ -1,4 +1,5 @@
-// Resize (opsets 10, 11, 13, 18, 19) and Upsample (opsets 7 and 9).
+// Resize (opsets 10, 11, 13, 18, 19). Upsample (opsets 7 and 9) is rewritten into Resize-10 by the
+// importer (onnx/normalize.h).
 //
 // Output sizes: floor(in * scale) from `scales`, or `sizes` (scale = out / in; with
 // keep_aspect_ratio_policy not_larger/not_smaller one scale, the min/max over the resized axes,
@@ -7,7 +8,7 @@
 // Each output coordinate x of an axis maps to x_ori in the input (coordinate_transformation_mode;
 // the float output length scale * in is used, as the ONNX reference does). With
 // base = ceil(x_ori) - 1 and ratio = x_ori - base in (0, 1]:
-//   nearest — base or base + 1 by nearest_mode (opset < 11 and Upsample: floor when upsampling,
+//   nearest — base or base + 1 by nearest_mode (opset < 11: floor when upsampling,
 //             ceil when downsampling, coordinates asymmetric);
 //   linear  — taps base, base + 1 with weights 1 - ratio, ratio;
 //   cubic   — taps base - 1 .. base + 2 (Keys kernel with cubic_coeff_a);
@@ -20,9 +21,9 @@
 #include <cmath>
 #include <cstring>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -44,8 +45,6 @@ struct Attrs {
   std::vector<int64_t> axes;
   // Input positions (-1: absent).
   int roi_in = -1, scales_in = -1, sizes_in = -1;
-  std::vector<float> scales_attr;  // Upsample-7
-  bool upsample = false;
 };
 
 struct AxisPlan {
@@ -83,17 +82,16 @@ Status make_plan(const Attrs& a, const Shape& xs, const Tensor* scales, const Te
     p->ax[i] = AxisPlan();
     p->ax[i].in = p->ax[i].out = xs[i];
   }
-  const bool has_scales = !a.scales_attr.empty() || given(scales);
+  const bool has_scales = given(scales);
   const bool has_sizes = given(sizes);
-  MS_CHECK_ARG(has_scales != has_sizes, has_scales ? "only one of scales and sizes may be given"
-                                                   : "one of scales and sizes must be given");
+  MS_CHECK_ARG(has_scales != has_sizes,
+               has_scales ? "only one of scales and sizes may be given" : "one of scales and sizes must be given");
   if (has_scales) {
-    const int64_t n = a.scales_attr.empty() ? scales->numel() : static_cast<int64_t>(a.scales_attr.size());
+    const int64_t n = scales->numel();
     MS_CHECK_ARG(n == naxes, "scales has " + std::to_string(n) + " values, expected " + std::to_string(naxes));
     for (int i = 0; i < naxes; ++i) {
-      const double s = a.scales_attr.empty() ? scales->float_at(i) : a.scales_attr[i];
+      const double s = scales->float_at(i);
       MS_CHECK_ARG(s > 0 && std::isfinite(s), "scales must be positive");
-      if (a.upsample) MS_CHECK_ARG(s >= 1, "Upsample scales must be >= 1");
       AxisPlan& ap = p->ax[axes[i]];
       ap.scale = s;
       ap.out = static_cast<int64_t>(std::floor(s * static_cast<double>(ap.in)));
@@ -210,13 +208,17 @@ void build_taps(const Attrs& a, const AxisPlan& ap, int64_t* idx, double* w, uin
       int64_t i = base + 1;
       const bool integral = xo == c;
       switch (a.nearest) {
-        case Nearest::kRoundPreferFloor: if (!integral && ratio <= 0.5) i = base; break;
-        case Nearest::kRoundPreferCeil: if (!integral && ratio < 0.5) i = base; break;
-        case Nearest::kFloor: if (!integral) i = base; break;
-        case Nearest::kCeil: break;
-        case Nearest::kSimple:
-          i = ap.scale < 1 ? static_cast<int64_t>(std::ceil(xo)) : static_cast<int64_t>(xo);
+        case Nearest::kRoundPreferFloor:
+          if (!integral && ratio <= 0.5) i = base;
           break;
+        case Nearest::kRoundPreferCeil:
+          if (!integral && ratio < 0.5) i = base;
+          break;
+        case Nearest::kFloor:
+          if (!integral) i = base;
+          break;
+        case Nearest::kCeil: break;
+        case Nearest::kSimple: i = ap.scale < 1 ? static_cast<int64_t>(std::ceil(xo)) : static_cast<int64_t>(xo); break;
       }
       ix[0] = std::min(std::max<int64_t>(i, 0), last);
       wx[0] = 1;
@@ -288,13 +290,19 @@ int64_t max_intermediate(const Plan& p) {
   return m;
 }
 
-template <class A, class T> A to_acc(T v) {
-  if constexpr (std::is_same_v<T, Eigen::half>) return static_cast<A>(static_cast<float>(v));
-  else return static_cast<A>(v);
+template <class A, class T>
+A to_acc(T v) {
+  if constexpr (std::is_same_v<T, Eigen::half>)
+    return static_cast<A>(static_cast<float>(v));
+  else
+    return static_cast<A>(v);
 }
-template <class T, class A> T from_acc(A v) {
-  if constexpr (std::is_same_v<T, Eigen::half>) return static_cast<T>(static_cast<float>(v));
-  else return static_cast<T>(v);
+template <class T, class A>
+T from_acc(A v) {
+  if constexpr (std::is_same_v<T, Eigen::half>)
+    return static_cast<T>(static_cast<float>(v));
+  else
+    return static_cast<T>(v);
 }
 
 class ResizeKernel final : public Kernel {
@@ -424,28 +432,29 @@ class ResizeKernel final : public Kernel {
     const int64_t rows = outer * Lout;
     ctx.pool().parallel_for(rows, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, inner * n)),
                             [&](int64_t b, int64_t e) {
-      for (int64_t row = b; row < e; ++row) {
-        const int64_t o = row / Lout, j = row % Lout;
-        D* yr = out + row * inner;
-        if (!valid[j]) {
-          for (int64_t i = 0; i < inner; ++i) yr[i] = from_acc<D>(ext);
-          continue;
-        }
-        const S* xb = in + o * Lin * inner;
-        const int64_t* ij = idx + j * n;
-        const double* wj = w + j * n;
-        for (int64_t i = 0; i < inner; ++i) {
-          A acc = 0;
-          for (int k = 0; k < n; ++k) acc += static_cast<A>(wj[k]) * to_acc<A>(xb[ij[k] * inner + i]);
-          yr[i] = from_acc<D>(acc);
-        }
-      }
-    });
+                              for (int64_t row = b; row < e; ++row) {
+                                const int64_t o = row / Lout, j = row % Lout;
+                                D* yr = out + row * inner;
+                                if (!valid[j]) {
+                                  for (int64_t i = 0; i < inner; ++i) yr[i] = from_acc<D>(ext);
+                                  continue;
+                                }
+                                const S* xb = in + o * Lin * inner;
+                                const int64_t* ij = idx + j * n;
+                                const double* wj = w + j * n;
+                                for (int64_t i = 0; i < inner; ++i) {
+                                  A acc = 0;
+                                  for (int k = 0; k < n; ++k)
+                                    acc += static_cast<A>(wj[k]) * to_acc<A>(xb[ij[k] * inner + i]);
+                                  yr[i] = from_acc<D>(acc);
+                                }
+                              }
+                            });
   }
 
   template <class T, class A>
-  void interp(const ComputeContext& ctx, const Plan& p, int64_t* const* idx, double* const* w,
-              uint8_t* const* valid, const bool* ident, char* ws) const {
+  void interp(const ComputeContext& ctx, const Plan& p, int64_t* const* idx, double* const* w, uint8_t* const* valid,
+              const bool* ident, char* ws) const {
     const T* x = ctx.input(0).template data<T>();
     T* y = ctx.output(0).template data<T>();
     const int r = p.rank;
@@ -469,10 +478,14 @@ class ResizeKernel final : public Kernel {
       for (int i = ax + 1; i < r; ++i) inner *= cur[i];
       const bool first = k == 0, last = k == np - 1;
       A* dst = bufs[k % 2];
-      if (first && last) pass<T, T, A>(ctx, x, y, outer, inner, p.ax[ax], idx[ax], w[ax], valid[ax]);
-      else if (first) pass<T, A, A>(ctx, x, dst, outer, inner, p.ax[ax], idx[ax], w[ax], valid[ax]);
-      else if (last) pass<A, T, A>(ctx, src, y, outer, inner, p.ax[ax], idx[ax], w[ax], valid[ax]);
-      else pass<A, A, A>(ctx, src, dst, outer, inner, p.ax[ax], idx[ax], w[ax], valid[ax]);
+      if (first && last)
+        pass<T, T, A>(ctx, x, y, outer, inner, p.ax[ax], idx[ax], w[ax], valid[ax]);
+      else if (first)
+        pass<T, A, A>(ctx, x, dst, outer, inner, p.ax[ax], idx[ax], w[ax], valid[ax]);
+      else if (last)
+        pass<A, T, A>(ctx, src, y, outer, inner, p.ax[ax], idx[ax], w[ax], valid[ax]);
+      else
+        pass<A, A, A>(ctx, src, dst, outer, inner, p.ax[ax], idx[ax], w[ax], valid[ax]);
       src = dst;
       cur[ax] = p.ax[ax].out;
     }
@@ -481,44 +494,54 @@ class ResizeKernel final : public Kernel {
   Attrs a_;
 };
 
-StatusOr<Attrs> parse(const Node& n, bool upsample) {
+StatusOr<Attrs> parse(const Node& n) {
   Attrs a;
-  a.upsample = upsample;
   const std::string mode = n.attr_string("mode", "nearest");
-  if (mode == "nearest") a.mode = Mode::kNearest;
-  else if (mode == "linear" || (upsample && mode == "bilinear")) a.mode = Mode::kLinear;
-  else if (mode == "cubic" && !upsample && n.opset >= 11) a.mode = Mode::kCubic;
-  else return Unsupported("mode '" + mode + "' is not supported");
-  if (upsample || n.opset < 11) {
+  if (mode == "nearest")
+    a.mode = Mode::kNearest;
+  else if (mode == "linear")
+    a.mode = Mode::kLinear;
+  else if (mode == "cubic" && n.opset >= 11)
+    a.mode = Mode::kCubic;
+  else
+    return Unsupported("mode '" + mode + "' is not supported");
+  if (n.opset < 11) {
     a.ctm = Ctm::kAsymmetric;
     a.nearest = Nearest::kSimple;
-    if (upsample && n.opset < 9) {
-      const Attribute* s = n.attr("scales");
-      if (!s || s->floats.empty()) return InvalidArgument("Upsample-7 needs the scales attribute");
-      a.scales_attr = s->floats;
-    } else {
-      a.scales_in = 1;
-    }
+    a.scales_in = 1;
     return a;
   }
   a.roi_in = 1;
   a.scales_in = 2;
   a.sizes_in = 3;
   const std::string ctm = n.attr_string("coordinate_transformation_mode", "half_pixel");
-  if (ctm == "half_pixel") a.ctm = Ctm::kHalfPixel;
-  else if (ctm == "half_pixel_symmetric" && n.opset >= 19) a.ctm = Ctm::kHalfPixelSym;
-  else if (ctm == "pytorch_half_pixel") a.ctm = Ctm::kPytorchHalfPixel;
-  else if (ctm == "align_corners") a.ctm = Ctm::kAlignCorners;
-  else if (ctm == "asymmetric") a.ctm = Ctm::kAsymmetric;
-  else if (ctm == "tf_crop_and_resize") a.ctm = Ctm::kTfCrop;
-  else if (ctm == "tf_half_pixel_for_nn" && n.opset < 13) a.ctm = Ctm::kTfHalfPixelNN;
-  else return Unsupported("coordinate_transformation_mode '" + ctm + "' is not supported");
+  if (ctm == "half_pixel")
+    a.ctm = Ctm::kHalfPixel;
+  else if (ctm == "half_pixel_symmetric" && n.opset >= 19)
+    a.ctm = Ctm::kHalfPixelSym;
+  else if (ctm == "pytorch_half_pixel")
+    a.ctm = Ctm::kPytorchHalfPixel;
+  else if (ctm == "align_corners")
+    a.ctm = Ctm::kAlignCorners;
+  else if (ctm == "asymmetric")
+    a.ctm = Ctm::kAsymmetric;
+  else if (ctm == "tf_crop_and_resize")
+    a.ctm = Ctm::kTfCrop;
+  else if (ctm == "tf_half_pixel_for_nn" && n.opset < 13)
+    a.ctm = Ctm::kTfHalfPixelNN;
+  else
+    return Unsupported("coordinate_transformation_mode '" + ctm + "' is not supported");
   const std::string nm = n.attr_string("nearest_mode", "round_prefer_floor");
-  if (nm == "round_prefer_floor") a.nearest = Nearest::kRoundPreferFloor;
-  else if (nm == "round_prefer_ceil") a.nearest = Nearest::kRoundPreferCeil;
-  else if (nm == "floor") a.nearest = Nearest::kFloor;
-  else if (nm == "ceil") a.nearest = Nearest::kCeil;
-  else return Unsupported("nearest_mode '" + nm + "' is not supported");
+  if (nm == "round_prefer_floor")
+    a.nearest = Nearest::kRoundPreferFloor;
+  else if (nm == "round_prefer_ceil")
+    a.nearest = Nearest::kRoundPreferCeil;
+  else if (nm == "floor")
+    a.nearest = Nearest::kFloor;
+  else if (nm == "ceil")
+    a.nearest = Nearest::kCeil;
+  else
+    return Unsupported("nearest_mode '" + nm + "' is not supported");
   a.cubic_a = n.attr_float("cubic_coeff_a", -0.75f);
   a.exclude_outside = n.attr_int("exclude_outside", 0) != 0;
   a.extrapolation = n.attr_float("extrapolation_value", 0.0f);
@@ -526,10 +549,14 @@ StatusOr<Attrs> parse(const Node& n, bool upsample) {
     a.antialias = n.attr_int("antialias", 0) != 0 && a.mode != Mode::kNearest;
     a.axes = n.attr_ints("axes");
     const std::string k = n.attr_string("keep_aspect_ratio_policy", "stretch");
-    if (k == "stretch") a.aspect = Aspect::kStretch;
-    else if (k == "not_larger") a.aspect = Aspect::kNotLarger;
-    else if (k == "not_smaller") a.aspect = Aspect::kNotSmaller;
-    else return Unsupported("keep_aspect_ratio_policy '" + k + "' is not supported");
+    if (k == "stretch")
+      a.aspect = Aspect::kStretch;
+    else if (k == "not_larger")
+      a.aspect = Aspect::kNotLarger;
+    else if (k == "not_smaller")
+      a.aspect = Aspect::kNotSmaller;
+    else
+      return Unsupported("keep_aspect_ratio_policy '" + k + "' is not supported");
   }
   return a;
 }
@@ -537,13 +564,12 @@ StatusOr<Attrs> parse(const Node& n, bool upsample) {
 }  // namespace
 
 StatusOr<KernelPtr> create_onnx_Resize(const Node& n, const KernelInit&) {
-  MS_ASSIGN_OR_RETURN(Attrs a, parse(n, false));
+  MS_ASSIGN_OR_RETURN(Attrs a, parse(n));
   return KernelPtr(new ResizeKernel(std::move(a)));
 }
-StatusOr<KernelPtr> create_onnx_Upsample(const Node& n, const KernelInit&) {
-  if (n.opset >= 10) return Unsupported("Upsample is deprecated from opset 10 (use Resize)");
-  MS_ASSIGN_OR_RETURN(Attrs a, parse(n, true));
-  return KernelPtr(new ResizeKernel(std::move(a)));
+// The importer turns every Upsample of opsets 7 and 9 into a Resize; those left are newer.
+StatusOr<KernelPtr> create_onnx_Upsample(const Node&, const KernelInit&) {
+  return Unsupported("Upsample is deprecated from opset 10 (use Resize)");
 }
 
 }  // namespace mserve

@@ -7,23 +7,13 @@
 #include <string>
 #include <type_traits>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
+#include "core/kernels/norm_rows.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
-
-template <class T>
-inline double to_double(T v) {
-  if constexpr (std::is_same_v<T, Eigen::half>) return static_cast<double>(static_cast<float>(v));
-  else return static_cast<double>(v);
-}
-template <class T>
-inline T from_double(double v) {
-  if constexpr (std::is_same_v<T, Eigen::half>) return Eigen::half(static_cast<float>(v));
-  else return static_cast<T>(v);
-}
 
 class RmsNormKernel final : public Kernel {
  public:
@@ -37,7 +27,8 @@ class RmsNormKernel final : public Kernel {
     MS_ASSIGN_OR_RETURN(int a, normalize_axis(axis_, x.rank()));
     MS_CHECK_ARG(ctx.dtype(1) == t, "scale must have the dtype of X");
     auto b = broadcast_shapes(ctx.shape(1), x);
-    MS_CHECK_ARG(b.ok() && b.value() == x, "scale of shape " + ctx.shape(1).str() + " does not broadcast to X " + x.str());
+    MS_CHECK_ARG(b.ok() && b.value() == x,
+                 "scale of shape " + ctx.shape(1).str() + " does not broadcast to X " + x.str());
     ctx.set_output(0, t, x);
     // Scale offsets for each column of a row.
     ctx.set_workspace(static_cast<size_t>(x.prod(a, x.rank())) * sizeof(int64_t));
@@ -76,12 +67,7 @@ class RmsNormKernel final : public Kernel {
       for (int64_t r = b; r < e; ++r) {
         const T* xr = x + r * cols;
         T* yr = y + r * cols;
-        double sq = 0;
-        for (int64_t c = 0; c < cols; ++c) {
-          const double v = to_double(xr[c]);
-          sq += v * v;
-        }
-        const double inv = 1.0 / std::sqrt((cols ? sq / static_cast<double>(cols) : 0.0) + eps_);
+        const double inv = row_inv_rms(xr, cols, eps_);
         const T* sr = scale + split(r, 0, a);
         for (int64_t c = 0; c < cols; ++c) yr[c] = from_double<T>(to_double(xr[c]) * inv * to_double(sr[scol[c]]));
       }

@@ -13,17 +13,16 @@
 // `clip` clamps every gate's pre-activation to [-clip, clip]. float16 computes in float
 // (inputs are converted into the workspace).
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <limits>
 #include <type_traits>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/dnnl_matmul.h"
+#include "core/kernels/fused_activation.h"
 #include "core/kernels/gemm.h"
-#include "core/kernels/isa/isa.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -34,102 +33,21 @@ int gates_of(Cell c) { return c == Cell::kRNN ? 1 : c == Cell::kGRU ? 3 : 4; }
 int acts_of(Cell c) { return c == Cell::kRNN ? 1 : c == Cell::kGRU ? 2 : 3; }
 const char* cell_name(Cell c) { return c == Cell::kRNN ? "RNN" : c == Cell::kGRU ? "GRU" : "LSTM"; }
 
-enum class Act {
-  kRelu,
-  kTanh,
-  kSigmoid,
-  kAffine,
-  kLeakyRelu,
-  kThresholdedRelu,
-  kScaledTanh,
-  kHardSigmoid,
-  kElu,
-  kSoftsign,
-  kSoftplus
-};
+// A gate activation: a recurrent row of kernels/activation_table.h, applied in place and
+// vectorized for this CPU by FusedActivation::apply.
+using Activation = FusedActivation;
+using Act = FusedActivation::Kind;
 
-struct Activation {
-  Act kind = Act::kTanh;
-  float alpha = 0, beta = 0;
-};
-
-template <class A>
-inline A apply(const Activation& f, A x) {
-  const A al = static_cast<A>(f.alpha), be = static_cast<A>(f.beta);
-  switch (f.kind) {
-    case Act::kRelu:
-      return x > A(0) ? x : A(0);
-    case Act::kTanh:
-      return std::tanh(x);
-    case Act::kSigmoid:
-      return A(1) / (A(1) + std::exp(-x));
-    case Act::kAffine:
-      return al * x + be;
-    case Act::kLeakyRelu:
-      return x >= A(0) ? x : al * x;
-    case Act::kThresholdedRelu:
-      return x >= al ? x : A(0);
-    case Act::kScaledTanh:
-      return al * std::tanh(be * x);
-    case Act::kHardSigmoid:
-      return std::min(std::max(al * x + be, A(0)), A(1));
-    case Act::kElu:
-      return x >= A(0) ? x : al * (std::exp(x) - A(1));
-    case Act::kSoftsign:
-      return x / (A(1) + std::abs(x));
-    case Act::kSoftplus:
-      return x > A(30) ? x : std::log1p(std::exp(x));
-  }
-  return x;
-}
-
-// p[i] = f(p[i]) for i < n; sigmoid and tanh (the defaults) vectorized for this CPU
-// (kernels/isa: sigmoid as 1 / (1 + exp(-x)), so a GRU's (1 - z) * h~ keeps its last bits).
-template <class A>
-void apply_span(const Activation& f, A* p, int64_t n) {
-  if (f.kind == Act::kSigmoid)
-    sigmoid_span(p, n);
-  else if (f.kind == Act::kTanh)
-    tanh_span(p, n);
-  else
-    for (int64_t i = 0; i < n; ++i) p[i] = apply(f, p[i]);
-}
-
-// Parses one activation name; alpha/beta are consumed in order by the functions that take them
-// (defaults when the lists run out).
+// Parses one activation name (any case); alpha/beta are consumed in order by the functions that
+// take them (the table's defaults when the lists run out).
 StatusOr<Activation> parse_activation(const std::string& name, const std::vector<float>& alphas,
                                       const std::vector<float>& betas, size_t& ai, size_t& bi) {
-  std::string n;
-  for (char ch : name) n += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  Activation a;
-  float def_alpha = 0, def_beta = 0;
-  bool uses_alpha = false, uses_beta = false;
-  if (n == "relu")
-    a.kind = Act::kRelu;
-  else if (n == "tanh")
-    a.kind = Act::kTanh;
-  else if (n == "sigmoid")
-    a.kind = Act::kSigmoid;
-  else if (n == "affine")
-    a.kind = Act::kAffine, uses_alpha = uses_beta = true, def_alpha = 1.0f;
-  else if (n == "leakyrelu")
-    a.kind = Act::kLeakyRelu, uses_alpha = true, def_alpha = 0.01f;
-  else if (n == "thresholdedrelu")
-    a.kind = Act::kThresholdedRelu, uses_alpha = true, def_alpha = 1.0f;
-  else if (n == "scaledtanh")
-    a.kind = Act::kScaledTanh, uses_alpha = uses_beta = true, def_alpha = def_beta = 1.0f;
-  else if (n == "hardsigmoid")
-    a.kind = Act::kHardSigmoid, uses_alpha = uses_beta = true, def_alpha = 0.2f, def_beta = 0.5f;
-  else if (n == "elu")
-    a.kind = Act::kElu, uses_alpha = true, def_alpha = 1.0f;
-  else if (n == "softsign")
-    a.kind = Act::kSoftsign;
-  else if (n == "softplus")
-    a.kind = Act::kSoftplus;
-  else
+  Activation a = FusedActivation::named(name, /*any_case=*/true);
+  if (a.kind == Act::kNone || !FusedActivation::info(a.kind).recurrent)
     return Unsupported("activation '" + name + "' is not supported");
-  if (uses_alpha) a.alpha = ai < alphas.size() ? alphas[ai++] : def_alpha;
-  if (uses_beta) a.beta = bi < betas.size() ? betas[bi++] : def_beta;
+  const FusedActivation::Info& in = FusedActivation::info(a.kind);
+  if (in.alpha_attr && ai < alphas.size()) a.alpha = alphas[ai++];
+  if (in.beta_attr && bi < betas.size()) a.beta = betas[bi++];
   return a;
 }
 
@@ -451,7 +369,7 @@ class RecurrentKernel final : public Kernel {
       switch (k->cell_) {
         case Cell::kRNN:
           for (int64_t j = 0; j < H; ++j) g[j] = cl(xr[j] + g[j] + wb[j] + rb[j]);
-          apply_span(act[0], g, H);
+          act[0].apply(g, H);
           for (int64_t j = 0; j < H; ++j) hb[j] = g[j];
           if (y) std::transform(g, g + H, y, [](A v) { return static_cast<T>(v); });
           break;
@@ -470,17 +388,17 @@ class RecurrentKernel final : public Kernel {
             gf[j] = cl(gf[j]);
             gc[j] = cl(gc[j]);
           }
-          apply_span(act[0], gi, H);
-          if (!k->input_forget_) apply_span(act[0], gf, H);
-          apply_span(act[1], gc, H);
+          act[0].apply(gi, H);
+          if (!k->input_forget_) act[0].apply(gf, H);
+          act[1].apply(gc, H);
           for (int64_t j = 0; j < H; ++j) {
             const A f = k->input_forget_ ? A(1) - gi[j] : gf[j];
             cb[j] = f * cb[j] + gi[j] * gc[j];
           }
           for (int64_t j = 0; j < H; ++j) go[j] = cl(P ? go[j] + P[H + j] * cb[j] : go[j]);
-          apply_span(act[0], go, H);
+          act[0].apply(go, H);
           std::copy(cb, cb + H, gc);  // h = o * act2(c)
-          apply_span(act[2], gc, H);
+          act[2].apply(gc, H);
           for (int64_t j = 0; j < H; ++j) hb[j] = go[j] * gc[j];
           if (y) std::transform(hb, hb + H, y, [](A v) { return static_cast<T>(v); });
           break;
@@ -489,8 +407,8 @@ class RecurrentKernel final : public Kernel {
           A *gz = g, *gr = g + H, *gh = g + 2 * H;
           if (phase == 0) {
             for (int64_t j = 0; j < 2 * H; ++j) g[j] = cl(g[j] + xr[j] + wb[j] + rb[j]);
-            apply_span(act[0], g, 2 * H);  // z, r
-            if (rh) {                      // h~ needs (r . H) * Rh^T: finish after the second gemm (z stays in hrr)
+            act[0].apply(g, 2 * H);  // z, r
+            if (rh) {                // h~ needs (r . H) * Rh^T: finish after the second gemm (z stays in hrr)
               for (int64_t j = 0; j < H; ++j) rh[b * H + j] = gr[j] * hb[j];
               return;
             }
@@ -498,7 +416,7 @@ class RecurrentKernel final : public Kernel {
           } else {
             for (int64_t j = 0; j < H; ++j) gh[j] = cl(xr[2 * H + j] + gh[j] + wb[2 * H + j] + rb[2 * H + j]);
           }
-          apply_span(act[1], gh, H);
+          act[1].apply(gh, H);
           for (int64_t j = 0; j < H; ++j) hb[j] = (A(1) - gz[j]) * gh[j] + gz[j] * hb[j];
           if (y) std::transform(hb, hb + H, y, [](A v) { return static_cast<T>(v); });
           break;
@@ -524,8 +442,8 @@ class RecurrentKernel final : public Kernel {
         for (int64_t j = 0; j < GH; ++j) g[j] = st.cl(g[j] + xr[j] + st.bias[j] + st.bias[GH + j]);
         std::copy(g + 3 * H, g + 4 * H, t1 + b * H);
       }
-      apply_span(st.act[0], st.hr + b0 * GH, (b1 - b0) * GH);  // i, o, f (c~ overwritten below)
-      apply_span(st.act[1], t1 + b0 * H, (b1 - b0) * H);       // c~
+      st.act[0].apply(st.hr + b0 * GH, (b1 - b0) * GH);  // i, o, f (c~ overwritten below)
+      st.act[1].apply(t1 + b0 * H, (b1 - b0) * H);       // c~
       for (int64_t b = b0; b < b1; ++b) {
         if (st.s >= st.lens[b]) continue;
         const A* g = st.hr + b * GH;
@@ -536,7 +454,7 @@ class RecurrentKernel final : public Kernel {
         }
         std::copy(cb, cb + H, t1 + b * H);
       }
-      apply_span(st.act[2], t1 + b0 * H, (b1 - b0) * H);  // tanh(c)
+      st.act[2].apply(t1 + b0 * H, (b1 - b0) * H);  // tanh(c)
       for (int64_t b = b0; b < b1; ++b) {
         if (st.s >= st.lens[b]) continue;
         const int64_t t = st.rev ? st.lens[b] - 1 - st.s : st.s;

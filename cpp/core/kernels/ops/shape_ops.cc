@@ -1,18 +1,21 @@
-// Flatten, Reshape, Transpose, Unsqueeze, Squeeze, Identity, Shape.
+// Flatten, Reshape, Transpose, Unsqueeze, Squeeze, Identity, Shape, Size, Dropout: ops that keep
+// the input's elements and change at most their shape or order, or report the input's shape.
 //
-// All of these work for every dtype: they only move bytes (strings are assigned element-wise).
+// All but Size and Dropout work for every dtype, strings included: they only move bytes (strings
+// are assigned element-wise). Shape and Size read only the input's shape. Dropout runs as
+// inference: the output is the input and the optional mask is all true (ones before opset 10);
+// training mode with a nonzero ratio draws random numbers and is Unsupported.
 // Shape-changing views copy the input bytes into the preallocated output, unless the planner
-// gave both the same arena memory (output_is_input_view). Negative axes are accepted at every opset (the spec allows them from opset 11;
-// earlier models that use them are invalid, but their meaning is unambiguous).
+// gave both the same arena memory (output_is_input_view). Negative axes are accepted at every opset (the spec allows
+// them from opset 11; earlier models that use them are invalid, but their meaning is unambiguous).
 #include <algorithm>
-#include <cstring>
 #include <string>
 #include <vector>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/copy_view.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -103,78 +106,6 @@ class ReshapeKernel final : public Kernel {
 };
 
 // -------------------------------------------------------------------------------- Transpose
-
-// Copies rows of `len` units of U from a strided source to a contiguous destination, walking
-// the leading `nd` dims (sizes `dims`, source strides `st`, in units) as an odometer.
-template <class U>
-void transpose_walk(const U* src, U* dst, int nd, const int64_t* dims, const int64_t* st, int64_t len,
-                    int64_t lstride, ThreadPool& pool) {
-  int64_t rows = 1;
-  for (int d = 0; d < nd; ++d) rows *= dims[d];
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(len, 1));
-  pool.parallel_for(rows, grain, [&](int64_t b, int64_t e) {
-    int64_t idx[Shape::kMaxRank];
-    int64_t off = 0, rem = b;
-    for (int d = nd - 1; d >= 0; --d) {
-      idx[d] = rem % dims[d];
-      rem /= dims[d];
-      off += idx[d] * st[d];
-    }
-    U* out = dst + b * len;
-    for (int64_t q = b; q < e; ++q) {
-      const U* in = src + off;
-      if (lstride == 1) {
-        std::memcpy(out, in, static_cast<size_t>(len) * sizeof(U));
-      } else {
-        for (int64_t i = 0; i < len; ++i) out[i] = in[i * lstride];
-      }
-      out += len;
-      for (int d = nd - 1; d >= 0; --d) {
-        off += st[d];
-        if (++idx[d] < dims[d]) break;
-        off -= idx[d] * st[d];
-        idx[d] = 0;
-      }
-    }
-  });
-}
-
-// A unit of `N` opaque bytes, for contiguous blocks whose size isn't a machine word.
-template <size_t N>
-struct Bytes {
-  unsigned char b[N];
-};
-
-// Same as transpose_walk, for a unit of `unit` bytes not matching a builtin type.
-void transpose_walk_bytes(const char* src, char* dst, int nd, const int64_t* dims, const int64_t* st,
-                          int64_t len, int64_t lstride, size_t unit, ThreadPool& pool) {
-  int64_t rows = 1;
-  for (int d = 0; d < nd; ++d) rows *= dims[d];
-  const int64_t row_bytes = len * static_cast<int64_t>(unit);
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(row_bytes, 1));
-  pool.parallel_for(rows, grain, [&](int64_t b, int64_t e) {
-    int64_t idx[Shape::kMaxRank];
-    int64_t off = 0, rem = b;
-    for (int d = nd - 1; d >= 0; --d) {
-      idx[d] = rem % dims[d];
-      rem /= dims[d];
-      off += idx[d] * st[d];
-    }
-    char* out = dst + b * row_bytes;
-    for (int64_t q = b; q < e; ++q) {
-      const char* in = src + off * static_cast<int64_t>(unit);
-      for (int64_t i = 0; i < len; ++i)
-        std::memcpy(out + i * static_cast<int64_t>(unit), in + i * lstride * static_cast<int64_t>(unit), unit);
-      out += row_bytes;
-      for (int d = nd - 1; d >= 0; --d) {
-        off += st[d];
-        if (++idx[d] < dims[d]) break;
-        off -= idx[d] * st[d];
-        idx[d] = 0;
-      }
-    }
-  });
-}
 
 // out[b][c][r] = in[b][r][c] for in [B, R, C]. In 32x32 tiles so both sides stay in cache (an
 // element-wise walk strides through one side: NCHW -> NHWC of a 32x3x64x64 image batch took
@@ -295,10 +226,18 @@ class TransposeKernel final : public Kernel {
       const void* src = in.raw();
       void* dst = out.raw();
       switch (esize) {
-        case 1: transpose_tiles(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), B, R, C, ctx.pool()); break;
-        case 2: transpose_tiles(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), B, R, C, ctx.pool()); break;
-        case 4: transpose_tiles(static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), B, R, C, ctx.pool()); break;
-        default: transpose_tiles(static_cast<const uint64_t*>(src), static_cast<uint64_t*>(dst), B, R, C, ctx.pool()); break;
+        case 1:
+          transpose_tiles(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), B, R, C, ctx.pool());
+          break;
+        case 2:
+          transpose_tiles(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), B, R, C, ctx.pool());
+          break;
+        case 4:
+          transpose_tiles(static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), B, R, C, ctx.pool());
+          break;
+        default:
+          transpose_tiles(static_cast<const uint64_t*>(src), static_cast<uint64_t*>(dst), B, R, C, ctx.pool());
+          break;
       }
       return Status::OK();
     }
@@ -311,19 +250,9 @@ class TransposeKernel final : public Kernel {
       nd = ng - 1;
       for (int g = 0; g < nd; ++g) gstride[g] /= gdim[ng - 1];
     }
-    // Rows run along the last remaining dim.
-    const int64_t len = gdim[nd - 1], lstride = gstride[nd - 1];
-    const char* src = static_cast<const char*>(in.raw());
-    char* dst = static_cast<char*>(out.raw());
-    ThreadPool& pool = ctx.pool();
-    switch (unit) {
-      case 1: transpose_walk(reinterpret_cast<const uint8_t*>(src), reinterpret_cast<uint8_t*>(dst), nd - 1, gdim, gstride, len, lstride, pool); break;
-      case 2: transpose_walk(reinterpret_cast<const uint16_t*>(src), reinterpret_cast<uint16_t*>(dst), nd - 1, gdim, gstride, len, lstride, pool); break;
-      case 4: transpose_walk(reinterpret_cast<const uint32_t*>(src), reinterpret_cast<uint32_t*>(dst), nd - 1, gdim, gstride, len, lstride, pool); break;
-      case 8: transpose_walk(reinterpret_cast<const uint64_t*>(src), reinterpret_cast<uint64_t*>(dst), nd - 1, gdim, gstride, len, lstride, pool); break;
-      case 16: transpose_walk(reinterpret_cast<const Bytes<16>*>(src), reinterpret_cast<Bytes<16>*>(dst), nd - 1, gdim, gstride, len, lstride, pool); break;
-      default: transpose_walk_bytes(src, dst, nd - 1, gdim, gstride, len, lstride, unit, pool); break;
-    }
+    StridedView v;
+    for (int g = 0; g < nd; ++g) v.push(gdim[g], gstride[g] * static_cast<int64_t>(unit));
+    strided_copy(static_cast<const char*>(in.raw()), static_cast<char*>(out.raw()), v, unit, ctx.pool());
     return Status::OK();
   }
 
@@ -336,39 +265,18 @@ class TransposeKernel final : public Kernel {
 
 // ----------------------------------------------------------------------- Unsqueeze / Squeeze
 
-// Where the axes come from: the `axes` attribute before opset 13, input 1 from 13 on.
-struct AxesSource {
-  bool from_input = false;
-  bool present = false;  // attribute given (only meaningful when !from_input)
-  std::vector<int64_t> attr;
-};
-
-AxesSource axes_source(const Node& node) {
-  AxesSource a;
-  a.from_input = node.opset >= 13;
-  if (!a.from_input && node.attr("axes")) {
-    a.present = true;
-    a.attr = node.attr_ints("axes");
-  }
-  return a;
-}
+// The axes come from input 1 (the importer turns the `axes` attribute of opsets before 13 into
+// that input).
 
 class UnsqueezeKernel final : public Kernel {
  public:
   bool supports_strings() const override { return true; }
-  explicit UnsqueezeKernel(AxesSource src) : src_(std::move(src)) {}
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0), "needs a data input");
-    std::vector<int64_t> axes;
-    if (src_.from_input) {
-      MS_CHECK_ARG(ctx.has_input(1), "needs an axes input (opset 13+)");
-      const Tensor* t = ctx.value(1);
-      if (!t) return ctx.need_value();
-      MS_ASSIGN_OR_RETURN(axes, read_ints(*t, "axes"));
-    } else {
-      MS_CHECK_ARG(src_.present, "attribute 'axes' is required");
-      axes = src_.attr;
-    }
+    MS_CHECK_ARG(ctx.has_input(1), "needs an axes input (opset 13+)");
+    const Tensor* t = ctx.value(1);
+    if (!t) return ctx.need_value();
+    MS_ASSIGN_OR_RETURN(std::vector<int64_t> axes, read_ints(*t, "axes"));
     const Shape& in = ctx.shape(0);
     const size_t out_rank = static_cast<size_t>(in.rank()) + axes.size();
     if (!Shape::fits(out_rank))
@@ -389,26 +297,18 @@ class UnsqueezeKernel final : public Kernel {
   }
   Status compute(const ComputeContext& ctx) const override { return copy_input_to_output(ctx); }
   bool output_is_input_view() const override { return true; }
-
- private:
-  AxesSource src_;
 };
 
 class SqueezeKernel final : public Kernel {
  public:
   bool supports_strings() const override { return true; }
-  explicit SqueezeKernel(AxesSource src) : src_(std::move(src)) {}
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0), "needs a data input");
     std::vector<int64_t> axes;
-    if (src_.from_input) {
-      if (ctx.has_input(1)) {
-        const Tensor* t = ctx.value(1);
-        if (!t) return ctx.need_value();
-        MS_ASSIGN_OR_RETURN(axes, read_ints(*t, "axes"));
-      }
-    } else {
-      axes = src_.attr;
+    if (ctx.has_input(1)) {
+      const Tensor* t = ctx.value(1);
+      if (!t) return ctx.need_value();
+      MS_ASSIGN_OR_RETURN(axes, read_ints(*t, "axes"));
     }
     const Shape& in = ctx.shape(0);
     const int r = in.rank();
@@ -433,9 +333,6 @@ class SqueezeKernel final : public Kernel {
   }
   Status compute(const ComputeContext& ctx) const override { return copy_input_to_output(ctx); }
   bool output_is_input_view() const override { return true; }
-
- private:
-  AxesSource src_;
 };
 
 // --------------------------------------------------------------------------------- Identity
@@ -490,6 +387,67 @@ class ShapeKernel final : public Kernel {
   int64_t start_, end_;
 };
 
+// ------------------------------------------------------------------------------------- Size
+
+class SizeKernel final : public Kernel {
+ public:
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0), "needs an input");
+    ctx.set_output(0, DType::kInt64, Shape{});
+    return Status::OK();
+  }
+  Status compute(const ComputeContext& ctx) const override {
+    *ctx.output(0).data<int64_t>() = ctx.input(0).numel();
+    return Status::OK();
+  }
+  bool reads_input_data() const override { return false; }
+};
+
+// ---------------------------------------------------------------------------------- Dropout
+
+class DropoutKernel final : public Kernel {
+ public:
+  explicit DropoutKernel(int opset) : opset_(opset) {}
+
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0), "needs a data input");
+    if (opset_ >= 12) {
+      if (ctx.has_input(1) && (ctx.shape(1).numel() != 1 || !dtype_is_float(ctx.dtype(1))))
+        return InvalidArgument("ratio must be a float scalar");
+      if (ctx.has_input(2) && (ctx.shape(2).numel() != 1 || ctx.dtype(2) != DType::kBool))
+        return InvalidArgument("training_mode must be a bool scalar");
+      if (ctx.value(2) && ctx.value(2)->int_at(0) != 0 && (!ctx.has_input(1) || ctx.value(1)))
+        MS_RETURN_IF_ERROR(check_ratio(ctx.has_input(1) ? ctx.value(1)->float_at(0) : 0.5));
+    }
+    ctx.set_output(0, ctx.dtype(0), ctx.shape(0));
+    if (ctx.num_outputs() > 1) ctx.set_output(1, opset_ >= 10 ? DType::kBool : ctx.dtype(0), ctx.shape(0));
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    if (opset_ >= 12 && ctx.has_input(2) && ctx.input(2).int_at(0) != 0)
+      MS_RETURN_IF_ERROR(check_ratio(ctx.has_input(1) ? ctx.input(1).float_at(0) : 0.5));
+    MS_RETURN_IF_ERROR(copy_input_to_output(ctx));
+    if (ctx.has_output(1)) {
+      Tensor& mask = ctx.output(1);
+      MS_SWITCH_ALL(mask.dtype(), T, return Internal("Dropout mask dtype"), {
+        const T one = one_of<T>();
+        fill_bytes(mask.raw(), mask.numel(), &one, sizeof(T), ctx.pool());
+      });
+    }
+    return Status::OK();
+  }
+
+ private:
+  static Status check_ratio(double ratio) {
+    if (ratio != 0.0)
+      return Unsupported("Dropout in training mode with ratio " + std::to_string(ratio) +
+                         " (random) is not supported; only inference");
+    return Status::OK();
+  }
+  int opset_;
+};
+
 }  // namespace
 
 StatusOr<KernelPtr> create_onnx_Flatten(const Node& node, const KernelInit&) {
@@ -506,22 +464,22 @@ StatusOr<KernelPtr> create_onnx_Transpose(const Node& node, const KernelInit&) {
   return KernelPtr(new TransposeKernel(node.attr_ints("perm")));
 }
 
-StatusOr<KernelPtr> create_onnx_Unsqueeze(const Node& node, const KernelInit&) {
-  return KernelPtr(new UnsqueezeKernel(axes_source(node)));
-}
+StatusOr<KernelPtr> create_onnx_Unsqueeze(const Node&, const KernelInit&) { return KernelPtr(new UnsqueezeKernel()); }
 
-StatusOr<KernelPtr> create_onnx_Squeeze(const Node& node, const KernelInit&) {
-  return KernelPtr(new SqueezeKernel(axes_source(node)));
-}
+StatusOr<KernelPtr> create_onnx_Squeeze(const Node&, const KernelInit&) { return KernelPtr(new SqueezeKernel()); }
 
-StatusOr<KernelPtr> create_onnx_Identity(const Node&, const KernelInit&) {
-  return KernelPtr(new IdentityKernel());
-}
+StatusOr<KernelPtr> create_onnx_Identity(const Node&, const KernelInit&) { return KernelPtr(new IdentityKernel()); }
 
 StatusOr<KernelPtr> create_onnx_Shape(const Node& node, const KernelInit&) {
   // start/end appeared in opset 15.
   if (node.opset < 15) return KernelPtr(new ShapeKernel(false, 0, 0));
   return KernelPtr(new ShapeKernel(node.attr("end") != nullptr, node.attr_int("start", 0), node.attr_int("end", 0)));
+}
+
+StatusOr<KernelPtr> create_onnx_Size(const Node&, const KernelInit&) { return KernelPtr(new SizeKernel()); }
+
+StatusOr<KernelPtr> create_onnx_Dropout(const Node& node, const KernelInit&) {
+  return KernelPtr(new DropoutKernel(node.opset));
 }
 
 }  // namespace mserve

@@ -1,13 +1,13 @@
-// Softmax, LogSoftmax, Hardmax. Opset 13+: along one `axis` (default -1). Before 13: the input
-// is viewed as 2-D [prod(dims[:axis]), prod(dims[axis:])] (axis default 1) and each row is
-// normalized. LogSoftmax: x - max - log(sum(exp(x - max))). Hardmax: 1 at the first maximum of
-// each row, 0 elsewhere.
+// Softmax, LogSoftmax, Hardmax, opset 13+: along one `axis` (default -1). The flattened-rows
+// form of older opsets is rewritten into this one by the importer (onnx/normalize.h).
+// LogSoftmax: x - max - log(sum(exp(x - max))). Hardmax: 1 at the first maximum along the axis,
+// 0 elsewhere.
 #include <algorithm>
 #include <cmath>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -17,20 +17,14 @@ enum class Mode { kSoftmax, kLogSoftmax, kHardmax };
 template <Mode M>
 class SoftmaxKernel final : public Kernel {
  public:
-  explicit SoftmaxKernel(const Node& n) : legacy_(n.opset < 13), axis_(n.attr_int("axis", n.opset < 13 ? 1 : -1)) {}
+  explicit SoftmaxKernel(const Node& n) : axis_(n.attr_int("axis", -1)) {}
 
   Status infer(InferContext& ctx) const override {
     if (!dtype_is_float(ctx.dtype(0)))
       return Unsupported(std::string("dtype ") + dtype_name(ctx.dtype(0)) + " is not supported");
     const Shape& s = ctx.shape(0);
     if (s.rank() == 0) return InvalidArgument("softmax of a scalar");
-    if (legacy_) {
-      // axis may equal rank in the legacy form (each row is one element).
-      int64_t a = axis_ < 0 ? axis_ + s.rank() : axis_;
-      MS_CHECK_ARG(a >= 0 && a <= s.rank(), "axis " + std::to_string(axis_) + " out of range");
-    } else {
-      MS_RETURN_IF_ERROR(normalize_axis(axis_, s.rank()).status());
-    }
+    MS_RETURN_IF_ERROR(normalize_axis(axis_, s.rank()).status());
     ctx.set_output(0, ctx.dtype(0), s);
     return Status::OK();
   }
@@ -38,18 +32,8 @@ class SoftmaxKernel final : public Kernel {
   Status compute(const ComputeContext& ctx) const override {
     const Tensor& x = ctx.input(0);
     const Shape& s = x.shape();
-    int64_t outer, len, inner;
-    if (legacy_) {
-      int a = static_cast<int>(axis_ < 0 ? axis_ + s.rank() : axis_);
-      outer = s.prod(0, a);
-      len = s.prod(a, s.rank());
-      inner = 1;
-    } else {
-      int a = normalize_axis(axis_, s.rank()).value();
-      outer = s.prod(0, a);
-      len = s[a];
-      inner = s.prod(a + 1, s.rank());
-    }
+    const int a = normalize_axis(axis_, s.rank()).value();
+    const int64_t outer = s.prod(0, a), len = s[a], inner = s.prod(a + 1, s.rank());
     MS_SWITCH_FLOAT(x.dtype(), T, return Unsupported("dtype"),
                     run<T>(ctx, x.data<T>(), ctx.output(0).data<T>(), outer, len, inner));
     return Status::OK();
@@ -62,42 +46,45 @@ class SoftmaxKernel final : public Kernel {
     using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
     ctx.pool().parallel_for(outer * inner, std::max<int64_t>(1, 4096 / std::max<int64_t>(len, 1)),
                             [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) {
-        const int64_t base = (r / inner) * len * inner + r % inner;
-        const T* xi = x + base;
-        T* yi = y + base;
-        Acc m = -std::numeric_limits<Acc>::infinity();
-        if constexpr (M == Mode::kHardmax) {
-          int64_t arg = 0;
-          for (int64_t i = 0; i < len; ++i) {
-            const Acc v = static_cast<Acc>(xi[i * inner]);
-            if (v > m) {
-              m = v;
-              arg = i;
-            }
-          }
-          for (int64_t i = 0; i < len; ++i) yi[i * inner] = static_cast<T>(i == arg ? 1.0f : 0.0f);
-          continue;
-        }
-        for (int64_t i = 0; i < len; ++i) m = std::max(m, static_cast<Acc>(xi[i * inner]));
-        Acc sum = 0;
-        if constexpr (M == Mode::kLogSoftmax) {
-          for (int64_t i = 0; i < len; ++i) sum += std::exp(static_cast<Acc>(xi[i * inner]) - m);
-          const Acc ls = std::log(sum);
-          for (int64_t i = 0; i < len; ++i) yi[i * inner] = static_cast<T>((static_cast<Acc>(xi[i * inner]) - m) - ls);
-          continue;
-        }
-        for (int64_t i = 0; i < len; ++i) {
-          Acc v = std::exp(static_cast<Acc>(xi[i * inner]) - m);
-          yi[i * inner] = static_cast<T>(v);
-          sum += v;
-        }
-        const Acc inv = Acc(1) / sum;
-        for (int64_t i = 0; i < len; ++i) yi[i * inner] = static_cast<T>(static_cast<Acc>(yi[i * inner]) * inv);
-      }
-    });
+                              for (int64_t r = b; r < e; ++r) {
+                                const int64_t base = (r / inner) * len * inner + r % inner;
+                                const T* xi = x + base;
+                                T* yi = y + base;
+                                Acc m = -std::numeric_limits<Acc>::infinity();
+                                if constexpr (M == Mode::kHardmax) {
+                                  int64_t arg = 0;
+                                  for (int64_t i = 0; i < len; ++i) {
+                                    const Acc v = static_cast<Acc>(xi[i * inner]);
+                                    if (v > m) {
+                                      m = v;
+                                      arg = i;
+                                    }
+                                  }
+                                  for (int64_t i = 0; i < len; ++i)
+                                    yi[i * inner] = static_cast<T>(i == arg ? 1.0f : 0.0f);
+                                  continue;
+                                }
+                                for (int64_t i = 0; i < len; ++i) m = std::max(m, static_cast<Acc>(xi[i * inner]));
+                                Acc sum = 0;
+                                if constexpr (M == Mode::kLogSoftmax) {
+                                  for (int64_t i = 0; i < len; ++i)
+                                    sum += std::exp(static_cast<Acc>(xi[i * inner]) - m);
+                                  const Acc ls = std::log(sum);
+                                  for (int64_t i = 0; i < len; ++i)
+                                    yi[i * inner] = static_cast<T>((static_cast<Acc>(xi[i * inner]) - m) - ls);
+                                  continue;
+                                }
+                                for (int64_t i = 0; i < len; ++i) {
+                                  Acc v = std::exp(static_cast<Acc>(xi[i * inner]) - m);
+                                  yi[i * inner] = static_cast<T>(v);
+                                  sum += v;
+                                }
+                                const Acc inv = Acc(1) / sum;
+                                for (int64_t i = 0; i < len; ++i)
+                                  yi[i * inner] = static_cast<T>(static_cast<Acc>(yi[i * inner]) * inv);
+                              }
+                            });
   }
-  bool legacy_;
   int64_t axis_;
 };
 

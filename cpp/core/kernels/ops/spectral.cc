@@ -19,9 +19,9 @@
 #include <cmath>
 #include <type_traits>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -73,15 +73,9 @@ class WindowKernel final : public Kernel {
         const double a = 2 * M_PI * static_cast<double>(i) / N;
         double v = 0;
         switch (w_) {
-          case Window::kHann:
-            v = 0.5 - 0.5 * std::cos(a);
-            break;
-          case Window::kHamming:
-            v = 25.0 / 46.0 - (1 - 25.0 / 46.0) * std::cos(a);
-            break;
-          case Window::kBlackman:
-            v = 0.42 - 0.5 * std::cos(a) + 0.08 * std::cos(2 * a);
-            break;
+          case Window::kHann: v = 0.5 - 0.5 * std::cos(a); break;
+          case Window::kHamming: v = 25.0 / 46.0 - (1 - 25.0 / 46.0) * std::cos(a); break;
+          case Window::kBlackman: v = 0.42 - 0.5 * std::cos(a) + 0.08 * std::cos(2 * a); break;
         }
         out[i] = from_double<T>(v);
       }

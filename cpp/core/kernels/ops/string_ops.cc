@@ -115,7 +115,8 @@ std::string change_case(const std::string& s, CaseChange cc) {
       const auto w = static_cast<wint_t>(cp);
       m = static_cast<uint32_t>(cc == CaseChange::kLower ? towlower_l(w, loc) : towupper_l(w, loc));
     } else if (cp < 0x80) {
-      m = static_cast<uint32_t>(cc == CaseChange::kLower ? tolower(static_cast<int>(cp)) : toupper(static_cast<int>(cp)));
+      m = static_cast<uint32_t>(cc == CaseChange::kLower ? tolower(static_cast<int>(cp))
+                                                         : toupper(static_cast<int>(cp)));
     }
     encode_utf8(m, out);
     i += n;
@@ -137,8 +138,7 @@ class StringNormalizerKernel final : public Kernel {
     MS_CHECK_ARG(ctx.has_input(0), "needs an input");
     MS_RETURN_IF_ERROR(need_strings(ctx, 0, "X"));
     const Shape& s = ctx.shape(0);
-    MS_CHECK_ARG(s.rank() == 1 || (s.rank() == 2 && s[0] == 1),
-                 "X must have shape [C] or [1, C], got " + s.str());
+    MS_CHECK_ARG(s.rank() == 1 || (s.rank() == 2 && s[0] == 1), "X must have shape [C] or [1, C], got " + s.str());
     if (stop_.empty()) {
       ctx.set_output(0, DType::kString, s.numel() == 0 ? one_shape(s) : s);
       return Status::OK();
@@ -328,10 +328,14 @@ class RegexFullMatchKernel final : public Kernel {
 StatusOr<KernelPtr> create_onnx_StringNormalizer(const Node& n, const KernelInit&) {
   const std::string action = n.attr_string("case_change_action", "NONE");
   CaseChange cc;
-  if (action == "NONE") cc = CaseChange::kNone;
-  else if (action == "LOWER") cc = CaseChange::kLower;
-  else if (action == "UPPER") cc = CaseChange::kUpper;
-  else return InvalidArgument("case_change_action must be LOWER, UPPER or NONE, got '" + action + "'");
+  if (action == "NONE")
+    cc = CaseChange::kNone;
+  else if (action == "LOWER")
+    cc = CaseChange::kLower;
+  else if (action == "UPPER")
+    cc = CaseChange::kUpper;
+  else
+    return InvalidArgument("case_change_action must be LOWER, UPPER or NONE, got '" + action + "'");
   const Attribute* stop = n.attr("stopwords");
   return KernelPtr(new StringNormalizerKernel(cc, n.attr_int("is_case_sensitive", 0) != 0,
                                               stop ? stop->strings : std::vector<std::string>{}));

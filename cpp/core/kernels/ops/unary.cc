@@ -13,17 +13,41 @@
 
 #include <unsupported/Eigen/SpecialFunctions>  // Eigen's (vectorized) erf
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
 
 enum class U {
-  kAbs, kNeg, kExp, kLog, kSqrt, kReciprocal, kFloor, kCeil, kRound, kSign, kErf,
-  kSin, kCos, kTan, kAsin, kAcos, kAtan, kSinh, kCosh, kAsinh, kAcosh, kAtanh,
-  kSoftsign, kIsNaN, kIsInf, kNot, kBitwiseNot,
+  kAbs,
+  kNeg,
+  kExp,
+  kLog,
+  kSqrt,
+  kReciprocal,
+  kFloor,
+  kCeil,
+  kRound,
+  kSign,
+  kErf,
+  kSin,
+  kCos,
+  kTan,
+  kAsin,
+  kAcos,
+  kAtan,
+  kSinh,
+  kCosh,
+  kAsinh,
+  kAcosh,
+  kAtanh,
+  kSoftsign,
+  kIsNaN,
+  kIsInf,
+  kNot,
+  kBitwiseNot,
 };
 
 template <class C>
@@ -43,7 +67,9 @@ void float_eval(U op, const C* xp, C* yp, int64_t n) {
     case U::kReciprocal: y = x.inverse(); break;
     case U::kFloor: y = x.floor(); break;
     case U::kCeil: y = x.ceil(); break;
-    case U::kRound: y = x.rint(); break;  // round half to even
+    case U::kRound:
+      y = x.rint();
+      break;  // round half to even
     // NaN and signed zeros pass through, as numpy's sign does.
     case U::kSign: y = (x > C(0)).select(C(1), (x < C(0)).select(C(-1), x)); break;
     case U::kErf: y = x.erf(); break;
@@ -55,9 +81,15 @@ void float_eval(U op, const C* xp, C* yp, int64_t n) {
     case U::kAtan: y = x.atan(); break;
     case U::kSinh: y = x.sinh(); break;
     case U::kCosh: y = x.cosh(); break;
-    case U::kAsinh: for (int64_t i = 0; i < n; ++i) yp[i] = std::asinh(xp[i]); break;
-    case U::kAcosh: for (int64_t i = 0; i < n; ++i) yp[i] = std::acosh(xp[i]); break;
-    case U::kAtanh: for (int64_t i = 0; i < n; ++i) yp[i] = std::atanh(xp[i]); break;
+    case U::kAsinh:
+      for (int64_t i = 0; i < n; ++i) yp[i] = std::asinh(xp[i]);
+      break;
+    case U::kAcosh:
+      for (int64_t i = 0; i < n; ++i) yp[i] = std::acosh(xp[i]);
+      break;
+    case U::kAtanh:
+      for (int64_t i = 0; i < n; ++i) yp[i] = std::atanh(xp[i]);
+      break;
     case U::kSoftsign: y = x / (C(1) + x.abs()); break;
     default: break;  // not a float -> float op
   }
@@ -121,8 +153,7 @@ class UnaryKernel final : public Kernel {
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0), "needs one input");
     const DType t = ctx.dtype(0);
-    if (!allowed(t, ctx.node().opset))
-      return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
+    if (!allowed(t, ctx.node().opset)) return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
     const bool to_bool = op_ == U::kIsNaN || op_ == U::kIsInf;
     ctx.set_output(0, to_bool ? DType::kBool : t, ctx.shape(0));
     return Status::OK();
@@ -194,10 +225,8 @@ StatusOr<KernelPtr> make(U op, const Node& n) { return KernelPtr(new UnaryKernel
 
 }  // namespace
 
-#define MS_UNARY_FACTORY(NAME)                                                  \
-  StatusOr<KernelPtr> create_onnx_##NAME(const Node& n, const KernelInit&) { \
-    return make(U::k##NAME, n);                                                 \
-  }
+#define MS_UNARY_FACTORY(NAME) \
+  StatusOr<KernelPtr> create_onnx_##NAME(const Node& n, const KernelInit&) { return make(U::k##NAME, n); }
 MS_UNARY_FACTORY(Abs)
 MS_UNARY_FACTORY(Neg)
 MS_UNARY_FACTORY(Exp)

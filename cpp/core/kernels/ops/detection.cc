@@ -1,10 +1,13 @@
-// MaxUnpool (opsets 9, 11, 22) and RoiAlign (opsets 10, 16, 22).
+// Object detection over boxes of 4 coordinates per row: NonMaxSuppression (opsets 10, 11) and
+// RoiAlign (10, 16, 22).
 //
-// MaxUnpool: X [N, C, D1..Dk] and I (int64, X's shape: flat indices into the unpooled tensor, as
-//   MaxPool's Indices output gives them) -> Y zero-filled with Y.flat[I[i]] = X.flat[i]. The
-//   unpooled shape is Di' = (Di - 1) * stride - pad_begin - pad_end + kernel; an output_shape
-//   input makes Y larger, the unpooled block sitting at its origin (indices still address the
-//   unpooled shape), as the ONNX reference does.
+// NonMaxSuppression: boxes [B, N, 4] (corners in either order, or center and size with
+//   center_point_box), scores [B, C, N] -> [n, 3] (batch, class, box) rows. Per batch and class,
+//   boxes scoring above score_threshold (when given) are taken in descending score, each kept
+//   unless it overlaps a kept box by an IoU above iou_threshold, up to
+//   max_output_boxes_per_class. The output shape depends on the values: infer runs the selection
+//   on the known values to size it (asking the planner for the values otherwise); compute runs it
+//   again into the workspace.
 // RoiAlign: X [N, C, H, W], rois [R, 4] (x1, y1, x2, y2), batch_indices [R] -> Y [R, C, oh, ow].
 //   Each output bin averages (mode avg) or takes the max (mode max: of each sample's four
 //   weighted corner values, as ONNX Runtime does) over a grid of bilinear samples
@@ -13,89 +16,130 @@
 //   output_half_pixel (opset 10's behaviour: no shift, rois at least 1x1).
 #include <algorithm>
 #include <cmath>
-#include <cstring>
+#include <limits>
+#include <string>
 #include <type_traits>
+#include <vector>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
 
-class MaxUnpoolKernel final : public Kernel {
+// ---------------------------------------------------------------------- NonMaxSuppression
+
+class NmsKernel final : public Kernel {
  public:
-  MaxUnpoolKernel(std::vector<int64_t> kernel, std::vector<int64_t> pads, std::vector<int64_t> strides)
-      : kernel_(std::move(kernel)), pads_(std::move(pads)), strides_(std::move(strides)) {}
+  explicit NmsKernel(bool center) : center_(center) {}
+
+  struct Params {
+    int64_t max_out = 0;
+    float iou = 0.f, score = -std::numeric_limits<float>::infinity();
+    bool has_score = false;
+  };
+
+  static Params params(const Tensor* mo, const Tensor* iou, const Tensor* sc) {
+    Params p;
+    if (mo && mo->numel() > 0) p.max_out = mo->int_at(0);
+    if (iou && iou->numel() > 0) p.iou = static_cast<float>(iou->float_at(0));
+    if (sc && sc->numel() > 0) {
+      p.score = static_cast<float>(sc->float_at(0));
+      p.has_score = true;
+    }
+    return p;
+  }
+
+  // Runs NMS; writes triples to `out` when non-null; ws holds 2 * N int64. Returns the count.
+  int64_t run(const Tensor& boxes, const Tensor& scores, const Params& p, int64_t* ws, int64_t* out) const {
+    const int64_t B = boxes.dim(0), N = boxes.dim(1), C = scores.dim(1);
+    const float* bx = boxes.data<float>();
+    const float* sc = scores.data<float>();
+    int64_t* cand = ws;
+    int64_t* sel = ws + N;
+    int64_t total = 0;
+    auto corners = [&](const float* q, float* c) {
+      if (center_) {
+        c[0] = q[1] - q[3] / 2;
+        c[1] = q[0] - q[2] / 2;
+        c[2] = q[1] + q[3] / 2;
+        c[3] = q[0] + q[2] / 2;
+      } else {
+        c[0] = std::min(q[0], q[2]);
+        c[1] = std::min(q[1], q[3]);
+        c[2] = std::max(q[0], q[2]);
+        c[3] = std::max(q[1], q[3]);
+      }
+    };
+    auto suppress = [&](const float* q1, const float* q2) {
+      float a[4], b[4];
+      corners(q1, a);
+      corners(q2, b);
+      const float area1 = (a[2] - a[0]) * (a[3] - a[1]), area2 = (b[2] - b[0]) * (b[3] - b[1]);
+      if (area1 <= 0 || area2 <= 0) return false;
+      const float ih = std::min(a[2], b[2]) - std::max(a[0], b[0]);
+      const float iw = std::min(a[3], b[3]) - std::max(a[1], b[1]);
+      if (ih <= 0 || iw <= 0) return false;
+      const float inter = ih * iw;
+      return inter / (area1 + area2 - inter) > p.iou;
+    };
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t c = 0; c < C; ++c) {
+        const float* s = sc + (b * C + c) * N;
+        int64_t nc = 0;
+        for (int64_t i = 0; i < N; ++i)
+          if (!p.has_score || s[i] > p.score) cand[nc++] = i;
+        std::sort(cand, cand + nc, [&](int64_t x, int64_t y) { return s[x] != s[y] ? s[x] > s[y] : x < y; });
+        int64_t ns = 0;
+        for (int64_t k = 0; k < nc && ns < p.max_out; ++k) {
+          const float* q = bx + (b * N + cand[k]) * 4;
+          bool keep = true;
+          for (int64_t j = 0; j < ns && keep; ++j)
+            if (suppress(q, bx + (b * N + sel[j]) * 4)) keep = false;
+          if (!keep) continue;
+          sel[ns++] = cand[k];
+          if (out) {
+            out[total * 3] = b;
+            out[total * 3 + 1] = c;
+            out[total * 3 + 2] = cand[k];
+          }
+          ++total;
+        }
+      }
+    return total;
+  }
 
   Status infer(InferContext& ctx) const override {
-    const Shape& s = ctx.shape(0);
-    const int k = static_cast<int>(kernel_.size());
-    MS_CHECK_ARG(s.rank() == k + 2, "X has shape " + s.str() + " for a " + std::to_string(k) + "-D kernel");
-    MS_CHECK_ARG(ctx.shape(1) == s, "indices have shape " + ctx.shape(1).str() + ", X has " + s.str());
-    MS_CHECK_ARG(ctx.dtype(1) == DType::kInt64, "indices must be int64");
-    if (ctx.dtype(0) == DType::kBool || ctx.dtype(0) == DType::kUndefined)
-      return Unsupported(std::string("dtype ") + dtype_name(ctx.dtype(0)) + " is not supported");
-    MS_ASSIGN_OR_RETURN(Shape unpooled, unpooled_shape(s));
-    Shape out = unpooled;
-    if (ctx.has_input(2)) {
-      const Tensor* os = ctx.value(2);
-      if (!os) return ctx.need_value();
-      MS_ASSIGN_OR_RETURN(std::vector<int64_t> v, read_ints(*os, "output_shape"));
-      MS_CHECK_ARG(static_cast<int>(v.size()) == s.rank(),
-                   "output_shape must have " + std::to_string(s.rank()) + " values");
-      for (int i = 0; i < s.rank(); ++i)
-        MS_CHECK_ARG(v[i] >= unpooled[i] && (i >= 2 || v[i] == unpooled[i]),
-                     "output_shape " + ints_str(v) + " is smaller than the unpooled shape " + unpooled.str());
-      out = Shape(v.begin(), v.end());
-    }
-    ctx.set_output(0, ctx.dtype(0), out);
+    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs boxes and scores");
+    if (ctx.dtype(0) != DType::kFloat32 || ctx.dtype(1) != DType::kFloat32)
+      return Unsupported("only float32 boxes and scores are supported");
+    const Shape &bs = ctx.shape(0), &ss = ctx.shape(1);
+    MS_CHECK_ARG(bs.rank() == 3 && bs[2] == 4, "boxes must be [B, N, 4], got " + bs.str());
+    MS_CHECK_ARG(ss.rank() == 3 && ss[0] == bs[0] && ss[2] == bs[1],
+                 "scores must be [B, C, N] matching boxes " + bs.str() + ", got " + ss.str());
+    for (int i = 0; i < 5; ++i)
+      if (ctx.has_input(i) && !ctx.value(i)) return ctx.need_value();
+    std::vector<int64_t> ws(2 * static_cast<size_t>(bs[1]) + 1);
+    const Params p = params(ctx.value(2), ctx.value(3), ctx.value(4));
+    const int64_t n = run(*ctx.value(0), *ctx.value(1), p, ws.data(), nullptr);
+    ctx.set_output(0, DType::kInt64, Shape{n, 3});
+    ctx.set_workspace(ws.size() * sizeof(int64_t));
     return Status::OK();
   }
 
   Status compute(const ComputeContext& ctx) const override {
-    const Tensor& x = ctx.input(0);
-    const Tensor& idx = ctx.input(1);
-    Tensor& y = ctx.output(0);
-    const Shape unpooled = unpooled_shape(x.shape()).value(), &out = y.shape();
-    const int rank = out.rank();
-    const size_t es = dtype_size(x.dtype());
-    const int64_t total = unpooled.numel();
-    std::memset(y.raw(), 0, y.nbytes());
-    const int64_t* ip = idx.data<int64_t>();
-    const char* src = static_cast<const char*>(x.raw());
-    char* dst = static_cast<char*>(y.raw());
-    for (int64_t i = 0; i < x.numel(); ++i) {
-      int64_t f = ip[i];
-      MS_CHECK_ARG(f >= 0 && f < total,
-                   "index " + std::to_string(f) + " is outside the unpooled shape " + unpooled.str());
-      // Position in the unpooled shape -> flat offset in Y.
-      int64_t o = 0, stride = 1;
-      for (int a = rank - 1; a >= 0; --a) {
-        o += (f % unpooled[a]) * stride;
-        f /= unpooled[a];
-        stride *= out[a];
-      }
-      std::memcpy(dst + o * es, src + i * es, es);
-    }
+    auto opt = [&](int i) { return ctx.has_input(i) ? &ctx.input(i) : nullptr; };
+    const Params p = params(opt(2), opt(3), opt(4));
+    run(ctx.input(0), ctx.input(1), p, static_cast<int64_t*>(ctx.workspace()), ctx.output(0).data<int64_t>());
     return Status::OK();
   }
 
  private:
-  StatusOr<Shape> unpooled_shape(const Shape& s) const {
-    Shape out = s;
-    const size_t k = kernel_.size();
-    for (size_t d = 0; d < k; ++d) {
-      const int64_t stride = strides_.empty() ? 1 : strides_[d];
-      const int64_t pb = pads_.empty() ? 0 : pads_[d], pe = pads_.empty() ? 0 : pads_[k + d];
-      out[static_cast<int>(d) + 2] = (s[static_cast<int>(d) + 2] - 1) * stride - pb - pe + kernel_[d];
-      MS_CHECK_ARG(out[static_cast<int>(d) + 2] >= 0, "negative unpooled length");
-    }
-    return out;
-  }
-
-  std::vector<int64_t> kernel_, pads_, strides_;
+  bool center_;
 };
+
+// ------------------------------------------------------------------------------- RoiAlign
 
 class RoiAlignKernel final : public Kernel {
  public:
@@ -208,17 +252,8 @@ class RoiAlignKernel final : public Kernel {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_onnx_MaxUnpool(const Node& n, const KernelInit&) {
-  std::vector<int64_t> kernel = n.attr_ints("kernel_shape"), pads = n.attr_ints("pads"),
-                       strides = n.attr_ints("strides");
-  MS_CHECK_ARG(!kernel.empty(), "kernel_shape is required");
-  MS_CHECK_ARG(Shape::fits(kernel.size() + 2), "too many spatial dimensions");
-  MS_CHECK_ARG(pads.empty() || pads.size() == 2 * kernel.size(), "pads must have 2 values per spatial axis");
-  MS_CHECK_ARG(strides.empty() || strides.size() == kernel.size(), "strides must have 1 value per spatial axis");
-  for (int64_t v : kernel) MS_CHECK_ARG(v >= 1, "kernel_shape values must be positive");
-  for (int64_t v : strides) MS_CHECK_ARG(v >= 1, "strides must be positive");
-  for (int64_t v : pads) MS_CHECK_ARG(v >= 0, "pads must not be negative");
-  return KernelPtr(new MaxUnpoolKernel(std::move(kernel), std::move(pads), std::move(strides)));
+StatusOr<KernelPtr> create_onnx_NonMaxSuppression(const Node& n, const KernelInit&) {
+  return KernelPtr(new NmsKernel(n.attr_int("center_point_box", 0) != 0));
 }
 
 StatusOr<KernelPtr> create_onnx_RoiAlign(const Node& n, const KernelInit&) {

@@ -1,30 +1,22 @@
-// Selections and scans (the second half of the indexing family): NonZero, Compress, TopK,
-// OneHot, Trilu, CumSum.
+// Selections of elements by value or position: NonZero, Compress, TopK, Trilu, Unique.
 //
-// NonZero, Compress, TopK and OneHot have output shapes that depend on input values (the data,
-// the condition, k, depth): their infer asks the planner for the value when it is not known at
-// plan time. Compress and Trilu only move bytes and run for every dtype.
+// NonZero, Compress, TopK and Unique have output shapes that depend on input values (the data,
+// the condition, k): their infer asks the planner for the value when it is not known at plan
+// time. Unique sizes its outputs by running on the known values at infer, and runs again into
+// the workspace at compute. Compress and Trilu only move bytes and run for every dtype.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
 #include <type_traits>
+#include <vector>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
-
-// Reads a scalar (or one-element) integer tensor.
-StatusOr<int64_t> read_scalar_int(const Tensor& t, const char* what) {
-  if (t.numel() != 1 || t.rank() > 1)
-    return InvalidArgument(std::string(what) + " must be a scalar or a 1-element tensor, got " + t.desc());
-  if (dtype_is_float(t.dtype()) || t.dtype() == DType::kBool)
-    return InvalidArgument(std::string(what) + " must be an integer tensor, got " + t.desc());
-  return t.int_at(0);
-}
 
 // -------------------------------------------------------------------------------- NonZero
 
@@ -105,8 +97,10 @@ class CompressKernel final : public Kernel {
       ++count;
     }
     Shape out = s;
-    if (has_axis_) out[axis] = count;
-    else out = Shape{count};
+    if (has_axis_)
+      out[axis] = count;
+    else
+      out = Shape{count};
     ctx.set_output(0, ctx.dtype(0), out);
     return Status::OK();
   }
@@ -135,16 +129,16 @@ class CompressKernel final : public Kernel {
     if (block == 0 || count == 0) return Status::OK();
     ctx.pool().parallel_for(outer, std::max<int64_t>(1, (1 << 16) / static_cast<int64_t>(block * nc + 1)),
                             [&](int64_t b, int64_t e) {
-      for (int64_t o = b; o < e; ++o) {
-        char* d = dst + o * count * block;
-        const char* sr = src + o * len * block;
-        for (int64_t i = 0; i < nc; ++i)
-          if (p[i]) {
-            std::memcpy(d, sr + i * block, block);
-            d += block;
-          }
-      }
-    });
+                              for (int64_t o = b; o < e; ++o) {
+                                char* d = dst + o * count * block;
+                                const char* sr = src + o * len * block;
+                                for (int64_t i = 0; i < nc; ++i)
+                                  if (p[i]) {
+                                    std::memcpy(d, sr + i * block, block);
+                                    d += block;
+                                  }
+                              }
+                            });
     return Status::OK();
   }
 
@@ -198,8 +192,7 @@ struct TopKLess<uint64_t> {
 
 class TopKKernel final : public Kernel {
  public:
-  TopKKernel(int64_t k_attr, int64_t axis, bool largest, bool sorted)
-      : k_attr_(k_attr), axis_(axis), largest_(largest), sorted_(sorted) {}
+  TopKKernel(int64_t axis, bool largest, bool sorted) : axis_(axis), largest_(largest), sorted_(sorted) {}
 
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0), "needs an input");
@@ -208,21 +201,17 @@ class TopKKernel final : public Kernel {
       return Unsupported(std::string("dtype ") + dtype_name(dt) + " is not supported");
     const Shape& s = ctx.shape(0);
     MS_ASSIGN_OR_RETURN(int axis, normalize_axis(axis_, s.rank()));
-    int64_t k = k_attr_;
-    if (k_attr_ < 0) {
-      MS_CHECK_ARG(ctx.has_input(1), "needs the K input");
-      const Tensor* kt = ctx.value(1);
-      if (!kt) return ctx.need_value();
-      MS_ASSIGN_OR_RETURN(k, read_scalar_int(*kt, "K"));
-    }
+    MS_CHECK_ARG(ctx.has_input(1), "needs the K input");
+    const Tensor* kt = ctx.value(1);
+    if (!kt) return ctx.need_value();
+    MS_ASSIGN_OR_RETURN(int64_t k, read_scalar_int(*kt, "K"));
     MS_CHECK_ARG(k >= 0 && k <= s[axis], "k = " + std::to_string(k) + " is out of range for axis " +
                                              std::to_string(axis) + " of size " + std::to_string(s[axis]));
     Shape out = s;
     out[axis] = k;
     ctx.set_output(0, dt, out);
     ctx.set_output(1, DType::kInt64, out);
-    ctx.set_workspace(static_cast<size_t>(std::max(1, ctx.threads())) * static_cast<size_t>(s[axis]) *
-                      sizeof(int64_t));
+    ctx.set_workspace(static_cast<size_t>(std::max(1, ctx.threads())) * static_cast<size_t>(s[axis]) * sizeof(int64_t));
     return Status::OK();
   }
 
@@ -277,73 +266,8 @@ class TopKKernel final : public Kernel {
     }
   }
 
-  int64_t k_attr_;  // opset < 10: the k attribute; -1 when K is an input
   int64_t axis_;
   bool largest_, sorted_;
-};
-
-// --------------------------------------------------------------------------------- OneHot
-
-class OneHotKernel final : public Kernel {
- public:
-  OneHotKernel(int64_t axis, bool negative_indices) : axis_(axis), neg_(negative_indices) {}
-
-  Status infer(InferContext& ctx) const override {
-    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1) && ctx.has_input(2), "needs indices, depth and values");
-    for (int i = 0; i < 2; ++i)
-      if (ctx.dtype(i) == DType::kBool)
-        return InvalidArgument(std::string(i ? "depth" : "indices") + " must be numeric, got bool");
-    MS_CHECK_ARG(ctx.shape(2).rank() == 1 && ctx.shape(2)[0] == 2,
-                 "values must be a 2-element 1-D tensor, got shape " + ctx.shape(2).str());
-    const Shape& is = ctx.shape(0);
-    MS_CHECK_ARG(Shape::fits(static_cast<size_t>(is.rank()) + 1), "output rank exceeds the maximum");
-    const int r = is.rank() + 1;
-    int64_t axis = axis_ < 0 ? axis_ + r : axis_;
-    MS_CHECK_ARG(axis >= 0 && axis < r, "axis " + std::to_string(axis_) + " is out of range for output rank " +
-                                            std::to_string(r));
-    const Tensor* dt = ctx.value(1);
-    if (!dt) return ctx.need_value();
-    MS_CHECK_ARG(dt->numel() == 1 && dt->rank() <= 1, "depth must be a scalar, got " + dt->desc());
-    const double depthf = dt->float_at(0);
-    MS_CHECK_ARG(depthf >= 1 && depthf < 9.2e18, "depth must be >= 1, got " + std::to_string(depthf));
-    Shape out = is;
-    out.insert(static_cast<int>(axis), static_cast<int64_t>(depthf));
-    ctx.set_output(0, ctx.dtype(2), out);
-    return Status::OK();
-  }
-
-  Status compute(const ComputeContext& ctx) const override {
-    const Tensor& ind = ctx.input(0);
-    const Tensor& vals = ctx.input(2);
-    Tensor& out = ctx.output(0);
-    const int r = out.rank();
-    const int axis = static_cast<int>(axis_ < 0 ? axis_ + r : axis_);
-    const int64_t depth = out.dim(axis);
-    const int64_t outer = ind.shape().prod(0, axis), inner = ind.shape().prod(axis, ind.rank());
-    MS_SWITCH_ALL(vals.dtype(), T, return Unsupported("dtype"), {
-      const T off = vals.data<T>()[0], on = vals.data<T>()[1];
-      T* y = out.data<T>();
-      const int64_t total = out.numel();
-      ctx.pool().parallel_for(total, 1 << 16, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) y[i] = off;
-      });
-      MS_SWITCH_NUMERIC(ind.dtype(), I, return Unsupported("indices dtype"), {
-        const I* ip = ind.data<I>();
-        for (int64_t o = 0; o < outer; ++o)
-          for (int64_t i = 0; i < inner; ++i) {
-            int64_t v = static_cast<int64_t>(ip[o * inner + i]);
-            if (v < 0 && neg_) v += depth;
-            if (v < 0 || v >= depth) continue;
-            y[(o * depth + v) * inner + i] = on;
-          }
-      });
-    });
-    return Status::OK();
-  }
-
- private:
-  int64_t axis_;
-  bool neg_;
 };
 
 // ---------------------------------------------------------------------------------- Trilu
@@ -379,8 +303,10 @@ class TriluKernel final : public Kernel {
         const int64_t i = row % N;
         // Kept columns: j - i >= k (upper) or j - i <= k (lower).
         int64_t lo = 0, hi = M;  // [lo, hi) kept
-        if (upper_) lo = std::clamp<int64_t>(i + k, 0, M);
-        else hi = std::clamp<int64_t>(i + k + 1, 0, M);
+        if (upper_)
+          lo = std::clamp<int64_t>(i + k, 0, M);
+        else
+          hi = std::clamp<int64_t>(i + k + 1, 0, M);
         char* d = dst + row * M * es;
         const char* sr = src + row * M * es;
         if (lo > 0) std::memset(d, 0, static_cast<size_t>(lo) * es);
@@ -395,73 +321,122 @@ class TriluKernel final : public Kernel {
   bool upper_;
 };
 
-// --------------------------------------------------------------------------------- CumSum
+// --------------------------------------------------------------------------------- Unique
 
-class CumSumKernel final : public Kernel {
+// Unique slices of x along axis (axis < 0: flattened). ws holds 4 * n int64: perm, inverse
+// (group id in sorted order), first (first index of each group), cnt (count). Returns the
+// number of groups; with `sorted_out` false the group ids are then renumbered in order of
+// first occurrence. Outputs written when out != nullptr.
+template <class T>
+int64_t unique_run(const Tensor& x, int axis, bool sorted_out, int64_t* ws, Tensor* const* out) {
+  const Shape& s = x.shape();
+  int64_t outer = 1, n = x.numel(), inner = 1;
+  if (axis >= 0) {
+    outer = s.prod(0, axis);
+    n = s[axis];
+    inner = s.prod(axis + 1, s.rank());
+  }
+  const T* p = x.data<T>();
+  auto cmp3 = [&](int64_t a, int64_t b) -> int {
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t c = 0; c < inner; ++c) {
+        const T va = p[(o * n + a) * inner + c], vb = p[(o * n + b) * inner + c];
+        if (va < vb) return -1;
+        if (vb < va) return 1;
+      }
+    return 0;
+  };
+  int64_t* perm = ws;
+  int64_t* inv = ws + n;
+  int64_t* first = ws + 2 * n;
+  int64_t* cnt = ws + 3 * n;
+  for (int64_t i = 0; i < n; ++i) perm[i] = i;
+  std::sort(perm, perm + n, [&](int64_t a, int64_t b) {
+    const int c = cmp3(a, b);
+    return c != 0 ? c < 0 : a < b;
+  });
+  int64_t u = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (i == 0 || cmp3(perm[i - 1], perm[i]) != 0) {
+      first[u] = perm[i];
+      cnt[u] = 0;
+      ++u;
+    }
+    inv[perm[i]] = u - 1;
+    ++cnt[u - 1];
+  }
+  if (!out) return u;
+  // rank[g]: output position of sorted group g. perm is free now: reuse it.
+  int64_t* rank = perm;
+  if (sorted_out) {
+    for (int64_t g = 0; g < u; ++g) rank[g] = g;
+  } else {
+    // Groups in order of first occurrence: walk x in order.
+    for (int64_t g = 0; g < u; ++g) rank[g] = -1;
+    int64_t next = 0;
+    for (int64_t i = 0; i < n; ++i)
+      if (rank[inv[i]] < 0) rank[inv[i]] = next++;
+  }
+  T* y = out[0] ? out[0]->data<T>() : nullptr;
+  for (int64_t g = 0; g < u; ++g) {
+    const int64_t r = rank[g];
+    if (y)
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t c = 0; c < inner; ++c) y[(o * u + r) * inner + c] = p[(o * n + first[g]) * inner + c];
+    if (out[1]) out[1]->data<int64_t>()[r] = first[g];
+    if (out[3]) out[3]->data<int64_t>()[r] = cnt[g];
+  }
+  if (out[2])
+    for (int64_t i = 0; i < n; ++i) out[2]->data<int64_t>()[i] = rank[inv[i]];
+  return u;
+}
+
+class UniqueKernel final : public Kernel {
  public:
-  CumSumKernel(bool exclusive, bool reverse) : exclusive_(exclusive), reverse_(reverse) {}
+  UniqueKernel(bool has_axis, int64_t axis, bool sorted) : has_axis_(has_axis), axis_(axis), sorted_(sorted) {}
 
   Status infer(InferContext& ctx) const override {
-    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs x and axis inputs");
-    const DType dt = ctx.dtype(0);
-    if (dt == DType::kBool || dt == DType::kUndefined)
-      return Unsupported(std::string("dtype ") + dtype_name(dt) + " is not supported");
-    MS_CHECK_ARG(ctx.dtype(1) == DType::kInt32 || ctx.dtype(1) == DType::kInt64,
-                 std::string("axis must be int32 or int64, got ") + dtype_name(ctx.dtype(1)));
-    MS_CHECK_ARG(ctx.shape(0).rank() >= 1, "x must have rank >= 1");
-    if (const Tensor* a = ctx.value(1)) {
-      MS_ASSIGN_OR_RETURN(int64_t axis, read_scalar_int(*a, "axis"));
-      MS_RETURN_IF_ERROR(normalize_axis(axis, ctx.shape(0).rank()).status());
+    MS_CHECK_ARG(ctx.has_input(0), "needs X");
+    const Shape& s = ctx.shape(0);
+    int axis = -1;
+    if (has_axis_) {
+      MS_ASSIGN_OR_RETURN(axis, normalize_axis(axis_, s.rank()));
     }
-    ctx.set_output(0, dt, ctx.shape(0));
+    const Tensor* x = ctx.value(0);
+    if (!x) return ctx.need_value();
+    const int64_t n = axis >= 0 ? s[axis] : s.numel();
+    std::vector<int64_t> ws(4 * static_cast<size_t>(std::max<int64_t>(n, 1)));
+    int64_t u = 0;
+    MS_SWITCH_NUMERIC(x->dtype(), T, return Unsupported(std::string("dtype ") + dtype_name(x->dtype())),
+                      u = unique_run<T>(*x, axis, sorted_, ws.data(), nullptr));
+    Shape ys = Shape{u};
+    if (axis >= 0) {
+      ys = s;
+      ys[axis] = u;
+    }
+    ctx.set_output(0, x->dtype(), ys);
+    for (int i = 1; i < ctx.num_outputs(); ++i) ctx.set_output(i, DType::kInt64, Shape{i == 2 ? n : u});
+    ctx.set_workspace(4 * sizeof(int64_t) * static_cast<size_t>(std::max<int64_t>(n, 1)));
     return Status::OK();
   }
 
   Status compute(const ComputeContext& ctx) const override {
     const Tensor& x = ctx.input(0);
-    MS_ASSIGN_OR_RETURN(int64_t a, read_scalar_int(ctx.input(1), "axis"));
-    MS_ASSIGN_OR_RETURN(int axis, normalize_axis(a, x.rank()));
-    const Shape& s = x.shape();
-    const int64_t outer = s.prod(0, axis), n = s[axis], inner = s.prod(axis + 1, s.rank());
-    MS_SWITCH_NUMERIC(x.dtype(), T, return Unsupported("dtype"), run<T>(ctx, outer, n, inner));
+    int axis = -1;
+    if (has_axis_) {
+      MS_ASSIGN_OR_RETURN(axis, normalize_axis(axis_, x.rank()));
+    }
+    Tensor* outs[4] = {};
+    for (int i = 0; i < 4; ++i) outs[i] = ctx.has_output(i) ? &ctx.output(i) : nullptr;
+    MS_SWITCH_NUMERIC(x.dtype(), T, return Unsupported("dtype"),
+                      unique_run<T>(x, axis, sorted_, static_cast<int64_t*>(ctx.workspace()), outs));
     return Status::OK();
   }
 
  private:
-  template <class T>
-  void run(const ComputeContext& ctx, int64_t outer, int64_t n, int64_t inner) const {
-    using Acc = std::conditional_t<std::is_same_v<T, Eigen::half>, float, T>;
-    const T* x = ctx.input(0).data<T>();
-    T* y = ctx.output(0).data<T>();
-    constexpr int64_t kChunk = 64;  // inner positions scanned together
-    const int64_t chunks = (inner + kChunk - 1) / kChunk;
-    const int64_t tasks = outer * chunks;
-    if (tasks == 0 || n == 0) return;
-    ctx.pool().parallel_for(tasks, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, n * std::min(inner, kChunk))),
-                            [&](int64_t b, int64_t e) {
-      Acc acc[kChunk];
-      for (int64_t t = b; t < e; ++t) {
-        const int64_t o = t / chunks, c0 = (t % chunks) * kChunk;
-        const int64_t w = std::min(kChunk, inner - c0);
-        for (int64_t c = 0; c < w; ++c) acc[c] = Acc(0);
-        for (int64_t step = 0; step < n; ++step) {
-          const int64_t j = reverse_ ? n - 1 - step : step;
-          const int64_t off = (o * n + j) * inner + c0;
-          for (int64_t c = 0; c < w; ++c) {
-            const Acc v = static_cast<Acc>(x[off + c]);
-            if (exclusive_) {
-              y[off + c] = static_cast<T>(acc[c]);
-              acc[c] = static_cast<Acc>(acc[c] + v);
-            } else {
-              acc[c] = static_cast<Acc>(acc[c] + v);
-              y[off + c] = static_cast<T>(acc[c]);
-            }
-          }
-        }
-      }
-    });
-  }
-  bool exclusive_, reverse_;
+  bool has_axis_;
+  int64_t axis_;
+  bool sorted_;
 };
 
 }  // namespace
@@ -473,27 +448,16 @@ StatusOr<KernelPtr> create_onnx_Compress(const Node& node, const KernelInit&) {
 }
 
 StatusOr<KernelPtr> create_onnx_TopK(const Node& node, const KernelInit&) {
-  int64_t k = -1;
-  if (node.opset < 10) {
-    if (!node.attr("k")) return InvalidArgument("attribute 'k' is required before opset 10");
-    k = node.attr_int("k", 0);
-    if (k < 0) return InvalidArgument("k must be >= 0, got " + std::to_string(k));
-  }
-  return KernelPtr(new TopKKernel(k, node.attr_int("axis", -1), node.attr_int("largest", 1) != 0,
-                                  node.attr_int("sorted", 1) != 0));
-}
-
-StatusOr<KernelPtr> create_onnx_OneHot(const Node& node, const KernelInit&) {
-  // Negative indices count back from depth since opset 11; before, they are out of range.
-  return KernelPtr(new OneHotKernel(node.attr_int("axis", -1), node.opset >= 11));
+  return KernelPtr(
+      new TopKKernel(node.attr_int("axis", -1), node.attr_int("largest", 1) != 0, node.attr_int("sorted", 1) != 0));
 }
 
 StatusOr<KernelPtr> create_onnx_Trilu(const Node& node, const KernelInit&) {
   return KernelPtr(new TriluKernel(node.attr_int("upper", 1) != 0));
 }
 
-StatusOr<KernelPtr> create_onnx_CumSum(const Node& node, const KernelInit&) {
-  return KernelPtr(new CumSumKernel(node.attr_int("exclusive", 0) != 0, node.attr_int("reverse", 0) != 0));
+StatusOr<KernelPtr> create_onnx_Unique(const Node& n, const KernelInit&) {
+  return KernelPtr(new UniqueKernel(n.attr("axis") != nullptr, n.attr_int("axis", 0), n.attr_int("sorted", 1) != 0));
 }
 
 }  // namespace mserve

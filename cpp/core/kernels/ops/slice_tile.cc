@@ -1,5 +1,6 @@
-// Slice (opset 1 attributes; 10+ inputs with steps), Split (split attribute before 13, input from
-// 13, num_outputs from 18), Tile (6+), Expand (8+). Pad lives in pad.cc.
+// Slice (inputs with steps, opset 10+), Split (split input, opset 13+; num_outputs from 18), Tile
+// (6+), Expand (8+). The importer rewrites the attribute forms of older Slice and Split into these
+// (onnx/normalize.h). Pad lives in pad.cc.
 //
 // All of these only move bytes, so they run for every dtype (strings element-wise). Values that decide output shapes
 // (starts/ends/axes/steps, split, repeats, shape) are read at plan time when known; otherwise the
@@ -11,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "core/parallel/thread_pool.h"
 #include "core/kernels/common.h"
 #include "core/kernels/copy_view.h"
 #include "core/kernels/registry.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -73,19 +74,14 @@ Status make_slice_spec(const Shape& in, int n, const int64_t* starts, const int6
 class SliceKernel final : public Kernel {
  public:
   bool supports_strings() const override { return true; }
-  // Opset 1: starts/ends/axes come from attributes (legacy_ = true).
-  SliceKernel(bool legacy, std::vector<int64_t> starts, std::vector<int64_t> ends, std::vector<int64_t> axes)
-      : legacy_(legacy), starts_(std::move(starts)), ends_(std::move(ends)), axes_(std::move(axes)) {}
-
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0), "needs a data input");
-    if (!legacy_) {
-      MS_CHECK_ARG(ctx.has_input(1) && ctx.has_input(2), "needs starts and ends inputs");
-      for (int i = 1; i <= 4; ++i)
-        if (ctx.has_input(i) && !ctx.value(i)) return ctx.need_value();
-    }
+    MS_CHECK_ARG(ctx.has_input(1) && ctx.has_input(2), "needs starts and ends inputs");
+    for (int i = 1; i <= 4; ++i)
+      if (ctx.has_input(i) && !ctx.value(i)) return ctx.need_value();
     SliceSpec spec;
-    MS_RETURN_IF_ERROR(resolve(ctx.shape(0), [&](int i) { return ctx.value(i); }, spec));
+    MS_RETURN_IF_ERROR(resolve(
+        ctx.shape(0), [&](int i) { return ctx.value(i); }, spec));
     Shape out = ctx.shape(0);
     for (int d = 0; d < out.rank(); ++d) out[d] = spec.len[d];
     ctx.set_output(0, ctx.dtype(0), out);
@@ -97,7 +93,8 @@ class SliceKernel final : public Kernel {
     Tensor& out = ctx.output(0);
     if (out.numel() == 0) return Status::OK();
     SliceSpec spec;
-    MS_RETURN_IF_ERROR(resolve(in.shape(), [&](int i) { return ctx.has_input(i) ? &ctx.input(i) : nullptr; }, spec));
+    MS_RETURN_IF_ERROR(resolve(
+        in.shape(), [&](int i) { return ctx.has_input(i) ? &ctx.input(i) : nullptr; }, spec));
     const int r = in.rank();
     const int64_t esize = static_cast<int64_t>(dtype_size(in.dtype()));
     int64_t stride = esize, offset = 0;
@@ -109,18 +106,13 @@ class SliceKernel final : public Kernel {
       v.strides[d] = spec.step[d] * stride;
       stride *= in.dim(d);
     }
-    strided_copy(static_cast<const char*>(in.raw()) + offset, static_cast<char*>(out.raw()), v, in.dtype(),
-                 ctx.pool());
+    strided_copy(static_cast<const char*>(in.raw()) + offset, static_cast<char*>(out.raw()), v, in.dtype(), ctx.pool());
     return Status::OK();
   }
 
  private:
   template <class Get>
   Status resolve(const Shape& in, Get get, SliceSpec& spec) const {
-    if (legacy_) {
-      return make_slice_spec(in, static_cast<int>(starts_.size()), starts_.data(), ends_.data(),
-                             axes_.empty() ? nullptr : axes_.data(), nullptr, spec);
-    }
     int64_t v[4][kMaxRank];
     int n[4] = {0, 0, -2, -2};  // -2: input absent
     const char* names[4] = {"starts", "ends", "axes", "steps"};
@@ -134,13 +126,9 @@ class SliceKernel final : public Kernel {
     }
     if (n[1] != n[0]) return InvalidArgument("starts and ends must have the same length");
     for (int i = 2; i < 4; ++i)
-      if (n[i] != -2 && n[i] != n[0])
-        return InvalidArgument(std::string(names[i]) + " must have the length of starts");
+      if (n[i] != -2 && n[i] != n[0]) return InvalidArgument(std::string(names[i]) + " must have the length of starts");
     return make_slice_spec(in, n[0], v[0], v[1], n[2] >= 0 ? v[2] : nullptr, n[3] >= 0 ? v[3] : nullptr, spec);
   }
-
-  bool legacy_;
-  std::vector<int64_t> starts_, ends_, axes_;
 };
 
 // ------------------------------------------------------------------------------------ Split
@@ -148,14 +136,9 @@ class SliceKernel final : public Kernel {
 class SplitKernel final : public Kernel {
  public:
   bool supports_strings() const override { return true; }
-  // split_attr: the `split` attribute (opset < 13), empty when absent. split_input: whether the
-  // split comes from input 1 (opset 1 and 13+). num_outputs: opset 18 attribute, 0 when absent.
-  SplitKernel(int64_t axis, std::vector<int64_t> split_attr, bool split_input, int64_t num_outputs, bool even_only)
-      : axis_(axis),
-        split_attr_(std::move(split_attr)),
-        split_input_(split_input),
-        num_outputs_(num_outputs),
-        even_only_(even_only) {}
+  // num_outputs: the opset-18 attribute, 0 when absent (then a split without the split input
+  // must be even).
+  SplitKernel(int64_t axis, int64_t num_outputs) : axis_(axis), num_outputs_(num_outputs) {}
 
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0), "needs an input");
@@ -163,16 +146,16 @@ class SplitKernel final : public Kernel {
     MS_ASSIGN_OR_RETURN(int axis, normalize_axis(axis_, in.rank()));
     const int64_t dim = in[axis];
     const int nout = ctx.num_outputs();
-    std::vector<int64_t> split = split_attr_;
-    if (split_input_ && ctx.has_input(1)) {
+    std::vector<int64_t> split;
+    if (ctx.has_input(1)) {
       const Tensor* t = ctx.value(1);
       if (!t) return ctx.need_value();
       MS_ASSIGN_OR_RETURN(split, read_ints(*t, "split"));
     }
     if (!split.empty()) {
       if (static_cast<int>(split.size()) != nout)
-        return InvalidArgument("split " + ints_str(split) + " has " + std::to_string(split.size()) +
-                               " entries for " + std::to_string(nout) + " outputs");
+        return InvalidArgument("split " + ints_str(split) + " has " + std::to_string(split.size()) + " entries for " +
+                               std::to_string(nout) + " outputs");
       int64_t sum = 0;
       for (int64_t s : split) {
         if (s < 0) return InvalidArgument("split " + ints_str(split) + " has a negative size");
@@ -190,7 +173,7 @@ class SplitKernel final : public Kernel {
       if (dim % parts == 0) {
         split.assign(parts, dim / parts);
       } else {
-        if (even_only_ || num_outputs_ == 0)
+        if (num_outputs_ == 0)
           return InvalidArgument("axis " + std::to_string(axis) + " of size " + std::to_string(dim) +
                                  " cannot be split evenly into " + std::to_string(parts) + " parts");
         const int64_t chunk = dim / parts + 1;
@@ -243,10 +226,7 @@ class SplitKernel final : public Kernel {
 
  private:
   int64_t axis_;
-  std::vector<int64_t> split_attr_;
-  bool split_input_;
   int64_t num_outputs_;
-  bool even_only_;
 };
 
 // ------------------------------------------------------------------------------------- Tile
@@ -334,29 +314,12 @@ class ExpandKernel final : public Kernel {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_onnx_Slice(const Node& node, const KernelInit&) {
-  if (node.opset < 10) {
-    const Attribute* s = node.attr("starts");
-    const Attribute* e = node.attr("ends");
-    if (!s || !e) return InvalidArgument("attributes 'starts' and 'ends' are required");
-    std::vector<int64_t> axes = node.attr_ints("axes");
-    if (s->ints.size() != e->ints.size()) return InvalidArgument("starts and ends must have the same length");
-    if (!axes.empty() && axes.size() != s->ints.size())
-      return InvalidArgument("axes must have the length of starts");
-    if (s->ints.size() > static_cast<size_t>(kMaxRank)) return InvalidArgument("too many starts");
-    return KernelPtr(new SliceKernel(true, s->ints, e->ints, std::move(axes)));
-  }
-  return KernelPtr(new SliceKernel(false, {}, {}, {}));
-}
+StatusOr<KernelPtr> create_onnx_Slice(const Node&, const KernelInit&) { return KernelPtr(new SliceKernel()); }
 
 StatusOr<KernelPtr> create_onnx_Split(const Node& node, const KernelInit&) {
   const int64_t axis = node.attr_int("axis", 0);
-  std::vector<int64_t> split_attr;
-  if (node.opset < 13) split_attr = node.attr_ints("split");
-  // Opset 1 takes the split from either the attribute or an optional second input.
-  const bool split_input = node.opset >= 13 || (node.opset < 2 && split_attr.empty());
   int64_t num_outputs = 0;
-  if (node.opset >= 18 && node.attr("num_outputs")) {
+  if (node.attr("num_outputs")) {
     num_outputs = node.attr_int("num_outputs", 0);
     if (num_outputs <= 0) return InvalidArgument("num_outputs must be positive");
     if (node.inputs.size() > 1 && node.inputs[1] != kNoValue)
@@ -364,7 +327,7 @@ StatusOr<KernelPtr> create_onnx_Split(const Node& node, const KernelInit&) {
   }
   for (int o : node.outputs)
     if (o == kNoValue) return Unsupported("omitted Split outputs are not supported");
-  return KernelPtr(new SplitKernel(axis, std::move(split_attr), split_input, num_outputs, node.opset < 18));
+  return KernelPtr(new SplitKernel(axis, num_outputs));
 }
 
 StatusOr<KernelPtr> create_onnx_Tile(const Node&, const KernelInit&) { return KernelPtr(new TileKernel()); }
