@@ -15,6 +15,7 @@ import math
 import os
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,8 @@ def ort_session(model_bytes: bytes, threads: int):
 
 def one_node_model():
     g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "tiny",
-                          [helper.make_tensor_value_info("x", 1, [1, 4])], [helper.make_tensor_value_info("y", 1, [1, 4])])
+                          [helper.make_tensor_value_info("x", 1, [1, 4])],
+                          [helper.make_tensor_value_info("y", 1, [1, 4])])
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
 
 
@@ -72,7 +74,8 @@ def matmul_model(m: int, k: int, n: int) -> bytes:
     rng = np.random.default_rng(0)
     b = onnx.numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32), "B")
     g = helper.make_graph([helper.make_node("MatMul", ["a", "B"], ["c"])], "mm",
-                          [helper.make_tensor_value_info("a", 1, [m, k])], [helper.make_tensor_value_info("c", 1, [m, n])],
+                          [helper.make_tensor_value_info("a", 1, [m, k])],
+                          [helper.make_tensor_value_info("c", 1, [m, n])],
                           [b])
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8).SerializeToString()
 
@@ -86,15 +89,15 @@ def gemm_report(threads_list, seconds: float) -> None:
         big = 2048
         a = np.random.default_rng(1).standard_normal((big, big)).astype(np.float32)
         peak_s = ort_session(matmul_model(big, big, big), threads)
-        peak = 2 * big ** 3 / (median_ms(lambda: peak_s.run(None, {"a": a}), 0, 3, 3, warmup=1) * 1e6)
+        peak = 2 * big ** 3 / (median_ms(partial(peak_s.run, None, {"a": a}), 0, 3, 3, warmup=1) * 1e6)
         print(f"| peak (onnxruntime 2048^3) | {threads} | | {peak:.0f} | |")
         for m, k, n in [(1024, 1024, 1024), (256, 768, 768), (8, 1024, 4096), (32, 256, 512)]:
             model = matmul_model(m, k, n)
             x = np.random.default_rng(2).standard_normal((m, k)).astype(np.float32)
             ms, os_ = mserve.load(model, threads=threads), ort_session(model, threads)
             flops = 2.0 * m * k * n
-            g_ms = flops / (median_ms(lambda: ms.predict(x), seconds) * 1e6)
-            g_ort = flops / (median_ms(lambda: os_.run(None, {"a": x}), seconds) * 1e6)
+            g_ms = flops / (median_ms(partial(ms.predict, x), seconds) * 1e6)
+            g_ort = flops / (median_ms(partial(os_.run, None, {"a": x}), seconds) * 1e6)
             print(f"| {m}x{k}x{n} | {threads} | {g_ms:.0f} | {g_ort:.0f} | {g_ms / peak:.0%} |", flush=True)
 
 
@@ -135,7 +138,8 @@ def memory_report(names, calls: int) -> None:
     import subprocess
     import sys
     code = RSS_CHILD.format(bench=os.path.dirname(os.path.abspath(__file__)))
-    print(f"\n| model | file MB | mserve load + 1st call MB | onnxruntime MB | mserve RSS after 1k / {calls // 1000}k calls"
+    print("\n| model | file MB | mserve load + 1st call MB | onnxruntime MB | "
+          f"mserve RSS after 1k / {calls // 1000}k calls"
           " (batch 1..64; bench models 64 / 128) | onnxruntime |")
     print("|---|---|---|---|---|---|")
     import tempfile
@@ -234,14 +238,14 @@ def main() -> None:
             for batch in args.batches:
                 feeds = feeds_for(batch)
                 outputs_close(ms.predict(feeds), os_.run(None, feeds), out_names)
-                t_ms = median_ms(lambda: ms.predict(feeds), args.seconds)
-                t_ort = median_ms(lambda: os_.run(None, feeds), args.seconds)
+                t_ms = median_ms(partial(ms.predict, feeds), args.seconds)
+                t_ort = median_ms(partial(os_.run, None, feeds), args.seconds)
                 ratios.setdefault(batch, []).append((t_ms / t_ort, name, threads))
                 print(f"| {name} | {threads} | {batch} | {t_ms:.4f} | {t_ort:.4f} | {t_ort / t_ms:.2f}x |", flush=True)
     tiny = one_node_model().SerializeToString()
     x = np.ones((1, 4), np.float32)
     ms, os_ = mserve.load(tiny, threads=1), ort_session(tiny, 1)
-    a = median_ms(lambda: ms.predict(x), args.seconds * 3)
+    a = median_ms(partial(ms.predict, x), args.seconds * 3)
     b = median_ms(lambda: os_.run(None, {"x": x}), args.seconds * 3)
     print(f"\nper-call overhead (one Relu node, 1 thread): mserve {a * 1e3:.2f} us, onnxruntime {b * 1e3:.2f} us, "
           f"ratio {a / b:.2f}")

@@ -181,8 +181,8 @@ def grpc_cases():
 
 def make_stubs(out: str) -> None:
     os.makedirs(out, exist_ok=True)
-    from grpc_tools import protoc
     import grpc_tools
+    from grpc_tools import protoc
     include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
     protos = [os.path.join(r, f) for r, _, fs in os.walk(PROTO_ROOT) for f in fs
               if f.endswith(".proto") and "kserve" not in r]

@@ -44,7 +44,8 @@ def main() -> None:
             feeds = {}
             for i in s.get_inputs():
                 t = request.inputs[i.name]
-                feeds[i.name] = np.frombuffer(t.tensor_content, np.float32).reshape([d.size for d in t.tensor_shape.dim])
+                shape = [d.size for d in t.tensor_shape.dim]
+                feeds[i.name] = np.frombuffer(t.tensor_content, np.float32).reshape(shape)
             reply = predict_pb2.PredictResponse()
             reply.model_spec.name = request.model_spec.name
             for o, value in zip(s.get_outputs(), s.run(None, feeds)):

@@ -440,7 +440,8 @@ def torch_models(bench=False):
                          [lambda r: bert_inputs(r, 2, 8), lambda r: bert_inputs(r, 3, 21),
                           lambda r: bert_inputs(r, 1, 1)]),
         "gpt_decoder": (GPT, ["input_ids"], ["logits"], {"input_ids": seq, "logits": seq},
-                        [lambda r: {"input_ids": tokens(r, 2, 6, False)}, lambda r: {"input_ids": tokens(r, 3, 16, False)},
+                        [lambda r: {"input_ids": tokens(r, 2, 6, False)},
+                         lambda r: {"input_ids": tokens(r, 3, 16, False)},
                          lambda r: {"input_ids": tokens(r, 1, 1, False)}]),
         "gru_recommender": (GRURecommender, ["user_id", "history", "item_id"], ["score"],
                             {"user_id": bat, "history": seq, "item_id": bat, "score": bat},
@@ -452,7 +453,8 @@ def torch_models(bench=False):
         "resnet18": (ResNet18, ["image"], ["logits"], {"image": bat, "logits": bat},
                      [lambda r: {"image": image(r, 1, (3, 64, 64))}, lambda r: {"image": image(r, 3, (3, 64, 64))}]),
         "mobilenet_v2": (MobileNetV2, ["image"], ["logits"], {"image": bat, "logits": bat},
-                         [lambda r: {"image": image(r, 1, (3, 64, 64))}, lambda r: {"image": image(r, 3, (3, 64, 64))}]),
+                         [lambda r: {"image": image(r, 1, (3, 64, 64))},
+                          lambda r: {"image": image(r, 3, (3, 64, 64))}]),
         "mobilenet_v3_small": (MobileNetV3Small, ["image"], ["logits"], {"image": bat, "logits": bat},
                                [lambda r: {"image": image(r, 1, (3, 64, 64))},
                                 lambda r: {"image": image(r, 3, (3, 64, 64))}]),
@@ -519,8 +521,12 @@ def build_torch(out_dir, only, bench=False):
 # ----------------------------------------------------------------------------------------------
 
 def sklearn_models():
-    from sklearn.ensemble import (GradientBoostingClassifier, GradientBoostingRegressor, RandomForestClassifier,
-                                  RandomForestRegressor)
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        GradientBoostingRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
     from sklearn.linear_model import LinearRegression, LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MinMaxScaler, StandardScaler
@@ -556,8 +562,8 @@ def sklearn_models():
 
 
 def build_sklearn(out_dir, only):
-    import sklearn
     import skl2onnx
+    import sklearn
     X, models = sklearn_models()
     made = []
     rng = np.random.default_rng(11)
@@ -569,7 +575,7 @@ def build_sklearn(out_dir, only):
             est.fit(X, y)
             options = None if task == "reg" or zipmap else {"zipmap": False}
             onx = skl2onnx.to_onnx(est, X[:1], options=options, target_opset={"": OPSET, "ai.onnx.ml": 3})
-        opsets = sorted(((o.domain, o.version) for o in onx.opset_import))   # skl2onnx's order varies run to run
+        opsets = sorted((o.domain, o.version) for o in onx.opset_import)   # skl2onnx's order varies run to run
         del onx.opset_import[:]
         for domain, version in opsets:
             onx.opset_import.add(domain=domain, version=version)

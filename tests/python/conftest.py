@@ -1,34 +1,28 @@
-import numpy as np
 import onnx
 import pytest
-from onnx import helper, numpy_helper
 
-import mserve
+from op_harness import make_model, ort_run  # noqa: F401  (test modules import them from here too)
 
-
-def make_model(nodes, inputs, outputs, initializers=(), opset=17, ir_version=None):
-    """inputs/outputs: list of (name, np.dtype or onnx elem type, shape or None)."""
-    def vi(name, dt, shape):
-        et = dt if isinstance(dt, int) else helper.np_dtype_to_tensor_dtype(np.dtype(dt))
-        return helper.make_tensor_value_info(name, et, shape)
-    g = helper.make_graph(nodes, "g", [vi(*i) for i in inputs], [vi(*o) for o in outputs],
-                          [numpy_helper.from_array(v, k) for k, v in dict(initializers).items()])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
-    # onnxruntime accepts IR <= 10; pick the lowest IR that carries this opset.
-    m.ir_version = ir_version or (7 if opset <= 12 else 8 if opset <= 17 else 9 if opset <= 20 else 10)
-    if any(o.type.tensor_type.elem_type == 0 for o in m.graph.output):
-        # Outputs declared without a type: let ONNX's shape inference fill them in (the
-        # oracle needs them; mserve infers its own).
-        m = onnx.shape_inference.infer_shapes(m)
-    return m
+# The slow tier, which `make test-fast` (pytest -m "not slow") leaves out: the model zoo and example
+# models, the notebooks, the ONNX node suite, soak-style server tests (overload, TLS, repository
+# lifecycle, corrupted models), and single tests that wait on timers, reloads or memory sampling.
+SLOW_MODULES = {"test_zoo.py", "test_models.py", "test_notebooks.py", "test_onnx_node_suite.py", "test_overload.py",
+                "test_tls.py", "test_serve_lifecycle.py", "test_robustness.py"}
+SLOW_TESTS = {
+    "test_grpc.py::test_deadline_passing_in_the_queue_drops_the_request",
+    "test_grpc.py::test_stop_drains_calls_in_flight",
+    "test_access.py::test_tokens_file_is_reloaded",
+    "test_model_security.py::test_signed_versions_serve_and_bad_ones_are_refused",
+    "test_api.py::test_zero_copy_peak_memory",
+    "test_api.py::test_idle_model_does_not_spin",
+}
 
 
-def ort_run(model, feeds):
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, feeds)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = item.path.name
+        if name in SLOW_MODULES or f"{name}::{getattr(item, 'originalname', item.name)}" in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

@@ -3,9 +3,9 @@ import os
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
-from conftest import make_model
+from op_harness import make_model
 
 
 def scale_model(factor: float, features: int = 4):

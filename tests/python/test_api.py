@@ -1,5 +1,4 @@
 """Python API: input forms, outputs selection, zero copy, thread safety."""
-import ctypes
 import os
 import pathlib
 import subprocess
@@ -12,7 +11,9 @@ import pytest
 from onnx import helper
 
 import mserve
-from conftest import make_model, ort_run
+from op_harness import make_model, ort_run, random_inputs
+
+rand = random_inputs(0)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,8 @@ def test_input_forms_and_output_selection(two_io):
 
 
 def test_single_input_forms():
-    model = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", np.float32, [None, 2])], [("y", np.float32, None)])
+    model = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", np.float32, [None, 2])],
+                       [("y", np.float32, None)])
     m = mserve.load(model)
     x = np.array([[-1, 2]], np.float32)
     np.testing.assert_array_equal(m.predict(x), [[0, 2]])
@@ -148,6 +150,7 @@ def test_idle_model_does_not_spin():
     """Workers sleep when there is no work: an idle model with 4 threads burns no CPU."""
     import resource
     import time
+
     from mserve import examples
     m = mserve.load(examples.cnn_nhwc(), threads=4)
     m.predict(examples.example_input("cnn_nhwc", 8))
@@ -226,7 +229,8 @@ def test_every_instruction_set_variant_computes_the_same(isa, tmp_path):
              helper.make_node("MatMul", ["g", "gt"], ["y"])]
     rng = np.random.default_rng(3)
     m = make_model(nodes, [("x", np.float32, ["n", 5, 12])], [("y", np.float32, None)],
-                   {"W": rng.standard_normal((12, 8)).astype(np.float32), "b": rng.standard_normal(8).astype(np.float32)},
+                   {"W": rng.standard_normal((12, 8)).astype(np.float32),
+                    "b": rng.standard_normal(8).astype(np.float32)},
                    opset=20)
     path = tmp_path / "m.onnx"
     path.write_bytes(m.SerializeToString())
@@ -241,3 +245,24 @@ def test_every_instruction_set_variant_computes_the_same(isa, tmp_path):
     env = dict(os.environ, MSERVE_ISA=isa)
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), ort_run(m, {"x": x})[0], rtol=1e-4, atol=1e-4)
+
+
+def test_supported_ops_lists_foundation_ops():
+    names = {op.op_type for op in mserve.supported_ops()}
+    for op in ["Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "Sigmoid", "Tanh", "Softmax", "Conv", "MaxPool",
+               "AveragePool", "GlobalAveragePool", "BatchNormalization", "Flatten", "Reshape", "Transpose",
+               "Identity", "Constant", "Concat", "Shape", "Gather", "Unsqueeze", "Squeeze", "Cast", "Clip"]:
+        assert op in names
+
+
+def test_profile_reports_time_per_op():
+    m = make_model([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                    helper.make_node("Sigmoid", ["c"], ["y"])],
+                   [("x", np.float32, [1, 3, 8, 8])], [("y", np.float32, None)], {"w": rand(4, 3, 3, 3)})
+    model = mserve.load(m.SerializeToString(), optimize=False)
+    rows = model.profile(rand(1, 3, 8, 8), runs=7)
+    assert sorted(op for op, _, _ in rows) == ["Conv", "Sigmoid"]
+    assert all(calls == 7 and ms > 0 for _, calls, ms in rows)
+    assert model.profile(rand(1, 3, 8, 8), runs=2)[0][1] == 2  # totals restart with each profile
+    with pytest.raises(mserve.InvalidArgument):
+        model.profile(rand(1, 3, 8, 8), runs=0)

@@ -5,7 +5,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 import mserve
-from conftest import make_model
+from op_harness import make_model
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,8 @@ def test_missing_initializer_data():
     w = helper.make_tensor("w", 1, [2, 4], [1.0] * 8)
     del w.float_data[3:]
     g = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
-                          [helper.make_tensor_value_info("x", 1, [2, 4])], [helper.make_tensor_value_info("y", 1, None)], [w])
+                          [helper.make_tensor_value_info("x", 1, [2, 4])], [helper.make_tensor_value_info("y", 1,
+                                                                                                          None)], [w])
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
     with pytest.raises(mserve.ModelLoadError, match="missing initializer data"):
         mserve.load(model)
@@ -90,7 +91,8 @@ def _external_model(location):
         e = w.external_data.add()
         e.key, e.value = k, v
     g = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
-                          [helper.make_tensor_value_info("x", 1, [2, 4])], [helper.make_tensor_value_info("y", 1, None)], [w])
+                          [helper.make_tensor_value_info("x", 1, [2, 4])], [helper.make_tensor_value_info("y", 1,
+                                                                                                          None)], [w])
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
 
 

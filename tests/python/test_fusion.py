@@ -5,7 +5,7 @@ import pytest
 from onnx import helper
 
 import mserve
-from conftest import make_model, ort_run
+from op_harness import make_model, ort_run
 
 RNG = np.random.default_rng(7)
 
@@ -23,7 +23,8 @@ def rand(*shape, scale=1.0):
 ACTIVATIONS = [
     ("relu", [helper.make_node("Relu", ["c"], ["y"])], {}, 17),
     ("leaky", [helper.make_node("LeakyRelu", ["c"], ["y"], alpha=0.2)], {}, 17),
-    ("clip6", [helper.make_node("Clip", ["c", "lo", "hi"], ["y"])], {"lo": np.array(0, np.float32), "hi": np.array(6, np.float32)}, 17),
+    ("clip6", [helper.make_node("Clip", ["c", "lo", "hi"], ["y"])],
+     {"lo": np.array(0, np.float32), "hi": np.array(6, np.float32)}, 17),
     ("clip-max-only", [helper.make_node("Clip", ["c", "", "hi"], ["y"])], {"hi": np.array(0.5, np.float32)}, 17),
     ("clip-attrs", [helper.make_node("Clip", ["c"], ["y"], min=-1.0, max=1.0)], {}, 6),
     ("hardswish", [helper.make_node("HardSwish", ["c"], ["y"])], {}, 17),
@@ -72,7 +73,8 @@ def test_clip_with_runtime_bounds_is_not_fused():
     model = mserve.load(m.SerializeToString())
     assert ops(model) == ["Clip", "NhwcConv"]
     x, lo = rand(1, 3, 9, 9), np.array(0.3, np.float32)
-    np.testing.assert_allclose(model.predict({"x": x, "lo": lo}), ort_run(m, {"x": x, "lo": lo})[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(model.predict({"x": x, "lo": lo}), ort_run(m, {"x": x, "lo": lo})[0], rtol=1e-4,
+                               atol=1e-4)
 
 
 def bn_consts(c, prefix="bn"):
@@ -100,7 +102,8 @@ def test_batchnorm_folds_into_conv(bias, group, act):
     assert ops(fused) == ["NhwcConv"]  # Conv + BN (+ Relu) is one conv
     x = rand(3, 8, 12, 12)
     want = ort_run(m, {"x": x})[0]
-    np.testing.assert_allclose(mserve.load(m.SerializeToString(), optimize=False).predict(x), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(mserve.load(m.SerializeToString(), optimize=False).predict(x), want, rtol=1e-4,
+                               atol=1e-4)
     np.testing.assert_allclose(fused.predict(x), want, rtol=1e-4, atol=1e-4)
 
 
@@ -288,7 +291,8 @@ def test_matmul_bias_fusion(bias_shape, bias_first, rows, threads):
     assert ops(fused) == ["FusedMatMul"]
     x = rand(2, rows, 40)
     want = ort_run(m, {"x": x})[0]
-    np.testing.assert_allclose(mserve.load(m.SerializeToString(), optimize=False).predict(x), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(mserve.load(m.SerializeToString(), optimize=False).predict(x), want, rtol=1e-4,
+                               atol=1e-4)
     np.testing.assert_allclose(fused.predict(x), want, rtol=1e-4, atol=1e-4)
 
 

@@ -6,7 +6,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import mserve
-from conftest import make_model, ort_run
+from op_harness import make_model, ort_run
 
 RNG = np.random.default_rng(11)
 
@@ -163,7 +163,8 @@ def test_transpose_folds_into_matmul(side, batch_shape, threads):
 
 def test_transpose_folds_into_integer_and_recommender_matmuls():
     # x @ x^T (the DLRM interaction), int64.
-    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 1]), helper.make_node("MatMul", ["x", "xt"], ["y"])]
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["x", "xt"], ["y"])]
     m = make_model(nodes, [("x", np.int64, [2, 4, 3])], [("y", np.int64, None)])
     check(m, {"x": RNG.integers(-5, 5, (2, 4, 3))}, ["FusedMatMul"])
     m = make_model(nodes, [("x", np.float32, [2, 4, 3])], [("y", np.float32, None)])
@@ -172,7 +173,8 @@ def test_transpose_folds_into_integer_and_recommender_matmuls():
 
 def test_other_transposes_stay():
     # perm [1, 0, 2] moves a batch dim: not a transpose of the matrices.
-    nodes = [helper.make_node("Transpose", ["b"], ["bt"], perm=[1, 0, 2]), helper.make_node("MatMul", ["a", "bt"], ["y"])]
+    nodes = [helper.make_node("Transpose", ["b"], ["bt"], perm=[1, 0, 2]),
+             helper.make_node("MatMul", ["a", "bt"], ["y"])]
     m = make_model(nodes, [("a", np.float32, [3, 5, 7]), ("b", np.float32, [7, 3, 6])], [("y", np.float32, None)])
     check(m, {"a": rand(3, 5, 7), "b": rand(7, 3, 6)}, ["MatMul", "Transpose"])
     # A Transpose read twice stays (its output is needed).
@@ -325,7 +327,8 @@ def decomposed_layer_norm(opset, square="pow", divide="div", affine="both", axis
     nodes = [mean("x", "mu"), helper.make_node("Sub", ["x", "mu"], ["d"]),
              helper.make_node("Pow", ["d", "two"], ["sq"]) if square == "pow" else
              helper.make_node("Mul", ["d", "d"], ["sq"]),
-             mean("sq", "var"), helper.make_node("Add", ["var", "eps"], ["ve"]), helper.make_node("Sqrt", ["ve"], ["sd"])]
+             mean("sq", "var"), helper.make_node("Add", ["var", "eps"], ["ve"]), helper.make_node("Sqrt", ["ve"],
+                                                                                                  ["sd"])]
     if divide == "div":
         nodes.append(helper.make_node("Div", ["d", "sd"], ["n"]))
     else:

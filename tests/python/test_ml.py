@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import mserve
-from conftest import ort_run
+from op_harness import ort_run
 
 sklearn = pytest.importorskip("sklearn")
 skl2onnx = pytest.importorskip("skl2onnx")
@@ -177,11 +177,16 @@ def test_ordinal_encoder_on_string_columns():
 
 
 from sklearn.ensemble import (  # noqa: E402
-    GradientBoostingClassifier, GradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor)
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.tree import DecisionTreeRegressor  # noqa: E402
 
 
-@pytest.mark.parametrize("est", [DecisionTreeRegressor(max_depth=5), RandomForestRegressor(8, max_depth=4, random_state=0),
+@pytest.mark.parametrize("est",
+                         [DecisionTreeRegressor(max_depth=5), RandomForestRegressor(8, max_depth=4, random_state=0),
                                  GradientBoostingRegressor(n_estimators=10, random_state=0)],
                          ids=["tree", "forest", "boosting"])
 def test_tree_regressors(est):
@@ -193,7 +198,8 @@ def test_tree_regressors(est):
 
 
 @pytest.mark.parametrize("est", [RandomForestClassifier(6, max_depth=4, random_state=0),
-                                 GradientBoostingClassifier(n_estimators=8, random_state=0)], ids=["forest", "boosting"])
+                                 GradientBoostingClassifier(n_estimators=8, random_state=0)], ids=["forest",
+                                                                                                   "boosting"])
 @pytest.mark.parametrize("y", [Y_BIN, Y_MULTI], ids=["binary", "multiclass"])
 def test_tree_classifiers(est, y):
     est.fit(X, y)

@@ -4,7 +4,7 @@ import pytest
 
 import mserve
 from mserve import examples
-from conftest import ort_run
+from op_harness import ort_run
 
 
 @pytest.mark.parametrize("name", sorted(examples.EXAMPLES))

@@ -35,6 +35,7 @@ def test_node_suite_matches_expectations(tmp_path):
     now_passing = sorted(n for n in passed if n in expected)
     new_failures = sorted(f"{n}: {s} {d}" for n, (s, d) in results.items() if s != "pass" and n not in expected)
     stale = sorted(n for n in expected if n not in results)
-    assert not now_passing, f"{len(now_passing)} listed cases now pass; remove them from {EXPECTATIONS.name}: {now_passing[:20]}"
+    assert not now_passing, (f"{len(now_passing)} listed cases now pass; remove them from {EXPECTATIONS.name}: "
+                             f"{now_passing[:20]}")
     assert not new_failures, f"{len(new_failures)} unlisted cases fail:\n" + "\n".join(new_failures[:40])
     assert not stale, f"{len(stale)} listed cases no longer exist in the suite: {stale[:20]}"

@@ -1,26 +1,16 @@
-"""Attention, RotaryEmbedding and RMSNormalization on one-node models, against onnxruntime or
-onnx.reference (float32: rtol 1e-4, atol 1e-5)."""
+"""Attention, MultiHeadAttention and RotaryEmbedding (kernels/ops/attention.cc) on one-node models,
+against onnxruntime or onnx.reference (float32: rtol 1e-4, atol 1e-5; float16: 2e-3)."""
 import numpy as np
 import pytest
 from onnx import helper
 
 import mserve
-from conftest import make_model, ort_run
+from op_harness import Cases, make_model, random_inputs
 
-RNG = np.random.default_rng(0)
-
-
-def rand(*shape, dtype=np.float32, lo=-2.0, hi=2.0):
-    return RNG.uniform(lo, hi, size=shape).astype(dtype)
-
-
-# (op, inputs [(name, array) or None for an omitted optional input], attrs, opset, n_outputs, oracle)
-CASES = []
-
-
-def case(id_, op, inputs, attrs=None, opsets=(23,), outputs=1, oracle="onnxruntime"):
-    for opset in opsets:
-        CASES.append(pytest.param(op, inputs, attrs or {}, opset, outputs, oracle, id=f"{id_}-op{opset}"))
+rand = random_inputs(0)
+RNG = rand.rng
+CASES = Cases(opsets=(23,), f16_tol={"rtol": 2e-3, "atol": 2e-3})
+case = CASES.add
 
 
 def qkv4(b=2, hq=3, hkv=3, lq=4, lk=5, d=8, dv=8, dtype=np.float32):
@@ -59,7 +49,8 @@ for mode in range(4):
 case("attn-4d-qk-softcap-mode1", A, qkv4(), attrs={"qk_matmul_output_mode": 1, "softcap": 3.0}, outputs=4,
      oracle="reference")
 case("attn-3d", A, qkv3(), attrs={"q_num_heads": 3, "kv_num_heads": 3})
-case("attn-3d-gqa-causal", A, qkv3(hq=4, hkv=2, lq=3, lk=3), attrs={"q_num_heads": 4, "kv_num_heads": 2, "is_causal": 1})
+case("attn-3d-gqa-causal", A, qkv3(hq=4, hkv=2, lq=3, lk=3),
+     attrs={"q_num_heads": 4, "kv_num_heads": 2, "is_causal": 1})
 case("attn-3d-diff-v", A, qkv3(dv=6), attrs={"q_num_heads": 3, "kv_num_heads": 3})
 case("attn-3d-past", A, qkv3(lq=1, lk=1) + [("m", rand(1, 4))] + past(), attrs={"q_num_heads": 3, "kv_num_heads": 3},
      outputs=3)
@@ -85,35 +76,10 @@ case("rope-no-pos", R, [("x", rand(2, 2, 3, 8)), ("c", rand(2, 3, 4)), ("s", ran
 case("rope-no-pos-3d", R, [("x", rand(2, 3, 8)), ("c", rand(2, 3, 2)), ("s", rand(2, 3, 2))],
      attrs={"num_heads": 2, "interleaved": 1})
 
-N = "RMSNormalization"
-case("rms-default", N, [("x", rand(2, 3, 8)), ("w", rand(8))])
-case("rms-axis1", N, [("x", rand(2, 3, 8)), ("w", rand(3, 8))], attrs={"axis": 1, "epsilon": 1e-3})
-case("rms-axis0", N, [("x", rand(4, 5)), ("w", rand(4, 5))], attrs={"axis": 0})
-case("rms-neg2-bcast", N, [("x", rand(2, 3, 4, 5)), ("w", rand(1, 5))], attrs={"axis": -2})
-case("rms-f64", N, [("x", rand(3, 7, dtype=np.float64)), ("w", rand(7, dtype=np.float64))])
 
-
-@pytest.mark.parametrize("op,inputs,attrs,opset,outputs,oracle", CASES)
-def test_op_matches_oracle(op, inputs, attrs, opset, outputs, oracle):
-    names = [i[0] if i else "" for i in inputs]
-    feeds = {i[0]: i[1] for i in inputs if i}
-    out_names = ["y"] if outputs == 1 else [f"y{i}" for i in range(outputs)]
-    node = helper.make_node(op, names, out_names, **attrs)
-    model = make_model([node], [(k, v.dtype, list(v.shape)) for k, v in feeds.items()],
-                       [(o, inputs[0][1].dtype, None) for o in out_names], opset=opset)
-    if oracle == "reference":
-        from onnx.reference import ReferenceEvaluator
-        expected = ReferenceEvaluator(model).run(None, feeds)
-    else:
-        expected = ort_run(model, feeds)
-    m = mserve.load(model.SerializeToString(), threads=2)
-    got = m.predict(dict(feeds))
-    got = [got] if outputs == 1 else [got[o] for o in out_names]
-    for g, e in zip(got, expected):
-        assert g.dtype == e.dtype, (g.dtype, e.dtype)
-        assert g.shape == e.shape, (g.shape, e.shape)
-        tol = dict(rtol=2e-3, atol=2e-3) if e.dtype == np.float16 else dict(rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(g, e, **tol)
+@pytest.mark.parametrize("c", CASES)
+def test_op_matches_oracle(c):
+    c.check()
 
 
 def test_attention_rejects_bad_shapes():

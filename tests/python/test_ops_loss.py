@@ -1,17 +1,14 @@
-"""NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss on one-node models, against onnxruntime
-(onnx.reference where onnxruntime lacks a kernel); float32: rtol 1e-4, atol 1e-5."""
+"""NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss (kernels/ops/loss.cc) on one-node models,
+against onnxruntime (onnx.reference where onnxruntime lacks a kernel); float32: rtol 1e-4, atol 1e-5."""
 import numpy as np
 import pytest
-from onnx import helper
 
 import mserve
-from conftest import make_model, ort_run
+from op_harness import Cases, build_model, random_inputs
 
-RNG = np.random.default_rng(7)
-
-
-def rand(*shape, dtype=np.float32):
-    return RNG.uniform(-3.0, 3.0, size=shape).astype(dtype)
+rand = random_inputs(7, lo=-3.0, hi=3.0)
+RNG = rand.rng
+CASES = Cases(opsets=(13,))
 
 
 def labels(shape, C, ii=None, dtype=np.int64):
@@ -21,13 +18,8 @@ def labels(shape, C, ii=None, dtype=np.int64):
     return t
 
 
-# (op, inputs, attrs, opset, n_outputs, oracle)
-CASES = []
-
-
-def case(id_, op, inputs, attrs=None, opsets=(13,), outputs=1, oracle="onnxruntime"):
-    for opset in opsets:
-        CASES.append(pytest.param(op, inputs, attrs or {}, opset, outputs, oracle, id=f"{id_}-op{opset}"))
+def case(id_, op, inputs, attrs=None, opsets=None, **kw):
+    CASES.add(id_, op, inputs, attrs=attrs, opsets=opsets, **kw)
 
 
 for op in ["NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss"]:
@@ -62,41 +54,21 @@ for red in ["none", "sum", "mean"]:
 case("SCE-logprob-NC", "SoftmaxCrossEntropyLoss", {"x": rand(7, 6), "t": labels((7,), 6)}, outputs=2)
 
 
-def build(op, inputs, attrs, opset, outputs):
-    out_names = ["y"] if outputs == 1 else [f"y{i}" for i in range(outputs)]
-    node = helper.make_node(op, list(inputs), out_names, **attrs)
-    return make_model([node], [(k, v.dtype, list(v.shape)) for k, v in inputs.items()],
-                      [(o, 0, None) for o in out_names], opset=opset), out_names
-
-
-@pytest.mark.parametrize("op,inputs,attrs,opset,outputs,oracle", CASES)
-def test_loss_matches_oracle(op, inputs, attrs, opset, outputs, oracle):
-    model, out_names = build(op, inputs, attrs, opset, outputs)
-    if oracle == "reference":
-        from onnx.reference import ReferenceEvaluator
-        expected = ReferenceEvaluator(model).run(None, inputs)
-    else:
-        expected = ort_run(model, inputs)
-    got = mserve.load(model.SerializeToString(), threads=2).predict(dict(inputs))
-    got = [got] if outputs == 1 else [got[o] for o in out_names]
-    for g, e in zip(got, expected):
-        e = np.asarray(e)
-        assert g.dtype == e.dtype, (g.dtype, e.dtype)
-        assert g.shape == e.shape, (g.shape, e.shape)
-        tol = dict(rtol=1e-3, atol=1e-3) if e.dtype == np.float16 else dict(rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(g, e, **tol)
+@pytest.mark.parametrize("c", CASES)
+def test_loss_matches_oracle(c):
+    c.check()
 
 
 def test_loss_all_ignored_mean_is_nan():
     x, t = rand(2, 3), np.array([1, 1], np.int64)
-    model, _ = build("NegativeLogLikelihoodLoss", {"x": x, "t": t}, {"ignore_index": 1}, 13, 1)
+    model, _ = build_model("NegativeLogLikelihoodLoss", {"x": x, "t": t}, attrs={"ignore_index": 1}, opset=13)
     assert np.isnan(mserve.load(model).predict({"x": x, "t": t}))
 
 
 def test_loss_target_out_of_range_is_invalid():
     x, t = rand(2, 3), np.array([0, 3], np.int64)
     for op in ["NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss"]:
-        model, _ = build(op, {"x": x, "t": t}, {"ignore_index": -1}, 13, 1)
+        model, _ = build_model(op, {"x": x, "t": t}, attrs={"ignore_index": -1}, opset=13)
         m = mserve.load(model)
         with pytest.raises(mserve.Error, match="outside"):
             m.predict({"x": x, "t": t})
@@ -104,10 +76,10 @@ def test_loss_target_out_of_range_is_invalid():
 
 def test_loss_bad_shapes_and_attrs():
     x, t = rand(2, 3, 4), np.zeros((2, 5), np.int64)
-    model, _ = build("NegativeLogLikelihoodLoss", {"x": x, "t": t}, {}, 13, 1)
+    model, _ = build_model("NegativeLogLikelihoodLoss", {"x": x, "t": t}, attrs={}, opset=13)
     with pytest.raises(mserve.Error):
         mserve.load(model).predict({"x": x, "t": t})
     t = np.zeros((2, 4), np.int64)
-    model, _ = build("SoftmaxCrossEntropyLoss", {"x": x, "t": t}, {"reduction": "max"}, 13, 1)
+    model, _ = build_model("SoftmaxCrossEntropyLoss", {"x": x, "t": t}, attrs={"reduction": "max"}, opset=13)
     with pytest.raises(mserve.Error):
         mserve.load(model).predict({"x": x, "t": t})

@@ -1,37 +1,28 @@
-"""Resize, Upsample, GridSample, AffineGrid on one-node models, against onnxruntime (or onnx.reference)."""
+"""Resize and Upsample (kernels/ops/resize.cc) on one-node models, against onnxruntime (or
+onnx.reference); float32: rtol 1e-4, atol 1e-5."""
 import numpy as np
 import pytest
 from onnx import helper
 
 import mserve
-from conftest import make_model, ort_run
+from op_harness import Cases, f32, i64, make_model, random_inputs
 
-RNG = np.random.default_rng(7)
-
-
-def rand(*shape, dtype=np.float32, lo=-2.0, hi=2.0):
-    if np.issubdtype(dtype, np.integer):
-        return RNG.integers(int(lo), int(hi) + 1, size=shape).astype(dtype)
-    return RNG.uniform(lo, hi, size=shape).astype(dtype)
+rand = random_inputs(7)
+CASES = Cases(opsets=(19,))
 
 
-def f32(*v):
-    return np.array(v, np.float32)
-
-
-def i64(*v):
-    return np.array(v, np.int64)
-
-
-CASES = []
-
-
-def case(id_, op, inputs, consts=None, attrs=None, opsets=(19,), oracle="onnxruntime", names=None):
-    """inputs: runtime inputs; consts: initializers; names: node input list ("" for an omitted
-    optional input), default all runtime inputs then all constants."""
+def case(id_, op, inputs, consts=None, attrs=None, opsets=(19,), names=None, **kw):
+    """names: the node's inputs ("" for an omitted optional input), by default the runtime inputs then the
+    constants. Before opset 13 Resize's roi and scales are required: empty tensors stand for "not given"."""
     for opset in opsets:
-        CASES.append(pytest.param(op, inputs, consts or {}, attrs or {}, opset, oracle, names,
-                                  id=f"{id_}-op{opset}"))
+        nm = list(names) if names is not None else list(inputs) + list(consts or {})
+        cs = dict(consts or {})
+        if op == "Resize" and opset < 13:
+            for i, n in [(1, "roi_empty"), (2, "scales_empty")]:
+                if i < len(nm) and nm[i] == "":
+                    nm[i] = n
+                    cs[n] = np.zeros(0, np.float32)
+        CASES.add(id_, op, inputs, cs, attrs, opsets=(opset,), names=nm, **kw)
 
 
 X4 = rand(1, 2, 4, 5)
@@ -65,7 +56,8 @@ case("Resize-cubic-A-excl", "Resize", {"x": XS}, {"s": f32(1, 1, 1.6, 0.7)},
      {"mode": "cubic", "cubic_coeff_a": -0.5, "exclude_outside": 1}, opsets=(13, 18), names=["x", "", "s"])
 # tf_crop_and_resize.
 for mode in ["nearest", "linear", "cubic"]:
-    case(f"Resize-tfcrop-{mode}", "Resize", {"x": XS}, {"roi": f32(0, 0, 0.2, 0.1, 1, 1, 0.9, 1.3), "z": i64(1, 1, 4, 5)},
+    case(f"Resize-tfcrop-{mode}", "Resize", {"x": XS},
+         {"roi": f32(0, 0, 0.2, 0.1, 1, 1, 0.9, 1.3), "z": i64(1, 1, 4, 5)},
          {"mode": mode, "coordinate_transformation_mode": "tf_crop_and_resize", "extrapolation_value": 7.5},
          opsets=(11, 13), names=["x", "roi", "", "z"])
 # Opset 18: axes, keep_aspect_ratio_policy, antialias.
@@ -110,71 +102,17 @@ for mode in ["nearest", "linear"]:
 case("Upsample9-nearest-int32", "Upsample", {"x": rand(2, 3, dtype=np.int32, lo=-9, hi=9)}, {"s": f32(2, 3)},
      {"mode": "nearest"}, opsets=(9,))
 
-# GridSample.
-GX = rand(2, 3, 5, 6)
-GG = rand(2, 4, 7, 2, lo=-1.3, hi=1.3)
-for mode16, mode20 in [("bilinear", "linear"), ("nearest", "nearest"), ("bicubic", "cubic")]:
-    for pad in ["zeros", "border", "reflection"]:
-        for ac in [0, 1]:
-            attrs = {"padding_mode": pad, "align_corners": ac}
-            # cubic + border: onnxruntime clamps only the taps, the reference (and the spec's
-            # test data) first clamps the coordinate.
-            oracle = "reference" if mode20 == "cubic" and pad == "border" else "onnxruntime"
-            if oracle == "onnxruntime":  # the reference knows only the opset-20 mode names
-                case(f"GridSample-{mode16}-{pad}-ac{ac}", "GridSample", {"x": GX, "g": GG},
-                     attrs=dict(attrs, mode=mode16), opsets=(16,))
-            case(f"GridSample-{mode20}-{pad}-ac{ac}", "GridSample", {"x": GX, "g": GG},
-                 attrs=dict(attrs, mode=mode20), opsets=(20,), oracle=oracle)
-GX3 = rand(1, 2, 3, 4, 5)
-GG3 = rand(1, 2, 3, 4, 3, lo=-1.2, hi=1.2)
-for mode in ["linear", "nearest"]:
-    for pad in ["zeros", "border", "reflection"]:
-        case(f"GridSample3d-{mode}-{pad}", "GridSample", {"x": GX3, "g": GG3},
-             attrs={"mode": mode, "padding_mode": pad, "align_corners": 1}, opsets=(20,))
-case("GridSample-f64", "GridSample", {"x": rand(1, 2, 4, 4, dtype=np.float64), "g": rand(1, 3, 3, 2, dtype=np.float64)},
-     opsets=(16,), oracle="reference")
 
-# AffineGrid.
-for ac in [0, 1]:
-    case(f"AffineGrid2d-ac{ac}", "AffineGrid", {"t": rand(2, 2, 3)}, {"z": i64(2, 3, 5, 4)},
-         {"align_corners": ac}, opsets=(20,))
-    case(f"AffineGrid3d-ac{ac}", "AffineGrid", {"t": rand(2, 3, 4)}, {"z": i64(2, 1, 3, 4, 5)},
-         {"align_corners": ac}, opsets=(20,))
-
-
-@pytest.mark.parametrize("op,inputs,consts,attrs,opset,oracle,names", CASES)
-def test_op_matches_oracle(op, inputs, consts, attrs, opset, oracle, names):
-    names = list(names) if names is not None else list(inputs) + list(consts)
-    if op == "Resize" and opset < 13:
-        # Opset 11: roi and scales are required; empty tensors stand for "not given".
-        consts = dict(consts)
-        for i, nm in [(1, "roi_empty"), (2, "scales_empty")]:
-            if i < len(names) and names[i] == "":
-                names[i] = nm
-                consts[nm] = np.zeros(0, np.float32)
-    node = helper.make_node(op, names, ["y"], **attrs)
-    model = make_model([node], [(k, v.dtype, list(v.shape)) for k, v in inputs.items()],
-                       [("y", 0, None)], consts, opset=opset)
-    if oracle == "reference":
-        from onnx.reference import ReferenceEvaluator
-        expected = ReferenceEvaluator(model).run(None, inputs)[0]
-    else:
-        expected = ort_run(model, inputs)[0]
-    got = mserve.load(model.SerializeToString(), threads=2).predict(dict(inputs))
-    assert got.dtype == expected.dtype, (got.dtype, expected.dtype)
-    assert got.shape == expected.shape, (got.shape, expected.shape)
-    if np.issubdtype(expected.dtype, np.floating):
-        tol = dict(rtol=1e-3, atol=1e-3) if expected.dtype == np.float16 else dict(rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(got, expected, **tol)
-    else:
-        np.testing.assert_array_equal(got, expected)
+@pytest.mark.parametrize("c", CASES)
+def test_op_matches_oracle(c):
+    c.check()
 
 
 def test_resize_errors():
     node = helper.make_node("Resize", ["x", "", "s", "z"], ["y"], mode="linear")
     model = make_model([node], [("x", np.float32, [1, 1, 2, 2])], [("y", 0, None)],
                        {"s": f32(1, 1, 2, 2), "z": i64(1, 1, 4, 4)}, opset=13)
-    with pytest.raises(Exception):
+    with pytest.raises(mserve.Error):
         mserve.load(model.SerializeToString()).predict({"x": np.ones((1, 1, 2, 2), np.float32)})
     node = helper.make_node("Resize", ["x", "", "s"], ["y"], mode="area")
     model = make_model([node], [("x", np.float32, [1, 1, 2, 2])], [("y", 0, None)], {"s": f32(1, 1, 2, 2)}, opset=13)

@@ -1,19 +1,21 @@
-"""Recurrent layers (RNN, GRU, LSTM) on one-node models, against onnxruntime (float32: rtol 1e-4, atol 1e-5)."""
+"""Recurrent layers (RNN, GRU, LSTM; kernels/ops/rnn.cc) on one-node models, against onnxruntime (float32: rtol 1e-4,
+atol 1e-5)."""
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
 import mserve
-from conftest import make_model, ort_run
+from op_harness import check_outputs, make_model, ort_run, random_inputs
 
-RNG = np.random.default_rng(0)
+uniform = random_inputs(0)
+RNG = uniform.rng
 
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 N_OUT = {"RNN": 2, "GRU": 2, "LSTM": 3}
 
 
 def rand(*shape, dtype=np.float32, scale=0.5):
-    return RNG.uniform(-scale, scale, size=shape).astype(dtype)
+    return uniform(*shape, dtype=dtype, lo=-scale, hi=scale)
 
 
 CASES = []
@@ -31,7 +33,7 @@ def case(id_, op, seq=5, batch=3, inp=4, hidden=6, direction="forward", layout=0
 
 
 def gen_inputs(spec):
-    op, G, H = spec["op"], GATES[spec["op"]], spec["hidden"]
+    G, H = GATES[spec["op"]], spec["hidden"]
     nd = 2 if spec["direction"] == "bidirectional" else 1
     dt = spec["dtype"]
     S, B, I = spec["seq"], spec["batch"], spec["inp"]
@@ -127,13 +129,6 @@ case("LSTM-batchwise-peep", "LSTM", layout=1, peep=True, init_h=True, init_c=Tru
 case("LSTM-big", "LSTM", seq=12, batch=9, inp=33, hidden=40, direction="bidirectional")
 
 
-def check(got, expected):
-    for g, e in zip(got, expected):
-        assert g.dtype == e.dtype, (g.dtype, e.dtype)
-        assert g.shape == e.shape, (g.shape, e.shape)
-        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
-
-
 @pytest.mark.parametrize("spec", CASES)
 def test_recurrent_matches_onnxruntime(spec):
     all_inputs = gen_inputs(spec)
@@ -142,7 +137,7 @@ def test_recurrent_matches_onnxruntime(spec):
     m = mserve.load(model.SerializeToString(), threads=2)
     got = m.predict(dict(inputs))
     got = [got] if len(out_names) == 1 else [got[o] for o in out_names]
-    check(got, expected)
+    check_outputs(got, expected)
 
 
 def test_lstm_float16_matches_float32():
@@ -184,7 +179,7 @@ def test_bilstm_text_classifier():
     expected = ort_run(model, feeds)
     m = mserve.load(model.SerializeToString(), threads=2)
     got = m.predict(feeds)
-    check([got["logits"], got["Y"]], expected)
+    check_outputs([got["logits"], got["Y"]], expected)
     # Padded steps of Y are zero.
     assert not got["Y"][7:, :, 2].any() and not got["Y"][1:, :, 4].any()
     # Batch-first (layout=1) variant of the same layer gives the same final states.

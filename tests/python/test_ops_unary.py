@@ -1,29 +1,15 @@
-"""Unary math and activation operators, on one-node models, against onnxruntime (or onnx.reference where
-onnxruntime lacks a kernel). float32: rtol 1e-4, atol 1e-5."""
+"""Unary math operators (kernels/ops/unary.cc) on one-node models, against onnxruntime
+(onnx.reference where onnxruntime lacks a kernel); float32: rtol 1e-4, atol 1e-5."""
 import numpy as np
 import pytest
 from onnx import helper
 
 import mserve
-from conftest import make_model, ort_run
+from op_harness import Cases, make_model, random_inputs, run_one
 
-RNG = np.random.default_rng(1)
-
-
-def rand(*shape, dtype=np.float32, lo=-2.0, hi=2.0):
-    if np.issubdtype(dtype, np.integer):
-        return RNG.integers(int(lo), int(hi) + 1, size=shape).astype(dtype)
-    return RNG.uniform(lo, hi, size=shape).astype(dtype)
-
-
-CASES = []
-
-
-def case(id_, op, inputs, consts=None, attrs=None, opsets=(17,), oracle="onnxruntime"):
-    """inputs: runtime inputs {name: array}; consts: initializer inputs, after the runtime ones."""
-    for opset in opsets:
-        CASES.append(pytest.param(op, inputs, consts or {}, attrs or {}, opset, oracle, id=f"{id_}-op{opset}"))
-
+rand = random_inputs(1)
+CASES = Cases(oracle="auto")
+case = CASES.add
 
 # Domain of each float function (lo, hi) and the opsets to try.
 FLOAT_UNARY = {
@@ -73,71 +59,10 @@ for dt in [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32
     case("BitwiseNot-" + np.dtype(dt).name, "BitwiseNot", {"x": rand(3, 5, dtype=dt, lo=lo, hi=100)}, opsets=(18,),
          oracle="reference")
 
-# Activations.
-x_act = rand(3, 4, 5, lo=-6, hi=6)
-ACT = [
-    ("LeakyRelu", {}, (6, 16)), ("LeakyRelu", {"alpha": 0.3}, (16,)),
-    ("Elu", {}, (6, 22)), ("Elu", {"alpha": 0.5}, (6,)),
-    ("Selu", {}, (6, 22)), ("Selu", {"alpha": 2.0, "gamma": 3.0}, (6,)),
-    ("Celu", {}, (12,)), ("Celu", {"alpha": 2.0}, (12,)),
-    ("Softplus", {}, (1, 22)),
-    ("HardSigmoid", {}, (6, 22)), ("HardSigmoid", {"alpha": 0.5, "beta": 0.6}, (6,)),
-    ("HardSwish", {}, (14, 22)), ("Mish", {}, (18, 22)),
-    ("Gelu", {}, (20,)), ("Gelu", {"approximate": "tanh"}, (20,)), ("Gelu", {"approximate": "none"}, (20,)),
-    ("ThresholdedRelu", {}, (10, 22)), ("ThresholdedRelu", {"alpha": 2.0}, (10,)),
-    ("Shrink", {}, (9,)), ("Shrink", {"lambd": 1.5, "bias": 1.5}, (9,)),
-]
-for op, attrs, opsets in ACT:
-    tag = "-".join(f"{k}{v}" for k, v in attrs.items()) or "default"
-    case(f"{op}-{tag}", op, {"x": x_act}, attrs=attrs, opsets=opsets)
-    case(f"{op}-{tag}-long", op, {"x": rand(1029, lo=-6, hi=6)}, attrs=attrs, opsets=opsets[-1:])
-for op in ["LeakyRelu", "Elu", "Selu", "Softplus", "HardSigmoid", "HardSwish", "Mish", "ThresholdedRelu", "Shrink"]:
-    case(op + "-f64", op, {"x": rand(2, 9, dtype=np.float64, lo=-6, hi=6)}, opsets=(18,), oracle="reference")
-    case(op + "-f16", op, {"x": rand(2, 9, lo=-6, hi=6).astype(np.float16)}, opsets=(18,), oracle="reference")
-case("Gelu-f64", "Gelu", {"x": rand(2, 9, dtype=np.float64, lo=-6, hi=6)}, opsets=(20,), oracle="reference")
-case("Softplus-large", "Softplus", {"x": np.array([-100, -30, 0, 30, 100], np.float32)})
-case("Shrink-int32", "Shrink", {"x": rand(12, dtype=np.int32, lo=-5, hi=5)}, attrs={"lambd": 1.5, "bias": 1.0},
-     opsets=(9,), oracle="reference")
-case("Shrink-int8", "Shrink", {"x": rand(12, dtype=np.int8, lo=-5, hi=5)}, attrs={"lambd": 2.0, "bias": 2.0},
-     opsets=(9,), oracle="reference")
-case("Swish", "Swish", {"x": x_act}, opsets=(24,), oracle="reference")
-case("Swish-alpha", "Swish", {"x": x_act}, attrs={"alpha": 0.7}, opsets=(24,), oracle="reference")
 
-case("PRelu-same", "PRelu", {"x": x_act, "s": rand(3, 4, 5)}, opsets=(7, 9, 16))
-case("PRelu-scalar", "PRelu", {"x": x_act}, {"s": np.array([0.2], np.float32)}, opsets=(7, 16))
-case("PRelu-lastdim", "PRelu", {"x": x_act}, {"s": rand(5)})
-case("PRelu-channel", "PRelu", {"x": rand(2, 3, 4, 5, lo=-6, hi=6)}, {"s": rand(3, 1, 1)})
-case("PRelu-middle", "PRelu", {"x": x_act, "s": rand(4, 1)})
-case("PRelu-f64", "PRelu", {"x": rand(2, 7, dtype=np.float64), "s": rand(7, dtype=np.float64)})
-case("PRelu-int32", "PRelu", {"x": rand(4, 6, dtype=np.int32, lo=-9, hi=9)}, {"s": rand(6, dtype=np.int32, lo=1, hi=3)},
-     opsets=(9, 16))
-case("PRelu-int64", "PRelu", {"x": rand(4, 6, dtype=np.int64, lo=-9, hi=9)}, {"s": rand(4, 1, dtype=np.int64, lo=1, hi=3)})
-
-
-@pytest.mark.parametrize("op,inputs,consts,attrs,opset,oracle", CASES)
-def test_unary_matches_oracle(op, inputs, consts, attrs, opset, oracle):
-    names = list(inputs) + list(consts)
-    node = helper.make_node(op, names, ["y"], **attrs)
-    model = make_model([node], [(k, v.dtype, list(v.shape)) for k, v in inputs.items()], [("y", 0, None)], consts,
-                       opset=opset)
-    expected = None
-    if oracle == "onnxruntime":
-        try:
-            expected = ort_run(model, inputs)[0]
-        except Exception as e:  # onnxruntime has no kernel for this dtype/opset: use the reference
-            if "NOT_IMPLEMENTED" not in str(e):
-                raise
-    if expected is None:
-        from onnx.reference import ReferenceEvaluator
-        expected = ReferenceEvaluator(model).run(None, inputs)[0]
-    got = mserve.load(model.SerializeToString(), threads=2).predict(dict(inputs))
-    assert got.dtype == expected.dtype, (got.dtype, expected.dtype)
-    assert got.shape == expected.shape, (got.shape, expected.shape)
-    if np.issubdtype(expected.dtype, np.floating):
-        tol = dict(rtol=1e-3, atol=1e-3) if expected.dtype == np.float16 else dict(rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(got, expected, **tol)
-    else:
-        np.testing.assert_array_equal(got, expected)
+@pytest.mark.parametrize("c", CASES)
+def test_unary_matches_oracle(c):
+    c.check()
 
 
 def test_unary_runs_in_parallel_on_large_inputs():
@@ -149,34 +74,8 @@ def test_unary_runs_in_parallel_on_large_inputs():
                                    rtol=1e-5, atol=1e-6)
 
 
-def test_prelu_large_channel_broadcast():
-    x, s = rand(2, 8, 64, 65, lo=-3, hi=3), rand(8, 1, 1)
-    model = make_model([helper.make_node("PRelu", ["x", "s"], ["y"])], [("x", np.float32, list(x.shape))],
-                       [("y", np.float32, None)], {"s": s}, opset=16)
-    got = mserve.load(model.SerializeToString(), threads=4).predict(x)
-    np.testing.assert_allclose(got, np.where(x < 0, x * s, x), rtol=1e-6)
-
-
-def run_one(op, x, attrs=None, consts=None, opset=17):
-    node = helper.make_node(op, ["x"] + list(consts or {}), ["y"], **(attrs or {}))
-    model = make_model([node], [("x", x.dtype, list(x.shape))], [("y", 0, None)], consts or {}, opset=opset)
-    return mserve.load(model.SerializeToString()).predict(x)
-
-
 def test_errors():
     x = np.zeros((3, 4), np.float32)
-    # The slope must broadcast one way, to X's shape.
-    with pytest.raises(mserve.InvalidArgument, match="broadcast"):
-        run_one("PRelu", x, consts={"s": rand(2, 3, 4)})
-    with pytest.raises(mserve.InvalidArgument, match="broadcast"):
-        run_one("PRelu", x, consts={"s": rand(3)})
-    with pytest.raises(mserve.Error, match="approximate"):  # factory errors surface at load
-        run_one("Gelu", x, attrs={"approximate": "erf"}, opset=20)
-    # Ops before their first opset, and dtypes the spec does not list.
-    with pytest.raises(mserve.UnsupportedOperator):
-        run_one("Gelu", x, opset=19)
-    with pytest.raises(mserve.UnsupportedOperator):
-        run_one("Swish", x, opset=23)
     with pytest.raises(mserve.Error, match="int32"):
         run_one("Exp", np.zeros(3, np.int32), opset=13)
     with pytest.raises(mserve.Error, match="uint8"):
@@ -190,5 +89,5 @@ def test_errors():
 
 def test_supported_ops_lists_unary_ops():
     names = {op.op_type for op in mserve.supported_ops()}
-    for op in list(FLOAT_UNARY) + ["IsNaN", "IsInf", "Not", "BitwiseNot", "PRelu", "Swish"] + [a[0] for a in ACT]:
+    for op in list(FLOAT_UNARY) + ["IsNaN", "IsInf", "Not", "BitwiseNot"]:
         assert op in names, op

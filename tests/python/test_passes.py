@@ -3,7 +3,7 @@ import numpy as np
 from onnx import helper
 
 import mserve
-from conftest import make_model, ort_run
+from op_harness import make_model, ort_run
 
 
 def exported_like_model():

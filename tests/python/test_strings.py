@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import mserve
-from conftest import make_model, ort_run
+from op_harness import make_model, ort_run
 
 
 def identity_model(shape=None, opset=17):

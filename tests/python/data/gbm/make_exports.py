@@ -1,4 +1,4 @@
-"""Regenerates the LightGBM / XGBoost ONNX exports that test_ops_mltree.py checks mserve against.
+"""Regenerates the LightGBM / XGBoost ONNX exports that test_ops_ml_tree.py checks mserve against.
 
 Run in a separate environment (these packages are not test dependencies):
     python -m venv /tmp/gbm && /tmp/gbm/bin/pip install lightgbm xgboost-cpu onnxmltools scikit-learn onnx packaging

@@ -5,7 +5,7 @@ from onnx import TensorProto as TP
 from onnx import helper
 
 import mserve
-from conftest import make_model, ort_run
+from op_harness import make_model, ort_run
 
 vi = helper.make_tensor_value_info
 
@@ -29,8 +29,10 @@ def test_if_reads_outer_values(cond):
 def loop_model():
     # acc_{i+1} = acc_i + w * i (w captured from the outer graph); scan output: acc at each step.
     # Inside, an If (a subgraph of the subgraph) reads `bias` from the outermost graph.
-    inner_then = helper.make_graph([helper.make_node("Add", ["acc2", "bias"], ["b1"])], "t", [], [vi("b1", TP.FLOAT, None)])
-    inner_else = helper.make_graph([helper.make_node("Identity", ["acc2"], ["b2"])], "e", [], [vi("b2", TP.FLOAT, None)])
+    inner_then = helper.make_graph([helper.make_node("Add", ["acc2", "bias"], ["b1"])], "t", [], [vi("b1", TP.FLOAT,
+                                                                                                     None)])
+    inner_else = helper.make_graph([helper.make_node("Identity", ["acc2"], ["b2"])], "e", [], [vi("b2", TP.FLOAT,
+                                                                                                  None)])
     body = helper.make_graph(
         [helper.make_node("Cast", ["i"], ["fi"], to=TP.FLOAT),
          helper.make_node("Mul", ["w", "fi"], ["step"]),
