@@ -153,7 +153,9 @@ StatusOr<std::unique_ptr<ModelServer>> ModelServer::start(
     s->poller_ = std::thread([raw] { raw->poll_loop(); });
   const char* scheme = s->opts_.http.tls_cert_file.empty() ? "http://" : "https://";
   if (mo.log) mo.log(std::string("serving on ") + scheme + s->opts_.http.host + ":" + std::to_string(s->port()));
-  if (mo.log && s->grpc_) mo.log(std::string("serving gRPC") + (s->opts_.grpc.tls_cert_file.empty() ? "" : " over TLS") + " on " + s->opts_.grpc.host + ":" + std::to_string(s->grpc_port()));
+  if (mo.log && s->grpc_)
+    mo.log(std::string("serving gRPC") + (s->opts_.grpc.tls_cert_file.empty() ? "" : " over TLS") + " on " +
+           s->opts_.grpc.host + ":" + std::to_string(s->grpc_port()));
   return s;
 }
 
@@ -183,7 +185,8 @@ void ModelServer::poll_loop() {
   while (!stopping_) {
     auto next = steady_clock::time_point::max();
     if (opts_.file_system_poll_wait_seconds > 0) next = std::min(next, next_fs);
-    if (!opts_.model_config_file.empty() && opts_.model_config_file_poll_wait_seconds > 0) next = std::min(next, next_cfg);
+    if (!opts_.model_config_file.empty() && opts_.model_config_file_poll_wait_seconds > 0)
+      next = std::min(next, next_cfg);
     poll_cv_.wait_until(lk, next, [&] { return stopping_; });
     if (stopping_) break;
     lk.unlock();
@@ -238,9 +241,7 @@ void ModelServer::run(const std::shared_ptr<const server::Servable>& s, std::vec
   done(st, std::move(outputs));
 }
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 std::string clean_request_id(std::string_view given) {
   // A client's id is kept when it is short and plain; otherwise the server makes one.
@@ -307,10 +308,12 @@ void ModelServer::handle(HttpRequest&& req, Respond respond) {
     r.content_type = "text/plain; version=0.0.4";
     r.body = metrics_->prometheus(*manager_);
     if (audit_) {
-      r.body += "# HELP mserve_audit_lines_lost_total Audit log lines not written, by reason.\n"
-                "# TYPE mserve_audit_lines_lost_total counter\n";
+      r.body +=
+          "# HELP mserve_audit_lines_lost_total Audit log lines not written, by reason.\n"
+          "# TYPE mserve_audit_lines_lost_total counter\n";
       r.body += "mserve_audit_lines_lost_total{reason=\"queue_full\"} " + std::to_string(audit_->dropped()) + "\n";
-      r.body += "mserve_audit_lines_lost_total{reason=\"write_error\"} " + std::to_string(audit_->write_errors()) + "\n";
+      r.body +=
+          "mserve_audit_lines_lost_total{reason=\"write_error\"} " + std::to_string(audit_->write_errors()) + "\n";
     }
     return reply(std::move(r));
   }

@@ -15,22 +15,22 @@
 #include <thread>
 #include <vector>
 
-#include "server/security/access.h"
-#include "server/security/audit.h"
 #include "server/grpc/grpc_server.h"
 #include "server/http/http.h"
-#include "server/repository/manager.h"
 #include "server/metrics/metrics.h"
+#include "server/repository/manager.h"
+#include "server/security/access.h"
+#include "server/security/audit.h"
 
 namespace mserve::server {
 
 struct ServerOptions {
   HttpOptions http;
-  GrpcOptions grpc;                      // grpc.port -1: no gRPC server
-  AccessOptions access;                  // tokens and client allow-list, for both front ends
-  AuditOptions audit;                    // audit.path "" : no audit log
+  GrpcOptions grpc;      // grpc.port -1: no gRPC server
+  AccessOptions access;  // tokens and client allow-list, for both front ends
+  AuditOptions audit;    // audit.path "" : no audit log
   server::ManagerOptions manager;
-  int request_timeout_ms = 0;            // 0: none (--rest_api_timeout_in_ms)
+  int request_timeout_ms = 0;             // 0: none (--rest_api_timeout_in_ms)
   int file_system_poll_wait_seconds = 1;  // 0: never poll the model folders after start
   std::string model_config_file;          // re-read every model_config_file_poll_wait_seconds
   int model_config_file_poll_wait_seconds = 0;

@@ -14,8 +14,7 @@ Shape with_first(Shape s, int64_t first) {
 // Rows [begin, begin + n) of `t` along dim 0, sharing its buffer.
 Tensor slice_rows(const Tensor& t, int64_t begin, int64_t n) {
   const size_t row_bytes = t.dim(0) ? t.nbytes() / static_cast<size_t>(t.dim(0)) : 0;
-  return Tensor(t.dtype(), with_first(t.shape(), n), t.buffer(),
-                static_cast<char*>(t.raw()) + begin * row_bytes);
+  return Tensor(t.dtype(), with_first(t.shape(), n), t.buffer(), static_cast<char*>(t.raw()) + begin * row_bytes);
 }
 
 // Copies `src` into the leading corner of `dst` (same rank, every dim of dst >= src's) starting
@@ -52,8 +51,7 @@ void copy_block(const Tensor& src, const Tensor& dst, int64_t row0) {
 
 }  // namespace
 
-Batcher::Batcher(std::shared_ptr<Session> session, const BatchingOptions& opts,
-                 std::function<void(size_t)> on_batch)
+Batcher::Batcher(std::shared_ptr<Session> session, const BatchingOptions& opts, std::function<void(size_t)> on_batch)
     : session_(std::move(session)), opts_(opts), on_batch_(std::move(on_batch)) {
   int n = static_cast<int>(opts_.num_batch_threads);
   if (n <= 0) n = std::max(1u, std::thread::hardware_concurrency());
@@ -80,8 +78,8 @@ Status Batcher::submit(std::vector<Tensor> inputs, Clock::time_point deadline, R
   for (const Tensor& t : inputs) {
     if (t.rank() == 0) return InvalidArgument("batching: input " + t.desc() + " has no batch dimension");
     if (rows >= 0 && t.dim(0) != rows)
-      return InvalidArgument("batching: inputs disagree on the batch size (dim 0): " + std::to_string(rows) +
-                             " vs " + std::to_string(t.dim(0)));
+      return InvalidArgument("batching: inputs disagree on the batch size (dim 0): " + std::to_string(rows) + " vs " +
+                             std::to_string(t.dim(0)));
     rows = t.dim(0);
   }
   if (rows > opts_.max_batch_size)
@@ -163,7 +161,10 @@ void Batcher::run_batch(std::vector<Task>& tasks) {
   bool strings = false;
   for (const Tensor& t : live[0].inputs) strings = strings || t.dtype() == DType::kString;
   for (int64_t a : opts_.allowed_batch_sizes)
-    if (a >= rows && !strings) { padded = a; break; }
+    if (a >= rows && !strings) {
+      padded = a;
+      break;
+    }
   if (on_batch_) on_batch_(static_cast<size_t>(rows));
 
   std::vector<Tensor> inputs, outputs;
@@ -178,7 +179,10 @@ void Batcher::run_batch(std::vector<Task>& tasks) {
         for (int d = 1; d < shape.rank(); ++d) shape[d] = std::max(shape[d], t.inputs[i].dim(d));
       shape[0] = padded;
       auto merged = Tensor::empty(live[0].inputs[i].dtype(), shape);
-      if (!merged.ok()) { st = merged.status(); break; }
+      if (!merged.ok()) {
+        st = merged.status();
+        break;
+      }
       Tensor m = std::move(merged).value();
       bool exact = padded == rows;
       for (const Task& t : live)

@@ -28,8 +28,7 @@ using RunDone = std::function<void(Status, std::vector<Tensor>)>;
 class Batcher {
  public:
   // `on_batch(size)` is told the size of every batch run (for metrics); may be empty.
-  Batcher(std::shared_ptr<Session> session, const BatchingOptions& opts,
-          std::function<void(size_t)> on_batch = {});
+  Batcher(std::shared_ptr<Session> session, const BatchingOptions& opts, std::function<void(size_t)> on_batch = {});
   ~Batcher();  // answers what is queued (runs it), then joins the threads
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;

@@ -9,9 +9,9 @@
 #include <mutex>
 #include <thread>
 
-#include "server/grpc/grpc_common.h"
-#include "server/codec/json.h"
 #include "mserve_apis/config_service.grpc.pb.h"
+#include "server/codec/json.h"
+#include "server/grpc/grpc_common.h"
 
 namespace mserve::server {
 namespace grpc_front {
@@ -23,28 +23,18 @@ namespace grpc_front {
 
 int status_code_number(const Status& st) {
   switch (st.code()) {
-    case Code::kOk:
-      return ::grpc::StatusCode::OK;
-    case Code::kInvalidArgument:
-      return ::grpc::StatusCode::INVALID_ARGUMENT;
-    case Code::kNotFound:
-      return ::grpc::StatusCode::NOT_FOUND;
-    case Code::kResourceExhausted:
-      return ::grpc::StatusCode::RESOURCE_EXHAUSTED;
-    case Code::kUnavailable:
-      return ::grpc::StatusCode::UNAVAILABLE;
-    case Code::kDeadlineExceeded:
-      return ::grpc::StatusCode::DEADLINE_EXCEEDED;
-    case Code::kUnauthenticated:
-      return ::grpc::StatusCode::UNAUTHENTICATED;
-    case Code::kPermissionDenied:
-      return ::grpc::StatusCode::PERMISSION_DENIED;
+    case Code::kOk: return ::grpc::StatusCode::OK;
+    case Code::kInvalidArgument: return ::grpc::StatusCode::INVALID_ARGUMENT;
+    case Code::kNotFound: return ::grpc::StatusCode::NOT_FOUND;
+    case Code::kResourceExhausted: return ::grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case Code::kUnavailable: return ::grpc::StatusCode::UNAVAILABLE;
+    case Code::kDeadlineExceeded: return ::grpc::StatusCode::DEADLINE_EXCEEDED;
+    case Code::kUnauthenticated: return ::grpc::StatusCode::UNAUTHENTICATED;
+    case Code::kPermissionDenied: return ::grpc::StatusCode::PERMISSION_DENIED;
     case Code::kUnimplemented:
-    case Code::kUnsupported:
-      return ::grpc::StatusCode::UNIMPLEMENTED;
+    case Code::kUnsupported: return ::grpc::StatusCode::UNIMPLEMENTED;
     case Code::kLoadError:
-    case Code::kInternal:
-      return ::grpc::StatusCode::INTERNAL;
+    case Code::kInternal: return ::grpc::StatusCode::INTERNAL;
   }
   return ::grpc::StatusCode::INTERNAL;
 }

@@ -23,9 +23,9 @@ class ModelServer;
 
 struct GrpcOptions {
   std::string host = "127.0.0.1";
-  int port = -1;                        // -1: no gRPC server; 0: pick a free port
-  int max_threads = 0;                  // <= 0: 4 per core, at least 16
-  size_t max_message_bytes = 64 << 20;  // larger requests get RESOURCE_EXHAUSTED
+  int port = -1;                            // -1: no gRPC server; 0: pick a free port
+  int max_threads = 0;                      // <= 0: 4 per core, at least 16
+  size_t max_message_bytes = 64 << 20;      // larger requests get RESOURCE_EXHAUSTED
   std::string tls_cert_file, tls_key_file;  // TLS when both are set (PEM)
 };
 

@@ -4,14 +4,14 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <chrono>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -321,14 +321,14 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& opts,
   }
   auto addr = net::ip::make_address(opts.host == "localhost" ? "127.0.0.1" : opts.host, ec);
   if (ec) return InvalidArgument("cannot listen on host '" + opts.host + "': " + ec.message());
-  if (opts.port < 0 || opts.port > 65535) return InvalidArgument("port " + std::to_string(opts.port) + " is out of range");
+  if (opts.port < 0 || opts.port > 65535)
+    return InvalidArgument("port " + std::to_string(opts.port) + " is out of range");
   tcp::endpoint ep(addr, static_cast<unsigned short>(opts.port));
   impl->acceptor.open(ep.protocol(), ec);
   if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) impl->acceptor.bind(ep, ec);
   if (!ec) impl->acceptor.listen(net::socket_base::max_listen_connections, ec);
-  if (ec)
-    return Unavailable("cannot listen on " + opts.host + ":" + std::to_string(opts.port) + ": " + ec.message());
+  if (ec) return Unavailable("cannot listen on " + opts.host + ":" + std::to_string(opts.port) + ": " + ec.message());
   impl->port = impl->acceptor.local_endpoint().port();
   impl->accept();
   int n = opts.threads > 0 ? opts.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

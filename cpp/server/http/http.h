@@ -1,7 +1,7 @@
 // HttpServer: an event-driven HTTP/1.1 server (Boost.Beast on Asio), optionally over TLS
-// (OpenSSL). A few threads run every connection (no thread per connection); keep-alive, a request body limit (413), idle and
-// read timeouts (slow clients cannot hold connections forever), and a graceful stop that lets
-// in-flight requests finish.
+// (OpenSSL). A few threads run every connection (no thread per connection); keep-alive, a request body limit (413),
+// idle and read timeouts (slow clients cannot hold connections forever), and a graceful stop that lets in-flight
+// requests finish.
 //
 // The handler runs on a server thread and answers through `Respond`, which may be called later
 // from any thread (exactly once): inference can finish on a batching thread.
@@ -24,8 +24,8 @@ struct HttpRequest {
   std::string path;    // target without the query string, percent-decoded
   std::string query;
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
-  std::shared_ptr<std::string> body;  // shared so decoded tensors may point into it
-  std::string remote;                 // client address
+  std::shared_ptr<std::string> body;                         // shared so decoded tensors may point into it
+  std::string remote;                                        // client address
   // Set by the model server before its handlers run:
   std::string identity;    // the token's identity ("" without tokens)
   std::string request_id;  // the client's X-Request-Id, or a new one
@@ -45,12 +45,12 @@ using Handler = std::function<void(HttpRequest&&, Respond)>;
 
 struct HttpOptions {
   std::string host = "127.0.0.1";
-  int port = 8501;                 // 0: pick a free port
-  int threads = 0;                 // <= 0: the machine's cores
-  size_t body_limit = 64 << 20;    // larger bodies get 413
-  int idle_timeout_ms = 60000;     // keep-alive connections idle this long are closed
-  int read_timeout_ms = 30000;     // a request must arrive completely within this
-  int max_connections = 10000;     // more are closed at accept
+  int port = 8501;               // 0: pick a free port
+  int threads = 0;               // <= 0: the machine's cores
+  size_t body_limit = 64 << 20;  // larger bodies get 413
+  int idle_timeout_ms = 60000;   // keep-alive connections idle this long are closed
+  int read_timeout_ms = 30000;   // a request must arrive completely within this
+  int max_connections = 10000;   // more are closed at accept
   // HTTPS when both are set: PEM certificate chain and private key; TLS 1.2 and 1.3 only.
   std::string tls_cert_file, tls_key_file;
 };

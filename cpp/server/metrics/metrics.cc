@@ -7,8 +7,8 @@
 namespace mserve::server {
 namespace {
 
-const std::vector<double> kLatencyBounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                            0.025,  0.05,    0.1,    0.25,  0.5,    1,    2.5, 5, 10};
+const std::vector<double> kLatencyBounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                            0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 const std::vector<double> kBatchBounds = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
 
 // Label values escape backslash, quote and newline (exposition format).
@@ -16,7 +16,10 @@ std::string esc(const std::string& s) {
   std::string o;
   for (char c : s) {
     if (c == '\\' || c == '"') o += '\\';
-    if (c == '\n') { o += "\\n"; continue; }
+    if (c == '\n') {
+      o += "\\n";
+      continue;
+    }
     o += c;
   }
   return o;
@@ -33,13 +36,15 @@ std::string num(double v) {
 void Metrics::observe(Histogram& h, const std::vector<double>& bounds, double v) {
   if (h.counts.empty()) h.counts.assign(bounds.size(), 0);
   for (size_t i = 0; i < bounds.size(); ++i)
-    if (v <= bounds[i]) { ++h.counts[i]; break; }
+    if (v <= bounds[i]) {
+      ++h.counts[i];
+      break;
+    }
   ++h.count;
   h.sum += v;
 }
 
-void Metrics::request(const std::string& model, int64_t version, const std::string& api, int status,
-                      double seconds) {
+void Metrics::request(const std::string& model, int64_t version, const std::string& api, int status, double seconds) {
   std::lock_guard<std::mutex> lk(mu_);
   ++requests_[{model, version, api, status}];
   observe(latency_[{model, version, api}], kLatencyBounds, seconds);
@@ -86,8 +91,8 @@ std::string Metrics::prometheus(const ModelManager& manager) const {
     o += "# TYPE mserve_requests_total counter\n";
     for (const auto& [k, n] : requests_) {
       const auto& [model, version, api, status] = k;
-      o += "mserve_requests_total{model=\"" + esc(model) + "\",version=\"" + std::to_string(version) +
-           "\",api=\"" + api + "\",status=\"" + std::to_string(status) + "\"} " + std::to_string(n) + "\n";
+      o += "mserve_requests_total{model=\"" + esc(model) + "\",version=\"" + std::to_string(version) + "\",api=\"" +
+           api + "\",status=\"" + std::to_string(status) + "\"} " + std::to_string(n) + "\n";
     }
     o += "# HELP mserve_request_latency_seconds Time from a request's arrival to its response.\n";
     o += "# TYPE mserve_request_latency_seconds histogram\n";
@@ -99,7 +104,8 @@ std::string Metrics::prometheus(const ModelManager& manager) const {
     }
     o += "# HELP mserve_batch_size Rows per batched run.\n";
     o += "# TYPE mserve_batch_size histogram\n";
-    for (const auto& [model, h] : batch_) histogram("mserve_batch_size", "model=\"" + esc(model) + "\"", h, kBatchBounds);
+    for (const auto& [model, h] : batch_)
+      histogram("mserve_batch_size", "model=\"" + esc(model) + "\"", h, kBatchBounds);
     o += "# HELP mserve_nonfinite_outputs_total Output values that were NaN or infinite.\n";
     o += "# TYPE mserve_nonfinite_outputs_total counter\n";
     for (const auto& [k, n] : nonfinite_)

@@ -18,9 +18,7 @@ namespace pb = ::tensorflow::serving;
 class ErrorCollector : public google::protobuf::io::ErrorCollector {
  public:
   void AddError(int line, google::protobuf::io::ColumnNumber col, const std::string& msg) override {
-    if (text_.empty())
-      text_ = "line " + std::to_string(line + 1) + ", column " + std::to_string(col + 1) + ": " +
-              msg;
+    if (text_.empty()) text_ = "line " + std::to_string(line + 1) + ", column " + std::to_string(col + 1) + ": " + msg;
   }
   const std::string& text() const { return text_; }
 
@@ -50,17 +48,15 @@ Status BatchingOptions::validate() const {
       return InvalidArgument("batching: allowed_batch_sizes must be positive and strictly increasing");
   }
   if (!allowed_batch_sizes.empty() && allowed_batch_sizes.back() != max_batch_size)
-    return InvalidArgument("batching: the last of allowed_batch_sizes (" +
-                           std::to_string(allowed_batch_sizes.back()) + ") must equal max_batch_size (" +
-                           std::to_string(max_batch_size) + ")");
+    return InvalidArgument("batching: the last of allowed_batch_sizes (" + std::to_string(allowed_batch_sizes.back()) +
+                           ") must equal max_batch_size (" + std::to_string(max_batch_size) + ")");
   return Status::OK();
 }
 
 namespace {
 
 StatusOr<std::vector<ModelConfig>> from_proto(const pb::ModelServerConfig& msg) {
-  if (!msg.has_model_config_list())
-    return InvalidArgument("the model config has no model_config_list");
+  if (!msg.has_model_config_list()) return InvalidArgument("the model config has no model_config_list");
   std::vector<ModelConfig> out;
   std::set<std::string> names;
   for (const pb::ModelConfig& c : msg.model_config_list().config()) {
@@ -70,8 +66,7 @@ StatusOr<std::vector<ModelConfig>> from_proto(const pb::ModelServerConfig& msg) 
     m.platform = c.model_platform();
     if (m.name.empty()) return InvalidArgument("model config: a model has no name");
     if (m.base_path.empty()) return InvalidArgument("model config: model '" + m.name + "' has no base_path");
-    if (!names.insert(m.name).second)
-      return InvalidArgument("model config: model name '" + m.name + "' appears twice");
+    if (!names.insert(m.name).second) return InvalidArgument("model config: model name '" + m.name + "' appears twice");
     if (c.has_model_version_policy()) {
       const auto& p = c.model_version_policy();
       if (p.has_all()) {

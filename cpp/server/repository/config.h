@@ -14,8 +14,8 @@ namespace mserve::server {
 struct VersionPolicy {
   enum class Kind { kLatest, kAll, kSpecific };
   Kind kind = Kind::kLatest;
-  int num_versions = 1;             // kLatest
-  std::vector<int64_t> versions;    // kSpecific
+  int num_versions = 1;           // kLatest
+  std::vector<int64_t> versions;  // kSpecific
 };
 
 // TensorFlow Serving's BatchingParameters, with its defaults.
@@ -23,7 +23,7 @@ struct BatchingOptions {
   int64_t max_batch_size = 1000;
   int64_t batch_timeout_micros = 0;
   int64_t max_enqueued_batches = 100;
-  int64_t num_batch_threads = 0;          // <= 0: the machine's cores
+  int64_t num_batch_threads = 0;             // <= 0: the machine's cores
   std::vector<int64_t> allowed_batch_sizes;  // ascending; the last equals max_batch_size
   bool pad_variable_length_inputs = false;
   Status validate() const;
@@ -31,8 +31,8 @@ struct BatchingOptions {
 
 struct ModelConfig {
   std::string name;
-  std::string base_path;       // a folder of numbered versions, or a single .onnx file
-  std::string platform;        // accepted for compatibility ("onnx", "tensorflow", ...)
+  std::string base_path;  // a folder of numbered versions, or a single .onnx file
+  std::string platform;   // accepted for compatibility ("onnx", "tensorflow", ...)
   VersionPolicy policy;
   std::map<std::string, int64_t> labels;
   std::optional<BatchingOptions> batching;  // per model; unset: the server's default

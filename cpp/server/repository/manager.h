@@ -50,10 +50,10 @@ struct VersionStatus {
 
 struct ManagerOptions {
   SessionOptions session;
-  std::optional<BatchingOptions> batching;  // default for every model without its own
-  bool warmup = true;                        // run each new version once before serving it
-  IntegrityOptions integrity;                // manifests and signatures of version folders (security.h)
-  std::string model_key;                     // 32-byte AES-256-GCM key for encrypted model files; "" : none
+  std::optional<BatchingOptions> batching;      // default for every model without its own
+  bool warmup = true;                           // run each new version once before serving it
+  IntegrityOptions integrity;                   // manifests and signatures of version folders (security.h)
+  std::string model_key;                        // 32-byte AES-256-GCM key for encrypted model files; "" : none
   std::function<void(const std::string&)> log;  // one line per lifecycle event; may be empty
   std::function<void(const std::string& model, size_t rows)> on_batch;  // for metrics
   // A version the manager no longer reports (unloaded and gone from disk; -1: the whole model left
@@ -106,8 +106,8 @@ class ModelManager {
   void log(const std::string& line) const;
 
   ManagerOptions opts_;
-  mutable std::mutex mu_;         // guards models_
-  std::mutex poll_mu_;            // one poll at a time
+  mutable std::mutex mu_;  // guards models_
+  std::mutex poll_mu_;     // one poll at a time
   std::map<std::string, Model> models_;
 };
 

@@ -4,9 +4,9 @@
 #include <google/protobuf/repeated_field.h>
 #include <gtest/gtest.h>
 
-#include "server/security/access.h"
-#include "server/grpc/grpc_common.h"
 #include "server/codec/protocol.h"
+#include "server/grpc/grpc_common.h"
+#include "server/security/access.h"
 
 namespace mserve::server {
 namespace {
