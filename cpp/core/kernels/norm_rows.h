@@ -12,22 +12,6 @@
 
 namespace mserve {
 
-// Element <-> double, float16 through float (Eigen::half converts only to and from float).
-template <class T>
-inline double to_double(T v) {
-  if constexpr (std::is_same_v<T, Eigen::half>)
-    return static_cast<double>(static_cast<float>(v));
-  else
-    return static_cast<double>(v);
-}
-template <class T>
-inline T from_double(double v) {
-  if constexpr (std::is_same_v<T, Eigen::half>)
-    return Eigen::half(static_cast<float>(v));
-  else
-    return static_cast<T>(v);
-}
-
 // The mean of x[0, n) and 1 / sqrt(variance + eps), the variance the mean squared deviation
 // from the mean (a second pass rather than E[x^2] - mean^2, which cancels for rows far from
 // zero). An empty row has mean 0 and variance 0.

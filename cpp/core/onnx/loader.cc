@@ -138,7 +138,9 @@ class Converter {
     auto it = ids_.find(name);
     if (it != ids_.end()) return it->second;
     int id = static_cast<int>(g_.values.size());
-    g_.values.push_back(Value{name, DType::kUndefined, false, {}});
+    Value v;
+    v.name = name;
+    g_.values.push_back(std::move(v));
     ids_.emplace(name, id);
     return id;
   }

@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include <Eigen/Core>  // Eigen::half is the float16 element type
 
@@ -103,5 +104,21 @@ MS_DTYPE_OF(std::string, DType::kString);
     MS_CASE(kBool, bool, T, __VA_ARGS__) \
     default: OTHER;                      \
   }
+
+// Element <-> double, float16 through float (Eigen::half converts only to and from float).
+template <class T>
+inline double to_double(T v) {
+  if constexpr (std::is_same_v<T, Eigen::half>)
+    return static_cast<double>(static_cast<float>(v));
+  else
+    return static_cast<double>(v);
+}
+template <class T>
+inline T from_double(double v) {
+  if constexpr (std::is_same_v<T, Eigen::half>)
+    return Eigen::half(static_cast<float>(v));
+  else
+    return static_cast<T>(v);
+}
 
 }  // namespace mserve

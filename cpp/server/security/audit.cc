@@ -143,7 +143,7 @@ void AuditLog::record(const AuditRecord& r) {
   const std::time_t t = system_clock::to_time_t(now);
   std::tm tm;
   gmtime_r(&t, &tm);
-  char ts[40];
+  char ts[64];  // room for any int the compiler cannot bound, not just four-digit years
   const int ms = static_cast<int>(duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000);
   std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                 tm.tm_hour, tm.tm_min, tm.tm_sec, ms);

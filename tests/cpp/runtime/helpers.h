@@ -92,9 +92,11 @@ inline Tensor random_tensor(const Shape& s, uint32_t seed, float lo = -1.f, floa
   return t;
 }
 
-inline std::vector<Tensor> run_graph(const Graph& g, const std::vector<Tensor>& inputs, int threads = 2) {
+inline std::vector<Tensor> run_graph(const Graph& g, const std::vector<Tensor>& inputs, int threads = 2,
+                                     bool optimize = true) {
   SessionOptions o;
   o.threads = threads;
+  o.optimize = optimize;
   auto s = Session::create(g, o);
   EXPECT_TRUE(s.ok()) << s.status().message();
   if (!s.ok()) return {};

@@ -35,16 +35,7 @@ Tensor column(const std::vector<float>& v) {
 }
 
 std::vector<Tensor> run(const Graph& g, const std::vector<Tensor>& inputs, bool optimize) {
-  SessionOptions o;
-  o.threads = 2;
-  o.optimize = optimize;
-  auto s = Session::create(g, o);
-  EXPECT_TRUE(s.ok()) << s.status().message();
-  if (!s.ok()) return {};
-  std::vector<Tensor> outs;
-  Status st = s.value()->run(inputs, &outs);
-  EXPECT_TRUE(st.ok()) << st.message();
-  return outs;
+  return run_graph(g, inputs, 2, optimize);
 }
 
 // got[i] == want[i] up to a few float ulp (oneDNN's and Eigen's tanh, erf and exp differ in the

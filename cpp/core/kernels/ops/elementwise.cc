@@ -85,14 +85,6 @@ class BinaryKernel final : public Kernel {
 
 // ---- Pow ------------------------------------------------------------------------------------
 
-template <class T>
-inline double to_double(T v) {
-  if constexpr (std::is_same_v<T, Eigen::half>)
-    return static_cast<double>(static_cast<float>(v));
-  else
-    return static_cast<double>(v);
-}
-
 template <class T, class U>
 inline T pow_elem(T x, U y) {
   if constexpr (std::is_integral_v<T> && std::is_integral_v<U>) {

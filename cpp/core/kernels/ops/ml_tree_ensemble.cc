@@ -153,20 +153,6 @@ StatusOr<Ensemble> build(const Node& n) {
   return e;
 }
 
-template <class T>
-double to_double(T v) {
-  return static_cast<double>(v);
-}
-double to_double(Eigen::half v) { return static_cast<double>(static_cast<float>(v)); }
-template <class T>
-T from_double(double v) {
-  return static_cast<T>(v);
-}
-template <>
-Eigen::half from_double<Eigen::half>(double v) {
-  return Eigen::half(static_cast<float>(v));
-}
-
 bool goes_true(const Ensemble& e, int32_t i, double x) {
   bool r = false;
   switch (e.mode[i]) {

@@ -26,20 +26,6 @@
 namespace mserve {
 namespace {
 
-template <class T>
-double to_double(T v) {
-  return static_cast<double>(v);
-}
-double to_double(Eigen::half v) { return static_cast<double>(static_cast<float>(v)); }
-template <class T>
-T from_double(double v) {
-  return static_cast<T>(v);
-}
-template <>
-Eigen::half from_double<Eigen::half>(double v) {
-  return Eigen::half(static_cast<float>(v));
-}
-
 StatusOr<int64_t> scalar_int(const Tensor& t, const char* what) {
   MS_CHECK_ARG(t.numel() == 1 && (t.dtype() == DType::kInt64 || t.dtype() == DType::kInt32),
                std::string(what) + " must be an int32 or int64 scalar");
