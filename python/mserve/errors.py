@@ -23,4 +23,5 @@ class NotFound(Error, LookupError):
 
 
 class Unavailable(Error):
-    """The server cannot do it now: the address is in use, or a model is still loading."""
+    """It cannot be done now or here: the address is in use, a model is still loading, or a device
+    (CUDA) or a library it needs is not available."""

@@ -1,0 +1,95 @@
+"""Finding the CUDA backend at run time.
+
+The CUDA backend is a separate extension module, ``mserve._core_cuda``, next to ``_core``: importing
+mserve never needs a GPU or the CUDA libraries. It is imported on the first ``device="cuda"`` and
+links the CUDA runtime, cuBLAS(Lt) and cuDNN dynamically. They are not shipped with mserve (they are
+hundreds of MB); they are found the way PyTorch and CuPy find them: first in the ``nvidia-*`` pip
+packages (``site-packages/nvidia/<name>/lib``), preloaded by absolute path so the dynamic loader
+reuses them, then through the system's library path (``/usr/local/cuda``, ``LD_LIBRARY_PATH``,
+``ldconfig``).
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib
+import importlib.util
+import os
+import sys
+from types import ModuleType
+
+from .errors import Unavailable
+
+# (soname, the nvidia-* pip package folder that carries it), in load order: cuBLAS needs cuBLASLt.
+CUDA_LIBRARIES: tuple[tuple[str, str], ...] = (
+    ("libcudart.so.13", "cuda_runtime"),
+    ("libcublasLt.so.13", "cublas"),
+    ("libcublas.so.13", "cublas"),
+    ("libcudnn.so.9", "cudnn"),
+)
+BACKEND_MODULE = "mserve._core_cuda"
+
+_backend: ModuleType | None = None
+_failure: str | None = None
+
+
+def _pip_library_dirs() -> list[str]:
+    """The lib folders of installed nvidia-* pip packages, per package name."""
+    dirs = []
+    for entry in sys.path:
+        root = os.path.join(entry, "nvidia")
+        if os.path.isdir(root):
+            dirs.append(root)
+    return dirs
+
+
+def _load_library(soname: str, package: str) -> None:
+    for root in _pip_library_dirs():
+        path = os.path.join(root, package, "lib", soname)
+        if os.path.exists(path):
+            ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+            return
+    ctypes.CDLL(soname, mode=ctypes.RTLD_GLOBAL)  # the system's search path
+
+
+def _load() -> ModuleType:
+    global _backend, _failure
+    if _backend is not None:
+        return _backend
+    if _failure is not None:
+        raise Unavailable(_failure)
+    try:
+        spec = importlib.util.find_spec(BACKEND_MODULE)
+    except ModuleNotFoundError:
+        spec = None
+    if spec is None:
+        _failure = "device 'cuda' is not available: this mserve was built without its CUDA backend"
+        raise Unavailable(_failure)
+    for soname, package in CUDA_LIBRARIES:
+        try:
+            _load_library(soname, package)
+        except OSError as e:
+            _failure = (f"device 'cuda' is not available: {soname} was not found or could not be loaded ({e}); "
+                        f"install the CUDA toolkit or `pip install nvidia-{package.replace('_', '-')}-cu13`")
+            raise Unavailable(_failure) from None
+    try:
+        _backend = importlib.import_module(BACKEND_MODULE)
+    except ImportError as e:
+        _failure = f"device 'cuda' is not available: the CUDA backend failed to load ({e})"
+        raise Unavailable(_failure) from None
+    return _backend
+
+
+def backend() -> ModuleType:
+    """The CUDA backend module, loaded on first use. Raises ``mserve.Unavailable`` naming what is
+    missing (the backend itself, or the CUDA library that could not be loaded)."""
+    return _load()
+
+
+def cuda_available() -> bool:
+    """Whether ``device="cuda"`` can be used here: the backend is built and every CUDA library it
+    needs loads. Never raises."""
+    try:
+        _load()
+    except Unavailable:
+        return False
+    return True

@@ -1,0 +1,71 @@
+"""The CUDA backend is optional: importing mserve never needs it, and device="cuda" says exactly
+what is missing (the backend module, or the CUDA library that does not load)."""
+import ctypes.util
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+import mserve
+from mserve import cuda, examples
+
+
+@pytest.fixture
+def fresh_loader(monkeypatch):
+    monkeypatch.setattr(cuda, "_backend", None)
+    monkeypatch.setattr(cuda, "_failure", None)
+    return cuda
+
+
+def test_cpu_needs_no_cuda():
+    m = mserve.load(examples.mlp())
+    assert m.predict(np.zeros((2, 256), np.float32)).shape == (2, 10)
+
+
+def test_without_the_backend_cuda_is_unavailable_and_says_why(fresh_loader, monkeypatch):
+    monkeypatch.setattr(cuda, "BACKEND_MODULE", "mserve._no_such_backend")
+    assert mserve.cuda_available() is False
+    with pytest.raises(mserve.Unavailable, match="built without its CUDA backend"):
+        mserve.load(examples.mlp(), device="cuda")
+
+
+def test_unknown_device_is_invalid_argument():
+    with pytest.raises(mserve.InvalidArgument, match="'tpu'"):
+        mserve.load(examples.mlp(), device="tpu")
+
+
+def fake_backend(tmp_path, monkeypatch, name="fake_cuda_backend"):
+    (tmp_path / f"{name}.py").write_text("LOADED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cuda, "BACKEND_MODULE", name)
+    sys.modules.pop(name, None)
+
+
+def test_a_missing_cuda_library_is_named(fresh_loader, tmp_path, monkeypatch):
+    fake_backend(tmp_path, monkeypatch)
+    monkeypatch.setattr(cuda, "CUDA_LIBRARIES", (("libmserve_absent_cudart.so.13", "cuda_runtime"),))
+    assert mserve.cuda_available() is False
+    with pytest.raises(mserve.Unavailable, match="libmserve_absent_cudart.so.13"):
+        cuda.backend()
+    # The answer is remembered: no second search, the same message.
+    with pytest.raises(mserve.Unavailable, match="libmserve_absent_cudart.so.13"):
+        mserve.load(examples.mlp(), device="cuda")
+
+
+def test_libraries_are_found_in_nvidia_pip_packages(fresh_loader, tmp_path, monkeypatch):
+    # A pip-style layout site/nvidia/<package>/lib/<soname> holding a real shared library under
+    # the CUDA library's name: the loader preloads it by path, then imports the backend.
+    real = ctypes.util.find_library("z")
+    path = next(p for p in ("/usr/lib/x86_64-linux-gnu/" + (real or ""), "/lib/x86_64-linux-gnu/" + (real or ""))
+                if real and os.path.exists(p))
+    site = tmp_path / "site"
+    lib = site / "nvidia" / "cuda_runtime" / "lib"
+    lib.mkdir(parents=True)
+    shutil.copy(path, lib / "libmserve_test_cudart.so.13")
+    monkeypatch.syspath_prepend(str(site))
+    fake_backend(tmp_path, monkeypatch)
+    monkeypatch.setattr(cuda, "CUDA_LIBRARIES", (("libmserve_test_cudart.so.13", "cuda_runtime"),))
+    assert mserve.cuda_available() is True
+    assert cuda.backend().LOADED
