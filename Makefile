@@ -18,7 +18,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python tests/cpp -type f \( -name '*.cc' -o -name '*.h' \
 	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' -o -name '*.proto' \))
 
-.PHONY: all build wheel sdist test-wheel test test-fast lint typecheck test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-serve docs node-expectations zoo clean apt-deps
+.PHONY: all build wheel sdist test-wheel test-gpu-build gpu-bundle test test-fast lint typecheck test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-serve docs node-expectations zoo clean apt-deps
 all: build
 
 apt-deps:
@@ -64,7 +64,20 @@ test-fuzz: fuzz-build
 fuzz: fuzz-build
 	FUZZ_SEED=0 tests/cpp/fuzz/run.sh 600
 
-test: lint typecheck test-cpp test-python test-wheel test-fuzz
+test: lint typecheck test-cpp test-python test-gpu-build test-wheel test-fuzz
+
+# The CUDA code builds with the rest wherever nvcc is (CMake's MSERVE_CUDA=AUTO); this adds the
+# check that no kernel spills registers (ptxas -v). The arithmetic the kernels share with the CPU
+# is tested by the runtime's C++ tests (Activation.ScalarFormMatchesTheCpuKernels).
+test-gpu-build: build
+	tests/cpp/gpu/check_spills.sh
+
+# What a GPU machine needs, in an ignored folder small enough to send (the cp312 wheel and the
+# device checks); there, `bash bench/gpu_check.sh` runs them (see the README).
+gpu-bundle: dist/.cp312
+	rm -rf build/gpu-bundle && mkdir -p build/gpu-bundle
+	cp dist/mserve-*-cp312-*.whl bench/gpu_check.py build/gpu-bundle/
+	du -sh build/gpu-bundle
 
 # Wheels for CPython 3.11 (.venv's interpreter) and 3.12 (pyenv's, or python3.12 on PATH), built
 # without the test binaries and repaired with auditwheel: every shared library beyond the manylinux

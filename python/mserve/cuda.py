@@ -1,12 +1,13 @@
 """Finding the CUDA backend at run time.
 
 The CUDA backend is a separate extension module, ``mserve._core_cuda``, next to ``_core``: importing
-mserve never needs a GPU or the CUDA libraries. It is imported on the first ``device="cuda"`` and
-links the CUDA runtime, cuBLAS(Lt) and cuDNN dynamically. They are not shipped with mserve (they are
+mserve never needs a GPU or the CUDA libraries. It is imported on the first ``device="cuda"``; it
+carries the CUDA runtime (linked statically, so only the driver's libcuda comes from the host) and
+links the libraries in CUDA_LIBRARIES dynamically. Those are not shipped with mserve (they are
 hundreds of MB); they are found the way PyTorch and CuPy find them: first in the ``nvidia-*`` pip
 packages (``site-packages/nvidia/<name>/lib``), preloaded by absolute path so the dynamic loader
 reuses them, then through the system's library path (``/usr/local/cuda``, ``LD_LIBRARY_PATH``,
-``ldconfig``).
+``ldconfig``). Then a device must be there: ``device_count()`` of the backend.
 """
 from __future__ import annotations
 
@@ -19,13 +20,10 @@ from types import ModuleType
 
 from .errors import Unavailable
 
-# (soname, the nvidia-* pip package folder that carries it), in load order: cuBLAS needs cuBLASLt.
-CUDA_LIBRARIES: tuple[tuple[str, str], ...] = (
-    ("libcudart.so.13", "cuda_runtime"),
-    ("libcublasLt.so.13", "cublas"),
-    ("libcublas.so.13", "cublas"),
-    ("libcudnn.so.9", "cudnn"),
-)
+# (soname, the nvidia-* pip package folder that carries it) of the libraries the backend links
+# dynamically, in load order. None yet: its kernels need only the CUDA runtime, which it carries.
+# cuBLASLt (nvidia-cublas) and cuDNN (nvidia-cudnn) join this list with the kernels that use them.
+CUDA_LIBRARIES: tuple[tuple[str, str], ...] = ()
 BACKEND_MODULE = "mserve._core_cuda"
 
 _backend: ModuleType | None = None
@@ -72,10 +70,15 @@ def _load() -> ModuleType:
                         f"install the CUDA toolkit or `pip install nvidia-{package.replace('_', '-')}-cu13`")
             raise Unavailable(_failure) from None
     try:
-        _backend = importlib.import_module(BACKEND_MODULE)
+        module = importlib.import_module(BACKEND_MODULE)
     except ImportError as e:
         _failure = f"device 'cuda' is not available: the CUDA backend failed to load ({e})"
         raise Unavailable(_failure) from None
+    count, why = module.device_count()
+    if count < 1:
+        _failure = f"device 'cuda' is not available: no usable CUDA device ({why or 'none found'})"
+        raise Unavailable(_failure)
+    _backend = module
     return _backend
 
 

@@ -1,6 +1,8 @@
 """The CUDA backend is optional: importing mserve never needs it, and device="cuda" says exactly
 what is missing (the backend module, or the CUDA library that does not load)."""
 import ctypes.util
+import importlib
+import importlib.util
 import os
 import shutil
 import sys
@@ -31,13 +33,34 @@ def test_without_the_backend_cuda_is_unavailable_and_says_why(fresh_loader, monk
         mserve.load(examples.mlp(), device="cuda")
 
 
+def test_the_built_backend_imports_without_a_gpu_and_says_why_it_cannot_run(fresh_loader):
+    # Where the backend is built (nvcc found) it must import on a machine without a GPU or driver,
+    # and device="cuda" must name the reason; where it is not built, the message says that.
+    with pytest.raises(mserve.Unavailable, match="device 'cuda' is not available: ") as e:
+        mserve.load(examples.mlp(), device="cuda")
+    count = 0
+    if importlib.util.find_spec("mserve._core_cuda") is not None:
+        count, why = importlib.import_module("mserve._core_cuda").device_count()
+        if count == 0:
+            assert "no usable CUDA device" in str(e.value) and why in str(e.value)
+    assert mserve.cuda_available() is (count > 0)
+
+
+def test_no_device_is_unavailable(fresh_loader, tmp_path, monkeypatch):
+    fake_backend(tmp_path, monkeypatch, devices=0)
+    assert mserve.cuda_available() is False
+    with pytest.raises(mserve.Unavailable, match="no usable CUDA device .cudaErrorNoDevice"):
+        cuda.backend()
+
+
 def test_unknown_device_is_invalid_argument():
     with pytest.raises(mserve.InvalidArgument, match="'tpu'"):
         mserve.load(examples.mlp(), device="tpu")
 
 
-def fake_backend(tmp_path, monkeypatch, name="fake_cuda_backend"):
-    (tmp_path / f"{name}.py").write_text("LOADED = True\n")
+def fake_backend(tmp_path, monkeypatch, name="fake_cuda_backend", devices=1):
+    why = "" if devices else "cudaErrorNoDevice: no CUDA-capable device is detected"
+    (tmp_path / f"{name}.py").write_text(f"LOADED = True\ndef device_count():\n    return {devices}, {why!r}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(cuda, "BACKEND_MODULE", name)
     sys.modules.pop(name, None)

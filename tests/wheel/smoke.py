@@ -67,8 +67,10 @@ def cli_help():
 def libraries_resolve():
     pkg = os.path.dirname(os.path.abspath(mserve.__file__))
     bundled = os.path.join(os.path.dirname(pkg), "mserve.libs")
-    (ext,) = glob.glob(os.path.join(pkg, "_core*.so"))
-    lines = subprocess.run(["ldd", ext], capture_output=True, text=True, check=True).stdout.splitlines()
+    exts = glob.glob(os.path.join(pkg, "_core*.so"))  # _core, and _core_cuda where it was built
+    assert exts, "no extension module in the wheel"
+    lines = [line for ext in exts
+             for line in subprocess.run(["ldd", ext], capture_output=True, text=True, check=True).stdout.splitlines()]
     inside, base = [], []
     for line in lines:
         name = line.split()[0]
@@ -81,7 +83,7 @@ def libraries_resolve():
         else:
             raise AssertionError(f"{name} resolves outside the wheel and the base system: {line.strip()}")
     assert inside, "no library resolved inside the wheel"
-    return inside, base
+    return sorted(set(inside)), sorted(set(base))
 
 
 def main():
@@ -91,10 +93,11 @@ def main():
     quick_start()
     served_request()
     cli_help()
+    gpu = mserve.cuda_available()  # never raises: False without a device, driver or backend
     inside, base = libraries_resolve()
     where = f"with {len(hidden)} host libraries hidden" if hidden else "clean environment"
     print(f"wheel ok ({where}): Python {sys.version.split()[0]}, mserve {mserve.__version__}; "
-          f"{len(inside)} libraries from the wheel, from the base system: {' '.join(sorted(base))}")
+          f"cuda_available {gpu}; {len(inside)} libraries from the wheel, from the base system: {' '.join(base)}")
 
 
 if __name__ == "__main__":

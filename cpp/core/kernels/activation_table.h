@@ -57,6 +57,14 @@
   X(ScaledTanh, "alpha", 1.0f, "beta", 1.0f, false, true, undef, a * tanh(b * x))
 // clang-format on
 
+// The expressions also run on the GPU (cpp/gpu/ops/activation.cu): under nvcc the scalar forms
+// are host and device functions, so the CPU's and the GPU's arithmetic is this one text.
+#if defined(__CUDACC__)
+#define MSERVE_HOST_DEVICE __host__ __device__
+#else
+#define MSERVE_HOST_DEVICE
+#endif
+
 namespace mserve::activation_math {
 
 // The functions the table's expressions use, for an arithmetic scalar or an Eigen array
@@ -68,49 +76,49 @@ template <class X>
 inline constexpr bool kScalar = std::is_arithmetic_v<X>;
 
 template <class X>
-auto exp(const X& x) {
+MSERVE_HOST_DEVICE auto exp(const X& x) {
   if constexpr (kScalar<X>)
     return std::exp(x);
   else
     return x.exp();
 }
 template <class X>
-auto tanh(const X& x) {
+MSERVE_HOST_DEVICE auto tanh(const X& x) {
   if constexpr (kScalar<X>)
     return std::tanh(x);
   else
     return x.tanh();
 }
 template <class X>
-auto erf(const X& x) {
+MSERVE_HOST_DEVICE auto erf(const X& x) {
   if constexpr (kScalar<X>)
     return std::erf(x);
   else
     return x.erf();
 }
 template <class X>
-auto log1p(const X& x) {
+MSERVE_HOST_DEVICE auto log1p(const X& x) {
   if constexpr (kScalar<X>)
     return std::log1p(x);
   else
     return x.log1p();
 }
 template <class X>
-auto abs(const X& x) {
+MSERVE_HOST_DEVICE auto abs(const X& x) {
   if constexpr (kScalar<X>)
     return std::abs(x);
   else
     return x.abs();
 }
 template <class X>
-auto cube(const X& x) {
+MSERVE_HOST_DEVICE auto cube(const X& x) {
   if constexpr (kScalar<X>)
     return x * x * x;
   else
     return x.cube();
 }
 template <class X>
-auto recip(const X& x) {
+MSERVE_HOST_DEVICE auto recip(const X& x) {
   if constexpr (kScalar<X>)
     return X(1) / x;
   else
@@ -119,22 +127,22 @@ auto recip(const X& x) {
 // max / min with a scalar bound; NaN in x stays NaN (std::max's order, which Eigen's packet
 // max follows).
 template <class X, class S>
-auto max(const X& x, S s) {
+MSERVE_HOST_DEVICE auto max(const X& x, S s) {
   if constexpr (kScalar<X>)
-    return std::max<X>(x, s);
+    return x < X(s) ? X(s) : x;  // std::max(x, s), which device code cannot call
   else
     return x.max(s);
 }
 template <class X, class S>
-auto min(const X& x, S s) {
+MSERVE_HOST_DEVICE auto min(const X& x, S s) {
   if constexpr (kScalar<X>)
-    return std::min<X>(x, s);
+    return X(s) < x ? X(s) : x;  // std::min(x, s)
   else
     return x.min(s);
 }
 // c ? t : e, per element.
 template <class Cond, class T, class E>
-auto where(const Cond& c, const T& t, const E& e) {
+MSERVE_HOST_DEVICE auto where(const Cond& c, const T& t, const E& e) {
   if constexpr (std::is_same_v<Cond, bool>)
     return c ? t : e;
   else
@@ -144,7 +152,7 @@ auto where(const Cond& c, const T& t, const E& e) {
 // activation_math::<Kind><C>(x, a, b): the table's y for each row.
 #define MSERVE_ACTIVATION_FUNCTION(KIND, A_ATTR, A_DEF, B_ATTR, B_DEF, FUSES, RECURRENT, DNNL, Y) \
   template <class C, class X>                                                                     \
-  auto KIND(const X& x, C a, C b) {                                                               \
+  MSERVE_HOST_DEVICE auto KIND(const X& x, C a, C b) {                                            \
     [[maybe_unused]] const C zero(0), one(1);                                                     \
     return Y;                                                                                     \
   }

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/kernels/activation_table.h"
 #include "core/kernels/fused_activation.h"
 #include "helpers.h"
 
@@ -193,6 +194,34 @@ TEST(Activation, RecurrentThresholdedReluAgainstDoubleReference) {
       else
         EXPECT_EQ(got, want) << "alpha " << alpha << ", x = " << x[i];
     }
+  }
+}
+
+// The scalar form of every table row, which the CUDA kernels compile (cpp/gpu/ops/activation.cu),
+// against the CPU kernels' vectorized form (FusedActivation::apply, per ISA) over edge values:
+// the GPU's arithmetic, checked here by g++.
+TEST(Activation, ScalarFormMatchesTheCpuKernels) {
+  for (int k = 1; k <= FusedActivation::kKinds; ++k) {
+    FusedActivation act;
+    act.kind = static_cast<Kind>(k);
+    const FusedActivation::Info& info = FusedActivation::info(act.kind);
+    act.alpha = info.alpha_default;
+    act.beta = info.beta_default;
+    const std::vector<float> x = edge_values({act.alpha, act.beta});
+    const int64_t n = static_cast<int64_t>(x.size());
+    Tensor want = column(x), got = column(x);
+    act.apply(want.data<float>(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      float& y = got.data<float>()[i];
+      switch (act.kind) {
+#define MSERVE_ACTIVATION_CASE(KIND, ...) \
+  case Kind::k##KIND: y = activation_math::KIND<float>(x[i], act.alpha, act.beta); break;
+        MSERVE_ACTIVATIONS(MSERVE_ACTIVATION_CASE)
+#undef MSERVE_ACTIVATION_CASE
+        case Kind::kNone: break;
+      }
+    }
+    expect_same(got, want, x, std::string("scalar ") + info.name);
   }
 }
 
