@@ -338,17 +338,25 @@ void ModelManager::poll_model(const std::string& name) {
   (void)not_ready;
 }
 
-StatusOr<std::shared_ptr<const Servable>> ModelManager::get(const std::string& model, std::optional<int64_t> version,
-                                                            const std::optional<std::string>& label) const {
-  std::lock_guard<std::mutex> lk(mu_);
+StatusOr<const ModelManager::Model*> ModelManager::find(const std::string& model,
+                                                        const std::optional<std::string>& label,
+                                                        std::optional<int64_t>* version) const {
   auto it = models_.find(model);
   if (it == models_.end()) return NotFound("model '" + model + "' is not served here");
   const Model& m = it->second;
   if (label) {
     auto l = m.config.labels.find(*label);
     if (l == m.config.labels.end()) return NotFound("model '" + model + "' has no version label '" + *label + "'");
-    version = l->second;
+    *version = l->second;
   }
+  return &m;
+}
+
+StatusOr<std::shared_ptr<const Servable>> ModelManager::get(const std::string& model, std::optional<int64_t> version,
+                                                            const std::optional<std::string>& label) const {
+  std::lock_guard<std::mutex> lk(mu_);
+  MS_ASSIGN_OR_RETURN(const Model* found, find(model, label, &version));
+  const Model& m = *found;
   if (version) {
     auto v = m.versions.find(*version);
     if (v == m.versions.end() || !v->second.servable)
@@ -363,14 +371,8 @@ StatusOr<std::shared_ptr<const Servable>> ModelManager::get(const std::string& m
 StatusOr<std::vector<VersionStatus>> ModelManager::status(const std::string& model, std::optional<int64_t> version,
                                                           const std::optional<std::string>& label) const {
   std::lock_guard<std::mutex> lk(mu_);
-  auto it = models_.find(model);
-  if (it == models_.end()) return NotFound("model '" + model + "' is not served here");
-  const Model& m = it->second;
-  if (label) {
-    auto l = m.config.labels.find(*label);
-    if (l == m.config.labels.end()) return NotFound("model '" + model + "' has no version label '" + *label + "'");
-    version = l->second;
-  }
+  MS_ASSIGN_OR_RETURN(const Model* found, find(model, label, &version));
+  const Model& m = *found;
   std::vector<VersionStatus> out;
   for (auto v = m.versions.rbegin(); v != m.versions.rend(); ++v)
     if (!version || v->first == *version) out.push_back(v->second.status);

@@ -99,7 +99,11 @@ class ModelManager {
     std::map<int64_t, Version> versions;
   };
   void poll_model(const std::string& name);
-  // The session of a model file: integrity checked and decrypted when configured (security.h).
+  // The served model `model` (mu_ held) and, when `label` is given, the version it names written
+  // to `version`; NotFound naming what is missing.
+  StatusOr<const Model*> find(const std::string& model, const std::optional<std::string>& label,
+                              std::optional<int64_t>* version) const;
+  // The session of a model file: integrity checked and decrypted when configured (integrity.h).
   StatusOr<std::shared_ptr<Session>> open_model(const ModelConfig& cfg, const std::string& path) const;
   StatusOr<std::shared_ptr<const Servable>> load_version(const ModelConfig& cfg, int64_t version,
                                                          const std::string& path) const;
