@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "bindings/common.h"
+#include "core/device/mock.h"
 #include "core/exec/session.h"
 
 namespace mserve::py_bind {
@@ -134,11 +135,45 @@ T unwrap(StatusOr<T>&& r) {
   return std::move(r).value();
 }
 
-SessionOptions options(int threads, bool optimize) {
+// The device a model runs on besides the CPU: None (the CPU only), "mock" (device/mock.h), or
+// the capsule a backend module hands over (mserve._core_cuda's backend()), checked against this
+// module's kBackendAbi.
+std::shared_ptr<const Backend> backend_of(const py::object& device) {
+  if (device.is_none()) return nullptr;
+  if (py::isinstance<py::str>(device)) {
+    const std::string name = device.cast<std::string>();
+    if (name == "mock") return std::make_shared<MockBackend>();
+    throw py::value_error("device '" + name + "' is not built into the runtime");
+  }
+  if (!PyCapsule_CheckExact(device.ptr()) || !PyCapsule_IsValid(device.ptr(), "mserve.Backend"))
+    throw py::type_error("device must be None, 'mock' or a backend capsule");
+  const auto* handle = static_cast<const BackendHandle*>(PyCapsule_GetPointer(device.ptr(), "mserve.Backend"));
+  if (handle->abi != kBackendAbi)
+    throw py::value_error("the device backend was built against another mserve runtime; reinstall mserve");
+  return handle->backend;
+}
+
+SessionOptions options(int threads, bool optimize, const py::object& device) {
   SessionOptions o;
   o.threads = threads;
   o.optimize = optimize;
+  o.backend = backend_of(device);
   return o;
+}
+
+py::object placement_of(const Session& s) {
+  std::shared_ptr<const Placement> p = s.placement();
+  if (!p) return py::none();
+  py::list fallbacks;
+  for (const auto& f : p->fallbacks) fallbacks.append(py::make_tuple(utf8(f.node), f.op, f.reason));
+  py::dict d;
+  d["device"] = p->device;
+  d["device_nodes"] = p->device_nodes;
+  d["cpu_nodes"] = p->cpu_nodes;
+  d["copies"] = p->copies;
+  d["uploads"] = p->uploads;
+  d["fallbacks"] = fallbacks;
+  return std::move(d);
 }
 
 // Session.fast_run(): Model.predict's path for its commonest call, one C-contiguous aligned
@@ -240,27 +275,30 @@ void bind_session(py::module_& m) {
   py::class_<Session, std::shared_ptr<Session>>(m, "Session")
       .def_static(
           "load_file",
-          [](const std::string& path, int threads, bool optimize) {
+          [](const std::string& path, int threads, bool optimize, const py::object& device) {
+            SessionOptions opts = options(threads, optimize, device);
             StatusOr<std::shared_ptr<Session>> s = Status::OK();
             {
               py::gil_scoped_release nogil;  // parsing and planning take a while
-              s = Session::load_file(path, options(threads, optimize));
+              s = Session::load_file(path, opts);
             }
             return unwrap(std::move(s));  // raises, so needs the GIL
           },
-          py::arg("path"), py::arg("threads") = 0, py::arg("optimize") = true)
+          py::arg("path"), py::arg("threads") = 0, py::arg("optimize") = true, py::arg("device") = py::none())
       .def_static(
           "load_bytes",
-          [](py::bytes data, int threads, const std::string& base_dir, bool optimize) {
+          [](py::bytes data, int threads, const std::string& base_dir, bool optimize, const py::object& device) {
             std::string_view view = data;  // `data` stays referenced by the caller's frame
+            SessionOptions opts = options(threads, optimize, device);
             StatusOr<std::shared_ptr<Session>> s = Status::OK();
             {
               py::gil_scoped_release nogil;
-              s = Session::load_bytes(view.data(), view.size(), options(threads, optimize), base_dir);
+              s = Session::load_bytes(view.data(), view.size(), opts, base_dir);
             }
             return unwrap(std::move(s));
           },
-          py::arg("data"), py::arg("threads") = 0, py::arg("base_dir") = "", py::arg("optimize") = true)
+          py::arg("data"), py::arg("threads") = 0, py::arg("base_dir") = "", py::arg("optimize") = true,
+          py::arg("device") = py::none())
       .def_property_readonly("inputs", [](const Session& s) { return describe_values(s.graph(), s.graph().inputs); })
       .def_property_readonly("outputs", [](const Session& s) { return describe_values(s.graph(), s.graph().outputs); })
       .def_property_readonly("threads", &Session::threads)
@@ -273,6 +311,10 @@ void bind_session(py::module_& m) {
                                return d;
                              })
       .def_property_readonly("cached_plans", &Session::cached_plans)
+      .def_property_readonly("device", &Session::device)
+      .def("placement", &placement_of,
+           "Where the nodes of the latest plan run: a dict (device, device_nodes, cpu_nodes, copies, uploads, "
+           "fallbacks as (node, op, reason)), or None before any plan.")
       .def_property_readonly("num_nodes", &Session::num_nodes)
       .def_property_readonly("node_ops", &Session::node_ops)
       .def("fast_run", &make_fast_run,

@@ -20,7 +20,8 @@ from .cuda import cuda_available
 from .errors import Error, InvalidArgument, ModelLoadError, NotFound, Unavailable, UnsupportedOperator
 
 __all__ = [
-    "load", "Model", "TensorSpec", "OpSupport", "supported_ops", "start", "serve", "Server", "cuda_available",
+    "load", "Model", "TensorSpec", "OpSupport", "Placement", "supported_ops", "start", "serve", "Server",
+    "cuda_available",
     "Error", "InvalidArgument", "ModelLoadError", "UnsupportedOperator", "NotFound", "Unavailable",
 ]
 __version__: str = _core.__version__  # pyproject.toml's, compiled in
@@ -52,6 +53,25 @@ class OpSupport(NamedTuple):
     op_type: str
     since_opset: int  # first supported opset version
     family: str
+
+
+class Placement(NamedTuple):
+    """Where a model's nodes run (``Model.placement()``): the device's name, how many nodes run
+    on it and on the CPU, the copies between host and device, the constants uploaded, and for
+    every node left on the CPU of a model with a device ``(node, op_type, reason)``."""
+
+    device: str
+    device_nodes: int
+    cpu_nodes: int
+    copies: int
+    uploads: int
+    fallbacks: list[tuple[str, str, str]]
+
+    def __str__(self) -> str:
+        lines = [f"{self.device}: {self.device_nodes} node(s), cpu: {self.cpu_nodes} node(s), "
+                 f"{self.copies} copies, {self.uploads} constant(s) uploaded"]
+        lines += [f"  cpu  {op:<20} {node}: {why}" for node, op, why in self.fallbacks]
+        return "\n".join(lines)
 
 
 def _fmt_shape(shape: tuple[Dim, ...] | None) -> str:
@@ -90,6 +110,21 @@ class Model:
     def threads(self) -> int:
         """Intra-op threads this model computes with."""
         return self._s.threads
+
+    @property
+    def device(self) -> str:
+        """The device this model runs on besides the CPU ("cpu" when it runs only there)."""
+        return self._s.device
+
+    def placement(self) -> Placement | None:
+        """Where the nodes of the latest plan run (the plan made at load, with symbolic
+        dimensions set to 1, until a predict plans other shapes); None when no plan was made
+        yet (inputs without declared shapes)."""
+        p = self._s.placement()
+        if p is None:
+            return None
+        return Placement(p["device"], p["device_nodes"], p["cpu_nodes"], p["copies"], p["uploads"],
+                         [tuple(f) for f in p["fallbacks"]])
 
     @property
     def opsets(self) -> dict[str, int]:
@@ -218,29 +253,34 @@ def load(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview 
          device: str = "cpu", threads: int | None = None, optimize: bool = True) -> Model:
     """Loads an ONNX model from a file path, from bytes, or from an ``onnx.ModelProto``.
 
-    ``device``: ``"cpu"``, or ``"cuda"``, which raises ``Unavailable`` naming what is missing (the
-    CUDA backend, or a CUDA library it needs; see ``mserve.cuda_available()``).
+    ``device``: ``"cpu"``; ``"cuda"``, which raises ``Unavailable`` naming what is missing (the
+    CUDA backend, a CUDA library it needs, or a GPU; see ``mserve.cuda_available()``); or
+    ``"mock"``, a device whose memory is host memory, for testing placement without a GPU. With
+    a device, each node runs there when the device has a kernel for it, else on the CPU
+    (``Model.placement()`` says which and why); inputs and outputs stay numpy arrays.
     ``threads``: intra-op threads (default: the machine's cores). Idle threads sleep.
     ``optimize``: graph clean-up (Identity/Dropout removal, dead nodes, constant folding);
     turn it off to debug a model exactly as exported.
     Raises ``ModelLoadError`` for malformed files and ``UnsupportedOperator`` (listing every
     unsupported node) when the model needs something the runtime cannot run.
     """
+    backend: Any = None
     if device == "cuda":
-        cuda.backend()  # mserve.Unavailable naming what is missing: the backend or a CUDA library
-        raise Unavailable("device 'cuda': the CUDA backend loaded but does not run models yet")
-    if device != "cpu":
-        raise InvalidArgument(f"device {device!r} is not known; use 'cpu' or 'cuda'")
+        backend = cuda.backend().backend()  # Unavailable naming what is missing
+    elif device == "mock":
+        backend = "mock"
+    elif device != "cpu":
+        raise InvalidArgument(f"device {device!r} is not known; use 'cpu', 'cuda' or 'mock'")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise InvalidArgument(f"threads must be a positive int, got {threads!r}")
     t = threads or 0
     if hasattr(path_or_bytes, "SerializeToString"):
         path_or_bytes = path_or_bytes.SerializeToString()
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
-        return Model(_core.Session.load_bytes(bytes(path_or_bytes), t, optimize=optimize), "<bytes>")
+        return Model(_core.Session.load_bytes(bytes(path_or_bytes), t, optimize=optimize, device=backend), "<bytes>")
     if isinstance(path_or_bytes, (str, os.PathLike)):
         path = os.fspath(path_or_bytes)
-        return Model(_core.Session.load_file(path, t, optimize=optimize), path)
+        return Model(_core.Session.load_file(path, t, optimize=optimize, device=backend), path)
     raise InvalidArgument(f"load() takes a path, bytes or an onnx.ModelProto, got {type(path_or_bytes).__name__}")
 
 

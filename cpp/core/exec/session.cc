@@ -12,6 +12,9 @@ struct Session::RunContext {
   std::shared_ptr<Buffer> arena;  // lent by the session for one run (take_arena / give_arena)
   void* views_base = nullptr;     // the arena the views in `values` point into
   std::vector<Tensor> values;     // per value id; constants are set once, arena views per arena
+  // The device's stream, handles and arena, for plans that use the device; kept with the
+  // context, so the device views in `values` are set once.
+  std::unique_ptr<DeviceContext> device;
   std::vector<const Tensor*> in_ptrs;
   std::vector<Tensor*> out_ptrs;
 };
@@ -67,9 +70,11 @@ void release_packed_constants(Program& p) {
     const Node& n = g.nodes[ni];
     const Kernel* k = p.kernels[ni].get();
     if (!k) continue;  // folded: it never runs
+    const Kernel* dk = p.device_kernels.empty() ? nullptr : p.device_kernels[ni].get();
     for (size_t i = 0; i < n.inputs.size(); ++i) {
       auto it = needed.find(n.inputs[i]);
-      if (it != needed.end() && !k->packed_constant(static_cast<int>(i))) it->second = true;
+      // The device's kernel uploads what it reads from the original at plan time.
+      if (it != needed.end() && (!k->packed_constant(static_cast<int>(i)) || dk)) it->second = true;
     }
   }
   for (const auto& [v, need] : needed) {
@@ -87,6 +92,7 @@ StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOpt
   s->pool_ = std::make_unique<ThreadPool>(opts.threads > 0 ? opts.threads : ThreadPool::default_threads());
   Program& p = s->prog_;
   p.graph = std::move(graph);
+  p.backend = opts.backend;
   for (int v : p.graph.inputs) {
     const Value& val = p.graph.values[v];
     if (val.dtype == DType::kUndefined && !opts.subgraph)
@@ -99,6 +105,7 @@ StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOpt
   MS_ASSIGN_OR_RETURN(p.order, topological_order(p.graph));
   MS_RETURN_IF_ERROR(create_kernels(p));
   if (opts.optimize) MS_RETURN_IF_ERROR(fold_constants(p, *s->pool_));
+  MS_RETURN_IF_ERROR(create_device_kernels(p));
   release_packed_constants(p);
   MS_RETURN_IF_ERROR(check_declared_strings(p));
   for (int v : p.graph.inputs) s->signature_.inputs.push_back(p.graph.values[v]);
@@ -130,6 +137,7 @@ StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOpt
     for (const Tensor& t : probe) infos.push_back(ValueInfo{t.dtype(), t.shape(), nullptr});
     auto plan = make_plan(p, infos, *s->pool_);
     if (!plan.ok() && plan.status().code() == Code::kUnsupported) return plan.status();
+    if (plan.ok()) s->note_placement(*plan.value());
   }
   return s;
 }
@@ -148,6 +156,17 @@ StatusOr<std::shared_ptr<Session>> Session::load_bytes(const void* data, size_t 
 }
 
 Session::~Session() = default;
+
+void Session::note_placement(const Plan& plan) const {
+  auto p = std::make_shared<const Placement>(plan.placement);
+  std::lock_guard<std::mutex> lk(cache_mu_);
+  placement_ = std::move(p);
+}
+
+std::shared_ptr<const Placement> Session::placement() const {
+  std::lock_guard<std::mutex> lk(cache_mu_);
+  return placement_;
+}
 
 size_t Session::cached_plans() const {
   std::lock_guard<std::mutex> lk(cache_mu_);
@@ -197,7 +216,9 @@ StatusOr<std::shared_ptr<Session::CachedPlan>> Session::plan_for(const std::vect
   MS_ASSIGN_OR_RETURN(auto plan, make_plan(prog_, infos, *pool_));
   auto c = std::make_shared<CachedPlan>();
   c->plan = std::move(plan);
+  auto placed = std::make_shared<const Placement>(c->plan->placement);
   std::lock_guard<std::mutex> lk(cache_mu_);
+  placement_ = std::move(placed);
   c->last_used = ++tick_;
   if (cache_.size() >= std::max<size_t>(opts_.plan_cache_size, 1)) {
     // Evict the least recently used; runs still holding it finish undisturbed.
@@ -228,6 +249,15 @@ Status Session::run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outp
       if (plan.values[v].storage == Storage::kConstant) rc->values[v] = *plan.values[v].constant;
     rc->in_ptrs.resize(plan.max_arity);
     rc->out_ptrs.resize(plan.max_arity);
+    if (plan.uses_device) {
+      MS_ASSIGN_OR_RETURN(rc->device, prog_.backend->new_context());
+      MS_ASSIGN_OR_RETURN(void* dbase, rc->device->arena(plan.device_arena_bytes));
+      for (size_t v = 0; v < plan.values.size(); ++v) {
+        const ValuePlan& vp = plan.values[v];
+        if (vp.storage == Storage::kArena && vp.device != DeviceType::kCpu)
+          rc->values[v] = Tensor(vp.dtype, vp.shape, static_cast<char*>(dbase) + vp.offset, vp.device);
+      }
+    }
   }
   rc->arena = take_arena(plan.arena_bytes);
   if (!rc->arena)
@@ -236,11 +266,17 @@ Status Session::run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outp
     char* base = static_cast<char*>(rc->arena->data());
     for (size_t v = 0; v < plan.values.size(); ++v) {
       const ValuePlan& vp = plan.values[v];
-      if (vp.storage == Storage::kArena) rc->values[v] = Tensor(vp.dtype, vp.shape, base + vp.offset);
+      if (vp.storage == Storage::kArena && vp.device == DeviceType::kCpu)
+        rc->values[v] = Tensor(vp.dtype, vp.shape, base + vp.offset);
     }
     rc->views_base = rc->arena->data();
   }
   Status st = execute(plan, *rc, inputs, outputs, pool ? *pool : *pool_);
+  if (!st.ok() && rc->device) {
+    // Nothing queued on the device may still use the arenas when they are handed on.
+    Status idle = rc->device->synchronize();
+    if (!idle.ok()) st = st.with_context(idle.message() + "; ");
+  }
   give_arena(std::move(rc->arena));
   // Drop per-call references (inputs, outputs, dynamic values) before the context is reused.
   for (size_t v = 0; v < plan.values.size(); ++v) {
@@ -258,21 +294,42 @@ Status Session::execute(const Plan& plan, RunContext& rc, const std::vector<Tens
   const Graph& g = prog_.graph;
   for (size_t i = 0; i < inputs.size(); ++i) rc.values[g.inputs[i]] = inputs[i];
   char* base = static_cast<char*>(rc.arena->data());
+  char* device_base = nullptr;
+  if (plan.uses_device) {
+    MS_ASSIGN_OR_RETURN(void* d, rc.device->arena(plan.device_arena_bytes));
+    device_base = static_cast<char*>(d);
+  }
   for (const Step& step : plan.steps) {
+    if (step.kind != StepKind::kNode) {
+      const Tensor& src = rc.values[step.inputs[0]];
+      Tensor& dst = rc.values[step.outputs[0]];
+      if (plan.values[step.outputs[0]].storage == Storage::kOutput) {
+        MS_ASSIGN_OR_RETURN(dst, Tensor::empty(src.dtype(), src.shape()));
+      }
+      if (src.nbytes() == 0) continue;
+      if (step.kind == StepKind::kToDevice) {
+        MS_RETURN_IF_ERROR(rc.device->copy_to_device(src.raw(), dst.raw(), src.nbytes()));
+      } else {
+        MS_RETURN_IF_ERROR(rc.device->copy_to_host(src.raw(), dst.raw(), src.nbytes()));
+        if (step.sync) MS_RETURN_IF_ERROR(rc.device->synchronize());
+      }
+      continue;
+    }
     const Node& node = g.nodes[step.node];
-    const Kernel& k = *prog_.kernels[step.node];
-    for (size_t i = 0; i < node.inputs.size(); ++i)
-      rc.in_ptrs[i] = node.inputs[i] == kNoValue ? nullptr : &rc.values[node.inputs[i]];
-    void* ws = base + step.workspace_offset;
+    const bool on_device = step.device != DeviceType::kCpu;
+    const Kernel& k = on_device ? *prog_.device_kernels[step.node] : *prog_.kernels[step.node];
+    for (size_t i = 0; i < step.inputs.size(); ++i)
+      rc.in_ptrs[i] = step.inputs[i] == kNoValue ? nullptr : &rc.values[step.inputs[i]];
+    void* ws = (on_device ? device_base : base) + step.workspace_offset;
     Tensor dyn_ws;
     if (step.dynamic && k.produces_own_outputs()) {
-      for (size_t o = 0; o < node.outputs.size(); ++o)
-        if (node.outputs[o] != kNoValue) rc.values[node.outputs[o]] = Tensor();
+      for (int v : step.outputs)
+        if (v != kNoValue) rc.values[v] = Tensor();
     } else if (step.dynamic) {
       // Shapes known only now: infer with every input value visible, then allocate.
-      std::vector<ValueInfo> infos(node.inputs.size());
-      std::vector<const ValueInfo*> ptrs(node.inputs.size(), nullptr);
-      for (size_t i = 0; i < node.inputs.size(); ++i) {
+      std::vector<ValueInfo> infos(step.inputs.size());
+      std::vector<const ValueInfo*> ptrs(step.inputs.size(), nullptr);
+      for (size_t i = 0; i < step.inputs.size(); ++i) {
         if (!rc.in_ptrs[i]) continue;
         const Tensor& t = *rc.in_ptrs[i];
         infos[i] = ValueInfo{t.dtype(), t.shape(), &t};
@@ -282,35 +339,37 @@ Status Session::execute(const Plan& plan, RunContext& rc, const std::vector<Tens
       MS_RETURN_IF_ERROR(check_string_support(node, k, ptrs, nullptr));
       MS_RETURN_IF_ERROR(k.infer(ctx).with_context(node.where()));
       MS_RETURN_IF_ERROR(check_string_support(node, k, ptrs, &ctx));
-      for (size_t o = 0; o < node.outputs.size(); ++o) {
-        if (node.outputs[o] == kNoValue) continue;
-        MS_ASSIGN_OR_RETURN(rc.values[node.outputs[o]], Tensor::empty(ctx.output(o).dtype, ctx.output(o).shape));
+      for (size_t o = 0; o < step.outputs.size(); ++o) {
+        if (step.outputs[o] == kNoValue) continue;
+        MS_ASSIGN_OR_RETURN(rc.values[step.outputs[o]], Tensor::empty(ctx.output(o).dtype, ctx.output(o).shape));
       }
       MS_ASSIGN_OR_RETURN(dyn_ws, Tensor::empty(DType::kUInt8, Shape{static_cast<int64_t>(ctx.workspace())}));
       ws = dyn_ws.raw();
     } else {
-      for (size_t o = 0; o < node.outputs.size(); ++o) {
-        int v = node.outputs[o];
+      for (int v : step.outputs) {
         if (v == kNoValue) continue;
         const Storage storage = plan.values[v].storage;
         if (storage != Storage::kOutput && storage != Storage::kOwned) continue;
         MS_ASSIGN_OR_RETURN(rc.values[v], Tensor::empty(plan.values[v].dtype, plan.values[v].shape));
       }
     }
-    for (size_t o = 0; o < node.outputs.size(); ++o)
-      rc.out_ptrs[o] = node.outputs[o] == kNoValue ? nullptr : &rc.values[node.outputs[o]];
-    ComputeContext cc(rc.in_ptrs.data(), static_cast<int>(node.inputs.size()), rc.out_ptrs.data(),
-                      static_cast<int>(node.outputs.size()), ws, &pool);
+    for (size_t o = 0; o < step.outputs.size(); ++o)
+      rc.out_ptrs[o] = step.outputs[o] == kNoValue ? nullptr : &rc.values[step.outputs[o]];
+    ComputeContext cc(rc.in_ptrs.data(), static_cast<int>(step.inputs.size()), rc.out_ptrs.data(),
+                      static_cast<int>(step.outputs.size()), ws, &pool, on_device ? rc.device.get() : nullptr);
     const bool timed = profiling_.load(std::memory_order_relaxed);
     const auto t0 = timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     Status st = k.compute(cc);
+    // (A device step's time is its launch; the device's own time shows in the final sync.)
     if (timed) add_op_time(node.op_type, std::chrono::steady_clock::now() - t0);
     if (!st.ok()) return st.with_context(node.where());  // where() allocates: only on error
     if (step.dynamic && k.produces_own_outputs())
-      for (size_t o = 0; o < node.outputs.size(); ++o)
-        if (node.outputs[o] != kNoValue && !rc.values[node.outputs[o]].defined())
+      for (size_t o = 0; o < step.outputs.size(); ++o)
+        if (step.outputs[o] != kNoValue && !rc.values[step.outputs[o]].defined())
           return Internal(node.where() + "produced no output " + std::to_string(o));
   }
+  // One wait for the device at the end: the outputs' copies back to the host are in.
+  if (plan.uses_device) MS_RETURN_IF_ERROR(rc.device->synchronize());
   outputs->clear();
   for (size_t o = 0; o < g.outputs.size(); ++o) {
     const int v = g.outputs[o];

@@ -41,6 +41,10 @@ struct SessionOptions {
   size_t plan_cache_size = 32;  // distinct input shape signatures kept planned
   bool optimize = true;         // graph clean-up passes and load-time constant folding
   bool subgraph = false;        // a control-flow body: inputs may be untyped, no trial plan
+  // The device to run on besides the CPU (null: the CPU only). Each node runs on the device when
+  // the backend has a kernel for it that takes its shapes, else on the CPU; inputs and outputs
+  // stay host tensors (copied in and out).
+  std::shared_ptr<const Backend> backend;
 };
 
 class Session {
@@ -71,6 +75,12 @@ class Session {
     return ops;
   }
 
+  // Where the nodes of the most recent plan run (the trial plan at load, with symbolic
+  // dimensions set to 1, until a run plans other shapes); null before any plan was made.
+  std::shared_ptr<const Placement> placement() const;
+  // The session's device ("cpu" without a backend).
+  std::string device() const { return prog_.backend ? prog_.backend->name() : "cpu"; }
+
   // Number of plans currently cached (for tests and monitoring).
   size_t cached_plans() const;
   // Scratch arenas allocated so far (for tests and monitoring): it stops growing once the
@@ -93,6 +103,7 @@ class Session {
   Session() = default;
   Status validate(const std::vector<Tensor>& inputs) const;
   StatusOr<std::shared_ptr<CachedPlan>> plan_for(const std::vector<Tensor>& inputs) const;
+  void note_placement(const Plan& plan) const;
   Status execute(const Plan& plan, RunContext& rc, const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs,
                  ThreadPool& pool) const;
   void add_op_time(const std::string& op, std::chrono::steady_clock::duration d) const;
@@ -107,6 +118,7 @@ class Session {
   std::unique_ptr<ThreadPool> pool_;
   mutable std::mutex cache_mu_;
   mutable std::vector<std::shared_ptr<CachedPlan>> cache_;
+  mutable std::shared_ptr<const Placement> placement_;  // guarded by cache_mu_
   mutable uint64_t tick_ = 0;
   mutable std::mutex arena_mu_;
   mutable std::vector<std::shared_ptr<Buffer>> spare_arenas_;

@@ -5,6 +5,8 @@
 //   infer   — plan time, once per input-shape signature: output dtypes and shapes from the
 //             inputs' dtypes/shapes (and values, where an input is known: a constant or a
 //             value the planner could fold), plus the scratch workspace `compute` needs.
+//             A device kernel (device() != kCpu) may refuse shapes or dtypes it does not run
+//             (refuse): the planner then runs the node on the CPU and reports why.
 //   compute — per call, const and safe to run concurrently on different contexts. Outputs are
 //             already allocated with the shapes `infer` returned. It must not allocate on
 //             the heap for shapes it has seen in `infer`.
@@ -20,6 +22,7 @@
 namespace mserve {
 
 class ThreadPool;
+class DeviceContext;
 
 struct ValueInfo {
   DType dtype = DType::kUndefined;
@@ -54,6 +57,9 @@ class InferContext {
     outputs_[i].shape = shape;
   }
   void set_workspace(size_t bytes) { workspace_ = bytes; }
+  // A device kernel's answer for shapes or dtypes it does not run: the node falls back to the
+  // CPU with `why` as the reason (an Unsupported status, which the planner recognizes).
+  static Status refuse(const std::string& why) { return Unsupported(why); }
 
   // Read by the planner.
   bool deferred() const { return deferred_; }
@@ -72,8 +78,8 @@ class InferContext {
 class ComputeContext {
  public:
   ComputeContext(const Tensor* const* inputs, int n_in, Tensor* const* outputs, int n_out, void* workspace,
-                 ThreadPool* pool)
-      : in_(inputs), out_(outputs), n_in_(n_in), n_out_(n_out), ws_(workspace), pool_(pool) {}
+                 ThreadPool* pool, DeviceContext* device = nullptr)
+      : in_(inputs), out_(outputs), n_in_(n_in), n_out_(n_out), ws_(workspace), pool_(pool), device_(device) {}
   int num_inputs() const { return n_in_; }
   bool has_input(int i) const { return i < n_in_ && in_[i] != nullptr; }
   const Tensor& input(int i) const { return *in_[i]; }
@@ -83,6 +89,9 @@ class ComputeContext {
   void* workspace() const { return ws_; }
   // Never null: a single-threaded pool is passed when no pool is configured.
   ThreadPool& pool() const { return *pool_; }
+  // The run's device context (stream, handles) for device kernels; null for CPU kernels. The
+  // workspace of a device kernel is device memory.
+  DeviceContext* device() const { return device_; }
 
  private:
   const Tensor* const* in_;
@@ -90,6 +99,7 @@ class ComputeContext {
   int n_in_, n_out_;
   void* ws_;
   ThreadPool* pool_;
+  DeviceContext* device_;
 };
 
 class Kernel {
@@ -97,6 +107,11 @@ class Kernel {
   virtual ~Kernel() = default;
   virtual Status infer(InferContext& ctx) const = 0;
   virtual Status compute(const ComputeContext& ctx) const = 0;
+  // Where compute runs and where it expects its inputs and writes its outputs.
+  virtual DeviceType device() const { return DeviceType::kCpu; }
+  // For a device kernel: input `i` is read on the host, if at all (a shape, axes, pads): the
+  // planner leaves it in host memory instead of copying it to the device.
+  virtual bool host_input(int /*i*/) const { return false; }
   // False for kernels that read only their inputs' dtypes and shapes (Shape): the planner then
   // folds them as soon as shapes are known, and compute sees inputs with no data.
   virtual bool reads_input_data() const { return true; }

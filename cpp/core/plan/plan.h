@@ -3,9 +3,12 @@
 // plan-time-folded constants, and one arena layout that intermediates share by liveness.
 #pragma once
 #include <memory>
+#include <mutex>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "core/device/device.h"
 #include "core/graph/graph.h"
 #include "core/kernels/kernel.h"
 
@@ -13,10 +16,32 @@ namespace mserve {
 
 class ThreadPool;
 
+// A host tensor copied into new device memory of `backend` (synchronously).
+StatusOr<Tensor> upload_constant(const Tensor& host, const Backend& backend);
+
+// Initializers uploaded to the device, once per session: the first plan that places a reader of
+// one on the device uploads it; later plans reuse the copy. Thread-safe.
+class DeviceConstants {
+ public:
+  // The device copy of initializer `value` (whose host bytes are `host`).
+  StatusOr<const Tensor*> get(int value, const Tensor& host, const Backend& backend);
+  size_t size() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<int, Tensor> uploaded_;  // node-based: pointers stay valid
+};
+
 struct Program {
   Graph graph;                     // initializers include load-time-folded constants
   std::vector<KernelPtr> kernels;  // per node index of graph.nodes; null for folded nodes
   std::vector<int> order;          // node indices to run, topologically sorted
+  // The device, when the session has one: a second kernel per node from the backend's table
+  // (null where it has none, with the reason in no_device_kernel), and its uploaded constants.
+  std::shared_ptr<const Backend> backend;
+  std::vector<KernelPtr> device_kernels;
+  std::vector<std::string> no_device_kernel;
+  std::unique_ptr<DeviceConstants> device_constants;
 };
 
 // Orders nodes topologically (stable w.r.t. file order); LoadError on a cycle.
@@ -27,6 +52,10 @@ Status create_kernels(Program& p);
 
 // Evaluates nodes whose inputs are all constant once, turning their outputs into initializers.
 Status fold_constants(Program& p, ThreadPool& pool);
+
+// Builds p.backend's kernel for every node left to run (after folding). A node the device has no
+// kernel for keeps the CPU's, with the reason recorded; any other error is a load error.
+Status create_device_kernels(Program& p);
 
 enum class Storage : uint8_t {
   kUnused,    // never read
@@ -43,24 +72,57 @@ struct ValuePlan {
   Storage storage = Storage::kUnused;
   DType dtype = DType::kUndefined;
   Shape shape;
-  size_t offset = 0;                 // kArena
-  const Tensor* constant = nullptr;  // kConstant
+  DeviceType device = DeviceType::kCpu;  // where the bytes live (kArena: in that device's arena)
+  size_t offset = 0;                     // kArena
+  const Tensor* constant = nullptr;      // kConstant
+};
+
+enum class StepKind : uint8_t {
+  kNode,      // run node `node`'s kernel (the device's when device != kCpu)
+  kToDevice,  // copy inputs[0] (host) to outputs[0] (device), stream-ordered
+  kToHost,    // copy inputs[0] (device) to outputs[0] (host), stream-ordered
 };
 
 struct Step {
-  int node;
-  bool dynamic;  // infer at run time (an input shape or a needed value is known only then)
-  size_t workspace_offset = 0;
+  StepKind kind = StepKind::kNode;
+  int node = -1;
+  bool dynamic = false;  // infer at run time (an input shape or a needed value is known only then)
+  DeviceType device = DeviceType::kCpu;
+  // The value ids read and written: the node's own, or the copies the planner made of them on
+  // the device the step runs on. A copy step has one of each.
+  std::vector<int> inputs, outputs;
+  bool sync = false;            // kToHost: wait for the device before the next step (a CPU step reads it)
+  size_t workspace_offset = 0;  // in the arena of `device`
   size_t workspace_bytes = 0;
+};
+
+// Where the nodes of a plan run, and why a node the device could not take stayed on the CPU.
+struct Placement {
+  struct Fallback {
+    std::string node;  // Node::describe()
+    std::string op;
+    std::string reason;
+  };
+  std::string device = "cpu";       // the session's device
+  int device_nodes = 0;             // steps on the device
+  int cpu_nodes = 0;                // steps on the CPU
+  int copies = 0;                   // copy steps between host and device
+  int uploads = 0;                  // constants read from the device
+  std::vector<Fallback> fallbacks;  // each CPU step of a session with a device
 };
 
 struct Plan {
   std::vector<Shape> input_shapes;  // the cache key
-  std::vector<ValuePlan> values;    // per value id
+  // Per value id: the graph's values, then the device or host copies the planner added.
+  std::vector<ValuePlan> values;
   std::vector<Step> steps;
-  std::unordered_map<int, Tensor> folded;  // value id -> constant computed at plan time
+  std::unordered_map<int, Tensor> folded;         // value id -> constant computed at plan time
+  std::unordered_map<int, Tensor> device_folded;  // copy id -> a folded constant uploaded
   size_t arena_bytes = 0;
-  size_t max_arity = 0;  // the most inputs or outputs of any step
+  size_t device_arena_bytes = 0;
+  bool uses_device = false;  // some step runs on or copies to the device
+  size_t max_arity = 0;      // the most inputs or outputs of any step
+  Placement placement;
 };
 
 // The string-tensor safety net: Unsupported when a string value (DType::kString) reaches a kernel

@@ -155,20 +155,71 @@ Status fold_constants(Program& p, ThreadPool& pool) {
   return Status::OK();
 }
 
+Status create_device_kernels(Program& p) {
+  p.device_kernels.clear();
+  p.no_device_kernel.clear();
+  if (!p.backend) return Status::OK();
+  p.device_kernels.resize(p.graph.nodes.size());
+  p.no_device_kernel.resize(p.graph.nodes.size());
+  if (!p.device_constants) p.device_constants = std::make_unique<DeviceConstants>();
+  KernelInit init(p.graph);
+  const std::string dev = p.backend->name();
+  for (int ni : p.order) {
+    const Node& n = p.graph.nodes[ni];
+    auto k = p.backend->create_kernel(n, init);
+    if (k.ok() && k.value()) {
+      p.device_kernels[ni] = std::move(k).value();
+    } else if (k.ok()) {
+      p.no_device_kernel[ni] = "no " + dev + " kernel for " + n.op_type;
+    } else if (k.status().code() == Code::kUnsupported) {
+      p.no_device_kernel[ni] = k.status().message();
+    } else {
+      return LoadError(n.where() + k.status().message());
+    }
+  }
+  return Status::OK();
+}
+
+StatusOr<Tensor> upload_constant(const Tensor& host, const Backend& backend) {
+  if (!host.on_host() || (host.raw() == nullptr && host.numel() > 0))
+    return Internal("a constant " + host.desc() + " has no host bytes to upload");
+  std::shared_ptr<Buffer> buf = backend.allocate(host.nbytes());
+  if (!buf) return InvalidArgument("out of " + backend.name() + " memory uploading a constant " + host.desc());
+  if (host.nbytes()) MS_RETURN_IF_ERROR(backend.upload(host.raw(), buf->data(), host.nbytes()));
+  void* data = buf->data();
+  return Tensor(host.dtype(), host.shape(), std::move(buf), data, backend.device());
+}
+
+StatusOr<const Tensor*> DeviceConstants::get(int value, const Tensor& host, const Backend& backend) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = uploaded_.find(value);
+  if (it != uploaded_.end()) return &it->second;
+  MS_ASSIGN_OR_RETURN(Tensor t, upload_constant(host, backend));
+  return &uploaded_.emplace(value, std::move(t)).first->second;
+}
+
+size_t DeviceConstants::size() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return uploaded_.size();
+}
+
 namespace {
 
 struct Interval {
   int value;  // value id, or -1 - step index for a step's workspace
   size_t bytes;
   int first, last;  // step indices
+  DeviceType device = DeviceType::kCpu;
   size_t offset = 0;
 };
 
-// Greedy by size: biggest blocks first, each at the lowest offset that doesn't overlap a placed
-// block whose lifetime intersects its own.
-size_t assign_offsets(std::vector<Interval>& blocks) {
+// Greedy by size, per device: biggest blocks first, each at the lowest offset that doesn't
+// overlap a placed block of the same device whose lifetime intersects its own. Returns the arena
+// size of `device`.
+size_t assign_offsets(std::vector<Interval>& blocks, DeviceType device) {
   std::vector<Interval*> order;
-  for (auto& b : blocks) order.push_back(&b);
+  for (auto& b : blocks)
+    if (b.device == device) order.push_back(&b);
   std::stable_sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->bytes > b->bytes; });
   std::vector<Interval*> placed;
   size_t total = 0;
@@ -189,13 +240,39 @@ size_t assign_offsets(std::vector<Interval>& blocks) {
   return total;
 }
 
+// Whether the device kernel `dk` takes node `ni` for these input infos: OK with its inferred
+// outputs and workspace in `dctx`, or the reason it stays on the CPU (`why`).
+Status try_device(const Node& node, const Kernel& dk, const std::vector<const ValueInfo*>& in, const InferContext& cpu,
+                  InferContext& dctx, std::string* why) {
+  Status st = check_string_support(node, dk, in, nullptr);
+  if (st.ok()) st = dk.infer(dctx);
+  if (st.ok() && dctx.deferred()) st = InferContext::refuse("its output shapes depend on values known at run time");
+  if (st.ok()) st = check_string_support(node, dk, in, &dctx);
+  if (st.code() == Code::kUnsupported) {
+    *why = st.message();
+    return Status::OK();
+  }
+  MS_RETURN_IF_ERROR(st.with_context(node.where()));
+  for (int o = 0; o < cpu.num_outputs(); ++o) {
+    if (node.outputs[o] == kNoValue) continue;
+    if (dctx.output(o).dtype != cpu.output(o).dtype || !(dctx.output(o).shape == cpu.output(o).shape))
+      return Internal(node.where() + "the device kernel infers output " + std::to_string(o) + " differently (" +
+                      dtype_name(dctx.output(o).dtype) + dctx.output(o).shape.str() + " vs " +
+                      dtype_name(cpu.output(o).dtype) + cpu.output(o).shape.str() + ")");
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 StatusOr<std::shared_ptr<const Plan>> make_plan(const Program& prog, const std::vector<ValueInfo>& inputs,
                                                 ThreadPool& pool) {
   const Graph& g = prog.graph;
+  const Backend* backend = prog.backend.get();
+  const DeviceType dev = backend ? backend->device() : DeviceType::kCpu;
   auto plan = std::make_shared<Plan>();
   plan->values.resize(g.values.size());
+  if (backend) plan->placement.device = backend->name();
   std::vector<ValueInfo> infos(g.values.size());
   std::vector<bool> known(g.values.size(), false);  // dtype and shape known at plan time
 
@@ -211,90 +288,207 @@ StatusOr<std::shared_ptr<const Plan>> make_plan(const Program& prog, const std::
     const bool released = t.raw() == nullptr && t.numel() > 0;
     infos[v] = ValueInfo{t.dtype(), t.shape(), released ? nullptr : &t};
     known[v] = true;
-    plan->values[v] = ValuePlan{Storage::kConstant, t.dtype(), t.shape(), 0, &t};
+    plan->values[v] = ValuePlan{Storage::kConstant, t.dtype(), t.shape(), DeviceType::kCpu, 0, &t};
   }
   std::vector<bool> is_output(g.values.size(), false);
   for (int v : g.outputs) is_output[v] = true;
 
   std::vector<Interval> blocks;
-  std::map<int, size_t> block_of;  // value id -> index in blocks
+  std::map<int, size_t> block_of;              // value id -> index in blocks
+  std::map<std::pair<int, int>, int> copy_of;  // (value id, device) -> the id of its copy there
+  std::map<int, int> to_host_step;             // host copy id -> the kToHost step writing it
+
+  // A new value id: `v`'s bytes on `d` (a copy, or a device output handed back to the host).
+  auto add_value = [&](int v, DeviceType d, Storage storage) {
+    const int id = static_cast<int>(plan->values.size());
+    ValuePlan vp = plan->values[v];
+    vp.storage = storage;
+    vp.device = d;
+    vp.constant = nullptr;
+    plan->values.push_back(vp);
+    return id;
+  };
+  auto add_arena_block = [&](int id, int step) -> Status {
+    const ValuePlan& vp = plan->values[id];
+    MS_ASSIGN_OR_RETURN(size_t bytes, aligned_bytes(vp.dtype, vp.shape));
+    block_of[id] = blocks.size();
+    blocks.push_back(Interval{id, bytes, step, step, vp.device});
+    return Status::OK();
+  };
+  auto add_copy = [&](int src, int dst, StepKind kind) {
+    Step s;
+    s.kind = kind;
+    s.device = plan->values[dst].device;
+    s.inputs = {src};
+    s.outputs = {dst};
+    const int step = static_cast<int>(plan->steps.size());
+    if (block_of.count(src)) blocks[block_of[src]].last = step;
+    if (kind == StepKind::kToHost) to_host_step[dst] = step;
+    plan->steps.push_back(std::move(s));
+    plan->placement.copies += 1;
+    return step;
+  };
+  // The id of value `v` on device `d`: itself where it lives there, else its copy (a constant is
+  // uploaded once; anything else is copied by a step added now).
+  auto value_on = [&](int v, DeviceType d) -> StatusOr<int> {
+    if (plan->values[v].device == d) return v;
+    auto key = std::make_pair(v, static_cast<int>(d));
+    auto it = copy_of.find(key);
+    if (it != copy_of.end()) return it->second;
+    const Tensor* host_constant = plan->values[v].constant;  // add_value moves plan->values
+    int id;
+    if (plan->values[v].storage == Storage::kConstant) {
+      if (d == DeviceType::kCpu) return Internal("a device constant read on the host");
+      id = add_value(v, d, Storage::kConstant);
+      if (plan->folded.count(v)) {  // folded for this plan: uploaded for this plan
+        MS_ASSIGN_OR_RETURN(Tensor up, upload_constant(*host_constant, *backend));
+        plan->values[id].constant = &(plan->device_folded[id] = std::move(up));
+      } else {
+        MS_ASSIGN_OR_RETURN(plan->values[id].constant, prog.device_constants->get(v, *host_constant, *backend));
+      }
+      plan->placement.uploads += 1;
+    } else {
+      id = add_value(v, d, Storage::kArena);
+      const int step = add_copy(v, id, d == DeviceType::kCpu ? StepKind::kToHost : StepKind::kToDevice);
+      MS_RETURN_IF_ERROR(add_arena_block(id, step));
+    }
+    copy_of[key] = id;
+    return id;
+  };
+
   for (int ni : prog.order) {
     const Node& node = g.nodes[ni];
+    const Kernel& cpu_kernel = *prog.kernels[ni];
     std::vector<const ValueInfo*> in;
     bool inputs_known = true, all_values = true;
     for (int v : node.inputs) {
       in.push_back(v == kNoValue ? nullptr : &infos[v]);
       if (v == kNoValue) continue;
       inputs_known = inputs_known && known[v];
-      all_values = all_values && (infos[v].value != nullptr || !prog.kernels[ni]->reads_input_data());
+      all_values = all_values && (infos[v].value != nullptr || !cpu_kernel.reads_input_data());
     }
     plan->max_arity = std::max({plan->max_arity, node.inputs.size(), node.outputs.size()});
-    bool dynamic = !inputs_known || prog.kernels[ni]->produces_own_outputs();
+    bool dynamic = !inputs_known || cpu_kernel.produces_own_outputs();
     InferContext ctx(node, in, pool.threads());
-    MS_RETURN_IF_ERROR(check_string_support(node, *prog.kernels[ni], in, nullptr));
+    MS_RETURN_IF_ERROR(check_string_support(node, cpu_kernel, in, nullptr));
     if (!dynamic) {
-      MS_RETURN_IF_ERROR(prog.kernels[ni]->infer(ctx).with_context(node.where()));
+      MS_RETURN_IF_ERROR(cpu_kernel.infer(ctx).with_context(node.where()));
       dynamic = ctx.deferred();
     }
     if (!dynamic) {
-      MS_RETURN_IF_ERROR(check_string_support(node, *prog.kernels[ni], in, &ctx));
+      MS_RETURN_IF_ERROR(check_string_support(node, cpu_kernel, in, &ctx));
       MS_RETURN_IF_ERROR(check_outputs(node, ctx).with_context(node.where()));
     }
 
     if (!dynamic && all_values) {
       // Every input is known now (shapes of inputs feed Shape, so shape arithmetic folds away).
       std::vector<Tensor> outs;
-      MS_RETURN_IF_ERROR(evaluate(node, *prog.kernels[ni], in, pool, ctx, outs).with_context(node.where()));
+      MS_RETURN_IF_ERROR(evaluate(node, cpu_kernel, in, pool, ctx, outs).with_context(node.where()));
       for (size_t o = 0; o < outs.size(); ++o) {
         int v = node.outputs[o];
         if (v == kNoValue) continue;
         Tensor& t = plan->folded[v] = std::move(outs[o]);
         infos[v] = ValueInfo{t.dtype(), t.shape(), &t};
         known[v] = true;
-        plan->values[v] = ValuePlan{Storage::kConstant, t.dtype(), t.shape(), 0, &t};
+        plan->values[v] = ValuePlan{Storage::kConstant, t.dtype(), t.shape(), DeviceType::kCpu, 0, &t};
       }
       continue;
     }
-    const int step = static_cast<int>(plan->steps.size());
-    plan->steps.push_back(Step{ni, dynamic});
-    if (!dynamic && ctx.workspace() > 0) {
-      blocks.push_back(Interval{-1 - step, (ctx.workspace() + kAlignment - 1) / kAlignment * kAlignment, step, step});
+
+    // Placement: the device when it has a kernel that takes these shapes, else the CPU.
+    DeviceType where = DeviceType::kCpu;
+    std::string why;
+    InferContext dctx(node, in, pool.threads());
+    const Kernel* dk = backend ? prog.device_kernels[ni].get() : nullptr;
+    if (backend && !dk) {
+      why = prog.no_device_kernel[ni];
+    } else if (dk && dynamic) {
+      why = cpu_kernel.produces_own_outputs() ? "control flow runs on the CPU" : "shapes known only at run time";
+    } else if (dk) {
+      MS_RETURN_IF_ERROR(try_device(node, *dk, in, ctx, dctx, &why));
+      if (why.empty()) where = dev;
     }
-    for (int v : node.inputs)
-      if (v != kNoValue && block_of.count(v)) blocks[block_of[v]].last = step;
+    if (backend && where == DeviceType::kCpu)
+      plan->placement.fallbacks.push_back(Placement::Fallback{node.describe(), node.op_type, why});
+    const Kernel& k = where == DeviceType::kCpu ? cpu_kernel : *dk;
+    const size_t workspace = where == DeviceType::kCpu ? ctx.workspace() : dctx.workspace();
+
+    Step st;
+    st.node = ni;
+    st.dynamic = dynamic;
+    st.device = where;
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+      const int v = node.inputs[i];
+      int id = v;
+      if (v != kNoValue) {
+        const DeviceType read_on =
+            where != DeviceType::kCpu && k.host_input(static_cast<int>(i)) ? DeviceType::kCpu : where;
+        MS_ASSIGN_OR_RETURN(id, value_on(v, read_on));
+        // Host code reading what a device copied back waits for that copy.
+        auto h = to_host_step.find(id);
+        if (read_on == DeviceType::kCpu && h != to_host_step.end()) plan->steps[h->second].sync = true;
+      }
+      st.inputs.push_back(id);
+    }
+    const int step = static_cast<int>(plan->steps.size());
+    if (!dynamic && workspace > 0) {
+      blocks.push_back(Interval{-1 - step, (workspace + kAlignment - 1) / kAlignment * kAlignment, step, step, where});
+    }
+    for (int id : st.inputs)
+      if (id != kNoValue && block_of.count(id)) blocks[block_of[id]].last = step;
+    std::vector<std::pair<int, int>> hand_back;  // (device id, host output id)
     for (size_t o = 0; o < node.outputs.size(); ++o) {
-      int v = node.outputs[o];
+      const int v = node.outputs[o];
+      st.outputs.push_back(v);
       if (v == kNoValue) continue;
       ValuePlan& vp = plan->values[v];
       if (dynamic) {
         vp.storage = Storage::kDynamic;
         continue;
       }
-      const ValueInfo& out = ctx.output(o);
+      const ValueInfo& out = where == DeviceType::kCpu ? ctx.output(o) : dctx.output(o);
       if (!Shape::fits(out.shape.rank())) return Unsupported(node.where() + "rank too large");
       infos[v] = ValueInfo{out.dtype, out.shape, nullptr};
       known[v] = true;
       vp.dtype = out.dtype;
       vp.shape = out.shape;
-      if (is_output[v]) {
+      if (is_output[v] && where != DeviceType::kCpu) {
+        // A graph output made on the device: computed into the device arena, then copied into
+        // the caller's host buffer right after.
+        vp.storage = Storage::kOutput;
+        const int d = add_value(v, where, Storage::kArena);
+        MS_RETURN_IF_ERROR(add_arena_block(d, step));
+        copy_of[std::make_pair(v, static_cast<int>(where))] = d;
+        st.outputs.back() = d;
+        hand_back.emplace_back(d, v);
+      } else if (is_output[v]) {
         vp.storage = Storage::kOutput;
       } else if (out.dtype == DType::kString) {
         vp.storage = Storage::kOwned;  // std::string objects never live in the arena
       } else {
         vp.storage = Storage::kArena;
+        vp.device = where;
         MS_ASSIGN_OR_RETURN(size_t bytes, aligned_bytes(out.dtype, out.shape));
-        const int src = node.inputs.empty() ? kNoValue : node.inputs[0];
-        if (o == 0 && prog.kernels[ni]->output_is_input_view() && src != kNoValue && block_of.count(src) &&
-            blocks[block_of[src]].bytes == bytes) {
+        const int src = st.inputs.empty() ? kNoValue : st.inputs[0];
+        if (o == 0 && k.output_is_input_view() && src != kNoValue && block_of.count(src) &&
+            blocks[block_of[src]].bytes == bytes && blocks[block_of[src]].device == where) {
           block_of[v] = block_of[src];  // a view: the same memory, live until both are done
           continue;
         }
         block_of[v] = blocks.size();
-        blocks.push_back(Interval{v, bytes, step, step});
+        blocks.push_back(Interval{v, bytes, step, step, where});
       }
     }
+    if (where == DeviceType::kCpu)
+      plan->placement.cpu_nodes += 1;
+    else
+      plan->placement.device_nodes += 1;
+    plan->steps.push_back(std::move(st));
+    for (auto [d, host] : hand_back) add_copy(d, host, StepKind::kToHost);
   }
-  plan->arena_bytes = assign_offsets(blocks);
+  plan->arena_bytes = assign_offsets(blocks, DeviceType::kCpu);
+  if (backend) plan->device_arena_bytes = assign_offsets(blocks, dev);
+  plan->uses_device = plan->placement.device_nodes > 0 || plan->placement.copies > 0;
   for (auto [v, i] : block_of) plan->values[v].offset = blocks[i].offset;  // views share their source's
   for (const Interval& b : blocks) {
     if (b.value < 0) {

@@ -150,7 +150,17 @@ StatusOr<Tensor> Tensor::empty(DType dtype, const Shape& shape) {
   return Tensor(dtype, shape, std::move(buf), p);
 }
 
+const char* device_name(DeviceType d) {
+  switch (d) {
+    case DeviceType::kCpu: return "cpu";
+    case DeviceType::kCuda: return "cuda";
+    case DeviceType::kMock: return "mock";
+  }
+  return "cpu";
+}
+
 StatusOr<Tensor> Tensor::clone() const {
+  if (!on_host()) return InvalidArgument(std::string("clone() of a tensor on device '") + device_name(device_) + "'");
   MS_ASSIGN_OR_RETURN(Tensor t, empty(dtype_, shape_));
   copy_data(*this, t);
   return t;

@@ -6,6 +6,10 @@
 // the view, never the bytes. Tensors are not synchronized; a const Tensor may be read from many
 // threads at once.
 //
+// Device: every tensor carries the device its bytes live on (kCpu unless a backend made it).
+// Only host tensors may be read or written by host code (data(), str(), int_at(), clone(),
+// copy_data); a device tensor's bytes are reached through its backend.
+//
 // String tensors (DType::kString) always hold an owned string buffer (allocate_strings): its
 // elements are constructed std::string objects, destroyed with the buffer. Copy them with
 // copy_data / clone (element-wise assignment), never with memcpy.
@@ -22,6 +26,11 @@
 namespace mserve {
 
 constexpr size_t kAlignment = 64;
+
+// Where bytes live and kernels run. kMock is host memory that the runtime treats as a separate
+// device (device/mock.h), so device placement is tested on machines without a GPU.
+enum class DeviceType : uint8_t { kCpu, kCuda, kMock };
+const char* device_name(DeviceType d);  // "cpu", "cuda", "mock"
 
 class Buffer {
  public:
@@ -52,10 +61,12 @@ class Tensor {
  public:
   Tensor() = default;
   // A view of `data` (not owned).
-  Tensor(DType dtype, const Shape& shape, void* data) : dtype_(dtype), shape_(shape), data_(data) {}
+  Tensor(DType dtype, const Shape& shape, void* data, DeviceType device = DeviceType::kCpu)
+      : dtype_(dtype), device_(device), shape_(shape), data_(data) {}
   // A view into `buffer` at `data`, sharing its ownership.
-  Tensor(DType dtype, const Shape& shape, std::shared_ptr<Buffer> buffer, void* data)
-      : dtype_(dtype), shape_(shape), buffer_(std::move(buffer)), data_(data) {}
+  Tensor(DType dtype, const Shape& shape, std::shared_ptr<Buffer> buffer, void* data,
+         DeviceType device = DeviceType::kCpu)
+      : dtype_(dtype), device_(device), shape_(shape), buffer_(std::move(buffer)), data_(data) {}
   // Newly allocated owned tensor (uninitialized; empty strings for kString); fails on bad
   // shapes or out of memory.
   static StatusOr<Tensor> empty(DType dtype, const Shape& shape);
@@ -64,6 +75,8 @@ class Tensor {
   static Tensor from(const Shape& shape, std::initializer_list<T> values);
 
   DType dtype() const { return dtype_; }
+  DeviceType device() const { return device_; }
+  bool on_host() const { return device_ == DeviceType::kCpu; }
   const Shape& shape() const { return shape_; }
   int rank() const { return shape_.rank(); }
   int64_t dim(int i) const { return shape_[i]; }
@@ -78,8 +91,9 @@ class Tensor {
   const std::shared_ptr<Buffer>& buffer() const { return buffer_; }
 
   // Same bytes, new shape (numel must match). Shares ownership.
-  Tensor reshaped(const Shape& shape) const { return Tensor(dtype_, shape, buffer_, data_); }
-  // Deep copy into an owned buffer (strings copied element-wise).
+  Tensor reshaped(const Shape& shape) const { return Tensor(dtype_, shape, buffer_, data_, device_); }
+  // Deep copy of a host tensor into an owned buffer (strings copied element-wise); an error for
+  // a device tensor.
   StatusOr<Tensor> clone() const;
   // Element i of a kString tensor.
   const std::string& str(int64_t i) const { return static_cast<const std::string*>(data_)[i]; }
@@ -91,6 +105,7 @@ class Tensor {
 
  private:
   DType dtype_ = DType::kUndefined;
+  DeviceType device_ = DeviceType::kCpu;
   Shape shape_;
   std::shared_ptr<Buffer> buffer_;
   void* data_ = nullptr;
