@@ -82,10 +82,13 @@ gpu-bundle: dist/.cp312
 # Wheels for CPython 3.11 (.venv's interpreter) and 3.12 (pyenv's, or python3.12 on PATH), built
 # without the test binaries and repaired with auditwheel: every shared library beyond the manylinux
 # base (glibc, libstdc++, libgcc_s) is copied into the wheel, tagged with the newest manylinux
-# policy this machine's glibc allows. dist/ keeps one wheel per interpreter; an unchanged tree
+# policy this machine's glibc allows (except the CUDA libraries: WHEEL_EXCLUDE). dist/ keeps one wheel per interpreter; an unchanged tree
 # rebuilds nothing.
 PY312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12 2>/dev/null))
 WHEEL_TAGS := cp311 cp312
+# The CUDA libraries the GPU backend links are the host's (pip's nvidia-* packages or the CUDA
+# toolkit, found by mserve/cuda.py), never copied into the wheel: hundreds of MB.
+WHEEL_EXCLUDE := --exclude libcublasLt.so.13 --exclude libcublas.so.13 --exclude 'libcudnn*.so.9'
 wheel: $(foreach t,$(WHEEL_TAGS),dist/.$(t))
 
 $(VENV)/.wheel-tools: $(VENV)/.deps
@@ -106,7 +109,7 @@ dist/.%: $$(WHEEL_PY_$$*) $(VENV)/.wheel-tools $(SOURCES) | apt-deps
 	$(WHEEL_PY_$*) -m pip wheel -q --no-build-isolation --no-deps -w build/wheel-raw-$* \
 	  -C build-dir=build/wheel-$* -C cmake.define.MSERVE_TESTS=OFF .
 	rm -f dist/mserve-*-$*-*.whl
-	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m auditwheel repair -w dist build/wheel-raw-$*/mserve-*-$*-*.whl
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m auditwheel repair $(WHEEL_EXCLUDE) -w dist build/wheel-raw-$*/mserve-*-$*-*.whl
 	touch $@
 
 sdist: $(VENV)/.wheel-tools

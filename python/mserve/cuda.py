@@ -6,8 +6,9 @@ carries the CUDA runtime (linked statically, so only the driver's libcuda comes 
 links the libraries in CUDA_LIBRARIES dynamically. Those are not shipped with mserve (they are
 hundreds of MB); they are found the way PyTorch and CuPy find them: first in the ``nvidia-*`` pip
 packages (``site-packages/nvidia/<name>/lib``), preloaded by absolute path so the dynamic loader
-reuses them, then through the system's library path (``/usr/local/cuda``, ``LD_LIBRARY_PATH``,
-``ldconfig``). Then a device must be there: ``device_count()`` of the backend.
+reuses them, then in the CUDA toolkit (``$CUDA_HOME``, ``/usr/local/cuda``), then through the
+system's library path (``LD_LIBRARY_PATH``, ``ldconfig``). Then a device must be there:
+``device_count()`` of the backend.
 """
 from __future__ import annotations
 
@@ -21,9 +22,8 @@ from types import ModuleType
 from .errors import Unavailable
 
 # (soname, the nvidia-* pip package folder that carries it) of the libraries the backend links
-# dynamically, in load order. None yet: its kernels need only the CUDA runtime, which it carries.
-# cuBLASLt (nvidia-cublas) and cuDNN (nvidia-cudnn) join this list with the kernels that use them.
-CUDA_LIBRARIES: tuple[tuple[str, str], ...] = ()
+# dynamically, in load order: cuBLASLt (MatMul, Gemm, attention) and cuDNN (Conv).
+CUDA_LIBRARIES: tuple[tuple[str, str], ...] = (("libcublasLt.so.13", "cublas"), ("libcudnn.so.9", "cudnn"))
 BACKEND_MODULE = "mserve._core_cuda"
 
 _backend: ModuleType | None = None
@@ -40,9 +40,16 @@ def _pip_library_dirs() -> list[str]:
     return dirs
 
 
+def _toolkit_library_dirs() -> list[str]:
+    """The CUDA toolkit's library folders: $CUDA_HOME / $CUDA_PATH, then /usr/local/cuda."""
+    roots = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"]
+    return [os.path.join(r, sub) for r in roots if r for sub in ("lib64", "lib")]
+
+
 def _load_library(soname: str, package: str) -> None:
-    for root in _pip_library_dirs():
-        path = os.path.join(root, package, "lib", soname)
+    candidates = [os.path.join(root, package, "lib", soname) for root in _pip_library_dirs()]
+    candidates += [os.path.join(d, soname) for d in _toolkit_library_dirs()]
+    for path in candidates:
         if os.path.exists(path):
             ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
             return

@@ -8,6 +8,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/device/device.h"
+#include "gpu/context.h"
+#include "gpu/kernel_table.h"
 #include "gpu/ops/activation.h"
 
 namespace py = pybind11;
@@ -65,11 +68,29 @@ py::array_t<float> activation(const std::string& name, py::array_t<float, py::ar
   return y;
 }
 
+// The backend, as the runtime (mserve._core) takes it: a capsule "mserve.Backend" holding a
+// BackendHandle (device/device.h), whose abi the runtime checks.
+py::capsule backend() {
+  auto* handle = new mserve::BackendHandle{mserve::kBackendAbi, std::make_shared<mserve::gpu::CudaBackend>()};
+  return py::capsule(handle, "mserve.Backend", [](PyObject* cap) {
+    delete static_cast<mserve::BackendHandle*>(PyCapsule_GetPointer(cap, "mserve.Backend"));
+  });
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core_cuda, m) {
   m.doc() = "mserve's CUDA backend (loaded by mserve.cuda on first use)";
   m.def("device_count", &device_count);
+  m.def("backend", &backend, "The CUDA backend for mserve._core's Session.load_* (device=...).");
+  m.def(
+      "ops",
+      [] {
+        py::list rows;
+        for (const auto& [domain, op] : mserve::gpu::gpu_ops()) rows.append(py::make_tuple(domain, op));
+        return rows;
+      },
+      "(domain, op) of every op with a CUDA kernel.");
   m.def("activation", &activation, py::arg("name"), py::arg("x"), py::arg("alpha") = py::none(),
         py::arg("beta") = py::none());
 }
