@@ -1,0 +1,177 @@
+// Conv (NCHW, 1-D and 2-D) and com.mserve NhwcConv (2-D, channels-last) on cuDNN: the
+// convolution by cuDNN's heuristic algorithm (exact fp32 FMA math), then bias, the fused
+// activation, the residual and the activation after it in one element-wise pass
+// (ops/conv_math.h). NhwcConv's weights are repacked once to the [M, kh, kw, C/g] order cuDNN
+// takes with NHWC data and kept on the GPU by the kernel.
+#include <cuda_runtime.h>
+
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "core/kernels/conv_geometry.h"
+#include "core/kernels/fused_activation.h"
+#include "gpu/cuda_status.h"
+#include "gpu/lib/dnn.h"
+#include "gpu/ops/conv.h"
+#include "gpu/ops/families.h"
+#include "gpu/ops/gpu_kernel.h"
+
+namespace mserve::gpu {
+namespace {
+
+class ConvKernel final : public GpuKernel {
+ public:
+  ConvKernel(KernelPtr cpu, bool nhwc, WindowAttrs win, FusedActivation act, bool residual, FusedActivation after,
+             std::vector<float> packed_w)
+      : GpuKernel(std::move(cpu)),
+        nhwc_(nhwc),
+        win_(std::move(win)),
+        act_(act),
+        residual_(residual),
+        after_(after),
+        packed_w_(std::move(packed_w)) {}
+  ~ConvKernel() override {
+    if (device_w_) cudaFree(device_w_);
+  }
+
+  // NhwcConv reads its own repacked copy of W: the planner need not upload the original.
+  bool host_input(int i) const override { return nhwc_ && i == 1; }
+
+  Status compute(const ComputeContext& ctx) const override {
+    Tensor& y = ctx.output(0);
+    if (y.numel() == 0) return Status::OK();
+    CudaContext& cuda = cuda_context(ctx);
+    MS_ASSIGN_OR_RETURN(ConvSpec spec, spec_of(ctx.input(0).shape(), ctx.input(1).shape(), nullptr));
+    MS_ASSIGN_OR_RETURN(auto plan, plan_for(spec));
+    const float* w = ctx.input(1).data<float>();
+    if (nhwc_) {
+      MS_ASSIGN_OR_RETURN(w, weights_on_device());
+    }
+    MS_RETURN_IF_ERROR(plan->run(cuda, ctx.input(0).data<float>(), w, y.data<float>(), ctx.workspace()));
+    ConvEpilogue e;
+    e.bias = ctx.has_input(2) ? ctx.input(2).data<float>() : nullptr;
+    e.residual = residual_ ? ctx.input(3).data<float>() : nullptr;
+    e.channels = spec.m;
+    e.plane = nhwc_ ? 0 : y.numel() / (y.dim(0) * spec.m);
+    e.act = act_.kind, e.act_a = act_.alpha, e.act_b = act_.beta;
+    e.after = after_.kind, e.after_a = after_.alpha, e.after_b = after_.beta;
+    const bool any =
+        e.bias || e.residual || e.act != FusedActivation::Kind::kNone || e.after != FusedActivation::Kind::kNone;
+    if (any)
+      MS_CUDA_RETURN_IF_ERROR(launch_conv_epilogue(e, y.data<float>(), y.numel(), cuda.stream()), "conv epilogue");
+    return Status::OK();
+  }
+
+ protected:
+  Status accept(InferContext& ctx) const override {
+    MS_RETURN_IF_ERROR(accept_float32(ctx));
+    if (ctx.output(0).shape.numel() == 0) return Status::OK();
+    if (residual_ && !(ctx.shape(3) == ctx.output(0).shape))
+      return InferContext::refuse("the residual " + ctx.shape(3).str() + " is broadcast to the output");
+    std::string why;
+    auto spec = spec_of(ctx.shape(0), ctx.shape(1), &why);
+    if (!spec.ok()) return spec.status();
+    if (!why.empty()) return InferContext::refuse(why);
+    MS_ASSIGN_OR_RETURN(auto plan, plan_for(spec.value()));
+    int64_t dims[4];
+    MS_RETURN_IF_ERROR(plan->output_dims(dims));
+    const Shape& y = ctx.output(0).shape;
+    const int64_t oh = dims[2], ow = dims[3];
+    const bool same = nhwc_ ? (y[1] == oh && y[2] == ow && y[3] == dims[1])
+                            : (y[1] == dims[1] && y[y.rank() - 1] == ow && (y.rank() == 3 ? oh == 1 : y[2] == oh));
+    if (!same) return Internal("cuDNN's output size differs from the CPU's for " + spec.value().str());
+    auto handle = planning_cudnn();
+    if (!handle.ok()) return InferContext::refuse(handle.status().message());
+    auto ws = plan->prepare(handle.value());
+    if (!ws.ok()) return InferContext::refuse(ws.status().message());
+    ctx.set_workspace(ws.value());
+    return Status::OK();
+  }
+
+ private:
+  // The cuDNN spec of these shapes; `why` (when given) receives the reason the GPU does not run
+  // them, an empty spec then.
+  StatusOr<ConvSpec> spec_of(const Shape& x, const Shape& w, std::string* why) const {
+    const Shape xn = nhwc_ && x.rank() == 4 ? Shape{x[0], x[3], x[1], x[2]} : x;
+    ConvGeometry g;
+    MS_RETURN_IF_ERROR(conv_geometry(win_, xn, w, &g));
+    auto refuse = [&](const std::string& r) -> StatusOr<ConvSpec> {
+      if (why)
+        *why = r;
+      else
+        return Internal(r);
+      return ConvSpec();
+    };
+    if (g.sp > 2) return refuse("3-D convolutions run on the CPU");
+    for (int i = 0; i < 3; ++i)
+      if (g.pb[i] != g.pe[i]) return refuse("asymmetric padding runs on the CPU");
+    ConvSpec s;
+    s.nhwc = nhwc_;
+    s.n = g.N, s.c = g.C, s.m = g.M, s.groups = g.group;
+    s.h = g.in[1], s.w = g.in[2], s.kh = g.k[1], s.kw = g.k[2];
+    s.pad_h = g.pb[1], s.pad_w = g.pb[2], s.stride_h = g.s[1], s.stride_w = g.s[2];
+    s.dil_h = g.d[1], s.dil_w = g.d[2];
+    return s;
+  }
+
+  StatusOr<std::shared_ptr<ConvPlan>> plan_for(const ConvSpec& s) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (const auto& p : plans_)
+      if (p->spec() == s) return p;
+    MS_ASSIGN_OR_RETURN(auto p, ConvPlan::create(s));
+    if (plans_.size() >= 64) plans_.erase(plans_.begin());
+    plans_.push_back(p);
+    return p;
+  }
+
+  // NhwcConv's repacked weights on the GPU, uploaded by the first run.
+  StatusOr<const float*> weights_on_device() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!device_w_) {
+      const size_t bytes = packed_w_.size() * sizeof(float);
+      MS_CUDA_RETURN_IF_ERROR(cudaMalloc(&device_w_, bytes), "allocating NhwcConv weights");
+      MS_CUDA_RETURN_IF_ERROR(cudaMemcpy(device_w_, packed_w_.data(), bytes, cudaMemcpyHostToDevice),
+                              "uploading NhwcConv weights");
+    }
+    return static_cast<const float*>(device_w_);
+  }
+
+  bool nhwc_;
+  WindowAttrs win_;
+  FusedActivation act_;
+  bool residual_;
+  FusedActivation after_;
+  std::vector<float> packed_w_;  // NhwcConv: W as [M, kh, kw, C/g]
+  mutable std::mutex mu_;
+  mutable std::vector<std::shared_ptr<ConvPlan>> plans_;
+  mutable void* device_w_ = nullptr;
+};
+
+}  // namespace
+
+std::vector<float> nhwc_filter(const float* w, int64_t M, int64_t Cg, int64_t KH, int64_t KW) {
+  std::vector<float> packed(static_cast<size_t>(M * Cg * KH * KW));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t i = 0; i < KH; ++i)
+        for (int64_t j = 0; j < KW; ++j) packed[((m * KH + i) * KW + j) * Cg + c] = w[((m * Cg + c) * KH + i) * KW + j];
+  return packed;
+}
+
+StatusOr<KernelPtr> create_gpu_conv(const Node& node, const KernelInit& init, KernelPtr cpu) {
+  const bool nhwc = node.op_type == "NhwcConv";
+  MS_ASSIGN_OR_RETURN(WindowAttrs win, parse_window_attrs(node));
+  std::vector<float> packed;
+  if (nhwc) {
+    const Tensor* w = init.constant(node, 1);
+    if (!w || w->dtype() != DType::kFloat32 || w->rank() != 4 || !w->raw())
+      return Unsupported("NhwcConv on the GPU needs constant float32 [M, C/g, kh, kw] weights");
+    packed = nhwc_filter(w->data<float>(), w->dim(0), w->dim(1), w->dim(2), w->dim(3));
+  }
+  const bool residual = FusedActivation::has_residual(node);
+  return KernelPtr(new ConvKernel(std::move(cpu), nhwc, std::move(win), FusedActivation::of(node), residual,
+                                  FusedActivation::of(node, FusedActivation::kAfterActivationAttr), std::move(packed)));
+}
+
+}  // namespace mserve::gpu
