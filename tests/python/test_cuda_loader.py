@@ -59,8 +59,10 @@ def test_unknown_device_is_invalid_argument():
 
 
 def fake_backend(tmp_path, monkeypatch, name="fake_cuda_backend", devices=1):
+    # Its backend() hands over the runtime's mock device, as _core_cuda hands over its capsule.
     why = "" if devices else "cudaErrorNoDevice: no CUDA-capable device is detected"
-    (tmp_path / f"{name}.py").write_text(f"LOADED = True\ndef device_count():\n    return {devices}, {why!r}\n")
+    (tmp_path / f"{name}.py").write_text(f"LOADED = True\ndef device_count():\n    return {devices}, {why!r}\n"
+                                         "def backend():\n    return 'mock'\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(cuda, "BACKEND_MODULE", name)
     sys.modules.pop(name, None)
@@ -92,3 +94,30 @@ def test_libraries_are_found_in_nvidia_pip_packages(fresh_loader, tmp_path, monk
     monkeypatch.setattr(cuda, "CUDA_LIBRARIES", (("libmserve_test_cudart.so.13", "cuda_runtime"),))
     assert mserve.cuda_available() is True
     assert cuda.backend().LOADED
+
+
+def test_device_cuda_runs_on_the_backend_the_module_hands_over(fresh_loader, tmp_path, monkeypatch):
+    fake_backend(tmp_path, monkeypatch)
+    monkeypatch.setattr(cuda, "CUDA_LIBRARIES", ())
+    model = mserve.load(examples.mlp(), device="cuda")
+    x = np.random.default_rng(0).standard_normal((3, 256)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict(x), mserve.load(examples.mlp()).predict(x))
+    placement = model.placement()
+    assert placement.device == "mock" and placement.device_nodes >= 1 and placement.cpu_nodes == 0
+
+
+def test_a_capsule_from_another_build_is_refused():
+    with pytest.raises(TypeError, match="backend capsule"):
+        mserve._core.Session.load_bytes(examples.mlp().SerializeToString(), device=object())
+
+
+def test_a_backend_built_against_another_runtime_is_a_clear_error():
+    # A capsule named as the runtime expects, holding a BackendHandle whose abi is not this build's.
+    handle = (ctypes.c_uint64 * 4)(0, 0, 0, 0)
+    name = ctypes.create_string_buffer(b"mserve.Backend")
+    new = ctypes.pythonapi.PyCapsule_New
+    new.restype = ctypes.py_object
+    new.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    capsule = new(ctypes.addressof(handle), ctypes.addressof(name), None)
+    with pytest.raises(ValueError, match="another mserve runtime"):
+        mserve._core.Session.load_bytes(examples.mlp().SerializeToString(), device=capsule)

@@ -72,8 +72,13 @@ def libraries_resolve():
     lines = [line for ext in exts
              for line in subprocess.run(["ldd", ext], capture_output=True, text=True, check=True).stdout.splitlines()]
     inside, base = [], []
+    # The CUDA libraries of the GPU backend are the host's (mserve/cuda.py finds and preloads
+    # them), never the wheel's: they may resolve anywhere or nowhere here.
+    cuda_host = {soname for soname, _ in mserve.cuda.CUDA_LIBRARIES}
     for line in lines:
         name = line.split()[0]
+        if name in cuda_host:
+            continue
         assert "not found" not in line, line
         path = os.path.realpath(line.split("=>")[1].split("(")[0].strip()) if "=>" in line else name
         if path.startswith(os.path.realpath(bundled) + os.sep):
