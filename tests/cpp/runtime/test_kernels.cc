@@ -111,6 +111,15 @@ TEST(Kernels, IntegerDivTruncatesAndRejectsZero) {
   EXPECT_EQ(y.int_at(0), 3);
   EXPECT_EQ(y.int_at(1), -3);
   EXPECT_EQ(y.int_at(2), 3);
+  // The most negative value over -1 wraps (two's complement) instead of trapping the process.
+  for (int64_t lo : {int64_t{INT32_MIN}, INT64_MIN}) {
+    const bool wide = lo == INT64_MIN;
+    Tensor n = wide ? Tensor::from<int64_t>(Shape{2}, {lo, 6}) : Tensor::from<int32_t>(Shape{2}, {int32_t(lo), 6});
+    Tensor d = wide ? Tensor::from<int64_t>(Shape{2}, {-1, -1}) : Tensor::from<int32_t>(Shape{2}, {-1, -1});
+    Tensor q = t.run({n, d});
+    EXPECT_EQ(q.int_at(0), lo);
+    EXPECT_EQ(q.int_at(1), -6);
+  }
 }
 
 TEST(Kernels, Activations) {

@@ -54,7 +54,12 @@ struct Arith {
     if constexpr (OP == BinOp::kAdd) return static_cast<T>(a + b);
     if constexpr (OP == BinOp::kSub) return static_cast<T>(a - b);
     if constexpr (OP == BinOp::kMul) return static_cast<T>(a * b);
-    if constexpr (OP == BinOp::kDiv) return static_cast<T>(a / b);
+    if constexpr (OP == BinOp::kDiv) {
+      // The most negative integer over -1 overflows (x86's idiv traps): negate as two's complement.
+      if constexpr (std::is_integral_v<T> && std::is_signed_v<T>)
+        if (b == T(-1)) return static_cast<T>(T(0) - static_cast<std::make_unsigned_t<T>>(a));
+      return static_cast<T>(a / b);
+    }
   }
 };
 
