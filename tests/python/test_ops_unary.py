@@ -34,6 +34,13 @@ case("Exp-f16", "Exp", {"x": rand(300, lo=-3, hi=3).astype(np.float16)})
 case("Sqrt-f16", "Sqrt", {"x": rand(5, 7, lo=0, hi=9).astype(np.float16)})
 case("Exp-empty", "Exp", {"x": np.zeros((0, 3), np.float32)})
 case("Log-special", "Log", {"x": np.array([0.0, 1.0, np.inf, 1e-30], np.float32)})
+# The edges of the float range, against numpy (IEEE): square roots exact (sqrt(4) is 2, not
+# 1.9999999), inf and subnormals kept; exp underflowing to subnormals and 0; log of subnormals.
+edges = np.array([np.inf, -np.inf, 0.0, -0.0, 1e-40, 3e-39, 4.0, 1.0, 2.0, 1e30, -100.0, -88.0, -104.0, np.nan, 25.0,
+                  -87.0, 0.25], np.float32)
+for op, fn, rtol in [("Sqrt", np.sqrt, 0.0), ("Exp", np.exp, 3e-7), ("Log", np.log, 3e-7)]:
+    case(op + "-edges", op, {"x": edges}, tol={"rtol": rtol, "atol": 0.0},
+         oracle=lambda feeds, fn=fn: [fn(feeds["x"])])
 for dt in [np.int8, np.int16, np.int32, np.int64]:
     name = np.dtype(dt).name
     case("Abs-" + name, "Abs", {"x": rand(4, 6, dtype=dt, lo=-100, hi=100)})

@@ -9,6 +9,7 @@
 // IsInf return bool; Not takes bool only.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include <unsupported/Eigen/SpecialFunctions>  // Eigen's (vectorized) erf
@@ -53,6 +54,23 @@ enum class U {
 template <class C>
 using Arr = Eigen::Array<C, Eigen::Dynamic, 1>;
 
+// Eigen's vectorized exp and log are exact to an ulp or two over the normal range but not at its
+// edges: exp of x below log(min normal) (about -87.3 for float) comes out as ~2.9e-39 instead of
+// a subnormal or 0 (exp(-inf) included), and log of a subnormal as log of the smallest normal.
+// Those elements are recomputed with the C library. y may alias x: blocks go through a copy.
+template <class C, class Vector, class Edge, class Scalar>
+void with_exact_edges(const C* xp, C* yp, int64_t n, Vector vector, Edge edge, Scalar scalar) {
+  constexpr int64_t kBlock = 256;
+  C buf[kBlock];
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t m = std::min(kBlock, n - b);
+    std::copy(xp + b, xp + b + m, buf);
+    vector(Eigen::Map<const Arr<C>>(buf, m), Eigen::Map<Arr<C>>(yp + b, m));
+    for (int64_t j = 0; j < m; ++j)
+      if (edge(buf[j])) yp[b + j] = scalar(buf[j]);
+  }
+}
+
 // y = op(x) over n floats or doubles; y may alias x.
 template <class C>
 void float_eval(U op, const C* xp, C* yp, int64_t n) {
@@ -61,9 +79,23 @@ void float_eval(U op, const C* xp, C* yp, int64_t n) {
   switch (op) {
     case U::kAbs: y = x.abs(); break;
     case U::kNeg: y = -x; break;
-    case U::kExp: y = x.exp(); break;
-    case U::kLog: y = x.log(); break;
-    case U::kSqrt: y = x.sqrt(); break;
+    case U::kExp: {
+      const C lo = std::log(std::numeric_limits<C>::min());
+      with_exact_edges<C>(
+          xp, yp, n, [](auto in, auto out) { out = in.exp(); }, [lo](C v) { return v < lo; },
+          [](C v) { return std::exp(v); });
+      break;
+    }
+    case U::kLog:
+      with_exact_edges<C>(
+          xp, yp, n, [](auto in, auto out) { out = in.log(); },
+          [](C v) { return v > C(0) && v < std::numeric_limits<C>::min(); }, [](C v) { return std::log(v); });
+      break;
+    case U::kSqrt:
+      // IEEE square root, correctly rounded (sqrt(4) is 2, sqrt(inf) inf, subnormals kept):
+      // Eigen's vectorized form is a reciprocal-square-root estimate refined once.
+      for (int64_t i = 0; i < n; ++i) yp[i] = std::sqrt(xp[i]);
+      break;
     case U::kReciprocal: y = x.inverse(); break;
     case U::kFloor: y = x.floor(); break;
     case U::kCeil: y = x.ceil(); break;
