@@ -19,6 +19,9 @@ case("LayerNorm-noB", "LayerNormalization", {"x": rand(4, 6)}, {"s": rand(6)}, a
      opsets=(17, 21))
 case("LayerNorm-bcast-scale", "LayerNormalization", {"x": rand(2, 3, 4)}, {"s": rand(1, 4), "b": rand(4)},
      attrs={"axis": 1}, opsets=(17,))
+# A Scale and B of [rows, 1] hold as many values as a row when rows == cols, but vary by row.
+case("LayerNorm-per-row-scale", "LayerNormalization", {"x": rand(4, 4)}, {"s": rand(4, 1), "b": rand(4, 1)},
+     opsets=(17,))
 case("LayerNorm-f64", "LayerNormalization", {"x": rand(3, 8, dtype=np.float64)},
      {"s": rand(8, dtype=np.float64), "b": rand(8, dtype=np.float64)}, opsets=(17,))
 case("LayerNorm-runtime-scale", "LayerNormalization", {"x": rand(3, 8), "s": rand(8), "b": rand(8)}, opsets=(17,))

@@ -104,9 +104,20 @@ class LayerNormKernel final : public Kernel {
     const T* scale = scale_t.data<T>();
     const T* bias = has_b ? ctx.input(s_ + 1).data<T>() : nullptr;
     const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols));
+    int64_t sst[Shape::kMaxRank] = {}, bst[Shape::kMaxRank] = {};
+    broadcast_strides(scale_t.shape(), s, sst);
+    if (has_b) broadcast_strides(ctx.input(s_ + 1).shape(), s, bst);
+    // One value per column: as many values as a row has and the same for every row (a Scale of
+    // [rows, 1] has as many values when rows == cols, but varies by row).
+    auto per_column = [&](const Tensor& t, const int64_t* st) {
+      if (t.numel() != cols) return false;
+      for (int d = 0; d < a; ++d)
+        if (st[d] != 0) return false;
+      return true;
+    };
     // Scale and B of one value per column: the common case, in float, vectorized for this CPU.
     if constexpr (std::is_same_v<T, float>) {
-      if (scale_t.numel() == cols && (!has_b || ctx.input(s_ + 1).numel() == cols) &&
+      if (per_column(scale_t, sst) && (!has_b || per_column(ctx.input(s_ + 1), bst)) &&
           !(!skip_ && ctx.num_outputs() > 1)) {
         ctx.pool().parallel_for(rows, grain, [&](int64_t b, int64_t e) {
           for (int64_t r = b; r < e; ++r)
@@ -116,9 +127,6 @@ class LayerNormKernel final : public Kernel {
         return;
       }
     }
-    int64_t sst[Shape::kMaxRank] = {}, bst[Shape::kMaxRank] = {};
-    broadcast_strides(scale_t.shape(), s, sst);
-    if (has_b) broadcast_strides(ctx.input(s_ + 1).shape(), s, bst);
     int64_t* scol = static_cast<int64_t*>(ctx.workspace());
     int64_t* bcol = scol + cols;
     auto split = [&](int64_t idx, int from, int to, const int64_t* st) {
