@@ -5,10 +5,10 @@ mserve never needs a GPU or the CUDA libraries. It is imported on the first ``de
 carries the CUDA runtime (linked statically, so only the driver's libcuda comes from the host) and
 links the libraries in CUDA_LIBRARIES dynamically. Those are not shipped with mserve (they are
 hundreds of MB); they are found the way PyTorch and CuPy find them: first in the ``nvidia-*`` pip
-packages (``site-packages/nvidia/<name>/lib``), preloaded by absolute path so the dynamic loader
-reuses them, then in the CUDA toolkit (``$CUDA_HOME``, ``/usr/local/cuda``), then through the
-system's library path (``LD_LIBRARY_PATH``, ``ldconfig``). Then a device must be there:
-``device_count()`` of the backend.
+packages (``site-packages/nvidia/cu13/lib`` or ``site-packages/nvidia/<name>/lib``), preloaded by
+absolute path so the dynamic loader reuses them, then in the CUDA toolkit (``$CUDA_HOME``,
+``/usr/local/cuda``), then through the system's library path (``LD_LIBRARY_PATH``, ``ldconfig``).
+Then a device must be there: ``device_count()`` of the backend.
 """
 from __future__ import annotations
 
@@ -47,7 +47,10 @@ def _toolkit_library_dirs() -> list[str]:
 
 
 def _load_library(soname: str, package: str) -> None:
-    candidates = [os.path.join(root, package, "lib", soname) for root in _pip_library_dirs()]
+    # CUDA 13's pip packages gather the toolkit's libraries in nvidia/cu13/lib; cuDNN (and CUDA 12's
+    # packages) keep one folder per package.
+    candidates = [os.path.join(root, sub, "lib", soname)
+                  for root in _pip_library_dirs() for sub in ("cu13", package)]
     candidates += [os.path.join(d, soname) for d in _toolkit_library_dirs()]
     for path in candidates:
         if os.path.exists(path):

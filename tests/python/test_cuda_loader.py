@@ -79,14 +79,15 @@ def test_a_missing_cuda_library_is_named(fresh_loader, tmp_path, monkeypatch):
         mserve.load(examples.mlp(), device="cuda")
 
 
-def test_libraries_are_found_in_nvidia_pip_packages(fresh_loader, tmp_path, monkeypatch):
+@pytest.mark.parametrize("folder", ["cuda_runtime", "cu13"], ids=["per-package", "cuda13-wheels"])
+def test_libraries_are_found_in_nvidia_pip_packages(fresh_loader, tmp_path, monkeypatch, folder):
     # A pip-style layout site/nvidia/<package>/lib/<soname> holding a real shared library under
     # the CUDA library's name: the loader preloads it by path, then imports the backend.
     real = ctypes.util.find_library("z")
     path = next(p for p in ("/usr/lib/x86_64-linux-gnu/" + (real or ""), "/lib/x86_64-linux-gnu/" + (real or ""))
                 if real and os.path.exists(p))
     site = tmp_path / "site"
-    lib = site / "nvidia" / "cuda_runtime" / "lib"
+    lib = site / "nvidia" / folder / "lib"
     lib.mkdir(parents=True)
     shutil.copy(path, lib / "libmserve_test_cudart.so.13")
     monkeypatch.syspath_prepend(str(site))
