@@ -72,12 +72,12 @@ test: lint typecheck test-cpp test-python test-gpu-build test-wheel test-fuzz
 test-gpu-build: build
 	tests/cpp/gpu/check_spills.sh
 
-# What a GPU machine needs, in an ignored folder small enough to send (the cp312 wheel and the
-# device checks); there, `bash bench/gpu_check.sh` runs them (see the README).
+# What a GPU machine needs for the device checks, in an ignored folder small enough to send:
+# the cp312 wheel, bench/gpu_check.sh and gpu_check.py with bench/gpu/, the model zoo when it fits
+# and a README.txt, 64 MiB at most (checked: over it fails). There, `bash gpu_check.sh` inside
+# build/gpu-bundle runs every step (README: GPU checks).
 gpu-bundle: dist/.cp312
-	rm -rf build/gpu-bundle && mkdir -p build/gpu-bundle
-	cp dist/mserve-*-cp312-*.whl bench/gpu_check.py build/gpu-bundle/
-	du -sh build/gpu-bundle
+	bash bench/gpu/make_bundle.sh build/gpu-bundle dist 64
 
 # Wheels for CPython 3.11 (.venv's interpreter) and 3.12 (pyenv's, or python3.12 on PATH), built
 # without the test binaries and repaired with auditwheel: every shared library beyond the manylinux

@@ -1,0 +1,101 @@
+"""Step 4: the model zoo (tests/models, or zoo/ in the bundle) on the device against the CPU.
+
+Every model is loaded twice (device and "cpu", both optimized as users load them) and every
+input set of its .npz runs through both; float32 outputs must agree within a relative L2 error of
+1e-4, labels exactly. The placement of each model is printed: how many nodes run on the device
+and on the CPU, the copies between them, and why each CPU node stayed there (grouped by op),
+which is the to-do list of the backend."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .common import MODEL_RTOL, Result, compare_outputs, device_unavailable, zoo_dir
+
+# --quick: a transformer, a CNN, a recurrent model, a classic-ML pipeline and the smallest MLP.
+QUICK = ["mlp", "bert_encoder", "resnet18", "bilstm", "sk_scaler_logistic_zipmap"]
+
+
+def input_sets(path: Path) -> list[dict[str, np.ndarray]]:
+    """The input sets of a zoo model's .npz ("<i>:in:<name>" keys, tests/models/README.md)."""
+    data = np.load(path)
+    sets: dict[int, dict[str, np.ndarray]] = {}
+    for key in data.files:
+        parts = key.split(":", 2)
+        if len(parts) == 3 and parts[1] == "in":
+            sets.setdefault(int(parts[0]), {})[parts[2]] = data[key]
+    return [sets[i] for i in sorted(sets)]
+
+
+def fallback_reasons(fallbacks: list[tuple[str, str, str]]) -> list[str]:
+    """CPU nodes grouped by (op, reason): "Loop x2: control flow stays on the CPU"."""
+    counts = Counter((op, why) for _, op, why in fallbacks)
+    return [f"{op} x{n}: {why}" for (op, why), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def run_model(mserve: Any, root: Path, name: str, device: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"model": name, "ok": True, "err": 0.0, "problems": []}
+    t0 = time.perf_counter()
+    try:
+        cpu = mserve.load(str(root / f"{name}.onnx"))
+        dev = mserve.load(str(root / f"{name}.onnx"), device=device)
+        sets = input_sets(root / f"{name}.npz")
+        for i, feeds in enumerate(sets):
+            want = cpu.predict(feeds)
+            got = dev.predict(feeds)
+            err, problems = compare_outputs(got, want, MODEL_RTOL)
+            row["err"] = max(row["err"], err)
+            row["problems"] += [f"set {i} {p}" for p in problems]
+        p = dev.placement()
+        row["sets"] = len(sets)
+        if p is not None:
+            row.update(device_nodes=p.device_nodes, cpu_nodes=p.cpu_nodes, copies=p.copies, uploads=p.uploads,
+                       fallbacks=fallback_reasons(p.fallbacks))
+    except Exception as e:  # noqa: BLE001 (a model's failure is its row)
+        row["problems"].append(f"{type(e).__name__}: {e}")
+    row["ok"] = not row["problems"]
+    row["ms"] = (time.perf_counter() - t0) * 1e3
+    return row
+
+
+def run(args: Any, result: Result, names: list[str] | None = None) -> None:
+    import mserve
+    device = args.device
+    why = device_unavailable(device)
+    if why:
+        result.fail(why)
+        result.summary = "mserve cannot use the device: " + why[:80]
+        return
+    root = zoo_dir(getattr(args, "zoo", None))
+    available = sorted(p.stem for p in root.glob("*.onnx") if p.with_suffix(".npz").exists())
+    if not available:
+        result.fail(f"no zoo models in {root}")
+        result.summary = f"no models in {root}"
+        return
+    if names is None:
+        names = [n for n in QUICK if n in available] if args.quick else available
+    print(f"zoo: {root}, {len(names)} of {len(available)} models on device {device!r}")
+    rows = []
+    result.line(f"{'model':<36} {'sets':>4} {device:>6} {'cpu':>5} {'copies':>6} {'max rel L2':>10}  status")
+    for name in names:
+        row = run_model(mserve, root, name, device)
+        rows.append(row)
+        status = "ok" if row["ok"] else "FAIL " + "; ".join(row["problems"])[:200]
+        counts = [row.get(k, "?") for k in ("sets", "device_nodes", "cpu_nodes", "copies")]
+        result.line(f"{name:<36} {counts[0]:>4} {counts[1]:>6} {counts[2]:>5} {counts[3]:>6} "
+                    f"{row['err']:>10.1e}  {status}")
+        for reason in row.get("fallbacks", []):
+            print(f"    cpu  {reason}")
+        if not row["ok"]:
+            result.fail(f"zoo {name}: " + "; ".join(row["problems"]))
+    n_dev = sum(r.get("device_nodes", 0) for r in rows)
+    n_all = n_dev + sum(r.get("cpu_nodes", 0) for r in rows)
+    worst = max([r["err"] for r in rows if r["ok"]] + [0.0])
+    n_fail = sum(not r["ok"] for r in rows)
+    result.summary = (f"{len(rows)} models, {n_fail} failed, max rel L2 {worst:.1e}, "
+                      f"{n_dev} of {n_all} nodes on {device}")
+    result.data = {"zoo": str(root), "models": rows}
