@@ -1,7 +1,8 @@
 // LayerNormalization and com.mserve SkipLayerNormalization on the GPU: float32, the rows of
 // ops/rows_math.h (the CPU's two-pass statistics, in double). Scale and B must hold one value per
-// column of a row (the shape of the normalized dims); SkipLayerNormalization's A and B must have
-// the same shape. LayerNormalization's Mean and InvStdDev outputs are written when asked for.
+// column of a row (the shape of the normalized dims); SkipLayerNormalization's A and B each have
+// the output's shape or repeat whole rows of it (row_period). LayerNormalization's Mean and InvStdDev outputs are
+// written when asked for.
 #include "gpu/ops/layer_norm.h"
 
 #include <string>
@@ -24,6 +25,25 @@ bool per_column(const Shape& s, const Shape& x, int axis) {
   return s.numel() == x.prod(axis, x.rank());
 }
 
+}  // namespace
+
+int64_t row_period(const Shape& in, const Shape& x, int a) {
+  if (in == x) return 0;
+  const int r = x.rank(), off = r - in.rank();
+  if (off < 0 || in.rank() < r - a) return -1;  // more dims than x, or a normalized dim broadcast
+  // From the right: x's dims; then (from some row dim on) only 1s.
+  bool ones = false;
+  for (int d = in.rank() - 1; d >= 0; --d) {
+    const int xd = d + off;
+    if (!ones && in[d] == x[xd]) continue;
+    if (xd >= a || in[d] != 1) return -1;
+    ones = true;
+  }
+  return in.numel() / std::max<int64_t>(1, x.prod(a, r));
+}
+
+namespace {
+
 class LayerNormKernel final : public GpuKernel {
  public:
   LayerNormKernel(KernelPtr cpu, int64_t axis, float eps, bool skip)
@@ -39,6 +59,8 @@ class LayerNormKernel final : public GpuKernel {
     g.scale = ctx.input(s_).data<float>();
     g.bias = ctx.has_input(s_ + 1) ? ctx.input(s_ + 1).data<float>() : nullptr;
     if (skip_) {
+      g.a_period = row_period(ctx.input(0).shape(), s, a);
+      g.b_period = row_period(ctx.input(1).shape(), s, a);
       g.sum = ctx.has_output(1) ? ctx.output(1).data<float>() : nullptr;
     } else {
       g.mean = ctx.has_output(1) ? ctx.output(1).data<float>() : nullptr;
@@ -56,9 +78,9 @@ class LayerNormKernel final : public GpuKernel {
     MS_RETURN_IF_ERROR(accept_float32(ctx));
     const Shape& x = ctx.output(0).shape;
     MS_ASSIGN_OR_RETURN(int a, normalize_axis(axis_, x.rank()));
-    if (skip_ && (ctx.shape(0) != x || ctx.shape(1) != x))
+    if (skip_ && (row_period(ctx.shape(0), x, a) < 0 || row_period(ctx.shape(1), x, a) < 0))
       return InferContext::refuse("the GPU kernel adds A " + ctx.shape(0).str() + " and B " + ctx.shape(1).str() +
-                                  " only when their shapes are equal");
+                                  " only when each has the output's shape or repeats whole rows of it");
     if (ctx.num_outputs() > (skip_ ? 2 : 3))
       return InferContext::refuse("the GPU kernel writes at most " + std::to_string(skip_ ? 2 : 3) + " outputs");
     for (int i = s_; i <= s_ + 1; ++i)

@@ -12,8 +12,8 @@ using namespace rows;  // NOLINT(build/namespaces)
 __device__ __forceinline__ NormRow row_of(const LayerNormArgs& g, int64_t r) {
   NormRow row;
   const int64_t o = r * g.cols;
-  row.a = g.a + o;
-  row.b = g.b ? g.b + o : nullptr;
+  row.a = g.a + (g.a_period ? r % g.a_period : r) * g.cols;
+  row.b = g.b ? g.b + (g.b_period ? r % g.b_period : r) * g.cols : nullptr;
   row.y = g.y + o;
   row.sum = g.sum ? g.sum + o : nullptr;
   row.scale = g.scale;

@@ -19,6 +19,7 @@
 #include "gpu/kernel_table.h"
 #include "gpu/lib/blas.h"
 #include "gpu/ops/attention.h"
+#include "gpu/ops/layer_norm.h"
 #include "gpu/ops/rows_math.h"
 #include "helpers.h"
 
@@ -278,6 +279,41 @@ TEST(LayerNormRows, SkipLayerNormalizationWithItsSum) {
       EXPECT_LT(rel_l2(y, out[0], what), 1e-6) << what;
       if (want_sum) expect_exact(sum, out[1], what + " sum");
     }
+}
+
+TEST(LayerNormRows, SkipLayerNormalizationWithRepeatingRows) {
+  // B repeats whole rows of A: a position embedding [S, H] (or [1, H]) under [N, S, H].
+  EXPECT_EQ(row_period(Shape{2, 5, 8}, Shape{2, 5, 8}, 2), 0);
+  EXPECT_EQ(row_period(Shape{5, 8}, Shape{2, 5, 8}, 2), 5);
+  EXPECT_EQ(row_period(Shape{1, 1, 8}, Shape{2, 5, 8}, 2), 1);
+  EXPECT_EQ(row_period(Shape{8}, Shape{2, 5, 8}, 2), 1);
+  EXPECT_EQ(row_period(Shape{2, 1, 8}, Shape{2, 5, 8}, 2), -1);  // repeats within, not whole rows
+  EXPECT_EQ(row_period(Shape{5, 1}, Shape{2, 5, 8}, 2), -1);     // a normalized dim broadcast
+  EXPECT_EQ(row_period(Shape{5, 8}, Shape{2, 5, 8}, 1), 1);      // rows of 40: [5, 8] is one whole row
+  EXPECT_EQ(row_period(Shape{1, 8}, Shape{2, 5, 8}, 1), -1);     // ... and [1, 8] a fifth of one
+  uint32_t seed = 550;
+  for (const Shape& bs : {Shape{5, 33}, Shape{1, 33}, Shape{33}}) {
+    const Shape s{3, 5, 33};
+    const int64_t cols = 33, period = bs.numel() / cols;
+    GraphBuilder b;
+    b.input("a", DType::kFloat32, s.vec());
+    b.input("b", DType::kFloat32, bs.vec());
+    b.input("scale", DType::kFloat32, {cols});
+    Node& n = b.node("SkipLayerNormalization", {"a", "b", "scale"}, {"y"});
+    n.domain = "com.mserve";
+    n.opset = 1;
+    Graph g = b.output("y").build();
+    g.opsets["com.mserve"] = 1;
+    Tensor xa = random_tensor(s, seed++), xb = random_tensor(bs, seed++), sc = random_tensor(Shape{cols}, seed++);
+    auto out = run_cpu(g, {xa, xb, sc});
+    ASSERT_EQ(out.size(), 1u);
+    // The device's rows: row r of A with row r % period of B.
+    Tensor y = zeros_like(s);
+    for (int64_t r0 = 0; r0 < s.prod(0, 2); r0 += period)
+      layer_norm_gpu_form(xa.data<float>() + r0 * cols, xb.data<float>(), y.data<float>() + r0 * cols, nullptr,
+                          sc.data<float>(), nullptr, period, cols, 1e-5f, nullptr, nullptr);
+    EXPECT_LT(rel_l2(y, out[0], "skip " + bs.str()), 1e-6) << bs.str();
+  }
 }
 
 // ---------------------------------------------------------------- Reduce*
@@ -587,13 +623,13 @@ TEST(LayerNormPlan, Refusals) {
   expect_refused(one_node({{DType::kFloat32, x}, {DType::kFloat32, Shape{6}}, {DType::kFloat32, Shape{1}}},
                           [](GraphBuilder& b, auto& in) { b.node("LayerNormalization", in, {"y"}); }),
                  "B [1]");
-  expect_refused(one_node({{DType::kFloat32, x}, {DType::kFloat32, Shape{6}}, {DType::kFloat32, Shape{6}}},
+  expect_refused(one_node({{DType::kFloat32, x}, {DType::kFloat32, Shape{4, 1}}, {DType::kFloat32, Shape{6}}},
                           [](GraphBuilder& b, auto& in) {
                             Node& n = b.node("SkipLayerNormalization", in, {"y"});
                             n.domain = "com.mserve";
                             n.opset = 1;
                           }),
-                 "only when their shapes are equal");
+                 "repeats whole rows");
   expect_refused(one_node({{DType::kFloat64, x}, {DType::kFloat64, Shape{6}}},
                           [](GraphBuilder& b, auto& in) { b.node("LayerNormalization", in, {"y"}); }),
                  "float32");
