@@ -45,6 +45,7 @@ std::vector<server::ModelConfig> models_from(const py::list& models) {
     m.policy.versions = get<std::vector<int64_t>>(d, "versions", {});
     m.labels = get<std::map<std::string, int64_t>>(d, "labels", {});
     if (d.contains("batching") && !d["batching"].is_none()) m.batching = d["batching"].cast<server::BatchingOptions>();
+    if (d.contains("device")) m.backend = backend_of(d["device"]);
     out.push_back(std::move(m));
   }
   return out;
@@ -100,7 +101,11 @@ void bind_options(py::module_& m) {
   py::class_<SessionOptions>(m, "SessionOptions")
       .def(py::init<>())
       .def_readwrite("threads", &SessionOptions::threads)
-      .def_readwrite("optimize", &SessionOptions::optimize);
+      .def_readwrite("optimize", &SessionOptions::optimize)
+      .def_property(
+          "device", [](const SessionOptions& o) { return o.backend ? o.backend->name() : std::string("cpu"); },
+          [](SessionOptions& o, const py::object& device) { o.backend = backend_of(device); },
+          "The device models run on besides the CPU: set 'cpu', 'mock' or a backend capsule; reads its name.");
   py::class_<IntegrityOptions>(m, "IntegrityOptions")
       .def(py::init<>())
       .def_readwrite("trusted_keys", &IntegrityOptions::trusted_keys)

@@ -135,24 +135,6 @@ T unwrap(StatusOr<T>&& r) {
   return std::move(r).value();
 }
 
-// The device a model runs on besides the CPU: None (the CPU only), "mock" (device/mock.h), or
-// the capsule a backend module hands over (mserve._core_cuda's backend()), checked against this
-// module's kBackendAbi.
-std::shared_ptr<const Backend> backend_of(const py::object& device) {
-  if (device.is_none()) return nullptr;
-  if (py::isinstance<py::str>(device)) {
-    const std::string name = device.cast<std::string>();
-    if (name == "mock") return std::make_shared<MockBackend>();
-    throw py::value_error("device '" + name + "' is not built into the runtime");
-  }
-  if (!PyCapsule_CheckExact(device.ptr()) || !PyCapsule_IsValid(device.ptr(), "mserve.Backend"))
-    throw py::type_error("device must be None, 'mock' or a backend capsule");
-  const auto* handle = static_cast<const BackendHandle*>(PyCapsule_GetPointer(device.ptr(), "mserve.Backend"));
-  if (handle->abi != kBackendAbi)
-    throw py::value_error("the device backend was built against another mserve runtime; reinstall mserve");
-  return handle->backend;
-}
-
 SessionOptions options(int threads, bool optimize, const py::object& device) {
   SessionOptions o;
   o.threads = threads;
@@ -338,6 +320,22 @@ void bind_session(py::module_& m) {
             return result;
           },
           py::arg("inputs"), "Runs the model on C-contiguous arrays in input order; returns arrays in output order.");
+}
+
+std::shared_ptr<const Backend> backend_of(const py::object& device) {
+  if (device.is_none()) return nullptr;
+  if (py::isinstance<py::str>(device)) {
+    const std::string name = device.cast<std::string>();
+    if (name == "cpu") return nullptr;
+    if (name == "mock") return std::make_shared<MockBackend>();
+    throw py::value_error("device '" + name + "' is not built into the runtime");
+  }
+  if (!PyCapsule_CheckExact(device.ptr()) || !PyCapsule_IsValid(device.ptr(), "mserve.Backend"))
+    throw py::type_error("device must be None, 'mock' or a backend capsule");
+  const auto* handle = static_cast<const BackendHandle*>(PyCapsule_GetPointer(device.ptr(), "mserve.Backend"));
+  if (handle->abi != kBackendAbi)
+    throw py::value_error("the device backend was built against another mserve runtime; reinstall mserve");
+  return handle->backend;
 }
 
 }  // namespace mserve::py_bind

@@ -3,6 +3,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <memory>
+
+#include "core/device/device.h"
 #include "core/status.h"
 #include "core/tensor/dtype.h"
 
@@ -22,6 +25,11 @@ py::str utf8(const std::string& s);
 // and bytes ('S') arrays map to kString (their elements are copied in); kString maps to object.
 DType from_numpy(const py::dtype& dt);
 py::dtype to_numpy(DType t);
+
+// The device a model runs on besides the CPU, from Python: None or "cpu" (the CPU only), "mock"
+// (device/mock.h), or the capsule a backend module hands over (mserve._core_cuda.backend()),
+// checked against this module's kBackendAbi. TypeError / ValueError otherwise.
+std::shared_ptr<const Backend> backend_of(const py::object& device);
 
 void bind_session(py::module_& m);
 void bind_server(py::module_& m);

@@ -15,7 +15,8 @@ from typing import Any, NamedTuple, Union, cast
 
 import numpy as np
 
-from . import _core, cuda
+from . import _core, cuda  # noqa: F401  (mserve.cuda: the CUDA loader, public)
+from ._device import backend_for
 from .cuda import cuda_available
 from .errors import Error, InvalidArgument, ModelLoadError, NotFound, Unavailable, UnsupportedOperator
 
@@ -264,13 +265,7 @@ def load(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview 
     Raises ``ModelLoadError`` for malformed files and ``UnsupportedOperator`` (listing every
     unsupported node) when the model needs something the runtime cannot run.
     """
-    backend: Any = None
-    if device == "cuda":
-        backend = cuda.backend().backend()  # Unavailable naming what is missing
-    elif device == "mock":
-        backend = "mock"
-    elif device != "cpu":
-        raise InvalidArgument(f"device {device!r} is not known; use 'cpu', 'cuda' or 'mock'")
+    backend = backend_for("device", device)
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise InvalidArgument(f"threads must be a positive int, got {threads!r}")
     t = threads or 0

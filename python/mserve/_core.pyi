@@ -102,6 +102,10 @@ class AuditOptions(metaclass=_pybind11_type):
 class SessionOptions(metaclass=_pybind11_type):
     threads: int
     optimize: bool
+    @property
+    def device(self) -> str: ...
+    @device.setter
+    def device(self, value: object) -> None: ...
     def __init__(self) -> None: ...
 
 class IntegrityOptions(metaclass=_pybind11_type):

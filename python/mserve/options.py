@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Callable, NamedTuple
 
 from . import _core
+from ._device import DEVICES, backend_for
 from .errors import InvalidArgument
 
 __all__ = ["Option", "OPTIONS", "check", "core_options", "add_arguments", "from_arguments", "describe"]
@@ -147,6 +148,7 @@ OPTIONAL_STR = Kind("Optional[str]", "NAME", lambda s: s or None, _optional_str)
 PATH = Kind("Optional[path]", "PATH", lambda s: s or None, _path)
 STRINGS = Kind("Optional[Sequence[str]]", "A,B,...", _comma_list, _strings)
 KEY_FILES = Kind("Optional[Sequence[path]]", "PATH,...", _comma_list, _read_key_files)
+DEVICE = Kind("str", "|".join(DEVICES), str, backend_for)
 GRPC_PORT = Kind("Optional[int]", "N", _port_flag, _grpc_port)
 BATCHING = Kind("None | bool | dict | path", "true|false", _bool_flag, batching_options, flag_optional_value=True)
 
@@ -203,6 +205,9 @@ OPTIONS: tuple[Option, ...] = (
            "intra-op threads per model (0: the machine's cores)", fields=("manager.session.threads",)),
     Option("optimize", ("--optimize",), BOOL, True, "run the graph passes on loaded models",
            fields=("manager.session.optimize",)),
+    Option("device", ("--device",), DEVICE, "cpu",
+           "where models run besides the CPU: 'cuda' (nodes the GPU has kernels for), 'mock' (tests); "
+           "a model's own 'device' key overrides it", fields=("manager.session.device",)),
     Option("warmup", ("--warmup",), BOOL, True, "run each new version once before it takes traffic",
            fields=("manager.warmup",)),
     Option("batching", ("--enable_batching",), BATCHING, None,

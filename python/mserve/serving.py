@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union, overload
 
 from . import _core
 from . import options as _options
+from ._device import backend_for
 from .errors import InvalidArgument, Unavailable
 
 if TYPE_CHECKING:
@@ -35,12 +36,13 @@ def _model_entry(name: str, path: str | os.PathLike[str]) -> _DiskModel:
     return {"name": name, "base_path": os.path.abspath(path)}
 
 
-_MODEL_KEYS = {"base_path", "batching", "version_policy", "versions", "num_versions", "labels"}
+_MODEL_KEYS = {"base_path", "batching", "version_policy", "versions", "num_versions", "labels", "device"}
 
 
 def _model_options(name: str, m: Mapping[str, Any]) -> _DiskModel:
     """A model given as a dict: base_path plus per-model batching, version_policy ("latest",
-    "all" or "specific"), num_versions, versions and labels (label -> version)."""
+    "all" or "specific"), num_versions, versions, labels (label -> version) and device ("cpu",
+    "cuda" or "mock"; default: the server's)."""
     unknown = set(m) - _MODEL_KEYS
     if unknown:
         raise InvalidArgument(f"model {name!r}: unknown option(s) {sorted(unknown)}; known: {sorted(_MODEL_KEYS)}")
@@ -52,6 +54,8 @@ def _model_options(name: str, m: Mapping[str, Any]) -> _DiskModel:
                  versions=[int(v) for v in m.get("versions", [])],
                  labels={str(k): int(v) for k, v in dict(m.get("labels", {})).items()},
                  batching=_options.batching_options(f"model {name!r}: batching", m.get("batching")))
+    if "device" in m:
+        entry["device"] = backend_for(f"model {name!r}: device", m["device"])
     return entry
 
 

@@ -96,3 +96,54 @@ def test_unknown_device_is_a_clear_error():
     m = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", np.float32, [2])], [("y", np.float32, [2])])
     with pytest.raises(mserve.InvalidArgument, match="'cpu', 'cuda' or 'mock'"):
         mserve.load(m, device="tpu")
+
+
+# ---- serving models on a device ----
+
+def _metric(server, model, device):
+    import re
+
+    import requests
+    text = requests.get(server.url + "/metrics", timeout=10).text
+    m = re.search(rf'mserve_model_nodes{{model="{model}",version="1",device="{device}"}} (\d+)', text)
+    return int(m.group(1)) if m else None
+
+
+def _predict(server, model, rows):
+    import requests
+    r = requests.post(f"{server.url}/v1/models/{model}:predict", json={"instances": rows}, timeout=10)
+    assert r.status_code == 200, r.text
+    return np.asarray(r.json()["predictions"], np.float32)
+
+
+def test_a_served_model_runs_on_its_own_device(tmp_path):
+    from serve_util import scale_model, write_version
+    write_version(tmp_path / "dev", 1, scale_model(3.0))
+    write_version(tmp_path / "cpu", 1, scale_model(3.0))
+    models = {"dev": {"base_path": str(tmp_path / "dev"), "device": "mock"}, "cpu": str(tmp_path / "cpu")}
+    with mserve.start(models, port=0, quiet=True) as s:
+        rows = [[1, 2, 3, 4], [5, 6, 7, 8]]
+        np.testing.assert_array_equal(_predict(s, "dev", rows), _predict(s, "cpu", rows))
+        assert _metric(s, "dev", "mock") == 1 and _metric(s, "dev", "cpu") == 0
+        assert _metric(s, "cpu", "cpu") == 1 and _metric(s, "cpu", "mock") is None
+
+
+def test_the_server_wide_device_and_a_model_that_overrides_it(tmp_path):
+    from serve_util import scale_model, write_version
+    write_version(tmp_path / "a", 1, scale_model(2.0))
+    write_version(tmp_path / "b", 1, scale_model(2.0))
+    models = {"a": str(tmp_path / "a"), "b": {"base_path": str(tmp_path / "b"), "device": "cpu"}}
+    with mserve.start(models, port=0, quiet=True, device="mock", batching=True) as s:
+        np.testing.assert_array_equal(_predict(s, "a", [[1, 1, 1, 1]]), [[2, 2, 2, 2]])
+        np.testing.assert_array_equal(_predict(s, "b", [[1, 1, 1, 1]]), [[2, 2, 2, 2]])
+        assert _metric(s, "a", "mock") == 1
+        assert _metric(s, "b", "mock") is None and _metric(s, "b", "cpu") == 1
+
+
+def test_unknown_serving_devices_are_clear_errors(tmp_path):
+    from serve_util import scale_model, write_version
+    write_version(tmp_path / "m", 1, scale_model(2.0))
+    with pytest.raises(mserve.InvalidArgument, match="device 'tpu' is not known"):
+        mserve.start(str(tmp_path / "m"), port=0, quiet=True, device="tpu")
+    with pytest.raises(mserve.InvalidArgument, match="model 'm': device 'gpu0' is not known"):
+        mserve.start({"m": {"base_path": str(tmp_path / "m"), "device": "gpu0"}}, port=0, quiet=True)

@@ -58,6 +58,7 @@ def samples(files):
         "model_name": ("named", "named"),
         "threads": (3, "3"),
         "optimize": (False, "false"),
+        "device": ("mock", "mock"),
         "warmup": (False, "false"),
         "batching": ({"max_batch_size": 7}, None),  # the flag takes --batching_parameters_file too
         "file_system_poll_wait_seconds": (5, "5"),

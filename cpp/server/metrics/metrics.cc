@@ -121,6 +121,17 @@ std::string Metrics::prometheus(const ModelManager& manager) const {
       o += "mserve_model_state{model=\"" + esc(model) + "\",version=\"" + std::to_string(v.version) + "\",state=\"" +
            state_name(v.state) + "\"} 1\n";
   }
+  o += "# HELP mserve_model_nodes Nodes of a version's latest plan, by the device they run on.\n";
+  o += "# TYPE mserve_model_nodes gauge\n";
+  for (const auto& s : manager.available()) {
+    auto p = s->session->placement();
+    if (!p) continue;
+    const std::string labels =
+        "model=\"" + esc(s->model) + "\",version=\"" + std::to_string(s->version) + "\",device=\"";
+    if (p->device != "cpu")
+      o += "mserve_model_nodes{" + labels + esc(p->device) + "\"} " + std::to_string(p->device_nodes) + "\n";
+    o += "mserve_model_nodes{" + labels + "cpu\"} " + std::to_string(p->cpu_nodes) + "\n";
+  }
   o += "# HELP mserve_queue_rows Rows waiting in a batching queue.\n";
   o += "# TYPE mserve_queue_rows gauge\n";
   for (const auto& s : manager.available())

@@ -3,10 +3,12 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/device/device.h"
 #include "core/status.h"
 
 namespace mserve::server {
@@ -36,6 +38,9 @@ struct ModelConfig {
   VersionPolicy policy;
   std::map<std::string, int64_t> labels;
   std::optional<BatchingOptions> batching;  // per model; unset: the server's default
+  // The device the model's versions run on besides the CPU (null: the CPU only), per model;
+  // unset: the server's (ManagerOptions::session.backend). Not in TensorFlow Serving's config files.
+  std::optional<std::shared_ptr<const Backend>> backend;
 };
 
 // Parses a model_config_list text file (TensorFlow Serving's ModelServerConfig text format).
@@ -43,8 +48,8 @@ StatusOr<std::vector<ModelConfig>> parse_model_config(const std::string& text);
 // The same from a serialized ModelServerConfig message (gRPC HandleReloadConfigRequest).
 StatusOr<std::vector<ModelConfig>> parse_model_config_binary(const std::string& bytes);
 // `models` back as a ModelServerConfig, in the text format (a --model_config_file that
-// parse_model_config reads back to the same list) or serialized. Per-model batching options
-// have no field there and are left out.
+// parse_model_config reads back to the same list) or serialized. Per-model batching options and
+// devices have no field there and are left out.
 std::string model_config_text(const std::vector<ModelConfig>& models);
 std::string model_config_binary(const std::vector<ModelConfig>& models);
 // Parses a batching parameters text file (TensorFlow Serving's BatchingParameters).

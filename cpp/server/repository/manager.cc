@@ -159,6 +159,8 @@ void ModelManager::poll() {
 }
 
 StatusOr<std::shared_ptr<Session>> ModelManager::open_model(const ModelConfig& cfg, const std::string& path) const {
+  SessionOptions so = opts_.session;
+  if (cfg.backend) so.backend = *cfg.backend;
   std::error_code ec;
   const bool folder = fs::is_directory(cfg.base_path, ec);
   const std::string dir = fs::path(path).parent_path().string();
@@ -172,7 +174,7 @@ StatusOr<std::shared_ptr<Session>> ModelManager::open_model(const ModelConfig& c
     f.read(head, sizeof head);
     if (is_encrypted(std::string(head, static_cast<size_t>(f.gcount()))))
       return LoadError("'" + path + "' is encrypted; give the server its model key");
-    return Session::load_file(path, opts_.session);
+    return Session::load_file(path, so);
   }
   std::ifstream f(path, std::ios::binary);
   if (!f) return LoadError("cannot read '" + path + "'");
@@ -184,7 +186,7 @@ StatusOr<std::shared_ptr<Session>> ModelManager::open_model(const ModelConfig& c
     if (!plain.ok()) return plain.status().with_context("'" + path + "': ");
     bytes = std::move(plain).value();
   }
-  auto s = Session::load_bytes(bytes.data(), bytes.size(), opts_.session, dir);
+  auto s = Session::load_bytes(bytes.data(), bytes.size(), so, dir);
   if (!s.ok()) return s.status().with_context("'" + path + "': ");
   return s;
 }
