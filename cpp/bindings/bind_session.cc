@@ -135,11 +135,12 @@ T unwrap(StatusOr<T>&& r) {
   return std::move(r).value();
 }
 
-SessionOptions options(int threads, bool optimize, const py::object& device) {
+SessionOptions options(int threads, bool optimize, const py::object& device, bool graphs) {
   SessionOptions o;
   o.threads = threads;
   o.optimize = optimize;
   o.backend = backend_of(device);
+  o.graphs = graphs;
   return o;
 }
 
@@ -155,6 +156,7 @@ py::object placement_of(const Session& s) {
   d["copies"] = p->copies;
   d["uploads"] = p->uploads;
   d["fallbacks"] = fallbacks;
+  d["no_graph"] = p->no_graph;
   return std::move(d);
 }
 
@@ -257,8 +259,8 @@ void bind_session(py::module_& m) {
   py::class_<Session, std::shared_ptr<Session>>(m, "Session")
       .def_static(
           "load_file",
-          [](const std::string& path, int threads, bool optimize, const py::object& device) {
-            SessionOptions opts = options(threads, optimize, device);
+          [](const std::string& path, int threads, bool optimize, const py::object& device, bool graphs) {
+            SessionOptions opts = options(threads, optimize, device, graphs);
             StatusOr<std::shared_ptr<Session>> s = Status::OK();
             {
               py::gil_scoped_release nogil;  // parsing and planning take a while
@@ -266,12 +268,14 @@ void bind_session(py::module_& m) {
             }
             return unwrap(std::move(s));  // raises, so needs the GIL
           },
-          py::arg("path"), py::arg("threads") = 0, py::arg("optimize") = true, py::arg("device") = py::none())
+          py::arg("path"), py::arg("threads") = 0, py::arg("optimize") = true, py::arg("device") = py::none(),
+          py::arg("graphs") = true)
       .def_static(
           "load_bytes",
-          [](py::bytes data, int threads, const std::string& base_dir, bool optimize, const py::object& device) {
+          [](py::bytes data, int threads, const std::string& base_dir, bool optimize, const py::object& device,
+             bool graphs) {
             std::string_view view = data;  // `data` stays referenced by the caller's frame
-            SessionOptions opts = options(threads, optimize, device);
+            SessionOptions opts = options(threads, optimize, device, graphs);
             StatusOr<std::shared_ptr<Session>> s = Status::OK();
             {
               py::gil_scoped_release nogil;
@@ -280,7 +284,7 @@ void bind_session(py::module_& m) {
             return unwrap(std::move(s));
           },
           py::arg("data"), py::arg("threads") = 0, py::arg("base_dir") = "", py::arg("optimize") = true,
-          py::arg("device") = py::none())
+          py::arg("device") = py::none(), py::arg("graphs") = true)
       .def_property_readonly("inputs", [](const Session& s) { return describe_values(s.graph(), s.graph().inputs); })
       .def_property_readonly("outputs", [](const Session& s) { return describe_values(s.graph(), s.graph().outputs); })
       .def_property_readonly("threads", &Session::threads)
@@ -296,7 +300,8 @@ void bind_session(py::module_& m) {
       .def_property_readonly("device", &Session::device)
       .def("placement", &placement_of,
            "Where the nodes of the latest plan run: a dict (device, device_nodes, cpu_nodes, copies, uploads, "
-           "fallbacks as (node, op, reason)), or None before any plan.")
+           "fallbacks as (node, op, reason), no_graph: why it cannot be recorded as one graph), or None before any "
+           "plan.")
       .def_property_readonly("num_nodes", &Session::num_nodes)
       .def_property_readonly("node_ops", &Session::node_ops)
       .def("fast_run", &make_fast_run,

@@ -28,6 +28,8 @@ CudaContext::~CudaContext() {
   if (stream) cudaStreamSynchronize(stream);
   if (cudnn_) cudnnDestroy(static_cast<cudnnHandle_t>(cudnn_));
   if (cublaslt_) cublasLtDestroy(static_cast<cublasLtHandle_t>(cublaslt_));
+  if (graph_) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph_));
+  if (staging_) cudaFreeHost(staging_);
   cudaFree(blas_workspace_);
   cudaFree(arena_);
   if (flag_host_) cudaFreeHost(flag_host_);
@@ -93,6 +95,46 @@ StatusOr<void*> CudaContext::arena(size_t bytes) {
   arena_bytes_ = bytes;
   if (poison_arenas()) MS_CUDA_RETURN_IF_ERROR(cudaMemset(arena_, 0xFF, bytes), "poisoning the GPU arena");
   return arena_;
+}
+
+Status CudaContext::capture(std::function<Status()> enqueue, bool* ran) {
+  auto stream = static_cast<cudaStream_t>(stream_);
+  MS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "recording a CUDA graph");
+  Status queued = enqueue();
+  cudaGraph_t graph = nullptr;
+  const cudaError_t ended = cudaStreamEndCapture(stream, &graph);
+  if (!queued.ok() || ended != cudaSuccess) {
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();  // a failed capture leaves its error; this context goes on without a graph
+    return queued.ok() ? cuda_status(ended, "recording a CUDA graph") : queued;
+  }
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  MS_CUDA_RETURN_IF_ERROR(made, "instantiating a CUDA graph");
+  if (graph_) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph_));
+  graph_ = exec;
+  *ran = false;  // recording queues nothing: replay() runs it
+  return Status::OK();
+}
+
+Status CudaContext::replay() {
+  if (!graph_) return Internal("replay without a recorded CUDA graph");
+  MS_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph_), static_cast<cudaStream_t>(stream_)),
+                          "replaying a CUDA graph");
+  return Status::OK();
+}
+
+StatusOr<void*> CudaContext::staging(size_t bytes) {
+  if (staging_ && staging_bytes_ >= bytes) return staging_;
+  cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
+  if (staging_) cudaFreeHost(staging_);
+  staging_ = nullptr;
+  staging_bytes_ = 0;
+  MS_CUDA_RETURN_IF_ERROR(cudaHostAlloc(&staging_, bytes ? bytes : 256, cudaHostAllocDefault),
+                          "allocating page-locked staging memory");
+  staging_bytes_ = bytes;
+  return staging_;
 }
 
 StatusOr<KernelPtr> CudaBackend::create_kernel(const Node& node, const KernelInit& init) const {

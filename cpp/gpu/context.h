@@ -3,8 +3,8 @@
 // A CudaContext is what one run owns on the GPU: a non-blocking stream, the cuBLASLt and cuDNN
 // handles bound to it, the cuBLASLt workspace, the plan's fixed device arena and a flag that
 // kernels raise for errors found on the device (an index out of range), read after the stream
-// synchronizes. Concurrent runs use separate contexts, so they overlap on separate streams.
-// Memory: cudaMalloc for arenas and constants, never managed memory.
+// synchronizes, and the plan's recorded graph with its page-locked staging memory. Concurrent runs use separate
+// contexts, so they overlap on separate streams. Memory: cudaMalloc for arenas and constants, never managed memory.
 //
 // No CUDA headers here: handles are passed as void* and cast by the code that includes the
 // libraries' headers.
@@ -31,6 +31,13 @@ class CudaContext : public DeviceContext {
   // Waits for the stream; then reports (and clears) the error a kernel raised on the device.
   Status synchronize() override;
   StatusOr<void*> arena(size_t bytes) override;
+  // CUDA Graphs: the stream's work recorded (thread-local capture mode, so other contexts'
+  // runs on other threads go on) and instantiated; replayed with one launch.
+  bool can_capture() const override { return true; }
+  Status capture(std::function<Status()> enqueue, bool* ran) override;
+  Status replay() override;
+  // Page-locked host memory (cudaHostAlloc), so the recorded copies are true async DMA.
+  StatusOr<void*> staging(size_t bytes) override;
 
   void* cublaslt() const { return cublaslt_; }  // cublasLtHandle_t
   void* cudnn() const { return cudnn_; }        // cudnnHandle_t, bound to stream()
@@ -54,6 +61,9 @@ class CudaContext : public DeviceContext {
   size_t arena_bytes_ = 0;
   int* flag_host_ = nullptr;
   int* flag_device_ = nullptr;
+  void* graph_ = nullptr;  // cudaGraphExec_t
+  void* staging_ = nullptr;
+  size_t staging_bytes_ = 0;
 };
 
 class CudaBackend : public Backend {

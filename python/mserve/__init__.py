@@ -67,11 +67,14 @@ class Placement(NamedTuple):
     copies: int
     uploads: int
     fallbacks: list[tuple[str, str, str]]
+    no_graph: str = ""  # why the plan is not replayed as one CUDA graph ("": it is)
 
     def __str__(self) -> str:
         lines = [f"{self.device}: {self.device_nodes} node(s), cpu: {self.cpu_nodes} node(s), "
                  f"{self.copies} copies, {self.uploads} constant(s) uploaded"]
         lines += [f"  cpu  {op:<20} {node}: {why}" for node, op, why in self.fallbacks]
+        if self.device != "cpu":
+            lines.append("  one graph per run" if not self.no_graph else f"  step by step: {self.no_graph}")
         return "\n".join(lines)
 
 
@@ -125,7 +128,7 @@ class Model:
         if p is None:
             return None
         return Placement(p["device"], p["device_nodes"], p["cpu_nodes"], p["copies"], p["uploads"],
-                         [tuple(f) for f in p["fallbacks"]])
+                         [tuple(f) for f in p["fallbacks"]], p["no_graph"])
 
     @property
     def opsets(self) -> dict[str, int]:
@@ -251,7 +254,8 @@ class Model:
 
 
 def load(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview | Any, *,
-         device: str = "cpu", threads: int | None = None, optimize: bool = True) -> Model:
+         device: str = "cpu", threads: int | None = None, optimize: bool = True,
+         cuda_graphs: bool = True) -> Model:
     """Loads an ONNX model from a file path, from bytes, or from an ``onnx.ModelProto``.
 
     ``device``: ``"cpu"``; ``"cuda"``, which raises ``Unavailable`` naming what is missing (the
@@ -260,6 +264,9 @@ def load(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview 
     a device, each node runs there when the device has a kernel for it, else on the CPU
     (``Model.placement()`` says which and why); inputs and outputs stay numpy arrays.
     ``threads``: intra-op threads (default: the machine's cores). Idle threads sleep.
+    ``cuda_graphs``: with a device, a plan whose every node runs there is recorded as one graph on
+    its second run and replayed after (one launch instead of one per node); False runs it step by
+    step. ``Model.placement().no_graph`` says why a plan is not recorded.
     ``optimize``: graph clean-up (Identity/Dropout removal, dead nodes, constant folding);
     turn it off to debug a model exactly as exported.
     Raises ``ModelLoadError`` for malformed files and ``UnsupportedOperator`` (listing every
@@ -272,10 +279,11 @@ def load(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview 
     if hasattr(path_or_bytes, "SerializeToString"):
         path_or_bytes = path_or_bytes.SerializeToString()
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
-        return Model(_core.Session.load_bytes(bytes(path_or_bytes), t, optimize=optimize, device=backend), "<bytes>")
+        return Model(_core.Session.load_bytes(bytes(path_or_bytes), t, optimize=optimize, device=backend,
+                                              graphs=cuda_graphs), "<bytes>")
     if isinstance(path_or_bytes, (str, os.PathLike)):
         path = os.fspath(path_or_bytes)
-        return Model(_core.Session.load_file(path, t, optimize=optimize, device=backend), path)
+        return Model(_core.Session.load_file(path, t, optimize=optimize, device=backend, graphs=cuda_graphs), path)
     raise InvalidArgument(f"load() takes a path, bytes or an onnx.ModelProto, got {type(path_or_bytes).__name__}")
 
 

@@ -26,6 +26,33 @@ def _same(got, want):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_zoo_replayed_as_graphs_equals_the_cpu(name):
+    # Each input set three times through one plan: step by step, recorded, replayed; the inputs
+    # of the other sets in between, so a replay that kept stale inputs shows.
+    cpu = mserve.load(str(ZOO / f"{name}.onnx"))
+    dev = mserve.load(str(ZOO / f"{name}.onnx"), device="mock")
+    sets, _, _ = load_sets(name)
+    for _ in range(3):
+        for inputs, _ in sets:
+            _same(dev.predict(inputs), cpu.predict(inputs))
+
+
+def test_graphs_can_be_turned_off_and_placement_says_why_not():
+    w = np.random.default_rng(2).standard_normal((4, 3)).astype(np.float32)
+    m = make_model([helper.make_node("MatMul", ["x", "w"], ["y"])], [("x", np.float32, [2, 4])],
+                   [("y", np.float32, [2, 3])], {"w": w})
+    assert mserve.load(m, device="mock").placement().no_graph == ""
+    assert "one graph per run" in str(mserve.load(m, device="mock").placement())
+    off = mserve.load(m, device="mock", cuda_graphs=False)
+    x = np.ones((2, 4), np.float32)
+    for _ in range(3):
+        np.testing.assert_array_equal(off.predict(x), x @ w)
+    nz = make_model([helper.make_node("NonZero", ["x"], ["y"])], [("x", np.float32, [3])], [("y", np.int64, None)])
+    assert mserve.load(nz, device="mock").placement().no_graph == "no node runs on the device"
+    assert mserve.load(m).placement().no_graph == "no device"
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_zoo_on_the_mock_device_equals_the_cpu(name):
     cpu = mserve.load(str(ZOO / f"{name}.onnx"))
     dev = mserve.load(str(ZOO / f"{name}.onnx"), device="mock")

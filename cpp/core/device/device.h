@@ -14,6 +14,7 @@
 // boundary.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -38,6 +39,21 @@ class DeviceContext {
   // The context's device arena, at least `bytes` long. Its address changes only when it grows
   // (a plan keeps its contexts, so once per context in practice).
   virtual StatusOr<void*> arena(size_t bytes) = 0;
+
+  // Graphs (CUDA Graphs): a plan whose every step runs on the device is recorded once and
+  // replayed with one launch. A context serves one plan, so it keeps at most one graph, bound to
+  // the context's fixed addresses (arena, staging) and dropped with it.
+  virtual bool can_capture() const { return false; }
+  // Records what `enqueue` queues on the stream as the context's graph. *ran says whether that
+  // work also ran (a device that executes while recording); otherwise replay() runs it. On an
+  // error nothing is kept.
+  virtual Status capture(std::function<Status()> enqueue, bool* ran) {
+    return Unsupported("this device does not record graphs");
+  }
+  virtual Status replay() { return Unsupported("this device does not record graphs"); }
+  // Host memory the device copies from and to at fixed addresses (page-locked for CUDA), at
+  // least `bytes` long: where a graph's inputs are staged and its outputs land.
+  virtual StatusOr<void*> staging(size_t bytes) { return Unsupported("this device has no staging memory"); }
 };
 
 class Backend {

@@ -71,6 +71,27 @@ class MockContext : public DeviceContext {
     counters_->syncs.fetch_add(1, std::memory_order_relaxed);
     return Status::OK();
   }
+  bool can_capture() const override { return true; }
+  Status capture(std::function<Status()> enqueue, bool* ran) override {
+    graph_ = nullptr;
+    MS_RETURN_IF_ERROR(enqueue());
+    counters_->captures.fetch_add(1, std::memory_order_relaxed);
+    graph_ = std::move(enqueue);
+    *ran = true;
+    return Status::OK();
+  }
+  Status replay() override {
+    if (!graph_) return Internal("replay without a recorded graph");
+    counters_->replays.fetch_add(1, std::memory_order_relaxed);
+    return graph_();
+  }
+  StatusOr<void*> staging(size_t bytes) override {
+    if (!staging_ || staging_->size() < bytes) {
+      staging_ = Buffer::allocate(bytes);
+      if (!staging_) return InvalidArgument("out of memory for " + std::to_string(bytes) + " bytes of staging");
+    }
+    return staging_->data();
+  }
   StatusOr<void*> arena(size_t bytes) override {
     if (!arena_ || arena_->size() < bytes) {
       arena_ = Buffer::allocate(bytes);
@@ -81,7 +102,8 @@ class MockContext : public DeviceContext {
 
  private:
   std::shared_ptr<MockBackend::Counters> counters_;
-  std::shared_ptr<Buffer> arena_;
+  std::shared_ptr<Buffer> arena_, staging_;
+  std::function<Status()> graph_;
 };
 
 }  // namespace

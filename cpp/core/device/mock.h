@@ -4,7 +4,9 @@
 //
 // Its kernels wrap the CPU ones and check, on every call, that each input and output carries
 // the mock device's tag (a value the planner forgot to copy is an error, not a silent read of
-// host memory); its copies count what moved. Users reach it as device="mock".
+// host memory); its copies count what moved. It records graphs as the CUDA backend does, by
+// keeping the queued work and running it again on replay (it runs while recording, too). Users
+// reach it as device="mock".
 #pragma once
 #include <atomic>
 #include <memory>
@@ -35,6 +37,8 @@ class MockBackend : public Backend {
     std::atomic<int64_t> syncs{0};      // synchronize calls
     std::atomic<int64_t> kernels{0};    // kernel runs on the mock device
     std::atomic<int64_t> contexts{0};   // contexts created
+    std::atomic<int64_t> captures{0};   // graphs recorded
+    std::atomic<int64_t> replays{0};    // graphs replayed
   };
 
   explicit MockBackend(MockDeviceOptions opts = {}) : opts_(std::move(opts)) {}

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include "core/onnx/loader.h"
 #include "core/passes/passes.h"
@@ -17,6 +18,9 @@ struct Session::RunContext {
   std::unique_ptr<DeviceContext> device;
   std::vector<const Tensor*> in_ptrs;
   std::vector<Tensor*> out_ptrs;
+  int runs = 0;               // runs started on this context
+  bool graph_ready = false;   // the device holds this context's graph
+  bool graph_failed = false;  // recording failed once: this context runs step by step
 };
 
 struct Session::CachedPlan {
@@ -293,6 +297,10 @@ Status Session::execute(const Plan& plan, RunContext& rc, const std::vector<Tens
                         std::vector<Tensor>* outputs, ThreadPool& pool) const {
   const Graph& g = prog_.graph;
   for (size_t i = 0; i < inputs.size(); ++i) rc.values[g.inputs[i]] = inputs[i];
+  // The first run goes step by step (algorithm choices, weights uploaded by kernels, modules
+  // loaded); from the second on, a graph plan is recorded once and replayed.
+  const bool graphed = plan.graph && opts_.graphs && rc.device && rc.device->can_capture() && !rc.graph_failed;
+  if (graphed && rc.runs++ > 0) return execute_graph(plan, rc, inputs, outputs, &pool);
   char* base = static_cast<char*>(rc.arena->data());
   char* device_base = nullptr;
   if (plan.uses_device) {
@@ -370,6 +378,75 @@ Status Session::execute(const Plan& plan, RunContext& rc, const std::vector<Tens
   }
   // One wait for the device at the end: the outputs' copies back to the host are in.
   if (plan.uses_device) MS_RETURN_IF_ERROR(rc.device->synchronize());
+  return collect_outputs(plan, rc, nullptr, outputs);
+}
+
+Status Session::enqueue_graph(const Plan& plan, RunContext& rc, char* stage, ThreadPool* pool) const {
+  const Graph& g = prog_.graph;
+  MS_ASSIGN_OR_RETURN(void* d, rc.device->arena(plan.device_arena_bytes));
+  char* device_base = static_cast<char*>(d);
+  for (const Step& step : plan.steps) {
+    if (step.kind == StepKind::kToDevice) {
+      const Tensor& dst = rc.values[step.outputs[0]];
+      if (dst.nbytes())
+        MS_RETURN_IF_ERROR(rc.device->copy_to_device(stage + plan.staged.at(step.inputs[0]), dst.raw(), dst.nbytes()));
+      continue;
+    }
+    if (step.kind == StepKind::kToHost) {
+      const Tensor& src = rc.values[step.inputs[0]];
+      if (src.nbytes())
+        MS_RETURN_IF_ERROR(rc.device->copy_to_host(src.raw(), stage + plan.staged.at(step.outputs[0]), src.nbytes()));
+      continue;
+    }
+    const Node& node = g.nodes[step.node];
+    const Kernel& k = *prog_.device_kernels[step.node];
+    for (size_t i = 0; i < step.inputs.size(); ++i)
+      rc.in_ptrs[i] = step.inputs[i] == kNoValue ? nullptr : &rc.values[step.inputs[i]];
+    for (size_t o = 0; o < step.outputs.size(); ++o)
+      rc.out_ptrs[o] = step.outputs[o] == kNoValue ? nullptr : &rc.values[step.outputs[o]];
+    ComputeContext cc(rc.in_ptrs.data(), static_cast<int>(step.inputs.size()), rc.out_ptrs.data(),
+                      static_cast<int>(step.outputs.size()), device_base + step.workspace_offset, pool,
+                      rc.device.get());
+    Status st = k.compute(cc);
+    if (!st.ok()) return st.with_context(node.where());
+  }
+  return Status::OK();
+}
+
+Status Session::execute_graph(const Plan& plan, RunContext& rc, const std::vector<Tensor>& inputs,
+                              std::vector<Tensor>* outputs, ThreadPool* pool) const {
+  const Graph& g = prog_.graph;
+  MS_ASSIGN_OR_RETURN(void* s, rc.device->staging(plan.staging_bytes));
+  char* stage = static_cast<char*>(s);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    auto it = plan.staged.find(g.inputs[i]);
+    if (it != plan.staged.end() && inputs[i].nbytes())
+      std::memcpy(stage + it->second, inputs[i].raw(), inputs[i].nbytes());
+  }
+  if (!rc.graph_ready) {
+    // The recorded work refers only to this context, its plan and the session (the inputs are
+    // read from staging), so the graph stays valid for every later run of the context.
+    bool ran = false;
+    Status st =
+        rc.device->capture([this, &plan, &rc, stage, pool] { return enqueue_graph(plan, rc, stage, pool); }, &ran);
+    if (!st.ok()) {
+      // Not recordable after all (a library call that refuses capture): step by step from now on.
+      rc.graph_failed = true;
+      MS_RETURN_IF_ERROR(rc.device->synchronize());
+      return execute(plan, rc, inputs, outputs, *pool);
+    }
+    rc.graph_ready = true;
+    if (!ran) MS_RETURN_IF_ERROR(rc.device->replay());
+  } else {
+    MS_RETURN_IF_ERROR(rc.device->replay());
+  }
+  MS_RETURN_IF_ERROR(rc.device->synchronize());
+  return collect_outputs(plan, rc, stage, outputs);
+}
+
+Status Session::collect_outputs(const Plan& plan, RunContext& rc, const char* stage,
+                                std::vector<Tensor>* outputs) const {
+  const Graph& g = prog_.graph;
   outputs->clear();
   for (size_t o = 0; o < g.outputs.size(); ++o) {
     const int v = g.outputs[o];
@@ -379,6 +456,10 @@ Status Session::execute(const Plan& plan, RunContext& rc, const std::vector<Tens
       // The same value listed twice as a graph output: each caller-owned array gets its bytes.
       MS_ASSIGN_OR_RETURN(Tensor copy, (*outputs)[first].clone());
       outputs->push_back(std::move(copy));
+    } else if (stage && vp.storage == Storage::kOutput) {
+      MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(vp.dtype, vp.shape));
+      if (out.nbytes()) std::memcpy(out.raw(), stage + plan.staged.at(v), out.nbytes());
+      outputs->push_back(std::move(out));
     } else if (vp.storage == Storage::kOutput || vp.storage == Storage::kDynamic) {
       outputs->push_back(std::move(rc.values[v]));
     } else {

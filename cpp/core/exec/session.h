@@ -45,6 +45,9 @@ struct SessionOptions {
   // the backend has a kernel for it that takes its shapes, else on the CPU; inputs and outputs
   // stay host tensors (copied in and out).
   std::shared_ptr<const Backend> backend;
+  // Record a plan whose every step runs on the device as one graph on its context's second run
+  // and replay it after (Plan::graph says which plans can be).
+  bool graphs = true;
 };
 
 class Session {
@@ -106,6 +109,13 @@ class Session {
   void note_placement(const Plan& plan) const;
   Status execute(const Plan& plan, RunContext& rc, const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs,
                  ThreadPool& pool) const;
+  // The graph path: inputs staged, the context's graph recorded (second run) or replayed.
+  Status execute_graph(const Plan& plan, RunContext& rc, const std::vector<Tensor>& inputs,
+                       std::vector<Tensor>* outputs, ThreadPool* pool) const;
+  // Queues every step of a graph plan, copying through the staging memory at `stage`.
+  Status enqueue_graph(const Plan& plan, RunContext& rc, char* stage, ThreadPool* pool) const;
+  // Hands the graph outputs to the caller (values copied out of `stage` for a graph run).
+  Status collect_outputs(const Plan& plan, RunContext& rc, const char* stage, std::vector<Tensor>* outputs) const;
   void add_op_time(const std::string& op, std::chrono::steady_clock::duration d) const;
   // Scratch arenas are the session's, not the plans': a run borrows one at least as big as its
   // plan needs, so memory follows the runs in flight, not the number of cached shapes.

@@ -109,6 +109,8 @@ struct Placement {
   int copies = 0;                   // copy steps between host and device
   int uploads = 0;                  // constants read from the device
   std::vector<Fallback> fallbacks;  // each CPU step of a session with a device
+  // Why the plan cannot be recorded as one graph (empty: it can; see Plan::graph).
+  std::string no_graph = "no device";
 };
 
 struct Plan {
@@ -123,6 +125,12 @@ struct Plan {
   bool uses_device = false;  // some step runs on or copies to the device
   size_t max_arity = 0;      // the most inputs or outputs of any step
   Placement placement;
+  // A graph: every node step on the device and none dynamic, host values read by device kernels
+  // all constant, the only copies the graph inputs' way in and the outputs' way out. Those go
+  // through the run context's staging memory, at these offsets (value id -> bytes).
+  bool graph = false;
+  std::unordered_map<int, size_t> staged;
+  size_t staging_bytes = 0;
 };
 
 // The string-tensor safety net: Unsupported when a string value (DType::kString) reaches a kernel

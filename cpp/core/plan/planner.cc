@@ -263,6 +263,37 @@ Status try_device(const Node& node, const Kernel& dk, const std::vector<const Va
   return Status::OK();
 }
 
+// Whether `plan` can run as one recorded graph (Plan::graph), and its staging layout.
+Status plan_graph(const Program& prog, Plan& plan) {
+  auto no = [&](std::string why) {
+    plan.placement.no_graph = std::move(why);
+    plan.graph = false;
+    plan.staged.clear();
+    plan.staging_bytes = 0;
+    return Status::OK();
+  };
+  if (!prog.backend) return no("no device");
+  if (!plan.uses_device) return no("no node runs on the device");
+  for (const Step& s : plan.steps) {
+    if (s.kind == StepKind::kNode) {
+      const Node& node = prog.graph.nodes[s.node];
+      if (s.device == DeviceType::kCpu) return no("a node runs on the CPU: " + node.describe());
+      for (int v : s.inputs)
+        if (v != kNoValue && plan.values[v].device == DeviceType::kCpu && plan.values[v].storage != Storage::kConstant)
+          return no("a device kernel reads a host value known only at run time: " + node.describe());
+      continue;
+    }
+    const int host = s.kind == StepKind::kToDevice ? s.inputs[0] : s.outputs[0];
+    const Storage want = s.kind == StepKind::kToDevice ? Storage::kInput : Storage::kOutput;
+    if (plan.values[host].storage != want || s.sync) return no("a value crosses between host and device mid-run");
+    MS_ASSIGN_OR_RETURN(size_t bytes, aligned_bytes(plan.values[host].dtype, plan.values[host].shape));
+    if (plan.staged.emplace(host, plan.staging_bytes).second) plan.staging_bytes += bytes;
+  }
+  plan.graph = true;
+  plan.placement.no_graph.clear();
+  return Status::OK();
+}
+
 }  // namespace
 
 StatusOr<std::shared_ptr<const Plan>> make_plan(const Program& prog, const std::vector<ValueInfo>& inputs,
@@ -489,6 +520,7 @@ StatusOr<std::shared_ptr<const Plan>> make_plan(const Program& prog, const std::
   plan->arena_bytes = assign_offsets(blocks, DeviceType::kCpu);
   if (backend) plan->device_arena_bytes = assign_offsets(blocks, dev);
   plan->uses_device = plan->placement.device_nodes > 0 || plan->placement.copies > 0;
+  MS_RETURN_IF_ERROR(plan_graph(prog, *plan));
   for (auto [v, i] : block_of) plan->values[v].offset = blocks[i].offset;  // views share their source's
   for (const Interval& b : blocks) {
     if (b.value < 0) {

@@ -273,3 +273,89 @@ TEST(MockDevice, ParametersReadOnTheHostStayThere) {
 
 }  // namespace
 }  // namespace mserve::testing
+
+namespace mserve::testing {
+namespace {
+
+TEST(MockGraphs, RecordedOnTheSecondRunAndReplayedWithFreshInputs) {
+  auto mock = std::make_shared<MockBackend>();
+  auto dev = session_on(mlp(), mock);
+  auto cpu = session_on(mlp(), nullptr);
+  const auto& c = mock->counters();
+  for (int run = 0; run < 5; ++run) {
+    std::vector<Tensor> in{random_tensor(Shape{4, 8}, 100 + run)};  // new values every run
+    expect_same(run_on(*dev, in), run_on(*cpu, in));
+    EXPECT_EQ(c.captures, run >= 1 ? 1 : 0) << "run " << run;
+    EXPECT_EQ(c.replays, run >= 2 ? run - 1 : 0) << "run " << run;
+  }
+  EXPECT_TRUE(dev->placement()->no_graph.empty()) << dev->placement()->no_graph;
+}
+
+TEST(MockGraphs, PlansWithCpuStepsOrMidRunCopiesRunStepByStep) {
+  GraphBuilder b;
+  b.input("x", DType::kFloat32, {3, 5});
+  b.node("Relu", {"x"}, {"a"});
+  b.node("Sigmoid", {"a"}, {"y"});
+  Graph g = b.output("y").build();
+  auto mock = std::make_shared<MockBackend>(MockDeviceOptions{{"Relu"}, {}});
+  auto dev = session_on(g, mock);
+  for (int run = 0; run < 3; ++run) {
+    std::vector<Tensor> in{random_tensor(Shape{3, 5}, run)};
+    expect_same(run_on(*dev, in), run_on(*session_on(g, nullptr), in));
+  }
+  EXPECT_EQ(mock->counters().captures, 0);
+  // The first obstacle in step order: the copy back to the host that Sigmoid waits for.
+  EXPECT_EQ(dev->placement()->no_graph, "a value crosses between host and device mid-run");
+}
+
+TEST(MockGraphs, OffWhenTheSessionSaysSo) {
+  auto mock = std::make_shared<MockBackend>();
+  SessionOptions o;
+  o.backend = mock;
+  o.graphs = false;
+  auto dev = Session::create(mlp(), o).value();
+  for (int run = 0; run < 3; ++run) run_on(*dev, {random_tensor(Shape{2, 8}, run)});
+  EXPECT_EQ(mock->counters().captures, 0);
+  EXPECT_EQ(mock->counters().replays, 0);
+}
+
+TEST(MockGraphs, OutputsThatAreInputsOrListedTwice) {
+  GraphBuilder b;
+  b.input("x", DType::kFloat32, {6});
+  b.node("Neg", {"x"}, {"n"});
+  Graph g = b.output("n").output("x").output("n").build();
+  auto mock = std::make_shared<MockBackend>();
+  auto dev = session_on(g, mock);
+  for (int run = 0; run < 4; ++run) {
+    std::vector<Tensor> in{random_tensor(Shape{6}, 40 + run)};
+    auto got = run_on(*dev, in);
+    expect_same(got, run_on(*session_on(g, nullptr), in));
+    ASSERT_EQ(got.size(), 3u);
+    EXPECT_NE(got[0].raw(), got[2].raw());  // each output its own buffer
+  }
+  EXPECT_EQ(mock->counters().captures, 1);
+}
+
+TEST(MockGraphs, ConcurrentRunsRecordOnePerContext) {
+  auto mock = std::make_shared<MockBackend>();
+  auto dev = session_on(mlp(), mock);
+  auto cpu = session_on(mlp(), nullptr);
+  std::vector<std::thread> threads;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 40; ++i) {
+        std::vector<Tensor> in{random_tensor(Shape{3, 8}, 1000 * t + i)};
+        std::vector<Tensor> got, want;
+        if (!dev->run(in, &got).ok() || !cpu->run(in, &want).ok() ||
+            std::memcmp(got[0].raw(), want[0].raw(), want[0].nbytes()) != 0)
+          bad.fetch_add(1);
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(mock->counters().captures, mock->counters().contexts);  // each context recorded once
+}
+
+}  // namespace
+}  // namespace mserve::testing
