@@ -4,7 +4,8 @@ The models are built on the machine from transformers' BertConfig() (bert-base's
 torchvision's resnet50(), with random weights from a fixed seed (nothing is downloaded), and
 exported to ONNX (TorchScript exporter, opset 17, static shapes; the dynamo exporter when that
 fails). mserve device="cuda" is timed against PyTorch eager on the same card (and PyTorch replaying
-a CUDA graph, where capture works): the median of N runs after warm-up runs. mserve's time is a
+a CUDA graph, where capture works), and against itself with cuda_graphs=False: the median of N
+runs after warm-up runs. mserve's time is a
 user's: numpy in, numpy out, copies included; PyTorch's inputs and outputs stay on the device.
 TF32 is off on both sides (torch.backends.*.allow_tf32 = False; mserve computes in float32 unless
 asked otherwise), and mserve's output must match PyTorch's within a relative L2 error of 1e-3.
@@ -191,8 +192,8 @@ def run(args: Any, result: Result) -> None:
     if on_gpu or not args.quick:
         plans.append(("ResNet-50 b32", lambda: _timed_as_exported(resnet50(torch, work, 32))))
     other = "torch eager" if on_gpu else "mserve cpu"
-    result.line(f"{'model':<20} {'mserve ' + device:>12} {other:>12} {'torch graph' if on_gpu else '':>12} "
-                f"{'ratio':>6} {'rel L2':>8}  placement")
+    result.line(f"{'model':<20} {'mserve ' + device:>12} {'no graphs':>10} {other:>12} "
+                f"{'torch graph' if on_gpu else '':>12} {'ratio':>6} {'rel L2':>8}  placement")
     summary = []
     for label, make in plans:
         row: dict[str, Any] = {"model": label}
@@ -212,7 +213,12 @@ def run(args: Any, result: Result) -> None:
                 row["rel_l2_vs_torch"] = rel_l2(got, ref_out)
                 row["mserve_ms"], row["runs"] = median_ms(lambda m=m, f=feeds: m.predict(f), warmup, runs, budget)
                 p = m.placement()
-                row["placement"] = f"{p.device_nodes} on {device}, {p.cpu_nodes} on cpu" if p else "?"
+                row["placement"] = (f"{p.device_nodes} on {device}, {p.cpu_nodes} on cpu, "
+                                    f"{'one graph' if not p.no_graph else 'no graph: ' + p.no_graph}") if p else "?"
+                # The same model stepping through its kernels: what recording it as a graph saves.
+                stepped = mserve.load(str(bench.path), device=device, cuda_graphs=False)
+                row["mserve_nograph_ms"], _ = median_ms(lambda s=stepped, f=feeds: s.predict(f), warmup, runs, budget)
+                del stepped
                 if not on_gpu:
                     cpu = mserve.load(str(bench.path))
                     row["mserve_cpu_ms"], _ = median_ms(lambda c=cpu, f=feeds: c.predict(f), warmup, runs, budget)
@@ -232,7 +238,8 @@ def run(args: Any, result: Result) -> None:
         ratio = ms / base if ms and base else None
         row["ratio"] = ratio
         result.data.setdefault("models", []).append(row)
-        result.line(f"{label:<20} {_ms(ms):>12} {_ms(base):>12} {_ms(row.get('torch_graph_ms')) if on_gpu else '':>12} "
+        result.line(f"{label:<20} {_ms(ms):>12} {_ms(row.get('mserve_nograph_ms')):>10} {_ms(base):>12} "
+                    f"{_ms(row.get('torch_graph_ms')) if on_gpu else '':>12} "
                     f"{f'{ratio:.2f}x' if ratio else '-':>6} {row.get('rel_l2_vs_torch', float('nan')):>8.1e}  "
                     f"{row.get('placement', row.get('error', ''))[:90]}")
         short = label.replace("BERT-base ", "BERT ").replace("ResNet-50 ", "R50 ").replace(" s128", "")
