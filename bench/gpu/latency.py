@@ -219,6 +219,13 @@ def run(args: Any, result: Result) -> None:
                 stepped = mserve.load(str(bench.path), device=device, cuda_graphs=False)
                 row["mserve_nograph_ms"], _ = median_ms(lambda s=stepped, f=feeds: s.predict(f), warmup, runs, budget)
                 del stepped
+                if on_gpu:  # TF32 tensor cores: the time they save and the accuracy they cost
+                    tf32 = mserve.load(str(bench.path), device=device, precision="tf32")
+                    row["tf32_rel_l2_vs_torch"] = rel_l2(_first(tf32.predict(feeds)), ref_out)
+                    row["mserve_tf32_ms"], _ = median_ms(lambda t=tf32, f=feeds: t.predict(f), warmup, runs, budget)
+                    print(f"{label}: precision tf32 {row['mserve_tf32_ms']:.3f} ms, relative L2 vs PyTorch (fp32) "
+                          f"{row['tf32_rel_l2_vs_torch']:.1e}")
+                    del tf32
                 if not on_gpu:
                     cpu = mserve.load(str(bench.path))
                     row["mserve_cpu_ms"], _ = median_ms(lambda c=cpu, f=feeds: c.predict(f), warmup, runs, budget)

@@ -138,7 +138,7 @@ StatusOr<void*> CudaContext::staging(size_t bytes) {
 }
 
 StatusOr<KernelPtr> CudaBackend::create_kernel(const Node& node, const KernelInit& init) const {
-  return create_gpu_kernel(node, init);
+  return create_gpu_kernel(node, init, opts_);
 }
 
 std::shared_ptr<Buffer> CudaBackend::allocate(size_t bytes) const {

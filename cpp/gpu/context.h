@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "core/device/device.h"
+#include "gpu/options.h"
 
 namespace mserve::gpu {
 
@@ -68,6 +69,8 @@ class CudaContext : public DeviceContext {
 
 class CudaBackend : public Backend {
  public:
+  explicit CudaBackend(GpuOptions opts = {}) : opts_(opts) {}
+  const GpuOptions& options() const { return opts_; }
   DeviceType device() const override { return DeviceType::kCuda; }
   std::string name() const override { return "cuda"; }
   // The kernel of the op from the GPU kernel table (ops/op_list.inc), or null when it has none.
@@ -75,6 +78,9 @@ class CudaBackend : public Backend {
   std::shared_ptr<Buffer> allocate(size_t bytes) const override;
   Status upload(const void* host, void* device, size_t bytes) const override;
   StatusOr<std::unique_ptr<DeviceContext>> new_context() const override { return CudaContext::create(); }
+
+ private:
+  GpuOptions opts_;
 };
 
 // The CUDA context of a device kernel's run (the planner hands CUDA kernels CUDA contexts).

@@ -24,12 +24,12 @@ const std::vector<Row>& table() {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_gpu_kernel(const Node& node, const KernelInit& init) {
+StatusOr<KernelPtr> create_gpu_kernel(const Node& node, const KernelInit& init, const GpuOptions& opts) {
   for (const Row& r : table()) {
     if (node.op_type != r.op || node.domain != r.domain) continue;
     // The CPU's kernel infers the shapes (one source of truth); the family adds the GPU's part.
     MS_ASSIGN_OR_RETURN(KernelPtr cpu, create_kernel(node, init));
-    return r.create(node, init, std::move(cpu));
+    return r.create(node, init, std::move(cpu), opts);
   }
   return KernelPtr();
 }

@@ -255,7 +255,7 @@ class Model:
 
 def load(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview | Any, *,
          device: str = "cpu", threads: int | None = None, optimize: bool = True,
-         cuda_graphs: bool = True) -> Model:
+         cuda_graphs: bool = True, precision: str = "fp32") -> Model:
     """Loads an ONNX model from a file path, from bytes, or from an ``onnx.ModelProto``.
 
     ``device``: ``"cpu"``; ``"cuda"``, which raises ``Unavailable`` naming what is missing (the
@@ -264,6 +264,9 @@ def load(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview 
     a device, each node runs there when the device has a kernel for it, else on the CPU
     (``Model.placement()`` says which and why); inputs and outputs stay numpy arrays.
     ``threads``: intra-op threads (default: the machine's cores). Idle threads sleep.
+    ``precision``: "fp32" (exact float32 everywhere), or "tf32" with ``device="cuda"``: float32
+    matrix products and convolutions on TF32 tensor cores (10-bit mantissa products, float32
+    accumulation; relative errors around 1e-3).
     ``cuda_graphs``: with a device, a plan whose every node runs there is recorded as one graph on
     its second run and replayed after (one launch instead of one per node); False runs it step by
     step. ``Model.placement().no_graph`` says why a plan is not recorded.
@@ -272,7 +275,7 @@ def load(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview 
     Raises ``ModelLoadError`` for malformed files and ``UnsupportedOperator`` (listing every
     unsupported node) when the model needs something the runtime cannot run.
     """
-    backend = backend_for("device", device)
+    backend = backend_for("device", device, precision)
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise InvalidArgument(f"threads must be a positive int, got {threads!r}")
     t = threads or 0

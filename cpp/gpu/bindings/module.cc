@@ -70,8 +70,10 @@ py::array_t<float> activation(const std::string& name, py::array_t<float, py::ar
 
 // The backend, as the runtime (mserve._core) takes it: a capsule "mserve.Backend" holding a
 // BackendHandle (device/device.h), whose abi the runtime checks.
-py::capsule backend() {
-  auto* handle = new mserve::BackendHandle{mserve::kBackendAbi, std::make_shared<mserve::gpu::CudaBackend>()};
+py::capsule backend(bool tf32) {
+  mserve::gpu::GpuOptions opts;
+  opts.tf32 = tf32;
+  auto* handle = new mserve::BackendHandle{mserve::kBackendAbi, std::make_shared<mserve::gpu::CudaBackend>(opts)};
   return py::capsule(handle, "mserve.Backend", [](PyObject* cap) {
     delete static_cast<mserve::BackendHandle*>(PyCapsule_GetPointer(cap, "mserve.Backend"));
   });
@@ -82,7 +84,9 @@ py::capsule backend() {
 PYBIND11_MODULE(_core_cuda, m) {
   m.doc() = "mserve's CUDA backend (loaded by mserve.cuda on first use)";
   m.def("device_count", &device_count);
-  m.def("backend", &backend, "The CUDA backend for mserve._core's Session.load_* (device=...).");
+  m.def("backend", &backend, py::arg("tf32") = false,
+        "The CUDA backend for mserve._core's Session.load_* (device=...); tf32: TF32 tensor cores for float32 "
+        "matrix products and convolutions.");
   m.def(
       "ops",
       [] {

@@ -28,7 +28,7 @@ class ActivationKernel final : public GpuKernel {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_gpu_activation(const Node& node, const KernelInit&, KernelPtr cpu) {
+StatusOr<KernelPtr> create_gpu_activation(const Node& node, const KernelInit&, KernelPtr cpu, const GpuOptions&) {
   const FusedActivation act = FusedActivation::of_operator(node);
   if (act.kind == FusedActivation::Kind::kNone) return Unsupported(node.op_type + " has no GPU activation");
   return KernelPtr(new ActivationKernel(std::move(cpu), act));

@@ -82,11 +82,11 @@ namespace {
 
 class MhaKernel final : public GpuKernel {
  public:
-  MhaKernel(KernelPtr cpu, bool bshd, float scale) : GpuKernel(std::move(cpu)), bshd_(bshd), scale_(scale) {}
+  MhaKernel(KernelPtr cpu, bool bshd, float scale, bool tf32)
+      : GpuKernel(std::move(cpu)), bshd_(bshd), scale_(scale), tf32_(tf32) {}
 
   Status compute(const ComputeContext& ctx) const override {
-    MS_ASSIGN_OR_RETURN(MhaGeometry g,
-                        mha_geometry(ctx.input(0).shape(), ctx.input(1).shape(), ctx.input(2).shape(), bshd_, scale_));
+    MS_ASSIGN_OR_RETURN(MhaGeometry g, geometry(ctx.input(0).shape(), ctx.input(1).shape(), ctx.input(2).shape()));
     std::shared_ptr<const Plans> plans = find(g);
     if (!plans) return Internal("MultiHeadAttention: no matrix product planned for " + g.qk.str());
     CudaContext& cuda = cuda_context(ctx);
@@ -129,7 +129,7 @@ class MhaKernel final : public GpuKernel {
     for (int o = 1; o < ctx.num_outputs(); ++o)
       if (ctx.node().outputs[o] != kNoValue)
         return InferContext::refuse("the GPU kernel writes only Y, not output " + std::to_string(o));
-    MS_ASSIGN_OR_RETURN(MhaGeometry g, mha_geometry(ctx.shape(0), ctx.shape(1), ctx.shape(2), bshd_, scale_));
+    MS_ASSIGN_OR_RETURN(MhaGeometry g, geometry(ctx.shape(0), ctx.shape(1), ctx.shape(2)));
     if (!find(g)) {
       auto qk = GemmPlan::create(g.qk);
       if (!qk.ok()) return InferContext::refuse("Q K^T: " + qk.status().message());
@@ -161,19 +161,27 @@ class MhaKernel final : public GpuKernel {
     return nullptr;
   }
 
+  // The geometry of these shapes, its products in TF32 when the backend was asked for it.
+  StatusOr<MhaGeometry> geometry(const Shape& q, const Shape& k, const Shape& v) const {
+    MS_ASSIGN_OR_RETURN(MhaGeometry g, mha_geometry(q, k, v, bshd_, scale_));
+    g.qk.tf32 = g.pv.tf32 = tf32_;
+    return g;
+  }
+
   bool bshd_;
   float scale_;
+  bool tf32_;
   mutable std::mutex mu_;
   mutable std::vector<std::shared_ptr<const Plans>> plans_;  // one entry per shape seen at plan time
 };
 
 }  // namespace
 
-StatusOr<KernelPtr> create_gpu_attention(const Node& node, const KernelInit&, KernelPtr cpu) {
+StatusOr<KernelPtr> create_gpu_attention(const Node& node, const KernelInit&, KernelPtr cpu, const GpuOptions& opts) {
   if (node.op_type != "MultiHeadAttention" || node.domain != "com.mserve")
     return Unsupported(node.op_type + " has no GPU kernel");
-  return KernelPtr(
-      new MhaKernel(std::move(cpu), node.attr_string("layout", "bhsd") == "bshd", node.attr_float("scale", 1.0f)));
+  return KernelPtr(new MhaKernel(std::move(cpu), node.attr_string("layout", "bhsd") == "bshd",
+                                 node.attr_float("scale", 1.0f), opts.tf32));
 }
 
 }  // namespace mserve::gpu

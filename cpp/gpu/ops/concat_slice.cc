@@ -300,7 +300,7 @@ class PadKernel final : public GpuKernel {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_gpu_concat_slice(const Node& node, const KernelInit&, KernelPtr cpu) {
+StatusOr<KernelPtr> create_gpu_concat_slice(const Node& node, const KernelInit&, KernelPtr cpu, const GpuOptions&) {
   const std::string& op = node.op_type;
   if (op == "Concat") return KernelPtr(new ConcatKernel(std::move(cpu), node.attr_int("axis", 0)));
   if (op == "Split") return KernelPtr(new SplitKernel(std::move(cpu), node.attr_int("axis", 0)));

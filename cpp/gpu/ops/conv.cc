@@ -23,14 +23,15 @@ namespace {
 class ConvKernel final : public GpuKernel {
  public:
   ConvKernel(KernelPtr cpu, bool nhwc, WindowAttrs win, FusedActivation act, bool residual, FusedActivation after,
-             std::vector<float> packed_w)
+             std::vector<float> packed_w, bool tf32)
       : GpuKernel(std::move(cpu)),
         nhwc_(nhwc),
         win_(std::move(win)),
         act_(act),
         residual_(residual),
         after_(after),
-        packed_w_(std::move(packed_w)) {}
+        packed_w_(std::move(packed_w)),
+        tf32_(tf32) {}
   ~ConvKernel() override {
     if (device_w_) cudaFree(device_w_);
   }
@@ -112,6 +113,7 @@ class ConvKernel final : public GpuKernel {
     s.h = g.in[1], s.w = g.in[2], s.kh = g.k[1], s.kw = g.k[2];
     s.pad_h = g.pb[1], s.pad_w = g.pb[2], s.stride_h = g.s[1], s.stride_w = g.s[2];
     s.dil_h = g.d[1], s.dil_w = g.d[2];
+    s.tf32 = tf32_;
     return s;
   }
 
@@ -143,6 +145,7 @@ class ConvKernel final : public GpuKernel {
   bool residual_;
   FusedActivation after_;
   std::vector<float> packed_w_;  // NhwcConv: W as [M, kh, kw, C/g]
+  bool tf32_;
   mutable std::mutex mu_;
   mutable std::vector<std::shared_ptr<ConvPlan>> plans_;
   mutable void* device_w_ = nullptr;
@@ -159,7 +162,7 @@ std::vector<float> nhwc_filter(const float* w, int64_t M, int64_t Cg, int64_t KH
   return packed;
 }
 
-StatusOr<KernelPtr> create_gpu_conv(const Node& node, const KernelInit& init, KernelPtr cpu) {
+StatusOr<KernelPtr> create_gpu_conv(const Node& node, const KernelInit& init, KernelPtr cpu, const GpuOptions& opts) {
   const bool nhwc = node.op_type == "NhwcConv";
   MS_ASSIGN_OR_RETURN(WindowAttrs win, parse_window_attrs(node));
   std::vector<float> packed;
@@ -171,7 +174,8 @@ StatusOr<KernelPtr> create_gpu_conv(const Node& node, const KernelInit& init, Ke
   }
   const bool residual = FusedActivation::has_residual(node);
   return KernelPtr(new ConvKernel(std::move(cpu), nhwc, std::move(win), FusedActivation::of(node), residual,
-                                  FusedActivation::of(node, FusedActivation::kAfterActivationAttr), std::move(packed)));
+                                  FusedActivation::of(node, FusedActivation::kAfterActivationAttr), std::move(packed),
+                                  opts.tf32));
 }
 
 }  // namespace mserve::gpu

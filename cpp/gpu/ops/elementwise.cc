@@ -362,7 +362,7 @@ constexpr Row kRows[] = {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_gpu_elementwise(const Node& node, const KernelInit&, KernelPtr cpu) {
+StatusOr<KernelPtr> create_gpu_elementwise(const Node& node, const KernelInit&, KernelPtr cpu, const GpuOptions&) {
   const std::string& op = node.op_type;
   if (op == "Not") return KernelPtr(new NotKernel(std::move(cpu)));
   if (op == "Where") return KernelPtr(new WhereKernel(std::move(cpu)));

@@ -53,7 +53,7 @@ class GatherKernel final : public GpuKernel {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_gpu_gather(const Node& node, const KernelInit&, KernelPtr cpu) {
+StatusOr<KernelPtr> create_gpu_gather(const Node& node, const KernelInit&, KernelPtr cpu, const GpuOptions&) {
   if (node.op_type != "Gather") return Unsupported(node.op_type + " is not in the GPU gather family");
   return KernelPtr(new GatherKernel(std::move(cpu), node.attr_int("axis", 0)));
 }

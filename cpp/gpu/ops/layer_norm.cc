@@ -100,7 +100,7 @@ class LayerNormKernel final : public GpuKernel {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_gpu_layer_norm(const Node& node, const KernelInit&, KernelPtr cpu) {
+StatusOr<KernelPtr> create_gpu_layer_norm(const Node& node, const KernelInit&, KernelPtr cpu, const GpuOptions&) {
   const bool skip = node.op_type == "SkipLayerNormalization";
   if (!skip && node.op_type != "LayerNormalization") return Unsupported(node.op_type + " has no GPU kernel");
   return KernelPtr(

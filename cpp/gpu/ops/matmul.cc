@@ -70,8 +70,8 @@ class PlanCache {
 class ProductKernel final : public GpuKernel {
  public:
   // gemm: ONNX Gemm (2-D, C with beta); else MatMul / FusedMatMul (bias: input 2, a constant [N]).
-  ProductKernel(KernelPtr cpu, bool gemm, bool ta, bool tb, float alpha, float beta, FusedActivation act)
-      : GpuKernel(std::move(cpu)), gemm_(gemm), ta_(ta), tb_(tb), alpha_(alpha), beta_(beta), act_(act) {}
+  ProductKernel(KernelPtr cpu, bool gemm, bool ta, bool tb, float alpha, float beta, FusedActivation act, bool tf32)
+      : GpuKernel(std::move(cpu)), gemm_(gemm), ta_(ta), tb_(tb), alpha_(alpha), beta_(beta), act_(act), tf32_(tf32) {}
 
   Status compute(const ComputeContext& ctx) const override {
     Tensor& y = ctx.output(0);
@@ -127,6 +127,7 @@ class ProductKernel final : public GpuKernel {
       MS_ASSIGN_OR_RETURN(s, matmul_gemm_shape(a, b, ta_, tb_));
     }
     s.alpha = alpha_;
+    s.tf32 = tf32_;
     const bool relu = act_.kind == FusedActivation::Kind::kRelu;
     bool bias = false;
     if (c) {
@@ -148,6 +149,7 @@ class ProductKernel final : public GpuKernel {
   bool gemm_, ta_, tb_;
   float alpha_, beta_;
   FusedActivation act_;
+  bool tf32_;
   // What runs after the product: every fused activation but ReLU (that one is the epilogue's).
   FusedActivation after_ = act_.kind == FusedActivation::Kind::kRelu ? FusedActivation() : act_;
   PlanCache plans_;
@@ -155,14 +157,14 @@ class ProductKernel final : public GpuKernel {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_gpu_matmul(const Node& node, const KernelInit&, KernelPtr cpu) {
+StatusOr<KernelPtr> create_gpu_matmul(const Node& node, const KernelInit&, KernelPtr cpu, const GpuOptions& opts) {
   const bool gemm = node.op_type == "Gemm";
   const bool fused = node.op_type == "FusedMatMul";
   const bool ta = (gemm || fused) && node.attr_int("transA", 0) != 0;
   const bool tb = (gemm || fused) && node.attr_int("transB", 0) != 0;
   const float alpha = gemm || fused ? node.attr_float("alpha", 1.0f) : 1.0f;
   const float beta = gemm ? node.attr_float("beta", 1.0f) : 1.0f;
-  return KernelPtr(new ProductKernel(std::move(cpu), gemm, ta, tb, alpha, beta, FusedActivation::of(node)));
+  return KernelPtr(new ProductKernel(std::move(cpu), gemm, ta, tb, alpha, beta, FusedActivation::of(node), opts.tf32));
 }
 
 }  // namespace mserve::gpu

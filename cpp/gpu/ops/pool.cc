@@ -91,7 +91,7 @@ StatusOr<PoolAttrs> parse(const Node& n, bool ceil, bool dil) {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_gpu_pool(const Node& node, const KernelInit&, KernelPtr cpu) {
+StatusOr<KernelPtr> create_gpu_pool(const Node& node, const KernelInit&, KernelPtr cpu, const GpuOptions&) {
   const std::string& op = node.op_type;
   if (op == "GlobalAveragePool" || op == "GlobalMaxPool")
     return KernelPtr(new GlobalPoolKernel(std::move(cpu), op == "GlobalMaxPool"));

@@ -62,7 +62,7 @@ class ReduceKernel final : public GpuKernel {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_gpu_reduce(const Node& node, const KernelInit&, KernelPtr cpu) {
+StatusOr<KernelPtr> create_gpu_reduce(const Node& node, const KernelInit&, KernelPtr cpu, const GpuOptions&) {
   rows::ReduceKind kind;
   if (node.op_type == "ReduceSum")
     kind = rows::ReduceKind::kSum;

@@ -34,7 +34,7 @@ class SoftmaxKernel final : public GpuKernel {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_gpu_softmax(const Node& node, const KernelInit&, KernelPtr cpu) {
+StatusOr<KernelPtr> create_gpu_softmax(const Node& node, const KernelInit&, KernelPtr cpu, const GpuOptions&) {
   if (node.op_type != "Softmax") return Unsupported(node.op_type + " has no GPU kernel");
   // The CPU kernel takes every Softmax as opset 13 does; an older node here did not come through
   // the importer's rewrite, and its flattened-rows meaning is not this kernel's.

@@ -52,7 +52,7 @@ class TransposeKernel final : public GpuKernel {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_gpu_transpose(const Node& node, const KernelInit&, KernelPtr cpu) {
+StatusOr<KernelPtr> create_gpu_transpose(const Node& node, const KernelInit&, KernelPtr cpu, const GpuOptions&) {
   return KernelPtr(new TransposeKernel(std::move(cpu), node.attr_ints("perm")));
 }
 

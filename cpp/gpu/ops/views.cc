@@ -62,7 +62,7 @@ class ViewKernel final : public GpuKernel {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_gpu_views(const Node& node, const KernelInit&, KernelPtr cpu) {
+StatusOr<KernelPtr> create_gpu_views(const Node& node, const KernelInit&, KernelPtr cpu, const GpuOptions&) {
   const std::string& op = node.op_type;
   if (op != "Reshape" && op != "Flatten" && op != "Squeeze" && op != "Unsqueeze" && op != "Identity")
     return Unsupported(op + " is not a GPU view");

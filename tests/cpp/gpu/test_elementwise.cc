@@ -894,7 +894,7 @@ TEST(ElementwiseKernels, TheFactoryRefusesOpsItHasNoKernelFor) {
   b.input("x", DType::kFloat32, {3});
   b.node("Tan", {"x"}, {"y"});
   Graph g = b.output("y").build();
-  auto k = create_gpu_elementwise(g.nodes[0], KernelInit(g), KernelPtr());
+  auto k = create_gpu_elementwise(g.nodes[0], KernelInit(g), KernelPtr(), GpuOptions());
   EXPECT_EQ(k.status().code(), Code::kUnsupported);
 }
 

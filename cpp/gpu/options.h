@@ -1,0 +1,13 @@
+// What a CUDA backend was asked for at load (mserve.load(..., precision=...)); every kernel of a
+// session sees its backend's options when it is created.
+#pragma once
+
+namespace mserve::gpu {
+
+struct GpuOptions {
+  // TF32 tensor cores for float32 matrix products and convolutions (10-bit mantissa products,
+  // float32 accumulation); false keeps them exact float32.
+  bool tf32 = false;
+};
+
+}  // namespace mserve::gpu
