@@ -147,6 +147,15 @@ std::shared_ptr<Buffer> CudaBackend::allocate(size_t bytes) const {
   return Buffer::borrow(p, bytes, std::shared_ptr<void>(p, [](void* q) { cudaFree(q); }));
 }
 
+std::optional<Backend::Memory> CudaBackend::memory() const {
+  size_t free_bytes = 0, total = 0;
+  if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {
+    cudaGetLastError();
+    return std::nullopt;
+  }
+  return Memory{total - free_bytes, total};
+}
+
 Status CudaBackend::upload(const void* host, void* device, size_t bytes) const {
   MS_CUDA_RETURN_IF_ERROR(cudaMemcpy(device, host, bytes, cudaMemcpyHostToDevice), "uploading a constant");
   return Status::OK();

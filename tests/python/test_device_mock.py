@@ -153,6 +153,12 @@ def test_a_served_model_runs_on_its_own_device(tmp_path):
         np.testing.assert_array_equal(_predict(s, "dev", rows), _predict(s, "cpu", rows))
         assert _metric(s, "dev", "mock") == 1 and _metric(s, "dev", "cpu") == 0
         assert _metric(s, "cpu", "cpu") == 1 and _metric(s, "cpu", "mock") is None
+        import re
+
+        import requests
+        text = requests.get(s.url + "/metrics", timeout=10).text
+        used = re.search(r'mserve_device_memory_bytes{device="mock",kind="used"} (\d+)', text)
+        assert used and int(used.group(1)) > 0, text
 
 
 def test_the_server_wide_device_and_a_model_that_overrides_it(tmp_path):

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/kernels/kernel.h"
@@ -72,6 +73,13 @@ class Backend {
   // Synchronous host-to-device copy, for constants uploaded at plan time.
   virtual Status upload(const void* host, void* device, size_t bytes) const = 0;
   virtual StatusOr<std::unique_ptr<DeviceContext>> new_context() const = 0;
+
+  // The device's memory for monitoring: bytes in use and in all (total 0: no fixed size);
+  // nullopt where the device cannot say.
+  struct Memory {
+    size_t used = 0, total = 0;
+  };
+  virtual std::optional<Memory> memory() const { return std::nullopt; }
 };
 
 // Bumped whenever a type that crosses the module boundary changes; the sizes catch a forgotten

@@ -9,6 +9,16 @@ namespace mserve {
 
 namespace {
 
+// Host memory counted as the mock device's while it is held.
+std::shared_ptr<Buffer> counted(size_t bytes, const std::shared_ptr<MockBackend::Counters>& counters) {
+  std::shared_ptr<Buffer> b = Buffer::allocate(bytes);
+  if (!b) return nullptr;
+  counters->bytes.fetch_add(static_cast<int64_t>(bytes));
+  void* data = b->data();
+  auto release = [b, counters, bytes](void*) { counters->bytes.fetch_sub(static_cast<int64_t>(bytes)); };
+  return Buffer::borrow(data, bytes, std::shared_ptr<void>(data, release));
+}
+
 Status check_tag(const std::string& node, const Tensor& t, const char* what, int i, DeviceType want) {
   if (t.device() == want) return Status::OK();
   return Internal(node + ": " + what + " " + std::to_string(i) + " is on '" + device_name(t.device()) + "', not on " +
@@ -87,14 +97,16 @@ class MockContext : public DeviceContext {
   }
   StatusOr<void*> staging(size_t bytes) override {
     if (!staging_ || staging_->size() < bytes) {
-      staging_ = Buffer::allocate(bytes);
+      staging_ = nullptr;
+      staging_ = counted(bytes, counters_);
       if (!staging_) return InvalidArgument("out of memory for " + std::to_string(bytes) + " bytes of staging");
     }
     return staging_->data();
   }
   StatusOr<void*> arena(size_t bytes) override {
     if (!arena_ || arena_->size() < bytes) {
-      arena_ = Buffer::allocate(bytes);
+      arena_ = nullptr;
+      arena_ = counted(bytes, counters_);
       if (!arena_) return InvalidArgument("out of mock device memory: " + std::to_string(bytes) + " bytes");
     }
     return arena_->data();
@@ -116,7 +128,7 @@ StatusOr<KernelPtr> MockBackend::create_kernel(const Node& node, const KernelIni
                                   opts_.host_params.count(node.op_type) > 0, counters_));
 }
 
-std::shared_ptr<Buffer> MockBackend::allocate(size_t bytes) const { return Buffer::allocate(bytes); }
+std::shared_ptr<Buffer> MockBackend::allocate(size_t bytes) const { return counted(bytes, counters_); }
 
 Status MockBackend::upload(const void* host, void* device, size_t bytes) const {
   counters_->uploads.fetch_add(1, std::memory_order_relaxed);

@@ -39,6 +39,7 @@ class MockBackend : public Backend {
     std::atomic<int64_t> contexts{0};   // contexts created
     std::atomic<int64_t> captures{0};   // graphs recorded
     std::atomic<int64_t> replays{0};    // graphs replayed
+    std::atomic<int64_t> bytes{0};      // mock device memory held now (constants, arenas, staging)
   };
 
   explicit MockBackend(MockDeviceOptions opts = {}) : opts_(std::move(opts)) {}
@@ -48,6 +49,7 @@ class MockBackend : public Backend {
   std::shared_ptr<Buffer> allocate(size_t bytes) const override;
   Status upload(const void* host, void* device, size_t bytes) const override;
   StatusOr<std::unique_ptr<DeviceContext>> new_context() const override;
+  std::optional<Memory> memory() const override { return Memory{static_cast<size_t>(counters_->bytes.load()), 0}; }
 
   const Counters& counters() const { return *counters_; }
 

@@ -81,6 +81,8 @@ class Session {
   // Where the nodes of the most recent plan run (the trial plan at load, with symbolic
   // dimensions set to 1, until a run plans other shapes); null before any plan was made.
   std::shared_ptr<const Placement> placement() const;
+  // The session's device backend (null: the CPU only).
+  const std::shared_ptr<const Backend>& backend() const { return prog_.backend; }
   // The session's device ("cpu" without a backend).
   std::string device() const { return prog_.backend ? prog_.backend->name() : "cpu"; }
 

@@ -132,6 +132,17 @@ std::string Metrics::prometheus(const ModelManager& manager) const {
       o += "mserve_model_nodes{" + labels + esc(p->device) + "\"} " + std::to_string(p->device_nodes) + "\n";
     o += "mserve_model_nodes{" + labels + "cpu\"} " + std::to_string(p->cpu_nodes) + "\n";
   }
+  o += "# HELP mserve_device_memory_bytes Memory of the devices the served models run on (total: 0 when unsized).\n";
+  o += "# TYPE mserve_device_memory_bytes gauge\n";
+  std::map<std::string, const Backend*> devices;
+  for (const auto& s : manager.available())
+    if (s->session->backend()) devices.emplace(s->session->backend()->name(), s->session->backend().get());
+  for (const auto& [name, backend] : devices) {
+    auto m = backend->memory();
+    if (!m) continue;
+    o += "mserve_device_memory_bytes{device=\"" + esc(name) + "\",kind=\"used\"} " + std::to_string(m->used) + "\n";
+    o += "mserve_device_memory_bytes{device=\"" + esc(name) + "\",kind=\"total\"} " + std::to_string(m->total) + "\n";
+  }
   o += "# HELP mserve_queue_rows Rows waiting in a batching queue.\n";
   o += "# TYPE mserve_queue_rows gauge\n";
   for (const auto& s : manager.available())
