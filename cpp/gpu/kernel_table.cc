@@ -28,7 +28,8 @@ StatusOr<KernelPtr> create_gpu_kernel(const Node& node, const KernelInit& init, 
   for (const Row& r : table()) {
     if (node.op_type != r.op || node.domain != r.domain) continue;
     // The CPU's kernel infers the shapes (one source of truth); the family adds the GPU's part.
-    MS_ASSIGN_OR_RETURN(KernelPtr cpu, create_kernel(node, init));
+    // Made for shapes only: no packed host copies of weights the GPU reads from its own upload.
+    MS_ASSIGN_OR_RETURN(KernelPtr cpu, create_kernel(node, init.shapes_only()));
     return r.create(node, init, std::move(cpu), opts);
   }
   return KernelPtr();

@@ -135,14 +135,21 @@ class Kernel {
   virtual bool packed_constant(int /*i*/) const { return false; }
 };
 
-// What a kernel factory may see besides the node: the constant value of an input, if any.
+// What a kernel factory may see besides the node: the constant value of an input, if any, and
+// whether the kernel will run at all.
 class KernelInit {
  public:
-  explicit KernelInit(const Graph& g) : graph_(g) {}
+  explicit KernelInit(const Graph& g, bool prepack = true) : graph_(g), prepack_(prepack) {}
   const Tensor* constant(const Node& node, int input) const;
+  // False for a kernel that only infers shapes (a device kernel's source of output shapes): it
+  // must not make packed copies of weights, which would be host memory never used.
+  bool prepack() const { return prepack_; }
+  // The same graph, for a shapes-only kernel.
+  KernelInit shapes_only() const { return KernelInit(graph_, false); }
 
  private:
   const Graph& graph_;
+  bool prepack_;
 };
 
 using KernelPtr = std::unique_ptr<Kernel>;

@@ -243,6 +243,7 @@ class ConvKernel final : public Kernel {
 
 // oneDNN for float32 1-D/2-D convs whose weights (and bias) are constants of the graph.
 std::unique_ptr<DnnlConv> make_dnnl_conv(const ConvAttrs& a, const Node& n, const KernelInit& init, bool nhwc = false) {
+  if (!init.prepack()) return nullptr;
   const Tensor* w = init.constant(n, 1);
   const bool has_b = n.inputs.size() > 2 && n.inputs[2] != kNoValue;
   const Tensor* b = has_b ? init.constant(n, 2) : nullptr;
@@ -294,6 +295,7 @@ class NhwcConvKernel final : public Kernel {
       MS_CHECK_ARG(b.ok() && b.value() == y, "the residual added to the convolution, of shape " + ctx.shape(3).str() +
                                                  ", does not broadcast to its output " + y.str());
     }
+    if (!dnnl_) return Status::OK();  // shapes only (KernelInit::prepack)
     MS_ASSIGN_OR_RETURN(size_t ws, dnnl_->prepare(dnnl_geometry(g), ctx.threads()));
     ctx.set_workspace(ws);
     return Status::OK();
@@ -301,6 +303,7 @@ class NhwcConvKernel final : public Kernel {
 
   Status compute(const ComputeContext& ctx) const override {
     if (ctx.output(0).numel() == 0) return Status::OK();
+    if (!dnnl_) return Internal("a shapes-only NhwcConv kernel was asked to run");
     ConvGeometry g;
     MS_RETURN_IF_ERROR(conv_geometry(a_.win, nchw(ctx.input(0).shape()), ctx.input(1).shape(), &g));
     Tensor& y = ctx.output(0);
@@ -343,7 +346,7 @@ StatusOr<ConvAttrs> parse_conv(const Node& n) {
 StatusOr<KernelPtr> create_mserve_NhwcConv(const Node& n, const KernelInit& init) {
   MS_ASSIGN_OR_RETURN(ConvAttrs a, parse_conv(n));
   auto dnnl = make_dnnl_conv(a, n, init, true);
-  if (!dnnl) return Unsupported("NhwcConv needs float32 2-D constant weights oneDNN can take");
+  if (!dnnl && init.prepack()) return Unsupported("NhwcConv needs float32 2-D constant weights oneDNN can take");
   return KernelPtr(new NhwcConvKernel(std::move(a), std::move(dnnl)));
 }
 

@@ -331,7 +331,7 @@ StatusOr<KernelPtr> create_onnx_Gemm(const Node& n, const KernelInit& init) {
   const bool has_c = n.inputs.size() > 2 && n.inputs[2] != kNoValue;
   const Tensor* c = has_c ? init.constant(n, 2) : nullptr;
   std::unique_ptr<DnnlMatMul> packed;
-  if (!has_c || c)
+  if ((!has_c || c) && init.prepack())
     packed = packed_gemm(init.constant(n, 1), n.attr_int("transB", 0) != 0, n.attr_float("alpha", 1.0f), c,
                          n.attr_float("beta", 1.0f), FusedActivation::of(n));
   return KernelPtr(new GemmKernel(n, std::move(packed)));
@@ -345,7 +345,7 @@ StatusOr<KernelPtr> create_mserve_FusedMatMul(const Node& n, const KernelInit& i
                  "FusedMatMul needs a constant float32 bias [N]");
     p.bias.assign(bias->data<float>(), bias->data<float>() + bias->numel());
   }
-  auto packed = packed_matmul(n, init, p);
+  auto packed = init.prepack() ? packed_matmul(n, init, p) : nullptr;
   return KernelPtr(new MatMulKernel(std::move(packed), std::move(p)));
 }
 
@@ -353,7 +353,7 @@ StatusOr<KernelPtr> create_onnx_MatMul(const Node& n, const KernelInit& init) {
   MatMulParams p = MatMulParams::of(n);
   p.ta = p.tb = false;  // ONNX MatMul has no such attributes
   p.alpha = 1.0f;
-  auto packed = packed_matmul(n, init, p);
+  auto packed = init.prepack() ? packed_matmul(n, init, p) : nullptr;
   return KernelPtr(new MatMulKernel(std::move(packed), std::move(p)));
 }
 
