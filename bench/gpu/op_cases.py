@@ -557,6 +557,14 @@ fused("MultiHeadAttention", "bhsd (2,4,17|19,32) mask", _attention_bhsd(2, 4, 17
      small=True)
 fused("MultiHeadAttention", "bhsd BERT (1,12,128,64) mask", _attention_bhsd(1, 12, 128, 128, 64))
 fused("MultiHeadAttention", "bshd (2,33|33,3,16) /sqrt(d)", _attention_bshd(2, 33, 33, 3, 16))
+# The fused kernel runs D (and Dv) <= 128 with Lk <= 512; past either limit the two products do
+# (_core_cuda.backend(fused_attention=False) puts every case on them).
+fused("MultiHeadAttention", "bhsd (2,4,64|512,128) mask, fused at its limits", _attention_bhsd(2, 4, 64, 512, 128))
+fused("MultiHeadAttention", "bshd (3,1|129,8,80) /sqrt(d), fused, one query", _attention_bshd(3, 1, 129, 8, 80),
+      small=True)
+fused("MultiHeadAttention", "bhsd (1,2,33|513,64) mask, products: Lk > 512", _attention_bhsd(1, 2, 33, 513, 64))
+fused("MultiHeadAttention", "bhsd (1,2,16|40,160) mask, products: D > 128", _attention_bhsd(1, 2, 16, 40, 160),
+      small=True)
 
 # ---- convolution, pooling ---------------------------------------------------------------------
 

@@ -3,8 +3,12 @@
 // [B, H, Lq, Lk]. Runs S = scale * Q K^T (cuBLASLt, exact fp32), the masked softmax over S in the
 // workspace (a fully masked row gives zeros, as the CPU's fused kernel), then Y = S V. Refused:
 // K / V with fewer heads than Q, past key / value inputs, outputs beyond Y, empty dims.
+// Head sizes up to 128 with up to 512 keys take the fused kernel instead (flash_attention.h):
+// one pass, no workspace; GpuOptions::fused_attention = false keeps them on the products.
 #include "gpu/ops/attention.h"
 
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -12,6 +16,7 @@
 
 #include "gpu/cuda_status.h"
 #include "gpu/ops/families.h"
+#include "gpu/ops/flash_attention.h"
 #include "gpu/ops/gpu_kernel.h"
 
 namespace mserve::gpu {
@@ -82,11 +87,13 @@ namespace {
 
 class MhaKernel final : public GpuKernel {
  public:
-  MhaKernel(KernelPtr cpu, bool bshd, float scale, bool tf32)
-      : GpuKernel(std::move(cpu)), bshd_(bshd), scale_(scale), tf32_(tf32) {}
+  MhaKernel(KernelPtr cpu, bool bshd, float scale, bool tf32, bool fused)
+      : GpuKernel(std::move(cpu)), bshd_(bshd), scale_(scale), tf32_(tf32), fused_(fused) {}
 
   Status compute(const ComputeContext& ctx) const override {
     MS_ASSIGN_OR_RETURN(MhaGeometry g, geometry(ctx.input(0).shape(), ctx.input(1).shape(), ctx.input(2).shape()));
+    const MhaMask mask = mask_of(ctx);
+    if (fused(g)) return compute_fused(ctx, g, mask);
     std::shared_ptr<const Plans> plans = find(g);
     if (!plans) return Internal("MultiHeadAttention: no matrix product planned for " + g.qk.str());
     CudaContext& cuda = cuda_context(ctx);
@@ -95,15 +102,6 @@ class MhaKernel final : public GpuKernel {
     const float* v = ctx.input(2).data<float>();
     float* y = ctx.output(0).data<float>();
     float* s = static_cast<float*>(ctx.workspace());
-    MhaMask mask;
-    if (ctx.has_input(3)) {
-      const Tensor& m = ctx.input(3);
-      mask = mha_mask_strides(m.shape());
-      if (m.dtype() == DType::kBool)
-        mask.keep = static_cast<const unsigned char*>(m.raw());
-      else
-        mask.add = m.data<float>();
-    }
     for (int64_t r = 0; r < g.runs; ++r)
       MS_RETURN_IF_ERROR(plans->qk->run(cuda, q + r * g.q_run, k + r * g.k_run, nullptr, s + r * g.s_run));
     MS_CUDA_RETURN_IF_ERROR(launch_attention_softmax(s, g.B, g.H, g.Lq, g.Lk, mask, cuda.stream()),
@@ -130,6 +128,10 @@ class MhaKernel final : public GpuKernel {
       if (ctx.node().outputs[o] != kNoValue)
         return InferContext::refuse("the GPU kernel writes only Y, not output " + std::to_string(o));
     MS_ASSIGN_OR_RETURN(MhaGeometry g, geometry(ctx.shape(0), ctx.shape(1), ctx.shape(2)));
+    if (fused(g)) {
+      ctx.set_workspace(0);  // the scores stay on chip
+      return Status::OK();
+    }
     if (!find(g)) {
       auto qk = GemmPlan::create(g.qk);
       if (!qk.ok()) return InferContext::refuse("Q K^T: " + qk.status().message());
@@ -168,9 +170,47 @@ class MhaKernel final : public GpuKernel {
     return g;
   }
 
+  // ---- the fused kernel (flash_attention.cu): chosen per shape, the products its fallback ----
+
+  // Every mask form mha_mask_strides describes (float or bool, any broadcast) is the fused
+  // kernel's too, so the sizes alone decide.
+  bool fused(const MhaGeometry& g) const { return fused_ && flash::flash_fits(g.D, g.Dv, g.Lk); }
+
+  Status compute_fused(const ComputeContext& ctx, const MhaGeometry& g, const MhaMask& mask) const {
+    FlashParams p;
+    p.q = ctx.input(0).data<float>();
+    p.k = ctx.input(1).data<float>();
+    p.v = ctx.input(2).data<float>();
+    p.y = ctx.output(0).data<float>();
+    p.mask.add = mask.add;
+    p.mask.keep = mask.keep;
+    p.mask.sb = mask.sb, p.mask.sh = mask.sh, p.mask.si = mask.si, p.mask.sj = mask.sj;
+    p.B = g.B, p.H = g.H, p.Lq = g.Lq, p.Lk = g.Lk;
+    p.D = static_cast<int>(g.D), p.Dv = static_cast<int>(g.Dv);
+    p.bshd = g.bshd;
+    p.scale = scale_;
+    MS_CUDA_RETURN_IF_ERROR(launch_flash_attention(p, cuda_context(ctx).stream()), "fused attention kernel");
+    return Status::OK();
+  }
+
+  // The mask input as mask strides over the scores (both paths).
+  static MhaMask mask_of(const ComputeContext& ctx) {
+    MhaMask mask;
+    if (ctx.has_input(3)) {
+      const Tensor& m = ctx.input(3);
+      mask = mha_mask_strides(m.shape());
+      if (m.dtype() == DType::kBool)
+        mask.keep = static_cast<const unsigned char*>(m.raw());
+      else
+        mask.add = m.data<float>();
+    }
+    return mask;
+  }
+
   bool bshd_;
   float scale_;
   bool tf32_;
+  bool fused_;
   mutable std::mutex mu_;
   mutable std::vector<std::shared_ptr<const Plans>> plans_;  // one entry per shape seen at plan time
 };
@@ -181,7 +221,7 @@ StatusOr<KernelPtr> create_gpu_attention(const Node& node, const KernelInit&, Ke
   if (node.op_type != "MultiHeadAttention" || node.domain != "com.mserve")
     return Unsupported(node.op_type + " has no GPU kernel");
   return KernelPtr(new MhaKernel(std::move(cpu), node.attr_string("layout", "bhsd") == "bshd",
-                                 node.attr_float("scale", 1.0f), opts.tf32));
+                                 node.attr_float("scale", 1.0f), opts.tf32, opts.fused_attention));
 }
 
 }  // namespace mserve::gpu

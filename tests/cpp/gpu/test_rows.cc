@@ -548,9 +548,10 @@ OneNode one_node(const std::vector<std::pair<DType, Shape>>& ins, Make make) {
 }
 
 // The kernel's plan-time answer for the node; *k receives the kernel.
-Status plan(const OneNode& n, KernelPtr* k, size_t* workspace = nullptr, const Tensor* value1 = nullptr) {
+Status plan(const OneNode& n, KernelPtr* k, size_t* workspace = nullptr, const Tensor* value1 = nullptr,
+            const GpuOptions& opts = {}) {
   KernelInit init(n.g);
-  auto kr = CudaBackend().create_kernel(n.g.nodes[0], init);
+  auto kr = CudaBackend(opts).create_kernel(n.g.nodes[0], init);
   if (!kr.ok()) return kr.status();
   if (!kr.value()) return Internal("no GPU kernel");
   *k = std::move(kr).value();
@@ -688,7 +689,9 @@ TEST(AttentionPlan, BertBaseWorkspaceAndProducts) {
         [&](GraphBuilder& b, auto& in) { mha_node(b, in, layout); });
     KernelPtr k;
     size_t ws = 0;
-    Status st = plan(n, &k, &ws);
+    GpuOptions products;  // the two-GEMM path (BERT's shape fits the fused kernel by default)
+    products.fused_attention = false;
+    Status st = plan(n, &k, &ws, nullptr, products);
     ASSERT_TRUE(st.ok()) << st.message();
     EXPECT_EQ(ws, size_t{12} * 128 * 128 * sizeof(float)) << layout;
 
