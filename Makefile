@@ -18,7 +18,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python tests/cpp -type f \( -name '*.cc' -o -name '*.h' \
 	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' -o -name '*.proto' \))
 
-.PHONY: all build wheel sdist test-wheel test-gpu-build gpu-bundle test test-fast lint typecheck test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-serve docs node-expectations zoo clean apt-deps
+.PHONY: all build wheel sdist test-wheel test-gpu-build gpu-bundle bench-gpu test test-fast lint typecheck test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-serve docs node-expectations zoo clean apt-deps
 all: build
 
 apt-deps:
@@ -78,6 +78,13 @@ test-gpu-build: build
 # build/gpu-bundle runs every step (README: GPU checks).
 gpu-bundle: dist/.cp312
 	bash bench/gpu/make_bundle.sh build/gpu-bundle dist 64
+
+# The benchmark alone on a GPU machine: the bundle, and the command that runs there the steps it
+# needs (preflight installs the wheel; latency runs the roofline measurement first when it finds no
+# numbers of the card, and the roofline step measures again). About 3-4 minutes there, under 8.
+bench-gpu: gpu-bundle
+	@echo "bench-gpu: build/gpu-bundle is ready; copy it to the GPU machine and run there, from where it sits:"
+	@echo "  cd build/gpu-bundle && bash gpu_check.sh --steps preflight,roofline,latency"
 
 # Wheels for CPython 3.11 (.venv's interpreter) and 3.12 (pyenv's, or python3.12 on PATH), built
 # without the test binaries and repaired with auditwheel: every shared library beyond the manylinux

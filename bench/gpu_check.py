@@ -9,8 +9,10 @@ Steps (bench/gpu/<step>.py says what each checks):
              arenas, every node on the device)
   sanitizer  compute-sanitizer memcheck and racecheck on a subset
   zoo        the model zoo on the device against the CPU (relative L2 < 1e-4), with placements
-  latency    BERT-base b1 s128, ResNet-50 b1/b32: mserve vs PyTorch eager (and CUDA graphs)
-  roofline   device copy GB/s and GEMM TFLOP/s through PyTorch
+  roofline   device copy GB/s and GEMM TFLOP/s through PyTorch (the latency step's ceilings)
+  latency    BERT-base and ResNet-50 at batch 1 and 32: mserve (graphs, no graphs, TF32) against
+             PyTorch eager (fp32, TF32) and CUDA graphs; first-call times, fractions of the
+             measured ceilings, the targets as pass / miss
 
 Each step runs as its own process under `timeout` (a crash or a hung kernel costs that step
 only), with a time limit cut to what is left of --budget, logs to OUT/<step>.log and prints its
@@ -36,7 +38,7 @@ from typing import Any, TextIO
 
 # (step, longest it may run in seconds): the sum is over the budget on purpose, a step that ends
 # early leaves its time to the next; each later step keeps at least MIN_STEP seconds.
-STEPS = [("preflight", 100), ("ops", 120), ("sanitizer", 150), ("zoo", 90), ("latency", 220), ("roofline", 45)]
+STEPS = [("preflight", 100), ("ops", 120), ("sanitizer", 150), ("zoo", 90), ("roofline", 45), ("latency", 220)]
 MIN_STEP = 20
 POISONED = {"ops", "sanitizer", "zoo"}  # steps run with MSERVE_CUDA_POISON=1
 

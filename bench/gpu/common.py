@@ -139,6 +139,36 @@ def median_ms(fn: Callable[[], Any], warmup: int, runs: int, budget_s: float) ->
     return statistics.median(times), len(times)
 
 
+# The card's ceilings (the roofline step's numbers) are kept in the work folder, where the latency
+# step reads them: it runs before the roofline step and divides by them. A GPU machine is held for
+# at most half an hour, so older numbers, or another card's, are not used.
+CEILINGS_FILE = "ceilings.json"
+CEILINGS_MAX_AGE_S = 1800.0
+
+
+def write_ceilings(work: str | Path, numbers: dict[str, Any]) -> Path:
+    """Stores the roofline numbers ("gpu": the card's name, "copy_gb_s", "gemm_<fp32|tf32|bf16>_tflops")
+    with the time they were measured."""
+    path = Path(work) / CEILINGS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(numbers, measured_at=time.time()), indent=1))
+    return path
+
+
+def read_ceilings(work: str | Path, card: str, now: float | None = None,
+                  max_age_s: float = CEILINGS_MAX_AGE_S) -> dict[str, Any] | None:
+    """The stored roofline numbers when they are of `card` and fresh, else None."""
+    path = Path(work) / CEILINGS_FILE
+    try:
+        numbers = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(numbers, dict) or numbers.get("gpu") != card:
+        return None
+    age = (time.time() if now is None else now) - float(numbers.get("measured_at", 0.0))
+    return numbers if 0 <= age <= max_age_s else None
+
+
 def device_unavailable(device: str) -> str:
     """"" when mserve can load models on `device` here, else why not (mserve's own message)."""
     if device != "cuda":
