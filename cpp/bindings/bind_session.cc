@@ -93,12 +93,36 @@ py::array to_array(Tensor&& t) {
   return py::array(to_numpy(t.dtype()), shape, t.raw(), owner);
 }
 
-StatusOr<std::vector<Tensor>> run(const Session& s, const py::list& arrays) {
+// A tensor on a device, as Python holds it: its bytes stay on the device until numpy() copies
+// them to the host; it can be given back to predict (of a model on the same device) as an input.
+// On CUDA it exports __cuda_array_interface__ (version 3) so CuPy, PyTorch and Numba take it
+// without a copy; it is complete when handed out (the run waited for the device).
+struct DeviceTensor {
+  Tensor tensor;
+  std::shared_ptr<const Backend> backend;
+};
+
+py::object numpy_of(const DeviceTensor& d) {
+  py::array out(to_numpy(d.tensor.dtype()), std::vector<py::ssize_t>(d.tensor.shape().begin(), d.tensor.shape().end()));
+  Status st;
+  {
+    py::gil_scoped_release nogil;
+    if (d.tensor.nbytes()) st = d.backend->download(d.tensor.raw(), out.mutable_data(), d.tensor.nbytes());
+  }
+  raise_if_error(st);
+  return std::move(out);
+}
+
+StatusOr<std::vector<Tensor>> run(const Session& s, const py::list& arrays, const RunOptions& options = {}) {
   std::vector<Tensor> inputs;
   inputs.reserve(arrays.size());
   const Graph& g = s.graph();
   for (size_t i = 0; i < arrays.size(); ++i) {
     const std::string& name = i < g.inputs.size() ? g.values[g.inputs[i]].name : std::to_string(i);
+    if (py::isinstance<DeviceTensor>(arrays[i])) {  // read on its device: Session::run checks which
+      inputs.push_back(arrays[i].cast<const DeviceTensor&>().tensor);
+      continue;
+    }
     if (!py::isinstance<py::array>(arrays[i])) return InvalidArgument("input '" + name + "': expected a numpy array");
     auto a = arrays[i].cast<py::array>();
     DType dt = from_numpy(a.dtype());
@@ -123,7 +147,7 @@ StatusOr<std::vector<Tensor>> run(const Session& s, const py::list& arrays) {
   Status st;
   {
     py::gil_scoped_release nogil;
-    st = s.run(inputs, &outputs);
+    st = s.run(inputs, &outputs, nullptr, options);
   }
   if (!st.ok()) return st;
   return outputs;
@@ -318,13 +342,54 @@ void bind_session(py::module_& m) {
           "(op_type, calls, nanoseconds) per op type since profiling was turned on.")
       .def(
           "run",
-          [](const Session& s, const py::list& arrays) {
-            auto outs = unwrap(run(s, arrays));
+          [](const Session& s, const py::list& arrays, bool device_outputs) {
+            RunOptions options;
+            options.device_outputs = device_outputs;
+            auto outs = unwrap(run(s, arrays, options));
             py::list result;
-            for (auto& t : outs) result.append(to_array(std::move(t)));
+            for (auto& t : outs) {
+              if (t.on_host())
+                result.append(to_array(std::move(t)));
+              else
+                result.append(py::cast(DeviceTensor{std::move(t), s.backend()}));
+            }
             return result;
           },
-          py::arg("inputs"), "Runs the model on C-contiguous arrays in input order; returns arrays in output order.");
+          py::arg("inputs"), py::arg("device_outputs") = false,
+          "Runs the model on C-contiguous arrays (or DeviceTensors on its device) in input order; returns arrays in "
+          "output order (DeviceTensors for outputs computed on the device with device_outputs).");
+  py::class_<DeviceTensor>(m, "DeviceTensor")
+      .def_property_readonly("shape",
+                             [](const DeviceTensor& d) {
+                               py::tuple t(d.tensor.rank());
+                               for (int i = 0; i < d.tensor.rank(); ++i) t[i] = d.tensor.dim(i);
+                               return t;
+                             })
+      .def_property_readonly("dtype", [](const DeviceTensor& d) { return to_numpy(d.tensor.dtype()); })
+      .def_property_readonly("device",
+                             [](const DeviceTensor& d) { return std::string(device_name(d.tensor.device())); })
+      .def_property_readonly("nbytes", [](const DeviceTensor& d) { return d.tensor.nbytes(); })
+      .def("numpy", &numpy_of, "A host copy of the tensor (numpy).")
+      .def_property_readonly("__cuda_array_interface__",
+                             [](const DeviceTensor& d) -> py::object {
+                               if (d.tensor.device() != DeviceType::kCuda)
+                                 throw py::attribute_error("a tensor on '" +
+                                                           std::string(device_name(d.tensor.device())) +
+                                                           "' has no __cuda_array_interface__");
+                               py::tuple shape(d.tensor.rank());
+                               for (int i = 0; i < d.tensor.rank(); ++i) shape[i] = d.tensor.dim(i);
+                               py::dict cai;
+                               cai["shape"] = shape;
+                               cai["typestr"] = to_numpy(d.tensor.dtype()).attr("str");
+                               cai["data"] = py::make_tuple(reinterpret_cast<uintptr_t>(d.tensor.raw()), false);
+                               cai["strides"] = py::none();
+                               cai["version"] = 3;
+                               return std::move(cai);
+                             })
+      .def("__repr__", [](const DeviceTensor& d) {
+        return "<mserve.DeviceTensor " + std::string(dtype_name(d.tensor.dtype())) + d.tensor.shape().str() + " on " +
+               device_name(d.tensor.device()) + ">";
+      });
 }
 
 std::shared_ptr<const Backend> backend_of(const py::object& device) {

@@ -147,6 +147,11 @@ std::shared_ptr<Buffer> CudaBackend::allocate(size_t bytes) const {
   return Buffer::borrow(p, bytes, std::shared_ptr<void>(p, [](void* q) { cudaFree(q); }));
 }
 
+Status CudaBackend::download(const void* device, void* host, size_t bytes) const {
+  MS_CUDA_RETURN_IF_ERROR(cudaMemcpy(host, device, bytes, cudaMemcpyDeviceToHost), "copying from the GPU");
+  return Status::OK();
+}
+
 std::optional<Backend::Memory> CudaBackend::memory() const {
   size_t free_bytes = 0, total = 0;
   if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {

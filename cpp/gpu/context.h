@@ -77,6 +77,7 @@ class CudaBackend : public Backend {
   StatusOr<KernelPtr> create_kernel(const Node& node, const KernelInit& init) const override;
   std::shared_ptr<Buffer> allocate(size_t bytes) const override;
   Status upload(const void* host, void* device, size_t bytes) const override;
+  Status download(const void* device, void* host, size_t bytes) const override;
   StatusOr<std::unique_ptr<DeviceContext>> new_context() const override { return CudaContext::create(); }
   // The current device's memory as the driver reports it (every process's allocations).
   std::optional<Memory> memory() const override;

@@ -21,13 +21,17 @@ from .cuda import cuda_available
 from .errors import Error, InvalidArgument, ModelLoadError, NotFound, Unavailable, UnsupportedOperator
 
 __all__ = [
-    "load", "Model", "TensorSpec", "OpSupport", "Placement", "supported_ops", "start", "serve", "Server",
-    "cuda_available",
+    "load", "Model", "TensorSpec", "OpSupport", "Placement", "DeviceTensor", "supported_ops", "start", "serve",
+    "Server", "cuda_available",
     "Error", "InvalidArgument", "ModelLoadError", "UnsupportedOperator", "NotFound", "Unavailable",
 ]
 __version__: str = _core.__version__  # pyproject.toml's, compiled in
 
 Dim = Union[int, str, None]
+
+# A tensor on a device: an output kept there (predict(..., output_device=...)), an input of the
+# next model on that device.
+DeviceTensor = _core.DeviceTensor
 
 
 class TensorSpec(NamedTuple):
@@ -138,7 +142,8 @@ class Model:
     def producer(self) -> str:
         return self._s.producer
 
-    def predict(self, x: Any, *, outputs: None | str | Sequence[str] = None) -> Any:
+    def predict(self, x: Any, *, outputs: None | str | Sequence[str] = None,
+                output_device: str | None = None) -> Any:
         """Runs the model.
 
         ``x`` is one array (single-input models), a dict name -> array, or a list/tuple of
@@ -148,15 +153,25 @@ class Model:
         of another dtype is rejected with ``InvalidArgument`` (no silent casts). String inputs
         (dtype object) take arrays of str/bytes objects or of dtype ``U`` / ``S``, or lists of str.
 
+        An input may also be a ``DeviceTensor`` on this model's device (an output of a model on
+        it, kept there with ``output_device``): it is read where it is, with no copy.
+
         Returns one array for a single-output model, else a dict name -> array. ``outputs``
         selects outputs by name: a str returns that array, a sequence returns a dict.
+        ``output_device``: None or "cpu" returns numpy arrays; the model's device (``"cuda"``,
+        ``"mock"``) keeps the outputs computed there on it, as ``DeviceTensor``s (on CUDA they
+        export ``__cuda_array_interface__``, so ``cupy.asarray(y)`` or ``torch.as_tensor(y,
+        device="cuda")`` take them without a copy; ``y.numpy()`` copies one to the host).
         """
-        if outputs is None and self._fast is not None:
+        on_device = output_device not in (None, "cpu")
+        if on_device and output_device != self.device:
+            raise InvalidArgument(f"output_device {output_device!r}: this model runs on {self.device!r}")
+        if outputs is None and self._fast is not None and not on_device:
             y = self._fast(x)  # what the general path does for this case, without its checks
             if y is not None:
                 return y
         arrays = [self._convert(spec, v) for spec, v in zip(self.inputs, self._bind(x))]
-        results: list[Any] = self._s.run(arrays)
+        results: list[Any] = self._s.run(arrays, device_outputs=on_device)
         for i, spec in enumerate(self.outputs):
             if spec.labels is not None:
                 results[i] = _zipmap(results[i], spec.labels)
@@ -205,7 +220,8 @@ class Model:
             return [x[s.name] for s in self.inputs]
         # A list/tuple is positional when the model has several inputs or it holds arrays;
         # otherwise (a nested list of numbers) it is the data of the single input.
-        if isinstance(x, (list, tuple)) and (n > 1 or (x and all(isinstance(v, np.ndarray) for v in x))):
+        if isinstance(x, (list, tuple)) and (n > 1 or (x and all(isinstance(v, (np.ndarray, DeviceTensor))
+                                                                for v in x))):
             if len(x) != n:
                 raise InvalidArgument(f"the model takes {n} input(s) {list(self._input_index)}, got {len(x)}")
             return list(x)
@@ -215,7 +231,11 @@ class Model:
         return [x]
 
     @staticmethod
-    def _convert(spec: TensorSpec, v: Any) -> np.ndarray:
+    def _convert(spec: TensorSpec, v: Any) -> Any:
+        if isinstance(v, DeviceTensor):  # read on its device (the run checks it is this model's)
+            if v.dtype != spec.dtype:
+                raise InvalidArgument(f"input {spec.name!r}: expected dtype {spec.dtype.name}, got {v.dtype.name}")
+            return v
         if isinstance(v, np.generic):  # a numpy scalar: a 0-d array of its own dtype
             v = np.asarray(v)
         if spec.dtype == object and spec.labels is None:  # a string input

@@ -180,3 +180,47 @@ def test_unknown_serving_devices_are_clear_errors(tmp_path):
         mserve.start(str(tmp_path / "m"), port=0, quiet=True, device="tpu")
     with pytest.raises(mserve.InvalidArgument, match="model 'm': device 'gpu0' is not known"):
         mserve.start({"m": {"base_path": str(tmp_path / "m"), "device": "gpu0"}}, port=0, quiet=True)
+
+
+# ---- outputs kept on the device ----
+
+def _two_models():
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((8, 16)).astype(np.float32)
+    first = make_model([helper.make_node("MatMul", ["x", "w"], ["h"])], [("x", np.float32, ["n", 8])],
+                       [("h", np.float32, ["n", 16])], {"w": w})
+    second = make_model([helper.make_node("Relu", ["h"], ["y"])], [("h", np.float32, ["n", 16])],
+                        [("y", np.float32, ["n", 16])])
+    return first, second
+
+
+def test_outputs_kept_on_the_device_feed_the_next_model_without_copies():
+    first, second = _two_models()
+    a, b = mserve.load(first, device="mock"), mserve.load(second, device="mock")
+    x = np.random.default_rng(6).standard_normal((3, 8)).astype(np.float32)
+    h = a.predict(x, output_device="mock")
+    assert isinstance(h, mserve.DeviceTensor)
+    assert (h.shape, h.dtype, h.device) == ((3, 16), np.dtype(np.float32), "mock")
+    assert "DeviceTensor float32[3, 16] on mock" in repr(h)
+    want_h = mserve.load(first).predict(x)
+    np.testing.assert_array_equal(h.numpy(), want_h)
+    y = b.predict(h)  # read where it is
+    np.testing.assert_array_equal(y, np.maximum(want_h, 0))
+    assert b.predict({"h": h}).shape == (3, 16) and b.predict([h]).shape == (3, 16)
+    with pytest.raises(AttributeError, match="no __cuda_array_interface__"):
+        h.__cuda_array_interface__  # noqa: B018 (only CUDA tensors export it)
+
+
+def test_device_tensors_are_refused_where_they_do_not_belong():
+    first, second = _two_models()
+    h = mserve.load(first, device="mock").predict(np.ones((2, 8), np.float32), output_device="mock")
+    with pytest.raises(mserve.InvalidArgument, match="on device 'mock' given to a model on 'cpu'"):
+        mserve.load(second).predict(h)
+    with pytest.raises(mserve.InvalidArgument, match="output_device 'cuda': this model runs on 'mock'"):
+        mserve.load(first, device="mock").predict(np.ones((2, 8), np.float32), output_device="cuda")
+    ints = make_model([helper.make_node("Neg", ["h"], ["y"])], [("h", np.int64, [2, 16])],
+                      [("y", np.int64, [2, 16])])
+    with pytest.raises(mserve.InvalidArgument, match="expected dtype int64"):
+        mserve.load(ints, device="mock").predict(h)
+    # With host outputs asked for (the default), outputs come back as numpy.
+    assert isinstance(mserve.load(first, device="mock").predict(np.ones((2, 8), np.float32)), np.ndarray)

@@ -70,8 +70,10 @@ class Backend {
   virtual StatusOr<KernelPtr> create_kernel(const Node& node, const KernelInit& init) const = 0;
   // Device memory released with the last reference to the buffer (weights, plan constants).
   virtual std::shared_ptr<Buffer> allocate(size_t bytes) const = 0;
-  // Synchronous host-to-device copy, for constants uploaded at plan time.
+  // Synchronous copies between host and device memory: constants uploaded at plan time, device
+  // tensors handed to users read back on request.
   virtual Status upload(const void* host, void* device, size_t bytes) const = 0;
+  virtual Status download(const void* device, void* host, size_t bytes) const = 0;
   virtual StatusOr<std::unique_ptr<DeviceContext>> new_context() const = 0;
 
   // The device's memory for monitoring: bytes in use and in all (total 0: no fixed size);

@@ -136,6 +136,11 @@ Status MockBackend::upload(const void* host, void* device, size_t bytes) const {
   return Status::OK();
 }
 
+Status MockBackend::download(const void* device, void* host, size_t bytes) const {
+  std::memcpy(host, device, bytes);
+  return Status::OK();
+}
+
 StatusOr<std::unique_ptr<DeviceContext>> MockBackend::new_context() const {
   counters_->contexts.fetch_add(1, std::memory_order_relaxed);
   return std::unique_ptr<DeviceContext>(new MockContext(counters_));

@@ -48,6 +48,7 @@ class MockBackend : public Backend {
   StatusOr<KernelPtr> create_kernel(const Node& node, const KernelInit& init) const override;
   std::shared_ptr<Buffer> allocate(size_t bytes) const override;
   Status upload(const void* host, void* device, size_t bytes) const override;
+  Status download(const void* device, void* host, size_t bytes) const override;
   StatusOr<std::unique_ptr<DeviceContext>> new_context() const override;
   std::optional<Memory> memory() const override { return Memory{static_cast<size_t>(counters_->bytes.load()), 0}; }
 

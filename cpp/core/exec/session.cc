@@ -185,6 +185,9 @@ Status Session::validate(const std::vector<Tensor>& inputs) const {
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Value& v = g.values[g.inputs[i]];
     const Tensor& t = inputs[i];
+    if (!t.on_host() && (!prog_.backend || t.device() != prog_.backend->device() || t.dtype() == DType::kString))
+      return InvalidArgument("input '" + v.name + "': a tensor on device '" + device_name(t.device()) +
+                             "' given to a model on '" + device() + "'");
     if (v.dtype != DType::kUndefined && t.dtype() != v.dtype)
       return InvalidArgument("input '" + v.name + "': expected dtype " + dtype_name(v.dtype) + ", got " +
                              dtype_name(t.dtype()));
@@ -201,12 +204,13 @@ Status Session::validate(const std::vector<Tensor>& inputs) const {
   return Status::OK();
 }
 
-StatusOr<std::shared_ptr<Session::CachedPlan>> Session::plan_for(const std::vector<Tensor>& inputs) const {
+StatusOr<std::shared_ptr<Session::CachedPlan>> Session::plan_for(const std::vector<Tensor>& inputs,
+                                                                 const PlanKey& plan_key) const {
   {
     std::lock_guard<std::mutex> lk(cache_mu_);
     for (auto& c : cache_) {
       const auto& key = c->plan->input_shapes;
-      bool same = true;
+      bool same = c->plan->key == plan_key;
       for (size_t i = 0; i < inputs.size() && same; ++i) same = key[i] == inputs[i].shape();
       if (same) {
         c->last_used = ++tick_;
@@ -217,7 +221,7 @@ StatusOr<std::shared_ptr<Session::CachedPlan>> Session::plan_for(const std::vect
   // Plan outside the lock: planning may fold constants and take a while.
   std::vector<ValueInfo> infos;
   for (const Tensor& t : inputs) infos.push_back(ValueInfo{t.dtype(), t.shape(), nullptr});
-  MS_ASSIGN_OR_RETURN(auto plan, make_plan(prog_, infos, *pool_));
+  MS_ASSIGN_OR_RETURN(auto plan, make_plan(prog_, infos, *pool_, plan_key));
   auto c = std::make_shared<CachedPlan>();
   c->plan = std::move(plan);
   auto placed = std::make_shared<const Placement>(c->plan->placement);
@@ -234,9 +238,16 @@ StatusOr<std::shared_ptr<Session::CachedPlan>> Session::plan_for(const std::vect
   return c;
 }
 
-Status Session::run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs, ThreadPool* pool) const {
+Status Session::run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs, ThreadPool* pool,
+                    const RunOptions& options) const {
   MS_RETURN_IF_ERROR(validate(inputs));
-  MS_ASSIGN_OR_RETURN(auto cached, plan_for(inputs));
+  PlanKey key;
+  key.device_outputs = options.device_outputs && prog_.backend;
+  for (const Tensor& t : inputs)
+    if (!t.on_host()) key.input_devices.assign(inputs.size(), DeviceType::kCpu);
+  if (!key.input_devices.empty())
+    for (size_t i = 0; i < inputs.size(); ++i) key.input_devices[i] = inputs[i].device();
+  MS_ASSIGN_OR_RETURN(auto cached, plan_for(inputs, key));
   const Plan& plan = *cached->plan;
   std::unique_ptr<RunContext> rc;
   {
@@ -358,6 +369,17 @@ Status Session::execute(const Plan& plan, RunContext& rc, const std::vector<Tens
         if (v == kNoValue) continue;
         const Storage storage = plan.values[v].storage;
         if (storage != Storage::kOutput && storage != Storage::kOwned) continue;
+        if (plan.values[v].device != DeviceType::kCpu) {  // handed out on the device: its own buffer
+          MS_ASSIGN_OR_RETURN(size_t bytes, aligned_bytes(plan.values[v].dtype, plan.values[v].shape));
+          std::shared_ptr<Buffer> buf = prog_.backend->allocate(bytes);
+          if (!buf)
+            return InvalidArgument("out of " + device() + " memory for an output of " + std::to_string(bytes) +
+                                   " bytes");
+          void* data = buf->data();
+          rc.values[v] =
+              Tensor(plan.values[v].dtype, plan.values[v].shape, std::move(buf), data, plan.values[v].device);
+          continue;
+        }
         MS_ASSIGN_OR_RETURN(rc.values[v], Tensor::empty(plan.values[v].dtype, plan.values[v].shape));
       }
     }
@@ -453,7 +475,12 @@ Status Session::collect_outputs(const Plan& plan, RunContext& rc, const char* st
     const ValuePlan& vp = plan.values[v];
     const auto first = std::find(g.outputs.begin(), g.outputs.end(), v) - g.outputs.begin();
     if (static_cast<size_t>(first) < o) {
-      // The same value listed twice as a graph output: each caller-owned array gets its bytes.
+      // The same value listed twice as a graph output: each caller-owned array gets its bytes
+      // (a device tensor is shared: its bytes are never written by the caller's host code).
+      if (!(*outputs)[first].on_host()) {
+        outputs->push_back((*outputs)[first]);
+        continue;
+      }
       MS_ASSIGN_OR_RETURN(Tensor copy, (*outputs)[first].clone());
       outputs->push_back(std::move(copy));
     } else if (stage && vp.storage == Storage::kOutput) {
@@ -465,6 +492,10 @@ Status Session::collect_outputs(const Plan& plan, RunContext& rc, const char* st
     } else {
       // A graph output that is an input or a constant: hand out a copy the caller may own.
       const Tensor& src = vp.storage == Storage::kInput ? rc.values[v] : *vp.constant;
+      if (!src.on_host()) {  // a device input handed back: shared, as above
+        outputs->push_back(src);
+        continue;
+      }
       MS_ASSIGN_OR_RETURN(Tensor copy, src.clone());
       outputs->push_back(std::move(copy));
     }

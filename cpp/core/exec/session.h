@@ -50,6 +50,14 @@ struct SessionOptions {
   bool graphs = true;
 };
 
+// How one run hands out its outputs.
+struct RunOptions {
+  // Outputs computed on the session's device stay there (device tensors, fresh buffers the
+  // caller owns) instead of being copied to the host; outputs computed on the CPU are host
+  // tensors either way.
+  bool device_outputs = false;
+};
+
 class Session {
  public:
   static StatusOr<std::shared_ptr<Session>> create(Graph graph, const SessionOptions& opts);
@@ -64,10 +72,12 @@ class Session {
   const Signature& signature() const { return signature_; }
   int threads() const { return pool_->threads(); }
 
-  // Runs the model. `inputs` in graph input order; each is checked against the declared dtype,
+  // Runs the model. `inputs` in graph input order, on the host or on the session's device (a
+  // device tensor is read where it is: no copy); each is checked against the declared dtype,
   // rank and static dimensions. `outputs` receives owned tensors in graph output order.
   // `pool` overrides the session's own pool (control-flow bodies run on their caller's).
-  Status run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs, ThreadPool* pool = nullptr) const;
+  Status run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs, ThreadPool* pool = nullptr,
+             const RunOptions& options = {}) const;
 
   // Nodes left to run after load-time clean-up and folding.
   size_t num_nodes() const { return prog_.order.size(); }
@@ -107,7 +117,7 @@ class Session {
   struct CachedPlan;
   Session() = default;
   Status validate(const std::vector<Tensor>& inputs) const;
-  StatusOr<std::shared_ptr<CachedPlan>> plan_for(const std::vector<Tensor>& inputs) const;
+  StatusOr<std::shared_ptr<CachedPlan>> plan_for(const std::vector<Tensor>& inputs, const PlanKey& key) const;
   void note_placement(const Plan& plan) const;
   Status execute(const Plan& plan, RunContext& rc, const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs,
                  ThreadPool& pool) const;

@@ -113,8 +113,18 @@ struct Placement {
   std::string no_graph = "no device";
 };
 
+// What a plan depends on besides its inputs' dtypes and shapes (part of the cache key).
+struct PlanKey {
+  std::vector<DeviceType> input_devices;  // where each input lives; empty: all on the host
+  bool device_outputs = false;            // outputs computed on the device are handed out there
+  bool operator==(const PlanKey& o) const {
+    return input_devices == o.input_devices && device_outputs == o.device_outputs;
+  }
+};
+
 struct Plan {
-  std::vector<Shape> input_shapes;  // the cache key
+  std::vector<Shape> input_shapes;  // the cache key, with `key`
+  PlanKey key;
   // Per value id: the graph's values, then the device or host copies the planner added.
   std::vector<ValuePlan> values;
   std::vector<Step> steps;
@@ -142,6 +152,6 @@ Status check_string_support(const Node& node, const Kernel& k, const std::vector
 // Plans `prog` for inputs of these dtypes/shapes (graph input order). Folding at plan time
 // runs kernels on `pool`.
 StatusOr<std::shared_ptr<const Plan>> make_plan(const Program& prog, const std::vector<ValueInfo>& inputs,
-                                                ThreadPool& pool);
+                                                ThreadPool& pool, const PlanKey& key = {});
 
 }  // namespace mserve

@@ -274,6 +274,9 @@ Status plan_graph(const Program& prog, Plan& plan) {
   };
   if (!prog.backend) return no("no device");
   if (!plan.uses_device) return no("no node runs on the device");
+  for (const ValuePlan& vp : plan.values)
+    if ((vp.storage == Storage::kInput || vp.storage == Storage::kOutput) && vp.device != DeviceType::kCpu)
+      return no("inputs or outputs live on the device (their addresses change with every call)");
   for (const Step& s : plan.steps) {
     if (s.kind == StepKind::kNode) {
       const Node& node = prog.graph.nodes[s.node];
@@ -297,12 +300,15 @@ Status plan_graph(const Program& prog, Plan& plan) {
 }  // namespace
 
 StatusOr<std::shared_ptr<const Plan>> make_plan(const Program& prog, const std::vector<ValueInfo>& inputs,
-                                                ThreadPool& pool) {
+                                                ThreadPool& pool, const PlanKey& key) {
   const Graph& g = prog.graph;
   const Backend* backend = prog.backend.get();
   const DeviceType dev = backend ? backend->device() : DeviceType::kCpu;
   auto plan = std::make_shared<Plan>();
+  plan->key = key;
   plan->values.resize(g.values.size());
+  for (DeviceType d : key.input_devices)
+    if (d != DeviceType::kCpu && d != dev) return Internal("an input on a device the session does not have");
   if (backend) plan->placement.device = backend->name();
   std::vector<ValueInfo> infos(g.values.size());
   std::vector<bool> known(g.values.size(), false);  // dtype and shape known at plan time
@@ -312,6 +318,7 @@ StatusOr<std::shared_ptr<const Plan>> make_plan(const Program& prog, const std::
     infos[v] = ValueInfo{inputs[i].dtype, inputs[i].shape, nullptr};
     known[v] = true;
     plan->values[v] = ValuePlan{Storage::kInput, inputs[i].dtype, inputs[i].shape};
+    if (i < key.input_devices.size()) plan->values[v].device = key.input_devices[i];
     plan->input_shapes.push_back(inputs[i].shape);
   }
   for (auto& [v, t] : g.initializers) {
@@ -483,7 +490,10 @@ StatusOr<std::shared_ptr<const Plan>> make_plan(const Program& prog, const std::
       known[v] = true;
       vp.dtype = out.dtype;
       vp.shape = out.shape;
-      if (is_output[v] && where != DeviceType::kCpu) {
+      if (is_output[v] && where != DeviceType::kCpu && key.device_outputs) {
+        vp.storage = Storage::kOutput;  // a fresh device buffer per call, handed out as it is
+        vp.device = where;
+      } else if (is_output[v] && where != DeviceType::kCpu) {
         // A graph output made on the device: computed into the device arena, then copied into
         // the caller's host buffer right after.
         vp.storage = Storage::kOutput;

@@ -21,6 +21,10 @@ class PlanOnlyCuda : public CudaBackend {
     std::memcpy(device, host, bytes);
     return Status::OK();
   }
+  Status download(const void* device, void* host, size_t bytes) const override {
+    std::memcpy(host, device, bytes);
+    return Status::OK();
+  }
 };
 
 struct Placed {

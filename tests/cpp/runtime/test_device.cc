@@ -383,3 +383,43 @@ TEST(MockDevice, DeviceMemoryIsReportedAndAllReturned) {
 
 }  // namespace
 }  // namespace mserve::testing
+
+namespace mserve::testing {
+namespace {
+
+TEST(MockDevice, OutputsStayOnTheDeviceAndFeedTheNextModel) {
+  auto mock = std::make_shared<MockBackend>();
+  auto a = session_on(mlp(), mock);  // x [n, 8] -> y [n, 16]
+  GraphBuilder b;
+  b.input("h", DType::kFloat32, {-1, 16});
+  b.node("Neg", {"h"}, {"y"});
+  Graph second = b.output("y").build();
+  auto bdev = session_on(second, mock);
+  std::vector<Tensor> in{random_tensor(Shape{3, 8}, 5)};
+  // The CPU twin: both models on the host.
+  auto mid = run_on(*session_on(mlp(), nullptr), in);
+  auto want = run_on(*session_on(second, nullptr), mid);
+  const auto& c = mock->counters();
+  const int64_t up = c.to_device, down = c.to_host;
+  RunOptions keep;
+  keep.device_outputs = true;
+  std::vector<Tensor> on_device;
+  ASSERT_TRUE(a->run(in, &on_device, nullptr, keep).ok());
+  ASSERT_EQ(on_device.size(), 1u);
+  EXPECT_EQ(on_device[0].device(), DeviceType::kMock);
+  EXPECT_EQ(on_device[0].shape(), (Shape{3, 16}));
+  std::vector<Tensor> got;
+  ASSERT_TRUE(bdev->run(on_device, &got).ok());  // read where it is: no copy in
+  expect_same(got, want);
+  EXPECT_EQ(c.to_device - up, 1);                  // x, once
+  EXPECT_EQ(c.to_host - down, 1);                  // the second model's y, once
+  EXPECT_FALSE(a->placement()->no_graph.empty());  // a per-call output buffer: not one graph
+  // A device tensor given to a model without that device is refused, not read.
+  std::vector<Tensor> ignored;
+  Status st = session_on(second, nullptr)->run(on_device, &ignored);
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("on device 'mock' given to a model on 'cpu'"), std::string::npos) << st.message();
+}
+
+}  // namespace
+}  // namespace mserve::testing
