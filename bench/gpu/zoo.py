@@ -96,6 +96,53 @@ def run(args: Any, result: Result, names: list[str] | None = None) -> None:
     n_all = n_dev + sum(r.get("cpu_nodes", 0) for r in rows)
     worst = max([r["err"] for r in rows if r["ok"]] + [0.0])
     n_fail = sum(not r["ok"] for r in rows)
+    interop = device_interop(mserve, root, device, [n for n in names if n in ("mlp", "resnet18", "bert_encoder")])
+    for line in interop["lines"]:
+        result.line(line)
+    for problem in interop["problems"]:
+        result.fail(f"interop: {problem}")
     result.summary = (f"{len(rows)} models, {n_fail} failed, max rel L2 {worst:.1e}, "
-                      f"{n_dev} of {n_all} nodes on {device}")
-    result.data = {"zoo": str(root), "models": rows}
+                      f"{n_dev} of {n_all} nodes on {device}; interop {interop['status']}")
+    result.data = {"zoo": str(root), "models": rows, "interop": interop}
+
+
+def device_interop(mserve: Any, root: Path, device: str, names: list[str]) -> dict[str, Any]:
+    """Outputs kept on the device (output_device) and fed back as inputs; on CUDA with PyTorch, a
+    CUDA tensor as an input and a kept output taken by torch.as_tensor, both without a copy."""
+    out: dict[str, Any] = {"lines": [], "problems": [], "status": "skip"}
+    if not names:
+        return out
+    name = names[0]
+    model = mserve.load(str(root / f"{name}.onnx"), device=device)
+    feeds = input_sets(root / f"{name}.npz")[0]
+    want = model.predict(feeds)
+    want = want if isinstance(want, dict) else {model.outputs[0].name: want}
+    kept = model.predict(feeds, output_device=device)
+    kept = kept if isinstance(kept, dict) else {model.outputs[0].name: kept}
+    for k, w in want.items():
+        got = kept[k].numpy() if isinstance(kept[k], mserve.DeviceTensor) else np.asarray(kept[k])
+        if not np.array_equal(got, w):
+            out["problems"].append(f"{name}/{k}: the output kept on {device} differs from the host one")
+    out["lines"].append(f"interop {name}: outputs kept on {device}, "
+                        f"{sum(isinstance(v, mserve.DeviceTensor) for v in kept.values())} of {len(kept)} "
+                        "as DeviceTensors, equal to the host outputs" if not out["problems"] else "")
+    if device == "cuda":
+        try:
+            import torch
+        except ImportError:
+            out["status"] = "ok (no torch: CUDA tensors not tried)" if not out["problems"] else "fail"
+            return out
+        x = {k: torch.from_numpy(v).cuda() for k, v in feeds.items()}
+        got = model.predict(x)  # read in place through __cuda_array_interface__
+        got = got if isinstance(got, dict) else {model.outputs[0].name: got}
+        for k, w in want.items():
+            if not np.array_equal(np.asarray(got[k]), w):
+                out["problems"].append(f"{name}/{k}: a torch CUDA input gives another output")
+        first = next(v for v in kept.values() if isinstance(v, mserve.DeviceTensor))
+        t = torch.as_tensor(first, device="cuda")
+        if t.data_ptr() != first.__cuda_array_interface__["data"][0]:
+            out["problems"].append("torch.as_tensor copied a kept output")
+        out["lines"].append(f"interop {name}: torch CUDA inputs read in place, a kept output taken by torch "
+                            f"without a copy ({tuple(t.shape)})")
+    out["status"] = "ok" if not out["problems"] else "fail"
+    return out

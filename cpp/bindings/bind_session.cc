@@ -100,7 +100,47 @@ py::array to_array(Tensor&& t) {
 struct DeviceTensor {
   Tensor tensor;
   std::shared_ptr<const Backend> backend;
+  py::object owner;  // another library's array whose memory `tensor` views (None for mserve's own)
 };
+
+// A CUDA array of another library (CuPy, PyTorch, Numba: __cuda_array_interface__ v2/v3) as an
+// input of `s`, viewed in place. The producer's stream, when the interface names one, is waited
+// for (that stream only, never the whole device) before the run reads the memory.
+DeviceTensor from_cuda_array(const py::object& array, const Session& s) {
+  if (!s.backend() || s.backend()->device() != DeviceType::kCuda)
+    throw py::value_error("a CUDA array given to a model on '" + s.device() + "'; load it with device='cuda'");
+  py::dict cai = array.attr("__cuda_array_interface__").cast<py::dict>();
+  const py::tuple shape_t = cai["shape"].cast<py::tuple>();
+  const py::dtype dt = py::dtype::from_args(cai["typestr"]);
+  const DType dtype = from_numpy(dt);
+  if (dtype == DType::kUndefined || dtype == DType::kString)
+    throw py::value_error("a CUDA array of dtype " + py::str(dt).cast<std::string>() + " is not supported");
+  if (!Shape::fits(static_cast<int>(shape_t.size()))) throw py::value_error("a CUDA array of too many dimensions");
+  Shape shape;
+  for (const auto& d : shape_t) shape.push_back(d.cast<int64_t>());
+  if (cai.contains("strides") && !cai["strides"].is_none()) {
+    // C-contiguous strides are allowed spelled out; anything else must be copied by its owner.
+    int64_t expect = dt.itemsize();
+    const py::tuple strides = cai["strides"].cast<py::tuple>();
+    for (int i = shape.rank() - 1; i >= 0; --i) {
+      if (shape[i] > 1 && strides[i].cast<int64_t>() != expect)
+        throw py::value_error("a CUDA array must be C-contiguous (given strides are not)");
+      expect *= shape[i];
+    }
+  }
+  const py::tuple data = cai["data"].cast<py::tuple>();
+  void* ptr = reinterpret_cast<void*>(data[0].cast<uintptr_t>());
+  if (cai.contains("stream") && !cai["stream"].is_none()) {
+    const uintptr_t stream = cai["stream"].cast<uintptr_t>();
+    Status st;
+    {
+      py::gil_scoped_release nogil;
+      st = s.backend()->wait_for(stream);
+    }
+    raise_if_error(st);
+  }
+  return DeviceTensor{Tensor(dtype, shape, ptr, DeviceType::kCuda), s.backend(), array};
+}
 
 py::object numpy_of(const DeviceTensor& d) {
   py::array out(to_numpy(d.tensor.dtype()), std::vector<py::ssize_t>(d.tensor.shape().begin(), d.tensor.shape().end()));
@@ -370,6 +410,8 @@ void bind_session(py::module_& m) {
                              [](const DeviceTensor& d) { return std::string(device_name(d.tensor.device())); })
       .def_property_readonly("nbytes", [](const DeviceTensor& d) { return d.tensor.nbytes(); })
       .def("numpy", &numpy_of, "A host copy of the tensor (numpy).")
+      .def_static("from_cuda_array", &from_cuda_array, py::arg("array"), py::arg("session"),
+                  "Another library's CUDA array (__cuda_array_interface__) as an input of a CUDA session, in place.")
       .def_property_readonly("__cuda_array_interface__",
                              [](const DeviceTensor& d) -> py::object {
                                if (d.tensor.device() != DeviceType::kCuda)

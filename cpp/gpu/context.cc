@@ -152,6 +152,14 @@ Status CudaBackend::download(const void* device, void* host, size_t bytes) const
   return Status::OK();
 }
 
+Status CudaBackend::wait_for(uintptr_t stream) const {
+  cudaStream_t s = stream == 1   ? cudaStreamLegacy
+                   : stream == 2 ? cudaStreamPerThread
+                                 : reinterpret_cast<cudaStream_t>(stream);
+  MS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s), "waiting for the producer's CUDA stream");
+  return Status::OK();
+}
+
 std::optional<Backend::Memory> CudaBackend::memory() const {
   size_t free_bytes = 0, total = 0;
   if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {

@@ -78,6 +78,8 @@ class CudaBackend : public Backend {
   std::shared_ptr<Buffer> allocate(size_t bytes) const override;
   Status upload(const void* host, void* device, size_t bytes) const override;
   Status download(const void* device, void* host, size_t bytes) const override;
+  // __cuda_array_interface__'s stream: 1 is the legacy default stream, 2 the per-thread one.
+  Status wait_for(uintptr_t stream) const override;
   StatusOr<std::unique_ptr<DeviceContext>> new_context() const override { return CudaContext::create(); }
   // The current device's memory as the driver reports it (every process's allocations).
   std::optional<Memory> memory() const override;

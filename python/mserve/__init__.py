@@ -230,8 +230,12 @@ class Model:
                 f"the model takes {n} inputs {list(self._input_index)}: pass a dict name -> array or a list")
         return [x]
 
-    @staticmethod
-    def _convert(spec: TensorSpec, v: Any) -> Any:
+    def _convert(self, spec: TensorSpec, v: Any) -> Any:
+        if not isinstance(v, (np.ndarray, DeviceTensor)) and hasattr(v, "__cuda_array_interface__"):
+            try:  # CuPy, PyTorch CUDA tensors, Numba: read in place on the GPU
+                v = _core.DeviceTensor.from_cuda_array(v, self._s)
+            except ValueError as e:
+                raise InvalidArgument(f"input {spec.name!r}: {e}") from None
         if isinstance(v, DeviceTensor):  # read on its device (the run checks it is this model's)
             if v.dtype != spec.dtype:
                 raise InvalidArgument(f"input {spec.name!r}: expected dtype {spec.dtype.name}, got {v.dtype.name}")

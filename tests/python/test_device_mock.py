@@ -224,3 +224,18 @@ def test_device_tensors_are_refused_where_they_do_not_belong():
         mserve.load(ints, device="mock").predict(h)
     # With host outputs asked for (the default), outputs come back as numpy.
     assert isinstance(mserve.load(first, device="mock").predict(np.ones((2, 8), np.float32)), np.ndarray)
+
+
+class _ForeignCudaArray:
+    """Another library's CUDA array, as far as its interface goes (nothing is read here)."""
+
+    def __init__(self, shape, typestr="<f4", strides=None):
+        self.__cuda_array_interface__ = {"shape": shape, "typestr": typestr, "data": (0x10000, False),
+                                         "strides": strides, "version": 3, "stream": None}
+
+
+def test_foreign_cuda_arrays_are_read_only_by_cuda_models():
+    first, _ = _two_models()
+    for device in ("cpu", "mock"):
+        with pytest.raises(mserve.InvalidArgument, match=f"a CUDA array given to a model on '{device}'"):
+            mserve.load(first, device=device).predict(_ForeignCudaArray((2, 8)))

@@ -74,6 +74,9 @@ class Backend {
   // tensors handed to users read back on request.
   virtual Status upload(const void* host, void* device, size_t bytes) const = 0;
   virtual Status download(const void* device, void* host, size_t bytes) const = 0;
+  // Waits until the work queued on another library's stream (a handle of this device's kind, as
+  // __cuda_array_interface__ gives it) is done, so memory it produced may be read.
+  virtual Status wait_for(uintptr_t stream) const { return Unsupported(name() + " has no streams to wait for"); }
   virtual StatusOr<std::unique_ptr<DeviceContext>> new_context() const = 0;
 
   // The device's memory for monitoring: bytes in use and in all (total 0: no fixed size);
