@@ -159,11 +159,12 @@ StatusOr<std::vector<Tensor>> run(const Session& s, const py::list& arrays, cons
   const Graph& g = s.graph();
   for (size_t i = 0; i < arrays.size(); ++i) {
     const std::string& name = i < g.inputs.size() ? g.values[g.inputs[i]].name : std::to_string(i);
-    if (py::isinstance<DeviceTensor>(arrays[i])) {  // read on its device: Session::run checks which
-      inputs.push_back(arrays[i].cast<const DeviceTensor&>().tensor);
+    if (!py::isinstance<py::array>(arrays[i])) {
+      if (!py::isinstance<DeviceTensor>(arrays[i]))
+        return InvalidArgument("input '" + name + "': expected a numpy array");
+      inputs.push_back(arrays[i].cast<const DeviceTensor&>().tensor);  // read on its device (run checks which)
       continue;
     }
-    if (!py::isinstance<py::array>(arrays[i])) return InvalidArgument("input '" + name + "': expected a numpy array");
     auto a = arrays[i].cast<py::array>();
     DType dt = from_numpy(a.dtype());
     if (dt == DType::kUndefined)

@@ -171,7 +171,8 @@ class Model:
             if y is not None:
                 return y
         arrays = [self._convert(spec, v) for spec, v in zip(self.inputs, self._bind(x))]
-        results: list[Any] = self._s.run(arrays, device_outputs=on_device)
+        # (device_outputs only when asked for: a keyword costs pybind11 a few hundred ns per call)
+        results: list[Any] = self._s.run(arrays, True) if on_device else self._s.run(arrays)
         for i, spec in enumerate(self.outputs):
             if spec.labels is not None:
                 results[i] = _zipmap(results[i], spec.labels)
@@ -231,6 +232,12 @@ class Model:
         return [x]
 
     def _convert(self, spec: TensorSpec, v: Any) -> Any:
+        if isinstance(v, np.ndarray) and spec.dtype != object:  # the common case, first
+            if v.dtype != spec.dtype:
+                raise InvalidArgument(f"input {spec.name!r}: expected dtype {spec.dtype.name}, got {v.dtype.name}")
+            if not v.flags.c_contiguous or not v.flags.aligned:
+                v = v.copy(order="C")  # (np.ascontiguousarray would turn 0-d into 1-d)
+            return v
         if not isinstance(v, (np.ndarray, DeviceTensor)) and hasattr(v, "__cuda_array_interface__"):
             try:  # CuPy, PyTorch CUDA tensors, Numba: read in place on the GPU
                 v = _core.DeviceTensor.from_cuda_array(v, self._s)
@@ -249,12 +256,10 @@ class Model:
                 raise InvalidArgument(f"input {spec.name!r}: expected strings (an array of dtype object, "
                                       f"str_ or bytes_), got {v.dtype.name}")
             return cast("np.ndarray[Any, Any]", v)
-        if isinstance(v, np.ndarray):
+        if isinstance(v, np.ndarray):  # (a numpy scalar made one above)
             if v.dtype != spec.dtype:
                 raise InvalidArgument(f"input {spec.name!r}: expected dtype {spec.dtype.name}, got {v.dtype.name}")
-            if not v.flags.c_contiguous or not v.flags.aligned:
-                v = v.copy(order="C")  # (np.ascontiguousarray would turn 0-d into 1-d)
-            return cast("np.ndarray[Any, Any]", v)
+            return v
         try:
             return np.asarray(v, dtype=spec.dtype, order="C")
         except (TypeError, ValueError) as e:
