@@ -2,24 +2,12 @@
 
 #include <cuda_runtime.h>
 
-#include "core/kernels/activation_table.h"
+#include "gpu/ops/activation_math.h"
 
 namespace mserve::gpu {
 namespace {
 
 using Kind = FusedActivation::Kind;
-
-// The kind is uniform across a launch, so the switch costs one branch per warp, not divergence.
-__device__ float activate(Kind k, float x, float a, float b) {
-  switch (k) {
-#define MSERVE_ACTIVATION_CASE(KIND, ...) \
-  case Kind::k##KIND: return activation_math::KIND<float>(x, a, b);
-    MSERVE_ACTIVATIONS(MSERVE_ACTIVATION_CASE)
-#undef MSERVE_ACTIVATION_CASE
-    case Kind::kNone: break;
-  }
-  return x;
-}
 
 __global__ void activation_kernel(Kind k, float a, float b, const float* x, float* y, int64_t n) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;

@@ -4,23 +4,10 @@
 #pragma once
 #include <cstdint>
 
-#include "core/kernels/activation_table.h"
 #include "core/kernels/fused_activation.h"
-#include "gpu/ops/host_device.h"
+#include "gpu/ops/activation_math.h"
 
 namespace mserve::gpu {
-
-// One fused activation of the table evaluated on a float (kind kNone: x).
-MS_HD float activate(FusedActivation::Kind k, float x, float a, float b) {
-  switch (k) {
-#define MSERVE_EPILOGUE_CASE(KIND, ...) \
-  case FusedActivation::Kind::k##KIND: return activation_math::KIND<float>(x, a, b);
-    MSERVE_ACTIVATIONS(MSERVE_EPILOGUE_CASE)
-#undef MSERVE_EPILOGUE_CASE
-    case FusedActivation::Kind::kNone: break;
-  }
-  return x;
-}
 
 struct ConvEpilogue {
   const float* bias = nullptr;      // [M] or null

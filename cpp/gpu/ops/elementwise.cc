@@ -70,6 +70,13 @@ Status make_plan(const Shape* const (&in)[K], const Shape& out, BroadcastPlan<K>
   return InvalidArgument("input shapes " + shapes + " do not broadcast to the output shape " + out.str());
 }
 
+// The broadcast plan of a two-input step's inputs onto its output.
+StatusOr<BroadcastPlan<2>> binary_plan(const ComputeContext& ctx) {
+  BroadcastPlan<2> plan;
+  MS_RETURN_IF_ERROR(make_plan<2>({&ctx.input(0).shape(), &ctx.input(1).shape()}, ctx.output(0).shape(), &plan));
+  return plan;
+}
+
 // ---- Add, Sub, Mul, Div, Pow, PRelu ------------------------------------------------------------
 
 class ArithKernel final : public GpuKernel {
@@ -80,8 +87,7 @@ class ArithKernel final : public GpuKernel {
     const Tensor& a = ctx.input(0);
     const Tensor& b = ctx.input(1);
     Tensor& out = ctx.output(0);
-    BroadcastPlan<2> plan;
-    MS_RETURN_IF_ERROR(make_plan<2>({&a.shape(), &b.shape()}, out.shape(), &plan));
+    MS_ASSIGN_OR_RETURN(BroadcastPlan<2> plan, binary_plan(ctx));
     return cuda_status(
         launch_arith(op_, elem_type(out.dtype()), plan, a.raw(), b.raw(), out.raw(), 0.0, cuda_context(ctx).stream()),
         "element-wise arithmetic kernel");
@@ -160,8 +166,7 @@ class CompareKernel final : public GpuKernel {
     const Tensor& a = ctx.input(0);
     const Tensor& b = ctx.input(1);
     Tensor& out = ctx.output(0);
-    BroadcastPlan<2> plan;
-    MS_RETURN_IF_ERROR(make_plan<2>({&a.shape(), &b.shape()}, out.shape(), &plan));
+    MS_ASSIGN_OR_RETURN(BroadcastPlan<2> plan, binary_plan(ctx));
     return cuda_status(
         launch_compare(op_, elem_type(a.dtype()), plan, a.raw(), b.raw(), out.data<bool>(), cuda_context(ctx).stream()),
         "comparison kernel");
@@ -187,8 +192,7 @@ class LogicKernel final : public GpuKernel {
     const Tensor& a = ctx.input(0);
     const Tensor& b = ctx.input(1);
     Tensor& out = ctx.output(0);
-    BroadcastPlan<2> plan;
-    MS_RETURN_IF_ERROR(make_plan<2>({&a.shape(), &b.shape()}, out.shape(), &plan));
+    MS_ASSIGN_OR_RETURN(BroadcastPlan<2> plan, binary_plan(ctx));
     return cuda_status(
         launch_logic(op_, plan, a.data<bool>(), b.data<bool>(), out.data<bool>(), cuda_context(ctx).stream()),
         "logic kernel");

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "compare.h"
 #include "gpu/context.h"
 #include "gpu/kernel_table.h"
 #include "gpu/lib/blas.h"
@@ -49,25 +50,6 @@ Tensor ints(std::vector<int64_t> v) {
   Tensor t = Tensor::empty(DType::kInt64, Shape{static_cast<int64_t>(v.size())}).value();
   for (size_t i = 0; i < v.size(); ++i) t.data<int64_t>()[i] = v[i];
   return t;
-}
-
-// Non-finite values must agree exactly; the relative L2 error over the finite ones is returned.
-double rel_l2(const Tensor& got, const Tensor& want, const std::string& what) {
-  EXPECT_EQ(got.shape(), want.shape()) << what;
-  if (got.shape() != want.shape()) return 1.0;
-  double num = 0, den = 0;
-  int bad = 0;
-  for (int64_t i = 0; i < got.numel(); ++i) {
-    const float g = got.data<float>()[i], w = want.data<float>()[i];
-    if (!std::isfinite(g) || !std::isfinite(w)) {
-      const bool same = (std::isnan(g) && std::isnan(w)) || g == w;
-      if (!same && bad++ < 5) ADD_FAILURE() << what << ": at " << i << " got " << g << " want " << w;
-      continue;
-    }
-    num += (static_cast<double>(g) - w) * (static_cast<double>(g) - w);
-    den += static_cast<double>(w) * w;
-  }
-  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
 }
 
 void expect_exact(const Tensor& got, const Tensor& want, const std::string& what) {
