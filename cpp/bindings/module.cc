@@ -49,6 +49,8 @@ DType from_numpy(const py::dtype& dt) {
     return DType::kBool;
   } else if (kind == 'O' || kind == 'U' || kind == 'S') {
     return DType::kString;  // object arrays of str/bytes, fixed-width unicode or bytes
+  } else if (kind == 'V' && size == 2 && py::str(dt.attr("name")).cast<std::string>() == "bfloat16") {
+    return DType::kBFloat16;  // ml_dtypes.bfloat16
   }
   return DType::kUndefined;
 }
@@ -56,9 +58,23 @@ DType from_numpy(const py::dtype& dt) {
 py::dtype to_numpy(DType t) {
   // Made once per type: building a dtype from its name parses the string (measured at ~5% of a
   // one-node predict). Leaked on purpose, so nothing is released after the interpreter.
-  static py::object* cache[static_cast<int>(DType::kString) + 1] = {};  // the GIL guards it
+  static py::object* cache[kNumDTypes] = {};  // the GIL guards it
   py::object*& slot = cache[static_cast<int>(t)];
-  if (!slot) slot = new py::object(t == DType::kString ? py::dtype("O") : py::dtype(dtype_name(t)));
+  if (!slot) {
+    if (t == DType::kString) {
+      slot = new py::object(py::dtype("O"));
+    } else if (t == DType::kBFloat16) {  // numpy has no bfloat16: ml_dtypes (which onnx needs) does
+      py::module_ ml;
+      try {
+        ml = py::module_::import("ml_dtypes");
+      } catch (py::error_already_set&) {
+        raise_if_error(Unsupported("bfloat16 tensors need the ml_dtypes package (pip install ml_dtypes)"));
+      }
+      slot = new py::object(py::dtype::from_args(ml.attr("bfloat16")));
+    } else {
+      slot = new py::object(py::dtype(dtype_name(t)));
+    }
+  }
   return py::reinterpret_borrow<py::dtype>(*slot);
 }
 

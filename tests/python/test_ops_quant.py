@@ -41,6 +41,13 @@ case("Dequantize-axis", "DequantizeLinear", {"x": rand(2, 3, 4, dtype=np.uint8, 
 case("Dequantize-blocked", "DequantizeLinear", {"x": rand(4, 6, dtype=np.int8, lo=-100, hi=100)},
      {"s": rand(2, 6, lo=0.1, hi=1.0), "z": rand(2, 6, dtype=np.int8, lo=-5, hi=5)},
      attrs={"axis": 0, "block_size": 3}, opsets=(21,), oracle="reference")
+# onnxruntime's static quantizer writes a [1] scale with a scalar zero point (and the reverse).
+case("Dequantize-scale1-zpscalar", "DequantizeLinear", {"x": rand(6, dtype=np.int32, lo=-9999, hi=9999)},
+     {"s": f32([0.05]), "z": np.array(0, np.int32)}, opsets=(13, 21))
+case("Dequantize-scalescalar-zp1", "DequantizeLinear", {"x": rand(2, 3, dtype=np.uint8, lo=0, hi=255)},
+     {"s": f32(0.3), "z": u8([7])}, opsets=(13, 21))
+case("Quantize-scale1-zpscalar", "QuantizeLinear", {"x": rand(3, 5, lo=-20, hi=20)}, {"s": f32([0.3]), "z": i8(-4)},
+     opsets=(13, 21))
 case("DynamicQuantize", "DynamicQuantizeLinear", {"x": rand(4, 7, lo=-3, hi=5)}, opsets=(11,), outputs=3)
 case("DynamicQuantize-pos", "DynamicQuantizeLinear", {"x": rand(9, lo=1, hi=5)}, opsets=(11,), outputs=3)
 

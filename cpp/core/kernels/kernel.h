@@ -139,19 +139,30 @@ class Kernel {
 // whether the kernel will run at all.
 class KernelInit {
  public:
-  explicit KernelInit(const Graph& g, bool prepack = true) : graph_(g), prepack_(prepack) {}
+  explicit KernelInit(const Graph& g, bool prepack = true);
   const Tensor* constant(const Node& node, int input) const;
   // False for a kernel that only infers shapes (a device kernel's source of output shapes): it
   // must not make packed copies of weights, which would be host memory never used.
   bool prepack() const { return prepack_; }
   // The same graph, for a shapes-only kernel.
-  KernelInit shapes_only() const { return KernelInit(graph_, false); }
+  KernelInit shapes_only() const;
+  // Whether the graph holds float16 or bfloat16 anywhere (a declared value, a constant, a Cast
+  // or dtype attribute): only then are kernels wrapped in HalfAsFloat (half_as_float.h).
+  bool has_half() const { return has_half_; }
+  // The same graph where constant input i of the node being created reads `by_input[i]` instead
+  // (when non-null): HalfAsFloat's float32 copies of 16-bit weights. The tensors must outlive
+  // the kernel's creation; a kernel that keeps them must copy or pack them.
+  KernelInit with_constants(std::vector<const Tensor*> by_input) const;
 
  private:
   const Graph& graph_;
   bool prepack_;
+  bool has_half_ = false;
+  std::vector<const Tensor*> by_input_;
 };
 
 using KernelPtr = std::unique_ptr<Kernel>;
+// An op's kernel factory (one per op_list.inc row).
+using KernelFactory = StatusOr<KernelPtr> (*)(const Node&, const KernelInit&);
 
 }  // namespace mserve

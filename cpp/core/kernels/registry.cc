@@ -1,12 +1,13 @@
 #include "core/kernels/registry.h"
 
+#include "core/kernels/half_as_float.h"
+
 namespace mserve {
 
 namespace {
-using Factory = StatusOr<KernelPtr> (*)(const Node&, const KernelInit&);
 struct Row {
   OpInfo info;
-  Factory factory;
+  KernelFactory factory;
 };
 const Row kRows[] = {
 #define MS_OP(DOMID, DOMAIN, NAME, SINCE, FAMILY, ELEMENTWISE) \
@@ -53,11 +54,47 @@ StatusOr<KernelPtr> create_kernel(const Node& node, const KernelInit& init) {
                        " is older than the first "
                        "supported version " +
                        std::to_string(r->info.since));
+  if (init.has_half()) return create_half_as_float(node, init, r->factory, r->info.family);
   return r->factory(node, init);
+}
+
+namespace {
+bool is_half_code(int64_t onnx_type) { return onnx_type == 10 || onnx_type == 16; }  // FLOAT16, BFLOAT16
+
+bool graph_has_half(const Graph& g) {
+  for (const Value& v : g.values)
+    if (dtype_is_half(v.dtype)) return true;
+  for (const auto& [id, t] : g.initializers)
+    if (dtype_is_half(t.dtype())) return true;
+  for (const Node& n : g.nodes)
+    for (const auto& [key, a] : n.attrs) {
+      if ((key == "to" || key == "dtype" || key == "output_dtype") && a.kind == Attribute::Kind::kInt &&
+          is_half_code(a.i))
+        return true;
+      if (a.kind == Attribute::Kind::kTensor && dtype_is_half(a.t.dtype())) return true;
+      if (a.kind == Attribute::Kind::kGraph && a.g && graph_has_half(*a.g)) return true;
+    }
+  return false;
+}
+}  // namespace
+
+KernelInit::KernelInit(const Graph& g, bool prepack) : graph_(g), prepack_(prepack), has_half_(graph_has_half(g)) {}
+
+KernelInit KernelInit::shapes_only() const {
+  KernelInit k(*this);
+  k.prepack_ = false;
+  return k;
+}
+
+KernelInit KernelInit::with_constants(std::vector<const Tensor*> by_input) const {
+  KernelInit k(*this);
+  k.by_input_ = std::move(by_input);
+  return k;
 }
 
 const Tensor* KernelInit::constant(const Node& node, int input) const {
   if (input >= static_cast<int>(node.inputs.size()) || node.inputs[input] == kNoValue) return nullptr;
+  if (input < static_cast<int>(by_input_.size()) && by_input_[input]) return by_input_[input];
   auto it = graph_.initializers.find(node.inputs[input]);
   return it == graph_.initializers.end() ? nullptr : &it->second;
 }

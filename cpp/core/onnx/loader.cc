@@ -70,7 +70,7 @@ StatusOr<DType> map_dtype(int32_t t) {
     case TP::UINT64: return DType::kUInt64;
     case TP::BOOL: return DType::kBool;
     case TP::STRING: return DType::kString;
-    case TP::BFLOAT16: return Unsupported("bfloat16 tensors are not supported");
+    case TP::BFLOAT16: return DType::kBFloat16;
     case TP::COMPLEX64:
     case TP::COMPLEX128: return Unsupported("complex tensors are not supported");
     default: return Unsupported("tensor element type " + std::to_string(t) + " is not supported");
@@ -410,6 +410,7 @@ class Converter {
         }
         break;
       case DType::kFloat16:
+      case DType::kBFloat16:  // their bits, in int32_data
         for (int64_t i = 0; i < n; ++i) out.data<uint16_t>()[i] = static_cast<uint16_t>(t.int32_data(i));
         break;
       default:  // int8/16/32, uint8/16, bool travel in int32_data

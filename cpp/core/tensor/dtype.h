@@ -5,7 +5,7 @@
 #include <string>
 #include <type_traits>
 
-#include <Eigen/Core>  // Eigen::half is the float16 element type
+#include <Eigen/Core>  // Eigen::half and Eigen::bfloat16 are the 16-bit float element types
 
 namespace mserve {
 
@@ -28,13 +28,21 @@ enum class DType : uint8_t {
   // are never copied with memcpy. The MS_SWITCH_* macros leave strings out, so every numeric
   // kernel rejects them; kernels that move strings say so with Kernel::supports_strings().
   kString,
+  // bfloat16 is a storage type: tensors hold it, Cast/CastLike convert it (rounding to nearest
+  // even, as ml_dtypes does), and every other kernel computes it in float32 (HalfAsFloat,
+  // kernels/half_as_float.h). The MS_SWITCH_* macros leave it out, except MS_SWITCH_CONVERTIBLE.
+  kBFloat16,
 };
+constexpr int kNumDTypes = static_cast<int>(DType::kBFloat16) + 1;
 
 // Bytes per element (sizeof(std::string) for kString).
 size_t dtype_size(DType t);
 // Lower-case numpy name ("float32", "bool", ...); "string" for kString, "undefined" for kUndefined.
 const char* dtype_name(DType t);
+// float32, float64 and float16: the types kernels compute in (bfloat16 is storage only).
 bool dtype_is_float(DType t);
+// float16 or bfloat16: the 16-bit floats a kernel may compute in float32 (HalfAsFloat).
+inline bool dtype_is_half(DType t) { return t == DType::kFloat16 || t == DType::kBFloat16; }
 
 template <class T>
 struct DTypeOf;
@@ -46,6 +54,7 @@ struct DTypeOf;
 MS_DTYPE_OF(float, DType::kFloat32);
 MS_DTYPE_OF(double, DType::kFloat64);
 MS_DTYPE_OF(Eigen::half, DType::kFloat16);
+MS_DTYPE_OF(Eigen::bfloat16, DType::kBFloat16);
 MS_DTYPE_OF(int8_t, DType::kInt8);
 MS_DTYPE_OF(int16_t, DType::kInt16);
 MS_DTYPE_OF(int32_t, DType::kInt32);
@@ -105,18 +114,32 @@ MS_DTYPE_OF(std::string, DType::kString);
     default: OTHER;                      \
   }
 
-// Element <-> double, float16 through float (Eigen::half converts only to and from float).
+// Every numeric type and bfloat16: for code that only converts elements (Cast, CastLike,
+// HalfAsFloat), never for arithmetic.
+#define MS_SWITCH_CONVERTIBLE(dt, T, OTHER, ...)        \
+  switch (dt) {                                         \
+    MS_FLOAT_CASES(T, __VA_ARGS__)                      \
+    MS_INT_CASES(T, __VA_ARGS__)                        \
+    MS_CASE(kBool, bool, T, __VA_ARGS__)                \
+    MS_CASE(kBFloat16, Eigen::bfloat16, T, __VA_ARGS__) \
+    default: OTHER;                                     \
+  }
+
+// Element <-> double, the 16-bit floats through float (Eigen::half and Eigen::bfloat16 convert
+// only to and from float).
+template <class T>
+inline constexpr bool is_16bit_float_v = std::is_same_v<T, Eigen::half> || std::is_same_v<T, Eigen::bfloat16>;
 template <class T>
 inline double to_double(T v) {
-  if constexpr (std::is_same_v<T, Eigen::half>)
+  if constexpr (is_16bit_float_v<T>)
     return static_cast<double>(static_cast<float>(v));
   else
     return static_cast<double>(v);
 }
 template <class T>
 inline T from_double(double v) {
-  if constexpr (std::is_same_v<T, Eigen::half>)
-    return Eigen::half(static_cast<float>(v));
+  if constexpr (is_16bit_float_v<T>)
+    return T(static_cast<float>(v));
   else
     return static_cast<T>(v);
 }

@@ -16,6 +16,7 @@ size_t dtype_size(DType t) {
     case DType::kInt32:
     case DType::kUInt32: return 4;
     case DType::kFloat16:
+    case DType::kBFloat16:
     case DType::kInt16:
     case DType::kUInt16: return 2;
     case DType::kInt8:
@@ -32,6 +33,7 @@ const char* dtype_name(DType t) {
     case DType::kFloat32: return "float32";
     case DType::kFloat64: return "float64";
     case DType::kFloat16: return "float16";
+    case DType::kBFloat16: return "bfloat16";
     case DType::kInt8: return "int8";
     case DType::kInt16: return "int16";
     case DType::kInt32: return "int32";
@@ -176,12 +178,17 @@ void copy_data(const Tensor& src, Tensor& dst) {
 }
 
 int64_t Tensor::int_at(int64_t i) const {
-  MS_SWITCH_ALL(dtype_, T, return 0, return static_cast<int64_t>(data<T>()[i]));
+  MS_SWITCH_CONVERTIBLE(dtype_, T, return 0, {
+    if constexpr (is_16bit_float_v<T>)
+      return static_cast<int64_t>(static_cast<float>(data<T>()[i]));
+    else
+      return static_cast<int64_t>(data<T>()[i]);  // exact for every int64
+  });
   return 0;
 }
 
 double Tensor::float_at(int64_t i) const {
-  MS_SWITCH_ALL(dtype_, T, return 0, return static_cast<double>(data<T>()[i]));
+  MS_SWITCH_CONVERTIBLE(dtype_, T, return 0, return to_double(data<T>()[i]));
   return 0;
 }
 

@@ -146,7 +146,7 @@ Status read_scalar(JsonElement e, T* out, const std::string& what) {
       return Status::OK();
     }
     return InvalidArgument(what + ": expected true or false, got " + simdjson::to_string(e));
-  } else if constexpr (std::is_floating_point_v<T> || std::is_same_v<T, Eigen::half>) {
+  } else if constexpr (std::is_floating_point_v<T> || is_16bit_float_v<T>) {
     double v;
     if (t == element_type::DOUBLE || t == element_type::INT64 || t == element_type::UINT64) {
       v = e.get_double().value_unsafe();
@@ -240,14 +240,15 @@ Status fill_flat(JsonElement e, T* out, int64_t n, int64_t* i, const std::string
   return read_value<T>(e, out + (*i)++, what);
 }
 
-// Every numeric type, bool and strings.
-#define MS_SWITCH_JSON(dt, T, OTHER, ...)         \
-  switch (dt) {                                   \
-    MS_FLOAT_CASES(T, __VA_ARGS__)                \
-    MS_INT_CASES(T, __VA_ARGS__)                  \
-    MS_CASE(kBool, bool, T, __VA_ARGS__)          \
-    MS_CASE(kString, std::string, T, __VA_ARGS__) \
-    default: OTHER;                               \
+// Every numeric type, bfloat16, bool and strings.
+#define MS_SWITCH_JSON(dt, T, OTHER, ...)               \
+  switch (dt) {                                         \
+    MS_FLOAT_CASES(T, __VA_ARGS__)                      \
+    MS_INT_CASES(T, __VA_ARGS__)                        \
+    MS_CASE(kBool, bool, T, __VA_ARGS__)                \
+    MS_CASE(kBFloat16, Eigen::bfloat16, T, __VA_ARGS__) \
+    MS_CASE(kString, std::string, T, __VA_ARGS__)       \
+    default: OTHER;                                     \
   }
 
 template <class T>
@@ -263,7 +264,7 @@ void put_value(std::string* out, const T& v, bool b64 = false) {
     }
   } else if constexpr (std::is_same_v<T, bool>) {
     out->append(v ? "true" : "false");
-  } else if constexpr (std::is_floating_point_v<T> || std::is_same_v<T, Eigen::half>) {
+  } else if constexpr (std::is_floating_point_v<T> || is_16bit_float_v<T>) {
     using F = std::conditional_t<std::is_same_v<T, double>, double, float>;
     F f = static_cast<F>(v);
     if (std::isnan(f)) {

@@ -17,7 +17,7 @@ constexpr Names kNames[] = {
     {DType::kString, "DT_STRING", 7, "BYTES"},   {DType::kInt64, "DT_INT64", 9, "INT64"},
     {DType::kBool, "DT_BOOL", 10, "BOOL"},       {DType::kUInt16, "DT_UINT16", 17, "UINT16"},
     {DType::kFloat16, "DT_HALF", 19, "FP16"},    {DType::kUInt32, "DT_UINT32", 22, "UINT32"},
-    {DType::kUInt64, "DT_UINT64", 23, "UINT64"},
+    {DType::kUInt64, "DT_UINT64", 23, "UINT64"}, {DType::kBFloat16, "DT_BFLOAT16", 14, "BF16"},
 };
 
 const Names* find(DType t) {

@@ -81,7 +81,8 @@ StatusOr<Tensor> tensor_from_proto(const TensorProto& p, DType want, const std::
   switch (want) {
     case DType::kFloat32: values = p.float_val_size(); break;
     case DType::kFloat64: values = p.double_val_size(); break;
-    case DType::kFloat16: values = p.half_val_size(); break;
+    case DType::kFloat16:
+    case DType::kBFloat16: values = p.half_val_size(); break;  // both hold their bits in half_val
     case DType::kInt8:
     case DType::kInt16:
     case DType::kInt32:
@@ -103,7 +104,8 @@ StatusOr<Tensor> tensor_from_proto(const TensorProto& p, DType want, const std::
   switch (want) {
     case DType::kFloat32: MS_RETURN_IF_ERROR(fill_values<float>(p.float_val(), true, &t, what)); break;
     case DType::kFloat64: MS_RETURN_IF_ERROR(fill_values<double>(p.double_val(), true, &t, what)); break;
-    case DType::kFloat16: MS_RETURN_IF_ERROR(fill_values<uint16_t>(p.half_val(), true, &t, what)); break;
+    case DType::kFloat16:
+    case DType::kBFloat16: MS_RETURN_IF_ERROR(fill_values<uint16_t>(p.half_val(), true, &t, what)); break;
     case DType::kInt8: MS_RETURN_IF_ERROR(fill_values<int8_t>(p.int_val(), true, &t, what)); break;
     case DType::kInt16: MS_RETURN_IF_ERROR(fill_values<int16_t>(p.int_val(), true, &t, what)); break;
     case DType::kInt32: MS_RETURN_IF_ERROR(fill_values<int32_t>(p.int_val(), true, &t, what)); break;
@@ -133,7 +135,8 @@ void tensor_to_proto(const Tensor& t, TensorProto* p) {
   switch (t.dtype()) {
     case DType::kFloat32: append_values<float>(t, p->mutable_float_val()); break;
     case DType::kFloat64: append_values<double>(t, p->mutable_double_val()); break;
-    case DType::kFloat16: append_values<uint16_t>(t, p->mutable_half_val()); break;
+    case DType::kFloat16:
+    case DType::kBFloat16: append_values<uint16_t>(t, p->mutable_half_val()); break;
     case DType::kInt8: append_values<int8_t>(t, p->mutable_int_val()); break;
     case DType::kInt16: append_values<int16_t>(t, p->mutable_int_val()); break;
     case DType::kInt32: append_values<int32_t>(t, p->mutable_int_val()); break;

@@ -11,9 +11,9 @@
 namespace mserve::server {
 namespace {
 
-const DType kServed[] = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kInt8,   DType::kInt16,
-                         DType::kInt32,   DType::kInt64,   DType::kUInt8,   DType::kUInt16, DType::kUInt32,
-                         DType::kUInt64,  DType::kBool,    DType::kString};
+const DType kServed[] = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kInt8,    DType::kInt16,
+                         DType::kInt32,   DType::kInt64,   DType::kUInt8,   DType::kUInt16,  DType::kUInt32,
+                         DType::kUInt64,  DType::kBool,    DType::kString,  DType::kBFloat16};
 
 TEST(Protocol, TypeNamesRoundTripBothProtocols) {
   for (DType t : kServed) {
@@ -26,8 +26,9 @@ TEST(Protocol, TypeNamesRoundTripBothProtocols) {
   EXPECT_EQ(tf_dtype_number(DType::kString), 7);
   EXPECT_EQ(tf_dtype_number(DType::kFloat16), 19);
   EXPECT_EQ(tf_dtype_number(DType::kUInt64), 23);
-  EXPECT_FALSE(dtype_from_tf(8).has_value());   // DT_COMPLEX64
-  EXPECT_FALSE(dtype_from_tf(14).has_value());  // DT_BFLOAT16
+  EXPECT_FALSE(dtype_from_tf(8).has_value());  // DT_COMPLEX64
+  EXPECT_EQ(tf_dtype_number(DType::kBFloat16), 14);
+  EXPECT_STREQ(v2_dtype(DType::kBFloat16), "BF16");
   EXPECT_FALSE(dtype_from_tf(999).has_value());
   EXPECT_STREQ(tf_dtype_number_name(8), "DT_COMPLEX64");
   EXPECT_STREQ(tf_dtype_number_name(-3), "an unknown dtype");

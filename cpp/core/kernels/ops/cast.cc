@@ -40,6 +40,7 @@ StatusOr<DType> dtype_from_onnx(int64_t to) {
     case 11: return DType::kFloat64;
     case 12: return DType::kUInt32;
     case 13: return DType::kUInt64;
+    case 16: return DType::kBFloat16;
     default: break;
   }
   const char* name = nullptr;
@@ -47,7 +48,6 @@ StatusOr<DType> dtype_from_onnx(int64_t to) {
     case 0: name = "UNDEFINED"; break;
     case 14: name = "COMPLEX64"; break;
     case 15: name = "COMPLEX128"; break;
-    case 16: name = "BFLOAT16"; break;
     case 17: name = "FLOAT8E4M3FN"; break;
     case 18: name = "FLOAT8E4M3FNUZ"; break;
     case 19: name = "FLOAT8E5M2"; break;
@@ -69,15 +69,15 @@ inline To convert(From v) {
   if constexpr (std::is_same_v<To, From>) {
     return v;
   } else if constexpr (std::is_same_v<To, bool>) {
-    if constexpr (std::is_same_v<From, Eigen::half>)
+    if constexpr (is_16bit_float_v<From>)
       return static_cast<float>(v) != 0.0f;
     else
       return v != From(0);
   } else if constexpr (std::is_same_v<From, bool>) {
     return convert<To, float>(v ? 1.0f : 0.0f);
-  } else if constexpr (std::is_same_v<To, Eigen::half>) {
-    return Eigen::half(static_cast<float>(v));
-  } else if constexpr (std::is_same_v<From, Eigen::half>) {
+  } else if constexpr (is_16bit_float_v<To>) {
+    return To(static_cast<float>(v));  // float16 and bfloat16 round from float
+  } else if constexpr (is_16bit_float_v<From>) {
     return static_cast<To>(static_cast<float>(v));
   } else {
     return static_cast<To>(v);
@@ -95,8 +95,8 @@ template <class From>
 Status cast_from(const Tensor& in, Tensor& out, ThreadPool& pool) {
   const From* src = in.data<From>();
   const int64_t n = in.numel();
-  MS_SWITCH_ALL(out.dtype(), To, return Internal(std::string("cast to ") + dtype_name(out.dtype())),
-                cast_run<To, From>(src, out.data<To>(), n, pool));
+  MS_SWITCH_CONVERTIBLE(out.dtype(), To, return Internal(std::string("cast to ") + dtype_name(out.dtype())),
+                        cast_run<To, From>(src, out.data<To>(), n, pool));
   return Status::OK();
 }
 
@@ -128,7 +128,7 @@ Status from_text(const std::string& s, T* out) {
   if constexpr (std::is_same_v<T, bool>) {
     const double d = std::strtod(begin, &end);
     *out = d != 0.0;
-  } else if constexpr (std::is_same_v<T, float> || std::is_same_v<T, Eigen::half>) {
+  } else if constexpr (std::is_same_v<T, float> || is_16bit_float_v<T>) {
     *out = static_cast<T>(std::strtof(begin, &end));
   } else if constexpr (std::is_same_v<T, double>) {
     *out = std::strtod(begin, &end);
@@ -144,12 +144,12 @@ Status from_text(const std::string& s, T* out) {
 Status cast_strings(const Tensor& in, Tensor& out) {
   const int64_t n = in.numel();
   if (out.dtype() == DType::kString) {
-    MS_SWITCH_ALL(in.dtype(), T, return Internal(std::string("cast from ") + dtype_name(in.dtype())),
-                  for (int64_t i = 0; i < n; ++i) out.str(i) = to_text(in.data<T>()[i]));
+    MS_SWITCH_CONVERTIBLE(in.dtype(), T, return Internal(std::string("cast from ") + dtype_name(in.dtype())),
+                          for (int64_t i = 0; i < n; ++i) out.str(i) = to_text(in.data<T>()[i]));
     return Status::OK();
   }
-  MS_SWITCH_ALL(out.dtype(), T, return Internal(std::string("cast to ") + dtype_name(out.dtype())),
-                for (int64_t i = 0; i < n; ++i) MS_RETURN_IF_ERROR(from_text(in.str(i), out.data<T>() + i)));
+  MS_SWITCH_CONVERTIBLE(out.dtype(), T, return Internal(std::string("cast to ") + dtype_name(out.dtype())),
+                        for (int64_t i = 0; i < n; ++i) MS_RETURN_IF_ERROR(from_text(in.str(i), out.data<T>() + i)));
   return Status::OK();
 }
 
@@ -164,8 +164,8 @@ Status cast_tensor(const Tensor& in, Tensor& out, ThreadPool& pool) {
     return Status::OK();
   }
   if (in.dtype() == DType::kString || out.dtype() == DType::kString) return cast_strings(in, out);
-  MS_SWITCH_ALL(in.dtype(), From, return Internal(std::string("cast from ") + dtype_name(in.dtype())),
-                return cast_from<From>(in, out, pool));
+  MS_SWITCH_CONVERTIBLE(in.dtype(), From, return Internal(std::string("cast from ") + dtype_name(in.dtype())),
+                        return cast_from<From>(in, out, pool));
   return Status::OK();
 }
 

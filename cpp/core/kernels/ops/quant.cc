@@ -65,7 +65,10 @@ struct Granularity {
 
 Status make_granularity(const Shape& x, const Shape& scale, const Shape* zp, int64_t axis, int64_t block,
                         Granularity* g) {
-  if (zp)
+  // One scale and one zero point may differ in rank (onnxruntime's quantizer writes a [1] scale
+  // with a scalar zero point for biases); otherwise the shapes must match.
+  const bool one_each = scale.numel() == 1 && scale.rank() <= 1 && zp && zp->numel() == 1 && zp->rank() <= 1;
+  if (zp && !one_each)
     MS_CHECK_ARG(*zp == scale, "scale " + scale.str() + " and zero point " + zp->str() + " must have the same shape");
   if (block <= 0 && scale.numel() == 1 && scale.rank() <= 1) {
     g->kind = Granularity::kTensor;
