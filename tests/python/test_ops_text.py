@@ -1,5 +1,7 @@
 """TfIdfVectorizer and com.microsoft Tokenizer (kernels/ops/text.cc) on one-node models, against
 onnxruntime (and onnx.reference for TfIdfVectorizer); counts and strings exactly."""
+import concurrent.futures
+
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
@@ -39,6 +41,7 @@ case("TfIdf-levelempty-3grams", "TfIdfVectorizer", {"x": np.array([[5, 1, 2, 3, 
 
 # Random: a vocabulary of 12 words, pools of 1- to 3-grams drawn from sequences, texts with many hits.
 VOCAB = [f"w{i}" for i in range(10)] + ["é", "日本"]
+RANDOM_ATTRS = []
 for seed, (lo, hi, skip, mode) in enumerate([(1, 3, 0, "TF"), (1, 3, 2, "TFIDF"), (2, 3, 1, "IDF"), (3, 3, 4, "TF")]):
     rng = np.random.default_rng(seed)
     grams = {n: sorted({tuple(map(str, rng.choice(VOCAB, n))) for _ in range(8 * n)}) for n in (1, 2, 3)}
@@ -51,6 +54,7 @@ for seed, (lo, hi, skip, mode) in enumerate([(1, 3, 0, "TF"), (1, 3, 2, "TFIDF")
     attrs = {"pool_strings": pool, "ngram_counts": counts, "ngram_indexes": idx, "mode": mode,
              "min_gram_length": lo, "max_gram_length": hi, "max_skip_count": skip,
              "weights": rng.uniform(0.1, 3, n_grams).astype(np.float32).tolist()}
+    RANDOM_ATTRS.append(attrs)
     text = np.array(rng.choice(VOCAB, (3, 40)), dtype=object)
     case(f"TfIdf-strings-random{seed}", "TfIdfVectorizer", {"x": text}, attrs=attrs)
     case(f"TfIdf-strings-random{seed}-1d", "TfIdfVectorizer", {"x": text[0]}, attrs=attrs)
@@ -58,6 +62,9 @@ for seed, (lo, hi, skip, mode) in enumerate([(1, 3, 0, "TF"), (1, 3, 2, "TFIDF")
             "pool_int64s": [VOCAB.index(t) for t in pool]}
     case(f"TfIdf-ints-random{seed}", "TfIdfVectorizer",
          {"x": np.vectorize(VOCAB.index)(text).astype(np.int64)}, attrs=ints)
+# Enough rows that compute splits them across threads.
+BIG = np.array(np.random.default_rng(9).choice(VOCAB, (500, 12)), dtype=object)
+case("TfIdf-strings-many-rows", "TfIdfVectorizer", {"x": BIG}, attrs=RANDOM_ATTRS[1])
 
 
 @pytest.mark.parametrize("c", CASES)
@@ -266,4 +273,10 @@ def test_tokenizer_then_tfidf_in_one_model():
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
     model.ir_version = 8
-    np.testing.assert_array_equal(mserve.load(model.SerializeToString()).predict(x), ort_run(model, {"x": x})[0])
+    m = mserve.load(model.SerializeToString(), threads=2)
+    expected = ort_run(model, {"x": x})[0]
+    np.testing.assert_array_equal(m.predict(x), expected)
+    # compute is const: concurrent predictions on one model agree.
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        for got in ex.map(lambda _: m.predict(x), range(32)):
+            np.testing.assert_array_equal(got, expected)
