@@ -6,6 +6,9 @@
 // float32 chunks.
 // Clip: ints from opset 12; min/max from attributes before opset 11 and from optional inputs after.
 // PRelu: the slope broadcasts unidirectionally to X (opset 7+); ints from opset 9.
+// com.microsoft (onnxruntime's contrib operators): Gelu (erf), QuickGelu (x * sigmoid(alpha * x),
+// alpha default 1.702: the table's Swish), and the forms with a bias over the last axis added
+// first, BiasGelu (erf) and FastGelu (tanh approximation; the bias optional).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -186,7 +189,78 @@ class PReluKernel final : public Kernel {
   }
 };
 
+// act(X + bias), bias [C] added along the last axis (C = X's last dim) before the activation.
+class BiasActKernel final : public Kernel {
+ public:
+  explicit BiasActKernel(FusedActivation act) : act_(act) {}
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0), "needs an input");
+    const DType t = ctx.dtype(0);
+    if (t != DType::kFloat32 && t != DType::kFloat64 && t != DType::kFloat16)
+      return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
+    const Shape& x = ctx.shape(0);
+    if (ctx.has_input(1)) {
+      MS_CHECK_ARG(ctx.dtype(1) == t, "bias must have the dtype of the input");
+      const Shape& b = ctx.shape(1);
+      MS_CHECK_ARG(x.rank() >= 1 && b.rank() == 1 && b[0] == x[x.rank() - 1],
+                   "bias " + b.str() + " must be 1-D of the input's last dim, input " + x.str());
+    }
+    ctx.set_output(0, t, x);
+    return Status::OK();
+  }
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    MS_SWITCH_FLOAT(x.dtype(), T, return Unsupported("dtype"), run<T>(ctx));
+    return Status::OK();
+  }
+
+ private:
+  template <class T>
+  void run(const ComputeContext& ctx) const {
+    const Tensor& x = ctx.input(0);
+    const T* in = x.data<T>();
+    T* out = ctx.output(0).data<T>();
+    if (!ctx.has_input(1)) {
+      ctx.pool().parallel_for(x.numel(), 1 << 13, [&](int64_t b, int64_t e) { act_.apply(in + b, out + b, e - b); });
+      return;
+    }
+    const T* bias = ctx.input(1).data<T>();
+    const int64_t c = ctx.input(1).numel(), rows = c ? x.numel() / c : 0;
+    ctx.pool().parallel_for(rows, std::max<int64_t>(1, (1 << 13) / std::max<int64_t>(1, c)), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        T* y = out + r * c;
+        for (int64_t j = 0; j < c; ++j) y[j] = static_cast<T>(in[r * c + j] + bias[j]);
+        act_.apply(y, y, c);
+      }
+    });
+  }
+
+  FusedActivation act_;
+};
+
+FusedActivation table_row(FusedActivation::Kind k, float alpha = 0, float beta = 0) {
+  FusedActivation a;
+  a.kind = k;
+  a.alpha = alpha;
+  a.beta = beta;
+  return a;
+}
+
 }  // namespace
+
+StatusOr<KernelPtr> create_microsoft_Gelu(const Node&, const KernelInit&) {
+  return KernelPtr(new TableActKernel(table_row(Kind::kGelu)));
+}
+StatusOr<KernelPtr> create_microsoft_QuickGelu(const Node& n, const KernelInit&) {
+  return KernelPtr(new TableActKernel(table_row(Kind::kSwish, n.attr_float("alpha", 1.702f))));
+}
+StatusOr<KernelPtr> create_microsoft_BiasGelu(const Node& n, const KernelInit&) {
+  MS_CHECK_ARG(n.inputs.size() == 2 && n.inputs[1] != kNoValue, "BiasGelu needs inputs A and B");
+  return KernelPtr(new BiasActKernel(table_row(Kind::kGelu)));
+}
+StatusOr<KernelPtr> create_microsoft_FastGelu(const Node&, const KernelInit&) {
+  return KernelPtr(new BiasActKernel(table_row(Kind::kGeluTanh)));
+}
 
 StatusOr<KernelPtr> create_onnx_Clip(const Node& n, const KernelInit&) { return KernelPtr(new ClipKernel(n)); }
 

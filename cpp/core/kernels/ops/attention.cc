@@ -32,6 +32,7 @@
 #include <string>
 #include <type_traits>
 
+#include "core/kernels/attention_core.h"
 #include "core/kernels/common.h"
 #include "core/kernels/gemm.h"
 #include "core/kernels/isa/isa.h"
@@ -60,15 +61,222 @@ inline T from_acc(A v) {
 }
 
 // Sizes of one Attention call, derived from the input shapes.
-struct Dims {
-  bool rank3 = false;  // rows of all heads interleaved: 3-D inputs, or 4-D "bshd"
-  bool bshd = false;
-  int64_t B = 0, Hq = 0, Hkv = 0, Lq = 0, Lk = 0, P = 0, D = 0, Dv = 0;
-  int64_t total() const { return P + Lk; }
-  // Attention mask: strides over (b, h, i) (0 where broadcast) and its last dim.
-  bool has_mask = false;
-  int64_t ms_b = 0, ms_h = 0, ms_i = 0, ms_j = 1, mlen = 0;
-};
+using Dims = AttentionDims;
+
+size_t per_task_bytes(const Dims& d, DType t) {
+  const size_t acc = t == DType::kFloat64 ? 8 : 4;
+  size_t n = static_cast<size_t>(d.Lq * d.total());
+  if (t == DType::kFloat16)  // converted Q, K, V and the output of one head
+    n += static_cast<size_t>(d.Lq * d.D + d.total() * d.D + d.total() * d.Dv + d.Lq * d.Dv);
+  return (n * acc + 63) / 64 * 64;
+}
+
+// With mul != 1, each element is multiplied by mul in T (as the reference scales Q and K).
+template <class A, class T>
+void gather(const T* src, int64_t rows, int64_t cols, int64_t ld, A* dst, T mul = T(1)) {
+  const bool scaled = mul != T(1);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      dst[r * cols + c] = to_acc<A>(scaled ? static_cast<T>(src[r * ld + c] * mul) : src[r * ld + c]);
+}
+
+}  // namespace
+
+size_t attention_workspace(const AttentionDims& d, DType t, int threads) {
+  return static_cast<size_t>(std::max(1, threads)) * per_task_bytes(d, t) + 64;
+}
+
+template <class T>
+Status attention_run(const AttentionArgs<T>& a, const AttentionDims& d, const AttentionOptions& opt, ThreadPool& pool,
+                     void* workspace) {
+  using A = AccOf<T>;
+  const int64_t Tk = d.total();
+  const T* pk = d.P ? a.past_k : nullptr;
+  const T* pv = d.P ? a.past_v : nullptr;
+  const int64_t* nonpad = a.nonpad;
+  if (nonpad)
+    for (int64_t b = 0; b < d.B; ++b) MS_CHECK_ARG(nonpad[b] >= 0 && nonpad[b] <= Tk, "nonpad_kv_seqlen out of range");
+  T* qk_out = a.qk;
+  const bool mask_bool = d.has_mask && a.mask_bool;
+  const void* mask = d.has_mask ? a.mask : nullptr;
+  const int64_t k_ld = a.k.rs, v_ld = a.v.rs;
+  auto k_new = [&](int64_t b, int64_t h) { return a.k.p + b * a.k.bs + h * a.k.hs; };
+  auto v_new = [&](int64_t b, int64_t h) { return a.v.p + b * a.v.bs + h * a.v.hs; };
+  // present_key / present_value.
+  for (int o = 1; o <= 2; ++o) {
+    T* dst = o == 1 ? a.present_k : a.present_v;
+    if (!dst) continue;
+    const int64_t w = o == 1 ? d.D : d.Dv, ld = o == 1 ? k_ld : v_ld;
+    const T* past = o == 1 ? pk : pv;
+    for (int64_t b = 0; b < d.B; ++b)
+      for (int64_t h = 0; h < d.Hkv; ++h) {
+        T* p = dst + (b * d.Hkv + h) * Tk * w;
+        if (d.P) std::copy(past + (b * d.Hkv + h) * d.P * w, past + (b * d.Hkv + h + 1) * d.P * w, p);
+        const T* src = o == 1 ? k_new(b, h) : v_new(b, h);
+        for (int64_t r = 0; r < d.Lk; ++r) std::copy(src + r * ld, src + r * ld + w, p + (d.P + r) * w);
+      }
+  }
+  if (d.B * d.Hq * d.Lq * d.Dv == 0 && !qk_out) return Status::OK();
+
+  const A scale = opt.has_scale ? static_cast<A>(opt.scale) : A(1) / std::sqrt(static_cast<A>(d.D));
+  const A cap = static_cast<A>(opt.softcap);
+  const int64_t group = d.Hq / d.Hkv, tasks = d.B * d.Hq;
+  const size_t per_task = per_task_bytes(d, std::is_same_v<T, double>  ? DType::kFloat64
+                                            : std::is_same_v<T, float> ? DType::kFloat32
+                                                                       : DType::kFloat16);
+  const int nthreads = pool.threads();
+  const bool outer = tasks >= nthreads;  // heads in parallel, else each product in parallel
+  const int64_t nchunks = outer ? std::min<int64_t>(tasks, nthreads) : 1;
+  const A ninf = -std::numeric_limits<A>::infinity();
+  const bool fast_rows =
+      std::is_same_v<T, A> && !(cap > A(0)) && !opt.causal && opt.left < 0 && opt.right < 0 && !nonpad && !qk_out;
+
+  // Rounds to T where T is narrower than A (the reference's half-precision steps).
+  auto rt = [](A x) { return std::is_same_v<T, A> ? x : to_acc<A>(from_acc<T>(x)); };
+  auto task = [&](int64_t t, char* ws, ThreadPool& gpool) {
+    const int64_t b = t / d.Hq, h = t % d.Hq, hk = h / group;
+    A* s = reinterpret_cast<A*>(ws);  // scores [Lq, Tk]
+    // Views (pointer, leading dim) of Q, the past and new K / V rows, and Y.
+    const A *qa, *pka = nullptr, *ka, *pva = nullptr, *va;
+    int64_t q_lda, k_lda, v_lda, pk_lda = d.D, pv_lda = d.Dv, y_lda;
+    A* ya;
+    const T* qh = a.q.p + b * a.q.bs + h * a.q.hs;
+    const int64_t q_ld = a.q.rs;
+    T* yh = a.y.p + b * a.y.bs + h * a.y.hs;
+    const int64_t y_ld = a.y.rs;
+    if constexpr (std::is_same_v<T, A>) {
+      qa = qh, q_lda = q_ld;
+      ka = k_new(b, hk), k_lda = k_ld;
+      va = v_new(b, hk), v_lda = v_ld;
+      if (d.P) pka = pk + (b * d.Hkv + hk) * d.P * d.D, pva = pv + (b * d.Hkv + hk) * d.P * d.Dv;
+      ya = yh, y_lda = y_ld;
+    } else {
+      A* qb = s + d.Lq * Tk;
+      A* kb = qb + d.Lq * d.D;
+      A* vb = kb + Tk * d.D;
+      A* yb = vb + Tk * d.Dv;
+      // Reduced precision follows the reference: Q and K each scaled by sqrt(scale) in T, the
+      // product rounded to T.
+      const T rs = from_acc<T>(std::sqrt(scale));
+      gather(qh, d.Lq, d.D, q_ld, qb, rs);
+      if (d.P) gather(pk + (b * d.Hkv + hk) * d.P * d.D, d.P, d.D, d.D, kb, rs);
+      gather(k_new(b, hk), d.Lk, d.D, k_ld, kb + d.P * d.D, rs);
+      if (d.P) gather(pv + (b * d.Hkv + hk) * d.P * d.Dv, d.P, d.Dv, d.Dv, vb);
+      gather(v_new(b, hk), d.Lk, d.Dv, v_ld, vb + d.P * d.Dv);
+      qa = qb, q_lda = d.D;
+      pka = kb, pk_lda = d.D, ka = kb + d.P * d.D, k_lda = d.D;
+      pva = vb, pv_lda = d.Dv, va = vb + d.P * d.Dv, v_lda = d.Dv;
+      ya = yb, y_lda = d.Dv;
+    }
+    const A alpha = std::is_same_v<T, A> ? scale : A(1);
+    if (d.P) gemm<A>(false, true, d.Lq, d.P, d.D, alpha, qa, q_lda, pka, pk_lda, A(0), s, Tk, gpool);
+    gemm<A>(false, true, d.Lq, d.Lk, d.D, alpha, qa, q_lda, ka, k_lda, A(0), s + d.P, Tk, gpool);
+    if constexpr (!std::is_same_v<T, A>)
+      for (int64_t j = 0; j < d.Lq * Tk; ++j) s[j] = to_acc<A>(from_acc<T>(s[j]));
+    const int64_t off = nonpad ? nonpad[b] - d.Lq : d.P;
+    const int64_t limit = nonpad ? nonpad[b] : Tk;
+    if (fast_rows) {  // the plain mask-and-softmax, vectorized for this CPU (kernels/isa)
+      for (int64_t i = 0; i < d.Lq; ++i) {
+        A* row = s + i * Tk;
+        const A* add = nullptr;
+        if (d.has_mask) {
+          const int64_t mrow = b * d.ms_b + h * d.ms_h + i * d.ms_i;
+          if (mask_bool) {
+            const bool* mb = static_cast<const bool*>(mask) + mrow;
+            for (int64_t j = 0; j < d.mlen; ++j)
+              if (!mb[j * d.ms_j]) row[j] = ninf;
+          } else if (d.ms_j && d.mlen == Tk) {
+            add = static_cast<const A*>(mask) + mrow;
+          } else if (d.ms_j) {
+            for (int64_t j = 0; j < d.mlen; ++j) row[j] += static_cast<const A*>(mask)[mrow + j];
+          } else {
+            const A m = static_cast<const A*>(mask)[mrow];
+            for (int64_t j = 0; j < Tk; ++j) row[j] += m;
+          }
+          for (int64_t j = d.mlen; j < Tk; ++j) row[j] = ninf;
+        }
+        softmax_row(row, Tk, add);
+      }
+    }
+    for (int64_t i = 0; i < (fast_rows ? 0 : d.Lq); ++i) {
+      A* row = s + i * Tk;
+      T* qrow = qk_out ? qk_out + (t * d.Lq + i) * Tk : nullptr;
+      const int64_t mrow = b * d.ms_b + h * d.ms_h + i * d.ms_i;
+      A mx = ninf;
+      bool any = false;
+      for (int64_t j = 0; j < Tk; ++j) {
+        A x = row[j];
+        if (cap > A(0)) x = cap * std::tanh(x / cap);
+        if (qrow && opt.qk_mode <= 1) qrow[j] = from_acc<T>(x);
+        // Bias: -inf where masked, else the mask value.
+        bool ok = j < limit;
+        A bias = 0;
+        if (opt.causal && j > i + off) ok = false;
+        if (opt.left >= 0 && i + off - j > opt.left) ok = false;
+        if (opt.right >= 0 && j - (i + off) > opt.right) ok = false;
+        if (ok && d.has_mask) {
+          if (j >= d.mlen)
+            ok = false;
+          else if (mask_bool)
+            ok = static_cast<const bool*>(mask)[mrow + j * d.ms_j];
+          else
+            bias = to_acc<A>(static_cast<const T*>(mask)[mrow + j * d.ms_j]);
+          if (ok && bias == ninf) ok = false;
+        }
+        x = ok ? rt(x + bias) : ninf;
+        if (qrow && opt.qk_mode == 2) qrow[j] = from_acc<T>(x);
+        row[j] = x;
+        if (ok) {
+          any = true;
+          if (x > mx || std::isnan(x)) mx = x;
+        }
+      }
+      if (!any) {
+        std::fill(row, row + Tk, A(0));
+      } else {
+        A sum = 0;
+        if (mx == ninf) mx = 0;
+        for (int64_t j = 0; j < Tk; ++j) {
+          const A e = row[j] == ninf ? A(0) : rt(std::exp(rt(row[j] - mx)));
+          row[j] = e;
+          sum += e;
+        }
+        sum = rt(sum);
+        if (sum == A(0)) sum = A(1);
+        for (int64_t j = 0; j < Tk; ++j) row[j] = row[j] / sum;
+      }
+      if constexpr (!std::is_same_v<T, A>)  // the probabilities are rounded to T before P V
+        for (int64_t j = 0; j < Tk; ++j) row[j] = to_acc<A>(from_acc<T>(row[j]));
+      if (qrow && opt.qk_mode == 3)
+        for (int64_t j = 0; j < Tk; ++j) qrow[j] = from_acc<T>(row[j]);
+    }
+    if (d.P) gemm<A>(false, false, d.Lq, d.Dv, d.P, A(1), s, Tk, pva, pv_lda, A(0), ya, y_lda, gpool);
+    gemm<A>(false, false, d.Lq, d.Dv, d.Lk, A(1), s + d.P, Tk, va, v_lda, d.P ? A(1) : A(0), ya, y_lda, gpool);
+    if constexpr (!std::is_same_v<T, A>)
+      for (int64_t i = 0; i < d.Lq; ++i)
+        for (int64_t c = 0; c < d.Dv; ++c) yh[i * y_ld + c] = from_acc<T>(ya[i * d.Dv + c]);
+  };
+
+  char* ws = static_cast<char*>(workspace);
+  if (outer) {
+    pool.parallel_for(nchunks, 1, [&](int64_t cb, int64_t ce) {
+      ThreadPool serial(1);
+      for (int64_t c = cb; c < ce; ++c)
+        for (int64_t t = c * tasks / nchunks; t < (c + 1) * tasks / nchunks; ++t) task(t, ws + c * per_task, serial);
+    });
+  } else {
+    for (int64_t t = 0; t < tasks; ++t) task(t, ws, pool);
+  }
+  return Status::OK();
+}
+template Status attention_run<float>(const AttentionArgs<float>&, const AttentionDims&, const AttentionOptions&,
+                                     ThreadPool&, void*);
+template Status attention_run<double>(const AttentionArgs<double>&, const AttentionDims&, const AttentionOptions&,
+                                      ThreadPool&, void*);
+template Status attention_run<Eigen::half>(const AttentionArgs<Eigen::half>&, const AttentionDims&,
+                                           const AttentionOptions&, ThreadPool&, void*);
+
+namespace {
 
 class AttentionKernel final : public Kernel {
  public:
@@ -100,7 +308,7 @@ class AttentionKernel final : public Kernel {
     if (ctx.num_outputs() > 1) ctx.set_output(1, t, Shape{d.B, d.Hkv, T, d.D});
     if (ctx.num_outputs() > 2) ctx.set_output(2, t, Shape{d.B, d.Hkv, T, d.Dv});
     if (ctx.num_outputs() > 3) ctx.set_output(3, t, Shape{d.B, d.Hq, d.Lq, T});
-    ctx.set_workspace(static_cast<size_t>(std::max(1, ctx.threads())) * per_task_bytes(d, t) + 64);
+    ctx.set_workspace(attention_workspace(d, t, ctx.threads()));
     return Status::OK();
   }
 
@@ -111,14 +319,6 @@ class AttentionKernel final : public Kernel {
   }
 
  private:
-  static size_t per_task_bytes(const Dims& d, DType t) {
-    const size_t acc = t == DType::kFloat64 ? 8 : 4;
-    size_t n = static_cast<size_t>(d.Lq * d.total());
-    if (t == DType::kFloat16)  // converted Q, K, V and the output of one head
-      n += static_cast<size_t>(d.Lq * d.D + d.total() * d.D + d.total() * d.Dv + d.Lq * d.Dv);
-    return (n * acc + 63) / 64 * 64;
-  }
-
   // Shapes and checks shared by infer and compute (Ctx: InferContext or ComputeContext).
   template <class Ctx>
   StatusOr<Dims> dims(const Ctx& ctx) const {
@@ -216,204 +416,39 @@ class AttentionKernel final : public Kernel {
   }
 
   // Contiguous copy of rows [rows, cols] at `src` (leading dimension ld) into `dst`.
-  // With mul != 1, each element is multiplied by mul in T (as the reference scales Q and K).
-  template <class A, class T>
-  static void gather(const T* src, int64_t rows, int64_t cols, int64_t ld, A* dst, T mul = T(1)) {
-    const bool scaled = mul != T(1);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c)
-        dst[r * cols + c] = to_acc<A>(scaled ? static_cast<T>(src[r * ld + c] * mul) : src[r * ld + c]);
-  }
-
   template <class T>
   Status run(const ComputeContext& ctx, const Dims& d) const {
-    using A = AccOf<T>;
-    const int64_t Tk = d.total();
-    const T* q = ctx.input(0).data<T>();
-    const T* k = ctx.input(1).data<T>();
-    const T* v = ctx.input(2).data<T>();
-    const T* pk = d.P ? ctx.input(4).data<T>() : nullptr;
-    const T* pv = d.P ? ctx.input(5).data<T>() : nullptr;
-    const int64_t* nonpad = opset_ >= 24 && ctx.has_input(6) ? ctx.input(6).data<int64_t>() : nullptr;
-    if (nonpad)
-      for (int64_t b = 0; b < d.B; ++b)
-        MS_CHECK_ARG(nonpad[b] >= 0 && nonpad[b] <= Tk, "nonpad_kv_seqlen out of range");
-    T* y = ctx.output(0).data<T>();
-    T* qk_out = ctx.has_output(3) ? ctx.output(3).data<T>() : nullptr;
-    const bool mask_bool = d.has_mask && ctx.input(3).dtype() == DType::kBool;
-    const void* mask = d.has_mask ? ctx.input(3).raw() : nullptr;
-    // Strides of the new K / V rows and of one head within them.
-    const int64_t k_ld = d.rank3 ? d.Hkv * d.D : d.D, v_ld = d.rank3 ? d.Hkv * d.Dv : d.Dv;
-    auto k_new = [&](int64_t b, int64_t h) {
-      return k + (d.rank3 ? b * d.Lk * d.Hkv * d.D + h * d.D : (b * d.Hkv + h) * d.Lk * d.D);
+    AttentionArgs<T> a;
+    auto view = [&](int i, int64_t heads, int64_t len, int64_t size) {
+      AttentionView<const T> w;
+      w.p = ctx.input(i).data<T>();
+      w.bs = heads * len * size;
+      w.hs = d.rank3 ? size : len * size;
+      w.rs = d.rank3 ? heads * size : size;
+      return w;
     };
-    auto v_new = [&](int64_t b, int64_t h) {
-      return v + (d.rank3 ? b * d.Lk * d.Hkv * d.Dv + h * d.Dv : (b * d.Hkv + h) * d.Lk * d.Dv);
-    };
-    // present_key / present_value.
-    for (int o = 1; o <= 2; ++o) {
-      if (!ctx.has_output(o)) continue;
-      const int64_t w = o == 1 ? d.D : d.Dv, ld = o == 1 ? k_ld : v_ld;
-      const T* past = o == 1 ? pk : pv;
-      T* dst = ctx.output(o).data<T>();
-      for (int64_t b = 0; b < d.B; ++b)
-        for (int64_t h = 0; h < d.Hkv; ++h) {
-          T* p = dst + (b * d.Hkv + h) * Tk * w;
-          if (d.P) std::copy(past + (b * d.Hkv + h) * d.P * w, past + (b * d.Hkv + h + 1) * d.P * w, p);
-          const T* src = o == 1 ? k_new(b, h) : v_new(b, h);
-          for (int64_t r = 0; r < d.Lk; ++r) std::copy(src + r * ld, src + r * ld + w, p + (d.P + r) * w);
-        }
-    }
-    if (ctx.output(0).numel() == 0 && !qk_out) return Status::OK();
-
-    const A scale = has_scale_ ? static_cast<A>(scale_) : A(1) / std::sqrt(static_cast<A>(d.D));
-    const A cap = static_cast<A>(softcap_);
-    const int64_t group = d.Hq / d.Hkv, tasks = d.B * d.Hq;
-    const size_t per_task = per_task_bytes(d, ctx.input(0).dtype());
-    const int nthreads = ctx.pool().threads();
-    const bool outer = tasks >= nthreads;  // heads in parallel, else each product in parallel
-    const int64_t nchunks = outer ? std::min<int64_t>(tasks, nthreads) : 1;
-    const A ninf = -std::numeric_limits<A>::infinity();
-    const bool fast_rows =
-        std::is_same_v<T, A> && !(cap > A(0)) && !causal_ && left_ < 0 && right_ < 0 && !nonpad && !qk_out;
-
-    // Rounds to T where T is narrower than A (the reference's half-precision steps).
-    auto rt = [](A x) { return std::is_same_v<T, A> ? x : to_acc<A>(from_acc<T>(x)); };
-    auto task = [&](int64_t t, char* ws, ThreadPool& gpool) {
-      const int64_t b = t / d.Hq, h = t % d.Hq, hk = h / group;
-      A* s = reinterpret_cast<A*>(ws);  // scores [Lq, Tk]
-      // Views (pointer, leading dim) of Q, the past and new K / V rows, and Y.
-      const A *qa, *pka = nullptr, *ka, *pva = nullptr, *va;
-      int64_t q_lda, k_lda, v_lda, pk_lda = d.D, pv_lda = d.Dv, y_lda;
-      A* ya;
-      const T* qh = q + (d.rank3 ? b * d.Lq * d.Hq * d.D + h * d.D : (b * d.Hq + h) * d.Lq * d.D);
-      const int64_t q_ld = d.rank3 ? d.Hq * d.D : d.D;
-      T* yh = y + (d.rank3 ? b * d.Lq * d.Hq * d.Dv + h * d.Dv : (b * d.Hq + h) * d.Lq * d.Dv);
-      const int64_t y_ld = d.rank3 ? d.Hq * d.Dv : d.Dv;
-      if constexpr (std::is_same_v<T, A>) {
-        qa = qh, q_lda = q_ld;
-        ka = k_new(b, hk), k_lda = k_ld;
-        va = v_new(b, hk), v_lda = v_ld;
-        if (d.P) pka = pk + (b * d.Hkv + hk) * d.P * d.D, pva = pv + (b * d.Hkv + hk) * d.P * d.Dv;
-        ya = yh, y_lda = y_ld;
-      } else {
-        A* qb = s + d.Lq * Tk;
-        A* kb = qb + d.Lq * d.D;
-        A* vb = kb + Tk * d.D;
-        A* yb = vb + Tk * d.Dv;
-        // Reduced precision follows the reference: Q and K each scaled by sqrt(scale) in T, the
-        // product rounded to T.
-        const T rs = from_acc<T>(std::sqrt(scale));
-        gather(qh, d.Lq, d.D, q_ld, qb, rs);
-        if (d.P) gather(pk + (b * d.Hkv + hk) * d.P * d.D, d.P, d.D, d.D, kb, rs);
-        gather(k_new(b, hk), d.Lk, d.D, k_ld, kb + d.P * d.D, rs);
-        if (d.P) gather(pv + (b * d.Hkv + hk) * d.P * d.Dv, d.P, d.Dv, d.Dv, vb);
-        gather(v_new(b, hk), d.Lk, d.Dv, v_ld, vb + d.P * d.Dv);
-        qa = qb, q_lda = d.D;
-        pka = kb, pk_lda = d.D, ka = kb + d.P * d.D, k_lda = d.D;
-        pva = vb, pv_lda = d.Dv, va = vb + d.P * d.Dv, v_lda = d.Dv;
-        ya = yb, y_lda = d.Dv;
-      }
-      const A alpha = std::is_same_v<T, A> ? scale : A(1);
-      if (d.P) gemm<A>(false, true, d.Lq, d.P, d.D, alpha, qa, q_lda, pka, pk_lda, A(0), s, Tk, gpool);
-      gemm<A>(false, true, d.Lq, d.Lk, d.D, alpha, qa, q_lda, ka, k_lda, A(0), s + d.P, Tk, gpool);
-      if constexpr (!std::is_same_v<T, A>)
-        for (int64_t j = 0; j < d.Lq * Tk; ++j) s[j] = to_acc<A>(from_acc<T>(s[j]));
-      const int64_t off = nonpad ? nonpad[b] - d.Lq : d.P;
-      const int64_t limit = nonpad ? nonpad[b] : Tk;
-      if (fast_rows) {  // the plain mask-and-softmax, vectorized for this CPU (kernels/isa)
-        for (int64_t i = 0; i < d.Lq; ++i) {
-          A* row = s + i * Tk;
-          const A* add = nullptr;
-          if (d.has_mask) {
-            const int64_t mrow = b * d.ms_b + h * d.ms_h + i * d.ms_i;
-            if (mask_bool) {
-              const bool* mb = static_cast<const bool*>(mask) + mrow;
-              for (int64_t j = 0; j < d.mlen; ++j)
-                if (!mb[j * d.ms_j]) row[j] = ninf;
-            } else if (d.ms_j && d.mlen == Tk) {
-              add = static_cast<const A*>(mask) + mrow;
-            } else if (d.ms_j) {
-              for (int64_t j = 0; j < d.mlen; ++j) row[j] += static_cast<const A*>(mask)[mrow + j];
-            } else {
-              const A m = static_cast<const A*>(mask)[mrow];
-              for (int64_t j = 0; j < Tk; ++j) row[j] += m;
-            }
-            for (int64_t j = d.mlen; j < Tk; ++j) row[j] = ninf;
-          }
-          softmax_row(row, Tk, add);
-        }
-      }
-      for (int64_t i = 0; i < (fast_rows ? 0 : d.Lq); ++i) {
-        A* row = s + i * Tk;
-        T* qrow = qk_out ? qk_out + (t * d.Lq + i) * Tk : nullptr;
-        const int64_t mrow = b * d.ms_b + h * d.ms_h + i * d.ms_i;
-        A mx = ninf;
-        bool any = false;
-        for (int64_t j = 0; j < Tk; ++j) {
-          A x = row[j];
-          if (cap > A(0)) x = cap * std::tanh(x / cap);
-          if (qrow && mode_ <= 1) qrow[j] = from_acc<T>(x);
-          // Bias: -inf where masked, else the mask value.
-          bool ok = j < limit;
-          A bias = 0;
-          if (causal_ && j > i + off) ok = false;
-          if (left_ >= 0 && i + off - j > left_) ok = false;
-          if (right_ >= 0 && j - (i + off) > right_) ok = false;
-          if (ok && d.has_mask) {
-            if (j >= d.mlen)
-              ok = false;
-            else if (mask_bool)
-              ok = static_cast<const bool*>(mask)[mrow + j * d.ms_j];
-            else
-              bias = to_acc<A>(static_cast<const T*>(mask)[mrow + j * d.ms_j]);
-            if (ok && bias == ninf) ok = false;
-          }
-          x = ok ? rt(x + bias) : ninf;
-          if (qrow && mode_ == 2) qrow[j] = from_acc<T>(x);
-          row[j] = x;
-          if (ok) {
-            any = true;
-            if (x > mx || std::isnan(x)) mx = x;
-          }
-        }
-        if (!any) {
-          std::fill(row, row + Tk, A(0));
-        } else {
-          A sum = 0;
-          if (mx == ninf) mx = 0;
-          for (int64_t j = 0; j < Tk; ++j) {
-            const A e = row[j] == ninf ? A(0) : rt(std::exp(rt(row[j] - mx)));
-            row[j] = e;
-            sum += e;
-          }
-          sum = rt(sum);
-          if (sum == A(0)) sum = A(1);
-          for (int64_t j = 0; j < Tk; ++j) row[j] = row[j] / sum;
-        }
-        if constexpr (!std::is_same_v<T, A>)  // the probabilities are rounded to T before P V
-          for (int64_t j = 0; j < Tk; ++j) row[j] = to_acc<A>(from_acc<T>(row[j]));
-        if (qrow && mode_ == 3)
-          for (int64_t j = 0; j < Tk; ++j) qrow[j] = from_acc<T>(row[j]);
-      }
-      if (d.P) gemm<A>(false, false, d.Lq, d.Dv, d.P, A(1), s, Tk, pva, pv_lda, A(0), ya, y_lda, gpool);
-      gemm<A>(false, false, d.Lq, d.Dv, d.Lk, A(1), s + d.P, Tk, va, v_lda, d.P ? A(1) : A(0), ya, y_lda, gpool);
-      if constexpr (!std::is_same_v<T, A>)
-        for (int64_t i = 0; i < d.Lq; ++i)
-          for (int64_t c = 0; c < d.Dv; ++c) yh[i * y_ld + c] = from_acc<T>(ya[i * d.Dv + c]);
-    };
-
-    char* ws = static_cast<char*>(ctx.workspace());
-    if (outer) {
-      ctx.pool().parallel_for(nchunks, 1, [&](int64_t cb, int64_t ce) {
-        ThreadPool serial(1);
-        for (int64_t c = cb; c < ce; ++c)
-          for (int64_t t = c * tasks / nchunks; t < (c + 1) * tasks / nchunks; ++t) task(t, ws + c * per_task, serial);
-      });
-    } else {
-      for (int64_t t = 0; t < tasks; ++t) task(t, ws, ctx.pool());
-    }
-    return Status::OK();
+    a.q = view(0, d.Hq, d.Lq, d.D);
+    a.k = view(1, d.Hkv, d.Lk, d.D);
+    a.v = view(2, d.Hkv, d.Lk, d.Dv);
+    if (d.P) a.past_k = ctx.input(4).data<T>(), a.past_v = ctx.input(5).data<T>();
+    if (d.has_mask) a.mask = ctx.input(3).raw(), a.mask_bool = ctx.input(3).dtype() == DType::kBool;
+    if (opset_ >= 24 && ctx.has_input(6)) a.nonpad = ctx.input(6).data<int64_t>();
+    a.y.p = ctx.output(0).data<T>();
+    a.y.bs = d.Hq * d.Lq * d.Dv;
+    a.y.hs = d.rank3 ? d.Dv : d.Lq * d.Dv;
+    a.y.rs = d.rank3 ? d.Hq * d.Dv : d.Dv;
+    if (ctx.has_output(1)) a.present_k = ctx.output(1).data<T>();
+    if (ctx.has_output(2)) a.present_v = ctx.output(2).data<T>();
+    if (ctx.has_output(3)) a.qk = ctx.output(3).data<T>();
+    AttentionOptions o;
+    o.has_scale = has_scale_;
+    o.scale = scale_;
+    o.softcap = softcap_;
+    o.causal = causal_;
+    o.left = left_;
+    o.right = right_;
+    o.qk_mode = mode_;
+    return attention_run<T>(a, d, o, ctx.pool(), ctx.workspace());
   }
 
   bool fused_, bshd_;

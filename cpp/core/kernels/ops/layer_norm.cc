@@ -10,6 +10,18 @@
 //
 // MeanVarianceNormalization: (X - mean) / (sqrt(E[X^2] - mean^2) + 1e-9), the statistics taken
 // over `axes` (default [0, 2, 3]).
+//
+// com.microsoft (onnxruntime's contrib operators; LayerNormalization before opset 17 is its
+// default-domain form of the opset-17 operator, computed by the same kernel):
+// SkipLayerNormalization / SkipSimplifiedLayerNormalization: the last axis of
+//   s = input + skip (+ bias) normalized, LayerNorm (* gamma + beta) or RMS norm (* gamma).
+//   Inputs (input [.., H] of rank 2 or 3, skip of its shape or a suffix of it, gamma [H], then
+//   beta [H] and bias [H] (SkipLayerNormalization) or bias [H] (Simplified)); outputs (Y, mean,
+//   inv_std_var ([.., 1], float32; mean only for SkipLayerNormalization), s).
+// EmbedLayerNormalization: LayerNorm of word_embedding[input_ids] + position_embedding[position]
+//   (+ segment_embedding[segment_ids]), position the token's index or position_ids [B, S] / [1, S];
+//   outputs (Y [B, S, H], mask_index [B] int32 = number of ones in each row of mask (0 without a
+//   mask), the embedding sum).
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -261,7 +273,219 @@ class MvnKernel final : public Kernel {
   std::vector<int64_t> axes_;
 };
 
+// com.microsoft SkipLayerNormalization (simplified: SkipSimplifiedLayerNormalization).
+class ContribSkipNormKernel final : public Kernel {
+ public:
+  ContribSkipNormKernel(double eps, bool simplified)
+      : eps_(eps), simplified_(simplified), beta_(simplified ? -1 : 3), bias_(simplified ? 3 : 4) {}
+
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1) && ctx.has_input(2), "needs inputs input, skip and gamma");
+    const DType t = ctx.dtype(0);
+    if (!dtype_is_float(t)) return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
+    const Shape &x = ctx.shape(0), &sk = ctx.shape(1);
+    MS_CHECK_ARG(x.rank() == 2 || x.rank() == 3, "input must be 2-D or 3-D, got " + x.str());
+    const int64_t h = x[x.rank() - 1];
+    // skip: input's shape, or a suffix of it after leading ones ([1, S, H], [S, H]).
+    int lead = 0;
+    while (lead < sk.rank() - 1 && sk[lead] == 1) ++lead;
+    bool suffix = sk.rank() <= x.rank() && sk.rank() >= 1;
+    for (int i = lead; suffix && i < sk.rank(); ++i) suffix = sk[i] == x[x.rank() - sk.rank() + i];
+    MS_CHECK_ARG(suffix && ctx.dtype(1) == t,
+                 "skip " + sk.str() + " must have input's dtype and shape " + x.str() + " (or [1, S, H] / [S, H])");
+    for (int i : {2, beta_, bias_}) {
+      if (i < 0 || !ctx.has_input(i)) continue;
+      const char* what = i == 2 ? "gamma" : i == beta_ ? "beta" : "bias";
+      MS_CHECK_ARG(ctx.dtype(i) == t && ctx.shape(i).rank() == 1 && ctx.shape(i)[0] == h,
+                   std::string(what) + " must be 1-D [" + std::to_string(h) + "] of the input's dtype, got " +
+                       ctx.shape(i).str());
+    }
+    if (simplified_ && ctx.num_outputs() > 1 && ctx.node().outputs[1] != kNoValue)
+      return Unsupported("SkipSimplifiedLayerNormalization has no mean output");
+    Shape stat = x;
+    stat[x.rank() - 1] = 1;
+    ctx.set_output(0, t, x);
+    for (int o = 1; o < ctx.num_outputs() && o < 3; ++o) ctx.set_output(o, DType::kFloat32, stat);
+    if (ctx.num_outputs() > 3) ctx.set_output(3, t, x);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    MS_SWITCH_FLOAT(ctx.input(0).dtype(), T, return Unsupported("dtype"), run<T>(ctx));
+    return Status::OK();
+  }
+
+ private:
+  template <class T>
+  void run(const ComputeContext& ctx) const {
+    const Tensor& xt = ctx.input(0);
+    const int64_t h = xt.dim(xt.rank() - 1), rows = h ? xt.numel() / h : 0, skip_n = ctx.input(1).numel();
+    const T* x = xt.data<T>();
+    const T* skip = ctx.input(1).data<T>();
+    const T* gamma = ctx.input(2).data<T>();
+    const T* beta = beta_ > 0 && ctx.has_input(beta_) ? ctx.input(beta_).data<T>() : nullptr;
+    const T* bias = ctx.has_input(bias_) ? ctx.input(bias_).data<T>() : nullptr;
+    T* y = ctx.output(0).data<T>();
+    float* mean_out = ctx.has_output(1) ? ctx.output(1).data<float>() : nullptr;
+    float* inv_out = ctx.has_output(2) ? ctx.output(2).data<float>() : nullptr;
+    T* sum_out = ctx.has_output(3) ? ctx.output(3).data<T>() : nullptr;
+    ctx.pool().parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, h)), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const T* xr = x + r * h;
+        const T* sr = skip + (r * h) % skip_n;  // skip repeats over the leading dims it lacks
+        T* yr = y + r * h;
+        for (int64_t c = 0; c < h; ++c) {
+          double v = to_double(xr[c]) + to_double(sr[c]);
+          if (bias) v += to_double(bias[c]);
+          yr[c] = from_double<T>(v);
+        }
+        if (sum_out) std::copy(yr, yr + h, sum_out + r * h);
+        double mean = 0, inv;
+        if (simplified_)
+          inv = row_inv_rms(yr, h, eps_);
+        else
+          row_mean_inv_std(yr, h, eps_, &mean, &inv);
+        if (mean_out) mean_out[r] = static_cast<float>(mean);
+        if (inv_out) inv_out[r] = static_cast<float>(inv);
+        for (int64_t c = 0; c < h; ++c) {
+          double v = (to_double(yr[c]) - mean) * inv * to_double(gamma[c]);
+          if (beta) v += to_double(beta[c]);
+          yr[c] = from_double<T>(v);
+        }
+      }
+    });
+  }
+
+  double eps_;
+  bool simplified_;
+  int beta_, bias_;  // input indices (-1: none)
+};
+
+// com.microsoft EmbedLayerNormalization.
+class EmbedLayerNormKernel final : public Kernel {
+ public:
+  explicit EmbedLayerNormKernel(double eps) : eps_(eps) {}
+
+  Status infer(InferContext& ctx) const override {
+    for (int i : {0, 2, 3, 5, 6})
+      MS_CHECK_ARG(ctx.has_input(i),
+                   "needs input_ids, word_embedding, position_embedding, gamma and beta (inputs 0, 2, 3, 5, 6)");
+    MS_CHECK_ARG(ctx.has_input(1) == ctx.has_input(4), "segment_ids and segment_embedding must be given together");
+    const Shape& ids = ctx.shape(0);
+    MS_CHECK_ARG(ids.rank() == 2, "input_ids must be 2-D [batch, sequence], got " + ids.str());
+    for (int i : {0, 1, 7, 8}) {
+      if (!ctx.has_input(i)) continue;
+      const char* what = i == 0 ? "input_ids" : i == 1 ? "segment_ids" : i == 7 ? "mask" : "position_ids";
+      MS_CHECK_ARG(ctx.dtype(i) == DType::kInt32 || ctx.dtype(i) == DType::kInt64,
+                   std::string(what) + " must be int32");
+      const Shape& s = ctx.shape(i);
+      const bool ok = s == ids || (i == 8 && s.rank() == 2 && s[0] == 1 && s[1] == ids[1]);
+      MS_CHECK_ARG(ok, std::string(what) + " " + s.str() + " must have the shape of input_ids " + ids.str());
+    }
+    const DType t = ctx.dtype(2);
+    if (t != DType::kFloat32 && t != DType::kFloat64 && t != DType::kFloat16)
+      return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
+    const int64_t h = ctx.shape(2).rank() == 2 ? ctx.shape(2)[1] : -1;
+    for (int i : {2, 3, 4}) {
+      if (!ctx.has_input(i)) continue;
+      MS_CHECK_ARG(ctx.dtype(i) == t && ctx.shape(i).rank() == 2 && ctx.shape(i)[1] == h,
+                   "the embeddings must be 2-D tables of one dtype and one hidden size, got " + ctx.shape(i).str());
+    }
+    for (int i : {5, 6})
+      MS_CHECK_ARG(ctx.dtype(i) == t && ctx.shape(i).rank() == 1 && ctx.shape(i)[0] == h,
+                   std::string(i == 5 ? "gamma" : "beta") + " must be 1-D [hidden size], got " + ctx.shape(i).str());
+    const Shape out{ids[0], ids[1], h};
+    ctx.set_output(0, t, out);
+    if (ctx.num_outputs() > 1) ctx.set_output(1, DType::kInt32, Shape{ids[0]});
+    if (ctx.num_outputs() > 2) ctx.set_output(2, t, out);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    MS_SWITCH_FLOAT(ctx.input(2).dtype(), T, return Unsupported("dtype"), return run<T>(ctx));
+    return Status::OK();
+  }
+
+ private:
+  template <class T>
+  Status run(const ComputeContext& ctx) const {
+    const Tensor& ids = ctx.input(0);
+    const int64_t B = ids.dim(0), S = ids.dim(1), h = ctx.input(2).dim(1);
+    const bool seg = ctx.has_input(1), pos_ids = ctx.has_input(8);
+    const bool pos_bcast = pos_ids && ctx.input(8).dim(0) == 1 && B != 1;
+    // Every index is checked before any row is written.
+    auto check = [&](int in, int table, const char* what) -> Status {
+      const Tensor& t = ctx.input(in);
+      const int64_t n = ctx.input(table).dim(0);
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        const int64_t v = t.int_at(i);
+        MS_CHECK_ARG(v >= 0 && v < n,
+                     std::string(what) + " " + std::to_string(v) + " is out of range [0, " + std::to_string(n) + ")");
+      }
+      return Status::OK();
+    };
+    MS_RETURN_IF_ERROR(check(0, 2, "input id"));
+    if (seg) MS_RETURN_IF_ERROR(check(1, 4, "segment id"));
+    if (pos_ids) {
+      MS_RETURN_IF_ERROR(check(8, 3, "position id"));
+    } else {
+      MS_CHECK_ARG(S <= ctx.input(3).dim(0), "sequence length " + std::to_string(S) + " exceeds the " +
+                                                 std::to_string(ctx.input(3).dim(0)) + " positions of the table");
+    }
+    const T* word = ctx.input(2).data<T>();
+    const T* pos = ctx.input(3).data<T>();
+    const T* segt = seg ? ctx.input(4).data<T>() : nullptr;
+    const T* gamma = ctx.input(5).data<T>();
+    const T* beta = ctx.input(6).data<T>();
+    T* y = ctx.output(0).data<T>();
+    T* sum_out = ctx.has_output(2) ? ctx.output(2).data<T>() : nullptr;
+    ctx.pool().parallel_for(B * S, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, h)), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const T* w = word + ids.int_at(r) * h;
+        const int64_t p = pos_ids ? ctx.input(8).int_at(pos_bcast ? r % S : r) : r % S;
+        const T* pr = pos + p * h;
+        const T* sr = seg ? segt + ctx.input(1).int_at(r) * h : nullptr;
+        T* yr = y + r * h;
+        for (int64_t c = 0; c < h; ++c) {
+          double v = to_double(w[c]) + to_double(pr[c]);
+          if (sr) v += to_double(sr[c]);
+          yr[c] = from_double<T>(v);
+        }
+        if (sum_out) std::copy(yr, yr + h, sum_out + r * h);
+        double mean, inv;
+        row_mean_inv_std(yr, h, eps_, &mean, &inv);
+        for (int64_t c = 0; c < h; ++c)
+          yr[c] = from_double<T>((to_double(yr[c]) - mean) * inv * to_double(gamma[c]) + to_double(beta[c]));
+      }
+    });
+    if (ctx.has_output(1)) {
+      int32_t* mi = ctx.output(1).data<int32_t>();
+      for (int64_t bi = 0; bi < B; ++bi) {
+        int32_t n = 0;
+        if (ctx.has_input(7))
+          for (int64_t j = 0; j < S; ++j) n += ctx.input(7).int_at(bi * S + j) == 1;
+        mi[bi] = n;
+      }
+    }
+    return Status::OK();
+  }
+
+  double eps_;
+};
+
 }  // namespace
+
+StatusOr<KernelPtr> create_microsoft_SkipLayerNormalization(const Node& n, const KernelInit&) {
+  return KernelPtr(new ContribSkipNormKernel(n.attr_float("epsilon", 1e-12f), false));
+}
+StatusOr<KernelPtr> create_microsoft_SkipSimplifiedLayerNormalization(const Node& n, const KernelInit&) {
+  return KernelPtr(new ContribSkipNormKernel(n.attr_float("epsilon", 1e-12f), true));
+}
+StatusOr<KernelPtr> create_microsoft_EmbedLayerNormalization(const Node& n, const KernelInit&) {
+  const int64_t mt = n.attr_int("mask_index_type", 1);
+  if (mt != 1) return Unsupported("mask_index_type " + std::to_string(mt) + " is not supported");
+  return KernelPtr(new EmbedLayerNormKernel(n.attr_float("epsilon", 1e-12f)));
+}
 
 StatusOr<KernelPtr> create_onnx_LayerNormalization(const Node& n, const KernelInit&) {
   const int64_t stash = n.attr_int("stash_type", 1);

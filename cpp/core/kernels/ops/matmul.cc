@@ -1,8 +1,11 @@
-// Gemm and MatMul (and com.mserve FusedMatMul).
+// Gemm and MatMul (and com.mserve FusedMatMul, and com.microsoft FusedMatMul: the same kernel
+// for alpha * op(A) op(B), attributes alpha, transA, transB; transBatchA / transBatchB, which
+// move the first axis behind the batch axes, are refused).
 // Gemm: Y = alpha * op(A) * op(B) + beta * C, A and B 2-D, C unidirectionally broadcast to
 // [M, N] (optional from opset 11). MatMul: numpy matmul semantics (1-D operands promoted and
 // the added dimension removed; batch dimensions broadcast).
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "core/kernels/common.h"
@@ -345,6 +348,15 @@ StatusOr<KernelPtr> create_mserve_FusedMatMul(const Node& n, const KernelInit& i
                  "FusedMatMul needs a constant float32 bias [N]");
     p.bias.assign(bias->data<float>(), bias->data<float>() + bias->numel());
   }
+  auto packed = init.prepack() ? packed_matmul(n, init, p) : nullptr;
+  return KernelPtr(new MatMulKernel(std::move(packed), std::move(p)));
+}
+
+StatusOr<KernelPtr> create_microsoft_FusedMatMul(const Node& n, const KernelInit& init) {
+  MS_CHECK_ARG(n.inputs.size() == 2, "FusedMatMul takes two inputs, A and B");
+  for (const char* a : {"transBatchA", "transBatchB"})
+    if (n.attr_int(a, 0) != 0) return Unsupported(std::string(a) + " is not supported");
+  MatMulParams p = MatMulParams::of(n);
   auto packed = init.prepack() ? packed_matmul(n, init, p) : nullptr;
   return KernelPtr(new MatMulKernel(std::move(packed), std::move(p)));
 }
