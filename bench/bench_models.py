@@ -7,6 +7,10 @@ mserve/onnxruntime latency ratio per batch size, and the first-call latency (loa
 No thresholds: a report.
 
     python bench/bench_models.py [--threads 1 2] [--batches 1 32] [--only NAME ...] [--seconds 0.3]
+                                 [--precision fp32 fp16]
+
+--precision fp16 runs each model as onnxruntime's float16 converter writes it (weights, inputs
+and outputs in float16), in both runtimes; its rows are named MODEL/fp16.
 """
 from __future__ import annotations
 
@@ -199,12 +203,30 @@ def cases(only):
     return out
 
 
-def outputs_close(ms_out, ort_out, names):
+def as_float16(cases_):
+    """The cases converted to float16 by onnxruntime's converter (those it converts)."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    out = []
+    for name, model, feeds_for in cases_:
+        try:
+            m16 = convert_float_to_float16(onnx.load_from_string(model), keep_io_types=False)
+        except Exception as e:  # noqa: BLE001 - a model the converter refuses is reported, not benched
+            print(f"({name}: not converted to float16: {str(e)[:80]})")
+            continue
+        half = lambda b, f=feeds_for: {k: v.astype(np.float16) if v.dtype == np.float32 else v  # noqa: E731
+                                       for k, v in f(b).items()}
+        out.append((name + "/fp16", m16.SerializeToString(), half))
+    return out
+
+
+def outputs_close(ms_out, ort_out, names, fp16=False):
     ms_list = [ms_out] if len(names) == 1 else [ms_out[n] for n in names]
+    # float16: each runtime rounds differently between nodes (onnxruntime keeps runs of float32)
+    tol = {"rtol": 5e-2, "atol": 5e-2} if fp16 else {"rtol": 1e-3, "atol": 1e-4}
     for a, b in zip(ms_list, ort_out):
         if isinstance(b, list):  # ZipMap: list of dicts
             continue
-        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), **tol)
 
 
 def main() -> None:
@@ -214,6 +236,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=0.3, help="time per measurement (at least 20 calls)")
     ap.add_argument("--only", nargs="*", help="zoo names (or example_mlp, example_cnn_nhwc)")
     ap.add_argument("--memory-calls", type=int, default=10000, help="calls of the memory-growth check")
+    ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "fp16"])
     args = ap.parse_args()
     print(f"mserve {mserve.__version__} (own kernels: {mserve._core.cpu_isa()}) vs onnxruntime {ort.__version__} "
           f"(ORT_ENABLE_ALL); median latency; {os.cpu_count()} cores")
@@ -221,7 +244,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     ratios = {}  # batch -> [mserve / ort]
     first_calls = []
-    for name, model, feeds_for in cases(set(args.only or [])):
+    all_cases = cases(set(args.only or []))
+    all_cases = (all_cases if "fp32" in args.precision else []) + (
+        as_float16(all_cases) if "fp16" in args.precision else [])
+    for name, model, feeds_for in all_cases:
         for threads in args.threads:
             t0 = time.perf_counter()
             ms = mserve.load(model, threads=threads)
@@ -237,7 +263,7 @@ def main() -> None:
             out_names = [o.name for o in os_.get_outputs()]
             for batch in args.batches:
                 feeds = feeds_for(batch)
-                outputs_close(ms.predict(feeds), os_.run(None, feeds), out_names)
+                outputs_close(ms.predict(feeds), os_.run(None, feeds), out_names, name.endswith("/fp16"))
                 t_ms = median_ms(partial(ms.predict, feeds), args.seconds)
                 t_ort = median_ms(partial(os_.run, None, feeds), args.seconds)
                 ratios.setdefault(batch, []).append((t_ms / t_ort, name, threads))

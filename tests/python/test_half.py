@@ -112,7 +112,7 @@ def test_bfloat16_cast_matches_ml_dtypes_bit_for_bit(src, dst):
         np.testing.assert_array_equal(got, want)
 
 
-def test_bfloat16_mlp_computes_in_float32():
+def bf16_mlp():
     rng = np.random.default_rng(2)
     w1 = rng.standard_normal((16, 32)).astype(BF16)
     b1 = rng.standard_normal(32).astype(BF16)
@@ -124,19 +124,52 @@ def test_bfloat16_mlp_computes_in_float32():
         [("x", TensorProto.BFLOAT16, [None, 16])], [("y", TensorProto.BFLOAT16, None)],
         {"w1": w1, "b1": b1, "w2": w2}, opset=21)
     x = rng.standard_normal((3, 16)).astype(BF16)
-    sess = mserve.load(model.SerializeToString())
+
+    def reference(rnd):  # float64, `rnd` applied to each node's result
+        f = lambda a: np.asarray(a, np.float64)  # noqa: E731
+        h = rnd(f(x) @ f(w1))
+        r = np.maximum(rnd(f(h) + f(b1)), 0)
+        z = f(rnd(f(r) @ f(w2)))
+        e = np.exp(z - z.max(1, keepdims=True))
+        return f(rnd(e / e.sum(1, keepdims=True)).astype(np.float32).astype(BF16))
+    return model, x, reference
+
+
+def to_bf16_and_back(a):
+    return np.asarray(a, np.float32).astype(BF16).astype(np.float64)
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_bfloat16_mlp_computes_in_float32(optimize):
+    model, x, reference = bf16_mlp()
+    sess = mserve.load(model.SerializeToString(), optimize=optimize)
     got = sess.predict({"x": x})
     assert got.dtype == BF16 and got.shape == (3, 4)
-    f = lambda a: a.astype(np.float64)  # noqa: E731
-    rnd = lambda a: a.astype(np.float32).astype(BF16)  # noqa: E731  # each node's result, rounded
-    h = rnd(f(x) @ f(w1))
-    r = np.maximum(rnd(f(h) + f(b1)), 0)
-    z = f(rnd(f(r) @ f(w2)))
-    want = rnd(np.exp(z - z.max(1, keepdims=True)) / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True))
+    # A bfloat16 model computes in float32 and rounds at its output; optimize=False keeps the
+    # graph's rounding after every node.
+    want = reference(lambda a: a) if optimize else reference(to_bf16_and_back)
     # bfloat16 keeps 8 significant bits: results may differ by one unit in the last place.
-    np.testing.assert_allclose(f(got), f(want), rtol=2 ** -7, atol=1e-3)
+    np.testing.assert_allclose(got.astype(np.float64), want, rtol=2 ** -7, atol=1e-3)
     with pytest.raises(mserve.InvalidArgument):
         sess.predict({"x": x.astype(np.float32)})
+
+
+def test_float16_model_rounds_once_unless_optimize_is_off():
+    # x * (1 + 2^-10), ten times: rounding to float16 after each product drops the small cross
+    # terms that float32 keeps until the single rounding at the output.
+    k = np.array(1 + 2 ** -10, np.float16)
+    nodes = [helper.make_node("Mul", ["x" if i == 0 else f"m{i - 1}", "k"], [f"m{i}" if i < 9 else "y"])
+             for i in range(10)]
+    model = make_model(nodes, [("x", np.float16, [4])], [("y", np.float16, [4])], {"k": k})
+    x = np.array([1.0, 2.0, 0.5, -3.0], np.float16)
+    widened = mserve.load(model.SerializeToString()).predict({"x": x})
+    per_node = mserve.load(model.SerializeToString(), optimize=False).predict({"x": x})
+    np.testing.assert_array_equal(widened, (x.astype(np.float64) * float(k) ** 10).astype(np.float16))
+    want = x
+    for _ in range(10):
+        want = (want.astype(np.float32) * np.float32(k)).astype(np.float16)
+    np.testing.assert_array_equal(per_node, want)
+    assert not np.array_equal(widened, per_node)
 
 
 def test_bfloat16_inputs_reach_shape_only_kernels_without_conversion():

@@ -1,5 +1,6 @@
 #include "core/kernels/half_as_float.h"
 
+#include <array>
 #include <atomic>
 #include <utility>
 #include <vector>
@@ -22,6 +23,25 @@ bool has_dtype_attribute(const Node& n) { return n.attr("to") || n.attr("dtype")
 size_t aligned(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
 size_t float_bytes(const Shape& s) { return aligned(static_cast<size_t>(s.numel()) * sizeof(float)); }
+
+// n slots on the stack for the usual arity, on the heap past it (compute allocates nothing for
+// nodes of up to 8 inputs and outputs).
+template <class T>
+class Slots {
+ public:
+  explicit Slots(int n) {
+    if (n > static_cast<int>(small_.size())) big_.resize(n);
+    data_ = big_.empty() ? small_.data() : big_.data();
+    for (int i = 0; i < n; ++i) data_[i] = T();
+  }
+  T& operator[](int i) { return data_[i]; }
+  T* data() { return data_; }
+
+ private:
+  std::array<T, 8> small_{};
+  std::vector<T> big_;
+  T* data_;
+};
 
 class HalfAsFloat final : public Kernel {
  public:
@@ -99,8 +119,8 @@ class HalfAsFloat final : public Kernel {
     char* ws = static_cast<char*>(ctx.workspace());
     size_t off = 0;
     const bool reads = lowered_->reads_input_data();
-    std::vector<Tensor> in(ctx.num_inputs());
-    std::vector<const Tensor*> in_ptrs(ctx.num_inputs(), nullptr);
+    Slots<Tensor> in(ctx.num_inputs());
+    Slots<const Tensor*> in_ptrs(ctx.num_inputs());
     for (int i = 0; i < ctx.num_inputs(); ++i) {
       if (!ctx.has_input(i)) continue;
       const Tensor& x = ctx.input(i);
@@ -115,8 +135,8 @@ class HalfAsFloat final : public Kernel {
         in_ptrs[i] = &in[i];
       }
     }
-    std::vector<Tensor> out(ctx.num_outputs());
-    std::vector<Tensor*> out_ptrs(ctx.num_outputs(), nullptr);
+    Slots<Tensor> out(ctx.num_outputs());
+    Slots<Tensor*> out_ptrs(ctx.num_outputs());
     for (int o = 0; o < ctx.num_outputs(); ++o) {
       if (!ctx.has_output(o)) continue;
       Tensor& y = ctx.output(o);

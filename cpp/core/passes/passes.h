@@ -19,6 +19,10 @@ Status remove_identities(Graph& g);
 // Turns Constant nodes into initializers.
 Status inline_constants(Graph& g);
 
+// A float16/bfloat16 graph computes in float32 between its inputs and outputs: 16-bit constants
+// widened once, Casts at the 16-bit inputs and outputs (widen_half.cc).
+Status widen_half_floats(Graph& g);
+
 // Removes nodes none of whose outputs reach a graph output.
 Status remove_dead_nodes(Graph& g);
 
