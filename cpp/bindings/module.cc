@@ -31,6 +31,13 @@ py::str utf8(const std::string& s) {
 DType from_numpy(const py::dtype& dt) {
   const char kind = dt.kind();
   const auto size = dt.itemsize();
+  if (size == 1 && (kind == 'V' || kind == 'f')) {
+    // ml_dtypes' narrow types (float8_e5m2 says kind 'f'), one byte per element, by name
+    const std::string name = py::str(dt.attr("name")).cast<std::string>();
+    for (int d = static_cast<int>(DType::kFloat8E4M3FN); d < kNumDTypes; ++d)
+      if (name == dtype_name(static_cast<DType>(d))) return static_cast<DType>(d);
+    return DType::kUndefined;
+  }
   if (kind == 'f') {
     if (size == 4) return DType::kFloat32;
     if (size == 8) return DType::kFloat64;
@@ -63,14 +70,19 @@ py::dtype to_numpy(DType t) {
   if (!slot) {
     if (t == DType::kString) {
       slot = new py::object(py::dtype("O"));
-    } else if (t == DType::kBFloat16) {  // numpy has no bfloat16: ml_dtypes (which onnx needs) does
+    } else if (t == DType::kBFloat16 || dtype_is_lowbit(t)) {
+      // numpy has no bfloat16, float8, float4, int4 or int2: ml_dtypes (which onnx needs) does,
+      // under the names dtype_name gives them
       py::module_ ml;
       try {
         ml = py::module_::import("ml_dtypes");
       } catch (py::error_already_set&) {
-        raise_if_error(Unsupported("bfloat16 tensors need the ml_dtypes package (pip install ml_dtypes)"));
+        raise_if_error(
+            Unsupported(std::string(dtype_name(t)) + " tensors need the ml_dtypes package (pip install ml_dtypes)"));
       }
-      slot = new py::object(py::dtype::from_args(ml.attr("bfloat16")));
+      if (!py::hasattr(ml, dtype_name(t)))
+        raise_if_error(Unsupported(std::string(dtype_name(t)) + " tensors need a newer ml_dtypes package"));
+      slot = new py::object(py::dtype::from_args(ml.attr(dtype_name(t))));
     } else {
       slot = new py::object(py::dtype(dtype_name(t)));
     }

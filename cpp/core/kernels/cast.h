@@ -1,6 +1,7 @@
 // Cast's element conversion, shared with CastLike (and any kernel that converts dtypes).
 #pragma once
 #include "core/kernels/kernel.h"
+#include "core/tensor/lowbit.h"
 
 namespace mserve {
 
@@ -12,5 +13,7 @@ StatusOr<DType> dtype_from_onnx(int64_t to);
 // numbers print to and parse from strings as ONNX Runtime does (see cast.cc). Same dtypes copy.
 // Never allocates, except the strings' own storage.
 Status cast_tensor(const Tensor& in, Tensor& out, ThreadPool& pool);
+// The same, with Cast's `saturate` and `round_mode` for the narrow float types.
+Status cast_tensor(const Tensor& in, Tensor& out, const LowBitCast& opt, ThreadPool& pool);
 
 }  // namespace mserve

@@ -15,6 +15,7 @@
 
 #include "core/onnx/normalize.h"
 #include "core/onnx/opset.h"
+#include "core/tensor/lowbit.h"
 
 namespace mserve {
 namespace {
@@ -71,6 +72,17 @@ StatusOr<DType> map_dtype(int32_t t) {
     case TP::BOOL: return DType::kBool;
     case TP::STRING: return DType::kString;
     case TP::BFLOAT16: return DType::kBFloat16;
+    // The narrow types (the system's onnx.proto may predate them: by number).
+    case 17: return DType::kFloat8E4M3FN;
+    case 18: return DType::kFloat8E4M3FNUZ;
+    case 19: return DType::kFloat8E5M2;
+    case 20: return DType::kFloat8E5M2FNUZ;
+    case 21: return DType::kUInt4;
+    case 22: return DType::kInt4;
+    case 23: return DType::kFloat4E2M1;
+    case 24: return DType::kFloat8E8M0;
+    case 25: return DType::kUInt2;
+    case 26: return DType::kInt2;
     case TP::COMPLEX64:
     case TP::COMPLEX128: return Unsupported("complex tensors are not supported");
     default: return Unsupported("tensor element type " + std::to_string(t) + " is not supported");
@@ -357,6 +369,7 @@ class Converter {
       for (int64_t i = 0; i < shape.numel(); ++i) out.str(i) = t.string_data(static_cast<int>(i));
       return out;
     }
+    if (lowbit_width(dtype) != 0 && lowbit_width(dtype) < 8) return packed_tensor(t, dtype, shape);
     if (t.data_location() == onnx::TensorProto::EXTERNAL) return external_tensor(t, dtype, shape);
     if (t.has_raw_data()) {
       const std::string& raw = t.raw_data();
@@ -413,10 +426,56 @@ class Converter {
       case DType::kBFloat16:  // their bits, in int32_data
         for (int64_t i = 0; i < n; ++i) out.data<uint16_t>()[i] = static_cast<uint16_t>(t.int32_data(i));
         break;
+      case DType::kFloat8E4M3FN:  // the float8 codes, one per int32_data entry
+      case DType::kFloat8E4M3FNUZ:
+      case DType::kFloat8E5M2:
+      case DType::kFloat8E5M2FNUZ:
+      case DType::kFloat8E8M0:
+        for (int64_t i = 0; i < n; ++i) {
+          const int32_t v = t.int32_data(static_cast<int>(i));
+          if (v < 0 || v > 255)
+            return LoadError(what + "int32_data holds " + std::to_string(v) + ", not a float8 code");
+          out.data<uint8_t>()[i] = static_cast<uint8_t>(v);
+        }
+        break;
       default:  // int8/16/32, uint8/16, bool travel in int32_data
         MS_SWITCH_ALL(dtype, T, return Internal("unexpected dtype"),
                       for (int64_t i = 0; i < n; ++i) out.data<T>()[i] = static_cast<T>(t.int32_data(i)));
     }
+    return out;
+  }
+
+  // The 4- and 2-bit types: packed (two or four to a byte, lowest bits first) in raw_data, in
+  // external data, or one packed byte per int32_data entry; unpacked here to one byte each.
+  StatusOr<Tensor> packed_tensor(const onnx::TensorProto& t, DType dtype, const Shape& shape) {
+    const std::string what = "tensor '" + t.name() + "': ";
+    const int64_t n = shape.numel();
+    const int64_t need = lowbit_packed_bytes(dtype, n);
+    const std::string per = lowbit_width(dtype) == 4 ? "two" : "four";
+    std::string bytes;
+    if (t.data_location() == onnx::TensorProto::EXTERNAL) {
+      MS_ASSIGN_OR_RETURN(Tensor raw, external_tensor(t, DType::kUInt8, Shape{need}));
+      bytes.assign(static_cast<const char*>(raw.raw()), static_cast<size_t>(need));
+    } else if (t.has_raw_data()) {
+      if (static_cast<int64_t>(t.raw_data().size()) != need)
+        return LoadError(what + "raw data holds " + std::to_string(t.raw_data().size()) + " bytes, the shape " +
+                         shape.str() + " of " + dtype_name(dtype) + " (" + per + " to a byte) needs " +
+                         std::to_string(need) + " (missing, truncated or unpacked data)");
+      bytes = t.raw_data();
+    } else {
+      if (t.int32_data_size() != need)
+        return LoadError(what + "holds " + std::to_string(t.int32_data_size()) + " packed values, the shape " +
+                         shape.str() + " of " + dtype_name(dtype) + " (" + per + " to a byte) needs " +
+                         std::to_string(need) + " (missing initializer data)");
+      bytes.resize(static_cast<size_t>(need));
+      for (int64_t i = 0; i < need; ++i) {
+        const int32_t v = t.int32_data(static_cast<int>(i));
+        if (v < 0 || v > 255) return LoadError(what + "int32_data holds " + std::to_string(v) + ", not a packed byte");
+        bytes[static_cast<size_t>(i)] = static_cast<char>(v);
+      }
+    }
+    MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(dtype, shape));
+    lowbit_unpack(dtype, reinterpret_cast<const uint8_t*>(bytes.data()), n, out.data<uint8_t>());
     return out;
   }
 

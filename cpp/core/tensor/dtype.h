@@ -32,8 +32,47 @@ enum class DType : uint8_t {
   // even, as ml_dtypes does), and every other kernel computes it in float32 (HalfAsFloat,
   // kernels/half_as_float.h). The MS_SWITCH_* macros leave it out, except MS_SWITCH_CONVERTIBLE.
   kBFloat16,
+  // The narrow ONNX types (core/tensor/lowbit.h), stored unpacked, one byte per element (the
+  // element types below, LowBit<D>, hold the code). Cast/CastLike convert them and
+  // QuantizeLinear/DequantizeLinear produce and read them; kernels that only move bytes handle
+  // them, every MS_SWITCH_* macro leaves them out so arithmetic kernels refuse them.
+  kFloat8E4M3FN,
+  kFloat8E4M3FNUZ,
+  kFloat8E5M2,
+  kFloat8E5M2FNUZ,
+  kUInt4,
+  kInt4,
+  kFloat4E2M1,
+  kFloat8E8M0,
+  kUInt2,
+  kInt2,
 };
-constexpr int kNumDTypes = static_cast<int>(DType::kBFloat16) + 1;
+constexpr int kNumDTypes = static_cast<int>(DType::kInt2) + 1;
+// The narrow types (float8, float4, 4- and 2-bit integers).
+inline bool dtype_is_lowbit(DType t) { return t >= DType::kFloat8E4M3FN && t <= DType::kInt2; }
+
+// One element of a narrow type: its code.
+template <DType D>
+struct LowBit {
+  uint8_t bits;
+};
+using Float8E4M3FN = LowBit<DType::kFloat8E4M3FN>;
+using Float8E4M3FNUZ = LowBit<DType::kFloat8E4M3FNUZ>;
+using Float8E5M2 = LowBit<DType::kFloat8E5M2>;
+using Float8E5M2FNUZ = LowBit<DType::kFloat8E5M2FNUZ>;
+using UInt4 = LowBit<DType::kUInt4>;
+using Int4 = LowBit<DType::kInt4>;
+using Float4E2M1 = LowBit<DType::kFloat4E2M1>;
+using Float8E8M0 = LowBit<DType::kFloat8E8M0>;
+using UInt2 = LowBit<DType::kUInt2>;
+using Int2 = LowBit<DType::kInt2>;
+
+template <class T>
+struct IsLowBit : std::false_type {};
+template <DType D>
+struct IsLowBit<LowBit<D>> : std::true_type {};
+template <class T>
+inline constexpr bool is_lowbit_v = IsLowBit<T>::value;
 
 // Bytes per element (sizeof(std::string) for kString).
 size_t dtype_size(DType t);
@@ -65,6 +104,16 @@ MS_DTYPE_OF(uint32_t, DType::kUInt32);
 MS_DTYPE_OF(uint64_t, DType::kUInt64);
 MS_DTYPE_OF(bool, DType::kBool);
 MS_DTYPE_OF(std::string, DType::kString);
+MS_DTYPE_OF(Float8E4M3FN, DType::kFloat8E4M3FN);
+MS_DTYPE_OF(Float8E4M3FNUZ, DType::kFloat8E4M3FNUZ);
+MS_DTYPE_OF(Float8E5M2, DType::kFloat8E5M2);
+MS_DTYPE_OF(Float8E5M2FNUZ, DType::kFloat8E5M2FNUZ);
+MS_DTYPE_OF(UInt4, DType::kUInt4);
+MS_DTYPE_OF(Int4, DType::kInt4);
+MS_DTYPE_OF(Float4E2M1, DType::kFloat4E2M1);
+MS_DTYPE_OF(Float8E8M0, DType::kFloat8E8M0);
+MS_DTYPE_OF(UInt2, DType::kUInt2);
+MS_DTYPE_OF(Int2, DType::kInt2);
 #undef MS_DTYPE_OF
 
 // Dispatch helpers: MS_SWITCH_<SET>(dtype, T, on_other, body...). `body` is compiled once per

@@ -1,5 +1,8 @@
 #include "core/tensor/tensor.h"
 
+#include "core/tensor/lowbit.h"
+
+#include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <new>
@@ -21,7 +24,17 @@ size_t dtype_size(DType t) {
     case DType::kUInt16: return 2;
     case DType::kInt8:
     case DType::kUInt8:
-    case DType::kBool: return 1;
+    case DType::kBool:
+    case DType::kFloat8E4M3FN:  // the narrow types are stored one byte per element
+    case DType::kFloat8E4M3FNUZ:
+    case DType::kFloat8E5M2:
+    case DType::kFloat8E5M2FNUZ:
+    case DType::kUInt4:
+    case DType::kInt4:
+    case DType::kFloat4E2M1:
+    case DType::kFloat8E8M0:
+    case DType::kUInt2:
+    case DType::kInt2: return 1;
     case DType::kString: return sizeof(std::string);
     case DType::kUndefined: return 0;
   }
@@ -44,6 +57,16 @@ const char* dtype_name(DType t) {
     case DType::kUInt64: return "uint64";
     case DType::kBool: return "bool";
     case DType::kString: return "string";
+    case DType::kFloat8E4M3FN: return "float8_e4m3fn";  // the narrow types by their ml_dtypes names
+    case DType::kFloat8E4M3FNUZ: return "float8_e4m3fnuz";
+    case DType::kFloat8E5M2: return "float8_e5m2";
+    case DType::kFloat8E5M2FNUZ: return "float8_e5m2fnuz";
+    case DType::kUInt4: return "uint4";
+    case DType::kInt4: return "int4";
+    case DType::kFloat4E2M1: return "float4_e2m1fn";
+    case DType::kFloat8E8M0: return "float8_e8m0fnu";
+    case DType::kUInt2: return "uint2";
+    case DType::kInt2: return "int2";
     case DType::kUndefined: return "undefined";
   }
   return "undefined";
@@ -178,6 +201,10 @@ void copy_data(const Tensor& src, Tensor& dst) {
 }
 
 int64_t Tensor::int_at(int64_t i) const {
+  if (dtype_is_lowbit(dtype_)) {
+    const float v = lowbit_to_float(dtype_, data<uint8_t>()[i]);
+    return std::isfinite(v) ? static_cast<int64_t>(v) : 0;
+  }
   MS_SWITCH_CONVERTIBLE(dtype_, T, return 0, {
     if constexpr (is_16bit_float_v<T>)
       return static_cast<int64_t>(static_cast<float>(data<T>()[i]));
@@ -188,6 +215,7 @@ int64_t Tensor::int_at(int64_t i) const {
 }
 
 double Tensor::float_at(int64_t i) const {
+  if (dtype_is_lowbit(dtype_)) return lowbit_to_float(dtype_, data<uint8_t>()[i]);
   MS_SWITCH_CONVERTIBLE(dtype_, T, return 0, return to_double(data<T>()[i]));
   return 0;
 }

@@ -1,8 +1,11 @@
 // Cast (opset 6+) and CastLike (15+: to the dtype of its second input), through one conversion
 // (cast_tensor): between every pair of the runtime's dtypes. Float to integer truncates toward
 // zero (static_cast, as ONNX Runtime does; out-of-range values are unspecified), nonzero to bool
-// is true, float16 converts through float. `saturate` (opset 19+) only affects float8 targets,
-// which are unsupported, so it is ignored.
+// is true, float16 converts through float. The narrow types (float8, float4, int4, int2:
+// core/tensor/lowbit.h) decode exactly to float and encode as ml_dtypes and onnx.reference do;
+// `saturate` (opset 19+, default 1) clamps out-of-range values to the largest finite float8
+// instead of inf/NaN, and `round_mode` (opset 25+: up, down, nearest) rounds to float8e8m0.
+// Strings do not convert to or from the narrow types.
 //
 // Strings (opset 6+ allows them both ways), as ONNX Runtime does: numbers print as decimal
 // integers, bools as "1"/"0", floats with "%.8g" ("NaN", "INF", "-INF" for the specials); strings
@@ -22,6 +25,7 @@
 #include "core/kernels/common.h"
 #include "core/kernels/registry.h"
 #include "core/parallel/thread_pool.h"
+#include "core/tensor/lowbit.h"
 
 namespace mserve {
 
@@ -41,6 +45,16 @@ StatusOr<DType> dtype_from_onnx(int64_t to) {
     case 12: return DType::kUInt32;
     case 13: return DType::kUInt64;
     case 16: return DType::kBFloat16;
+    case 17: return DType::kFloat8E4M3FN;
+    case 18: return DType::kFloat8E4M3FNUZ;
+    case 19: return DType::kFloat8E5M2;
+    case 20: return DType::kFloat8E5M2FNUZ;
+    case 21: return DType::kUInt4;
+    case 22: return DType::kInt4;
+    case 23: return DType::kFloat4E2M1;
+    case 24: return DType::kFloat8E8M0;
+    case 25: return DType::kUInt2;
+    case 26: return DType::kInt2;
     default: break;
   }
   const char* name = nullptr;
@@ -48,14 +62,8 @@ StatusOr<DType> dtype_from_onnx(int64_t to) {
     case 0: name = "UNDEFINED"; break;
     case 14: name = "COMPLEX64"; break;
     case 15: name = "COMPLEX128"; break;
-    case 17: name = "FLOAT8E4M3FN"; break;
-    case 18: name = "FLOAT8E4M3FNUZ"; break;
-    case 19: name = "FLOAT8E5M2"; break;
-    case 20: name = "FLOAT8E5M2FNUZ"; break;
-    case 21: name = "UINT4"; break;
-    case 22: name = "INT4"; break;
-    case 23: name = "FLOAT4E2M1"; break;
-    case 24: name = "FLOAT8E8M0"; break;
+    case 27: name = "FLOAT6E2M3"; break;
+    case 28: name = "FLOAT6E3M2"; break;
     default: break;
   }
   std::string what = name ? std::string(name) + " (" + std::to_string(to) + ")" : "type " + std::to_string(to);
@@ -153,9 +161,62 @@ Status cast_strings(const Tensor& in, Tensor& out) {
   return Status::OK();
 }
 
+// From or to a narrow type: through float (decoding is exact) or the source's own value.
+Status cast_lowbit(const Tensor& in, Tensor& out, const LowBitCast& opt, ThreadPool& pool) {
+  const int64_t n = in.numel();
+  const DType from = in.dtype(), to = out.dtype();
+  if (from == DType::kString || to == DType::kString)
+    return Unsupported(std::string("Cast between string and ") + dtype_name(dtype_is_lowbit(from) ? from : to) +
+                       " is not supported");
+  if (dtype_is_lowbit(from)) {
+    const float* table = lowbit_table(from);
+    const uint8_t* src = in.data<uint8_t>();
+    if (dtype_is_lowbit(to)) {
+      uint8_t* dst = out.data<uint8_t>();
+      pool.parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) dst[i] = lowbit_from_double(to, table[src[i]], opt);
+      });
+      return Status::OK();
+    }
+    MS_SWITCH_CONVERTIBLE(to, To, return Internal(std::string("cast to ") + dtype_name(to)), {
+      To* dst = out.data<To>();
+      pool.parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          const float v = table[src[i]];
+          if constexpr (std::is_integral_v<To> && !std::is_same_v<To, bool>) {
+            dst[i] = std::isfinite(v) ? convert<To, float>(v) : To(0);  // NaN and inf have no integer
+          } else {
+            dst[i] = convert<To, float>(v);
+          }
+        }
+      });
+    });
+    return Status::OK();
+  }
+  uint8_t* dst = out.data<uint8_t>();
+  MS_SWITCH_CONVERTIBLE(from, From, return Internal(std::string("cast from ") + dtype_name(from)), {
+    const From* src = in.data<From>();
+    pool.parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        if constexpr (std::is_same_v<From, bool>)
+          dst[i] = lowbit_from_int(to, src[i] ? 1 : 0, opt);
+        else if constexpr (std::is_integral_v<From> && std::is_signed_v<From>)
+          dst[i] = lowbit_from_int(to, static_cast<int64_t>(src[i]), opt);
+        else if constexpr (std::is_integral_v<From>)
+          dst[i] = lowbit_from_uint(to, static_cast<uint64_t>(src[i]), opt);
+        else
+          dst[i] = lowbit_from_double(to, to_double(src[i]), opt);
+      }
+    });
+  });
+  return Status::OK();
+}
+
 }  // namespace
 
-Status cast_tensor(const Tensor& in, Tensor& out, ThreadPool& pool) {
+Status cast_tensor(const Tensor& in, Tensor& out, ThreadPool& pool) { return cast_tensor(in, out, LowBitCast{}, pool); }
+
+Status cast_tensor(const Tensor& in, Tensor& out, const LowBitCast& opt, ThreadPool& pool) {
   if (in.numel() != out.numel())
     return Internal("cast of " + in.desc() + " into " + out.desc() + ": element counts differ");
   if (in.numel() == 0) return Status::OK();
@@ -163,6 +224,7 @@ Status cast_tensor(const Tensor& in, Tensor& out, ThreadPool& pool) {
     copy_data(in, out);
     return Status::OK();
   }
+  if (dtype_is_lowbit(in.dtype()) || dtype_is_lowbit(out.dtype())) return cast_lowbit(in, out, opt, pool);
   if (in.dtype() == DType::kString || out.dtype() == DType::kString) return cast_strings(in, out);
   MS_SWITCH_CONVERTIBLE(in.dtype(), From, return Internal(std::string("cast from ") + dtype_name(in.dtype())),
                         return cast_from<From>(in, out, pool));
@@ -174,7 +236,7 @@ namespace {
 class CastKernel final : public Kernel {
  public:
   bool supports_strings() const override { return true; }
-  explicit CastKernel(DType to) : to_(to) {}
+  CastKernel(DType to, LowBitCast opt) : to_(to), opt_(opt) {}
 
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0), "needs an input");
@@ -187,17 +249,19 @@ class CastKernel final : public Kernel {
     const Tensor& in = ctx.input(0);
     Tensor& out = ctx.output(0);
     if (in.dtype() == out.dtype()) return copy_input_to_output(ctx);
-    return cast_tensor(in, out, ctx.pool());
+    return cast_tensor(in, out, opt_, ctx.pool());
   }
 
  private:
   DType to_;
+  LowBitCast opt_;
 };
 
 // --------------------------------------------------------------------------------- CastLike
 
 class CastLikeKernel final : public Kernel {
  public:
+  explicit CastLikeKernel(LowBitCast opt) : opt_(opt) {}
   bool supports_strings() const override { return true; }
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs input and target_type");
@@ -207,9 +271,31 @@ class CastLikeKernel final : public Kernel {
     return Status::OK();
   }
   Status compute(const ComputeContext& ctx) const override {
-    return cast_tensor(ctx.input(0), ctx.output(0), ctx.pool());
+    return cast_tensor(ctx.input(0), ctx.output(0), opt_, ctx.pool());
   }
+
+ private:
+  LowBitCast opt_;
 };
+
+// `saturate` and `round_mode`, the attributes of Cast and CastLike that only the narrow float
+// types read.
+StatusOr<LowBitCast> lowbit_options(const Node& node) {
+  LowBitCast opt;
+  opt.saturate = node.attr_int("saturate", 1) != 0;
+  if (const Attribute* a = node.attr("round_mode")) {
+    if (a->kind != Attribute::Kind::kString) return InvalidArgument("attribute 'round_mode' must be a string");
+    if (a->s == "up")
+      opt.e8m0_round = E8M0Round::kUp;
+    else if (a->s == "down")
+      opt.e8m0_round = E8M0Round::kDown;
+    else if (a->s == "nearest")
+      opt.e8m0_round = E8M0Round::kNearest;
+    else
+      return InvalidArgument("attribute 'round_mode' must be 'up', 'down' or 'nearest', not '" + a->s + "'");
+  }
+  return opt;
+}
 
 }  // namespace
 
@@ -217,9 +303,13 @@ StatusOr<KernelPtr> create_onnx_Cast(const Node& node, const KernelInit&) {
   const Attribute* a = node.attr("to");
   if (!a || a->kind != Attribute::Kind::kInt) return InvalidArgument("integer attribute 'to' is required");
   MS_ASSIGN_OR_RETURN(DType to, dtype_from_onnx(a->i));
-  return KernelPtr(new CastKernel(to));
+  MS_ASSIGN_OR_RETURN(LowBitCast opt, lowbit_options(node));
+  return KernelPtr(new CastKernel(to, opt));
 }
 
-StatusOr<KernelPtr> create_onnx_CastLike(const Node&, const KernelInit&) { return KernelPtr(new CastLikeKernel()); }
+StatusOr<KernelPtr> create_onnx_CastLike(const Node& node, const KernelInit&) {
+  MS_ASSIGN_OR_RETURN(LowBitCast opt, lowbit_options(node));
+  return KernelPtr(new CastLikeKernel(opt));
+}
 
 }  // namespace mserve
