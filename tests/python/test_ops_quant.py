@@ -1,5 +1,6 @@
 """Quantization operators (kernels/ops/quant.cc) on one-node models, against onnxruntime (onnx.reference
 where onnxruntime lacks a kernel); quantized outputs exactly, float32 rtol 1e-4, atol 1e-5."""
+import ml_dtypes
 import numpy as np
 import pytest
 from onnx import helper
@@ -48,6 +49,28 @@ case("Dequantize-scalescalar-zp1", "DequantizeLinear", {"x": rand(2, 3, dtype=np
      {"s": f32(0.3), "z": u8([7])}, opsets=(13, 21))
 case("Quantize-scale1-zpscalar", "QuantizeLinear", {"x": rand(3, 5, lo=-20, hi=20)}, {"s": f32([0.3]), "z": i8(-4)},
      opsets=(13, 21))
+# The narrow types (onnx.reference is the oracle: onnxruntime has no CPU kernels for most).
+case("Quantize-int4-axis", "QuantizeLinear", {"x": rand(2, 3, 4, lo=-20, hi=20)},
+     {"s": f32([0.5, 1.5, 3.0]), "z": np.array([-1, 0, 2], ml_dtypes.int4)}, opsets=(21,), oracle="reference")
+case("Quantize-uint4-blocked", "QuantizeLinear", {"x": rand(3, 6, lo=-5, hi=40)},
+     {"s": rand(3, 2, lo=0.5, hi=3.0), "z": np.array([[1, 2], [0, 3], [7, 15]], ml_dtypes.uint4)},
+     attrs={"axis": 1, "block_size": 3}, opsets=(21,), oracle="reference")
+case("Quantize-int2", "QuantizeLinear", {"x": rand(9, lo=-4, hi=4)}, {"s": f32(1.0), "z": np.array(0, ml_dtypes.int2)},
+     opsets=(25,), oracle="reference")
+case("Quantize-e4m3fn-saturate", "QuantizeLinear", {"x": rand(12, lo=-2000, hi=2000)},
+     {"s": f32(1.5), "z": np.array(0, ml_dtypes.float8_e4m3fn)}, opsets=(21,), oracle="reference")
+case("Quantize-e5m2-nosaturate", "QuantizeLinear", {"x": rand(12, lo=-1e6, hi=1e6)},
+     {"s": f32(0.5), "z": np.array(0, ml_dtypes.float8_e5m2)}, attrs={"saturate": 0}, opsets=(21,),
+     oracle="reference")
+case("Quantize-float4", "QuantizeLinear", {"x": rand(10, lo=-30, hi=30)},
+     {"s": f32(2.0), "z": np.array(0, ml_dtypes.float4_e2m1fn)}, opsets=(23,), oracle="reference")
+case("Dequantize-int4-zp", "DequantizeLinear", {"x": np.arange(-8, 8).astype(ml_dtypes.int4).reshape(2, 8)},
+     {"s": f32([0.25, 2.0]), "z": np.array([3, -2], ml_dtypes.int4)}, attrs={"axis": 0}, opsets=(21,),
+     oracle="reference")
+case("Dequantize-uint2", "DequantizeLinear", {"x": np.array([0, 1, 2, 3, 3, 0], ml_dtypes.uint2)},
+     {"s": f32(0.5), "z": np.array(1, ml_dtypes.uint2)}, opsets=(25,), oracle="reference")
+case("Dequantize-e4m3fnuz", "DequantizeLinear", {"x": rand(8, lo=-200, hi=200).astype(ml_dtypes.float8_e4m3fnuz)},
+     {"s": f32(0.1)}, opsets=(21,), oracle="reference")
 case("DynamicQuantize", "DynamicQuantizeLinear", {"x": rand(4, 7, lo=-3, hi=5)}, opsets=(11,), outputs=3)
 case("DynamicQuantize-pos", "DynamicQuantizeLinear", {"x": rand(9, lo=1, hi=5)}, opsets=(11,), outputs=3)
 
@@ -95,3 +118,11 @@ def test_quantize_rejects_bad_scale_shape():
     model = make_model([node], [("x", np.float32, [2, 3])], [("y", np.uint8, None)], {"s": f32([1.0, 2.0])}, opset=13)
     with pytest.raises(mserve.Error):
         mserve.load(model.SerializeToString()).predict({"x": rand(2, 3)})
+
+
+def test_dequantize_float8_refuses_a_nonzero_zero_point():
+    node = helper.make_node("DequantizeLinear", ["x", "s", "z"], ["y"])
+    model = make_model([node], [("x", np.dtype(ml_dtypes.float8_e4m3fn), [3])], [("y", np.float32, None)],
+                       {"s": f32(2.0), "z": np.array(1.0, ml_dtypes.float8_e4m3fn)}, opset=21)
+    with pytest.raises(mserve.InvalidArgument, match="zero"):
+        mserve.load(model.SerializeToString()).predict({"x": np.array([1, 2, 3], ml_dtypes.float8_e4m3fn)})

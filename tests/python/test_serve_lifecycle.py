@@ -330,3 +330,22 @@ def test_per_model_options_policy_labels_and_batching(tmp_path):
         assert predict(s.url, "n", x=np.ones((5, 4), np.float32)).status_code == 200
     with pytest.raises(mserve.InvalidArgument, match="unknown option"):
         mserve.start({"m": {"base_path": str(base), "bogus": 1}}, port=0)
+
+
+def test_model_with_types_no_protocol_carries_is_refused_with_why(tmp_path):
+    from onnx import TensorProto
+    base = tmp_path / "m"
+    write_version(base, 1, scale_model(1.0))
+    int4 = helper.make_model(helper.make_graph(
+        [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.INT4)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.INT4, [1, 4])]), opset_imports=[helper.make_opsetid("", 21)])
+    int4.ir_version = 10
+    mserve.load(int4)  # the runtime runs it; the protocols have no int4
+    with mserve.start(str(base), model_name="m", port=0, quiet=True, file_system_poll_wait_seconds=0) as s:
+        write_version(base, 2, int4)
+        s.poll()
+        v2 = [v for v in requests.get(f"{s.url}/v1/models/m").json()["model_version_status"] if v["version"] == "2"][0]
+        assert v2["state"] == "END"
+        assert "output 'y' is int4" in v2["status"]["error_message"]
+        assert factor(s.url) == 1.0

@@ -1,5 +1,7 @@
 #include "server/repository/manager.h"
 
+#include "server/codec/protocol.h"
+
 #include <fstream>
 
 #include <algorithm>
@@ -191,9 +193,23 @@ StatusOr<std::shared_ptr<Session>> ModelManager::open_model(const ModelConfig& c
   return s;
 }
 
+namespace {
+// Every declared input and output must have a wire type (TensorFlow Serving and KServe v2 have
+// none for float8, 4-bit and 2-bit tensors): refused at load, never answered as nulls.
+Status check_wire_types(const Signature& sig) {
+  for (const auto* values : {&sig.inputs, &sig.outputs})
+    for (const Value& v : *values)
+      if (v.dtype != DType::kUndefined && !v.zipmap && tf_dtype_number(v.dtype) == 0)
+        return Unsupported(std::string(values == &sig.inputs ? "input '" : "output '") + v.name + "' is " +
+                           dtype_name(v.dtype) + ", which neither TensorFlow Serving nor KServe v2 can carry");
+  return Status::OK();
+}
+}  // namespace
+
 StatusOr<std::shared_ptr<const Servable>> ModelManager::load_version(const ModelConfig& cfg, int64_t version,
                                                                      const std::string& path) const {
   MS_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, open_model(cfg, path));
+  MS_RETURN_IF_ERROR(check_wire_types(session->signature()).with_context("'" + path + "': "));
   if (opts_.warmup) {
     std::vector<Tensor> in = warmup_inputs(session->signature()), out;
     Status st = session->run(in, &out);

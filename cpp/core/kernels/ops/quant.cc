@@ -2,8 +2,11 @@
 // output_dtype, 23+), DynamicQuantizeLinear, MatMulInteger, ConvInteger, QLinearMatMul,
 // QLinearConv.
 //
-// Quantized types: int8, uint8, int16, uint16 (and int32 for DequantizeLinear input). float8,
-// int4 and int2 tensors never reach these kernels (the loader rejects their element types).
+// Quantized types: int8, uint8, int16, uint16 (and int32 for DequantizeLinear input); the narrow
+// types (tensor/lowbit.h): int4, uint4, int2, uint2 (rounded half to even, plus the zero point,
+// clipped to their range), float8 E4M3FN/E4M3FNUZ/E5M2/E5M2FNUZ (x / scale rounded to the
+// format; `saturate` as Cast's; no zero point arithmetic, it must be zero on the way back) and
+// float4 E2M1 (x / scale + zero point, always saturating), as onnx.reference computes them.
 // Scale granularity: per tensor (one element), per axis (1-D of length x.shape[axis]) or
 // blocked (scale of x's rank, ceil(D/block_size) along axis). Rounding is half to even.
 // The integer ops accumulate in int32 with naive loops; the QLinear ops requantize with
@@ -14,10 +17,12 @@
 #include <string>
 #include <vector>
 
+#include "core/kernels/cast.h"
 #include "core/kernels/common.h"
 #include "core/kernels/conv_geometry.h"
 #include "core/kernels/registry.h"
 #include "core/parallel/thread_pool.h"
+#include "core/tensor/lowbit.h"
 
 namespace mserve {
 namespace {
@@ -26,19 +31,21 @@ bool is_quant_type(DType t) {
   return t == DType::kInt8 || t == DType::kUInt8 || t == DType::kInt16 || t == DType::kUInt16;
 }
 
-// ONNX TensorProto element type codes -> DType (quantized outputs only).
-DType dtype_from_onnx(int64_t code) {
-  switch (code) {
-    case 2: return DType::kUInt8;
-    case 3: return DType::kInt8;
-    case 4: return DType::kUInt16;
-    case 5: return DType::kInt16;
-    case 6: return DType::kInt32;
-    case 1: return DType::kFloat32;
-    case 10: return DType::kFloat16;
-    case 11: return DType::kFloat64;
-    default: return DType::kUndefined;
-  }
+// The DType of an ONNX element type code; kUndefined for one mserve does not hold.
+DType dtype_of_code(int64_t code) {
+  auto t = dtype_from_onnx(code);
+  return t.ok() ? t.value() : DType::kUndefined;
+}
+
+// The narrow types QuantizeLinear writes and DequantizeLinear reads.
+bool is_narrow_quant_type(DType t) { return dtype_is_lowbit(t) && t != DType::kFloat8E8M0; }
+
+// The integer range of a 4- or 2-bit type.
+void lowbit_int_range(DType t, double* lo, double* hi) {
+  const int bits = lowbit_width(t);
+  const bool is_signed = t == DType::kInt4 || t == DType::kInt2;
+  *lo = is_signed ? -(1 << (bits - 1)) : 0;
+  *hi = is_signed ? (1 << (bits - 1)) - 1 : (1 << bits) - 1;
 }
 
 #define MS_SWITCH_QUANT(dt, Q, OTHER, ...)     \
@@ -105,7 +112,10 @@ Q saturate(double v) {
 class QuantizeKernel final : public Kernel {
  public:
   explicit QuantizeKernel(const Node& n)
-      : axis_(n.attr_int("axis", 1)), block_(n.attr_int("block_size", 0)), out_dtype_(n.attr_int("output_dtype", 0)) {}
+      : axis_(n.attr_int("axis", 1)),
+        block_(n.attr_int("block_size", 0)),
+        out_dtype_(n.attr_int("output_dtype", 0)),
+        saturate_(n.attr_int("saturate", 1) != 0) {}
 
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs x and y_scale");
@@ -117,11 +127,12 @@ class QuantizeKernel final : public Kernel {
     if (ctx.has_input(2)) {
       yt = ctx.dtype(2);
     } else if (out_dtype_ != 0) {
-      yt = dtype_from_onnx(out_dtype_);
+      yt = dtype_of_code(out_dtype_);
     }
     if (out_dtype_ != 0 && ctx.has_input(2))
-      MS_CHECK_ARG(dtype_from_onnx(out_dtype_) == yt, "output_dtype differs from y_zero_point's dtype");
-    if (!is_quant_type(yt)) return Unsupported(std::string("output dtype ") + dtype_name(yt) + " is not supported");
+      MS_CHECK_ARG(dtype_of_code(out_dtype_) == yt, "output_dtype differs from y_zero_point's dtype");
+    if (!is_quant_type(yt) && !is_narrow_quant_type(yt))
+      return Unsupported(std::string("output dtype ") + dtype_name(yt) + " is not supported");
     Granularity g;
     MS_RETURN_IF_ERROR(
         make_granularity(ctx.shape(0), ctx.shape(1), ctx.has_input(2) ? &ctx.shape(2) : nullptr, axis_, block_, &g));
@@ -137,6 +148,7 @@ class QuantizeKernel final : public Kernel {
     MS_RETURN_IF_ERROR(make_granularity(x.shape(), s.shape(), zp ? &zp->shape() : nullptr, axis_, block_, &g));
     Tensor& y = ctx.output(0);
     const bool dbl = s.dtype() == DType::kFloat64;
+    if (dtype_is_lowbit(y.dtype())) return quantize_narrow(x, s, zp, g, y, ctx.pool());
     MS_SWITCH_QUANT(y.dtype(), Q, return Unsupported("dtype"), {
       Q* out = y.data<Q>();
       const Q* z = zp ? zp->data<Q>() : nullptr;
@@ -158,7 +170,35 @@ class QuantizeKernel final : public Kernel {
   }
 
  private:
+  Status quantize_narrow(const Tensor& x, const Tensor& s, const Tensor* zp, const Granularity& g, Tensor& y,
+                         ThreadPool& pool) const {
+    const DType t = y.dtype();
+    auto* out = static_cast<uint8_t*>(y.raw());
+    const auto* z = zp ? static_cast<const uint8_t*>(zp->raw()) : nullptr;
+    const bool integer = dtype_is_lowbit_int(t), float4 = t == DType::kFloat4E2M1;
+    double lo = 0, hi = 0;
+    if (integer) lowbit_int_range(t, &lo, &hi);
+    const LowBitCast opt{saturate_ || float4};
+    const bool dbl = s.dtype() == DType::kFloat64;
+    pool.parallel_for(x.numel(), 16384, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t k = g.index(i);
+        const double v = dbl ? x.float_at(i) / s.data<double>()[k]
+                             : static_cast<float>(x.float_at(i)) / static_cast<float>(s.float_at(k));
+        const double zero = z ? lowbit_to_float(t, z[k]) : 0.0;
+        if (integer) {
+          const double q = std::min(std::max(std::nearbyint(v) + zero, lo), hi);
+          out[i] = lowbit_from_int(t, static_cast<int64_t>(q));
+        } else {  // float8 ignores the zero point (it must be zero); float4 adds it
+          out[i] = lowbit_from_double(t, float4 ? v + zero : v, opt);
+        }
+      }
+    });
+    return Status::OK();
+  }
+
   int64_t axis_, block_, out_dtype_;
+  bool saturate_;
 };
 
 // ----------------------------------------------------------------------- DequantizeLinear
@@ -171,13 +211,13 @@ class DequantizeKernel final : public Kernel {
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs x and x_scale");
     const DType xt = ctx.dtype(0), st = ctx.dtype(1);
-    if (!is_quant_type(xt) && xt != DType::kInt32)
+    if (!is_quant_type(xt) && !is_narrow_quant_type(xt) && xt != DType::kInt32)
       return Unsupported(std::string("x dtype ") + dtype_name(xt) + " is not supported");
     if (!dtype_is_float(st)) return Unsupported(std::string("x_scale dtype ") + dtype_name(st) + " is not supported");
     if (ctx.has_input(2)) MS_CHECK_ARG(ctx.dtype(2) == xt, "x_zero_point must have x's dtype");
     DType yt = st;
     if (out_dtype_ != 0) {
-      yt = dtype_from_onnx(out_dtype_);
+      yt = dtype_of_code(out_dtype_);
       if (!dtype_is_float(yt)) return Unsupported("output_dtype " + std::to_string(out_dtype_) + " is not supported");
     }
     Granularity g;
@@ -194,6 +234,13 @@ class DequantizeKernel final : public Kernel {
     Granularity g;
     MS_RETURN_IF_ERROR(make_granularity(x.shape(), s.shape(), zp ? &zp->shape() : nullptr, axis_, block_, &g));
     Tensor& y = ctx.output(0);
+    const DType xt = x.dtype();
+    const bool narrow = dtype_is_lowbit(xt);
+    if (narrow && zp && !dtype_is_lowbit_int(xt) && xt != DType::kFloat4E2M1) {
+      for (int64_t k = 0; k < zp->numel(); ++k)
+        if (lowbit_to_float(xt, static_cast<const uint8_t*>(zp->raw())[k]) != 0.0f)
+          return InvalidArgument(std::string("x_zero_point must be zero for ") + dtype_name(xt));
+    }
     MS_SWITCH_FLOAT(y.dtype(), T, return Unsupported("dtype"), {
       using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
       T* out = y.data<T>();
@@ -201,8 +248,15 @@ class DequantizeKernel final : public Kernel {
       ctx.pool().parallel_for(n, 16384, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
           const int64_t k = g.index(i);
-          const int64_t v = x.int_at(i) - (zp ? zp->int_at(k) : 0);
-          out[i] = static_cast<T>(static_cast<Acc>(v) * static_cast<Acc>(s.float_at(k)));
+          Acc v;
+          if (narrow) {  // exact in float: the codes' values and their differences
+            const auto* xc = static_cast<const uint8_t*>(x.raw());
+            const auto* zc = zp ? static_cast<const uint8_t*>(zp->raw()) : nullptr;
+            v = static_cast<Acc>(lowbit_to_float(xt, xc[i])) - (zc ? static_cast<Acc>(lowbit_to_float(xt, zc[k])) : 0);
+          } else {
+            v = static_cast<Acc>(x.int_at(i) - (zp ? zp->int_at(k) : 0));
+          }
+          out[i] = static_cast<T>(v * static_cast<Acc>(s.float_at(k)));
         }
       });
     });
