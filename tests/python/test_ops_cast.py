@@ -54,3 +54,36 @@ def test_cast_unparsable_string_is_invalid_argument():
     model, _ = build_model("Cast", {"x": strings("1")}, attrs={"to": TensorProto.FLOAT})
     with pytest.raises(mserve.InvalidArgument, match="cannot cast"):
         mserve.load(model).predict(strings("abc"))
+
+
+@pytest.mark.parametrize("src,dst", [(np.float32, np.int32), (np.float16, "bfloat16"), (np.uint64, np.float64),
+                                     (np.int8, np.uint8), (np.uint16, np.float16), ("int4", "uint4"),
+                                     ("uint4", "int4"), ("float8_e4m3fn", np.uint8)])
+def test_bitcast_keeps_the_bits(src, dst):
+    import ml_dtypes
+    from onnx import helper
+    src = np.dtype(getattr(ml_dtypes, src)) if isinstance(src, str) else np.dtype(src)
+    dst = np.dtype(getattr(ml_dtypes, dst)) if isinstance(dst, str) else np.dtype(dst)
+    raw = np.random.default_rng(3).integers(0, 256, size=24, dtype=np.uint8)
+    x = raw.view(src) if src.itemsize > 1 or src.kind != "V" else raw.astype(np.float32).astype(src)
+    if src.name in ("int4", "uint4"):
+        x = (raw % 16).astype(np.int64).astype(np.int8).astype(np.float32).astype(src)
+    model, _ = build_model("BitCast", {"x": x}, attrs={"to": helper.np_dtype_to_tensor_dtype(dst)}, opset=26)
+    got = mserve.load(model).predict(x)
+    assert got.dtype == dst and got.shape == x.shape
+    if src.name in ("int4", "uint4"):  # 4-bit codes: the same low nibble, read in the other signedness
+        want = (x.astype(np.int64) & 15).astype(np.int64)
+        want = np.where(want >= 8, want - 16, want) if dst.name == "int4" else want
+        np.testing.assert_array_equal(got.astype(np.int64), want)
+    else:
+        np.testing.assert_array_equal(got.view(np.uint8), x.view(np.uint8))
+
+
+def test_bitcast_refuses_different_widths_and_reads_bytes_as_bools():
+    from onnx import helper
+    model, _ = build_model("BitCast", {"x": np.zeros(3, np.float32)}, attrs={"to": TensorProto.INT64}, opset=26)
+    with pytest.raises(mserve.Error, match="widths must be equal"):
+        mserve.load(model).predict(np.zeros(3, np.float32))
+    model, _ = build_model("BitCast", {"x": np.zeros(3, np.uint8)}, attrs={"to": helper.np_dtype_to_tensor_dtype(
+        np.dtype(np.bool_))}, opset=26)
+    np.testing.assert_array_equal(mserve.load(model).predict(np.array([0, 1, 7], np.uint8)), [False, True, True])

@@ -158,6 +158,13 @@ class Converter {
   }
 
   Status convert_value_info(const onnx::ValueInfoProto& vi, Value& v) {
+    // A subgraph's inputs and outputs may leave their types to inference (the IR says so; the
+    // main graph's must be given): no type at all, or a tensor of no element type.
+    const bool untyped =
+        vi.type().value_case() == onnx::TypeProto::VALUE_NOT_SET ||
+        (vi.type().has_tensor_type() && vi.type().tensor_type().elem_type() == onnx::TensorProto::UNDEFINED &&
+         !vi.type().tensor_type().has_shape());
+    if (untyped && parent_) return Status::OK();
     if (!vi.type().has_tensor_type())
       return Unsupported("'" + vi.name() +
                          "' is not a tensor (sequence, map and optional types "

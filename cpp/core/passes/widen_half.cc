@@ -10,7 +10,8 @@
 // rounded by HalfAsFloat, kernels/half_as_float.h).
 //
 // Left as it is: a graph whose subgraphs (If, Loop, Scan bodies) hold 16-bit floats, since their
-// declared types would then disagree with the outer values they read.
+// declared types would then disagree with the outer values they read, and a graph with a
+// BitCast, whose result is the 16-bit pattern itself.
 #include <string>
 #include <vector>
 
@@ -73,9 +74,11 @@ Node cast_node(int from, int to, int64_t onnx_type, const std::string& name, int
 
 Status widen_half_floats(Graph& g) {
   if (!stored_in_half(g)) return Status::OK();
-  for (const Node& n : g.nodes)
+  for (const Node& n : g.nodes) {
+    if (n.op_type == "BitCast" && n.domain.empty()) return Status::OK();  // the bits are its meaning
     for (const auto& [key, a] : n.attrs)
       if (a.kind == Attribute::Kind::kGraph && a.g && holds_half(*a.g)) return Status::OK();
+  }
   auto onnx_opset = g.opsets.find("");
   if (onnx_opset == g.opsets.end()) return Status::OK();  // the Casts this adds need the default domain
   const int opset = static_cast<int>(onnx_opset->second);

@@ -297,7 +297,67 @@ StatusOr<LowBitCast> lowbit_options(const Node& node) {
   return opt;
 }
 
+// ---------------------------------------------------------------------------------- BitCast
+
+// The bits of one element in the ONNX format (4 and 2 for the packed narrow types).
+int onnx_bits(DType t) { return dtype_is_lowbit(t) ? lowbit_width(t) : static_cast<int>(dtype_size(t)) * 8; }
+
+class BitCastKernel final : public Kernel {
+ public:
+  explicit BitCastKernel(DType to) : to_(to) {}
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0), "needs an input");
+    const DType from = ctx.dtype(0);
+    if (from == DType::kString || to_ == DType::kString) return Unsupported("BitCast of strings is not defined");
+    if (from == DType::kUndefined) return InvalidArgument("input has no dtype");
+    if (onnx_bits(from) != onnx_bits(to_))
+      return InvalidArgument(std::string("BitCast from ") + dtype_name(from) + " (" + std::to_string(onnx_bits(from)) +
+                             " bits) to " + dtype_name(to_) + " (" + std::to_string(onnx_bits(to_)) +
+                             " bits): the widths must be equal");
+    ctx.set_output(0, to_, ctx.shape(0));
+    return Status::OK();
+  }
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor& in = ctx.input(0);
+    Tensor& out = ctx.output(0);
+    if (to_ == DType::kBool) {  // a byte other than 0 or 1 is no bool: nonzero reads as true
+      const auto* src = static_cast<const uint8_t*>(in.raw());
+      bool* dst = out.data<bool>();
+      for (int64_t i = 0; i < in.numel(); ++i) dst[i] = src[i] != 0;
+      return Status::OK();
+    }
+    if (!dtype_is_lowbit(to_)) {
+      if (in.raw() != out.raw() && in.nbytes()) std::memcpy(out.raw(), in.raw(), in.nbytes());
+      return Status::OK();
+    }
+    // One element a byte, the code in the low bits: re-encoded so the byte is the target's own.
+    const int bits = lowbit_width(to_);
+    const auto mask = static_cast<uint8_t>((1u << bits) - 1u);
+    const auto* src = static_cast<const uint8_t*>(in.raw());
+    auto* dst = static_cast<uint8_t*>(out.raw());
+    const bool is_signed = to_ == DType::kInt4 || to_ == DType::kInt2;
+    for (int64_t i = 0; i < in.numel(); ++i) {
+      const int code = src[i] & mask;
+      if (dtype_is_lowbit_int(to_))
+        dst[i] = lowbit_from_int(to_, is_signed && code >= (1 << (bits - 1)) ? code - (1 << bits) : code);
+      else
+        dst[i] = static_cast<uint8_t>(code);
+    }
+    return Status::OK();
+  }
+
+ private:
+  DType to_;
+};
+
 }  // namespace
+
+StatusOr<KernelPtr> create_onnx_BitCast(const Node& node, const KernelInit&) {
+  const Attribute* a = node.attr("to");
+  if (!a || a->kind != Attribute::Kind::kInt) return InvalidArgument("integer attribute 'to' is required");
+  MS_ASSIGN_OR_RETURN(DType to, dtype_from_onnx(a->i));
+  return KernelPtr(new BitCastKernel(to));
+}
 
 StatusOr<KernelPtr> create_onnx_Cast(const Node& node, const KernelInit&) {
   const Attribute* a = node.attr("to");
