@@ -1,12 +1,13 @@
-"""Quantization operators (kernels/ops/quant.cc) on one-node models, against onnxruntime (onnx.reference
-where onnxruntime lacks a kernel); quantized outputs exactly, float32 rtol 1e-4, atol 1e-5."""
+"""Quantization operators (kernels/ops/quant.cc, and onnxruntime's com.microsoft QLinear ops in
+quant_contrib.cc) on one-node models, against onnxruntime (onnx.reference where onnxruntime lacks a
+kernel); quantized outputs exactly, float32 rtol 1e-4, atol 1e-5."""
 import ml_dtypes
 import numpy as np
 import pytest
 from onnx import helper
 
 import mserve
-from op_harness import Cases, make_model, random_inputs
+from op_harness import Cases, check_outputs, make_model, one_node, ort_run, predict_outputs, random_inputs
 
 rand = random_inputs(1)
 CASES = Cases()
@@ -113,6 +114,69 @@ def test_op_matches_oracle(c):
     c.check()
 
 
+# onnxruntime's com.microsoft quantized ops, as its quantizer writes them in QOperator format. The
+# inputs avoid exact rounding ties, where float evaluation order may pick the other integer.
+MS = "com.microsoft"
+
+
+def qp(scale, zp, t):
+    return f32(scale), np.array(zp, t)
+
+
+CONTRIB = []
+for t, lo, hi in ((np.uint8, 0, 255), (np.int8, -128, 127)):
+    q = lambda *shape, t=t, lo=lo, hi=hi: rand(*shape, dtype=t, lo=lo, hi=hi)  # noqa: E731
+    n = np.dtype(t).name
+    sa, za = qp(0.031, 7 if t == np.int8 else 131, t)
+    sb, zb = qp(0.017, -3 if t == np.int8 else 120, t)
+    sc, zc = qp(0.045, 2 if t == np.int8 else 128, t)
+    for op in ("QLinearAdd", "QLinearMul"):
+        CONTRIB.append((f"{op}-{n}", op, {"a": q(2, 3, 4), "b": q(3, 1)},
+                        [("a", None), ("as", sa), ("az", za), ("b", None), ("bs", sb), ("bz", zb), ("cs", sc),
+                         ("cz", zc)], {}))
+    CONTRIB.append((f"QLinearSigmoid-{n}", "QLinearSigmoid", {"x": q(4, 9)},
+                    [("xs", sa), ("xz", za), ("ys", f32(1 / 256)), ("yz", np.array(lo, t))], {}))
+    CONTRIB.append((f"QLinearLeakyRelu-{n}", "QLinearLeakyRelu", {"x": q(4, 9)},
+                    [("xs", sa), ("xz", za), ("ys", sc), ("yz", zc)], {"alpha": 0.1}))
+    CONTRIB.append((f"QLinearGlobalAveragePool-{n}", "QLinearGlobalAveragePool", {"x": q(2, 3, 5, 7)},
+                    [("xs", sa), ("xz", za), ("ys", sb), ("yz", zb)], {"channels_last": 0}))
+    CONTRIB.append((f"QLinearGlobalAveragePool-nhwc-{n}", "QLinearGlobalAveragePool", {"x": q(2, 5, 7, 3)},
+                    [("xs", sa), ("xz", za), ("ys", sb), ("yz", zb)], {"channels_last": 1}))
+    CONTRIB.append((f"QLinearConcat-{n}", "QLinearConcat", {"x0": q(2, 3, 4), "x1": q(2, 2, 4), "x2": q(2, 1, 4)},
+                    [("ys", sc), ("yz", zc), ("x0", None), ("s0", sa), ("z0", za), ("x1", None), ("s1", sc),
+                     ("z1", zc), ("x2", None), ("s2", sb), ("z2", zb)], {"axis": 1}))
+    for opset, axis in ((13, -1), (13, 1), (11, 1)):
+        CONTRIB.append((f"QLinearSoftmax-op{opset}-axis{axis}-{n}", "QLinearSoftmax", {"x": q(2, 5, 6)},
+                        [("xs", f32(0.09)), ("xz", za), ("ys", f32(1 / 256)), ("yz", np.array(lo, t))],
+                        {"opset": opset, "axis": axis}))
+    for ta, tb, out in ((0, 0, True), (1, 1, True), (0, 1, False)):
+        a = q(5, 4) if ta else q(4, 5)
+        bz = np.array([zb, zb + 1, zb - 2], t) if tb else zb
+        bs = f32([0.017, 0.02, 0.011]) if tb else sb
+        CONTRIB.append((f"QGemm-t{ta}{tb}-{'q' if out else 'f'}-{n}", "QGemm", {"a": a},
+                        [("as", sa), ("az", za), ("b", q(3, 5) if tb else q(5, 3)), ("bs", bs), ("bz", bz),
+                         ("c", np.array([100, -2000, 33], np.int32)), ("ys", sc if out else None),
+                         ("yz", zc if out else None)], {"transA": ta, "transB": tb, "alpha": 0.8}))
+
+
+@pytest.mark.parametrize("case", CONTRIB, ids=[c[0] for c in CONTRIB])
+def test_contrib_quant_op_matches_onnxruntime(case):
+    _, op, inputs, consts, attrs = case
+    # consts: (name, array) pairs in input order; None leaves an optional input out, and (name, None)
+    # places the runtime input of that name there (else the runtime inputs come first).
+    names = [c[0] if c and (c[1] is not None or c[0] in inputs) else "" for c in consts]
+    if not any(c and c[0] in inputs for c in consts):
+        names = list(inputs) + names
+    while names and names[-1] == "":
+        names.pop()
+    consts_d = {c[0]: c[1] for c in consts if c and c[1] is not None}
+    dtype = next(iter(inputs.values())).dtype if op != "QGemm" or "ys" in consts_d else np.float32
+    model, outs = one_node(op, inputs, consts_d, attrs, domain=MS, names=names,
+                           out_type=helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
+    model.opset_import.append(helper.make_opsetid(MS, 1))
+    check_outputs(predict_outputs(model, inputs, outs), ort_run(model, inputs))
+
+
 def test_quantize_rejects_bad_scale_shape():
     node = helper.make_node("QuantizeLinear", ["x", "s"], ["y"])
     model = make_model([node], [("x", np.float32, [2, 3])], [("y", np.uint8, None)], {"s": f32([1.0, 2.0])}, opset=13)
@@ -126,3 +190,60 @@ def test_dequantize_float8_refuses_a_nonzero_zero_point():
                        {"s": f32(2.0), "z": np.array(1.0, ml_dtypes.float8_e4m3fn)}, opset=21)
     with pytest.raises(mserve.InvalidArgument, match="zero"):
         mserve.load(model.SerializeToString()).predict({"x": np.array([1, 2, 3], ml_dtypes.float8_e4m3fn)})
+
+
+def _contrib_model(op, inputs, consts, out_dtype, attrs=None):
+    model, _ = one_node(op, inputs, consts, attrs, domain=MS,
+                        out_type=helper.np_dtype_to_tensor_dtype(np.dtype(out_dtype)))
+    model.opset_import.append(helper.make_opsetid(MS, 1))
+    return model
+
+
+@pytest.mark.parametrize("op, consts, match", [
+    ("QLinearAdd", {"as": f32(0.1), "az": i8(0), "b": u8([1, 2]), "bs": f32(0.1), "bz": u8(0), "cs": f32(0.2),
+                    "cz": u8(0)}, "zero point must be uint8"),
+    ("QLinearAdd", {"as": f32([0.1, 0.2]), "az": u8(0), "b": u8([1, 2]), "bs": f32(0.1), "bz": u8(0),
+                    "cs": f32(0.2), "cz": u8(0)}, "one element"),
+    ("QLinearMul", {"as": f32(0.1), "az": u8(0), "b": u8([1, 2]), "bs": np.array(0.1, np.float64), "bz": u8(0),
+                    "cs": f32(0.2), "cz": u8(0)}, "float32"),
+    ("QLinearSigmoid", {"xs": f32(0.1), "xz": u8(0), "ys": f32(1 / 256), "yz": i8(0)}, "zero point must be uint8"),
+    ("QGemm", {"as": f32(0.1), "az": u8(0), "b": u8([[1, 2], [3, 4]]), "bs": f32([0.1, 0.2, 0.3]), "bz": u8(0)},
+     "b_scale"),
+    ("QGemm", {"as": f32(0.1), "az": u8(0), "b": u8([[1, 2], [3, 4]]), "bs": f32([0.1, 0.2]), "bz": u8([0, 1]),
+               "c": np.array([1, 2], np.int64)}, "C must be int32"),
+])
+def test_contrib_quant_ops_reject_bad_quantization_parameters(op, consts, match):
+    x = u8([[3, 4]])
+    out = np.float32 if op == "QGemm" else np.uint8
+    model = _contrib_model(op, {"x": x}, consts, out)
+    with pytest.raises(mserve.InvalidArgument, match=match):
+        mserve.load(model.SerializeToString()).predict({"x": x})
+
+
+@pytest.mark.parametrize("op, consts", [
+    ("QLinearConv", {"xs": f32(0.1), "xz": i8(0), "w": u8(np.ones((1, 1, 1, 1))), "ws": f32(0.1), "wz": u8(0),
+                     "ys": f32(0.2), "yz": u8(0)}),
+    ("QLinearMatMul", {"as": f32(0.1), "az": i8(0), "b": u8(np.ones((2, 2))), "bs": f32(0.1), "bz": u8(0),
+                       "ys": f32(0.2), "yz": u8(0)}),
+    ("QLinearMatMul", {"as": f32(0.1), "az": u8(0), "b": u8(np.ones((2, 2))), "bs": f32([0.1, 0.2]), "bz": u8(0),
+                       "ys": f32(0.2), "yz": u8(0)}),
+    ("MatMulInteger", {"b": u8(np.ones((2, 2))), "az": i8(0)}),
+])
+def test_quant_ops_reject_mismatched_zero_points(op, consts):
+    x = u8(np.ones((1, 1, 2, 2))) if op == "QLinearConv" else u8([[3, 4]])
+    model, _ = one_node(op, {"x": x}, consts, opset=13,
+                        out_type=helper.np_dtype_to_tensor_dtype(np.dtype(np.int32 if op == "MatMulInteger"
+                                                                          else np.uint8)))
+    with pytest.raises(mserve.InvalidArgument):
+        mserve.load(model.SerializeToString()).predict({"x": x})
+
+
+def test_quantize_nan_is_the_minimum_as_in_onnxruntime():
+    # A calibration range with an infinity (a causal mask's -inf) gives a scale of inf and x / scale
+    # NaN: onnxruntime writes the type's minimum.
+    for zt in (np.uint8, np.int8, np.uint16, np.int16):
+        model, _ = one_node("QuantizeLinear", {"x": f32([0, 1, -np.inf, np.nan, np.inf])},
+                            {"s": f32(0.5), "z": np.array(3, zt)}, opset=21)
+        x = f32([0, 1, -np.inf, np.nan, np.inf])
+        np.testing.assert_array_equal(mserve.load(model.SerializeToString()).predict({"x": x}),
+                                      ort_run(model, {"x": x})[0])

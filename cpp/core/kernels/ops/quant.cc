@@ -100,8 +100,11 @@ Status make_granularity(const Shape& x, const Shape& scale, const Shape* zp, int
   return Status::OK();
 }
 
+// NaN becomes the type's minimum, as in onnxruntime (a scale of inf from a calibration range with
+// an infinity, as a causal mask's -inf, makes x / scale NaN).
 template <class Q>
 Q saturate(double v) {
+  if (std::isnan(v)) return std::numeric_limits<Q>::lowest();
   v = std::nearbyint(v);
   v = std::min<double>(std::max<double>(v, std::numeric_limits<Q>::lowest()), std::numeric_limits<Q>::max());
   return static_cast<Q>(v);
@@ -392,6 +395,9 @@ class MatMulIntegerKernel final : public Kernel {
         return Unsupported(std::string("dtype ") + dtype_name(ctx.dtype(i)) + " is not supported");
     MMGeo g;
     MS_RETURN_IF_ERROR(mm_geo(ctx.shape(0), ctx.shape(1), &g));
+    for (int i : {2, 3})
+      if (ctx.has_input(i))
+        MS_CHECK_ARG(ctx.dtype(i) == ctx.dtype(i - 2), "a zero point must have its operand's dtype");
     if (ctx.has_input(2))
       MS_CHECK_ARG(ctx.shape(2).numel() == 1 || ctx.shape(2).numel() == g.M, "bad a_zero_point shape");
     if (ctx.has_input(3))
@@ -440,9 +446,13 @@ class QLinearMatMulKernel final : public Kernel {
     for (int i : {1, 4, 6})
       if (!dtype_is_float(ctx.dtype(i)) || ctx.dtype(i) != ctx.dtype(1))
         return Unsupported("scales must share one float dtype");
+    MS_CHECK_ARG(ctx.dtype(2) == ctx.dtype(0), "a_zero_point must have a's dtype");
+    MS_CHECK_ARG(ctx.dtype(5) == ctx.dtype(3), "b_zero_point must have b's dtype");
     MMGeo g;
     MS_RETURN_IF_ERROR(mm_geo(ctx.shape(0), ctx.shape(3), &g));
     MS_CHECK_ARG(ctx.shape(1).numel() == 1 && ctx.shape(2).numel() == 1, "a_scale and a_zero_point must be scalars");
+    MS_CHECK_ARG(ctx.shape(6).numel() == ctx.shape(7).numel(), "y_scale and y_zero_point differ in size");
+    MS_CHECK_ARG(ctx.shape(4).numel() == ctx.shape(5).numel(), "b_scale and b_zero_point differ in size");
     for (int i : {4, 5, 6, 7})
       MS_CHECK_ARG(ctx.shape(i).numel() == 1 || ctx.shape(i).numel() == g.N, "per-column scales must have N elements");
     ctx.set_output(0, ctx.dtype(7), g.out);
@@ -548,9 +558,14 @@ class ConvIntKernel final : public Kernel {
     ConvGeometry g;
     MS_RETURN_IF_ERROR(conv_geometry(a_, ctx.shape(kX), ctx.shape(kW), &g));
     const int zxi = kQLinear ? 2 : 2, zwi = kQLinear ? 5 : 3;
-    if (ctx.has_input(zxi)) MS_CHECK_ARG(ctx.shape(zxi).numel() == 1, "x_zero_point must be a scalar");
-    if (ctx.has_input(zwi))
+    if (ctx.has_input(zxi)) {
+      MS_CHECK_ARG(ctx.shape(zxi).numel() == 1, "x_zero_point must be a scalar");
+      MS_CHECK_ARG(ctx.dtype(zxi) == ctx.dtype(kX), "x_zero_point must have x's dtype");
+    }
+    if (ctx.has_input(zwi)) {
       MS_CHECK_ARG(ctx.shape(zwi).numel() == 1 || ctx.shape(zwi).numel() == g.M, "bad w_zero_point shape");
+      MS_CHECK_ARG(ctx.dtype(zwi) == ctx.dtype(kW), "w_zero_point must have w's dtype");
+    }
     DType yt = DType::kInt32;
     if constexpr (kQLinear) {
       for (int i = 0; i < 8; ++i) MS_CHECK_ARG(ctx.has_input(i), "QLinearConv needs 8 inputs");
@@ -558,6 +573,10 @@ class ConvIntKernel final : public Kernel {
       for (int i : {1, 4, 6})
         if (ctx.dtype(i) != DType::kFloat32) return Unsupported("scales must be float32");
       MS_CHECK_ARG(ctx.shape(4).numel() == 1 || ctx.shape(4).numel() == g.M, "bad w_scale shape");
+      MS_CHECK_ARG(ctx.shape(1).numel() == 1 && ctx.shape(6).numel() == 1 && ctx.shape(7).numel() == 1,
+                   "x_scale, y_scale and y_zero_point must be scalars");
+      MS_CHECK_ARG(is_quant_type(yt) && (yt == DType::kInt8 || yt == DType::kUInt8),
+                   "y_zero_point must be int8 or uint8");
       if (ctx.has_input(8))
         MS_CHECK_ARG(ctx.dtype(8) == DType::kInt32 && ctx.shape(8).numel() == g.M, "B must be int32[M]");
     }
