@@ -10,8 +10,8 @@
 // rounded by HalfAsFloat, kernels/half_as_float.h).
 //
 // Left as it is: a graph whose subgraphs (If, Loop, Scan bodies) hold 16-bit floats, since their
-// declared types would then disagree with the outer values they read, and a graph with a
-// BitCast, whose result is the 16-bit pattern itself.
+// declared types would then disagree with the outer values they read; a graph with a BitCast,
+// whose result is the 16-bit pattern itself; a graph with an output of no declared type.
 #include <string>
 #include <vector>
 
@@ -79,6 +79,8 @@ Status widen_half_floats(Graph& g) {
     for (const auto& [key, a] : n.attrs)
       if (a.kind == Attribute::Kind::kGraph && a.g && holds_half(*a.g)) return Status::OK();
   }
+  for (int v : g.outputs)  // an output of no declared type might be a 16-bit one: left as it is
+    if (g.values[v].dtype == DType::kUndefined) return Status::OK();
   auto onnx_opset = g.opsets.find("");
   if (onnx_opset == g.opsets.end()) return Status::OK();  // the Casts this adds need the default domain
   const int opset = static_cast<int>(onnx_opset->second);
