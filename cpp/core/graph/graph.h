@@ -138,4 +138,8 @@ struct Graph {
   }
 };
 
+// Whether the graph holds float16 or bfloat16 anywhere: a declared value, a constant, a type
+// attribute ('to', 'dtype', 'output_dtype'), a tensor attribute, a subgraph.
+bool holds_16bit_floats(const Graph& g);
+
 }  // namespace mserve

@@ -58,27 +58,7 @@ StatusOr<KernelPtr> create_kernel(const Node& node, const KernelInit& init) {
   return r->factory(node, init);
 }
 
-namespace {
-bool is_half_code(int64_t onnx_type) { return onnx_type == 10 || onnx_type == 16; }  // FLOAT16, BFLOAT16
-
-bool graph_has_half(const Graph& g) {
-  for (const Value& v : g.values)
-    if (dtype_is_half(v.dtype)) return true;
-  for (const auto& [id, t] : g.initializers)
-    if (dtype_is_half(t.dtype())) return true;
-  for (const Node& n : g.nodes)
-    for (const auto& [key, a] : n.attrs) {
-      if ((key == "to" || key == "dtype" || key == "output_dtype") && a.kind == Attribute::Kind::kInt &&
-          is_half_code(a.i))
-        return true;
-      if (a.kind == Attribute::Kind::kTensor && dtype_is_half(a.t.dtype())) return true;
-      if (a.kind == Attribute::Kind::kGraph && a.g && graph_has_half(*a.g)) return true;
-    }
-  return false;
-}
-}  // namespace
-
-KernelInit::KernelInit(const Graph& g, bool prepack) : graph_(g), prepack_(prepack), has_half_(graph_has_half(g)) {}
+KernelInit::KernelInit(const Graph& g, bool prepack) : graph_(g), prepack_(prepack), has_half_(holds_16bit_floats(g)) {}
 
 KernelInit KernelInit::shapes_only() const {
   KernelInit k(*this);

@@ -56,37 +56,11 @@ class Mapping {
 };
 
 StatusOr<DType> map_dtype(int32_t t) {
-  using TP = onnx::TensorProto;
-  switch (t) {
-    case TP::FLOAT: return DType::kFloat32;
-    case TP::DOUBLE: return DType::kFloat64;
-    case TP::FLOAT16: return DType::kFloat16;
-    case TP::INT8: return DType::kInt8;
-    case TP::INT16: return DType::kInt16;
-    case TP::INT32: return DType::kInt32;
-    case TP::INT64: return DType::kInt64;
-    case TP::UINT8: return DType::kUInt8;
-    case TP::UINT16: return DType::kUInt16;
-    case TP::UINT32: return DType::kUInt32;
-    case TP::UINT64: return DType::kUInt64;
-    case TP::BOOL: return DType::kBool;
-    case TP::STRING: return DType::kString;
-    case TP::BFLOAT16: return DType::kBFloat16;
-    // The narrow types (the system's onnx.proto may predate them: by number).
-    case 17: return DType::kFloat8E4M3FN;
-    case 18: return DType::kFloat8E4M3FNUZ;
-    case 19: return DType::kFloat8E5M2;
-    case 20: return DType::kFloat8E5M2FNUZ;
-    case 21: return DType::kUInt4;
-    case 22: return DType::kInt4;
-    case 23: return DType::kFloat4E2M1;
-    case 24: return DType::kFloat8E8M0;
-    case 25: return DType::kUInt2;
-    case 26: return DType::kInt2;
-    case TP::COMPLEX64:
-    case TP::COMPLEX128: return Unsupported("complex tensors are not supported");
-    default: return Unsupported("tensor element type " + std::to_string(t) + " is not supported");
-  }
+  const DType d = dtype_of_onnx(t);
+  if (d != DType::kUndefined) return d;
+  if (t == onnx::TensorProto::COMPLEX64 || t == onnx::TensorProto::COMPLEX128)
+    return Unsupported("complex tensors are not supported");
+  return Unsupported("tensor element type " + std::to_string(t) + " is not supported");
 }
 
 // Real path of `p`, or empty when it doesn't resolve.

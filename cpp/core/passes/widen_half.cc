@@ -36,22 +36,6 @@ bool stored_in_half(const Graph& g) {
   return false;
 }
 
-bool holds_half(const Graph& g) {
-  for (const Value& v : g.values)
-    if (dtype_is_half(v.dtype)) return true;
-  for (const auto& [id, t] : g.initializers)
-    if (dtype_is_half(t.dtype())) return true;
-  for (const Node& n : g.nodes)
-    for (const auto& [key, a] : n.attrs) {
-      if (a.kind == Attribute::Kind::kInt && (a.i == kOnnxFloat16 || a.i == kOnnxBFloat16) &&
-          (key == "to" || key == "dtype" || key == "output_dtype"))
-        return true;
-      if (a.kind == Attribute::Kind::kTensor && dtype_is_half(a.t.dtype())) return true;
-      if (a.kind == Attribute::Kind::kGraph && a.g && holds_half(*a.g)) return true;
-    }
-  return false;
-}
-
 StatusOr<Tensor> widened(const Tensor& t) {
   MS_ASSIGN_OR_RETURN(Tensor f, Tensor::empty(DType::kFloat32, t.shape()));
   ThreadPool one(1);
@@ -77,7 +61,7 @@ Status widen_half_floats(Graph& g) {
   for (const Node& n : g.nodes) {
     if (n.op_type == "BitCast" && n.domain.empty()) return Status::OK();  // the bits are its meaning
     for (const auto& [key, a] : n.attrs)
-      if (a.kind == Attribute::Kind::kGraph && a.g && holds_half(*a.g)) return Status::OK();
+      if (a.kind == Attribute::Kind::kGraph && a.g && holds_16bit_floats(*a.g)) return Status::OK();
   }
   for (int v : g.outputs)  // an output of no declared type might be a 16-bit one: left as it is
     if (g.values[v].dtype == DType::kUndefined) return Status::OK();

@@ -74,6 +74,12 @@ struct IsLowBit<LowBit<D>> : std::true_type {};
 template <class T>
 inline constexpr bool is_lowbit_v = IsLowBit<T>::value;
 
+// The DType of an ONNX TensorProto.DataType number (the numbers are the ONNX spec's); kUndefined
+// for 0 and for the types tensors do not hold (complex, float6).
+DType dtype_of_onnx(int64_t code);
+// The spec's name of a DataType number with the number ("COMPLEX64 (14)"), for messages.
+std::string onnx_type_name(int64_t code);
+
 // Bytes per element (sizeof(std::string) for kString).
 size_t dtype_size(DType t);
 // Lower-case numpy name ("float32", "bool", ...); "string" for kString, "undefined" for kUndefined.

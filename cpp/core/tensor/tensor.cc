@@ -72,6 +72,54 @@ const char* dtype_name(DType t) {
   return "undefined";
 }
 
+namespace {
+// Indexed by ONNX DataType number (onnx.proto's TensorProto.DataType).
+constexpr struct {
+  const char* name;
+  DType dtype;
+} kOnnxTypes[] = {
+    {"UNDEFINED", DType::kUndefined},
+    {"FLOAT", DType::kFloat32},
+    {"UINT8", DType::kUInt8},
+    {"INT8", DType::kInt8},
+    {"UINT16", DType::kUInt16},
+    {"INT16", DType::kInt16},
+    {"INT32", DType::kInt32},
+    {"INT64", DType::kInt64},
+    {"STRING", DType::kString},
+    {"BOOL", DType::kBool},
+    {"FLOAT16", DType::kFloat16},
+    {"DOUBLE", DType::kFloat64},
+    {"UINT32", DType::kUInt32},
+    {"UINT64", DType::kUInt64},
+    {"COMPLEX64", DType::kUndefined},
+    {"COMPLEX128", DType::kUndefined},
+    {"BFLOAT16", DType::kBFloat16},
+    {"FLOAT8E4M3FN", DType::kFloat8E4M3FN},
+    {"FLOAT8E4M3FNUZ", DType::kFloat8E4M3FNUZ},
+    {"FLOAT8E5M2", DType::kFloat8E5M2},
+    {"FLOAT8E5M2FNUZ", DType::kFloat8E5M2FNUZ},
+    {"UINT4", DType::kUInt4},
+    {"INT4", DType::kInt4},
+    {"FLOAT4E2M1", DType::kFloat4E2M1},
+    {"FLOAT8E8M0", DType::kFloat8E8M0},
+    {"UINT2", DType::kUInt2},
+    {"INT2", DType::kInt2},
+    {"FLOAT6E2M3", DType::kUndefined},
+    {"FLOAT6E3M2", DType::kUndefined},
+};
+constexpr int64_t kNumOnnxTypes = sizeof(kOnnxTypes) / sizeof(kOnnxTypes[0]);
+}  // namespace
+
+DType dtype_of_onnx(int64_t code) {
+  return code >= 0 && code < kNumOnnxTypes ? kOnnxTypes[code].dtype : DType::kUndefined;
+}
+
+std::string onnx_type_name(int64_t code) {
+  if (code >= 0 && code < kNumOnnxTypes) return std::string(kOnnxTypes[code].name) + " (" + std::to_string(code) + ")";
+  return "type " + std::to_string(code);
+}
+
 bool dtype_is_float(DType t) { return t == DType::kFloat32 || t == DType::kFloat64 || t == DType::kFloat16; }
 
 // ---- Shape ----

@@ -30,44 +30,9 @@
 namespace mserve {
 
 StatusOr<DType> dtype_from_onnx(int64_t to) {
-  switch (to) {
-    case 1: return DType::kFloat32;
-    case 2: return DType::kUInt8;
-    case 3: return DType::kInt8;
-    case 4: return DType::kUInt16;
-    case 5: return DType::kInt16;
-    case 6: return DType::kInt32;
-    case 7: return DType::kInt64;
-    case 8: return DType::kString;
-    case 9: return DType::kBool;
-    case 10: return DType::kFloat16;
-    case 11: return DType::kFloat64;
-    case 12: return DType::kUInt32;
-    case 13: return DType::kUInt64;
-    case 16: return DType::kBFloat16;
-    case 17: return DType::kFloat8E4M3FN;
-    case 18: return DType::kFloat8E4M3FNUZ;
-    case 19: return DType::kFloat8E5M2;
-    case 20: return DType::kFloat8E5M2FNUZ;
-    case 21: return DType::kUInt4;
-    case 22: return DType::kInt4;
-    case 23: return DType::kFloat4E2M1;
-    case 24: return DType::kFloat8E8M0;
-    case 25: return DType::kUInt2;
-    case 26: return DType::kInt2;
-    default: break;
-  }
-  const char* name = nullptr;
-  switch (to) {
-    case 0: name = "UNDEFINED"; break;
-    case 14: name = "COMPLEX64"; break;
-    case 15: name = "COMPLEX128"; break;
-    case 27: name = "FLOAT6E2M3"; break;
-    case 28: name = "FLOAT6E3M2"; break;
-    default: break;
-  }
-  std::string what = name ? std::string(name) + " (" + std::to_string(to) + ")" : "type " + std::to_string(to);
-  return Unsupported("Cast to " + what + " is not supported");
+  const DType t = dtype_of_onnx(to);
+  if (t != DType::kUndefined) return t;
+  return Unsupported("Cast to " + onnx_type_name(to) + " is not supported");
 }
 
 namespace {

@@ -17,7 +17,6 @@
 #include <string>
 #include <vector>
 
-#include "core/kernels/cast.h"
 #include "core/kernels/common.h"
 #include "core/kernels/conv_geometry.h"
 #include "core/kernels/registry.h"
@@ -29,12 +28,6 @@ namespace {
 
 bool is_quant_type(DType t) {
   return t == DType::kInt8 || t == DType::kUInt8 || t == DType::kInt16 || t == DType::kUInt16;
-}
-
-// The DType of an ONNX element type code; kUndefined for one mserve does not hold.
-DType dtype_of_code(int64_t code) {
-  auto t = dtype_from_onnx(code);
-  return t.ok() ? t.value() : DType::kUndefined;
 }
 
 // The narrow types QuantizeLinear writes and DequantizeLinear reads.
@@ -130,10 +123,10 @@ class QuantizeKernel final : public Kernel {
     if (ctx.has_input(2)) {
       yt = ctx.dtype(2);
     } else if (out_dtype_ != 0) {
-      yt = dtype_of_code(out_dtype_);
+      yt = dtype_of_onnx(out_dtype_);
     }
     if (out_dtype_ != 0 && ctx.has_input(2))
-      MS_CHECK_ARG(dtype_of_code(out_dtype_) == yt, "output_dtype differs from y_zero_point's dtype");
+      MS_CHECK_ARG(dtype_of_onnx(out_dtype_) == yt, "output_dtype differs from y_zero_point's dtype");
     if (!is_quant_type(yt) && !is_narrow_quant_type(yt))
       return Unsupported(std::string("output dtype ") + dtype_name(yt) + " is not supported");
     Granularity g;
@@ -220,7 +213,7 @@ class DequantizeKernel final : public Kernel {
     if (ctx.has_input(2)) MS_CHECK_ARG(ctx.dtype(2) == xt, "x_zero_point must have x's dtype");
     DType yt = st;
     if (out_dtype_ != 0) {
-      yt = dtype_of_code(out_dtype_);
+      yt = dtype_of_onnx(out_dtype_);
       if (!dtype_is_float(yt)) return Unsupported("output_dtype " + std::to_string(out_dtype_) + " is not supported");
     }
     Granularity g;
