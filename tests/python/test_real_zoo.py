@@ -8,11 +8,16 @@ Tolerances, relative L2 error ||got - want|| / ||want|| against torch's float32 
     summation order; over a 768- or 3072-long dot product and a dozen layers that leaves errors of a
     few 1e-6 (onnxruntime's column shows the same), while a dropped bias, an unscaled norm or a wrong
     BatchNorm statistic gives errors of 1e-2 and more.
-  float16 conversions: 1e-2. Rounding the weights to float16 (unit roundoff 2^-11 = 4.9e-4) perturbs
-    every layer by a few 1e-4 relative; a dozen layers and the softmaxes in between add up to 1e-3,
-    rarely 3e-3 (onnxruntime, which also computes some layers in float16, shows what that costs).
-    Where the framework's top-1 margin is large (over a tenth of the logits' spread) the top-1 class
-    must be the framework's too.
+  float16 conversions: 3 s + 1e-3, where s (meta:fp16_rounding_error, measured in torch when the
+    model was generated) is how far torch's own outputs move when the parameters and float inputs are
+    rounded to float16 and the rest stays float32: the error no float16 model can avoid, from 4e-4
+    (GPT-2) to 1.5e-2 (ResNet-50, whose float32 errors are also ten times the others': the model
+    itself amplifies rounding). The factor 3 covers what torch's measure leaves out: the exporter folds BatchNorm
+    into the convolutions before their weights are rounded, and the converted graph rounds some
+    activations to float16; the 1e-3 covers rounding the outputs (2^-11 = 4.9e-4 relative).
+    onnxruntime's column shows what a runtime that also computes in float16 costs. Where the
+    framework's top-1 margin is large (over a tenth of the logits' spread) the top-1 class must be the
+    framework's too.
 """
 import os
 import time
@@ -30,7 +35,6 @@ NAMES = ["bert_base", "distilbert", "minilm", "roberta", "gpt2", "gpt2_past",
          "resnet50", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "vit_b_16"]
 CLASSIFIERS = {"resnet50", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "vit_b_16"}
 RTOL_L2 = 1e-4
-FP16_RTOL_L2 = 1e-2
 TABLE: dict[str, dict] = {}      # name -> the row printed at the end of the run (conftest)
 
 
@@ -110,6 +114,10 @@ def test_real_model_matches_its_framework(name):
     assert row["ort_err"] < RTOL_L2, f"{name}: onnxruntime's relative L2 error {row['ort_err']:.3e}"
 
 
+def fp16_tolerance(meta):
+    return 3 * float(meta["fp16_rounding_error"]) + 1e-3
+
+
 def fp16_inputs(model, inputs):
     kinds = {s.name: np.dtype(s.dtype) for s in model.inputs}
     return {k: v.astype(np.float16) if kinds[k] == np.float16 else v for k, v in inputs.items()}
@@ -143,10 +151,11 @@ def test_real_model_float16(name):
         for inputs, want in sets16:
             check_top1(name, run(inputs)["logits"].astype(np.float32), want["logits"])
     row = TABLE.setdefault(name, {})
-    row.update(fp16_err=err, fp16_ms=best_ms(lambda: model.predict(sets16[0][0])))
+    row.update(fp16_err=err, fp16_tol=fp16_tolerance(meta), fp16_ms=best_ms(lambda: model.predict(sets16[0][0])))
     model = None                    # frees its weights before onnxruntime loads its own copy
     row["ort_fp16_err"], _ = worst_error(ort_runner(ort_session(path)), sets16, name + " float16 (onnxruntime)")
-    assert err < FP16_RTOL_L2, f"{name} float16: relative L2 error {err:.3e} at {where} against {meta['framework']}"
+    assert err < row["fp16_tol"], (f"{name} float16: relative L2 error {err:.3e} at {where} against "
+                                   f"{meta['framework']}, tolerance {row['fp16_tol']:.1e}")
 
 
 def table():
@@ -158,9 +167,9 @@ def table():
         return format(row[key], fmt) if key in row else "-"
 
     lines = [f"real-size zoo ({ZOO}): relative L2 errors against the framework's float32 outputs; "
-             f"tolerance {RTOL_L2:g} (float32), {FP16_RTOL_L2:g} (float16)",
+             f"tolerance {RTOL_L2:g} (float32), fp16 tol (float16); times: best of 5 predicts",
              f"{'model':<19}{'params':>8}{'ONNX MB':>9}{'load s':>8}{'mserve ms':>11}{'ort ms':>8}"
-             f"{'rel L2':>10}{'ort L2':>10}{'fp16 L2':>10}{'ort fp16':>10}{'fp16 ms':>9}"]
+             f"{'rel L2':>10}{'ort L2':>10}{'fp16 L2':>10}{'ort fp16':>10}{'fp16 tol':>10}{'fp16 ms':>9}"]
     for name in NAMES:
         if name not in TABLE:
             continue
@@ -168,5 +177,6 @@ def table():
         params = f"{r['params'] / 1e6:.1f}M" if "params" in r else "-"
         lines.append(f"{name:<19}{params:>8}{f(r, 'mb', '.0f'):>9}{f(r, 'load_s', '.2f'):>8}{f(r, 'ms', '.1f'):>11}"
                      f"{f(r, 'ort_ms', '.1f'):>8}{f(r, 'err', '.1e'):>10}{f(r, 'ort_err', '.1e'):>10}"
-                     f"{f(r, 'fp16_err', '.1e'):>10}{f(r, 'ort_fp16_err', '.1e'):>10}{f(r, 'fp16_ms', '.1f'):>9}")
+                     f"{f(r, 'fp16_err', '.1e'):>10}{f(r, 'ort_fp16_err', '.1e'):>10}{f(r, 'fp16_tol', '.1e'):>10}"
+                     f"{f(r, 'fp16_ms', '.1f'):>9}")
     return lines
