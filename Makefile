@@ -215,7 +215,7 @@ zoo: $(VENV)/.deps
 # The real-size zoo (tests/models/generate_real.py): BERT-base, DistilBERT, MiniLM, RoBERTa, GPT-2
 # (with and without past key values) from transformers and ResNet-50, MobileNetV3, EfficientNet-B0,
 # ConvNeXt-tiny, ViT-B/16 from torchvision, at their default sizes with random trained-like weights,
-# written to build/zoo-real (about 3.5 GB, never committed) with their float16 conversions, then
+# written to build/zoo-real (about 4.6 GB, never committed) with their float16 conversions, then
 # checked in mserve against torch's outputs (tests/python/test_real_zoo.py prints the table).
 # Debian's python3-torch 1.13 and python3-torchvision 0.14 (PyPI's torch wheels pull the CUDA
 # stack); transformers 4.40.2, which runs and exports on torch 1.13 (its attention falls back to

@@ -167,7 +167,7 @@ def table():
         return format(row[key], fmt) if key in row else "-"
 
     lines = [f"real-size zoo ({ZOO}): relative L2 errors against the framework's float32 outputs; "
-             f"tolerance {RTOL_L2:g} (float32), fp16 tol (float16); times: best of 5 predicts",
+             f"tolerance {RTOL_L2:g} for float32, 'fp16 tol' for float16; times: the best of 5 predicts",
              f"{'model':<19}{'params':>8}{'ONNX MB':>9}{'load s':>8}{'mserve ms':>11}{'ort ms':>8}"
              f"{'rel L2':>10}{'ort L2':>10}{'fp16 L2':>10}{'ort fp16':>10}{'fp16 tol':>10}{'fp16 ms':>9}"]
     for name in NAMES:
