@@ -18,7 +18,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python tests/cpp -type f \( -name '*.cc' -o -name '*.h' \
 	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' -o -name '*.proto' \))
 
-.PHONY: all build wheel sdist test-wheel test-gpu-build gpu-bundle bench-gpu test test-fast lint typecheck test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-serve docs node-expectations zoo clean apt-deps
+.PHONY: all build wheel sdist test-wheel test-gpu-build gpu-bundle bench-gpu test test-fast lint typecheck test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-serve docs node-expectations zoo zoo-real clean apt-deps
 all: build
 
 apt-deps:
@@ -210,6 +210,37 @@ zoo: $(VENV)/.deps
 	/usr/bin/python3 tests/models/generate.py --families torch bench
 	$(PY) tests/models/generate.py --families sklearn
 	du -sh tests/models
+	$(MAKE) zoo-real
+
+# The real-size zoo (tests/models/generate_real.py): BERT-base, DistilBERT, MiniLM, RoBERTa, GPT-2
+# (with and without past key values) from transformers and ResNet-50, MobileNetV3, EfficientNet-B0,
+# ConvNeXt-tiny, ViT-B/16 from torchvision, at their default sizes with random trained-like weights,
+# written to build/zoo-real (about 4.6 GB, never committed) with their float16 conversions, then
+# checked in mserve against torch's outputs (tests/python/test_real_zoo.py prints the table).
+# Debian's python3-torch 1.13 and python3-torchvision 0.14 (PyPI's torch wheels pull the CUDA
+# stack); transformers 4.40.2, which runs and exports on torch 1.13 (its attention falls back to
+# the eager code below torch 2.1), goes into build/zoo-venv, a venv over the system Python that sees
+# Debian's torch and numpy ('numpy<2': Debian's torch is built against numpy 1). The float16 step runs under .venv, which
+# has onnxruntime. ZOO_REAL_ONLY="bert_base gpt2" builds some models only.
+ZOO_REAL := build/zoo-real
+ZOO_VENV := build/zoo-venv
+ZOO_REAL_ONLY ?=
+_empty :=
+_space := $(_empty) $(_empty)
+$(ZOO_VENV)/.deps: | apt-deps
+	@missing=""; for p in python3-torch python3-torchvision python3-numpy python3-venv; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "apt-get install:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	test -x $(ZOO_VENV)/bin/python || /usr/bin/python3 -m venv --system-site-packages $(ZOO_VENV)
+	$(ZOO_VENV)/bin/python -m pip install -q 'transformers==4.40.2' 'numpy<2'
+	touch $@
+
+zoo-real: $(ZOO_VENV)/.deps build
+	$(ZOO_VENV)/bin/python tests/models/generate_real.py --out $(ZOO_REAL) $(if $(ZOO_REAL_ONLY),--only $(ZOO_REAL_ONLY))
+	$(PY) tests/models/generate_real.py --fp16 --out $(ZOO_REAL) $(if $(ZOO_REAL_ONLY),--only $(ZOO_REAL_ONLY))
+	du -sh $(ZOO_REAL)
+	MSERVE_REAL_ZOO=$(ZOO_REAL) $(PY) -m pytest -q tests/python/test_real_zoo.py $(if $(ZOO_REAL_ONLY),-k "$(subst $(_space), or ,$(strip $(ZOO_REAL_ONLY)))")
 
 docs: build
 	$(PY) -m mserve ops --markdown > docs/ops.md

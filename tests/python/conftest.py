@@ -3,11 +3,11 @@ import pytest
 
 from op_harness import make_model, ort_run  # noqa: F401  (test modules import them from here too)
 
-# The slow tier, which `make test-fast` (pytest -m "not slow") leaves out: the model zoo and example
+# The slow tier, which `make test-fast` (pytest -m "not slow") leaves out: the model zoos and example
 # models, the notebooks, the ONNX node suite, soak-style server tests (overload, TLS, repository
 # lifecycle, corrupted models), and single tests that wait on timers, reloads or memory sampling.
-SLOW_MODULES = {"test_zoo.py", "test_models.py", "test_notebooks.py", "test_onnx_node_suite.py", "test_overload.py",
-                "test_tls.py", "test_serve_lifecycle.py", "test_robustness.py"}
+SLOW_MODULES = {"test_zoo.py", "test_real_zoo.py", "test_models.py", "test_notebooks.py", "test_onnx_node_suite.py",
+                "test_overload.py", "test_tls.py", "test_serve_lifecycle.py", "test_robustness.py"}
 SLOW_TESTS = {
     "test_grpc.py::test_deadline_passing_in_the_queue_drops_the_request",
     "test_grpc.py::test_stop_drains_calls_in_flight",
@@ -35,7 +35,14 @@ def tmp_model(tmp_path):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Prints the ONNX node suite pass count when that test ran."""
+    """Prints the real-size zoo's table and the ONNX node suite pass count when those tests ran."""
+    try:
+        from test_real_zoo import table
+    except ImportError:
+        pass
+    else:
+        for line in table():
+            terminalreporter.write_line(line)
     try:
         from test_onnx_node_suite import SUMMARY
     except ImportError:
