@@ -1,5 +1,5 @@
 """Activations (kernels/ops/activation.cc: Relu, Sigmoid, Tanh, Clip, LeakyRelu, Elu, Selu, Gelu,
-PRelu, Swish, ...) on one-node models, against onnxruntime (onnx.reference where onnxruntime lacks a kernel);
+PRelu, Swish, SwiGLU, ...) on one-node models, against onnxruntime (onnx.reference where onnxruntime lacks a kernel);
 float32: rtol 1e-4, atol 1e-5."""
 import numpy as np
 import pytest
@@ -64,6 +64,32 @@ case("PRelu-int64", "PRelu", {"x": rand(4, 6, dtype=np.int64, lo=-9, hi=9)},
      {"s": rand(4, 1, dtype=np.int64, lo=1, hi=3)})
 
 
+
+def swiglu_naive(a, b, alpha=1.0):
+    """Y = A * sigmoid(alpha * A) * B in float64, rounded once to A's dtype."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    return [(a64 / (1.0 + np.exp(-alpha * a64)) * b64).astype(a.dtype)]
+
+
+for tag, alpha in [("default", None), ("alpha0.5", 0.5), ("alpha-1.7", -1.7)]:
+    attrs = {} if alpha is None else {"alpha": alpha}
+    ab = {"a": rand(3, 4, 5, lo=-6, hi=6), "b": rand(3, 4, 5, lo=-3, hi=3)}
+    case(f"SwiGLU-{tag}", "SwiGLU", ab, attrs=attrs, opsets=(28,), oracle="reference")
+    case(f"SwiGLU-{tag}-naive", "SwiGLU", ab, attrs=attrs, opsets=(28,),
+         oracle=lambda i, alpha=alpha: swiglu_naive(i["a"], i["b"], 1.0 if alpha is None else alpha))
+case("SwiGLU-long", "SwiGLU", {"a": rand(2, 1029, lo=-30, hi=30), "b": rand(2, 1029)}, opsets=(28,),
+     oracle=lambda i: swiglu_naive(i["a"], i["b"]))
+case("SwiGLU-b-const", "SwiGLU", {"a": rand(4, 6, lo=-6, hi=6)}, {"b": rand(4, 6)}, opsets=(28,), oracle="reference")
+case("SwiGLU-f64", "SwiGLU", {"a": rand(2, 9, dtype=np.float64, lo=-6, hi=6), "b": rand(2, 9, dtype=np.float64)},
+     attrs={"alpha": 1.3}, opsets=(28,), oracle="reference", tol={"rtol": 1e-12, "atol": 1e-12})
+case("SwiGLU-f16", "SwiGLU", {"a": rand(2, 9, lo=-6, hi=6).astype(np.float16), "b": rand(2, 9).astype(np.float16)},
+     opsets=(28,), oracle=lambda i: swiglu_naive(i["a"], i["b"]))
+case("SwiGLU-f16-ref", "SwiGLU", {"a": rand(2, 9, lo=-6, hi=6).astype(np.float16),
+                                  "b": rand(2, 9).astype(np.float16)}, opsets=(28,), oracle="reference",
+     f16_tol={"rtol": 4e-3, "atol": 4e-3})
+case("SwiGLU-scalar", "SwiGLU", {"a": np.array(1.5, np.float32), "b": np.array(-2.0, np.float32)}, opsets=(28,),
+     oracle="reference")
+
 @pytest.mark.parametrize("c", CASES)
 def test_op_matches_oracle(c):
     c.check()
@@ -93,7 +119,22 @@ def test_errors():
         run_one("Swish", x, opset=23)
 
 
+@pytest.mark.parametrize("a,b,opset,err", [
+    (rand(3, 4), rand(4), 28, mserve.InvalidArgument),                       # no broadcasting
+    (rand(3, 4), rand(4, 3), 28, mserve.InvalidArgument),                    # shapes differ
+    (rand(3, 4), rand(3, 4, dtype=np.float64), 28, mserve.InvalidArgument),  # dtypes differ
+    (rand(3, 4, dtype=np.int32), rand(3, 4, dtype=np.int32), 28, mserve.Error),  # not a float type
+    (rand(3, 4), rand(3, 4), 27, mserve.UnsupportedOperator),               # before its first opset
+])
+def test_swiglu_errors(a, b, opset, err):
+    model = make_model([helper.make_node("SwiGLU", ["a", "b"], ["y"])],
+                       [("a", a.dtype, list(a.shape)), ("b", b.dtype, list(b.shape))], [("y", a.dtype, None)],
+                       opset=opset)
+    with pytest.raises(err):
+        mserve.load(model.SerializeToString()).predict({"a": a, "b": b})
+
+
 def test_supported_ops_lists_activations():
     names = {op.op_type for op in mserve.supported_ops()}
-    for op in ["PRelu", "Swish"] + [a[0] for a in ACT]:
+    for op in ["PRelu", "Swish", "SwiGLU"] + [a[0] for a in ACT]:
         assert op in names, op

@@ -9,6 +9,8 @@
 // com.microsoft (onnxruntime's contrib operators): Gelu (erf), QuickGelu (x * sigmoid(alpha * x),
 // alpha default 1.702: the table's Swish), and the forms with a bias over the last axis added
 // first, BiasGelu (erf) and FastGelu (tanh approximation; the bias optional).
+// SwiGLU (28): Y = Swish_alpha(A) * B, A and B of one shape (no broadcasting), float32/float64
+// (16-bit floats through HalfAsFloat: computed in float32, rounded once).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -238,6 +240,44 @@ class BiasActKernel final : public Kernel {
   FusedActivation act_;
 };
 
+// Y = Swish_alpha(A) * B: the table's Swish row over A, then the product with B in place.
+class SwiGLUKernel final : public Kernel {
+ public:
+  explicit SwiGLUKernel(FusedActivation swish) : swish_(swish) {}
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs inputs A and B");
+    const DType t = ctx.dtype(0);
+    if (t != DType::kFloat32 && t != DType::kFloat64)
+      return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
+    MS_CHECK_ARG(ctx.dtype(1) == t,
+                 std::string("B dtype ") + dtype_name(ctx.dtype(1)) + " differs from A's " + dtype_name(t));
+    MS_CHECK_ARG(ctx.shape(1) == ctx.shape(0), "B shape " + ctx.shape(1).str() + " differs from A shape " +
+                                                   ctx.shape(0).str() + " (SwiGLU does not broadcast)");
+    ctx.set_output(0, t, ctx.shape(0));
+    return Status::OK();
+  }
+  Status compute(const ComputeContext& ctx) const override {
+    MS_SWITCH_FLOAT(ctx.input(0).dtype(), T, return Unsupported("dtype"), {
+      if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) run<T>(ctx);
+    });
+    return Status::OK();
+  }
+
+ private:
+  template <class T>
+  void run(const ComputeContext& ctx) const {
+    const T* a = ctx.input(0).data<T>();
+    const T* b = ctx.input(1).data<T>();
+    T* y = ctx.output(0).data<T>();
+    ctx.pool().parallel_for(ctx.input(0).numel(), 1 << 13, [&](int64_t lo, int64_t hi) {
+      swish_.apply(a + lo, y + lo, hi - lo);
+      for (int64_t i = lo; i < hi; ++i) y[i] *= b[i];
+    });
+  }
+
+  FusedActivation swish_;
+};
+
 FusedActivation table_row(FusedActivation::Kind k, float alpha = 0, float beta = 0) {
   FusedActivation a;
   a.kind = k;
@@ -288,6 +328,9 @@ StatusOr<KernelPtr> create_onnx_Gelu(const Node& n, const KernelInit&) { return 
 StatusOr<KernelPtr> create_onnx_ThresholdedRelu(const Node& n, const KernelInit&) { return table_op(n); }
 StatusOr<KernelPtr> create_onnx_Shrink(const Node& n, const KernelInit&) { return table_op(n); }
 StatusOr<KernelPtr> create_onnx_Swish(const Node& n, const KernelInit&) { return table_op(n); }
+StatusOr<KernelPtr> create_onnx_SwiGLU(const Node& n, const KernelInit&) {
+  return KernelPtr(new SwiGLUKernel(table_row(Kind::kSwish, n.attr_float("alpha", 1.0f))));
+}
 StatusOr<KernelPtr> create_onnx_PRelu(const Node&, const KernelInit&) { return KernelPtr(new PReluKernel()); }
 
 }  // namespace mserve

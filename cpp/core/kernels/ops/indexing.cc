@@ -1,6 +1,8 @@
 // Gathers and scatters by index tensors: GatherElements, GatherND (batch_dims), ScatterND,
 // ScatterElements (reduction none/add/mul from opset 16, max/min from opset 18) and Scatter (9,
-// deprecated in 11: ScatterElements without a reduction, run by its kernel).
+// deprecated in 11: ScatterElements without a reduction, run by its kernel) and TensorScatter (24:
+// a KV-cache update writing `update` into a copy of `past_cache` along the sequence axis, from
+// each batch entry's write index; mode "circular" wraps the positions modulo the cache length).
 //
 // Indices may be int32 or int64 and negative (counting from the end of their axis); an index
 // outside [-size, size-1] is InvalidArgument at compute time. Gathers and reduction-free scatters
@@ -467,6 +469,116 @@ class ScatterElementsKernel final : public Kernel {
   Reduction red_;
 };
 
+// -------------------------------------------------------------------------- TensorScatter
+
+// present = past; then for every prefix p of the axes before `axis` (p[0] the batch entry) and
+// every s < sequence_length: present[p, pos(p[0], s)] = update[p, s], where pos(b, s) is
+// write_indices[b] + s (linear: must stay inside [0, max_sequence_length)) or that modulo
+// max_sequence_length, floored as Python's % (circular). Each prefix row of the cache is written
+// by one task (rows are disjoint), so the copy is parallel over rows.
+class TensorScatterKernel final : public Kernel {
+ public:
+  TensorScatterKernel(int64_t axis, bool circular) : axis_(axis), circular_(circular) {}
+  bool supports_strings() const override { return true; }
+
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs past_cache and update inputs");
+    const Shape& ps = ctx.shape(0);
+    const Shape& us = ctx.shape(1);
+    MS_CHECK_ARG(ctx.dtype(1) == ctx.dtype(0), std::string("update dtype ") + dtype_name(ctx.dtype(1)) +
+                                                   " differs from past_cache dtype " + dtype_name(ctx.dtype(0)));
+    MS_CHECK_ARG(ps.rank() >= 2, "past_cache must have rank >= 2, got " + ps.str());
+    MS_ASSIGN_OR_RETURN(int axis, normalize_axis(axis_, ps.rank()));
+    MS_CHECK_ARG(axis >= 1, "axis must not be the batch axis 0");
+    MS_CHECK_ARG(us.rank() == ps.rank(), "update rank " + std::to_string(us.rank()) + " differs from past_cache rank " +
+                                             std::to_string(ps.rank()));
+    for (int d = 0; d < ps.rank(); ++d) {
+      if (d == axis)
+        MS_CHECK_ARG(us[d] <= ps[d],
+                     "update " + us.str() + " is longer than past_cache " + ps.str() + " on axis " + std::to_string(d));
+      else
+        MS_CHECK_ARG(us[d] == ps[d],
+                     "update " + us.str() + " differs from past_cache " + ps.str() + " on axis " + std::to_string(d));
+    }
+    if (ctx.has_input(2)) {
+      MS_CHECK_ARG(ctx.dtype(2) == DType::kInt64 || ctx.dtype(2) == DType::kInt32,
+                   std::string("write_indices must be int64, got ") + dtype_name(ctx.dtype(2)));
+      const Shape& ws = ctx.shape(2);
+      MS_CHECK_ARG(ws.rank() == 1 && ws[0] == ps[0],
+                   "write_indices " + ws.str() + " must be 1-D of the batch size " + std::to_string(ps[0]));
+    }
+    ctx.set_output(0, ctx.dtype(0), ps);
+    ctx.set_workspace(static_cast<size_t>(ps[0]) * sizeof(int64_t));
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor& past = ctx.input(0);
+    const Tensor& upd = ctx.input(1);
+    const int axis = static_cast<int>(axis_ < 0 ? axis_ + past.rank() : axis_);
+    const int64_t batch = past.dim(0);
+    const int64_t max_len = past.dim(axis);
+    const int64_t seq = upd.dim(axis);
+    // Validate every write index before writing anything.
+    int64_t* w = static_cast<int64_t*>(ctx.workspace());  // the batch's start positions
+    for (int64_t b = 0; b < batch; ++b) {
+      int64_t v = 0;
+      if (ctx.has_input(2)) {
+        const Tensor& wi = ctx.input(2);
+        v = wi.dtype() == DType::kInt32 ? wi.data<int32_t>()[b] : wi.data<int64_t>()[b];
+      }
+      if (circular_) {
+        if (max_len > 0) v = ((v % max_len) + max_len) % max_len;
+      } else if (v < 0 || v > max_len - seq) {
+        return InvalidArgument("write_indices[" + std::to_string(b) + "] = " + std::to_string(v) + " with " +
+                               std::to_string(seq) + " updates does not fit a cache of length " +
+                               std::to_string(max_len) + " on axis " + std::to_string(axis) + " (mode linear)");
+      }
+      w[b] = v;
+    }
+    Tensor& out = ctx.output(0);
+    MS_RETURN_IF_ERROR(copy_input_to_output(ctx));
+    if (seq == 0 || past.numel() == 0) return Status::OK();
+    const int64_t rows = past.shape().prod(0, axis);  // prefixes
+    const int64_t per_batch = rows / batch;
+    const int64_t inner = past.shape().prod(axis + 1, past.rank());
+    if (past.dtype() == DType::kString) {
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t s = 0; s < seq; ++s) {
+          const int64_t pos = circular_ ? (w[r / per_batch] + s) % max_len : w[r / per_batch] + s;
+          for (int64_t i = 0; i < inner; ++i)
+            out.str((r * max_len + pos) * inner + i) = upd.str((r * seq + s) * inner + i);
+        }
+      return Status::OK();
+    }
+    const size_t esize = dtype_size(past.dtype());
+    const size_t elem_bytes = static_cast<size_t>(inner) * esize;
+    const char* src = static_cast<const char*>(upd.raw());
+    char* dst = static_cast<char*>(out.raw());
+    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, seq * inner));
+    ctx.pool().parallel_for(rows, grain, [&](int64_t rb, int64_t re) {
+      for (int64_t r = rb; r < re; ++r) {
+        const int64_t p0 = w[r / per_batch];
+        const char* s_row = src + static_cast<size_t>(r * seq) * elem_bytes;
+        char* d_row = dst + static_cast<size_t>(r * max_len) * elem_bytes;
+        // The run up to the end of the cache, then (circular) the rest from position 0.
+        const int64_t first = std::min(seq, max_len - p0);
+        std::memcpy(d_row + static_cast<size_t>(p0) * elem_bytes, s_row, static_cast<size_t>(first) * elem_bytes);
+        for (int64_t done = first; done < seq;) {  // circular only: wraps, possibly more than once
+          const int64_t n = std::min(seq - done, max_len);
+          std::memcpy(d_row, s_row + static_cast<size_t>(done) * elem_bytes, static_cast<size_t>(n) * elem_bytes);
+          done += n;
+        }
+      }
+    });
+    return Status::OK();
+  }
+
+ private:
+  int64_t axis_;
+  bool circular_;
+};
+
 }  // namespace
 
 StatusOr<KernelPtr> create_onnx_GatherElements(const Node& node, const KernelInit&) {
@@ -490,6 +602,13 @@ StatusOr<KernelPtr> create_onnx_ScatterElements(const Node& node, const KernelIn
 StatusOr<KernelPtr> create_onnx_Scatter(const Node& n, const KernelInit& init) {
   // Same inputs (data, indices, updates) and `axis` as ScatterElements; no reduction attribute.
   return create_onnx_ScatterElements(n, init);
+}
+
+StatusOr<KernelPtr> create_onnx_TensorScatter(const Node& node, const KernelInit&) {
+  const std::string mode = node.attr_string("mode", "linear");
+  if (mode != "linear" && mode != "circular")
+    return InvalidArgument("TensorScatter mode must be 'linear' or 'circular', got '" + mode + "'");
+  return KernelPtr(new TensorScatterKernel(node.attr_int("axis", -2), mode == "circular"));
 }
 
 }  // namespace mserve
