@@ -5,6 +5,12 @@
 
 namespace mserve {
 
+StatusOr<Rows> rows_of(const Shape& s) {
+  if (s.rank() == 1) return Rows{1, s[0]};
+  if (s.rank() == 2) return Rows{s[0], s[1]};
+  return InvalidArgument("expected a 1-D or 2-D input, got shape " + s.str());
+}
+
 StatusOr<PostTransform> parse_post_transform(const std::string& s) {
   if (s.empty() || s == "NONE") return PostTransform::kNone;
   if (s == "SOFTMAX") return PostTransform::kSoftmax;

@@ -1,10 +1,18 @@
-// Shared by the ai.onnx.ml families: score post-transforms.
+// Shared by the ai.onnx.ml families: the [rows, features] view of an input, score
+// post-transforms.
 #pragma once
 #include <string>
 
 #include "core/status.h"
+#include "core/tensor/shape.h"
 
 namespace mserve {
+
+// X as [rows, features]; a 1-D input is one row. Other ranks are refused.
+struct Rows {
+  int64_t n, f;
+};
+StatusOr<Rows> rows_of(const Shape& s);
 
 enum class PostTransform { kNone, kSoftmax, kLogistic, kSoftmaxZero, kProbit };
 

@@ -12,16 +12,6 @@
 namespace mserve {
 namespace {
 
-// X as [rows, cols]; 1-D inputs are one row.
-struct Rows {
-  int64_t n, f;
-};
-StatusOr<Rows> rows_of(const Shape& s) {
-  if (s.rank() == 1) return Rows{1, s[0]};
-  if (s.rank() == 2) return Rows{s[0], s[1]};
-  return InvalidArgument("expected a 1-D or 2-D input, got shape " + s.str());
-}
-
 bool ml_input_dtype(DType t) {
   return t == DType::kFloat32 || t == DType::kFloat64 || t == DType::kInt64 || t == DType::kInt32;
 }

@@ -30,15 +30,6 @@
 namespace mserve {
 namespace {
 
-struct Rows {
-  int64_t n, f;
-};
-StatusOr<Rows> rows_of(const Shape& s) {
-  if (s.rank() == 1) return Rows{1, s[0]};
-  if (s.rank() == 2) return Rows{s[0], s[1]};
-  return InvalidArgument("expected a 1-D or 2-D input, got shape " + s.str());
-}
-
 Status check_input(const InferContext& ctx, int64_t features, const char* op) {
   const DType t = ctx.dtype(0);
   if (t != DType::kFloat32 && t != DType::kFloat64 && t != DType::kInt64 && t != DType::kInt32)
