@@ -18,7 +18,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python tests/cpp -type f \( -name '*.cc' -o -name '*.h' \
 	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' -o -name '*.proto' \))
 
-.PHONY: all build wheel sdist test-wheel test-gpu-build gpu-bundle bench-gpu test test-fast lint typecheck test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-serve docs node-expectations zoo zoo-real clean apt-deps
+.PHONY: all build wheel sdist test-wheel test-gpu-build gpu-bundle bench-gpu test test-fast lint typecheck test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-serve docs node-expectations zoo zoo-real zoo-keras clean apt-deps
 all: build
 
 apt-deps:
@@ -220,10 +220,15 @@ zoo: $(VENV)/.deps
 # Debian's python3-torch 1.13 and python3-torchvision 0.14 (PyPI's torch wheels pull the CUDA
 # stack); transformers 4.40.2, which runs and exports on torch 1.13 (its attention falls back to
 # the eager code below torch 2.1), goes into build/zoo-venv, a venv over the system Python that sees
-# Debian's torch and numpy ('numpy<2': Debian's torch is built against numpy 1). The float16 step runs under .venv, which
-# has onnxruntime. ZOO_REAL_ONLY="bert_base gpt2" builds some models only.
+# Debian's torch and numpy ('numpy<2': Debian's torch is built against numpy 1). The Keras models
+# (tests/models/generate_keras.py: a CNN, a BiLSTM, a two-tower recommender, MobileNetV2, exported
+# with tf2onnx) need tensorflow-cpu, which wants numpy 2, so they get their own venv, build/zoo-tf-venv
+# (a 274 MB wheel, 1.7 GB installed). The float16 step runs under .venv, which has onnxruntime.
+# ZOO_REAL_ONLY="bert_base gpt2" builds some models only; `make zoo-keras` the Keras models alone.
 ZOO_REAL := build/zoo-real
 ZOO_VENV := build/zoo-venv
+ZOO_TF_VENV := build/zoo-tf-venv
+ZOO_KERAS := keras_cnn keras_bilstm keras_two_tower keras_mobilenet_v2
 ZOO_REAL_ONLY ?=
 _empty :=
 _space := $(_empty) $(_empty)
@@ -236,11 +241,24 @@ $(ZOO_VENV)/.deps: | apt-deps
 	$(ZOO_VENV)/bin/python -m pip install -q 'transformers==4.40.2' 'numpy<2'
 	touch $@
 
-zoo-real: $(ZOO_VENV)/.deps build
+$(ZOO_TF_VENV)/.deps: | apt-deps
+	test -x $(ZOO_TF_VENV)/bin/python || python3 -m venv $(ZOO_TF_VENV)
+	$(ZOO_TF_VENV)/bin/python -m pip install -q 'tensorflow-cpu==2.21.0' 'keras==3.15.1' 'tf2onnx==1.17.0'
+	touch $@
+
+zoo-real: $(ZOO_VENV)/.deps $(ZOO_TF_VENV)/.deps build
 	$(ZOO_VENV)/bin/python tests/models/generate_real.py --out $(ZOO_REAL) $(if $(ZOO_REAL_ONLY),--only $(ZOO_REAL_ONLY))
+	$(ZOO_TF_VENV)/bin/python tests/models/generate_keras.py --out $(ZOO_REAL) $(if $(ZOO_REAL_ONLY),--only $(ZOO_REAL_ONLY))
 	$(PY) tests/models/generate_real.py --fp16 --out $(ZOO_REAL) $(if $(ZOO_REAL_ONLY),--only $(ZOO_REAL_ONLY))
 	du -sh $(ZOO_REAL)
 	MSERVE_REAL_ZOO=$(ZOO_REAL) $(PY) -m pytest -q tests/python/test_real_zoo.py $(if $(ZOO_REAL_ONLY),-k "$(subst $(_space), or ,$(strip $(ZOO_REAL_ONLY)))")
+
+# The Keras models alone (without torch): ZOO_REAL_ONLY picks among them too.
+ZOO_KERAS_ONLY = $(or $(filter $(ZOO_KERAS),$(ZOO_REAL_ONLY)),$(ZOO_KERAS))
+zoo-keras: $(ZOO_TF_VENV)/.deps build
+	$(ZOO_TF_VENV)/bin/python tests/models/generate_keras.py --out $(ZOO_REAL) --only $(ZOO_KERAS_ONLY)
+	$(PY) tests/models/generate_real.py --fp16 --out $(ZOO_REAL) --only $(ZOO_KERAS_ONLY)
+	MSERVE_REAL_ZOO=$(ZOO_REAL) $(PY) -m pytest -q tests/python/test_real_zoo.py -k "$(subst $(_space), or ,$(strip $(ZOO_KERAS_ONLY)))"
 
 docs: build
 	$(PY) -m mserve ops --markdown > docs/ops.md

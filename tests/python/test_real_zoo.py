@@ -1,15 +1,17 @@
 """The real-size zoo: transformers and torchvision models at their default sizes (BERT-base, GPT-2,
-ResNet-50, ViT-B/16, ...), generated at test time by tests/models/generate_real.py into build/zoo-real
-(`make zoo-real`; MSERVE_REAL_ZOO names another folder), checked against the outputs the framework
-itself computed. Skips when the models are not generated.
+ResNet-50, ViT-B/16, ...) and Keras models exported with tf2onnx (a CNN, a BiLSTM text classifier, a
+two-tower recommender, MobileNetV2), generated at test time by tests/models/generate_real.py and
+generate_keras.py into build/zoo-real (`make zoo-real`; MSERVE_REAL_ZOO names another folder), checked
+against the outputs the framework itself computed. Skips when the models are not generated.
 
-Tolerances, relative L2 error ||got - want|| / ||want|| against torch's float32 outputs:
+Tolerances, relative L2 error ||got - want|| / ||want|| against the framework's float32 outputs (the
+same for torch and Keras):
   float32 exports: 1e-4, the committed zoo's bound. Both sides compute in float32 and differ only in
     summation order; over a 768- or 3072-long dot product and a dozen layers that leaves errors of a
     few 1e-6 (onnxruntime's column shows the same), while a dropped bias, an unscaled norm or a wrong
     BatchNorm statistic gives errors of 1e-2 and more.
-  float16 conversions: 3 s + 1e-3, where s (meta:fp16_rounding_error, measured in torch when the
-    model was generated) is how far torch's own outputs move when the parameters and float inputs are
+  float16 conversions: 3 s + 1e-3, where s (meta:fp16_rounding_error, measured in the framework when the
+    model was generated) is how far its own outputs move when the parameters and float inputs are
     rounded to float16 and the rest stays float32: the error no float16 model can avoid, from 4e-4
     (GPT-2) to 1.5e-2 (ResNet-50, whose float32 errors are also ten times the others': the model
     itself amplifies rounding). The factor 3 covers what torch's measure leaves out: the exporter folds BatchNorm
@@ -32,8 +34,12 @@ ROOT = Path(__file__).resolve().parents[2]
 ZOO = Path(os.environ.get("MSERVE_REAL_ZOO", ROOT / "build" / "zoo-real"))
 GENERATE = "make zoo-real"
 NAMES = ["bert_base", "distilbert", "minilm", "roberta", "gpt2", "gpt2_past",
-         "resnet50", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "vit_b_16"]
-CLASSIFIERS = {"resnet50", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "vit_b_16"}
+         "resnet50", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "vit_b_16",
+         "keras_cnn", "keras_bilstm", "keras_two_tower", "keras_mobilenet_v2"]
+# image classifiers -> their logits output, whose confident top-1 classes the float16 test checks
+CLASSIFIERS = {**{name: "logits" for name in ("resnet50", "mobilenet_v3_large", "efficientnet_b0",
+                                              "convnext_tiny", "vit_b_16", "keras_cnn")},
+               "keras_mobilenet_v2": "predictions"}
 RTOL_L2 = 1e-4
 TABLE: dict[str, dict] = {}      # name -> the row printed at the end of the run (conftest)
 
@@ -107,7 +113,7 @@ def test_real_model_matches_its_framework(name):
     err, where = worst_error(lambda x: model.predict(x, outputs=list(sets[0][1])), sets, name)
     row.update(err=err, where=where, ms=best_ms(lambda: model.predict(sets[0][0])))
     model = None                    # frees its weights before onnxruntime loads its own copy
-    sess = ort_session(path)        # the export itself is right: onnxruntime agrees with torch too
+    sess = ort_session(path)        # the export itself is right: onnxruntime agrees with the framework too
     row["ort_err"], _ = worst_error(ort_runner(sess), sets, name + " (onnxruntime)")
     row["ort_ms"] = best_ms(lambda: sess.run(None, sets[0][0]))
     assert err < RTOL_L2, f"{name}: relative L2 error {err:.3e} at {where} against {meta['framework']}"
@@ -149,7 +155,8 @@ def test_real_model_float16(name):
     err, where = worst_error(run, sets16, name + " float16")
     if name in CLASSIFIERS:
         for inputs, want in sets16:
-            check_top1(name, run(inputs)["logits"].astype(np.float32), want["logits"])
+            logits = CLASSIFIERS[name]
+            check_top1(name, run(inputs)[logits].astype(np.float32), want[logits])
     row = TABLE.setdefault(name, {})
     row.update(fp16_err=err, fp16_tol=fp16_tolerance(meta), fp16_ms=best_ms(lambda: model.predict(sets16[0][0])))
     model = None                    # frees its weights before onnxruntime loads its own copy
