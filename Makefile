@@ -221,14 +221,14 @@ zoo: $(VENV)/.deps
 # stack); transformers 4.40.2, which runs and exports on torch 1.13 (its attention falls back to
 # the eager code below torch 2.1), goes into build/zoo-venv, a venv over the system Python that sees
 # Debian's torch and numpy ('numpy<2': Debian's torch is built against numpy 1). The Keras models
-# (tests/models/generate_keras.py: a CNN, a BiLSTM, a two-tower recommender, MobileNetV2, exported
-# with tf2onnx) need tensorflow-cpu, which wants numpy 2, so they get their own venv, build/zoo-tf-venv
+# (tests/models/generate_keras.py: a CNN, a BiLSTM, a two-tower recommender, MobileNetV2 and
+# EfficientNet-B0, exported with tf2onnx) need tensorflow-cpu, which wants numpy 2, so they get their own venv, build/zoo-tf-venv
 # (a 274 MB wheel, 1.7 GB installed). The float16 step runs under .venv, which has onnxruntime.
 # ZOO_REAL_ONLY="bert_base gpt2" builds some models only; `make zoo-keras` the Keras models alone.
 ZOO_REAL := build/zoo-real
 ZOO_VENV := build/zoo-venv
 ZOO_TF_VENV := build/zoo-tf-venv
-ZOO_KERAS := keras_cnn keras_bilstm keras_two_tower keras_mobilenet_v2
+ZOO_KERAS := keras_cnn keras_bilstm keras_two_tower keras_mobilenet_v2 keras_efficientnet_b0
 ZOO_REAL_ONLY ?=
 _empty :=
 _space := $(_empty) $(_empty)

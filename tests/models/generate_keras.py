@@ -10,6 +10,8 @@ format, and checked by tests/python/test_real_zoo.py against Keras's own outputs
                       `score` (a logit)
   keras_mobilenet_v2  keras.applications.MobileNetV2(weights=None, classifier_activation=None),
                       224x224 NHWC; output `predictions` (logits)
+  keras_efficientnet_b0  keras.applications.EfficientNetB0, the same way; its input is [0, 255]
+                      pixels, which its own Rescaling and Normalization layers normalise
 
 The models output logits (Keras's from_logits=True convention): the probabilities of an untrained
 classifier are nearly uniform, and a relative L2 error on them would hardly see a wrong layer.
@@ -27,7 +29,9 @@ zoo-real` (or `make zoo-keras`, the Keras models alone) installs them into build
 
   build/zoo-tf-venv/bin/python tests/models/generate_keras.py [--only NAME ...] [--out DIR]
 
-Seeded and single-threaded: on the same TensorFlow / Keras / tf2onnx versions the files come out the same.
+Seeded and single-threaded: on the same TensorFlow / Keras / tf2onnx versions NAME.npz comes out
+byte-identical and the weights in NAME.onnx the same, but the order of the nodes and the numbers
+tf2onnx appends to generated names vary from run to run (the graph computes the same thing).
 """
 import argparse
 import gc
@@ -138,12 +142,18 @@ def keras_models():
                          "item_id": rng.integers(0, items, n).astype(np.int32)})
         return keras.Model([u_in, i_in], out, name="keras_two_tower"), sets, None
 
-    def applications(ctor):
+    def applications(ctor, pixels=False):
+        """pixels: the model rescales and normalises [0, 255] pixels itself (EfficientNet's Rescaling
+        and Normalization layers); the others take normalised images."""
+        def image_batch(rng, n):
+            x = nhwc_images(rng, n, 224)
+            return (127.5 + 50.0 * x).astype(np.float32) if pixels else x
+
         def build(rng):
             model = ctor(weights=None, input_tensor=keras.Input((224, 224, 3), name="image"),
                          classifier_activation=None)
-            sets = [{"image": nhwc_images(rng, 1, 224)}, {"image": nhwc_images(rng, 2, 224)}]
-            return model, sets, {"image": nhwc_images(rng, 16, 224)}
+            sets = [{"image": image_batch(rng, 1)}, {"image": image_batch(rng, 2)}]
+            return model, sets, {"image": image_batch(rng, 16)}
         return build
 
     return {
@@ -151,6 +161,7 @@ def keras_models():
         "keras_bilstm": bilstm,
         "keras_two_tower": two_tower,
         "keras_mobilenet_v2": applications(keras.applications.MobileNetV2),
+        "keras_efficientnet_b0": applications(keras.applications.EfficientNetB0, pixels=True),
     }
 
 

@@ -1,6 +1,6 @@
 """The real-size zoo: transformers and torchvision models at their default sizes (BERT-base, GPT-2,
 ResNet-50, ViT-B/16, ...) and Keras models exported with tf2onnx (a CNN, a BiLSTM text classifier, a
-two-tower recommender, MobileNetV2), generated at test time by tests/models/generate_real.py and
+two-tower recommender, MobileNetV2, EfficientNet-B0), generated at test time by tests/models/generate_real.py and
 generate_keras.py into build/zoo-real (`make zoo-real`; MSERVE_REAL_ZOO names another folder), checked
 against the outputs the framework itself computed. Skips when the models are not generated.
 
@@ -35,11 +35,12 @@ ZOO = Path(os.environ.get("MSERVE_REAL_ZOO", ROOT / "build" / "zoo-real"))
 GENERATE = "make zoo-real"
 NAMES = ["bert_base", "distilbert", "minilm", "roberta", "gpt2", "gpt2_past",
          "resnet50", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "vit_b_16",
-         "keras_cnn", "keras_bilstm", "keras_two_tower", "keras_mobilenet_v2"]
+         "keras_cnn", "keras_bilstm", "keras_two_tower", "keras_mobilenet_v2",
+         "keras_efficientnet_b0"]
 # image classifiers -> their logits output, whose confident top-1 classes the float16 test checks
 CLASSIFIERS = {**{name: "logits" for name in ("resnet50", "mobilenet_v3_large", "efficientnet_b0",
                                               "convnext_tiny", "vit_b_16", "keras_cnn")},
-               "keras_mobilenet_v2": "predictions"}
+               "keras_mobilenet_v2": "predictions", "keras_efficientnet_b0": "predictions"}
 RTOL_L2 = 1e-4
 TABLE: dict[str, dict] = {}      # name -> the row printed at the end of the run (conftest)
 
