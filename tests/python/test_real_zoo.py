@@ -176,14 +176,14 @@ def table():
 
     lines = [f"real-size zoo ({ZOO}): relative L2 errors against the framework's float32 outputs; "
              f"tolerance {RTOL_L2:g} for float32, 'fp16 tol' for float16; times: the best of 5 predicts",
-             f"{'model':<19}{'params':>8}{'ONNX MB':>9}{'load s':>8}{'mserve ms':>11}{'ort ms':>8}"
+             f"{'model':<23}{'params':>8}{'ONNX MB':>9}{'load s':>8}{'mserve ms':>11}{'ort ms':>8}"
              f"{'rel L2':>10}{'ort L2':>10}{'fp16 L2':>10}{'ort fp16':>10}{'fp16 tol':>10}{'fp16 ms':>9}"]
     for name in NAMES:
         if name not in TABLE:
             continue
         r = TABLE[name]
         params = f"{r['params'] / 1e6:.1f}M" if "params" in r else "-"
-        lines.append(f"{name:<19}{params:>8}{f(r, 'mb', '.0f'):>9}{f(r, 'load_s', '.2f'):>8}{f(r, 'ms', '.1f'):>11}"
+        lines.append(f"{name:<23}{params:>8}{f(r, 'mb', '.0f'):>9}{f(r, 'load_s', '.2f'):>8}{f(r, 'ms', '.1f'):>11}"
                      f"{f(r, 'ort_ms', '.1f'):>8}{f(r, 'err', '.1e'):>10}{f(r, 'ort_err', '.1e'):>10}"
                      f"{f(r, 'fp16_err', '.1e'):>10}{f(r, 'ort_fp16_err', '.1e'):>10}{f(r, 'fp16_tol', '.1e'):>10}"
                      f"{f(r, 'fp16_ms', '.1f'):>9}")
