@@ -180,3 +180,61 @@ def test_bfloat16_inputs_reach_shape_only_kernels_without_conversion():
     out = mserve.load(model.SerializeToString()).predict({"x": x})
     np.testing.assert_array_equal(out["s"], [2, 3])
     np.testing.assert_array_equal(out["y"].view(np.uint16), x.view(np.uint16))
+
+
+def to_bfloat16(model):
+    """The model with every float32 tensor in bfloat16: weights, constants, inputs, outputs and
+    the types its Casts and value infos name (what a bfloat16 export holds)."""
+    import onnx
+    from onnx import numpy_helper
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+
+    def retype(vi):
+        if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type == TensorProto.FLOAT:
+            vi.type.tensor_type.elem_type = TensorProto.BFLOAT16
+    for i, t in enumerate(g.initializer):
+        if t.data_type == TensorProto.FLOAT:
+            g.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(BF16), t.name))
+    for vi in list(g.input) + list(g.output) + list(g.value_info):
+        retype(vi)
+    for n in g.node:
+        for a in n.attribute:
+            if a.name == "to" and a.i == TensorProto.FLOAT:
+                a.i = TensorProto.BFLOAT16
+            if a.type == onnx.AttributeProto.TENSOR and a.t.data_type == TensorProto.FLOAT:
+                a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype(BF16), a.t.name))
+    return m
+
+
+def rounded_to_bfloat16(model):
+    """The float32 model with its float weights rounded to bfloat16 values (still float32)."""
+    import onnx
+    from onnx import numpy_helper
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for i, t in enumerate(m.graph.initializer):
+        if t.data_type == TensorProto.FLOAT:
+            w = numpy_helper.to_array(t).astype(BF16).astype(np.float32)
+            m.graph.initializer[i].CopyFrom(numpy_helper.from_array(w, t.name))
+    return m
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn_nhwc", "bert_encoder", "resnet18"])
+def test_bfloat16_conversion_of_zoo_model_rounds_once(name):
+    # Oracle: onnxruntime running the float32 model on the same bfloat16-rounded weights and
+    # inputs, in float32 throughout. A bfloat16 model computes in float32 and rounds at its
+    # outputs, so it must land within about one bfloat16 unit (2^-8 relative) of that, and its
+    # error against the float32 framework outputs is what bfloat16 weights and inputs cost.
+    model, feeds, want = zoo_case(name)
+    bf = {k: v.astype(BF16) if v.dtype == np.float32 else v for k, v in feeds.items()}
+    sess = mserve.load(to_bfloat16(model).SerializeToString())
+    got = sess.predict(bf)
+    got = [got[o.name] for o in sess.outputs] if isinstance(got, dict) else [got]
+    oracle = ort_run(rounded_to_bfloat16(model),
+                     {k: v.astype(np.float32) if v.dtype == BF16 else v for k, v in bf.items()})
+    for g, o, w in zip(got, oracle, want):
+        assert g.dtype == BF16 and g.shape == w.shape
+        assert rel_l2(g, o) < 2 ** -8, (rel_l2(g, o), name)
+        assert rel_l2(g, w) < 5e-2, (rel_l2(g, w), name)
