@@ -7,10 +7,12 @@ mserve/onnxruntime latency ratio per batch size, and the first-call latency (loa
 No thresholds: a report.
 
     python bench/bench_models.py [--threads 1 2] [--batches 1 32] [--only NAME ...] [--seconds 0.3]
-                                 [--precision fp32 fp16]
+                                 [--precision fp32 fp16] [--busy N]
 
---precision fp16 runs each model as onnxruntime's float16 converter writes it (weights, inputs
-and outputs in float16), in both runtimes; its rows are named MODEL/fp16.
+--busy N keeps N other processes busy-looping on the machine while both runtimes are measured
+(what a shared host looks like). --precision fp16 runs each model as onnxruntime's float16
+converter writes it (weights, inputs and outputs in float16), in both runtimes; its rows are
+named MODEL/fp16.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ import argparse
 import math
 import os
 import statistics
+import subprocess
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -237,9 +241,20 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="zoo names (or example_mlp, example_cnn_nhwc)")
     ap.add_argument("--memory-calls", type=int, default=10000, help="calls of the memory-growth check")
     ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "fp16"])
+    ap.add_argument("--busy", type=int, default=0, help="other processes busy-looping during the run")
     args = ap.parse_args()
+    spin = "import time\nend = time.time() + 3600\nwhile time.time() < end: pass"  # stops by itself
+    hogs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(args.busy)]
+    try:
+        run(args)
+    finally:
+        for h in hogs:
+            h.kill()
+
+
+def run(args) -> None:
     print(f"mserve {mserve.__version__} (own kernels: {mserve._core.cpu_isa()}) vs onnxruntime {ort.__version__} "
-          f"(ORT_ENABLE_ALL); median latency; {os.cpu_count()} cores")
+          f"(ORT_ENABLE_ALL); median latency; {os.cpu_count()} cores; {args.busy} busy processes beside")
     print("| model | threads | batch | mserve ms | onnxruntime ms | speedup |")
     print("|---|---|---|---|---|---|")
     ratios = {}  # batch -> [mserve / ort]
