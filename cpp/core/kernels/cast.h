@@ -13,6 +13,8 @@ StatusOr<DType> dtype_from_onnx(int64_t to);
 // numbers print to and parse from strings as ONNX Runtime does (see cast.cc). Same dtypes copy.
 // Never allocates, except the strings' own storage.
 Status cast_tensor(const Tensor& in, Tensor& out, ThreadPool& pool);
+// A new tensor holding `in` converted to `to` (load-time use: one thread).
+StatusOr<Tensor> cast_copy(const Tensor& in, DType to);
 // The same, with Cast's `saturate` and `round_mode` for the narrow float types.
 Status cast_tensor(const Tensor& in, Tensor& out, const LowBitCast& opt, ThreadPool& pool);
 

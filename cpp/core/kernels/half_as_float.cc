@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "core/kernels/cast.h"
-#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 namespace {
@@ -88,7 +87,7 @@ class HalfAsFloat final : public Kernel {
       } else if (dtype_is_half(vi.dtype)) {
         infos[i] = ValueInfo{DType::kFloat32, vi.shape, nullptr};
         if (vi.value && vi.value->raw()) {
-          MS_ASSIGN_OR_RETURN(converted[i], to_float(*vi.value));
+          MS_ASSIGN_OR_RETURN(converted[i], cast_copy(*vi.value, DType::kFloat32));
           infos[i].value = &converted[i];
         }
       }
@@ -164,13 +163,6 @@ class HalfAsFloat final : public Kernel {
     return (!native_ || native_->packed_constant(i)) && (!lowered_ || lowered_->packed_constant(i));
   }
 
-  static StatusOr<Tensor> to_float(const Tensor& t) {
-    MS_ASSIGN_OR_RETURN(Tensor f, Tensor::empty(DType::kFloat32, t.shape()));
-    ThreadPool one(1);
-    MS_RETURN_IF_ERROR(cast_tensor(t, f, one));
-    return f;
-  }
-
  private:
   const Kernel& any() const { return native_ ? *native_ : *lowered_; }
   bool has_constant(int i) const { return i < static_cast<int>(is_constant_.size()) && is_constant_[i]; }
@@ -187,6 +179,31 @@ class HalfAsFloat final : public Kernel {
 };
 
 }  // namespace
+
+bool needs_half_as_float(const Graph& g) {
+  for (const auto& [id, t] : g.initializers)
+    if (dtype_is_half(t.dtype())) return true;
+  std::vector<bool> is_output(g.values.size(), false);
+  for (int v : g.outputs) is_output[v] = true;
+  for (const Node& n : g.nodes) {
+    if (n.domain.empty() && n.op_type == "Cast") {
+      const bool to_half = dtype_is_half(dtype_of_onnx(n.attr_int("to", 0)));
+      if (to_half && n.outputs.size() == 1 && n.outputs[0] != kNoValue && !is_output[n.outputs[0]]) return true;
+      continue;
+    }
+    for (const auto* ids : {&n.inputs, &n.outputs})
+      for (int v : *ids)
+        if (v != kNoValue && dtype_is_half(g.values[v].dtype)) return true;
+    for (const auto& [key, a] : n.attrs) {
+      if (a.kind == Attribute::Kind::kInt && (key == "to" || key == "dtype" || key == "output_dtype") &&
+          dtype_is_half(dtype_of_onnx(a.i)))
+        return true;
+      if (a.kind == Attribute::Kind::kTensor && dtype_is_half(a.t.dtype())) return true;
+      if (a.kind == Attribute::Kind::kGraph && a.g && holds_16bit_floats(*a.g)) return true;
+    }
+  }
+  return false;
+}
 
 StatusOr<KernelPtr> create_half_as_float(const Node& node, const KernelInit& init, KernelFactory factory,
                                          const std::string& family) {
@@ -214,7 +231,7 @@ StatusOr<KernelPtr> create_half_as_float(const Node& node, const KernelInit& ini
     for (size_t i = 0; i < n_in; ++i) {
       const Tensor* c = init.constant(node, static_cast<int>(i));
       if (!c || !dtype_is_half(c->dtype()) || !c->raw()) continue;
-      MS_ASSIGN_OR_RETURN(constants[i], HalfAsFloat::to_float(*c));
+      MS_ASSIGN_OR_RETURN(constants[i], cast_copy(*c, DType::kFloat32));
       by_input[i] = &constants[i];
       is_constant[i] = any_constant = true;
     }

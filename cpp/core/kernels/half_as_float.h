@@ -26,6 +26,13 @@
 
 namespace mserve {
 
+// Whether any kernel of `g` may see a 16-bit float: a 16-bit constant, a 16-bit value read or
+// written by a node other than a Cast, a 16-bit type or tensor attribute of such a node, a Cast
+// to 16 bits whose result other nodes read, a subgraph holding 16-bit floats. False for a
+// widened model (passes/widen_half.cc), whose 16-bit inputs and outputs only Casts touch: its
+// kernels are created as they are (KernelInit::has_half).
+bool needs_half_as_float(const Graph& g);
+
 // `factory`'s kernel for `node`, wrapped as above when that applies; `family` is the op's
 // family in op_list.inc.
 StatusOr<KernelPtr> create_half_as_float(const Node& node, const KernelInit& init, KernelFactory factory,

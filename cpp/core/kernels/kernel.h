@@ -146,8 +146,8 @@ class KernelInit {
   bool prepack() const { return prepack_; }
   // The same graph, for a shapes-only kernel.
   KernelInit shapes_only() const;
-  // Whether the graph holds float16 or bfloat16 anywhere (a declared value, a constant, a Cast
-  // or dtype attribute): only then are kernels wrapped in HalfAsFloat (half_as_float.h).
+  // Whether a kernel of the graph may see float16 or bfloat16 (needs_half_as_float): only then
+  // are kernels wrapped in HalfAsFloat (half_as_float.h).
   bool has_half() const { return has_half_; }
   // The same graph where constant input i of the node being created reads `by_input[i]` instead
   // (when non-null): HalfAsFloat's float32 copies of 16-bit weights. The tensors must outlive

@@ -16,7 +16,6 @@
 #include <vector>
 
 #include "core/kernels/cast.h"
-#include "core/parallel/thread_pool.h"
 #include "core/passes/passes.h"
 
 namespace mserve {
@@ -34,13 +33,6 @@ bool stored_in_half(const Graph& g) {
   for (int v : g.outputs)
     if (dtype_is_half(g.values[v].dtype)) return true;
   return false;
-}
-
-StatusOr<Tensor> widened(const Tensor& t) {
-  MS_ASSIGN_OR_RETURN(Tensor f, Tensor::empty(DType::kFloat32, t.shape()));
-  ThreadPool one(1);
-  MS_RETURN_IF_ERROR(cast_tensor(t, f, one));
-  return f;
 }
 
 Node cast_node(int from, int to, int64_t onnx_type, const std::string& name, int opset) {
@@ -76,7 +68,7 @@ Status widen_half_floats(Graph& g) {
   // Constants, except one the graph returns as it is (its output keeps the 16-bit type).
   for (auto& [id, t] : g.initializers) {
     if (!dtype_is_half(t.dtype()) || is_output[id]) continue;
-    MS_ASSIGN_OR_RETURN(t, widened(t));
+    MS_ASSIGN_OR_RETURN(t, cast_copy(t, DType::kFloat32));
     g.values[id].dtype = DType::kFloat32;
   }
   for (Node& n : g.nodes)
@@ -85,7 +77,7 @@ Status widen_half_floats(Graph& g) {
           (key == "to" || key == "dtype" || key == "output_dtype"))
         a.i = kOnnxFloat;
       if (a.kind == Attribute::Kind::kTensor && dtype_is_half(a.t.dtype())) {
-        MS_ASSIGN_OR_RETURN(a.t, widened(a.t));
+        MS_ASSIGN_OR_RETURN(a.t, cast_copy(a.t, DType::kFloat32));
       }
     }
   const size_t declared = g.values.size();

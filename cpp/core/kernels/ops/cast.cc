@@ -196,6 +196,13 @@ Status cast_tensor(const Tensor& in, Tensor& out, const LowBitCast& opt, ThreadP
   return Status::OK();
 }
 
+StatusOr<Tensor> cast_copy(const Tensor& in, DType to) {
+  MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(to, in.shape()));
+  ThreadPool one(1);
+  MS_RETURN_IF_ERROR(cast_tensor(in, out, one));
+  return out;
+}
+
 namespace {
 
 class CastKernel final : public Kernel {
