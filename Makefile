@@ -216,7 +216,8 @@ zoo: $(VENV)/.deps
 # The real-size zoo (tests/models/generate_real.py): BERT-base, DistilBERT, MiniLM, RoBERTa, GPT-2
 # (with and without past key values) from transformers and ResNet-50, MobileNetV3, EfficientNet-B0,
 # ConvNeXt-tiny, ViT-B/16 from torchvision, at their default sizes with random trained-like weights,
-# written to build/zoo-real (about 4.6 GB, never committed) with their float16 conversions, then
+# written to build/zoo-real (about 5 GB, never committed) with their float16 conversions and
+# onnxruntime's int8 quantizations (dynamic for the transformers, static QDQ for the CNNs), then
 # checked in mserve against torch's outputs (tests/python/test_real_zoo.py prints the table).
 # Debian's python3-torch 1.13 and python3-torchvision 0.14 (PyPI's torch wheels pull the CUDA
 # stack); transformers 4.40.2, which runs and exports on torch 1.13 (its attention falls back to
@@ -251,6 +252,7 @@ zoo-real: $(ZOO_VENV)/.deps $(ZOO_TF_VENV)/.deps build
 	$(ZOO_VENV)/bin/python tests/models/generate_real.py --out $(ZOO_REAL) $(if $(ZOO_REAL_ONLY),--only $(ZOO_REAL_ONLY))
 	$(ZOO_TF_VENV)/bin/python tests/models/generate_keras.py --out $(ZOO_REAL) $(if $(ZOO_REAL_ONLY),--only $(ZOO_REAL_ONLY))
 	$(PY) tests/models/generate_real.py --fp16 --out $(ZOO_REAL) $(if $(ZOO_REAL_ONLY),--only $(ZOO_REAL_ONLY))
+	$(PY) tests/models/generate_real.py --int8 --out $(ZOO_REAL) $(if $(ZOO_REAL_ONLY),--only $(ZOO_REAL_ONLY))
 	du -sh $(ZOO_REAL)
 	MSERVE_REAL_ZOO=$(ZOO_REAL) $(PY) -m pytest -q tests/python/test_real_zoo.py $(if $(ZOO_REAL_ONLY),-k "$(subst $(_space), or ,$(strip $(ZOO_REAL_ONLY)))")
 

@@ -20,8 +20,14 @@ A second step, under an interpreter with onnxruntime (the project's venv), write
 float16 conversion of each export (onnxruntime.transformers.float16.convert_float_to_float16, inputs
 and outputs float16 too), which tests/python/test_real_zoo.py checks against the same float32 outputs.
 
+A third step, under the same interpreter, writes what onnxruntime's quantizer makes of them:
+NAME.int8.onnx for the transformers (quantize_dynamic: int8 weights per tensor, activations quantized
+at run time by DynamicQuantizeLinear, MatMulInteger) and NAME.qdq.onnx for the CNNs (quantize_static,
+QDQ format: uint8 activations calibrated on the model's own input sets, int8 weights per channel).
+
   build/zoo-venv/bin/python tests/models/generate_real.py [--only NAME ...] [--out DIR]
   .venv/bin/python tests/models/generate_real.py --fp16 [--only NAME ...] [--out DIR]
+  .venv/bin/python tests/models/generate_real.py --int8 [--only NAME ...] [--out DIR]
 
 Seeded: on the same torch / transformers / torchvision versions the files come out byte-identical.
 """
@@ -363,16 +369,70 @@ def to_fp16(out_dir, only):
         print(f"{name}.fp16: {time.time() - t0:.0f} s", flush=True)
 
 
+# The models each quantizer step takes: transformers get dynamic int8 (what onnxruntime recommends
+# for them), CNNs static QDQ.
+INT8_DYNAMIC = ["bert_base", "distilbert", "minilm", "roberta", "gpt2"]
+INT8_STATIC = ["resnet50", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny"]
+
+
+def to_int8(out_dir, only):
+    """NAME.int8.onnx (dynamic) and NAME.qdq.onnx (static QDQ) with onnxruntime's quantizer."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, feeds):
+            self.it = iter(feeds)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    def inputs_of(name):
+        data = np.load(os.path.join(out_dir, name + ".npz"))
+        sets = {}
+        for key in data.files:
+            if not key.startswith("meta:"):
+                i, kind, tensor = key.split(":", 2)
+                if kind == "in":
+                    sets.setdefault(int(i), {})[tensor] = data[key]
+        return [sets[i] for i in sorted(sets)]
+
+    for name in INT8_DYNAMIC + INT8_STATIC:
+        src = os.path.join(out_dir, name + ".onnx")
+        if (only and name not in only) or not os.path.exists(src):
+            continue
+        t0 = time.time()
+        if name in INT8_DYNAMIC:
+            dst = os.path.join(out_dir, name + ".int8.onnx")
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+        else:
+            dst = os.path.join(out_dir, name + ".qdq.onnx")
+            # Each stored set split into single images: calibration sees every one of them.
+            feeds = [{k: v[j:j + 1] for k, v in s.items()}
+                     for s in inputs_of(name) for j in range(len(next(iter(s.values()))))]
+            quantize_static(src, dst, Reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        print(f"{os.path.basename(dst)}: {os.path.getsize(dst) / 2**20:.0f} MB, {time.time() - t0:.0f} s", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", help="model names (default: all)")
     ap.add_argument("--out", default=DEFAULT_OUT)
     ap.add_argument("--fp16", action="store_true", help="write the float16 conversions of the exports in --out")
+    ap.add_argument("--int8", action="store_true", help="write onnxruntime's int8 quantizations of the exports")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     only = set(args.only or [])
     if args.fp16:
         to_fp16(args.out, only)
+    elif args.int8:
+        to_int8(args.out, only)
     else:
         build(args.out, only)
 

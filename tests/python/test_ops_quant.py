@@ -84,6 +84,17 @@ case("MatMulInteger-i8-batched", "MatMulInteger", {"a": rand(2, 4, 5, dtype=np.i
 case("MatMulInteger-u8i8-rowzp", "MatMulInteger", {"a": rand(4, 5, dtype=np.uint8, lo=0, hi=255),
                                                    "b": rand(5, 3, dtype=np.int8, lo=-128, hi=127)},
      {"za": u8(77)}, opsets=(10,), oracle="reference")  # onnxruntime u8*s8 saturates
+# Constant weights: the packed int8 GEMM (kernels/int8_gemm.h), large enough for oneDNN's int8
+# matmul where the CPU has VNNI, every signedness, zero points scalar and per column.
+for ta, tb, zb in ((np.uint8, np.int8, None), (np.uint8, np.uint8, 131), (np.int8, np.int8, "col"),
+                   (np.int8, np.uint8, "col")):
+    lo_a, hi_a = (0, 255) if ta == np.uint8 else (-128, 127)
+    lo_b, hi_b = (0, 255) if tb == np.uint8 else (-128, 127)
+    consts = {"b": rand(300, 520, dtype=tb, lo=lo_b, hi=hi_b), "za": np.array(3 if ta == np.int8 else 140, ta)}
+    if zb is not None:
+        consts["zb"] = rand(520, dtype=tb, lo=lo_b, hi=hi_b) if zb == "col" else np.array(zb, tb)
+    case(f"MatMulInteger-const-{np.dtype(ta).name}-{np.dtype(tb).name}-zb{zb}", "MatMulInteger",
+         {"a": rand(2, 9, 300, dtype=ta, lo=lo_a, hi=hi_a)}, consts, opsets=(10,), oracle="reference")
 for yt in (np.uint8, np.int8):
     lo, hi = (0, 255) if yt == np.uint8 else (-128, 127)
     case(f"QLinearMatMul-{np.dtype(yt).name}", "QLinearMatMul",
@@ -158,6 +169,20 @@ for t, lo, hi in ((np.uint8, 0, 255), (np.int8, -128, 127)):
                          ("c", np.array([100, -2000, 33], np.int32)), ("ys", sc if out else None),
                          ("yz", zc if out else None)], {"transA": ta, "transB": tb, "alpha": 0.8}))
 
+# MatMulIntegerToFloat (what onnxruntime's optimizer and mserve's fuse_matmul_integer make of
+# dynamic quantization): int8 weights within +-63, where onnxruntime's non-VNNI kernel
+# (vpmaddubsw) cannot saturate, so both sides are exact before the float epilogue.
+for ta, tb in ((np.uint8, np.int8), (np.uint8, np.uint8), (np.int8, np.int8)):
+    lo_a, hi_a = (0, 255) if ta == np.uint8 else (-128, 127)
+    lo_b, hi_b = (0, 255) if tb == np.uint8 else (-63, 63)
+    for K, N, per_col in ((5, 3, False), (300, 520, True), (300, 520, False)):
+        name = f"MatMulIntegerToFloat-{np.dtype(ta).name}-{np.dtype(tb).name}-{K}x{N}-{'col' if per_col else 'tensor'}"
+        CONTRIB.append((name, "MatMulIntegerToFloat", {"a": rand(2, 7, K, dtype=ta, lo=lo_a, hi=hi_a)},
+                        [("b", rand(K, N, dtype=tb, lo=lo_b, hi=hi_b)), ("as", f32(0.0213)),
+                         ("bs", rand(N, lo=0.001, hi=0.01) if per_col else f32(0.0071)),
+                         ("az", np.array(5 if ta == np.int8 else 133, ta)),
+                         ("bz", np.array(100 if tb == np.uint8 else 0, tb)), ("bias", rand(N))], {}))
+
 
 @pytest.mark.parametrize("case", CONTRIB, ids=[c[0] for c in CONTRIB])
 def test_contrib_quant_op_matches_onnxruntime(case):
@@ -170,7 +195,8 @@ def test_contrib_quant_op_matches_onnxruntime(case):
     while names and names[-1] == "":
         names.pop()
     consts_d = {c[0]: c[1] for c in consts if c and c[1] is not None}
-    dtype = next(iter(inputs.values())).dtype if op != "QGemm" or "ys" in consts_d else np.float32
+    float_out = op == "MatMulIntegerToFloat" or (op == "QGemm" and "ys" not in consts_d)
+    dtype = np.float32 if float_out else next(iter(inputs.values())).dtype
     model, outs = one_node(op, inputs, consts_d, attrs, domain=MS, names=names,
                            out_type=helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
     model.opset_import.append(helper.make_opsetid(MS, 1))
@@ -211,10 +237,16 @@ def _contrib_model(op, inputs, consts, out_dtype, attrs=None):
      "b_scale"),
     ("QGemm", {"as": f32(0.1), "az": u8(0), "b": u8([[1, 2], [3, 4]]), "bs": f32([0.1, 0.2]), "bz": u8([0, 1]),
                "c": np.array([1, 2], np.int64)}, "C must be int32"),
+    ("MatMulIntegerToFloat", {"b": u8([[1, 2], [3, 4]]), "as": f32(0.1), "bs": f32([0.1, 0.2, 0.3])}, "b_scale"),
+    ("MatMulIntegerToFloat", {"b": u8([[1, 2], [3, 4]]), "as": f32([0.1, 0.2]), "bs": f32(0.1)}, "a_scale"),
+    ("MatMulIntegerToFloat", {"b": u8([[1, 2], [3, 4]]), "as": f32(0.1), "bs": f32(0.1), "az": u8(0), "bz": u8(0),
+                              "bias": f32([1, 2, 3])}, "bias"),
+    ("MatMulIntegerToFloat", {"b": u8([[1, 2], [3, 4]]), "as": f32(0.1), "bs": f32(0.1), "az": u8(0),
+                              "bz": u8([1, 2, 3])}, "b_zero_point"),
 ])
 def test_contrib_quant_ops_reject_bad_quantization_parameters(op, consts, match):
     x = u8([[3, 4]])
-    out = np.float32 if op == "QGemm" else np.uint8
+    out = np.float32 if op in ("QGemm", "MatMulIntegerToFloat") else np.uint8
     model = _contrib_model(op, {"x": x}, consts, out)
     with pytest.raises(mserve.InvalidArgument, match=match):
         mserve.load(model.SerializeToString()).predict({"x": x})

@@ -11,9 +11,11 @@ using dnnl::memory;
 using dnnl_util::cpu_engine;
 using tag = dnnl::memory::format_tag;
 constexpr auto f32 = dnnl::memory::data_type::f32;
+using dt = dnnl::memory::data_type;
 
 struct DnnlMatMul::Impl {
   int64_t K = 0, N = 0;
+  dt x_t = f32, w_t = f32, y_t = f32;
   FusedActivation act;
   memory bias;    // [1, N], or empty
   memory packed;  // weights in the layout of the first primitive
@@ -29,8 +31,8 @@ struct DnnlMatMul::Impl {
 
   dnnl::matmul::primitive_desc describe(int64_t M, const memory::desc& w) const {
     return dnnl::matmul::primitive_desc(
-        dnnl::matmul::desc(memory::desc({M, K}, f32, tag::ab), w, bias ? bias.get_desc() : memory::desc(),
-                           memory::desc({M, N}, f32, tag::ab)),
+        dnnl::matmul::desc(memory::desc({M, K}, x_t, tag::ab), w, bias ? bias.get_desc() : memory::desc(),
+                           memory::desc({M, N}, y_t, tag::ab)),
         dnnl_util::attr_with(act), cpu_engine());
   }
 
@@ -44,7 +46,7 @@ struct DnnlMatMul::Impl {
     omp_set_num_threads(team);
     auto e = std::make_unique<Entry>();
     try {
-      auto pd = describe(M, memory::desc({K, N}, f32, tag::any));
+      auto pd = describe(M, memory::desc({K, N}, w_t, tag::any));
       e->mm = dnnl::matmul(pd);
       e->x = pd.src_desc();
       e->y = pd.dst_desc();
@@ -68,28 +70,20 @@ DnnlMatMul::~DnnlMatMul() = default;
 int64_t DnnlMatMul::K() const { return impl_->K; }
 int64_t DnnlMatMul::N() const { return impl_->N; }
 
-std::unique_ptr<DnnlMatMul> DnnlMatMul::create(int64_t K, int64_t N, const float* w, bool trans_w, const float* bias,
-                                               const FusedActivation& act) {
-  if (K <= 0 || N <= 0) return nullptr;
-  auto impl = std::make_unique<Impl>();
-  impl->K = K;
-  impl->N = N;
-  impl->act = act;
+// Packs w ([K, N], or [N, K] when trans_w, of impl's weight type) for a nominal 64 rows: oneDNN's
+// weight layout follows K, N and the ISA, so other row counts normally reuse this copy.
+std::unique_ptr<DnnlMatMul> DnnlMatMul::make(std::unique_ptr<Impl> impl, const void* w, bool trans_w) {
+  const int64_t K = impl->K, N = impl->N;
   try {
     auto& eng = cpu_engine();
-    if (bias) {
-      impl->bias = memory(memory::desc({1, N}, f32, tag::ab), eng);
-      std::copy(bias, bias + N, static_cast<float*>(impl->bias.get_data_handle()));
-    }
     omp_set_num_threads(1);  // packing is a one-off copy
-    // Packed for a nominal 64 rows; oneDNN's weight layout follows K, N and the ISA, so other
-    // row counts normally reuse this copy.
-    auto pd = impl->describe(64, memory::desc({K, N}, f32, tag::any));
-    memory user(memory::desc({K, N}, f32, trans_w ? tag::ba : tag::ab), eng, const_cast<float*>(w));
+    auto pd = impl->describe(64, memory::desc({K, N}, impl->w_t, tag::any));
+    memory user(memory::desc({K, N}, impl->w_t, trans_w ? tag::ba : tag::ab), eng, const_cast<void*>(w));
     impl->packed = dnnl_util::repack(user, pd.weights_desc());
     if (impl->packed.get_data_handle() == w) {  // same layout as the user's: keep our own copy
       memory own(pd.weights_desc(), eng);
-      std::copy(w, w + K * N, static_cast<float*>(own.get_data_handle()));
+      const auto* from = static_cast<const char*>(w);
+      std::copy(from, from + pd.weights_desc().get_size(), static_cast<char*>(own.get_data_handle()));
       impl->packed = own;
     }
   } catch (const dnnl::error&) {
@@ -98,15 +92,61 @@ std::unique_ptr<DnnlMatMul> DnnlMatMul::create(int64_t K, int64_t N, const float
   return std::unique_ptr<DnnlMatMul>(new DnnlMatMul(std::move(impl)));
 }
 
+std::unique_ptr<DnnlMatMul> DnnlMatMul::create(int64_t K, int64_t N, const float* w, bool trans_w, const float* bias,
+                                               const FusedActivation& act) {
+  if (K <= 0 || N <= 0) return nullptr;
+  auto impl = std::make_unique<Impl>();
+  impl->K = K;
+  impl->N = N;
+  impl->act = act;
+  if (bias) {
+    try {
+      impl->bias = memory(memory::desc({1, N}, f32, tag::ab), cpu_engine());
+    } catch (const dnnl::error&) {
+      return nullptr;
+    }
+    std::copy(bias, bias + N, static_cast<float*>(impl->bias.get_data_handle()));
+  }
+  return make(std::move(impl), w, trans_w);
+}
+
+bool DnnlMatMul::has_vnni() {
+  // The cpu_isa values are bit sets: 0x40 is AVX512-VNNI (set in avx512_core_vnni, _bf16, _amx).
+  // avx2_vnni is left out: not every int8 kernel of this oneDNN uses its vpdpbusd.
+  static const bool vnni = (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) & 0x40u) != 0;
+  return vnni;
+}
+
+std::unique_ptr<DnnlMatMul> DnnlMatMul::create_u8s8(int64_t K, int64_t N, const int8_t* w) {
+  if (K <= 0 || N <= 0 || !has_vnni()) return nullptr;
+  auto impl = std::make_unique<Impl>();
+  impl->K = K;
+  impl->N = N;
+  impl->x_t = dt::u8;
+  impl->w_t = dt::s8;
+  impl->y_t = dt::s32;
+  return make(std::move(impl), w, false);
+}
+
 StatusOr<size_t> DnnlMatMul::prepare(int64_t M, int threads) const {
   MS_ASSIGN_OR_RETURN(auto e, impl_->entry(M, threads));
   return e->bytes;
 }
 
 Status DnnlMatMul::run(const float* x, float* y, int64_t M, void* workspace, int threads) const {
+  if (impl_->x_t != f32) return Internal("DnnlMatMul::run on int8 weights");
+  return run_raw(x, y, M, workspace, threads);
+}
+
+Status DnnlMatMul::run_u8s8(const uint8_t* x, int32_t* y, int64_t M, void* workspace, int threads) const {
+  if (impl_->x_t != dt::u8) return Internal("DnnlMatMul::run_u8s8 on float32 weights");
+  return run_raw(x, y, M, workspace, threads);
+}
+
+Status DnnlMatMul::run_raw(const void* x, void* y, int64_t M, void* workspace, int threads) const {
   MS_ASSIGN_OR_RETURN(auto e, impl_->entry(M, threads));
   try {
-    memory& xm = dnnl_util::thread_memory(e->id, 0, e->x, const_cast<float*>(x));
+    memory& xm = dnnl_util::thread_memory(e->id, 0, e->x, const_cast<void*>(x));
     memory& ym = dnnl_util::thread_memory(e->id, 1, e->y, y);
     memory& scratch = dnnl_util::thread_memory(e->id, 2, e->scratch, workspace);
     omp_set_num_threads(e->threads);

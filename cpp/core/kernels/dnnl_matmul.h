@@ -4,6 +4,11 @@
 // count M and thread count, bias and activation are fused. Measured on the 2-core AVX-512 machine
 // (see docs/design.md): 8x1024x4096 0.72 ms vs 2.04 ms with Eigen, one thread.
 //
+// The same for int8: Y[M, N] int32 = X[M, K] uint8 * W[K, N] int8, exact, with W packed once
+// (create_u8s8 / run_u8s8; no bias or activation). Only where the CPU has VNNI (AVX512-VNNI and
+// up): without it oneDNN multiplies through vpmaddubsw, whose int16 pair sums saturate, a silent
+// wrong answer for full-range weights.
+//
 // Thread safety: prepare() and run() may be called concurrently.
 #pragma once
 #include <cstddef>
@@ -23,6 +28,10 @@ class DnnlMatMul {
                                             const FusedActivation& act);
   ~DnnlMatMul();
 
+  // Null when the CPU lacks VNNI or oneDNN cannot take these weights.
+  static std::unique_ptr<DnnlMatMul> create_u8s8(int64_t K, int64_t N, const int8_t* w);
+  static bool has_vnni();
+
   int64_t K() const;
   int64_t N() const;
   // Whether prepare() takes every row count M >= 1 for these weights (it refuses products too
@@ -35,10 +44,14 @@ class DnnlMatMul {
   // x: [M, K] row-major, y: [M, N]. Returns Unsupported, having done nothing, exactly when
   // prepare() fails for the same arguments.
   Status run(const float* x, float* y, int64_t M, void* workspace, int threads) const;
+  // The int8 product (an object made by create_u8s8), on the same terms.
+  Status run_u8s8(const uint8_t* x, int32_t* y, int64_t M, void* workspace, int threads) const;
 
  private:
   struct Impl;
   explicit DnnlMatMul(std::unique_ptr<Impl> impl);
+  static std::unique_ptr<DnnlMatMul> make(std::unique_ptr<Impl> impl, const void* w, bool trans_w);
+  Status run_raw(const void* x, void* y, int64_t M, void* workspace, int threads) const;
   std::unique_ptr<Impl> impl_;
 };
 

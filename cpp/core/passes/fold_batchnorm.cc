@@ -24,14 +24,7 @@ bool absent(const Node& n, size_t i) { return i >= n.inputs.size() || n.inputs[i
 
 // A new float32 initializer value named after `base`.
 int add_constant(Graph& g, const std::string& base, Tensor t) {
-  Value v;
-  v.name = base + "/folded_batchnorm";
-  v.dtype = t.dtype();
-  v.has_shape = true;
-  for (int d = 0; d < t.rank(); ++d) v.dims.push_back(Dim{t.dim(d), ""});
-  const int id = g.add_value(std::move(v));
-  g.initializers[id] = std::move(t);
-  return id;
+  return add_initializer(g, base + "/folded_batchnorm", std::move(t));
 }
 
 // Per-channel a and b of an inference BatchNormalization with constant float32 parameters

@@ -1,6 +1,8 @@
 // What the rewriting passes ask of a graph: who reads each value and who writes it, constant
 // scalars; and the removal of the nodes a pass has folded into others.
 #pragma once
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/graph/graph.h"
@@ -33,6 +35,18 @@ inline bool float_scalar(const Graph& g, int v, float* out) {
   if (it == g.initializers.end() || it->second.dtype() != DType::kFloat32 || it->second.numel() != 1) return false;
   *out = it->second.data<float>()[0];
   return true;
+}
+
+// A new initializer value holding `t`, named `name`; its id.
+inline int add_initializer(Graph& g, const std::string& name, Tensor t) {
+  Value v;
+  v.name = name;
+  v.dtype = t.dtype();
+  v.has_shape = true;
+  for (int d = 0; d < t.rank(); ++d) v.dims.push_back(Dim{t.dim(d), ""});
+  const int id = g.add_value(std::move(v));
+  g.initializers[id] = std::move(t);
+  return id;
 }
 
 // Drops the nodes marked in `removed` (indexed like g.nodes), keeping the others' order.

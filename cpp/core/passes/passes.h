@@ -37,6 +37,10 @@ Status fold_batchnorm(Graph& g);
 // x * (1 + erf(x / sqrt 2)) * 0.5, as exporters write GELU, becomes one Gelu node.
 Status fuse_gelu(Graph& g);
 
+// onnxruntime's dynamic quantization, Cast(MatMulInteger) * (a_scale * b_scale) [+ bias] with
+// constant int8 weights, becomes com.microsoft MatMulIntegerToFloat (fuse_matmul_integer.cc).
+Status fuse_matmul_integer(Graph& g);
+
 // MatMul with a constant float32 matrix followed by Add of a constant bias vector becomes
 // com.mserve.FusedMatMul (fuse_matmul_bias.cc).
 Status fuse_matmul_bias(Graph& g);

@@ -59,4 +59,10 @@ void nhwc_pool_rows(const NhwcPoolGeo& g, const T* x, T* y, int64_t q0, int64_t 
 template void nhwc_pool_rows<float>(const NhwcPoolGeo&, const float*, float*, int64_t, int64_t);
 template void nhwc_pool_rows<double>(const NhwcPoolGeo&, const double*, double*, int64_t, int64_t);
 
+void min_max(const float* x, int64_t n, float* lo, float* hi) { MSERVE_ISA_DISPATCH(min_max, x, n, lo, hi); }
+
+void quantize_u8(const float* x, int64_t n, float scale, float zero_point, uint8_t* y) {
+  MSERVE_ISA_DISPATCH(quantize_u8, x, n, scale, zero_point, y);
+}
+
 }  // namespace mserve

@@ -32,6 +32,8 @@ const char* isa_name(Isa isa);
                       int64_t n, float eps);                                                                           \
   template <class T>                                                                                                   \
   void nhwc_pool_rows(const NhwcPoolGeo& g, const T* x, T* y, int64_t q0, int64_t q1);                                 \
+  void min_max(const float* x, int64_t n, float* lo, float* hi);                                                       \
+  void quantize_u8(const float* x, int64_t n, float scale, float zero_point, uint8_t* y);                              \
   }
 MSERVE_ISA_DECLARE(isa_base)
 MSERVE_ISA_DECLARE(isa_avx2)
@@ -57,6 +59,12 @@ struct NhwcPoolGeo {
 };
 template <class T>
 void nhwc_pool_rows(const NhwcPoolGeo& g, const T* x, T* y, int64_t q0, int64_t q1);
+
+// DynamicQuantizeLinear's halves (variant_quant.cc): min_max lowers *lo and raises *hi to the
+// least and greatest of x[0, n) (NaN: unspecified); quantize_u8 writes
+// y = clamp(nearbyint(x / scale) + zero_point, 0, 255), NaN to 0.
+void min_max(const float* x, int64_t n, float* lo, float* hi);
+void quantize_u8(const float* x, int64_t n, float scale, float zero_point, uint8_t* y);
 
 // Calls ns::fn(args...) for the variant cpu_isa() picks.
 #define MSERVE_ISA_DISPATCH(fn, ...)                                   \

@@ -1,6 +1,6 @@
 // Quantization: QuantizeLinear, DequantizeLinear (opsets 10, 13 axis, 19, 21 block_size and
 // output_dtype, 23+), DynamicQuantizeLinear, MatMulInteger, ConvInteger, QLinearMatMul,
-// QLinearConv.
+// QLinearConv, and onnxruntime's com.microsoft MatMulIntegerToFloat.
 //
 // Quantized types: int8, uint8, int16, uint16 (and int32 for DequantizeLinear input); the narrow
 // types (tensor/lowbit.h): int4, uint4, int2, uint2 (rounded half to even, plus the zero point,
@@ -9,16 +9,20 @@
 // float4 E2M1 (x / scale + zero point, always saturating), as onnx.reference computes them.
 // Scale granularity: per tensor (one element), per axis (1-D of length x.shape[axis]) or
 // blocked (scale of x's rank, ceil(D/block_size) along axis). Rounding is half to even.
-// The integer ops accumulate in int32 with naive loops; the QLinear ops requantize with
-// y = saturate(rint(acc * (a_scale * b_scale / y_scale)) + y_zero_point), as onnx.reference does.
+// MatMulInteger and com.microsoft MatMulIntegerToFloat with constant weights run on packed int8
+// GEMMs (kernels/int8_gemm.h); the other integer ops accumulate in int32 with plain loops; the QLinear ops requantize
+// with y = saturate(rint(acc * (a_scale * b_scale / y_scale)) + y_zero_point), as onnx.reference does.
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "core/kernels/common.h"
 #include "core/kernels/conv_geometry.h"
+#include "core/kernels/int8_gemm.h"
+#include "core/kernels/isa/isa.h"
 #include "core/kernels/registry.h"
 #include "core/parallel/thread_pool.h"
 #include "core/tensor/lowbit.h"
@@ -281,21 +285,23 @@ class DynamicQuantizeKernel final : public Kernel {
     const Tensor& x = ctx.input(0);
     const float* p = x.data<float>();
     const int64_t n = x.numel();
+    // The range over chunks (their extremes merged under a lock), then the rounding; the range
+    // always includes 0.
+    constexpr int64_t kGrain = 16384;
     float mx = 0.f, mn = 0.f;
-    for (int64_t i = 0; i < n; ++i) {
-      mx = std::max(mx, p[i]);
-      mn = std::min(mn, p[i]);
-    }
+    std::mutex mu;
+    ctx.pool().parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+      float lo = 0.f, hi = 0.f;
+      min_max(p + b, e - b, &lo, &hi);
+      std::lock_guard<std::mutex> lk(mu);
+      mn = std::min(mn, lo);
+      mx = std::max(mx, hi);
+    });
     const float scale = (mx == mn ? 1.0f : (mx - mn)) / 255.0f;
     const float zp0 = std::min(255.0f, std::max(0.0f, 0.0f - mn / scale));
     const float zp = std::nearbyint(zp0);
     uint8_t* y = ctx.output(0).data<uint8_t>();
-    ctx.pool().parallel_for(n, 16384, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        float v = std::nearbyint(p[i] / scale) + zp;
-        y[i] = static_cast<uint8_t>(std::min(255.0f, std::max(0.0f, v)));
-      }
-    });
+    ctx.pool().parallel_for(n, kGrain, [&](int64_t b, int64_t e) { quantize_u8(p + b, e - b, scale, zp, y + b); });
     if (ctx.has_output(1)) ctx.output(1).data<float>()[0] = scale;
     if (ctx.has_output(2)) ctx.output(2).data<uint8_t>()[0] = static_cast<uint8_t>(zp);
     return Status::OK();
@@ -379,45 +385,164 @@ void mm_int(const MMGeo& g, const Tensor& a, const Tensor& b, const Tensor* za, 
     default: OTHER;                          \
   }
 
-class MatMulIntegerKernel final : public Kernel {
+// The int32 products of MatMulInteger and MatMulIntegerToFloat: kernels/int8_gemm.h where B is
+// a constant matrix and A's zero point one value (packed weights, oneDNN's int8 matmul), the
+// plain loops of mm_int otherwise.
+class IntegerProduct {
  public:
-  Status infer(InferContext& ctx) const override {
+  IntegerProduct(const Node& n, const KernelInit& init, int a_zp, int b_zp) : a_zp_(a_zp), b_zp_(b_zp) {
+    const Tensor* b = init.prepack() ? init.constant(n, 1) : nullptr;
+    const bool zb_known =
+        static_cast<int>(n.inputs.size()) <= b_zp || n.inputs[b_zp] == kNoValue || init.constant(n, b_zp) != nullptr;
+    if (b && zb_known && b->rank() == 2 && (b->dtype() == DType::kInt8 || b->dtype() == DType::kUInt8)) {
+      const Tensor* zb = static_cast<int>(n.inputs.size()) > b_zp ? init.constant(n, b_zp) : nullptr;
+      auto g = Int8Gemm::create(*b, zb);
+      if (g.ok()) gemm_ = std::move(g).value();
+    }
+  }
+
+  // The weights (and their zero point) live in the packed copy alone.
+  bool packed(int i) const { return gemm_ && (i == 1 || i == b_zp_); }
+
+  // Checks the operands; the output shape into g.
+  Status infer(InferContext& ctx, MMGeo* g) const {
     MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(1), "needs A and B");
     for (int i : {0, 1})
       if (ctx.dtype(i) != DType::kInt8 && ctx.dtype(i) != DType::kUInt8)
         return Unsupported(std::string("dtype ") + dtype_name(ctx.dtype(i)) + " is not supported");
-    MMGeo g;
-    MS_RETURN_IF_ERROR(mm_geo(ctx.shape(0), ctx.shape(1), &g));
-    for (int i : {2, 3})
+    MS_RETURN_IF_ERROR(mm_geo(ctx.shape(0), ctx.shape(1), g));
+    for (int i : {a_zp_, b_zp_})
       if (ctx.has_input(i))
-        MS_CHECK_ARG(ctx.dtype(i) == ctx.dtype(i - 2), "a zero point must have its operand's dtype");
-    if (ctx.has_input(2))
-      MS_CHECK_ARG(ctx.shape(2).numel() == 1 || ctx.shape(2).numel() == g.M, "bad a_zero_point shape");
-    if (ctx.has_input(3))
-      MS_CHECK_ARG(ctx.shape(3).numel() == 1 || ctx.shape(3).numel() == g.N, "bad b_zero_point shape");
-    ctx.set_output(0, DType::kInt32, g.out);
+        MS_CHECK_ARG(ctx.dtype(i) == ctx.dtype(i == a_zp_ ? 0 : 1), "a zero point must have its operand's dtype");
+    if (ctx.has_input(a_zp_))
+      MS_CHECK_ARG(ctx.shape(a_zp_).numel() == 1 || ctx.shape(a_zp_).numel() == g->M, "bad a_zero_point shape");
+    if (ctx.has_input(b_zp_))
+      MS_CHECK_ARG(ctx.shape(b_zp_).numel() == 1 || ctx.shape(b_zp_).numel() == g->N, "bad b_zero_point shape");
     return Status::OK();
   }
 
-  Status compute(const ComputeContext& ctx) const override {
-    MMGeo g;
-    MS_RETURN_IF_ERROR(mm_geo(ctx.input(0).shape(), ctx.input(1).shape(), &g));
-    const Tensor* za = ctx.has_input(2) ? &ctx.input(2) : nullptr;
-    const Tensor* zb = ctx.has_input(3) ? &ctx.input(3) : nullptr;
-    int32_t* y = ctx.output(0).data<int32_t>();
+  // Whether the packed product takes this call: A of rank >= 2 times the [K, N] weights, one
+  // zero point for A.
+  bool fast(const InferContext& ctx) const {
+    return gemm_ && ctx.shape(0).rank() >= 2 && (!ctx.has_input(a_zp_) || ctx.shape(a_zp_).numel() == 1);
+  }
+  bool fast(const ComputeContext& ctx) const {
+    return gemm_ && ctx.input(0).rank() >= 2 && (!ctx.has_input(a_zp_) || ctx.input(a_zp_).numel() == 1);
+  }
+
+  // Workspace bytes for the int32 sums (`acc_bytes`: whether they need a buffer of their own).
+  Status plan(InferContext& ctx, const MMGeo& g, bool acc_bytes) const {
+    const int64_t rows = g.batch * g.M;
+    if (fast(ctx)) {
+      MS_ASSIGN_OR_RETURN(size_t ws, gemm_->prepare(rows, ctx.dtype(0) == DType::kInt8, ctx.threads()));
+      ctx.set_workspace(ws);
+    } else if (acc_bytes) {
+      ctx.set_workspace(static_cast<size_t>(rows * g.N) * sizeof(int32_t));
+    }
+    return Status::OK();
+  }
+
+  // acc[batch * M, N]: in the caller's buffer, or (float output, fast path) handled by run_float.
+  Status int32(const ComputeContext& ctx, const MMGeo& g, int32_t* acc) const {
+    const Tensor* za = ctx.has_input(a_zp_) ? &ctx.input(a_zp_) : nullptr;
+    if (fast(ctx))
+      return gemm_->run_int32(ctx.input(0).raw(), ctx.input(0).dtype() == DType::kInt8,
+                              za ? static_cast<int32_t>(za->int_at(0)) : 0, g.batch * g.M, acc, ctx.workspace(),
+                              ctx.pool());
+    const Tensor* zb = ctx.has_input(b_zp_) ? &ctx.input(b_zp_) : nullptr;
     MS_SWITCH_8BIT(ctx.input(0).dtype(), A, return Unsupported("dtype"), {
       MS_SWITCH_8BIT(ctx.input(1).dtype(), B, return Unsupported("dtype"), {
         ctx.pool().parallel_for(g.batch * g.M, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, g.K * g.N)),
                                 [&](int64_t b, int64_t e) {
                                   for (int64_t r = b; r < e; ++r) {
                                     const int64_t t = r / g.M, m = r % g.M;
-                                    mm_int<A, B>(g, ctx.input(0), ctx.input(1), za, zb, t, m, m + 1, y + r * g.N);
+                                    mm_int<A, B>(g, ctx.input(0), ctx.input(1), za, zb, t, m, m + 1, acc + r * g.N);
                                   }
                                 });
       });
     });
     return Status::OK();
   }
+
+  const Int8Gemm* gemm() const { return gemm_.get(); }
+
+ private:
+  int a_zp_, b_zp_;
+  std::unique_ptr<Int8Gemm> gemm_;
+};
+
+class MatMulIntegerKernel final : public Kernel {
+ public:
+  MatMulIntegerKernel(const Node& n, const KernelInit& init) : p_(n, init, 2, 3) {}
+  bool packed_constant(int i) const override { return p_.packed(i); }
+
+  Status infer(InferContext& ctx) const override {
+    MMGeo g;
+    MS_RETURN_IF_ERROR(p_.infer(ctx, &g));
+    ctx.set_output(0, DType::kInt32, g.out);
+    return p_.plan(ctx, g, false);
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    MMGeo g;
+    MS_RETURN_IF_ERROR(mm_geo(ctx.input(0).shape(), ctx.input(1).shape(), &g));
+    return p_.int32(ctx, g, ctx.output(0).data<int32_t>());
+  }
+
+ private:
+  IntegerProduct p_;
+};
+
+// com.microsoft MatMulIntegerToFloat (onnxruntime's fusion of DynamicQuantizeLinear's consumers,
+// and what passes/fuse_matmul_integer.cc makes): A, B, a_scale, b_scale, a_zero_point,
+// b_zero_point, bias -> float32 Y = float(acc) * float(a_scale * b_scale[n]) + bias[n].
+// a_scale one value; b_scale one or N values; bias N values.
+class MatMulIntegerToFloatKernel final : public Kernel {
+ public:
+  MatMulIntegerToFloatKernel(const Node& n, const KernelInit& init) : p_(n, init, 4, 5) {}
+  bool packed_constant(int i) const override { return p_.packed(i); }
+
+  Status infer(InferContext& ctx) const override {
+    MMGeo g;
+    MS_RETURN_IF_ERROR(p_.infer(ctx, &g));
+    MS_CHECK_ARG(ctx.has_input(2) && ctx.has_input(3), "needs a_scale and b_scale");
+    for (int i : {2, 3, 6})
+      if (ctx.has_input(i) && ctx.dtype(i) != DType::kFloat32)
+        return Unsupported(std::string("scales and bias of dtype ") + dtype_name(ctx.dtype(i)) + " are not supported");
+    MS_CHECK_ARG(ctx.shape(2).numel() == 1, "a_scale must have one value, got shape " + ctx.shape(2).str());
+    MS_CHECK_ARG(ctx.shape(3).numel() == 1 || ctx.shape(3).numel() == g.N,
+                 "b_scale must have 1 or N values, got shape " + ctx.shape(3).str());
+    if (ctx.has_input(6))
+      MS_CHECK_ARG(ctx.shape(6).numel() == g.N, "bias must have N values, got shape " + ctx.shape(6).str());
+    ctx.set_output(0, DType::kFloat32, g.out);
+    return p_.plan(ctx, g, true);
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    MMGeo g;
+    MS_RETURN_IF_ERROR(mm_geo(ctx.input(0).shape(), ctx.input(1).shape(), &g));
+    const float a_scale = ctx.input(2).data<float>()[0];
+    const Tensor& bs = ctx.input(3);
+    const float* bias = ctx.has_input(6) ? ctx.input(6).data<float>() : nullptr;
+    float* y = ctx.output(0).data<float>();
+    const int64_t rows = g.batch * g.M, N = g.N;
+    if (p_.fast(ctx)) {
+      const int32_t za = ctx.has_input(4) ? static_cast<int32_t>(ctx.input(4).int_at(0)) : 0;
+      return p_.gemm()->run_float(ctx.input(0).raw(), ctx.input(0).dtype() == DType::kInt8, za, rows, a_scale,
+                                  bs.data<float>(), bs.numel() > 1, bias, y, ctx.workspace(), ctx.pool());
+    }
+    auto* acc = static_cast<int32_t*>(ctx.workspace());
+    MS_RETURN_IF_ERROR(p_.int32(ctx, g, acc));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t n = 0; n < N; ++n) {
+        const float f = static_cast<float>(acc[r * N + n]) * (a_scale * bs.data<float>()[bs.numel() > 1 ? n : 0]);
+        y[r * N + n] = bias ? f + bias[n] : f;
+      }
+    return Status::OK();
+  }
+
+ private:
+  IntegerProduct p_;
 };
 
 // Requantization multiplier a_scale * b_scale / y_scale, in the scales' precision.
@@ -634,8 +759,11 @@ StatusOr<KernelPtr> create_onnx_DequantizeLinear(const Node& n, const KernelInit
 StatusOr<KernelPtr> create_onnx_DynamicQuantizeLinear(const Node&, const KernelInit&) {
   return KernelPtr(new DynamicQuantizeKernel());
 }
-StatusOr<KernelPtr> create_onnx_MatMulInteger(const Node&, const KernelInit&) {
-  return KernelPtr(new MatMulIntegerKernel());
+StatusOr<KernelPtr> create_onnx_MatMulInteger(const Node& n, const KernelInit& init) {
+  return KernelPtr(new MatMulIntegerKernel(n, init));
+}
+StatusOr<KernelPtr> create_microsoft_MatMulIntegerToFloat(const Node& n, const KernelInit& init) {
+  return KernelPtr(new MatMulIntegerToFloatKernel(n, init));
 }
 StatusOr<KernelPtr> create_onnx_QLinearMatMul(const Node&, const KernelInit&) {
   return KernelPtr(new QLinearMatMulKernel());

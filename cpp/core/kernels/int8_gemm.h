@@ -1,0 +1,63 @@
+// Integer matrix products with constant weights, as MatMulInteger and onnxruntime's
+// MatMulIntegerToFloat define them:
+//   acc[m, n] = sum_k (a[m, k] - za) * (b[k, n] - zb[n])            exact, int32
+//   y[m, n]   = float(acc[m, n]) * float(a_scale * b_scale[n]) + bias[n]
+// a: [M, K] uint8 or int8 with one zero point; b: [K, N] int8 or uint8 with one zero point or
+// one per column, given once at load. The product runs on oneDNN's int8 matmul (VNNI or AMX,
+// weights packed once, dnnl_matmul.h) as uint8 x int8; the operands' other signednesses and the
+// zero points are exact corrections around it:
+//   int8 a  -> a + 128 (uint8) with za + 128;  uint8 b -> b - 128 (int8) with zb - 128;
+//   sum (a - za)(b' - zb') = sum a b' - zb' rowsum(a) - za colsum(b') + K za zb'.
+// Without VNNI (or for products too small to pay off) a portable int32 loop computes the same.
+//
+// Thread safety: const methods may be called concurrently.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/status.h"
+
+namespace mserve {
+
+class DnnlMatMul;
+class Tensor;
+class ThreadPool;
+
+class Int8Gemm {
+ public:
+  // b: constant [K, N] int8 or uint8; b_zero_point: null, one value or N values of b's dtype.
+  static StatusOr<std::unique_ptr<Int8Gemm>> create(const Tensor& b, const Tensor* b_zero_point);
+  ~Int8Gemm();
+
+  int64_t K() const { return K_; }
+  int64_t N() const { return N_; }
+
+  // Workspace bytes run_*() needs for M rows of a (signed or not) on `threads` threads.
+  StatusOr<size_t> prepare(int64_t M, bool a_signed, int threads) const;
+  // acc[M, N] (int32) as above.
+  Status run_int32(const void* a, bool a_signed, int32_t za, int64_t M, int32_t* acc, void* workspace,
+                   ThreadPool& pool) const;
+  // y[M, N] = float(acc) * float(a_scale * b_scale[n]) + bias[n]; b_scale has 1 or N values,
+  // bias N values or null.
+  Status run_float(const void* a, bool a_signed, int32_t za, int64_t M, float a_scale, const float* b_scale,
+                   bool b_scale_per_column, const float* bias, float* y, void* workspace, ThreadPool& pool) const;
+
+ private:
+  Int8Gemm() = default;
+  // acc without the finishing pass: raw sums into acc, row sums of a into rows (when needed).
+  Status product(const void* a, bool a_signed, int32_t* za, int64_t M, int32_t* acc, int32_t* rows, void* workspace,
+                 ThreadPool& pool) const;
+  size_t converted_bytes(int64_t M, bool a_signed) const;
+  bool needs_rows() const { return zb_nonzero_; }
+
+  int64_t K_ = 0, N_ = 0;
+  std::vector<int8_t> b_;     // b' [K, N] (int8), kept only without oneDNN
+  std::vector<int32_t> zb_;   // zb' per column
+  std::vector<int32_t> col_;  // colsum(b') per column
+  bool zb_nonzero_ = false;
+  std::unique_ptr<DnnlMatMul> dnnl_;
+};
+
+}  // namespace mserve

@@ -1,0 +1,122 @@
+// Integer matrix products (kernels/int8_gemm.h) against a naive int64 reference: every
+// signedness of A and B, zero points absent, scalar and per column, products small enough for
+// the portable loop and large enough for oneDNN's int8 matmul (where the CPU has VNNI); and the
+// fuse_matmul_integer pass, whose fused graph must give the unfused graph's floats bit for bit.
+#include <cstring>
+#include <random>
+
+#include "core/kernels/int8_gemm.h"
+#include "core/parallel/thread_pool.h"
+#include "core/passes/passes.h"
+#include "helpers.h"
+
+namespace mserve::testing {
+namespace {
+
+Tensor random_int8(DType t, const Shape& s, uint32_t seed) {
+  Tensor x = Tensor::empty(t, s).value();
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> d(0, 255);  // the full range: saturating products would show
+  for (int64_t i = 0; i < x.numel(); ++i) static_cast<uint8_t*>(x.raw())[i] = static_cast<uint8_t>(d(rng));
+  return x;
+}
+
+int64_t int_value(const Tensor& t, int64_t i) {
+  return t.dtype() == DType::kInt8 ? t.data<int8_t>()[i] : t.data<uint8_t>()[i];
+}
+
+struct Case {
+  int64_t M, K, N;
+  DType a, b;
+  int zb;  // 0: none, 1: scalar, 2: per column
+};
+
+void check(const Case& c) {
+  SCOPED_TRACE(std::to_string(c.M) + "x" + std::to_string(c.K) + "x" + std::to_string(c.N) + " a " + dtype_name(c.a) +
+               " b " + dtype_name(c.b) + " zb " + std::to_string(c.zb));
+  Tensor a = random_int8(c.a, Shape{c.M, c.K}, 1), b = random_int8(c.b, Shape{c.K, c.N}, 2);
+  Tensor zb = random_int8(c.b, c.zb == 2 ? Shape{c.N} : Shape{}, 3);
+  const int32_t za = c.a == DType::kInt8 ? -7 : 131;
+  auto g = Int8Gemm::create(b, c.zb ? &zb : nullptr);
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  ThreadPool pool(2);
+  const bool a_signed = c.a == DType::kInt8;
+  auto ws_bytes = g.value()->prepare(c.M, a_signed, 2);
+  ASSERT_TRUE(ws_bytes.ok()) << ws_bytes.status().message();
+  std::vector<char> ws(ws_bytes.value() + 64);
+  void* wsp = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(ws.data()) + 63) / 64 * 64);
+  std::vector<int32_t> acc(static_cast<size_t>(c.M * c.N));
+  ASSERT_TRUE(g.value()->run_int32(a.raw(), a_signed, za, c.M, acc.data(), wsp, pool).ok());
+  std::vector<float> bs(static_cast<size_t>(c.N)), bias(static_cast<size_t>(c.N)), y(acc.size());
+  for (int64_t n = 0; n < c.N; ++n) bs[n] = 0.001f * static_cast<float>(n + 1), bias[n] = 0.5f - 0.01f * n;
+  const float as = 0.0173f;
+  ASSERT_TRUE(
+      g.value()->run_float(a.raw(), a_signed, za, c.M, as, bs.data(), true, bias.data(), y.data(), wsp, pool).ok());
+  for (int64_t m = 0; m < c.M; ++m)
+    for (int64_t n = 0; n < c.N; ++n) {
+      int64_t want = 0;
+      const int64_t z = c.zb ? int_value(zb, c.zb == 2 ? n : 0) : 0;
+      for (int64_t k = 0; k < c.K; ++k) want += (int_value(a, m * c.K + k) - za) * (int_value(b, k * c.N + n) - z);
+      ASSERT_EQ(acc[m * c.N + n], want) << "at " << m << ", " << n;
+      const float f = static_cast<float>(want) * (as * bs[n]) + bias[n];
+      ASSERT_EQ(y[m * c.N + n], f) << "at " << m << ", " << n;
+    }
+}
+
+TEST(Int8Gemm, MatchesNaiveProducts) {
+  for (DType a : {DType::kUInt8, DType::kInt8})
+    for (DType b : {DType::kInt8, DType::kUInt8})
+      for (int zb : {0, 1, 2}) {
+        check({3, 5, 7, a, b, zb});       // portable loop
+        check({37, 300, 520, a, b, zb});  // oneDNN where the CPU has VNNI
+        check({1, 768, 256, a, b, zb});   // one row
+      }
+}
+
+TEST(Int8Gemm, RefusesWhatItCannotTake) {
+  Tensor f = random_tensor(Shape{4, 4}, 1);
+  EXPECT_FALSE(Int8Gemm::create(f, nullptr).ok());
+  Tensor b = random_int8(DType::kInt8, Shape{4, 4}, 1), zb = random_int8(DType::kInt8, Shape{3}, 2);
+  EXPECT_FALSE(Int8Gemm::create(b, &zb).ok());
+}
+
+// x -> DynamicQuantizeLinear -> MatMulInteger(w) -> Cast -> Mul(x_scale * w_scale) -> Add(bias),
+// as onnxruntime's quantize_dynamic writes it.
+Graph dynamic_quantized_linear(int64_t M, int64_t K, int64_t N, bool per_column) {
+  GraphBuilder gb;
+  Tensor w = random_int8(DType::kInt8, Shape{K, N}, 4);
+  Tensor wz = Tensor::empty(DType::kInt8, per_column ? Shape{N} : Shape{}).value();
+  std::memset(wz.raw(), 0, wz.nbytes());
+  Tensor ws = random_tensor(per_column ? Shape{N} : Shape{}, 5, 0.001f, 0.01f);
+  gb.input("x", DType::kFloat32, {M, K}).constant("w", w).constant("wz", wz).constant("ws", ws);
+  gb.constant("bias", random_tensor(Shape{N}, 6));
+  gb.node("DynamicQuantizeLinear", {"x"}, {"xq", "xs", "xz"});
+  gb.node("MatMulInteger", {"xq", "w", "xz", "wz"}, {"acc"});
+  gb.node("Cast", {"acc"}, {"accf"}).attrs["to"] = int_attr(1);
+  gb.node("Mul", {"xs", "ws"}, {"s"});
+  gb.node("Mul", {"accf", "s"}, {"p"});
+  gb.node("Add", {"bias", "p"}, {"y"});
+  gb.output("y");
+  return gb.build();
+}
+
+TEST(FuseMatMulInteger, FusesAndKeepsTheFloats) {
+  for (bool per_column : {false, true}) {
+    Graph g = dynamic_quantized_linear(17, 200, 700, per_column);
+    Graph fused = g;
+    ASSERT_TRUE(optimize_graph(fused).ok());
+    int mm = 0;
+    for (const Node& n : fused.nodes) mm += n.op_type == "MatMulIntegerToFloat";
+    EXPECT_EQ(mm, 1);
+    EXPECT_EQ(fused.nodes.size(), 2u) << "DynamicQuantizeLinear and MatMulIntegerToFloat";
+    Tensor x = random_tensor(Shape{17, 200}, 7, -3.f, 2.f);
+    auto want = run_graph(g, {x}, 2, false), got = run_graph(g, {x}, 2, true);
+    ASSERT_EQ(want.size(), 1u);
+    ASSERT_EQ(got.size(), 1u);
+    ASSERT_EQ(got[0].shape(), want[0].shape());
+    EXPECT_EQ(std::memcmp(got[0].raw(), want[0].raw(), want[0].nbytes()), 0);
+  }
+}
+
+}  // namespace
+}  // namespace mserve::testing
