@@ -1,12 +1,11 @@
 // Runs 2-D float32 convs channels-last, where oneDNN is fastest, without a layout change around
 // every conv: each Conv becomes Transpose(NCHW -> NHWC) -> com.mserve.NhwcConv -> Transpose back,
 // then Transposes are pushed below layout-blind element-wise ops (op_list.inc's element-wise
-// column: unary ops such as activations; binary ops of two tensors transposed alike, or of a
-// scalar) and inverse pairs cancel, so a chain of convs, activations and residual adds keeps
-// channels-last data from its first conv to its last and changes layout only where an op needs
-// NCHW (pooling, Flatten, Reshape, a graph output).
-// Global pooling becomes a reduction over the channels-last H and W axes; 2-D Max/AveragePool
-// runs channels-last (com.mserve NhwcMaxPool / NhwcAveragePool).
+// column: unary ops such as activations, per-tensor Quantize/DequantizeLinear; binary ops of two
+// tensors transposed alike, or of a scalar) and inverse pairs cancel, so a chain of convs, activations and residual
+// adds keeps channels-last data from its first conv to its last and changes layout only where an op needs NCHW
+// (pooling, Flatten, Reshape, a graph output). Global pooling becomes a reduction over the channels-last H and W axes;
+// 2-D Max/AveragePool runs channels-last (com.mserve NhwcMaxPool / NhwcAveragePool).
 #include <string>
 #include <vector>
 
@@ -160,6 +159,16 @@ Status nhwc_convs(Graph& g) {
       auto it = g.initializers.find(v);
       return it != g.initializers.end() && it->second.numel() == 1;
     };
+    // Quantize/DequantizeLinear with one scale and zero point are element-wise too (a static
+    // QDQ model has them between every two convs).
+    auto is_per_tensor_qdq = [&](const Node& n) {
+      if ((n.op_type != "QuantizeLinear" && n.op_type != "DequantizeLinear") || !n.domain.empty() ||
+          n.inputs.size() < 2 || n.outputs.size() != 1 || n.attr_int("block_size", 0) != 0)
+        return false;
+      for (size_t k = 1; k < n.inputs.size(); ++k)
+        if (n.inputs[k] != kNoValue && !is_scalar_constant(n.inputs[k])) return false;
+      return true;
+    };
     std::vector<int> replace(g.values.size());
     for (size_t v = 0; v < replace.size(); ++v) replace[v] = static_cast<int>(v);
     const size_t count = g.nodes.size();
@@ -207,7 +216,7 @@ Status nhwc_convs(Graph& g) {
       }
       // op(Transpose(a)) -> Transpose(op(a)) for layout-blind element-wise ops.
       for (const auto& perm : {kToNchw, kToNhwc}) {
-        if (is_unary_elementwise(n)) {
+        if (is_unary_elementwise(n) || is_per_tensor_qdq(n)) {
           const int a = transposed_from(n.inputs[0], perm);
           if (a == kNoValue) continue;
           const int w = n.outputs[0], fresh = rw.fresh_value(w);

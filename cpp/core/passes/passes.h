@@ -30,6 +30,10 @@ Status remove_dead_nodes(Graph& g);
 // the layout changes around them out of conv/activation/residual chains (nhwc_convs.cc).
 Status nhwc_convs(Graph& g);
 
+// DequantizeLinear of constant inputs becomes a float constant (fold_dequantize.cc): a static
+// QDQ model's weights are float constants for the passes after it.
+Status fold_dequantize(Graph& g);
+
 // Folds an inference BatchNormalization into the Conv or Gemm (constant float32 weights) whose
 // only consumer it is: scaled weights and a new bias, as new initializers.
 Status fold_batchnorm(Graph& g);

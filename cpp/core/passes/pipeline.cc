@@ -3,7 +3,8 @@
 namespace mserve {
 
 // Order matters: clean-up first (so fusions see real producers and consumers); 16-bit floats
-// widened to float32 before any pass looks for float32 weights; BatchNorm folded
+// widened to float32 before any pass looks for float32 weights; constant weights dequantized
+// before any pass looks for float weights; BatchNorm folded
 // into its Conv/Gemm before any fusion reads those nodes; the bias Add joined to its MatMul before
 // the LayerNorm and attention patterns look for it; Gelu recognised before fuse_activation moves
 // it into its producer; the channels-last rewrite after the activation fusions and before the
@@ -13,6 +14,7 @@ Status optimize_graph(Graph& g) {
   MS_RETURN_IF_ERROR(remove_dead_nodes(g));
   MS_RETURN_IF_ERROR(inline_constants(g));
   MS_RETURN_IF_ERROR(widen_half_floats(g));
+  MS_RETURN_IF_ERROR(fold_dequantize(g));
   MS_RETURN_IF_ERROR(fold_batchnorm(g));
   MS_RETURN_IF_ERROR(fuse_matmul_integer(g));
   MS_RETURN_IF_ERROR(fuse_matmul_bias(g));

@@ -118,5 +118,31 @@ TEST(FuseMatMulInteger, FusesAndKeepsTheFloats) {
   }
 }
 
+// A static QDQ model's weight: DequantizeLinear(int8 constant, per-channel scales) -> Conv. The
+// pass folds it to a float constant (so the conv runs channels-last on packed weights) and the
+// result matches the unoptimized graph's within float32 summation order.
+TEST(FoldDequantize, WeightsBecomeFloatConstants) {
+  GraphBuilder gb;
+  Tensor w = random_int8(DType::kInt8, Shape{4, 3, 3, 3}, 8);
+  Tensor ws = random_tensor(Shape{4}, 9, 0.001f, 0.01f);
+  Tensor wz = Tensor::empty(DType::kInt8, Shape{4}).value();
+  for (int i = 0; i < 4; ++i) wz.data<int8_t>()[i] = static_cast<int8_t>(i - 2);
+  gb.input("x", DType::kFloat32, {1, 3, 8, 8}).constant("w", w).constant("ws", ws).constant("wz", wz);
+  gb.node("DequantizeLinear", {"w", "ws", "wz"}, {"wf"}).attrs["axis"] = int_attr(0);
+  gb.node("Conv", {"x", "wf"}, {"y"});
+  gb.output("y");
+  Graph g = gb.build();
+  Graph folded = g;
+  ASSERT_TRUE(optimize_graph(folded).ok());
+  for (const Node& n : folded.nodes) EXPECT_NE(n.op_type, "DequantizeLinear");
+  Tensor x = random_tensor(Shape{1, 3, 8, 8}, 10);
+  auto want = run_graph(g, {x}, 1, false), got = run_graph(g, {x}, 2, true);
+  ASSERT_EQ(want.size(), 1u);
+  ASSERT_EQ(got.size(), 1u);
+  std::vector<double> ref(static_cast<size_t>(want[0].numel()));
+  for (int64_t i = 0; i < want[0].numel(); ++i) ref[i] = want[0].float_at(i);
+  expect_close(got[0], ref, want[0].shape(), 1e-5, 1e-6);
+}
+
 }  // namespace
 }  // namespace mserve::testing

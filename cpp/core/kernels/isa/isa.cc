@@ -61,8 +61,12 @@ template void nhwc_pool_rows<double>(const NhwcPoolGeo&, const double*, double*,
 
 void min_max(const float* x, int64_t n, float* lo, float* hi) { MSERVE_ISA_DISPATCH(min_max, x, n, lo, hi); }
 
-void quantize_u8(const float* x, int64_t n, float scale, float zero_point, uint8_t* y) {
-  MSERVE_ISA_DISPATCH(quantize_u8, x, n, scale, zero_point, y);
+void quantize_8bit(const float* x, int64_t n, float scale, float zero_point, bool is_signed, uint8_t* y) {
+  MSERVE_ISA_DISPATCH(quantize_8bit, x, n, scale, zero_point, is_signed, y);
+}
+
+void dequantize_8bit(const uint8_t* x, bool is_signed, int64_t n, float scale, int32_t zero_point, float* y) {
+  MSERVE_ISA_DISPATCH(dequantize_8bit, x, is_signed, n, scale, zero_point, y);
 }
 
 }  // namespace mserve

@@ -33,7 +33,8 @@ const char* isa_name(Isa isa);
   template <class T>                                                                                                   \
   void nhwc_pool_rows(const NhwcPoolGeo& g, const T* x, T* y, int64_t q0, int64_t q1);                                 \
   void min_max(const float* x, int64_t n, float* lo, float* hi);                                                       \
-  void quantize_u8(const float* x, int64_t n, float scale, float zero_point, uint8_t* y);                              \
+  void quantize_8bit(const float* x, int64_t n, float scale, float zero_point, bool is_signed, uint8_t* y);            \
+  void dequantize_8bit(const uint8_t* x, bool is_signed, int64_t n, float scale, int32_t zero_point, float* y);        \
   }
 MSERVE_ISA_DECLARE(isa_base)
 MSERVE_ISA_DECLARE(isa_avx2)
@@ -60,11 +61,13 @@ struct NhwcPoolGeo {
 template <class T>
 void nhwc_pool_rows(const NhwcPoolGeo& g, const T* x, T* y, int64_t q0, int64_t q1);
 
-// DynamicQuantizeLinear's halves (variant_quant.cc): min_max lowers *lo and raises *hi to the
-// least and greatest of x[0, n) (NaN: unspecified); quantize_u8 writes
-// y = clamp(nearbyint(x / scale) + zero_point, 0, 255), NaN to 0.
+// Per-tensor quantization (variant_quant.cc): min_max lowers *lo and raises *hi to the least and
+// greatest of x[0, n) (NaN: unspecified); quantize_8bit writes
+// y = clamp(nearbyint(x / scale) + zero_point) to uint8 (or int8, is_signed), NaN to the type's
+// minimum; dequantize_8bit y = float(x - zero_point) * scale.
 void min_max(const float* x, int64_t n, float* lo, float* hi);
-void quantize_u8(const float* x, int64_t n, float scale, float zero_point, uint8_t* y);
+void quantize_8bit(const float* x, int64_t n, float scale, float zero_point, bool is_signed, uint8_t* y);
+void dequantize_8bit(const uint8_t* x, bool is_signed, int64_t n, float scale, int32_t zero_point, float* y);
 
 // Calls ns::fn(args...) for the variant cpu_isa() picks.
 #define MSERVE_ISA_DISPATCH(fn, ...)                                   \

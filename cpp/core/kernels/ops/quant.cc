@@ -21,6 +21,7 @@
 
 #include "core/kernels/common.h"
 #include "core/kernels/conv_geometry.h"
+#include "core/kernels/dequantize.h"
 #include "core/kernels/int8_gemm.h"
 #include "core/kernels/isa/isa.h"
 #include "core/kernels/registry.h"
@@ -149,6 +150,17 @@ class QuantizeKernel final : public Kernel {
     Tensor& y = ctx.output(0);
     const bool dbl = s.dtype() == DType::kFloat64;
     if (dtype_is_lowbit(y.dtype())) return quantize_narrow(x, s, zp, g, y, ctx.pool());
+    if (g.kind == Granularity::kTensor && x.dtype() == DType::kFloat32 && s.dtype() == DType::kFloat32 &&
+        (y.dtype() == DType::kUInt8 || y.dtype() == DType::kInt8)) {  // activations: vectorized
+      const float scale = s.data<float>()[0];
+      const float z = zp ? static_cast<float>(zp->int_at(0)) : 0.0f;
+      const float* p = x.data<float>();
+      auto* out = static_cast<uint8_t*>(y.raw());
+      const bool is_signed = y.dtype() == DType::kInt8;
+      ctx.pool().parallel_for(x.numel(), 16384,
+                              [&](int64_t b, int64_t e) { quantize_8bit(p + b, e - b, scale, z, is_signed, out + b); });
+      return Status::OK();
+    }
     MS_SWITCH_QUANT(y.dtype(), Q, return Unsupported("dtype"), {
       Q* out = y.data<Q>();
       const Q* z = zp ? zp->data<Q>() : nullptr;
@@ -228,39 +240,8 @@ class DequantizeKernel final : public Kernel {
   }
 
   Status compute(const ComputeContext& ctx) const override {
-    const Tensor& x = ctx.input(0);
-    const Tensor& s = ctx.input(1);
-    const Tensor* zp = ctx.has_input(2) ? &ctx.input(2) : nullptr;
-    Granularity g;
-    MS_RETURN_IF_ERROR(make_granularity(x.shape(), s.shape(), zp ? &zp->shape() : nullptr, axis_, block_, &g));
-    Tensor& y = ctx.output(0);
-    const DType xt = x.dtype();
-    const bool narrow = dtype_is_lowbit(xt);
-    if (narrow && zp && !dtype_is_lowbit_int(xt) && xt != DType::kFloat4E2M1) {
-      for (int64_t k = 0; k < zp->numel(); ++k)
-        if (lowbit_to_float(xt, static_cast<const uint8_t*>(zp->raw())[k]) != 0.0f)
-          return InvalidArgument(std::string("x_zero_point must be zero for ") + dtype_name(xt));
-    }
-    MS_SWITCH_FLOAT(y.dtype(), T, return Unsupported("dtype"), {
-      using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
-      T* out = y.data<T>();
-      const int64_t n = x.numel();
-      ctx.pool().parallel_for(n, 16384, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) {
-          const int64_t k = g.index(i);
-          Acc v;
-          if (narrow) {  // exact in float: the codes' values and their differences
-            const auto* xc = static_cast<const uint8_t*>(x.raw());
-            const auto* zc = zp ? static_cast<const uint8_t*>(zp->raw()) : nullptr;
-            v = static_cast<Acc>(lowbit_to_float(xt, xc[i])) - (zc ? static_cast<Acc>(lowbit_to_float(xt, zc[k])) : 0);
-          } else {
-            v = static_cast<Acc>(x.int_at(i) - (zp ? zp->int_at(k) : 0));
-          }
-          out[i] = static_cast<T>(v * static_cast<Acc>(s.float_at(k)));
-        }
-      });
-    });
-    return Status::OK();
+    return dequantize(ctx.input(0), ctx.input(1), ctx.has_input(2) ? &ctx.input(2) : nullptr, axis_, block_,
+                      ctx.output(0), ctx.pool());
   }
 
  private:
@@ -301,7 +282,8 @@ class DynamicQuantizeKernel final : public Kernel {
     const float zp0 = std::min(255.0f, std::max(0.0f, 0.0f - mn / scale));
     const float zp = std::nearbyint(zp0);
     uint8_t* y = ctx.output(0).data<uint8_t>();
-    ctx.pool().parallel_for(n, kGrain, [&](int64_t b, int64_t e) { quantize_u8(p + b, e - b, scale, zp, y + b); });
+    ctx.pool().parallel_for(n, kGrain,
+                            [&](int64_t b, int64_t e) { quantize_8bit(p + b, e - b, scale, zp, false, y + b); });
     if (ctx.has_output(1)) ctx.output(1).data<float>()[0] = scale;
     if (ctx.has_output(2)) ctx.output(2).data<uint8_t>()[0] = static_cast<uint8_t>(zp);
     return Status::OK();
@@ -749,6 +731,49 @@ class ConvIntKernel final : public Kernel {
 };
 
 }  // namespace
+
+Status dequantize(const Tensor& x, const Tensor& s, const Tensor* zp, int64_t axis, int64_t block, Tensor& y,
+                  ThreadPool& pool) {
+  Granularity g;
+  MS_RETURN_IF_ERROR(make_granularity(x.shape(), s.shape(), zp ? &zp->shape() : nullptr, axis, block, &g));
+  const DType xt = x.dtype();
+  const bool narrow = dtype_is_lowbit(xt);
+  if (narrow && zp && !dtype_is_lowbit_int(xt) && xt != DType::kFloat4E2M1) {
+    for (int64_t k = 0; k < zp->numel(); ++k)
+      if (lowbit_to_float(xt, static_cast<const uint8_t*>(zp->raw())[k]) != 0.0f)
+        return InvalidArgument(std::string("x_zero_point must be zero for ") + dtype_name(xt));
+  }
+  const int64_t n = x.numel();
+  if (g.kind == Granularity::kTensor && y.dtype() == DType::kFloat32 && s.dtype() == DType::kFloat32 &&
+      (xt == DType::kUInt8 || xt == DType::kInt8)) {  // activations: vectorized
+    const float scale = s.data<float>()[0];
+    const int32_t z = zp ? static_cast<int32_t>(zp->int_at(0)) : 0;
+    float* out = y.data<float>();
+    pool.parallel_for(n, 16384, [&](int64_t b, int64_t e) {
+      dequantize_8bit(static_cast<const uint8_t*>(x.raw()) + b, xt == DType::kInt8, e - b, scale, z, out + b);
+    });
+    return Status::OK();
+  }
+  MS_SWITCH_FLOAT(y.dtype(), T, return Unsupported("dtype"), {
+    using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
+    T* out = y.data<T>();
+    pool.parallel_for(n, 16384, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t k = g.index(i);
+        Acc v;
+        if (narrow) {  // exact in float: the codes' values and their differences
+          const auto* xc = static_cast<const uint8_t*>(x.raw());
+          const auto* zc = zp ? static_cast<const uint8_t*>(zp->raw()) : nullptr;
+          v = static_cast<Acc>(lowbit_to_float(xt, xc[i])) - (zc ? static_cast<Acc>(lowbit_to_float(xt, zc[k])) : 0);
+        } else {
+          v = static_cast<Acc>(x.int_at(i) - (zp ? zp->int_at(k) : 0));
+        }
+        out[i] = static_cast<T>(v * static_cast<Acc>(s.float_at(k)));
+      }
+    });
+  });
+  return Status::OK();
+}
 
 StatusOr<KernelPtr> create_onnx_QuantizeLinear(const Node& n, const KernelInit&) {
   return KernelPtr(new QuantizeKernel(n));
