@@ -344,3 +344,80 @@ def test_gelu_lookalikes_are_left_alone():
         if extra:
             feeds["x2"] = rand(4, 64)
         np.testing.assert_allclose(model.predict(feeds), ort_run(m, feeds)[0], rtol=1e-5, atol=1e-6)
+
+
+# tf2onnx's BatchNorm after a depthwise conv (Mul, Add of [C, 1, 1] constants) and Keras'
+# ZeroPadding2D (a Pad before a strided conv): both fold into the conv.
+@pytest.mark.parametrize("mul_shape,add_shape,bias", [((8, 1, 1), (8, 1, 1), True), ((1, 8, 1, 1), (), False),
+                                                      ((), (8, 1, 1), True)])
+def test_per_channel_mul_add_fold_into_conv(mul_shape, add_shape, bias):
+    consts = {"w": rand(8, 1, 3, 3), "m": rand(*mul_shape), "a": rand(*add_shape)}
+    ins = ["x", "w"] + (["b"] if bias else [])
+    if bias:
+        consts["b"] = rand(8)
+    nodes = [helper.make_node("Conv", ins, ["c"], group=8, pads=[1, 1, 1, 1]),
+             helper.make_node("Mul", ["m", "c"], ["p"]), helper.make_node("Add", ["p", "a"], ["y"])]
+    m = make_model(nodes, [("x", np.float32, ["n", 8, 10, 10])], [("y", np.float32, None)], consts)
+    model = mserve.load(m.SerializeToString())
+    assert ops(model) == ["NhwcConv"]
+    x = rand(2, 8, 10, 10)
+    np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x})[0], rtol=1e-4, atol=1e-5)
+
+
+def test_mul_by_a_spatial_constant_does_not_fold():
+    # [1, 10, 10] varies over H and W, not per channel: it stays a Mul
+    consts = {"w": rand(8, 8, 1, 1), "m": rand(1, 10, 10)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Mul", ["c", "m"], ["y"])]
+    m = make_model(nodes, [("x", np.float32, [2, 8, 10, 10])], [("y", np.float32, None)], consts)
+    model = mserve.load(m.SerializeToString())
+    assert "Mul" in ops(model)
+    x = rand(2, 8, 10, 10)
+    np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x})[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("pads,value,folds", [([0, 0, 0, 0, 0, 0, 1, 1], None, True),
+                                              ([0, 0, 1, 2, 0, 0, 1, 0], 0.0, True),
+                                              ([0, 0, 1, 1, 0, 0, 1, 1], 0.5, False),
+                                              ([0, 1, 1, 1, 0, 0, 1, 1], None, False)])
+def test_zero_pad_folds_into_conv(pads, value, folds):
+    consts = {"w": rand(4, 4, 3, 3), "pads": np.array(pads, np.int64)}
+    pad_ins = ["x", "pads"]
+    if value is not None:
+        consts["v"] = np.array(value, np.float32)
+        pad_ins.append("v")
+    cin = 4 + pads[1] + pads[5]
+    consts["w"] = rand(4, cin, 3, 3)
+    nodes = [helper.make_node("Pad", pad_ins, ["p"]), helper.make_node("Conv", ["p", "w"], ["y"], strides=[2, 2])]
+    m = make_model(nodes, [("x", np.float32, [2, 4, 9, 9])], [("y", np.float32, None)], consts)
+    model = mserve.load(m.SerializeToString())
+    assert ("Pad" not in ops(model)) == folds
+    x = rand(2, 4, 9, 9)
+    np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x})[0], rtol=1e-4, atol=1e-5)
+
+
+def test_static_qdq_convs_run_channels_last():
+    # DQ(x) -> Conv(DQ(w int8 per channel), DQ(bias int32)) -> Q -> DQ -> Conv -> Q: the weights fold
+    # to float constants, the convs run channels-last and no layout change sits between them.
+    consts = {"xs": np.array(0.05, np.float32), "xz": np.array(128, np.uint8)}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"])]
+    src = "xq"
+    for i in range(2):
+        consts.update({f"w{i}": RNG.integers(-127, 128, (4, 4, 3, 3)).astype(np.int8),
+                       f"ws{i}": RNG.uniform(0.01, 0.02, 4).astype(np.float32), f"wz{i}": np.zeros(4, np.int8),
+                       f"ys{i}": np.array(0.1, np.float32), f"yz{i}": np.array(128, np.uint8)})
+        s_in, z_in = ("xs", "xz") if i == 0 else ("ys0", "yz0")
+        nodes += [helper.make_node("DequantizeLinear", [src, s_in, z_in], [f"d{i}"]),
+                  helper.make_node("DequantizeLinear", [f"w{i}", f"ws{i}", f"wz{i}"], [f"wf{i}"], axis=0),
+                  helper.make_node("Conv", [f"d{i}", f"wf{i}"], [f"c{i}"], pads=[1, 1, 1, 1]),
+                  helper.make_node("QuantizeLinear", [f"c{i}", f"ys{i}", f"yz{i}"], [f"q{i}"])]
+        src = f"q{i}"
+    nodes.append(helper.make_node("DequantizeLinear", ["q1", "ys1", "yz1"], ["y"]))
+    m = make_model(nodes, [("x", np.float32, ["n", 4, 8, 8])], [("y", np.float32, None)], consts)
+    model = mserve.load(m.SerializeToString())
+    assert model._s.node_ops.count("Transpose") == 2  # into channels-last once, and out
+    assert ops(model).count("NhwcConv") == 2 and "DequantizeLinear" in ops(model)
+    x = rand(2, 4, 8, 8)
+    got, want = model.predict(x), ort_run(m, {"x": x})[0]
+    # one quantization step of the output where a value lands on a rounding tie
+    np.testing.assert_allclose(got, want, rtol=0, atol=0.1 + 1e-6)
+    assert np.mean(got != want) < 0.01

@@ -2,7 +2,9 @@
 // a = scale / sqrt(var + eps) per output channel, W' = W * a (per output channel) and
 // bias' = (bias - mean) * a + B, computed in double from the constants. The producer must have
 // constant weights (and bias), its output must feed only the BN, and new initializers are made
-// (the originals may be shared).
+// (the originals may be shared). A Mul or Add of a Conv's output by a per-channel constant (a
+// BatchNorm as tf2onnx writes it: Mul by [C, 1, 1], Add of [C, 1, 1]) folds the same way, with
+// (a, b) = (c, 0) or (1, c).
 #include <cmath>
 #include <string>
 #include <vector>
@@ -29,7 +31,8 @@ int add_constant(Graph& g, const std::string& base, Tensor t) {
 
 // Per-channel a and b of an inference BatchNormalization with constant float32 parameters
 // over `channels` channels; false when it is not one.
-bool bn_affine(const Graph& g, const Node& bn, int64_t channels, std::vector<double>* a, std::vector<double>* b) {
+bool bn_affine(const Graph& g, const Node& /*producer*/, const Node& bn, int64_t channels, std::vector<double>* a,
+               std::vector<double>* b) {
   if (bn.inputs.size() != 5) return false;
   if (bn.attr_int("training_mode", 0) != 0 || (bn.opset < 9 && bn.attr_int("spatial", 1) != 1)) return false;
   for (size_t o = 1; o < bn.outputs.size(); ++o)
@@ -51,8 +54,29 @@ bool bn_affine(const Graph& g, const Node& bn, int64_t channels, std::vector<dou
   return true;
 }
 
-// Rewrites producer `n` (Conv or Gemm) to compute BN(n(x)); false when it cannot.
-bool fold_into(Graph& g, Node& n, const Node& bn) {
+// Per-channel (a, b) over M channels, or false.
+using AffineOf = bool (*)(const Graph& g, const Node& producer, const Node& op, int64_t M, std::vector<double>* a,
+                          std::vector<double>* b);
+
+// The constant operand of a Mul or Add of a Conv's output (rank `out_rank`) when it is one value
+// or one per channel (dims 1 but the channel axis), not widening the output's rank.
+const Tensor* per_channel_operand(const Graph& g, const Node& op, int x, int64_t out_rank, int64_t M) {
+  if (op.inputs.size() != 2) return nullptr;
+  const int other = op.inputs[0] == x ? op.inputs[1] : op.inputs[0];
+  if (op.inputs[0] == op.inputs[1]) return nullptr;
+  auto it = g.initializers.find(other);
+  if (it == g.initializers.end() || it->second.dtype() != DType::kFloat32) return nullptr;
+  const Tensor& c = it->second;
+  if (c.rank() > out_rank) return nullptr;
+  if (c.numel() == 1) return &c;
+  const int64_t axis = c.rank() - (out_rank - 1);  // NCHW's channel axis, aligned right
+  if (axis < 0 || c.dim(axis) != M || c.numel() != M) return nullptr;
+  return &c;
+}
+
+// Rewrites producer `n` (Conv or Gemm) to compute op(n(x)) for the per-channel affine map
+// `affine` reads off `op`; false when it cannot.
+bool fold_into(Graph& g, Node& n, const Node& op, AffineOf affine) {
   const bool conv = n.op_type == "Conv";
   const Tensor* w = constant(g, n, 1);
   if (!w || w->dtype() != DType::kFloat32 || w->numel() == 0) return false;
@@ -81,7 +105,7 @@ bool fold_into(Graph& g, Node& n, const Node& bn) {
     if (!per_channel && !(bias->numel() == 1 && !conv)) return false;
   }
   std::vector<double> a, b;
-  if (!bn_affine(g, bn, M, &a, &b)) return false;
+  if (!affine(g, n, op, M, &a, &b)) return false;
   auto nw = Tensor::empty(DType::kFloat32, w->shape());
   auto nb = Tensor::empty(DType::kFloat32, Shape{M});
   if (!nw.ok() || !nb.ok()) return false;
@@ -107,7 +131,22 @@ bool fold_into(Graph& g, Node& n, const Node& bn) {
     n.attrs.erase("alpha");
     n.attrs.erase("beta");
   }
-  n.outputs[0] = bn.outputs[0];
+  n.outputs[0] = op.outputs[0];
+  return true;
+}
+
+// Mul / Add of a per-channel constant after a Conv (its weights give the output's rank).
+bool mul_add_affine(const Graph& g, const Node& conv, const Node& op, int64_t M, std::vector<double>* a,
+                    std::vector<double>* b) {
+  const Tensor* w = constant(g, conv, 1);
+  const Tensor* c = w ? per_channel_operand(g, op, conv.outputs[0], w->rank(), M) : nullptr;
+  if (!c) return false;
+  a->assign(M, 1.0);
+  b->assign(M, 0.0);
+  for (int64_t i = 0; i < M; ++i) {
+    const double v = c->data<float>()[c->numel() == 1 ? 0 : i];
+    (op.op_type == "Mul" ? (*a)[i] : (*b)[i]) = v;
+  }
   return true;
 }
 
@@ -127,9 +166,33 @@ Status fold_batchnorm(Graph& g) {
     if ((n.op_type != "Conv" && n.op_type != "Gemm") || !n.domain.empty() || n.outputs.size() != 1 ||
         FusedActivation::fused(n))
       continue;
-    if (fold_into(g, n, bn)) removed[i] = true;
+    if (fold_into(g, n, bn, bn_affine)) removed[i] = true;
   }
   erase_nodes(g, removed);
+  // Mul / Add chains after a Conv, one link per round (each fold moves the Conv's output on).
+  for (bool changed = true; changed;) {
+    changed = false;
+    GraphIndex jx(g);
+    std::vector<bool> gone(g.nodes.size(), false);
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      const Node& op = g.nodes[i];
+      if ((op.op_type != "Mul" && op.op_type != "Add") || !op.domain.empty() || op.inputs.size() != 2 ||
+          op.outputs.size() != 1)
+        continue;
+      for (int x : op.inputs) {
+        if (x == kNoValue || jx.sole_reader(x) != static_cast<int>(i) || jx.producer[x] < 0) continue;
+        Node& n = g.nodes[jx.producer[x]];
+        if (gone[jx.producer[x]] || n.op_type != "Conv" || !n.domain.empty() || n.outputs.size() != 1 ||
+            FusedActivation::fused(n))
+          continue;
+        if (fold_into(g, n, op, mul_add_affine)) {
+          gone[i] = changed = true;
+          break;
+        }
+      }
+    }
+    erase_nodes(g, gone);
+  }
   return Status::OK();
 }
 

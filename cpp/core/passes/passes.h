@@ -35,8 +35,13 @@ Status nhwc_convs(Graph& g);
 Status fold_dequantize(Graph& g);
 
 // Folds an inference BatchNormalization into the Conv or Gemm (constant float32 weights) whose
-// only consumer it is: scaled weights and a new bias, as new initializers.
+// only consumer it is: scaled weights and a new bias, as new initializers; a Conv's Mul / Add by
+// per-channel constants (tf2onnx's BatchNorm) too.
 Status fold_batchnorm(Graph& g);
+
+// A zero constant Pad of the spatial axes before a Conv becomes the Conv's own padding
+// (fold_pad.cc).
+Status fold_pad(Graph& g);
 
 // x * (1 + erf(x / sqrt 2)) * 0.5, as exporters write GELU, becomes one Gelu node.
 Status fuse_gelu(Graph& g);

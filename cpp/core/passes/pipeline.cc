@@ -16,6 +16,7 @@ Status optimize_graph(Graph& g) {
   MS_RETURN_IF_ERROR(widen_half_floats(g));
   MS_RETURN_IF_ERROR(fold_dequantize(g));
   MS_RETURN_IF_ERROR(fold_batchnorm(g));
+  MS_RETURN_IF_ERROR(fold_pad(g));
   MS_RETURN_IF_ERROR(fuse_matmul_integer(g));
   MS_RETURN_IF_ERROR(fuse_matmul_bias(g));
   MS_RETURN_IF_ERROR(fuse_layer_norm(g));
