@@ -71,7 +71,7 @@ def worker(engine: str, path: str, name: str, batch: int, threads: int, rounds: 
     load_s = time.perf_counter() - t0
     for _ in range(3):
         run()
-    if callers > 1:
+    if callers > 0:  # concurrency mode
         return {"load_s": load_s, "calls_per_s": max(throughput(run, callers, seconds) for _ in range(rounds))}
     medians = []
     for _ in range(rounds):
@@ -103,7 +103,8 @@ def throughput(run, callers: int, seconds: float) -> float:
 
 # ------------------------------------------------------------------------------ driver
 
-def measure(engine, path, name, batch, threads, args, callers=1):
+def measure(engine, path, name, batch, threads, args, callers=0):
+    """Latency (callers 0) or throughput with `callers` threads, in a process of its own."""
     cmd = [sys.executable, __file__, "--worker", engine, str(path), name, str(batch), str(threads),
            str(args.rounds), str(args.seconds), str(callers)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)

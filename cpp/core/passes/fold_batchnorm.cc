@@ -16,14 +16,6 @@
 namespace mserve {
 namespace {
 
-const Tensor* constant(const Graph& g, const Node& n, size_t i) {
-  if (i >= n.inputs.size() || n.inputs[i] == kNoValue) return nullptr;
-  auto it = g.initializers.find(n.inputs[i]);
-  return it == g.initializers.end() ? nullptr : &it->second;
-}
-
-bool absent(const Node& n, size_t i) { return i >= n.inputs.size() || n.inputs[i] == kNoValue; }
-
 // A new float32 initializer value named after `base`.
 int add_constant(Graph& g, const std::string& base, Tensor t) {
   return add_initializer(g, base + "/folded_batchnorm", std::move(t));
@@ -39,7 +31,7 @@ bool bn_affine(const Graph& g, const Node& /*producer*/, const Node& bn, int64_t
     if (bn.outputs[o] != kNoValue) return false;
   const Tensor* p[4];
   for (int k = 0; k < 4; ++k) {
-    p[k] = constant(g, bn, 1 + k);
+    p[k] = input_constant(g, bn, 1 + k);
     if (!p[k] || p[k]->dtype() != DType::kFloat32 || p[k]->rank() != 1 || p[k]->dim(0) != channels) return false;
   }
   const double eps = bn.attr_float("epsilon", 1e-5f);
@@ -78,7 +70,7 @@ const Tensor* per_channel_operand(const Graph& g, const Node& op, int x, int64_t
 // `affine` reads off `op`; false when it cannot.
 bool fold_into(Graph& g, Node& n, const Node& op, AffineOf affine) {
   const bool conv = n.op_type == "Conv";
-  const Tensor* w = constant(g, n, 1);
+  const Tensor* w = input_constant(g, n, 1);
   if (!w || w->dtype() != DType::kFloat32 || w->numel() == 0) return false;
   int64_t M;           // output channels
   int64_t per = 1;     // weights per output channel (Conv: contiguous; Gemm: see stride)
@@ -98,8 +90,8 @@ bool fold_into(Graph& g, Node& n, const Node& op, AffineOf affine) {
     beta = n.attr_float("beta", 1.0f);
   }
   const Tensor* bias = nullptr;
-  if (!absent(n, 2)) {
-    bias = constant(g, n, 2);
+  if (!input_absent(n, 2)) {
+    bias = input_constant(g, n, 2);
     if (!bias || bias->dtype() != DType::kFloat32) return false;
     const bool per_channel = bias->numel() == M && (bias->rank() == 1 || (bias->rank() == 2 && bias->dim(0) == 1));
     if (!per_channel && !(bias->numel() == 1 && !conv)) return false;
@@ -138,7 +130,7 @@ bool fold_into(Graph& g, Node& n, const Node& op, AffineOf affine) {
 // Mul / Add of a per-channel constant after a Conv (its weights give the output's rank).
 bool mul_add_affine(const Graph& g, const Node& conv, const Node& op, int64_t M, std::vector<double>* a,
                     std::vector<double>* b) {
-  const Tensor* w = constant(g, conv, 1);
+  const Tensor* w = input_constant(g, conv, 1);
   const Tensor* c = w ? per_channel_operand(g, op, conv.outputs[0], w->rank(), M) : nullptr;
   if (!c) return false;
   a->assign(M, 1.0);

@@ -11,16 +11,6 @@
 #include "core/passes/passes.h"
 
 namespace mserve {
-namespace {
-
-const Tensor* input_constant(const Graph& g, const Node& n, size_t i) {
-  if (i >= n.inputs.size() || n.inputs[i] == kNoValue) return nullptr;
-  auto it = g.initializers.find(n.inputs[i]);
-  return it == g.initializers.end() ? nullptr : &it->second;
-}
-
-}  // namespace
-
 Status fold_dequantize(Graph& g) {
   ThreadPool pool(1);
   std::vector<bool> removed(g.nodes.size(), false);

@@ -11,14 +11,6 @@
 namespace mserve {
 namespace {
 
-const Tensor* input_constant(const Graph& g, const Node& n, size_t i) {
-  if (i >= n.inputs.size() || n.inputs[i] == kNoValue) return nullptr;
-  auto it = g.initializers.find(n.inputs[i]);
-  return it == g.initializers.end() ? nullptr : &it->second;
-}
-
-bool absent(const Node& n, size_t i) { return i >= n.inputs.size() || n.inputs[i] == kNoValue; }
-
 // The pads of a zero constant Pad (begin values of every axis, then end values), or false.
 bool zero_pads(const Graph& g, const Node& pad, std::vector<int64_t>* pads) {
   const Attribute* mode = pad.attr("mode");
@@ -28,9 +20,9 @@ bool zero_pads(const Graph& g, const Node& pad, std::vector<int64_t>* pads) {
     return pad.attr_float("value", 0.0f) == 0.0f;
   }
   const Tensor* p = input_constant(g, pad, 1);
-  if (!p || p->dtype() != DType::kInt64 || !absent(pad, 3)) return false;
+  if (!p || p->dtype() != DType::kInt64 || !input_absent(pad, 3)) return false;
   pads->assign(p->data<int64_t>(), p->data<int64_t>() + p->numel());
-  if (!absent(pad, 2)) {
+  if (!input_absent(pad, 2)) {
     const Tensor* v = input_constant(g, pad, 2);
     if (!v || v->numel() != 1 || v->float_at(0) != 0.0) return false;
   }

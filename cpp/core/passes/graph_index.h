@@ -29,6 +29,16 @@ struct GraphIndex {
   int sole_reader(int v) const { return v != kNoValue && uses[v] == 1 ? reader[v] : -1; }
 };
 
+// Whether input i of n is left out (past the end or empty).
+inline bool input_absent(const Node& n, size_t i) { return i >= n.inputs.size() || n.inputs[i] == kNoValue; }
+
+// The constant value of input i of n, or null when it is absent or computed.
+inline const Tensor* input_constant(const Graph& g, const Node& n, size_t i) {
+  if (input_absent(n, i)) return nullptr;
+  auto it = g.initializers.find(n.inputs[i]);
+  return it == g.initializers.end() ? nullptr : &it->second;
+}
+
 // The value of `v` when it is a constant float32 scalar (one element); false otherwise.
 inline bool float_scalar(const Graph& g, int v, float* out) {
   auto it = g.initializers.find(v);
