@@ -1,4 +1,5 @@
 #include "bindings/common.h"
+#include "core/kernels/dnnl_matmul.h"
 #include "core/kernels/isa/isa.h"
 
 #include "core/kernels/registry.h"
@@ -109,4 +110,7 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "cpu_isa", [] { return std::string(mserve::isa_name(mserve::cpu_isa())); },
       "The instruction set mserve's own vectorized kernels run with: base, avx2 or avx512");
+  m.def(
+      "int8_vnni", [] { return mserve::DnnlMatMul::has_vnni(); },
+      "Whether int8 products run on oneDNN's VNNI/AMX kernels (else on portable loops)");
 }

@@ -396,8 +396,9 @@ def test_zero_pad_folds_into_conv(pads, value, folds):
 
 
 def test_static_qdq_convs_run_channels_last():
-    # DQ(x) -> Conv(DQ(w int8 per channel), DQ(bias int32)) -> Q -> DQ -> Conv -> Q: the weights fold
-    # to float constants, the convs run channels-last and no layout change sits between them.
+    # DQ(x) -> Conv(DQ(w int8 per channel)) -> Q -> DQ -> Conv -> Q: each conv becomes oneDNN's int8
+    # convolution (QLinearConv, channels-last) where the CPU has VNNI, else a float32 conv on the
+    # folded weights; either way no layout change sits between them.
     consts = {"xs": np.array(0.05, np.float32), "xz": np.array(128, np.uint8)}
     nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"])]
     src = "xq"
@@ -415,7 +416,8 @@ def test_static_qdq_convs_run_channels_last():
     m = make_model(nodes, [("x", np.float32, ["n", 4, 8, 8])], [("y", np.float32, None)], consts)
     model = mserve.load(m.SerializeToString())
     assert model._s.node_ops.count("Transpose") == 2  # into channels-last once, and out
-    assert ops(model).count("NhwcConv") == 2 and "DequantizeLinear" in ops(model)
+    conv = "NhwcQLinearConv" if mserve._core.int8_vnni() else "NhwcConv"
+    assert ops(model).count(conv) == 2 and "DequantizeLinear" in ops(model)
     x = rand(2, 4, 8, 8)
     got, want = model.predict(x), ort_run(m, {"x": x})[0]
     # one quantization step of the output where a value lands on a rounding tie

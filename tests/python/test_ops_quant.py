@@ -119,6 +119,19 @@ case("QLinearConv-perchannel", "QLinearConv", {"x": rand(1, 2, 5, 5, dtype=np.in
       "ws": f32([0.01, 0.02, 0.03]),
       "wz": np.zeros(3, np.int8), "ys": f32(0.2), "yz": i8(-4)}, attrs={"strides": [2, 2]}, opsets=(10,))
 
+# int8 weights with zero zero points: oneDNN's int8 convolution where the CPU has VNNI
+# (NhwcQLinearConv), the plain loops elsewhere; padding with a non-zero x zero point, depthwise,
+# strided, several images, bias.
+for xt, group, stride in ((np.uint8, 1, 1), (np.uint8, 8, 2), (np.int8, 2, 1)):
+    lo, hi = (0, 255) if xt == np.uint8 else (-128, 127)
+    case(f"QLinearConv-int8w-{np.dtype(xt).name}-g{group}-s{stride}", "QLinearConv",
+         {"x": rand(3, 8, 9, 9, dtype=xt, lo=lo, hi=hi)},
+         {"xs": f32(0.0147), "xz": np.array(15 if xt == np.uint8 else -3, xt),
+          "w": rand(16, 8 // group, 3, 3, dtype=np.int8, lo=-127, hi=127), "ws": rand(16, lo=0.001, hi=0.003),
+          "wz": np.zeros(16, np.int8), "ys": f32(0.5), "yz": np.array(100 if xt == np.uint8 else 7, xt),
+          "b": rand(16, dtype=np.int32, lo=-5000, hi=5000)},
+         attrs={"pads": [1, 1, 1, 1], "group": group, "strides": [stride, stride]}, opsets=(10,))
+
 
 @pytest.mark.parametrize("c", CASES)
 def test_op_matches_oracle(c):

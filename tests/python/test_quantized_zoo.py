@@ -13,7 +13,18 @@ quantization steps of the output's scale (OUT_STEPS, where the output comes from
 DequantizeLinear), their relative L2 difference must be small (REL_L2_VS_ORT), and the top class
 must agree wherever onnxruntime's margin between the two best classes exceeds the difference
 bound. Against the float32 model (the outputs the zoo stores), mserve's relative L2 error is
-printed beside onnxruntime's and may not be much worse than it."""
+printed beside onnxruntime's and may not be much worse than it.
+
+Where mserve runs a convolution as one int8 convolution (NhwcQLinearConv: QOperator QLinearConv, or
+a QDQ Conv between DequantizeLinear and QuantizeLinear, on CPUs with VNNI), it requantizes the exact
+integer sum with one float multiply, as a fused int8 kernel does, where the graph as written sums
+dequantized floats and divides: a value within a float ulp of a rounding tie lands on the other
+side, and a small random-weight network can amplify one such flip (in MobileNetV3-small with
+uint8 activations one value of 1,152 at the 16th conv moves the logits by 14% relative L2). For
+those models the comparison with onnxruntime is loose (INT8_CONV_VS_ORT, which a wrong scale, zero
+point or bias exceeds many times over); the error against the float32 model (no worse than
+onnxruntime's) and the confident labels carry the check; the single-conv cases in test_ops_quant.py
+compare them with onnxruntime exactly."""
 import logging
 from pathlib import Path
 
@@ -39,6 +50,7 @@ ZOO = Path(__file__).resolve().parent.parent / "models"
 OUT_STEPS = 6            # |mserve - onnxruntime| <= OUT_STEPS * output scale (outputs of a DequantizeLinear)
 REL_L2_VS_ORT = 0.03     # relative L2 of mserve against onnxruntime, static quantization
 REL_L2_VS_ORT_DYNAMIC = 1e-4  # dynamic: float activations, exact integer products, float epilogue
+INT8_CONV_VS_ORT = 0.25  # relative L2 with int8 convolutions (see above)
 
 
 def load_sets(name):
@@ -170,6 +182,7 @@ def test_quantized_model_matches_onnxruntime(name, setting, tmp_path):
     model = mserve.load(str(path))
     steps = output_steps(qmodel)
     static = SETTINGS[setting][0] == "static"
+    int8_conv = "NhwcQLinearConv" in model._s.node_ops
     report = []
     sets = load_sets(name)
     if "calibrate_method" in SETTINGS[setting][1]:
@@ -186,13 +199,20 @@ def test_quantized_model_matches_onnxruntime(name, setting, tmp_path):
             # 16-bit steps are finer than float32 sum-order noise carried through 20 layers: 1e-3
             # of the output's range (an 8-bit step is about 4e-3 of it) bounds that noise.
             bound = max(OUT_STEPS * steps[out], 2e-3 * float(np.max(np.abs(w)))) if out in steps else None
-            if bound is not None:
+            if bound is not None and not int8_conv:
                 assert diff <= bound * (1 + 1e-6), f"set {i} {out}: max |diff| {diff:.3g} > {OUT_STEPS} steps"
-            assert err <= (REL_L2_VS_ORT if static else REL_L2_VS_ORT_DYNAMIC), f"set {i} {out}: rel L2 {err:.3g}"
-            if w.ndim == 2 and w.shape[1] > 1 and bound is not None:
+            tol = INT8_CONV_VS_ORT if int8_conv else REL_L2_VS_ORT if static else REL_L2_VS_ORT_DYNAMIC
+            assert err <= tol, f"set {i} {out}: rel L2 {err:.3g}"
+            if w.ndim == 2 and w.shape[1] > 1 and bound is not None and not int8_conv:
                 top2 = np.sort(w, axis=1)[:, -2:]
                 sure = (top2[:, 1] - top2[:, 0]) > 2 * bound
                 np.testing.assert_array_equal(g.argmax(1)[sure], w.argmax(1)[sure], err_msg=f"set {i} {out}: labels")
+            if out in float_out and int8_conv and w.ndim == 2 and w.shape[1] > 1:
+                # the float32 model's confident labels, where onnxruntime keeps them too
+                f = float_out[out]
+                top2 = np.sort(f, axis=1)[:, -2:]
+                sure = ((top2[:, 1] - top2[:, 0]) > 0.1 * f.std(axis=1)) & (w.argmax(1) == f.argmax(1))
+                np.testing.assert_array_equal(g.argmax(1)[sure], f.argmax(1)[sure], err_msg=f"set {i} {out}: labels")
             if out in float_out:
                 ms_f, ort_f = rel_l2(g, float_out[out]), rel_l2(w, float_out[out])
                 assert ms_f <= 1.5 * ort_f + 0.02, f"set {i} {out}: vs float32 {ms_f:.3g}, onnxruntime {ort_f:.3g}"

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/kernels/dnnl_common.h"
+#include "core/kernels/dnnl_matmul.h"
 
 namespace mserve {
 
@@ -16,11 +17,18 @@ using dnnl_util::cpu_engine;
 using tag = dnnl::memory::format_tag;
 constexpr auto f32 = dnnl::memory::data_type::f32;
 
+using dt = dnnl::memory::data_type;
+
 struct DnnlConv::Impl {
   Params p;
+  dt x_t = f32, w_t = f32, y_t = f32;
   memory::dims wdims;
   memory bias;    // [M] f32, or empty
   memory packed;  // weights in the layout of the first primitive
+  // int8: the weights as given (oihw / goihw). A packed int8 layout carries the zero-point
+  // compensation its primitive's attributes asked for, so another layout is made from these,
+  // never from `packed`.
+  memory plain;
   struct Entry {
     dnnl::convolution_forward conv;
     dnnl::reorder to_nhwc, to_nchw;
@@ -43,6 +51,16 @@ struct DnnlConv::Impl {
     return Status::OK();
   }
   StatusOr<std::unique_ptr<Entry>> make_entry(const Geometry& g, int threads) const;
+  // The fused post-ops, and for int8 the output scales and zero points.
+  dnnl::primitive_attr attr() const {
+    dnnl::primitive_attr a = dnnl_util::attr_with(p.act, p.residual, p.after);
+    if (x_t != f32) {
+      a.set_output_scales(p.q.scales.size() > 1 ? 1 << 1 : 0, p.q.scales);
+      if (p.q.x_zero) a.set_zero_points(DNNL_ARG_SRC, 0, {p.q.x_zero});
+      if (p.q.y_zero) a.set_zero_points(DNNL_ARG_DST, 0, {p.q.y_zero});
+    }
+    return a;
+  }
   StatusOr<std::shared_ptr<const Entry>> entry(const Geometry& g, int threads) const {
     return entries.get({g.N, g.H, g.W, g.OH, g.OW, g.pad_begin[0], g.pad_begin[1], g.pad_end[0], g.pad_end[1], threads},
                        [&] { return make_entry(g, threads); });
@@ -58,20 +76,20 @@ StatusOr<std::unique_ptr<DnnlConv::Impl::Entry>> DnnlConv::Impl::make_entry(cons
   auto e = std::make_unique<Entry>();
   try {
     auto& eng = cpu_engine();
-    e->x_nchw = memory::desc({N, p.C, H, W}, f32, tag::nchw);
-    e->x_nhwc = memory::desc({N, p.C, H, W}, f32, tag::nhwc);
-    e->y_nchw = memory::desc({N, p.M, OH, OW}, f32, tag::nchw);
-    e->y_nhwc = memory::desc({N, p.M, OH, OW}, f32, tag::nhwc);
-    memory::desc w_any(wdims, f32, tag::any);
+    e->x_nchw = memory::desc({N, p.C, H, W}, x_t, tag::nchw);
+    e->x_nhwc = memory::desc({N, p.C, H, W}, x_t, tag::nhwc);
+    e->y_nchw = memory::desc({N, p.M, OH, OW}, y_t, tag::nchw);
+    e->y_nhwc = memory::desc({N, p.M, OH, OW}, y_t, tag::nhwc);
+    memory::desc w_any(wdims, w_t, tag::any);
     memory::desc b_desc = bias ? bias.get_desc() : memory::desc();
-    dnnl::primitive_attr attr = dnnl_util::attr_with(p.act, p.residual, p.after);
+    dnnl::primitive_attr attr = this->attr();
     dnnl::convolution_forward::desc cd(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                        e->x_nhwc, w_any, b_desc, e->y_nhwc, {p.s[0], p.s[1]}, {p.d[0] - 1, p.d[1] - 1},
                                        {g.pad_begin[0], g.pad_begin[1]}, pad_end);
     dnnl::convolution_forward::primitive_desc pd(cd, attr, eng);
     e->conv = dnnl::convolution_forward(pd);
     e->scratch = pd.scratchpad_desc();
-    e->weights = dnnl_util::repack(packed, pd.weights_desc());
+    e->weights = dnnl_util::repack(plain && packed.get_desc() != pd.weights_desc() ? plain : packed, pd.weights_desc());
     if (!p.nhwc) {
       e->to_nhwc = dnnl::reorder(dnnl::reorder::primitive_desc(eng, e->x_nchw, eng, e->x_nhwc));
       e->to_nchw = dnnl::reorder(dnnl::reorder::primitive_desc(eng, e->y_nhwc, eng, e->y_nchw));
@@ -92,6 +110,26 @@ DnnlConv::~DnnlConv() = default;
 std::unique_ptr<DnnlConv> DnnlConv::create(const Params& p, const float* w, const float* bias) {
   auto impl = std::make_unique<Impl>();
   impl->p = p;
+  return make(std::move(impl), w, bias);
+}
+
+std::unique_ptr<DnnlConv> DnnlConv::create_int8(const Params& p, const int8_t* w, const float* bias) {
+  if (!p.nhwc || !DnnlMatMul::has_vnni() || p.q.scales.empty()) return nullptr;
+  if (p.q.scales.size() != 1 && static_cast<int64_t>(p.q.scales.size()) != p.M) return nullptr;
+  auto impl = std::make_unique<Impl>();
+  impl->p = p;
+  impl->p.act = impl->p.after = FusedActivation{};
+  impl->p.residual = false;
+  impl->x_t = p.q.x_signed ? dt::s8 : dt::u8;
+  impl->y_t = p.q.y_signed ? dt::s8 : dt::u8;
+  impl->w_t = dt::s8;
+  return make(std::move(impl), w, bias);
+}
+
+// Packs w (of impl's weight type) for a nominal 32x32 image: oneDNN's weight layout follows the
+// channels and the ISA, not the image size, so later shapes normally reuse this copy.
+std::unique_ptr<DnnlConv> DnnlConv::make(std::unique_ptr<Impl> impl, const void* w, const float* bias) {
+  const Params& p = impl->p;
   const int64_t Mg = p.M / p.group, Cg = p.C / p.group;
   impl->wdims = p.group > 1 ? memory::dims{p.group, Mg, Cg, p.k[0], p.k[1]} : memory::dims{p.M, p.C, p.k[0], p.k[1]};
   try {
@@ -102,22 +140,25 @@ std::unique_ptr<DnnlConv> DnnlConv::create(const Params& p, const float* w, cons
       impl->bias = memory(memory::desc({p.M}, f32, tag::x), eng);
       std::copy(bias, bias + p.M, static_cast<float*>(impl->bias.get_data_handle()));
     }
-    // Pack for a nominal 32x32 image: oneDNN's weight layout follows the channels and the ISA,
-    // not the image size, so later shapes normally reuse this copy.
     const int64_t H = std::max<int64_t>(32, (p.k[0] - 1) * p.d[0] + 1),
                   W = std::max<int64_t>(32, (p.k[1] - 1) * p.d[1] + 1);
     const int64_t OH = (H - ((p.k[0] - 1) * p.d[0] + 1)) / p.s[0] + 1;
     const int64_t OW = (W - ((p.k[1] - 1) * p.d[1] + 1)) / p.s[1] + 1;
-    memory::desc x({1, p.C, H, W}, f32, tag::nhwc), y({1, p.M, OH, OW}, f32, tag::nhwc);
-    memory::desc w_any(impl->wdims, f32, tag::any);
+    memory::desc x({1, p.C, H, W}, impl->x_t, tag::nhwc), y({1, p.M, OH, OW}, impl->y_t, tag::nhwc);
+    memory::desc w_any(impl->wdims, impl->w_t, tag::any);
     dnnl::convolution_forward::desc cd(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, x,
                                        w_any, bias ? impl->bias.get_desc() : memory::desc(), y, {p.s[0], p.s[1]},
                                        {p.d[0] - 1, p.d[1] - 1}, {0, 0}, {0, 0});
-    dnnl::convolution_forward::primitive_desc pd(cd, dnnl_util::attr_with(p.act, p.residual, p.after), eng);
-    memory user(memory::desc(impl->wdims, f32, p.group > 1 ? tag::goihw : tag::oihw), eng, const_cast<float*>(w));
+    dnnl::convolution_forward::primitive_desc pd(cd, impl->attr(), eng);
+    memory user(memory::desc(impl->wdims, impl->w_t, p.group > 1 ? tag::goihw : tag::oihw), eng, const_cast<void*>(w));
     impl->packed = memory(pd.weights_desc(), eng);
     dnnl::reorder(user, impl->packed).execute(s, user, impl->packed);
     s.wait();
+    if (impl->x_t != f32) {
+      impl->plain = memory(user.get_desc(), eng);
+      const auto* from = static_cast<const char*>(w);
+      std::copy(from, from + user.get_desc().get_size(), static_cast<char*>(impl->plain.get_data_handle()));
+    }
   } catch (const dnnl::error&) {
     return nullptr;
   }
@@ -154,31 +195,33 @@ StatusOr<size_t> DnnlConv::prepare(const Geometry& g, int threads) const {
   return bytes;
 }
 
-Status DnnlConv::run(const float* x, float* y, const Geometry& g, void* workspace, int threads) const {
+Status DnnlConv::run(const void* x, void* y, const Geometry& g, void* workspace, int threads) const {
   MS_RETURN_IF_ERROR(impl_->pays_off(g));
   const Params& p = impl_->p;
-  const int64_t x_image = p.C * g.H * g.W, y_image = p.M * g.OH * g.OW;
+  const int64_t x_image = p.C * g.H * g.W * (impl_->x_t == f32 ? 4 : 1),
+                y_image = p.M * g.OH * g.OW * (impl_->y_t == f32 ? 4 : 1);  // bytes
   for (int64_t n = 0; n < g.N;) {
     Geometry c = g;
     c.N = chunk_at(g.N - n);
-    MS_RETURN_IF_ERROR(run_chunk(x + n * x_image, y + n * y_image, c, workspace, threads));
+    MS_RETURN_IF_ERROR(run_chunk(static_cast<const char*>(x) + n * x_image, static_cast<char*>(y) + n * y_image, c,
+                                 workspace, threads));
     n += c.N;
   }
   return Status::OK();
 }
 
-Status DnnlConv::run_chunk(const float* x, float* y, const Geometry& g, void* workspace, int threads) const {
+Status DnnlConv::run_chunk(const void* x, void* y, const Geometry& g, void* workspace, int threads) const {
   MS_ASSIGN_OR_RETURN(auto e, impl_->entry(g, threads));
   try {
     char* ws = static_cast<char*>(workspace);
     const bool nhwc = impl_->p.nhwc;  // then X and Y are used in place
     using dnnl_util::thread_memory;
-    memory& xh = thread_memory(e->id, 0, e->x_nhwc, nhwc ? const_cast<float*>(x) : static_cast<void*>(ws + e->x_off));
+    memory& xh = thread_memory(e->id, 0, e->x_nhwc, nhwc ? const_cast<void*>(x) : static_cast<void*>(ws + e->x_off));
     memory& yh = thread_memory(e->id, 1, e->y_nhwc, nhwc ? static_cast<void*>(y) : static_cast<void*>(ws + e->y_off));
     memory& scratch = thread_memory(e->id, 2, e->scratch, ws + e->s_off);
     memory xs, ys;  // the caller's NCHW X and Y, around the reorders
     if (!nhwc) {
-      xs = thread_memory(e->id, 3, e->x_nchw, const_cast<float*>(x));
+      xs = thread_memory(e->id, 3, e->x_nchw, const_cast<void*>(x));
       ys = thread_memory(e->id, 4, e->y_nchw, y);
     }
     omp_set_num_threads(e->threads);

@@ -13,7 +13,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
+#include "core/kernels/conv_geometry.h"
 #include "core/kernels/fused_activation.h"
 #include "core/status.h"
 
@@ -29,10 +31,22 @@ class DnnlConv {
     FusedActivation after;                                // a post-op after the residual sum
     bool nhwc = false;                                    // X and Y are channels-last ([N, H, W, C]): no reorders
     bool always = false;                                  // take small convs too (callers with no other path)
+    // int8 (create_int8): X and Y 8-bit with one zero point each, Y = saturate(nearbyint(
+    // scales[m] * (conv(X - x_zero, W) + bias[m])) + y_zero); scales one or M values.
+    struct Int8 {
+      bool x_signed = false, y_signed = false;
+      int32_t x_zero = 0, y_zero = 0;
+      std::vector<float> scales;
+    };
+    Int8 q;
   };
   // w: [M, C / group, kh, kw] (copied into oneDNN's layout; not kept); bias: [M] or null.
   // Null when oneDNN has no implementation for these parameters (the caller falls back).
   static std::unique_ptr<DnnlConv> create(const Params& p, const float* w, const float* bias);
+  // The int8 convolution of Params::q: w int8 [M, C / group, kh, kw], bias in the products'
+  // units (QLinearConv's int32 B as float) or null. Channels-last only (Params::nhwc), and only
+  // where the CPU has VNNI (DnnlMatMul::has_vnni: without it oneDNN's int8 products saturate).
+  static std::unique_ptr<DnnlConv> create_int8(const Params& p, const int8_t* w, const float* bias);
   ~DnnlConv();
 
   // One call's geometry: input [N, C, H, W] -> output [N, M, OH, OW] (channels-last when
@@ -40,13 +54,18 @@ class DnnlConv {
   struct Geometry {
     int64_t N, H, W, OH, OW, pad_begin[2], pad_end[2];
   };
+  // The geometry of a 2-D call (the last two of ConvGeometry's three spatial dims).
+  static Geometry geometry(const ConvGeometry& g) {
+    return Geometry{g.N, g.in[1], g.in[2], g.out[1], g.out[2], {g.pb[1], g.pb[2]}, {g.pe[1], g.pe[2]}};
+  }
   // Plans a shape on `threads` threads (oneDNN fixes a primitive's team when it is created):
   // returns the workspace bytes run() needs, or an error when oneDNN cannot take the shape or
   // it is too small to pay off (the caller then runs it another way). Repeats are cheap.
   StatusOr<size_t> prepare(const Geometry& g, int threads) const;
   // Y = after(act(conv(X) + bias) [+ Y as it was, with Params::residual]). Returns Unsupported, having done nothing,
   // exactly when prepare() fails for the same arguments. `workspace`: prepare()'s bytes, 64-byte aligned.
-  Status run(const float* x, float* y, const Geometry& g, void* workspace, int threads) const;
+  // x, y: float32, or the 8-bit types of Params::q for an int8 convolution.
+  Status run(const void* x, void* y, const Geometry& g, void* workspace, int threads) const;
   // Primitives made so far (shapes refused included).
   size_t cached_primitives() const;
 
@@ -54,7 +73,8 @@ class DnnlConv {
   struct Impl;
   explicit DnnlConv(std::unique_ptr<Impl> impl);
   // One chunk of the batch (run() splits it: at most a few primitives per conv).
-  Status run_chunk(const float* x, float* y, const Geometry& g, void* workspace, int threads) const;
+  Status run_chunk(const void* x, void* y, const Geometry& g, void* workspace, int threads) const;
+  static std::unique_ptr<DnnlConv> make(std::unique_ptr<Impl> impl, const void* w, const float* bias);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/kernels/dnnl_matmul.h"
 #include "core/kernels/registry.h"
 #include "core/passes/passes.h"
 
@@ -110,6 +111,36 @@ bool convertible(const Graph& g, const Node& n) {
   return x.dtype == DType::kFloat32 || x.dtype == DType::kUndefined;
 }
 
+// A QLinearConv it turns into NhwcQLinearConv (oneDNN's int8 convolution, where the CPU has
+// VNNI): 2-D, int8 weights with zero zero points, every quantization parameter constant,
+// scales float32, one for X and Y, B int32 [M] or absent.
+bool qlinear_convertible(const Graph& g, const Node& n) {
+  if (n.op_type != "QLinearConv" || !n.domain.empty() || n.inputs[0] == kNoValue) return false;
+  if (!DnnlMatMul::has_vnni() || n.inputs.size() < 8 || n.outputs.size() != 1) return false;
+  const Attribute* ap = n.attr("auto_pad");
+  if (ap && ap->s != "NOTSET") return false;
+  auto at = [&](size_t i) -> const Tensor* {
+    if (i >= n.inputs.size() || n.inputs[i] == kNoValue) return nullptr;
+    auto it = g.initializers.find(n.inputs[i]);
+    return it == g.initializers.end() ? nullptr : &it->second;
+  };
+  const Tensor *xs = at(1), *xz = at(2), *w = at(3), *ws = at(4), *wz = at(5), *ys = at(6), *yz = at(7), *b = at(8);
+  if (!xs || !xz || !w || !ws || !ys || !yz || (n.inputs.size() > 8 && n.inputs[8] != kNoValue && !b)) return false;
+  if (w->dtype() != DType::kInt8 || w->rank() != 4) return false;
+  const int64_t M = w->dim(0);
+  for (const Tensor* t : {xs, ys, ws})
+    if (t->dtype() != DType::kFloat32) return false;
+  if (xs->numel() != 1 || ys->numel() != 1 || (ws->numel() != 1 && ws->numel() != M)) return false;
+  for (const Tensor* t : {xz, yz})
+    if (t->numel() != 1 || (t->dtype() != DType::kUInt8 && t->dtype() != DType::kInt8)) return false;
+  if (wz) {
+    if (wz->dtype() != DType::kInt8) return false;
+    for (int64_t i = 0; i < wz->numel(); ++i)
+      if (wz->data<int8_t>()[i] != 0) return false;
+  }
+  return !b || (b->dtype() == DType::kInt32 && b->numel() == M);
+}
+
 bool perm_is(const Node& n, const std::vector<int64_t>& perm) {
   const Attribute* a = n.attr("perm");
   return a && a->ints == perm;
@@ -122,11 +153,16 @@ Status nhwc_convs(Graph& g) {
   if (!rw.usable()) return Status::OK();
   bool any = false;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
-    if (!convertible(g, g.nodes[i])) continue;
+    const bool quantized = qlinear_convertible(g, g.nodes[i]);
+    if (!quantized && !convertible(g, g.nodes[i])) continue;
     Node& n = g.nodes[i];
     const int x = n.inputs[0], y = n.outputs[0];
     const int xt = rw.fresh_value(x), yt = rw.fresh_value(y);
-    n.op_type = "NhwcConv";
+    n.op_type = quantized ? "NhwcQLinearConv" : "NhwcConv";
+    if (quantized) {  // the 8-bit types, for the passes below that must tell them apart
+      g.values[xt].dtype = g.initializers.at(n.inputs[2]).dtype();
+      g.values[yt].dtype = g.initializers.at(n.inputs[7]).dtype();
+    }
     n.domain = "com.mserve";
     n.opset = 1;
     n.inputs[0] = xt;
@@ -169,6 +205,19 @@ Status nhwc_convs(Graph& g) {
         if (n.inputs[k] != kNoValue && !is_scalar_constant(n.inputs[k])) return false;
       return true;
     };
+    // 8-bit data (NhwcMaxPool / NhwcAveragePool take floats): by its dtype where known, else
+    // by what writes it.
+    auto eight_bit = [&](int v) {
+      const DType t = g.values[v].dtype;
+      if (t == DType::kUInt8 || t == DType::kInt8) return true;
+      if (t != DType::kUndefined) return false;
+      for (const Node& p : g.nodes)
+        for (int o : p.outputs)
+          if (o == v)
+            return p.op_type == "NhwcQLinearConv" || p.op_type == "QuantizeLinear" ||
+                   p.op_type.rfind("QLinear", 0) == 0 || p.op_type == "DynamicQuantizeLinear";
+      return false;
+    };
     std::vector<int> replace(g.values.size());
     for (size_t v = 0; v < replace.size(); ++v) replace[v] = static_cast<int>(v);
     const size_t count = g.nodes.size();
@@ -205,7 +254,7 @@ Status nhwc_convs(Graph& g) {
           n.outputs.size() == 1) {
         const Attribute* ks = n.attr("kernel_shape");
         const int a = transposed_from(n.inputs[0], kToNchw);
-        if (a != kNoValue && ks && ks->ints.size() == 2) {
+        if (a != kNoValue && ks && ks->ints.size() == 2 && !eight_bit(a)) {
           const int w = n.outputs[0], fresh = rw.fresh_value(w);
           rw.add_nhwc_pool(n, a, fresh);
           rw.add_transpose(fresh, w, kToNchw);

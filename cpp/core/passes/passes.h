@@ -26,9 +26,14 @@ Status widen_half_floats(Graph& g);
 // Removes nodes none of whose outputs reach a graph output.
 Status remove_dead_nodes(Graph& g);
 
-// Runs 2-D float32 convs with constant weights channels-last (com.mserve NhwcConv) and moves
+// Runs 2-D float32 convs with constant weights channels-last (com.mserve NhwcConv), and int8
+// QLinearConvs with constant weights on oneDNN's int8 convolution (NhwcQLinearConv), and moves
 // the layout changes around them out of conv/activation/residual chains (nhwc_convs.cc).
 Status nhwc_convs(Graph& g);
+
+// A static QDQ model's Conv between DequantizeLinear and QuantizeLinear becomes QLinearConv,
+// where the CPU has VNNI (fuse_qdq_conv.cc); before fold_dequantize.
+Status fuse_qdq_conv(Graph& g);
 
 // DequantizeLinear of constant inputs becomes a float constant (fold_dequantize.cc): a static
 // QDQ model's weights are float constants for the passes after it.

@@ -38,10 +38,6 @@ bool pointwise(const ConvGeometry& g) {
   return true;
 }
 
-DnnlConv::Geometry dnnl_geometry(const ConvGeometry& g) {
-  return DnnlConv::Geometry{g.N, g.in[1], g.in[2], g.out[1], g.out[2], {g.pb[1], g.pb[2]}, {g.pe[1], g.pe[2]}};
-}
-
 // Unfolds one input channel into K rows of OS columns (zeros where the kernel hits padding).
 template <class T>
 void im2col_channel(const T* src, T* dst, const ConvGeometry& g) {
@@ -110,7 +106,7 @@ class ConvKernel final : public Kernel {
     }
     ctx.set_output(0, t, g.output_shape());
     if (on_dnnl(g, t)) {
-      auto ws = dnnl_->prepare(dnnl_geometry(g), ctx.threads());
+      auto ws = dnnl_->prepare(DnnlConv::geometry(g), ctx.threads());
       if (ws.ok()) {
         ctx.set_workspace(ws.value());
         return Status::OK();
@@ -139,8 +135,8 @@ class ConvKernel final : public Kernel {
     ConvGeometry g;
     MS_RETURN_IF_ERROR(conv_geometry(a_.win, ctx.input(0).shape(), ctx.input(1).shape(), &g));
     if (on_dnnl(g, ctx.input(0).dtype()) && ctx.output(0).numel() > 0) {
-      Status st = dnnl_->run(ctx.input(0).data<float>(), ctx.output(0).data<float>(), dnnl_geometry(g), ctx.workspace(),
-                             ctx.pool().threads());
+      Status st = dnnl_->run(ctx.input(0).data<float>(), ctx.output(0).data<float>(), DnnlConv::geometry(g),
+                             ctx.workspace(), ctx.pool().threads());
       if (st.code() != Code::kUnsupported) return st;  // else infer planned the im2col path
     }
     switch (ctx.input(0).dtype()) {
@@ -296,7 +292,7 @@ class NhwcConvKernel final : public Kernel {
                                                  ", does not broadcast to its output " + y.str());
     }
     if (!dnnl_) return Status::OK();  // shapes only (KernelInit::prepack)
-    MS_ASSIGN_OR_RETURN(size_t ws, dnnl_->prepare(dnnl_geometry(g), ctx.threads()));
+    MS_ASSIGN_OR_RETURN(size_t ws, dnnl_->prepare(DnnlConv::geometry(g), ctx.threads()));
     ctx.set_workspace(ws);
     return Status::OK();
   }
@@ -320,7 +316,7 @@ class NhwcConvKernel final : public Kernel {
                                   });
       }
     }
-    return dnnl_->run(ctx.input(0).data<float>(), y.data<float>(), dnnl_geometry(g), ctx.workspace(),
+    return dnnl_->run(ctx.input(0).data<float>(), y.data<float>(), DnnlConv::geometry(g), ctx.workspace(),
                       ctx.pool().threads());
   }
 

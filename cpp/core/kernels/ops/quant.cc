@@ -22,6 +22,8 @@
 #include "core/kernels/common.h"
 #include "core/kernels/conv_geometry.h"
 #include "core/kernels/dequantize.h"
+#include "core/kernels/dnnl_conv.h"
+#include "core/kernels/dnnl_matmul.h"
 #include "core/kernels/int8_gemm.h"
 #include "core/kernels/isa/isa.h"
 #include "core/kernels/registry.h"
@@ -730,6 +732,47 @@ class ConvIntKernel final : public Kernel {
   WindowAttrs a_;
 };
 
+// com.mserve NhwcQLinearConv (passes/nhwc_convs.cc): QLinearConv on channels-last data,
+// X [N, H, W, C] -> Y [N, OH, OW, M], every input but X constant, weights int8 with zero zero
+// points, one oneDNN int8 convolution (kernels/dnnl_conv.h: VNNI/AMX, weights packed once, the
+// requantization fused). Rounds scale * (acc + B) in float32 where QLinearConv's reference
+// rounds in double: a value within an ulp of a tie may land one step away.
+class NhwcQLinearConvKernel final : public Kernel {
+ public:
+  NhwcQLinearConvKernel(WindowAttrs a, std::unique_ptr<DnnlConv> dnnl, DType y_dtype)
+      : a_(std::move(a)), dnnl_(std::move(dnnl)), y_dtype_(y_dtype) {}
+  bool packed_constant(int i) const override { return i == 3 || i == 8; }
+
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(3), "NhwcQLinearConv needs X and W");
+    MS_CHECK_ARG(ctx.dtype(0) == DType::kUInt8 || ctx.dtype(0) == DType::kInt8, "NhwcQLinearConv takes 8-bit X");
+    const Shape& x = ctx.shape(0);
+    MS_CHECK_ARG(x.rank() == 4, "NhwcQLinearConv X must be [N, H, W, C], got " + x.str());
+    ConvGeometry g;
+    MS_RETURN_IF_ERROR(conv_geometry(a_, Shape{x[0], x[3], x[1], x[2]}, ctx.shape(3), &g));
+    ctx.set_output(0, y_dtype_, Shape{g.N, g.out[1], g.out[2], g.M});
+    if (!dnnl_) return Status::OK();  // shapes only
+    MS_ASSIGN_OR_RETURN(size_t ws, dnnl_->prepare(DnnlConv::geometry(g), ctx.threads()));
+    ctx.set_workspace(ws);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    if (ctx.output(0).numel() == 0) return Status::OK();
+    if (!dnnl_) return Internal("a shapes-only NhwcQLinearConv kernel was asked to run");
+    const Shape& x = ctx.input(0).shape();
+    ConvGeometry g;
+    MS_RETURN_IF_ERROR(conv_geometry(a_, Shape{x[0], x[3], x[1], x[2]}, ctx.input(3).shape(), &g));
+    return dnnl_->run(ctx.input(0).raw(), ctx.output(0).raw(), DnnlConv::geometry(g), ctx.workspace(),
+                      ctx.pool().threads());
+  }
+
+ private:
+  WindowAttrs a_;
+  std::unique_ptr<DnnlConv> dnnl_;
+  DType y_dtype_;
+};
+
 }  // namespace
 
 Status dequantize(const Tensor& x, const Tensor& s, const Tensor* zp, int64_t axis, int64_t block, Tensor& y,
@@ -797,6 +840,44 @@ StatusOr<KernelPtr> create_onnx_ConvInteger(const Node& n, const KernelInit&) {
   MS_ASSIGN_OR_RETURN(WindowAttrs a, parse_window_attrs(n));
   return KernelPtr(new ConvIntKernel<false>(std::move(a)));
 }
+StatusOr<KernelPtr> create_mserve_NhwcQLinearConv(const Node& n, const KernelInit& init) {
+  MS_ASSIGN_OR_RETURN(WindowAttrs a, parse_window_attrs(n));
+  const Tensor *xs = init.constant(n, 1), *xz = init.constant(n, 2), *w = init.constant(n, 3),
+               *ws = init.constant(n, 4), *ys = init.constant(n, 6), *yz = init.constant(n, 7);
+  const Tensor* b = n.inputs.size() > 8 && n.inputs[8] != kNoValue ? init.constant(n, 8) : nullptr;
+  if (!xs || !xz || !w || !ws || !ys || !yz || w->dtype() != DType::kInt8 || w->rank() != 4)
+    return Unsupported("NhwcQLinearConv needs constant int8 weights and quantization parameters");
+  const DType yt = yz->dtype();
+  std::unique_ptr<DnnlConv> dnnl;
+  if (init.prepack()) {
+    DnnlConv::Params p;
+    const int64_t M = w->dim(0);
+    p.group = n.attr_int("group", 1);
+    p.M = M;
+    p.C = w->dim(1) * p.group;
+    p.k[0] = w->dim(2);
+    p.k[1] = w->dim(3);
+    const auto st = n.attr_ints("strides"), di = n.attr_ints("dilations");
+    for (int i = 0; i < 2; ++i) {
+      p.s[i] = st.size() == 2 ? st[i] : 1;
+      p.d[i] = di.size() == 2 ? di[i] : 1;
+    }
+    p.nhwc = p.always = true;
+    p.q.x_signed = xz->dtype() == DType::kInt8;
+    p.q.y_signed = yt == DType::kInt8;
+    p.q.x_zero = static_cast<int32_t>(xz->int_at(0));
+    p.q.y_zero = static_cast<int32_t>(yz->int_at(0));
+    const float xsv = xs->data<float>()[0], ysv = ys->data<float>()[0];
+    for (int64_t m = 0; m < ws->numel(); ++m) p.q.scales.push_back(xsv * ws->data<float>()[m] / ysv);
+    std::vector<float> bias;
+    if (b)
+      for (int64_t m = 0; m < M; ++m) bias.push_back(static_cast<float>(b->data<int32_t>()[m]));
+    dnnl = DnnlConv::create_int8(p, w->data<int8_t>(), b ? bias.data() : nullptr);
+    if (!dnnl) return Unsupported("NhwcQLinearConv: oneDNN has no int8 convolution for these parameters");
+  }
+  return KernelPtr(new NhwcQLinearConvKernel(std::move(a), std::move(dnnl), yt));
+}
+
 StatusOr<KernelPtr> create_onnx_QLinearConv(const Node& n, const KernelInit&) {
   MS_ASSIGN_OR_RETURN(WindowAttrs a, parse_window_attrs(n));
   return KernelPtr(new ConvIntKernel<true>(std::move(a)));
