@@ -423,3 +423,24 @@ def test_static_qdq_convs_run_channels_last():
     # one quantization step of the output where a value lands on a rounding tie
     np.testing.assert_allclose(got, want, rtol=0, atol=0.1 + 1e-6)
     assert np.mean(got != want) < 0.01
+
+
+@pytest.mark.parametrize("wt,per_column", [(np.int8, True), (np.uint8, False)])
+def test_static_qdq_matmul_runs_on_integers(wt, per_column):
+    # MatMul(DQ(x_q), DQ(w_q)) + bias -> MatMulIntegerToFloat where the CPU has VNNI: the integer
+    # products scaled once, the same values as the dequantized floats' products to float32 rounding.
+    lo, hi = (-127, 127) if wt == np.int8 else (0, 255)
+    consts = {"xs": np.array(0.02, np.float32), "xz": np.array(120, np.uint8),
+              "w": RNG.integers(lo, hi + 1, (64, 48)).astype(wt),
+              "ws": RNG.uniform(0.001, 0.01, 48 if per_column else ()).astype(np.float32),
+              "wz": (np.zeros(48, wt) if per_column else np.array(131, wt)), "bias": rand(48)}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], axis=1),
+             helper.make_node("MatMul", ["xd", "wd"], ["p"]), helper.make_node("Add", ["p", "bias"], ["y"])]
+    m = make_model(nodes, [("x", np.float32, ["n", 5, 64])], [("y", np.float32, None)], consts, opset=13)
+    model = mserve.load(m.SerializeToString())
+    if mserve._core.int8_vnni():
+        assert ops(model) == ["MatMulIntegerToFloat", "QuantizeLinear"]
+    x = rand(3, 5, 64)
+    np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x})[0], rtol=1e-5, atol=1e-5)

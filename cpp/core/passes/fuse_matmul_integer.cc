@@ -8,9 +8,16 @@
 // and bias constant vectors (1 or N values, rank <= 1), and the scale product's other factor one
 // value (DynamicQuantizeLinear's scale, or a constant). A scale that is one constant is split as
 // (scale, 1) or (1, scale).
+//
+// A static QDQ model's MatMul, MatMul(DequantizeLinear(x_q), DequantizeLinear(w_q)) [+ bias], with
+// x per tensor and w a constant int8/uint8 matrix (scale and zero point per tensor or per column),
+// becomes the same op (fuse_qdq_matmul; where the CPU has VNNI, as fuse_qdq_conv): the product of
+// the integers scaled once, where the graph sums products of dequantized floats (float32 rounding
+// apart, the same values).
 #include <string>
 #include <vector>
 
+#include "core/kernels/dnnl_matmul.h"
 #include "core/passes/graph_index.h"
 #include "core/passes/passes.h"
 
@@ -106,6 +113,79 @@ Status fuse_matmul_integer(Graph& g) {
     mm.outputs[0] = out;
     removed[ci] = removed[mi] = true;
     if (scale_node >= 0) removed[scale_node] = true;
+  }
+  erase_nodes(g, removed);
+  return Status::OK();
+}
+
+}  // namespace mserve
+
+namespace mserve {
+namespace {
+
+// The per-tensor DequantizeLinear writing v (constant scale and zero point), or null.
+const Node* per_tensor_dq(const Graph& g, const GraphIndex& ix, int v) {
+  if (v == kNoValue || ix.producer[v] < 0) return nullptr;
+  const Node& d = g.nodes[ix.producer[v]];
+  if (d.op_type != "DequantizeLinear" || !d.domain.empty() || d.attr_int("block_size", 0) != 0) return nullptr;
+  const Tensor *s = input_constant(g, d, 1), *z = input_constant(g, d, 2);
+  if (!s || !z || s->dtype() != DType::kFloat32 || s->numel() != 1 || z->numel() != 1) return nullptr;
+  return z->dtype() == DType::kUInt8 || z->dtype() == DType::kInt8 ? &d : nullptr;
+}
+
+// The DequantizeLinear of a constant 8-bit [K, N] matrix writing v, per tensor or per column.
+const Node* weight_dq(const Graph& g, const GraphIndex& ix, int v) {
+  if (v == kNoValue || ix.producer[v] < 0) return nullptr;
+  const Node& d = g.nodes[ix.producer[v]];
+  if (d.op_type != "DequantizeLinear" || !d.domain.empty() || d.attr_int("block_size", 0) != 0) return nullptr;
+  const Tensor *w = input_constant(g, d, 0), *s = input_constant(g, d, 1), *z = input_constant(g, d, 2);
+  if (!w || !s || w->rank() != 2 || (w->dtype() != DType::kInt8 && w->dtype() != DType::kUInt8)) return nullptr;
+  if (!input_absent(d, 2) && !z) return nullptr;
+  const int64_t N = w->dim(1), axis = d.attr_int("axis", 1);
+  if (s->dtype() != DType::kFloat32 || s->rank() > 1) return nullptr;
+  if (s->numel() != 1 && !(s->numel() == N && (axis == 1 || axis == -1))) return nullptr;
+  if (z && z->numel() != s->numel()) return nullptr;
+  return &d;
+}
+
+}  // namespace
+
+Status fuse_qdq_matmul(Graph& g) {
+  if (!DnnlMatMul::has_vnni()) return Status::OK();
+  GraphIndex ix(g);
+  std::vector<bool> removed(g.nodes.size(), false);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    Node& mm = g.nodes[i];
+    if (mm.op_type != "MatMul" || !mm.domain.empty() || mm.inputs.size() != 2 || mm.outputs.size() != 1) continue;
+    const Node* dx = per_tensor_dq(g, ix, mm.inputs[0]);
+    const Node* dw = weight_dq(g, ix, mm.inputs[1]);
+    if (!dx || !dw) continue;
+    const int64_t N = input_constant(g, *dw, 0)->dim(1);
+    int out = mm.outputs[0], bias = kNoValue;
+    const int ai = ix.sole_reader(out);
+    if (ai >= 0 && !removed[ai]) {
+      const Node& add = g.nodes[ai];
+      if (add.op_type == "Add" && add.domain.empty() && add.inputs.size() == 2 && add.inputs[0] != add.inputs[1]) {
+        const int other = add.inputs[0] == out ? add.inputs[1] : add.inputs[0];
+        const Tensor* t = input_constant(g, add, add.inputs[0] == out ? 1 : 0);
+        if (t && t->dtype() == DType::kFloat32 && t->rank() == 1 && t->numel() == N) {
+          bias = other;
+          out = add.outputs[0];
+          removed[ai] = true;
+        }
+      }
+    }
+    std::vector<int> ins = {dx->inputs[0], dw->inputs[0], dx->inputs[1],
+                            dw->inputs[1], dx->inputs[2], input_absent(*dw, 2) ? kNoValue : dw->inputs[2],
+                            bias};
+    while (ins.back() == kNoValue) ins.pop_back();
+    for (const Node* d : {dx, dw})
+      if (ix.sole_reader(d->outputs[0]) == static_cast<int>(i)) removed[d - g.nodes.data()] = true;
+    mm.op_type = "MatMulIntegerToFloat";
+    mm.domain = "com.microsoft";
+    mm.opset = 1;
+    mm.inputs = ins;
+    mm.outputs[0] = out;
   }
   erase_nodes(g, removed);
   return Status::OK();

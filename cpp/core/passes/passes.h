@@ -35,6 +35,10 @@ Status nhwc_convs(Graph& g);
 // where the CPU has VNNI (fuse_qdq_conv.cc); before fold_dequantize.
 Status fuse_qdq_conv(Graph& g);
 
+// A static QDQ model's MatMul of dequantized 8-bit data by a dequantized constant matrix
+// becomes com.microsoft MatMulIntegerToFloat, where the CPU has VNNI (fuse_matmul_integer.cc).
+Status fuse_qdq_matmul(Graph& g);
+
 // DequantizeLinear of constant inputs becomes a float constant (fold_dequantize.cc): a static
 // QDQ model's weights are float constants for the passes after it.
 Status fold_dequantize(Graph& g);
