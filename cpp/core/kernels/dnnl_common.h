@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "core/kernels/fused_activation.h"
+#include "core/parallel/thread_pool.h"
 #include "core/status.h"
 
 namespace mserve::dnnl_util {
@@ -44,6 +45,16 @@ inline size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 // on 8x8 took 6.0 us on one thread, 10.8 us on two).
 inline int team_size(double flops, int threads) {
   return static_cast<int>(std::max<double>(1.0, std::min<double>(threads, flops / 1e6)));
+}
+
+// The primitive a call runs: the planned one, or on a crowded machine (ThreadPool::crowded: a
+// worker of the team would start a time slice late and the region's barrier wait for it) its
+// one-thread twin, made on first need, where its scratchpad fits in the planned workspace.
+template <class Entry, class OneThread>
+std::shared_ptr<const Entry> uncrowded(std::shared_ptr<const Entry> planned, OneThread&& one_thread) {
+  if (planned->threads <= 1 || !ThreadPool::crowded()) return planned;
+  auto solo = one_thread();
+  return solo.ok() && solo.value()->bytes <= planned->bytes ? std::move(solo).value() : planned;
 }
 
 // An activation as an eltwise post-op: the activation table's oneDNN algorithm with alpha and

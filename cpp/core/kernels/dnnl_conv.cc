@@ -211,7 +211,8 @@ Status DnnlConv::run(const void* x, void* y, const Geometry& g, void* workspace,
 }
 
 Status DnnlConv::run_chunk(const void* x, void* y, const Geometry& g, void* workspace, int threads) const {
-  MS_ASSIGN_OR_RETURN(auto e, impl_->entry(g, threads));
+  MS_ASSIGN_OR_RETURN(auto planned, impl_->entry(g, threads));
+  auto e = dnnl_util::uncrowded(planned, [&] { return impl_->entry(g, 1); });
   try {
     char* ws = static_cast<char*>(workspace);
     const bool nhwc = impl_->p.nhwc;  // then X and Y are used in place

@@ -144,7 +144,8 @@ Status DnnlMatMul::run_u8s8(const uint8_t* x, int32_t* y, int64_t M, void* works
 }
 
 Status DnnlMatMul::run_raw(const void* x, void* y, int64_t M, void* workspace, int threads) const {
-  MS_ASSIGN_OR_RETURN(auto e, impl_->entry(M, threads));
+  MS_ASSIGN_OR_RETURN(auto planned, impl_->entry(M, threads));
+  auto e = dnnl_util::uncrowded(planned, [&] { return impl_->entry(M, 1); });
   try {
     memory& xm = dnnl_util::thread_memory(e->id, 0, e->x, const_cast<void*>(x));
     memory& ym = dnnl_util::thread_memory(e->id, 1, e->y, y);

@@ -4,9 +4,25 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 namespace mserve {
+namespace {
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::atomic<int64_t> crowded_until{0};  // steady-clock ns
+
+}  // namespace
+
+bool ThreadPool::crowded() {
+  const int64_t until = crowded_until.load(std::memory_order_relaxed);
+  return until != 0 && now_ns() < until;
+}
 
 ThreadPool::ThreadPool(int threads) : threads_(std::max(1, threads)) {}
 
@@ -22,10 +38,15 @@ void ThreadPool::run(int64_t n, int64_t grain, void (*call)(void*, int64_t, int6
   int64_t chunks = std::max<int64_t>(1, std::min(max_chunks, n / std::max<int64_t>(grain, 1)));
   const int64_t chunk = (n + chunks - 1) / chunks;
   chunks = (n + chunk - 1) / chunk;
-  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> next{0}, late{0};
   const int team = static_cast<int>(std::min<int64_t>(threads_, chunks));
+  const int64_t t0 = now_ns();
 #pragma omp parallel num_threads(team)
   {
+    if (omp_get_thread_num() != 0) {
+      const int64_t d = now_ns() - t0;
+      if (d > late.load(std::memory_order_relaxed)) late.store(d, std::memory_order_relaxed);
+    }
     for (;;) {
       const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
       if (c >= chunks) break;
@@ -33,6 +54,7 @@ void ThreadPool::run(int64_t n, int64_t grain, void (*call)(void*, int64_t, int6
       call(fn, b, std::min(n, b + chunk));
     }
   }
+  if (late.load(std::memory_order_relaxed) > kLateNs) crowded_until.store(now_ns() + kCrowdedNs);
 }
 
 }  // namespace mserve

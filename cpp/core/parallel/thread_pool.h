@@ -8,6 +8,14 @@
 // spin briefly, then sleep (libgomp's default): an idle model costs no CPU. Safe to call from
 // many threads at once (each caller leads its own team). Must not be called from inside a
 // parallel_for body.
+//
+// A crowded machine: when other processes (or other callers' teams) keep the cores busy, a
+// worker may start its share a scheduler time slice late, and every parallel region (ours and
+// oneDNN's, which end in a barrier) then waits milliseconds for it: a 2-thread BERT took 8.7x
+// its quiet latency beside one busy process, running on one thread 1.1x. So each region notes
+// how late its workers started; one over kLateNs (quiet: under 0.2 ms, seen; crowded: 3-5 ms)
+// makes crowded() true for kCrowdedNs, during which parallel_for runs on the caller alone and
+// the oneDNN wrappers use their one-thread primitives. Then regions try the full team again.
 #pragma once
 #include <cstdint>
 
@@ -26,7 +34,7 @@ class ThreadPool {
   template <class F>
   void parallel_for(int64_t n, int64_t grain, F&& fn) {
     if (n <= 0) return;
-    if (threads_ == 1 || n <= grain) {
+    if (threads_ == 1 || n <= grain || crowded()) {
       fn(int64_t{0}, n);
       return;
     }
@@ -35,6 +43,10 @@ class ThreadPool {
   }
 
   static int default_threads();
+
+  // Whether a recent region's worker started late (process-wide; see above).
+  static bool crowded();
+  static constexpr int64_t kLateNs = 1'000'000, kCrowdedNs = 1'000'000'000;
 
  private:
   void run(int64_t n, int64_t grain, void (*call)(void*, int64_t, int64_t), void* fn);
