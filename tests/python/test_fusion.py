@@ -444,3 +444,31 @@ def test_static_qdq_matmul_runs_on_integers(wt, per_column):
         assert ops(model) == ["MatMulIntegerToFloat", "QuantizeLinear"]
     x = rand(3, 5, 64)
     np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x})[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("order", ["x_first", "sigmoid_first"])
+def test_silu_becomes_swish_and_fuses_into_the_conv(order):
+    consts = {"w": rand(8, 4, 3, 3), "b": rand(8)}
+    mul_in = ["c", "s"] if order == "x_first" else ["s", "c"]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", mul_in, ["y"])]
+    m = make_model(nodes, [("x", np.float32, ["n", 4, 10, 10])], [("y", np.float32, None)], consts)
+    model = mserve.load(m.SerializeToString())
+    assert ops(model) == ["NhwcConv"]
+    x = rand(2, 4, 10, 10, scale=3.0)
+    np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x})[0], rtol=1e-5, atol=1e-5)
+
+
+def test_sigmoid_read_elsewhere_stays():
+    # the Sigmoid's output is a graph output too: x * sigmoid(x) is not rewritten
+    consts = {"w": rand(8, 4, 1, 1)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Sigmoid", ["c"], ["s"]),
+             helper.make_node("Mul", ["c", "s"], ["y"])]
+    m = make_model(nodes, [("x", np.float32, [2, 4, 5, 5])], [("y", np.float32, None), ("s", np.float32, None)],
+                   consts)
+    model = mserve.load(m.SerializeToString())
+    assert "Swish" not in ops(model) and "Sigmoid" in " ".join(ops(model))
+    x = rand(2, 4, 5, 5)
+    got, want = model.predict(x), ort_run(m, {"x": x})
+    np.testing.assert_allclose(got["y"], want[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["s"], want[1], rtol=1e-5, atol=1e-6)

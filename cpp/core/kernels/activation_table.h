@@ -52,7 +52,7 @@
   X(Mish, nullptr, 0.0f, nullptr, 0.0f, false, false, undef, x * tanh(max(x, zero) + log1p(exp(-abs(x)))))            \
   X(ThresholdedRelu, "alpha", 1.0f, nullptr, 0.0f, false, true, undef, where(x > a, x, zero))                         \
   X(Shrink, "lambd", 0.5f, "bias", 0.0f, false, false, undef, where(x < -a, x + b, where(x > a, x - b, zero)))        \
-  X(Swish, "alpha", 1.0f, nullptr, 0.0f, false, false, undef, x * recip(one + exp(-(a * x))))                         \
+  X(Swish, "alpha", 1.0f, nullptr, 0.0f, true, false, eltwise_swish, x * recip(one + exp(-(a * x))))                  \
   X(Affine, "alpha", 1.0f, "beta", 0.0f, false, true, undef, a * x + b)                                               \
   X(ScaledTanh, "alpha", 1.0f, "beta", 1.0f, false, true, undef, a * tanh(b * x))
 // clang-format on

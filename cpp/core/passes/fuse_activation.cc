@@ -53,6 +53,28 @@ bool takes_activation(const Graph& g, const Node& p) {
   return p.inputs[0] != kNoValue && is_float(g.values[p.inputs[0]].dtype);
 }
 
+// x * Sigmoid(x) (SiLU, as exporters write EfficientNet's activation) becomes Swish(x) (alpha 1),
+// an activation that fuses; the Sigmoid must feed only that Mul.
+void swish_from_sigmoid(Graph& g) {
+  GraphIndex ix(g);
+  std::vector<bool> removed(g.nodes.size(), false);
+  for (Node& mul : g.nodes) {
+    if (mul.op_type != "Mul" || !mul.domain.empty() || mul.inputs.size() != 2 || mul.outputs.size() != 1) continue;
+    for (int side = 0; side < 2; ++side) {
+      const int s = mul.inputs[side], x = mul.inputs[1 - side];
+      if (s == kNoValue || x == kNoValue || ix.producer[s] < 0 || ix.uses[s] != 1) continue;
+      const Node& sig = g.nodes[ix.producer[s]];
+      if (sig.op_type != "Sigmoid" || !sig.domain.empty() || sig.inputs.size() != 1 || sig.inputs[0] != x) continue;
+      removed[ix.producer[s]] = true;
+      mul.op_type = "Swish";
+      mul.opset = 24;  // the first opset with Swish; alpha defaults to 1
+      mul.inputs = {x};
+      break;
+    }
+  }
+  erase_nodes(g, removed);
+}
+
 }  // namespace
 
 Status fuse_conv_residual(Graph& g) {
@@ -94,6 +116,7 @@ Status fuse_conv_residual(Graph& g) {
 }
 
 Status fuse_activation(Graph& g) {
+  swish_from_sigmoid(g);
   GraphIndex ix(g);
   std::vector<int>&uses = ix.uses, &producer = ix.producer;
   std::vector<bool> removed(g.nodes.size(), false);
