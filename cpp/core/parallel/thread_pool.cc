@@ -54,7 +54,13 @@ void ThreadPool::run(int64_t n, int64_t grain, void (*call)(void*, int64_t, int6
       call(fn, b, std::min(n, b + chunk));
     }
   }
-  if (late.load(std::memory_order_relaxed) > kLateNs) crowded_until.store(now_ns() + kCrowdedNs);
+  // A caller's first region of a team size starts new OpenMP workers (libgomp keeps a team per
+  // calling thread): their start-up is not lateness.
+  thread_local int warm_team = 1;
+  if (team > warm_team)
+    warm_team = team;
+  else if (late.load(std::memory_order_relaxed) > kLateNs)
+    crowded_until.store(now_ns() + kCrowdedNs);
 }
 
 }  // namespace mserve
