@@ -127,10 +127,7 @@ namespace {
 const Node* per_tensor_dq(const Graph& g, const GraphIndex& ix, int v) {
   if (v == kNoValue || ix.producer[v] < 0) return nullptr;
   const Node& d = g.nodes[ix.producer[v]];
-  if (d.op_type != "DequantizeLinear" || !d.domain.empty() || d.attr_int("block_size", 0) != 0) return nullptr;
-  const Tensor *s = input_constant(g, d, 1), *z = input_constant(g, d, 2);
-  if (!s || !z || s->dtype() != DType::kFloat32 || s->numel() != 1 || z->numel() != 1) return nullptr;
-  return z->dtype() == DType::kUInt8 || z->dtype() == DType::kInt8 ? &d : nullptr;
+  return d.op_type == "DequantizeLinear" && d.domain.empty() && per_tensor_8bit(g, d) ? &d : nullptr;
 }
 
 // The DequantizeLinear of a constant 8-bit [K, N] matrix writing v, per tensor or per column.

@@ -24,13 +24,6 @@ const Node* producer_op(const Graph& g, const GraphIndex& ix, int v, const char*
   return n.op_type == op && n.domain.empty() && n.attr_int("block_size", 0) == 0 ? &n : nullptr;
 }
 
-// Per-tensor 8-bit quantization parameters (inputs 1 and 2 of a Q/DQ node), constant.
-bool per_tensor_8bit(const Graph& g, const Node& q) {
-  const Tensor *s = input_constant(g, q, 1), *z = input_constant(g, q, 2);
-  return s && z && s->dtype() == DType::kFloat32 && s->numel() == 1 && z->numel() == 1 &&
-         (z->dtype() == DType::kUInt8 || z->dtype() == DType::kInt8);
-}
-
 bool all_zero(const Tensor* t) {
   if (!t) return true;
   for (int64_t i = 0; i < t->numel(); ++i)

@@ -39,6 +39,14 @@ inline const Tensor* input_constant(const Graph& g, const Node& n, size_t i) {
   return it == g.initializers.end() ? nullptr : &it->second;
 }
 
+// Whether Quantize/DequantizeLinear node q quantizes per tensor with constant parameters: one
+// float32 scale (input 1) and one 8-bit zero point (input 2), no blocks.
+inline bool per_tensor_8bit(const Graph& g, const Node& q) {
+  const Tensor *s = input_constant(g, q, 1), *z = input_constant(g, q, 2);
+  return q.attr_int("block_size", 0) == 0 && s && z && s->dtype() == DType::kFloat32 && s->numel() == 1 &&
+         z->numel() == 1 && (z->dtype() == DType::kUInt8 || z->dtype() == DType::kInt8);
+}
+
 // The value of `v` when it is a constant float32 scalar (one element); false otherwise.
 inline bool float_scalar(const Graph& g, int v, float* out) {
   auto it = g.initializers.find(v);
