@@ -141,5 +141,7 @@ struct Graph {
 // Whether the graph holds float16 or bfloat16 anywhere: a declared value, a constant, a type
 // attribute ('to', 'dtype', 'output_dtype'), a tensor attribute, a subgraph.
 bool holds_16bit_floats(const Graph& g);
+// The same for one node's attributes (type attributes, tensors, subgraphs).
+bool attrs_hold_16bit_floats(const Node& n);
 
 }  // namespace mserve

@@ -107,6 +107,23 @@ StatusOr<std::unique_ptr<DnnlConv::Impl::Entry>> DnnlConv::Impl::make_entry(cons
 DnnlConv::DnnlConv(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 DnnlConv::~DnnlConv() = default;
 
+bool DnnlConv::set_window(const WindowAttrs& win, const Shape& w, Params* p) {
+  const int sp = w.rank() - 2;
+  if (sp < 1 || sp > 2 || w[0] % win.group != 0 || w.numel() == 0) return false;
+  if (!check_window_lengths(win, static_cast<size_t>(sp)).ok()) return false;
+  p->M = w[0];
+  p->C = w[1] * win.group;
+  p->group = win.group;
+  for (int i = 0; i < sp; ++i) {
+    const int j = 2 - sp + i;  // a 1-D conv is a 2-D one of height 1
+    p->k[j] = w[2 + i];
+    p->s[j] = win.strides.empty() ? 1 : win.strides[i];
+    p->d[j] = win.dilations.empty() ? 1 : win.dilations[i];
+    if (!win.kernel_shape.empty() && win.kernel_shape[i] != p->k[j]) return false;
+  }
+  return true;
+}
+
 std::unique_ptr<DnnlConv> DnnlConv::create(const Params& p, const float* w, const float* bias) {
   auto impl = std::make_unique<Impl>();
   impl->p = p;

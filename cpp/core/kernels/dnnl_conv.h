@@ -40,6 +40,10 @@ class DnnlConv {
     };
     Int8 q;
   };
+  // Fills p's channels, group, kernel, strides and dilations for weights of shape w ([M, C /
+  // group, k...], 1 or 2 spatial dims) and the conv's attributes; false where they do not fit
+  // (the kernel's infer reports why).
+  static bool set_window(const WindowAttrs& win, const Shape& w, Params* p);
   // w: [M, C / group, kh, kw] (copied into oneDNN's layout; not kept); bias: [M] or null.
   // Null when oneDNN has no implementation for these parameters (the caller falls back).
   static std::unique_ptr<DnnlConv> create(const Params& p, const float* w, const float* bias);

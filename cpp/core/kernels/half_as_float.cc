@@ -194,13 +194,7 @@ bool needs_half_as_float(const Graph& g) {
     for (const auto* ids : {&n.inputs, &n.outputs})
       for (int v : *ids)
         if (v != kNoValue && dtype_is_half(g.values[v].dtype)) return true;
-    for (const auto& [key, a] : n.attrs) {
-      if (a.kind == Attribute::Kind::kInt && (key == "to" || key == "dtype" || key == "output_dtype") &&
-          dtype_is_half(dtype_of_onnx(a.i)))
-        return true;
-      if (a.kind == Attribute::Kind::kTensor && dtype_is_half(a.t.dtype())) return true;
-      if (a.kind == Attribute::Kind::kGraph && a.g && holds_16bit_floats(*a.g)) return true;
-    }
+    if (attrs_hold_16bit_floats(n)) return true;
   }
   return false;
 }

@@ -245,25 +245,12 @@ std::unique_ptr<DnnlConv> make_dnnl_conv(const ConvAttrs& a, const Node& n, cons
   const Tensor* b = has_b ? init.constant(n, 2) : nullptr;
   if (!w || w->dtype() != DType::kFloat32 || (w->rank() != 3 && w->rank() != 4) || (has_b && !b)) return nullptr;
   if (b && (b->dtype() != DType::kFloat32 || b->rank() != 1 || b->dim(0) != w->dim(0))) return nullptr;
-  if (w->dim(0) % a.win.group != 0 || w->numel() == 0) return nullptr;
-  const int sp = w->rank() - 2;
-  if (!check_window_lengths(a.win, static_cast<size_t>(sp)).ok()) return nullptr;  // infer reports it
   DnnlConv::Params p;
-  p.M = w->dim(0);
-  p.C = w->dim(1) * a.win.group;
-  p.group = a.win.group;
+  if (!DnnlConv::set_window(a.win, w->shape(), &p) || (nhwc && w->rank() != 4)) return nullptr;
   p.act = a.act;
   p.residual = a.residual;
   p.after = a.after;
   p.nhwc = p.always = nhwc;
-  if (nhwc && sp != 2) return nullptr;
-  for (int i = 0; i < sp; ++i) {
-    const int j = 2 - sp + i;
-    p.k[j] = w->dim(2 + i);
-    p.s[j] = a.win.strides.empty() ? 1 : a.win.strides[i];
-    p.d[j] = a.win.dilations.empty() ? 1 : a.win.dilations[i];
-    if (!a.win.kernel_shape.empty() && a.win.kernel_shape[i] != p.k[j]) return nullptr;  // infer reports it
-  }
   return DnnlConv::create(p, w->data<float>(), b ? b->data<float>() : nullptr);
 }
 

@@ -852,16 +852,8 @@ StatusOr<KernelPtr> create_mserve_NhwcQLinearConv(const Node& n, const KernelIni
   if (init.prepack()) {
     DnnlConv::Params p;
     const int64_t M = w->dim(0);
-    p.group = n.attr_int("group", 1);
-    p.M = M;
-    p.C = w->dim(1) * p.group;
-    p.k[0] = w->dim(2);
-    p.k[1] = w->dim(3);
-    const auto st = n.attr_ints("strides"), di = n.attr_ints("dilations");
-    for (int i = 0; i < 2; ++i) {
-      p.s[i] = st.size() == 2 ? st[i] : 1;
-      p.d[i] = di.size() == 2 ? di[i] : 1;
-    }
+    if (!DnnlConv::set_window(a, w->shape(), &p))
+      return Unsupported("NhwcQLinearConv: the attributes do not fit the weights " + w->shape().str());
     p.nhwc = p.always = true;
     p.q.x_signed = xz->dtype() == DType::kInt8;
     p.q.y_signed = yt == DType::kInt8;
