@@ -36,6 +36,7 @@ struct Reply::State {
   mutable std::string model;
   mutable int64_t version = 0;
   server::Clock::time_point start = server::Clock::now();
+  mutable server::Clock::time_point decoded, ran;  // unset: the stage was not reached
 };
 
 Reply::Reply(Respond respond, server::Metrics* metrics, std::string api, const HttpRequest& req, AuditLog* audit)
@@ -57,9 +58,14 @@ void Reply::model(const std::string& name, int64_t version) const {
   st_->version = version;
 }
 
+void Reply::decoded() const { st_->decoded = server::Clock::now(); }
+void Reply::ran() const { st_->ran = server::Clock::now(); }
+
 void Reply::operator()(HttpResponse r) const {
-  const double secs = std::chrono::duration<double>(server::Clock::now() - st_->start).count();
-  st_->metrics->request(st_->model, st_->version, st_->api, r.status, secs);
+  const auto now = server::Clock::now();
+  const double seconds = std::chrono::duration<double>(now - st_->start).count();
+  const auto stages = Stages::of(st_->start, st_->decoded, st_->ran, now);
+  st_->metrics->request(st_->model, st_->version, st_->api, r.status, seconds, stages ? &*stages : nullptr);
   if (st_->audit) {
     AuditRecord a;
     a.client = st_->client;
@@ -70,7 +76,7 @@ void Reply::operator()(HttpResponse r) const {
     a.method = st_->method;
     a.request_id = st_->request_id;
     a.status = r.status;
-    a.latency_ms = secs * 1e3;
+    a.latency_ms = seconds * 1e3;
     st_->audit->record(a);
   }
   if (!st_->request_id.empty()) r.headers.emplace_back("X-Request-Id", st_->request_id);
@@ -306,6 +312,8 @@ void ModelServer::handle(HttpRequest&& req, Respond respond) {
     if (req.method != "GET") return reply.error(InvalidArgument("metrics are read with GET"));
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
+    const HttpServer::Io io = http_->io();
+    metrics_->http_io(io.read_seconds, io.write_seconds, io.requests);
     r.body = metrics_->prometheus(*manager_);
     if (audit_) {
       r.body +=

@@ -48,6 +48,10 @@ class Reply {
  public:
   Reply(Respond respond, server::Metrics* metrics, std::string api, const HttpRequest& req, AuditLog* audit);
   void model(const std::string& name, int64_t version) const;
+  // A predict's stages (metrics.h Stages): call when its inputs are decoded and when the model
+  // has run; the time from then to the answer counts as encoding.
+  void decoded() const;
+  void ran() const;
   void operator()(HttpResponse r) const;
   void json(int status, std::string body) const;
   void error(const Status& st) const;  // {"error": "..."} with the mapped status

@@ -2,6 +2,7 @@
 KServe v2 (requests and tritonclient.http), metrics, limits and errors."""
 import json
 import os
+import re
 import socket
 import threading
 
@@ -147,6 +148,66 @@ def test_malformed_http_gets_400(server):
     assert reply.startswith(b"HTTP/1.1 400")
 
 
+def _raw_request(path: str, body: bytes, extra: str = "") -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}\r\n").encode() + body
+
+
+def _read_responses(s: socket.socket, n: int) -> list:
+    """`n` HTTP responses (status, body) read from `s`, framed by their Content-Length."""
+    buf, out = b"", []
+    while len(out) < n:
+        while b"\r\n\r\n" not in buf:
+            chunk = s.recv(65536)
+            assert chunk, "connection closed early"
+            buf += chunk
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        if head.startswith(b"HTTP/1.1 100"):
+            continue
+        length = int([ln.split(b":")[1] for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")][0])
+        while len(buf) < length:
+            buf += s.recv(65536)
+        out.append((int(head.split()[1]), buf[:length]))
+        buf = buf[length:]
+    return out
+
+
+def test_bodies_in_pieces_pipelined_chunked_and_continued(server):
+    """Every way a body can arrive reads the same tensor: in small pieces with pauses, two
+    requests in one send, chunked, after Expect: 100-continue, a large body then a small one on
+    one connection (its buffer reused, then shrunk), and a body cut short."""
+    body = json.dumps({"instances": X.tolist()}).encode()
+    want = (X * 2).tolist()
+    path = "/v1/models/scale:predict"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        req = _raw_request(path, body)
+        for i in range(0, len(req), 7):  # a slow client: headers and body in 7-byte pieces
+            s.sendall(req[i:i + 7])
+        s.sendall(req + req)  # pipelined: the second request follows the first body at once
+        chunked = (f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n".encode()
+                   + body[:5] + f"\r\n{len(body) - 5:x}\r\n".encode() + body[5:] + b"\r\n0\r\n\r\n")
+        s.sendall(chunked)
+        big = np.random.default_rng(0).random((3000, 4), dtype=np.float32)
+        s.sendall(_raw_request(path, json.dumps({"instances": big.tolist()}).encode()))
+        s.sendall(_raw_request(path, body))
+        answers = _read_responses(s, 6)
+    for status, text in answers[:4] + answers[5:]:
+        assert status == 200, text
+        np.testing.assert_allclose(json.loads(text)["predictions"], want, rtol=1e-6)
+    assert answers[4][0] == 200
+    np.testing.assert_allclose(json.loads(answers[4][1])["predictions"], big * 2, rtol=1e-6)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(_raw_request(path, body, "Expect: 100-continue\r\n")[:-len(body)])
+        assert s.recv(4096).startswith(b"HTTP/1.1 100")
+        s.sendall(body)
+        (status, text), = _read_responses(s, 1)
+        assert status == 200
+        np.testing.assert_allclose(json.loads(text)["predictions"], want, rtol=1e-6)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(_raw_request(path, body)[:-10])  # the client gives up mid-body
+    np.testing.assert_allclose(post(server, path, body).json()["predictions"], want, rtol=1e-6)  # still serving
+
+
 # ---- KServe v2 ----
 
 def test_v2_health_and_metadata(server):
@@ -202,6 +263,18 @@ def test_v2_binary_header_checks(server):
     assert bad.status_code == 400
 
 
+@pytest.mark.parametrize("shift", [0, 1, 2, 3])
+def test_v2_binary_at_any_alignment(server, shift):
+    """Binary tensors after JSON headers of every length mod 4 (in place or copied) read the same."""
+    x = np.random.default_rng(shift).random((3, 4), dtype=np.float32)
+    header = json.dumps({"inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": 48}}]}).encode() + b" " * shift
+    r = post(server, "/v2/models/scale/versions/2/infer", header + x.tobytes(),
+             headers={"Inference-Header-Content-Length": str(len(header))})
+    assert r.status_code == 200, r.text
+    np.testing.assert_array_equal(np.asarray(r.json()["outputs"][0]["data"], np.float32).reshape(3, 4), x * 2)
+
+
 def test_tritonclient_binary_roundtrip(server):
     client = tritonclient.InferenceServerClient(server.url[len("http://"):])
     assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("two")
@@ -238,6 +311,37 @@ def test_prometheus_metrics(server):
     assert 'mserve_requests_total{model="scale",version="2",api="tfs_predict",status="200"}' in text
     assert 'mserve_request_latency_seconds_bucket{model="scale",version="2",api="tfs_predict",le="+Inf"}' in text
     assert 'mserve_model_state{model="scale",version="1",state="AVAILABLE"} 1' in text
+
+
+def _stage_sums(text: str) -> dict:
+    sums = {}
+    for m in re.finditer(r'mserve_request_stage_seconds_(sum|count)\{model="scale",version="1",api="v2_infer",'
+                         r'stage="(\w+)"\} (\S+)', text):
+        sums[(m.group(1), m.group(2))] = float(m.group(3))
+    for m in re.finditer(r'mserve_http_io_seconds_total\{direction="(\w+)"\} (\S+)', text):
+        sums[("io", m.group(1))] = float(m.group(2))
+    m = re.search(r"^mserve_http_requests_total (\d+)$", text, re.M)
+    sums[("io", "requests")] = float(m.group(1))
+    return sums
+
+
+def test_request_stages_in_metrics(server):
+    """Each predict's decode, run and encode times add up to at most its latency; errors before
+    decoding add no stages; the HTTP reads and writes are counted."""
+    before = _stage_sums(requests.get(server.url + "/metrics").text)
+    for _ in range(5):
+        assert post(server, "/v2/models/scale/versions/1/infer", {"inputs": [
+            {"name": "x", "shape": [2, 4], "datatype": "FP32", "data": X.ravel().tolist()}]}).status_code == 200
+    assert post(server, "/v2/models/scale/versions/1/infer", b"{not json").status_code == 400
+    text = requests.get(server.url + "/metrics").text
+    after = _stage_sums(text)
+    for stage in ("decode", "run", "encode"):
+        assert after[("count", stage)] - before.get(("count", stage), 0) == 5
+        assert after[("sum", stage)] > before.get(("sum", stage), 0)
+    lat = re.search(r'mserve_request_latency_seconds_sum\{model="scale",version="1",api="v2_infer"\} (\S+)', text)
+    assert sum(after[("sum", s)] for s in ("decode", "run", "encode")) <= float(lat.group(1))
+    assert after[("io", "requests")] - before[("io", "requests")] >= 7  # 6 posts and a scrape
+    assert after[("io", "write")] > before[("io", "write")] and after[("io", "read")] >= before[("io", "read")]
 
 
 def test_hundreds_of_concurrent_keepalive_connections(server):

@@ -18,11 +18,26 @@ bool base64_decode(std::string_view in, std::string* out) {
     t['_'] = 63;
     return t;
   }();
-  out->clear();
+  // Whole groups of four plain characters first (no line breaks or padding), three bytes each;
+  // from the first group that is not, one character at a time.
+  out->resize(in.size() / 4 * 3);
+  char* o = out->data();
+  const auto* s = reinterpret_cast<const unsigned char*>(in.data());
+  size_t i = 0;
+  for (; i + 4 < in.size(); i += 4) {  // the last group may hold padding: the slow loop's
+    const int a = table[s[i]], b = table[s[i + 1]], c = table[s[i + 2]], d = table[s[i + 3]];
+    if ((a | b | c | d) < 0) break;
+    const uint32_t v = (uint32_t(a) << 18) | (uint32_t(b) << 12) | (uint32_t(c) << 6) | uint32_t(d);
+    o[0] = static_cast<char>(v >> 16);
+    o[1] = static_cast<char>(v >> 8);
+    o[2] = static_cast<char>(v);
+    o += 3;
+  }
+  out->resize(static_cast<size_t>(o - out->data()));
   uint32_t acc = 0;
   int bits = 0;
   size_t pad = 0;
-  for (char c : in) {
+  for (char c : in.substr(i)) {
     if (c == '=') {
       ++pad;
       continue;
@@ -225,15 +240,45 @@ Status fill(JsonElement e, const Shape& s, int depth, T*& out, const std::string
   if (static_cast<int64_t>(arr.size()) != s[depth])
     return InvalidArgument(what + ": ragged nesting (lists of " + std::to_string(arr.size()) + " and " +
                            std::to_string(s[depth]) + " elements at depth " + std::to_string(depth) + ")");
+  if constexpr (std::is_floating_point_v<T>) {
+    if (depth + 1 == s.rank()) {  // the innermost list: numbers go straight in, the rest the long way
+      for (JsonElement c : arr) {
+        double v;
+        if (c.get_double().get(v) == simdjson::SUCCESS)
+          *out++ = static_cast<T>(v);
+        else
+          MS_RETURN_IF_ERROR(fill(c, s, depth + 1, out, what));
+      }
+      return Status::OK();
+    }
+  }
   for (JsonElement c : arr) MS_RETURN_IF_ERROR(fill(c, s, depth + 1, out, what));
   return Status::OK();
 }
 
 template <class T>
 Status fill_flat(JsonElement e, T* out, int64_t n, int64_t* i, const std::string& what) {
+  if constexpr (std::is_floating_point_v<T>) {  // numbers straight in (count_leaves sized `out`)
+    double v;
+    if (e.get_double().get(v) == simdjson::SUCCESS) {
+      if (*i >= n) return InvalidArgument(what + ": more values than the shape holds (" + std::to_string(n) + ")");
+      out[(*i)++] = static_cast<T>(v);
+      return Status::OK();
+    }
+  }
   if (e.is_array()) {
-    simdjson::dom::array arr = e.get_array().value_unsafe();                      // a named copy: a range-for over the
-    for (JsonElement c : arr) MS_RETURN_IF_ERROR(fill_flat(c, out, n, i, what));  // temporary would dangle
+    simdjson::dom::array arr =
+        e.get_array().value_unsafe();  // a named copy: a range-for over the temporary would dangle
+    for (JsonElement c : arr) {
+      if constexpr (std::is_floating_point_v<T>) {  // numbers straight in, without the call
+        double v;
+        if (*i < n && c.get_double().get(v) == simdjson::SUCCESS) {
+          out[(*i)++] = static_cast<T>(v);
+          continue;
+        }
+      }
+      MS_RETURN_IF_ERROR(fill_flat(c, out, n, i, what));
+    }
     return Status::OK();
   }
   if (*i >= n) return InvalidArgument(what + ": more values than the shape holds (" + std::to_string(n) + ")");
@@ -297,10 +342,18 @@ void put_nested(std::string* out, const T* data, const Shape& s, int depth, int6
 
 }  // namespace
 
-StatusOr<JsonElement> parse_json(simdjson::dom::parser& parser, std::string_view body) {
-  std::string quoted = quote_nonfinite(body);
-  std::string_view text = quoted.empty() ? body : std::string_view(quoted);
-  auto r = parser.parse(text.data(), text.size(), true);
+StatusOr<JsonElement> parse_json(simdjson::dom::parser& parser, const std::string& buffer, size_t len) {
+  const bool padded = buffer.capacity() - len >= simdjson::SIMDJSON_PADDING;
+  auto r = parser.parse(buffer.data(), len, /*realloc_if_needed=*/!padded);
+  if (r.error()) {
+    // JSON has no NaN or Infinity; bodies that carry them bare (as TensorFlow Serving writes
+    // them) parse once those are quoted. Only bodies that fail and hold an 'N' or 'I' are looked at.
+    const std::string_view body(buffer.data(), len);
+    if (body.find('N') != std::string_view::npos || body.find('I') != std::string_view::npos) {
+      std::string quoted = quote_nonfinite(body);
+      if (!quoted.empty()) r = parser.parse(quoted.data(), quoted.size(), true);
+    }
+  }
   if (r.error()) return InvalidArgument(std::string("malformed JSON: ") + simdjson::error_message(r.error()));
   return r.value_unsafe();
 }
@@ -385,8 +438,19 @@ void json_string(std::string* out, std::string_view s) {
   out->push_back('"');
 }
 
+namespace {
+
+// Room for `values` numbers (at most about 16 characters each as to_chars writes floats), so a
+// body grows once.
+void reserve_numbers(std::string* out, const Tensor& t, int64_t values) {
+  if (t.dtype() != DType::kString) out->reserve(out->size() + static_cast<size_t>(values) * 16 + 64);
+}
+
+}  // namespace
+
 void json_tensor(std::string* out, const Tensor& t, int64_t begin, int64_t n, bool b64) {
   Shape s = t.shape();
+  reserve_numbers(out, t, n >= 0 && s.rank() > 0 && s[0] ? t.numel() / s[0] * n : t.numel());
   const char* base = static_cast<const char*>(t.raw());
   if (n >= 0 && s.rank() > 0) {
     const int64_t row = s[0] ? t.numel() / s[0] : 0;
@@ -398,6 +462,7 @@ void json_tensor(std::string* out, const Tensor& t, int64_t begin, int64_t n, bo
 }
 
 void json_tensor_flat(std::string* out, const Tensor& t) {
+  reserve_numbers(out, t, t.numel());
   out->push_back('[');
   MS_SWITCH_JSON(t.dtype(), T, (void)0, {
     const T* p = t.data<T>();

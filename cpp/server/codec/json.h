@@ -15,9 +15,14 @@ namespace mserve::server {
 
 using JsonElement = simdjson::dom::element;
 
-// Parses `body`; bare NaN / Infinity / -Infinity outside strings are accepted (read back by
-// tensor_from_json for float tensors). `parser` owns the returned document's memory.
-StatusOr<JsonElement> parse_json(simdjson::dom::parser& parser, std::string_view body);
+// Parses the first `len` bytes of `buffer`; bare NaN / Infinity / -Infinity outside strings are
+// accepted (read back by tensor_from_json for float tensors). `parser` owns the returned
+// document's memory. Read in place when `buffer` has simdjson's padding allocated after them
+// (HTTP bodies read with a Content-Length do: http.h kBodyPadding), else from a padded copy.
+StatusOr<JsonElement> parse_json(simdjson::dom::parser& parser, const std::string& buffer, size_t len);
+inline StatusOr<JsonElement> parse_json(simdjson::dom::parser& parser, const std::string& text) {
+  return parse_json(parser, text, text.size());
+}
 
 // A tensor of `dtype` from nested arrays. With `stack`, `rows` are the batch's rows (one element
 // each, stacked along a new dim 0; every row must have the same shape); otherwise `rows` holds

@@ -33,7 +33,7 @@ StatusOr<V2InferRequest> decode_v2_infer(const std::shared_ptr<std::string>& bod
     json_len = n;
   }
   thread_local simdjson::dom::parser parser;
-  auto parsed = parse_json(parser, std::string_view(body.data(), json_len));
+  auto parsed = parse_json(parser, body, json_len);
   if (!parsed.ok()) return parsed.status();
   JsonElement doc = parsed.value();
   if (!doc.is_object()) return InvalidArgument("the request body must be a JSON object");

@@ -31,6 +31,11 @@ class Call {
   // ModelServer::authorize with the peer's address and "authorization" metadata; remembers the
   // identity for the audit log.
   Status authorize(const std::string& model, bool health = false);
+  // A predict's stages (metrics.h Stages), as Reply's: after its inputs are read from the request
+  // message and after the run; the rest until finish counts as encoding. (Protobuf's own parsing
+  // and serializing happen outside the call.)
+  void decoded() { decoded_ = server::Clock::now(); }
+  void ran() { ran_ = server::Clock::now(); }
   ::grpc::Status finish(const Status& st);
 
  private:
@@ -38,7 +43,7 @@ class Call {
   const ::grpc::ServerContext* ctx_;
   std::string api_, model_, identity_;
   int64_t version_ = 0;
-  server::Clock::time_point start_;
+  server::Clock::time_point start_, decoded_, ran_;
 };
 
 // The call's deadline: the client's, or the server's request timeout when that is sooner.

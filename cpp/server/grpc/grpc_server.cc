@@ -66,8 +66,10 @@ Status Call::authorize(const std::string& model, bool health) {
 }
 
 ::grpc::Status Call::finish(const Status& st) {
-  const double secs = std::chrono::duration<double>(server::Clock::now() - start_).count();
-  server_->metrics().request(model_, version_, api_, http_status(st), secs);
+  const auto now = server::Clock::now();
+  const double secs = std::chrono::duration<double>(now - start_).count();
+  const auto stages = Stages::of(start_, decoded_, ran_, now);
+  server_->metrics().request(model_, version_, api_, http_status(st), secs, stages ? &*stages : nullptr);
   if (AuditLog* audit = server_->audit()) {
     AuditRecord a;
     a.protocol = "grpc";

@@ -208,7 +208,9 @@ class PredictionService final : public tfs::PredictionService::Service {
     if (wanted.empty())
       for (size_t i = 0; i < sig.outputs.size(); ++i) wanted.push_back(i);
     std::vector<Tensor> outs;
+    call.decoded();
     Status st = run_and_wait(server_, sv, std::move(inputs), call_deadline(*server_, *ctx), &outs);
+    call.ran();
     if (!st.ok()) return call.finish(st);
     answer_spec(*sv, resp->mutable_model_spec());
     for (size_t idx : wanted) tensor_to_proto(outs[idx], &(*resp->mutable_outputs())[sig.outputs[idx].name]);

@@ -213,7 +213,9 @@ class InferenceService final : public v2::GRPCInferenceService::Service {
     if (wanted.empty())
       for (size_t i = 0; i < sig.outputs.size(); ++i) wanted.push_back(i);
     std::vector<Tensor> outs;
+    call.decoded();
     Status st = run_and_wait(server_, sv, std::move(inputs), call_deadline(*server_, *ctx), &outs);
+    call.ran();
     if (!st.ok()) return call.finish(st);
     resp->set_model_name(sv->model);
     resp->set_model_version(std::to_string(sv->version));

@@ -19,6 +19,10 @@
 
 namespace mserve::server {
 
+// Request bodies read with a Content-Length have at least this many bytes allocated after their
+// end, so parsers that read ahead in blocks (simdjson) read them in place.
+inline constexpr size_t kBodyPadding = 64;
+
 struct HttpRequest {
   std::string method;  // "GET", "POST", ...
   std::string path;    // target without the query string, percent-decoded
@@ -70,6 +74,13 @@ class HttpServer {
   void stop(int drain_ms = 30000);
   int64_t in_flight() const;
   int64_t connections() const;
+  // Time spent reading request bodies (from the end of the headers to the end of the body) and
+  // writing responses (from the first byte written to the last), summed over every request.
+  struct Io {
+    double read_seconds = 0, write_seconds = 0;
+    uint64_t requests = 0;
+  };
+  Io io() const;
 
   struct Impl;
 

@@ -152,6 +152,7 @@ void ModelServer::tfs(HttpRequest&& req, const std::string& rest, Respond respon
   bool row_format = false;
   auto inputs = decode_predict(doc.value(), sv->session->signature(), &row_format);
   if (!inputs.ok()) return reply.error(inputs.status());
+  reply.decoded();
   server::Metrics* metrics = metrics_.get();
   // `done` keeps the session (for its signature) but not the servable: see manager.h.
   std::shared_ptr<Session> session = sv->session;
@@ -159,6 +160,7 @@ void ModelServer::tfs(HttpRequest&& req, const std::string& rest, Respond respon
   const int64_t version = sv->version;
   run(sv, std::move(inputs).value(), deadline(),
       [reply, session, row_format, metrics, model, version](Status st, std::vector<Tensor> outs) {
+        reply.ran();
         if (!st.ok()) return reply.error(st);
         int64_t bad = 0;
         for (const Tensor& t : outs) bad += count_nonfinite(t);

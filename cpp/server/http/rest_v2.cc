@@ -122,6 +122,7 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
 
   auto decoded = decode_v2_infer(req.body, req.header("inference-header-content-length"), sig);
   if (!decoded.ok()) return reply.error(decoded.status());
+  reply.decoded();
   std::vector<Tensor> inputs = std::move(decoded.value().inputs);
   const std::vector<std::pair<size_t, bool>> wanted = std::move(decoded.value().wanted);
   const std::string id = std::move(decoded.value().id);
@@ -131,6 +132,7 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
   const int64_t mversion = sv->version;
   run(sv, std::move(inputs), deadline(),
       [reply, session, wanted, id, metrics, mname, mversion](Status st, std::vector<Tensor> outs) {
+        reply.ran();
         if (!st.ok()) return reply.error(st);
         const Signature& sig = session->signature();
         std::string o = "{";

@@ -33,6 +33,18 @@ std::string num(double v) {
 
 }  // namespace
 
+std::optional<Stages> Stages::of(Time start, Time decoded, Time ran, Time end) {
+  if (decoded == Time{}) return std::nullopt;
+  auto secs = [](Time::duration d) { return std::chrono::duration<double>(d).count(); };
+  Stages s;
+  s.decode = secs(decoded - start);
+  if (ran != Time{}) {
+    s.run = secs(ran - decoded);
+    s.encode = secs(end - ran);
+  }
+  return s;
+}
+
 void Metrics::observe(Histogram& h, const std::vector<double>& bounds, double v) {
   if (h.counts.empty()) h.counts.assign(bounds.size(), 0);
   for (size_t i = 0; i < bounds.size(); ++i)
@@ -44,10 +56,25 @@ void Metrics::observe(Histogram& h, const std::vector<double>& bounds, double v)
   h.sum += v;
 }
 
-void Metrics::request(const std::string& model, int64_t version, const std::string& api, int status, double seconds) {
+void Metrics::request(const std::string& model, int64_t version, const std::string& api, int status, double seconds,
+                      const Stages* stages) {
   std::lock_guard<std::mutex> lk(mu_);
   ++requests_[{model, version, api, status}];
   observe(latency_[{model, version, api}], kLatencyBounds, seconds);
+  if (stages) {
+    StageSums& s = stages_[{model, version, api}];
+    ++s.count;
+    s.sum.decode += stages->decode;
+    s.sum.run += stages->run;
+    s.sum.encode += stages->encode;
+  }
+}
+
+void Metrics::http_io(double read_seconds, double write_seconds, uint64_t requests) {
+  std::lock_guard<std::mutex> lk(mu_);
+  http_read_ = read_seconds;
+  http_write_ = write_seconds;
+  http_requests_ = requests;
 }
 
 void Metrics::batch(const std::string& model, size_t rows) {
@@ -62,6 +89,8 @@ void Metrics::forget(const std::string& model, int64_t version) {
     it = match(std::get<0>(it->first), std::get<1>(it->first)) ? requests_.erase(it) : std::next(it);
   for (auto it = latency_.begin(); it != latency_.end();)
     it = match(std::get<0>(it->first), std::get<1>(it->first)) ? latency_.erase(it) : std::next(it);
+  for (auto it = stages_.begin(); it != stages_.end();)
+    it = match(std::get<0>(it->first), std::get<1>(it->first)) ? stages_.erase(it) : std::next(it);
   for (auto it = nonfinite_.begin(); it != nonfinite_.end();)
     it = match(it->first.first, it->first.second) ? nonfinite_.erase(it) : std::next(it);
   if (version < 0) batch_.erase(model);
@@ -102,6 +131,26 @@ std::string Metrics::prometheus(const ModelManager& manager) const {
                 "model=\"" + esc(model) + "\",version=\"" + std::to_string(version) + "\",api=\"" + api + "\"", h,
                 kLatencyBounds);
     }
+    o += "# HELP mserve_request_stage_seconds Time predict requests spent decoding inputs, running the model "
+         "(with the batching queue) and encoding outputs.\n";
+    o += "# TYPE mserve_request_stage_seconds summary\n";
+    for (const auto& [k, s] : stages_) {
+      const auto& [model, version, api] = k;
+      const std::string labels =
+          "model=\"" + esc(model) + "\",version=\"" + std::to_string(version) + "\",api=\"" + api + "\",stage=\"";
+      for (const auto& [stage, v] : {std::pair{"decode", s.sum.decode}, {"run", s.sum.run}, {"encode", s.sum.encode}}) {
+        o += "mserve_request_stage_seconds_sum{" + labels + stage + "\"} " + num(v) + "\n";
+        o += "mserve_request_stage_seconds_count{" + labels + stage + "\"} " + std::to_string(s.count) + "\n";
+      }
+    }
+    o += "# HELP mserve_http_io_seconds_total Time the HTTP front end spent reading request bodies and writing "
+         "responses.\n";
+    o += "# TYPE mserve_http_io_seconds_total counter\n";
+    o += "mserve_http_io_seconds_total{direction=\"read\"} " + num(http_read_) + "\n";
+    o += "mserve_http_io_seconds_total{direction=\"write\"} " + num(http_write_) + "\n";
+    o += "# HELP mserve_http_requests_total HTTP requests read (every endpoint).\n";
+    o += "# TYPE mserve_http_requests_total counter\n";
+    o += "mserve_http_requests_total " + std::to_string(http_requests_) + "\n";
     o += "# HELP mserve_batch_size Rows per batched run.\n";
     o += "# TYPE mserve_batch_size histogram\n";
     for (const auto& [model, h] : batch_)

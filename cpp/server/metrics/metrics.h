@@ -2,9 +2,11 @@
 // Thread-safety: every method may be called from any thread (one mutex; updates are a few map
 // operations, far below a request's cost).
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -13,11 +15,27 @@ namespace mserve::server {
 
 class ModelManager;
 
+// Where a predict request's time went, in seconds: reading its inputs from the body (parse and
+// convert), running the model (with the batching queue's wait when batching is on), and writing
+// the answer's body. 0 for stages a request did not reach.
+struct Stages {
+  double decode = 0, run = 0, encode = 0;
+  // The stages of a request that started at `start`, had its inputs decoded at `decoded`, its
+  // outputs at `ran` and ended at `end`; a default time point is a stage not reached. nullopt
+  // when the inputs were never decoded.
+  using Time = std::chrono::steady_clock::time_point;
+  static std::optional<Stages> of(Time start, Time decoded, Time ran, Time end);
+};
+
 class Metrics {
  public:
   // One finished request: model ("" when none was resolved), version (0 when none), the API
-  // ("tfs_predict", "v2_infer", ...), the HTTP status and the latency.
-  void request(const std::string& model, int64_t version, const std::string& api, int status, double seconds);
+  // ("tfs_predict", "v2_infer", ...), the HTTP status, the latency and, for predicts, its stages.
+  void request(const std::string& model, int64_t version, const std::string& api, int status, double seconds,
+               const Stages* stages = nullptr);
+  // Time the HTTP front end spent reading request bodies and writing responses (from
+  // HttpServer::io()), exported beside the stages.
+  void http_io(double read_seconds, double write_seconds, uint64_t requests);
   void batch(const std::string& model, size_t rows);
   void nonfinite_outputs(const std::string& model, int64_t version, int64_t count);
   // Drops the series of a version (-1: every version of the model) that is no longer served.
@@ -35,6 +53,13 @@ class Metrics {
   mutable std::mutex mu_;
   std::map<std::tuple<std::string, int64_t, std::string, int>, uint64_t> requests_;
   std::map<std::tuple<std::string, int64_t, std::string>, Histogram> latency_;
+  struct StageSums {
+    uint64_t count = 0;
+    Stages sum;
+  };
+  std::map<std::tuple<std::string, int64_t, std::string>, StageSums> stages_;
+  double http_read_ = 0, http_write_ = 0;
+  uint64_t http_requests_ = 0;
   std::map<std::string, Histogram> batch_;
   std::map<std::pair<std::string, int64_t>, uint64_t> nonfinite_;
 };
