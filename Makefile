@@ -193,7 +193,7 @@ bench-real: build
 # HTTP serving: mserve vs FastAPI + uvicorn + onnxruntime (wrk at concurrency 1, 8, 64); gRPC vs
 # grpcio + onnxruntime and mserve's REST (h2load).
 bench-serve: build
-	@$(PY) -c "import fastapi, uvicorn" 2>/dev/null || $(PY) -m pip install -q fastapi uvicorn
+	@$(PY) -c "import fastapi, uvicorn, simdjson" 2>/dev/null || $(PY) -m pip install -q fastapi uvicorn pysimdjson
 	$(PY) bench/bench_serve.py
 
 # The server under mixed valid, invalid and oversized traffic with version swaps for SOAK_MINUTES;

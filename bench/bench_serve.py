@@ -1,5 +1,12 @@
 """Serving throughput and latency, measured in one run on loopback at several concurrencies.
 
+Where the time goes (--only stages): each payload (TF Serving JSON rows of 1, 8 and 64 x 256
+floats, the same as KServe v2 JSON, a 224x224x3 float32 image as v2 binary and as gRPC) at
+concurrency 1 against mserve alone; from the server's own metrics, per request: body read,
+decode, run (the model), encode, write; the server's overhead (all of it but the run) beside the
+time simdjson (pysimdjson, the physical limit of this path) takes to parse the same body in this
+process, or a memcpy of a binary payload.
+
 REST: mserve's C++ server against FastAPI + uvicorn + onnxruntime (the usual Python way to serve
 a model), the same models and request bodies, load from wrk.
 gRPC: mserve's TensorFlow Serving Predict over gRPC against a grpcio + onnxruntime server (the
@@ -12,7 +19,7 @@ shares the machine with them, equally for all. Answers are compared before anyth
 Prints requests/s and p50/p99 latency for each, and the ratios (rps: mserve / peer, above 1 means
 mserve serves more; p99: peer / mserve, above 1 means mserve answers faster). No thresholds.
 
-    python bench/bench_serve.py [--seconds 5] [--concurrency 1 8 64] [--threads N] [--only rest|grpc]
+    python bench/bench_serve.py [--seconds 5] [--concurrency 1 8 64] [--threads N] [--only rest|grpc|stages]
 """
 from __future__ import annotations
 
@@ -40,6 +47,7 @@ CASES = [
     ("half_plus_two", "1 scalar", lambda: [1.0, 2.0, 5.0]),
     ("mlp", "1x256", lambda: examples.example_input("mlp", 1).tolist()),
     ("mlp", "8x256", lambda: examples.example_input("mlp", 8).tolist()),
+    ("mlp", "64x256", lambda: examples.example_input("mlp", 64).tolist()),
 ]
 
 
@@ -324,19 +332,177 @@ def bench_grpc(args) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+# ---- where the time goes ----
+
+STAGE_RE = re.compile(r'mserve_request_stage_seconds_(sum|count)\{model="([^"]*)",version="\d+",api="(\w+)",'
+                      r'stage="(\w+)"\} (\S+)')
+
+
+def server_times(url: str) -> dict:
+    """Stage sums and counts by (model, api), and the HTTP read/write totals, from the metrics."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for m in STAGE_RE.finditer(text):
+        out[(m.group(2), m.group(3), m.group(4), m.group(1))] = float(m.group(5))
+    for m in re.finditer(r'mserve_http_io_seconds_total\{direction="(\w+)"\} (\S+)', text):
+        out[("http", m.group(1))] = float(m.group(2))
+    out[("http", "requests")] = float(re.search(r"^mserve_http_requests_total (\d+)", text, re.M).group(1))
+    return out
+
+
+def per_request(before: dict, after: dict, model: str, api: str, http: bool) -> dict:
+    """Microseconds per request of each stage between two scrapes (read/write: HTTP only)."""
+    n = after[(model, api, "run", "count")] - before.get((model, api, "run", "count"), 0)
+    us = {st: (after[(model, api, st, "sum")] - before.get((model, api, st, "sum"), 0)) / n * 1e6
+          for st in ("decode", "run", "encode")}
+    if http:
+        reqs = after[("http", "requests")] - before[("http", "requests")] - 1  # less the scrape itself
+        for d in ("read", "write"):
+            us[d] = (after[("http", d)] - before[("http", d)]) / reqs * 1e6
+    us["n"] = n
+    return us
+
+
+def best_us(fn, repeats: int = 7, min_seconds: float = 0.2) -> float:
+    """Best of `repeats` timings of fn(), each over enough calls for min_seconds; microseconds."""
+    calls = 1
+    while True:
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        if time.perf_counter() - t >= min_seconds / 10:
+            break
+        calls *= 2
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - t) / calls)
+    return best * 1e6
+
+
+def bench_stages(args) -> None:
+    try:
+        import simdjson
+    except ImportError:
+        sys.exit("the stages table needs pysimdjson (pip install pysimdjson)")
+    if shutil.which("h2load") is None:
+        sys.exit("bench_serve needs h2load (Debian package nghttp2-client) for gRPC")
+    import onnx
+    work = tempfile.mkdtemp(prefix="mserve-bench-stages-")
+    image = np.random.default_rng(0).random((1, 224, 224, 3), np.float32)
+    lines = []
+    for name, model in (("mlp", examples.mlp()), ("image", examples.cnn_nhwc(size=224))):
+        d = os.path.join(work, "repo", name, "1")
+        os.makedirs(d)
+        onnx.save(model, os.path.join(d, "model.onnx"))
+        lines.append(f"config {{ name: '{name}' base_path: '{os.path.join(work, 'repo', name)}' }}")
+    config = os.path.join(work, "models.config")
+    with open(config, "w") as f:
+        f.write("model_config_list {\n" + "\n".join(lines) + "\n}\n")
+    script = os.path.join(work, "post.lua")
+    with open(script, "w") as f:
+        f.write(WRK_SCRIPT)
+    rest_port, grpc_port = free_port(), free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mserve", "serve", f"--model_config_file={config}", f"--rest_api_port={rest_port}",
+         f"--port={grpc_port}", "--host=127.0.0.1", f"--threads={args.threads}", "--rest_api_timeout_in_ms=0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{rest_port}"
+    parser = simdjson.Parser()
+    # label, model, api, body bytes, what to post to (REST path, or None for gRPC), extra wrk headers
+    cases = []
+    for rows in (1, 8, 64):
+        x = examples.example_input("mlp", rows)
+        cases.append((f"TFS JSON {rows}x256", "mlp", "tfs_predict", json.dumps({"instances": x.tolist()}).encode(),
+                      "/v1/models/mlp:predict", {}))
+        if rows > 1:
+            v2 = {"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}
+            cases.append((f"v2 JSON {rows}x256", "mlp", "v2_infer", json.dumps(v2).encode(), "/v2/models/mlp/infer",
+                          {}))
+    header = json.dumps({"inputs": [{"name": "image", "shape": list(image.shape), "datatype": "FP32",
+                                     "parameters": {"binary_data_size": image.nbytes}}]}).encode()
+    cases.append(("v2 binary 224x224x3", "image", "v2_infer", header + image.tobytes(), "/v2/models/image/infer",
+                  {"Inference-Header-Content-Length": str(len(header)), "Content-Type": "application/octet-stream"}))
+    make_stubs(os.path.join(work, "stubs"))
+    from tensorflow_serving.apis import predict_pb2
+    req = predict_pb2.PredictRequest()
+    req.model_spec.name = "image"
+    t = req.inputs["image"]
+    t.dtype = 1  # DT_FLOAT
+    for d in image.shape:
+        t.tensor_shape.dim.add().size = d
+    t.tensor_content = image.tobytes()
+    msg = req.SerializeToString()
+    cases.append(("gRPC 224x224x3", "image", "grpc_predict", msg, None, {}))
+    try:
+        for name in ("mlp", "image"):
+            wait_up(f"{url}/v1/models/{name}", server)
+        print(f"\nWhere the time goes: concurrency 1, {args.seconds:g} s per payload, {args.threads} intra-op threads; "
+              "microseconds per request from the server's metrics (read: body after the headers; write: the "
+              "response; gRPC: protobuf parsing and transport are outside the call); overhead = all but the run; "
+              "limit = simdjson's parse of the body (pysimdjson, this process) or a memcpy of the binary payload")
+        print("| payload | body KB | client p50 | read | decode | run | encode | write | overhead | limit "
+              "| overhead / limit | server / run |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        buf = np.empty_like(image)
+        copy_us = best_us(lambda: np.copyto(buf, image))
+
+        def cell(v):
+            return "n/a" if v is None else f"{v:.1f}"
+
+        for label, model, api, body, path, headers in cases:
+            body_file = os.path.join(work, "body")
+            with open(body_file, "wb") as f:
+                f.write(b"\0" + len(body).to_bytes(4, "big") + body if path is None else body)
+            if path is None:
+                limit = copy_us
+                before = server_times(url)
+                g = run_h2load(f"http://127.0.0.1:{grpc_port}/tensorflow.serving.PredictionService/Predict", body_file,
+                               1, args.seconds, os.path.join(work, "h2.log"))
+                p50, bad = g["p50"], g["failed"]
+            else:
+                limit = copy_us if "binary" in label else best_us(lambda b=body: parser.parse(b))
+                stage_script = script
+                if headers:
+                    stage_script = os.path.join(work, "post_headers.lua")
+                    with open(stage_script, "w") as f:
+                        f.write(WRK_SCRIPT + "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items()))
+                before = server_times(url)
+                r = run_wrk(url + path, body_file, stage_script, 1, args.seconds)
+                p50, bad = r["p50"], r["non2xx"]
+            after = server_times(url)
+            if bad:
+                print(f"  warning: {bad} failed requests for {label}")
+            us = per_request(before, after, model, api, http=path is not None)
+            read, write = us.get("read"), us.get("write")
+            server_us = us["decode"] + us["run"] + us["encode"] + (read or 0) + (write or 0)
+            overhead = server_us - us["run"]
+            print(f"| {label} | {len(body) / 1024:.0f} | {p50 * 1e3:.0f} | {cell(read)} | {us['decode']:.1f} "
+                  f"| {us['run']:.1f} | {us['encode']:.1f} | {cell(write)} | {overhead:.1f} | {limit:.1f} "
+                  f"| {overhead / limit:.2f}x | {server_us / us['run']:.2f}x |", flush=True)
+    finally:
+        stop_all({"mserve": server})
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=int, default=5, help="duration per measurement")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="intra-op threads, every server")
-    ap.add_argument("--only", choices=["rest", "grpc"], help="run one of the two tables")
+    ap.add_argument("--only", choices=["rest", "grpc", "stages"], help="run one of the tables")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench_serve needs wrk (Debian package wrk)")
-    if args.only != "grpc":
+    if args.only in (None, "rest"):
         bench_rest(args)
-    if args.only != "rest":
+    if args.only in (None, "grpc"):
         bench_grpc(args)
+    if args.only in (None, "stages"):
+        bench_stages(args)
 
 
 if __name__ == "__main__":

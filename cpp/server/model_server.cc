@@ -1,6 +1,7 @@
 #include "server/model_server.h"
 
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -149,6 +150,16 @@ StatusOr<std::unique_ptr<ModelServer>> ModelServer::start(
   }
   MS_RETURN_IF_ERROR(s->manager_->set_config(all));
   ModelServer* raw = s.get();
+  // KServe v2 binary tensors follow a JSON header of Inference-Header-Content-Length bytes: the
+  // first lands on a 64-byte boundary, so aligned tensors are used in place (v2_rest.h).
+  s->opts_.http.align_body = [](const HttpRequest& head) -> size_t {
+    std::string rest;
+    const std::string_view hl = head.header("inference-header-content-length");
+    size_t n = 0;
+    if (hl.empty() || !starts_with_ci(head.path, "/v2/", &rest)) return 0;
+    auto r = std::from_chars(hl.data(), hl.data() + hl.size(), n);
+    return r.ec == std::errc() && r.ptr == hl.data() + hl.size() ? n : 0;
+  };
   MS_ASSIGN_OR_RETURN(s->http_, HttpServer::start(s->opts_.http, [raw](HttpRequest&& req, Respond respond) {
                         raw->handle(std::move(req), std::move(respond));
                       }));

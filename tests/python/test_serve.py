@@ -265,12 +265,19 @@ def test_v2_binary_header_checks(server):
 
 @pytest.mark.parametrize("shift", [0, 1, 2, 3])
 def test_v2_binary_at_any_alignment(server, shift):
-    """Binary tensors after JSON headers of every length mod 4 (in place or copied) read the same."""
+    """Binary tensors after JSON headers of every length mod 4 read the same: placed on a boundary
+    when the body has a Content-Length, copied when it comes chunked."""
     x = np.random.default_rng(shift).random((3, 4), dtype=np.float32)
     header = json.dumps({"inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP32",
                                      "parameters": {"binary_data_size": 48}}]}).encode() + b" " * shift
     r = post(server, "/v2/models/scale/versions/2/infer", header + x.tobytes(),
              headers={"Inference-Header-Content-Length": str(len(header))})
+    assert r.status_code == 200, r.text
+    np.testing.assert_array_equal(np.asarray(r.json()["outputs"][0]["data"], np.float32).reshape(3, 4), x * 2)
+    # Chunked (no Content-Length): read as it comes, a misaligned tensor is copied.
+    r = requests.post(server.url + "/v2/models/scale/versions/2/infer", data=iter([header, x.tobytes()]),
+                      headers={"Inference-Header-Content-Length": str(len(header))})
+    assert r.request.headers.get("Transfer-Encoding") == "chunked"
     assert r.status_code == 200, r.text
     np.testing.assert_array_equal(np.asarray(r.json()["outputs"][0]["data"], np.float32).reshape(3, 4), x * 2)
 

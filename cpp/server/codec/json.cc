@@ -342,13 +342,13 @@ void put_nested(std::string* out, const T* data, const Shape& s, int depth, int6
 
 }  // namespace
 
-StatusOr<JsonElement> parse_json(simdjson::dom::parser& parser, const std::string& buffer, size_t len) {
-  const bool padded = buffer.capacity() - len >= simdjson::SIMDJSON_PADDING;
-  auto r = parser.parse(buffer.data(), len, /*realloc_if_needed=*/!padded);
+StatusOr<JsonElement> parse_json(simdjson::dom::parser& parser, const std::string& buffer, size_t begin, size_t len) {
+  const bool padded = buffer.capacity() - (begin + len) >= simdjson::SIMDJSON_PADDING;
+  auto r = parser.parse(buffer.data() + begin, len, /*realloc_if_needed=*/!padded);
   if (r.error()) {
     // JSON has no NaN or Infinity; bodies that carry them bare (as TensorFlow Serving writes
     // them) parse once those are quoted. Only bodies that fail and hold an 'N' or 'I' are looked at.
-    const std::string_view body(buffer.data(), len);
+    const std::string_view body(buffer.data() + begin, len);
     if (body.find('N') != std::string_view::npos || body.find('I') != std::string_view::npos) {
       std::string quoted = quote_nonfinite(body);
       if (!quoted.empty()) r = parser.parse(quoted.data(), quoted.size(), true);

@@ -15,13 +15,13 @@ namespace mserve::server {
 
 using JsonElement = simdjson::dom::element;
 
-// Parses the first `len` bytes of `buffer`; bare NaN / Infinity / -Infinity outside strings are
-// accepted (read back by tensor_from_json for float tensors). `parser` owns the returned
+// Parses the `len` bytes at `begin` of `buffer`; bare NaN / Infinity / -Infinity outside strings
+// are accepted (read back by tensor_from_json for float tensors). `parser` owns the returned
 // document's memory. Read in place when `buffer` has simdjson's padding allocated after them
 // (HTTP bodies read with a Content-Length do: http.h kBodyPadding), else from a padded copy.
-StatusOr<JsonElement> parse_json(simdjson::dom::parser& parser, const std::string& buffer, size_t len);
+StatusOr<JsonElement> parse_json(simdjson::dom::parser& parser, const std::string& buffer, size_t begin, size_t len);
 inline StatusOr<JsonElement> parse_json(simdjson::dom::parser& parser, const std::string& text) {
-  return parse_json(parser, text, text.size());
+  return parse_json(parser, text, 0, text.size());
 }
 
 // A tensor of `dtype` from nested arrays. With `stack`, `rows` are the batch's rows (one element

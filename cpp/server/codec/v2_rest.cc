@@ -19,10 +19,11 @@ bool get_bool_param(JsonElement obj, const char* key) {
 
 }  // namespace
 
-StatusOr<V2InferRequest> decode_v2_infer(const std::shared_ptr<std::string>& body_ptr, std::string_view header_length,
-                                         const Signature& sig) {
+StatusOr<V2InferRequest> decode_v2_infer(const std::shared_ptr<std::string>& body_ptr, size_t body_at,
+                                         std::string_view header_length, const Signature& sig) {
   // The JSON header, then (binary extension) the input tensors' bytes in order.
-  const std::string& body = *body_ptr;
+  if (body_at > body_ptr->size()) return InvalidArgument("the body starts past its end");
+  const std::string_view body(body_ptr->data() + body_at, body_ptr->size() - body_at);
   size_t json_len = body.size();
   std::string_view hl = header_length;
   if (!hl.empty()) {
@@ -33,7 +34,7 @@ StatusOr<V2InferRequest> decode_v2_infer(const std::shared_ptr<std::string>& bod
     json_len = n;
   }
   thread_local simdjson::dom::parser parser;
-  auto parsed = parse_json(parser, body, json_len);
+  auto parsed = parse_json(parser, *body_ptr, body_at, json_len);
   if (!parsed.ok()) return parsed.status();
   JsonElement doc = parsed.value();
   if (!doc.is_object()) return InvalidArgument("the request body must be a JSON object");

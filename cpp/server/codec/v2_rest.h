@@ -19,10 +19,10 @@ struct V2InferRequest {
   std::string id;
 };
 
-// `body`: the whole request body (binary inputs that are aligned are used in place and keep it
-// alive); `header_length`: the Inference-Header-Content-Length value ("" when absent); `sig`: the
-// model's. InvalidArgument naming what is wrong.
-StatusOr<V2InferRequest> decode_v2_infer(const std::shared_ptr<std::string>& body, std::string_view header_length,
-                                         const Signature& sig);
+// `body`: the whole request body from byte `body_at` on (binary inputs that are aligned are used
+// in place and keep it alive); `header_length`: the Inference-Header-Content-Length value (""
+// when absent); `sig`: the model's. InvalidArgument naming what is wrong.
+StatusOr<V2InferRequest> decode_v2_infer(const std::shared_ptr<std::string>& body, size_t body_at,
+                                         std::string_view header_length, const Signature& sig);
 
 }  // namespace mserve::server

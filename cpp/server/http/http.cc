@@ -56,6 +56,7 @@ std::string percent_decode(std::string_view s) {
 constexpr size_t kHeaderLimit = 64 * 1024;
 // A connection keeps its body buffer for the next request up to this size (or 4x the next body).
 constexpr size_t kKeepBodyCapacity = 1 << 20;
+constexpr size_t kBodyAlign = 64;  // HttpOptions::align_body
 
 // The request line and headers of `msg`; the body is the caller's.
 template <class Body>
@@ -205,13 +206,21 @@ class Conn : public std::enable_shared_from_this<Conn<Stream>> {
     const size_t n = static_cast<size_t>(*len);
     if (!body_ || body_.use_count() != 1 || body_->capacity() > std::max<size_t>(4 * n, kKeepBodyCapacity))
       body_ = std::make_shared<std::string>();
-    body_->reserve(n + kBodyPadding);
-    body_->resize(n);
+    head_ = request_head(parser_->get());
+    size_t align_at = srv_->opts.align_body ? srv_->opts.align_body(head_) : 0;
+    if (align_at > n) align_at = 0;
+    body_->reserve(n + kBodyAlign + kBodyPadding);
+    const size_t shift =
+        align_at ? (kBodyAlign - (reinterpret_cast<uintptr_t>(body_->data()) + align_at) % kBodyAlign) % kBodyAlign : 0;
+    body_->assign(shift, ' ');
+    body_->resize(shift + n);
+    head_.body_at = shift;
+    char* dst = body_->data() + shift;
     const size_t have = std::min(buf_.size(), n);
-    net::buffer_copy(net::buffer(body_->data(), have), buf_.data());
+    net::buffer_copy(net::buffer(dst, have), buf_.data());
     buf_.consume(have);  // what follows the body (a pipelined request) stays for the next read
     if (have == n) return on_read({}, true);
-    net::async_read(stream_, net::buffer(body_->data() + have, n - have),
+    net::async_read(stream_, net::buffer(dst + have, n - have),
                     [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec, true); });
   }
 
@@ -235,13 +244,13 @@ class Conn : public std::enable_shared_from_this<Conn<Stream>> {
     close();
   }
 
-  // `direct`: the body is in body_ (read_body), not in the parser's message.
+  // `direct`: the request is head_ with its body in body_ (read_body), not the parser's message.
   void on_read(beast::error_code ec, bool direct = false) {
     if (ec) return on_error(ec);
     srv_->read_ns += now_ns() - header_at_;
     ++srv_->requests;
     auto& msg = parser_->get();
-    HttpRequest req = direct ? request_head(msg) : to_request(msg);
+    HttpRequest req = direct ? std::move(head_) : to_request(msg);
     if (direct) req.body = body_;
     beast::error_code ignore;
     auto ep = tcp_layer().socket().remote_endpoint(ignore);
@@ -296,6 +305,7 @@ class Conn : public std::enable_shared_from_this<Conn<Stream>> {
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<std::string> body_;  // the last Content-Length body, its memory reused
+  HttpRequest head_;                   // the request whose body read_body reads
   uint64_t header_at_ = 0;             // when the request's headers were read (now_ns)
   HttpServer::Impl* srv_;
 };

@@ -28,8 +28,11 @@ struct HttpRequest {
   std::string path;    // target without the query string, percent-decoded
   std::string query;
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
-  std::shared_ptr<std::string> body;                         // shared so decoded tensors may point into it
-  std::string remote;                                        // client address
+  // The body: the bytes of `*body` from `body_at` on (shared so decoded tensors may point into
+  // it; body_at > 0 when HttpOptions::align_body placed a part of it).
+  std::shared_ptr<std::string> body;
+  size_t body_at = 0;
+  std::string remote;  // client address
   // Set by the model server before its handlers run:
   std::string identity;    // the token's identity ("" without tokens)
   std::string request_id;  // the client's X-Request-Id, or a new one
@@ -55,6 +58,10 @@ struct HttpOptions {
   int idle_timeout_ms = 60000;   // keep-alive connections idle this long are closed
   int read_timeout_ms = 30000;   // a request must arrive completely within this
   int max_connections = 10000;   // more are closed at accept
+  // Given a request's line and headers, the offset within its body of data that should start on a
+  // 64-byte boundary (binary tensors after a JSON header, used in place), or 0. Content-Length
+  // bodies are placed so (HttpRequest::body_at); others are read as they come.
+  std::function<size_t(const HttpRequest&)> align_body;
   // HTTPS when both are set: PEM certificate chain and private key; TLS 1.2 and 1.3 only.
   std::string tls_cert_file, tls_key_file;
 };

@@ -147,7 +147,7 @@ void ModelServer::tfs(HttpRequest&& req, const std::string& rest, Respond respon
   std::shared_ptr<const server::Servable> sv = std::move(s).value();
   reply.model(sv->model, sv->version);
   thread_local simdjson::dom::parser parser;
-  auto doc = parse_json(parser, *req.body);
+  auto doc = parse_json(parser, *req.body, req.body_at, req.body->size() - req.body_at);
   if (!doc.ok()) return reply.error(doc.status());
   bool row_format = false;
   auto inputs = decode_predict(doc.value(), sv->session->signature(), &row_format);

@@ -120,7 +120,7 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
   if (tail != "infer") return reply.error(NotFound("no such endpoint: /v2" + rest));
   if (req.method != "POST") return reply.error(InvalidArgument("infer takes POST"));
 
-  auto decoded = decode_v2_infer(req.body, req.header("inference-header-content-length"), sig);
+  auto decoded = decode_v2_infer(req.body, req.body_at, req.header("inference-header-content-length"), sig);
   if (!decoded.ok()) return reply.error(decoded.status());
   reply.decoded();
   std::vector<Tensor> inputs = std::move(decoded.value().inputs);

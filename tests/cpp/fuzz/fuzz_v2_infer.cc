@@ -39,7 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     skip = 3;
   }
   auto body = std::make_shared<std::string>(reinterpret_cast<const char*>(data + skip), size - skip);
-  auto r = server::decode_v2_infer(body, header_length, model());
+  auto r = server::decode_v2_infer(body, 0, header_length, model());
   if (r.ok() && r.value().inputs.size() != model().inputs.size()) __builtin_trap();
   return 0;
 }

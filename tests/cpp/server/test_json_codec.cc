@@ -78,17 +78,18 @@ TEST(Json, ParsesInPlaceAndFromACopy) {
   std::string tight = padded;
   tight.shrink_to_fit();  // no room after: read from a padded copy
   for (const std::string* body : {&padded, &tight}) {
-    auto doc = parse_json(parser, *body, len);
+    auto doc = parse_json(parser, *body, 0, len);
     ASSERT_TRUE(doc.ok()) << doc.status().message();
     auto t = tensor_from_json(rows_of(doc.value()["instances"].value_unsafe()), true, DType::kFloat32, "x");
     ASSERT_TRUE(t.ok()) << t.status().message();
     EXPECT_EQ(t.value().shape(), Shape({2, 2}));
     EXPECT_EQ(floats(t.value()), (std::vector<float>{1, 2.5f, -300, 4}));
   }
-  // Only the first `len` bytes are the document.
-  std::string longer = "[1, 2]garbage";
-  auto doc = parse_json(parser, longer, 6);
+  // Only the `len` bytes at `begin` are the document.
+  std::string longer = "xx[1, 2]garbage";
+  auto doc = parse_json(parser, longer, 2, 6);
   ASSERT_TRUE(doc.ok()) << doc.status().message();
+  EXPECT_EQ(doc.value().get_array().value_unsafe().size(), 2u);
   EXPECT_FALSE(parse_json(parser, longer).ok());
 }
 
