@@ -1,6 +1,7 @@
 #include "server/http/http.h"
 
 #include <atomic>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -56,7 +57,8 @@ std::string percent_decode(std::string_view s) {
 constexpr size_t kHeaderLimit = 64 * 1024;
 // A connection keeps its body buffer for the next request up to this size (or 4x the next body).
 constexpr size_t kKeepBodyCapacity = 1 << 20;
-constexpr size_t kBodyAlign = 64;  // HttpOptions::align_body
+constexpr size_t kBodyAlign = 64;     // HttpOptions::align_body
+constexpr size_t kReadBuffer = 8192;  // a connection's read buffer
 
 // The request line and headers of `msg`; the body is the caller's.
 template <class Body>
@@ -134,6 +136,9 @@ class Conn : public std::enable_shared_from_this<Conn<Stream>> {
       std::lock_guard<std::mutex> lk(srv_->live_mu);
       srv_->live[this] = [this] { close(); };  // called only once no server thread runs
     }
+    // Beast reads headers through this buffer, at most its free capacity per read (512 bytes when
+    // empty): a request of a few KB, headers and body, then arrives in one read.
+    buf_.reserve(kReadBuffer);
     net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->handshake(); });
   }
 
@@ -252,16 +257,21 @@ class Conn : public std::enable_shared_from_this<Conn<Stream>> {
     auto& msg = parser_->get();
     HttpRequest req = direct ? std::move(head_) : to_request(msg);
     if (direct) req.body = body_;
-    beast::error_code ignore;
-    auto ep = tcp_layer().socket().remote_endpoint(ignore);
-    if (!ignore) req.remote = ep.address().to_string();
+    if (remote_.empty()) {  // once per connection
+      beast::error_code ignore;
+      auto ep = tcp_layer().socket().remote_endpoint(ignore);
+      if (!ignore) remote_ = ep.address().to_string();
+    }
+    req.remote = remote_;
     const bool keep_alive = msg.keep_alive();
     const unsigned version = msg.version();
     ++srv_->in_flight;
     tcp_layer().expires_never();  // the handler's own timeout governs from here
     auto self = shared_from_this();
+    // Answered on the connection's strand: at once when the handler answers before it returns
+    // (no trip through the scheduler, which could wake another thread), else queued to it.
     Respond respond = [self, keep_alive, version](HttpResponse r) {
-      net::post(self->stream_.get_executor(), [self, keep_alive, version, r = std::move(r)]() mutable {
+      net::dispatch(self->stream_.get_executor(), [self, keep_alive, version, r = std::move(r)]() mutable {
         self->write(std::move(r), keep_alive, version, true);
       });
     };
@@ -306,6 +316,7 @@ class Conn : public std::enable_shared_from_this<Conn<Stream>> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<std::string> body_;  // the last Content-Length body, its memory reused
   HttpRequest head_;                   // the request whose body read_body reads
+  std::string remote_;                 // the client's address
   uint64_t header_at_ = 0;             // when the request's headers were read (now_ns)
   HttpServer::Impl* srv_;
 };
