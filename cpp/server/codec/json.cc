@@ -1,5 +1,6 @@
 #include "server/codec/json.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -296,9 +297,41 @@ Status fill_flat(JsonElement e, T* out, int64_t n, int64_t* i, const std::string
     default: OTHER;                                     \
   }
 
+// The longest JSON text of one non-string value: a double ("-1.7976931348623157e+308": 24).
+constexpr size_t kMaxValueChars = 24;
+
+// One non-string value's JSON text at `w` (at most kMaxValueChars); returns its end. Floats in
+// their shortest round-trip form (-0.0 keeps its point), NaN and +-Infinity as bare tokens.
+template <class T>
+char* write_value(char* w, const T& v) {
+  if constexpr (std::is_same_v<T, bool>) {
+    std::memcpy(w, v ? "true" : "false", v ? 4 : 5);
+    return w + (v ? 4 : 5);
+  } else if constexpr (std::is_floating_point_v<T> || is_16bit_float_v<T>) {
+    using F = std::conditional_t<std::is_same_v<T, double>, double, float>;
+    const F f = static_cast<F>(v);
+    if (std::isnan(f)) {
+      std::memcpy(w, "NaN", 3);
+      return w + 3;
+    }
+    if (std::isinf(f)) {
+      const char* word = f > 0 ? "Infinity" : "-Infinity";
+      const size_t n = f > 0 ? 8 : 9;
+      std::memcpy(w, word, n);
+      return w + n;
+    }
+    if (f == 0 && std::signbit(f)) {  // "-0" would read back as the integer 0
+      std::memcpy(w, "-0.0", 4);
+      return w + 4;
+    }
+    return std::to_chars(w, w + kMaxValueChars, f).ptr;
+  } else {
+    return std::to_chars(w, w + kMaxValueChars, v).ptr;
+  }
+}
+
 template <class T>
 void put_value(std::string* out, const T& v, bool b64 = false) {
-  char buf[40];
   if constexpr (std::is_same_v<T, std::string>) {
     if (!b64 && valid_utf8(v)) {
       json_string(out, v);
@@ -307,24 +340,34 @@ void put_value(std::string* out, const T& v, bool b64 = false) {
       base64_encode(v, out);
       out->append("\"}");
     }
-  } else if constexpr (std::is_same_v<T, bool>) {
-    out->append(v ? "true" : "false");
-  } else if constexpr (std::is_floating_point_v<T> || is_16bit_float_v<T>) {
-    using F = std::conditional_t<std::is_same_v<T, double>, double, float>;
-    F f = static_cast<F>(v);
-    if (std::isnan(f)) {
-      out->append("NaN");
-      return;
-    }
-    if (std::isinf(f)) {
-      out->append(f > 0 ? "Infinity" : "-Infinity");
-      return;
-    }
-    auto r = std::to_chars(buf, buf + sizeof buf, f);
-    out->append(buf, r.ptr);
   } else {
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    out->append(buf, r.ptr);
+    char buf[kMaxValueChars];
+    out->append(buf, write_value(buf, v));
+  }
+}
+
+// p[0..n) comma-separated. Numbers are written in place a block at a time (one size change per
+// block, not an append per value).
+template <class T>
+void put_list(std::string* out, const T* p, int64_t n, bool b64) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    for (int64_t i = 0; i < n; ++i) {
+      if (i) out->push_back(',');
+      put_value(out, p[i], b64);
+    }
+  } else {
+    constexpr int64_t kBlock = 256;
+    for (int64_t b = 0; b < n; b += kBlock) {
+      const int64_t end = std::min(n, b + kBlock);
+      const size_t at = out->size();
+      out->resize(at + static_cast<size_t>(end - b) * (kMaxValueChars + 1));
+      char* w = out->data() + at;
+      for (int64_t i = b; i < end; ++i) {
+        if (i) *w++ = ',';
+        w = write_value(w, p[i]);
+      }
+      out->resize(static_cast<size_t>(w - out->data()));
+    }
   }
 }
 
@@ -332,10 +375,14 @@ template <class T>
 void put_nested(std::string* out, const T* data, const Shape& s, int depth, int64_t stride, bool b64) {
   if (depth == s.rank()) return put_value(out, *data, b64);
   out->push_back('[');
-  const int64_t inner = stride / (s[depth] ? s[depth] : 1);
-  for (int64_t i = 0; i < s[depth]; ++i) {
-    if (i) out->push_back(',');
-    put_nested(out, data + i * inner, s, depth + 1, inner, b64);
+  if (depth + 1 == s.rank()) {
+    put_list(out, data, s[depth], b64);
+  } else {
+    const int64_t inner = stride / (s[depth] ? s[depth] : 1);
+    for (int64_t i = 0; i < s[depth]; ++i) {
+      if (i) out->push_back(',');
+      put_nested(out, data + i * inner, s, depth + 1, inner, b64);
+    }
   }
   out->push_back(']');
 }
@@ -440,8 +487,8 @@ void json_string(std::string* out, std::string_view s) {
 
 namespace {
 
-// Room for `values` numbers (at most about 16 characters each as to_chars writes floats), so a
-// body grows once.
+// Room for `values` numbers (about 16 characters each as to_chars writes floats), so a body
+// grows once.
 void reserve_numbers(std::string* out, const Tensor& t, int64_t values) {
   if (t.dtype() != DType::kString) out->reserve(out->size() + static_cast<size_t>(values) * 16 + 64);
 }
@@ -464,13 +511,7 @@ void json_tensor(std::string* out, const Tensor& t, int64_t begin, int64_t n, bo
 void json_tensor_flat(std::string* out, const Tensor& t) {
   reserve_numbers(out, t, t.numel());
   out->push_back('[');
-  MS_SWITCH_JSON(t.dtype(), T, (void)0, {
-    const T* p = t.data<T>();
-    for (int64_t i = 0; i < t.numel(); ++i) {
-      if (i) out->push_back(',');
-      put_value(out, p[i]);
-    }
-  });
+  MS_SWITCH_JSON(t.dtype(), T, (void)0, { put_list(out, t.data<T>(), t.numel(), false); });
   out->push_back(']');
 }
 

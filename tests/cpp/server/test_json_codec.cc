@@ -158,5 +158,92 @@ TEST(Json, BadValuesAreClearErrors) {
   expect_error("[1, [2, \"x\"]]", &three, "expected a number");
 }
 
+// Written values read back exactly (shortest round-trip text), NaN and infinities as tokens, in
+// lists longer than a write block and nested.
+template <class T>
+void expect_round_trip(const std::vector<T>& values, DType dtype, const Shape& shape) {
+  Tensor t = Tensor::empty(dtype, shape).value();
+  std::copy(values.begin(), values.end(), t.data<T>());
+  for (bool flat : {true, false}) {
+    std::string text = "prefix";
+    if (flat)
+      json_tensor_flat(&text, t);
+    else
+      json_tensor(&text, t);
+    ASSERT_EQ(text.compare(0, 6, "prefix"), 0);
+    simdjson::dom::parser parser;
+    auto doc = parse_json(parser, text, 6, text.size() - 6);
+    ASSERT_TRUE(doc.ok()) << doc.status().message();
+    auto back = tensor_from_json_flat(doc.value(), shape, dtype, "back");
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    if (!flat) {  // nested as the shape says
+      Shape got;
+      JsonElement e = doc.value();
+      while (e.is_array()) {
+        got.push_back(static_cast<int64_t>(e.get_array().value_unsafe().size()));
+        e = *e.get_array().value_unsafe().begin();
+      }
+      EXPECT_EQ(got, shape);
+    }
+    for (size_t i = 0; i < values.size(); ++i) {
+      const T got = back.value().data<T>()[i];
+      if constexpr (std::is_floating_point_v<T>) {
+        if (std::isnan(values[i])) {
+          EXPECT_TRUE(std::isnan(got)) << i;
+          continue;
+        }
+        EXPECT_EQ(std::signbit(got), std::signbit(values[i])) << i;
+      }
+      EXPECT_EQ(got, values[i]) << i << " in " << text.substr(0, 200);
+    }
+  }
+}
+
+TEST(Json, WrittenNumbersReadBackExactly) {
+  std::vector<float> f = {0.1f,         -0.0f, 1e20f,    -3.4028235e38f, 1.4e-45f,    1.17549435e-38f,
+                          123456789.0f, NAN,   INFINITY, -INFINITY,      16777217.0f, -2.5f,
+                          1.0f,         0.3f};
+  uint32_t x = 12345;
+  while (f.size() < 700) {  // more than two write blocks of assorted magnitudes
+    x = x * 1664525u + 1013904223u;
+    f.push_back(std::ldexp(static_cast<float>(x % 100000) - 50000.0f, static_cast<int>(x >> 27) - 20));
+  }
+  expect_round_trip(f, DType::kFloat32, Shape({7, 100}));
+  std::vector<double> d = {0.1,
+                           -0.0,
+                           1.7976931348623157e308,
+                           -4.9406564584124654e-324,
+                           2.2250738585072014e-308,
+                           NAN,
+                           -INFINITY,
+                           9007199254740993.0,
+                           1e-7,
+                           0.30000000000000004};
+  expect_round_trip(d, DType::kFloat64, Shape({2, 5}));
+  std::vector<int64_t> i = {INT64_MIN, INT64_MAX, 0, -1, 42};
+  expect_round_trip(i, DType::kInt64, Shape({5}));
+  std::vector<uint64_t> u = {UINT64_MAX, 0, 7};
+  expect_round_trip(u, DType::kUInt64, Shape({3, 1}));
+}
+
+TEST(Json, BoolsAndStringsAsText) {
+  Tensor b = Tensor::empty(DType::kBool, Shape({2, 2})).value();
+  bool* bp = b.data<bool>();
+  bp[0] = true, bp[1] = false, bp[2] = false, bp[3] = true;
+  std::string text;
+  json_tensor(&text, b);
+  EXPECT_EQ(text, "[[true,false],[false,true]]");
+  text.clear();
+  json_tensor_flat(&text, b);
+  EXPECT_EQ(text, "[true,false,false,true]");
+  Tensor s = Tensor::empty(DType::kString, Shape({3})).value();
+  s.data<std::string>()[0] = "a\"b";
+  s.data<std::string>()[1] = std::string("\xff\x00", 2);  // not UTF-8: base64
+  s.data<std::string>()[2] = "";
+  text.clear();
+  json_tensor(&text, s);
+  EXPECT_EQ(text, "[\"a\\\"b\",{\"b64\":\"/wA=\"},\"\"]");
+}
+
 }  // namespace
 }  // namespace mserve::server
