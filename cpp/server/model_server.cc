@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 
 #include "server/codec/json.h"
 
@@ -253,7 +254,19 @@ void ModelServer::run(const std::shared_ptr<const server::Servable>& s, std::vec
   }
   if (server::Clock::now() > deadline) return done(DeadlineExceeded("the request timed out"), {});
   std::vector<Tensor> outputs;
-  Status st = s->session->run(inputs, &outputs);
+  Status st;
+  {
+    // As many requests running as there are cores: each takes one (its thread alone), as
+    // teams for all of them would oversubscribe the cores.
+    struct Count {
+      std::atomic<int>& n;
+      const int now = ++n;
+      ~Count() { --n; }
+    } running{running_};
+    std::optional<ThreadPool::Alone> alone;
+    if (running.now >= cores_ && s->session->threads() > 1) alone.emplace();
+    st = s->session->run(inputs, &outputs);
+  }
   if (st.ok() && server::Clock::now() > deadline) st = DeadlineExceeded("the request timed out while running");
   done(st, std::move(outputs));
 }

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/parallel/thread_pool.h"
 #include "server/grpc/grpc_server.h"
 #include "server/http/http.h"
 #include "server/metrics/metrics.h"
@@ -116,6 +117,8 @@ class ModelServer {
   std::mutex poll_mu_;
   std::condition_variable poll_cv_;
   bool stopping_ = false;
+  std::atomic<int> running_{0};                      // requests in Session::run (run())
+  const int cores_ = ThreadPool::default_threads();  // from this many on, each runs alone
 };
 
 }  // namespace mserve::server

@@ -16,13 +16,19 @@ int64_t now_ns() {
 }
 
 std::atomic<int64_t> crowded_until{0};  // steady-clock ns
+thread_local bool in_alone_scope = false;
 
 }  // namespace
 
 bool ThreadPool::crowded() {
+  if (in_alone_scope) return true;
   const int64_t until = crowded_until.load(std::memory_order_relaxed);
   return until != 0 && now_ns() < until;
 }
+
+bool ThreadPool::alone() { return in_alone_scope; }
+ThreadPool::Alone::Alone() : was_(in_alone_scope) { in_alone_scope = true; }
+ThreadPool::Alone::~Alone() { in_alone_scope = was_; }
 
 ThreadPool::ThreadPool(int threads) : threads_(std::max(1, threads)) {}
 

@@ -16,6 +16,10 @@
 // how late its workers started; one over kLateNs (quiet: under 0.2 ms, seen; crowded: 3-5 ms)
 // makes crowded() true for kCrowdedNs, during which parallel_for runs on the caller alone and
 // the oneDNN wrappers use their one-thread primitives. Then regions try the full team again.
+//
+// A caller that knows the cores are taken (a server running several requests at once, each on
+// its own thread) runs a call alone in a ThreadPool::Alone scope: crowded() is true on that
+// thread for the scope's life, so the call's work stays on it and no team oversubscribes.
 #pragma once
 #include <cstdint>
 
@@ -44,8 +48,21 @@ class ThreadPool {
 
   static int default_threads();
 
-  // Whether a recent region's worker started late (process-wide; see above).
+  // Whether a recent region's worker started late (process-wide; see above), or the calling
+  // thread is in an Alone scope.
   static bool crowded();
+
+  static bool alone();  // whether the calling thread is in an Alone scope
+  class Alone {
+   public:
+    Alone();
+    ~Alone();
+    Alone(const Alone&) = delete;
+    Alone& operator=(const Alone&) = delete;
+
+   private:
+    bool was_;
+  };
   static constexpr int64_t kLateNs = 1'000'000, kCrowdedNs = 1'000'000'000;
 
  private:

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -77,6 +80,38 @@ TEST(ThreadPool, CoversRangeOnceFromManyCallers) {
   for (auto& t : callers) t.join();
   for (auto& h : hits)
     for (int v : h) ASSERT_EQ(v, 20);
+}
+
+TEST(ThreadPool, AloneKeepsACallsWorkOnItsThread) {
+  ThreadPool pool(2);
+  auto threads_used = [&] {
+    std::mutex mu;
+    std::set<std::thread::id> ids;
+    std::atomic<int64_t> covered{0};
+    pool.parallel_for(1 << 16, 1, [&](int64_t b, int64_t e) {
+      covered += e - b;
+      std::lock_guard<std::mutex> lk(mu);
+      ids.insert(std::this_thread::get_id());
+    });
+    EXPECT_EQ(covered.load(), 1 << 16);
+    return ids;
+  };
+  {
+    ThreadPool::Alone alone;
+    EXPECT_TRUE(ThreadPool::crowded() && ThreadPool::alone());
+    {
+      ThreadPool::Alone nested;  // scopes nest
+    }
+    EXPECT_TRUE(ThreadPool::alone());
+    const auto ids = threads_used();
+    ASSERT_EQ(ids.size(), 1u);
+    EXPECT_EQ(*ids.begin(), std::this_thread::get_id());
+    // Another thread is not alone meanwhile (crowded() there depends on the machine).
+    bool other = true;
+    std::thread([&] { other = ThreadPool::alone(); }).join();
+    EXPECT_FALSE(other);
+  }
+  EXPECT_FALSE(ThreadPool::alone());
 }
 
 }  // namespace mserve
