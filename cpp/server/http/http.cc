@@ -12,6 +12,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -217,8 +218,8 @@ class Conn : public std::enable_shared_from_this<Conn<Stream>> {
     body_->reserve(n + kBodyAlign + kBodyPadding);
     const size_t shift =
         align_at ? (kBodyAlign - (reinterpret_cast<uintptr_t>(body_->data()) + align_at) % kBodyAlign) % kBodyAlign : 0;
-    body_->assign(shift, ' ');
-    body_->resize(shift + n);
+    body_->resize(shift + n);  // a reused buffer of the same size: nothing filled (the body overwrites it)
+    std::memset(body_->data(), ' ', shift);
     head_.body_at = shift;
     char* dst = body_->data() + shift;
     const size_t have = std::min(buf_.size(), n);
