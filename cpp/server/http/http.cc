@@ -56,8 +56,10 @@ std::string percent_decode(std::string_view s) {
 }
 
 constexpr size_t kHeaderLimit = 64 * 1024;
-// A connection keeps its body buffer for the next request up to this size (or 4x the next body).
+// A connection keeps its body buffer for the next request up to this size (or 4x the next body),
+// while all connections together keep at most kKeptBodies.
 constexpr size_t kKeepBodyCapacity = 1 << 20;
+constexpr int64_t kKeptBodies = 64 << 20;
 constexpr size_t kBodyAlign = 64;     // HttpOptions::align_body
 constexpr size_t kReadBuffer = 8192;  // a connection's read buffer
 
@@ -108,6 +110,7 @@ struct HttpServer::Impl {
   std::vector<std::thread> threads;
   std::atomic<int64_t> in_flight{0}, conns{0};
   std::atomic<uint64_t> read_ns{0}, write_ns{0}, requests{0};  // io()
+  std::atomic<int64_t> kept_bytes{0};                          // body buffers kept by connections
   std::atomic<bool> stopping{false}, stopped{false};
   int port = 0;
   std::mutex live_mu;  // open connections, closed at stop so no client waits forever
@@ -128,6 +131,7 @@ class Conn : public std::enable_shared_from_this<Conn<Stream>> {
   }
   ~Conn() {
     --srv_->conns;
+    srv_->kept_bytes -= kept_;
     std::lock_guard<std::mutex> lk(srv_->live_mu);
     srv_->live.erase(this);
   }
@@ -216,6 +220,9 @@ class Conn : public std::enable_shared_from_this<Conn<Stream>> {
     size_t align_at = srv_->opts.align_body ? srv_->opts.align_body(head_) : 0;
     if (align_at > n) align_at = 0;
     body_->reserve(n + kBodyAlign + kBodyPadding);
+    const int64_t cap = static_cast<int64_t>(body_->capacity());
+    srv_->kept_bytes += cap - kept_;
+    kept_ = cap;
     const size_t shift =
         align_at ? (kBodyAlign - (reinterpret_cast<uintptr_t>(body_->data()) + align_at) % kBodyAlign) % kBodyAlign : 0;
     body_->resize(shift + n);  // a reused buffer of the same size: nothing filled (the body overwrites it)
@@ -257,7 +264,14 @@ class Conn : public std::enable_shared_from_this<Conn<Stream>> {
     ++srv_->requests;
     auto& msg = parser_->get();
     HttpRequest req = direct ? std::move(head_) : to_request(msg);
-    if (direct) req.body = body_;
+    if (direct) {
+      req.body = body_;
+      if (srv_->kept_bytes > kKeptBodies) {  // over the budget: the request takes it for good
+        srv_->kept_bytes -= kept_;
+        kept_ = 0;
+        body_.reset();
+      }
+    }
     if (remote_.empty()) {  // once per connection
       beast::error_code ignore;
       auto ep = tcp_layer().socket().remote_endpoint(ignore);
@@ -316,6 +330,7 @@ class Conn : public std::enable_shared_from_this<Conn<Stream>> {
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<std::string> body_;  // the last Content-Length body, its memory reused
+  int64_t kept_ = 0;                   // body_'s capacity, counted in kept_bytes
   HttpRequest head_;                   // the request whose body read_body reads
   std::string remote_;                 // the client's address
   uint64_t header_at_ = 0;             // when the request's headers were read (now_ns)
