@@ -235,6 +235,21 @@ def grpc_counts(url: str) -> dict:
     return counts
 
 
+def write_repository(work: str, models: dict) -> str:
+    """Each model as version 1 under work/repo, and the model config file serving them all."""
+    import onnx
+    lines = []
+    for name, model in models.items():
+        d = os.path.join(work, "repo", name, "1")
+        os.makedirs(d)
+        onnx.save(model, os.path.join(d, "model.onnx"))
+        lines.append(f"config {{ name: '{name}' base_path: '{os.path.join(work, 'repo', name)}' }}")
+    config = os.path.join(work, "models.config")
+    with open(config, "w") as f:
+        f.write("model_config_list {\n" + "\n".join(lines) + "\n}\n")
+    return config
+
+
 def bench_grpc(args) -> None:
     if shutil.which("h2load") is None:
         sys.exit("bench_serve needs h2load (Debian package nghttp2-client) for gRPC")
@@ -244,16 +259,7 @@ def bench_grpc(args) -> None:
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
     stubs = types.SimpleNamespace(predict_pb2=predict_pb2, prediction_service_pb2_grpc=prediction_service_pb2_grpc)
     cases = grpc_cases()
-    import onnx
-    lines = []
-    for name, _, model, _ in cases:
-        d = os.path.join(work, "repo", name, "1")
-        os.makedirs(d)
-        onnx.save(model, os.path.join(d, "model.onnx"))
-        lines.append(f"config {{ name: '{name}' base_path: '{os.path.join(work, 'repo', name)}' }}")
-    config = os.path.join(work, "models.config")
-    with open(config, "w") as f:
-        f.write("model_config_list {\n" + "\n".join(lines) + "\n}\n")
+    config = write_repository(work, {name: model for name, _, model, _ in cases})
     rest_port, grpc_port, peer_port = free_port(), free_port(), free_port()
     servers = {
         "mserve": subprocess.Popen(
@@ -390,18 +396,9 @@ def bench_stages(args) -> None:
         sys.exit("the stages table needs pysimdjson (pip install pysimdjson)")
     if shutil.which("h2load") is None:
         sys.exit("bench_serve needs h2load (Debian package nghttp2-client) for gRPC")
-    import onnx
     work = tempfile.mkdtemp(prefix="mserve-bench-stages-")
     image = np.random.default_rng(0).random((1, 224, 224, 3), np.float32)
-    lines = []
-    for name, model in (("mlp", examples.mlp()), ("image", examples.cnn_nhwc(size=224))):
-        d = os.path.join(work, "repo", name, "1")
-        os.makedirs(d)
-        onnx.save(model, os.path.join(d, "model.onnx"))
-        lines.append(f"config {{ name: '{name}' base_path: '{os.path.join(work, 'repo', name)}' }}")
-    config = os.path.join(work, "models.config")
-    with open(config, "w") as f:
-        f.write("model_config_list {\n" + "\n".join(lines) + "\n}\n")
+    config = write_repository(work, {"mlp": examples.mlp(), "image": examples.cnn_nhwc(size=224)})
     script = os.path.join(work, "post.lua")
     with open(script, "w") as f:
         f.write(WRK_SCRIPT)
