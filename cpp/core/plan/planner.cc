@@ -118,6 +118,7 @@ Status fold_constants(Program& p, ThreadPool& pool) {
   std::vector<ValueInfo> infos(g.values.size());
   for (auto& [id, t] : g.initializers) infos[id] = ValueInfo{t.dtype(), t.shape(), &t};
   std::vector<int> kept;
+  std::vector<bool> folded(g.values.size(), false);  // values that became initializers here
   for (int ni : p.order) {
     const Node& node = g.nodes[ni];
     std::vector<const ValueInfo*> in;
@@ -143,13 +144,17 @@ Status fold_constants(Program& p, ThreadPool& pool) {
       if (v == kNoValue) continue;
       Tensor& t = g.initializers[v] = std::move(outs[o]);
       infos[v] = ValueInfo{t.dtype(), t.shape(), &t};
+      folded[v] = true;
     }
     p.kernels[ni].reset();
   }
   p.order = std::move(kept);
-  // Kernels whose inputs just became constant are created again so they can prepack them.
+  // Kernels whose inputs just became constant are created again so they can prepack them; the
+  // others keep what they packed (created again, every weight was packed twice).
   KernelInit init(g);
   for (int ni : p.order) {
+    const auto& in = g.nodes[ni].inputs;
+    if (std::none_of(in.begin(), in.end(), [&](int v) { return v != kNoValue && folded[v]; })) continue;
     MS_ASSIGN_OR_RETURN(p.kernels[ni], create_kernel(g.nodes[ni], init));
   }
   return Status::OK();
