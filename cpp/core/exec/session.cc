@@ -107,7 +107,9 @@ StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOpt
   }
   if (opts.optimize) MS_RETURN_IF_ERROR(optimize_graph(p.graph));
   MS_ASSIGN_OR_RETURN(p.order, topological_order(p.graph));
-  MS_RETURN_IF_ERROR(create_kernels(p));
+  // Without a device: weights drop their bytes as soon as their readers packed them (a device
+  // kernel uploads what it reads from the originals, after this).
+  MS_RETURN_IF_ERROR(create_kernels(p, /*release_packed=*/!p.backend));
   if (opts.optimize) MS_RETURN_IF_ERROR(fold_constants(p, *s->pool_));
   MS_RETURN_IF_ERROR(create_device_kernels(p));
   release_packed_constants(p);

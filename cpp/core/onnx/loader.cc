@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 
+#include <google/protobuf/io/zero_copy_stream.h>
 #include <onnx/onnx_pb.h>
 
 #include "core/onnx/normalize.h"
@@ -49,10 +50,50 @@ class Mapping {
   }
   const char* data() const { return static_cast<const char*>(data_); }
   size_t size() const { return size_; }
+  // Drops the resident pages of [0, end) (whole pages): the mapping is private and never
+  // written, so a later read faults them in again from the file.
+  void drop_before(size_t end) {
+    static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    end = end / page * page;
+    if (data_ && end > dropped_) {
+      madvise(static_cast<char*>(data_) + dropped_, end - dropped_, MADV_DONTNEED);
+      dropped_ = end;
+    }
+  }
 
  private:
   void* data_ = nullptr;
   size_t size_ = 0;
+  size_t dropped_ = 0;
+};
+
+// The mapped file handed to protobuf's parser a chunk at a time, dropping the pages of the chunks
+// it has read: the parse copies the weights out of the file (raw_data), and the file and that
+// copy are then not resident at once (the peak while loading is the model's size, not twice it).
+class MappingStream : public google::protobuf::io::ZeroCopyInputStream {
+ public:
+  explicit MappingStream(Mapping* map) : map_(map) {}
+  bool Next(const void** data, int* size) override {
+    if (pos_ >= map_->size()) return false;
+    if (pos_ > kChunk) map_->drop_before(pos_ - kChunk);  // the chunk before may still be read
+    const size_t n = std::min(kChunk, map_->size() - pos_);
+    *data = map_->data() + pos_;
+    *size = static_cast<int>(n);
+    pos_ += n;
+    return true;
+  }
+  void BackUp(int count) override { pos_ -= static_cast<size_t>(count); }
+  bool Skip(int count) override {
+    const size_t n = std::min(static_cast<size_t>(count), map_->size() - pos_);
+    pos_ += n;
+    return n == static_cast<size_t>(count);
+  }
+  int64_t ByteCount() const override { return static_cast<int64_t>(pos_); }
+
+ private:
+  static constexpr size_t kChunk = 8 << 20;
+  Mapping* map_;
+  size_t pos_ = 0;
 };
 
 StatusOr<DType> map_dtype(int32_t t) {
@@ -523,11 +564,19 @@ class Converter {
   std::vector<std::pair<int, int>> captures_;  // (local id, id in the parent) per captured name
 };
 
-StatusOr<Graph> parse(const void* data, size_t size, const std::string& base_dir) {
+// The model in `data` (`size` bytes), read from `map` a chunk at a time when there is one.
+StatusOr<Graph> parse(const void* data, size_t size, Mapping* map, const std::string& base_dir) {
   if (size > static_cast<size_t>(INT_MAX))
     return Unsupported("model protobuf larger than 2 GB; store the weights as external data");
   auto model = std::make_shared<onnx::ModelProto>();
-  if (size == 0 || !model->ParseFromArray(data, static_cast<int>(size)))
+  bool parsed = false;
+  if (size > 0 && map) {
+    MappingStream stream(map);
+    parsed = model->ParseFromZeroCopyStream(&stream);
+  } else if (size > 0) {
+    parsed = model->ParseFromArray(data, static_cast<int>(size));
+  }
+  if (!parsed)
     return LoadError(
         "not an ONNX model: the bytes do not parse as an ONNX ModelProto "
         "(wrong file, or truncated)");
@@ -541,13 +590,13 @@ StatusOr<Graph> load_onnx_file(const std::string& path) {
   std::string dir = ".";
   auto slash = path.rfind('/');
   if (slash != std::string::npos) dir = slash == 0 ? "/" : path.substr(0, slash);
-  auto g = parse(map->data(), map->size(), dir);
+  auto g = parse(map->data(), map->size(), map.get(), dir);
   if (!g.ok()) return g.status().with_context("'" + path + "': ");
   return g;
 }
 
 StatusOr<Graph> load_onnx_bytes(const void* data, size_t size, const std::string& base_dir) {
-  return parse(data, size, base_dir);
+  return parse(data, size, nullptr, base_dir);
 }
 
 }  // namespace mserve

@@ -48,7 +48,10 @@ struct Program {
 StatusOr<std::vector<int>> topological_order(const Graph& g);
 
 // Builds kernels for every node; an Unsupported error lists every unsupported node at once.
-Status create_kernels(Program& p);
+// `release_packed`: an initializer that every reader packed into its own form, and that
+// folding will not read again, drops its bytes as soon as its last reader has packed it (the
+// session's final release_packed_constants catches the rest).
+Status create_kernels(Program& p, bool release_packed = false);
 
 // Evaluates nodes whose inputs are all constant once, turning their outputs into initializers.
 Status fold_constants(Program& p, ThreadPool& pool);

@@ -41,11 +41,56 @@ StatusOr<std::vector<int>> topological_order(const Graph& g) {
   return order;
 }
 
-Status create_kernels(Program& p) {
+namespace {
+
+// For each initializer whose bytes can go as soon as its readers have packed it, how many
+// readers it has. Only readers that constant folding will neither evaluate nor create again
+// count: nodes with an input that no folding makes constant, whose other inputs are initializers
+// already (fold_constants creates again the kernels whose inputs it folded, and those read their
+// weights anew). Graph outputs and strings are kept.
+std::unordered_map<int, int> releasable_readers(const Program& p) {
+  const Graph& g = p.graph;
+  std::vector<bool> maybe_const(g.values.size(), false);  // initializers, or outputs folding may make
+  for (const auto& [v, t] : g.initializers) maybe_const[v] = true;
+  std::vector<bool> stable(g.nodes.size(), false);
+  for (int ni : p.order) {
+    const Node& n = g.nodes[ni];
+    bool all_const = true, folded_input = false;
+    for (int v : n.inputs) {
+      if (v == kNoValue) continue;
+      all_const = all_const && maybe_const[v];
+      folded_input = folded_input || (maybe_const[v] && !g.initializers.count(v));
+    }
+    if (all_const)
+      for (int v : n.outputs)
+        if (v != kNoValue) maybe_const[v] = true;
+    stable[ni] = !all_const && !folded_input;
+  }
+  std::unordered_map<int, int> readers;
+  for (const auto& [v, t] : g.initializers)
+    if (t.dtype() != DType::kString && t.raw() != nullptr) readers[v] = 0;
+  for (int v : g.outputs) readers.erase(v);
+  for (size_t ni = 0; ni < g.nodes.size(); ++ni)
+    for (int v : g.nodes[ni].inputs) {
+      auto it = readers.find(v);
+      if (it == readers.end()) continue;
+      if (stable[ni])
+        ++it->second;
+      else
+        readers.erase(it);
+    }
+  return readers;
+}
+
+}  // namespace
+
+Status create_kernels(Program& p, bool release_packed) {
   std::vector<std::string> unsupported;
   p.kernels.clear();
   p.kernels.resize(p.graph.nodes.size());
   KernelInit init(p.graph);
+  std::unordered_map<int, int> readers;
+  if (release_packed) readers = releasable_readers(p);
   for (size_t i = 0; i < p.graph.nodes.size(); ++i) {
     const Node& n = p.graph.nodes[i];
     auto k = create_kernel(n, init);
@@ -55,6 +100,19 @@ Status create_kernels(Program& p) {
       unsupported.push_back(n.describe() + ": " + k.status().message());
     else  // a malformed node (missing or invalid attributes) is a load error
       return LoadError(n.where() + k.status().message());
+    // A weight whose last reader just packed it drops its bytes now, before the next kernel
+    // packs another: a model's weights and their packed forms are not all held at once.
+    for (size_t j = 0; j < n.inputs.size() && !readers.empty(); ++j) {
+      auto it = readers.find(n.inputs[j]);
+      if (it == readers.end()) continue;
+      if (!k.ok() || !p.kernels[i]->packed_constant(static_cast<int>(j))) {
+        readers.erase(it);  // read as stored
+      } else if (--it->second == 0) {
+        Tensor& t = p.graph.initializers.at(it->first);
+        t = Tensor(t.dtype(), t.shape(), nullptr);
+        readers.erase(it);
+      }
+    }
   }
   if (unsupported.empty()) return Status::OK();
   std::string msg = std::to_string(unsupported.size()) + " unsupported node(s):";
