@@ -18,7 +18,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python tests/cpp -type f \( -name '*.cc' -o -name '*.h' \
 	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' -o -name '*.proto' \))
 
-.PHONY: all build wheel sdist test-wheel test-gpu-build gpu-bundle bench-gpu test test-fast lint typecheck test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-real bench-serve docs node-expectations zoo zoo-real zoo-keras clean apt-deps
+.PHONY: all build wheel sdist test-wheel test-gpu-build gpu-bundle bench-gpu test test-fast lint typecheck test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-real bench-load bench-serve docs node-expectations zoo zoo-real zoo-keras clean apt-deps
 all: build
 
 apt-deps:
@@ -189,6 +189,11 @@ bench: build
 # process, beside a busy process, and with 1, 4 and 16 callers on one model.
 bench-real: build
 	$(PY) bench/bench_real.py --busy --callers 1 4 16
+
+# Loading the real-size zoo: peak RSS, RSS after load and after 1,000 calls, load + first-call
+# time, and the PSS of 4 processes serving one model, against onnxruntime.
+bench-load: build
+	$(PY) bench/bench_load.py
 
 # HTTP serving: mserve vs FastAPI + uvicorn + onnxruntime (wrk at concurrency 1, 8, 64); gRPC vs
 # grpcio + onnxruntime and mserve's REST (h2load).
