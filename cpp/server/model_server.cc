@@ -336,9 +336,7 @@ void ModelServer::handle(HttpRequest&& req, Respond respond) {
     if (req.method != "GET") return reply.error(InvalidArgument("metrics are read with GET"));
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
-    const HttpServer::Io io = http_->io();
-    metrics_->http_io(io.read_seconds, io.write_seconds, io.requests);
-    r.body = metrics_->prometheus(*manager_);
+    r.body = metrics_->prometheus(*manager_, http_->io());
     if (audit_) {
       r.body +=
           "# HELP mserve_audit_lines_lost_total Audit log lines not written, by reason.\n"

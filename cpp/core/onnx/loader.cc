@@ -564,19 +564,13 @@ class Converter {
   std::vector<std::pair<int, int>> captures_;  // (local id, id in the parent) per captured name
 };
 
-// The model in `data` (`size` bytes), read from `map` a chunk at a time when there is one.
-StatusOr<Graph> parse(const void* data, size_t size, Mapping* map, const std::string& base_dir) {
+// A model of `size` bytes that `read` parses into the ModelProto it is given.
+template <class Read>
+StatusOr<Graph> parse(size_t size, const std::string& base_dir, Read&& read) {
   if (size > static_cast<size_t>(INT_MAX))
     return Unsupported("model protobuf larger than 2 GB; store the weights as external data");
   auto model = std::make_shared<onnx::ModelProto>();
-  bool parsed = false;
-  if (size > 0 && map) {
-    MappingStream stream(map);
-    parsed = model->ParseFromZeroCopyStream(&stream);
-  } else if (size > 0) {
-    parsed = model->ParseFromArray(data, static_cast<int>(size));
-  }
-  if (!parsed)
+  if (size == 0 || !read(*model))
     return LoadError(
         "not an ONNX model: the bytes do not parse as an ONNX ModelProto "
         "(wrong file, or truncated)");
@@ -590,13 +584,16 @@ StatusOr<Graph> load_onnx_file(const std::string& path) {
   std::string dir = ".";
   auto slash = path.rfind('/');
   if (slash != std::string::npos) dir = slash == 0 ? "/" : path.substr(0, slash);
-  auto g = parse(map->data(), map->size(), map.get(), dir);
+  auto g = parse(map->size(), dir, [&](onnx::ModelProto& m) {
+    MappingStream stream(map.get());
+    return m.ParseFromZeroCopyStream(&stream);
+  });
   if (!g.ok()) return g.status().with_context("'" + path + "': ");
   return g;
 }
 
 StatusOr<Graph> load_onnx_bytes(const void* data, size_t size, const std::string& base_dir) {
-  return parse(data, size, nullptr, base_dir);
+  return parse(size, base_dir, [&](onnx::ModelProto& m) { return m.ParseFromArray(data, static_cast<int>(size)); });
 }
 
 }  // namespace mserve

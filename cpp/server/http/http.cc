@@ -64,8 +64,7 @@ constexpr size_t kBodyAlign = 64;     // HttpOptions::align_body
 constexpr size_t kReadBuffer = 8192;  // a connection's read buffer
 
 // The request line and headers of `msg`; the body is the caller's.
-template <class Body>
-HttpRequest request_head(const http::request<Body>& msg) {
+HttpRequest request_head(const http::request<http::string_body>& msg) {
   HttpRequest req;
   req.method = std::string(msg.method_string());
   std::string_view target(msg.target().data(), msg.target().size());

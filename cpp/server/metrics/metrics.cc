@@ -70,13 +70,6 @@ void Metrics::request(const std::string& model, int64_t version, const std::stri
   }
 }
 
-void Metrics::http_io(double read_seconds, double write_seconds, uint64_t requests) {
-  std::lock_guard<std::mutex> lk(mu_);
-  http_read_ = read_seconds;
-  http_write_ = write_seconds;
-  http_requests_ = requests;
-}
-
 void Metrics::batch(const std::string& model, size_t rows) {
   std::lock_guard<std::mutex> lk(mu_);
   observe(batch_[model], kBatchBounds, static_cast<double>(rows));
@@ -101,7 +94,7 @@ void Metrics::nonfinite_outputs(const std::string& model, int64_t version, int64
   nonfinite_[{model, version}] += static_cast<uint64_t>(count);
 }
 
-std::string Metrics::prometheus(const ModelManager& manager) const {
+std::string Metrics::prometheus(const ModelManager& manager, const HttpServer::Io& io) const {
   std::string o;
   auto histogram = [&o](const std::string& name, const std::string& labels, const Histogram& h,
                         const std::vector<double>& bounds) {
@@ -146,11 +139,11 @@ std::string Metrics::prometheus(const ModelManager& manager) const {
     o += "# HELP mserve_http_io_seconds_total Time the HTTP front end spent reading request bodies and writing "
          "responses.\n";
     o += "# TYPE mserve_http_io_seconds_total counter\n";
-    o += "mserve_http_io_seconds_total{direction=\"read\"} " + num(http_read_) + "\n";
-    o += "mserve_http_io_seconds_total{direction=\"write\"} " + num(http_write_) + "\n";
+    o += "mserve_http_io_seconds_total{direction=\"read\"} " + num(io.read_seconds) + "\n";
+    o += "mserve_http_io_seconds_total{direction=\"write\"} " + num(io.write_seconds) + "\n";
     o += "# HELP mserve_http_requests_total HTTP requests read (every endpoint).\n";
     o += "# TYPE mserve_http_requests_total counter\n";
-    o += "mserve_http_requests_total " + std::to_string(http_requests_) + "\n";
+    o += "mserve_http_requests_total " + std::to_string(io.requests) + "\n";
     o += "# HELP mserve_batch_size Rows per batched run.\n";
     o += "# TYPE mserve_batch_size histogram\n";
     for (const auto& [model, h] : batch_)

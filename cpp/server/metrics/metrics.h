@@ -11,6 +11,8 @@
 #include <tuple>
 #include <vector>
 
+#include "server/http/http.h"
+
 namespace mserve::server {
 
 class ModelManager;
@@ -33,15 +35,13 @@ class Metrics {
   // ("tfs_predict", "v2_infer", ...), the HTTP status, the latency and, for predicts, its stages.
   void request(const std::string& model, int64_t version, const std::string& api, int status, double seconds,
                const Stages* stages = nullptr);
-  // Time the HTTP front end spent reading request bodies and writing responses (from
-  // HttpServer::io()), exported beside the stages.
-  void http_io(double read_seconds, double write_seconds, uint64_t requests);
   void batch(const std::string& model, size_t rows);
   void nonfinite_outputs(const std::string& model, int64_t version, int64_t count);
   // Drops the series of a version (-1: every version of the model) that is no longer served.
   void forget(const std::string& model, int64_t version);
-  // Prometheus text exposition format 0.0.4, with live gauges (model state, queue depth).
-  std::string prometheus(const ModelManager& manager) const;
+  // Prometheus text exposition format 0.0.4, with live gauges (model state, queue depth) and the
+  // HTTP front end's reading and writing time (`io`, exported beside the stages).
+  std::string prometheus(const ModelManager& manager, const HttpServer::Io& io) const;
 
  private:
   struct Histogram {
@@ -58,8 +58,6 @@ class Metrics {
     Stages sum;
   };
   std::map<std::tuple<std::string, int64_t, std::string>, StageSums> stages_;
-  double http_read_ = 0, http_write_ = 0;
-  uint64_t http_requests_ = 0;
   std::map<std::string, Histogram> batch_;
   std::map<std::pair<std::string, int64_t>, uint64_t> nonfinite_;
 };
