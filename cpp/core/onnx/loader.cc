@@ -9,13 +9,16 @@
 #include <climits>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <set>
+#include <string_view>
 
-#include <google/protobuf/io/zero_copy_stream.h>
+#include <google/protobuf/unknown_field_set.h>
 #include <onnx/onnx_pb.h>
 
 #include "core/onnx/normalize.h"
 #include "core/onnx/opset.h"
+#include "core/onnx/skeleton.h"
 #include "core/tensor/lowbit.h"
 
 namespace mserve {
@@ -50,51 +53,51 @@ class Mapping {
   }
   const char* data() const { return static_cast<const char*>(data_); }
   size_t size() const { return size_; }
-  // Drops the resident pages of [0, end) (whole pages): the mapping is private and never
-  // written, so a later read faults them in again from the file.
-  void drop_before(size_t end) {
+  // Drops the resident pages around [offset, offset + len): the mapping is private and never
+  // written, so a later read faults them in again from the file (page cache).
+  void drop(size_t offset, size_t len) const {
     static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    end = end / page * page;
-    if (data_ && end > dropped_) {
-      madvise(static_cast<char*>(data_) + dropped_, end - dropped_, MADV_DONTNEED);
-      dropped_ = end;
-    }
+    if (!data_ || len == 0) return;
+    const size_t begin = offset / page * page, end = std::min(size_, offset + len);
+    madvise(static_cast<char*>(data_) + begin, end - begin, MADV_DONTNEED);
   }
 
  private:
   void* data_ = nullptr;
   size_t size_ = 0;
-  size_t dropped_ = 0;
 };
 
-// The mapped file handed to protobuf's parser a chunk at a time, dropping the pages of the chunks
-// it has read: the parse copies the weights out of the file (raw_data), and the file and that
-// copy are then not resident at once (the peak while loading is the model's size, not twice it).
-class MappingStream : public google::protobuf::io::ZeroCopyInputStream {
- public:
-  explicit MappingStream(Mapping* map) : map_(map) {}
-  bool Next(const void** data, int* size) override {
-    if (pos_ >= map_->size()) return false;
-    if (pos_ > kChunk) map_->drop_before(pos_ - kChunk);  // the chunk before may still be read
-    const size_t n = std::min(kChunk, map_->size() - pos_);
-    *data = map_->data() + pos_;
-    *size = static_cast<int>(n);
-    pos_ += n;
-    return true;
-  }
-  void BackUp(int count) override { pos_ -= static_cast<size_t>(count); }
-  bool Skip(int count) override {
-    const size_t n = std::min(static_cast<size_t>(count), map_->size() - pos_);
-    pos_ += n;
-    return n == static_cast<size_t>(count);
-  }
-  int64_t ByteCount() const override { return static_cast<int64_t>(pos_); }
-
- private:
-  static constexpr size_t kChunk = 8 << 20;
-  Mapping* map_;
-  size_t pos_ = 0;
+// The model's bytes, from which tensors take their raw data (Skeleton::weights): a file mapping
+// that tensors may view, or bytes that are only valid while the model loads.
+struct ModelBytes {
+  const char* data = nullptr;
+  std::shared_ptr<Mapping> map;  // null for borrowed bytes
+  std::vector<WeightSpan> weights;
 };
+
+// Keeps a mapping alive for a tensor that views it; drops the view's pages when it goes (a
+// kernel packed the weights and the session released them).
+struct MappedView {
+  std::shared_ptr<Mapping> map;
+  size_t offset, size;
+  ~MappedView() { map->drop(offset, size); }
+};
+
+// A tensor of the `nbytes` at `p`: a view of `map` (which holds them) when they are aligned for
+// their type, else a copy.
+StatusOr<Tensor> tensor_of_bytes(DType dtype, const Shape& shape, const char* p, size_t nbytes,
+                                 const std::shared_ptr<Mapping>& map) {
+  if (map && reinterpret_cast<uintptr_t>(p) % dtype_size(dtype) == 0) {
+    const size_t offset = static_cast<size_t>(p - map->data());
+    auto buf =
+        Buffer::borrow(const_cast<char*>(p), nbytes, std::make_shared<MappedView>(MappedView{map, offset, nbytes}));
+    return Tensor(dtype, shape, std::move(buf), const_cast<char*>(p));
+  }
+  MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(dtype, shape));
+  std::memcpy(out.raw(), p, nbytes);
+  if (map) map->drop(static_cast<size_t>(p - map->data()), nbytes);
+  return out;
+}
 
 StatusOr<DType> map_dtype(int32_t t) {
   const DType d = dtype_of_onnx(t);
@@ -112,16 +115,17 @@ std::string real_path(const std::string& p) {
 
 class Converter {
  public:
-  Converter(std::shared_ptr<onnx::ModelProto> model, std::string base_dir)
-      : model_(std::move(model)), base_dir_(std::move(base_dir)) {}
+  Converter(const onnx::ModelProto& model, const ModelBytes& bytes, std::string base_dir)
+      : model_(model), bytes_(bytes), base_dir_(std::move(base_dir)) {}
   // A subgraph's converter: names it does not define resolve in `parent`'s scope.
-  explicit Converter(Converter* parent) : model_(parent->model_), base_dir_(parent->base_dir_), parent_(parent) {
+  explicit Converter(Converter* parent)
+      : model_(parent->model_), bytes_(parent->bytes_), base_dir_(parent->base_dir_), parent_(parent) {
     g_.opsets = parent->g_.opsets;
     g_.ir_version = parent->g_.ir_version;
   }
 
   StatusOr<Graph> run() {
-    const auto& m = *model_;
+    const auto& m = model_;
     if (!m.has_ir_version() || !m.has_graph())
       return LoadError("not an ONNX model: the file parsed, but has no IR version or no graph");
     if (m.ir_version() > kMaxIrVersion)
@@ -382,7 +386,7 @@ class Converter {
 
     if (dtype == DType::kString) {
       // Strings travel in string_data (raw_data and external data are not defined for them).
-      if (t.data_location() == onnx::TensorProto::EXTERNAL || t.has_raw_data())
+      if (t.data_location() == onnx::TensorProto::EXTERNAL || raw_data(t))
         return LoadError(what + "string tensors must store their values in string_data");
       if (t.string_data_size() != shape.numel())
         return LoadError(what + "holds " + std::to_string(t.string_data_size()) + " strings, the shape " + shape.str() +
@@ -393,28 +397,11 @@ class Converter {
     }
     if (lowbit_width(dtype) != 0 && lowbit_width(dtype) < 8) return packed_tensor(t, dtype, shape);
     if (t.data_location() == onnx::TensorProto::EXTERNAL) return external_tensor(t, dtype, shape);
-    if (t.has_raw_data()) {
-      const std::string& raw = t.raw_data();
-      if (raw.size() != nbytes)
-        return LoadError(what + "raw data holds " + std::to_string(raw.size()) + " bytes, the shape " + shape.str() +
+    if (auto raw = raw_data(t)) {
+      if (raw->size() != nbytes)
+        return LoadError(what + "raw data holds " + std::to_string(raw->size()) + " bytes, the shape " + shape.str() +
                          " needs " + std::to_string(nbytes) + " (missing or truncated data)");
-      void* p = const_cast<char*>(raw.data());
-      if (reinterpret_cast<uintptr_t>(p) % esize == 0) {
-        // In place: the tensor views the parsed protobuf's bytes, which it keeps alive; when the
-        // last view goes (a kernel packed the weights and the session released them), the bytes
-        // are freed.
-        struct RawBytes {
-          std::shared_ptr<onnx::ModelProto> model;
-          std::string* raw;
-          ~RawBytes() { std::string().swap(*raw); }
-        };
-        std::shared_ptr<RawBytes> keep(new RawBytes{model_, const_cast<std::string*>(&raw)});
-        auto buf = Buffer::borrow(p, nbytes, std::move(keep));
-        return Tensor(dtype, shape, std::move(buf), p);
-      }
-      MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(dtype, shape));
-      std::memcpy(out.raw(), raw.data(), nbytes);
-      return out;
+      return tensor_of_bytes(dtype, shape, raw->data(), nbytes, bytes_.map);
     }
     // The values are counted before anything is allocated: dims the data cannot fill are refused.
     const int64_t n = shape.numel();
@@ -478,12 +465,12 @@ class Converter {
     if (t.data_location() == onnx::TensorProto::EXTERNAL) {
       MS_ASSIGN_OR_RETURN(Tensor raw, external_tensor(t, DType::kUInt8, Shape{need}));
       bytes.assign(static_cast<const char*>(raw.raw()), static_cast<size_t>(need));
-    } else if (t.has_raw_data()) {
-      if (static_cast<int64_t>(t.raw_data().size()) != need)
-        return LoadError(what + "raw data holds " + std::to_string(t.raw_data().size()) + " bytes, the shape " +
-                         shape.str() + " of " + dtype_name(dtype) + " (" + per + " to a byte) needs " +
-                         std::to_string(need) + " (missing, truncated or unpacked data)");
-      bytes = t.raw_data();
+    } else if (auto raw = raw_data(t)) {
+      if (static_cast<int64_t>(raw->size()) != need)
+        return LoadError(what + "raw data holds " + std::to_string(raw->size()) + " bytes, the shape " + shape.str() +
+                         " of " + dtype_name(dtype) + " (" + per + " to a byte) needs " + std::to_string(need) +
+                         " (missing, truncated or unpacked data)");
+      bytes.assign(raw->data(), raw->size());
     } else {
       if (t.int32_data_size() != need)
         return LoadError(what + "holds " + std::to_string(t.int32_data_size()) + " packed values, the shape " +
@@ -545,16 +532,25 @@ class Converter {
                        shape.str() + " (" + std::to_string(nbytes) + " bytes)");
     if (static_cast<size_t>(offset) > map->size() || map->size() - offset < nbytes)
       return LoadError(what + "external data file '" + location + "' is too short (missing data)");
-    void* p = const_cast<char*>(map->data() + offset);
-    if (reinterpret_cast<uintptr_t>(p) % dtype_size(dtype) != 0) {
-      MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(dtype, shape));
-      std::memcpy(out.raw(), p, nbytes);
-      return out;
-    }
-    return Tensor(dtype, shape, Buffer::borrow(p, nbytes, map), p);
+    return tensor_of_bytes(dtype, shape, map->data() + offset, nbytes, map);
   }
 
-  std::shared_ptr<onnx::ModelProto> model_;
+  // The tensor's raw_data: where the skeleton found it in the model's bytes, or none.
+  std::optional<std::string_view> raw_data(const onnx::TensorProto& t) const {
+    const auto& fields = t.unknown_fields();
+    for (int i = fields.field_count() - 1; i >= 0; --i) {
+      const auto& f = fields.field(i);
+      if (f.number() != static_cast<int>(kWeightRefField) || f.type() != google::protobuf::UnknownField::TYPE_VARINT)
+        continue;
+      if (f.varint() >= bytes_.weights.size()) break;  // not the skeleton's (it numbers its own)
+      const WeightSpan& w = bytes_.weights[f.varint()];
+      return std::string_view(bytes_.data + w.offset, w.size);
+    }
+    return std::nullopt;
+  }
+
+  const onnx::ModelProto& model_;
+  const ModelBytes& bytes_;
   std::string base_dir_;
   Graph g_;
   std::map<std::string, int> ids_;
@@ -564,17 +560,24 @@ class Converter {
   std::vector<std::pair<int, int>> captures_;  // (local id, id in the parent) per captured name
 };
 
-// A model of `size` bytes that `read` parses into the ModelProto it is given.
-template <class Read>
-StatusOr<Graph> parse(size_t size, const std::string& base_dir, Read&& read) {
-  if (size > static_cast<size_t>(INT_MAX))
-    return Unsupported("model protobuf larger than 2 GB; store the weights as external data");
-  auto model = std::make_shared<onnx::ModelProto>();
-  if (size == 0 || !read(*model))
-    return LoadError(
-        "not an ONNX model: the bytes do not parse as an ONNX ModelProto "
-        "(wrong file, or truncated)");
-  return Converter(std::move(model), base_dir).run();
+// The model in `bytes` (data, map) of `size` bytes: its skeleton parsed by protobuf, its weights
+// taken from the bytes.
+StatusOr<Graph> parse(ModelBytes& bytes, size_t size, const std::string& base_dir) {
+  const Status not_onnx =
+      LoadError("not an ONNX model: the bytes do not parse as an ONNX ModelProto (wrong file, or truncated)");
+  if (size == 0) return not_onnx;
+  onnx::ModelProto model;
+  {
+    MS_ASSIGN_OR_RETURN(Skeleton sk, strip_weights(bytes.data, size));
+    if (sk.bytes.size() > static_cast<size_t>(INT_MAX))
+      return Unsupported("model protobuf larger than 2 GB without its weights; store the weights as external data");
+    if (!model.ParseFromString(sk.bytes)) return not_onnx;
+    bytes.weights = std::move(sk.weights);
+  }
+  auto g = Converter(model, bytes, base_dir).run();
+  // Pages the parse read (and weights copied) are dropped; views fault theirs in when read.
+  if (bytes.map) bytes.map->drop(0, bytes.map->size());
+  return g;
 }
 
 }  // namespace
@@ -584,16 +587,15 @@ StatusOr<Graph> load_onnx_file(const std::string& path) {
   std::string dir = ".";
   auto slash = path.rfind('/');
   if (slash != std::string::npos) dir = slash == 0 ? "/" : path.substr(0, slash);
-  auto g = parse(map->size(), dir, [&](onnx::ModelProto& m) {
-    MappingStream stream(map.get());
-    return m.ParseFromZeroCopyStream(&stream);
-  });
+  ModelBytes bytes{map->data(), map, {}};
+  auto g = parse(bytes, map->size(), dir);
   if (!g.ok()) return g.status().with_context("'" + path + "': ");
   return g;
 }
 
 StatusOr<Graph> load_onnx_bytes(const void* data, size_t size, const std::string& base_dir) {
-  return parse(size, base_dir, [&](onnx::ModelProto& m) { return m.ParseFromArray(data, static_cast<int>(size)); });
+  ModelBytes bytes{static_cast<const char*>(data), nullptr, {}};  // weights are copied out
+  return parse(bytes, size, base_dir);
 }
 
 }  // namespace mserve

@@ -1,7 +1,10 @@
 // ONNX ModelProto -> Graph. The only part of mserve that sees protobuf types.
 //
-// Initializers keep pointing at the parsed protobuf's bytes (no second copy) or, for external
-// data, at an mmapped file; the Graph's Tensors hold those alive.
+// Protobuf parses the model without its weights (onnx/skeleton.h). A model file is mmapped and its
+// initializers, like external data, view the mapping where their bytes are aligned for their type
+// (else one copy each): weights used as stored stay in the page cache, shared by every process
+// that maps the file, and the pages of a released view are dropped. The Graph's Tensors hold the
+// mappings alive. A model given as bytes has its weights copied out.
 #pragma once
 #include <string>
 
