@@ -5,7 +5,9 @@ Per model and engine: the file size, peak RSS while loading (the process's high-
 interpreter's own memory included and reported apart), RSS after loading and after 1,000 calls
 (batch 1, 2 intra-op threads), load time and load + first call, and for 4 processes that serve one
 model at once the total PSS (proportional set size: memory shared between them counted once)
-against one process's.
+against one process's PSS when it runs alone. "mserve+cache" loads with a pack cache
+(`mserve.load(..., pack_cache=DIR)`) that a load before the measured ones wrote: its processes map
+one copy of the packed weights.
 
     python bench/bench_load.py [--only NAME ...] [--calls 1000] [--processes 4]
 """
@@ -13,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,11 +46,12 @@ def pss_mb(pid: int) -> float:
 def worker(engine: str, path: str, name: str, calls: int, hold: bool) -> None:
     x = feeds(name, 1)
     import numpy as np  # noqa: F401  (loaded before the baseline)
-    if engine == "mserve":
+    if engine.startswith("mserve"):
         import mserve
+        cache = os.environ["MSERVE_BENCH_PACK_CACHE"] if engine == "mserve+cache" else False
         base = status_mb("VmRSS")
         t0 = time.perf_counter()
-        model = mserve.load(path, threads=2)
+        model = mserve.load(path, threads=2, pack_cache=cache)
         loaded = time.perf_counter() - t0
         model.predict(x)
         run = lambda: model.predict(x)  # noqa: E731
@@ -77,13 +82,19 @@ def spawn(engine: str, path: Path, name: str, calls: int, hold: bool) -> subproc
 
 
 def measure(engine: str, path: Path, name: str, calls: int, processes: int) -> dict:
+    if engine == "mserve+cache":  # a load that writes the cache the measured ones map
+        w = spawn(engine, path, name, 1, False)
+        w.stdout.readline()
+        w.wait()
     p = spawn(engine, path, name, calls, False)
     res = json.loads(p.stdout.readline())
     p.wait()
-    procs = [spawn(engine, path, name, 10, True) for _ in range(processes)]
-    for q in procs:
-        q.stdout.readline()  # loaded and called
-    res["pss_1"] = pss_mb(procs[0].pid)
+    procs = [spawn(engine, path, name, 10, True)]
+    procs[0].stdout.readline()  # loaded and called
+    res["pss_1"] = pss_mb(procs[0].pid)  # alone
+    procs += [spawn(engine, path, name, 10, True) for _ in range(processes - 1)]
+    for q in procs[1:]:
+        q.stdout.readline()
     res["pss_n"] = sum(pss_mb(q.pid) for q in procs)
     for q in procs:
         q.stdin.write("\n")
@@ -106,6 +117,7 @@ def main() -> None:
     if not names:
         sys.exit(f"no models in {ZOO}: run `make zoo-real` first")
     n = args.processes
+    os.environ["MSERVE_BENCH_PACK_CACHE"] = tempfile.mkdtemp(prefix="mserve-packs-")
     print(f"Loading in a fresh process per load, 2 intra-op threads; MB; peak and RSS include the "
           f"interpreter's own (base); PSS: {n} processes serving the model at once vs one")
     print(f"| model | file | engine | base | peak | peak - base | after load | after {args.calls} calls | load s "
@@ -114,7 +126,7 @@ def main() -> None:
     for name in names:
         path = ZOO / f"{name}.onnx"
         size = path.stat().st_size / 2**20
-        for engine in ("mserve", "onnxruntime"):
+        for engine in ("mserve", "mserve+cache", "onnxruntime"):
             r = measure(engine, path, name, args.calls, n)
             print(f"| {name} | {size:.0f} | {engine} | {r['base']:.0f} | {r['peak']:.0f} | "
                   f"{r['peak'] - r['base']:.0f} | {r['after_load']:.0f} | {r['after_calls']:.0f} | {r['load_s']:.2f} | "

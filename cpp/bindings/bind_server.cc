@@ -113,6 +113,7 @@ void bind_options(py::module_& m) {
   py::class_<ManagerOptions>(m, "ManagerOptions")
       .def(py::init<>())
       .def_readwrite("session", &ManagerOptions::session)
+      .def_readwrite("pack_cache_dir", &ManagerOptions::pack_cache_dir)
       .def_readwrite("batching", &ManagerOptions::batching)
       .def_readwrite("warmup", &ManagerOptions::warmup)
       .def_readwrite("integrity", &ManagerOptions::integrity)

@@ -324,8 +324,10 @@ void bind_session(py::module_& m) {
   py::class_<Session, std::shared_ptr<Session>>(m, "Session")
       .def_static(
           "load_file",
-          [](const std::string& path, int threads, bool optimize, const py::object& device, bool graphs) {
+          [](const std::string& path, int threads, bool optimize, const py::object& device, bool graphs,
+             const std::string& pack_cache) {
             SessionOptions opts = options(threads, optimize, device, graphs);
+            opts.pack_cache = pack_cache;
             StatusOr<std::shared_ptr<Session>> s = Status::OK();
             {
               py::gil_scoped_release nogil;  // parsing and planning take a while
@@ -334,7 +336,7 @@ void bind_session(py::module_& m) {
             return unwrap(std::move(s));  // raises, so needs the GIL
           },
           py::arg("path"), py::arg("threads") = 0, py::arg("optimize") = true, py::arg("device") = py::none(),
-          py::arg("graphs") = true)
+          py::arg("graphs") = true, py::arg("pack_cache") = "")
       .def_static(
           "load_bytes",
           [](py::bytes data, int threads, const std::string& base_dir, bool optimize, const py::object& device,
@@ -353,6 +355,19 @@ void bind_session(py::module_& m) {
       .def_property_readonly("inputs", [](const Session& s) { return describe_values(s.graph(), s.graph().inputs); })
       .def_property_readonly("outputs", [](const Session& s) { return describe_values(s.graph(), s.graph().outputs); })
       .def_property_readonly("threads", &Session::threads)
+      .def_property_readonly("pack_cache",
+                             [](const Session& s) -> py::object {
+                               const PackCache::Report& r = s.pack_cache();
+                               if (r.path.empty()) return py::none();
+                               py::dict d;
+                               d["path"] = utf8(r.path);
+                               d["found"] = r.found;
+                               d["packed"] = r.packed;
+                               d["copied"] = r.copied;
+                               d["written"] = r.written;
+                               d["error"] = utf8(r.error);
+                               return std::move(d);
+                             })
       .def_property_readonly("producer", [](const Session& s) { return utf8(s.graph().producer); })
       .def_property_readonly("ir_version", [](const Session& s) { return s.graph().ir_version; })
       .def_property_readonly("opsets",

@@ -120,6 +120,14 @@ class Model:
         return self._s.threads
 
     @property
+    def pack_cache(self) -> dict[str, Any] | None:
+        """What the pack cache did for this load (``load(..., pack_cache=...)``): its ``path``,
+        the weights ``found`` in it, ``packed`` by this load and ``copied`` from the model file by it
+        (used as stored but not aligned there: kept in the cache while used), whether the file was
+        ``written``, and an ``error`` (empty when none); None without a cache."""
+        return self._s.pack_cache
+
+    @property
     def device(self) -> str:
         """The device this model runs on besides the CPU ("cpu" when it runs only there)."""
         return self._s.device
@@ -284,7 +292,8 @@ class Model:
 
 def load(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview | Any, *,
          device: str = "cpu", threads: int | None = None, optimize: bool = True,
-         cuda_graphs: bool = True, precision: str = "fp32") -> Model:
+         cuda_graphs: bool = True, precision: str = "fp32",
+         pack_cache: bool | str | os.PathLike[str] = False) -> Model:
     """Loads an ONNX model from a file path, from bytes, or from an ``onnx.ModelProto``.
 
     ``device``: ``"cpu"``; ``"cuda"``, which raises ``Unavailable`` naming what is missing (the
@@ -301,6 +310,12 @@ def load(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview 
     step. ``Model.placement().no_graph`` says why a plan is not recorded.
     ``optimize``: graph clean-up (Identity/Dropout removal, dead nodes, constant folding);
     turn it off to debug a model exactly as exported.
+    ``pack_cache``: keep the weights packed for this CPU (matrix products and convolutions) in a
+    file, ``<model file>.<build>.mspack``, in the directory given, or with True in
+    ``.mserve-cache`` beside the model. A load that finds the file maps it instead of packing:
+    processes serving one model then share one copy of its packed weights. The file is written
+    (atomically) by a load that packed weights it lacked; a missing, stale, corrupt or unwritable
+    cache never fails a load (``Model.pack_cache`` reports what happened). Model files only.
     Raises ``ModelLoadError`` for malformed files and ``UnsupportedOperator`` (listing every
     unsupported node) when the model needs something the runtime cannot run.
     """
@@ -311,12 +326,26 @@ def load(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview 
     if hasattr(path_or_bytes, "SerializeToString"):
         path_or_bytes = path_or_bytes.SerializeToString()
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        if pack_cache:
+            raise InvalidArgument("pack_cache needs the model's file path; it was given as bytes")
         return Model(_core.Session.load_bytes(bytes(path_or_bytes), t, optimize=optimize, device=backend,
                                               graphs=cuda_graphs), "<bytes>")
     if isinstance(path_or_bytes, (str, os.PathLike)):
         path = os.fspath(path_or_bytes)
-        return Model(_core.Session.load_file(path, t, optimize=optimize, device=backend, graphs=cuda_graphs), path)
+        cache = _pack_cache_dir(path, pack_cache)
+        return Model(_core.Session.load_file(path, t, optimize=optimize, device=backend, graphs=cuda_graphs,
+                                             pack_cache=cache), path)
     raise InvalidArgument(f"load() takes a path, bytes or an onnx.ModelProto, got {type(path_or_bytes).__name__}")
+
+
+def _pack_cache_dir(path: str, pack_cache: bool | str | os.PathLike[str]) -> str:
+    if pack_cache is False or pack_cache is None:
+        return ""
+    if pack_cache is True:
+        return os.path.join(os.path.dirname(os.path.abspath(path)), ".mserve-cache")
+    if isinstance(pack_cache, (str, os.PathLike)) and os.fspath(pack_cache):
+        return os.fspath(pack_cache)
+    raise InvalidArgument(f"pack_cache must be True, False or a directory, got {pack_cache!r}")
 
 
 def supported_ops() -> list[OpSupport]:

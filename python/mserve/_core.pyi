@@ -15,7 +15,7 @@ class Session(metaclass=_pybind11_type):
     def __init__(self, *args: Any, **kwargs: Any) -> None: ...  # no constructor: load_file() / load_bytes()
     @staticmethod
     def load_file(path: str, threads: int = 0, optimize: bool = True, device: object = None,
-                  graphs: bool = True) -> Session: ...
+                  graphs: bool = True, pack_cache: str = "") -> Session: ...
     @staticmethod
     def load_bytes(data: bytes, threads: int = 0, base_dir: str = "", optimize: bool = True,
                    device: object = None, graphs: bool = True) -> Session: ...
@@ -25,6 +25,8 @@ class Session(metaclass=_pybind11_type):
     def outputs(self) -> list[_Spec]: ...
     @property
     def threads(self) -> int: ...
+    @property
+    def pack_cache(self) -> dict[str, Any] | None: ...
     @property
     def producer(self) -> str: ...
     @property
@@ -133,6 +135,7 @@ class IntegrityOptions(metaclass=_pybind11_type):
 
 class ManagerOptions(metaclass=_pybind11_type):
     session: SessionOptions
+    pack_cache_dir: str
     batching: BatchingOptions | None
     warmup: bool
     integrity: IntegrityOptions

@@ -60,6 +60,7 @@ def samples(files):
         "optimize": (False, "false"),
         "device": ("mock", "mock"),
         "warmup": (False, "false"),
+        "pack_cache_dir": (str(d), str(d)),
         "batching": ({"max_batch_size": 7}, None),  # the flag takes --batching_parameters_file too
         "file_system_poll_wait_seconds": (5, "5"),
         "model_config_file_poll_wait_seconds": (6, "6"),

@@ -97,6 +97,7 @@ StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOpt
   Program& p = s->prog_;
   p.graph = std::move(graph);
   p.backend = opts.backend;
+  p.packs = opts.packs;
   for (int v : p.graph.inputs) {
     const Value& val = p.graph.values[v];
     if (val.dtype == DType::kUndefined && !opts.subgraph)
@@ -149,9 +150,22 @@ StatusOr<std::shared_ptr<Session>> Session::create(Graph graph, const SessionOpt
 }
 
 StatusOr<std::shared_ptr<Session>> Session::load_file(const std::string& path, const SessionOptions& opts) {
-  MS_ASSIGN_OR_RETURN(Graph g, load_onnx_file(path));
-  auto s = create(std::move(g), opts);
+  SessionOptions o = opts;
+  std::shared_ptr<PackCache> cache;
+  if (!opts.pack_cache.empty()) {
+    const size_t slash = path.rfind('/');
+    cache = PackCache::open(opts.pack_cache, slash == std::string::npos ? path : path.substr(slash + 1));
+    o.packs = cache.get();
+  }
+  MS_ASSIGN_OR_RETURN(Graph g, load_onnx_file(path, o.packs));
+  auto s = create(std::move(g), o);
   if (!s.ok()) return s.status().with_context("'" + path + "': ");
+  if (cache) {
+    (void)cache->save();  // a cache that cannot be written is reported, never a load error
+    Session& session = *s.value();
+    session.pack_cache_ = cache->report();
+    session.opts_.packs = session.prog_.packs = nullptr;
+  }
   return s;
 }
 

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/exec/pack_cache.h"
 #include "core/parallel/thread_pool.h"
 #include "core/plan/plan.h"
 
@@ -48,6 +49,12 @@ struct SessionOptions {
   // Record a plan whose every step runs on the device as one graph on its context's second run
   // and replay it after (Plan::graph says which plans can be).
   bool graphs = true;
+  // load_file: keep packed weights in a cache file in this directory (exec/pack_cache.h), so
+  // processes loading the model share them; empty: none.
+  std::string pack_cache;
+  // Where kernels take and put packed weights while the session is created (not owned; set by
+  // load_file from pack_cache, and passed on to control-flow bodies).
+  PackStore* packs = nullptr;
 };
 
 // How one run hands out its outputs.
@@ -91,6 +98,8 @@ class Session {
   // Where the nodes of the most recent plan run (the trial plan at load, with symbolic
   // dimensions set to 1, until a run plans other shapes); null before any plan was made.
   std::shared_ptr<const Placement> placement() const;
+  // What the pack cache did for this load (SessionOptions::pack_cache; empty path: none).
+  const PackCache::Report& pack_cache() const { return pack_cache_; }
   // The session's device backend (null: the CPU only).
   const std::shared_ptr<const Backend>& backend() const { return prog_.backend; }
   // The session's device ("cpu" without a backend).
@@ -137,6 +146,7 @@ class Session {
   Program prog_;
   Signature signature_;
   SessionOptions opts_;
+  PackCache::Report pack_cache_;
   std::unique_ptr<ThreadPool> pool_;
   mutable std::mutex cache_mu_;
   mutable std::vector<std::shared_ptr<CachedPlan>> cache_;

@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "core/kernels/fused_activation.h"
+#include "core/kernels/pack_store.h"
 #include "core/parallel/thread_pool.h"
 #include "core/status.h"
 
@@ -117,6 +118,26 @@ inline dnnl::memory repack(const dnnl::memory& from, const dnnl::memory::desc& d
   dnnl::stream s(cpu_engine());
   dnnl::reorder(src, to).execute(s, src, to);
   s.wait();
+  return to;
+}
+
+// Weights `user` packed into layout `desc`: the bytes `store` holds under `key` when it has them
+// (a read-only mapping, which `keep` then holds alive; oneDNN only reads weights), else a new
+// copy, which the store is given. Without a store, always a new copy.
+inline dnnl::memory packed_weights(const dnnl::memory& user, const dnnl::memory::desc& desc, PackStore* store,
+                                   const PackKey& key, std::shared_ptr<const void>& keep) {
+  if (store) {
+    PackStore::Found found = store->find(key, desc.get_size());
+    if (found.data) {
+      keep = std::move(found.keep);
+      return dnnl::memory(desc, cpu_engine(), const_cast<void*>(found.data));
+    }
+  }
+  dnnl::memory to(desc, cpu_engine()), src = user;
+  dnnl::stream s(cpu_engine());
+  dnnl::reorder(src, to).execute(s, src, to);
+  s.wait();
+  if (store) store->add(key, to.get_data_handle(), desc.get_size(), std::make_shared<const dnnl::memory>(to));
   return to;
 }
 

@@ -23,8 +23,9 @@ struct DnnlConv::Impl {
   Params p;
   dt x_t = f32, w_t = f32, y_t = f32;
   memory::dims wdims;
-  memory bias;    // [M] f32, or empty
-  memory packed;  // weights in the layout of the first primitive
+  memory bias;                              // [M] f32, or empty
+  memory packed;                            // weights in the layout of the first primitive
+  std::shared_ptr<const void> packed_keep;  // what holds `packed` when a PackStore had it
   // int8: the weights as given (oihw / goihw). A packed int8 layout carries the zero-point
   // compensation its primitive's attributes asked for, so another layout is made from these,
   // never from `packed`.
@@ -60,6 +61,33 @@ struct DnnlConv::Impl {
       if (p.q.y_zero) a.set_zero_points(DNNL_ARG_DST, 0, {p.q.y_zero});
     }
     return a;
+  }
+  // The PackStore key of `w` packed for these parameters (everything the layout may follow).
+  PackKey pack_key(const void* w, size_t bytes) const {
+    const int64_t shape[13] = {p.C,
+                               p.M,
+                               p.group,
+                               p.k[0],
+                               p.k[1],
+                               p.s[0],
+                               p.s[1],
+                               p.d[0],
+                               p.d[1],
+                               p.nhwc * 2 + p.residual,
+                               static_cast<int64_t>(x_t),
+                               static_cast<int64_t>(w_t),
+                               static_cast<int64_t>(y_t)};
+    const int32_t q[6] = {static_cast<int32_t>(p.act.kind),
+                          static_cast<int32_t>(p.after.kind),
+                          p.q.x_zero,
+                          p.q.y_zero,
+                          p.q.x_signed * 2 + p.q.y_signed,
+                          bias ? 1 : 0};
+    PackKeyBuilder b("dnnl_conv");
+    b.pod(shape).pod(q);
+    for (float f : {p.act.alpha, p.act.beta, p.after.alpha, p.after.beta}) b.add(&f, sizeof f);
+    b.add(p.q.scales.data(), p.q.scales.size() * sizeof(float));
+    return b.add(w, bytes).key();
   }
   StatusOr<std::shared_ptr<const Entry>> entry(const Geometry& g, int threads) const {
     return entries.get({g.N, g.H, g.W, g.OH, g.OW, g.pad_begin[0], g.pad_begin[1], g.pad_end[0], g.pad_end[1], threads},
@@ -124,13 +152,13 @@ bool DnnlConv::set_window(const WindowAttrs& win, const Shape& w, Params* p) {
   return true;
 }
 
-std::unique_ptr<DnnlConv> DnnlConv::create(const Params& p, const float* w, const float* bias) {
+std::unique_ptr<DnnlConv> DnnlConv::create(const Params& p, const float* w, const float* bias, PackStore* store) {
   auto impl = std::make_unique<Impl>();
   impl->p = p;
-  return make(std::move(impl), w, bias);
+  return make(std::move(impl), w, bias, store);
 }
 
-std::unique_ptr<DnnlConv> DnnlConv::create_int8(const Params& p, const int8_t* w, const float* bias) {
+std::unique_ptr<DnnlConv> DnnlConv::create_int8(const Params& p, const int8_t* w, const float* bias, PackStore* store) {
   if (!p.nhwc || !DnnlMatMul::has_vnni() || p.q.scales.empty()) return nullptr;
   if (p.q.scales.size() != 1 && static_cast<int64_t>(p.q.scales.size()) != p.M) return nullptr;
   auto impl = std::make_unique<Impl>();
@@ -140,18 +168,18 @@ std::unique_ptr<DnnlConv> DnnlConv::create_int8(const Params& p, const int8_t* w
   impl->x_t = p.q.x_signed ? dt::s8 : dt::u8;
   impl->y_t = p.q.y_signed ? dt::s8 : dt::u8;
   impl->w_t = dt::s8;
-  return make(std::move(impl), w, bias);
+  return make(std::move(impl), w, bias, store);
 }
 
 // Packs w (of impl's weight type) for a nominal 32x32 image: oneDNN's weight layout follows the
 // channels and the ISA, not the image size, so later shapes normally reuse this copy.
-std::unique_ptr<DnnlConv> DnnlConv::make(std::unique_ptr<Impl> impl, const void* w, const float* bias) {
+std::unique_ptr<DnnlConv> DnnlConv::make(std::unique_ptr<Impl> impl, const void* w, const float* bias,
+                                         PackStore* store) {
   const Params& p = impl->p;
   const int64_t Mg = p.M / p.group, Cg = p.C / p.group;
   impl->wdims = p.group > 1 ? memory::dims{p.group, Mg, Cg, p.k[0], p.k[1]} : memory::dims{p.M, p.C, p.k[0], p.k[1]};
   try {
     auto& eng = cpu_engine();
-    dnnl::stream s(eng);
     omp_set_num_threads(1);  // packing is a one-off copy; no thread team for it
     if (bias) {
       impl->bias = memory(memory::desc({p.M}, f32, tag::x), eng);
@@ -168,9 +196,8 @@ std::unique_ptr<DnnlConv> DnnlConv::make(std::unique_ptr<Impl> impl, const void*
                                        {p.d[0] - 1, p.d[1] - 1}, {0, 0}, {0, 0});
     dnnl::convolution_forward::primitive_desc pd(cd, impl->attr(), eng);
     memory user(memory::desc(impl->wdims, impl->w_t, p.group > 1 ? tag::goihw : tag::oihw), eng, const_cast<void*>(w));
-    impl->packed = memory(pd.weights_desc(), eng);
-    dnnl::reorder(user, impl->packed).execute(s, user, impl->packed);
-    s.wait();
+    const PackKey key = store ? impl->pack_key(w, user.get_desc().get_size()) : PackKey{};
+    impl->packed = dnnl_util::packed_weights(user, pd.weights_desc(), store, key, impl->packed_keep);
     if (impl->x_t != f32) {
       impl->plain = memory(user.get_desc(), eng);
       const auto* from = static_cast<const char*>(w);

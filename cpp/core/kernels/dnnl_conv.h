@@ -17,6 +17,7 @@
 
 #include "core/kernels/conv_geometry.h"
 #include "core/kernels/fused_activation.h"
+#include "core/kernels/pack_store.h"
 #include "core/status.h"
 
 namespace mserve {
@@ -46,11 +47,14 @@ class DnnlConv {
   static bool set_window(const WindowAttrs& win, const Shape& w, Params* p);
   // w: [M, C / group, kh, kw] (copied into oneDNN's layout; not kept); bias: [M] or null.
   // Null when oneDNN has no implementation for these parameters (the caller falls back).
-  static std::unique_ptr<DnnlConv> create(const Params& p, const float* w, const float* bias);
+  // With a store, the packed weights come from it when it has them and go to it when packed here.
+  static std::unique_ptr<DnnlConv> create(const Params& p, const float* w, const float* bias,
+                                          PackStore* store = nullptr);
   // The int8 convolution of Params::q: w int8 [M, C / group, kh, kw], bias in the products'
   // units (QLinearConv's int32 B as float) or null. Channels-last only (Params::nhwc), and only
   // where the CPU has VNNI (DnnlMatMul::has_vnni: without it oneDNN's int8 products saturate).
-  static std::unique_ptr<DnnlConv> create_int8(const Params& p, const int8_t* w, const float* bias);
+  static std::unique_ptr<DnnlConv> create_int8(const Params& p, const int8_t* w, const float* bias,
+                                               PackStore* store = nullptr);
   ~DnnlConv();
 
   // One call's geometry: input [N, C, H, W] -> output [N, M, OH, OW] (channels-last when
@@ -78,7 +82,7 @@ class DnnlConv {
   explicit DnnlConv(std::unique_ptr<Impl> impl);
   // One chunk of the batch (run() splits it: at most a few primitives per conv).
   Status run_chunk(const void* x, void* y, const Geometry& g, void* workspace, int threads) const;
-  static std::unique_ptr<DnnlConv> make(std::unique_ptr<Impl> impl, const void* w, const float* bias);
+  static std::unique_ptr<DnnlConv> make(std::unique_ptr<Impl> impl, const void* w, const float* bias, PackStore* store);
   std::unique_ptr<Impl> impl_;
 };
 

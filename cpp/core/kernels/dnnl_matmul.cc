@@ -1,6 +1,7 @@
 #include "core/kernels/dnnl_matmul.h"
 
 #include <array>
+#include <cstdio>
 #include <vector>
 
 #include "core/kernels/dnnl_common.h"
@@ -17,8 +18,9 @@ struct DnnlMatMul::Impl {
   int64_t K = 0, N = 0;
   dt x_t = f32, w_t = f32, y_t = f32;
   FusedActivation act;
-  memory bias;    // [1, N], or empty
-  memory packed;  // weights in the layout of the first primitive
+  memory bias;                              // [1, N], or empty
+  memory packed;                            // weights in the layout of the first primitive
+  std::shared_ptr<const void> packed_keep;  // what holds `packed` when a PackStore had it
   struct Entry {
     dnnl::matmul mm;
     memory::desc x, y, scratch;
@@ -72,20 +74,23 @@ int64_t DnnlMatMul::N() const { return impl_->N; }
 
 // Packs w ([K, N], or [N, K] when trans_w, of impl's weight type) for a nominal 64 rows: oneDNN's
 // weight layout follows K, N and the ISA, so other row counts normally reuse this copy.
-std::unique_ptr<DnnlMatMul> DnnlMatMul::make(std::unique_ptr<Impl> impl, const void* w, bool trans_w) {
+std::unique_ptr<DnnlMatMul> DnnlMatMul::make(std::unique_ptr<Impl> impl, const void* w, bool trans_w,
+                                             PackStore* store) {
   const int64_t K = impl->K, N = impl->N;
   try {
     auto& eng = cpu_engine();
     omp_set_num_threads(1);  // packing is a one-off copy
     auto pd = impl->describe(64, memory::desc({K, N}, impl->w_t, tag::any));
     memory user(memory::desc({K, N}, impl->w_t, trans_w ? tag::ba : tag::ab), eng, const_cast<void*>(w));
-    impl->packed = dnnl_util::repack(user, pd.weights_desc());
-    if (impl->packed.get_data_handle() == w) {  // same layout as the user's: keep our own copy
-      memory own(pd.weights_desc(), eng);
-      const auto* from = static_cast<const char*>(w);
-      std::copy(from, from + pd.weights_desc().get_size(), static_cast<char*>(own.get_data_handle()));
-      impl->packed = own;
+    PackKey key;
+    if (store) {
+      const int64_t shape[4] = {K, N, trans_w, static_cast<int64_t>(impl->w_t)};
+      const int32_t act[2] = {static_cast<int32_t>(impl->act.kind), impl->bias ? 1 : 0};
+      PackKeyBuilder b("dnnl_matmul");
+      b.pod(shape).pod(act).add(&impl->act.alpha, sizeof(float)).add(&impl->act.beta, sizeof(float));
+      key = b.add(w, user.get_desc().get_size()).key();
     }
+    impl->packed = dnnl_util::packed_weights(user, pd.weights_desc(), store, key, impl->packed_keep);
   } catch (const dnnl::error&) {
     return nullptr;
   }
@@ -93,7 +98,7 @@ std::unique_ptr<DnnlMatMul> DnnlMatMul::make(std::unique_ptr<Impl> impl, const v
 }
 
 std::unique_ptr<DnnlMatMul> DnnlMatMul::create(int64_t K, int64_t N, const float* w, bool trans_w, const float* bias,
-                                               const FusedActivation& act) {
+                                               const FusedActivation& act, PackStore* store) {
   if (K <= 0 || N <= 0) return nullptr;
   auto impl = std::make_unique<Impl>();
   impl->K = K;
@@ -107,7 +112,7 @@ std::unique_ptr<DnnlMatMul> DnnlMatMul::create(int64_t K, int64_t N, const float
     }
     std::copy(bias, bias + N, static_cast<float*>(impl->bias.get_data_handle()));
   }
-  return make(std::move(impl), w, trans_w);
+  return make(std::move(impl), w, trans_w, store);
 }
 
 bool DnnlMatMul::has_vnni() {
@@ -117,7 +122,15 @@ bool DnnlMatMul::has_vnni() {
   return vnni;
 }
 
-std::unique_ptr<DnnlMatMul> DnnlMatMul::create_u8s8(int64_t K, int64_t N, const int8_t* w) {
+std::string DnnlMatMul::packing_environment() {
+  const dnnl_version_t* v = dnnl::version();
+  char isa[32];
+  std::snprintf(isa, sizeof isa, "%x", static_cast<unsigned>(dnnl::get_effective_cpu_isa()));
+  return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch) + " " +
+         v->hash + ", isa 0x" + isa;
+}
+
+std::unique_ptr<DnnlMatMul> DnnlMatMul::create_u8s8(int64_t K, int64_t N, const int8_t* w, PackStore* store) {
   if (K <= 0 || N <= 0 || !has_vnni()) return nullptr;
   auto impl = std::make_unique<Impl>();
   impl->K = K;
@@ -125,7 +138,7 @@ std::unique_ptr<DnnlMatMul> DnnlMatMul::create_u8s8(int64_t K, int64_t N, const 
   impl->x_t = dt::u8;
   impl->w_t = dt::s8;
   impl->y_t = dt::s32;
-  return make(std::move(impl), w, false);
+  return make(std::move(impl), w, false, store);
 }
 
 StatusOr<size_t> DnnlMatMul::prepare(int64_t M, int threads) const {

@@ -14,8 +14,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "core/kernels/fused_activation.h"
+#include "core/kernels/pack_store.h"
 #include "core/status.h"
 
 namespace mserve {
@@ -23,14 +25,18 @@ namespace mserve {
 class DnnlMatMul {
  public:
   // w: [K, N] row-major, or [N, K] when trans_w (copied into oneDNN's layout, not kept);
-  // bias: [N] or null. Null when oneDNN cannot take these parameters.
+  // bias: [N] or null. Null when oneDNN cannot take these parameters. With a store, the packed
+  // weights come from it when it has them, and go to it when they are packed here.
   static std::unique_ptr<DnnlMatMul> create(int64_t K, int64_t N, const float* w, bool trans_w, const float* bias,
-                                            const FusedActivation& act);
+                                            const FusedActivation& act, PackStore* store = nullptr);
   ~DnnlMatMul();
 
   // Null when the CPU lacks VNNI or oneDNN cannot take these weights.
-  static std::unique_ptr<DnnlMatMul> create_u8s8(int64_t K, int64_t N, const int8_t* w);
+  static std::unique_ptr<DnnlMatMul> create_u8s8(int64_t K, int64_t N, const int8_t* w, PackStore* store = nullptr);
   static bool has_vnni();
+  // What oneDNN's packed layouts follow besides the weights and parameters: its version and the
+  // instruction set it runs on ("oneDNN 2.6.3, isa 0x...").
+  static std::string packing_environment();
 
   int64_t K() const;
   int64_t N() const;
@@ -50,7 +56,7 @@ class DnnlMatMul {
  private:
   struct Impl;
   explicit DnnlMatMul(std::unique_ptr<Impl> impl);
-  static std::unique_ptr<DnnlMatMul> make(std::unique_ptr<Impl> impl, const void* w, bool trans_w);
+  static std::unique_ptr<DnnlMatMul> make(std::unique_ptr<Impl> impl, const void* w, bool trans_w, PackStore* store);
   Status run_raw(const void* x, void* y, int64_t M, void* workspace, int threads) const;
   std::unique_ptr<Impl> impl_;
 };

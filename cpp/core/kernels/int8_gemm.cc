@@ -23,7 +23,7 @@ constexpr int64_t kMaxExactK = 65793;
 
 Int8Gemm::~Int8Gemm() = default;
 
-StatusOr<std::unique_ptr<Int8Gemm>> Int8Gemm::create(const Tensor& b, const Tensor* b_zero_point) {
+StatusOr<std::unique_ptr<Int8Gemm>> Int8Gemm::create(const Tensor& b, const Tensor* b_zero_point, PackStore* store) {
   const DType t = b.dtype();
   if (t != DType::kInt8 && t != DType::kUInt8) return Unsupported("integer weights must be int8 or uint8");
   if (b.rank() != 2) return Unsupported("integer weights must be 2-D");
@@ -52,7 +52,7 @@ StatusOr<std::unique_ptr<Int8Gemm>> Int8Gemm::create(const Tensor& b, const Tens
   g->col_.assign(static_cast<size_t>(N), 0);
   for (int64_t k = 0; k < K; ++k)
     for (int64_t n = 0; n < N; ++n) g->col_[n] += bs[k * N + n];
-  if (K <= kMaxExactK) g->dnnl_ = DnnlMatMul::create_u8s8(K, N, bs.data());
+  if (K <= kMaxExactK) g->dnnl_ = DnnlMatMul::create_u8s8(K, N, bs.data(), store);
   if (!g->dnnl_ || !DnnlMatMul::always_takes(K, N)) g->b_ = std::move(bs);
   return g;
 }

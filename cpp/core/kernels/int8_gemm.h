@@ -17,6 +17,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/kernels/pack_store.h"
 #include "core/status.h"
 
 namespace mserve {
@@ -28,7 +29,8 @@ class ThreadPool;
 class Int8Gemm {
  public:
   // b: constant [K, N] int8 or uint8; b_zero_point: null, one value or N values of b's dtype.
-  static StatusOr<std::unique_ptr<Int8Gemm>> create(const Tensor& b, const Tensor* b_zero_point);
+  static StatusOr<std::unique_ptr<Int8Gemm>> create(const Tensor& b, const Tensor* b_zero_point,
+                                                    PackStore* store = nullptr);
   ~Int8Gemm();
 
   int64_t K() const { return K_; }

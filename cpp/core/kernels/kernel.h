@@ -23,6 +23,7 @@ namespace mserve {
 
 class ThreadPool;
 class DeviceContext;
+class PackStore;
 
 struct ValueInfo {
   DType dtype = DType::kUndefined;
@@ -139,8 +140,10 @@ class Kernel {
 // whether the kernel will run at all.
 class KernelInit {
  public:
-  explicit KernelInit(const Graph& g, bool prepack = true);
+  explicit KernelInit(const Graph& g, bool prepack = true, PackStore* packs = nullptr);
   const Tensor* constant(const Node& node, int input) const;
+  // Where packed weights come from and go (pack_store.h); null: packed here, kept here.
+  PackStore* packs() const { return prepack_ ? packs_ : nullptr; }
   // False for a kernel that only infers shapes (a device kernel's source of output shapes): it
   // must not make packed copies of weights, which would be host memory never used.
   bool prepack() const { return prepack_; }
@@ -157,6 +160,7 @@ class KernelInit {
  private:
   const Graph& graph_;
   bool prepack_;
+  PackStore* packs_;
   bool has_half_ = false;
   std::vector<const Tensor*> by_input_;
 };

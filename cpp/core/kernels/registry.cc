@@ -58,8 +58,8 @@ StatusOr<KernelPtr> create_kernel(const Node& node, const KernelInit& init) {
   return r->factory(node, init);
 }
 
-KernelInit::KernelInit(const Graph& g, bool prepack)
-    : graph_(g), prepack_(prepack), has_half_(needs_half_as_float(g)) {}
+KernelInit::KernelInit(const Graph& g, bool prepack, PackStore* packs)
+    : graph_(g), prepack_(prepack), packs_(packs), has_half_(needs_half_as_float(g)) {}
 
 KernelInit KernelInit::shapes_only() const {
   KernelInit k(*this);

@@ -16,6 +16,7 @@
 #include <google/protobuf/unknown_field_set.h>
 #include <onnx/onnx_pb.h>
 
+#include "core/kernels/pack_store.h"
 #include "core/onnx/normalize.h"
 #include "core/onnx/opset.h"
 #include "core/onnx/skeleton.h"
@@ -73,6 +74,7 @@ struct ModelBytes {
   const char* data = nullptr;
   std::shared_ptr<Mapping> map;  // null for borrowed bytes
   std::vector<WeightSpan> weights;
+  PackStore* packs = nullptr;  // where copies of unaligned weights are kept across processes
 };
 
 // Keeps a mapping alive for a tensor that views it; drops the view's pages when it goes (a
@@ -83,19 +85,35 @@ struct MappedView {
   ~MappedView() { map->drop(offset, size); }
 };
 
+// Unaligned weights at least this large go to the pack store (smaller ones are not worth a lookup).
+constexpr size_t kMinStoredCopy = 64 << 10;
+
 // A tensor of the `nbytes` at `p`: a view of `map` (which holds them) when they are aligned for
-// their type, else a copy.
+// their type, else a copy; with a pack store, the store's copy (shared with other processes)
+// when it has one, else a new copy offered to it.
 StatusOr<Tensor> tensor_of_bytes(DType dtype, const Shape& shape, const char* p, size_t nbytes,
-                                 const std::shared_ptr<Mapping>& map) {
+                                 const std::shared_ptr<Mapping>& map, PackStore* packs) {
   if (map && reinterpret_cast<uintptr_t>(p) % dtype_size(dtype) == 0) {
     const size_t offset = static_cast<size_t>(p - map->data());
     auto buf =
         Buffer::borrow(const_cast<char*>(p), nbytes, std::make_shared<MappedView>(MappedView{map, offset, nbytes}));
     return Tensor(dtype, shape, std::move(buf), const_cast<char*>(p));
   }
+  PackKey key;
+  if (packs && nbytes >= kMinStoredCopy) {
+    const int32_t type = static_cast<int32_t>(dtype);
+    key = PackKeyBuilder("weights as stored").pod(type).add(p, nbytes).key();
+    PackStore::Found found = packs->find(key, nbytes);
+    if (found.data) {
+      if (map) map->drop(static_cast<size_t>(p - map->data()), nbytes);
+      void* data = const_cast<void*>(found.data);
+      return Tensor(dtype, shape, Buffer::borrow(data, nbytes, std::const_pointer_cast<void>(found.keep)), data);
+    }
+  }
   MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(dtype, shape));
   std::memcpy(out.raw(), p, nbytes);
   if (map) map->drop(static_cast<size_t>(p - map->data()), nbytes);
+  if (packs && nbytes >= kMinStoredCopy) packs->offer(key, out.raw(), nbytes, out.buffer());
   return out;
 }
 
@@ -401,7 +419,7 @@ class Converter {
       if (raw->size() != nbytes)
         return LoadError(what + "raw data holds " + std::to_string(raw->size()) + " bytes, the shape " + shape.str() +
                          " needs " + std::to_string(nbytes) + " (missing or truncated data)");
-      return tensor_of_bytes(dtype, shape, raw->data(), nbytes, bytes_.map);
+      return tensor_of_bytes(dtype, shape, raw->data(), nbytes, bytes_.map, bytes_.packs);
     }
     // The values are counted before anything is allocated: dims the data cannot fill are refused.
     const int64_t n = shape.numel();
@@ -532,7 +550,7 @@ class Converter {
                        shape.str() + " (" + std::to_string(nbytes) + " bytes)");
     if (static_cast<size_t>(offset) > map->size() || map->size() - offset < nbytes)
       return LoadError(what + "external data file '" + location + "' is too short (missing data)");
-    return tensor_of_bytes(dtype, shape, map->data() + offset, nbytes, map);
+    return tensor_of_bytes(dtype, shape, map->data() + offset, nbytes, map, bytes_.packs);
   }
 
   // The tensor's raw_data: where the skeleton found it in the model's bytes, or none.
@@ -582,12 +600,12 @@ StatusOr<Graph> parse(ModelBytes& bytes, size_t size, const std::string& base_di
 
 }  // namespace
 
-StatusOr<Graph> load_onnx_file(const std::string& path) {
+StatusOr<Graph> load_onnx_file(const std::string& path, PackStore* packs) {
   MS_ASSIGN_OR_RETURN(auto map, Mapping::open(path));
   std::string dir = ".";
   auto slash = path.rfind('/');
   if (slash != std::string::npos) dir = slash == 0 ? "/" : path.substr(0, slash);
-  ModelBytes bytes{map->data(), map, {}};
+  ModelBytes bytes{map->data(), map, {}, packs};
   auto g = parse(bytes, map->size(), dir);
   if (!g.ok()) return g.status().with_context("'" + path + "': ");
   return g;

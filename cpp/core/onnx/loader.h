@@ -16,9 +16,12 @@ namespace mserve {
 // The newest ONNX IR version whose file layout the loader understands.
 constexpr int64_t kMaxIrVersion = 14;
 
+class PackStore;
+
 // Loads a model file. External data paths resolve against the file's directory and may not
-// leave it.
-StatusOr<Graph> load_onnx_file(const std::string& path);
+// leave it. With a pack store (kernels/pack_store.h), weights that must be copied (unaligned in
+// the file) come from the store when it has them and are offered to it when not.
+StatusOr<Graph> load_onnx_file(const std::string& path, PackStore* packs = nullptr);
 
 // Loads a model from bytes (copied as needed). `base_dir` resolves external data; when empty,
 // a model with external data is rejected.

@@ -42,6 +42,8 @@ struct Program {
   std::vector<KernelPtr> device_kernels;
   std::vector<std::string> no_device_kernel;
   std::unique_ptr<DeviceConstants> device_constants;
+  // Where kernels take and put packed weights while they are created (not owned; null: none).
+  PackStore* packs = nullptr;
 };
 
 // Orders nodes topologically (stable w.r.t. file order); LoadError on a cycle.

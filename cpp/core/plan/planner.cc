@@ -88,7 +88,7 @@ Status create_kernels(Program& p, bool release_packed) {
   std::vector<std::string> unsupported;
   p.kernels.clear();
   p.kernels.resize(p.graph.nodes.size());
-  KernelInit init(p.graph);
+  KernelInit init(p.graph, /*prepack=*/true, p.packs);
   std::unordered_map<int, int> readers;
   if (release_packed) readers = releasable_readers(p);
   for (size_t i = 0; i < p.graph.nodes.size(); ++i) {
@@ -209,7 +209,7 @@ Status fold_constants(Program& p, ThreadPool& pool) {
   p.order = std::move(kept);
   // Kernels whose inputs just became constant are created again so they can prepack them; the
   // others keep what they packed (created again, every weight was packed twice).
-  KernelInit init(g);
+  KernelInit init(g, /*prepack=*/true, p.packs);
   for (int ni : p.order) {
     const auto& in = g.nodes[ni].inputs;
     if (std::none_of(in.begin(), in.end(), [&](int v) { return v != kNoValue && folded[v]; })) continue;

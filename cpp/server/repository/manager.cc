@@ -160,8 +160,11 @@ void ModelManager::poll() {
   for (const std::string& n : names) poll_model(n);
 }
 
-StatusOr<std::shared_ptr<Session>> ModelManager::open_model(const ModelConfig& cfg, const std::string& path) const {
+StatusOr<std::shared_ptr<Session>> ModelManager::open_model(const ModelConfig& cfg, const std::string& path,
+                                                            int64_t version) const {
   SessionOptions so = opts_.session;
+  if (!opts_.pack_cache_dir.empty())
+    so.pack_cache = (fs::path(opts_.pack_cache_dir) / cfg.name / std::to_string(version)).string();
   if (cfg.backend) so.backend = *cfg.backend;
   std::error_code ec;
   const bool folder = fs::is_directory(cfg.base_path, ec);
@@ -176,7 +179,10 @@ StatusOr<std::shared_ptr<Session>> ModelManager::open_model(const ModelConfig& c
     f.read(head, sizeof head);
     if (is_encrypted(std::string(head, static_cast<size_t>(f.gcount()))))
       return LoadError("'" + path + "' is encrypted; give the server its model key");
-    return Session::load_file(path, so);
+    auto s = Session::load_file(path, so);
+    if (s.ok() && !s.value()->pack_cache().error.empty() && opts_.log)
+      opts_.log("model '" + cfg.name + "' version " + std::to_string(version) + ": " + s.value()->pack_cache().error);
+    return s;
   }
   std::ifstream f(path, std::ios::binary);
   if (!f) return LoadError("cannot read '" + path + "'");
@@ -208,7 +214,7 @@ Status check_wire_types(const Signature& sig) {
 
 StatusOr<std::shared_ptr<const Servable>> ModelManager::load_version(const ModelConfig& cfg, int64_t version,
                                                                      const std::string& path) const {
-  MS_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, open_model(cfg, path));
+  MS_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, open_model(cfg, path, version));
   MS_RETURN_IF_ERROR(check_wire_types(session->signature()).with_context("'" + path + "': "));
   if (opts_.warmup) {
     std::vector<Tensor> in = warmup_inputs(session->signature()), out;

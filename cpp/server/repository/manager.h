@@ -50,11 +50,15 @@ struct VersionStatus {
 
 struct ManagerOptions {
   SessionOptions session;
-  std::optional<BatchingOptions> batching;      // default for every model without its own
-  bool warmup = true;                           // run each new version once before serving it
-  IntegrityOptions integrity;                   // manifests and signatures of version folders (security.h)
-  std::string model_key;                        // 32-byte AES-256-GCM key for encrypted model files; "" : none
-  std::function<void(const std::string&)> log;  // one line per lifecycle event; may be empty
+  std::optional<BatchingOptions> batching;  // default for every model without its own
+  bool warmup = true;                       // run each new version once before serving it
+  IntegrityOptions integrity;               // manifests and signatures of version folders (security.h)
+  std::string model_key;                    // 32-byte AES-256-GCM key for encrypted model files; "" : none
+  // Packed weights of model files kept in <pack_cache_dir>/<model name>/<version> (a version's
+  // processes then share them; exec/pack_cache.h); "": none. Models read into memory to be
+  // verified or decrypted are packed as usual.
+  std::string pack_cache_dir;
+  std::function<void(const std::string&)> log;                          // one line per lifecycle event; may be empty
   std::function<void(const std::string& model, size_t rows)> on_batch;  // for metrics
   // A version the manager no longer reports (unloaded and gone from disk; -1: the whole model left
   // the config), so per-version metrics can go too. Called without the manager's lock held.
@@ -104,7 +108,7 @@ class ModelManager {
   StatusOr<const Model*> find(const std::string& model, const std::optional<std::string>& label,
                               std::optional<int64_t>* version) const;
   // The session of a model file: integrity checked and decrypted when configured (integrity.h).
-  StatusOr<std::shared_ptr<Session>> open_model(const ModelConfig& cfg, const std::string& path) const;
+  StatusOr<std::shared_ptr<Session>> open_model(const ModelConfig& cfg, const std::string& path, int64_t version) const;
   StatusOr<std::shared_ptr<const Servable>> load_version(const ModelConfig& cfg, int64_t version,
                                                          const std::string& path) const;
   void log(const std::string& line) const;

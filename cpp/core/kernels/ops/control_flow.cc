@@ -13,13 +13,14 @@
 namespace mserve {
 namespace {
 
-StatusOr<std::shared_ptr<Session>> subgraph_session(const Node& n, const char* attr) {
+StatusOr<std::shared_ptr<Session>> subgraph_session(const Node& n, const KernelInit& init, const char* attr) {
   const Attribute* a = n.attr(attr);
   if (!a || a->kind != Attribute::Kind::kGraph || !a->g)
     return InvalidArgument(std::string("missing graph attribute '") + attr + "'");
   SessionOptions o;
   o.threads = 1;  // bodies run on the caller's pool (Session::run's pool argument)
   o.subgraph = true;
+  o.packs = init.packs();
   auto s = Session::create(*a->g, o);
   if (!s.ok()) return s.status().with_context(std::string("subgraph '") + attr + "': ");
   return s;
@@ -251,16 +252,16 @@ int explicit_inputs(const Node& n) { return static_cast<int>(n.inputs.size()) - 
 
 }  // namespace
 
-StatusOr<KernelPtr> create_onnx_If(const Node& n, const KernelInit&) {
-  MS_ASSIGN_OR_RETURN(auto then_b, subgraph_session(n, "then_branch"));
-  MS_ASSIGN_OR_RETURN(auto else_b, subgraph_session(n, "else_branch"));
+StatusOr<KernelPtr> create_onnx_If(const Node& n, const KernelInit& init) {
+  MS_ASSIGN_OR_RETURN(auto then_b, subgraph_session(n, init, "then_branch"));
+  MS_ASSIGN_OR_RETURN(auto else_b, subgraph_session(n, init, "else_branch"));
   if (then_b->graph().num_formal_inputs || else_b->graph().num_formal_inputs)
     return InvalidArgument("If branches take no inputs");
   return KernelPtr(new IfKernel(std::move(then_b), std::move(else_b)));
 }
 
-StatusOr<KernelPtr> create_onnx_Loop(const Node& n, const KernelInit&) {
-  MS_ASSIGN_OR_RETURN(auto body, subgraph_session(n, "body"));
+StatusOr<KernelPtr> create_onnx_Loop(const Node& n, const KernelInit& init) {
+  MS_ASSIGN_OR_RETURN(auto body, subgraph_session(n, init, "body"));
   const int ex = explicit_inputs(n);
   MS_CHECK_ARG(ex >= 2, "Loop needs inputs M and cond (either may be empty)");
   MS_CHECK_ARG(static_cast<int>(body->graph().num_formal_inputs) == ex,
@@ -269,9 +270,9 @@ StatusOr<KernelPtr> create_onnx_Loop(const Node& n, const KernelInit&) {
   return KernelPtr(new LoopKernel(std::move(body), ex));
 }
 
-StatusOr<KernelPtr> create_onnx_Scan(const Node& n, const KernelInit&) {
+StatusOr<KernelPtr> create_onnx_Scan(const Node& n, const KernelInit& init) {
   if (n.opset < 9) return Unsupported("Scan before opset 9 (batched, with sequence_lens) is not supported");
-  MS_ASSIGN_OR_RETURN(auto body, subgraph_session(n, "body"));
+  MS_ASSIGN_OR_RETURN(auto body, subgraph_session(n, init, "body"));
   const int ex = explicit_inputs(n);
   MS_CHECK_ARG(static_cast<int>(body->graph().num_formal_inputs) == ex,
                "the scan body takes " + std::to_string(body->graph().num_formal_inputs) + " inputs, expected " +

@@ -251,7 +251,7 @@ std::unique_ptr<DnnlConv> make_dnnl_conv(const ConvAttrs& a, const Node& n, cons
   p.residual = a.residual;
   p.after = a.after;
   p.nhwc = p.always = nhwc;
-  return DnnlConv::create(p, w->data<float>(), b ? b->data<float>() : nullptr);
+  return DnnlConv::create(p, w->data<float>(), b ? b->data<float>() : nullptr, init.packs());
 }
 
 // com.mserve NhwcConv: Conv on channels-last data, X [N, H, W, C] -> Y [N, OH, OW, M], with

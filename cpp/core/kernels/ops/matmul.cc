@@ -22,7 +22,7 @@ bool gemm_dtype(DType t) { return t == DType::kFloat32 || t == DType::kFloat64; 
 // float32 products with constant weights run on oneDNN (kernels/dnnl_matmul.h) where it takes
 // the shape; infer decides per row count and compute follows the same answer.
 std::unique_ptr<DnnlMatMul> packed_gemm(const Tensor* b, bool trans_b, float alpha, const Tensor* c, float beta,
-                                        const FusedActivation& act) {
+                                        const FusedActivation& act, PackStore* store) {
   if (!b || b->dtype() != DType::kFloat32 || b->rank() != 2) return nullptr;
   const int64_t K = trans_b ? b->dim(1) : b->dim(0), N = trans_b ? b->dim(0) : b->dim(1);
   std::vector<float> bias;
@@ -39,7 +39,7 @@ std::unique_ptr<DnnlMatMul> packed_gemm(const Tensor* b, bool trans_b, float alp
     for (float& v : scaled) v *= alpha;
     w = scaled.data();
   }
-  return DnnlMatMul::create(K, N, w, trans_b, c ? bias.data() : nullptr, act);
+  return DnnlMatMul::create(K, N, w, trans_b, c ? bias.data() : nullptr, act, store);
 }
 
 class GemmKernel final : public Kernel {
@@ -325,7 +325,7 @@ std::unique_ptr<DnnlMatMul> packed_matmul(const Node& n, const KernelInit& init,
     for (float& v : scaled) v *= p.alpha;
     w = scaled.data();
   }
-  return DnnlMatMul::create(K, N, w, p.tb, p.bias.empty() ? nullptr : p.bias.data(), p.act);
+  return DnnlMatMul::create(K, N, w, p.tb, p.bias.empty() ? nullptr : p.bias.data(), p.act, init.packs());
 }
 
 }  // namespace
@@ -336,7 +336,7 @@ StatusOr<KernelPtr> create_onnx_Gemm(const Node& n, const KernelInit& init) {
   std::unique_ptr<DnnlMatMul> packed;
   if ((!has_c || c) && init.prepack())
     packed = packed_gemm(init.constant(n, 1), n.attr_int("transB", 0) != 0, n.attr_float("alpha", 1.0f), c,
-                         n.attr_float("beta", 1.0f), FusedActivation::of(n));
+                         n.attr_float("beta", 1.0f), FusedActivation::of(n), init.packs());
   return KernelPtr(new GemmKernel(n, std::move(packed)));
 }
 

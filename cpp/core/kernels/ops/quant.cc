@@ -380,7 +380,7 @@ class IntegerProduct {
         static_cast<int>(n.inputs.size()) <= b_zp || n.inputs[b_zp] == kNoValue || init.constant(n, b_zp) != nullptr;
     if (b && zb_known && b->rank() == 2 && (b->dtype() == DType::kInt8 || b->dtype() == DType::kUInt8)) {
       const Tensor* zb = static_cast<int>(n.inputs.size()) > b_zp ? init.constant(n, b_zp) : nullptr;
-      auto g = Int8Gemm::create(*b, zb);
+      auto g = Int8Gemm::create(*b, zb, init.packs());
       if (g.ok()) gemm_ = std::move(g).value();
     }
   }
@@ -864,7 +864,7 @@ StatusOr<KernelPtr> create_mserve_NhwcQLinearConv(const Node& n, const KernelIni
     std::vector<float> bias;
     if (b)
       for (int64_t m = 0; m < M; ++m) bias.push_back(static_cast<float>(b->data<int32_t>()[m]));
-    dnnl = DnnlConv::create_int8(p, w->data<int8_t>(), b ? bias.data() : nullptr);
+    dnnl = DnnlConv::create_int8(p, w->data<int8_t>(), b ? bias.data() : nullptr, init.packs());
     if (!dnnl) return Unsupported("NhwcQLinearConv: oneDNN has no int8 convolution for these parameters");
   }
   return KernelPtr(new NhwcQLinearConvKernel(std::move(a), std::move(dnnl), yt));

@@ -534,11 +534,12 @@ StatusOr<KernelPtr> make_recurrent(Cell cell, const Node& n, const KernelInit& i
       w->dim(0) == dirs && r->dim(0) == dirs && w->dim(1) == r->dim(1) && r->dim(1) == gates_of(cell) * r->dim(2)) {
     const int64_t GH = w->dim(1), I = w->dim(2), H = r->dim(2);
     for (int dir = 0; dir < dirs; ++dir) {
-      packed.w.push_back(DnnlMatMul::create(I, GH, w->data<float>() + dir * GH * I, true, nullptr, FusedActivation{}));
+      packed.w.push_back(
+          DnnlMatMul::create(I, GH, w->data<float>() + dir * GH * I, true, nullptr, FusedActivation{}, init.packs()));
       const bool two_phase = cell == Cell::kGRU && !lbr;
-      packed.r.push_back(
-          two_phase ? nullptr
-                    : DnnlMatMul::create(H, GH, r->data<float>() + dir * GH * H, true, nullptr, FusedActivation{}));
+      packed.r.push_back(two_phase ? nullptr
+                                   : DnnlMatMul::create(H, GH, r->data<float>() + dir * GH * H, true, nullptr,
+                                                        FusedActivation{}, init.packs()));
     }
   }
   return KernelPtr(new RecurrentKernel(cell, dirs, reverse, hidden, static_cast<int>(layout), clip, input_forget, lbr,
