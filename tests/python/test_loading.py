@@ -121,24 +121,29 @@ def _mapped(path):
         return any(line.rstrip().endswith(str(path)) for line in f)
 
 
-def test_weights_used_as_stored_view_the_file(tmp_path):
-    """An embedding read by Gather stays in the file's pages (shared by every process that maps
-    the model) while the model lives; the mapping goes with the model."""
-    rng = np.random.default_rng(2)
-    table = rng.standard_normal((4096, 64), np.float32)
+def _embedding_file(path, table, aligned):
+    """A Gather from `table`, written to `path` with the table's bytes at a 4-byte boundary in the
+    file or off one (the model's doc string moves them)."""
     g = helper.make_graph([helper.make_node("Gather", ["E", "ids"], ["y"])], "g",
                           [helper.make_tensor_value_info("ids", TensorProto.INT64, [None])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 64])],
                           initializer=[numpy_helper.from_array(table, "E")])
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    raw = table.tobytes()
-    for pad in range(4):  # the doc string moves the table to a 4-byte boundary in the file
+    for pad in range(4):
         model.doc_string = "d" * pad
         data = model.SerializeToString()
-        if data.find(raw) % 4 == 0:
+        if (data.find(table.tobytes()) % 4 == 0) == aligned:
             break
-    path = tmp_path / "emb.onnx"
     path.write_bytes(data)
+
+
+def test_weights_used_as_stored_view_the_file(tmp_path):
+    """An embedding read by Gather stays in the file's pages (shared by every process that maps
+    the model) while the model lives; the mapping goes with the model."""
+    rng = np.random.default_rng(2)
+    table = rng.standard_normal((4096, 64), np.float32)
+    path = tmp_path / "emb.onnx"
+    _embedding_file(path, table, aligned=True)
     m = mserve.load(str(path))
     assert _mapped(path)
     ids = np.array([0, 4095, 17], np.int64)
@@ -298,18 +303,8 @@ def test_unaligned_weights_used_as_stored_are_shared_through_the_cache(tmp_path)
     copy is stored once and later loads map it (a Gather reads it as stored)."""
     rng = np.random.default_rng(6)
     table = rng.standard_normal((1024, 64), np.float32)
-    g = helper.make_graph([helper.make_node("Gather", ["E", "ids"], ["y"])], "g",
-                          [helper.make_tensor_value_info("ids", TensorProto.INT64, [None])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 64])],
-                          initializer=[numpy_helper.from_array(table, "E")])
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    for pad in range(4):
-        model.doc_string = "d" * pad
-        data = model.SerializeToString()
-        if data.find(table.tobytes()) % 4 != 0:
-            break
     path = tmp_path / "emb.onnx"
-    path.write_bytes(data)
+    _embedding_file(path, table, aligned=False)
     ids = np.array([3, 1023, 0], np.int64)
     first = mserve.load(str(path), pack_cache=tmp_path / "c")
     assert first.pack_cache["copied"] == 1 and first.pack_cache["written"]
