@@ -23,8 +23,11 @@ struct DnnlConv::Impl {
   Params p;
   dt x_t = f32, w_t = f32, y_t = f32;
   memory::dims wdims;
-  memory bias;                              // [M] f32, or empty
-  memory packed;                            // weights in the layout of the first primitive
+  memory bias;  // [M] f32, or empty
+  // Weights in the nominal layout (make), then in the first primitive's (make_entry); both
+  // written under the entry cache's lock.
+  mutable memory packed;
+  mutable bool first_entry = true;
   std::shared_ptr<const void> packed_keep;  // what holds `packed` when a PackStore had it
   // int8: the weights as given (oihw / goihw). A packed int8 layout carries the zero-point
   // compensation its primitive's attributes asked for, so another layout is made from these,
@@ -118,6 +121,11 @@ StatusOr<std::unique_ptr<DnnlConv::Impl::Entry>> DnnlConv::Impl::make_entry(cons
     e->conv = dnnl::convolution_forward(pd);
     e->scratch = pd.scratchpad_desc();
     e->weights = dnnl_util::repack(plain && packed.get_desc() != pd.weights_desc() ? plain : packed, pd.weights_desc());
+    // The first primitive that wants another layout than the nominal packing's takes its place,
+    // so the two are not both held (float32 packed here: not the store's, not int8's plain copy).
+    if (first_entry && !packed_keep && !plain && e->weights.get_data_handle() != packed.get_data_handle())
+      packed = e->weights;
+    first_entry = false;
     if (!p.nhwc) {
       e->to_nhwc = dnnl::reorder(dnnl::reorder::primitive_desc(eng, e->x_nchw, eng, e->x_nhwc));
       e->to_nchw = dnnl::reorder(dnnl::reorder::primitive_desc(eng, e->y_nhwc, eng, e->y_nchw));

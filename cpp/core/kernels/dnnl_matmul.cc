@@ -18,8 +18,11 @@ struct DnnlMatMul::Impl {
   int64_t K = 0, N = 0;
   dt x_t = f32, w_t = f32, y_t = f32;
   FusedActivation act;
-  memory bias;                              // [1, N], or empty
-  memory packed;                            // weights in the layout of the first primitive
+  memory bias;  // [1, N], or empty
+  // Weights in the nominal layout (make), then in the first primitive's (make_entry); both
+  // written under the entry cache's lock.
+  mutable memory packed;
+  mutable bool first_entry = true;
   std::shared_ptr<const void> packed_keep;  // what holds `packed` when a PackStore had it
   struct Entry {
     dnnl::matmul mm;
@@ -54,6 +57,10 @@ struct DnnlMatMul::Impl {
       e->y = pd.dst_desc();
       e->scratch = pd.scratchpad_desc();
       e->weights = dnnl_util::repack(packed, pd.weights_desc());
+      // The first primitive that wants another layout than the nominal packing's takes its place,
+      // so the two are not both held (not when the store holds the nominal copy).
+      if (first_entry && !packed_keep && e->weights.get_data_handle() != packed.get_data_handle()) packed = e->weights;
+      first_entry = false;
       e->bytes = dnnl_util::align64(e->scratch.get_size());
       e->threads = team;
     } catch (const dnnl::error& err) {
