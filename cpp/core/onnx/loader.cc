@@ -96,7 +96,7 @@ StatusOr<Tensor> tensor_of_bytes(DType dtype, const Shape& shape, const char* p,
   if (map && reinterpret_cast<uintptr_t>(p) % dtype_size(dtype) == 0) {
     const size_t offset = static_cast<size_t>(p - map->data());
     auto buf =
-        Buffer::borrow(const_cast<char*>(p), nbytes, std::make_shared<MappedView>(MappedView{map, offset, nbytes}));
+        Buffer::borrow(const_cast<char*>(p), nbytes, std::shared_ptr<MappedView>(new MappedView{map, offset, nbytes}));
     return Tensor(dtype, shape, std::move(buf), const_cast<char*>(p));
   }
   PackKey key;
