@@ -11,9 +11,6 @@
 #include <cstring>
 #include <filesystem>
 
-#define XXH_INLINE_ALL  // header-only: no library to ship in the wheels
-#include <xxhash.h>
-
 #include "core/kernels/dnnl_matmul.h"
 
 #ifndef MSERVE_VERSION
@@ -36,12 +33,13 @@ struct Row {
 };
 static_assert(sizeof(Row) == 40);
 
-uint64_t header_digest(const Header& h) { return XXH3_64bits(&h, offsetof(Header, digest)); }
+uint64_t header_digest(const Header& h) { return pack_digest64(&h, offsetof(Header, digest)); }
 
-XXH128_hash_t environment() {
-  static const XXH128_hash_t env = [] {
+// The build and machine a file's packed bytes are for.
+PackKey environment() {
+  static const PackKey env = [] {
     const std::string s = std::string("mspack 1; mserve ") + MSERVE_VERSION + "; " + DnnlMatMul::packing_environment();
-    return XXH3_128bits(s.data(), s.size());
+    return PackKeyBuilder("environment").add(s.data(), s.size()).key();
   }();
   return env;
 }
@@ -84,7 +82,7 @@ struct PackCache::Mapped {
 std::shared_ptr<PackCache> PackCache::open(const std::string& dir, const std::string& model_name) {
   std::shared_ptr<PackCache> c(new PackCache());
   char env[17];
-  std::snprintf(env, sizeof env, "%016llx", static_cast<unsigned long long>(environment().low64));
+  std::snprintf(env, sizeof env, "%016llx", static_cast<unsigned long long>(environment().lo));
   c->dir_ = dir;
   c->path_ = dir + "/" + model_name + "." + env + ".mspack";
   c->report_.path = c->path_;
@@ -114,9 +112,9 @@ void PackCache::load_file() {
   if (!map->data) return reject("not a readable pack cache file");
   Header h;
   std::memcpy(&h, map->bytes(), sizeof h);
-  const XXH128_hash_t env = environment();
+  const PackKey env = environment();
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.digest != header_digest(h)) return reject("bad header");
-  if (h.env_lo != env.low64 || h.env_hi != env.high64) return reject("made by another build or CPU");
+  if (h.env_lo != env.lo || h.env_hi != env.hi) return reject("made by another build or CPU");
   if (h.size != map->size || h.table < sizeof(Header) || h.table > h.size ||
       h.count > (h.size - h.table) / sizeof(Row) || h.table + h.count * sizeof(Row) != h.size)
     return reject("truncated or inconsistent");
@@ -138,7 +136,7 @@ PackStore::Found PackCache::find(const PackKey& key, size_t size) {
     if (!(e.key == key) || e.size != size || e.state == Entry::State::kBad) continue;
     const char* data = file_->bytes() + e.offset;
     if (e.state == Entry::State::kUnchecked) {
-      e.state = XXH3_64bits(data, size) == e.digest ? Entry::State::kGood : Entry::State::kBad;
+      e.state = pack_digest64(data, size) == e.digest ? Entry::State::kGood : Entry::State::kBad;
       if (e.state == Entry::State::kBad) {
         report_.error = "ignored a corrupt entry of the pack cache";
         continue;
@@ -193,15 +191,15 @@ Status PackCache::save() {
     for (const Row& r : rows) dup = dup || (r.key_lo == u.key.lo && r.key_hi == u.key.hi && r.size == u.size);
     if (dup) continue;
     at = (at + kAlign - 1) / kAlign * kAlign;
-    rows.push_back({u.key.lo, u.key.hi, at, u.size, XXH3_64bits(u.data, u.size)});
+    rows.push_back({u.key.lo, u.key.hi, at, u.size, pack_digest64(u.data, u.size)});
     ok = ok && write_at(fd, u.data, u.size, at);
     at += u.size;
   }
   Header h;
   std::memcpy(h.magic, kMagic, sizeof kMagic);
-  const XXH128_hash_t env = environment();
-  h.env_lo = env.low64;
-  h.env_hi = env.high64;
+  const PackKey env = environment();
+  h.env_lo = env.lo;
+  h.env_hi = env.hi;
   h.count = rows.size();
   h.table = at;
   h.size = at + rows.size() * sizeof(Row);

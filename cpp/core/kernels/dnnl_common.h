@@ -111,14 +111,18 @@ inline dnnl_status_t exec_weighted(const dnnl::primitive& p, dnnl_stream_t s, co
                {DNNL_ARG_SCRATCHPAD, scratch.get()}});
 }
 
-// `from` copied into a new memory of layout `desc` (weights packed for another primitive).
-inline dnnl::memory repack(const dnnl::memory& from, const dnnl::memory::desc& desc) {
-  if (from.get_desc() == desc) return from;
+// `from` copied into a new memory of layout `desc`.
+inline dnnl::memory reordered(const dnnl::memory& from, const dnnl::memory::desc& desc) {
   dnnl::memory to(desc, cpu_engine()), src = from;
   dnnl::stream s(cpu_engine());
   dnnl::reorder(src, to).execute(s, src, to);
   s.wait();
   return to;
+}
+
+// `from` in layout `desc` (weights packed for another primitive): itself when it has it already.
+inline dnnl::memory repack(const dnnl::memory& from, const dnnl::memory::desc& desc) {
+  return from.get_desc() == desc ? from : reordered(from, desc);
 }
 
 // Weights `user` packed into layout `desc`: the bytes `store` holds under `key` when it has them
@@ -133,10 +137,7 @@ inline dnnl::memory packed_weights(const dnnl::memory& user, const dnnl::memory:
       return dnnl::memory(desc, cpu_engine(), const_cast<void*>(found.data));
     }
   }
-  dnnl::memory to(desc, cpu_engine()), src = user;
-  dnnl::stream s(cpu_engine());
-  dnnl::reorder(src, to).execute(s, src, to);
-  s.wait();
+  dnnl::memory to = reordered(user, desc);
   if (store) store->add(key, to.get_data_handle(), desc.get_size(), std::make_shared<const dnnl::memory>(to));
   return to;
 }

@@ -5,6 +5,8 @@
 
 namespace mserve {
 
+uint64_t pack_digest64(const void* data, size_t bytes) { return XXH3_64bits(data, bytes); }
+
 PackKeyBuilder::PackKeyBuilder(std::string_view what) : state_(XXH3_createState()) {
   XXH3_128bits_reset(static_cast<XXH3_state_t*>(state_));
   const uint64_t n = what.size();

@@ -21,6 +21,9 @@ struct PackKey {
   bool operator==(const PackKey& o) const { return lo == o.lo && hi == o.hi; }
 };
 
+// A 64-bit digest (XXH3) of `bytes` at `data`: a pack store's check of the bytes it keeps.
+uint64_t pack_digest64(const void* data, size_t bytes);
+
 // A 128-bit digest (XXH3) of the spans added, in order.
 class PackKeyBuilder {
  public:

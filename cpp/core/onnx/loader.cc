@@ -93,27 +93,28 @@ constexpr size_t kMinStoredCopy = 64 << 10;
 // when it has one, else a new copy offered to it.
 StatusOr<Tensor> tensor_of_bytes(DType dtype, const Shape& shape, const char* p, size_t nbytes,
                                  const std::shared_ptr<Mapping>& map, PackStore* packs) {
+  const size_t offset = map ? static_cast<size_t>(p - map->data()) : 0;
   if (map && reinterpret_cast<uintptr_t>(p) % dtype_size(dtype) == 0) {
-    const size_t offset = static_cast<size_t>(p - map->data());
     auto buf =
         Buffer::borrow(const_cast<char*>(p), nbytes, std::shared_ptr<MappedView>(new MappedView{map, offset, nbytes}));
     return Tensor(dtype, shape, std::move(buf), const_cast<char*>(p));
   }
+  const bool stored = packs && nbytes >= kMinStoredCopy;
   PackKey key;
-  if (packs && nbytes >= kMinStoredCopy) {
+  if (stored) {
     const int32_t type = static_cast<int32_t>(dtype);
     key = PackKeyBuilder("weights as stored").pod(type).add(p, nbytes).key();
     PackStore::Found found = packs->find(key, nbytes);
     if (found.data) {
-      if (map) map->drop(static_cast<size_t>(p - map->data()), nbytes);
+      if (map) map->drop(offset, nbytes);
       void* data = const_cast<void*>(found.data);
       return Tensor(dtype, shape, Buffer::borrow(data, nbytes, std::const_pointer_cast<void>(found.keep)), data);
     }
   }
   MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(dtype, shape));
   std::memcpy(out.raw(), p, nbytes);
-  if (map) map->drop(static_cast<size_t>(p - map->data()), nbytes);
-  if (packs && nbytes >= kMinStoredCopy) packs->offer(key, out.raw(), nbytes, out.buffer());
+  if (map) map->drop(offset, nbytes);
+  if (stored) packs->offer(key, out.raw(), nbytes, out.buffer());
   return out;
 }
 
