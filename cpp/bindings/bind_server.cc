@@ -28,7 +28,7 @@ T get(const py::dict& d, const char* key, T fallback) {
 void silent(const std::string&) {}
 
 // models: list of dicts {name, base_path, policy: "latest"|"all"|"specific", num_versions, versions, labels,
-// batching: BatchingOptions or None}
+// batching: BatchingOptions or None, device, rollout: the rollout block's text or None}
 std::vector<server::ModelConfig> models_from(const py::list& models) {
   std::vector<server::ModelConfig> out;
   for (const auto& item : models) {
@@ -46,6 +46,11 @@ std::vector<server::ModelConfig> models_from(const py::list& models) {
     m.labels = get<std::map<std::string, int64_t>>(d, "labels", {});
     if (d.contains("batching") && !d["batching"].is_none()) m.batching = d["batching"].cast<server::BatchingOptions>();
     if (d.contains("device")) m.backend = backend_of(d["device"]);
+    if (d.contains("rollout") && !d["rollout"].is_none()) {
+      auto r = server::parse_rollout(d["rollout"].cast<std::string>(), m.name, m.labels);
+      raise_if_error(r.status());
+      m.rollout = std::move(r).value();
+    }
     out.push_back(std::move(m));
   }
   return out;

@@ -39,6 +39,7 @@ struct Reply::State {
   mutable int64_t version = 0;
   server::Clock::time_point start = server::Clock::now();
   mutable server::Clock::time_point decoded, ran;  // unset: the stage was not reached
+  mutable Rollouts::Ticket ticket;
 };
 
 Reply::Reply(Respond respond, server::Metrics* metrics, std::string api, const HttpRequest& req, AuditLog* audit)
@@ -59,6 +60,8 @@ void Reply::model(const std::string& name, int64_t version) const {
   st_->model = name;
   st_->version = version;
 }
+
+void Reply::ticket(Rollouts::Ticket t) const { st_->ticket = std::move(t); }
 
 void Reply::decoded() const { st_->decoded = server::Clock::now(); }
 void Reply::ran() const { st_->ran = server::Clock::now(); }
@@ -82,6 +85,11 @@ void Reply::operator()(HttpResponse r) const {
     st_->audit->record(a);
   }
   if (!st_->request_id.empty()) r.headers.emplace_back("X-Request-Id", st_->request_id);
+  if (st_->version > 0) r.headers.emplace_back("X-Model-Version", std::to_string(st_->version));
+  if (st_->ticket) {
+    st_->ticket.finish(st_->version, r.status < 400, seconds);
+    if (const std::string* label = st_->ticket.label()) r.headers.emplace_back("X-Model-Arm", *label);
+  }
   st_->respond(std::move(r));
 }
 
@@ -142,6 +150,22 @@ StatusOr<std::unique_ptr<ModelServer>> ModelServer::start(
     MS_ASSIGN_OR_RETURN(s->access_, AccessControl::create(with_log));
   }
   s->manager_ = std::make_unique<server::ModelManager>(mo);
+  Rollouts::Options ro;
+  ro.manager = s->manager_.get();
+  ro.log = mo.log;
+  AuditLog* audit = s->audit_.get();
+  ro.on_event = [audit](const RolloutEvent& e) {
+    if (!audit) return;
+    AuditRecord a;
+    a.protocol = "server";
+    a.model = e.model;
+    a.version = e.version;
+    a.endpoint = "rollout";
+    a.event = "rollout_" + e.kind;
+    a.detail = e.arm + ": " + e.detail;
+    audit->record(a);
+  };
+  s->rollouts_ = std::make_unique<Rollouts>(std::move(ro));
   for (const auto& [name, session] : sessions) MS_RETURN_IF_ERROR(s->manager_->add_session(name, session));
   std::vector<server::ModelConfig> all = models;
   if (!s->opts_.model_config_file.empty()) {
@@ -149,7 +173,7 @@ StatusOr<std::unique_ptr<ModelServer>> ModelServer::start(
     MS_ASSIGN_OR_RETURN(std::vector<server::ModelConfig> from_file, server::parse_model_config(s->config_text_));
     all.insert(all.end(), from_file.begin(), from_file.end());
   }
-  MS_RETURN_IF_ERROR(s->manager_->set_config(all));
+  MS_RETURN_IF_ERROR(s->reload_config(all));
   ModelServer* raw = s.get();
   // KServe v2 binary tensors follow a JSON header of Inference-Header-Content-Length bytes: the
   // first lands on a 64-byte boundary, so aligned tensors are used in place (v2_rest.h).
@@ -218,7 +242,7 @@ void ModelServer::poll_loop() {
         if (parsed.ok()) {
           config_text_ = text.value();
           log_line("model config changed; applying it");
-          Status st = manager_->set_config(parsed.value());
+          Status st = reload_config(parsed.value());
           if (!st.ok()) log_line("cannot apply the new model config: " + st.message());
           polled = true;
         } else {
@@ -241,11 +265,57 @@ server::Clock::time_point ModelServer::deadline(server::Clock::time_point client
 }
 
 Status ModelServer::reload_config(const std::vector<server::ModelConfig>& models) {
-  return manager_->set_config(models);
+  MS_RETURN_IF_ERROR(manager_->set_config(models));
+  rollouts_->configure(models);
+  return Status::OK();
+}
+
+void ModelServer::rollout_status(const std::string& model, std::string* o) const {
+  for (const server::ModelConfig& c : manager_->config())
+    if (c.name == model && c.rollout) return rollouts_->status_json(model, c.labels, o);
+}
+
+StatusOr<std::shared_ptr<const server::Servable>> ModelServer::route(
+    const std::string& model, std::optional<int64_t> version, const std::optional<std::string>& label,
+    const std::function<std::string_view(std::string_view)>& header, std::string_view identity,
+    Rollouts::Ticket* ticket) const {
+  if (version || label) return manager_->get(model, version, label);
+  *ticket = rollouts_->pick(model, header, identity);
+  const std::string* arm = ticket->label();
+  if (!arm) return manager_->get(model, std::nullopt, std::nullopt);
+  auto s = manager_->get(model, std::nullopt, *arm);
+  if (s.ok() || ticket->arm() == 0) return s;
+  *ticket = rollouts_->fall_back(*ticket);
+  return manager_->get(model, std::nullopt, *ticket->label());
 }
 
 void ModelServer::run(const std::shared_ptr<const server::Servable>& s, std::vector<Tensor> inputs,
-                      server::Clock::time_point deadline, server::RunDone done) {
+                      server::Clock::time_point deadline, server::RunDone done, const Rollouts::Ticket* ticket) {
+  if (ticket && ticket->shadow() && rollouts_->reserve_shadow(*ticket)) {
+    // The shadow gets its own copy of the inputs (they may be views of the request's body) and
+    // the answer's outputs (owned; kept by reference) once the answer is on its way.
+    std::vector<Tensor> copy;
+    for (const Tensor& t : inputs) {
+      auto c = t.clone();
+      if (!c.ok()) break;
+      copy.push_back(std::move(c).value());
+    }
+    if (copy.size() != inputs.size()) {
+      rollouts_->release_shadow(*ticket);
+    } else {
+      const Rollouts* rollouts = rollouts_.get();
+      done = [done = std::move(done), rollouts, t = *ticket, copy = std::move(copy)](Status st,
+                                                                                     std::vector<Tensor> outs) mutable {
+        const bool ok = st.ok();
+        std::vector<Tensor> answer = ok ? outs : std::vector<Tensor>{};
+        done(std::move(st), std::move(outs));
+        if (ok)
+          rollouts->shadow(t, std::move(copy), std::move(answer));
+        else
+          rollouts->release_shadow(t);
+      };
+    }
+  }
   if (s->batcher) {
     // The batcher keeps the session alive; `done` must not own the servable (see manager.h).
     Status st = s->batcher->submit(std::move(inputs), deadline, done);
@@ -337,6 +407,7 @@ void ModelServer::handle(HttpRequest&& req, Respond respond) {
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = metrics_->prometheus(*manager_, http_->io());
+    rollouts_->prometheus(&r.body);
     if (audit_) {
       r.body +=
           "# HELP mserve_audit_lines_lost_total Audit log lines not written, by reason.\n"

@@ -9,9 +9,12 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -20,6 +23,7 @@
 #include "server/http/http.h"
 #include "server/metrics/metrics.h"
 #include "server/repository/manager.h"
+#include "server/rollout/rollout.h"
 #include "server/security/access.h"
 #include "server/security/audit.h"
 
@@ -49,6 +53,9 @@ class Reply {
  public:
   Reply(Respond respond, server::Metrics* metrics, std::string api, const HttpRequest& req, AuditLog* audit);
   void model(const std::string& name, int64_t version) const;
+  // The rollout arm that answers (ModelServer::route): the outcome is recorded for its guard and
+  // the answer names the arm.
+  void ticket(Rollouts::Ticket t) const;
   // A predict's stages (metrics.h Stages): call when its inputs are decoded and when the model
   // has run; the time from then to the answer counts as encoding.
   void decoded() const;
@@ -80,10 +87,21 @@ class ModelServer {
   // For the front ends (REST handlers, GrpcServer).
   server::Metrics& metrics() { return *metrics_; }
   AuditLog* audit() const { return audit_.get(); }
+  // The servable that answers a predict: the version or label the request names; else, for a
+  // model with a rollout, the arm its split picks (`ticket`; the baseline when the arm's label
+  // has no available version), else the newest. `header(name)` reads a request header or gRPC
+  // metadata (lower-case names); `identity` is the caller's authenticated identity.
+  StatusOr<std::shared_ptr<const server::Servable>> route(
+      const std::string& model, std::optional<int64_t> version, const std::optional<std::string>& label,
+      const std::function<std::string_view(std::string_view)>& header, std::string_view identity,
+      Rollouts::Ticket* ticket) const;
   // Runs a request's inputs through the servable (batched when it has a batcher); `done` is
   // called exactly once, maybe on another thread, and must not own the servable (manager.h).
+  // A `ticket` that picked the request for its rollout's shadow has the inputs and the answer
+  // queued for the shadow once `done` has returned.
   void run(const std::shared_ptr<const server::Servable>& s, std::vector<Tensor> inputs,
-           server::Clock::time_point deadline, server::RunDone done);
+           server::Clock::time_point deadline, server::RunDone done, const Rollouts::Ticket* ticket = nullptr);
+  const Rollouts& rollouts() const { return *rollouts_; }
   // The deadline of a request arriving now: the server's request timeout, or `client` when
   // that is sooner.
   server::Clock::time_point deadline(server::Clock::time_point client = server::Clock::time_point::max()) const;
@@ -92,8 +110,10 @@ class ModelServer {
                    std::string* identity = nullptr) const {
     return access_ ? access_->check(remote, authorization, model, health, identity) : Status::OK();
   }
-  // Replaces the models served from disk (a reload over gRPC); logged.
+  // Replaces the models served from disk (a reload over gRPC), rollouts included; logged.
   Status reload_config(const std::vector<server::ModelConfig>& models);
+  // The status endpoint's ,"rollout":{...} for `model` (nothing when it has no rollout).
+  void rollout_status(const std::string& model, std::string* o) const;
 
  private:
   ModelServer() = default;
@@ -110,6 +130,7 @@ class ModelServer {
   std::unique_ptr<server::ModelManager> manager_;
   std::unique_ptr<AccessControl> access_;  // null: every client may call
   std::unique_ptr<AuditLog> audit_;        // null: no audit log
+  std::unique_ptr<Rollouts> rollouts_;     // after manager_ and audit_, which it uses
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<GrpcServer> grpc_;
   std::string config_text_;

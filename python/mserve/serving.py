@@ -6,6 +6,7 @@ options are the rows of ``mserve.options.OPTIONS``.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -36,13 +37,57 @@ def _model_entry(name: str, path: str | os.PathLike[str]) -> _DiskModel:
     return {"name": name, "base_path": os.path.abspath(path)}
 
 
-_MODEL_KEYS = {"base_path", "batching", "version_policy", "versions", "num_versions", "labels", "device"}
+_MODEL_KEYS = {"base_path", "batching", "version_policy", "versions", "num_versions", "labels", "device", "rollout"}
+_ROLLOUT_KEYS = {"arms", "sticky_header", "shadow", "guard"}
+_SHADOW_KEYS = {"label", "percent", "queue"}
+_GUARD_KEYS = {"window_seconds", "min_requests", "max_error_rate_increase", "max_p99_ratio", "p99_slack_ms",
+               "step_percent", "step_interval_seconds", "max_percent"}
+
+
+def _rollout_text(name: str, r: Mapping[str, Any] | str) -> str:
+    """A model's ``rollout`` option as the config's rollout block text: the text itself, or a dict
+    {"arms": {label: weight, ...} (the first is the baseline), "sticky_header": "x-user-id" or
+    "identity", "shadow": {"label", "percent", "queue"}, "guard": {"window_seconds", ...}} (README
+    "Rollouts"). The server checks the values."""
+    if isinstance(r, str):
+        return r
+    if not isinstance(r, Mapping):
+        raise InvalidArgument(f"model {name!r}: rollout must be a dict or the rollout block's text")
+
+    def check(what: str, d: Any, known: set[str]) -> Mapping[str, Any]:
+        if not isinstance(d, Mapping):
+            raise InvalidArgument(f"model {name!r}: rollout {what} must be a dict")
+        unknown = set(d) - known
+        if unknown:
+            raise InvalidArgument(f"model {name!r}: rollout {what}: unknown option(s) {sorted(unknown)}; "
+                                  f"known: {sorted(known)}")
+        return d
+
+    def field(key: str, v: Any) -> str:
+        if isinstance(v, str):
+            return f"{key}: {json.dumps(v, ensure_ascii=False)}"
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise InvalidArgument(f"model {name!r}: rollout {key} must be a number, got {v!r}")
+        return f"{key}: {v!r}"
+
+    check("", r, _ROLLOUT_KEYS)
+    parts = [f"arm {{ {field('label', str(label))} {field('weight', w)} }}"
+             for label, w in check("arms", r.get("arms", {}), set(r.get("arms", {}))).items()]
+    if "sticky_header" in r:
+        parts.append(field("sticky_header", str(r["sticky_header"])))
+    for block, known in (("shadow", _SHADOW_KEYS), ("guard", _GUARD_KEYS)):
+        if block in r:
+            body = check(block, r[block], known)
+            parts.append(f"{block} {{ " + " ".join(field(k, v) for k, v in body.items()) + " }")
+    return " ".join(parts)
+
 
 
 def _model_options(name: str, m: Mapping[str, Any]) -> _DiskModel:
     """A model given as a dict: base_path plus per-model batching, version_policy ("latest",
     "all" or "specific"), num_versions, versions, labels (label -> version) and device ("cpu",
-    "cuda" or "mock"; default: the server's)."""
+    "cuda" or "mock"; default: the server's) and rollout (a weighted split between labels, a
+    shadow and a guard: ``_rollout_text``)."""
     unknown = set(m) - _MODEL_KEYS
     if unknown:
         raise InvalidArgument(f"model {name!r}: unknown option(s) {sorted(unknown)}; known: {sorted(_MODEL_KEYS)}")
@@ -56,6 +101,8 @@ def _model_options(name: str, m: Mapping[str, Any]) -> _DiskModel:
                  batching=_options.batching_options(f"model {name!r}: batching", m.get("batching")))
     if "device" in m:
         entry["device"] = backend_for(f"model {name!r}: device", m["device"])
+    if m.get("rollout") is not None:
+        entry["rollout"] = _rollout_text(name, m["rollout"])
     return entry
 
 

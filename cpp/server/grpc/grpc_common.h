@@ -6,6 +6,7 @@
 
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -23,7 +24,7 @@ int status_code_number(const Status& st);
 // metrics and audit log at finish.
 class Call {
  public:
-  Call(ModelServer* server, std::string api, const ::grpc::ServerContext* ctx);
+  Call(ModelServer* server, std::string api, ::grpc::ServerContext* ctx);
   void model(const std::string& name, int64_t version) {
     model_ = name;
     version_ = version;
@@ -31,16 +32,24 @@ class Call {
   // ModelServer::authorize with the peer's address and "authorization" metadata; remembers the
   // identity for the audit log.
   Status authorize(const std::string& model, bool health = false);
+  // ModelServer::route with the call's metadata and identity (after authorize); the rollout
+  // arm's outcome is recorded at finish.
+  StatusOr<std::shared_ptr<const server::Servable>> route(const std::string& model, std::optional<int64_t> version,
+                                                          const std::optional<std::string>& label);
+  const Rollouts::Ticket& ticket() const { return ticket_; }
   // A predict's stages (metrics.h Stages), as Reply's: after its inputs are read from the request
   // message and after the run; the rest until finish counts as encoding. (Protobuf's own parsing
   // and serializing happen outside the call.)
   void decoded() { decoded_ = server::Clock::now(); }
   void ran() { ran_ = server::Clock::now(); }
+  // Records the call; the trailing metadata names the version that answered (x-model-version)
+  // and the rollout arm (x-model-arm).
   ::grpc::Status finish(const Status& st);
 
  private:
   ModelServer* server_;
-  const ::grpc::ServerContext* ctx_;
+  ::grpc::ServerContext* ctx_;
+  Rollouts::Ticket ticket_;
   std::string api_, model_, identity_;
   int64_t version_ = 0;
   server::Clock::time_point start_, decoded_, ran_;
@@ -50,9 +59,10 @@ class Call {
 server::Clock::time_point call_deadline(const ModelServer& server, const ::grpc::ServerContext& ctx);
 
 // Runs `inputs` on the servable (batched when it has a batcher) and waits for the outputs;
-// counts non-finite outputs in the metrics.
+// counts non-finite outputs in the metrics. `ticket`: as ModelServer::run's.
 Status run_and_wait(ModelServer* server, const std::shared_ptr<const server::Servable>& s, std::vector<Tensor> inputs,
-                    server::Clock::time_point deadline, std::vector<Tensor>* outputs);
+                    server::Clock::time_point deadline, std::vector<Tensor>* outputs,
+                    const Rollouts::Ticket* ticket = nullptr);
 
 // Whether `v` is representable in To (integers: the same value; floats: always).
 template <class To, class From>

@@ -39,14 +39,14 @@ int status_code_number(const Status& st) {
   return ::grpc::StatusCode::INTERNAL;
 }
 
-Call::Call(ModelServer* server, std::string api, const ::grpc::ServerContext* ctx)
+Call::Call(ModelServer* server, std::string api, ::grpc::ServerContext* ctx)
     : server_(server), ctx_(ctx), api_(std::move(api)), start_(server::Clock::now()) {}
 
 namespace {
 
-std::string_view metadata(const ::grpc::ServerContext& ctx, const char* key) {
+std::string_view metadata(const ::grpc::ServerContext& ctx, std::string_view key) {
   const auto& md = ctx.client_metadata();
-  auto it = md.find(key);
+  auto it = md.find(::grpc::string_ref(key.data(), key.size()));
   return it == md.end() ? std::string_view() : std::string_view(it->second.data(), it->second.size());
 }
 
@@ -65,9 +65,20 @@ Status Call::authorize(const std::string& model, bool health) {
   return server_->authorize(ctx_->peer(), metadata(*ctx_, "authorization"), model, health, &identity_);
 }
 
+StatusOr<std::shared_ptr<const server::Servable>> Call::route(const std::string& model, std::optional<int64_t> version,
+                                                              const std::optional<std::string>& label) {
+  return server_->route(
+      model, version, label, [this](std::string_view key) { return metadata(*ctx_, key); }, identity_, &ticket_);
+}
+
 ::grpc::Status Call::finish(const Status& st) {
   const auto now = server::Clock::now();
   const double secs = std::chrono::duration<double>(now - start_).count();
+  if (version_ > 0) ctx_->AddTrailingMetadata("x-model-version", std::to_string(version_));
+  if (ticket_) {
+    ticket_.finish(version_, st.ok(), secs);
+    if (const std::string* label = ticket_.label()) ctx_->AddTrailingMetadata("x-model-arm", *label);
+  }
   const auto stages = Stages::of(start_, decoded_, ran_, now);
   server_->metrics().request(model_, version_, api_, http_status(st), secs, stages ? &*stages : nullptr);
   if (AuditLog* audit = server_->audit()) {
@@ -96,17 +107,20 @@ server::Clock::time_point call_deadline(const ModelServer& server, const ::grpc:
 }
 
 Status run_and_wait(ModelServer* server, const std::shared_ptr<const server::Servable>& s, std::vector<Tensor> inputs,
-                    server::Clock::time_point deadline, std::vector<Tensor>* outputs) {
+                    server::Clock::time_point deadline, std::vector<Tensor>* outputs, const Rollouts::Ticket* ticket) {
   struct Result {
     std::promise<Status> status;
     std::vector<Tensor> outputs;
   };
   auto result = std::make_shared<Result>();
   std::future<Status> done = result->status.get_future();
-  server->run(s, std::move(inputs), deadline, [result](Status st, std::vector<Tensor> outs) {
-    result->outputs = std::move(outs);
-    result->status.set_value(std::move(st));
-  });
+  server->run(
+      s, std::move(inputs), deadline,
+      [result](Status st, std::vector<Tensor> outs) {
+        result->outputs = std::move(outs);
+        result->status.set_value(std::move(st));
+      },
+      ticket);
   Status st = done.get();
   if (!st.ok()) return st;
   *outputs = std::move(result->outputs);

@@ -24,7 +24,9 @@ void spec_version(const tfs::ModelSpec& spec, std::optional<int64_t>* version, s
   if (spec.version_choice_case() == tfs::ModelSpec::kVersionLabel) *label = spec.version_label();
 }
 
-StatusOr<std::shared_ptr<const server::Servable>> resolve(ModelServer* server, const tfs::ModelSpec& spec) {
+// The servable a ModelSpec names; `predict`: routed as a predict (a rollout may pick it).
+StatusOr<std::shared_ptr<const server::Servable>> resolve(ModelServer* server, const tfs::ModelSpec& spec,
+                                                          Call* predict = nullptr) {
   if (spec.name().empty()) return InvalidArgument("model_spec.name is empty");
   if (!spec.signature_name().empty() && spec.signature_name() != kSignature)
     return InvalidArgument("signature '" + spec.signature_name() +
@@ -32,6 +34,7 @@ StatusOr<std::shared_ptr<const server::Servable>> resolve(ModelServer* server, c
   std::optional<int64_t> version;
   std::optional<std::string> label;
   spec_version(spec, &version, &label);
+  if (predict) return predict->route(spec.name(), version, label);
   return server->manager().get(spec.name(), version, label);
 }
 
@@ -180,7 +183,7 @@ class PredictionService final : public tfs::PredictionService::Service {
                          tfs::PredictResponse* resp) override {
     Call call(server_, "grpc_predict", ctx);
     if (Status a = call.authorize(req->model_spec().name()); !a.ok()) return call.finish(a);
-    auto found = resolve(server_, req->model_spec());
+    auto found = resolve(server_, req->model_spec(), &call);
     if (!found.ok()) return call.finish(found.status());
     std::shared_ptr<const server::Servable> sv = std::move(found).value();
     call.model(sv->model, sv->version);
@@ -209,7 +212,7 @@ class PredictionService final : public tfs::PredictionService::Service {
       for (size_t i = 0; i < sig.outputs.size(); ++i) wanted.push_back(i);
     std::vector<Tensor> outs;
     call.decoded();
-    Status st = run_and_wait(server_, sv, std::move(inputs), call_deadline(*server_, *ctx), &outs);
+    Status st = run_and_wait(server_, sv, std::move(inputs), call_deadline(*server_, *ctx), &outs, &call.ticket());
     call.ran();
     if (!st.ok()) return call.finish(st);
     answer_spec(*sv, resp->mutable_model_spec());

@@ -20,10 +20,13 @@ StatusOr<std::optional<int64_t>> parse_version(const std::string& v) {
   return std::optional<int64_t>(std::stoll(v));
 }
 
+// The servable a name and version string name; `infer`: routed as an inference (a rollout may
+// pick it).
 StatusOr<std::shared_ptr<const server::Servable>> resolve(ModelServer* server, const std::string& name,
-                                                          const std::string& version) {
+                                                          const std::string& version, Call* infer = nullptr) {
   if (name.empty()) return InvalidArgument("the model name is empty");
   MS_ASSIGN_OR_RETURN(std::optional<int64_t> v, parse_version(version));
+  if (infer) return infer->route(name, v, std::nullopt);
   return server->manager().get(name, v, std::nullopt);
 }
 
@@ -175,7 +178,7 @@ class InferenceService final : public v2::GRPCInferenceService::Service {
                             v2::ModelInferResponse* resp) override {
     Call call(server_, "grpc_v2_infer", ctx);
     if (Status a = call.authorize(req->model_name()); !a.ok()) return call.finish(a);
-    auto found = resolve(server_, req->model_name(), req->model_version());
+    auto found = resolve(server_, req->model_name(), req->model_version(), &call);
     if (!found.ok()) return call.finish(found.status());
     std::shared_ptr<const server::Servable> sv = std::move(found).value();
     call.model(sv->model, sv->version);
@@ -214,7 +217,7 @@ class InferenceService final : public v2::GRPCInferenceService::Service {
       for (size_t i = 0; i < sig.outputs.size(); ++i) wanted.push_back(i);
     std::vector<Tensor> outs;
     call.decoded();
-    Status st = run_and_wait(server_, sv, std::move(inputs), call_deadline(*server_, *ctx), &outs);
+    Status st = run_and_wait(server_, sv, std::move(inputs), call_deadline(*server_, *ctx), &outs, &call.ticket());
     call.ran();
     if (!st.ok()) return call.finish(st);
     resp->set_model_name(sv->model);

@@ -119,7 +119,9 @@ void ModelServer::tfs(HttpRequest&& req, const std::string& rest, Respond respon
         json_string(&o, v.error.message());
         o += "}}";
       }
-      o += "]}";
+      o += "]";
+      if (!r.version && !r.label) rollout_status(r.model, &o);
+      o += "}";
       return reply.json(200, std::move(o));
     }
     auto s = manager_->get(r.model, r.version, r.label);
@@ -142,10 +144,13 @@ void ModelServer::tfs(HttpRequest&& req, const std::string& rest, Respond respon
                                                         "signature (serving_default); use :predict"));
   if (!predict) return reply.error(NotFound("no such method '" + r.tail + "'; use :predict"));
   if (req.method != "POST") return reply.error(InvalidArgument(":predict takes POST"));
-  auto s = manager_->get(r.model, r.version, r.label);
+  Rollouts::Ticket ticket;
+  auto s = ModelServer::route(
+      r.model, r.version, r.label, [&req](std::string_view name) { return req.header(name); }, req.identity, &ticket);
   if (!s.ok()) return reply.error(s.status());
   std::shared_ptr<const server::Servable> sv = std::move(s).value();
   reply.model(sv->model, sv->version);
+  reply.ticket(ticket);
   thread_local simdjson::dom::parser parser;
   auto doc = parse_json(parser, *req.body, req.body_at, req.body->size() - req.body_at);
   if (!doc.ok()) return reply.error(doc.status());
@@ -158,7 +163,8 @@ void ModelServer::tfs(HttpRequest&& req, const std::string& rest, Respond respon
   std::shared_ptr<Session> session = sv->session;
   const std::string model = sv->model;
   const int64_t version = sv->version;
-  run(sv, std::move(inputs).value(), deadline(),
+  run(
+      sv, std::move(inputs).value(), deadline(),
       [reply, session, row_format, metrics, model, version](Status st, std::vector<Tensor> outs) {
         reply.ran();
         if (!st.ok()) return reply.error(st);
@@ -169,7 +175,8 @@ void ModelServer::tfs(HttpRequest&& req, const std::string& rest, Respond respon
         Status enc = encode_predict(session->signature(), outs, row_format, &o);
         if (!enc.ok()) return reply.error(enc);
         reply.json(200, std::move(o));
-      });
+      },
+      &ticket);
 }
 
 }  // namespace mserve::server

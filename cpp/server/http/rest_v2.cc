@@ -77,7 +77,11 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
   }
   const std::string tail = k < seg.size() ? lower(seg[k]) : "";
   if (k + 1 < seg.size()) return reply.error(NotFound("no such endpoint: /v2" + rest));
-  auto found = manager_->get(model, version, std::nullopt);
+  Rollouts::Ticket ticket;
+  auto found = tail == "infer" ? route(
+                                     model, version, std::nullopt,
+                                     [&req](std::string_view name) { return req.header(name); }, req.identity, &ticket)
+                               : manager_->get(model, version, std::nullopt);
   if (tail == "ready") {
     if (found.ok()) return reply.json(200, "");
     return reply.json(found.status().code() == Code::kNotFound && !version ? 404 : 400, "");
@@ -85,6 +89,7 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
   if (!found.ok()) return reply.error(found.status());
   std::shared_ptr<const server::Servable> sv = std::move(found).value();
   reply.model(sv->model, sv->version);
+  reply.ticket(ticket);
   const Signature& sig = sv->session->signature();
   if (tail.empty()) {
     if (req.method != "GET") return reply.error(InvalidArgument("use GET for model metadata"));
@@ -130,7 +135,8 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
   server::Metrics* metrics = metrics_.get();
   const std::string mname = sv->model;
   const int64_t mversion = sv->version;
-  run(sv, std::move(inputs), deadline(),
+  run(
+      sv, std::move(inputs), deadline(),
       [reply, session, wanted, id, metrics, mname, mversion](Status st, std::vector<Tensor> outs) {
         reply.ran();
         if (!st.ok()) return reply.error(st);
@@ -180,7 +186,8 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
         }
         r.body = std::move(o);
         reply(std::move(r));
-      });
+      },
+      &ticket);
 }
 
 }  // namespace mserve::server

@@ -7,12 +7,17 @@
 namespace mserve::server {
 namespace {
 
-const std::vector<double> kLatencyBounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                            0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 const std::vector<double> kBatchBounds = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
 
-// Label values escape backslash, quote and newline (exposition format).
-std::string esc(const std::string& s) {
+}  // namespace
+
+const std::vector<double>& latency_bounds() {
+  static const std::vector<double> bounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                             0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+  return bounds;
+}
+
+std::string prometheus_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
     if (c == '\\' || c == '"') o += '\\';
@@ -25,13 +30,25 @@ std::string esc(const std::string& s) {
   return o;
 }
 
-std::string num(double v) {
+std::string prometheus_number(double v) {
   char b[32];
   std::snprintf(b, sizeof b, "%.9g", v);
   return b;
 }
 
-}  // namespace
+void write_histogram(std::string* o, const std::string& name, const std::string& labels, const Histogram& h,
+                     const std::vector<double>& bounds) {
+  uint64_t cum = 0;
+  const std::string sep = labels.empty() ? "" : ",";
+  for (size_t i = 0; i < bounds.size(); ++i) {
+    cum += h.counts.empty() ? 0 : h.counts[i];
+    *o +=
+        name + "_bucket{" + labels + sep + "le=\"" + prometheus_number(bounds[i]) + "\"} " + std::to_string(cum) + "\n";
+  }
+  *o += name + "_bucket{" + labels + sep + "le=\"+Inf\"} " + std::to_string(h.count) + "\n";
+  *o += name + "_sum{" + labels + "} " + prometheus_number(h.sum) + "\n";
+  *o += name + "_count{" + labels + "} " + std::to_string(h.count) + "\n";
+}
 
 std::optional<Stages> Stages::of(Time start, Time decoded, Time ran, Time end) {
   if (decoded == Time{}) return std::nullopt;
@@ -45,22 +62,22 @@ std::optional<Stages> Stages::of(Time start, Time decoded, Time ran, Time end) {
   return s;
 }
 
-void Metrics::observe(Histogram& h, const std::vector<double>& bounds, double v) {
-  if (h.counts.empty()) h.counts.assign(bounds.size(), 0);
+void Histogram::observe(const std::vector<double>& bounds, double v) {
+  if (counts.empty()) counts.assign(bounds.size(), 0);
   for (size_t i = 0; i < bounds.size(); ++i)
     if (v <= bounds[i]) {
-      ++h.counts[i];
+      ++counts[i];
       break;
     }
-  ++h.count;
-  h.sum += v;
+  ++count;
+  sum += v;
 }
 
 void Metrics::request(const std::string& model, int64_t version, const std::string& api, int status, double seconds,
                       const Stages* stages) {
   std::lock_guard<std::mutex> lk(mu_);
   ++requests_[{model, version, api, status}];
-  observe(latency_[{model, version, api}], kLatencyBounds, seconds);
+  latency_[{model, version, api}].observe(latency_bounds(), seconds);
   if (stages) {
     StageSums& s = stages_[{model, version, api}];
     ++s.count;
@@ -72,7 +89,7 @@ void Metrics::request(const std::string& model, int64_t version, const std::stri
 
 void Metrics::batch(const std::string& model, size_t rows) {
   std::lock_guard<std::mutex> lk(mu_);
-  observe(batch_[model], kBatchBounds, static_cast<double>(rows));
+  batch_[model].observe(kBatchBounds, static_cast<double>(rows));
 }
 
 void Metrics::forget(const std::string& model, int64_t version) {
@@ -97,16 +114,9 @@ void Metrics::nonfinite_outputs(const std::string& model, int64_t version, int64
 std::string Metrics::prometheus(const ModelManager& manager, const HttpServer::Io& io) const {
   std::string o;
   auto histogram = [&o](const std::string& name, const std::string& labels, const Histogram& h,
-                        const std::vector<double>& bounds) {
-    uint64_t cum = 0;
-    for (size_t i = 0; i < bounds.size(); ++i) {
-      cum += h.counts.empty() ? 0 : h.counts[i];
-      o += name + "_bucket{" + labels + ",le=\"" + num(bounds[i]) + "\"} " + std::to_string(cum) + "\n";
-    }
-    o += name + "_bucket{" + labels + ",le=\"+Inf\"} " + std::to_string(h.count) + "\n";
-    o += name + "_sum{" + labels + "} " + num(h.sum) + "\n";
-    o += name + "_count{" + labels + "} " + std::to_string(h.count) + "\n";
-  };
+                        const std::vector<double>& bounds) { write_histogram(&o, name, labels, h, bounds); };
+  const auto esc = prometheus_escape;
+  const auto num = prometheus_number;
   {
     std::lock_guard<std::mutex> lk(mu_);
     o += "# HELP mserve_requests_total Requests answered, by model, version, API and HTTP status.\n";
@@ -122,7 +132,7 @@ std::string Metrics::prometheus(const ModelManager& manager, const HttpServer::I
       const auto& [model, version, api] = k;
       histogram("mserve_request_latency_seconds",
                 "model=\"" + esc(model) + "\",version=\"" + std::to_string(version) + "\",api=\"" + api + "\"", h,
-                kLatencyBounds);
+                latency_bounds());
     }
     o += "# HELP mserve_request_stage_seconds Time predict requests spent decoding inputs, running the model "
          "(with the batching queue) and encoding outputs.\n";

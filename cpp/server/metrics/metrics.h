@@ -29,6 +29,22 @@ struct Stages {
   static std::optional<Stages> of(Time start, Time decoded, Time ran, Time end);
 };
 
+// A Prometheus histogram: counts per bucket (not cumulative), their total and sum.
+struct Histogram {
+  std::vector<uint64_t> counts;  // one per bucket bound
+  uint64_t count = 0;
+  double sum = 0;
+  void observe(const std::vector<double>& bounds, double v);
+};
+// The bucket bounds (seconds) of every latency histogram.
+const std::vector<double>& latency_bounds();
+// Appends a histogram's _bucket (cumulative), _sum and _count lines; `labels` without braces.
+void write_histogram(std::string* o, const std::string& name, const std::string& labels, const Histogram& h,
+                     const std::vector<double>& bounds);
+// A label value escaped (backslash, quote, newline), and a number, as the exposition format wants.
+std::string prometheus_escape(const std::string& s);
+std::string prometheus_number(double v);
+
 class Metrics {
  public:
   // One finished request: model ("" when none was resolved), version (0 when none), the API
@@ -44,12 +60,6 @@ class Metrics {
   std::string prometheus(const ModelManager& manager, const HttpServer::Io& io) const;
 
  private:
-  struct Histogram {
-    std::vector<uint64_t> counts;  // one per bucket bound, cumulative on output
-    uint64_t count = 0;
-    double sum = 0;
-  };
-  static void observe(Histogram& h, const std::vector<double>& bounds, double v);
   mutable std::mutex mu_;
   std::map<std::tuple<std::string, int64_t, std::string, int>, uint64_t> requests_;
   std::map<std::tuple<std::string, int64_t, std::string>, Histogram> latency_;

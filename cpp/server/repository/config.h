@@ -31,6 +31,35 @@ struct BatchingOptions {
   Status validate() const;
 };
 
+// How requests that name neither a version nor a label are split between version labels, shadowed
+// and guarded (mserve's `rollout` block, mserve_apis/rollout.proto, which documents each field).
+struct RolloutConfig {
+  struct Arm {
+    std::string label;
+    double weight = 0;
+  };
+  std::vector<Arm> arms;      // arms[0] is the baseline
+  std::string sticky_header;  // lower case; "identity": the authenticated identity
+  struct Shadow {
+    std::string label;  // "": no shadow
+    double percent = 0;
+    uint32_t queue = 64;
+  } shadow;
+  struct Guard {
+    bool enabled = false;  // the config has a guard block
+    double window_seconds = 60;
+    uint32_t min_requests = 100;
+    double max_error_rate_increase = 0.01;
+    double max_p99_ratio = 2;
+    double p99_slack_ms = 1;
+    double step_percent = 0;
+    double step_interval_seconds = 0;
+    double max_percent = 100;
+  } guard;
+  static constexpr size_t kMaxArms = 8;
+  bool operator==(const RolloutConfig& o) const;
+};
+
 struct ModelConfig {
   std::string name;
   std::string base_path;  // a folder of numbered versions, or a single .onnx file
@@ -41,6 +70,7 @@ struct ModelConfig {
   // The device the model's versions run on besides the CPU (null: the CPU only), per model;
   // unset: the server's (ManagerOptions::session.backend). Not in TensorFlow Serving's config files.
   std::optional<std::shared_ptr<const Backend>> backend;
+  std::optional<RolloutConfig> rollout;
 };
 
 // Parses a model_config_list text file (TensorFlow Serving's ModelServerConfig text format).
@@ -49,9 +79,13 @@ StatusOr<std::vector<ModelConfig>> parse_model_config(const std::string& text);
 StatusOr<std::vector<ModelConfig>> parse_model_config_binary(const std::string& bytes);
 // `models` back as a ModelServerConfig, in the text format (a --model_config_file that
 // parse_model_config reads back to the same list) or serialized. Per-model batching options and
-// devices have no field there and are left out.
+// devices have no field there and are left out; rollouts are kept.
 std::string model_config_text(const std::vector<ModelConfig>& models);
 std::string model_config_binary(const std::vector<ModelConfig>& models);
+// The rollout block of `model` alone, in the text format (`arm { label: "stable" weight: 90 } ...`),
+// checked against the model's version labels.
+StatusOr<RolloutConfig> parse_rollout(const std::string& text, const std::string& model,
+                                      const std::map<std::string, int64_t>& labels);
 // Parses a batching parameters text file (TensorFlow Serving's BatchingParameters).
 StatusOr<BatchingOptions> parse_batching_parameters(const std::string& text);
 

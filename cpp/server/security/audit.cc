@@ -171,6 +171,12 @@ void AuditLog::record(const AuditRecord& r) {
   o += lat;
   o += ",\"request_id\":";
   json_string(&o, r.request_id);
+  if (!r.event.empty()) {
+    o += ",\"event\":";
+    json_string(&o, r.event);
+    o += ",\"detail\":";
+    json_string(&o, r.detail);
+  }
   o += "}\n";
   {
     std::lock_guard<std::mutex> lk(impl_->mu);

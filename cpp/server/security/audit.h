@@ -1,8 +1,9 @@
 // AuditLog: one JSON line per request to a file, with size-based rotation. Lines carry time,
 // protocol, client address, authenticated identity, model, version, endpoint, status, latency and
-// request id; never the payload. Writing happens on a thread of its own behind a bounded queue:
-// a slow, full or failing disk never fails or delays a request (lines that cannot be written are
-// counted, and reported once per burst on stderr).
+// request id; never the payload. The server's own events (a rollout's rollback) add event and
+// detail. Writing happens on a thread of its own behind a bounded queue: a slow, full or failing
+// disk never fails or delays a request (lines that cannot be written are counted, and reported
+// once per burst on stderr).
 //
 // Rotation: when the file would pass max_bytes it is renamed to <path>.1 (older ones shift to
 // .2 ... .<keep>, the oldest is removed) and a new file is started. Only regular files rotate.
@@ -24,12 +25,13 @@ struct AuditOptions {
 };
 
 struct AuditRecord {
-  const char* protocol = "http";  // "http" or "grpc"
+  const char* protocol = "http";  // "http" or "grpc"; "server" for the server's own events
   std::string client, identity, model, endpoint, method, request_id;
   int64_t version = 0;      // 0: none
   int status = 0;           // HTTP status, or the gRPC code number
   std::string status_name;  // gRPC: "OK", "NOT_FOUND", ...
   double latency_ms = 0;
+  std::string event, detail;  // the server's own events (e.g. "rollout_rollback" and why); "" for requests
 };
 
 class AuditLog {
