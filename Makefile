@@ -196,7 +196,8 @@ bench-load: build
 	$(PY) bench/bench_load.py
 
 # HTTP serving: mserve vs FastAPI + uvicorn + onnxruntime (wrk at concurrency 1, 8, 64); gRPC vs
-# grpcio + onnxruntime and mserve's REST (h2load).
+# grpcio + onnxruntime and mserve's REST (h2load); where a request's time goes; what a rollout's
+# split costs against the same model without one.
 bench-serve: build
 	@$(PY) -c "import fastapi, uvicorn, simdjson" 2>/dev/null || $(PY) -m pip install -q fastapi uvicorn pysimdjson
 	$(PY) bench/bench_serve.py

@@ -16,10 +16,13 @@ a small tabular model and a 224x224x3 image model.
 Every server runs in its own process with the same intra-op thread count; the load generator
 shares the machine with them, equally for all. Answers are compared before anything is timed.
 
+Rollouts (--only rollout): what the split costs a request that needs no shadow, against the same
+server's model without a rollout.
+
 Prints requests/s and p50/p99 latency for each, and the ratios (rps: mserve / peer, above 1 means
 mserve serves more; p99: peer / mserve, above 1 means mserve answers faster). No thresholds.
 
-    python bench/bench_serve.py [--seconds 5] [--concurrency 1 8 64] [--threads N] [--only rest|grpc|stages]
+    python bench/bench_serve.py [--seconds 5] [--concurrency 1 8 64] [--threads N] [--only rest|grpc|stages|rollout]
 """
 from __future__ import annotations
 
@@ -485,12 +488,104 @@ def bench_stages(args) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+# ---- rollouts ----
+
+ROLLOUT_SCRIPT = WRK_SCRIPT + """
+local key = os.getenv("MSERVE_BENCH_USER")
+if key ~= nil and key ~= "" then wrk.headers["X-User-Id"] = key end
+"""
+
+
+def server_latency(url: str) -> dict:
+    """model -> (latency seconds summed, requests) of its REST predicts, every version, from the
+    server's own histogram (arrival to response)."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out: dict = {}
+    for m in re.finditer(r'^mserve_request_latency_seconds_(sum|count)\{model="(\w+)",version="\d+",'
+                         r'api="tfs_predict"\} (\S+)', text, re.M):
+        s, n = out.get(m.group(2), (0.0, 0.0))
+        out[m.group(2)] = (s + float(m.group(3)), n) if m.group(1) == "sum" else (s, n + float(m.group(3)))
+    return out
+
+
+def bench_rollout(args) -> None:
+    """What the split costs a request that needs no shadow: one mserve process serves the mlp as
+    'plain' (one version, no rollout) and as 'split' (the same model as versions 1 and 2, labels
+    stable and canary, 90/10, sticky by X-User-Id); wrk alternates between them, three rounds
+    each in ABBA order, and the median of each is compared. MSERVE_BENCH_CANARY_VERSION=1 points both
+labels at one version: the split's own cost without a second version's weights in the caches."""
+    import onnx
+    work = tempfile.mkdtemp(prefix="mserve-bench-rollout-")
+    mlp = examples.mlp()
+    canary = int(os.environ.get("MSERVE_BENCH_CANARY_VERSION", "2"))
+    for name, versions in (("plain", [1]), ("split", sorted({1, canary}))):
+        for v in versions:
+            os.makedirs(os.path.join(work, name, str(v)))
+            onnx.save(mlp, os.path.join(work, name, str(v), "model.onnx"))
+    config = os.path.join(work, "models.config")
+    with open(config, "w") as f:
+        f.write(f"""model_config_list {{
+  config {{ name: 'plain' base_path: '{os.path.join(work, "plain")}' }}
+  config {{ name: 'split' base_path: '{os.path.join(work, "split")}' model_version_policy {{ all {{}} }}
+    version_labels {{ key: 'stable' value: 1 }} version_labels {{ key: 'canary' value: {canary} }}
+    rollout {{ arm {{ label: 'stable' weight: 90 }} arm {{ label: 'canary' weight: 10 }}
+              sticky_header: 'x-user-id' }} }}
+}}
+""")
+    script = os.path.join(work, "post.lua")
+    with open(script, "w") as f:
+        f.write(ROLLOUT_SCRIPT)
+    body_file = os.path.join(work, "body.json")
+    body = json.dumps({"instances": examples.example_input("mlp", 1).tolist()}).encode()
+    with open(body_file, "wb") as f:
+        f.write(body)
+    port = free_port()
+    servers = {"mserve": subprocess.Popen(
+        [sys.executable, "-m", "mserve", "serve", f"--model_config_file={config}", f"--rest_api_port={port}",
+         "--port=-1", "--host=127.0.0.1", f"--threads={args.threads}", "--rest_api_timeout_in_ms=0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)}
+    base = f"http://127.0.0.1:{port}/v1/models"
+    try:
+        for name in ("plain", "split"):
+            wait_up(f"{base}/{name}", servers["mserve"])
+        np.testing.assert_array_equal(post(f"{base}/plain:predict", body)["predictions"],
+                                      post(f"{base}/split:predict", body)["predictions"])
+        print(f"wrk on loopback, {args.seconds:g} s per point, 4 rounds in ABBA order (median), mlp 1x256, "
+              f"canary label on version {canary}, "
+              f"{args.threads} intra-op threads, {os.cpu_count()} cores shared with wrk; the peer is the same "
+              "server's model without a rollout")
+        print("| case | conc | no rollout rps | p50 ms | p99 ms | split rps | p50 ms | p99 ms | rps ratio | p99 ratio "
+              "| server us/req, no rollout | split |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for case, user in (("random arm", ""), ("sticky header", "user-42")):
+            os.environ["MSERVE_BENCH_USER"] = user
+            for conc in args.concurrency:
+                before = server_latency(f"http://127.0.0.1:{port}")
+                runs = {"plain": [], "split": []}
+                for k in range(4):  # ABBA: neither goes first more often
+                    for name in (("plain", "split") if k % 3 == 0 else ("split", "plain")):
+                        runs[name].append(run_wrk(f"{base}/{name}:predict", body_file, script, conc, args.seconds))
+                med = {name: {k: float(np.median([r[k] for r in rs])) for k in ("rps", "p50", "p99")}
+                       for name, rs in runs.items()}
+                a, b = med["split"], med["plain"]
+                after = server_latency(f"http://127.0.0.1:{port}")
+                us = {m: (after[m][0] - before[m][0]) / (after[m][1] - before[m][1]) * 1e6 for m in ("plain", "split")}
+                print(f"| {case} | {conc} | {b['rps']:.0f} | {b['p50']:.3f} | {b['p99']:.3f} | {a['rps']:.0f} "
+                      f"| {a['p50']:.3f} | {a['p99']:.3f} | {a['rps'] / b['rps']:.3f}x | {b['p99'] / a['p99']:.2f}x "
+                      f"| {us['plain']:.1f} | {us['split']:.1f} |", flush=True)
+        os.environ.pop("MSERVE_BENCH_USER", None)
+    finally:
+        stop_all(servers)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=int, default=5, help="duration per measurement")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="intra-op threads, every server")
-    ap.add_argument("--only", choices=["rest", "grpc", "stages"], help="run one of the tables")
+    ap.add_argument("--only", choices=["rest", "grpc", "stages", "rollout"], help="run one of the tables")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench_serve needs wrk (Debian package wrk)")
@@ -500,6 +595,8 @@ def main() -> None:
         bench_grpc(args)
     if args.only in (None, "stages"):
         bench_stages(args)
+    if args.only in (None, "rollout"):
+        bench_rollout(args)
 
 
 if __name__ == "__main__":
