@@ -125,6 +125,12 @@ def test_a_named_version_or_label_bypasses_the_split(split):
                        ("/v1/models/m/labels/candidate:predict", 3)):
         results = [rest(sess, split.url, path=path) for _ in range(100)]
         assert {(r[1], r[2], r[3]) for r in results} == {(want, None, want)}
+    # KServe v2 REST: split unless a version is named.
+    v2 = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": X[0]}]}
+    arms = {sess.post(f"{split.url}/v2/models/m/infer", json=v2).headers["X-Model-Arm"] for _ in range(200)}
+    assert arms == {"stable", "canary"}
+    r = sess.post(f"{split.url}/v2/models/m/versions/2/infer", json=v2)
+    assert r.headers["X-Model-Version"] == "2" and "X-Model-Arm" not in r.headers
     stub = service_pb2_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(split.grpc_target))
     req = v2_request()
     req.model_version = "3"
@@ -295,16 +301,18 @@ def slow_scale_model(factor, rounds=12, n=384):
 
 def test_a_slow_shadow_never_holds_up_a_client(tmp_path):
     rollout = {"arms": {"stable": 100}, "shadow": {"label": "candidate", "percent": 100, "queue": 2}}
-    with mserve.start(model(repo(tmp_path, candidate=slow_scale_model(3.0)), rollout), port=0, quiet=True) as s:
+    with mserve.start(model(repo(tmp_path, candidate=slow_scale_model(3.0)), rollout), port=0, grpc_port=0,
+                      quiet=True) as s:
         s.wait_ready()
         sess = requests.Session()
-        results = [rest(sess, s.url) for _ in range(100)]
-        assert all(r[:4] == (200, 1, "stable", 1.0) for r in results)
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(s.grpc_target))
+        results = [rest(sess, s.url) for _ in range(100)] + [infer(stub) for _ in range(100)]
+        assert all(r[1:] == (1, "stable", 1.0) and r[0] in (200, grpc.StatusCode.OK) for r in results)
         # The queue of 2 overflowed: the clients went on while the shadow was still running, and
         # no answer waited for it.
-        sh = wait_for_shadow(s, 100)
+        sh = wait_for_shadow(s, 200)
         assert sh["dropped"] > 0 and sh["compared"] > 0, sh
-        assert sh["dropped"] + sh["compared"] == 100
+        assert sh["dropped"] + sh["compared"] == 200
 
 
 def test_a_failing_shadow_never_fails_a_client(tmp_path):
@@ -321,6 +329,28 @@ def test_a_failing_shadow_never_fails_a_client(tmp_path):
         assert all(r[0] in (200, grpc.StatusCode.OK) and r[3] == r[1] for r in results)
         sh = wait_for_shadow(s, 300)
         assert sh["failed"] + sh["dropped"] == 300 and sh["failed"] > 200 and sh["compared"] == 0, sh
+
+
+def test_split_and_shadow_with_batching(tmp_path):
+    rollout = {"arms": {"stable": 50, "canary": 50}, "shadow": {"label": "candidate", "percent": 100, "queue": 10000}}
+    models = model(repo(tmp_path), rollout)
+    models["m"]["batching"] = {"max_batch_size": 8, "batch_timeout_micros": 2000}
+    with mserve.start(models, port=0, quiet=True) as s:
+        s.wait_ready()
+        local = threading.local()
+
+        def call(i):
+            if not hasattr(local, "s"):
+                local.s = requests.Session()
+            x = [[float(i), 1.0, 2.0, 3.0]]
+            st, version, arm, value = rest(local.s, s.url, body=json.dumps({"instances": x}))
+            return st, version, arm, value == i * version
+
+        results = many(400, call, threads=8)
+        assert all(r[0] == 200 and r[3] for r in results)
+        assert 140 <= Counter(r[1] for r in results)[2] <= 260
+        sh = wait_for_shadow(s, 400)
+        assert sh["compared"] == 400, sh
 
 
 def table_model(rows):
