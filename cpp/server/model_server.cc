@@ -1,5 +1,6 @@
 #include "server/model_server.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <chrono>
@@ -138,6 +139,22 @@ StatusOr<std::unique_ptr<ModelServer>> ModelServer::start(
   server::Metrics* metrics = s->metrics_.get();
   mo.on_batch = [metrics](const std::string& model, size_t rows) { metrics->batch(model, rows); };
   mo.on_forget = [metrics](const std::string& model, int64_t version) { metrics->forget(model, version); };
+  const std::unique_ptr<AuditLog>* audit_of = &s->audit_;  // opened below
+  auto log = mo.log;
+  mo.on_drift = [audit_of, log](const DriftEvent& e) {
+    AuditLog* audit_log = audit_of->get();
+    const std::string what = e.drifting ? "drifting" : "no longer drifting";
+    log("model '" + e.model + "' version " + std::to_string(e.version) + " is " + what + ": " + e.detail);
+    if (!audit_log) return;
+    AuditRecord a;
+    a.protocol = "server";
+    a.model = e.model;
+    a.version = e.version;
+    a.endpoint = "monitoring";
+    a.event = e.drifting ? "drift_started" : "drift_ended";
+    a.detail = e.detail;
+    audit_log->record(a);
+  };
   if (mo.batching) MS_RETURN_IF_ERROR(mo.batching->validate());
   MS_RETURN_IF_ERROR(server::validate(mo.integrity));
   if (!s->opts_.audit.path.empty()) {
@@ -270,6 +287,14 @@ Status ModelServer::reload_config(const std::vector<server::ModelConfig>& models
   return Status::OK();
 }
 
+void ModelServer::monitoring_status(const std::string& model, std::string* o) const {
+  std::vector<std::shared_ptr<DriftMonitor>> monitors;
+  for (const auto& sv : manager_->available())
+    if (sv->model == model && sv->monitor) monitors.push_back(sv->monitor);
+  std::sort(monitors.begin(), monitors.end(), [](const auto& a, const auto& b) { return a->version() > b->version(); });
+  write_drift_status(monitors, o);
+}
+
 void ModelServer::rollout_status(const std::string& model, std::string* o) const {
   for (const server::ModelConfig& c : manager_->config())
     if (c.name == model && c.rollout) return rollouts_->status_json(model, c.labels, o);
@@ -316,8 +341,13 @@ void ModelServer::run(const std::shared_ptr<const server::Servable>& s, std::vec
       };
     }
   }
+  int64_t nonfinite = 0;
+  for (const Tensor& t : inputs) nonfinite += count_nonfinite(t);
+  if (nonfinite) metrics_->nonfinite_inputs(s->model, s->version, nonfinite);
+  if (s->monitor) s->monitor->observe(inputs, false);
   if (s->batcher) {
-    // The batcher keeps the session alive; `done` must not own the servable (see manager.h).
+    // The batcher keeps the session alive (and shows the monitor the outputs); `done` must not own the servable (see
+    // manager.h).
     Status st = s->batcher->submit(std::move(inputs), deadline, done);
     if (!st.ok()) done(st, {});
     return;
@@ -338,6 +368,7 @@ void ModelServer::run(const std::shared_ptr<const server::Servable>& s, std::vec
     st = s->session->run(inputs, &outputs);
   }
   if (st.ok() && server::Clock::now() > deadline) st = DeadlineExceeded("the request timed out while running");
+  if (st.ok() && s->monitor) s->monitor->observe(outputs, true);
   done(st, std::move(outputs));
 }
 
@@ -408,6 +439,10 @@ void ModelServer::handle(HttpRequest&& req, Respond respond) {
     r.content_type = "text/plain; version=0.0.4";
     r.body = metrics_->prometheus(*manager_, http_->io());
     rollouts_->prometheus(&r.body);
+    std::vector<std::shared_ptr<DriftMonitor>> monitors;
+    for (const auto& sv : manager_->available())
+      if (sv->monitor) monitors.push_back(sv->monitor);
+    write_drift_metrics(monitors, &r.body);
     if (audit_) {
       r.body +=
           "# HELP mserve_audit_lines_lost_total Audit log lines not written, by reason.\n"

@@ -112,8 +112,10 @@ class ModelServer {
   }
   // Replaces the models served from disk (a reload over gRPC), rollouts included; logged.
   Status reload_config(const std::vector<server::ModelConfig>& models);
-  // The status endpoint's ,"rollout":{...} for `model` (nothing when it has no rollout).
+  // The status endpoint's ,"rollout":{...} for `model` (nothing when it has no rollout), and its
+  // ,"monitoring":[...] (versions with a reference profile; drift.h).
   void rollout_status(const std::string& model, std::string* o) const;
+  void monitoring_status(const std::string& model, std::string* o) const;
 
  private:
   ModelServer() = default;

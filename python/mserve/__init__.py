@@ -22,7 +22,7 @@ from .errors import Error, InvalidArgument, ModelLoadError, NotFound, Unavailabl
 
 __all__ = [
     "load", "Model", "TensorSpec", "OpSupport", "Placement", "DeviceTensor", "supported_ops", "start", "serve",
-    "Server", "cuda_available",
+    "Server", "cuda_available", "profile",
     "Error", "InvalidArgument", "ModelLoadError", "UnsupportedOperator", "NotFound", "Unavailable",
 ]
 __version__: str = _core.__version__  # pyproject.toml's, compiled in
@@ -353,4 +353,5 @@ def supported_ops() -> list[OpSupport]:
     return [OpSupport(*row) for row in _core.supported_ops()]
 
 
+from .monitoring import profile  # noqa: E402
 from .serving import Server, serve, start  # noqa: E402  (needs Model, defined above)

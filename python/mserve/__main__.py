@@ -69,7 +69,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     e.add_argument("--new_key", default="", help="write a new random key (hex) to this file and use it")
     e.add_argument("input")
     e.add_argument("output")
+    pr = sub.add_parser("profile", help="write a version's reference profile for drift monitoring "
+                                        "(mserve.profile.json beside the model)")
+    pr.add_argument("model", help="a model file in a numbered version folder, or the folder")
+    pr.add_argument("data", help="reference data: an .npy file (one input) or an .npz of input arrays")
+    pr.add_argument("--out", default=None, help="where to write it (default: the version folder)")
+    pr.add_argument("--inputs", default=None, help="comma-separated inputs to monitor (default: all)")
+    pr.add_argument("--max_features", type=int, default=64, help="input features at most")
+    pr.add_argument("--bins", type=int, default=10, help="numeric bins (reference quantiles)")
+    pr.add_argument("--top_k", type=int, default=20, help="categorical values kept")
+    pr.add_argument("--channel_axis", type=int, default=None, help="channel axis of image inputs")
     args = p.parse_args(argv)
+    if args.cmd == "profile":
+        return _profile(args)
     if args.cmd == "serve":
         return _serve(args)
     if args.cmd in ("keygen", "sign", "encrypt"):
@@ -77,6 +89,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cmd == "demo":
         return _demo(args.directory)
     print(ops_markdown() if args.markdown else ops_table(), end="")
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    import mserve
+    try:
+        prof = mserve.profile(args.model, args.data, out=args.out,
+                              inputs=args.inputs.split(",") if args.inputs else None, max_features=args.max_features,
+                              bins=args.bins, top_k=args.top_k, channel_axis=args.channel_axis)
+    except (OSError, ValueError, mserve.Error) as e:
+        print(f"mserve profile: {e}", file=sys.stderr)
+        return 1
+    print(f"profiled {prof['rows']} rows, {len(prof['features'])} features")
     return 0
 
 

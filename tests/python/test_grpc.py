@@ -29,7 +29,7 @@ PROTO_ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "cpp", "server"
 # process's descriptor pool, so mserve's own kserve proto is checked against them instead.
 TFS_PROTOS = ["tensorflow/core/framework/types.proto", "tensorflow/core/framework/tensor_shape.proto",
               "tensorflow/core/framework/tensor.proto", "tensorflow/core/protobuf/meta_graph.proto",
-              "tensorflow/core/protobuf/error_codes.proto", "mserve_apis/rollout.proto",
+              "tensorflow/core/protobuf/error_codes.proto", "mserve_apis/rollout.proto", "mserve_apis/monitoring.proto",
               "tensorflow_serving/config/model_server_config.proto",
               "tensorflow_serving/apis/model.proto", "tensorflow_serving/apis/predict.proto",
               "tensorflow_serving/apis/get_model_metadata.proto", "tensorflow_serving/apis/status.proto",

@@ -51,8 +51,9 @@ void copy_block(const Tensor& src, const Tensor& dst, int64_t row0) {
 
 }  // namespace
 
-Batcher::Batcher(std::shared_ptr<Session> session, const BatchingOptions& opts, std::function<void(size_t)> on_batch)
-    : session_(std::move(session)), opts_(opts), on_batch_(std::move(on_batch)) {
+Batcher::Batcher(std::shared_ptr<Session> session, const BatchingOptions& opts, std::function<void(size_t)> on_batch,
+                 std::function<void(const std::vector<Tensor>&)> on_outputs)
+    : session_(std::move(session)), opts_(opts), on_batch_(std::move(on_batch)), on_outputs_(std::move(on_outputs)) {
   int n = static_cast<int>(opts_.num_batch_threads);
   if (n <= 0) n = std::max(1u, std::thread::hardware_concurrency());
   for (int i = 0; i < n; ++i) threads_.emplace_back([this] { worker(); });
@@ -209,10 +210,11 @@ void Batcher::run_batch(std::vector<Task>& tasks) {
     for (Task& t : live) t.done(st, {});
     return;
   }
+  if (padded != rows)
+    for (Tensor& o : outputs)
+      if (o.rank() > 0 && o.dim(0) == padded) o = slice_rows(o, 0, rows);
+  if (on_outputs_) on_outputs_(outputs);
   if (live.size() == 1) {
-    if (padded != rows)
-      for (Tensor& o : outputs)
-        if (o.rank() > 0 && o.dim(0) == padded) o = slice_rows(o, 0, rows);
     live[0].done(Status::OK(), std::move(outputs));
     return;
   }

@@ -27,8 +27,10 @@ using RunDone = std::function<void(Status, std::vector<Tensor>)>;
 
 class Batcher {
  public:
-  // `on_batch(size)` is told the size of every batch run (for metrics); may be empty.
-  Batcher(std::shared_ptr<Session> session, const BatchingOptions& opts, std::function<void(size_t)> on_batch = {});
+  // `on_batch(size)` is told the size of every batch run (for metrics); `on_outputs` sees each
+  // batch's outputs (padding rows left out) before they are split back; either may be empty.
+  Batcher(std::shared_ptr<Session> session, const BatchingOptions& opts, std::function<void(size_t)> on_batch = {},
+          std::function<void(const std::vector<Tensor>&)> on_outputs = {});
   ~Batcher();  // answers what is queued (runs it), then joins the threads
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
@@ -53,6 +55,7 @@ class Batcher {
   std::shared_ptr<Session> session_;
   BatchingOptions opts_;
   std::function<void(size_t)> on_batch_;
+  std::function<void(const std::vector<Tensor>&)> on_outputs_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Task> queue_;

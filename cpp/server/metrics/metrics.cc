@@ -101,14 +101,20 @@ void Metrics::forget(const std::string& model, int64_t version) {
     it = match(std::get<0>(it->first), std::get<1>(it->first)) ? latency_.erase(it) : std::next(it);
   for (auto it = stages_.begin(); it != stages_.end();)
     it = match(std::get<0>(it->first), std::get<1>(it->first)) ? stages_.erase(it) : std::next(it);
-  for (auto it = nonfinite_.begin(); it != nonfinite_.end();)
-    it = match(it->first.first, it->first.second) ? nonfinite_.erase(it) : std::next(it);
+  for (auto* m : {&nonfinite_, &nonfinite_in_})
+    for (auto it = m->begin(); it != m->end();)
+      it = match(it->first.first, it->first.second) ? m->erase(it) : std::next(it);
   if (version < 0) batch_.erase(model);
 }
 
 void Metrics::nonfinite_outputs(const std::string& model, int64_t version, int64_t count) {
   std::lock_guard<std::mutex> lk(mu_);
   nonfinite_[{model, version}] += static_cast<uint64_t>(count);
+}
+
+void Metrics::nonfinite_inputs(const std::string& model, int64_t version, int64_t count) {
+  std::lock_guard<std::mutex> lk(mu_);
+  nonfinite_in_[{model, version}] += static_cast<uint64_t>(count);
 }
 
 std::string Metrics::prometheus(const ModelManager& manager, const HttpServer::Io& io) const {
@@ -162,6 +168,11 @@ std::string Metrics::prometheus(const ModelManager& manager, const HttpServer::I
     o += "# TYPE mserve_nonfinite_outputs_total counter\n";
     for (const auto& [k, n] : nonfinite_)
       o += "mserve_nonfinite_outputs_total{model=\"" + esc(k.first) + "\",version=\"" + std::to_string(k.second) +
+           "\"} " + std::to_string(n) + "\n";
+    o += "# HELP mserve_nonfinite_inputs_total Input values that were NaN or infinite.\n";
+    o += "# TYPE mserve_nonfinite_inputs_total counter\n";
+    for (const auto& [k, n] : nonfinite_in_)
+      o += "mserve_nonfinite_inputs_total{model=\"" + esc(k.first) + "\",version=\"" + std::to_string(k.second) +
            "\"} " + std::to_string(n) + "\n";
   }
   o += "# HELP mserve_model_state Version state (1 for the current state).\n";

@@ -53,6 +53,7 @@ class Metrics {
                const Stages* stages = nullptr);
   void batch(const std::string& model, size_t rows);
   void nonfinite_outputs(const std::string& model, int64_t version, int64_t count);
+  void nonfinite_inputs(const std::string& model, int64_t version, int64_t count);
   // Drops the series of a version (-1: every version of the model) that is no longer served.
   void forget(const std::string& model, int64_t version);
   // Prometheus text exposition format 0.0.4, with live gauges (model state, queue depth) and the
@@ -69,7 +70,7 @@ class Metrics {
   };
   std::map<std::tuple<std::string, int64_t, std::string>, StageSums> stages_;
   std::map<std::string, Histogram> batch_;
-  std::map<std::pair<std::string, int64_t>, uint64_t> nonfinite_;
+  std::map<std::pair<std::string, int64_t>, uint64_t> nonfinite_, nonfinite_in_;
 };
 
 }  // namespace mserve::server

@@ -166,6 +166,33 @@ StatusOr<RolloutConfig> rollout_from_proto(const ::mserve::Rollout& p, const std
   return p;
 }
 
+StatusOr<MonitoringConfig> monitoring_from_proto(const ::mserve::Monitoring& p, const std::string& model) {
+  auto bad = [&](const std::string& why) {
+    return InvalidArgument("model config: model '" + model + "': monitoring: " + why);
+  };
+  MonitoringConfig m;
+  if (!std::isfinite(p.drift_threshold()) || p.drift_threshold() < 0) return bad("drift_threshold must be >= 0");
+  if (!std::isfinite(p.window_seconds()) || p.window_seconds() < 0) return bad("window_seconds must be >= 0");
+  if (!std::isfinite(p.payload_sample_percent()) || p.payload_sample_percent() > 100)
+    return bad("payload_sample_percent must be at most 100");
+  if (p.drift_threshold() > 0) m.drift_threshold = p.drift_threshold();
+  if (p.window_seconds() > 0) m.window_seconds = p.window_seconds();
+  if (p.min_rows()) m.min_rows = p.min_rows();
+  m.payload_sample_percent = p.payload_sample_percent() == 0 ? -1 : std::max(-1.0, p.payload_sample_percent());
+  m.forbid_payload_logging = p.forbid_payload_logging();
+  return m;
+}
+
+::mserve::Monitoring monitoring_to_proto(const MonitoringConfig& m) {
+  ::mserve::Monitoring p;
+  p.set_drift_threshold(m.drift_threshold);
+  p.set_window_seconds(m.window_seconds);
+  p.set_min_rows(m.min_rows);
+  p.set_payload_sample_percent(m.payload_sample_percent);
+  p.set_forbid_payload_logging(m.forbid_payload_logging);
+  return p;
+}
+
 StatusOr<std::vector<ModelConfig>> from_proto(const pb::ModelServerConfig& msg) {
   if (!msg.has_model_config_list()) return InvalidArgument("the model config has no model_config_list");
   std::vector<ModelConfig> out;
@@ -195,6 +222,9 @@ StatusOr<std::vector<ModelConfig>> from_proto(const pb::ModelServerConfig& msg) 
     if (c.has_rollout()) {
       MS_ASSIGN_OR_RETURN(m.rollout, rollout_from_proto(c.rollout(), m.name, m.labels));
     }
+    if (c.has_monitoring()) {
+      MS_ASSIGN_OR_RETURN(m.monitoring, monitoring_from_proto(c.monitoring(), m.name));
+    }
     out.push_back(std::move(m));
   }
   return out;
@@ -218,6 +248,7 @@ pb::ModelServerConfig to_proto(const std::vector<ModelConfig>& models) {
     }
     for (const auto& [label, version] : m.labels) (*c->mutable_version_labels())[label] = version;
     if (m.rollout) *c->mutable_rollout() = rollout_to_proto(*m.rollout);
+    if (!(m.monitoring == MonitoringConfig{})) *c->mutable_monitoring() = monitoring_to_proto(m.monitoring);
   }
   return msg;
 }

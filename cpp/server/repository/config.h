@@ -60,6 +60,20 @@ struct RolloutConfig {
   bool operator==(const RolloutConfig& o) const;
 };
 
+// How a model's versions are watched against their reference profiles, and whether its payloads
+// may be logged (mserve's `monitoring` block, mserve_apis/monitoring.proto).
+struct MonitoringConfig {
+  double drift_threshold = 0.25;
+  double window_seconds = 300;
+  uint32_t min_rows = 200;
+  double payload_sample_percent = -1;  // < 0: the server's
+  bool forbid_payload_logging = false;
+  bool operator==(const MonitoringConfig& o) const {
+    return drift_threshold == o.drift_threshold && window_seconds == o.window_seconds && min_rows == o.min_rows &&
+           payload_sample_percent == o.payload_sample_percent && forbid_payload_logging == o.forbid_payload_logging;
+  }
+};
+
 struct ModelConfig {
   std::string name;
   std::string base_path;  // a folder of numbered versions, or a single .onnx file
@@ -71,6 +85,7 @@ struct ModelConfig {
   // unset: the server's (ManagerOptions::session.backend). Not in TensorFlow Serving's config files.
   std::optional<std::shared_ptr<const Backend>> backend;
   std::optional<RolloutConfig> rollout;
+  MonitoringConfig monitoring;
 };
 
 // Parses a model_config_list text file (TensorFlow Serving's ModelServerConfig text format).

@@ -68,6 +68,15 @@ std::string signature(const std::string& file) {
   return sig;
 }
 
+// The reference profile of a model file in a numbered version folder, "" when there is none.
+std::string profile_path(const std::string& model_file) {
+  const fs::path dir = fs::path(model_file).parent_path();
+  int64_t v;
+  std::error_code ec;
+  if (!parse_version(dir.filename().string(), &v) || !fs::is_regular_file(dir / kProfileFile, ec)) return "";
+  return (dir / kProfileFile).string();
+}
+
 // Zero inputs of the declared shapes (free dims as 1): the first run plans and touches memory.
 std::vector<Tensor> warmup_inputs(const Signature& sig) {
   std::vector<Tensor> in;
@@ -117,7 +126,13 @@ Status ModelManager::set_config(const std::vector<ModelConfig>& models) {
         ++it;
       }
     }
-    for (const ModelConfig& m : models) models_[m.name].config = m;
+    for (const ModelConfig& m : models) {
+      Model& model = models_[m.name];
+      if (!(model.config.monitoring == m.monitoring))
+        for (auto& [_, v] : model.versions)
+          if (v.servable && v.servable->monitor) v.servable->monitor->configure(m.monitoring);
+      model.config = m;
+    }
   }
   if (opts_.on_forget)
     for (const std::string& name : removed) opts_.on_forget(name, -1);
@@ -228,13 +243,26 @@ StatusOr<std::shared_ptr<const Servable>> ModelManager::load_version(const Model
   s->version = version;
   s->path = path;
   s->session = std::move(session);
+  const std::string profile = profile_path(path);
+  if (!profile.empty()) {
+    MS_ASSIGN_OR_RETURN(std::string text, read_text_file(profile));
+    auto parsed = parse_profile(text, s->session->signature());
+    if (!parsed.ok()) return InvalidArgument("'" + profile + "': " + parsed.status().message());
+    s->monitor = std::make_shared<DriftMonitor>(cfg.name, version, std::move(parsed).value(), cfg.monitoring, nullptr,
+                                                opts_.on_drift);
+  }
   std::optional<BatchingOptions> b = cfg.batching ? cfg.batching : opts_.batching;
   if (b) {
     auto on_batch = opts_.on_batch;
     std::string name = cfg.name;
-    s->batcher = std::make_shared<Batcher>(s->session, *b, [on_batch, name](size_t n) {
-      if (on_batch) on_batch(name, n);
-    });
+    std::function<void(const std::vector<Tensor>&)> on_outputs;
+    if (auto monitor = s->monitor) on_outputs = [monitor](const std::vector<Tensor>& o) { monitor->observe(o, true); };
+    s->batcher = std::make_shared<Batcher>(
+        s->session, *b,
+        [on_batch, name](size_t n) {
+          if (on_batch) on_batch(name, n);
+        },
+        std::move(on_outputs));
   }
   return std::shared_ptr<const Servable>(std::move(s));
 }

@@ -8,7 +8,8 @@
 // version that is no longer wanted is unloaded only once another is available (availability is
 // preserved), and its memory is freed when its last in-flight request finishes (requests hold a
 // shared_ptr to the Servable). A version that fails to load is reported (state END with the
-// error) and retried when its files change; it never disturbs the serving versions.
+// error) and retried when its files change; it never disturbs the serving versions. A version
+// folder's mserve.profile.json (drift.h) is read with the model; a broken one fails the load.
 //
 // Thread-safety: every method may be called from any thread.
 #pragma once
@@ -25,6 +26,7 @@
 
 #include "core/exec/session.h"
 #include "server/batching/batcher.h"
+#include "server/monitor/drift.h"
 #include "server/repository/config.h"
 #include "server/security/integrity.h"
 
@@ -40,6 +42,9 @@ struct Servable {
   std::string path;
   std::shared_ptr<Session> session;
   std::shared_ptr<Batcher> batcher;  // null when the model is not batched
+  // Watches inputs and outputs against the version's reference profile (drift.h); null when its
+  // folder has no mserve.profile.json.
+  std::shared_ptr<DriftMonitor> monitor;
 };
 
 struct VersionStatus {
@@ -60,6 +65,7 @@ struct ManagerOptions {
   std::string pack_cache_dir;
   std::function<void(const std::string&)> log;                          // one line per lifecycle event; may be empty
   std::function<void(const std::string& model, size_t rows)> on_batch;  // for metrics
+  DriftMonitor::OnEvent on_drift;  // a version's drifting flag changed; may be empty
   // A version the manager no longer reports (unloaded and gone from disk; -1: the whole model left
   // the config), so per-version metrics can go too. Called without the manager's lock held.
   std::function<void(const std::string& model, int64_t version)> on_forget;

@@ -1,0 +1,206 @@
+"""Drift monitoring with real servers: a version profiled with ``mserve.profile`` (reference
+data in, mserve.profile.json beside the model), requests drawn from the reference stay below PSI
+0.1, a shifted distribution flips the drifting flag within one window (status endpoint, metric,
+audit event), NaN inputs are counted, the server's PSI equals a naive numpy computation on the
+same bins, and REST, gRPC and batched requests all count."""
+import json
+import math
+import re
+import time
+
+import numpy as np
+import pytest
+import requests
+from onnx import helper
+
+import mserve
+from op_harness import make_model
+from serve_util import write_version
+
+grpc = pytest.importorskip("grpc")
+pytest.importorskip("tritonclient.grpc")
+from tritonclient.grpc import service_pb2, service_pb2_grpc  # noqa: E402
+
+FEATURES = 4
+
+
+def classifier():
+    """probs = softmax(x @ w), x: float32[batch, 4], 3 classes."""
+    w = np.array([[1.0, -1.0, 0.0], [0.5, 0.5, -1.0], [0.0, 1.0, 1.0], [-1.0, 0.0, 0.5]], np.float32)
+    return make_model([helper.make_node("MatMul", ["x", "w"], ["logits"]),
+                       helper.make_node("Softmax", ["logits"], ["probs"], axis=1)],
+                      [("x", np.float32, ["batch", FEATURES])], [("probs", np.float32, ["batch", 3])], {"w": w})
+
+
+def reference(n=4000, seed=0):
+    return np.random.default_rng(seed).standard_normal((n, FEATURES)).astype(np.float32)
+
+
+@pytest.fixture
+def profiled(tmp_path):
+    path = write_version(tmp_path / "clf", 1, classifier())
+    prof = mserve.profile(path, reference())
+    assert json.load(open(tmp_path / "clf" / "1" / "mserve.profile.json")) == prof
+    return str(tmp_path / "clf"), prof
+
+
+def start(base, tmp_path, window=5, **options):
+    cfg = tmp_path / "models.config"
+    cfg.write_text(f"""model_config_list {{ config {{ name: 'clf' base_path: '{base}'
+      monitoring {{ drift_threshold: 0.25 window_seconds: {window} min_rows: 200 }} }} }}""")
+    return mserve.start(str(cfg), port=0, quiet=True, **options)
+
+
+def predict(session, url, x):
+    r = session.post(f"{url}/v1/models/clf:predict", data=json.dumps({"instances": x.tolist()}))
+    assert r.status_code == 200, r.text
+    return r
+
+
+def metric(url, name, **labels):
+    for line in requests.get(f"{url}/metrics").text.splitlines():
+        m = re.match(r"^(\w+)\{(.*)\} (\S+)$", line)
+        if m and m.group(1) == name and all(f'{k}="{v}"' in m.group(2).split(",") for k, v in labels.items()):
+            return float(m.group(3))
+    raise AssertionError(f"no {name}{labels} in the metrics")
+
+
+def monitoring(url):
+    (v,) = requests.get(f"{url}/v1/models/clf").json()["monitoring"]
+    return v
+
+
+def naive_psi(edges, fractions, values):
+    """PSI of `values` binned at `edges` (bin i: edges[i-1] <= v < edges[i]) against `fractions`,
+    shares floored at 1e-4: written out element by element, independent of mserve's code."""
+    counts = [0] * (len(edges) + 1)
+    for v in values:
+        i = 0
+        while i < len(edges) and v >= edges[i]:
+            i += 1
+        counts[i] += 1
+    total = sum(counts)
+    out = 0.0
+    for c, q in zip(counts, fractions):
+        p, q = max(c / total, 1e-4), max(q, 1e-4)
+        out += (p - q) * math.log(p / q)
+    return out
+
+
+def test_the_profile_describes_the_reference(profiled):
+    _, prof = profiled
+    names = [f["name"] for f in prof["features"]]
+    assert names == ["x[0]", "x[1]", "x[2]", "x[3]", "probs:class"]
+    x1 = prof["features"][1]
+    assert len(x1["edges"]) == 9 and x1["fractions"] == pytest.approx([0.1] * 10, abs=0.002)
+    assert x1["min"] < -3 and x1["max"] > 3 and x1["nan"] == 0
+    cls = prof["features"][4]
+    assert cls["kind"] == "categorical" and sorted(cls["values"]) == [0, 1, 2]
+    assert sum(cls["fractions"]) == pytest.approx(1)
+
+
+def test_reference_traffic_stays_below_0_1_and_a_shift_flips_the_flag(profiled, tmp_path):
+    base, prof = profiled
+    audit = tmp_path / "audit.log"
+    with start(base, tmp_path, audit_log=str(audit)) as s:
+        s.wait_ready()
+        sess = requests.Session()
+        live = reference(2000, seed=1)
+        for i in range(0, 2000, 20):
+            predict(sess, s.url, live[i:i + 20])
+        st = monitoring(s.url)
+        assert st["window_rows"] == 2000 and not st["drifting"]
+        assert all(f["psi"] < 0.1 for f in st["features"]), st["features"]
+        assert metric(s.url, "mserve_drifting", model="clf", version="1") == 0
+        # The server's PSI is the naive one on the same bins, for the rows it saw.
+        for k in range(FEATURES):
+            f = prof["features"][k]
+            want = naive_psi(f["edges"], f["fractions"], live[:, k].astype(np.float64))
+            assert st["features"][k]["psi"] == pytest.approx(want, rel=1e-8, abs=1e-12)  # 9 digits shown
+            assert metric(s.url, "mserve_drift_psi", model="clf", feature=f"x[{k}]") == pytest.approx(want, rel=1e-6)
+        # Shifted by 1.5 on x[2]: within one window (5 s) the flag is up.
+        t0 = time.monotonic()
+        shifted = reference(2000, seed=2)
+        shifted[:, 2] += 1.5
+        flipped = None
+        for i in range(0, 2000, 20):
+            predict(sess, s.url, shifted[i:i + 20])
+            if monitoring(s.url)["drifting"]:
+                flipped = time.monotonic() - t0
+                break
+        assert flipped is not None and flipped < 5, monitoring(s.url)
+        st = monitoring(s.url)
+        by_name = {f["name"]: f for f in st["features"]}
+        assert by_name["x[2]"]["psi"] > 0.25 and by_name["x[0]"]["psi"] < 0.1
+        assert metric(s.url, "mserve_drifting", model="clf", version="1") == 1
+        assert metric(s.url, "mserve_drift_ks", model="clf", feature="x[2]") > 0.1  # a mixed window
+        shares = {v: metric(s.url, "mserve_drift_share", model="clf", feature="probs:class", value=str(v))
+                  for v in (0, 1, 2)}
+        assert sum(shares.values()) == pytest.approx(1, abs=1e-6)
+    events = [json.loads(line) for line in audit.read_text().splitlines() if '"event"' in line]
+    assert [(e["event"], e["model"], e["version"]) for e in events] == [("drift_started", "clf", 1)]
+    assert "x[2] PSI" in events[0]["detail"]
+
+
+def test_nan_inputs_are_counted(profiled, tmp_path):
+    base, _ = profiled
+    with start(base, tmp_path) as s:
+        s.wait_ready()
+        sess = requests.Session()
+        x = reference(10, seed=3)
+        x[2, 1] = np.nan
+        x[5, 1] = np.nan
+        x[7, 3] = np.inf
+        predict(sess, s.url, x)
+        assert metric(s.url, "mserve_nonfinite_inputs_total", model="clf", version="1") == 3
+        assert metric(s.url, "mserve_drift_nan_total", model="clf", feature="x[1]") == 2
+        assert metric(s.url, "mserve_drift_out_of_range_total", model="clf", feature="x[3]") == 1
+        by_name = {f["name"]: f for f in monitoring(s.url)["features"]}
+        assert by_name["x[1]"]["rows"] == 8 and by_name["x[1]"]["nan"] == 2
+
+
+def test_grpc_and_batched_requests_are_watched(profiled, tmp_path):
+    base, _ = profiled
+    with start(base, tmp_path, grpc_port=0, batching=True) as s:
+        s.wait_ready()
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(s.grpc_target))
+        x = reference(300, seed=4)
+        for i in range(0, 300, 3):
+            req = service_pb2.ModelInferRequest(model_name="clf")
+            req.inputs.add(name="x", datatype="FP32", shape=[3, FEATURES])
+            req.raw_input_contents.append(x[i:i + 3].tobytes())
+            stub.ModelInfer(req)
+        predict(requests.Session(), s.url, x[:50])
+        st = monitoring(s.url)
+        by_name = {f["name"]: f for f in st["features"]}
+        assert by_name["x[0]"]["rows"] == 350 and by_name["probs:class"]["rows"] == 350
+
+
+def test_a_broken_profile_fails_the_version_with_the_reason(tmp_path):
+    write_version(tmp_path / "clf", 1, classifier())
+    (tmp_path / "clf" / "1" / "mserve.profile.json").write_text(
+        json.dumps({"mserve_profile": 1, "features": [{"name": "a", "tensor": "nope", "edges": [], "fractions": [1]}]}))
+    with mserve.start({"clf": str(tmp_path / "clf")}, port=0, quiet=True) as s:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            (v,) = requests.get(f"{s.url}/v1/models/clf").json()["model_version_status"]
+            if v["state"] == "END":
+                break
+            time.sleep(0.05)
+        assert v["state"] == "END" and "the model has no input 'nope'" in v["status"]["error_message"], v
+
+
+def test_profile_from_the_command_line(tmp_path):
+    import subprocess
+    import sys
+    path = write_version(tmp_path / "clf", 1, classifier())
+    np.save(tmp_path / "ref.npy", reference(500))
+    r = subprocess.run([sys.executable, "-m", "mserve", "profile", path, str(tmp_path / "ref.npy"), "--bins", "5"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "profiled 500 rows, 5 features" in r.stdout
+    prof = json.load(open(tmp_path / "clf" / "1" / "mserve.profile.json"))
+    assert len(prof["features"][0]["edges"]) == 4
+    bad = subprocess.run([sys.executable, "-m", "mserve", "profile", path, str(tmp_path / "ref.npy"),
+                          "--inputs", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "no input 'nope'" in bad.stderr
