@@ -103,6 +103,15 @@ void bind_options(py::module_& m) {
       .def_readwrite("max_bytes", &AuditOptions::max_bytes)
       .def_readwrite("keep", &AuditOptions::keep)
       .def_readwrite("max_queued", &AuditOptions::max_queued);
+  py::class_<server::PayloadLogOptions>(m, "PayloadLogOptions")
+      .def(py::init<>())
+      .def_readwrite("path", &server::PayloadLogOptions::path)
+      .def_readwrite("max_bytes", &server::PayloadLogOptions::max_bytes)
+      .def_readwrite("keep", &server::PayloadLogOptions::keep)
+      .def_readwrite("url", &server::PayloadLogOptions::url)
+      .def_readwrite("post_timeout_ms", &server::PayloadLogOptions::post_timeout_ms)
+      .def_readwrite("sample_percent", &server::PayloadLogOptions::sample_percent)
+      .def_readwrite("max_queued", &server::PayloadLogOptions::max_queued);
   py::class_<SessionOptions>(m, "SessionOptions")
       .def(py::init<>())
       .def_readwrite("threads", &SessionOptions::threads)
@@ -138,6 +147,7 @@ void bind_options(py::module_& m) {
       .def_readwrite("grpc", &ServerOptions::grpc)
       .def_readwrite("access", &ServerOptions::access)
       .def_readwrite("audit", &ServerOptions::audit)
+      .def_readwrite("payload", &ServerOptions::payload)
       .def_readwrite("manager", &ServerOptions::manager)
       .def_readwrite("request_timeout_ms", &ServerOptions::request_timeout_ms)
       .def_readwrite("file_system_poll_wait_seconds", &ServerOptions::file_system_poll_wait_seconds)

@@ -183,6 +183,7 @@ StatusOr<std::unique_ptr<ModelServer>> ModelServer::start(
     audit->record(a);
   };
   s->rollouts_ = std::make_unique<Rollouts>(std::move(ro));
+  MS_ASSIGN_OR_RETURN(s->payload_, PayloadLog::open(s->opts_.payload));
   for (const auto& [name, session] : sessions) MS_RETURN_IF_ERROR(s->manager_->add_session(name, session));
   std::vector<server::ModelConfig> all = models;
   if (!s->opts_.model_config_file.empty()) {
@@ -284,6 +285,7 @@ server::Clock::time_point ModelServer::deadline(server::Clock::time_point client
 Status ModelServer::reload_config(const std::vector<server::ModelConfig>& models) {
   MS_RETURN_IF_ERROR(manager_->set_config(models));
   rollouts_->configure(models);
+  if (payload_) payload_->configure(models);
   return Status::OK();
 }
 
@@ -315,7 +317,21 @@ StatusOr<std::shared_ptr<const server::Servable>> ModelServer::route(
 }
 
 void ModelServer::run(const std::shared_ptr<const server::Servable>& s, std::vector<Tensor> inputs,
-                      server::Clock::time_point deadline, server::RunDone done, const Rollouts::Ticket* ticket) {
+                      server::Clock::time_point deadline, server::RunDone done, const Rollouts::Ticket* ticket,
+                      std::string_view request_id) {
+  if (payload_ && !request_id.empty() && payload_->sample(s->model)) {
+    // The inputs now (they may be views of the body); the outputs once the answer is on its way
+    // (owned, kept by reference).
+    const Signature& sig = s->session->signature();
+    payload_->record(request_id, s->model, s->version, sig, inputs, false);
+    done = [done = std::move(done), payload = payload_.get(), id = std::string(request_id), model = s->model,
+            version = s->version, session = s->session](Status st, std::vector<Tensor> outs) {
+      std::vector<Tensor> answer = st.ok() ? outs : std::vector<Tensor>{};
+      const bool ok = st.ok();
+      done(std::move(st), std::move(outs));
+      if (ok) payload->record(id, model, version, session->signature(), answer, true);
+    };
+  }
   if (ticket && ticket->shadow() && rollouts_->reserve_shadow(*ticket)) {
     // The shadow gets its own copy of the inputs (they may be views of the request's body) and
     // the answer's outputs (owned; kept by reference) once the answer is on its way.
@@ -443,6 +459,21 @@ void ModelServer::handle(HttpRequest&& req, Respond respond) {
     for (const auto& sv : manager_->available())
       if (sv->monitor) monitors.push_back(sv->monitor);
     write_drift_metrics(monitors, &r.body);
+    if (payload_) {
+      r.body +=
+          "# HELP mserve_payload_records_total Request and response records of sampled requests, by sink and "
+          "outcome.\n# TYPE mserve_payload_records_total counter\n";
+      for (const auto& [sink, c] : {std::pair{"file", payload_->file_counts()}, {"url", payload_->url_counts()}}) {
+        if (sink == std::string("file") ? !payload_->has_file() : !payload_->has_url()) continue;
+        for (const auto& [outcome, n] : {std::pair{"written", c.written}, {"dropped", c.dropped}, {"failed", c.failed}})
+          r.body += std::string("mserve_payload_records_total{sink=\"") + sink + "\",outcome=\"" + outcome + "\"} " +
+                    std::to_string(n) + "\n";
+      }
+      r.body +=
+          "# HELP mserve_payload_sampled_total Requests sampled into the payload log.\n"
+          "# TYPE mserve_payload_sampled_total counter\nmserve_payload_sampled_total " +
+          std::to_string(payload_->sampled()) + "\n";
+    }
     if (audit_) {
       r.body +=
           "# HELP mserve_audit_lines_lost_total Audit log lines not written, by reason.\n"

@@ -22,6 +22,7 @@
 #include "server/grpc/grpc_server.h"
 #include "server/http/http.h"
 #include "server/metrics/metrics.h"
+#include "server/monitor/payload_log.h"
 #include "server/repository/manager.h"
 #include "server/rollout/rollout.h"
 #include "server/security/access.h"
@@ -31,9 +32,10 @@ namespace mserve::server {
 
 struct ServerOptions {
   HttpOptions http;
-  GrpcOptions grpc;      // grpc.port -1: no gRPC server
-  AccessOptions access;  // tokens and client allow-list, for both front ends
-  AuditOptions audit;    // audit.path "" : no audit log
+  GrpcOptions grpc;           // grpc.port -1: no gRPC server
+  AccessOptions access;       // tokens and client allow-list, for both front ends
+  AuditOptions audit;         // audit.path "" : no audit log
+  PayloadLogOptions payload;  // neither path nor url: no payload log
   server::ManagerOptions manager;
   int request_timeout_ms = 0;             // 0: none (--rest_api_timeout_in_ms)
   int file_system_poll_wait_seconds = 1;  // 0: never poll the model folders after start
@@ -98,10 +100,13 @@ class ModelServer {
   // Runs a request's inputs through the servable (batched when it has a batcher); `done` is
   // called exactly once, maybe on another thread, and must not own the servable (manager.h).
   // A `ticket` that picked the request for its rollout's shadow has the inputs and the answer
-  // queued for the shadow once `done` has returned.
+  // queued for the shadow once `done` has returned. With a payload log, the request (its
+  // `request_id`) may be sampled into it.
   void run(const std::shared_ptr<const server::Servable>& s, std::vector<Tensor> inputs,
-           server::Clock::time_point deadline, server::RunDone done, const Rollouts::Ticket* ticket = nullptr);
+           server::Clock::time_point deadline, server::RunDone done, const Rollouts::Ticket* ticket = nullptr,
+           std::string_view request_id = {});
   const Rollouts& rollouts() const { return *rollouts_; }
+  bool payload_log() const { return payload_ != nullptr; }
   // The deadline of a request arriving now: the server's request timeout, or `client` when
   // that is sooner.
   server::Clock::time_point deadline(server::Clock::time_point client = server::Clock::time_point::max()) const;
@@ -133,6 +138,7 @@ class ModelServer {
   std::unique_ptr<AccessControl> access_;  // null: every client may call
   std::unique_ptr<AuditLog> audit_;        // null: no audit log
   std::unique_ptr<Rollouts> rollouts_;     // after manager_ and audit_, which it uses
+  std::unique_ptr<PayloadLog> payload_;    // null: no payload log
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<GrpcServer> grpc_;
   std::string config_text_;

@@ -119,6 +119,16 @@ class AuditOptions(metaclass=_pybind11_type):
     max_queued: int
     def __init__(self) -> None: ...
 
+class PayloadLogOptions(metaclass=_pybind11_type):
+    path: str
+    max_bytes: int
+    keep: int
+    url: str
+    post_timeout_ms: int
+    sample_percent: float
+    max_queued: int
+    def __init__(self) -> None: ...
+
 class SessionOptions(metaclass=_pybind11_type):
     threads: int
     optimize: bool
@@ -148,6 +158,7 @@ class ServerOptions(metaclass=_pybind11_type):
     grpc: GrpcOptions
     access: AccessOptions
     audit: AuditOptions
+    payload: PayloadLogOptions
     manager: ManagerOptions
     request_timeout_ms: int
     file_system_poll_wait_seconds: int

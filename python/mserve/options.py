@@ -141,7 +141,16 @@ def batching_options(name: str, b: Any) -> _core.BatchingOptions | None:
     return o
 
 
+def _percent(name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise InvalidArgument(f"{name} must be a number, got {type(v).__name__}")
+    if not 0 <= v <= 100:
+        raise InvalidArgument(f"{name} must lie in 0..100, got {v}")
+    return float(v)
+
+
 INT = Kind("int", "N", int, _int)
+PERCENT = Kind("float", "PERCENT", float, _percent)
 BOOL = Kind("bool", "true|false", _bool_flag, _to_bool, flag_optional_value=True)
 STR = Kind("str", "TEXT", str, _str)
 OPTIONAL_STR = Kind("Optional[str]", "NAME", lambda s: s or None, _optional_str)
@@ -258,6 +267,19 @@ OPTIONS: tuple[Option, ...] = (
            fields=("audit.max_bytes",)),
     Option("audit_log_keep", ("--audit_log_keep",), INT, 5, "rotated audit logs kept (.1 ... .N)",
            fields=("audit.keep",)),
+    # Payload log (drift analysis): off unless a sink and a sample rate are given.
+    Option("payload_log", ("--payload_log",), PATH, None,
+           "write sampled requests and responses as JSON lines (KServe v2 tensors) to this file",
+           fields=("payload.path",)),
+    Option("payload_log_url", ("--payload_log_url",), OPTIONAL_STR, None,
+           "post sampled requests and responses as KServe CloudEvents to this http:// URL", fields=("payload.url",)),
+    Option("payload_sample_percent", ("--payload_sample_percent",), PERCENT, 0.0,
+           "the share of requests sampled into the payload log (a model's monitoring block may override it)",
+           fields=("payload.sample_percent",)),
+    Option("payload_log_max_bytes", ("--payload_log_max_bytes",), INT, 100 << 20,
+           "rotate the payload log past this size", fields=("payload.max_bytes",)),
+    Option("payload_log_keep", ("--payload_log_keep",), INT, 5, "rotated payload logs kept (.1 ... .N)",
+           fields=("payload.keep",)),
 )
 # fmt: on
 

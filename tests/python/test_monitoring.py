@@ -59,8 +59,8 @@ def predict(session, url, x):
 
 def metric(url, name, **labels):
     for line in requests.get(f"{url}/metrics").text.splitlines():
-        m = re.match(r"^(\w+)\{(.*)\} (\S+)$", line)
-        if m and m.group(1) == name and all(f'{k}="{v}"' in m.group(2).split(",") for k, v in labels.items()):
+        m = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
+        if m and m.group(1) == name and all(f'{k}="{v}"' in (m.group(2) or "").split(",") for k, v in labels.items()):
             return float(m.group(3))
     raise AssertionError(f"no {name}{labels} in the metrics")
 
@@ -204,3 +204,150 @@ def test_profile_from_the_command_line(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "mserve", "profile", path, str(tmp_path / "ref.npy"),
                           "--inputs", "nope"], capture_output=True, text=True)
     assert bad.returncode == 1 and "no input 'nope'" in bad.stderr
+
+
+def scale_repo(tmp_path):
+    from serve_util import scale_model
+    write_version(tmp_path / "a", 1, scale_model(2.0))
+    write_version(tmp_path / "b", 1, scale_model(3.0))
+    cfg = tmp_path / "models.config"
+    cfg.write_text(f"""model_config_list {{
+      config {{ name: 'a' base_path: '{tmp_path / "a"}' }}
+      config {{ name: 'b' base_path: '{tmp_path / "b"}' monitoring {{ forbid_payload_logging: true }} }} }}""")
+    return str(cfg)
+
+
+def test_payload_sampling_logs_10_percent_with_the_audit_log_ids(tmp_path):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    payload, audit = tmp_path / "payload.jsonl", tmp_path / "audit.log"
+    with mserve.start(scale_repo(tmp_path), port=0, quiet=True, payload_log=str(payload), payload_sample_percent=10,
+                      audit_log=str(audit)) as s:
+        s.wait_ready()
+        local = threading.local()
+        sent = {}
+
+        def call(i):
+            if not hasattr(local, "s"):
+                local.s = requests.Session()
+            x = [[float(i), 1.0, 2.0, 3.0]]
+            r = local.s.post(f"{s.url}/v1/models/a:predict", json={"instances": x})
+            assert r.status_code == 200
+            sent[r.headers["X-Request-Id"]] = x
+            if i % 10 == 0:  # the forbidden model is never logged
+                assert local.s.post(f"{s.url}/v1/models/b:predict", json={"instances": x}).status_code == 200
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(call, range(5000)))
+        deadline = time.time() + 10
+        while time.time() < deadline and metric(s.url, "mserve_payload_records_total", sink="file",
+                                                outcome="written") < 2 * metric(s.url, "mserve_payload_sampled_total"):
+            time.sleep(0.05)
+        assert metric(s.url, "mserve_payload_records_total", sink="file", outcome="dropped") == 0
+    records = [json.loads(line) for line in payload.read_text().splitlines()]
+    requests_ = {r["id"]: r for r in records if r["type"] == "request"}
+    responses = {r["id"]: r for r in records if r["type"] == "response"}
+    assert 400 <= len(requests_) <= 600, len(requests_)  # 10% of 5000, +-2 points
+    assert requests_.keys() == responses.keys()
+    assert {r["model_name"] for r in records} == {"a"}
+    audited = {json.loads(line)["request_id"] for line in audit.read_text().splitlines()}
+    assert requests_.keys() <= audited
+    for rid, r in requests_.items():
+        (x,) = r["inputs"]
+        assert (x["name"], x["datatype"], x["shape"]) == ("x", "FP32", [1, 4])
+        assert x["data"] == sent[rid][0]
+        (y,) = responses[rid]["outputs"]
+        assert y["data"] == [2 * v for v in sent[rid][0]]
+
+
+class _Collector:
+    """An HTTP server that records the CloudEvents posted to it."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        events = self.events = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                events.append(({k.lower(): v for k, v in self.headers.items()}, json.loads(body)))
+                self.send_response(202)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_payloads_are_posted_as_kserve_cloudevents(profiled, tmp_path):
+    base, _ = profiled
+    collector = _Collector()
+    try:
+        with start(base, tmp_path, grpc_port=0, payload_log_url=collector.url, payload_sample_percent=100) as s:
+            s.wait_ready()
+            sess = requests.Session()
+            ids = []
+            for i in range(20):
+                r = predict(sess, s.url, reference(2, seed=i))
+                ids.append(r.headers["X-Request-Id"])
+            stub = service_pb2_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(s.grpc_target))
+            req = service_pb2.ModelInferRequest(model_name="clf")
+            req.inputs.add(name="x", datatype="FP32", shape=[1, FEATURES])
+            req.raw_input_contents.append(reference(1).tobytes())
+            stub.ModelInfer(req, metadata=[("x-request-id", "grpc-call-1")])
+            ids.append("grpc-call-1")
+            deadline = time.time() + 10
+            while time.time() < deadline and len(collector.events) < 2 * len(ids):
+                time.sleep(0.05)
+            assert metric(s.url, "mserve_payload_records_total", sink="url", outcome="written") == 2 * len(ids)
+    finally:
+        collector.close()
+    by_type = {}
+    for headers, body in collector.events:
+        assert headers["ce-specversion"] == "1.0" and headers["ce-source"] == "mserve/clf"
+        assert headers["content-type"] == "application/json" and headers["ce-inferenceservicename"] == "clf"
+        assert headers["ce-id"] == body["id"] and body["model_name"] == "clf" and body["model_version"] == "1"
+        by_type.setdefault(headers["ce-type"], []).append(body["id"])
+    assert sorted(by_type["org.kubeflow.serving.inference.request"]) == sorted(ids)
+    assert sorted(by_type["org.kubeflow.serving.inference.response"]) == sorted(ids)
+
+
+def test_a_blocked_payload_sink_never_holds_up_a_request(profiled, tmp_path):
+    import socket
+    base, _ = profiled
+    sink = socket.socket()
+    sink.bind(("127.0.0.1", 0))
+    sink.listen(16)  # accepts connections, never reads or answers
+    url = f"http://127.0.0.1:{sink.getsockname()[1]}/"
+    try:
+        with start(base, tmp_path, payload_log_url=url, payload_sample_percent=100) as s:
+            s.wait_ready()
+            sess = requests.Session()
+            for i in range(300):
+                predict(sess, s.url, reference(1, seed=i))
+            # Every request was answered while the sink had taken none of the 600 records: the
+            # first post is still waiting for its answer (2 s), the rest are queued.
+            done = metric(s.url, "mserve_payload_records_total", sink="url", outcome="written") + metric(
+                s.url, "mserve_payload_records_total", sink="url", outcome="failed")
+            assert done < 10 and metric(s.url, "mserve_payload_sampled_total") == 300
+        # ... and the server stopped without waiting for the sink.
+    finally:
+        sink.close()
+
+
+def test_payload_log_options_are_checked(tmp_path):
+    cfg = scale_repo(tmp_path)
+    with pytest.raises(mserve.InvalidArgument, match="payload_sample_percent must lie in 0..100"):
+        mserve.start(cfg, port=0, quiet=True, payload_log=str(tmp_path / "p.jsonl"), payload_sample_percent=150)
+    with pytest.raises(mserve.InvalidArgument, match="only http://host"):
+        mserve.start(cfg, port=0, quiet=True, payload_log_url="https://example.com/x", payload_sample_percent=5)
+    with pytest.raises(mserve.InvalidArgument, match="cannot open the payload log"):
+        mserve.start(cfg, port=0, quiet=True, payload_log=str(tmp_path / "no" / "dir" / "p.jsonl"))

@@ -37,6 +37,9 @@ class Call {
   StatusOr<std::shared_ptr<const server::Servable>> route(const std::string& model, std::optional<int64_t> version,
                                                           const std::optional<std::string>& label);
   const Rollouts::Ticket& ticket() const { return ticket_; }
+  // The call's request id: the client's x-request-id when it is plain, else a new one (made once;
+  // the audit log and the payload log share it).
+  const std::string& request_id();
   // A predict's stages (metrics.h Stages), as Reply's: after its inputs are read from the request
   // message and after the run; the rest until finish counts as encoding. (Protobuf's own parsing
   // and serializing happen outside the call.)
@@ -50,6 +53,7 @@ class Call {
   ModelServer* server_;
   ::grpc::ServerContext* ctx_;
   Rollouts::Ticket ticket_;
+  std::string request_id_;
   std::string api_, model_, identity_;
   int64_t version_ = 0;
   server::Clock::time_point start_, decoded_, ran_;
@@ -59,10 +63,9 @@ class Call {
 server::Clock::time_point call_deadline(const ModelServer& server, const ::grpc::ServerContext& ctx);
 
 // Runs `inputs` on the servable (batched when it has a batcher) and waits for the outputs;
-// counts non-finite outputs in the metrics. `ticket`: as ModelServer::run's.
+// counts non-finite outputs in the metrics. `call`: the call's rollout ticket and request id.
 Status run_and_wait(ModelServer* server, const std::shared_ptr<const server::Servable>& s, std::vector<Tensor> inputs,
-                    server::Clock::time_point deadline, std::vector<Tensor>* outputs,
-                    const Rollouts::Ticket* ticket = nullptr);
+                    server::Clock::time_point deadline, std::vector<Tensor>* outputs, Call* call);
 
 // Whether `v` is representable in To (integers: the same value; floats: always).
 template <class To, class From>

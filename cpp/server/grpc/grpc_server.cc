@@ -71,6 +71,11 @@ StatusOr<std::shared_ptr<const server::Servable>> Call::route(const std::string&
       model, version, label, [this](std::string_view key) { return metadata(*ctx_, key); }, identity_, &ticket_);
 }
 
+const std::string& Call::request_id() {
+  if (request_id_.empty()) request_id_ = clean_request_id(metadata(*ctx_, "x-request-id"));
+  return request_id_;
+}
+
 ::grpc::Status Call::finish(const Status& st) {
   const auto now = server::Clock::now();
   const double secs = std::chrono::duration<double>(now - start_).count();
@@ -92,7 +97,7 @@ StatusOr<std::shared_ptr<const server::Servable>> Call::route(const std::string&
     a.status = status_code_number(st);
     a.status_name = code_name(a.status);
     a.latency_ms = secs * 1e3;
-    a.request_id = clean_request_id(metadata(*ctx_, "x-request-id"));
+    a.request_id = request_id();
     audit->record(a);
   }
   return to_grpc(st);
@@ -107,7 +112,7 @@ server::Clock::time_point call_deadline(const ModelServer& server, const ::grpc:
 }
 
 Status run_and_wait(ModelServer* server, const std::shared_ptr<const server::Servable>& s, std::vector<Tensor> inputs,
-                    server::Clock::time_point deadline, std::vector<Tensor>* outputs, const Rollouts::Ticket* ticket) {
+                    server::Clock::time_point deadline, std::vector<Tensor>* outputs, Call* call) {
   struct Result {
     std::promise<Status> status;
     std::vector<Tensor> outputs;
@@ -120,7 +125,7 @@ Status run_and_wait(ModelServer* server, const std::shared_ptr<const server::Ser
         result->outputs = std::move(outs);
         result->status.set_value(std::move(st));
       },
-      ticket);
+      &call->ticket(), server->payload_log() ? std::string_view(call->request_id()) : std::string_view());
   Status st = done.get();
   if (!st.ok()) return st;
   *outputs = std::move(result->outputs);

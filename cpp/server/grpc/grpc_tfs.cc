@@ -212,7 +212,7 @@ class PredictionService final : public tfs::PredictionService::Service {
       for (size_t i = 0; i < sig.outputs.size(); ++i) wanted.push_back(i);
     std::vector<Tensor> outs;
     call.decoded();
-    Status st = run_and_wait(server_, sv, std::move(inputs), call_deadline(*server_, *ctx), &outs, &call.ticket());
+    Status st = run_and_wait(server_, sv, std::move(inputs), call_deadline(*server_, *ctx), &outs, &call);
     call.ran();
     if (!st.ok()) return call.finish(st);
     answer_spec(*sv, resp->mutable_model_spec());

@@ -217,7 +217,7 @@ class InferenceService final : public v2::GRPCInferenceService::Service {
       for (size_t i = 0; i < sig.outputs.size(); ++i) wanted.push_back(i);
     std::vector<Tensor> outs;
     call.decoded();
-    Status st = run_and_wait(server_, sv, std::move(inputs), call_deadline(*server_, *ctx), &outs, &call.ticket());
+    Status st = run_and_wait(server_, sv, std::move(inputs), call_deadline(*server_, *ctx), &outs, &call);
     call.ran();
     if (!st.ok()) return call.finish(st);
     resp->set_model_name(sv->model);

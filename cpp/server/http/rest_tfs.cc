@@ -177,7 +177,7 @@ void ModelServer::tfs(HttpRequest&& req, const std::string& rest, Respond respon
         if (!enc.ok()) return reply.error(enc);
         reply.json(200, std::move(o));
       },
-      &ticket);
+      &ticket, req.request_id);
 }
 
 }  // namespace mserve::server

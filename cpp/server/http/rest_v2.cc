@@ -187,7 +187,7 @@ void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond
         r.body = std::move(o);
         reply(std::move(r));
       },
-      &ticket);
+      &ticket, req.request_id);
 }
 
 }  // namespace mserve::server

@@ -1,12 +1,8 @@
-// AuditLog: one JSON line per request to a file, with size-based rotation. Lines carry time,
-// protocol, client address, authenticated identity, model, version, endpoint, status, latency and
-// request id; never the payload. The server's own events (a rollout's rollback) add event and
-// detail. Writing happens on a thread of its own behind a bounded queue: a slow, full or failing
-// disk never fails or delays a request (lines that cannot be written are counted, and reported
-// once per burst on stderr).
-//
-// Rotation: when the file would pass max_bytes it is renamed to <path>.1 (older ones shift to
-// .2 ... .<keep>, the oldest is removed) and a new file is started. Only regular files rotate.
+// AuditLog: one JSON line per request, with time, protocol, client address, authenticated
+// identity, model, version, endpoint, status, latency and request id; never the payload. The
+// server's own events (a rollout's rollback, a drift flag) add event and detail. Lines go through
+// a LineLog (logs/line_log.h): a thread of its own, a bounded queue, size-based rotation; a slow,
+// full or failing disk never fails or delays a request.
 // Thread-safety: record() may be called from any thread.
 #pragma once
 #include <cstdint>
@@ -14,6 +10,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "server/logs/line_log.h"
 
 namespace mserve::server {
 
@@ -45,11 +42,9 @@ class AuditLog {
   // A request id for requests that bring none: unique within the process and across restarts.
   static std::string new_request_id();
 
-  struct Impl;
-
  private:
-  explicit AuditLog(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit AuditLog(std::unique_ptr<LineLog> log);
+  std::unique_ptr<LineLog> log_;
 };
 
 }  // namespace mserve::server
