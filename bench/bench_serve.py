@@ -16,13 +16,15 @@ a small tabular model and a 224x224x3 image model.
 Every server runs in its own process with the same intra-op thread count; the load generator
 shares the machine with them, equally for all. Answers are compared before anything is timed.
 
-Rollouts (--only rollout): what the split costs a request that needs no shadow, against the same
-server's model without a rollout.
+Rollouts (--only rollout) and drift monitoring (--only monitoring): what the split costs a request
+that needs no shadow, and what watching every request against a reference profile costs, each
+against the same server's model without it.
 
 Prints requests/s and p50/p99 latency for each, and the ratios (rps: mserve / peer, above 1 means
 mserve serves more; p99: peer / mserve, above 1 means mserve answers faster). No thresholds.
 
-    python bench/bench_serve.py [--seconds 5] [--concurrency 1 8 64] [--threads N] [--only rest|grpc|stages|rollout]
+    python bench/bench_serve.py [--seconds 5] [--concurrency 1 8 64] [--threads N]
+                                [--only rest|grpc|stages|rollout|monitoring]
 """
 from __future__ import annotations
 
@@ -509,30 +511,10 @@ def server_latency(url: str) -> dict:
     return out
 
 
-def bench_rollout(args) -> None:
-    """What the split costs a request that needs no shadow: one mserve process serves the mlp as
-    'plain' (one version, no rollout) and as 'split' (the same model as versions 1 and 2, labels
-    stable and canary, 90/10, sticky by X-User-Id); wrk alternates between them, three rounds
-    each in ABBA order, and the median of each is compared. MSERVE_BENCH_CANARY_VERSION=1 points both
-labels at one version: the split's own cost without a second version's weights in the caches."""
-    import onnx
-    work = tempfile.mkdtemp(prefix="mserve-bench-rollout-")
-    mlp = examples.mlp()
-    canary = int(os.environ.get("MSERVE_BENCH_CANARY_VERSION", "2"))
-    for name, versions in (("plain", [1]), ("split", sorted({1, canary}))):
-        for v in versions:
-            os.makedirs(os.path.join(work, name, str(v)))
-            onnx.save(mlp, os.path.join(work, name, str(v), "model.onnx"))
-    config = os.path.join(work, "models.config")
-    with open(config, "w") as f:
-        f.write(f"""model_config_list {{
-  config {{ name: 'plain' base_path: '{os.path.join(work, "plain")}' }}
-  config {{ name: 'split' base_path: '{os.path.join(work, "split")}' model_version_policy {{ all {{}} }}
-    version_labels {{ key: 'stable' value: 1 }} version_labels {{ key: 'canary' value: {canary} }}
-    rollout {{ arm {{ label: 'stable' weight: 90 }} arm {{ label: 'canary' weight: 10 }}
-              sticky_header: 'x-user-id' }} }}
-}}
-""")
+def ab_table(args, work: str, config: str, feature: str, names: tuple[str, str], cases) -> None:
+    """One mserve process serves the mlp under two names (`names`: without and with `feature`);
+    wrk alternates between them, four rounds each in ABBA order, and the medians are compared,
+    beside the server's own latency per request. `cases`: (label, X-User-Id header or "")."""
     script = os.path.join(work, "post.lua")
     with open(script, "w") as f:
         f.write(ROLLOUT_SCRIPT)
@@ -546,37 +528,91 @@ labels at one version: the split's own cost without a second version's weights i
          "--port=-1", "--host=127.0.0.1", f"--threads={args.threads}", "--rest_api_timeout_in_ms=0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)}
     base = f"http://127.0.0.1:{port}/v1/models"
+    plain, other = names
     try:
-        for name in ("plain", "split"):
+        for name in names:
             wait_up(f"{base}/{name}", servers["mserve"])
-        np.testing.assert_array_equal(post(f"{base}/plain:predict", body)["predictions"],
-                                      post(f"{base}/split:predict", body)["predictions"])
+        np.testing.assert_array_equal(post(f"{base}/{plain}:predict", body)["predictions"],
+                                      post(f"{base}/{other}:predict", body)["predictions"])
         print(f"wrk on loopback, {args.seconds:g} s per point, 4 rounds in ABBA order (median), mlp 1x256, "
-              f"canary label on version {canary}, "
               f"{args.threads} intra-op threads, {os.cpu_count()} cores shared with wrk; the peer is the same "
-              "server's model without a rollout")
-        print("| case | conc | no rollout rps | p50 ms | p99 ms | split rps | p50 ms | p99 ms | rps ratio | p99 ratio "
-              "| server us/req, no rollout | split |")
+              f"server's model without {feature}")
+        print(f"| case | conc | without rps | p50 ms | p99 ms | with {feature} rps | p50 ms | p99 ms | rps ratio "
+              "| p99 ratio | server us/req, without | with |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for case, user in (("random arm", ""), ("sticky header", "user-42")):
+        for case, user in cases:
             os.environ["MSERVE_BENCH_USER"] = user
             for conc in args.concurrency:
                 before = server_latency(f"http://127.0.0.1:{port}")
-                runs = {"plain": [], "split": []}
+                runs = {plain: [], other: []}
                 for k in range(4):  # ABBA: neither goes first more often
-                    for name in (("plain", "split") if k % 3 == 0 else ("split", "plain")):
+                    for name in (names if k % 3 == 0 else names[::-1]):
                         runs[name].append(run_wrk(f"{base}/{name}:predict", body_file, script, conc, args.seconds))
                 med = {name: {k: float(np.median([r[k] for r in rs])) for k in ("rps", "p50", "p99")}
                        for name, rs in runs.items()}
-                a, b = med["split"], med["plain"]
+                a, b = med[other], med[plain]
                 after = server_latency(f"http://127.0.0.1:{port}")
-                us = {m: (after[m][0] - before[m][0]) / (after[m][1] - before[m][1]) * 1e6 for m in ("plain", "split")}
+                us = {m: (after[m][0] - before[m][0]) / (after[m][1] - before[m][1]) * 1e6 for m in names}
                 print(f"| {case} | {conc} | {b['rps']:.0f} | {b['p50']:.3f} | {b['p99']:.3f} | {a['rps']:.0f} "
                       f"| {a['p50']:.3f} | {a['p99']:.3f} | {a['rps'] / b['rps']:.3f}x | {b['p99'] / a['p99']:.2f}x "
-                      f"| {us['plain']:.1f} | {us['split']:.1f} |", flush=True)
+                      f"| {us[plain]:.1f} | {us[other]:.1f} |", flush=True)
         os.environ.pop("MSERVE_BENCH_USER", None)
     finally:
         stop_all(servers)
+
+
+def save_mlp(work: str, name: str, versions) -> str:
+    import onnx
+    mlp = examples.mlp()
+    for v in versions:
+        os.makedirs(os.path.join(work, name, str(v)))
+        onnx.save(mlp, os.path.join(work, name, str(v), "model.onnx"))
+    return os.path.join(work, name)
+
+
+def bench_rollout(args) -> None:
+    """What the split costs a request that needs no shadow: the mlp as 'plain' (one version, no
+    rollout) and as 'split' (versions 1 and 2, labels stable and canary, 90/10, sticky by
+    X-User-Id). MSERVE_BENCH_CANARY_VERSION=1 points both labels at one version: the split's own
+    cost without a second version's weights in the caches."""
+    work = tempfile.mkdtemp(prefix="mserve-bench-rollout-")
+    canary = int(os.environ.get("MSERVE_BENCH_CANARY_VERSION", "2"))
+    plain, split = save_mlp(work, "plain", [1]), save_mlp(work, "split", sorted({1, canary}))
+    config = os.path.join(work, "models.config")
+    with open(config, "w") as f:
+        f.write(f"""model_config_list {{
+  config {{ name: 'plain' base_path: '{plain}' }}
+  config {{ name: 'split' base_path: '{split}' model_version_policy {{ all {{}} }}
+    version_labels {{ key: 'stable' value: 1 }} version_labels {{ key: 'canary' value: {canary} }}
+    rollout {{ arm {{ label: 'stable' weight: 90 }} arm {{ label: 'canary' weight: 10 }}
+              sticky_header: 'x-user-id' }} }}
+}}
+""")
+    try:
+        ab_table(args, work, config, f"a rollout (canary on version {canary})", ("plain", "split"),
+                 (("random arm", ""), ("sticky header", "user-42")))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_monitoring(args) -> None:
+    """What drift monitoring costs: the mlp as 'plain' and as 'watched' (a reference profile of 2,000
+    example rows: 64 input columns and the output's class; the statistics of every request)."""
+    import mserve
+    work = tempfile.mkdtemp(prefix="mserve-bench-monitoring-")
+    plain, watched = save_mlp(work, "plain", [1]), save_mlp(work, "watched", [1])
+    prof = mserve.profile(os.path.join(watched, "1", "model.onnx"), examples.example_input("mlp", 2000))
+    config = os.path.join(work, "models.config")
+    with open(config, "w") as f:
+        f.write(f"""model_config_list {{
+  config {{ name: 'plain' base_path: '{plain}' }}
+  config {{ name: 'watched' base_path: '{watched}' monitoring {{ drift_threshold: 0.25 }} }}
+}}
+""")
+    try:
+        ab_table(args, work, config, f"monitoring ({len(prof['features'])} features)", ("plain", "watched"),
+                 (("every request watched", ""),))
+    finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -585,7 +621,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=5, help="duration per measurement")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="intra-op threads, every server")
-    ap.add_argument("--only", choices=["rest", "grpc", "stages", "rollout"], help="run one of the tables")
+    ap.add_argument("--only", choices=["rest", "grpc", "stages", "rollout", "monitoring"],
+                    help="run one of the tables")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench_serve needs wrk (Debian package wrk)")
@@ -597,6 +634,8 @@ def main() -> None:
         bench_stages(args)
     if args.only in (None, "rollout"):
         bench_rollout(args)
+    if args.only in (None, "monitoring"):
+        bench_monitoring(args)
 
 
 if __name__ == "__main__":

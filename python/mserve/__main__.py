@@ -79,9 +79,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     pr.add_argument("--bins", type=int, default=10, help="numeric bins (reference quantiles)")
     pr.add_argument("--top_k", type=int, default=20, help="categorical values kept")
     pr.add_argument("--channel_axis", type=int, default=None, help="channel axis of image inputs")
+    dr = sub.add_parser("drift-report", help="draw a payload log against a version's profile: per-feature "
+                                              "histograms and PSI over time, as PNGs")
+    dr.add_argument("profile", help="the version's mserve.profile.json")
+    dr.add_argument("payload_logs", nargs="+", help="payload log files (JSON lines from --payload_log)")
+    dr.add_argument("--out", default="drift-report", help="folder for the PNGs")
+    dr.add_argument("--model", default=None, help="only this model's records")
+    dr.add_argument("--buckets", type=int, default=12, help="time slices of the PSI-over-time chart")
     args = p.parse_args(argv)
     if args.cmd == "profile":
         return _profile(args)
+    if args.cmd == "drift-report":
+        return _drift_report(args)
     if args.cmd == "serve":
         return _serve(args)
     if args.cmd in ("keygen", "sign", "encrypt"):
@@ -102,6 +111,20 @@ def _profile(args: argparse.Namespace) -> int:
         print(f"mserve profile: {e}", file=sys.stderr)
         return 1
     print(f"profiled {prof['rows']} rows, {len(prof['features'])} features")
+    return 0
+
+
+def _drift_report(args: argparse.Namespace) -> int:
+    import mserve
+    from mserve.monitoring import drift_report
+    try:
+        r = drift_report(args.profile, args.payload_logs, args.out, model=args.model, buckets=args.buckets)
+    except (OSError, ValueError, KeyError, mserve.Error) as e:
+        print(f"mserve drift-report: {e}", file=sys.stderr)
+        return 1
+    for name, v in sorted(r["features"].items(), key=lambda kv: -kv[1]):
+        print(f"{name:32s} PSI {v:.4f}{'  drifting' if v > 0.25 else ''}")
+    print(f"wrote {len(r['files'])} PNGs to {args.out}")
     return 0
 
 

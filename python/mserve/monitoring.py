@@ -215,3 +215,105 @@ def _output_features(m: Any, batches: list[dict[str, np.ndarray]], bins: int, to
         elif y.ndim == 1 and y.dtype.kind in "OUSiu":
             features.append(_categorical(name, name, "output", {"select": "column", "index": 0}, y, top_k))
     return features
+
+
+_V2_NUMPY = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
+             "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "FP16": np.float16,
+             "FP32": np.float32, "FP64": np.float64, "BYTES": object}
+
+
+def _tensor(t: Mapping[str, Any]) -> np.ndarray:
+    dtype = _V2_NUMPY.get(t["datatype"], np.float64)
+    data = [float("nan") if v is None else v for v in t["data"]] if dtype is not object else t["data"]
+    arr: np.ndarray = np.array(data, dtype=dtype).reshape(t["shape"])
+    return arr
+
+
+def read_payload_log(paths: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """The records of payload log files (JSON lines; rotated files may be given too), oldest first."""
+    records = []
+    for p in paths:
+        with open(p, encoding="utf-8") as f:
+            records += [json.loads(line) for line in f if line.strip()]
+    records.sort(key=lambda r: r["time"])
+    return records
+
+
+def drift_report(profile_path: str | os.PathLike[str], payload_logs: Sequence[str | os.PathLike[str]],
+                 out_dir: str | os.PathLike[str], *, model: str | None = None, buckets: int = 12) -> dict[str, Any]:
+    """Draws what a payload log says about drift, against a version's profile, as PNGs in out_dir:
+    one ``<feature>.png`` per feature (reference shares per bin beside the logged traffic's, PSI
+    in the title) and ``psi_over_time.png`` (each feature's PSI over `buckets` equal slices of the
+    log's time span, with the 0.25 rule-of-thumb line). Returns {"features": {name: psi},
+    "times": [bucket start ISO times], "psi_over_time": {name: [psi per bucket]}, "files": [...]}.
+    Needs matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InvalidArgument("drift-report draws with matplotlib: pip install matplotlib") from None
+    from datetime import datetime
+    with open(profile_path, encoding="utf-8") as f:
+        prof = json.load(f)
+    records = [r for r in read_payload_log(payload_logs) if model is None or r["model_name"] == model]
+    if not records:
+        which = f" of model {model!r}" if model else ""
+        raise InvalidArgument(f"drift-report: the payload log holds no records{which}")
+    times = np.array([datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp() for r in records])
+    span = max(float(times.max() - times.min()), 1e-9)
+    bucket_of = np.minimum(((times - times.min()) / span * buckets).astype(int), buckets - 1)
+    out = os.fspath(out_dir)
+    os.makedirs(out, exist_ok=True)
+    result: dict[str, Any] = {"features": {}, "psi_over_time": {}, "files": [],
+                              "times": [datetime.fromtimestamp(float(times.min()) + span * b / buckets).isoformat()
+                                        for b in range(buckets)]}
+    for feat in prof["features"]:
+        key = "outputs" if feat.get("io", "input") == "output" else "inputs"
+        per_bucket: list[list[np.ndarray]] = [[] for _ in range(buckets)]
+        for r, b in zip(records, bucket_of):
+            for t in r.get(key, []):
+                if t["name"] == feat["tensor"] and t["data"] is not None:
+                    per_bucket[b].append(np.asarray(feature_values(feat, _tensor(t))))
+        every = [v for vs in per_bucket for v in vs]
+        if not every:
+            continue
+        counts = bin_counts(feat, np.concatenate(every))
+        name = feat["name"]
+        result["features"][name] = psi(feat["fractions"], counts)
+        result["psi_over_time"][name] = [psi(feat["fractions"], bin_counts(feat, np.concatenate(vs))) if vs else None
+                                         for vs in per_bucket]
+        if feat["kind"] == "numeric":
+            e = feat["edges"]
+            labels = ([f"<{e[0]:.3g}"] + [f"[{a:.3g},{b:.3g})" for a, b in zip(e, e[1:])] + [f">={e[-1]:.3g}"]
+                      if e else ["all"])
+        else:
+            labels = [str(v) for v in feat["values"]] + ["other"]
+        share = counts / max(int(counts.sum()), 1)
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(labels)), 3.5))
+        pos = np.arange(len(labels))
+        ax.bar(pos - 0.2, feat["fractions"], 0.4, label="reference")
+        ax.bar(pos + 0.2, share, 0.4, label=f"logged ({int(counts.sum())} rows)")
+        ax.set_xticks(pos, labels, rotation=45, ha="right", fontsize=7)
+        ax.set_ylabel("share")
+        ax.set_title(f"{name}: PSI {result['features'][name]:.3f}")
+        ax.legend()
+        fig.tight_layout()
+        path = os.path.join(out, "".join(c if c.isalnum() or c in "-_." else "_" for c in name) + ".png")
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        result["files"].append(path)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name, series in result["psi_over_time"].items():
+        ax.plot(range(buckets), [np.nan if v is None else v for v in series], marker="o", label=name)
+    ax.axhline(0.25, color="red", linestyle="--", linewidth=1, label="0.25")
+    ax.set_xticks(range(buckets), [t[11:19] for t in result["times"]], rotation=45, fontsize=7)
+    ax.set_ylabel("PSI")
+    ax.set_title("PSI over time")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path = os.path.join(out, "psi_over_time.png")
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    result["files"].append(path)
+    return result

@@ -351,3 +351,45 @@ def test_payload_log_options_are_checked(tmp_path):
         mserve.start(cfg, port=0, quiet=True, payload_log_url="https://example.com/x", payload_sample_percent=5)
     with pytest.raises(mserve.InvalidArgument, match="cannot open the payload log"):
         mserve.start(cfg, port=0, quiet=True, payload_log=str(tmp_path / "no" / "dir" / "p.jsonl"))
+
+
+def test_drift_report_draws_the_payload_log(profiled, tmp_path):
+    import subprocess
+    import sys
+
+    from mserve.monitoring import drift_report
+    base, prof = profiled
+    payload = tmp_path / "payload.jsonl"
+    with start(base, tmp_path, payload_log=str(payload), payload_sample_percent=100) as s:
+        s.wait_ready()
+        sess = requests.Session()
+        ref = reference(1000, seed=5)
+        for i in range(0, 1000, 10):
+            predict(sess, s.url, ref[i:i + 10])
+        time.sleep(1.5)  # the two halves of the log's time span: one phase each
+        shifted = reference(1000, seed=6)
+        shifted[:, 0] -= 2
+        for i in range(0, 1000, 10):
+            predict(sess, s.url, shifted[i:i + 10])
+        server_psi = {f["name"]: f["psi"] for f in monitoring(s.url)["features"]}
+        deadline = time.time() + 10
+        while time.time() < deadline and metric(s.url, "mserve_payload_records_total", sink="file",
+                                                outcome="written") < 400:
+            time.sleep(0.05)
+    r = drift_report(tmp_path / "clf" / "1" / "mserve.profile.json", [payload], tmp_path / "report", buckets=2)
+    # The log holds what the server's window held: the same PSI per feature.
+    for name, v in r["features"].items():
+        assert v == pytest.approx(server_psi[name], rel=1e-6, abs=1e-9), name
+    first, second = r["psi_over_time"]["x[0]"]
+    assert first < 0.1 and second > 0.25
+    assert r["psi_over_time"]["x[1]"][1] < 0.1
+    assert len(r["files"]) == len(prof["features"]) + 1
+    for f in r["files"]:
+        with open(f, "rb") as png:
+            assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+    cli = subprocess.run([sys.executable, "-m", "mserve", "drift-report", str(tmp_path / "clf" / "1" /
+                          "mserve.profile.json"), str(payload), "--out", str(tmp_path / "cli")],
+                         capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.splitlines()[0].startswith("x[0]") and "drifting" in cli.stdout.splitlines()[0]
+    assert (tmp_path / "cli" / "psi_over_time.png").exists()

@@ -148,7 +148,7 @@ StatusOr<Profile> parse_profile(const std::string& json, const Signature& sig) {
   if (root["mserve_profile"].get(format) || format != 1)
     return InvalidArgument("profile: \"mserve_profile\" must be 1 (the format this server reads)");
   Profile p;
-  (void)root["rows"].get(p.rows);
+  if (root["rows"].get(p.rows) != simdjson::SUCCESS) p.rows = 0;
   simdjson::dom::array features;
   if (root["features"].get(features)) return InvalidArgument("profile: \"features\" must be a list");
   for (auto e : features) {
@@ -230,91 +230,114 @@ DriftMonitor::Slice& DriftMonitor::slice(double now) {
   return s;
 }
 
-void DriftMonitor::add(Slice& s, size_t k, double v) {
-  const ProfileFeature& f = profile_.features[k];
-  if (std::isnan(v)) {
-    ++nan_[k];
-    return;
-  }
-  size_t bin;
-  if (f.kind == ProfileFeature::Kind::kNumeric) {
-    bin = static_cast<size_t>(std::upper_bound(f.edges.begin(), f.edges.end(), v) - f.edges.begin());
-    if (v < f.min || v > f.max) ++out_of_range_[k];
-  } else {
-    const auto i = static_cast<int64_t>(v);
-    bin = static_cast<size_t>(std::find(f.integers.begin(), f.integers.end(), i) - f.integers.begin());
-    if (bin == f.integers.size()) ++out_of_range_[k];
-  }
-  ++s.counts[offset_[k] + bin];
-  ++s.rows[k];
+namespace {
+
+// A value read by a feature, as the window will count it: feature << 32 | bin << 2 | flags.
+constexpr uint64_t kNan = 1, kOutOfRange = 2;
+uint64_t hit(size_t feature, size_t bin, uint64_t flags) {
+  return static_cast<uint64_t>(feature) << 32 | static_cast<uint64_t>(bin) << 2 | flags;
 }
 
-void DriftMonitor::add_string(Slice& s, size_t k, const std::string& v) {
-  const ProfileFeature& f = profile_.features[k];
-  const auto bin = static_cast<size_t>(std::find(f.strings.begin(), f.strings.end(), v) - f.strings.begin());
-  if (bin == f.strings.size()) ++out_of_range_[k];
-  ++s.counts[offset_[k] + bin];
-  ++s.rows[k];
+uint64_t bin_of(const ProfileFeature& f, size_t k, double v) {
+  if (std::isnan(v)) return hit(k, 0, kNan);
+  if (f.kind == ProfileFeature::Kind::kNumeric) {
+    size_t bin = 0;
+    if (f.edges.size() <= 32) {  // a branch-free count beats a binary search's mispredictions
+      for (double e : f.edges) bin += v >= e;
+    } else {
+      bin = static_cast<size_t>(std::upper_bound(f.edges.begin(), f.edges.end(), v) - f.edges.begin());
+    }
+    return hit(k, bin, v < f.min || v > f.max ? kOutOfRange : 0);
+  }
+  const auto i = static_cast<int64_t>(v);
+  const auto bin = static_cast<size_t>(std::find(f.integers.begin(), f.integers.end(), i) - f.integers.begin());
+  return hit(k, bin, bin == f.integers.size() ? kOutOfRange : 0);
 }
+
+uint64_t bin_of(const ProfileFeature& f, size_t k, const std::string& v) {
+  const auto bin = static_cast<size_t>(std::find(f.strings.begin(), f.strings.end(), v) - f.strings.begin());
+  return hit(k, bin, bin == f.strings.size() ? kOutOfRange : 0);
+}
+
+double element(const Tensor& t, int64_t at) {
+  return t.dtype() == DType::kFloat32 ? t.data<float>()[at] : t.float_at(at);
+}
+
+}  // namespace
 
 void DriftMonitor::observe(const std::vector<Tensor>& tensors, bool outputs) {
+  // The bins are found first, with no lock held (a thread's scratch grows to its largest request
+  // once); the window takes them under the lock.
+  thread_local std::vector<uint64_t> scratch;
+  std::vector<uint64_t>& hits = scratch;
+  hits.clear();
+  size_t shaped = SIZE_MAX;  // the tensor batch and per_row were computed for (features come grouped)
+  int64_t batch = 0, per_row = 0;
+  for (size_t k = 0; k < profile_.features.size(); ++k) {
+    const ProfileFeature& f = profile_.features[k];
+    if (f.output != outputs || f.tensor_index >= tensors.size()) continue;
+    const Tensor& t = tensors[f.tensor_index];
+    if (f.tensor_index != shaped) {
+      shaped = f.tensor_index;
+      const int64_t numel = t.defined() && t.on_host() ? t.numel() : 0;
+      batch = t.rank() >= 1 ? t.dim(0) : 1;
+      per_row = numel > 0 && batch > 0 ? numel / batch : 0;
+    }
+    if (per_row == 0) continue;
+    switch (f.select) {
+      case ProfileFeature::Select::kColumn:
+        if (f.index >= per_row) break;
+        for (int64_t r = 0; r < batch; ++r) {
+          const int64_t at = r * per_row + f.index;
+          hits.push_back(t.dtype() == DType::kString ? bin_of(f, k, t.str(at)) : bin_of(f, k, element(t, at)));
+        }
+        break;
+      case ProfileFeature::Select::kChannel: {
+        if (f.axis >= t.rank() || f.index >= t.dim(f.axis)) break;
+        int64_t inner = 1, outer = 1;
+        for (int d = f.axis + 1; d < t.rank(); ++d) inner *= t.dim(d);
+        for (int d = 1; d < f.axis; ++d) outer *= t.dim(d);
+        const int64_t channels = t.dim(f.axis), positions = inner * outer;
+        const int64_t stride = std::max<int64_t>(1, positions / kChannelSamples);
+        for (int64_t r = 0; r < batch; ++r) {
+          double sum = 0;
+          int64_t n = 0;
+          for (int64_t p = 0; p < positions; p += stride, ++n)
+            sum += element(t, r * per_row + (p / inner) * channels * inner + f.index * inner + p % inner);
+          hits.push_back(bin_of(f, k, sum / static_cast<double>(n)));
+        }
+        break;
+      }
+      case ProfileFeature::Select::kArgmax:
+        for (int64_t r = 0; r < batch; ++r) {
+          int64_t best = 0;
+          double top = -INFINITY;
+          for (int64_t c = 0; c < per_row; ++c) {
+            const double v = element(t, r * per_row + c);
+            if (v > top) {
+              top = v;
+              best = c;
+            }
+          }
+          hits.push_back(bin_of(f, k, static_cast<double>(best)));
+        }
+        break;
+    }
+  }
   const double now = now_();
   std::optional<DriftEvent> event;
   {
     std::lock_guard<std::mutex> lk(mu_);
     Slice& s = slice(now);
-    for (size_t k = 0; k < profile_.features.size(); ++k) {
-      const ProfileFeature& f = profile_.features[k];
-      if (f.output != outputs || f.tensor_index >= tensors.size()) continue;
-      const Tensor& t = tensors[f.tensor_index];
-      if (!t.defined() || !t.on_host() || t.numel() == 0) continue;
-      const int64_t batch = t.rank() >= 1 ? t.dim(0) : 1;
-      if (batch <= 0) continue;
-      const int64_t per_row = t.numel() / batch;
-      switch (f.select) {
-        case ProfileFeature::Select::kColumn:
-          if (f.index >= per_row) break;
-          for (int64_t r = 0; r < batch; ++r) {
-            const int64_t at = r * per_row + f.index;
-            if (t.dtype() == DType::kString)
-              add_string(s, k, t.str(at));
-            else
-              add(s, k, t.dtype() == DType::kFloat32 ? t.data<float>()[at] : t.float_at(at));
-          }
-          break;
-        case ProfileFeature::Select::kChannel: {
-          if (f.axis >= t.rank() || f.index >= t.dim(f.axis)) break;
-          int64_t inner = 1, outer = 1;
-          for (int d = f.axis + 1; d < t.rank(); ++d) inner *= t.dim(d);
-          for (int d = 1; d < f.axis; ++d) outer *= t.dim(d);
-          const int64_t channels = t.dim(f.axis), positions = inner * outer;
-          const int64_t stride = std::max<int64_t>(1, positions / kChannelSamples);
-          for (int64_t r = 0; r < batch; ++r) {
-            double sum = 0;
-            int64_t n = 0;
-            for (int64_t p = 0; p < positions; p += stride, ++n) {
-              const int64_t at = r * per_row + (p / inner) * channels * inner + f.index * inner + p % inner;
-              sum += t.dtype() == DType::kFloat32 ? t.data<float>()[at] : t.float_at(at);
-            }
-            add(s, k, sum / static_cast<double>(n));
-          }
-          break;
-        }
-        case ProfileFeature::Select::kArgmax:
-          for (int64_t r = 0; r < batch; ++r) {
-            int64_t best = 0;
-            double top = -INFINITY;
-            for (int64_t c = 0; c < per_row; ++c) {
-              const double v = t.float_at(r * per_row + c);
-              if (v > top) {
-                top = v;
-                best = c;
-              }
-            }
-            add(s, k, static_cast<double>(best));
-          }
-          break;
+    for (uint64_t h : hits) {
+      const size_t k = h >> 32;
+      if (h & kNan) {
+        ++nan_[k];
+        continue;
       }
+      ++s.counts[offset_[k] + ((h & 0xffffffffu) >> 2)];
+      ++s.rows[k];
+      if (h & kOutOfRange) ++out_of_range_[k];
     }
     event = judge(now, false);
   }

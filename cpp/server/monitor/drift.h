@@ -22,8 +22,9 @@
 // feature's PSI exceeds the threshold; each change of the flag is an event (log, audit log).
 //
 // Cost: O(features) per row (a binary search over the edges; channels: at most kChannelSamples
-// reads), under the monitor's mutex, with no allocation; the statistics are computed at most once
-// a second on the request path and at each scrape.
+// reads) with no lock held, then one increment per value under the monitor's mutex; no allocation
+// (a thread's scratch grows to its largest request once). The statistics are computed at most once
+// a second on the request path, and at each scrape.
 //
 // Thread-safety: every method may be called from any thread.
 #pragma once
@@ -129,8 +130,6 @@ class DriftMonitor {
   };
   // mu_ held for all of these.
   Slice& slice(double now);
-  void add(Slice& s, size_t feature, double v);
-  void add_string(Slice& s, size_t feature, const std::string& v);
   void sum_window(double now);                              // into window_, window_rows_
   std::optional<DriftEvent> judge(double now, bool force);  // the flag, from the window
 
