@@ -75,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pr.add_argument("data", help="reference data: an .npy file (one input) or an .npz of input arrays")
     pr.add_argument("--out", default=None, help="where to write it (default: the version folder)")
     pr.add_argument("--inputs", default=None, help="comma-separated inputs to monitor (default: all)")
+    pr.add_argument("--columns", default=None,
+                    help="the columns (images: channels) to monitor per input: 'x=0,3,7;y=1' (default: the first)")
     pr.add_argument("--max_features", type=int, default=64, help="input features at most")
     pr.add_argument("--bins", type=int, default=10, help="numeric bins (reference quantiles)")
     pr.add_argument("--top_k", type=int, default=20, help="categorical values kept")
@@ -104,9 +106,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _profile(args: argparse.Namespace) -> int:
     import mserve
     try:
+        columns = None
+        if args.columns:
+            columns = {}
+            for part in args.columns.split(";"):
+                name, _, cols = part.partition("=")
+                columns[name.strip()] = [int(c) for c in cols.split(",") if c.strip()]
         prof = mserve.profile(args.model, args.data, out=args.out,
-                              inputs=args.inputs.split(",") if args.inputs else None, max_features=args.max_features,
-                              bins=args.bins, top_k=args.top_k, channel_axis=args.channel_axis)
+                              inputs=args.inputs.split(",") if args.inputs else None, columns=columns,
+                              max_features=args.max_features, bins=args.bins, top_k=args.top_k,
+                              channel_axis=args.channel_axis)
     except (OSError, ValueError, mserve.Error) as e:
         print(f"mserve profile: {e}", file=sys.stderr)
         return 1

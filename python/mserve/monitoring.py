@@ -128,15 +128,17 @@ def psi(fractions: Sequence[float], counts: np.ndarray) -> float:
 
 
 def profile(model: Any, data: Batches, *, out: str | os.PathLike[str] | None = None,
-            inputs: Sequence[str] | None = None, max_features: int = 64, bins: int = 10, top_k: int = 20,
-            channel_axis: int | None = None, outputs: bool = True) -> dict[str, Any]:
+            inputs: Sequence[str] | None = None, columns: Mapping[str, Sequence[int]] | None = None,
+            max_features: int = 64, bins: int = 10, top_k: int = 20, channel_axis: int | None = None,
+            outputs: bool = True) -> dict[str, Any]:
     """Profiles reference data for drift monitoring and writes it as the version's profile.
 
     model: a model file in a numbered version folder (the profile goes beside it, so signing the
     folder covers it), a version folder, or an ``mserve.Model`` (then give ``out``).
     data: an ``.npy`` / ``.npz`` file, an array (one-input models), a dict of arrays, or a
     callable returning an iterable of such batches.
-    inputs: the inputs to monitor (default: all); max_features: at most this many input
+    inputs: the inputs to monitor (default: all); columns: per input, the columns (images: the
+    channels) to monitor (default: the first ones); max_features: at most this many input
     features in all; bins: numeric bins (quantiles of the reference); top_k: categorical values
     kept (the rest is "other"); channel_axis: the channel axis of image inputs (default: the
     last when it has at most 4 entries, else 1); outputs: profile the model's outputs too (it is
@@ -163,21 +165,34 @@ def profile(model: Any, data: Batches, *, out: str | os.PathLike[str] | None = N
     if not batches:
         raise InvalidArgument("profile: the reference data holds no batches")
     ref = {k: np.concatenate([np.asarray(b[k]) for b in batches]) for k in batches[0]}
+    for name in columns or {}:
+        if name not in watch:
+            raise InvalidArgument(f"profile: columns names input {name!r}, which is not monitored")
     features: list[dict[str, Any]] = []
     budget = max_features
+
+    def chosen(name: str, n: int) -> list[int]:
+        picked = [int(c) for c in (columns or {}).get(name, range(n))]
+        bad = [c for c in picked if not 0 <= c < n]
+        if bad:
+            raise InvalidArgument(f"profile: input {name!r} has {n} columns (or channels); {bad} are not among them")
+        return picked[:budget]
+
     for name in watch:
         if name not in ref:
             raise InvalidArgument(f"profile: the reference data has no input {name!r}")
         x = ref[name]
         if x.ndim >= 3:
             axis = channel_axis if channel_axis is not None else (x.ndim - 1 if x.shape[-1] <= 4 else 1)
-            for c in range(min(x.shape[axis], budget)):
+            picked = chosen(name, x.shape[axis])
+            for c in picked:
                 sel = {"select": "channel", "axis": axis, "index": c}
                 features.append(_numeric(f"{name}[c={c}]", name, "input", sel, channel_means(x, axis, c), bins))
-            budget -= min(x.shape[axis], budget)
+            budget -= len(picked)
             continue
         cols = x.reshape(x.shape[0], -1)
-        for c in range(min(cols.shape[1], budget)):
+        picked = chosen(name, cols.shape[1])
+        for c in picked:
             label = name if x.ndim == 1 else f"{name}[{c}]"
             sel = {"select": "column", "index": c}
             v = cols[:, c]
@@ -185,7 +200,7 @@ def profile(model: Any, data: Batches, *, out: str | os.PathLike[str] | None = N
                 features.append(_categorical(label, name, "input", sel, v, top_k))
             else:
                 features.append(_numeric(label, name, "input", sel, v, bins))
-        budget -= min(cols.shape[1], budget)
+        budget -= len(picked)
     if outputs:
         features += _output_features(m, batches, bins, top_k)
     prof = {"mserve_profile": 1, "rows": int(next(iter(ref.values())).shape[0]), "features": features}
@@ -202,7 +217,7 @@ def _output_features(m: Any, batches: list[dict[str, np.ndarray]], bins: int, to
         got = m.predict(b)
         got = got if isinstance(got, (list, tuple)) else [got]
         for spec, y in zip(m.outputs, got):
-            if isinstance(y, np.ndarray):
+            if isinstance(y, np.ndarray) and y.ndim >= 1:  # per row: a scalar output has no rows
                 outs.setdefault(spec.name, []).append(y)
     features = []
     for name, parts in outs.items():

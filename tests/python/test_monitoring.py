@@ -393,3 +393,41 @@ def test_drift_report_draws_the_payload_log(profiled, tmp_path):
     assert cli.returncode == 0, cli.stderr
     assert cli.stdout.splitlines()[0].startswith("x[0]") and "drifting" in cli.stdout.splitlines()[0]
     assert (tmp_path / "cli" / "psi_over_time.png").exists()
+
+
+def test_profile_chooses_columns_channels_and_kinds(tmp_path):
+    # Columns picked per input, and the kinds: strings and few-valued integers are categorical.
+    path = write_version(tmp_path / "clf", 1, classifier())
+    prof = mserve.profile(path, reference(), columns={"x": [3, 1]}, outputs=False)
+    assert [(f["name"], f["index"]) for f in prof["features"]] == [("x[3]", 3), ("x[1]", 1)]
+    with pytest.raises(mserve.InvalidArgument, match=r"has 4 columns \(or channels\); \[9\]"):
+        mserve.profile(path, reference(), columns={"x": [9]})
+    with pytest.raises(mserve.InvalidArgument, match="not monitored"):
+        mserve.profile(path, reference(), inputs=["x"], columns={"y": [0]})
+    # An NHWC image: one feature per channel, the row mean exactly as the server samples it.
+    image = make_model([helper.make_node("ReduceMean", ["img"], ["m"], axes=[1, 2, 3], keepdims=0)],
+                       [("img", np.float32, ["batch", 32, 32, 3])], [("m", np.float32, ["batch"])])
+    ipath = write_version(tmp_path / "img", 1, image)
+    imgs = np.random.default_rng(0).random((64, 32, 32, 3), np.float32)
+    imgs[..., 2] += 1
+    prof = mserve.profile(ipath, imgs)
+    names = [f["name"] for f in prof["features"]]
+    assert names == ["img[c=0]", "img[c=1]", "img[c=2]", "m"]
+    c2 = prof["features"][2]
+    assert (c2["select"], c2["axis"], c2["index"]) == ("channel", 3, 2) and 1.4 < c2["min"] < c2["max"] < 1.6
+    from mserve.monitoring import channel_means
+    assert channel_means(imgs, 3, 2) == pytest.approx(imgs[:, :, :, 2].reshape(64, -1)[:, ::4].mean(1))
+    # Served: the server's channel means bin the same as the profile's.
+    with mserve.start({"img": str(tmp_path / "img")}, port=0, quiet=True) as s:
+        s.wait_ready()
+        sess = requests.Session()
+        shifted = imgs[:32].copy()
+        shifted[..., 0] += 0.2
+        for i in range(0, 32, 8):
+            assert sess.post(f"{s.url}/v1/models/img:predict", json={"instances": shifted[i:i + 8].tolist()}).ok
+        (st,) = requests.get(f"{s.url}/v1/models/img").json()["monitoring"]
+    for k in range(3):
+        f = prof["features"][k]
+        want = naive_psi(f["edges"], f["fractions"], channel_means(shifted, 3, k))
+        assert st["features"][k]["psi"] == pytest.approx(want, rel=1e-8, abs=1e-12), k
+    assert st["features"][0]["psi"] > 1 > st["features"][1]["psi"]
