@@ -97,21 +97,20 @@ void bind_options(py::module_& m) {
       .def_readwrite("tokens_env", &AccessOptions::tokens_env)
       .def_readwrite("allow_cidrs", &AccessOptions::allow_cidrs)
       .def_readwrite("open_health", &AccessOptions::open_health);
-  py::class_<AuditOptions>(m, "AuditOptions")
+  py::class_<server::LineLogOptions>(m, "LineLogOptions")
       .def(py::init<>())
-      .def_readwrite("path", &AuditOptions::path)
-      .def_readwrite("max_bytes", &AuditOptions::max_bytes)
-      .def_readwrite("keep", &AuditOptions::keep)
-      .def_readwrite("max_queued", &AuditOptions::max_queued);
+      .def_readwrite("path", &server::LineLogOptions::path)
+      .def_readwrite("max_bytes", &server::LineLogOptions::max_bytes)
+      .def_readwrite("keep", &server::LineLogOptions::keep)
+      .def_readwrite("max_queued", &server::LineLogOptions::max_queued);
+  py::class_<AuditOptions, server::LineLogOptions>(m, "AuditOptions").def(py::init<>());
   py::class_<server::PayloadLogOptions>(m, "PayloadLogOptions")
       .def(py::init<>())
-      .def_readwrite("path", &server::PayloadLogOptions::path)
-      .def_readwrite("max_bytes", &server::PayloadLogOptions::max_bytes)
-      .def_readwrite("keep", &server::PayloadLogOptions::keep)
+      .def_readwrite("file", &server::PayloadLogOptions::file)
       .def_readwrite("url", &server::PayloadLogOptions::url)
       .def_readwrite("post_timeout_ms", &server::PayloadLogOptions::post_timeout_ms)
-      .def_readwrite("sample_percent", &server::PayloadLogOptions::sample_percent)
-      .def_readwrite("max_queued", &server::PayloadLogOptions::max_queued);
+      .def_readwrite("max_posts", &server::PayloadLogOptions::max_posts)
+      .def_readwrite("sample_percent", &server::PayloadLogOptions::sample_percent);
   py::class_<SessionOptions>(m, "SessionOptions")
       .def(py::init<>())
       .def_readwrite("threads", &SessionOptions::threads)

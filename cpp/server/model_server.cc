@@ -145,15 +145,8 @@ StatusOr<std::unique_ptr<ModelServer>> ModelServer::start(
     AuditLog* audit_log = audit_of->get();
     const std::string what = e.drifting ? "drifting" : "no longer drifting";
     log("model '" + e.model + "' version " + std::to_string(e.version) + " is " + what + ": " + e.detail);
-    if (!audit_log) return;
-    AuditRecord a;
-    a.protocol = "server";
-    a.model = e.model;
-    a.version = e.version;
-    a.endpoint = "monitoring";
-    a.event = e.drifting ? "drift_started" : "drift_ended";
-    a.detail = e.detail;
-    audit_log->record(a);
+    if (audit_log)
+      audit_log->event(e.model, e.version, "monitoring", e.drifting ? "drift_started" : "drift_ended", e.detail);
   };
   if (mo.batching) MS_RETURN_IF_ERROR(mo.batching->validate());
   MS_RETURN_IF_ERROR(server::validate(mo.integrity));
@@ -172,15 +165,7 @@ StatusOr<std::unique_ptr<ModelServer>> ModelServer::start(
   ro.log = mo.log;
   AuditLog* audit = s->audit_.get();
   ro.on_event = [audit](const RolloutEvent& e) {
-    if (!audit) return;
-    AuditRecord a;
-    a.protocol = "server";
-    a.model = e.model;
-    a.version = e.version;
-    a.endpoint = "rollout";
-    a.event = "rollout_" + e.kind;
-    a.detail = e.arm + ": " + e.detail;
-    audit->record(a);
+    if (audit) audit->event(e.model, e.version, "rollout", "rollout_" + e.kind, e.arm + ": " + e.detail);
   };
   s->rollouts_ = std::make_unique<Rollouts>(std::move(ro));
   MS_ASSIGN_OR_RETURN(s->payload_, PayloadLog::open(s->opts_.payload));

@@ -112,21 +112,22 @@ class AccessOptions(metaclass=_pybind11_type):
     open_health: bool
     def __init__(self) -> None: ...
 
-class AuditOptions(metaclass=_pybind11_type):
+class LineLogOptions(metaclass=_pybind11_type):
     path: str
     max_bytes: int
     keep: int
     max_queued: int
     def __init__(self) -> None: ...
 
+class AuditOptions(LineLogOptions):
+    def __init__(self) -> None: ...
+
 class PayloadLogOptions(metaclass=_pybind11_type):
-    path: str
-    max_bytes: int
-    keep: int
+    file: LineLogOptions
     url: str
     post_timeout_ms: int
+    max_posts: int
     sample_percent: float
-    max_queued: int
     def __init__(self) -> None: ...
 
 class SessionOptions(metaclass=_pybind11_type):

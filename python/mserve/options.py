@@ -270,16 +270,16 @@ OPTIONS: tuple[Option, ...] = (
     # Payload log (drift analysis): off unless a sink and a sample rate are given.
     Option("payload_log", ("--payload_log",), PATH, None,
            "write sampled requests and responses as JSON lines (KServe v2 tensors) to this file",
-           fields=("payload.path",)),
+           fields=("payload.file.path",)),
     Option("payload_log_url", ("--payload_log_url",), OPTIONAL_STR, None,
            "post sampled requests and responses as KServe CloudEvents to this http:// URL", fields=("payload.url",)),
     Option("payload_sample_percent", ("--payload_sample_percent",), PERCENT, 0.0,
            "the share of requests sampled into the payload log (a model's monitoring block may override it)",
            fields=("payload.sample_percent",)),
     Option("payload_log_max_bytes", ("--payload_log_max_bytes",), INT, 100 << 20,
-           "rotate the payload log past this size", fields=("payload.max_bytes",)),
+           "rotate the payload log past this size", fields=("payload.file.max_bytes",)),
     Option("payload_log_keep", ("--payload_log_keep",), INT, 5, "rotated payload logs kept (.1 ... .N)",
-           fields=("payload.keep",)),
+           fields=("payload.file.keep",)),
 )
 # fmt: on
 

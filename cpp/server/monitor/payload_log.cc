@@ -172,19 +172,13 @@ double uniform_percent() {
 }  // namespace
 
 StatusOr<std::unique_ptr<PayloadLog>> PayloadLog::open(const PayloadLogOptions& opts) {
-  if (opts.path.empty() && opts.url.empty()) return std::unique_ptr<PayloadLog>();
+  if (opts.file.path.empty() && opts.url.empty()) return std::unique_ptr<PayloadLog>();
   if (!(opts.sample_percent >= 0 && opts.sample_percent <= 100))
     return InvalidArgument("payload_sample_percent must lie in 0..100");
   std::unique_ptr<PayloadLog> p(new PayloadLog());
   p->opts_ = opts;
-  if (!opts.path.empty()) {
-    LineLogOptions lo;
-    lo.path = opts.path;
-    lo.max_bytes = opts.max_bytes;
-    lo.keep = opts.keep;
-    lo.max_queued = opts.max_queued;
-    lo.what = "the payload log";
-    MS_ASSIGN_OR_RETURN(p->file_, LineLog::open(lo));
+  if (!opts.file.path.empty()) {
+    MS_ASSIGN_OR_RETURN(p->file_, LineLog::open(opts.file));
   }
   if (!opts.url.empty()) {
     if (opts.post_timeout_ms <= 0) return InvalidArgument("the payload post timeout must be positive");
@@ -195,7 +189,7 @@ StatusOr<std::unique_ptr<PayloadLog>> PayloadLog::open(const PayloadLogOptions& 
     poster->endpoints = resolver.resolve(poster->host, poster->port, ec);
     if (ec) return InvalidArgument("payload log URL '" + opts.url + "': cannot resolve the host: " + ec.message());
     poster->timeout_ms = opts.post_timeout_ms;
-    poster->max_queued = opts.max_queued;
+    poster->max_queued = opts.max_posts;
     Poster* raw = poster.get();
     poster->thread = std::thread([raw] { raw->run(); });
     p->poster_ = std::move(poster);

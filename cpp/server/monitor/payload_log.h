@@ -34,13 +34,16 @@
 namespace mserve::server {
 
 struct PayloadLogOptions {
-  std::string path;                 // JSON lines file; "": none
-  int64_t max_bytes = 100LL << 20;  // rotate the file past this size
-  int keep = 5;                     // rotated files kept
-  std::string url;                  // http://host[:port]/path for CloudEvents; "": none
-  int post_timeout_ms = 2000;       // per POST (connect, write, answer)
-  double sample_percent = 0;        // of every model's requests, unless its config says otherwise
-  size_t max_queued = 10000;        // records waiting per sink; more are dropped and counted
+  LineLogOptions file = [] {  // file.path "": no file
+    LineLogOptions o;
+    o.what = "the payload log";
+    o.max_queued = 10000;
+    return o;
+  }();
+  std::string url;             // http://host[:port]/path for CloudEvents; "": none
+  int post_timeout_ms = 2000;  // per POST (connect, write, answer)
+  size_t max_posts = 10000;    // CloudEvents waiting; more are dropped and counted
+  double sample_percent = 0;   // of every model's requests, unless its config says otherwise
 };
 
 class PayloadLog {

@@ -13,14 +13,20 @@ AuditLog::AuditLog(std::unique_ptr<LineLog> log) : log_(std::move(log)) {}
 AuditLog::~AuditLog() = default;
 
 StatusOr<std::unique_ptr<AuditLog>> AuditLog::open(const AuditOptions& opts) {
-  LineLogOptions o;
-  o.path = opts.path;
-  o.max_bytes = opts.max_bytes;
-  o.keep = opts.keep;
-  o.max_queued = opts.max_queued;
-  o.what = "the audit log";
-  MS_ASSIGN_OR_RETURN(std::unique_ptr<LineLog> log, LineLog::open(o));
+  MS_ASSIGN_OR_RETURN(std::unique_ptr<LineLog> log, LineLog::open(opts));
   return std::unique_ptr<AuditLog>(new AuditLog(std::move(log)));
+}
+
+void AuditLog::event(const std::string& model, int64_t version, const std::string& endpoint, const std::string& event,
+                     const std::string& detail) {
+  AuditRecord a;
+  a.protocol = "server";
+  a.model = model;
+  a.version = version;
+  a.endpoint = endpoint;
+  a.event = event;
+  a.detail = detail;
+  record(a);
 }
 
 int64_t AuditLog::dropped() const { return log_->dropped(); }

@@ -14,11 +14,9 @@
 
 namespace mserve::server {
 
-struct AuditOptions {
-  std::string path;                 // "" : no audit log
-  int64_t max_bytes = 100LL << 20;  // rotate past this size
-  int keep = 5;                     // rotated files kept
-  size_t max_queued = 100000;       // lines waiting to be written; more are dropped and counted
+// path "" : no audit log; rotation and queue as LineLog's.
+struct AuditOptions : LineLogOptions {
+  AuditOptions() { what = "the audit log"; }
 };
 
 struct AuditRecord {
@@ -37,6 +35,9 @@ class AuditLog {
   static StatusOr<std::unique_ptr<AuditLog>> open(const AuditOptions& opts);
   ~AuditLog();  // writes what is queued, then closes
   void record(const AuditRecord& r);
+  // One of the server's own events (a rollout's rollback, a drift flag): protocol "server".
+  void event(const std::string& model, int64_t version, const std::string& endpoint, const std::string& event,
+             const std::string& detail);
   int64_t dropped() const;       // lines lost to a full queue
   int64_t write_errors() const;  // lines the disk refused
   // A request id for requests that bring none: unique within the process and across restarts.
