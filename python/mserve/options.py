@@ -272,7 +272,7 @@ OPTIONS: tuple[Option, ...] = (
            "write sampled requests and responses as JSON lines (KServe v2 tensors) to this file",
            fields=("payload.file.path",)),
     Option("payload_log_url", ("--payload_log_url",), OPTIONAL_STR, None,
-           "post sampled requests and responses as KServe CloudEvents to this http:// URL", fields=("payload.url",)),
+           "post sampled requests and responses as KServe CloudEvents to this http(s):// URL", fields=("payload.url",)),
     Option("payload_sample_percent", ("--payload_sample_percent",), PERCENT, 0.0,
            "the share of requests sampled into the payload log (a model's monitoring block may override it)",
            fields=("payload.sample_percent",)),

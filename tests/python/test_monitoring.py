@@ -347,8 +347,8 @@ def test_payload_log_options_are_checked(tmp_path):
     cfg = scale_repo(tmp_path)
     with pytest.raises(mserve.InvalidArgument, match="payload_sample_percent must lie in 0..100"):
         mserve.start(cfg, port=0, quiet=True, payload_log=str(tmp_path / "p.jsonl"), payload_sample_percent=150)
-    with pytest.raises(mserve.InvalidArgument, match="only http://host"):
-        mserve.start(cfg, port=0, quiet=True, payload_log_url="https://example.com/x", payload_sample_percent=5)
+    with pytest.raises(mserve.InvalidArgument, match="is not an http:// or https:// URL"):
+        mserve.start(cfg, port=0, quiet=True, payload_log_url="ftp://example.com/x", payload_sample_percent=5)
     with pytest.raises(mserve.InvalidArgument, match="cannot open the payload log"):
         mserve.start(cfg, port=0, quiet=True, payload_log=str(tmp_path / "no" / "dir" / "p.jsonl"))
 

@@ -1,38 +1,27 @@
 #include "server/monitor/payload_log.h"
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
-#include <optional>
 #include <random>
 #include <thread>
 
 #include "server/codec/json.h"
 #include "server/codec/protocol.h"
+#include "server/remote/http_client.h"
 
 namespace mserve::server {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
-
-// Posts queued CloudEvents one at a time on a thread of its own, keeping the connection open
-// between posts; every network step is bounded by post_timeout_ms.
+// Posts queued CloudEvents one at a time on a thread of its own (HttpClient keeps the connection
+// open between posts and bounds every step by post_timeout_ms).
 struct PayloadLog::Poster {
   struct Event {
     std::string id, type, model, time, body;
   };
-  std::string host, port, target;
-  int timeout_ms = 2000;
+  Url url;
+  std::unique_ptr<HttpClient> client;
   size_t max_queued = 0;
-  asio::io_context ioc;
-  tcp::resolver::results_type endpoints;
-  std::optional<beast::tcp_stream> stream;
   std::mutex mu;
   std::condition_variable cv;
   std::deque<Event> queue;
@@ -54,51 +43,18 @@ struct PayloadLog::Poster {
     return true;
   }
 
-  // One POST; an error code when it did not get a 2xx answer in time.
-  beast::error_code post(const Event& e) {
-    beast::error_code result;
-    const auto timeout = std::chrono::milliseconds(timeout_ms);
-    http::request<http::string_body> req{http::verb::post, target, 11};
-    req.set(http::field::host, host);
-    req.set(http::field::content_type, "application/json");
-    req.set("Ce-Specversion", "1.0");
-    req.set("Ce-Id", e.id);
-    req.set("Ce-Type", e.type);
-    req.set("Ce-Source", "mserve/" + e.model);
-    req.set("Ce-Time", e.time);
-    req.set("Ce-Inferenceservicename", e.model);
-    req.keep_alive(true);
-    req.body() = e.body;
-    req.prepare_payload();
-    beast::flat_buffer buffer;
-    http::response<http::string_body> res;
-    auto exchange = [&] {
-      stream->expires_after(timeout);
-      http::async_write(*stream, req, [&](beast::error_code ec, size_t) {
-        if (ec) {
-          result = ec;
-          return;
-        }
-        http::async_read(*stream, buffer, res, [&](beast::error_code ec2, size_t) { result = ec2; });
-      });
-    };
-    if (!stream) {
-      stream.emplace(ioc);
-      stream->expires_after(timeout);
-      stream->async_connect(endpoints, [&](beast::error_code ec, const tcp::endpoint&) {
-        if (ec)
-          result = ec;
-        else
-          exchange();
-      });
-    } else {
-      exchange();
-    }
-    ioc.restart();
-    ioc.run();
-    if (!result && res.result_int() / 100 != 2) result = beast::error_code(EPROTO, beast::generic_category());
-    if (result || !res.keep_alive()) stream.reset();
-    return result;
+  // One POST; the error when it did not get a 2xx answer in time.
+  Status post(const Event& e) {
+    const Headers headers = {{"Content-Type", "application/json"},
+                             {"Ce-Specversion", "1.0"},
+                             {"Ce-Id", e.id},
+                             {"Ce-Type", e.type},
+                             {"Ce-Source", "mserve/" + e.model},
+                             {"Ce-Time", e.time},
+                             {"Ce-Inferenceservicename", e.model}};
+    MS_ASSIGN_OR_RETURN(HttpReply r, client->request(url, "POST", headers, e.body));
+    if (r.status / 100 != 2) return Unavailable("answered " + std::to_string(r.status));
+    return Status::OK();
   }
 
   void run() {
@@ -109,13 +65,12 @@ struct PayloadLog::Poster {
       Event e = std::move(queue.front());
       queue.pop_front();
       lk.unlock();
-      const beast::error_code ec = post(e);
-      if (ec) {
+      const Status st = post(e);
+      if (!st.ok()) {
         ++failed;
         if (!failing)
-          std::fprintf(stderr,
-                       "mserve: cannot post payloads to http://%s:%s%s (%s); requests go on, posts are counted\n",
-                       host.c_str(), port.c_str(), target.c_str(), ec.message().c_str());
+          std::fprintf(stderr, "mserve: cannot post payloads to %s (%s); requests go on, posts are counted\n",
+                       url.host_header().c_str(), st.message().c_str());
         failing = true;
       } else {
         ++written;
@@ -133,36 +88,12 @@ struct PayloadLog::Poster {
       queue.clear();
     }
     cv.notify_all();
-    ioc.stop();  // ends a post in flight
+    client->cancel();  // ends a post in flight
     if (thread.joinable()) thread.join();
   }
 };
 
 namespace {
-
-// http://host[:port][/path] -> host, port, target.
-Status parse_url(const std::string& url, std::string* host, std::string* port, std::string* target) {
-  const std::string scheme = "http://";
-  if (url.compare(0, scheme.size(), scheme) != 0)
-    return InvalidArgument("payload log URL '" + url + "': only http://host[:port][/path] is supported");
-  std::string rest = url.substr(scheme.size());
-  const size_t slash = rest.find('/');
-  *target = slash == std::string::npos ? "/" : rest.substr(slash);
-  std::string authority = rest.substr(0, slash);
-  const size_t colon = authority.rfind(':');
-  if (colon != std::string::npos && authority.find(']', colon) == std::string::npos) {
-    *port = authority.substr(colon + 1);
-    authority.resize(colon);
-  } else {
-    *port = "80";
-  }
-  if (authority.size() > 2 && authority.front() == '[' && authority.back() == ']')
-    authority = authority.substr(1, authority.size() - 2);
-  *host = authority;
-  if (host->empty() || port->empty() || port->find_first_not_of("0123456789") != std::string::npos)
-    return InvalidArgument("payload log URL '" + url + "': no host, or a port that is not a number");
-  return Status::OK();
-}
 
 double uniform_percent() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -183,12 +114,10 @@ StatusOr<std::unique_ptr<PayloadLog>> PayloadLog::open(const PayloadLogOptions& 
   if (!opts.url.empty()) {
     if (opts.post_timeout_ms <= 0) return InvalidArgument("the payload post timeout must be positive");
     auto poster = std::make_unique<Poster>();
-    MS_RETURN_IF_ERROR(parse_url(opts.url, &poster->host, &poster->port, &poster->target));
-    beast::error_code ec;
-    tcp::resolver resolver(poster->ioc);
-    poster->endpoints = resolver.resolve(poster->host, poster->port, ec);
-    if (ec) return InvalidArgument("payload log URL '" + opts.url + "': cannot resolve the host: " + ec.message());
-    poster->timeout_ms = opts.post_timeout_ms;
+    auto url = parse_url(opts.url);
+    if (!url.ok()) return InvalidArgument("payload log URL: " + url.status().message());
+    poster->url = std::move(url).value();
+    poster->client = std::make_unique<HttpClient>(opts.post_timeout_ms);
     poster->max_queued = opts.max_posts;
     Poster* raw = poster.get();
     poster->thread = std::thread([raw] { raw->run(); });

@@ -40,7 +40,7 @@ struct PayloadLogOptions {
     o.max_queued = 10000;
     return o;
   }();
-  std::string url;             // http://host[:port]/path for CloudEvents; "": none
+  std::string url;             // http(s)://host[:port]/path for CloudEvents; "": none
   int post_timeout_ms = 2000;  // per POST (connect, write, answer)
   size_t max_posts = 10000;    // CloudEvents waiting; more are dropped and counted
   double sample_percent = 0;   // of every model's requests, unless its config says otherwise
@@ -49,7 +49,7 @@ struct PayloadLogOptions {
 class PayloadLog {
  public:
   // Null when neither a path nor a URL is set; InvalidArgument for a file that cannot be opened or
-  // a URL that is not http://host[:port][/path].
+  // a URL that is not http(s)://host[:port][/path].
   static StatusOr<std::unique_ptr<PayloadLog>> open(const PayloadLogOptions& opts);
   ~PayloadLog();  // the file's queue is written; posts still queued are dropped
 
