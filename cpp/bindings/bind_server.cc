@@ -123,8 +123,13 @@ void bind_options(py::module_& m) {
       .def(py::init<>())
       .def_readwrite("trusted_keys", &IntegrityOptions::trusted_keys)
       .def_readwrite("require_signatures", &IntegrityOptions::require_signatures);
+  py::class_<server::RemoteOptions>(m, "RemoteOptions")
+      .def(py::init<>())
+      .def_readwrite("cache_dir", &server::RemoteOptions::cache_dir)
+      .def_readwrite("timeout_ms", &server::RemoteOptions::timeout_ms);
   py::class_<ManagerOptions>(m, "ManagerOptions")
       .def(py::init<>())
+      .def_readwrite("remote", &ManagerOptions::remote)
       .def_readwrite("session", &ManagerOptions::session)
       .def_readwrite("pack_cache_dir", &ManagerOptions::pack_cache_dir)
       .def_readwrite("batching", &ManagerOptions::batching)

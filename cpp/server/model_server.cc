@@ -282,6 +282,24 @@ void ModelServer::monitoring_status(const std::string& model, std::string* o) co
   write_drift_status(monitors, o);
 }
 
+void ModelServer::source_status(const std::string& model, std::string* o) const {
+  auto src = manager_->source(model);
+  if (!src) return;
+  *o += ",\"source\":{\"uri\":";
+  json_string(o, src->uri);
+  *o += std::string(",\"ok\":") + (src->state.last.ok() ? "true" : "false") + ",\"error\":";
+  json_string(o, src->state.last.message());
+  *o += ",\"syncs\":" + std::to_string(src->state.syncs) + ",\"failures\":" + std::to_string(src->state.failures) +
+        ",\"downloaded_bytes\":" + std::to_string(src->state.downloaded_bytes) + ",\"waiting\":{";
+  bool first = true;
+  for (const auto& [v, why] : src->state.waiting) {
+    *o += (first ? "\"" : ",\"") + std::to_string(v) + "\":";
+    json_string(o, why);
+    first = false;
+  }
+  *o += "}}";
+}
+
 void ModelServer::rollout_status(const std::string& model, std::string* o) const {
   for (const server::ModelConfig& c : manager_->config())
     if (c.name == model && c.rollout) return rollouts_->status_json(model, c.labels, o);
@@ -444,6 +462,26 @@ void ModelServer::handle(HttpRequest&& req, Respond respond) {
     for (const auto& sv : manager_->available())
       if (sv->monitor) monitors.push_back(sv->monitor);
     write_drift_metrics(monitors, &r.body);
+    std::string up, failures, bytes;
+    for (const std::string& model : manager_->models()) {
+      auto src = manager_->source(model);
+      if (!src) continue;
+      const std::string l = "{model=\"" + prometheus_escape(model) + "\"} ";
+      up += "mserve_model_source_up" + l + (src->state.last.ok() && src->state.syncs ? "1" : "0") + "\n";
+      failures += "mserve_model_source_failures_total" + l + std::to_string(src->state.failures) + "\n";
+      bytes += "mserve_model_source_downloaded_bytes_total" + l + std::to_string(src->state.downloaded_bytes) + "\n";
+    }
+    if (!up.empty())
+      r.body +=
+          "# HELP mserve_model_source_up 1 when the model's remote base path was last read without error.\n"
+          "# TYPE mserve_model_source_up gauge\n" +
+          up +
+          "# HELP mserve_model_source_failures_total Syncs of a remote base path that failed.\n"
+          "# TYPE mserve_model_source_failures_total counter\n" +
+          failures +
+          "# HELP mserve_model_source_downloaded_bytes_total Bytes of model versions mirrored from a remote base "
+          "path.\n# TYPE mserve_model_source_downloaded_bytes_total counter\n" +
+          bytes;
     if (payload_) {
       r.body +=
           "# HELP mserve_payload_records_total Request and response records of sampled requests, by sink and "

@@ -121,6 +121,8 @@ class ModelServer {
   // ,"monitoring":[...] (versions with a reference profile; drift.h).
   void rollout_status(const std::string& model, std::string* o) const;
   void monitoring_status(const std::string& model, std::string* o) const;
+  // ,"source":{...} for a model served from a remote base path (its mirror's state).
+  void source_status(const std::string& model, std::string* o) const;
 
  private:
   ModelServer() = default;

@@ -144,7 +144,13 @@ class IntegrityOptions(metaclass=_pybind11_type):
     require_signatures: bool
     def __init__(self) -> None: ...
 
+class RemoteOptions(metaclass=_pybind11_type):
+    cache_dir: str
+    timeout_ms: int
+    def __init__(self) -> None: ...
+
 class ManagerOptions(metaclass=_pybind11_type):
+    remote: RemoteOptions
     session: SessionOptions
     pack_cache_dir: str
     batching: BatchingOptions | None

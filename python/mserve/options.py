@@ -217,6 +217,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("device", ("--device",), DEVICE, "cpu",
            "where models run besides the CPU: 'cuda' (nodes the GPU has kernels for), 'mock' (tests); "
            "a model's own 'device' key overrides it", fields=("manager.session.device",)),
+    Option("remote_cache_dir", ("--remote_cache_dir",), PATH, None,
+           "where s3:// base paths are mirrored (default: $XDG_CACHE_HOME/mserve or ~/.cache/mserve)",
+           fields=("manager.remote.cache_dir",)),
     Option("pack_cache_dir", ("--pack_cache_dir",), PATH, None,
            "keep the weights packed for this CPU in DIR/<model>/<version>: processes serving a version "
            "map one copy (the first to load it writes it); never fails a load", fields=("manager.pack_cache_dir",)),

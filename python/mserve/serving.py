@@ -30,8 +30,13 @@ _DiskModel = dict[str, Any]
 _MemoryModel = tuple[str, "_core.Session"]
 
 
+_REMOTE = ("s3://",)  # base paths the server mirrors itself (README "Models on object stores")
+
+
 def _model_entry(name: str, path: str | os.PathLike[str]) -> _DiskModel:
     path = os.fspath(path)
+    if path.startswith(_REMOTE):
+        return {"name": name, "base_path": path}
     if not os.path.exists(path):
         raise InvalidArgument(f"model {name!r}: {path!r} does not exist")
     return {"name": name, "base_path": os.path.abspath(path)}
@@ -137,7 +142,8 @@ def _plan(models: ModelsArg, model_name: str | None) -> tuple[list[_DiskModel], 
         path = os.fspath(models)
         if _is_config_file(path):
             return [], [], os.path.abspath(path)
-        name = model_name or os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or "model"
+        tail = path.rstrip("/").rsplit("/", 1)[-1] if path.startswith(_REMOTE) else os.path.normpath(path)
+        name = model_name or os.path.splitext(os.path.basename(tail))[0] or "model"
         return [_model_entry(name, path)], [], None
     raise InvalidArgument("models must be a model file, a folder of numbered versions, a config file, "
                           "an mserve.Model, or a dict name -> path or Model")

@@ -78,6 +78,7 @@ def samples(files):
         "audit_log": (str(d / "audit.log"), str(d / "audit.log")),
         "audit_log_max_bytes": (1 << 20, str(1 << 20)),
         "audit_log_keep": (2, "2"),
+        "remote_cache_dir": (str(d / "remote"), str(d / "remote")),
         "payload_log": (str(d / "payload.jsonl"), str(d / "payload.jsonl")),
         "payload_log_url": ("http://127.0.0.1:9/events", "http://127.0.0.1:9/events"),
         "payload_sample_percent": (12.5, "12.5"),

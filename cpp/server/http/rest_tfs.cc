@@ -122,6 +122,7 @@ void ModelServer::tfs(HttpRequest&& req, const std::string& rest, Respond respon
       o += "]";
       if (!r.version && !r.label) rollout_status(r.model, &o);
       monitoring_status(r.model, &o);
+      if (!r.version && !r.label) source_status(r.model, &o);
       o += "}";
       return reply.json(200, std::move(o));
     }

@@ -103,10 +103,24 @@ void ModelManager::log(const std::string& line) const {
 
 Status ModelManager::set_config(const std::vector<ModelConfig>& models) {
   std::set<std::string> names;
+  std::map<std::string, std::shared_ptr<Mirror>> mirrors;  // remote base paths, kept when unchanged
   for (const ModelConfig& m : models) {
     if (m.name.empty()) return InvalidArgument("a model needs a name");
     if (!names.insert(m.name).second) return InvalidArgument("model name '" + m.name + "' appears twice");
     if (m.batching) MS_RETURN_IF_ERROR(m.batching->validate());
+    if (!is_remote(m.base_path)) continue;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      auto it = models_.find(m.name);
+      if (it != models_.end() && it->second.mirror && it->second.mirror->uri() == m.base_path) {
+        mirrors[m.name] = it->second.mirror;
+        continue;
+      }
+    }
+    auto source = open_source(m.base_path, opts_.remote);
+    if (!source.ok()) return InvalidArgument("model '" + m.name + "': " + source.status().message());
+    mirrors[m.name] =
+        std::make_shared<Mirror>(std::move(source).value(), mirror_dir(opts_.remote, m.name, m.base_path));
   }
   std::vector<std::string> removed;
   {
@@ -128,6 +142,7 @@ Status ModelManager::set_config(const std::vector<ModelConfig>& models) {
     }
     for (const ModelConfig& m : models) {
       Model& model = models_[m.name];
+      model.mirror = mirrors.count(m.name) ? mirrors[m.name] : nullptr;
       if (!(model.config.monitoring == m.monitoring))
         for (auto& [_, v] : model.versions)
           if (v.servable && v.servable->monitor) v.servable->monitor->configure(m.monitoring);
@@ -269,11 +284,25 @@ StatusOr<std::shared_ptr<const Servable>> ModelManager::load_version(const Model
 
 void ModelManager::poll_model(const std::string& name) {
   ModelConfig cfg;
+  std::shared_ptr<Mirror> mirror;
   {
     std::lock_guard<std::mutex> lk(mu_);
     auto it = models_.find(name);
     if (it == models_.end()) return;
     cfg = it->second.config;
+    mirror = it->second.mirror;
+  }
+  if (mirror) {
+    // The remote versions the policy wants, brought into the local folder polled below; when the
+    // source cannot be read, what is mirrored stays and keeps being served.
+    const Status before = mirror->state().last;
+    const int64_t syncs = mirror->state().syncs;
+    Status st = mirror->sync(cfg.policy);
+    if (!st.ok() && (syncs == 0 || before.ok() || before.message() != st.message()))
+      log("model '" + name + "': cannot sync " + mirror->uri() + ": " + st.message() + " (serving what was mirrored)");
+    else if (st.ok() && syncs > 0 && !before.ok())
+      log("model '" + name + "': " + mirror->uri() + " is readable again");
+    cfg.base_path = mirror->dir();
   }
   // What is on disk: version -> model file.
   std::map<int64_t, std::string> on_disk;
@@ -456,6 +485,17 @@ bool ModelManager::ready() const {
     if (!any) return false;
   }
   return true;
+}
+
+std::optional<ModelManager::Source> ModelManager::source(const std::string& model) const {
+  std::shared_ptr<Mirror> mirror;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = models_.find(model);
+    if (it == models_.end() || !it->second.mirror) return std::nullopt;
+    mirror = it->second.mirror;
+  }
+  return Source{mirror->uri(), mirror->state()};
 }
 
 std::vector<ModelConfig> ModelManager::config() const {

@@ -27,6 +27,7 @@
 #include "core/exec/session.h"
 #include "server/batching/batcher.h"
 #include "server/monitor/drift.h"
+#include "server/remote/mirror.h"
 #include "server/repository/config.h"
 #include "server/security/integrity.h"
 
@@ -63,6 +64,8 @@ struct ManagerOptions {
   // processes then share them; exec/pack_cache.h); "": none. Models read into memory to be
   // verified or decrypted are packed as usual.
   std::string pack_cache_dir;
+  // Remote base paths (s3://...) are mirrored under remote.cache_dir (remote/source.h).
+  RemoteOptions remote;
   std::function<void(const std::string&)> log;                          // one line per lifecycle event; may be empty
   std::function<void(const std::string& model, size_t rows)> on_batch;  // for metrics
   DriftMonitor::OnEvent on_drift;  // a version's drifting flag changed; may be empty
@@ -96,6 +99,12 @@ class ModelManager {
   bool ready() const;
   // The configured models, as given (for reading the config back).
   std::vector<ModelConfig> config() const;
+  // A model served from a remote base path: its URI and its mirror's state; nullopt otherwise.
+  struct Source {
+    std::string uri;
+    Mirror::State state;
+  };
+  std::optional<Source> source(const std::string& model) const;
 
  private:
   struct Version {
@@ -106,6 +115,7 @@ class ModelManager {
   struct Model {
     ModelConfig config;
     bool from_memory = false;
+    std::shared_ptr<Mirror> mirror;  // a remote base path's local copy
     std::map<int64_t, Version> versions;
   };
   void poll_model(const std::string& name);

@@ -1,0 +1,46 @@
+// Remote model repositories: a base path on an object store, mirrored into a local folder that
+// ModelManager then polls like any other (repository/manager.h).
+//
+//   s3://bucket/prefix             AWS S3 (region from AWS_REGION / AWS_DEFAULT_REGION, else
+//                                  us-east-1), or the endpoint in AWS_ENDPOINT_URL_S3 /
+//                                  AWS_ENDPOINT_URL (path-style requests)
+//   s3://host:port/bucket/prefix   an S3-compatible server at http://host:port (path-style)
+// Credentials: sigv4.h. Listing: ListObjectsV2, paginated; objects: GET, SigV4-signed.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace mserve::server {
+
+struct RemoteFile {
+  std::string path;  // relative to the base path: "3/model.onnx"
+  int64_t size = 0;
+  std::string etag;  // as the store reports it, quotes removed ("" when none)
+};
+
+// A base path's objects. Thread-safety: one call at a time.
+class ObjectSource {
+ public:
+  virtual ~ObjectSource() = default;
+  virtual StatusOr<std::vector<RemoteFile>> list() = 0;
+  // Writes the object at `path` (relative) to the local file `to`.
+  virtual Status fetch(const std::string& path, const std::string& to) = 0;
+  virtual const std::string& uri() const = 0;
+};
+
+struct RemoteOptions {
+  std::string cache_dir;   // where base paths are mirrored ("": $XDG_CACHE_HOME/mserve, ~/.cache/mserve or /tmp)
+  int timeout_ms = 30000;  // per request step
+};
+
+bool is_remote(const std::string& base_path);  // s3:// (a scheme this server mirrors)
+// The source of a remote base path; InvalidArgument for a malformed one.
+StatusOr<std::unique_ptr<ObjectSource>> open_source(const std::string& uri, const RemoteOptions& opts);
+// Where the mirror of `uri` for `model` lives under the cache folder.
+std::string mirror_dir(const RemoteOptions& opts, const std::string& model, const std::string& uri);
+
+}  // namespace mserve::server
