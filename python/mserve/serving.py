@@ -30,7 +30,7 @@ _DiskModel = dict[str, Any]
 _MemoryModel = tuple[str, "_core.Session"]
 
 
-_REMOTE = ("s3://",)  # base paths the server mirrors itself (README "Models on object stores")
+_REMOTE = ("s3://", "webhdfs://")  # base paths the server mirrors itself (README "Models on object stores")
 
 
 def _model_entry(name: str, path: str | os.PathLike[str]) -> _DiskModel:

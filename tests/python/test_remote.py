@@ -134,3 +134,182 @@ def test_a_missing_bucket_is_reported(store, tmp_path):
         assert not src["source"]["ok"] and "NoSuchBucket" in src["source"]["error"]
         assert not s.ready
         assert np.isfinite(metric(s.url, "mserve_model_source_failures_total"))
+
+
+class WebHdfs:
+    """A small WebHDFS server over a local folder: LISTSTATUS and GETFILESTATUS-like listings from
+    the namenode, OPEN answered with a 307 to a separate datanode that sends the bytes. Faults:
+    `cut` (the datanode closes after half of a file, that many times), `busy` (the namenode answers
+    503, that many times)."""
+
+    def __init__(self, root):
+        import http.server
+        import json
+        import os
+        import threading
+        from urllib.parse import parse_qs, unquote, urlparse
+        self.root, self.cut, self.busy, self.opens = root, 0, 0, 0
+        fs = self
+
+        def local(path):
+            return os.path.join(root, unquote(path[len("/webhdfs/v1"):]).lstrip("/"))
+
+        class DataNode(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                with open(local(urlparse(self.path).path), "rb") as f:
+                    data = f.read()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if fs.cut > 0:
+                    fs.cut -= 1
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        class NameNode(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def send(self, code, body=b"", headers=()):
+                self.send_response(code)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                u = urlparse(self.path)
+                q = parse_qs(u.query)
+                if fs.busy > 0:
+                    fs.busy -= 1
+                    return self.send(503, b'{"RemoteException":{"message":"busy"}}')
+                path = local(u.path)
+                if q["op"][0] == "LISTSTATUS":
+                    if not os.path.isdir(path):
+                        return self.send(404, json.dumps({"RemoteException": {"message": f"{u.path} not found"}}).encode())
+                    entries = [{"pathSuffix": n, "type": "DIRECTORY" if os.path.isdir(os.path.join(path, n)) else "FILE",
+                                "length": os.path.getsize(os.path.join(path, n)),
+                                "modificationTime": int(os.path.getmtime(os.path.join(path, n)) * 1000)}
+                               for n in sorted(os.listdir(path))]
+                    return self.send(200, json.dumps({"FileStatuses": {"FileStatus": entries}}).encode())
+                if q["op"][0] == "OPEN":
+                    fs.opens += 1
+                    return self.send(307, headers=[("Location", f"{fs.datanode_url}{u.path}?op=OPEN")])
+                self.send(400)
+
+            def log_message(self, *a):
+                pass
+
+        self.dn = http.server.ThreadingHTTPServer(("127.0.0.1", 0), DataNode)
+        self.nn = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NameNode)
+        self.datanode_url = f"http://127.0.0.1:{self.dn.server_address[1]}"
+        self.authority = f"127.0.0.1:{self.nn.server_address[1]}"
+        for srv in (self.dn, self.nn):
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.nn.shutdown()
+        self.dn.shutdown()
+
+
+def test_webhdfs_versions_with_redirects_and_faults(tmp_path):
+    from serve_util import write_version
+    root = tmp_path / "hdfs"
+    write_version(root / "models" / "m", 1, scale_model(1.0))
+    hdfs = WebHdfs(str(root))
+    hdfs.cut = 1  # the first download is cut mid-file
+    try:
+        with mserve.start(f"webhdfs://{hdfs.authority}/models/m", model_name="m", port=0, quiet=True,
+                          file_system_poll_wait_seconds=1, remote_cache_dir=str(tmp_path / "cache")) as s:
+            wait(lambda: s.ready, "version 1 after the cut download was retried")
+            assert predict(s.url) == (200, 1.0)
+            assert status(s.url)["source"]["failures"] >= 1 and hdfs.opens >= 2
+            hdfs.busy = 2  # the namenode is busy for a while: serving goes on
+            write_version(root / "models" / "m", 2, scale_model(2.0))
+            wait(lambda: predict(s.url) == (200, 2.0), "version 2 to answer")
+            assert status(s.url)["source"]["ok"]
+    finally:
+        hdfs.close()
+
+
+class FaultyProxy:
+    """Forwards requests to an S3 server unchanged (signatures stay valid: the Host header is the
+    proxy's, as the client signed it), except: `slow` answers 503 SlowDown that many times, `cut`
+    sends half of that many object bodies and closes."""
+
+    def __init__(self, upstream):
+        import http.client
+        import http.server
+        import threading
+        self.slow, self.cut, self.seen = 0, 0, []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                proxy.seen.append(self.path)
+                if proxy.slow > 0:
+                    proxy.slow -= 1
+                    body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+                    self.send_response(503)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                conn = http.client.HTTPConnection(*upstream.split(":"))
+                conn.request("GET", self.path, headers=dict(self.headers))
+                r = conn.getresponse()
+                data = r.read()
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if proxy.cut > 0 and "list-type" not in self.path and r.status == 200:
+                    proxy.cut -= 1
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_s3_throttling_and_cut_downloads_recover(store, tmp_path):
+    endpoint, s3, _ = store
+    upload(s3, "m/1/model.onnx", scale_model(4.0))
+    proxy = FaultyProxy(endpoint)
+    proxy.slow = 2  # within one listing's retries (backoff 0.2 s, 0.4 s)
+    proxy.cut = 1   # the first download is cut mid-file
+    try:
+        with mserve.start(f"s3://{proxy.endpoint}/zoo/m", model_name="m", port=0, quiet=True,
+                          file_system_poll_wait_seconds=1, remote_cache_dir=str(tmp_path / "cache")) as s:
+            wait(lambda: s.ready, "version 1 after the faults")
+            assert predict(s.url) == (200, 4.0)
+            src = status(s.url)["source"]
+            assert src["ok"] and src["failures"] == 0  # the 503s waited out, the cut download fetched again
+            objects = [p for p in proxy.seen if "list-type" not in p]
+            assert len(objects) == 2 and proxy.slow == proxy.cut == 0
+    finally:
+        proxy.close()

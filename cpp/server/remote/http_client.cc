@@ -191,7 +191,8 @@ StatusOr<HttpReply> HttpClient::request(const Url& url, std::string_view method,
   req.body() = body;
   req.prepare_payload();
   const std::string where = (url.tls ? "https://" : "http://") + url.host_header() + url.target;
-  // A kept connection may have been closed by the server since: one retry on a fresh one.
+  // A kept connection may have been closed by the server since: an idempotent request is tried
+  // once more on a fresh one.
   for (int attempt = 0; attempt < 2; ++attempt) {
     const bool reused = !im.connected.empty() && im.connected == (url.tls ? "tls " : "") + url.host + ":" + url.port;
     if (!reused) {
@@ -202,7 +203,8 @@ StatusOr<HttpReply> HttpClient::request(const Url& url, std::string_view method,
         im.secure ? im.exchange(*im.secure, req, &reply, to_file) : im.exchange(*im.plain, req, &reply, to_file);
     if (!ec) return reply;
     im.close();
-    if (!reused) return Unavailable("no answer from " + where + ": " + ec.message());
+    if (!reused || !(method == "GET" || method == "HEAD"))
+      return Unavailable("no answer from " + where + ": " + ec.message());
   }
   return Unavailable("no answer from " + where);
 }

@@ -1,4 +1,4 @@
-// The S3 source (source.h).
+// The S3 source (source.h); open_source() picks a source by scheme.
 #include <cstdlib>
 #include <thread>
 
@@ -147,11 +147,7 @@ class S3Source : public ObjectSource {
 
 }  // namespace
 
-bool is_remote(const std::string& base_path) { return base_path.compare(0, 5, "s3://") == 0; }
-
-StatusOr<std::unique_ptr<ObjectSource>> open_source(const std::string& uri, const RemoteOptions& opts) {
-  if (uri.compare(0, 5, "s3://") != 0)
-    return InvalidArgument("'" + uri + "': not a remote base path this server reads");
+StatusOr<std::unique_ptr<ObjectSource>> open_s3(const std::string& uri, const RemoteOptions& opts) {
   std::string rest = uri.substr(5);
   while (!rest.empty() && rest.back() == '/') rest.pop_back();
   std::string region = env("AWS_REGION");
@@ -174,6 +170,16 @@ StatusOr<std::unique_ptr<ObjectSource>> open_source(const std::string& uri, cons
   const std::string bucket = rest.substr(0, b), prefix = b == std::string::npos ? "" : rest.substr(b + 1);
   if (bucket.empty()) return InvalidArgument("'" + uri + "': no bucket");
   return std::unique_ptr<ObjectSource>(new S3Source(uri, endpoint, bucket, prefix, region, opts.timeout_ms));
+}
+
+bool is_remote(const std::string& base_path) {
+  return base_path.compare(0, 5, "s3://") == 0 || base_path.compare(0, 10, "webhdfs://") == 0;
+}
+
+StatusOr<std::unique_ptr<ObjectSource>> open_source(const std::string& uri, const RemoteOptions& opts) {
+  if (uri.compare(0, 5, "s3://") == 0) return open_s3(uri, opts);
+  if (uri.compare(0, 10, "webhdfs://") == 0) return open_webhdfs(uri, opts);
+  return InvalidArgument("'" + uri + "': not a remote base path this server reads");
 }
 
 }  // namespace mserve::server

@@ -6,6 +6,9 @@
 //                                  AWS_ENDPOINT_URL (path-style requests)
 //   s3://host:port/bucket/prefix   an S3-compatible server at http://host:port (path-style)
 // Credentials: sigv4.h. Listing: ListObjectsV2, paginated; objects: GET, SigV4-signed.
+//   webhdfs://namenode[:port]/path  WebHDFS (port 9870 by default): LISTSTATUS down the version
+//                                   folders, OPEN through its redirect to a datanode; simple
+//                                   authentication as HADOOP_USER_NAME (else USER). No Kerberos.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -37,9 +40,11 @@ struct RemoteOptions {
   int timeout_ms = 30000;  // per request step
 };
 
-bool is_remote(const std::string& base_path);  // s3:// (a scheme this server mirrors)
+bool is_remote(const std::string& base_path);  // s3:// or webhdfs:// (a scheme this server mirrors)
 // The source of a remote base path; InvalidArgument for a malformed one.
 StatusOr<std::unique_ptr<ObjectSource>> open_source(const std::string& uri, const RemoteOptions& opts);
+StatusOr<std::unique_ptr<ObjectSource>> open_s3(const std::string& uri, const RemoteOptions& opts);
+StatusOr<std::unique_ptr<ObjectSource>> open_webhdfs(const std::string& uri, const RemoteOptions& opts);
 // Where the mirror of `uri` for `model` lives under the cache folder.
 std::string mirror_dir(const RemoteOptions& opts, const std::string& model, const std::string& uri);
 
