@@ -195,11 +195,14 @@ class WebHdfs:
                 path = local(u.path)
                 if q["op"][0] == "LISTSTATUS":
                     if not os.path.isdir(path):
-                        return self.send(404, json.dumps({"RemoteException": {"message": f"{u.path} not found"}}).encode())
-                    entries = [{"pathSuffix": n, "type": "DIRECTORY" if os.path.isdir(os.path.join(path, n)) else "FILE",
-                                "length": os.path.getsize(os.path.join(path, n)),
-                                "modificationTime": int(os.path.getmtime(os.path.join(path, n)) * 1000)}
-                               for n in sorted(os.listdir(path))]
+                        missing = {"RemoteException": {"message": f"{u.path} not found"}}
+                        return self.send(404, json.dumps(missing).encode())
+                    entries = []
+                    for n in sorted(os.listdir(path)):
+                        p = os.path.join(path, n)
+                        entries.append({"pathSuffix": n, "type": "DIRECTORY" if os.path.isdir(p) else "FILE",
+                                        "length": os.path.getsize(p),
+                                        "modificationTime": int(os.path.getmtime(p) * 1000)})
                     return self.send(200, json.dumps({"FileStatuses": {"FileStatus": entries}}).encode())
                 if q["op"][0] == "OPEN":
                     fs.opens += 1
