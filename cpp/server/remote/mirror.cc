@@ -1,7 +1,5 @@
 #include "server/remote/mirror.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -11,6 +9,8 @@
 #include <fstream>
 #include <set>
 
+#include "server/security/digest.h"
+
 namespace mserve::server {
 namespace fs = std::filesystem;
 namespace {
@@ -19,30 +19,6 @@ bool version_of(const std::string& name, int64_t* v) {
   if (name.empty() || name.size() > 18 || name.find_first_not_of("0123456789") != std::string::npos) return false;
   *v = std::stoll(name);
   return true;
-}
-
-// MD5 of a file, hex; "" when it cannot be read.
-std::string md5_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_md5(), nullptr);
-  char buf[1 << 16];
-  while (in) {
-    in.read(buf, sizeof buf);
-    EVP_DigestUpdate(ctx, buf, static_cast<size_t>(in.gcount()));
-  }
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_DigestFinal_ex(ctx, d, &n);
-  EVP_MD_CTX_free(ctx);
-  static const char* digits = "0123456789abcdef";
-  std::string o;
-  for (unsigned int i = 0; i < n; ++i) {
-    o += digits[d[i] >> 4];
-    o += digits[d[i] & 15];
-  }
-  return o;
 }
 
 bool plain_md5(const std::string& etag) {
@@ -176,7 +152,7 @@ Status Mirror::bring(int64_t version, const std::vector<RemoteFile>& files, cons
     if (ec || size != f.size)
       return fail(Unavailable("'" + what + "' arrived with " + std::to_string(size) + " bytes; the listing says " +
                               std::to_string(f.size)));
-    if (plain_md5(f.etag) && md5_file(to.string()) != f.etag)
+    if (plain_md5(f.etag) && file_md5_hex(to.string()) != f.etag)
       return fail(Unavailable("'" + what + "' arrived with another MD5 than its ETag " + f.etag));
     bytes += size;
   }

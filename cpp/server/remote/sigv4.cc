@@ -1,34 +1,15 @@
 #include "server/remote/sigv4.h"
 
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
 
+#include "server/security/digest.h"
+
 namespace mserve::server {
 namespace {
-
-std::string hex(const unsigned char* p, size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string o(n * 2, '0');
-  for (size_t i = 0; i < n; ++i) {
-    o[2 * i] = digits[p[i] >> 4];
-    o[2 * i + 1] = digits[p[i] & 15];
-  }
-  return o;
-}
-
-std::string hmac(std::string_view key, std::string_view data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), out, &n);
-  return std::string(reinterpret_cast<const char*>(out), n);
-}
 
 std::string env(const char* name) {
   const char* v = std::getenv(name);
@@ -42,12 +23,6 @@ std::string trim(std::string s) {
 }
 
 }  // namespace
-
-std::string sha256_hex(std::string_view data) {
-  unsigned char d[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), d);
-  return hex(d, sizeof d);
-}
 
 std::string aws_uri_encode(std::string_view s, bool keep_slash) {
   static const char* digits = "0123456789ABCDEF";
@@ -130,11 +105,11 @@ Headers sign_v4(const SigV4Request& r, const AwsCredentials& creds, const std::s
   const std::string day = amz_date.substr(0, 8);
   const std::string scope = day + "/" + region + "/" + service + "/aws4_request";
   const std::string to_sign = "AWS4-HMAC-SHA256\n" + amz_date + "\n" + scope + "\n" + sha256_hex(canonical_request);
-  const std::string key = hmac(hmac(hmac(hmac("AWS4" + creds.secret_key, day), region), service), "aws4_request");
-  const std::string mac = hmac(key, to_sign);
-  out.emplace_back("Authorization",
-                   "AWS4-HMAC-SHA256 Credential=" + creds.access_key + "/" + scope + ", SignedHeaders=" + names +
-                       ", Signature=" + hex(reinterpret_cast<const unsigned char*>(mac.data()), mac.size()));
+  const std::string key = hmac_sha256(
+      hmac_sha256(hmac_sha256(hmac_sha256("AWS4" + creds.secret_key, day), region), service), "aws4_request");
+  const std::string mac = hmac_sha256(key, to_sign);
+  out.emplace_back("Authorization", "AWS4-HMAC-SHA256 Credential=" + creds.access_key + "/" + scope +
+                                        ", SignedHeaders=" + names + ", Signature=" + to_hex(mac));
   return out;
 }
 

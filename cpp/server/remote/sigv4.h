@@ -8,6 +8,7 @@
 
 #include "core/status.h"
 #include "server/remote/http_client.h"
+#include "server/security/digest.h"
 
 namespace mserve::server {
 
@@ -21,7 +22,6 @@ AwsCredentials aws_credentials();
 
 // "%XX"-encodes all but A-Z a-z 0-9 - . _ ~ (and '/' when keep_slash), as SigV4 wants.
 std::string aws_uri_encode(std::string_view s, bool keep_slash);
-std::string sha256_hex(std::string_view data);
 
 struct SigV4Request {
   std::string method;                                      // "GET"

@@ -1,5 +1,7 @@
 #include "server/security/integrity.h"
 
+#include "server/security/digest.h"
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -46,23 +48,6 @@ std::string openssl_error() {
   ERR_error_string_n(e, buf, sizeof buf);
   ERR_clear_error();
   return buf;
-}
-
-std::string hex(const unsigned char* p, size_t n) {
-  static const char* d = "0123456789abcdef";
-  std::string o(2 * n, '0');
-  for (size_t i = 0; i < n; ++i) {
-    o[2 * i] = d[p[i] >> 4];
-    o[2 * i + 1] = d[p[i] & 15];
-  }
-  return o;
-}
-
-std::string sha256_hex(const std::string& data) {
-  unsigned char d[32];
-  unsigned int n = 0;
-  EVP_Digest(data.data(), data.size(), d, &n, EVP_sha256(), nullptr);
-  return hex(d, 32);
 }
 
 std::string b64_encode(const std::string& s) {
