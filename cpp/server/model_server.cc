@@ -412,6 +412,7 @@ std::string model_of_path(const std::string& path, bool* health) {
     *health = true;
     return "";
   }
+  if (starts_with_ci(path, "/v1/registry/", &rest)) return rest.substr(0, rest.find('/'));
   const bool v1 = starts_with_ci(path, "/v1/models/", &rest);
   if (!v1 && !starts_with_ci(path, "/v2/models/", &rest)) return "";
   const size_t end = rest.find_first_of(v1 ? "/:" : "/");
@@ -447,6 +448,8 @@ void ModelServer::handle(HttpRequest&& req, Respond respond) {
     }
   }
   if (starts_with_ci(p, "/v1/models/", &rest)) return tfs(std::move(req), rest, std::move(respond));
+  if (starts_with_ci(p, "/v1/registry", &rest) && (rest.empty() || rest[0] == '/'))
+    return registry(std::move(req), rest, std::move(respond));
   if (starts_with_ci(p, "/v2", &rest) && (rest.empty() || rest[0] == '/'))
     return v2(std::move(req), rest, std::move(respond));
   Reply reply(std::move(respond), metrics_.get(), "other", req, audit_.get());

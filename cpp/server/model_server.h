@@ -133,6 +133,8 @@ class ModelServer {
   void tfs(HttpRequest&& req, const std::string& rest, Respond respond);
   // KServe v2 REST (rest_v2.cc); `rest` is the path after "/v2".
   void v2(HttpRequest&& req, const std::string& rest, Respond respond);
+  // The registry view (rest_registry.cc); `rest` is the path after "/v1/registry".
+  void registry(HttpRequest&& req, const std::string& rest, Respond respond);
 
   ServerOptions opts_;
   std::unique_ptr<server::Metrics> metrics_;

@@ -95,6 +95,13 @@ def test_versions_from_s3_are_mirrored_swapped_and_removed(store, tmp_path):
         assert len(mirrored) == 1 and mirrored[0].startswith("m-")
         assert sorted(p.name for p in (tmp_path / "cache" / "models" / mirrored[0]).iterdir()) == [".source-2", "2"]
         assert metric(s.url, "mserve_model_source_up") == 1
+        # The registry names the store as the source and the mirrored file, with its digest.
+        reg = requests.get(f"{s.url}/v1/registry/m").json()
+        (v2,) = reg["versions"]
+        body = s3.get_object(Bucket="zoo", Key="models/m/2/model.onnx")["Body"].read()
+        import hashlib
+        assert reg["source"] == uri and v2["digest"] == "sha256:" + hashlib.sha256(body).hexdigest()
+        assert v2["path"].startswith(str(tmp_path / "cache"))
 
 
 def test_a_store_that_goes_away_leaves_the_version_serving(store, tmp_path):

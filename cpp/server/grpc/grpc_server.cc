@@ -153,6 +153,40 @@ class ConfigService final : public ::mserve::ConfigService::Service {
     return call.finish(Status::OK());
   }
 
+  ::grpc::Status ListModels(::grpc::ServerContext* ctx, const ::mserve::ListModelsRequest* req,
+                            ::mserve::ListModelsResponse* resp) override {
+    Call call(server_, "grpc_registry", ctx);
+    if (Status a = call.authorize(req->name()); !a.ok()) return call.finish(a);
+    auto models = server_->manager().registry(req->name());
+    if (!models.ok()) return call.finish(models.status());
+    bool found = req->version() == 0;
+    for (const auto& m : models.value()) {
+      auto* out = resp->add_models();
+      out->set_name(m.name);
+      out->set_source(m.source);
+      for (const auto& [label, v] : m.labels) (*out->mutable_labels())[label] = v;
+      for (const auto& [st, sv] : m.versions) {
+        if (req->version() && st.version != req->version()) continue;
+        found = true;
+        auto* v = out->add_versions();
+        v->set_version(st.version);
+        v->set_state(server::state_name(st.state));
+        v->set_error(st.error.message());
+        if (!sv) continue;
+        v->set_path(sv->path);
+        const std::string digest = sv->digest();
+        if (!digest.empty()) v->set_digest("sha256:" + digest);
+        v->set_signer(sv->signer);
+        v->set_encrypted(sv->encrypted);
+        v->set_loaded_at(sv->loaded_at);
+        v->set_load_seconds(sv->load_seconds);
+      }
+    }
+    if (!found)
+      return call.finish(NotFound("model '" + req->name() + "' has no version " + std::to_string(req->version())));
+    return call.finish(Status::OK());
+  }
+
  private:
   ModelServer* server_;
 };

@@ -1,10 +1,13 @@
 #include "server/repository/manager.h"
 
 #include "server/codec/protocol.h"
+#include "server/logs/line_log.h"
+#include "server/security/digest.h"
 
 #include <fstream>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -160,6 +163,8 @@ Status ModelManager::add_session(const std::string& name, std::shared_ptr<Sessio
   auto s = std::make_shared<Servable>();
   s->model = name;
   s->version = 1;
+  s->source = "memory";
+  s->loaded_at = utc_timestamp();
   s->session = std::move(session);
   std::optional<BatchingOptions> b = opts_.batching;
   if (b) {
@@ -191,7 +196,7 @@ void ModelManager::poll() {
 }
 
 StatusOr<std::shared_ptr<Session>> ModelManager::open_model(const ModelConfig& cfg, const std::string& path,
-                                                            int64_t version) const {
+                                                            int64_t version, Servable* servable) const {
   SessionOptions so = opts_.session;
   if (!opts_.pack_cache_dir.empty())
     so.pack_cache = (fs::path(opts_.pack_cache_dir) / cfg.name / std::to_string(version)).string();
@@ -217,8 +222,10 @@ StatusOr<std::shared_ptr<Session>> ModelManager::open_model(const ModelConfig& c
   std::ifstream f(path, std::ios::binary);
   if (!f) return LoadError("cannot read '" + path + "'");
   std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (check) MS_RETURN_IF_ERROR(verify_folder(dir, opts_.integrity, path, &bytes));
+  if (check) MS_RETURN_IF_ERROR(verify_folder(dir, opts_.integrity, path, &bytes, &servable->signer));
+  servable->digest_ = sha256_hex(bytes);
   if (is_encrypted(bytes)) {
+    servable->encrypted = true;
     if (opts_.model_key.empty()) return LoadError("'" + path + "' is encrypted; give the server its model key");
     auto plain = decrypt_model(bytes, opts_.model_key);
     if (!plain.ok()) return plain.status().with_context("'" + path + "': ");
@@ -243,8 +250,11 @@ Status check_wire_types(const Signature& sig) {
 }  // namespace
 
 StatusOr<std::shared_ptr<const Servable>> ModelManager::load_version(const ModelConfig& cfg, int64_t version,
-                                                                     const std::string& path) const {
-  MS_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, open_model(cfg, path, version));
+                                                                     const std::string& path,
+                                                                     const std::string& source) const {
+  const auto started = std::chrono::steady_clock::now();
+  auto s = std::make_shared<Servable>();
+  MS_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, open_model(cfg, path, version, s.get()));
   MS_RETURN_IF_ERROR(check_wire_types(session->signature()).with_context("'" + path + "': "));
   if (opts_.warmup) {
     std::vector<Tensor> in = warmup_inputs(session->signature()), out;
@@ -253,10 +263,10 @@ StatusOr<std::shared_ptr<const Servable>> ModelManager::load_version(const Model
       log("model '" + cfg.name + "' version " + std::to_string(version) + ": warm-up with zero inputs failed (" +
           st.message() + "); serving it anyway");
   }
-  auto s = std::make_shared<Servable>();
   s->model = cfg.name;
   s->version = version;
   s->path = path;
+  s->source = source;
   s->session = std::move(session);
   const std::string profile = profile_path(path);
   if (!profile.empty()) {
@@ -279,7 +289,32 @@ StatusOr<std::shared_ptr<const Servable>> ModelManager::load_version(const Model
         },
         std::move(on_outputs));
   }
+  s->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  s->loaded_at = utc_timestamp();
   return std::shared_ptr<const Servable>(std::move(s));
+}
+
+std::string Servable::digest() const {
+  std::lock_guard<std::mutex> lk(digest_mu);
+  if (digest_.empty() && !path.empty()) digest_ = file_sha256_hex(path);
+  return digest_;
+}
+
+StatusOr<std::vector<ModelManager::RegistryModel>> ModelManager::registry(const std::string& model) const {
+  std::vector<RegistryModel> out;
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!model.empty() && !models_.count(model)) return NotFound("no model '" + model + "'");
+  for (const auto& [name, m] : models_) {
+    if (!model.empty() && name != model) continue;
+    RegistryModel r;
+    r.name = name;
+    r.source = m.from_memory ? "memory" : m.config.base_path;
+    r.labels = m.config.labels;
+    for (auto it = m.versions.rbegin(); it != m.versions.rend(); ++it)
+      r.versions.emplace_back(it->second.status, it->second.servable);
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 void ModelManager::poll_model(const std::string& name) {
@@ -292,6 +327,7 @@ void ModelManager::poll_model(const std::string& name) {
     cfg = it->second.config;
     mirror = it->second.mirror;
   }
+  const std::string source = cfg.base_path;
   if (mirror) {
     // The remote versions the policy wants, brought into the local folder polled below; when the
     // source cannot be read, what is mirrored stays and keeps being served.
@@ -351,7 +387,7 @@ void ModelManager::poll_model(const std::string& name) {
       it->second.versions[v].status = {v, VersionState::kLoading, Status::OK()};
     }
     log("model '" + name + "' version " + std::to_string(v) + ": loading " + on_disk[v]);
-    auto loaded = load_version(cfg, v, on_disk[v]);
+    auto loaded = load_version(cfg, v, on_disk[v], source);
     std::lock_guard<std::mutex> lk(mu_);
     auto it = models_.find(name);
     if (it == models_.end()) return;

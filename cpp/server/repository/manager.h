@@ -41,6 +41,17 @@ struct Servable {
   std::string model;
   int64_t version = 0;
   std::string path;
+  // Where it came from and how it was loaded (the registry API shows them).
+  std::string source;      // the model's base path as configured (s3://... for a mirrored one)
+  std::string signer;      // id of the trusted key that verified its folder; "" when not checked
+  bool encrypted = false;  // decrypted at load
+  std::string loaded_at;   // UTC, ISO 8601
+  double load_seconds = 0;
+  // SHA-256 of the model file as stored, hex: taken at load when the bytes were read anyway
+  // (verified or decrypted), else computed on first call.
+  std::string digest() const;
+  mutable std::mutex digest_mu;
+  mutable std::string digest_;
   std::shared_ptr<Session> session;
   std::shared_ptr<Batcher> batcher;  // null when the model is not batched
   // Watches inputs and outputs against the version's reference profile (drift.h); null when its
@@ -106,6 +117,16 @@ class ModelManager {
   };
   std::optional<Source> source(const std::string& model) const;
 
+  // The registry view of the served models (or only `model`): every version known with its state
+  // and, while available, its servable (digest, signer, load time ...). NotFound for an unknown
+  // model.
+  struct RegistryModel {
+    std::string name, source;
+    std::map<std::string, int64_t> labels;
+    std::vector<std::pair<VersionStatus, std::shared_ptr<const Servable>>> versions;  // newest first
+  };
+  StatusOr<std::vector<RegistryModel>> registry(const std::string& model = "") const;
+
  private:
   struct Version {
     VersionStatus status;
@@ -123,10 +144,13 @@ class ModelManager {
   // to `version`; NotFound naming what is missing.
   StatusOr<const Model*> find(const std::string& model, const std::optional<std::string>& label,
                               std::optional<int64_t>* version) const;
-  // The session of a model file: integrity checked and decrypted when configured (integrity.h).
-  StatusOr<std::shared_ptr<Session>> open_model(const ModelConfig& cfg, const std::string& path, int64_t version) const;
+  // The session of a model file: integrity checked and decrypted when configured (integrity.h);
+  // `s` receives the signer, whether it was encrypted, and the file's digest when it was read.
+  StatusOr<std::shared_ptr<Session>> open_model(const ModelConfig& cfg, const std::string& path, int64_t version,
+                                                Servable* s) const;
+  // `source`: the base path as configured (cfg's may be a remote one's mirror).
   StatusOr<std::shared_ptr<const Servable>> load_version(const ModelConfig& cfg, int64_t version,
-                                                         const std::string& path) const;
+                                                         const std::string& path, const std::string& source) const;
   void log(const std::string& line) const;
 
   ManagerOptions opts_;

@@ -177,8 +177,21 @@ bool has_manifest(const std::string& dir) {
   return fs::is_regular_file(fs::path(dir) / kManifestName, ec);
 }
 
+namespace {
+
+std::string key_id(EVP_PKEY* key) {
+  unsigned char* der = nullptr;
+  const int n = i2d_PUBKEY(key, &der);
+  if (n <= 0) return "";
+  const std::string id = sha256_hex(std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(n)));
+  OPENSSL_free(der);
+  return id.substr(0, 16);
+}
+
+}  // namespace
+
 Status verify_folder(const std::string& dir, const IntegrityOptions& opts, const std::string& model_file,
-                     const std::string* model_bytes) {
+                     const std::string* model_bytes, std::string* signer) {
   const fs::path d(dir);
   std::error_code ec;
   const bool manifest_present = fs::is_regular_file(d / kManifestName, ec);
@@ -203,8 +216,10 @@ Status verify_folder(const std::string& dir, const IntegrityOptions& opts, const
       std::unique_ptr<EVP_MD_CTX, MdFree> md(EVP_MD_CTX_new());
       if (EVP_DigestVerifyInit(md.get(), nullptr, nullptr, nullptr, key.value().get()) == 1 &&
           EVP_DigestVerify(md.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
-                           reinterpret_cast<const unsigned char*>(manifest.data()), manifest.size()) == 1)
+                           reinterpret_cast<const unsigned char*>(manifest.data()), manifest.size()) == 1) {
         verified = true;
+        if (signer) *signer = key_id(key.value().get());
+      }
       ERR_clear_error();
     }
     if (!verified)

@@ -39,9 +39,10 @@ StatusOr<std::pair<std::string, std::string>> generate_signing_key();
 Status sign_folder(const std::string& dir, const std::string& private_key_pem);
 // Checks `dir` as described above. `model_file` / `model_bytes`: the model file as already read
 // (its digest is taken from these bytes, so what is checked is what is loaded). LoadError on any
-// mismatch, naming the file.
+// mismatch, naming the file. `signer` receives the id of the trusted key that verified it (the
+// first 16 hex digits of the SHA-256 of its DER SubjectPublicKeyInfo).
 Status verify_folder(const std::string& dir, const IntegrityOptions& opts, const std::string& model_file = "",
-                     const std::string* model_bytes = nullptr);
+                     const std::string* model_bytes = nullptr, std::string* signer = nullptr);
 // Whether `dir` has a manifest.
 bool has_manifest(const std::string& dir);
 
