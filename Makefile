@@ -11,7 +11,7 @@ BUILD_DIR := build/py
 APT_PACKAGES := build-essential cmake ninja-build ccache python3-dev python3-venv \
 	libonnx-dev libprotobuf-dev protobuf-compiler libeigen3-dev libgtest-dev libre2-dev \
 	libboost1.81-dev libsimdjson-dev libdnnl-dev libgrpc++-dev protobuf-compiler-grpc libssl-dev libxxhash-dev clang-14 libclang-rt-14-dev wrk nghttp2-client
-PIP_PACKAGES := pybind11 scikit-build-core numpy pytest onnx==1.23.2 onnxruntime==1.31.1 sympy nbformat nbclient ipykernel scikit-learn skl2onnx lightgbm onnxmltools xgboost-cpu requests "tritonclient[http,grpc]" grpcio-tools grpcio-health-checking matplotlib "moto[server]"
+PIP_PACKAGES := pybind11 scikit-build-core numpy pytest onnx==1.23.2 onnxruntime==1.31.1 sympy nbformat nbclient ipykernel scikit-learn skl2onnx lightgbm onnxmltools xgboost-cpu requests "tritonclient[http,grpc]" grpcio-tools grpcio-health-checking matplotlib "moto[server]" mlflow-skinny sqlalchemy alembic
 # Every build shares ccache entries across build folders of the same depth (build/py,
 # build/wheel-cp311, ...): paths under the checkout are hashed relative to it.
 export CCACHE_BASEDIR := $(CURDIR)

@@ -199,7 +199,19 @@ void bind_server(py::module_& m) {
             py::gil_scoped_release nogil;
             s.stop(drain_ms);
           },
-          py::arg("drain_ms") = 30000, "Stops accepting, drains in-flight requests, then stops.");
+          py::arg("drain_ms") = 30000, "Stops accepting, drains in-flight requests, then stops.")
+      .def(
+          "reload_config",
+          [](ModelServer& s, const py::list& models) {
+            std::vector<server::ModelConfig> cfg = models_from(models);
+            Status st;
+            {
+              py::gil_scoped_release nogil;
+              st = s.reload_config(cfg);
+            }
+            raise_if_error(st);
+          },
+          py::arg("models"), "Replaces the models served from disk (as start()'s list), rollouts included.");
 
   m.def(
       "generate_signing_key",

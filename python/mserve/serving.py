@@ -30,7 +30,9 @@ _DiskModel = dict[str, Any]
 _MemoryModel = tuple[str, "_core.Session"]
 
 
-_REMOTE = ("s3://", "webhdfs://")  # base paths the server mirrors itself (README "Models on object stores")
+# Base paths the server mirrors itself (README "Models on object stores"), and MLflow registry URIs
+# mirrored from Python (mlflow_source.py).
+_REMOTE = ("s3://", "webhdfs://", "models:/")
 
 
 def _model_entry(name: str, path: str | os.PathLike[str]) -> _DiskModel:
@@ -153,11 +155,12 @@ class Server:
     """A running model server. ``url`` is its base address; use it as a context manager (or call
     ``stop()``) to shut it down after draining in-flight requests."""
 
-    def __init__(self, core: _core.Server, host: str, tls: bool = False):
+    def __init__(self, core: _core.Server, host: str, tls: bool = False, bridge: Any = None):
         self._core = core
         self._host = host
         self._tls = tls
         self._stopped = False
+        self._bridge = bridge  # models:/ base paths kept in step with the MLflow registry
 
     @property
     def port(self) -> int:
@@ -208,6 +211,8 @@ class Server:
         """Stops accepting requests, lets in-flight ones finish (up to drain_timeout), stops."""
         if not self._stopped:
             self._stopped = True
+            if self._bridge is not None:
+                self._bridge.stop()
             self._core.stop(int(drain_timeout * 1000))
 
     def __enter__(self) -> Server:
@@ -229,7 +234,8 @@ def start(models: ModelsArg, **options: Any) -> Server:
     TensorFlow Serving's PredictionService and ModelService, KServe v2's GRPCInferenceService
     and grpc.health.v1.Health, on the same models.
 
-    models: a .onnx file; a base path of numbered version folders (base/1/model.onnx, ...);
+    models: a .onnx file; a base path of numbered version folders (base/1/model.onnx, ..., local,
+        s3://, webhdfs://, or an MLflow registry's models:/name@alias or models:/name/3);
         a TensorFlow Serving model_config_list text file; an mserve.Model; or a dict
         name -> path, Model, or {"base_path": ..., "batching": ..., "version_policy": ...,
         "num_versions": ..., "versions": [...], "labels": {label: version}}.
@@ -241,7 +247,22 @@ def start(models: ModelsArg, **options: Any) -> Server:
     values = _options.check("start", options)
     disk, mem, config_file = _plan(models, values["model_name"])
     core = _options.core_options(values, config_file or "")
-    return Server(_core.Server.start(core, disk, mem), values["host"], bool(values["tls_cert_file"]))
+    sources = []
+    if any(d["base_path"].startswith("models:/") for d in disk):
+        from .mlflow_source import Bridge, MlflowSource
+        cache = values["remote_cache_dir"] or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "mserve")
+        for i, d in enumerate(disk):
+            if d["base_path"].startswith("models:/"):
+                src = MlflowSource(d["name"], d["base_path"], cache)
+                disk[i] = {**{k: v for k, v in d.items() if k not in ("policy", "versions", "labels")}, **src.sync()}
+                sources.append(src)
+    server = _core.Server.start(core, disk, mem)
+    bridge = None
+    if sources:
+        bridge = Bridge(sources, disk, float(values["file_system_poll_wait_seconds"]), server.reload_config)
+        bridge.start()
+    return Server(server, values["host"], bool(values["tls_cert_file"]), bridge)
 
 
 @overload
