@@ -7,8 +7,9 @@ server itself serves a local folder: each version some alias of the model points
 pinned version) is downloaded through a temporary folder and renamed into ``<cache>/<version>``,
 and the model's config is replaced with those versions, the aliases as TF Serving version labels
 (``labels/champion``), and a one-arm rollout on the alias the base path names, so requests that
-name no version or label go to it. A moved alias becomes a hot swap through the server's usual
-version machinery; a registry that cannot be read leaves what is served serving.
+name no version or label go to it (a model's own ``rollout`` block, over its aliases, replaces
+it). A moved alias becomes a hot swap through the server's usual version machinery; a registry
+that cannot be read leaves what is served serving.
 """
 from __future__ import annotations
 
@@ -42,12 +43,12 @@ class MlflowSource:
     """One served model whose base path is a models:/ URI: sync() brings what the registry says
     into `dir` and returns the server's model entry for it."""
 
-    def __init__(self, name: str, uri: str, cache_dir: str):
+    def __init__(self, name: str, uri: str, cache_dir: str, rollout: str | None = None):
         try:
             from mlflow.tracking import MlflowClient
         except ImportError:
             raise Unavailable(f"model {name!r}: {uri} needs the mlflow client (pip install mlflow-skinny)") from None
-        self.name, self.uri = name, uri
+        self.name, self.uri, self.rollout = name, uri, rollout  # rollout: the user's block, if any
         self.registered, self.alias, self.version = parse(uri)
         self.client = MlflowClient()
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
@@ -96,7 +97,9 @@ class MlflowSource:
                 shutil.rmtree(os.path.join(self.dir, folder), ignore_errors=True)
         entry: dict[str, Any] = {"name": self.name, "base_path": self.dir, "policy": "specific", "versions": versions,
                                  "labels": aliases}
-        if self.alias is not None:
+        if self.rollout is not None:
+            entry["rollout"] = self.rollout
+        elif self.alias is not None:
             entry["rollout"] = f'arm {{ label: "{self.alias}" weight: 100 }}'
         return entry
 

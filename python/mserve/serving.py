@@ -254,8 +254,9 @@ def start(models: ModelsArg, **options: Any) -> Server:
             os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "mserve")
         for i, d in enumerate(disk):
             if d["base_path"].startswith("models:/"):
-                src = MlflowSource(d["name"], d["base_path"], cache)
-                disk[i] = {**{k: v for k, v in d.items() if k not in ("policy", "versions", "labels")}, **src.sync()}
+                src = MlflowSource(d["name"], d["base_path"], cache, d.get("rollout"))
+                keep = {k: v for k, v in d.items() if k not in ("policy", "versions", "labels", "rollout")}
+                disk[i] = {**keep, **src.sync()}
                 sources.append(src)
     server = _core.Server.start(core, disk, mem)
     bridge = None

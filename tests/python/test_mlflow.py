@@ -88,3 +88,16 @@ def test_a_pinned_version_and_bad_uris(registry, tmp_path):
     with pytest.raises(mserve.Unavailable, match="no alias 'gold'"):
         mserve.start("models:/fraud@gold", model_name="fraud", port=0, quiet=True,
                      remote_cache_dir=str(tmp_path / "cache"))
+
+
+def test_a_rollout_between_aliases(registry, tmp_path):
+    client, register = registry
+    v1, v2 = register(1.0), register(2.0)
+    client.set_registered_model_alias("fraud", "champion", v1)
+    client.set_registered_model_alias("fraud", "challenger", v2)
+    models = {"fraud": {"base_path": "models:/fraud@champion",
+                        "rollout": {"arms": {"champion": 50, "challenger": 50}}}}
+    with mserve.start(models, port=0, quiet=True, remote_cache_dir=str(tmp_path / "cache")) as s:
+        s.wait_ready()
+        answers = {predict(s.url) for _ in range(200)}
+        assert answers == {1.0, 2.0}

@@ -143,6 +143,17 @@ def test_a_missing_bucket_is_reported(store, tmp_path):
         assert np.isfinite(metric(s.url, "mserve_model_source_failures_total"))
 
 
+def send_body(handler, data, cut):
+    """Sends a 200 answer's body whole, or (cut) half of it and closes the connection."""
+    if not cut:
+        handler.wfile.write(data)
+        return
+    handler.wfile.write(data[: len(data) // 2])
+    handler.wfile.flush()
+    handler.close_connection = True
+    handler.connection.shutdown(2)
+
+
 class WebHdfs:
     """A small WebHDFS server over a local folder: LISTSTATUS and GETFILESTATUS-like listings from
     the namenode, OPEN answered with a 307 to a separate datanode that sends the bytes. Faults:
@@ -170,14 +181,8 @@ class WebHdfs:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                if fs.cut > 0:
-                    fs.cut -= 1
-                    self.wfile.write(data[: len(data) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    self.connection.shutdown(2)
-                    return
-                self.wfile.write(data)
+                cut, fs.cut = fs.cut > 0, max(0, fs.cut - 1)
+                send_body(self, data, cut)
 
             def log_message(self, *a):
                 pass
@@ -286,14 +291,9 @@ class FaultyProxy:
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                if proxy.cut > 0 and "list-type" not in self.path and r.status == 200:
-                    proxy.cut -= 1
-                    self.wfile.write(data[: len(data) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    self.connection.shutdown(2)
-                    return
-                self.wfile.write(data)
+                cut = proxy.cut > 0 and "list-type" not in self.path and r.status == 200
+                proxy.cut -= cut
+                send_body(self, data, cut)
 
             def log_message(self, *a):
                 pass
@@ -323,3 +323,14 @@ def test_s3_throttling_and_cut_downloads_recover(store, tmp_path):
             assert len(objects) == 2 and proxy.slow == proxy.cut == 0
     finally:
         proxy.close()
+
+
+def test_listings_over_a_thousand_keys_are_paged(store, tmp_path):
+    endpoint, s3, _ = store
+    for i in range(1005):
+        s3.put_object(Bucket="zoo", Key=f"m/0-notes/{i:05d}", Body=b"")
+    upload(s3, "m/1/model.onnx", scale_model(6.0))  # listed after the first page
+    with mserve.start(f"s3://{endpoint}/zoo/m", model_name="m", port=0, quiet=True,
+                      remote_cache_dir=str(tmp_path / "cache")) as s:
+        s.wait_ready()
+        assert predict(s.url) == (200, 6.0)

@@ -445,4 +445,16 @@ void HttpServer::stop(int drain_ms) {
   for (auto& [conn, close] : impl_->live) close();
 }
 
+std::vector<std::string> path_segments(const std::string& rest) {
+  std::vector<std::string> seg;
+  for (size_t i = 1; i <= rest.size();) {
+    size_t j = rest.find('/', i);
+    if (j == std::string::npos) j = rest.size();
+    seg.push_back(rest.substr(i, j - i));
+    i = j + 1;
+  }
+  if (!seg.empty() && seg.back().empty()) seg.pop_back();
+  return seg;
+}
+
 }  // namespace mserve::server

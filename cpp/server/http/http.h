@@ -96,4 +96,7 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
+// The segments of a path after a route's prefix: "/a/b/" -> {"a", "b"} (one trailing slash ignored).
+std::vector<std::string> path_segments(const std::string& rest);
+
 }  // namespace mserve::server

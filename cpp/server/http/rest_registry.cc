@@ -53,14 +53,7 @@ void model_json(std::string* o, const ModelManager::RegistryModel& m) {
 void ModelServer::registry(HttpRequest&& req, const std::string& rest, Respond respond) {
   Reply reply(std::move(respond), metrics_.get(), "registry", req, audit_.get());
   if (req.method != "GET") return reply.error(InvalidArgument("the registry is read with GET"));
-  std::vector<std::string> seg;
-  for (size_t i = 1; i <= rest.size();) {
-    size_t j = rest.find('/', i);
-    if (j == std::string::npos) j = rest.size();
-    seg.push_back(rest.substr(i, j - i));
-    i = j + 1;
-  }
-  if (!seg.empty() && seg.back().empty()) seg.pop_back();
+  const std::vector<std::string> seg = path_segments(rest);
   if (seg.size() == 2 || seg.size() > 3 || (seg.size() == 3 && seg[1] != "versions"))
     return reply.error(NotFound("no such endpoint: /v1/registry" + rest));
   const std::string model = seg.size() >= 1 ? seg[0] : "";

@@ -39,14 +39,7 @@ void v2_tensors(std::string* o, const std::vector<Value>& specs) {
 
 void ModelServer::v2(HttpRequest&& req, const std::string& rest, Respond respond) {
   // Split "/models/{m}[/versions/{v}][/tail]" (fixed words are case-insensitive).
-  std::vector<std::string> seg;
-  for (size_t i = 1; i <= rest.size();) {
-    size_t j = rest.find('/', i);
-    if (j == std::string::npos) j = rest.size();
-    seg.push_back(rest.substr(i, j - i));
-    i = j + 1;
-  }
-  if (!seg.empty() && seg.back().empty()) seg.pop_back();
+  const std::vector<std::string> seg = path_segments(rest);
   auto lower = [](std::string s) {
     for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s;
