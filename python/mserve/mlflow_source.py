@@ -108,8 +108,9 @@ class Bridge:
     """Keeps a running server's models:/ models in step with the registry, every `seconds`."""
 
     def __init__(self, sources: list[MlflowSource], entries: list[dict[str, Any]], seconds: float,
-                 reload: Callable[[list[dict[str, Any]]], None]):
+                 reload: Callable[[list[dict[str, Any]]], None], log: Callable[[str], None] | None = None):
         self.sources, self.entries, self.seconds, self.reload = sources, entries, seconds, reload
+        self.log = log
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="mserve-mlflow", daemon=True)
 
@@ -127,8 +128,12 @@ class Bridge:
         for src in self.sources:
             try:
                 entry = src.sync()
+                if src.error and self.log:
+                    self.log(f"model '{src.name}': {src.uri} is readable again")
                 src.error = ""
             except Exception as e:  # the registry or the store: keep serving what is mirrored
+                if str(e) != src.error and self.log:
+                    self.log(f"model '{src.name}': cannot read {src.uri}: {e} (serving what was mirrored)")
                 src.error = str(e)
                 continue
             for i, old in enumerate(self.entries):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -261,7 +262,10 @@ def start(models: ModelsArg, **options: Any) -> Server:
     server = _core.Server.start(core, disk, mem)
     bridge = None
     if sources:
-        bridge = Bridge(sources, disk, float(values["file_system_poll_wait_seconds"]), server.reload_config)
+        def log(line: str) -> None:
+            print(time.strftime("%Y-%m-%d %H:%M:%S"), f"mserve: {line}", file=sys.stderr, flush=True)
+        bridge = Bridge(sources, disk, float(values["file_system_poll_wait_seconds"]), server.reload_config,
+                        None if values["quiet"] else log)
         bridge.start()
     return Server(server, values["host"], bool(values["tls_cert_file"]), bridge)
 

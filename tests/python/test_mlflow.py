@@ -101,3 +101,30 @@ def test_a_rollout_between_aliases(registry, tmp_path):
         s.wait_ready()
         answers = {predict(s.url) for _ in range(200)}
         assert answers == {1.0, 2.0}
+
+
+def test_a_registry_that_fails_keeps_what_is_served():
+    from mserve.mlflow_source import Bridge
+
+    class Flaky:
+        name, uri, error = "fraud", "models:/fraud@champion", ""
+        fail = True
+
+        def sync(self):
+            if self.fail:
+                raise ConnectionError("registry unreachable")
+            return {"name": "fraud", "base_path": "/cache", "versions": [2], "labels": {"champion": 2}}
+
+    entries = [{"name": "fraud", "base_path": "/cache", "versions": [1], "labels": {"champion": 1}}]
+    reloads, lines = [], []
+    src = Flaky()
+    bridge = Bridge([src], entries, 0, lambda e: reloads.append([dict(x) for x in e]), lines.append)
+    bridge.sync_once()
+    bridge.sync_once()  # the same error is logged once
+    assert reloads == [] and entries[0]["versions"] == [1]
+    assert lines == ["model 'fraud': cannot read models:/fraud@champion: registry unreachable "
+                     "(serving what was mirrored)"]
+    src.fail = False
+    bridge.sync_once()
+    assert reloads == [[{"name": "fraud", "base_path": "/cache", "versions": [2], "labels": {"champion": 2}}]]
+    assert lines[-1] == "model 'fraud': models:/fraud@champion is readable again"
