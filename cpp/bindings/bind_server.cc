@@ -211,7 +211,14 @@ void bind_server(py::module_& m) {
             }
             raise_if_error(st);
           },
-          py::arg("models"), "Replaces the models served from disk (as start()'s list), rollouts included.");
+          py::arg("models"), "Replaces the models served from disk (as start()'s list), rollouts included.")
+      .def(
+          "report_source",
+          [](ModelServer& s, const std::string& model, const std::string& uri, const std::string& error) {
+            raise_if_error(s.manager().report_source(model, uri, error.empty() ? Status::OK() : Unavailable(error)));
+          },
+          py::arg("model"), py::arg("uri"), py::arg("error"),
+          "Shows the outcome of a look at a model's outside source (\"\": fine) in its status and metrics.");
 
   m.def(
       "generate_signing_key",

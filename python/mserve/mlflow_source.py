@@ -108,9 +108,10 @@ class Bridge:
     """Keeps a running server's models:/ models in step with the registry, every `seconds`."""
 
     def __init__(self, sources: list[MlflowSource], entries: list[dict[str, Any]], seconds: float,
-                 reload: Callable[[list[dict[str, Any]]], None], log: Callable[[str], None] | None = None):
+                 reload: Callable[[list[dict[str, Any]]], None], log: Callable[[str], None] | None = None,
+                 report: Callable[[str, str, str], None] | None = None):
         self.sources, self.entries, self.seconds, self.reload = sources, entries, seconds, reload
-        self.log = log
+        self.log, self.report = log, report  # report(model, uri, error): the server's status of the source
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="mserve-mlflow", daemon=True)
 
@@ -136,6 +137,9 @@ class Bridge:
                     self.log(f"model '{src.name}': cannot read {src.uri}: {e} (serving what was mirrored)")
                 src.error = str(e)
                 continue
+            finally:
+                if self.report:
+                    self.report(src.name, src.uri, src.error)
             for i, old in enumerate(self.entries):
                 if old["name"] == src.name and old != entry:
                     self.entries[i] = entry

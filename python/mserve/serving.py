@@ -265,7 +265,9 @@ def start(models: ModelsArg, **options: Any) -> Server:
         def log(line: str) -> None:
             print(time.strftime("%Y-%m-%d %H:%M:%S"), f"mserve: {line}", file=sys.stderr, flush=True)
         bridge = Bridge(sources, disk, float(values["file_system_poll_wait_seconds"]), server.reload_config,
-                        None if values["quiet"] else log)
+                        None if values["quiet"] else log, server.report_source)
+        for src in sources:
+            server.report_source(src.name, src.uri, "")
         bridge.start()
     return Server(server, values["host"], bool(values["tls_cert_file"]), bridge)
 

@@ -65,6 +65,9 @@ def test_an_alias_is_served_and_a_moved_alias_swaps(registry, tmp_path):
         assert predict(s.url, "/v1/models/fraud/labels/champion:predict") == 1.0
         reg = requests.get(f"{s.url}/v1/registry/fraud").json()
         assert reg["labels"] == {"champion": str(v1), "challenger": str(v2)}
+        assert reg["source"] == "models:/fraud@champion"
+        src = requests.get(f"{s.url}/v1/models/fraud").json()["source"]
+        assert src["uri"] == "models:/fraud@champion" and src["ok"]
         # Promotion: the champion alias moves to version 2.
         v3 = register(3.0)
         client.set_registered_model_alias("fraud", "champion", v2)
@@ -116,15 +119,18 @@ def test_a_registry_that_fails_keeps_what_is_served():
             return {"name": "fraud", "base_path": "/cache", "versions": [2], "labels": {"champion": 2}}
 
     entries = [{"name": "fraud", "base_path": "/cache", "versions": [1], "labels": {"champion": 1}}]
-    reloads, lines = [], []
+    reloads, lines, reports = [], [], []
     src = Flaky()
-    bridge = Bridge([src], entries, 0, lambda e: reloads.append([dict(x) for x in e]), lines.append)
+    bridge = Bridge([src], entries, 0, lambda e: reloads.append([dict(x) for x in e]), lines.append,
+                    lambda *a: reports.append(a))
     bridge.sync_once()
     bridge.sync_once()  # the same error is logged once
     assert reloads == [] and entries[0]["versions"] == [1]
+    assert reports == [("fraud", "models:/fraud@champion", "registry unreachable")] * 2
     assert lines == ["model 'fraud': cannot read models:/fraud@champion: registry unreachable "
                      "(serving what was mirrored)"]
     src.fail = False
     bridge.sync_once()
     assert reloads == [[{"name": "fraud", "base_path": "/cache", "versions": [2], "labels": {"champion": 2}}]]
     assert lines[-1] == "model 'fraud': models:/fraud@champion is readable again"
+    assert reports[-1] == ("fraud", "models:/fraud@champion", "")

@@ -308,7 +308,7 @@ StatusOr<std::vector<ModelManager::RegistryModel>> ModelManager::registry(const 
     if (!model.empty() && name != model) continue;
     RegistryModel r;
     r.name = name;
-    r.source = m.from_memory ? "memory" : m.config.base_path;
+    r.source = m.from_memory ? "memory" : m.external ? m.external->uri : m.config.base_path;
     r.labels = m.config.labels;
     for (auto it = m.versions.rbegin(); it != m.versions.rend(); ++it)
       r.versions.emplace_back(it->second.status, it->second.servable);
@@ -528,10 +528,23 @@ std::optional<ModelManager::Source> ModelManager::source(const std::string& mode
   {
     std::lock_guard<std::mutex> lk(mu_);
     auto it = models_.find(model);
-    if (it == models_.end() || !it->second.mirror) return std::nullopt;
+    if (it == models_.end()) return std::nullopt;
+    if (!it->second.mirror) return it->second.external;
     mirror = it->second.mirror;
   }
   return Source{mirror->uri(), mirror->state()};
+}
+
+Status ModelManager::report_source(const std::string& model, const std::string& uri, const Status& outcome) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = models_.find(model);
+  if (it == models_.end()) return NotFound("no model '" + model + "'");
+  Source& src = it->second.external ? *it->second.external : it->second.external.emplace();
+  src.uri = uri;
+  src.state.last = outcome;
+  ++src.state.syncs;
+  if (!outcome.ok()) ++src.state.failures;
+  return Status::OK();
 }
 
 std::vector<ModelConfig> ModelManager::config() const {

@@ -116,6 +116,9 @@ class ModelManager {
     Mirror::State state;
   };
   std::optional<Source> source(const std::string& model) const;
+  // For a model whose versions a source outside the manager brings into its folder (an MLflow
+  // registry, python/mserve/mlflow_source.py): the outcome of its latest look, shown as source().
+  Status report_source(const std::string& model, const std::string& uri, const Status& outcome);
 
   // The registry view of the served models (or only `model`): every version known with its state
   // and, while available, its servable (digest, signer, load time ...). NotFound for an unknown
@@ -137,6 +140,7 @@ class ModelManager {
     ModelConfig config;
     bool from_memory = false;
     std::shared_ptr<Mirror> mirror;  // a remote base path's local copy
+    std::optional<Source> external;  // report_source()
     std::map<int64_t, Version> versions;
   };
   void poll_model(const std::string& name);
