@@ -57,15 +57,23 @@ std::string percent(double v) {
 ArmWindow::Slice& ArmWindow::slice(double now) {
   const auto index = static_cast<int64_t>(std::floor(now / slice_seconds_));
   Slice& s = slices_[static_cast<size_t>(((index % kSlices) + kSlices) % kSlices)];
-  if (s.index != index) s = Slice{index};
+  if (s.index.load(std::memory_order_acquire) != index) {
+    std::lock_guard<std::mutex> lk(rotate_mu_);
+    if (s.index.load(std::memory_order_relaxed) != index) {
+      s.requests.store(0, std::memory_order_relaxed);
+      s.errors.store(0, std::memory_order_relaxed);
+      for (auto& b : s.bins) b.store(0, std::memory_order_relaxed);
+      s.index.store(index, std::memory_order_release);
+    }
+  }
   return s;
 }
 
 void ArmWindow::add(double now, bool ok, double seconds) {
   Slice& s = slice(now);
-  ++s.requests;
-  s.errors += !ok;
-  ++s.bins[static_cast<size_t>(latency_bin(seconds))];
+  s.requests.fetch_add(1, std::memory_order_relaxed);
+  if (!ok) s.errors.fetch_add(1, std::memory_order_relaxed);
+  s.bins[static_cast<size_t>(latency_bin(seconds))].fetch_add(1, std::memory_order_relaxed);
 }
 
 ArmWindow::Summary ArmWindow::summary(double now) const {
@@ -73,10 +81,12 @@ ArmWindow::Summary ArmWindow::summary(double now) const {
   Summary out;
   std::array<uint64_t, kBins> bins{};
   for (const Slice& s : slices_) {
-    if (s.index < 0 || s.index > index || s.index <= index - kSlices) continue;
-    out.requests += s.requests;
-    out.errors += s.errors;
-    for (int b = 0; b < kBins; ++b) bins[static_cast<size_t>(b)] += s.bins[static_cast<size_t>(b)];
+    const int64_t at = s.index.load(std::memory_order_acquire);
+    if (at < 0 || at > index || at <= index - kSlices) continue;
+    out.requests += s.requests.load(std::memory_order_relaxed);
+    out.errors += s.errors.load(std::memory_order_relaxed);
+    for (int b = 0; b < kBins; ++b)
+      bins[static_cast<size_t>(b)] += s.bins[static_cast<size_t>(b)].load(std::memory_order_relaxed);
   }
   if (!out.requests) return out;
   const auto rank = static_cast<uint64_t>(std::ceil(0.99 * static_cast<double>(out.requests)));
@@ -102,8 +112,7 @@ RolloutModel::RolloutModel(std::string model, RolloutConfig config, Now now)
   for (const auto& a : config_.arms) total += a.weight;
   for (const auto& a : config_.arms) {
     weight_.push_back(total > 0 ? a.weight * 100 / total : 0);
-    arms_.emplace_back();
-    arms_.back().window = ArmWindow(config_.guard.window_seconds);
+    arms_.push_back(std::make_unique<ArmState>(config_.guard.window_seconds));
   }
   for (size_t i = 1; i < arms_.size(); ++i) order_.push_back(static_cast<int>(i));
   if (!arms_.empty()) order_.push_back(0);
@@ -148,14 +157,19 @@ bool RolloutModel::draw_shadow() const {
 
 std::vector<RolloutEvent> RolloutModel::record(int arm, int64_t version, bool ok, double seconds) {
   const double t = now_();
-  std::lock_guard<std::mutex> lk(mu_);
-  ArmState& a = arms_[static_cast<size_t>(arm)];
+  ArmState& a = *arms_[static_cast<size_t>(arm)];
   a.window.add(t, ok, seconds);
-  a.latency.observe(latency_bounds(), seconds);
-  (ok ? a.ok : a.errors) += 1;
-  a.version = version;
-  if (!config_.guard.enabled || t < next_eval_) return {};
-  next_eval_ = t + std::min(config_.guard.window_seconds / 50, 0.1);
+  const std::vector<double>& bounds = latency_bounds();
+  const auto bucket = static_cast<size_t>(std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin());
+  a.latency[bucket].fetch_add(1, std::memory_order_relaxed);
+  a.latency_ns.fetch_add(static_cast<uint64_t>(std::max(0.0, seconds) * 1e9), std::memory_order_relaxed);
+  (ok ? a.ok : a.errors).fetch_add(1, std::memory_order_relaxed);
+  if (a.version.load(std::memory_order_relaxed) != version) a.version.store(version, std::memory_order_relaxed);
+  // The guard: one thread at a time, at most every window / 50 (or 0.1 s); the others go on.
+  if (!config_.guard.enabled || t < next_eval_.load(std::memory_order_relaxed)) return {};
+  std::unique_lock<std::mutex> lk(mu_, std::try_to_lock);
+  if (!lk.owns_lock() || t < next_eval_.load(std::memory_order_relaxed)) return {};
+  next_eval_.store(t + std::min(config_.guard.window_seconds / 50, 0.1), std::memory_order_relaxed);
   return evaluate_locked(t);
 }
 
@@ -169,11 +183,11 @@ std::vector<RolloutEvent> RolloutModel::evaluate() {
 std::vector<RolloutEvent> RolloutModel::evaluate_locked(double t) {
   const RolloutConfig::Guard& g = config_.guard;
   std::vector<RolloutEvent> events;
-  const ArmWindow::Summary base = arms_[0].window.summary(t);
+  const ArmWindow::Summary base = arms_[0]->window.summary(t);
   const std::string& base_label = config_.arms[0].label;
   std::vector<size_t> healthy;
   for (size_t i = 1; i < arms_.size(); ++i) {
-    ArmState& a = arms_[i];
+    ArmState& a = *arms_[i];
     if (!a.rolled_back.empty() || !(weight_[i] > 0)) continue;
     const ArmWindow::Summary c = a.window.summary(t);
     if (c.requests < g.min_requests) continue;
@@ -208,7 +222,7 @@ std::vector<RolloutEvent> RolloutModel::evaluate_locked(double t) {
       for (size_t i : healthy) {
         const double was = weight_[i];
         weight_[i] += delta / static_cast<double>(healthy.size());
-        events.push_back({model_, config_.arms[i].label, "step", arms_[i].version,
+        events.push_back({model_, config_.arms[i].label, "step", arms_[i]->version.load(std::memory_order_relaxed),
                           "weight " + percent(was) + " -> " + percent(weight_[i])});
       }
       weight_[0] -= delta;
@@ -220,8 +234,7 @@ std::vector<RolloutEvent> RolloutModel::evaluate_locked(double t) {
 }
 
 void RolloutModel::fallback(int arm) {
-  std::lock_guard<std::mutex> lk(mu_);
-  ++arms_[static_cast<size_t>(arm)].fallbacks;
+  arms_[static_cast<size_t>(arm)]->fallbacks.fetch_add(1, std::memory_order_relaxed);
 }
 
 std::vector<double> RolloutModel::weights() const {
@@ -248,18 +261,24 @@ RolloutModel::Snapshot RolloutModel::snapshot() const {
   double total = 0;
   for (const auto& a : config_.arms) total += a.weight;
   for (size_t i = 0; i < arms_.size(); ++i) {
-    const ArmState& a = arms_[i];
+    const ArmState& a = *arms_[i];
     ArmSnapshot o;
     o.label = config_.arms[i].label;
     o.weight = weight_[i];
     o.configured = config_.arms[i].weight * 100 / total;
-    o.ok = a.ok;
-    o.errors = a.errors;
-    o.fallbacks = a.fallbacks;
+    o.ok = a.ok.load(std::memory_order_relaxed);
+    o.errors = a.errors.load(std::memory_order_relaxed);
+    o.fallbacks = a.fallbacks.load(std::memory_order_relaxed);
     o.rollbacks = a.rollbacks;
     o.rolled_back = a.rolled_back;
-    o.version = a.version;
-    o.latency = a.latency;
+    o.version = a.version.load(std::memory_order_relaxed);
+    o.latency.counts.assign(latency_bounds().size(), 0);
+    for (size_t b = 0; b < a.latency.size(); ++b) {
+      const uint64_t n = a.latency[b].load(std::memory_order_relaxed);
+      if (b < o.latency.counts.size()) o.latency.counts[b] = n;
+      o.latency.count += n;
+    }
+    o.latency.sum = static_cast<double>(a.latency_ns.load(std::memory_order_relaxed)) * 1e-9;
     o.window = a.window.summary(t);
     s.arms.push_back(std::move(o));
   }
@@ -283,16 +302,19 @@ Rollouts::Rollouts(Options opts) : opts_(std::move(opts)) {
 Rollouts::~Rollouts() = default;
 
 void Rollouts::configure(const std::vector<ModelConfig>& models) {
-  std::map<std::string, std::shared_ptr<RolloutModel>> next;
+  auto next = std::make_unique<Map>();
   bool shadows = false;
   {
     std::lock_guard<std::mutex> lk(mu_);
+    static const Map kNone;
+    const Map* current = current_.load(std::memory_order_acquire);
+    const Map& before = current ? *current : kNone;
     for (const ModelConfig& m : models) {
       if (!m.rollout) continue;
       shadows |= !m.rollout->shadow.label.empty();
-      auto it = models_.find(m.name);
-      if (it != models_.end() && it->second->config() == *m.rollout) {
-        next.emplace(m.name, it->second);
+      auto it = before.find(m.name);
+      if (it != before.end() && it->second->config() == *m.rollout) {
+        next->emplace(m.name, it->second);
         continue;
       }
       auto r = std::make_shared<RolloutModel>(m.name, *m.rollout, opts_.now);
@@ -305,21 +327,25 @@ void Rollouts::configure(const std::vector<ModelConfig>& models) {
         if (m.rollout->guard.enabled) line += "; guarded";
         opts_.log(line);
       }
-      next.emplace(m.name, std::move(r));
+      next->emplace(m.name, std::move(r));
     }
-    for (const auto& [name, _] : models_)
-      if (!next.count(name) && opts_.log) opts_.log("rollout of '" + name + "' ended");
-    models_.swap(next);
-    any_.store(!models_.empty(), std::memory_order_release);
+    for (const auto& [name, _] : before)
+      if (!next->count(name) && opts_.log) opts_.log("rollout of '" + name + "' ended");
+    if (!shadow_ && shadows) {
+      shadow_ = std::make_unique<ShadowRunner>(opts_.manager);
+      has_shadow_.store(true, std::memory_order_release);
+    }
+    const Map* published = next->empty() ? nullptr : next.get();
+    generations_.push_back(std::move(next));
+    current_.store(published, std::memory_order_release);
   }
-  if (shadows && !shadow_) shadow_ = std::make_unique<ShadowRunner>(opts_.manager);
 }
 
 std::shared_ptr<RolloutModel> Rollouts::find(const std::string& model) const {
-  if (!any_.load(std::memory_order_acquire)) return nullptr;
-  std::lock_guard<std::mutex> lk(mu_);
-  auto it = models_.find(model);
-  return it == models_.end() ? nullptr : it->second;
+  const Map* map = current_.load(std::memory_order_acquire);
+  if (!map) return nullptr;
+  auto it = map->find(model);
+  return it == map->end() ? nullptr : it->second;
 }
 
 const std::string* Rollouts::Ticket::label() const {
@@ -345,7 +371,7 @@ Rollouts::Ticket Rollouts::pick(const std::string& model,
     key = header(sticky);
   t.owner_ = this;
   t.arm_ = t.model_->pick(key);
-  t.shadow_ = shadow_ && t.model_->draw_shadow();
+  t.shadow_ = has_shadow_.load(std::memory_order_acquire) && t.model_->draw_shadow();
   return t;
 }
 
@@ -358,7 +384,7 @@ Rollouts::Ticket Rollouts::fall_back(const Ticket& t) const {
   return b;
 }
 
-bool Rollouts::reserve_shadow(const Ticket& t) const { return t.shadow_ && shadow_ && shadow_->reserve(*t.model_); }
+bool Rollouts::reserve_shadow(const Ticket& t) const { return t.shadow_ && shadow_->reserve(*t.model_); }
 
 void Rollouts::shadow(const Ticket& t, std::vector<Tensor> inputs, std::vector<Tensor> answer) const {
   shadow_->submit(t.model_, std::move(inputs), std::move(answer));
@@ -375,13 +401,8 @@ void Rollouts::report(const std::vector<RolloutEvent>& events) const {
 
 void Rollouts::status_json(const std::string& model, const std::map<std::string, int64_t>& labels,
                            std::string* o) const {
-  std::shared_ptr<RolloutModel> m;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    auto it = models_.find(model);
-    if (it == models_.end()) return;
-    m = it->second;
-  }
+  std::shared_ptr<RolloutModel> m = find(model);
+  if (!m) return;
   const RolloutConfig& c = m->config();
   const RolloutModel::Snapshot s = m->snapshot();
   auto version_of = [&](const std::string& label) {
@@ -434,13 +455,11 @@ void Rollouts::status_json(const std::string& model, const std::map<std::string,
 void Rollouts::prometheus(std::string* o) const {
   std::vector<std::pair<std::string, RolloutModel::Snapshot>> all;
   std::vector<std::string> shadow_labels;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    for (const auto& [name, m] : models_) {
+  if (const Map* map = current_.load(std::memory_order_acquire))
+    for (const auto& [name, m] : *map) {
       all.emplace_back(name, m->snapshot());
       shadow_labels.push_back(m->config().shadow.label);
     }
-  }
   const auto esc = prometheus_escape;
   const auto num = prometheus_number;
   auto family = [o](const char* name, const char* type, const char* help) {

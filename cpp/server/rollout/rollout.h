@@ -35,12 +35,16 @@ class ShadowRunner;
 class ModelManager;
 
 // Requests, errors and a latency histogram over a sliding window of `kSlices` time slices.
+// add() is lock-free (relaxed atomic increments; a slice is cleared under a lock when time moves
+// into it), so concurrent requests never wait on each other; summary() reads what is there.
 class ArmWindow {
  public:
   static constexpr int kSlices = 10;
   // Latency bins: four per octave from 1 µs (bin 0: below 1 µs; the last: everything above).
   static constexpr int kBins = 112;
   explicit ArmWindow(double window_seconds = 60) : slice_seconds_(window_seconds / kSlices) {}
+  ArmWindow(const ArmWindow&) = delete;
+  ArmWindow& operator=(const ArmWindow&) = delete;
   void add(double now, bool ok, double seconds);
   struct Summary {
     uint64_t requests = 0, errors = 0;
@@ -51,13 +55,14 @@ class ArmWindow {
 
  private:
   struct Slice {
-    int64_t index = -1;  // floor(time / slice_seconds); -1: empty
-    uint64_t requests = 0, errors = 0;
-    std::array<uint32_t, kBins> bins{};
+    std::atomic<int64_t> index{-1};  // floor(time / slice_seconds); -1: empty
+    std::atomic<uint64_t> requests{0}, errors{0};
+    std::array<std::atomic<uint32_t>, kBins> bins{};
   };
   Slice& slice(double now);
   double slice_seconds_;
   std::array<Slice, kSlices> slices_;
+  std::mutex rotate_mu_;  // one thread clears a slice time moves into
 };
 
 // Something the guard did, for the log, the audit log and the metrics.
@@ -120,12 +125,15 @@ class RolloutModel {
  private:
   void set_bounds();  // mu_ held: the split's thresholds from weight_
   std::vector<RolloutEvent> evaluate_locked(double now);
+  // What each answer updates: atomics, no lock (latency_ns: the latency histogram's sum).
   struct ArmState {
+    explicit ArmState(double window_seconds) : window(window_seconds) {}
     ArmWindow window;
-    Histogram latency;
-    uint64_t ok = 0, errors = 0, fallbacks = 0, rollbacks = 0;
-    std::string rolled_back;  // why, "" while healthy
-    int64_t version = 0;      // the version that last answered
+    std::array<std::atomic<uint64_t>, 17> latency{};  // latency_bounds() buckets, then +Inf
+    std::atomic<uint64_t> latency_ns{0}, ok{0}, errors{0}, fallbacks{0};
+    std::atomic<int64_t> version{0};  // the version that last answered
+    uint64_t rollbacks = 0;           // mu_
+    std::string rolled_back;          // mu_: why, "" while healthy
   };
   const std::string model_;
   const RolloutConfig config_;
@@ -133,8 +141,9 @@ class RolloutModel {
   const uint64_t seed_;  // the model's name hashed: keys land differently per model
   mutable std::mutex mu_;
   std::vector<double> weight_;  // percent
-  std::vector<ArmState> arms_;
-  double next_eval_ = 0, next_step_ = 0;
+  std::vector<std::unique_ptr<ArmState>> arms_;
+  std::atomic<double> next_eval_{0};
+  double next_step_ = 0;  // mu_
   // The split: arm i takes draws in [upto_[i-1], upto_[i]) of 2^64; canaries first, baseline last.
   std::array<std::atomic<uint64_t>, RolloutConfig::kMaxArms> upto_{};
   std::vector<int> order_;  // arms in split order
@@ -199,13 +208,17 @@ class Rollouts {
   void prometheus(std::string* o) const;
 
  private:
+  using Map = std::map<std::string, std::shared_ptr<RolloutModel>>;
   std::shared_ptr<RolloutModel> find(const std::string& model) const;
   void report(const std::vector<RolloutEvent>& events) const;
   Options opts_;
-  std::atomic<bool> any_{false};
-  mutable std::mutex mu_;
-  std::map<std::string, std::shared_ptr<RolloutModel>> models_;
-  std::unique_ptr<ShadowRunner> shadow_;  // started with the first shadow
+  // The request path reads the current map with one atomic load, no lock: every map configure()
+  // made stays alive until the Rollouts goes (a few per config change).
+  std::atomic<const Map*> current_{nullptr};
+  mutable std::mutex mu_;  // configure() and the status / metrics readers
+  std::vector<std::unique_ptr<const Map>> generations_;
+  std::unique_ptr<ShadowRunner> shadow_;  // started with the first shadow (under mu_), never replaced
+  std::atomic<bool> has_shadow_{false};   // shadow_ is set
 };
 
 }  // namespace mserve::server
