@@ -8,7 +8,8 @@
 //
 // The request path: Rollouts::pick() returns a Ticket (one model lookup, one hash or random draw,
 // no allocation); the front end answers from the servable of the ticket's label and calls
-// Ticket::finish() with the outcome. Models without a rollout cost one relaxed atomic load.
+// Ticket::finish() with the outcome (atomic increments). No lock on the request path; a server
+// without rollouts costs one atomic load.
 //
 // Thread-safety: every method may be called from any thread.
 #pragma once
