@@ -8,6 +8,7 @@
 
 #include "bindings/common.h"
 #include "server/model_server.h"
+#include "server/remote/source.h"
 
 #ifndef MSERVE_VERSION
 #error "MSERVE_VERSION comes from pyproject.toml through CMakeLists.txt"
@@ -285,6 +286,15 @@ void bind_server(py::module_& m) {
         return d;
       },
       "Parses a TensorFlow Serving batching parameters text file's contents into a dict.");
+  m.def(
+      "mirror_dir",
+      [](const std::string& cache_dir, const std::string& model, const std::string& uri) {
+        server::RemoteOptions o;
+        o.cache_dir = cache_dir;
+        return server::mirror_dir(o, model, uri);
+      },
+      py::arg("cache_dir"), py::arg("model"), py::arg("uri"),
+      "The folder a remote base path of a model is mirrored into (cache_dir \"\": the default cache).");
   m.def(
       "parse_model_config",
       [](const std::string& text) {

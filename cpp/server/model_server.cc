@@ -465,41 +465,7 @@ void ModelServer::handle(HttpRequest&& req, Respond respond) {
     for (const auto& sv : manager_->available())
       if (sv->monitor) monitors.push_back(sv->monitor);
     write_drift_metrics(monitors, &r.body);
-    std::string up, failures, bytes;
-    for (const std::string& model : manager_->models()) {
-      auto src = manager_->source(model);
-      if (!src) continue;
-      const std::string l = "{model=\"" + prometheus_escape(model) + "\"} ";
-      up += "mserve_model_source_up" + l + (src->state.last.ok() && src->state.syncs ? "1" : "0") + "\n";
-      failures += "mserve_model_source_failures_total" + l + std::to_string(src->state.failures) + "\n";
-      bytes += "mserve_model_source_downloaded_bytes_total" + l + std::to_string(src->state.downloaded_bytes) + "\n";
-    }
-    if (!up.empty())
-      r.body +=
-          "# HELP mserve_model_source_up 1 when the model's remote base path was last read without error.\n"
-          "# TYPE mserve_model_source_up gauge\n" +
-          up +
-          "# HELP mserve_model_source_failures_total Syncs of a remote base path that failed.\n"
-          "# TYPE mserve_model_source_failures_total counter\n" +
-          failures +
-          "# HELP mserve_model_source_downloaded_bytes_total Bytes of model versions mirrored from a remote base "
-          "path.\n# TYPE mserve_model_source_downloaded_bytes_total counter\n" +
-          bytes;
-    if (payload_) {
-      r.body +=
-          "# HELP mserve_payload_records_total Request and response records of sampled requests, by sink and "
-          "outcome.\n# TYPE mserve_payload_records_total counter\n";
-      for (const auto& [sink, c] : {std::pair{"file", payload_->file_counts()}, {"url", payload_->url_counts()}}) {
-        if (sink == std::string("file") ? !payload_->has_file() : !payload_->has_url()) continue;
-        for (const auto& [outcome, n] : {std::pair{"written", c.written}, {"dropped", c.dropped}, {"failed", c.failed}})
-          r.body += std::string("mserve_payload_records_total{sink=\"") + sink + "\",outcome=\"" + outcome + "\"} " +
-                    std::to_string(n) + "\n";
-      }
-      r.body +=
-          "# HELP mserve_payload_sampled_total Requests sampled into the payload log.\n"
-          "# TYPE mserve_payload_sampled_total counter\nmserve_payload_sampled_total " +
-          std::to_string(payload_->sampled()) + "\n";
-    }
+    if (payload_) payload_->prometheus(&r.body);
     if (audit_) {
       r.body +=
           "# HELP mserve_audit_lines_lost_total Audit log lines not written, by reason.\n"

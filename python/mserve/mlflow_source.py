@@ -4,7 +4,7 @@ the registry is MLflow's tracking / registry URI, ``MLFLOW_TRACKING_URI``).
 
 The registry is read in Python (the MLflow client), on a thread of the serving process; the
 server itself serves a local folder: each version some alias of the model points to (or the one
-pinned version) is downloaded through a temporary folder and renamed into ``<cache>/<version>``,
+pinned version) is downloaded through a temporary folder and renamed into the model's cache folder,
 and the model's config is replaced with those versions, the aliases as TF Serving version labels
 (``labels/champion``), and a one-arm rollout on the alias the base path names, so requests that
 name no version or label go to it (a model's own ``rollout`` block, over its aliases, replaces
@@ -51,8 +51,8 @@ class MlflowSource:
         self.name, self.uri, self.rollout = name, uri, rollout  # rollout: the user's block, if any
         self.registered, self.alias, self.version = parse(uri)
         self.client = MlflowClient()
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
-        self.dir = os.path.join(cache_dir, "models", f"{safe}-mlflow")
+        from . import _core
+        self.dir = _core.mirror_dir(cache_dir, name, uri)  # as the server's own mirrors ("": the default)
         os.makedirs(self.dir, exist_ok=True)
         for entry in os.listdir(self.dir):
             if entry.startswith(".tmp-"):

@@ -251,8 +251,7 @@ def start(models: ModelsArg, **options: Any) -> Server:
     sources = []
     if any(d["base_path"].startswith("models:/") for d in disk):
         from .mlflow_source import Bridge, MlflowSource
-        cache = values["remote_cache_dir"] or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "mserve")
+        cache = values["remote_cache_dir"] or ""
         for i, d in enumerate(disk):
             if d["base_path"].startswith("models:/"):
                 src = MlflowSource(d["name"], d["base_path"], cache, d.get("rollout"))

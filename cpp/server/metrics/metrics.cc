@@ -206,6 +206,25 @@ std::string Metrics::prometheus(const ModelManager& manager, const HttpServer::I
     o += "mserve_device_memory_bytes{device=\"" + esc(name) + "\",kind=\"used\"} " + std::to_string(m->used) + "\n";
     o += "mserve_device_memory_bytes{device=\"" + esc(name) + "\",kind=\"total\"} " + std::to_string(m->total) + "\n";
   }
+  std::string up, failures, bytes;  // models with a remote (or outside) source
+  for (const std::string& model : manager.models()) {
+    auto src = manager.source(model);
+    if (!src) continue;
+    const std::string l = "{model=\"" + esc(model) + "\"} ";
+    up += "mserve_model_source_up" + l + (src->state.last.ok() && src->state.syncs ? "1" : "0") + "\n";
+    failures += "mserve_model_source_failures_total" + l + std::to_string(src->state.failures) + "\n";
+    bytes += "mserve_model_source_downloaded_bytes_total" + l + std::to_string(src->state.downloaded_bytes) + "\n";
+  }
+  if (!up.empty())
+    o += "# HELP mserve_model_source_up 1 when the model's remote base path was last read without error.\n"
+         "# TYPE mserve_model_source_up gauge\n" +
+         up +
+         "# HELP mserve_model_source_failures_total Syncs of a remote base path that failed.\n"
+         "# TYPE mserve_model_source_failures_total counter\n" +
+         failures +
+         "# HELP mserve_model_source_downloaded_bytes_total Bytes of model versions mirrored from a remote base "
+         "path.\n# TYPE mserve_model_source_downloaded_bytes_total counter\n" +
+         bytes;
   o += "# HELP mserve_queue_rows Rows waiting in a batching queue.\n";
   o += "# TYPE mserve_queue_rows gauge\n";
   for (const auto& s : manager.available())

@@ -6,6 +6,7 @@
 #include <deque>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include "server/codec/json.h"
 #include "server/codec/protocol.h"
@@ -130,8 +131,6 @@ PayloadLog::~PayloadLog() {
   if (poster_) poster_->stop();
 }
 
-bool PayloadLog::has_url() const { return poster_ != nullptr; }
-
 void PayloadLog::configure(const std::vector<ModelConfig>& models) {
   std::map<std::string, Rule> rules;
   for (const ModelConfig& m : models)
@@ -185,6 +184,23 @@ void PayloadLog::record(std::string_view id, const std::string& model, int64_t v
                    outputs ? "org.kubeflow.serving.inference.response" : "org.kubeflow.serving.inference.request",
                    model, time, file_ ? body : std::move(body)});
   if (file_) file_->write(std::move(body) + "\n");
+}
+
+void PayloadLog::prometheus(std::string* o) const {
+  *o +=
+      "# HELP mserve_payload_records_total Request and response records of sampled requests, by sink and "
+      "outcome.\n# TYPE mserve_payload_records_total counter\n";
+  for (const auto& [sink, c, on] :
+       {std::tuple{"file", file_counts(), file_ != nullptr}, {"url", url_counts(), poster_ != nullptr}}) {
+    if (!on) continue;
+    for (const auto& [outcome, n] : {std::pair{"written", c.written}, {"dropped", c.dropped}, {"failed", c.failed}})
+      *o += std::string("mserve_payload_records_total{sink=\"") + sink + "\",outcome=\"" + outcome + "\"} " +
+            std::to_string(n) + "\n";
+  }
+  *o +=
+      "# HELP mserve_payload_sampled_total Requests sampled into the payload log.\n"
+      "# TYPE mserve_payload_sampled_total counter\nmserve_payload_sampled_total " +
+      std::to_string(sampled_.load()) + "\n";
 }
 
 PayloadLog::Counts PayloadLog::file_counts() const {

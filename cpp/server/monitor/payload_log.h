@@ -66,9 +66,8 @@ class PayloadLog {
   };
   Counts file_counts() const;
   Counts url_counts() const;
-  bool has_file() const { return file_ != nullptr; }
-  bool has_url() const;
-  int64_t sampled() const { return sampled_; }
+  // mserve_payload_records_total{sink,outcome} and mserve_payload_sampled_total, appended.
+  void prometheus(std::string* o) const;
 
   struct Poster;  // the URL sink
 

@@ -39,6 +39,10 @@ int latency_bin(double seconds) {
 
 double bin_upper(int b) { return kMinLatency * std::exp2(b / 4.0); }
 
+// RolloutModel::ShadowOutcome's names, in its order (status JSON keys, metric labels).
+const char* const kShadowOutcomeNames[RolloutModel::kShadowOutcomes] = {"compared", "dropped", "failed", "unavailable",
+                                                                        "mismatched"};
+
 const std::vector<double>& diff_bounds() {
   static const std::vector<double> b = {0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10, 100};
   return b;
@@ -434,9 +438,8 @@ void Rollouts::status_json(const std::string& model, const std::map<std::string,
     json_string(o, c.shadow.label);
     *o += ",\"version\":\"" + version_of(c.shadow.label) + "\",\"percent\":" + num(c.shadow.percent) +
           ",\"queue\":" + std::to_string(c.shadow.queue) + ",\"queued\":" + std::to_string(s.shadow_queued);
-    const char* names[] = {"compared", "dropped", "failed", "unavailable", "mismatched"};
     for (int k = 0; k < RolloutModel::kShadowOutcomes; ++k)
-      *o += std::string(",\"") + names[k] + "\":" + std::to_string(s.shadow[static_cast<size_t>(k)]);
+      *o += std::string(",\"") + kShadowOutcomeNames[k] + "\":" + std::to_string(s.shadow[static_cast<size_t>(k)]);
     *o += ",\"argmax_rows\":" + std::to_string(s.argmax_rows) + ",\"argmax_agree\":" + std::to_string(s.argmax_agree) +
           "}";
   }
@@ -498,12 +501,11 @@ void Rollouts::prometheus(std::string* o) const {
   family("mserve_shadow_requests_total", "counter",
          "Requests mirrored to a shadow label, by outcome (compared, dropped: queue full, failed: the shadow's "
          "run failed, unavailable: no version, mismatched: other output shapes).");
-  const char* outcomes[] = {"compared", "dropped", "failed", "unavailable", "mismatched"};
   for (size_t k = 0; k < all.size(); ++k) {
     if (shadow_labels[k].empty()) continue;
     const std::string l = "model=\"" + esc(all[k].first) + "\",label=\"" + esc(shadow_labels[k]) + "\"";
     for (int j = 0; j < RolloutModel::kShadowOutcomes; ++j)
-      *o += "mserve_shadow_requests_total{" + l + ",outcome=\"" + outcomes[j] + "\"} " +
+      *o += "mserve_shadow_requests_total{" + l + ",outcome=\"" + kShadowOutcomeNames[j] + "\"} " +
             std::to_string(all[k].second.shadow[static_cast<size_t>(j)]) + "\n";
   }
   family("mserve_shadow_queue_requests", "gauge", "Mirrored requests waiting for the shadow.");
