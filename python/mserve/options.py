@@ -334,7 +334,7 @@ def core_options(values: Mapping[str, Any], model_config_file: str = "") -> _cor
 
 # Flags of the CLI that are not options: they say which models to serve.
 _MODEL_FLAGS: tuple[tuple[str, str], ...] = (
-    ("--model_base_path", "a folder of numbered versions, or one .onnx file"),
+    ("--model_base_path", "a folder of numbered versions, a folder holding model.onnx (version 1), or one .onnx file"),
     ("--model_config_file", "a model_config_list text file (several models)"),
     ("--batching_parameters_file", "BatchingParameters text file (with --enable_batching)"),
 )

@@ -54,6 +54,21 @@ def test_new_version_replaces_old_and_removed_version_unloads(tmp_path):
         assert states(s.url)[2] == "END"
 
 
+def test_folder_holding_the_model_file_is_version_1_until_version_folders_appear(tmp_path):
+    """KServe's /mnt/models: the storage URI's files copied into the base path itself."""
+    import onnx
+    base = tmp_path / "m"
+    base.mkdir()
+    onnx.save(scale_model(5.0), str(base / "model.onnx"))
+    with mserve.start(str(base), model_name="m", port=0, quiet=True, file_system_poll_wait_seconds=0) as s:
+        assert factor(s.url) == 5.0
+        assert states(s.url) == {1: "AVAILABLE"}
+        write_version(base, 4, scale_model(4.0))  # numbered folders take over
+        s.poll()
+        assert factor(s.url) == 4.0
+        assert states(s.url)[4] == "AVAILABLE"
+
+
 def test_versions_gone_from_disk_are_forgotten_with_their_metrics(tmp_path):
     """Swapping versions for a long time keeps the status list and the metrics bounded: a version
     whose folder is gone is reported END for one poll, then forgotten with its series."""

@@ -357,6 +357,12 @@ void ModelManager::poll_model(const std::string& name) {
       else
         on_disk[v] = file;
     }
+    // A folder holding the model file itself and no version folders (KServe's /mnt/models, where
+    // the storage initializer copies what the storage URI holds) serves that file as version 1.
+    if (on_disk.empty() && not_ready.empty()) {
+      std::string why, file = model_file_in(base, &why);
+      if (!file.empty()) on_disk[1] = file;
+    }
   }
   // The aspired versions under the policy.
   std::set<int64_t> aspired;
