@@ -1,0 +1,192 @@
+"""deploy/kserve: every manifest validates against KServe's CRD schemas (../shared/kserve-crds, or
+$MSERVE_KSERVE_CRDS), strictly as kubeconform does (unknown fields are errors; int-or-string is
+integer or string); and the runtime's container command, run on this host as the manifest says
+(its env expanded, /mnt/models holding a model), answers a v2 client over REST and gRPC on the
+ports the manifest declares, once its readiness probe passes. The server runs in a network
+namespace of its own, so those fixed ports never meet another process's."""
+import copy
+import os
+import pathlib
+import re
+import shlex
+import subprocess
+import sys
+import textwrap
+
+import jsonschema
+import onnx
+import pytest
+import yaml
+
+from serve_util import scale_model
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+MANIFESTS = sorted((ROOT / "deploy" / "kserve").glob("*.yaml"))
+CRDS = pathlib.Path(os.environ.get("MSERVE_KSERVE_CRDS", ROOT.parent / "shared" / "kserve-crds"))
+
+
+def strict(schema):
+    """The CRD schema as kubeconform's strict mode reads it."""
+    s = copy.deepcopy(schema)
+
+    def walk(node):
+        if isinstance(node, list):
+            for n in node:
+                walk(n)
+            return
+        if not isinstance(node, dict):
+            return
+        if node.get("x-kubernetes-int-or-string"):
+            node.pop("type", None)
+            node["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+        if "properties" in node and "additionalProperties" not in node and \
+                not node.get("x-kubernetes-preserve-unknown-fields"):
+            node["additionalProperties"] = False
+        for v in node.values():
+            walk(v)
+
+    walk(s)
+    return s
+
+
+@pytest.fixture(scope="module")
+def validators():
+    if not CRDS.is_dir():
+        pytest.fail(f"KServe CRD schemas not found at {CRDS} (set MSERVE_KSERVE_CRDS)")
+    out = {}
+    for f in CRDS.glob("*.yaml"):
+        crd = yaml.safe_load(f.read_text())
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for v in crd["spec"]["versions"]:
+            out[(f"{group}/{v['name']}", kind)] = jsonschema.Draft7Validator(strict(v["schema"]["openAPIV3Schema"]))
+    return out
+
+
+def errors(validators, doc):
+    key = (doc.get("apiVersion"), doc.get("kind"))
+    assert key in validators, f"no CRD for {key}"
+    found = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validators[key].iter_errors(doc)]
+    name = doc.get("metadata", {}).get("name", "")
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", name):
+        found.append(f"metadata.name {name!r} is not a DNS-1123 label")
+    return found
+
+
+def docs():
+    for path in MANIFESTS:
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                yield path.name, doc
+
+
+def test_there_are_manifests():
+    kinds = {doc["kind"] for _, doc in docs()}
+    assert {"ClusterServingRuntime", "InferenceService"} <= kinds
+
+
+@pytest.mark.parametrize("name,doc", list(docs()), ids=lambda v: v if isinstance(v, str) else "")
+def test_manifest_is_valid_against_the_crd(validators, name, doc):
+    assert errors(validators, doc) == []
+
+
+def test_validation_is_strict(validators):
+    """Misspelt fields, wrong types and int-or-string are caught, so the check above can fail."""
+    runtime = next(doc for _, doc in docs() if doc["kind"] == "ClusterServingRuntime")
+    bad = copy.deepcopy(runtime)
+    bad["spec"]["containers"][0]["readinessProbe"]["httpGet"]["prot"] = 8080
+    assert any("prot" in e for e in errors(validators, bad))
+    bad = copy.deepcopy(runtime)
+    bad["spec"]["supportedModelFormats"][0]["autoSelect"] = "yes"
+    assert errors(validators, bad)
+    ok = copy.deepcopy(runtime)
+    ok["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"] = "http1"  # int-or-string
+    assert errors(validators, ok) == []
+    isvc = next(doc for _, doc in docs() if doc.get("spec", {}).get("predictor", {}).get("canaryTrafficPercent"))
+    bad = copy.deepcopy(isvc)
+    bad["spec"]["predictor"]["model"]["storageURI"] = "s3://x"
+    assert errors(validators, bad)
+
+
+def test_canary_example_splits_traffic_and_uses_the_runtime():
+    runtime = next(doc for _, doc in docs() if doc["kind"] == "ClusterServingRuntime")
+    isvcs = [doc for _, doc in docs() if doc["kind"] == "InferenceService"]
+    assert any(0 < d["spec"]["predictor"].get("canaryTrafficPercent", 0) < 100 for d in isvcs)
+    for d in isvcs:
+        model = d["spec"]["predictor"]["model"]
+        assert model["runtime"] == runtime["metadata"]["name"]
+        assert model["modelFormat"]["name"] in {f["name"] for f in runtime["spec"]["supportedModelFormats"]}
+        assert model["protocolVersion"] in runtime["spec"]["protocolVersions"]
+
+
+def container_command(container, env, model_dir, name):
+    """The container's command line as the kubelet runs it: $(VAR) expanded from its env (here
+    resourceFieldRef limits.cpu, rounded up as the kubelet does with divisor 1), KServe's
+    {{.Name}} and /mnt/models replaced."""
+    values = dict(env)
+    for e in container.get("env", []):
+        if "value" in e:
+            values[e["name"]] = e["value"]
+        else:
+            ref = e["valueFrom"]["resourceFieldRef"]
+            kind, res = ref["resource"].split(".")
+            q = str(container["resources"][kind][res])
+            values[e["name"]] = str(-(-int(q[:-1]) // 1000)) if q.endswith("m") else str(int(float(q) + 0.999))
+    words = container["command"] + container["args"]
+    words = [re.sub(r"\$\((\w+)\)", lambda m: values[m.group(1)], w) for w in words]
+    return [w.replace("{{.Name}}", name).replace("/mnt/models", str(model_dir)) for w in words]
+
+
+CLIENT = textwrap.dedent("""
+    import sys, time, urllib.request
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+    import tritonclient.http as httpclient
+    ready, http_port, grpc_port, name = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    deadline = time.monotonic() + 60
+    while True:  # the manifest's readiness probe
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{http_port}{ready}", timeout=5).status == 200:
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "never ready"
+        time.sleep(0.1)
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    h = httpclient.InferenceServerClient(f"127.0.0.1:{http_port}")
+    i = httpclient.InferInput("x", [2, 4], "FP32"); i.set_data_from_numpy(x)
+    np.testing.assert_allclose(h.infer(name, [i]).as_numpy("y"), x * 2.5)
+    g = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+    assert g.is_server_ready() and g.is_model_ready(name)
+    i = grpcclient.InferInput("x", [2, 4], "FP32"); i.set_data_from_numpy(x)
+    np.testing.assert_allclose(g.infer(name, [i]).as_numpy("y"), x * 2.5)
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{http_port}{sys.argv[5]}", timeout=5).read().decode()
+    assert "mserve_" in metrics
+    print("answered")
+""")
+
+
+@pytest.mark.slow
+def test_runtime_container_answers_a_v2_client_on_the_declared_ports(tmp_path):
+    runtime = next(doc for _, doc in docs() if doc["kind"] == "ClusterServingRuntime")
+    container = runtime["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    probe = container["readinessProbe"]["httpGet"]
+    assert probe["port"] == ports["http1"]
+    model_dir = tmp_path / "mnt-models"  # what the storage initializer leaves: the version's files
+    model_dir.mkdir()
+    onnx.save(scale_model(2.5), str(model_dir / "model.onnx"))
+    bindir = pathlib.Path(sys.executable).parent  # the `mserve` console script of this environment
+    cmd = container_command(container, {}, model_dir, "mlp")
+    assert cmd[0] == "mserve" and (bindir / "mserve").exists()
+    cmd[0] = str(bindir / "mserve")
+    annotations = runtime["spec"]["annotations"]
+    assert int(annotations["prometheus.kserve.io/port"]) == ports["http1"]
+    client = [sys.executable, "-c", CLIENT, probe["path"], str(ports["http1"]), str(ports["grpc"]), "mlp",
+              annotations["prometheus.kserve.io/path"]]
+    script = ("ip link set lo up && { \"$@\" & } && server=$! && "
+              f"{shlex.join(client)}; rc=$?; kill -TERM $server; wait $server; exit $rc")
+    r = subprocess.run(["unshare", "--net", "--fork", "sh", "-c", script, "sh", *cmd], capture_output=True,
+                       text=True, timeout=180, env=dict(os.environ, PYTHONPATH=str(ROOT / "tests" / "python")))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "answered" in r.stdout
+    assert "tensorflow_intra_op_parallelism=2" in " ".join(cmd)  # limits.cpu "2"
