@@ -21,7 +21,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python tests/cpp -type f \( -name '*.cc' -o -name '*.h' \
 	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' -o -name '*.proto' \))
 
-.PHONY: all build wheel sdist test-wheel test-gpu-build gpu-bundle bench-gpu test test-fast lint typecheck test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-real bench-load bench-serve docs node-expectations zoo zoo-real zoo-keras clean apt-deps
+.PHONY: all build wheel sdist test-wheel test-image test-gpu-build gpu-bundle bench-gpu test test-fast lint typecheck test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-real bench-load bench-serve docs node-expectations zoo zoo-real zoo-keras clean apt-deps
 all: build
 
 apt-deps:
@@ -67,7 +67,7 @@ test-fuzz: fuzz-build
 fuzz: fuzz-build
 	FUZZ_SEED=0 tests/cpp/fuzz/run.sh 600
 
-test: lint typecheck test-cpp test-python test-gpu-build test-wheel test-fuzz
+test: lint typecheck test-cpp test-python test-gpu-build test-wheel test-image test-fuzz
 
 # The CUDA code builds with the rest wherever nvcc is (CMake's MSERVE_CUDA=AUTO); this adds the
 # check that no kernel spills registers (ptxas -v). The arithmetic the kernels share with the CPU
@@ -132,6 +132,13 @@ sdist: $(VENV)/.wheel-tools
 test-wheel: wheel
 	tests/wheel/check.sh $(abspath $(PY)) dist/mserve-*-cp311-*.whl
 	tests/wheel/check.sh $(abspath $(PY312)) dist/mserve-*-cp312-*.whl
+
+# The container image (deploy/docker) built from the cp311 wheel and run with podman over a Debian
+# root filesystem made with debootstrap (tests/deploy/test_image.py); those three are installed here.
+IMAGE_APT_PACKAGES := podman runc debootstrap
+test-image: wheel
+	@$(MAKE) --no-print-directory apt-deps APT_PACKAGES="$(IMAGE_APT_PACKAGES)"
+	$(PY) -m pytest -q -p no:cacheprovider tests/deploy
 
 # The edit loop: the C++ tests and the Python suite without the slow tier (the model zoo, the
 # notebooks, the ONNX node suite, soak-style server tests; see tests/python/conftest.py).

@@ -40,3 +40,17 @@ def string_model():
                        helper.make_node("Identity", ["s"], ["s_bytes"])],
                       [("s", TensorProto.STRING, ["batch"])],
                       [("up", TensorProto.STRING, ["batch"]), ("s_bytes", TensorProto.STRING, ["batch"])])
+
+
+def run_in_own_network(server_cmd, client_cmd, env=None, timeout=180):
+    """Runs `server_cmd` in the background and then `client_cmd` in a network namespace of their
+    own (loopback only), so servers on fixed ports (8500/8501, 8080/8081) never meet another
+    process's; the server gets SIGTERM when the client ends. The CompletedProcess of the whole
+    (the client's exit code, and the server's if the client succeeded; text output)."""
+    import shlex
+    import subprocess
+    script = ("ip link set lo up && { \"$@\" & } && server=$! && "
+              f"{shlex.join(client_cmd)}; rc=$?; kill -TERM $server; wait $server; src=$?; "
+              "[ $rc -ne 0 ] && exit $rc; exit $src")
+    return subprocess.run(["unshare", "--net", "--fork", "sh", "-c", script, "sh", *server_cmd],
+                          capture_output=True, text=True, timeout=timeout, env=env)

@@ -2,14 +2,12 @@
 $MSERVE_KSERVE_CRDS), strictly as kubeconform does (unknown fields are errors; int-or-string is
 integer or string); and the runtime's container command, run on this host as the manifest says
 (its env expanded, /mnt/models holding a model), answers a v2 client over REST and gRPC on the
-ports the manifest declares, once its readiness probe passes. The server runs in a network
-namespace of its own, so those fixed ports never meet another process's."""
+ports the manifest declares, once its readiness probe passes (in a network namespace of its own:
+serve_util.run_in_own_network)."""
 import copy
 import os
 import pathlib
 import re
-import shlex
-import subprocess
 import sys
 import textwrap
 
@@ -18,7 +16,7 @@ import onnx
 import pytest
 import yaml
 
-from serve_util import scale_model
+from serve_util import run_in_own_network, scale_model
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MANIFESTS = sorted((ROOT / "deploy" / "kserve").glob("*.yaml"))
@@ -183,10 +181,7 @@ def test_runtime_container_answers_a_v2_client_on_the_declared_ports(tmp_path):
     assert int(annotations["prometheus.kserve.io/port"]) == ports["http1"]
     client = [sys.executable, "-c", CLIENT, probe["path"], str(ports["http1"]), str(ports["grpc"]), "mlp",
               annotations["prometheus.kserve.io/path"]]
-    script = ("ip link set lo up && { \"$@\" & } && server=$! && "
-              f"{shlex.join(client)}; rc=$?; kill -TERM $server; wait $server; exit $rc")
-    r = subprocess.run(["unshare", "--net", "--fork", "sh", "-c", script, "sh", *cmd], capture_output=True,
-                       text=True, timeout=180, env=dict(os.environ, PYTHONPATH=str(ROOT / "tests" / "python")))
+    r = run_in_own_network(cmd, client)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "answered" in r.stdout
     assert "tensorflow_intra_op_parallelism=2" in " ".join(cmd)  # limits.cpu "2"
