@@ -21,7 +21,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 SOURCES := CMakeLists.txt pyproject.toml $(shell find cpp python tests/cpp -type f \( -name '*.cc' -o -name '*.h' \
 	-o -name '*.inc' -o -name '*.cu' -o -name '*.cuh' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' -o -name '*.proto' \))
 
-.PHONY: all build wheel sdist test-wheel test-image test-gpu-build gpu-bundle bench-gpu test test-fast lint typecheck test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-real bench-load bench-serve docs node-expectations zoo zoo-real zoo-keras clean apt-deps
+.PHONY: all build wheel sdist test-wheel test-image test-gpu-build gpu-bundle bench-gpu test test-fast lint typecheck test-cpp test-python test-fuzz fuzz fuzz-build test-asan soak demo serve bench bench-real bench-load bench-serve bench-ray docs node-expectations zoo zoo-real zoo-keras clean apt-deps
 all: build
 
 apt-deps:
@@ -211,6 +211,11 @@ bench-load: build
 bench-serve: build
 	@$(PY) -c "import fastapi, uvicorn, simdjson" 2>/dev/null || $(PY) -m pip install -q fastapi uvicorn pysimdjson
 	$(PY) bench/bench_serve.py
+
+# Ray Serve's cost: the mlp behind mserve's Ray deployment, behind mserve serve, and behind a Ray
+# deployment wrapping onnxruntime (wrk at concurrency 1, 8, 64).
+bench-ray: build
+	$(PY) bench/bench_ray.py
 
 # The server under mixed valid, invalid and oversized traffic with version swaps for SOAK_MINUTES;
 # reports requests, errors by kind, p50/p99, RSS over time (build/soak.png). Passes with zero

@@ -118,3 +118,18 @@ def test_v2_binary_round_trip(served):
     np.testing.assert_array_equal(np.frombuffer(data[n:], np.float32).reshape(2, 4), x * 1.5)
     with pytest.raises(InvalidArgument, match="past"):
         _wire.decode_v2(models["scale"], head + x.tobytes()[:-4], str(len(head)))
+
+
+def test_ray_app_builder_reads_cli_strings(served, tmp_path):
+    pytest.importorskip("ray.serve")
+    import onnx
+
+    from mserve.integrations.ray import app
+    path = str(tmp_path / "m.onnx")
+    onnx.save(scale_model(2.0), path)
+    bound = app({"model": path, "name": "m", "threads": "2", "max_batch_size": "8", "batch_wait_timeout_s": "0.001"})
+    assert type(bound).__name__ == "Application"
+    with pytest.raises(InvalidArgument, match="unknown arg"):
+        app({"model": path, "thread": "2"})
+    with pytest.raises(InvalidArgument, match="threads: 'two' is not a number"):
+        app({"model": path, "threads": "two"})

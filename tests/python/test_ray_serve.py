@@ -48,7 +48,7 @@ def models(tmp_path_factory):
 
 def serve_config(models, port, user_config):
     """A Serve config as `serve deploy` and KubeRay's RayService send it: the scale app (two
-    replicas, one per node) and the two-input app."""
+    replicas, one per node) and the two-input app (autoscaled from one replica to two)."""
     return {"http_options": {"host": "127.0.0.1", "port": port},
             "applications": [
                 {"name": APP, "route_prefix": "/", "import_path": "mserve.integrations.ray:app",
@@ -58,8 +58,10 @@ def serve_config(models, port, user_config):
                                   "user_config": user_config}]},
                 {"name": "two_io", "route_prefix": "/two", "import_path": "mserve.integrations.ray:app",
                  "args": {"model": models["two_io"], "name": "two_io", "threads": 1},
-                 "deployments": [{"name": "ModelDeployment", "num_replicas": 1,
-                                  "ray_actor_options": {"num_cpus": 0}}]}]}
+                 "deployments": [{"name": "ModelDeployment", "ray_actor_options": {"num_cpus": 0},
+                                  "autoscaling_config": {"min_replicas": 1, "max_replicas": 2,
+                                                         "target_ongoing_requests": 1, "upscale_delay_s": 0,
+                                                         "downscale_delay_s": 600, "look_back_period_s": 1}}]}]}
 
 
 def deploy(cluster, user_config, want="RUNNING", timeout=120):
@@ -279,6 +281,40 @@ def test_two_input_model_rows_and_columns(cluster, models):
     r = requests.post(f"{url}/two/v1/models/two_io:predict", json={"inputs": {"a": a.tolist(), "b": b.tolist()}},
                       timeout=30)
     assert r.json()["outputs"]["flag"] == (a > b).tolist()
+
+
+def test_autoscaling_adds_a_replica_under_load(cluster):
+    url = cluster["url"]
+
+    def replicas():
+        states = serve.status().applications["two_io"].deployments["ModelDeployment"].replica_states
+        return sum(n for state, n in states.items() if str(getattr(state, "value", state)) == "RUNNING")
+
+    assert replicas() == 1
+    stop = threading.Event()
+    failures = []
+    body = {"inputs": {"a": [[1, 2, 3]] * 64, "b": [[3, 2, 1]] * 64}}
+
+    def client():
+        s = requests.Session()
+        while not stop.is_set():
+            r = s.post(f"{url}/two/v1/models/two_io:predict", json=body, timeout=60)
+            if r.status_code != 200:
+                failures.append(r.text[:200])
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    try:
+        while replicas() < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert replicas() == 2
+    assert not failures, failures[:3]
 
 
 def test_shutdown_is_bounded(cluster):

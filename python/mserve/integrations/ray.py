@@ -152,7 +152,10 @@ class ModelDeployment:
 
     async def _submit(self, item: _Item) -> list[Any]:
         self._stats["requests"] += 1
-        result = await self._run_batch(item)
+        if item.rows() > self._batching[0]:  # larger than a batch: runs alone, as it came
+            result = (await asyncio.to_thread(_run_items, [item]))[0]
+        else:
+            result = await self._run_batch(item)
         if isinstance(result, BaseException):
             raise result
         return list(result)
