@@ -133,8 +133,10 @@ test-wheel: wheel
 	tests/wheel/check.sh $(abspath $(PY)) dist/mserve-*-cp311-*.whl
 	tests/wheel/check.sh $(abspath $(PY312)) dist/mserve-*-cp312-*.whl
 
-# The container image (deploy/docker) built from the cp311 wheel and run with podman over a Debian
-# root filesystem made with debootstrap (tests/deploy/test_image.py); those three are installed here.
+# The container image (deploy/docker) built from the cp311 wheel, and from source as `docker build`
+# does by default, and run with podman over a Debian root filesystem made with debootstrap
+# (tests/deploy/test_image.py; about 5 minutes, most of it the source build); those three tools are
+# installed here.
 IMAGE_APT_PACKAGES := podman runc debootstrap
 test-image: wheel
 	@$(MAKE) --no-print-directory apt-deps APT_PACKAGES="$(IMAGE_APT_PACKAGES)"

@@ -2,7 +2,9 @@
 Debian root filesystem made here with debootstrap (no base image can be pulled) and the wheel
 `make wheel` left in dist/: TensorFlow Serving's tutorial request on 8501, gRPC on 8500, the
 image's health check, a non-root user on a read-only root filesystem, extra arguments appended,
-the KServe runtime's command (deploy/kserve) in the image, and a clean exit on `podman stop`.
+the KServe runtime's command (deploy/kserve) in the image, and a clean exit on `podman stop`; and
+the image as `docker build` makes it by default, with the wheel built inside from the checkout
+(a few minutes the first time; podman caches its layers).
 Run by `make test-image` (part of `make test`).
 
 On these machines crun refuses to start containers (cgroups v1 in hybrid mode), and the default
@@ -62,20 +64,23 @@ def base_image():
     return BASE
 
 
-@pytest.fixture(scope="module")
-def image():
+def build(tag, *args):
     for tool in ("podman", "runc", "debootstrap"):
         assert shutil.which(tool), f"{tool} is missing (make test-image installs it)"
-    wheels = sorted(ROOT.glob("dist/mserve-*-cp311-*.whl"))
-    assert wheels, "no cp311 wheel in dist/ (make wheel)"
     cmd = ["podman", "build", "--isolation=chroot", "--network=host", "--format", "docker",
-           "--build-arg", f"BASE={base_image()}", "--build-arg", "WHEEL_FROM=dist",
-           "-f", str(ROOT / "deploy/docker/Dockerfile"), "-t", IMAGE]
+           "--build-arg", f"BASE={base_image()}", *args, "-f", str(ROOT / "deploy/docker/Dockerfile"), "-t", tag]
     ca = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt"
     if os.path.isfile(ca):  # this machine's CA bundle, for pip behind a TLS-inspecting proxy
         cmd += ["--secret", f"id=ca,src={ca}"]
-    sh(*cmd, str(ROOT), timeout=1200)
-    return IMAGE
+    sh(*cmd, str(ROOT), timeout=1800)
+    return tag
+
+
+@pytest.fixture(scope="module")
+def image():
+    """The image from the wheel `make wheel` built (what the other tests run)."""
+    assert sorted(ROOT.glob("dist/mserve-*-cp311-*.whl")), "no cp311 wheel in dist/ (make wheel)"
+    return build(IMAGE, "--build-arg", "WHEEL_FROM=dist")
 
 
 @pytest.fixture
@@ -127,6 +132,20 @@ def test_tf_serving_tutorial_in_the_image(image, models):
     finally:
         code, logs = c.stop()
     assert code == 0, logs  # SIGTERM: drained and exited cleanly
+
+
+def test_image_builds_the_wheel_from_source(models):
+    """`docker build` as a user runs it: the wheel built in the image from the checkout (buildah
+    picks stages before reading WHEEL_FROM, hence --skip-unused-stages=false)."""
+    tag = build("localhost/mserve:test-source", "--skip-unused-stages=false")
+    c = Container(["-v", f"{models / 'half_plus_two'}:/models/half_plus_two:ro", "-e", "MODEL_NAME=half_plus_two",
+                   tag], [8501])
+    try:
+        c.wait_healthy()
+        assert predict(c.ports[8501], "half_plus_two") == '{"predictions":[2.5,3,4.5]}'
+    finally:
+        code, logs = c.stop()
+    assert code == 0, logs
 
 
 def test_extra_arguments_reach_the_server(image, models):
