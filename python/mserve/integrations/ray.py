@@ -178,6 +178,8 @@ class ModelDeployment:
             return _error(404, str(e))
         except Error as e:
             return _error(500, str(e))
+        except Exception as e:  # a bug, not the request: still an answer that says what happened
+            return _error(500, f"{type(e).__name__}: {e}")
 
     def _check(self, name: str, version: str | None) -> _Loaded:
         loaded = self._current()
