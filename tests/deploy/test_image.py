@@ -138,14 +138,20 @@ def test_image_builds_the_wheel_from_source(models):
     """`docker build` as a user runs it: the wheel built in the image from the checkout (buildah
     picks stages before reading WHEEL_FROM, hence --skip-unused-stages=false)."""
     tag = build("localhost/mserve:test-source", "--skip-unused-stages=false")
-    c = Container(["-v", f"{models / 'half_plus_two'}:/models/half_plus_two:ro", "-e", "MODEL_NAME=half_plus_two",
-                   tag], [8501])
     try:
-        c.wait_healthy()
-        assert predict(c.ports[8501], "half_plus_two") == '{"predictions":[2.5,3,4.5]}'
+        c = Container(["-v", f"{models / 'half_plus_two'}:/models/half_plus_two:ro", "-e",
+                       "MODEL_NAME=half_plus_two", tag], [8501])
+        try:
+            c.wait_healthy()
+            assert predict(c.ports[8501], "half_plus_two") == '{"predictions":[2.5,3,4.5]}'
+        finally:
+            code, logs = c.stop()
+        assert code == 0, logs
     finally:
-        code, logs = c.stop()
-    assert code == 0, logs
+        # The build stage's images (compilers, the build tree: over 1 GB) go with the tag, so
+        # repeated runs do not fill the disk.
+        sh("podman", "rmi", tag, check=False)
+        sh("podman", "image", "prune", "-f", check=False)
 
 
 def test_extra_arguments_reach_the_server(image, models):
