@@ -5,69 +5,23 @@ integer or string); and the runtime's container command, run on this host as the
 ports the manifest declares, once its readiness probe passes (in a network namespace of its own:
 serve_util.run_in_own_network)."""
 import copy
-import os
 import pathlib
-import re
 import sys
 import textwrap
 
-import jsonschema
 import onnx
 import pytest
 import yaml
 
+from k8s_util import ROOT, container_env, crd_validators, errors, expand
 from serve_util import run_in_own_network, scale_model
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 MANIFESTS = sorted((ROOT / "deploy" / "kserve").glob("*.yaml"))
-CRDS = pathlib.Path(os.environ.get("MSERVE_KSERVE_CRDS", ROOT.parent / "shared" / "kserve-crds"))
-
-
-def strict(schema):
-    """The CRD schema as kubeconform's strict mode reads it."""
-    s = copy.deepcopy(schema)
-
-    def walk(node):
-        if isinstance(node, list):
-            for n in node:
-                walk(n)
-            return
-        if not isinstance(node, dict):
-            return
-        if node.get("x-kubernetes-int-or-string"):
-            node.pop("type", None)
-            node["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-        if "properties" in node and "additionalProperties" not in node and \
-                not node.get("x-kubernetes-preserve-unknown-fields"):
-            node["additionalProperties"] = False
-        for v in node.values():
-            walk(v)
-
-    walk(s)
-    return s
 
 
 @pytest.fixture(scope="module")
 def validators():
-    if not CRDS.is_dir():
-        pytest.fail(f"KServe CRD schemas not found at {CRDS} (set MSERVE_KSERVE_CRDS)")
-    out = {}
-    for f in CRDS.glob("*.yaml"):
-        crd = yaml.safe_load(f.read_text())
-        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
-        for v in crd["spec"]["versions"]:
-            out[(f"{group}/{v['name']}", kind)] = jsonschema.Draft7Validator(strict(v["schema"]["openAPIV3Schema"]))
-    return out
-
-
-def errors(validators, doc):
-    key = (doc.get("apiVersion"), doc.get("kind"))
-    assert key in validators, f"no CRD for {key}"
-    found = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validators[key].iter_errors(doc)]
-    name = doc.get("metadata", {}).get("name", "")
-    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", name):
-        found.append(f"metadata.name {name!r} is not a DNS-1123 label")
-    return found
+    return crd_validators()
 
 
 def docs():
@@ -116,21 +70,10 @@ def test_canary_example_splits_traffic_and_uses_the_runtime():
         assert model["protocolVersion"] in runtime["spec"]["protocolVersions"]
 
 
-def container_command(container, env, model_dir, name):
-    """The container's command line as the kubelet runs it: $(VAR) expanded from its env (here
-    resourceFieldRef limits.cpu, rounded up as the kubelet does with divisor 1), KServe's
-    {{.Name}} and /mnt/models replaced."""
-    values = dict(env)
-    for e in container.get("env", []):
-        if "value" in e:
-            values[e["name"]] = e["value"]
-        else:
-            ref = e["valueFrom"]["resourceFieldRef"]
-            kind, res = ref["resource"].split(".")
-            q = str(container["resources"][kind][res])
-            values[e["name"]] = str(-(-int(q[:-1]) // 1000)) if q.endswith("m") else str(int(float(q) + 0.999))
-    words = container["command"] + container["args"]
-    words = [re.sub(r"\$\((\w+)\)", lambda m: values[m.group(1)], w) for w in words]
+def container_command(container, model_dir, name):
+    """The container's command line as the kubelet runs it, KServe's {{.Name}} and /mnt/models
+    replaced."""
+    words = expand(container["command"] + container["args"], container_env(container))
     return [w.replace("{{.Name}}", name).replace("/mnt/models", str(model_dir)) for w in words]
 
 
@@ -174,7 +117,7 @@ def test_runtime_container_answers_a_v2_client_on_the_declared_ports(tmp_path):
     model_dir.mkdir()
     onnx.save(scale_model(2.5), str(model_dir / "model.onnx"))
     bindir = pathlib.Path(sys.executable).parent  # the `mserve` console script of this environment
-    cmd = container_command(container, {}, model_dir, "mlp")
+    cmd = container_command(container, model_dir, "mlp")
     assert cmd[0] == "mserve" and (bindir / "mserve").exists()
     cmd[0] = str(bindir / "mserve")
     annotations = runtime["spec"]["annotations"]
