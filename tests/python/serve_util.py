@@ -46,11 +46,30 @@ def run_in_own_network(server_cmd, client_cmd, env=None, timeout=180):
     """Runs `server_cmd` in the background and then `client_cmd` in a network namespace of their
     own (loopback only), so servers on fixed ports (8500/8501, 8080/8081) never meet another
     process's; the server gets SIGTERM when the client ends. The CompletedProcess of the whole
-    (the client's exit code, and the server's if the client succeeded; text output)."""
+    (the client's exit code, and the server's if the client succeeded; text output). Python
+    clients can import this module (``wait_http_ok``)."""
     import shlex
     import subprocess
+    env = dict(os.environ if env is None else env)
+    here = os.path.dirname(os.path.abspath(__file__))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
     script = ("ip link set lo up && { \"$@\" & } && server=$! && "
               f"{shlex.join(client_cmd)}; rc=$?; kill -TERM $server; wait $server; src=$?; "
               "[ $rc -ne 0 ] && exit $rc; exit $src")
     return subprocess.run(["unshare", "--net", "--fork", "sh", "-c", script, "sh", *server_cmd],
                           capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def wait_http_ok(url, timeout=60.0):
+    """Waits until GET `url` answers 200, as a readiness probe does; AssertionError past `timeout`."""
+    import time
+    import urllib.request
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if urllib.request.urlopen(url, timeout=5).status == 200:
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"{url} never answered 200"
+        time.sleep(0.1)

@@ -78,20 +78,13 @@ def container_command(container, model_dir, name):
 
 
 CLIENT = textwrap.dedent("""
-    import sys, time, urllib.request
+    import sys, urllib.request
     import numpy as np
     import tritonclient.grpc as grpcclient
     import tritonclient.http as httpclient
+    from serve_util import wait_http_ok
     ready, http_port, grpc_port, name = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    deadline = time.monotonic() + 60
-    while True:  # the manifest's readiness probe
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{http_port}{ready}", timeout=5).status == 200:
-                break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "never ready"
-        time.sleep(0.1)
+    wait_http_ok(f"http://127.0.0.1:{http_port}{ready}")  # the manifest's readiness probe
     x = np.arange(8, dtype=np.float32).reshape(2, 4)
     h = httpclient.InferenceServerClient(f"127.0.0.1:{http_port}")
     i = httpclient.InferInput("x", [2, 4], "FP32"); i.set_data_from_numpy(x)

@@ -60,17 +60,10 @@ def test_deployment_and_service_hold_together(manifest):
 
 
 CLIENT = textwrap.dedent("""
-    import json, sys, time, urllib.request
+    import sys, urllib.request
+    from serve_util import wait_http_ok
     ready, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}{ready}", timeout=5).status == 200:
-                break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "never ready"
-        time.sleep(0.1)
+    wait_http_ok(f"http://127.0.0.1:{port}{ready}")  # the readiness probe
     req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/models/{name}:predict",
                                  data=b'{"instances": [1.0, 2.0, 5.0]}', method="POST")
     print(urllib.request.urlopen(req, timeout=10).read().decode())
