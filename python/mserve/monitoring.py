@@ -232,13 +232,14 @@ def _output_features(m: Any, batches: list[dict[str, np.ndarray]], bins: int, to
     return features
 
 
-_V2_NUMPY = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
+# KServe v2 datatype names -> numpy (also the Python deployments' codec, integrations/_wire.py).
+V2_DTYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
              "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "FP16": np.float16,
              "FP32": np.float32, "FP64": np.float64, "BYTES": object}
 
 
 def _tensor(t: Mapping[str, Any]) -> np.ndarray:
-    dtype = _V2_NUMPY.get(t["datatype"], np.float64)
+    dtype = V2_DTYPES.get(t["datatype"], np.float64)
     data = [float("nan") if v is None else v for v in t["data"]] if dtype is not object else t["data"]
     arr: np.ndarray = np.array(data, dtype=dtype).reshape(t["shape"])
     return arr

@@ -73,3 +73,11 @@ def wait_http_ok(url, timeout=60.0):
             pass
         assert time.monotonic() < deadline, f"{url} never answered 200"
         time.sleep(0.1)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 free now."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

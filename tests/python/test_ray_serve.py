@@ -6,7 +6,6 @@ with no failed request and no replica restarted, bad requests answered 4xx, and 
 shutdown. Everything listens on 127.0.0.1."""
 import concurrent.futures as cf
 import os
-import socket
 import threading
 import time
 
@@ -15,7 +14,7 @@ import onnxruntime as ort
 import pytest
 import requests
 
-from serve_util import scale_model, two_io_model
+from serve_util import free_port, scale_model, two_io_model
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 # Every Ray process on 127.0.0.1 (Ray's rule for single-host clusters on macOS and Windows), not on
@@ -27,12 +26,6 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 pytestmark = pytest.mark.slow
 APP = "scale"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

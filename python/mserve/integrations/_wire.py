@@ -17,11 +17,9 @@ import numpy as np
 
 from .. import Model, TensorSpec
 from ..errors import InvalidArgument
+from ..monitoring import V2_DTYPES
 
-_V2_NAMES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "INT8": np.int8, "INT16": np.int16,
-             "INT32": np.int32, "INT64": np.int64, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
-             "UINT64": np.uint64, "BOOL": np.bool_, "BYTES": np.object_}
-_V2_OF = {np.dtype(t): name for name, t in _V2_NAMES.items()}
+_V2_OF = {np.dtype(t): name for name, t in V2_DTYPES.items()}
 
 
 def v2_datatype(dtype: np.dtype[Any]) -> str:
