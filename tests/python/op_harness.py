@@ -46,11 +46,15 @@ def make_model(nodes, inputs, outputs, initializers=(), opset=17, ir_version=Non
     return m
 
 
-def ort_run(model, feeds):
-    """onnxruntime's outputs for `feeds` (one thread, CPU)."""
+def ort_run(model, feeds, as_written=False):
+    """onnxruntime's outputs for `feeds` (one thread, CPU). as_written: graph optimizations off, so
+    that a QDQ graph runs as its float ops (its fused uint8 x int8 kernels saturate on x86 CPUs
+    without VNNI)."""
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
+    if as_written:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     return sess.run(None, feeds)
 

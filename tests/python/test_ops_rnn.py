@@ -239,3 +239,137 @@ def test_constant_weights_on_the_packed_engine(op, gates, attrs, threads):
         got, want = model.predict(x), ort_run(m, {"x": x})
         np.testing.assert_allclose(got["y"], want[0], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(got["yh"], want[1], rtol=1e-4, atol=1e-5)
+
+
+# --- com.microsoft DynamicQuantizeLSTM (onnxruntime's quantize_dynamic of an LSTM) ----------------
+
+def quantized_lstm(direction, weight_type, per_channel, tmp_path, H=24, I=16, lens=True, init=True):
+    """An LSTM with constant weights and what onnxruntime's quantize_dynamic makes of it."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    nd = 2 if direction == "bidirectional" else 1
+    rng = np.random.default_rng(11)
+    consts = {"W": (rng.standard_normal((nd, 4 * H, I)) * 0.3).astype(np.float32),
+              "R": (rng.standard_normal((nd, 4 * H, H)) * 0.3).astype(np.float32),
+              "B": (rng.standard_normal((nd, 8 * H)) * 0.1).astype(np.float32)}
+    names = ["x", "W", "R", "B", "lens" if lens else "", "h0" if init else "", "c0" if init else ""]
+    node = helper.make_node("LSTM", names, ["y", "yh", "yc"], hidden_size=H, direction=direction)
+    ins = [("x", np.float32, ["s", "b", I])] + ([("lens", np.int32, ["b"])] if lens else []) + \
+          ([("h0", np.float32, [nd, "b", H]), ("c0", np.float32, [nd, "b", H])] if init else [])
+    m = make_model([node], ins, [(o, np.float32, None) for o in ("y", "yh", "yc")], consts, opset=14)
+    src, dst = tmp_path / "f.onnx", tmp_path / "q.onnx"
+    src.write_bytes(m.SerializeToString())
+    quantize_dynamic(str(src), str(dst), weight_type={"s8": QuantType.QInt8, "u8": QuantType.QUInt8}[weight_type],
+                     per_channel=per_channel)
+    import onnx
+    q = onnx.load(str(dst))
+    assert [n.op_type for n in q.graph.node] == ["DynamicQuantizeLSTM"], [n.op_type for n in q.graph.node]
+    return m, q
+
+
+def dequantized_twin(float_model, qmodel):
+    """The float LSTM whose weights are exactly the quantized model's, dequantized: what mserve computes."""
+    from onnx import numpy_helper
+    init = {t.name: numpy_helper.to_array(t) for t in qmodel.graph.initializer}
+    node = qmodel.graph.node[0]
+
+    def deq(qi, si, zi):
+        q, s = init[node.input[qi]].astype(np.int64), init[node.input[si]].astype(np.float32)
+        z = init[node.input[zi]].astype(np.int64) if len(node.input) > zi and node.input[zi] else np.zeros_like(q[0, 0])
+        if s.ndim == 1:                         # per direction
+            s, z = s[:, None, None], np.reshape(z, (-1, 1, 1))
+        else:                                   # per gate row [dirs, 4H]: the last axis of q
+            s, z = s[:, None, :], z[:, None, :]
+        return ((q - z).astype(np.float32) * s).transpose(0, 2, 1).copy()
+
+    twin = float_model.__deepcopy__()
+    for t in twin.graph.initializer:
+        if t.name in ("W", "R"):
+            t.CopyFrom(numpy_helper.from_array(deq(1, 8, 9) if t.name == "W" else deq(2, 10, 11), t.name))
+    return twin
+
+
+def lstm_feeds(rng, nd, S=9, B=5, I=16, H=24):
+    return {"x": rng.standard_normal((S, B, I)).astype(np.float32),
+            "lens": np.array([9, 4, 1, 9, 6][:B], np.int32),
+            "h0": (rng.standard_normal((nd, B, H)) * 0.5).astype(np.float32),
+            "c0": (rng.standard_normal((nd, B, H)) * 0.5).astype(np.float32)}
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+@pytest.mark.parametrize("direction,weight_type,per_channel", [
+    ("forward", "s8", False), ("bidirectional", "s8", True), ("bidirectional", "u8", False),
+    ("reverse", "u8", True)])
+def test_dynamic_quantize_lstm(direction, weight_type, per_channel, optimize, tmp_path):
+    """Exactly the LSTM over the dequantized weights (onnxruntime on that float twin, 1e-4 / 1e-5);
+    and against onnxruntime's own DynamicQuantizeLSTM, which also rounds X and every hidden state
+    to uint8 at run time: mserve's error against the float model may not exceed onnxruntime's."""
+    fm, qm = quantized_lstm(direction, weight_type, per_channel, tmp_path)
+    nd = 2 if direction == "bidirectional" else 1
+    feeds = lstm_feeds(np.random.default_rng(5), nd)
+    model = mserve.load(qm.SerializeToString(), optimize=optimize, threads=2)
+    assert "DynamicQuantizeLSTM" in model._s.node_ops
+    got = model.predict(feeds)
+    exact = ort_run(dequantized_twin(fm, qm), feeds)
+    ort_q = ort_run(qm, feeds)
+    floats = ort_run(fm, feeds)
+    for i, name in enumerate(("y", "yh", "yc")):
+        np.testing.assert_allclose(got[name], exact[i], rtol=1e-4, atol=1e-5, err_msg=name)
+        ms_err = np.linalg.norm(got[name] - floats[i]) / np.linalg.norm(floats[i])
+        ort_err = np.linalg.norm(ort_q[i] - floats[i]) / np.linalg.norm(floats[i])
+        assert ms_err <= ort_err + 1e-6, f"{name}: {ms_err:.3g} vs onnxruntime's {ort_err:.3g}"
+        assert ms_err < 0.05, name             # 8-bit weights: ~1% of the float model's values
+
+
+def test_dynamic_quantize_lstm_weights_as_inputs():
+    """Weights that are not constants are dequantized on every call (same answers)."""
+    H, I, nd = 5, 3, 2
+    rng = np.random.default_rng(2)
+    w = rng.integers(-128, 128, (nd, I, 4 * H), dtype=np.int8)
+    r = rng.integers(-128, 128, (nd, H, 4 * H), dtype=np.int8)
+    ws, rs = np.float32([0.01, 0.02]), (rng.random((nd, 4 * H)) * 0.01 + 0.001).astype(np.float32)
+    wz, rz = np.int8([3, -2]), rng.integers(-5, 5, (nd, 4 * H), dtype=np.int8)
+    ins = ["x", "w", "r", "", "", "", "", "", "ws", "wz", "rs", "rz"]  # W_scale is input 8
+    node = helper.make_node("DynamicQuantizeLSTM", ins, ["y"], domain="com.microsoft", hidden_size=H,
+                            direction="bidirectional")
+    vals = {"w": w, "r": r, "ws": ws, "wz": wz, "rs": rs, "rz": rz}
+    x = rng.standard_normal((4, 2, I)).astype(np.float32)
+    graph_inputs = make_model([node], [("x", np.float32, [4, 2, I])] + [(k, v.dtype, list(v.shape)) for k, v in
+                                                                        vals.items()], [("y", np.float32, None)])
+    graph_inputs.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    consts = make_model([node], [("x", np.float32, [4, 2, I])], [("y", np.float32, None)], vals)
+    consts.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    a = mserve.load(graph_inputs.SerializeToString()).predict({"x": x, **vals})
+    b = mserve.load(consts.SerializeToString()).predict({"x": x})
+    # naive reference of the dequantized weights through the float LSTM of onnxruntime
+    W = ((w.astype(np.int64) - wz[:, None, None]) * ws[:, None, None]).astype(np.float32).transpose(0, 2, 1)
+    R = ((r.astype(np.int64) - rz[:, None, :]) * rs[:, None, :]).astype(np.float32).transpose(0, 2, 1)
+    ref = make_model([helper.make_node("LSTM", ["x", "W", "R"], ["y"], hidden_size=H, direction="bidirectional")],
+                     [("x", np.float32, [4, 2, I])], [("y", np.float32, None)],
+                     {"W": W.copy(), "R": R.copy()}, opset=14)
+    want = ort_run(ref, {"x": x})[0]
+    np.testing.assert_allclose(a, want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(b, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("change,msg", [
+    (lambda v: v.update(w=v["w"].astype(np.int16)), "W has dtype int16"),
+    (lambda v: v.update(w=v["w"][:, :2]), r"W has shape \[2, 2, 20\], expected \[2, 3, 20\]"),
+    (lambda v: v.update(ws=np.float32([0.1, 0.2, 0.3])), r"W_scale has shape \[3\]"),
+    (lambda v: v.update(rz=v["rz"].astype(np.uint8)), "R_zero_point has dtype uint8"),
+    (lambda v: v.pop("rs"), "R_scale is required"),
+])
+def test_dynamic_quantize_lstm_bad_inputs(change, msg):
+    H, I = 5, 3
+    rng = np.random.default_rng(4)
+    vals = {"w": rng.integers(-9, 9, (2, I, 4 * H), dtype=np.int8),
+            "r": rng.integers(-9, 9, (2, H, 4 * H), dtype=np.int8),
+            "ws": np.float32([0.1, 0.2]), "wz": np.int8([0, 0]), "rs": np.float32([0.1, 0.2]), "rz": np.int8([0, 1])}
+    change(vals)
+    order = ["w", "r", "", "", "", "", "", "ws", "wz", "rs", "rz"]       # inputs 1-11
+    node = helper.make_node("DynamicQuantizeLSTM", ["x"] + [k if k in vals else "" for k in order], ["y"],
+                            domain="com.microsoft", hidden_size=H, direction="bidirectional")
+    m = make_model([node], [("x", np.float32, [4, 2, I])] + [(k, v.dtype, list(v.shape)) for k, v in vals.items()],
+                   [("y", np.float32, None)])
+    m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    with pytest.raises(mserve.InvalidArgument, match=msg):
+        mserve.load(m.SerializeToString()).predict({"x": rng.standard_normal((4, 2, I)).astype(np.float32), **vals})

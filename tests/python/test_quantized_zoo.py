@@ -24,14 +24,22 @@ uint8 activations one value of 1,152 at the 16th conv moves the logits by 14% re
 those models the comparison with onnxruntime is loose (INT8_CONV_VS_ORT, which a wrong scale, zero
 point or bias exceeds many times over); the error against the float32 model (no worse than
 onnxruntime's) and the confident labels carry the check; the single-conv cases in test_ops_quant.py
-compare them with onnxruntime exactly."""
+compare them with onnxruntime exactly. The same flips happen where both run float convolutions
+between DequantizeLinear and QuantizeLinear (CPUs without VNNI) but sum in another order, so
+MobileNetV3-small is checked that way on every CPU (TIE_AMPLIFIERS).
+
+Where onnxruntime's uint8 x int8 kernels saturate (x86 CPUs without VNNI; probed at run time), its
+answer is not the model's: it then runs a twin of the model whose int8 weights are stored as uint8
+(w + 128 with zero point + 128, the same integer arithmetic), which its kernels compute exactly."""
+import copy
+import functools
 import logging
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-from onnx import numpy_helper
+from onnx import TensorProto, numpy_helper
 
 import mserve
 
@@ -50,7 +58,14 @@ ZOO = Path(__file__).resolve().parent.parent / "models"
 OUT_STEPS = 6            # |mserve - onnxruntime| <= OUT_STEPS * output scale (outputs of a DequantizeLinear)
 REL_L2_VS_ORT = 0.03     # relative L2 of mserve against onnxruntime, static quantization
 REL_L2_VS_ORT_DYNAMIC = 1e-4  # dynamic: float activations, exact integer products, float epilogue
+# Dynamic quantization of an LSTM (com.microsoft DynamicQuantizeLSTM): mserve runs the float cell over
+# the dequantized weights, onnxruntime's kernel also rounds X and each step's hidden state to uint8:
+# they differ by that rounding carried through the steps, which is onnxruntime's own error against
+# the float32 model (2.5e-2 to 6.5e-2 on the BiLSTM; mserve's is 2e-3 to 7e-3). So the bound against
+# onnxruntime is loose and mserve's error against the float32 model may not exceed onnxruntime's.
+REL_L2_VS_ORT_DYNAMIC_LSTM = 0.1
 INT8_CONV_VS_ORT = 0.25  # relative L2 with int8 convolutions (see above)
+TIE_AMPLIFIERS = {"mobilenet_v3_small"}
 
 
 def load_sets(name):
@@ -103,15 +118,12 @@ QUANTIZER_FAILS = {**{("gpt_decoder", s): "unknown initializers" for s in SETTIN
 # onnxruntime's QLinearMatMul kernel with uint8 activations and int8 weights saturates its 16-bit
 # pair sums (x86 VPMADDUBSW) even with graph optimizations off; mserve accumulates exactly.
 ORT_SATURATES = {("bert_encoder", "qop-u8s8"), ("bert_encoder", "qop-u8u8-reducerange")}
-# Dynamic quantization turns LSTM into com.microsoft DynamicQuantizeLSTM, which mserve lacks:
-# checked below to be refused cleanly at load.
-UNSUPPORTED = {("bilstm", s) for s in SETTINGS if s.startswith("dynamic")}
 # The fast tier: every setting on the small MLP and CNN, every format on resnet18, one transformer
 # and one recurrent model; the rest is slow.
 FAST = ({("mlp", s) for s in SETTINGS} | {("cnn_nhwc", s) for s in SETTINGS}
         | {("resnet18", s) for s in ("qdq-u8s8", "qop-s8s8-perchannel", "dynamic-s8")}
         | {("bert_encoder", "qop-u8s8"), ("gpt_decoder", "qdq-u8s8"), ("gru_recommender", "qop-u8s8"),
-           ("textcnn", "qdq-s8s8-perchannel-sym")})
+           ("textcnn", "qdq-s8s8-perchannel-sym"), ("bilstm", "dynamic-u8-perchannel")})
 
 
 def quantize(name, setting, path):
@@ -125,6 +137,57 @@ def quantize(name, setting, path):
     else:
         quantize_dynamic(str(ZOO / f"{name}.onnx"), str(path), **kw)
     return onnx.load(str(path))
+
+
+@functools.cache
+def ort_saturates_u8s8():
+    """Whether onnxruntime's uint8 x int8 integer products saturate on this CPU: without VNNI its x86
+    kernels multiply with VPMADDUBSW, whose 16-bit sums of two products overflow (255 * 127 * 2 here)."""
+    from onnx import helper
+    node = helper.make_node("MatMulInteger", ["a", "b"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 1])],
+                              [numpy_helper.from_array(np.full((2, 1), 127, np.int8), "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return int(sess.run(None, {"a": np.full((1, 2), 255, np.uint8)})[0][0, 0]) != 255 * 127 * 2
+
+
+# Integer kernels: (weight input, weight zero point input)
+INTEGER_WEIGHTS = {"MatMulInteger": (1, 3), "ConvInteger": (1, 3), "QLinearConv": (3, 5), "QLinearMatMul": (3, 5),
+                   "QGemm": (3, 5)}
+
+
+def unsaturated_twin(model):
+    """The same model with each constant int8 weight of an integer kernel stored as uint8 (w + 128,
+    zero point + 128): the same integer arithmetic, which onnxruntime's uint8 x uint8 kernels compute
+    exactly (they widen to 16 bits before multiplying). None when there is no such weight."""
+    twin = copy.deepcopy(model)
+    inits = {t.name: t for t in twin.graph.initializer}
+    dynamic = {o for n in twin.graph.node if n.op_type == "DynamicQuantizeLinear" for o in n.output}
+    changed = False
+    for node in twin.graph.node:
+        if node.op_type not in INTEGER_WEIGHTS:
+            continue
+        wi, zi = INTEGER_WEIGHTS[node.op_type]
+        w = inits.get(node.input[wi])
+        x_zp = node.input[2] if len(node.input) > 2 else ""
+        x_u8 = x_zp in dynamic or (x_zp in inits and inits[x_zp].data_type == TensorProto.UINT8)
+        if w is None or w.data_type != TensorProto.INT8 or not x_u8:   # (int8 x int8 does not saturate)
+            continue
+        has_zp = len(node.input) > zi and node.input[zi]
+        zp = numpy_helper.to_array(inits[node.input[zi]]) if has_zp else np.int8(0)
+        wu = (numpy_helper.to_array(w).astype(np.int16) + 128).astype(np.uint8)
+        zu = (np.asarray(zp).astype(np.int16) + 128).astype(np.uint8)
+        name = f"{node.name or node.output[0]}_u8"
+        twin.graph.initializer.extend([numpy_helper.from_array(wu, name + "_w"),
+                                       numpy_helper.from_array(zu, name + "_zp")])
+        while len(node.input) <= zi:
+            node.input.append("")
+        node.input[wi], node.input[zi] = name + "_w", name + "_zp"
+        changed = True
+    return twin if changed else None
 
 
 def ort_session(path):
@@ -165,7 +228,7 @@ def emitted_ops(model):
 def cases():
     for name in MODELS:
         for setting in SETTINGS:
-            if (name, setting) in QUANTIZER_FAILS or (name, setting) in UNSUPPORTED:
+            if (name, setting) in QUANTIZER_FAILS:
                 continue
             marks = () if (name, setting) in FAST else (pytest.mark.slow,)
             if (name, setting) in ORT_SATURATES:
@@ -177,12 +240,16 @@ def cases():
 def test_quantized_model_matches_onnxruntime(name, setting, tmp_path):
     path = tmp_path / f"{name}.{setting}.onnx"
     qmodel = quantize(name, setting, path)
-    sess = ort_session(path)
+    twin = unsaturated_twin(qmodel) if ort_saturates_u8s8() else None
+    if twin is not None:       # onnxruntime's own answer would be wrong on this CPU: ask it the same sums in uint8
+        onnx.save(twin, str(tmp_path / "twin.onnx"))
+    sess = ort_session(tmp_path / "twin.onnx" if twin is not None else path)
     names = [o.name for o in sess.get_outputs()]
     model = mserve.load(str(path))
     steps = output_steps(qmodel)
     static = SETTINGS[setting][0] == "static"
-    int8_conv = "NhwcQLinearConv" in model._s.node_ops
+    int8_conv = "NhwcQLinearConv" in model._s.node_ops or (static and name in TIE_AMPLIFIERS)
+    dynamic_lstm = "DynamicQuantizeLSTM" in model._s.node_ops
     report = []
     sets = load_sets(name)
     if "calibrate_method" in SETTINGS[setting][1]:
@@ -201,7 +268,8 @@ def test_quantized_model_matches_onnxruntime(name, setting, tmp_path):
             bound = max(OUT_STEPS * steps[out], 2e-3 * float(np.max(np.abs(w)))) if out in steps else None
             if bound is not None and not int8_conv:
                 assert diff <= bound * (1 + 1e-6), f"set {i} {out}: max |diff| {diff:.3g} > {OUT_STEPS} steps"
-            tol = INT8_CONV_VS_ORT if int8_conv else REL_L2_VS_ORT if static else REL_L2_VS_ORT_DYNAMIC
+            tol = (INT8_CONV_VS_ORT if int8_conv else REL_L2_VS_ORT if static else
+                   REL_L2_VS_ORT_DYNAMIC_LSTM if dynamic_lstm else REL_L2_VS_ORT_DYNAMIC)
             assert err <= tol, f"set {i} {out}: rel L2 {err:.3g}"
             if w.ndim == 2 and w.shape[1] > 1 and bound is not None and not int8_conv:
                 top2 = np.sort(w, axis=1)[:, -2:]
@@ -216,6 +284,8 @@ def test_quantized_model_matches_onnxruntime(name, setting, tmp_path):
             if out in float_out:
                 ms_f, ort_f = rel_l2(g, float_out[out]), rel_l2(w, float_out[out])
                 assert ms_f <= 1.5 * ort_f + 0.02, f"set {i} {out}: vs float32 {ms_f:.3g}, onnxruntime {ort_f:.3g}"
+                assert not dynamic_lstm or ms_f <= ort_f, \
+                    f"set {i} {out}: vs float32 {ms_f:.3g}, onnxruntime {ort_f:.3g}"
                 report.append(f"{out}[{i}] vs ort {err:.1e} ({diff / steps[out] if out in steps else 0:.0f} steps) "
                               f"vs float ms {ms_f:.3f} ort {ort_f:.3f}")
     print(f"\n{name} {setting}: {'; '.join(report)}; ops {emitted_ops(qmodel)}")
@@ -228,9 +298,3 @@ def test_quantizer_still_fails_where_listed(name, setting, tmp_path):
         quantize(name, setting, tmp_path / "q.onnx")
 
 
-@pytest.mark.parametrize("name, setting", sorted(UNSUPPORTED))
-def test_dynamic_lstm_is_refused_cleanly(name, setting, tmp_path):
-    path = tmp_path / "q.onnx"
-    quantize(name, setting, path)
-    with pytest.raises(mserve.UnsupportedOperator, match="DynamicQuantizeLSTM"):
-        mserve.load(str(path))

@@ -12,6 +12,14 @@
 // zero past len_b and Y_h/Y_c hold the state after the last valid step (zero when len_b == 0).
 // `clip` clamps every gate's pre-activation to [-clip, clip]. float16 computes in float
 // (inputs are converted into the workspace).
+//
+// com.microsoft DynamicQuantizeLSTM (what onnxruntime's quantize_dynamic writes for an LSTM) is
+// the LSTM with 8-bit weights stored transposed, W [dirs, in, 4H] and R [dirs, H, 4H] (int8 or
+// uint8), and inputs 8-11 W_scale, W_zero_point, R_scale, R_zero_point, each [dirs] (per tensor)
+// or [dirs, 4H] (per gate row). The weights are dequantized, (q - zero_point) * scale, into the
+// float32 layout of LSTM (at creation when they are constants, else per call) and the cell runs
+// in float32: onnxruntime's kernel also quantizes X and each step's hidden state to uint8 at run
+// time, which this does not, so its answers carry that rounding and these do not.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -67,10 +75,30 @@ struct PackedWeights {
   std::vector<std::unique_ptr<DnnlMatMul>> w, r;  // per direction; r null for GRU without lbr
 };
 
+// DynamicQuantizeLSTM's weight q [dirs, K, N] (int8 or uint8) as float32 [dirs, N, K]:
+// (q - zero_point) * scale, scale and zero point [dirs] or [dirs, N]. Shapes checked by infer.
+void dequantize_transposed(const Tensor& q, const Tensor& scale, const Tensor* zp, float* out) {
+  const int64_t D = q.dim(0), K = q.dim(1), N = q.dim(2);
+  const bool per_row = scale.rank() == 2;
+  const float* s = scale.data<float>();
+  const bool u8 = q.dtype() == DType::kUInt8;
+  auto at = [&](const Tensor& t, int64_t i) -> int32_t {
+    return u8 ? static_cast<int32_t>(t.data<uint8_t>()[i]) : static_cast<int32_t>(t.data<int8_t>()[i]);
+  };
+  for (int64_t d = 0; d < D; ++d)
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t si = per_row ? d * N + n : d;
+      const int32_t z = zp ? at(*zp, si) : 0;
+      float* row = out + (d * N + n) * K;
+      for (int64_t k = 0; k < K; ++k) row[k] = static_cast<float>(at(q, (d * K + k) * N + n) - z) * s[si];
+    }
+}
+
 class RecurrentKernel final : public Kernel {
  public:
   RecurrentKernel(Cell cell, int dirs, bool reverse, int64_t hidden, int layout, float clip, bool input_forget,
-                  bool lbr, std::vector<Activation> acts, PackedWeights packed)
+                  bool lbr, std::vector<Activation> acts, PackedWeights packed, bool quantized = false,
+                  Tensor w_float = {}, Tensor r_float = {})
       : cell_(cell),
         dirs_(dirs),
         reverse_(reverse),
@@ -80,30 +108,46 @@ class RecurrentKernel final : public Kernel {
         input_forget_(input_forget),
         lbr_(lbr),
         acts_(std::move(acts)),
-        packed_(std::move(packed)) {}
+        packed_(std::move(packed)),
+        quantized_(quantized),
+        w_float_(std::move(w_float)),
+        r_float_(std::move(r_float)) {}
+
+  // Dequantized constant weights are the kernel's own copies: the 8-bit originals and their
+  // scales are not read again.
+  bool packed_constant(int i) const override {
+    return quantized_ && w_float_.defined() && (i == 1 || i == 2 || (i >= 8 && i <= 11));
+  }
 
   Status infer(InferContext& ctx) const override {
     const DType t = ctx.dtype(0);
     if (!dtype_is_float(t)) return Unsupported(std::string("dtype ") + dtype_name(t) + " is not supported");
+    if (quantized_ && t != DType::kFloat32)
+      return Unsupported(std::string("DynamicQuantizeLSTM with dtype ") + dtype_name(t) + " (float32 only)");
     MS_CHECK_ARG(ctx.has_input(1) && ctx.has_input(2), "W and R are required");
-    const int max_in = cell_ == Cell::kLSTM ? 8 : 6;
-    for (int i = 0; i < ctx.num_inputs() && i < max_in; ++i)
-      if (ctx.has_input(i) && i != 4)
+    const int max_in = quantized_ ? 12 : cell_ == Cell::kLSTM ? 8 : 6;
+    for (int i = 0; i < ctx.num_inputs() && i < 8; ++i)
+      if (ctx.has_input(i) && i != 4 && !(quantized_ && (i == 1 || i == 2)))
         MS_CHECK_ARG(ctx.dtype(i) == t, std::string("input ") + std::to_string(i) + " has dtype " +
                                             dtype_name(ctx.dtype(i)) + ", expected " + dtype_name(t));
-    MS_CHECK_ARG(ctx.num_inputs() <= max_in,
-                 std::string(cell_name(cell_)) + " takes at most " + std::to_string(max_in) + " inputs");
+    MS_CHECK_ARG(ctx.num_inputs() <= max_in, std::string(quantized_ ? "DynamicQuantizeLSTM" : cell_name(cell_)) +
+                                                 " takes at most " + std::to_string(max_in) + " inputs");
     MS_CHECK_ARG(ctx.num_outputs() <= (cell_ == Cell::kLSTM ? 3 : 2), "too many outputs");
     const Shape& xs = ctx.shape(0);
     MS_CHECK_ARG(xs.rank() == 3, "X must be 3-D, got " + xs.str());
+    MS_CHECK_ARG(ctx.shape(2).rank() == 3, "R must be 3-D, got " + ctx.shape(2).str());
     Dims d = dims(ctx.shape(0), ctx.shape(2));
     const int64_t G = gates_of(cell_), H = d.H;
-    MS_CHECK_ARG(ctx.shape(2).rank() == 3, "R must be 3-D, got " + ctx.shape(2).str());
     MS_CHECK_ARG(H > 0, "hidden_size must be positive");
-    MS_CHECK_ARG(ctx.shape(1) == Shape({dirs_, G * H, d.I}),
-                 "W has shape " + ctx.shape(1).str() + ", expected " + Shape({dirs_, G * H, d.I}).str());
-    MS_CHECK_ARG(ctx.shape(2) == Shape({dirs_, G * H, H}),
-                 "R has shape " + ctx.shape(2).str() + ", expected " + Shape({dirs_, G * H, H}).str());
+    if (quantized_) {
+      MS_RETURN_IF_ERROR(check_quantized(ctx, 1, 8, Shape({dirs_, d.I, G * H}), "W"));
+      MS_RETURN_IF_ERROR(check_quantized(ctx, 2, 10, Shape({dirs_, H, G * H}), "R"));
+    } else {
+      MS_CHECK_ARG(ctx.shape(1) == Shape({dirs_, G * H, d.I}),
+                   "W has shape " + ctx.shape(1).str() + ", expected " + Shape({dirs_, G * H, d.I}).str());
+      MS_CHECK_ARG(ctx.shape(2) == Shape({dirs_, G * H, H}),
+                   "R has shape " + ctx.shape(2).str() + ", expected " + Shape({dirs_, G * H, H}).str());
+    }
     if (ctx.has_input(3))
       MS_CHECK_ARG(ctx.shape(3) == Shape({dirs_, 2 * G * H}),
                    "B has shape " + ctx.shape(3).str() + ", expected " + Shape({dirs_, 2 * G * H}).str());
@@ -144,8 +188,31 @@ class RecurrentKernel final : public Kernel {
     d.seq = layout_ ? x[1] : x[0];
     d.batch = layout_ ? x[0] : x[1];
     d.I = x[2];
-    d.H = hidden_ > 0 ? hidden_ : (r.rank() == 3 ? r[2] : 0);
+    d.H = hidden_ > 0 ? hidden_ : (r.rank() == 3 ? r[quantized_ ? 1 : 2] : 0);
     return d;
+  }
+
+  // DynamicQuantizeLSTM's 8-bit weight `q` (input qi, [dirs, K, 4H]) with its scale (input si)
+  // and optional zero point (si + 1), each [dirs] or [dirs, 4H].
+  Status check_quantized(const InferContext& ctx, int qi, int si, const Shape& want, const char* name) const {
+    const DType qt = ctx.dtype(qi);
+    MS_CHECK_ARG(qt == DType::kInt8 || qt == DType::kUInt8,
+                 std::string(name) + " has dtype " + dtype_name(qt) + ", expected int8 or uint8");
+    MS_CHECK_ARG(ctx.shape(qi) == want, std::string(name) + " has shape " + ctx.shape(qi).str() + ", expected " +
+                                            want.str() + " ([directions, inputs, 4 * hidden_size])");
+    MS_CHECK_ARG(ctx.has_input(si), std::string(name) + "_scale is required");
+    MS_CHECK_ARG(ctx.dtype(si) == DType::kFloat32, std::string(name) + "_scale must be float32");
+    const Shape& ss = ctx.shape(si);
+    MS_CHECK_ARG(ss == Shape({dirs_}) || ss == Shape({dirs_, want[2]}),
+                 std::string(name) + "_scale has shape " + ss.str() + ", expected [" + std::to_string(dirs_) +
+                     "] or [" + std::to_string(dirs_) + ", " + std::to_string(want[2]) + "]");
+    if (ctx.has_input(si + 1)) {
+      MS_CHECK_ARG(ctx.dtype(si + 1) == qt, std::string(name) + "_zero_point has dtype " +
+                                                dtype_name(ctx.dtype(si + 1)) + ", expected " + dtype_name(qt));
+      MS_CHECK_ARG(ctx.shape(si + 1) == ss,
+                   std::string(name) + "_zero_point has shape " + ctx.shape(si + 1).str() + ", expected " + ss.str());
+    }
+    return Status::OK();
   }
 
   // Shared by infer (sizes) and compute (offsets); `has(i)`/`numel(i)` describe the inputs.
@@ -162,7 +229,8 @@ class RecurrentKernel final : public Kernel {
     };
     const int in_block[] = {WsPlan::kX, WsPlan::kW, WsPlan::kR, WsPlan::kB, -1, WsPlan::kH0, WsPlan::kC0, WsPlan::kP};
     for (int i = 0; i < 8; ++i) {
-      if (in_block[i] < 0 || !convert || !has(ctx, i)) continue;
+      const bool dequantize = quantized_ && !w_float_.defined() && (i == 1 || i == 2);
+      if (in_block[i] < 0 || !(convert || dequantize) || !has(ctx, i)) continue;
       add(in_block[i], static_cast<size_t>(numel(ctx, i)) * acc);
     }
     add(WsPlan::kXW, static_cast<size_t>(d.seq * d.batch * G * H) * acc);
@@ -232,8 +300,24 @@ class RecurrentKernel final : public Kernel {
       }
     };
     const A* X = in(0, WsPlan::kX);
-    const A* W = in(1, WsPlan::kW);
-    const A* R = in(2, WsPlan::kR);
+    const A* W = nullptr;
+    const A* R = nullptr;
+    if constexpr (std::is_same_v<T, float>) {
+      if (quantized_) {
+        W = w_float_.defined() ? w_float_.data<float>() : buf(WsPlan::kW);
+        R = r_float_.defined() ? r_float_.data<float>() : buf(WsPlan::kR);
+        if (!w_float_.defined()) {
+          dequantize_transposed(ctx.input(1), ctx.input(8), ctx.has_input(9) ? &ctx.input(9) : nullptr,
+                                buf(WsPlan::kW));
+          dequantize_transposed(ctx.input(2), ctx.input(10), ctx.has_input(11) ? &ctx.input(11) : nullptr,
+                                buf(WsPlan::kR));
+        }
+      }
+    }
+    if (!quantized_) {
+      W = in(1, WsPlan::kW);
+      R = in(2, WsPlan::kR);
+    }
     const A* Bp = in(3, WsPlan::kB);
     const A* H0 = in(5, WsPlan::kH0);
     const A* C0 = in(6, WsPlan::kC0);
@@ -478,9 +562,30 @@ class RecurrentKernel final : public Kernel {
   bool input_forget_, lbr_;
   std::vector<Activation> acts_;
   PackedWeights packed_;
+  bool quantized_;
+  Tensor w_float_, r_float_;  // DynamicQuantizeLSTM's constant weights, dequantized
 };
 
-StatusOr<KernelPtr> make_recurrent(Cell cell, const Node& n, const KernelInit& init) {
+// DynamicQuantizeLSTM's W (input 1) or R (input 2) dequantized as float32 [dirs, 4H, K] when it
+// and its scale and zero point are constants of fitting shapes; an empty tensor otherwise (the
+// kernel then dequantizes per call, after infer has checked the shapes).
+StatusOr<Tensor> dequantized_constant(const Node& n, const KernelInit& init, int qi, int dirs) {
+  const Tensor* q = init.constant(n, qi);
+  const Tensor* s = init.constant(n, qi == 1 ? 8 : 10);
+  const int zi = qi == 1 ? 9 : 11;
+  const bool has_zp = static_cast<int>(n.inputs.size()) > zi && n.inputs[zi] != kNoValue;
+  const Tensor* z = has_zp ? init.constant(n, zi) : nullptr;
+  if (!q || !s || (has_zp && !z)) return Tensor{};
+  if ((q->dtype() != DType::kInt8 && q->dtype() != DType::kUInt8) || q->rank() != 3 || q->dim(0) != dirs ||
+      s->dtype() != DType::kFloat32 || !(s->shape() == Shape({dirs}) || s->shape() == Shape({dirs, q->dim(2)})) ||
+      (z && (z->dtype() != q->dtype() || z->shape() != s->shape())))
+    return Tensor{};
+  MS_ASSIGN_OR_RETURN(Tensor out, Tensor::empty(DType::kFloat32, Shape{dirs, q->dim(2), q->dim(1)}));
+  dequantize_transposed(*q, *s, z, out.data<float>());
+  return out;
+}
+
+StatusOr<KernelPtr> make_recurrent(Cell cell, const Node& n, const KernelInit& init, bool quantized = false) {
   const std::string direction = n.attr_string("direction", "forward");
   int dirs = 1;
   bool reverse = false;
@@ -528,8 +633,16 @@ StatusOr<KernelPtr> make_recurrent(Cell cell, const Node& n, const KernelInit& i
     acts.push_back(act);
   }
   PackedWeights packed;
+  Tensor w_float, r_float;
   const Tensor* w = init.constant(n, 1);
   const Tensor* r = init.constant(n, 2);
+  if (quantized) {
+    MS_ASSIGN_OR_RETURN(w_float, dequantized_constant(n, init, 1, dirs));
+    MS_ASSIGN_OR_RETURN(r_float, dequantized_constant(n, init, 2, dirs));
+    if (!w_float.defined() || !r_float.defined()) w_float = r_float = Tensor{};
+    w = w_float.defined() ? &w_float : nullptr;
+    r = r_float.defined() ? &r_float : nullptr;
+  }
   if (w && r && w->dtype() == DType::kFloat32 && r->dtype() == DType::kFloat32 && w->rank() == 3 && r->rank() == 3 &&
       w->dim(0) == dirs && r->dim(0) == dirs && w->dim(1) == r->dim(1) && r->dim(1) == gates_of(cell) * r->dim(2)) {
     const int64_t GH = w->dim(1), I = w->dim(2), H = r->dim(2);
@@ -543,7 +656,8 @@ StatusOr<KernelPtr> make_recurrent(Cell cell, const Node& n, const KernelInit& i
     }
   }
   return KernelPtr(new RecurrentKernel(cell, dirs, reverse, hidden, static_cast<int>(layout), clip, input_forget, lbr,
-                                       std::move(acts), std::move(packed)));
+                                       std::move(acts), std::move(packed), quantized, std::move(w_float),
+                                       std::move(r_float)));
 }
 
 }  // namespace
@@ -556,6 +670,9 @@ StatusOr<KernelPtr> create_onnx_GRU(const Node& n, const KernelInit& init) {
 }
 StatusOr<KernelPtr> create_onnx_LSTM(const Node& n, const KernelInit& init) {
   return make_recurrent(Cell::kLSTM, n, init);
+}
+StatusOr<KernelPtr> create_microsoft_DynamicQuantizeLSTM(const Node& n, const KernelInit& init) {
+  return make_recurrent(Cell::kLSTM, n, init, /*quantized=*/true);
 }
 
 }  // namespace mserve
