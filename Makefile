@@ -231,44 +231,43 @@ node-expectations: build
 	$(PY) tests/python/node_suite.py --out /dev/null --expectations tests/python/node_expectations.tsv
 
 # The model zoo (tests/models): PyTorch exports under the system Python with Debian's python3-torch,
-# scikit-learn exports under the venv. Regenerating gives the same models on the same versions
+# scikit-learn exports under the venv, and the dynamo exporter's small twins of the real-size zoo
+# (dynamo_*) under the torch venv below. Regenerating gives the same models on the same versions
 # (not always the same bytes: fitting and BatchNorm calibration may differ in the last bits).
-zoo: $(VENV)/.deps
+zoo: $(VENV)/.deps $(ZOO_VENV)/.deps
 	@dpkg -s python3-torch >/dev/null 2>&1 || { echo "apt-get install: python3-torch"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch python3-numpy; }
 	/usr/bin/python3 tests/models/generate.py --families torch bench
 	$(PY) tests/models/generate.py --families sklearn
+	$(ZOO_VENV)/bin/python tests/models/generate_real.py --small
 	du -sh tests/models
 	$(MAKE) zoo-real
 
 # The real-size zoo (tests/models/generate_real.py): BERT-base, DistilBERT, MiniLM, RoBERTa, GPT-2
 # (with and without past key values) from transformers and ResNet-50, MobileNetV3, EfficientNet-B0,
 # ConvNeXt-tiny, ViT-B/16 from torchvision, at their default sizes with random trained-like weights,
-# written to build/zoo-real (about 5 GB, never committed) with their float16 conversions and
-# onnxruntime's int8 quantizations (dynamic for the transformers, static QDQ for the CNNs), then
-# checked in mserve against torch's outputs (tests/python/test_real_zoo.py prints the table).
-# Debian's python3-torch 1.13 and python3-torchvision 0.14 (PyPI's torch wheels pull the CUDA
-# stack); transformers 4.40.2, which runs and exports on torch 1.13 (its attention falls back to
-# the eager code below torch 2.1), goes into build/zoo-venv, a venv over the system Python that sees
-# Debian's torch and numpy ('numpy<2': Debian's torch is built against numpy 1). The Keras models
-# (tests/models/generate_keras.py: a CNN, a BiLSTM, a two-tower recommender, MobileNetV2 and
-# EfficientNet-B0, exported with tf2onnx) need tensorflow-cpu, which wants numpy 2, so they get their own venv, build/zoo-tf-venv
-# (a 274 MB wheel, 1.7 GB installed). The float16 step runs under .venv, which has onnxruntime.
+# each exported by torch's TorchScript exporter and by its dynamo exporter, written to build/zoo-real
+# (about 7 GB, never committed) with their float16 conversions and onnxruntime's int8 quantizations
+# (dynamic for the transformers and the Keras BiLSTM, static QDQ for the CNNs), then checked in mserve
+# against torch's outputs (tests/python/test_real_zoo.py prints the table). torch 2.9 with
+# torchvision, transformers 5 and onnxscript (the dynamo exporter's) from PyPI go into build/zoo-torch-venv
+# (PyPI's torch wheel brings the CUDA libraries: about 7 GB installed, nothing of it runs a GPU here).
+# The Keras models (tests/models/generate_keras.py: a CNN, a BiLSTM, a two-tower recommender,
+# MobileNetV2 and EfficientNet-B0, exported with tf2onnx) need tensorflow-cpu, so they get their own
+# venv, build/zoo-tf-venv (a 274 MB wheel, 1.7 GB installed). The float16 and int8 steps run under
+# .venv, which has onnxruntime.
 # ZOO_REAL_ONLY="bert_base gpt2" builds some models only; `make zoo-keras` the Keras models alone.
 ZOO_REAL := build/zoo-real
-ZOO_VENV := build/zoo-venv
+ZOO_VENV := build/zoo-torch-venv
 ZOO_TF_VENV := build/zoo-tf-venv
 ZOO_KERAS := keras_cnn keras_bilstm keras_two_tower keras_mobilenet_v2 keras_efficientnet_b0
 ZOO_REAL_ONLY ?=
 _empty :=
 _space := $(_empty) $(_empty)
 $(ZOO_VENV)/.deps: | apt-deps
-	@missing=""; for p in python3-torch python3-torchvision python3-numpy python3-venv; do \
-	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then echo "apt-get install:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
-	test -x $(ZOO_VENV)/bin/python || /usr/bin/python3 -m venv --system-site-packages $(ZOO_VENV)
-	$(ZOO_VENV)/bin/python -m pip install -q 'transformers==4.40.2' 'numpy<2'
+	test -x $(ZOO_VENV)/bin/python || python3 -m venv $(ZOO_VENV)
+	$(ZOO_VENV)/bin/python -m pip install -q 'torch==2.9.1' 'torchvision==0.24.1' 'transformers==5.25.0' \
+	  'onnxscript==0.7.2' 'onnx==1.23.2'
 	touch $@
 
 $(ZOO_TF_VENV)/.deps: | apt-deps

@@ -395,3 +395,26 @@ def test_optimized_gpt_decoder(tmp_path):
     assert {"SkipLayerNormalization", "FastGelu"} <= contrib_ops(model), contrib_ops(model)
     feeds = {"input_ids": np.random.default_rng(5).integers(0, 50, (2, 7)).astype(np.int64)}
     compare(model, feeds)
+
+
+@pytest.mark.parametrize("name,model_type,ops", [
+    ("dynamo_bert_base", "bert", {"SkipLayerNormalization", "BiasGelu"}),
+    ("dynamo_distilbert", "bert", {"EmbedLayerNormalization", "SkipLayerNormalization", "BiasGelu"}),
+    ("dynamo_gpt2_past", "gpt2", {"SkipLayerNormalization", "FastGelu"}),
+    ("dynamo_vit_b_16", "vit", {"SkipLayerNormalization", "BiasGelu"}),
+])
+def test_optimized_dynamo_exports(tmp_path, name, model_type, ops):
+    """torch's dynamo exports of transformers / torchvision models (tests/models/dynamo_*) after the
+    transformer optimizer: against the framework's own outputs (relative L2 1e-4, as the zoo) and
+    against onnxruntime on the optimized model."""
+    model = optimized(name, model_type, tmp_path)
+    assert ops <= contrib_ops(model), contrib_ops(model)
+    data = np.load(MODELS / f"{name}.npz")
+    for i in range(2):
+        feeds = {k.split(":", 2)[2]: data[k] for k in data.files if k.startswith(f"{i}:in:")}
+        want = {k.split(":", 2)[2]: data[k] for k in data.files if k.startswith(f"{i}:out:")}
+        got = mserve.load(model.SerializeToString(), threads=2).predict(feeds, outputs=list(want))
+        for out, w in want.items():
+            err = np.linalg.norm(got[out] - w) / np.linalg.norm(w)
+            assert err < 1e-4, f"{name} set {i} {out}: relative L2 {err:.2e} against torch"
+        compare(model, feeds)

@@ -1,15 +1,17 @@
 """The real-size zoo: transformers and torchvision models at their default sizes (BERT-base, GPT-2,
-ResNet-50, ViT-B/16, ...) and Keras models exported with tf2onnx (a CNN, a BiLSTM text classifier, a
-two-tower recommender, MobileNetV2, EfficientNet-B0), generated at test time by tests/models/generate_real.py and
-generate_keras.py into build/zoo-real (`make zoo-real`; MSERVE_REAL_ZOO names another folder), checked
-against the outputs the framework itself computed. Skips when the models are not generated.
+ResNet-50, ViT-B/16, ...), each through torch's TorchScript exporter (NAME.onnx) and its dynamo
+exporter (NAME.dynamo.onnx, weights in NAME.dynamo.onnx.data), and Keras models exported with
+tf2onnx (a CNN, a BiLSTM text classifier, a two-tower recommender, MobileNetV2, EfficientNet-B0),
+generated at test time by tests/models/generate_real.py and generate_keras.py into build/zoo-real
+(`make zoo-real`; MSERVE_REAL_ZOO names another folder), checked against the outputs the framework
+itself computed. Skips when the models are not generated.
 
 Tolerances, relative L2 error ||got - want|| / ||want|| against the framework's float32 outputs (the
 same for torch and Keras):
-  float32 exports: 1e-4, the committed zoo's bound. Both sides compute in float32 and differ only in
-    summation order; over a 768- or 3072-long dot product and a dozen layers that leaves errors of a
-    few 1e-6 (onnxruntime's column shows the same), while a dropped bias, an unscaled norm or a wrong
-    BatchNorm statistic gives errors of 1e-2 and more.
+  float32 exports (both torch exporters): 1e-4, the committed zoo's bound. Both sides compute in
+    float32 and differ only in summation order; over a 768- or 3072-long dot product and a dozen
+    layers that leaves errors of a few 1e-6 (onnxruntime's column shows the same), while a dropped
+    bias, an unscaled norm or a wrong BatchNorm statistic gives errors of 1e-2 and more.
   float16 conversions: 3 s + 1e-3, where s (meta:fp16_rounding_error, measured in the framework when the
     model was generated) is how far its own outputs move when the parameters and float inputs are
     rounded to float16 and the rest stays float32: the error no float16 model can avoid, from 4e-4
@@ -44,12 +46,14 @@ NAMES = ["bert_base", "distilbert", "minilm", "roberta", "gpt2", "gpt2_past",
          "resnet50", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "vit_b_16",
          "keras_cnn", "keras_bilstm", "keras_two_tower", "keras_mobilenet_v2",
          "keras_efficientnet_b0"]
+# the torch models, exported by both exporters
+TORCH_NAMES = NAMES[:11]
 # image classifiers -> their logits output, whose confident top-1 classes the float16 test checks
 CLASSIFIERS = {**{name: "logits" for name in ("resnet50", "mobilenet_v3_large", "efficientnet_b0",
                                               "convnext_tiny", "vit_b_16", "keras_cnn")},
                "keras_mobilenet_v2": "predictions", "keras_efficientnet_b0": "predictions"}
 RTOL_L2 = 1e-4
-INT8 = [(name, "int8") for name in ("bert_base", "distilbert", "minilm", "roberta", "gpt2")] + \
+INT8 = [(name, "int8") for name in ("bert_base", "distilbert", "minilm", "roberta", "gpt2", "keras_bilstm")] + \
        [(name, "qdq") for name in ("resnet50", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny")]
 INT8_VS_ORT = 1.25
 TABLE: dict[str, dict] = {}      # name -> the row printed at the end of the run (conftest)
@@ -129,6 +133,25 @@ def test_real_model_matches_its_framework(name):
     row["ort_ms"] = best_ms(lambda: sess.run(None, sets[0][0]))
     assert err < RTOL_L2, f"{name}: relative L2 error {err:.3e} at {where} against {meta['framework']}"
     assert row["ort_err"] < RTOL_L2, f"{name}: onnxruntime's relative L2 error {row['ort_err']:.3e}"
+
+
+@pytest.mark.parametrize("name", TORCH_NAMES)
+def test_real_model_dynamo_export(name):
+    """The same model through torch.onnx.export(dynamo=True): opset 18+, decomposed ops, weights in an
+    external data file."""
+    sets, meta = load_sets(name)
+    path = ZOO / f"{name}.dynamo.onnx"
+    if not path.exists():
+        pytest.skip(f"{path.name} is not generated in {ZOO}: run `{GENERATE}`")
+    model = mserve.load(str(path))
+    err, where = worst_error(lambda x: model.predict(x, outputs=list(sets[0][1])), sets, name + " dynamo")
+    row = TABLE.setdefault(name, {})
+    row.update(dyn_err=err, dyn_ms=best_ms(lambda: model.predict(sets[0][0])))
+    model = None
+    sess = ort_session(path)
+    row["ort_dyn_err"], _ = worst_error(ort_runner(sess), sets, name + " dynamo (onnxruntime)")
+    row["ort_dyn_ms"] = best_ms(lambda: sess.run(None, sets[0][0]))
+    assert err < RTOL_L2, f"{name} dynamo: relative L2 error {err:.3e} at {where} against {meta['framework']}"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -231,7 +254,8 @@ def table():
              f"tolerance {RTOL_L2:g} for float32, 'fp16 tol' for float16; times: the best of 5 predicts",
              f"{'model':<23}{'params':>8}{'ONNX MB':>9}{'load s':>8}{'mserve ms':>11}{'ort ms':>8}"
              f"{'rel L2':>10}{'ort L2':>10}{'fp16 L2':>10}{'ort fp16':>10}{'fp16 tol':>10}{'fp16 ms':>9}"
-             f"{'int8':>6}{'int8 L2':>10}{'ort int8':>10}{'int8 ms':>9}{'ort ms':>8}"]
+             f"{'int8':>6}{'int8 L2':>10}{'ort int8':>10}{'int8 ms':>9}{'ort ms':>8}"
+             f"{'dynamo L2':>10}{'ort dyn':>10}{'dyn ms':>8}{'ort ms':>8}"]
     for name in NAMES:
         if name not in TABLE:
             continue
@@ -241,5 +265,7 @@ def table():
                      f"{f(r, 'ort_ms', '.1f'):>8}{f(r, 'err', '.1e'):>10}{f(r, 'ort_err', '.1e'):>10}"
                      f"{f(r, 'fp16_err', '.1e'):>10}{f(r, 'ort_fp16_err', '.1e'):>10}{f(r, 'fp16_tol', '.1e'):>10}"
                      f"{f(r, 'fp16_ms', '.1f'):>9}{r.get('int8', '-'):>6}{f(r, 'int8_err', '.1e'):>10}"
-                     f"{f(r, 'ort_int8_err', '.1e'):>10}{f(r, 'int8_ms', '.1f'):>9}{f(r, 'ort_int8_ms', '.1f'):>8}")
+                     f"{f(r, 'ort_int8_err', '.1e'):>10}{f(r, 'int8_ms', '.1f'):>9}{f(r, 'ort_int8_ms', '.1f'):>8}"
+                     f"{f(r, 'dyn_err', '.1e'):>10}{f(r, 'ort_dyn_err', '.1e'):>10}{f(r, 'dyn_ms', '.1f'):>8}"
+                     f"{f(r, 'ort_dyn_ms', '.1f'):>8}")
     return lines
