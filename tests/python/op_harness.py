@@ -15,7 +15,9 @@ A test file lists its cases in a `Cases` and runs them with one parametrized tes
 Defaults of the comparison: floating outputs within rtol 1e-4, atol 1e-5 (float16: 1e-3, 1e-3),
 other dtypes exactly; dtypes and shapes must match the oracle's.
 """
+import copy
 import dataclasses
+import functools
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
@@ -227,3 +229,54 @@ class Cases(list):
         for opset in opsets or self.opsets:
             c = OpCase(op, inputs, dict(consts or {}), dict(attrs or {}), opset, **kw)
             self.append(pytest.param(c, id=f"{id_}-op{c.ml or opset}"))
+
+
+@functools.cache
+def ort_saturates_u8s8():
+    """Whether onnxruntime's uint8 x int8 integer products saturate on this CPU: without VNNI its x86
+    kernels multiply with VPMADDUBSW, whose 16-bit sums of two products overflow (255 * 127 * 2 here)."""
+    import onnxruntime as ort
+    node = helper.make_node("MatMulInteger", ["a", "b"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 1])],
+                              [numpy_helper.from_array(np.full((2, 1), 127, np.int8), "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return int(sess.run(None, {"a": np.full((1, 2), 255, np.uint8)})[0][0, 0]) != 255 * 127 * 2
+
+
+# Integer kernels: (weight input, its zero point, the activation's zero point)
+INTEGER_WEIGHTS = {"MatMulInteger": (1, 3, 2), "ConvInteger": (1, 3, 2), "QLinearConv": (3, 5, 2),
+                   "QLinearMatMul": (3, 5, 2), "QGemm": (3, 5, 2), "QAttention": (1, 7, 6)}
+
+
+def unsaturated_twin(model):
+    """The same model with each constant int8 weight of an integer kernel stored as uint8 (w + 128,
+    zero point + 128): the same integer arithmetic, which onnxruntime's uint8 x uint8 kernels compute
+    exactly (they widen to 16 bits before multiplying). None when there is no such weight."""
+    twin = copy.deepcopy(model)
+    inits = {t.name: t for t in twin.graph.initializer}
+    dynamic = {o for n in twin.graph.node if n.op_type == "DynamicQuantizeLinear" for o in n.output}
+    changed = False
+    for node in twin.graph.node:
+        if node.op_type not in INTEGER_WEIGHTS:
+            continue
+        wi, zi, xzi = INTEGER_WEIGHTS[node.op_type]
+        w = inits.get(node.input[wi])
+        x_zp = node.input[xzi] if len(node.input) > xzi else ""
+        x_u8 = x_zp in dynamic or (x_zp in inits and inits[x_zp].data_type == TensorProto.UINT8)
+        if w is None or w.data_type != TensorProto.INT8 or not x_u8:   # (int8 x int8 does not saturate)
+            continue
+        has_zp = len(node.input) > zi and node.input[zi]
+        zp = numpy_helper.to_array(inits[node.input[zi]]) if has_zp else np.int8(0)
+        wu = (numpy_helper.to_array(w).astype(np.int16) + 128).astype(np.uint8)
+        zu = (np.asarray(zp).astype(np.int16) + 128).astype(np.uint8)
+        name = f"{node.name or node.output[0]}_u8"
+        twin.graph.initializer.extend([numpy_helper.from_array(wu, name + "_w"),
+                                       numpy_helper.from_array(zu, name + "_zp")])
+        while len(node.input) <= zi:
+            node.input.append("")
+        node.input[wi], node.input[zi] = name + "_w", name + "_zp"
+        changed = True
+    return twin if changed else None

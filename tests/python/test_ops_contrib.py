@@ -14,7 +14,7 @@ import pytest
 from onnx import helper
 
 import mserve
-from op_harness import check_outputs, make_model, ort_run, random_inputs
+from op_harness import check_outputs, make_model, ort_run, ort_saturates_u8s8, random_inputs, unsaturated_twin
 
 rand = random_inputs(7)
 MS = "com.microsoft"
@@ -418,3 +418,40 @@ def test_optimized_dynamo_exports(tmp_path, name, model_type, ops):
             err = np.linalg.norm(got[out] - w) / np.linalg.norm(w)
             assert err < 1e-4, f"{name} set {i} {out}: relative L2 {err:.2e} against torch"
         compare(model, feeds)
+
+
+@pytest.mark.parametrize("weight_type,per_channel", [("s8", False), ("u8", True), ("s8", True)])
+def test_optimized_then_quantized_bert(tmp_path, weight_type, per_channel):
+    """onnxruntime's int8 recipe for BERT: its transformer optimizer, then quantize_dynamic, which
+    turns Attention into QAttention and EmbedLayerNormalization into QEmbedLayerNormalization.
+    Against onnxruntime on the same model (where its uint8 x int8 products saturate, on the twin with
+    uint8 weights), and both within the same distance of the float32 model."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    src, dst = tmp_path / "optimized.onnx", tmp_path / "q.onnx"
+    onnx.save(optimized("bert_encoder", "bert", tmp_path), str(src))
+    quantize_dynamic(str(src), str(dst), per_channel=per_channel,
+                     weight_type={"s8": QuantType.QInt8, "u8": QuantType.QUInt8}[weight_type],
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    q = onnx.load(str(dst))
+    assert {"QAttention", "QEmbedLayerNormalization"} <= contrib_ops(q), contrib_ops(q)
+    oracle = (unsaturated_twin(q) if ort_saturates_u8s8() else None) or q
+    feeds = bert_feeds(np.random.default_rng(8), 2, 9)
+    got = mserve.load(str(dst), threads=2).predict(feeds)
+    names = [o.name for o in q.graph.output]
+    want = dict(zip(names, ort_run(oracle, feeds)))
+    floats = dict(zip(names, ort_run(onnx.load(str(MODELS / "bert_encoder.onnx")), feeds)))
+    for name in names:
+        g, w, f = got[name], want[name], floats[name]
+        # the same integers, scaled after (onnxruntime) or before (mserve) the sums: float rounding
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4, err_msg=name)
+        err, ort_err = (np.linalg.norm(v - f) / np.linalg.norm(f) for v in (g, w))
+        assert err <= ort_err * 1.01 + 1e-6, f"{name}: {err:.3g} from float32, onnxruntime {ort_err:.3g}"
+
+
+def test_quantized_contrib_ops_need_their_scales():
+    node = helper.make_node("QAttention", ["x", "w", "b", "xs"], ["y"], domain=MS, num_heads=2)
+    model = make_model([node], [("x", np.uint8, [1, 3, 4])], [("y", np.float32, None)],
+                       {"w": np.ones((4, 12), np.int8), "b": np.zeros(12, np.float32), "xs": np.float32(0.1)})
+    model.opset_import.append(helper.make_opsetid(MS, 1))
+    with pytest.raises(mserve.Error, match="weight_scale"):
+        mserve.load(model.SerializeToString())

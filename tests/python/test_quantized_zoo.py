@@ -31,17 +31,16 @@ MobileNetV3-small is checked that way on every CPU (TIE_AMPLIFIERS).
 Where onnxruntime's uint8 x int8 kernels saturate (x86 CPUs without VNNI; probed at run time), its
 answer is not the model's: it then runs a twin of the model whose int8 weights are stored as uint8
 (w + 128 with zero point + 128, the same integer arithmetic), which its kernels compute exactly."""
-import copy
-import functools
 import logging
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, numpy_helper
+from onnx import numpy_helper
 
 import mserve
+from op_harness import ort_saturates_u8s8, unsaturated_twin
 
 ort = pytest.importorskip("onnxruntime")
 quantization = pytest.importorskip("onnxruntime.quantization")
@@ -137,57 +136,6 @@ def quantize(name, setting, path):
     else:
         quantize_dynamic(str(ZOO / f"{name}.onnx"), str(path), **kw)
     return onnx.load(str(path))
-
-
-@functools.cache
-def ort_saturates_u8s8():
-    """Whether onnxruntime's uint8 x int8 integer products saturate on this CPU: without VNNI its x86
-    kernels multiply with VPMADDUBSW, whose 16-bit sums of two products overflow (255 * 127 * 2 here)."""
-    from onnx import helper
-    node = helper.make_node("MatMulInteger", ["a", "b"], ["y"])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, 2])],
-                              [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 1])],
-                              [numpy_helper.from_array(np.full((2, 1), 127, np.int8), "b")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return int(sess.run(None, {"a": np.full((1, 2), 255, np.uint8)})[0][0, 0]) != 255 * 127 * 2
-
-
-# Integer kernels: (weight input, weight zero point input)
-INTEGER_WEIGHTS = {"MatMulInteger": (1, 3), "ConvInteger": (1, 3), "QLinearConv": (3, 5), "QLinearMatMul": (3, 5),
-                   "QGemm": (3, 5)}
-
-
-def unsaturated_twin(model):
-    """The same model with each constant int8 weight of an integer kernel stored as uint8 (w + 128,
-    zero point + 128): the same integer arithmetic, which onnxruntime's uint8 x uint8 kernels compute
-    exactly (they widen to 16 bits before multiplying). None when there is no such weight."""
-    twin = copy.deepcopy(model)
-    inits = {t.name: t for t in twin.graph.initializer}
-    dynamic = {o for n in twin.graph.node if n.op_type == "DynamicQuantizeLinear" for o in n.output}
-    changed = False
-    for node in twin.graph.node:
-        if node.op_type not in INTEGER_WEIGHTS:
-            continue
-        wi, zi = INTEGER_WEIGHTS[node.op_type]
-        w = inits.get(node.input[wi])
-        x_zp = node.input[2] if len(node.input) > 2 else ""
-        x_u8 = x_zp in dynamic or (x_zp in inits and inits[x_zp].data_type == TensorProto.UINT8)
-        if w is None or w.data_type != TensorProto.INT8 or not x_u8:   # (int8 x int8 does not saturate)
-            continue
-        has_zp = len(node.input) > zi and node.input[zi]
-        zp = numpy_helper.to_array(inits[node.input[zi]]) if has_zp else np.int8(0)
-        wu = (numpy_helper.to_array(w).astype(np.int16) + 128).astype(np.uint8)
-        zu = (np.asarray(zp).astype(np.int16) + 128).astype(np.uint8)
-        name = f"{node.name or node.output[0]}_u8"
-        twin.graph.initializer.extend([numpy_helper.from_array(wu, name + "_w"),
-                                       numpy_helper.from_array(zu, name + "_zp")])
-        while len(node.input) <= zi:
-            node.input.append("")
-        node.input[wi], node.input[zi] = name + "_w", name + "_zp"
-        changed = True
-    return twin if changed else None
 
 
 def ort_session(path):

@@ -19,8 +19,8 @@ class Normalizer {
     nodes.reserve(g_.nodes.size());
     for (Node& n : g_.nodes) {
       std::vector<Node> before, after;
-      if (n.domain.empty() && n.unsupported.empty()) {
-        Status st = rewrite(n, before, after);
+      if ((n.domain.empty() || n.domain == "com.microsoft") && n.unsupported.empty()) {
+        Status st = n.domain.empty() ? rewrite(n, before, after) : rewrite_contrib(n, before);
         if (!st.ok()) return st.with_context(n.where());
       }
       for (Node& b : before) nodes.push_back(std::move(b));
@@ -45,6 +45,66 @@ class Normalizer {
     if (op == "Upsample" && n.opset < 10) return upsample(n);
     if ((op == "Softmax" || op == "LogSoftmax" || op == "Hardmax") && n.opset < 13) return softmax(n, before, after);
     if (op == "BatchNormalization") return batchnorm(n);
+    return Status::OK();
+  }
+
+  Status rewrite_contrib(Node& n, std::vector<Node>& before) {
+    if (n.op_type == "QAttention") return qattention(n, before);
+    if (n.op_type == "QEmbedLayerNormalization") return qembed_layer_norm(n, before);
+    return Status::OK();
+  }
+
+  static int input_at(const Node& n, size_t i) { return i < n.inputs.size() ? n.inputs[i] : kNoValue; }
+
+  // DequantizeLinear(q, scale, zero_point) of `n`'s inputs qi, si, zi (zi may be absent) placed
+  // before `n`; its float output.
+  int dequantized(const Node& n, const std::string& what, size_t qi, size_t si, size_t zi, std::vector<Node>& before) {
+    Node dq;
+    dq.name = n.name + "/mserve_dequantize_" + what;
+    dq.op_type = "DequantizeLinear";
+    dq.opset = 13;
+    dq.inputs = {input_at(n, qi), input_at(n, si)};
+    if (input_at(n, zi) != kNoValue) dq.inputs.push_back(input_at(n, zi));
+    const int out = new_value(n, what);
+    dq.outputs = {out};
+    before.push_back(std::move(dq));
+    return out;
+  }
+
+  Status qattention(Node& n, std::vector<Node>& before) {
+    for (size_t i : {0, 1, 3, 4})
+      if (input_at(n, i) == kNoValue)
+        return InvalidArgument("QAttention needs input, weight, input_scale and weight_scale (inputs 0, 1, 3, 4)");
+    const int x = dequantized(n, "input", 0, 3, 6, before);
+    const int w = dequantized(n, "weight", 1, 4, 7, before);  // per column: DequantizeLinear's axis 1
+    n.inputs = {x, w, input_at(n, 2), input_at(n, 5), input_at(n, 8)};
+    while (n.inputs.size() > 2 && n.inputs.back() == kNoValue) n.inputs.pop_back();
+    n.op_type = "Attention";
+    return Status::OK();
+  }
+
+  Status qembed_layer_norm(Node& n, std::vector<Node>& before) {
+    static const char* const kTables[] = {"word_embedding", "position_embedding", "segment_embedding", "gamma", "beta"};
+    std::vector<int> inputs = {input_at(n, 0), input_at(n, 1)};
+    for (size_t t = 0; t < 5; ++t) {
+      const size_t qi = 2 + t;
+      if (input_at(n, qi) == kNoValue) {
+        if (t == 2) {  // no segments
+          inputs.push_back(kNoValue);
+          continue;
+        }
+        return InvalidArgument(std::string("QEmbedLayerNormalization needs ") + kTables[t] + " (input " +
+                               std::to_string(qi) + ")");
+      }
+      if (input_at(n, 8 + t) == kNoValue)
+        return InvalidArgument(std::string("QEmbedLayerNormalization needs ") + kTables[t] + "_scale (input " +
+                               std::to_string(8 + t) + ")");
+      inputs.push_back(dequantized(n, kTables[t], qi, 8 + t, 13 + t, before));
+    }
+    inputs.push_back(input_at(n, 7));  // mask
+    while (inputs.size() > 7 && inputs.back() == kNoValue) inputs.pop_back();
+    n.inputs = std::move(inputs);
+    n.op_type = "EmbedLayerNormalization";
     return Status::OK();
   }
 

@@ -19,6 +19,15 @@
 //   BatchNormalization  spatial=1 (the default before 9) -> opset 9; `spatial` is dropped from 9 on
 //                       (it is not defined there); spatial=0 keeps its own opset and form
 //
+// Quantized forms of com.microsoft operators (what onnxruntime's quantize_dynamic writes for a
+// transformer its optimizer fused) become the operator they quantize, over DequantizeLinear of
+// their 8-bit inputs, (q - zero_point) * scale:
+//   QAttention               input, weight (scale scalar or per column), bias, mask_index, past
+//                            -> Attention(DQ(input), DQ(weight), bias, mask_index, past)
+//   QEmbedLayerNormalization the five tables -> EmbedLayerNormalization over their DQ
+// (onnxruntime multiplies the integers and scales the sums; the float products here differ from
+// that by float rounding only).
+//
 // Attributes turned into inputs become initializers of the graph (int64 for integer lists; for
 // the float bounds of Clip and the Pad value, the input's dtype where the graph declares it,
 // else float32, which those kernels accept for any float input).
