@@ -49,7 +49,10 @@
   X(Softplus, nullptr, 0.0f, nullptr, 0.0f, false, true, undef, max(x, zero) + log1p(exp(-abs(x))))                   \
   X(Softsign, nullptr, 0.0f, nullptr, 0.0f, false, true, undef, x / (one + abs(x)))                                   \
   X(HardSigmoid, "alpha", 0.2f, "beta", 0.5f, false, true, undef, min(max(a * x + b, zero), one))                     \
-  X(Mish, nullptr, 0.0f, nullptr, 0.0f, false, false, undef, x * tanh(max(x, zero) + log1p(exp(-abs(x)))))            \
+  /* Below -88 e^x is under float's normal range and vectorized exp stops at a denormal, which x */                   \
+  /* then multiplies up (-0.88 at -3e38): there x * e^x is below 1e-36, so x * 0 (NaN at -inf, as the formula). */    \
+  X(Mish, nullptr, 0.0f, nullptr, 0.0f, false, false, undef,                                                          \
+    where(x < C(-88), x * zero, x * tanh(max(x, zero) + log1p(exp(-abs(x))))))                                       \
   X(ThresholdedRelu, "alpha", 1.0f, nullptr, 0.0f, false, true, undef, where(x > a, x, zero))                         \
   X(Shrink, "lambd", 0.5f, "bias", 0.0f, false, false, undef, where(x < -a, x + b, where(x > a, x - b, zero)))        \
   X(Swish, "alpha", 1.0f, nullptr, 0.0f, true, false, eltwise_swish, x * recip(one + exp(-(a * x))))                  \
