@@ -106,9 +106,15 @@ def best_ms(fn, repeat=5):
     return 1e3 * min(times)
 
 
-def ort_session(path):
+def ort_session(path, layout_passes=True):
+    """onnxruntime on `path`. layout_passes=False stops at its extended graph optimizations:
+    onnxruntime 1.31's layout passes crash the process on the float16 conversion of torch 2.9's
+    ViT-B/16 export (a segmentation fault while the session is created)."""
     ort = pytest.importorskip("onnxruntime")
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    so = ort.SessionOptions()
+    if not layout_passes:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
 def ort_runner(sess):
@@ -210,7 +216,8 @@ def test_real_model_float16(name):
     row = TABLE.setdefault(name, {})
     row.update(fp16_err=err, fp16_tol=fp16_tolerance(meta), fp16_ms=best_ms(lambda: model.predict(sets16[0][0])))
     model = None                    # frees its weights before onnxruntime loads its own copy
-    row["ort_fp16_err"], _ = worst_error(ort_runner(ort_session(path)), sets16, name + " float16 (onnxruntime)")
+    row["ort_fp16_err"], _ = worst_error(ort_runner(ort_session(path, layout_passes=False)), sets16,
+                                         name + " float16 (onnxruntime)")
     assert err < row["fp16_tol"], (f"{name} float16: relative L2 error {err:.3e} at {where} against "
                                    f"{meta['framework']}, tolerance {row['fp16_tol']:.1e}")
 
