@@ -240,9 +240,15 @@ def test_real_model_int8(name, kind):
     if name in CLASSIFIERS:
         logits = CLASSIFIERS[name]
         for inputs, want in sets:
-            ort_top = np.argmax(ort_run(inputs)[logits], -1) == np.argmax(want[logits], -1)
+            # Rows whose top-1 margin exceeds twice onnxruntime's largest logit error on that row (its
+            # quantization noise; a fixed share of the spread is not enough at ResNet-50's 18%: a row
+            # with a margin of 0.11 spreads came out as three classes in onnxruntime fused, unfused
+            # and mserve) and whose class onnxruntime keeps.
+            ort_logits = ort_run(inputs)[logits]
+            noise = np.max(np.abs(ort_logits - want[logits]), axis=-1)
             top2 = np.sort(want[logits], axis=-1)[..., -2:]
-            sure = ((top2[..., 1] - top2[..., 0]) > 0.1 * want[logits].std(axis=-1)) & ort_top
+            ort_top = np.argmax(ort_logits, -1) == np.argmax(want[logits], -1)
+            sure = ((top2[..., 1] - top2[..., 0]) > 2 * noise) & ort_top
             got = np.argmax(run(inputs)[logits], -1)
             assert np.array_equal(got[sure], np.argmax(want[logits], -1)[sure]), f"{name}.{kind}: top-1 class differs"
     assert err <= INT8_VS_ORT * row["ort_int8_err"] + 1e-3, (
