@@ -4,10 +4,11 @@
 // count M and thread count, bias and activation are fused. Measured on the 2-core AVX-512 machine
 // (see docs/design.md): 8x1024x4096 0.72 ms vs 2.04 ms with Eigen, one thread.
 //
-// The same for int8: Y[M, N] int32 = X[M, K] uint8 * W[K, N] int8, exact, with W packed once
-// (create_u8s8 / run_u8s8; no bias or activation). Only where the CPU has VNNI (AVX512-VNNI and
-// up): without it oneDNN multiplies through vpmaddubsw, whose int16 pair sums saturate, a silent
-// wrong answer for full-range weights.
+// The same for int8: Y[M, N] int32 = X[M, K] uint8 * W[K, N] int8 with W packed once
+// (create_u8s8 / run_u8s8; no bias or activation). Exact where the CPU has VNNI (AVX512-VNNI and
+// up). Without it (u8s8_saturates()) oneDNN multiplies through vpmaddubsw, whose int16 sums of two
+// products saturate above 32767: exact only for X below 128 (2 * 127 * 128 = 32512), which the
+// caller must ensure (Int8Gemm splits X into its low 7 bits and its top bit).
 //
 // Thread safety: prepare() and run() may be called concurrently.
 #pragma once
@@ -31,9 +32,11 @@ class DnnlMatMul {
                                             const FusedActivation& act, PackStore* store = nullptr);
   ~DnnlMatMul();
 
-  // Null when the CPU lacks VNNI or oneDNN cannot take these weights.
+  // Null when oneDNN cannot take these weights.
   static std::unique_ptr<DnnlMatMul> create_u8s8(int64_t K, int64_t N, const int8_t* w, PackStore* store = nullptr);
   static bool has_vnni();
+  // Whether run_u8s8's pair sums saturate on this CPU (no VNNI): X must then stay below 128.
+  static bool u8s8_saturates() { return !has_vnni(); }
   // What oneDNN's packed layouts follow besides the weights and parameters: its version and the
   // instruction set it runs on ("oneDNN 2.6.3, isa 0x...").
   static std::string packing_environment();

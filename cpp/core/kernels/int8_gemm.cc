@@ -61,9 +61,15 @@ size_t Int8Gemm::converted_bytes(int64_t M, bool a_signed) const {
   return a_signed ? align64(static_cast<size_t>(M * K_)) : 0;
 }
 
+size_t Int8Gemm::split_bytes(int64_t M) const {
+  if (!dnnl_ || !DnnlMatMul::u8s8_saturates()) return 0;
+  return 2 * align64(static_cast<size_t>(M * K_)) + align64(static_cast<size_t>(M * N_) * 4);
+}
+
 StatusOr<size_t> Int8Gemm::prepare(int64_t M, bool a_signed, int threads) const {
-  // [a as uint8][acc int32 M x N][rows int32 M][oneDNN's scratchpad]
-  size_t bytes = converted_bytes(M, a_signed) + align64(static_cast<size_t>(M * N_) * 4) + align64(M * 4);
+  // [a as uint8][acc int32 M x N][rows int32 M][split: lo, hi, hi sums][oneDNN's scratchpad]
+  size_t bytes =
+      converted_bytes(M, a_signed) + align64(static_cast<size_t>(M * N_) * 4) + align64(M * 4) + split_bytes(M);
   if (dnnl_) {
     auto ws = dnnl_->prepare(M, threads);
     if (ws.ok()) return bytes + ws.value();
@@ -96,7 +102,28 @@ Status Int8Gemm::product(const void* a, bool a_signed, int32_t* za, int64_t M, i
       }
     });
   ws += align64(static_cast<size_t>(M * N) * 4) + align64(M * 4);
-  if (dnnl_) {
+  if (dnnl_ && DnnlMatMul::u8s8_saturates()) {
+    // a = lo + 128 hi: two products that cannot saturate, then acc = lo b' + 128 hi b'.
+    auto* lo = reinterpret_cast<uint8_t*>(ws);
+    auto* hi = lo + align64(static_cast<size_t>(M * K));
+    auto* hi_acc = reinterpret_cast<int32_t*>(hi + align64(static_cast<size_t>(M * K)));
+    void* scratch = ws + split_bytes(M);
+    pool.parallel_for(M * K, 65536, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        lo[i] = au[i] & 0x7fu;
+        hi[i] = au[i] >> 7;
+      }
+    });
+    Status st = dnnl_->run_u8s8(lo, acc, M, scratch, pool.threads());
+    if (st.ok()) st = dnnl_->run_u8s8(hi, hi_acc, M, scratch, pool.threads());
+    if (st.ok()) {
+      pool.parallel_for(M * N, 65536, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) acc[i] += hi_acc[i] * 128;
+      });
+      return st;
+    }
+    if (st.code() != Code::kUnsupported || b_.empty()) return st;
+  } else if (dnnl_) {
     Status st = dnnl_->run_u8s8(au, acc, M, ws, pool.threads());
     if (st.code() != Code::kUnsupported) return st;
     if (b_.empty()) return st;

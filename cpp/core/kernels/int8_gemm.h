@@ -8,7 +8,9 @@
 // zero points are exact corrections around it:
 //   int8 a  -> a + 128 (uint8) with za + 128;  uint8 b -> b - 128 (int8) with zb - 128;
 //   sum (a - za)(b' - zb') = sum a b' - zb' rowsum(a) - za colsum(b') + K za zb'.
-// Without VNNI (or for products too small to pay off) a portable int32 loop computes the same.
+// Without VNNI oneDNN's products saturate for activations of 128 and up, so a is split into its
+// low 7 bits and its top bit, a = lo + 128 hi, and oneDNN runs both (exact: no pair sum reaches
+// 32768): acc = lo b' + 128 (hi b'). For products too small to pay off, a portable int32 loop.
 //
 // Thread safety: const methods may be called concurrently.
 #pragma once
@@ -52,6 +54,8 @@ class Int8Gemm {
   Status product(const void* a, bool a_signed, int32_t* za, int64_t M, int32_t* acc, int32_t* rows, void* workspace,
                  ThreadPool& pool) const;
   size_t converted_bytes(int64_t M, bool a_signed) const;
+  // The split's buffers (lo, hi as uint8; hi's sums as int32), without VNNI.
+  size_t split_bytes(int64_t M) const;
   bool needs_rows() const { return zb_nonzero_; }
 
   int64_t K_ = 0, N_ = 0;

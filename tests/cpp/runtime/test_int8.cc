@@ -68,7 +68,7 @@ TEST(Int8Gemm, MatchesNaiveProducts) {
     for (DType b : {DType::kInt8, DType::kUInt8})
       for (int zb : {0, 1, 2}) {
         check({3, 5, 7, a, b, zb});       // portable loop
-        check({37, 300, 520, a, b, zb});  // oneDNN where the CPU has VNNI
+        check({37, 300, 520, a, b, zb});  // oneDNN (without VNNI: split into two products)
         check({1, 768, 256, a, b, zb});   // one row
       }
 }
