@@ -112,5 +112,6 @@ PYBIND11_MODULE(_core, m) {
       "The instruction set mserve's own vectorized kernels run with: base, avx2 or avx512");
   m.def(
       "int8_vnni", [] { return mserve::DnnlMatMul::has_vnni(); },
-      "Whether int8 products run on oneDNN's VNNI/AMX kernels (else on portable loops)");
+      "Whether the CPU has VNNI: int8 products then run in one oneDNN product (else two, split so "
+      "that none saturates) and QDQ convolutions as int8 convolutions");
 }
