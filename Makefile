@@ -230,6 +230,11 @@ soak: build
 node-expectations: build
 	$(PY) tests/python/node_suite.py --out /dev/null --expectations tests/python/node_expectations.tsv
 
+# Where the zoo targets below build (defined before the rules that name them as prerequisites).
+ZOO_REAL := build/zoo-real
+ZOO_VENV := build/zoo-torch-venv
+ZOO_TF_VENV := build/zoo-tf-venv
+
 # The model zoo (tests/models): PyTorch exports under the system Python with Debian's python3-torch,
 # scikit-learn exports under the venv, and the dynamo exporter's small twins of the real-size zoo
 # (dynamo_*) under the torch venv below. Regenerating gives the same models on the same versions
@@ -257,9 +262,6 @@ zoo: $(VENV)/.deps $(ZOO_VENV)/.deps
 # venv, build/zoo-tf-venv (a 274 MB wheel, 1.7 GB installed). The float16 and int8 steps run under
 # .venv, which has onnxruntime.
 # ZOO_REAL_ONLY="bert_base gpt2" builds some models only; `make zoo-keras` the Keras models alone.
-ZOO_REAL := build/zoo-real
-ZOO_VENV := build/zoo-torch-venv
-ZOO_TF_VENV := build/zoo-tf-venv
 ZOO_KERAS := keras_cnn keras_bilstm keras_two_tower keras_mobilenet_v2 keras_efficientnet_b0
 ZOO_REAL_ONLY ?=
 _empty :=
