@@ -41,6 +41,19 @@ struct DnnlMatMul::Impl {
         dnnl_util::attr_with(act), cpu_engine());
   }
 
+  // The primitive for M rows with the weights layout oneDNN picks, padded where it is plain
+  // (dnnl_util::padded_plain).
+  dnnl::matmul::primitive_desc plan(int64_t M) const {
+    auto pd = describe(M, memory::desc({K, N}, w_t, tag::any));
+    const memory::desc padded = dnnl_util::padded_plain(pd.weights_desc());
+    if (padded == pd.weights_desc()) return pd;
+    try {
+      return describe(M, padded);
+    } catch (const dnnl::error&) {
+      return pd;
+    }
+  }
+
   StatusOr<std::unique_ptr<Entry>> make_entry(int64_t M, int threads) const {
     // Below ~128k multiply-adds a oneDNN call's fixed cost (memory objects, the call itself)
     // exceeds what its kernel saves over Eigen (measured, one thread: 12x32x96 3.6 us on Eigen,
@@ -51,7 +64,7 @@ struct DnnlMatMul::Impl {
     omp_set_num_threads(team);
     auto e = std::make_unique<Entry>();
     try {
-      auto pd = describe(M, memory::desc({K, N}, w_t, tag::any));
+      auto pd = plan(M);
       e->mm = dnnl::matmul(pd);
       e->x = pd.src_desc();
       e->y = pd.dst_desc();
@@ -87,11 +100,13 @@ std::unique_ptr<DnnlMatMul> DnnlMatMul::make(std::unique_ptr<Impl> impl, const v
   try {
     auto& eng = cpu_engine();
     omp_set_num_threads(1);  // packing is a one-off copy
-    auto pd = impl->describe(64, memory::desc({K, N}, impl->w_t, tag::any));
+    auto pd = impl->plan(64);
     memory user(memory::desc({K, N}, impl->w_t, trans_w ? tag::ba : tag::ab), eng, const_cast<void*>(w));
     PackKey key;
     if (store) {
-      const int64_t shape[4] = {K, N, trans_w, static_cast<int64_t>(impl->w_t)};
+      const memory::desc& wd = pd.weights_desc();
+      const int64_t shape[5] = {K, N, trans_w, static_cast<int64_t>(impl->w_t),
+                                static_cast<int64_t>(wd.get_size())};  // layouts differ in size
       const int32_t act[2] = {static_cast<int32_t>(impl->act.kind), impl->bias ? 1 : 0};
       PackKeyBuilder b("dnnl_matmul");
       b.pod(shape).pod(act).add(&impl->act.alpha, sizeof(float)).add(&impl->act.beta, sizeof(float));

@@ -3,6 +3,7 @@
 #include <functional>
 
 #include "core/kernels/dnnl_conv.h"
+#include "core/kernels/dnnl_matmul.h"
 #include "core/onnx/normalize.h"
 #include "helpers.h"
 
@@ -188,6 +189,34 @@ TEST(Kernels, GemmTransposesAndBias) {
         }
       expect_close(t.run(ins), want, Shape{M, N});
     }
+}
+
+// oneDNN's matmul on constant weights (Gemm and MatMul with weights of the graph), in whatever
+// layout this CPU's kernel takes: padded plain rows without AVX-512 (N = 256 and 768 floats are
+// rows of 1 KB and 3 KB), blocked with it; weights transposed or not, with bias, several M.
+TEST(Kernels, DnnlMatMulPackedWeightsMatchNaive) {
+  const int64_t K = 96;
+  for (int64_t N : {256, 768})
+    for (bool trans : {false, true})
+      for (int64_t M : {1, 5, 128}) {
+        SCOPED_TRACE(std::to_string(M) + "x" + std::to_string(K) + "x" + std::to_string(N) + (trans ? " trans" : ""));
+        Tensor w = random_tensor(trans ? Shape{N, K} : Shape{K, N}, 1), b = random_tensor(Shape{N}, 2);
+        Tensor x = random_tensor(Shape{M, K}, 3);
+        auto mm = DnnlMatMul::create(K, N, w.data<float>(), trans, b.data<float>(), FusedActivation{});
+        ASSERT_TRUE(mm);
+        auto ws = mm->prepare(M, 2);
+        if (!ws.ok()) continue;  // too small for oneDNN: another kernel runs it
+        std::vector<char> scratch(ws.value() + 64);
+        void* sp = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) / 64 * 64);
+        std::vector<float> y(static_cast<size_t>(M * N));
+        ASSERT_TRUE(mm->run(x.data<float>(), y.data(), M, sp, 2).ok());
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < N; ++j) {
+            double acc = b.float_at(j);
+            for (int64_t k = 0; k < K; ++k) acc += x.float_at(i * K + k) * w.float_at(trans ? j * K + k : k * N + j);
+            ASSERT_NEAR(y[i * N + j], acc, 1e-4 * (1 + std::abs(acc))) << "at " << i << ", " << j;
+          }
+      }
 }
 
 TEST(Kernels, MatMulBatchedBroadcastAnd1D) {
