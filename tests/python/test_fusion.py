@@ -425,13 +425,17 @@ def test_static_qdq_convs_run_channels_last():
     assert np.mean(got != want) < 0.01
 
 
-@pytest.mark.parametrize("wt,per_column", [(np.int8, True), (np.uint8, False)])
-def test_static_qdq_matmul_runs_on_integers(wt, per_column):
-    # MatMul(DQ(x_q), DQ(w_q)) + bias -> MatMulIntegerToFloat where the CPU has VNNI: the integer
-    # products scaled once, the same values as the dequantized floats' products to float32 rounding.
+@pytest.mark.parametrize("wt,per_column,uniform", [(np.int8, True, False), (np.uint8, False, False),
+                                                   (np.int8, True, True)])
+def test_static_qdq_matmul_runs_on_integers(wt, per_column, uniform):
+    # MatMul(DQ(x_q), DQ(w_q)) + bias -> MatMulIntegerToFloat where its product runs in one pass:
+    # the integer products scaled once, the same values as the dequantized floats' products to
+    # float32 rounding. Weights as a quantizer writes them (bell-shaped) run in one pass on every
+    # CPU; uniform ones only with VNNI (elsewhere they stay a float32 MatMul).
     lo, hi = (-127, 127) if wt == np.int8 else (0, 255)
-    consts = {"xs": np.array(0.02, np.float32), "xz": np.array(120, np.uint8),
-              "w": RNG.integers(lo, hi + 1, (64, 48)).astype(wt),
+    w = (RNG.integers(lo, hi + 1, (64, 48)) if uniform
+         else np.clip(np.rint(RNG.normal((lo + hi) / 2, 30, (64, 48))), lo, hi)).astype(wt)
+    consts = {"xs": np.array(0.02, np.float32), "xz": np.array(120, np.uint8), "w": w,
               "ws": RNG.uniform(0.001, 0.01, 48 if per_column else ()).astype(np.float32),
               "wz": (np.zeros(48, wt) if per_column else np.array(131, wt)), "bias": rand(48)}
     nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
@@ -440,8 +444,10 @@ def test_static_qdq_matmul_runs_on_integers(wt, per_column):
              helper.make_node("MatMul", ["xd", "wd"], ["p"]), helper.make_node("Add", ["p", "bias"], ["y"])]
     m = make_model(nodes, [("x", np.float32, ["n", 5, 64])], [("y", np.float32, None)], consts, opset=13)
     model = mserve.load(m.SerializeToString())
-    if mserve._core.int8_vnni():
+    if not uniform or mserve._core.int8_vnni():
         assert ops(model) == ["MatMulIntegerToFloat", "QuantizeLinear"]
+    else:
+        assert "MatMulIntegerToFloat" not in ops(model)
     x = rand(3, 5, 64)
     np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x}, as_written=True)[0], rtol=1e-5, atol=1e-5)
 

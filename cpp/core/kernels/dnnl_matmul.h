@@ -6,9 +6,10 @@
 //
 // The same for int8: Y[M, N] int32 = X[M, K] uint8 * W[K, N] int8 with W packed once
 // (create_u8s8 / run_u8s8; no bias or activation). Exact where the CPU has VNNI (AVX512-VNNI and
-// up). Without it (u8s8_saturates()) oneDNN multiplies through vpmaddubsw, whose int16 sums of two
-// products saturate above 32767: exact only for X below 128 (2 * 127 * 128 = 32512), which the
-// caller must ensure (Int8Gemm splits X into its low 7 bits and its top bit).
+// up). Without it (u8s8_saturates()) oneDNN multiplies through vpmaddubsw, whose int16 sums of the
+// products of two adjacent rows of W saturate: the caller must keep every such sum within int16
+// (Int8Gemm: weights whose adjacent pairs sum to within [-128, 128], or X below 128).
+// Without AVX-512 oneDNN takes W as a plain matrix; its rows are padded (dnnl_util::padded_plain).
 //
 // Thread safety: prepare() and run() may be called concurrently.
 #pragma once

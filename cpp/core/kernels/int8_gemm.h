@@ -8,9 +8,17 @@
 // zero points are exact corrections around it:
 //   int8 a  -> a + 128 (uint8) with za + 128;  uint8 b -> b - 128 (int8) with zb - 128;
 //   sum (a - za)(b' - zb') = sum a b' - zb' rowsum(a) - za colsum(b') + K za zb'.
-// Without VNNI oneDNN's products saturate for activations of 128 and up, so a is split into its
-// low 7 bits and its top bit, a = lo + 128 hi, and oneDNN runs both (exact: no pair sum reaches
-// 32768): acc = lo b' + 128 (hi b'). For products too small to pay off, a portable int32 loop.
+// Without VNNI oneDNN multiplies through vpmaddubsw, which adds the products of two adjacent
+// rows k, k + 1 in int16 and saturates: exact only where the two weights of a column's pair sum
+// to within [-128, 128] (255 * 128 = 32640 fits; a single int8 weight always does). Which rows
+// pair up depends on how oneDNN blocks K (K = 301: rows 151 and 152 pair), so the weights
+// oneDNN packs are made so for every two adjacent rows (unsaturating), and the few products
+// taken out are added back from a list,
+//   acc = a b'_safe + sum over fixes (k, n, r) of a[m, k] * r,
+// one pass instead of two (quantized BERT-base: 0.03% of its even pairs exceed, 0.14% at most
+// in one matrix). Weights that would need a fix in over 1/128 of their values split a instead,
+// a = lo + 128 hi (low 7 bits, top bit), and oneDNN runs both: acc = lo b' + 128 (hi b').
+// For products too small to pay off, a portable int32 loop.
 //
 // Thread safety: const methods may be called concurrently.
 #pragma once
@@ -34,9 +42,15 @@ class Int8Gemm {
   static StatusOr<std::unique_ptr<Int8Gemm>> create(const Tensor& b, const Tensor* b_zero_point,
                                                     PackStore* store = nullptr);
   ~Int8Gemm();
+  // Whether create() would run the product of these weights as one pass of oneDNN's (with VNNI,
+  // or without it through unsaturating weights and their fixes; not split in two).
+  static bool one_pass(const Tensor& b);
 
   int64_t K() const { return K_; }
   int64_t N() const { return N_; }
+  // How the product runs without VNNI: products added back after oneDNN's, or a split in two.
+  int64_t fixed_products() const { return static_cast<int64_t>(fixes_.size()); }
+  bool splits() const { return split_; }
 
   // Workspace bytes run_*() needs for M rows of a (signed or not) on `threads` threads.
   StatusOr<size_t> prepare(int64_t M, bool a_signed, int threads) const;
@@ -57,12 +71,21 @@ class Int8Gemm {
   // The split's buffers (lo, hi as uint8; hi's sums as int32), without VNNI.
   size_t split_bytes(int64_t M) const;
   bool needs_rows() const { return zb_nonzero_; }
+  struct Fix {
+    int64_t k, n;
+    int32_t r;
+  };
+  // b [K, N] made unsaturating in place (every two adjacent rows sum to within [-128, 128] in
+  // each column); returns what was taken out (b_old - b at (k, n)).
+  static std::vector<Fix> unsaturating(int64_t K, int64_t N, int8_t* b);
 
   int64_t K_ = 0, N_ = 0;
   std::vector<int8_t> b_;     // b' [K, N] (int8), kept only without oneDNN
   std::vector<int32_t> zb_;   // zb' per column
   std::vector<int32_t> col_;  // colsum(b') per column
   bool zb_nonzero_ = false;
+  std::vector<Fix> fixes_;  // without VNNI: added back after oneDNN's product
+  bool split_ = false;      // without VNNI: a split in two instead (too many fixes)
   std::unique_ptr<DnnlMatMul> dnnl_;
 };
 

@@ -1,10 +1,14 @@
 // Integer matrix products (kernels/int8_gemm.h) against a naive int64 reference: every
 // signedness of A and B, zero points absent, scalar and per column, products small enough for
-// the portable loop and large enough for oneDNN's int8 matmul (where the CPU has VNNI); and the
+// the portable loop and large enough for oneDNN's int8 matmul (without VNNI: weights made
+// unsaturating plus fixes, or the split in two, at the largest activations); and the
 // fuse_matmul_integer pass, whose fused graph must give the unfused graph's floats bit for bit.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <random>
 
+#include "core/kernels/dnnl_matmul.h"
 #include "core/kernels/int8_gemm.h"
 #include "core/parallel/thread_pool.h"
 #include "core/passes/passes.h"
@@ -25,20 +29,53 @@ int64_t int_value(const Tensor& t, int64_t i) {
   return t.dtype() == DType::kInt8 ? t.data<int8_t>()[i] : t.data<uint8_t>()[i];
 }
 
+// Weights like a quantizer's (normal, standard deviation 30, clipped to int8's range): a few pairs
+// of rows sum beyond 128 in a column (the unsaturating weights' fixes, without VNNI).
+Tensor quantizer_like_int8(const Shape& s, uint32_t seed) {
+  Tensor x = Tensor::empty(DType::kInt8, s).value();
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, 30.f);
+  for (int64_t i = 0; i < x.numel(); ++i)
+    x.data<int8_t>()[i] = static_cast<int8_t>(std::clamp(std::nearbyint(d(rng)), -128.f, 127.f));
+  return x;
+}
+
+// Weights zero but for three rows in every 300 (149 to 151, where oneDNN's second block of K
+// starts for K = 301 or 302) of 127 or -128: pairs that saturate whichever way rows pair up.
+Tensor straddling_int8(const Shape& s) {
+  Tensor x = Tensor::empty(DType::kInt8, s).value();
+  const int64_t N = s[1];
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const int64_t k = i / N % 300, n = i % N;
+    x.data<int8_t>()[i] = static_cast<int8_t>(k >= 149 && k <= 151 ? (n % 2 ? 127 : -128) : 0);
+  }
+  return x;
+}
+
 struct Case {
   int64_t M, K, N;
   DType a, b;
-  int zb;  // 0: none, 1: scalar, 2: per column
+  int zb;              // 0: none, 1: scalar, 2: per column
+  int kind = 0;        // b: 0 uniform over the full range, 1 quantizer_like_int8, 2 straddling_int8
+  bool a_max = false;  // every a 255 (uint8) or 127 (int8): the largest products
 };
 
 void check(const Case& c) {
   SCOPED_TRACE(std::to_string(c.M) + "x" + std::to_string(c.K) + "x" + std::to_string(c.N) + " a " + dtype_name(c.a) +
                " b " + dtype_name(c.b) + " zb " + std::to_string(c.zb));
-  Tensor a = random_int8(c.a, Shape{c.M, c.K}, 1), b = random_int8(c.b, Shape{c.K, c.N}, 2);
+  Tensor a = random_int8(c.a, Shape{c.M, c.K}, 1);
+  Tensor b = c.kind == 1   ? quantizer_like_int8(Shape{c.K, c.N}, 2)
+             : c.kind == 2 ? straddling_int8(Shape{c.K, c.N})
+                           : random_int8(c.b, Shape{c.K, c.N}, 2);
+  if (c.a_max) std::memset(a.raw(), c.a == DType::kInt8 ? 0x7f : 0xff, static_cast<size_t>(a.numel()));
   Tensor zb = random_int8(c.b, c.zb == 2 ? Shape{c.N} : Shape{}, 3);
   const int32_t za = c.a == DType::kInt8 ? -7 : 131;
   auto g = Int8Gemm::create(b, c.zb ? &zb : nullptr);
   ASSERT_TRUE(g.ok()) << g.status().message();
+  if (c.M * c.K * c.N >= DnnlMatMul::kMinMacs && DnnlMatMul::u8s8_saturates()) {  // the path under test
+    EXPECT_EQ(g.value()->splits(), c.kind == 0);
+    if (c.kind) EXPECT_GT(g.value()->fixed_products(), 0);
+  }
   ThreadPool pool(2);
   const bool a_signed = c.a == DType::kInt8;
   auto ws_bytes = g.value()->prepare(c.M, a_signed, 2);
@@ -71,6 +108,19 @@ TEST(Int8Gemm, MatchesNaiveProducts) {
         check({37, 300, 520, a, b, zb});  // oneDNN (without VNNI: split into two products)
         check({1, 768, 256, a, b, zb});   // one row
       }
+}
+
+// Without VNNI: one product over weights made unsaturating plus the fixes (quantizer-like and
+// straddling weights), at the row counts where oneDNN runs other kernels (1, 2, 37, 128), K odd
+// and even, against the largest activations.
+TEST(Int8Gemm, ExactWhereProductsSaturate) {
+  for (int kind : {1, 2})
+    for (int64_t M : {1, 2, 37, 128})
+      for (int64_t K : {300, 301, 302, 768})
+        for (bool a_max : {false, true}) {
+          check({M, K, 264, DType::kUInt8, DType::kInt8, 0, kind, a_max});
+          check({M, K, 264, DType::kInt8, DType::kInt8, 2, kind, a_max});
+        }
 }
 
 TEST(Int8Gemm, RefusesWhatItCannotTake) {
