@@ -200,10 +200,11 @@ def test_scalar_scale_folds_into_matmul(op, c, first):
 # --- multi-head attention -------------------------------------------------------------------------
 
 def attention_model(B=2, S=6, H=3, D=4, mask="add", scale="div", layout="split", kv_len=None, mask_shape=None,
-                    softmax_axis=-1):
+                    softmax_axis=-1, nan_to=None):
     """The attention block as torch exports it: x [B, S, H*D] -> q, k, v projections, heads split
     (Reshape + Transpose; or Q/K/V as 4-D graph inputs with layout "4d"), softmax(q k^T * scale +
-    mask) v, heads merged."""
+    mask) v, heads merged. nan_to: the softmax's NaNs replaced by this value, Where(IsNaN(p), c, p)
+    (torch 2.9's export with c = 0)."""
     T = kv_len or S
     E = H * D
     c = {"Wq": rand(E, E, scale=0.5), "Wk": rand(E, E, scale=0.5), "Wv": rand(E, E, scale=0.5),
@@ -256,8 +257,13 @@ def attention_model(B=2, S=6, H=3, D=4, mask="add", scale="div", layout="split",
         else:
             nodes.append(helper.make_node("Where", ["causal", scores, "ninf"], ["sm"]))
         scores = "sm"
-    nodes += [helper.make_node("Softmax", [scores], ["p"], axis=softmax_axis),
-              helper.make_node("MatMul", ["p", "v"], ["o" if layout == "split" else "y"])]
+    if nan_to is None:
+        nodes.append(helper.make_node("Softmax", [scores], ["p"], axis=softmax_axis))
+    else:
+        c["nan_to"] = f32(nan_to)
+        nodes += [helper.make_node("Softmax", [scores], ["p0"], axis=softmax_axis),
+                  helper.make_node("IsNaN", ["p0"], ["pn"]), helper.make_node("Where", ["pn", "nan_to", "p0"], ["p"])]
+    nodes.append(helper.make_node("MatMul", ["p", "v"], ["o" if layout == "split" else "y"]))
     if layout == "split":
         nodes += [helper.make_node("Transpose", ["o"], ["ot"], perm=[0, 2, 1, 3]),
                   helper.make_node("Reshape", ["ot", "merge"], ["y"])]
@@ -273,6 +279,22 @@ SPLIT_OPS = ["MatMul", "MatMul", "MatMul", "MultiHeadAttention", "Reshape", "Res
 def test_attention_block_becomes_one_node(mask, scale, threads):
     m, feeds = attention_model(mask=mask, scale=scale)
     check(m, feeds, SPLIT_OPS, threads=threads)  # Where(Not(causal), -inf, s): the Not goes too
+
+
+@pytest.mark.parametrize("mask", ["where", "add"])
+def test_attention_with_nan_rows_zeroed_becomes_one_node(mask):
+    # torch 2.9: Where(IsNaN(p), 0, p) after the Softmax. The first query attends no key: its
+    # softmax row is NaN, zeroed, and the fused kernel gives the same zeros.
+    m, feeds = attention_model(mask=mask, scale="qk", nan_to=0.0)
+    if mask == "where":
+        feeds["causal"][0] = False
+    else:
+        feeds["mask"][0, ..., :] = -np.inf
+    check(m, feeds, SPLIT_OPS)
+    assert not np.isnan(mserve.load(m.SerializeToString()).predict(feeds)).any()
+    # NaNs replaced by anything else: left alone.
+    m, feeds = attention_model(mask=mask, scale="qk", nan_to=1.0)
+    assert "MultiHeadAttention" not in mserve.load(m.SerializeToString())._s.node_ops
 
 
 @pytest.mark.parametrize("mask_shape", [[2, 1, 1, 6], [1, 1, 6, 6], [6], [2, 3, 6, 1], [2, 1, 6, 1]])

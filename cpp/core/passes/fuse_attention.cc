@@ -8,7 +8,7 @@
 //  - mask: Add of any tensor (float, added as numpy broadcasts it), Where(c, -inf, scores)
 //    (a bool mask, attending where c is false; c = Not(m) gives m itself) or
 //    Where(c, scores, -inf), or none;
-//  - Softmax over the last axis.
+//  - Softmax over the last axis, or Where(IsNaN(Softmax), 0, Softmax) (NaN rows zeroed);
 // Layouts: when Q and V come from Transpose(perm [0, 2, 1, 3]) (the heads split off
 // [B, L, H, D]), K^T from Transpose(perm [0, 2, 3, 1]) and the output goes through
 // Transpose(perm [0, 2, 1, 3]), those four Transposes go too (layout "bshd"); otherwise Q and V
@@ -38,6 +38,7 @@ class AttentionMatcher {
     if (pv.op_type != "MatMul" || !pv.domain.empty() || pv.inputs.size() != 2 || pv.outputs.size() != 1) return false;
     std::vector<int> span;  // values whose producers the fused node replaces
     const Node* sm = sole(pv.inputs[0], "Softmax", &span);
+    if (!sm) sm = nan_zeroed_softmax(pv.inputs[0], &span);
     if (!sm || sm->inputs.size() != 1) return false;
     const int64_t axis = sm->attr_int("axis", -1);  // opset 13's form: the importer rewrites older ones
     if (axis != -1 && axis != 3) return false;
@@ -176,6 +177,23 @@ class AttentionMatcher {
     if (ix_.producer[v] < 0) return false;
     const Node& p = g_.nodes[ix_.producer[v]];
     return p.op_type == "Transpose" && p.domain.empty() && p.attr_ints("perm").size() == 4;
+  }
+
+  // `v` is Where(IsNaN(s), 0, s) with s = Softmax(...) read by those two only (torch 2.9's
+  // scaled_dot_product_attention export: a query whose keys are all masked gets zeros, as the
+  // fused kernel gives them): the Softmax (the three values added to `span`).
+  const Node* nan_zeroed_softmax(int v, std::vector<int>* span) const {
+    const Node* w = sole(v, "Where", nullptr);
+    if (!w || w->inputs.size() != 3 || !is_scalar(w->inputs[1], 0.0f)) return nullptr;
+    const int s = w->inputs[2];
+    const Node* isnan = sole(w->inputs[0], "IsNaN", nullptr);
+    if (!isnan || isnan->inputs.size() != 1 || isnan->inputs[0] != s || ix_.uses[s] != 2 || ix_.producer[s] < 0 ||
+        removed_[ix_.producer[s]])
+      return nullptr;
+    const Node& sm = g_.nodes[ix_.producer[s]];
+    if (sm.op_type != "Softmax" || !sm.domain.empty() || sm.outputs.size() != 1) return nullptr;
+    span->insert(span->end(), {v, w->inputs[0], s});
+    return &sm;
   }
 
   // `v` is MatMul(Q, K^T), scaled by a constant scalar Mul / Div or not.
