@@ -416,8 +416,10 @@ def test_static_qdq_convs_run_channels_last():
     m = make_model(nodes, [("x", np.float32, ["n", 4, 8, 8])], [("y", np.float32, None)], consts)
     model = mserve.load(m.SerializeToString())
     assert model._s.node_ops.count("Transpose") == 2  # into channels-last once, and out
-    conv = "NhwcQLinearConv" if mserve._core.int8_vnni() else "NhwcConv"
-    assert ops(model).count(conv) == 2 and "DequantizeLinear" in ops(model)
+    vnni = mserve._core.int8_vnni()
+    conv = "NhwcQLinearConv" if vnni else "NhwcConv"
+    # without VNNI the pairs between the float convs are one QuantizeDequantize each
+    assert ops(model).count(conv) == 2 and ("DequantizeLinear" if vnni else "QuantizeDequantize") in ops(model)
     x = rand(2, 4, 8, 8)
     got, want = model.predict(x), ort_run(m, {"x": x}, as_written=True)[0]
     # one quantization step of the output where a value lands on a rounding tie
@@ -478,3 +480,54 @@ def test_sigmoid_read_elsewhere_stays():
     got, want = model.predict(x), ort_run(m, {"x": x})
     np.testing.assert_allclose(got["y"], want[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got["s"], want[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("zt,z", [(np.uint8, 128), (np.int8, -3), (np.uint8, 0)])
+def test_activation_qdq_pairs_become_one_node(zt, z):
+    # x -> Q -> DQ -> Sigmoid -> Q -> DQ: each pair one QuantizeDequantize, the same floats as the
+    # two operators (onnx.reference), NaN and the infinities included.
+    from onnx.reference import ReferenceEvaluator
+    consts = {"s": np.array(0.037, np.float32), "z": np.array(z, zt),
+              "s2": np.array(1 / 255, np.float32), "z2": np.array(z, zt)}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"]),
+             helper.make_node("Sigmoid", ["d"], ["g"]),
+             helper.make_node("QuantizeLinear", ["g", "s2", "z2"], ["q2"]),
+             helper.make_node("DequantizeLinear", ["q2", "s2", "z2"], ["y"])]
+    m = make_model(nodes, [("x", np.float32, ["n", 40000])], [("y", np.float32, None)], consts, opset=19)
+    model = mserve.load(m.SerializeToString())
+    assert ops(model) == ["QuantizeDequantize", "QuantizeDequantize", "Sigmoid"]
+    x = rand(3, 40000, scale=8.0)
+    x[0, :2] = 0.037 * 2.5, -0.037 * 3.5  # rounding ties: to even
+    x[1] = np.round(x[1] / 0.037) * 0.037 + 0.0185  # near ties everywhere
+    np.testing.assert_array_equal(model.predict(x), ReferenceEvaluator(m).run(None, {"x": x})[0])
+    # NaN and the infinities (which onnx.reference casts as C leaves undefined): as the two operators
+    x[2, :3] = np.nan, np.inf, -np.inf
+    np.testing.assert_array_equal(model.predict(x), mserve.load(m.SerializeToString(), optimize=False).predict(x))
+
+
+def test_activation_qdq_lookalikes_stay():
+    consts = {"s": np.array(0.05, np.float32), "z": np.array(128, np.uint8), "s2": np.array(0.06, np.float32)}
+    x = rand(2, 64, scale=4.0)
+    cases = {
+        # the DequantizeLinear's scale differs from the QuantizeLinear's
+        "scale": ([helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+                   helper.make_node("DequantizeLinear", ["q", "s2", "z"], ["y"])], ["y"]),
+        # the 8-bit tensor is a graph output too
+        "output": ([helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+                    helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])], ["y", "q"]),
+        # two DequantizeLinears read it
+        "two": ([helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+                 helper.make_node("DequantizeLinear", ["q", "s", "z"], ["a"]),
+                 helper.make_node("DequantizeLinear", ["q", "s", "z"], ["b"]),
+                 helper.make_node("Add", ["a", "b"], ["y"])], ["y"]),
+    }
+    for name, (nodes, outs) in cases.items():
+        m = make_model(nodes, [("x", np.float32, [2, 64])],
+                       [(o, np.float32 if o != "q" else np.uint8, None) for o in outs], consts, opset=13)
+        model = mserve.load(m.SerializeToString())
+        assert "QuantizeDequantize" not in ops(model), name
+        got = model.predict(x)
+        got = [got] if not isinstance(got, dict) else [got[o] for o in outs]
+        for g, w in zip(got, ort_run(m, {"x": x})):
+            np.testing.assert_array_equal(g, w, err_msg=name)

@@ -86,4 +86,8 @@ Status fuse_activation(Graph& g);
 // mserve_after_activation): ResNet's residual join runs as a oneDNN sum post-op.
 Status fuse_conv_residual(Graph& g);
 
+// A per-tensor QuantizeLinear -> DequantizeLinear pair with one scale and zero point becomes
+// com.mserve QuantizeDequantize (fold_qdq_pairs.cc); runs last.
+Status fold_qdq_pairs(Graph& g);
+
 }  // namespace mserve

@@ -8,7 +8,9 @@ namespace mserve {
 // into its Conv/Gemm before any fusion reads those nodes; the bias Add joined to its MatMul before
 // the LayerNorm and attention patterns look for it; Gelu recognised before fuse_activation moves
 // it into its producer; the channels-last rewrite after the activation fusions and before the
-// residual join, which only NhwcConv takes. Constant folding needs kernels: plan/planner.cc.
+// residual join, which only NhwcConv takes; the activations' Q/DQ pairs folded last, once the
+// passes that read them around convs and products have. Constant folding needs kernels:
+// plan/planner.cc.
 Status optimize_graph(Graph& g) {
   MS_RETURN_IF_ERROR(remove_identities(g));
   MS_RETURN_IF_ERROR(remove_dead_nodes(g));
@@ -28,6 +30,7 @@ Status optimize_graph(Graph& g) {
   MS_RETURN_IF_ERROR(fuse_activation(g));
   MS_RETURN_IF_ERROR(nhwc_convs(g));
   MS_RETURN_IF_ERROR(fuse_conv_residual(g));
+  MS_RETURN_IF_ERROR(fold_qdq_pairs(g));
   return Status::OK();
 }
 

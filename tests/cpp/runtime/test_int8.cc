@@ -2,7 +2,8 @@
 // signedness of A and B, zero points absent, scalar and per column, products small enough for
 // the portable loop and large enough for oneDNN's int8 matmul (without VNNI: weights made
 // unsaturating plus fixes, or the split in two, at the largest activations); and the
-// fuse_matmul_integer pass, whose fused graph must give the unfused graph's floats bit for bit.
+// fuse_matmul_integer pass, whose fused graph must give the unfused graph's floats bit for bit;
+// and the one-pass quantize-dequantize row kernel.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -10,6 +11,7 @@
 
 #include "core/kernels/dnnl_matmul.h"
 #include "core/kernels/int8_gemm.h"
+#include "core/kernels/isa/isa.h"
 #include "core/parallel/thread_pool.h"
 #include "core/passes/passes.h"
 #include "helpers.h"
@@ -121,6 +123,31 @@ TEST(Int8Gemm, ExactWhereProductsSaturate) {
           check({M, K, 264, DType::kUInt8, DType::kInt8, 0, kind, a_max});
           check({M, K, 264, DType::kInt8, DType::kInt8, 2, kind, a_max});
         }
+}
+
+// com.mserve QuantizeDequantize's row kernel: the floats of quantize_8bit then dequantize_8bit,
+// bit for bit, on the baseline variant and on this CPU's, ties, NaN and infinities included.
+TEST(QuantizeDequantize, SameFloatsAsTheTwoOperators) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> d(0.f, 6.f);
+  std::vector<float> x(4099);
+  for (float& v : x) v = d(rng);
+  const float scale = 0.037f;
+  for (size_t i = 0; i < 64; ++i) x[i] = (static_cast<float>(i) - 32.f + 0.5f) * scale;  // ties
+  x[64] = NAN, x[65] = INFINITY, x[66] = -INFINITY, x[67] = 1e30f, x[68] = -1e30f;
+  for (bool is_signed : {false, true})
+    for (float z : {0.f, 7.f, is_signed ? -128.f : 255.f}) {
+      std::vector<uint8_t> q(x.size());
+      std::vector<float> want(x.size()), got(x.size()), base(x.size());
+      quantize_8bit(x.data(), static_cast<int64_t>(x.size()), scale, z, is_signed, q.data());
+      dequantize_8bit(q.data(), is_signed, static_cast<int64_t>(x.size()), scale, static_cast<int32_t>(z), want.data());
+      quantize_dequantize_8bit(x.data(), static_cast<int64_t>(x.size()), scale, z, is_signed, got.data());
+      isa_base::quantize_dequantize_8bit(x.data(), static_cast<int64_t>(x.size()), scale, z, is_signed, base.data());
+      for (size_t i = 0; i < x.size(); ++i) {
+        ASSERT_EQ(got[i], want[i]) << "x " << x[i] << " signed " << is_signed << " z " << z;
+        ASSERT_EQ(base[i], want[i]) << "x " << x[i] << " signed " << is_signed << " z " << z;
+      }
+    }
 }
 
 TEST(Int8Gemm, RefusesWhatItCannotTake) {

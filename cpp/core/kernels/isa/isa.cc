@@ -69,4 +69,8 @@ void dequantize_8bit(const uint8_t* x, bool is_signed, int64_t n, float scale, i
   MSERVE_ISA_DISPATCH(dequantize_8bit, x, is_signed, n, scale, zero_point, y);
 }
 
+void quantize_dequantize_8bit(const float* x, int64_t n, float scale, float zero_point, bool is_signed, float* y) {
+  MSERVE_ISA_DISPATCH(quantize_dequantize_8bit, x, n, scale, zero_point, is_signed, y);
+}
+
 }  // namespace mserve

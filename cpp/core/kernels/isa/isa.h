@@ -35,6 +35,7 @@ const char* isa_name(Isa isa);
   void min_max(const float* x, int64_t n, float* lo, float* hi);                                                       \
   void quantize_8bit(const float* x, int64_t n, float scale, float zero_point, bool is_signed, uint8_t* y);            \
   void dequantize_8bit(const uint8_t* x, bool is_signed, int64_t n, float scale, int32_t zero_point, float* y);        \
+  void quantize_dequantize_8bit(const float* x, int64_t n, float scale, float zero_point, bool is_signed, float* y);   \
   }
 MSERVE_ISA_DECLARE(isa_base)
 MSERVE_ISA_DECLARE(isa_avx2)
@@ -68,6 +69,8 @@ void nhwc_pool_rows(const NhwcPoolGeo& g, const T* x, T* y, int64_t q0, int64_t 
 void min_max(const float* x, int64_t n, float* lo, float* hi);
 void quantize_8bit(const float* x, int64_t n, float scale, float zero_point, bool is_signed, uint8_t* y);
 void dequantize_8bit(const uint8_t* x, bool is_signed, int64_t n, float scale, int32_t zero_point, float* y);
+// quantize_dequantize_8bit: y = dequantize_8bit(quantize_8bit(x)) in one pass, the same floats.
+void quantize_dequantize_8bit(const float* x, int64_t n, float scale, float zero_point, bool is_signed, float* y);
 
 // Calls ns::fn(args...) for the variant cpu_isa() picks.
 #define MSERVE_ISA_DISPATCH(fn, ...)                                   \

@@ -1,5 +1,5 @@
 // Quantization row kernels for one instruction set (see isa.h): DynamicQuantizeLinear's range,
-// float32 -> 8-bit rounding and 8-bit -> float32 scaling.
+// float32 -> 8-bit rounding and 8-bit -> float32 scaling, and both in one pass.
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
@@ -46,6 +46,26 @@ void dequantize_8bit(const uint8_t* x, bool is_signed, int64_t n, float scale, i
     dequantize_from(reinterpret_cast<const int8_t*>(x), n, scale, zero_point, y);
   else
     dequantize_from(x, n, scale, zero_point, y);
+}
+
+// quantize_to then dequantize_from without the 8-bit value in between: q - zero_point is a small
+// integer, exact in float, as dequantize_from's int32 difference converted.
+template <bool Signed>
+void quantize_dequantize(const float* x, int64_t n, float scale, float zero_point, float* y) {
+  constexpr float lo = Signed ? -128.0f : 0.0f, hi = Signed ? 127.0f : 255.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    float v = __builtin_nearbyintf(x[i] / scale) + zero_point;
+    v = v > lo ? v : lo;
+    v = v < hi ? v : hi;
+    y[i] = (v - zero_point) * scale;
+  }
+}
+
+void quantize_dequantize_8bit(const float* x, int64_t n, float scale, float zero_point, bool is_signed, float* y) {
+  if (is_signed)
+    quantize_dequantize<true>(x, n, scale, zero_point, y);
+  else
+    quantize_dequantize<false>(x, n, scale, zero_point, y);
 }
 
 }  // namespace mserve::MSERVE_ISA

@@ -1,6 +1,7 @@
 // Quantization: QuantizeLinear, DequantizeLinear (opsets 10, 13 axis, 19, 21 block_size and
 // output_dtype, 23+), DynamicQuantizeLinear, MatMulInteger, ConvInteger, QLinearMatMul,
-// QLinearConv, and onnxruntime's com.microsoft MatMulIntegerToFloat.
+// QLinearConv, onnxruntime's com.microsoft MatMulIntegerToFloat, and com.mserve
+// QuantizeDequantize (a QuantizeLinear -> DequantizeLinear pair, passes/fold_qdq_pairs.cc).
 //
 // Quantized types: int8, uint8, int16, uint16 (and int32 for DequantizeLinear input); the narrow
 // types (tensor/lowbit.h): int4, uint4, int2, uint2 (rounded half to even, plus the zero point,
@@ -248,6 +249,39 @@ class DequantizeKernel final : public Kernel {
 
  private:
   int64_t axis_, block_, out_dtype_;
+};
+
+// ------------------------------------------------- com.mserve QuantizeDequantize (fold_qdq_pairs)
+
+// DequantizeLinear(QuantizeLinear(x, s, z), s, z) of a static QDQ model's activations, per
+// tensor: y = (clamp(nearbyint(x / s) + z) - z) * s as float32 (the clamp to z's type; NaN to its
+// minimum), the same floats as the two operators, in one pass and without the 8-bit tensor.
+class QuantizeDequantizeKernel final : public Kernel {
+ public:
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.num_inputs() == 3 && ctx.has_input(0) && ctx.has_input(1) && ctx.has_input(2),
+                 "needs x, scale and zero_point");
+    if (ctx.dtype(0) != DType::kFloat32 || ctx.dtype(1) != DType::kFloat32)
+      return Unsupported("x and scale must be float32");
+    MS_CHECK_ARG(ctx.dtype(2) == DType::kUInt8 || ctx.dtype(2) == DType::kInt8, "zero_point must be uint8 or int8");
+    MS_CHECK_ARG(ctx.shape(1).numel() == 1 && ctx.shape(2).numel() == 1, "scale and zero_point must be one value");
+    ctx.set_output(0, DType::kFloat32, ctx.shape(0));
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    const float scale = ctx.input(1).data<float>()[0];
+    const Tensor& zp = ctx.input(2);
+    const float z = static_cast<float>(zp.int_at(0));
+    const bool is_signed = zp.dtype() == DType::kInt8;
+    const float* p = x.data<float>();
+    float* out = ctx.output(0).data<float>();
+    ctx.pool().parallel_for(x.numel(), 16384, [&](int64_t b, int64_t e) {
+      quantize_dequantize_8bit(p + b, e - b, scale, z, is_signed, out + b);
+    });
+    return Status::OK();
+  }
 };
 
 // ------------------------------------------------------------------ DynamicQuantizeLinear
@@ -823,6 +857,9 @@ StatusOr<KernelPtr> create_onnx_QuantizeLinear(const Node& n, const KernelInit&)
 }
 StatusOr<KernelPtr> create_onnx_DequantizeLinear(const Node& n, const KernelInit&) {
   return KernelPtr(new DequantizeKernel(n));
+}
+StatusOr<KernelPtr> create_mserve_QuantizeDequantize(const Node&, const KernelInit&) {
+  return KernelPtr(new QuantizeDequantizeKernel());
 }
 StatusOr<KernelPtr> create_onnx_DynamicQuantizeLinear(const Node&, const KernelInit&) {
   return KernelPtr(new DynamicQuantizeKernel());
