@@ -31,8 +31,9 @@ std::vector<int8_t> as_int8(const Tensor& b) {
   return bs;
 }
 
-// Whether fixes in over 1/128 of K x N values make the split cheaper (measured on AVX2: the
-// fixes cost a scalar multiply-add per row each, the product ~1/30 of that per value).
+// Whether the fixes are too many: over 1/128 of the K x N values (a fix costs a scalar
+// multiply-add per row; the vectorized product is some 30 times cheaper per value, an estimate:
+// beyond this the two products of the split cost less).
 bool too_many(size_t fixes, int64_t K, int64_t N) { return static_cast<int64_t>(fixes) > K * N / 128; }
 
 }  // namespace

@@ -63,6 +63,8 @@ StatusOr<Activation> parse_activation(const std::string& name, const std::vector
 struct WsPlan {
   enum Block { kX, kW, kR, kB, kH0, kC0, kP, kXW, kHR, kH, kC, kRH, kBias, kLens, kScratch, kT1, kT2, kCount };
   size_t off[kCount] = {};
+  size_t lane[kCount] = {};  // a direction's share of a per-lane block (lanes of them)
+  int lanes = 1;
   size_t total = 0;
 };
 
@@ -233,22 +235,29 @@ class RecurrentKernel final : public Kernel {
       if (in_block[i] < 0 || !(convert || dequantize) || !has(ctx, i)) continue;
       add(in_block[i], static_cast<size_t>(numel(ctx, i)) * acc);
     }
-    add(WsPlan::kXW, static_cast<size_t>(d.seq * d.batch * G * H) * acc);
-    add(WsPlan::kHR, static_cast<size_t>(d.batch * G * H) * acc);
-    add(WsPlan::kH, static_cast<size_t>(d.batch * H) * acc);
+    // A direction's state, once per lane (directions run at once: concurrent()).
+    const int lanes = concurrent(threads(ctx)) ? static_cast<int>(dirs_) : 1;
+    const int team = lanes > 1 ? 1 : threads(ctx);
+    auto lane = [&](int block, size_t bytes) {
+      p.lane[block] = round_up(bytes);
+      add(block, p.lane[block] * lanes);
+    };
+    lane(WsPlan::kXW, static_cast<size_t>(d.seq * d.batch * G * H) * acc);
+    lane(WsPlan::kHR, static_cast<size_t>(d.batch * G * H) * acc);
+    lane(WsPlan::kH, static_cast<size_t>(d.batch * H) * acc);
     if (cell_ == Cell::kLSTM) {
-      add(WsPlan::kC, static_cast<size_t>(d.batch * H) * acc);
-      add(WsPlan::kT1, static_cast<size_t>(d.batch * H) * acc);  // lstm_step: candidates, then tanh(c)
+      lane(WsPlan::kC, static_cast<size_t>(d.batch * H) * acc);
+      lane(WsPlan::kT1, static_cast<size_t>(d.batch * H) * acc);  // lstm_step: candidates, then tanh(c)
     }
-    if (cell_ == Cell::kGRU && !lbr_) add(WsPlan::kRH, static_cast<size_t>(d.batch * H) * acc);
-    add(WsPlan::kBias, static_cast<size_t>(2 * G * H) * acc);
+    if (cell_ == Cell::kGRU && !lbr_) lane(WsPlan::kRH, static_cast<size_t>(d.batch * H) * acc);
+    lane(WsPlan::kBias, static_cast<size_t>(2 * G * H) * acc);
     add(WsPlan::kLens, static_cast<size_t>(d.batch) * sizeof(int64_t));
-    // oneDNN's scratchpad, shared by the projections (they run one after another).
+    // oneDNN's scratchpad, shared by a lane's projections (they run one after another).
     size_t scratch = 0;
     if (t == DType::kFloat32 && !packed_.w.empty()) {
       auto need = [&](const std::unique_ptr<DnnlMatMul>& m, int64_t rows) {
         if (!m) return;
-        auto bytes = m->prepare(rows, threads(ctx));
+        auto bytes = m->prepare(rows, team);
         if (bytes.ok()) scratch = std::max(scratch, bytes.value());
       };
       for (int dir = 0; dir < dirs_; ++dir) {
@@ -256,19 +265,24 @@ class RecurrentKernel final : public Kernel {
         need(packed_.r[dir], d.batch);
       }
     }
-    add(WsPlan::kScratch, scratch);
+    lane(WsPlan::kScratch, scratch);
+    p.lanes = lanes;
     p.total = pos;
     return p;
   }
+  // Whether a bidirectional layer runs its two directions at once, one thread each: they share
+  // nothing, and a step's products are too small to split (a 64-unit LSTM at batch 8: 130k
+  // multiply-adds), so a team per step mostly waits at its barriers.
+  bool concurrent(int threads) const { return dirs_ == 2 && threads >= 2; }
   static int threads(const InferContext& c) { return c.threads(); }
   static int threads(const ComputeContext& c) { return c.pool().threads(); }
 
   // C[M, N] = A[M, K] * packed^T on oneDNN when it takes the shape, else with Eigen.
   template <class A>
   void project(const DnnlMatMul* packed, int64_t M, int64_t N, int64_t K, const A* a, const A* w, A* c, void* scratch,
-               ThreadPool& pool) const {
+               ThreadPool& pool, int team) const {
     if constexpr (std::is_same_v<A, float>) {
-      if (packed && packed->run(a, c, M, scratch, pool.threads()).ok()) return;
+      if (packed && packed->run(a, c, M, scratch, team).ok()) return;
     }
     gemm<A>(false, true, M, N, K, A(1), a, K, w, K, A(0), c, N, pool);
   }
@@ -322,13 +336,6 @@ class RecurrentKernel final : public Kernel {
     const A* H0 = in(5, WsPlan::kH0);
     const A* C0 = in(6, WsPlan::kC0);
     const A* P = in(7, WsPlan::kP);
-    A* xw = buf(WsPlan::kXW);
-    A* hr = buf(WsPlan::kHR);
-    A* h = buf(WsPlan::kH);
-    A* c = cell_ == Cell::kLSTM ? buf(WsPlan::kC) : nullptr;
-    A* rh = cell_ == Cell::kGRU && !lbr_ ? buf(WsPlan::kRH) : nullptr;
-    A* bias = buf(WsPlan::kBias);
-    void* scratch = ws + p.off[WsPlan::kScratch];
     auto packed = [](const std::vector<std::unique_ptr<DnnlMatMul>>& v, int dir) {
       return v.empty() ? nullptr : v[dir].get();
     };
@@ -350,7 +357,17 @@ class RecurrentKernel final : public Kernel {
     const int nact = acts_of(cell_);
     auto state_index = [&](int dir, int64_t b) { return layout_ ? b * dirs_ + dir : dir * B + b; };
 
-    for (int dir = 0; dir < dirs_; ++dir) {
+    // One direction on lane `ln` (its own state buffers), its work on `team` threads.
+    auto direction = [&](int dir, int ln, int team) {
+      auto lane_buf = [&](int block) { return reinterpret_cast<A*>(ws + p.off[block] + ln * p.lane[block]); };
+      A* xw = lane_buf(WsPlan::kXW);
+      A* hr = lane_buf(WsPlan::kHR);
+      A* h = lane_buf(WsPlan::kH);
+      A* c = cell_ == Cell::kLSTM ? lane_buf(WsPlan::kC) : nullptr;
+      A* rh = cell_ == Cell::kGRU && !lbr_ ? lane_buf(WsPlan::kRH) : nullptr;
+      A* bias = lane_buf(WsPlan::kBias);
+      A* t1 = cell_ == Cell::kLSTM ? lane_buf(WsPlan::kT1) : nullptr;
+      void* scratch = lane_buf(WsPlan::kScratch);
       const bool rev = reverse_ || dir == 1;
       const A* Wd = W + dir * GH * I;
       const A* Rd = R + dir * GH * H;
@@ -362,7 +379,7 @@ class RecurrentKernel final : public Kernel {
         std::fill(bias, bias + 2 * GH, A(0));
       if (S * B > 0) {
         if (I > 0)
-          project<A>(packed(packed_.w, dir), S * B, GH, I, X, Wd, xw, scratch, pool);
+          project<A>(packed(packed_.w, dir), S * B, GH, I, X, Wd, xw, scratch, pool, team);
         else
           std::fill(xw, xw + S * B * GH, A(0));
       }
@@ -382,10 +399,10 @@ class RecurrentKernel final : public Kernel {
         if (two_phase)
           gemm<A>(false, true, B, 2 * H, H, A(1), h, H, Rd, H, A(0), hr, GH, pool);
         else
-          project<A>(packed(packed_.r, dir), B, GH, H, h, Rd, hr, scratch, pool);
+          project<A>(packed(packed_.r, dir), B, GH, H, h, Rd, hr, scratch, pool, team);
         Step<A, T> st{this, act, Pd, bias, xw, hr, h, c, rh, Y, lens, s, S, B, H, dir, rev};
         if (cell_ == Cell::kLSTM && !Pd && default_lstm(act)) {
-          lstm_step(st, buf(WsPlan::kT1), pool, grain);
+          lstm_step(st, t1, pool, grain);
           continue;
         }
         pool.parallel_for(B, grain, [&](int64_t b0, int64_t b1) {
@@ -406,6 +423,16 @@ class RecurrentKernel final : public Kernel {
           if (Yc) Yc[si + j] = static_cast<T>(none ? A(0) : c[b * H + j]);
         }
       }
+    };
+    if (p.lanes > 1 && !ThreadPool::crowded()) {
+      // Each direction on a thread of its own: its steps' regions run inline (Alone), its oneDNN
+      // products on one-thread primitives.
+      pool.parallel_for(dirs_, 1, [&](int64_t d0, int64_t d1) {
+        ThreadPool::Alone alone;
+        for (int64_t dir = d0; dir < d1; ++dir) direction(static_cast<int>(dir), static_cast<int>(dir), 1);
+      });
+    } else {
+      for (int dir = 0; dir < dirs_; ++dir) direction(dir, 0, p.lanes > 1 ? 1 : pool.threads());
     }
     return Status::OK();
   }
