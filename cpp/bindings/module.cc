@@ -112,6 +112,7 @@ PYBIND11_MODULE(_core, m) {
       "The instruction set mserve's own vectorized kernels run with: base, avx2 or avx512");
   m.def(
       "int8_vnni", [] { return mserve::DnnlMatMul::has_vnni(); },
-      "Whether the CPU has VNNI: int8 products then run in one oneDNN product (else two, split so "
-      "that none saturates) and QDQ convolutions as int8 convolutions");
+      "Whether the CPU has VNNI: int8 products then run as one oneDNN product as given (else over "
+      "weights made unsaturating plus a list of fixes, or split in two where the fixes would be "
+      "many) and QDQ convolutions as int8 convolutions (else in float32)");
 }
