@@ -91,6 +91,26 @@ def test_argmax_empty_axis_is_invalid():
         m.predict({"x": np.zeros((2, 0), np.float32)})
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 7), (2, 3, 129), (4, 0), (0, 5)])
+def test_softmax_last_axis_against_reference(dtype, shape):
+    # The vectorized row path: rows of -inf (NaN, as the operator defines it), masked entries,
+    # large values, empty tensors.
+    from onnx.reference import ReferenceEvaluator
+    node = helper.make_node("Softmax", ["x"], ["y"], axis=-1)
+    model = make_model([node], [("x", dtype, [None] * len(shape))], [("y", dtype, None)], opset=13)
+    x = (np.random.default_rng(3).standard_normal(shape) * 30).astype(dtype)
+    if x.size:
+        x.reshape(-1, shape[-1])[0] = -np.inf
+        x.reshape(-1, shape[-1])[1, ::2] = -np.inf
+        x.reshape(-1, shape[-1])[-1, 0] = 1e30
+    with np.errstate(invalid="ignore"):
+        want = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    got = mserve.load(model.SerializeToString()).predict(x)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-7)
+
+
 def test_supported_ops_lists_reduce_family():
     names = {op.op_type for op in mserve.supported_ops()}
     for op in REDUCES + ["ArgMax", "ArgMin", "LayerNormalization", "InstanceNormalization", "GroupNormalization",

@@ -46,19 +46,19 @@ class SoftmaxKernel final : public Kernel {
     // Accumulate in at least float; the max is subtracted for stability.
     using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
     if constexpr (M == Mode::kSoftmax && (std::is_same_v<T, float> || std::is_same_v<T, double>)) {
-      if (inner == 1) {  // rows in place: the vectorized row kernel (attention's scores)
-        ctx.pool().parallel_for(
-            outer, std::max<int64_t>(1, 4096 / std::max<int64_t>(len, 1)), [&](int64_t b, int64_t e) {
-              for (int64_t r = b; r < e; ++r) {
-                T* yi = y + r * len;
-                if (x != y) std::copy(x + r * len, x + (r + 1) * len, yi);
-                softmax_row<T>(yi, len, nullptr);
-                // The row kernel writes zeros for a row of -inf only; the operator's exp(-inf - -inf)
-                // is NaN there.
-                if (len > 0 && yi[0] == T(0) && std::all_of(yi, yi + len, [](T v) { return v == T(0); }))
-                  std::fill(yi, yi + len, std::numeric_limits<T>::quiet_NaN());
-              }
-            });
+      if (inner == 1 && len > 0) {  // rows in place: the vectorized row kernel (attention's scores)
+        ctx.pool().parallel_for(outer, std::max<int64_t>(1, 4096 / std::max<int64_t>(len, 1)),
+                                [&](int64_t b, int64_t e) {
+                                  for (int64_t r = b; r < e; ++r) {
+                                    T* yi = y + r * len;
+                                    if (x != y) std::copy(x + r * len, x + (r + 1) * len, yi);
+                                    softmax_row<T>(yi, len, nullptr);
+                                    // The row kernel writes zeros for a row of -inf only; the operator's exp(-inf -
+                                    // -inf) is NaN there.
+                                    if (yi[0] == T(0) && std::all_of(yi, yi + len, [](T v) { return v == T(0); }))
+                                      std::fill(yi, yi + len, std::numeric_limits<T>::quiet_NaN());
+                                  }
+                                });
         return;
       }
     }
