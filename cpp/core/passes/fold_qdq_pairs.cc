@@ -33,7 +33,6 @@ Status fold_qdq_pairs(Graph& g) {
     q.domain = "com.mserve";
     q.opset = 1;
     q.attrs.clear();
-    q.inputs.resize(3);
     q.outputs[0] = dq.outputs[0];
     removed[dqi] = true;
   }
