@@ -128,7 +128,7 @@ def floor_ms(flops: float | None, nbytes: float | None, rate_tflops: float | Non
 # mserve / PyTorch eager at the same precision (TF32 off), by batch, on BERT-base and ResNet-50.
 RATIO_TARGETS = {1: 0.8, 32: 1.0}
 # BERT-base b1 s128 on an H100, milliseconds, strictly under.
-BERT_B1_MS = {"fp32": 1.0, "tf32": 0.6}
+BERT_B1_MS = {"fp32": 1.0, "tf32": 0.6, "fp16": 0.5}
 
 
 @dataclass(frozen=True)
@@ -158,6 +158,9 @@ def targets(rows: Iterable[dict[str, Any]], card: str) -> list[Verdict]:
             continue
         out.append(Verdict(f"{row['label']} fp32: mserve / PyTorch eager", ratio(row.get("mserve_ms"),
                            row.get("torch_eager_ms")), limit, "x"))
+        if row.get("mserve_fp16_ms") is not None or row.get("torch_autocast_fp16_ms") is not None:
+            out.append(Verdict(f"{row['label']} fp16: mserve / PyTorch autocast", ratio(row.get("mserve_fp16_ms"),
+                               row.get("torch_autocast_fp16_ms")), limit, "x"))
     bert = next((r for r in rows if r.get("family") == "BERT-base" and r.get("batch") == 1), None)
     if bert is not None:
         note = "" if "H100" in card else f"an H100's target; this card: {card}"
@@ -179,21 +182,23 @@ def target_count(verdicts: list[Verdict]) -> str:
 
 # On the GPU, in the order they run: PyTorch eager first (its output is the reference), a captured
 # PyTorch graph last (a failed capture can leave PyTorch's stream unusable).
-GPU_VARIANTS = ["torch_eager", "mserve", "mserve_tf32", "mserve_nograph", "torch_eager_tf32", "torch_graph"]
+GPU_VARIANTS = ["torch_eager", "mserve", "mserve_tf32", "mserve_fp16", "mserve_bf16", "mserve_nograph",
+                "torch_eager_tf32", "torch_autocast_fp16", "torch_graph"]
 # On the mock device: mserve with and without graphs against mserve on the CPU, PyTorch (CPU) as
 # the reference output.
 MOCK_VARIANTS = ["torch_eager", "mserve", "mserve_nograph", "mserve_cpu"]
 # Most important first: --quick and a short step drop variants from the end; the essential ones
 # (the reference, mserve itself, the mock device's peer) are never dropped.
-IMPORTANCE = ["torch_eager", "mserve", "mserve_cpu", "mserve_tf32", "torch_graph", "mserve_nograph",
-              "torch_eager_tf32"]
+IMPORTANCE = ["torch_eager", "mserve", "mserve_cpu", "mserve_fp16", "mserve_tf32", "torch_autocast_fp16",
+              "torch_graph", "mserve_nograph", "mserve_bf16", "torch_eager_tf32"]
 ESSENTIAL = {"torch_eager", "mserve", "mserve_cpu"}
-QUICK_DROPS = 2  # --quick drops the two least important: the TF32 peer and mserve without graphs
+QUICK_DROPS = 3  # --quick drops the three least important: the TF32 peer, bf16 and mserve without graphs
 
 LABELS = {"torch_eager": "PyTorch eager, TF32 off", "mserve": "mserve, CUDA graphs", "mserve_tf32":
           "mserve, precision tf32", "mserve_nograph": "mserve, cuda_graphs=False", "torch_eager_tf32":
           "PyTorch eager, TF32 on", "torch_graph": "PyTorch replaying a CUDA graph, TF32 off",
-          "mserve_cpu": "mserve on the CPU"}
+          "mserve_cpu": "mserve on the CPU", "mserve_fp16": "mserve, precision fp16", "mserve_bf16":
+          "mserve, precision bf16", "torch_autocast_fp16": "PyTorch eager under autocast(float16)"}
 
 
 def _rank(variant: str) -> int:
@@ -253,9 +258,9 @@ def short(label: str) -> str:
 
 def latency_table(rows: list[dict[str, Any]], card: str, on_gpu: bool) -> list[str]:
     """Medians in ms. GPU: mserve (graphs), without graphs, PyTorch eager and graph (TF32 off),
-    ratio mserve / eager; mserve tf32, PyTorch eager tf32, their ratio; mserve's relative L2
-    error against PyTorch (fp32) in both precisions. Mock: mserve on the mock device against
-    mserve on the CPU."""
+    ratio mserve / eager; mserve tf32, PyTorch eager tf32, their ratio; mserve fp16, PyTorch
+    under autocast(float16), their ratio, and mserve bf16; mserve's relative L2 error against
+    PyTorch (fp32) in each precision. Mock: mserve on the mock device against mserve on the CPU."""
     if not on_gpu:
         lines = [f"latency on {card}, median ms (ratio: mserve mock / mserve cpu)",
                  f"{'model':<18} {'mock':>8} {'no graph':>8} {'cpu':>8} {'ratio':>6} {'torch cpu':>9} {'rel L2':>8}"]
@@ -267,9 +272,11 @@ def latency_table(rows: list[dict[str, Any]], card: str, on_gpu: bool) -> list[s
         return lines
     lines = [f"latency on {card}, median ms; ratio: mserve / PyTorch eager at the same precision",
              f"{'':<18} {'--------------- fp32 (TF32 off) ----------------':>48}   "
-             f"{'---------- tf32 ----------':>26}   {'rel L2 vs PyTorch':>17}",
+             f"{'---------- tf32 ----------':>26}   {'--------------- fp16 ---------------':>35}   "
+             f"{'---------- rel L2 vs PyTorch ----------':>35}",
              f"{'model':<18} {'mserve':>8} {'no graph':>8} {'pt eager':>8} {'pt graph':>8} {'ratio':>6}   "
-             f"{'mserve':>8} {'pt eager':>8} {'ratio':>6}   {'fp32':>8} {'tf32':>8}"]
+             f"{'mserve':>8} {'pt eager':>8} {'ratio':>6}   {'mserve':>8} {'autocast':>8} {'ratio':>6} "
+             f"{'bf16':>8}   {'fp32':>8} {'tf32':>8} {'fp16':>8} {'bf16':>8}"]
     for r in rows:
         lines.append(
             f"{r['label']:<18} {fmt(r.get('mserve_ms')):>8} {fmt(r.get('mserve_nograph_ms')):>8} "
@@ -277,7 +284,11 @@ def latency_table(rows: list[dict[str, Any]], card: str, on_gpu: bool) -> list[s
             f"{fmt(ratio(r.get('mserve_ms'), r.get('torch_eager_ms')), '.2f', 'x'):>6}   "
             f"{fmt(r.get('mserve_tf32_ms')):>8} {fmt(r.get('torch_eager_tf32_ms')):>8} "
             f"{fmt(ratio(r.get('mserve_tf32_ms'), r.get('torch_eager_tf32_ms')), '.2f', 'x'):>6}   "
-            f"{fmt(r.get('mserve_rel_l2'), '.1e'):>8} {fmt(r.get('mserve_tf32_rel_l2'), '.1e'):>8}")
+            f"{fmt(r.get('mserve_fp16_ms')):>8} {fmt(r.get('torch_autocast_fp16_ms')):>8} "
+            f"{fmt(ratio(r.get('mserve_fp16_ms'), r.get('torch_autocast_fp16_ms')), '.2f', 'x'):>6} "
+            f"{fmt(r.get('mserve_bf16_ms')):>8}   "
+            f"{fmt(r.get('mserve_rel_l2'), '.1e'):>8} {fmt(r.get('mserve_tf32_rel_l2'), '.1e'):>8} "
+            f"{fmt(r.get('mserve_fp16_rel_l2'), '.1e'):>8} {fmt(r.get('mserve_bf16_rel_l2'), '.1e'):>8}")
     return lines
 
 

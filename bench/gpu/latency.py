@@ -11,15 +11,18 @@ the log and summary.json). Each model runs these variants (bench.GPU_VARIANTS, i
   mserve            mserve device="cuda", CUDA graphs on, float32; also its first call: the load,
                     the first predict and the second (where the plan is recorded as a graph)
   mserve_tf32       mserve precision="tf32"
+  mserve_fp16       mserve precision="fp16"
+  mserve_bf16       mserve precision="bf16"
   mserve_nograph    mserve cuda_graphs=False: what recording the plan as one graph saves
   torch_eager_tf32  PyTorch eager with TF32 on: mserve_tf32's peer
+  torch_autocast_fp16  PyTorch eager under torch.autocast("cuda", float16): mserve_fp16's peer
   torch_graph       PyTorch replaying a captured CUDA graph, TF32 off
 
 Each is the median of up to N calls after warm-up. mserve's time is a user's: numpy in, numpy
 out, copies included; PyTorch's inputs and outputs stay on the device. PyTorch's BERT uses its
 default attention (SDPA), the exported one plain MatMul/Softmax, with the same weights. mserve's
 float32 output must match PyTorch's within a relative L2 error of 1e-3 (checked on the first call
-and again on a replayed graph); the tf32 error is reported.
+and again on a replayed graph); the tf32, fp16 and bf16 errors are reported.
 
 Time: each measurement gets an equal share of what is left of the step (at most a few seconds);
 --quick drops the two least important variants (bench.IMPORTANCE), and when the estimate of the
@@ -51,6 +54,7 @@ VS_TORCH_RTOL = 1e-3
 RESERVE_S = 15.0  # of the step's time, kept for the tables and the verdict
 FP32_VARIANTS = {"mserve", "mserve_nograph", "mserve_cpu"}  # held to VS_TORCH_RTOL
 LOAD_OPTIONS: dict[str, dict[str, Any]] = {"mserve": {}, "mserve_tf32": {"precision": "tf32"},
+                                           "mserve_fp16": {"precision": "fp16"}, "mserve_bf16": {"precision": "bf16"},
                                            "mserve_nograph": {"cuda_graphs": False}, "mserve_cpu": {}}
 
 
@@ -210,6 +214,8 @@ class Runner:
     def __call__(self, variant: str, case: Case, budget: float) -> None:
         if variant.startswith("torch_eager"):
             self.torch_eager(case, budget, tf32=variant.endswith("tf32"))
+        elif variant == "torch_autocast_fp16":
+            self.torch_autocast(case, budget)
         elif variant == "torch_graph":
             self.torch_graph(case, budget)
         else:
@@ -254,6 +260,28 @@ class Runner:
                   f"{case.row['torch_counted_flops'] / 1e9:.2f} by PyTorch's FlopCounterMode")
         except Exception as e:  # noqa: BLE001 (a cross-check only)
             print(f"{case.label}: FlopCounterMode not available ({type(e).__name__}: {e})")
+
+    def torch_autocast(self, case: Case, budget: float) -> None:
+        """PyTorch eager with its products and convolutions in float16 (torch.autocast), the way
+        a PyTorch user runs a float32 model in half precision: mserve_fp16's peer."""
+        torch, m = self.torch, case.timed
+        args = self._on_device(case)
+        dev = "cuda" if self.on_gpu else "cpu"
+        dtype = torch.float16 if self.on_gpu else torch.bfloat16  # the CPU's autocast takes bfloat16
+
+        def run() -> Any:
+            with torch.inference_mode(), torch.autocast(dev, dtype=dtype):
+                return m(*args)
+        y = _first(run()).astype(np.float32)
+
+        def timed() -> None:
+            run()
+            if self.on_gpu:
+                torch.cuda.synchronize()
+        ms, n = median_ms(timed, self.warmup, self.runs, budget)
+        case.row.update(torch_autocast_fp16_ms=ms, torch_autocast_fp16_runs=n)
+        if case.ref is not None:
+            case.row["torch_autocast_fp16_rel_l2"] = rel_l2(y, case.ref)
 
     def torch_graph(self, case: Case, budget: float) -> None:
         """PyTorch replaying a captured CUDA graph; no number where capture fails (a model that

@@ -136,6 +136,7 @@ class Case:
     small: bool = False            # cheap enough to run under compute-sanitizer
     error: bool = False            # the inputs are invalid: both devices must refuse them
     rtol: float | None = None      # None: common.OP_RTOL
+    precision: str = "fp32"        # mserve.load's precision on CUDA (other devices run fp32)
 
     @property
     def optimize(self) -> bool:
@@ -144,7 +145,7 @@ class Case:
     @property
     def label(self) -> str:
         op = self.op[1] if not self.op[0] else f"{self.op[0]}.{self.op[1]}"
-        return f"{op} {self.name}"
+        return f"{op} {self.name}" + (f" {self.precision}" if self.precision != "fp32" else "")
 
 
 CASES: list[Case] = []
@@ -598,6 +599,22 @@ for _name, _x, _m, _k, _attrs, _quick in CONVS:
          small=_name == "3x3 pad 1")
 case("Conv", "no bias (2,3,9,9)->4", _conv((2, 3, 9, 9), 4, (3, 3), bias=False))
 
+# ---- 16-bit operands on the tensor cores (precision fp16 / bf16): weights converted at load, the
+# other operand per run, float32 accumulation. A product of k terms whose operands carry a
+# relative rounding of u (2^-11 fp16, 2^-8 bf16) is off by about u * sqrt(2) in relative L2.
+PRECISION_RTOL = {"fp16": 2e-3, "bf16": 1.5e-2}
+for _p, _tol in PRECISION_RTOL.items():
+    case("MatMul", "(128,768) (768,3072) B const", _matmul((128, 768), (768, 3072), True), precision=_p, rtol=_tol)
+    case("MatMul", "(4,17,31) (4,31,9)", _matmul((4, 17, 31), (4, 31, 9), False), precision=_p, rtol=_tol,
+         small=True)
+    case("Gemm", "1x768x3072 C (3072,) transB", _gemm(1, 768, 3072, (3072,), transB=1), precision=_p, rtol=_tol)
+    fused("FusedMatMul", "Linear (1,128,768)->3072 + bias + Gelu", _linear((1, 128, 768), 3072, "Gelu"),
+          precision=_p, rtol=_tol)
+    case("Conv", "3x3 pad 1 (2,64,28,28)->64", _conv((2, 64, 28, 28), 64, (3, 3), pads=[1, 1, 1, 1]), precision=_p,
+         rtol=_tol)
+    case("Conv", "depthwise 3x3 (1,32,17,13)->32", _conv((1, 32, 17, 13), 32, (3, 3), pads=[1, 1, 1, 1], group=32),
+         precision=_p, rtol=_tol, quick=False)
+
 
 def _conv_block(x: tuple[int, ...], residual: bool, pool: str | None = None):
     """Conv -> Relu [-> Conv -> Add(input) -> Relu] [-> MaxPool / AveragePool]: channels-last convs
@@ -631,6 +648,8 @@ fused("NhwcConv", "Conv+Relu (2,8,13,11)", _conv_block((2, 8, 13, 11), False), s
 fused("NhwcConv", "residual block (1,16,14,14)", _conv_block((1, 16, 14, 14), True))
 fused("NhwcMaxPool", "Conv+Relu+MaxPool 3x3/2 (1,8,15,15)", _conv_block((1, 8, 15, 15), False, "max"))
 fused("NhwcAveragePool", "Conv+Relu+AveragePool 2x2/2 (1,8,16,16)", _conv_block((1, 8, 16, 16), False, "avg"))
+for _p, _tol in PRECISION_RTOL.items():
+    fused("NhwcConv", "residual block (1,16,14,14)", _conv_block((1, 16, 14, 14), True), precision=_p, rtol=_tol)
 
 
 def _pool(op: str, x: tuple[int, ...], **attrs: Any):

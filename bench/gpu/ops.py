@@ -70,7 +70,8 @@ def run_case(mserve: Any, case: op_cases.Case, device: str, seed: int, index: in
         graph = case.make(rng)
         model = graph.model()
         cpu = mserve.load(model, device="cpu", optimize=case.optimize)
-        dev = mserve.load(model, device=device, optimize=case.optimize)
+        precision = {"precision": case.precision} if device == "cuda" and case.precision != "fp32" else {}
+        dev = mserve.load(model, device=device, optimize=case.optimize, **precision)
     except Exception as e:  # noqa: BLE001 (every failure is the case's result)
         r.fail(f"load: {type(e).__name__}: {e}")
         return r

@@ -4,7 +4,12 @@ Every model is loaded twice (device and "cpu", both optimized as users load them
 input set of its .npz runs through both; float32 outputs must agree within a relative L2 error of
 1e-4, labels exactly. The placement of each model is printed: how many nodes run on the device
 and on the CPU, the copies between them, and why each CPU node stayed there (grouped by op),
-which is the to-do list of the backend."""
+which is the to-do list of the backend.
+
+On CUDA the reduced precisions follow (precision_errors): each float model again with precision
+"tf32", "fp16" and "bf16", its float outputs' relative L2 error against the CPU's float32 ones
+reported per precision and held to PRECISION_RTOL (labels and other exact outputs may flip near
+a decision boundary: counted, not failed)."""
 from __future__ import annotations
 
 import time
@@ -14,10 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from .common import MODEL_RTOL, Result, compare_outputs, device_unavailable, zoo_dir
+from .common import MODEL_RTOL, Result, compare, compare_outputs, device_unavailable, rel_l2, zoo_dir
 
 # --quick: a transformer, a CNN, a recurrent model, a classic-ML pipeline and the smallest MLP.
 QUICK = ["mlp", "bert_encoder", "resnet18", "bilstm", "sk_scaler_logistic_zipmap"]
+
+# Relative L2 error of a whole model's float outputs against float32 on the CPU, by precision:
+# TF32 and float16 keep 10 bits of mantissa in the products' operands (2^-11 relative per
+# rounding), bfloat16 7 (2^-8), accumulated over a dozen layers.
+PRECISION_RTOL = {"tf32": 1e-2, "fp16": 1e-2, "bf16": 5e-2}
 
 
 def input_sets(path: Path) -> list[dict[str, np.ndarray]]:
@@ -96,6 +106,12 @@ def run(args: Any, result: Result, names: list[str] | None = None) -> None:
     n_all = n_dev + sum(r.get("cpu_nodes", 0) for r in rows)
     worst = max([r["err"] for r in rows if r["ok"]] + [0.0])
     n_fail = sum(not r["ok"] for r in rows)
+    if device == "cuda":
+        prec = precision_errors(mserve, root, [r["model"] for r in rows if r["ok"]])
+        for line in prec["lines"]:
+            result.line(line)
+        for problem in prec["problems"]:
+            result.fail(f"precision: {problem}")
     interop = device_interop(mserve, root, device, [n for n in names if n in ("mlp", "resnet18", "bert_encoder")])
     for line in interop["lines"]:
         result.line(line)
@@ -104,6 +120,61 @@ def run(args: Any, result: Result, names: list[str] | None = None) -> None:
     result.summary = (f"{len(rows)} models, {n_fail} failed, max rel L2 {worst:.1e}, "
                       f"{n_dev} of {n_all} nodes on {device}; interop {interop['status']}")
     result.data = {"zoo": str(root), "models": rows, "interop": interop}
+
+
+def float_error(got: Any, want: Any) -> tuple[float, int]:
+    """(worst relative L2 over the float outputs, number of other outputs that differ)."""
+    if not isinstance(want, dict):
+        got, want = {"y": got}, {"y": want}
+    worst, exact_differ = 0.0, 0
+    for name, w in want.items():
+        g = got[name]
+        w_arr, g_arr = (np.asarray(w), np.asarray(g)) if not isinstance(w, list) else (None, None)
+        if w_arr is not None and w_arr.dtype.kind == "f" and g_arr is not None and g_arr.shape == w_arr.shape:
+            finite = np.isfinite(w_arr) & np.isfinite(g_arr)
+            same_specials = np.array_equal(np.isnan(w_arr), np.isnan(g_arr))
+            worst = max(worst, rel_l2(g_arr[finite], w_arr[finite]) if same_specials else float("inf"))
+        elif compare(g, w, 0.0)[1]:
+            exact_differ += 1
+    return worst, exact_differ
+
+
+def precision_errors(mserve: Any, root: Path, names: list[str], device: str = "cuda") -> dict[str, Any]:
+    """Each model loaded once per reduced precision (PRECISION_RTOL) on the device, its outputs on
+    every input set against the CPU's float32 ones: a table of the worst relative L2 error per
+    model and precision; a problem for each error over its precision's tolerance (or a load or
+    run that fails)."""
+    out: dict[str, Any] = {"lines": [], "problems": [], "worst": dict.fromkeys(PRECISION_RTOL, 0.0)}
+    out["lines"].append(f"{'precision: rel L2 vs cpu fp32':<36} " +
+                        " ".join(f"{p:>8}" for p in PRECISION_RTOL) + "  (tolerance " +
+                        ", ".join(f"{p} {t:.0e}" for p, t in PRECISION_RTOL.items()) + ")")
+    for name in names:
+        cells, flipped = [], 0
+        try:
+            cpu = mserve.load(str(root / f"{name}.onnx"))
+            sets = input_sets(root / f"{name}.npz")
+            wants = [cpu.predict(feeds) for feeds in sets]
+        except Exception as e:  # noqa: BLE001 (the fp32 zoo step reports it)
+            out["problems"].append(f"{name}: {type(e).__name__}: {e}")
+            continue
+        for precision, tol in PRECISION_RTOL.items():
+            try:
+                model = mserve.load(str(root / f"{name}.onnx"), device=device, precision=precision)
+                err = 0.0
+                for feeds, want in zip(sets, wants):
+                    e, n = float_error(model.predict(feeds), want)
+                    err, flipped = max(err, e), flipped + n
+            except Exception as e:  # noqa: BLE001 (a model's failure is its cell)
+                out["problems"].append(f"{name} {precision}: {type(e).__name__}: {e}")
+                cells.append(f"{'error':>8}")
+                continue
+            out["worst"][precision] = max(out["worst"][precision], err)
+            if err > tol:
+                out["problems"].append(f"{name} {precision}: relative L2 {err:.1e} over {tol:.0e}")
+            cells.append(f"{err:>8.1e}")
+        out["lines"].append(f"{name:<36} " + " ".join(cells) +
+                            (f"  ({flipped} exact outputs differ)" if flipped else ""))
+    return out
 
 
 def device_interop(mserve: Any, root: Path, device: str, names: list[str]) -> dict[str, Any]:

@@ -302,9 +302,13 @@ def load(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview 
     a device, each node runs there when the device has a kernel for it, else on the CPU
     (``Model.placement()`` says which and why); inputs and outputs stay numpy arrays.
     ``threads``: intra-op threads (default: the machine's cores). Idle threads sleep.
-    ``precision``: "fp32" (exact float32 everywhere), or "tf32" with ``device="cuda"``: float32
+    ``precision``: "fp32" (exact float32 everywhere), or with ``device="cuda"``: "tf32", float32
     matrix products and convolutions on TF32 tensor cores (10-bit mantissa products, float32
-    accumulation; relative errors around 1e-3).
+    accumulation; relative errors around 1e-3); "fp16" or "bf16", their constant weights
+    converted once at load to float16 / bfloat16 and kept on the GPU in 16 bits, the other
+    operand converted per call, on the tensor cores with float32 accumulation and output (every
+    other operator stays float32; relative errors around 1e-3 for fp16, 1e-2 for bf16). A float16
+    or bfloat16 model runs its own 16-bit weights that way with "fp16" / "bf16".
     ``cuda_graphs``: with a device, a plan whose every node runs there is recorded as one graph on
     its second run and replayed after (one launch instead of one per node); False runs it step by
     step. ``Model.placement().no_graph`` says why a plan is not recorded.

@@ -62,7 +62,7 @@ def fake_backend(tmp_path, monkeypatch, name="fake_cuda_backend", devices=1):
     # Its backend() hands over the runtime's mock device, as _core_cuda hands over its capsule.
     why = "" if devices else "cudaErrorNoDevice: no CUDA-capable device is detected"
     (tmp_path / f"{name}.py").write_text(f"LOADED = True\ndef device_count():\n    return {devices}, {why!r}\n"
-                                         "def backend(tf32=False):\n    return 'mock'\n")
+                                         "def backend(precision='fp32'):\n    return 'mock'\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(cuda, "BACKEND_MODULE", name)
     sys.modules.pop(name, None)
@@ -127,22 +127,25 @@ def test_a_backend_built_against_another_runtime_is_a_clear_error():
 def test_precision_is_checked_before_any_device_is_touched():
     with pytest.raises(mserve.InvalidArgument, match="precision 'tf32' is for device 'cuda', not 'cpu'"):
         mserve.load(examples.mlp(), precision="tf32")
-    with pytest.raises(mserve.InvalidArgument, match=r"precision 'fp16' \(not available yet\)"):
+    with pytest.raises(mserve.InvalidArgument, match="precision 'fp16' is for device 'cuda', not 'mock'"):
         mserve.load(examples.mlp(), device="mock", precision="fp16")
     with pytest.raises(mserve.InvalidArgument, match="precision 'half'"):
         mserve.load(examples.mlp(), precision="half")
     assert mserve.load(examples.mlp(), precision="fp32").placement().device == "cpu"
 
 
-def test_tf32_reaches_the_backend_module(fresh_loader, tmp_path, monkeypatch):
-    # The backend module is asked for TF32; this stand-in records it and hands over the mock device.
-    name = "fake_tf32_backend"
+def test_precision_reaches_the_backend_module(fresh_loader, tmp_path, monkeypatch):
+    # The backend module is asked for the precision; this stand-in records it and hands over the
+    # mock device.
+    name = "fake_precision_backend"
     (tmp_path / f"{name}.py").write_text("ASKED = []\ndef device_count():\n    return 1, ''\n"
-                                         "def backend(tf32=False):\n    ASKED.append(tf32)\n    return 'mock'\n")
+                                         "def backend(precision='fp32'):\n    ASKED.append(precision)\n"
+                                         "    return 'mock'\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(cuda, "BACKEND_MODULE", name)
     monkeypatch.setattr(cuda, "CUDA_LIBRARIES", ())
     sys.modules.pop(name, None)
-    mserve.load(examples.mlp(), device="cuda", precision="tf32")
+    for precision in ("tf32", "fp16", "bf16"):
+        mserve.load(examples.mlp(), device="cuda", precision=precision)
     mserve.load(examples.mlp(), device="cuda")
-    assert importlib.import_module(name).ASKED == [True, False]
+    assert importlib.import_module(name).ASKED == ["tf32", "fp16", "bf16", "fp32"]

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 sys.path.insert(0, str(BENCH))
 
-from gpu import bench, common, latency, op_cases, ops  # noqa: E402  (bench/ is not a package)
+from gpu import bench, common, latency, op_cases, ops, zoo  # noqa: E402  (bench/ is not a package)
 from gpu.zoo import input_sets  # noqa: E402
 
 STEPS = ["preflight", "ops", "sanitizer", "zoo", "roofline", "latency"]
@@ -296,7 +296,8 @@ def _rows():
             "min_bytes": bench.bert_work(1).min_bytes, "mserve_ms": 0.9, "torch_eager_ms": 1.5,
             "mserve_tf32_ms": 0.7, "torch_eager_tf32_ms": 1.2, "mserve_nograph_ms": 2.5, "torch_graph_ms": 0.8,
             "mserve_rel_l2": 2e-7, "mserve_tf32_rel_l2": 1.1e-3, "mserve_load_ms": 900.0, "mserve_first_ms": 40.0,
-            "mserve_second_ms": 12.0}
+            "mserve_second_ms": 12.0, "mserve_fp16_ms": 0.45, "torch_autocast_fp16_ms": 0.9, "mserve_bf16_ms": 0.5,
+            "mserve_fp16_rel_l2": 2e-3, "mserve_bf16_rel_l2": 1e-2}
     bert32 = {"label": "BERT-base b32 s128", "family": "BERT-base", "batch": 32, "mserve_ms": 16.0,
               "torch_eager_ms": 15.0}
     r1 = {"label": "ResNet-50 b1", "family": "ResNet-50", "batch": 1, "flops": bench.resnet50_work(1).flops,
@@ -314,8 +315,11 @@ def test_targets_pass_miss_or_say_what_was_not_measured():
     assert got["ResNet-50 b32 fp32: mserve / PyTorch eager"][0] == "pass"
     assert got["BERT-base b1 s128 fp32: mserve"] == ("pass", 0.9)
     assert got["BERT-base b1 s128 tf32: mserve"] == ("miss", 0.7)  # 0.6 ms is the tf32 target
-    assert len(verdicts) == 6 and not any(v.note for v in verdicts)
-    assert bench.target_count(verdicts) == "3 of 6 targets pass (2 miss, 1 not measured)"
+    assert got["BERT-base b1 s128 fp16: mserve"] == ("pass", 0.45)  # under 0.5 ms
+    assert got["BERT-base b1 s128 fp16: mserve / PyTorch autocast"] == ("pass", pytest.approx(0.5))
+    assert "BERT-base b32 s128 fp16: mserve / PyTorch autocast" not in got  # neither measured
+    assert len(verdicts) == 8 and not any(v.note for v in verdicts)
+    assert bench.target_count(verdicts) == "5 of 8 targets pass (2 miss, 1 not measured)"
     # Exactly at the limit: a ratio passes (at most), a time does not (under).
     edge = [{"label": "BERT-base b1 s128", "family": "BERT-base", "batch": 1, "mserve_ms": 0.8,
              "torch_eager_ms": 1.0}]
@@ -323,6 +327,7 @@ def test_targets_pass_miss_or_say_what_was_not_measured():
     assert on_h200["BERT-base b1 s128 fp32: mserve / PyTorch eager"].verdict == "pass"
     assert on_h200["BERT-base b1 s128 fp32: mserve"].verdict == "pass"
     assert on_h200["BERT-base b1 s128 tf32: mserve"].verdict == "-"
+    assert on_h200["BERT-base b1 s128 fp16: mserve"].verdict == "-"
     assert "H100" in on_h200["BERT-base b1 s128 fp32: mserve"].note and "H200" in on_h200[
         "BERT-base b1 s128 fp32: mserve"].note
     assert bench.targets([], "NVIDIA H100") == []
@@ -336,9 +341,9 @@ def test_the_tables_print_every_row_with_dashes_for_missing_values():
     assert len(lat) == 3 + len(rows) and len({len(line) for line in lat[2:]}) == 1  # aligned columns
     bert, bert32, r1 = lat[3], lat[4], lat[5]
     assert bert.split() == ["BERT-base", "b1", "s128", "0.90", "2.50", "1.50", "0.80", "0.60x", "0.70", "1.20",
-                            "0.58x", "2.0e-07", "1.1e-03"]
-    assert bert32.split()[3:] == ["16.00", "-", "15.00", "-", "1.07x", "-", "-", "-", "-", "-"]
-    assert r1.split()[2:] == ["-", "-", "2.00", "-", "-", "-", "-", "-", "-", "-"]
+                            "0.58x", "0.45", "0.90", "0.50x", "0.50", "2.0e-07", "1.1e-03", "2.0e-03", "1.0e-02"]
+    assert bert32.split()[3:] == ["16.00", "-", "15.00", "-", "1.07x"] + ["-"] * 11
+    assert r1.split()[2:] == ["-", "-", "2.00"] + ["-"] * 13
     ceilings = {"gemm_fp32_tflops": 50.0, "gemm_tf32_tflops": 400.0, "copy_gb_s": 3000.0}
     work = bench.work_table(rows, ceilings)
     assert "GEMM fp32 50.0, tf32 400 TFLOP/s, copy 3000 GB/s" in work[0]
@@ -356,7 +361,7 @@ def test_the_tables_print_every_row_with_dashes_for_missing_values():
     assert next(t for t in targets if "tf32: mserve" in t).split()[-6:] == ["0.700", "ms", "<", "0.60", "ms", "miss"]
     assert bench.summary(rows, True, bench.targets(rows, card)) == (
         "mserve/torch eager ms: BERT b1 0.90/1.50, BERT b32 16.00/15.00, R50 b1 -/2.00, R50 b32 6.00/6.50; "
-        "3 of 6 targets pass (2 miss, 1 not measured)")
+        "5 of 8 targets pass (2 miss, 1 not measured)")
     mock = bench.latency_table([{"label": "ResNet-50 b1", "mserve_ms": 3.0, "mserve_cpu_ms": 2.0}], "mock", False)
     assert mock[2].split()[2:] == ["3.00", "-", "2.00", "1.50x", "-", "-"]
     assert bench.fmt(float("nan")) == "-" and bench.fmt(None) == "-" and bench.fmt(0.5, ".0%") == "50%"
@@ -364,7 +369,8 @@ def test_the_tables_print_every_row_with_dashes_for_missing_values():
 
 def test_quick_and_a_short_step_drop_the_least_important_variants_first():
     assert bench.choose_variants(True, False) == bench.GPU_VARIANTS
-    assert bench.choose_variants(True, True) == ["torch_eager", "mserve", "mserve_tf32", "torch_graph"]
+    assert bench.choose_variants(True, True) == ["torch_eager", "mserve", "mserve_tf32", "mserve_fp16",
+                                                 "torch_autocast_fp16", "torch_graph"]
     assert bench.choose_variants(False, True) == bench.MOCK_VARIANTS
     rest = ["mserve_tf32", "mserve_nograph", "torch_eager_tf32", "torch_graph"]
     est = {"mserve_tf32": 10.0, "mserve_nograph": 10.0, "torch_eager_tf32": 5.0, "torch_graph": 5.0}
@@ -447,8 +453,12 @@ def test_the_latency_step_times_mserve_variants_and_reports_them(tmp_path, monke
 
     def graph(self, c, budget):
         c.row["torch_graph_error"] = "RuntimeError: capture failed"
+
+    def autocast(self, c, budget):
+        c.row["torch_autocast_fp16_ms"] = 4.0
     monkeypatch.setattr(latency.Runner, "torch_eager", eager)
     monkeypatch.setattr(latency.Runner, "torch_graph", graph)
+    monkeypatch.setattr(latency.Runner, "torch_autocast", autocast)
     loads = []
     result = common.Result(None)
     seconds, notes = {}, []
@@ -456,9 +466,11 @@ def test_the_latency_step_times_mserve_variants_and_reports_them(tmp_path, monke
     latency.measure(_FakeTorch(), _DeviceMserve(loads), _args("cuda", False, tmp_path), result, [case], clock,
                     seconds, notes, False, 1, 5, 0.2)
     assert result.status == "ok", result.failures
-    assert loads == [("cuda", True, "fp32"), ("cuda", True, "tf32"), ("cuda", False, "fp32")]
+    assert loads == [("cuda", True, "fp32"), ("cuda", True, "tf32"), ("cuda", True, "fp16"), ("cuda", True, "bf16"),
+                     ("cuda", False, "fp32")]
     row = case.row
-    for key in ("mserve", "mserve_tf32", "mserve_nograph"):
+    assert row["torch_autocast_fp16_ms"] == 4.0
+    for key in ("mserve", "mserve_tf32", "mserve_fp16", "mserve_bf16", "mserve_nograph"):
         assert row[f"{key}_ms"] > 0 and row[f"{key}_rel_l2"] < 1e-6 and row[f"{key}_load_ms"] > 0
     assert row["placement"].startswith("4 nodes on cuda, 0 on cpu") and row["export"] == "cached"
     assert list(seconds) == ["exports"] + bench.GPU_VARIANTS
@@ -483,8 +495,9 @@ def test_the_latency_step_fails_on_a_wrong_output_and_drops_variants_when_time_i
     latency.measure(_FakeTorch(), _DeviceMserve([]), _args("cuda", True, tmp_path), result, [case],
                     latency.Clock(120.0), {}, notes, False, 1, 5, 0.2)
     assert result.status == "fail" and "relative L2 9.9e-03 over 1e-03" in result.failures[0]
-    assert notes[0] == "--quick: not measured: mserve_nograph, torch_eager_tf32"
-    assert notes[1].startswith("dropped for time") and notes[1].endswith("torch_graph, mserve_tf32")
+    assert notes[0] == "--quick: not measured: mserve_bf16, mserve_nograph, torch_eager_tf32"
+    assert notes[1].startswith("dropped for time") and notes[1].endswith(
+        "torch_graph, torch_autocast_fp16, mserve_tf32, mserve_fp16")
     assert "mserve_tf32_ms" not in case.row
 
 
@@ -493,3 +506,47 @@ class _FakeTorch:
         @staticmethod
         def empty_cache():
             pass
+
+
+class _PrecisionMserve:
+    """mserve.load for device "cuda" on the mock device; precision "bf16" answers 3% off (a
+    float output scaled), "fp16" fails to load for models named in `broken`."""
+
+    def __init__(self, broken=()):
+        self.broken = set(broken)
+
+    def load(self, path, device="cpu", precision="fp32"):
+        if precision == "fp16" and Path(path).stem in self.broken:
+            raise mserve.InvalidArgument("no fp16 here")
+        model = mserve.load(path, device="mock" if device == "cuda" else device)
+        if precision != "bf16":
+            return model
+
+        class Off:
+            def predict(self, feeds):
+                y = model.predict(feeds)
+                scale = lambda v: v * np.float32(1.03) if np.asarray(v).dtype.kind == "f" else v  # noqa: E731
+                return {k: scale(v) for k, v in y.items()} if isinstance(y, dict) else scale(y)
+        return Off()
+
+
+def test_the_zoo_step_reports_each_precisions_error_and_holds_it_to_its_tolerance():
+    root = ROOT / "tests" / "models"
+    got = zoo.precision_errors(_PrecisionMserve(broken={"resnet18"}), root, ["mlp", "resnet18"])
+    assert got["worst"]["tf32"] == 0.0 and got["worst"]["fp16"] == 0.0
+    assert got["worst"]["bf16"] == pytest.approx(0.03, rel=1e-3)  # under bf16's 5e-2: no problem
+    assert got["problems"] == ["resnet18 fp16: InvalidArgument: no fp16 here"]
+    mlp = next(line for line in got["lines"] if line.startswith("mlp "))
+    assert mlp.split()[1:] == ["0.0e+00", "0.0e+00", "3.0e-02"]
+    assert "error" in next(line for line in got["lines"] if line.startswith("resnet18 "))
+    strict = dict(zoo.PRECISION_RTOL, bf16=1e-2)
+    old = zoo.PRECISION_RTOL
+    try:
+        zoo.PRECISION_RTOL = strict
+        over = zoo.precision_errors(_PrecisionMserve(), root, ["mlp"])
+    finally:
+        zoo.PRECISION_RTOL = old
+    assert over["problems"] == ["mlp bf16: relative L2 3.0e-02 over 1e-02"]
+    # Exact outputs (labels) that differ are counted, not failed; NaN where the CPU has none is.
+    assert zoo.float_error({"y": np.array([1, 2])}, {"y": np.array([1, 3])}) == (0.0, 1)
+    assert zoo.float_error(np.array([np.nan, 1.0], np.float32), np.array([0.0, 1.0], np.float32))[0] == float("inf")

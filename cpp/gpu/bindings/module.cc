@@ -70,9 +70,10 @@ py::array_t<float> activation(const std::string& name, py::array_t<float, py::ar
 
 // The backend, as the runtime (mserve._core) takes it: a capsule "mserve.Backend" holding a
 // BackendHandle (device/device.h), whose abi the runtime checks.
-py::capsule backend(bool tf32, bool fused_attention) {
+py::capsule backend(const std::string& precision, bool fused_attention) {
   mserve::gpu::GpuOptions opts;
-  opts.tf32 = tf32;
+  if (!mserve::gpu::parse_precision(precision, &opts.precision))
+    throw py::value_error("precision '" + precision + "': use fp32, tf32, fp16 or bf16");
   opts.fused_attention = fused_attention;
   auto* handle = new mserve::BackendHandle{mserve::kBackendAbi, std::make_shared<mserve::gpu::CudaBackend>(opts)};
   return py::capsule(handle, "mserve.Backend", [](PyObject* cap) {
@@ -85,9 +86,10 @@ py::capsule backend(bool tf32, bool fused_attention) {
 PYBIND11_MODULE(_core_cuda, m) {
   m.doc() = "mserve's CUDA backend (loaded by mserve.cuda on first use)";
   m.def("device_count", &device_count);
-  m.def("backend", &backend, py::arg("tf32") = false, py::arg("fused_attention") = true,
-        "The CUDA backend for mserve._core's Session.load_* (device=...); tf32: TF32 tensor cores for float32 "
-        "matrix products and convolutions; fused_attention: MultiHeadAttention's one-kernel path where it fits "
+  m.def("backend", &backend, py::arg("precision") = "fp32", py::arg("fused_attention") = true,
+        "The CUDA backend for mserve._core's Session.load_* (device=...); precision: fp32 (exact), tf32 (TF32 "
+        "tensor cores for float32 products and convolutions), fp16 / bf16 (their weights in 16 bits, fp32 "
+        "accumulation); fused_attention: MultiHeadAttention's one-kernel path where it fits "
         "(False: two cuBLASLt products).");
   m.def(
       "ops",

@@ -32,10 +32,20 @@ cublasLtEpilogue_t epilogue_of(Epilogue e) {
 
 bool has_bias(Epilogue e) { return e == Epilogue::kBias || e == Epilogue::kReluBias; }
 
-// A column-major layout rows x cols with leading dimension ld, batched.
-Status make_layout(void** out, uint64_t rows, uint64_t cols, int64_t ld, int64_t batch, int64_t stride) {
+cudaDataType_t data_type(Operand t) {
+  switch (t) {
+    case Operand::kF32: return CUDA_R_32F;
+    case Operand::kF16: return CUDA_R_16F;
+    case Operand::kBf16: return CUDA_R_16BF;
+  }
+  return CUDA_R_32F;
+}
+
+// A column-major layout rows x cols of `type` with leading dimension ld, batched.
+Status make_layout(void** out, cudaDataType_t type, uint64_t rows, uint64_t cols, int64_t ld, int64_t batch,
+                   int64_t stride) {
   cublasLtMatrixLayout_t l = nullptr;
-  MS_LT(cublasLtMatrixLayoutCreate(&l, CUDA_R_32F, rows, cols, ld), "matrix layout");
+  MS_LT(cublasLtMatrixLayoutCreate(&l, type, rows, cols, ld), "matrix layout");
   *out = l;
   if (batch > 1) {
     const int32_t count = static_cast<int32_t>(batch);
@@ -51,13 +61,17 @@ Status make_layout(void** out, uint64_t rows, uint64_t cols, int64_t ld, int64_t
 
 std::string GemmShape::str() const {
   return "gemm m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) +
-         " batch=" + std::to_string(batch) + (trans_a ? " A^T" : "") + (trans_b ? " B^T" : "");
+         " batch=" + std::to_string(batch) + (trans_a ? " A^T" : "") + (trans_b ? " B^T" : "") +
+         (operands == Operand::kF16    ? " fp16"
+          : operands == Operand::kBf16 ? " bf16"
+                                       : "");
 }
 
 bool GemmShape::operator==(const GemmShape& o) const {
   return m == o.m && n == o.n && k == o.k && trans_a == o.trans_a && trans_b == o.trans_b && batch == o.batch &&
          stride_a == o.stride_a && stride_b == o.stride_b && stride_c == o.stride_c && lda == o.lda && ldb == o.ldb &&
-         ldc == o.ldc && alpha == o.alpha && beta == o.beta && epilogue == o.epilogue && tf32 == o.tf32;
+         ldc == o.ldc && alpha == o.alpha && beta == o.beta && epilogue == o.epilogue && tf32 == o.tf32 &&
+         operands == o.operands;
 }
 
 StatusOr<std::shared_ptr<GemmPlan>> GemmPlan::create(const GemmShape& shape) {
@@ -71,6 +85,7 @@ StatusOr<std::shared_ptr<GemmPlan>> GemmPlan::create(const GemmShape& shape) {
   if (!s.ldc) s.ldc = s.n;
   if (s.lda < (s.trans_a ? s.m : s.k) || s.ldb < (s.trans_b ? s.k : s.n) || s.ldc < s.n)
     return InvalidArgument("row strides shorter than the rows in " + s.str());
+  if (s.tf32 && s.operands != Operand::kF32) return InvalidArgument("TF32 is for float32 operands: " + s.str());
   std::shared_ptr<GemmPlan> p(new GemmPlan(s));
   cublasLtMatmulDesc_t op = nullptr;
   MS_LT(cublasLtMatmulDescCreate(&op, s.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F),
@@ -86,11 +101,13 @@ StatusOr<std::shared_ptr<GemmPlan>> GemmPlan::create(const GemmShape& shape) {
   const cublasLtEpilogue_t epi = epilogue_of(s.epilogue);
   MS_LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)), "epilogue");
   // Stored shapes, column-major: our B is (trans_b ? k x n : n x k), our A (trans_a ? m x k : k x m).
+  // A and B in the operand type; C (and the bias, which cuBLASLt takes in C's type) float32.
+  const cudaDataType_t ab = data_type(s.operands);
   MS_RETURN_IF_ERROR(
-      make_layout(&p->a_desc_, s.trans_b ? s.k : s.n, s.trans_b ? s.n : s.k, s.ldb, s.batch, s.stride_b));
+      make_layout(&p->a_desc_, ab, s.trans_b ? s.k : s.n, s.trans_b ? s.n : s.k, s.ldb, s.batch, s.stride_b));
   MS_RETURN_IF_ERROR(
-      make_layout(&p->b_desc_, s.trans_a ? s.m : s.k, s.trans_a ? s.k : s.m, s.lda, s.batch, s.stride_a));
-  MS_RETURN_IF_ERROR(make_layout(&p->c_desc_, s.n, s.m, s.ldc, s.batch, s.stride_c));
+      make_layout(&p->b_desc_, ab, s.trans_a ? s.m : s.k, s.trans_a ? s.k : s.m, s.lda, s.batch, s.stride_a));
+  MS_RETURN_IF_ERROR(make_layout(&p->c_desc_, CUDA_R_32F, s.n, s.m, s.ldc, s.batch, s.stride_c));
   return p;
 }
 
@@ -130,7 +147,7 @@ Status GemmPlan::choose_algorithm(CudaContext& ctx) const {
   return Status::OK();
 }
 
-Status GemmPlan::run(CudaContext& ctx, const float* a, const float* b, const float* bias, float* c) const {
+Status GemmPlan::run(CudaContext& ctx, const void* a, const void* b, const float* bias, float* c) const {
   if (has_bias(shape_.epilogue) && !bias) return Internal("a bias epilogue without a bias for " + shape_.str());
   // The bias pointer is an attribute of the shared descriptor: set and launch under the lock.
   // cuBLASLt reads the descriptor when the call is made, not when the kernel runs.
@@ -160,6 +177,9 @@ GemmPlan::Layout GemmPlan::layout(char operand) const {
   cublasLtMatrixLayoutGetAttribute(desc, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &l.batch, sizeof(l.batch), &written);
   cublasLtMatrixLayoutGetAttribute(desc, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &l.batch_stride,
                                    sizeof(l.batch_stride), &written);
+  uint32_t type = 0;
+  cublasLtMatrixLayoutGetAttribute(desc, CUBLASLT_MATRIX_LAYOUT_TYPE, &type, sizeof(type), &written);
+  l.type = static_cast<int32_t>(type);
   return l;
 }
 

@@ -1,12 +1,13 @@
-// cuBLASLt matrix products for the CUDA kernels: row-major, float32, batched, with bias / ReLU
-// epilogues. No CUDA headers here.
+// cuBLASLt matrix products for the CUDA kernels: row-major, batched, with bias / ReLU epilogues;
+// operands float32, float16 or bfloat16, C (and the bias) float32, float32 accumulation. No CUDA
+// headers here.
 //
 // Row-major C[m, n] = A[m, k] * B[k, n] is column-major C^T = B^T * A^T, so the plan describes
-// the product to cuBLASLt with the operands swapped. Compute is CUBLAS_COMPUTE_32F (exact fp32)
-// unless TF32 is asked for. A GemmPlan holds the matmul descriptors and the algorithm cuBLASLt's
-// heuristic chose for one shape; kernels create it at plan time (infer) and cache it per shape,
-// so a run only launches. Descriptors work without a GPU; the heuristic needs one (plan() runs
-// it on the first run when no device was there at plan time).
+// the product to cuBLASLt with the operands swapped. Compute is CUBLAS_COMPUTE_32F (exact fp32,
+// or fp32 accumulation of 16-bit operands on the tensor cores) unless TF32 is asked for. A GemmPlan holds the matmul
+// descriptors and the algorithm cuBLASLt's heuristic chose for one shape; kernels create it at plan time (infer) and
+// cache it per shape, so a run only launches. Descriptors work without a GPU; the heuristic needs one (plan() runs it
+// on the first run when no device was there at plan time).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -14,6 +15,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "gpu/options.h"
 
 namespace mserve::gpu {
 
@@ -35,7 +37,8 @@ struct GemmShape {
   int64_t lda = 0, ldb = 0, ldc = 0;                 // row strides in elements; 0: densely packed
   float alpha = 1.0f, beta = 0.0f;
   Epilogue epilogue = Epilogue::kNone;
-  bool tf32 = false;  // CUBLAS_COMPUTE_32F_FAST_TF32 instead of exact fp32
+  bool tf32 = false;                 // CUBLAS_COMPUTE_32F_FAST_TF32 instead of exact fp32 (float32 operands only)
+  Operand operands = Operand::kF32;  // A's and B's element type
 
   std::string str() const;  // for messages: "gemm m=.. n=.. k=.. batch=.."
   bool operator==(const GemmShape& o) const;
@@ -52,8 +55,9 @@ class GemmPlan {
 
   const GemmShape& shape() const { return shape_; }
   // C = epilogue(alpha * op(A) op(B) + beta * C (+ bias)) on ctx's stream, using ctx's
-  // workspace. Device pointers; bias is read only with a bias epilogue.
-  Status run(CudaContext& ctx, const float* a, const float* b, const float* bias, float* c) const;
+  // workspace. Device pointers, A and B of the shape's operand type; bias is read only with a
+  // bias epilogue.
+  Status run(CudaContext& ctx, const void* a, const void* b, const float* bias, float* c) const;
   // Whether the heuristic has picked an algorithm yet (it needs a device and a handle).
   bool has_algorithm() const;
 
@@ -64,6 +68,7 @@ class GemmPlan {
     int64_t ld = 0;
     int32_t batch = 0;
     int64_t batch_stride = 0;
+    int32_t type = 0;  // the cudaDataType_t of the elements
   };
   Layout layout(char operand) const;    // 'A', 'B' or 'C' of the cuBLASLt call (A = our B, B = our A)
   bool transposed(char operand) const;  // CUBLASLT_MATMUL_DESC_TRANSA / TRANSB ('A' / 'B') is OP_T

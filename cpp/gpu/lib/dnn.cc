@@ -22,6 +22,15 @@ Status dnn_status(cudnnStatus_t s, const std::string& what) {
 
 bool fits_int(int64_t v) { return v >= 0 && v <= (int64_t{1} << 31) - 1; }
 
+cudnnDataType_t data_type(Operand t) {
+  switch (t) {
+    case Operand::kF32: return CUDNN_DATA_FLOAT;
+    case Operand::kF16: return CUDNN_DATA_HALF;
+    case Operand::kBf16: return CUDNN_DATA_BFLOAT16;
+  }
+  return CUDNN_DATA_FLOAT;
+}
+
 }  // namespace
 
 std::string ConvSpec::str() const {
@@ -30,13 +39,16 @@ std::string ConvSpec::str() const {
          std::to_string(groups ? c / groups : 0) + "," + std::to_string(kh) + "," + std::to_string(kw) +
          "] pad=" + std::to_string(pad_h) + "," + std::to_string(pad_w) + " stride=" + std::to_string(stride_h) + "," +
          std::to_string(stride_w) + " dilation=" + std::to_string(dil_h) + "," + std::to_string(dil_w) +
-         " groups=" + std::to_string(groups);
+         " groups=" + std::to_string(groups) +
+         (data == Operand::kF16    ? " fp16"
+          : data == Operand::kBf16 ? " bf16"
+                                   : "");
 }
 
 bool ConvSpec::operator==(const ConvSpec& o) const {
   return nhwc == o.nhwc && n == o.n && c == o.c && h == o.h && w == o.w && m == o.m && kh == o.kh && kw == o.kw &&
          pad_h == o.pad_h && pad_w == o.pad_w && stride_h == o.stride_h && stride_w == o.stride_w && dil_h == o.dil_h &&
-         dil_w == o.dil_w && groups == o.groups && tf32 == o.tf32;
+         dil_w == o.dil_w && groups == o.groups && tf32 == o.tf32 && data == o.data;
 }
 
 StatusOr<std::shared_ptr<ConvPlan>> ConvPlan::create(const ConvSpec& s) {
@@ -44,7 +56,9 @@ StatusOr<std::shared_ptr<ConvPlan>> ConvPlan::create(const ConvSpec& s) {
     if (v < 1 || !fits_int(v)) return InvalidArgument("a GPU convolution needs positive sizes: " + s.str());
   if (!fits_int(s.pad_h) || !fits_int(s.pad_w)) return InvalidArgument("bad padding: " + s.str());
   if (s.c % s.groups || s.m % s.groups) return InvalidArgument("channels do not divide into groups: " + s.str());
+  if (s.tf32 && s.data != Operand::kF32) return InvalidArgument("TF32 is for float32 data: " + s.str());
   std::shared_ptr<ConvPlan> p(new ConvPlan(s));
+  const cudnnDataType_t type = data_type(s.data);
   const cudnnTensorFormat_t layout = s.nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
@@ -57,22 +71,24 @@ StatusOr<std::shared_ptr<ConvPlan>> ConvPlan::create(const ConvSpec& s) {
   p->w_desc_ = w;
   MS_DNN(cudnnCreateConvolutionDescriptor(&conv), "convolution descriptor");
   p->conv_desc_ = conv;
-  MS_DNN(cudnnSetTensor4dDescriptor(x, layout, CUDNN_DATA_FLOAT, int(s.n), int(s.c), int(s.h), int(s.w)),
-         "input " + s.str());
+  MS_DNN(cudnnSetTensor4dDescriptor(x, layout, type, int(s.n), int(s.c), int(s.h), int(s.w)), "input " + s.str());
   // The filter's memory order matches the data's: NHWC data takes [M, kh, kw, C/g] filters (the
   // kernel repacks ONNX's [M, C/g, kh, kw] once).
-  MS_DNN(cudnnSetFilter4dDescriptor(w, CUDNN_DATA_FLOAT, layout, int(s.m), int(s.c / s.groups), int(s.kh), int(s.kw)),
+  MS_DNN(cudnnSetFilter4dDescriptor(w, type, layout, int(s.m), int(s.c / s.groups), int(s.kh), int(s.kw)),
          "filter " + s.str());
   MS_DNN(cudnnSetConvolution2dDescriptor(conv, int(s.pad_h), int(s.pad_w), int(s.stride_h), int(s.stride_w),
                                          int(s.dil_h), int(s.dil_w), CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
          "convolution " + s.str());
   MS_DNN(cudnnSetConvolutionGroupCount(conv, int(s.groups)), "group count");
-  // FMA math keeps float32 exact; the default lets cuDNN use TF32 tensor cores.
-  MS_DNN(cudnnSetConvolutionMathType(conv, s.tf32 ? CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : CUDNN_FMA_MATH),
-         "math type");
+  // Accumulation in float32 always ("pseudo half" for 16-bit data). FMA math keeps float32 exact;
+  // TF32 converts float32 data for the tensor cores; 16-bit data is the tensor cores' own.
+  const cudnnMathType_t math = s.data != Operand::kF32 ? CUDNN_TENSOR_OP_MATH
+                               : s.tf32                ? CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION
+                                                       : CUDNN_FMA_MATH;
+  MS_DNN(cudnnSetConvolutionMathType(conv, math), "math type");
   int64_t out[4];
   MS_RETURN_IF_ERROR(p->output_dims(out));
-  MS_DNN(cudnnSetTensor4dDescriptor(y, layout, CUDNN_DATA_FLOAT, int(out[0]), int(out[1]), int(out[2]), int(out[3])),
+  MS_DNN(cudnnSetTensor4dDescriptor(y, layout, type, int(out[0]), int(out[1]), int(out[2]), int(out[3])),
          "output " + s.str());
   return p;
 }
@@ -110,7 +126,9 @@ StatusOr<size_t> ConvPlan::prepare(void* cudnn) {
   // requested math (no TF32 unless asked for).
   for (int i = 0; i < found; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
-    if (!spec_.tf32 && perf[i].mathType != CUDNN_FMA_MATH && perf[i].mathType != CUDNN_DEFAULT_MATH) continue;
+    if (!spec_.tf32 && spec_.data == Operand::kF32 && perf[i].mathType != CUDNN_FMA_MATH &&
+        perf[i].mathType != CUDNN_DEFAULT_MATH)
+      continue;
     size_t bytes = 0;
     if (cudnnGetConvolutionForwardWorkspaceSize(
             handle, static_cast<cudnnTensorDescriptor_t>(x_desc_), static_cast<cudnnFilterDescriptor_t>(w_desc_),
@@ -125,7 +143,12 @@ StatusOr<size_t> ConvPlan::prepare(void* cudnn) {
   return Unsupported("cuDNN has no algorithm for " + spec_.str());
 }
 
-Status ConvPlan::run(CudaContext& ctx, const float* x, const float* w, float* y, void* workspace) const {
+size_t ConvPlan::workspace_bytes() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return workspace_;
+}
+
+Status ConvPlan::run(CudaContext& ctx, const void* x, const void* w, void* y, void* workspace) const {
   const float one = 1.0f, zero = 0.0f;
   MS_DNN(cudnnConvolutionForward(
              static_cast<cudnnHandle_t>(ctx.cudnn()), &one, static_cast<cudnnTensorDescriptor_t>(x_desc_), x,
@@ -134,6 +157,31 @@ Status ConvPlan::run(CudaContext& ctx, const float* x, const float* w, float* y,
              static_cast<cudnnTensorDescriptor_t>(y_desc_), y),
          "convolution " + spec_.str());
   return Status::OK();
+}
+
+ConvPlan::Types ConvPlan::types() const {
+  Types t;
+  cudnnDataType_t d;
+  cudnnTensorFormat_t f;
+  int n, c, h, w, ns, cs, hs, ws;
+  if (cudnnGetTensor4dDescriptor(static_cast<cudnnTensorDescriptor_t>(x_desc_), &d, &n, &c, &h, &w, &ns, &cs, &hs,
+                                 &ws) == CUDNN_STATUS_SUCCESS)
+    t.x = d;
+  if (cudnnGetTensor4dDescriptor(static_cast<cudnnTensorDescriptor_t>(y_desc_), &d, &n, &c, &h, &w, &ns, &cs, &hs,
+                                 &ws) == CUDNN_STATUS_SUCCESS)
+    t.y = d;
+  if (cudnnGetFilter4dDescriptor(static_cast<cudnnFilterDescriptor_t>(w_desc_), &d, &f, &n, &c, &h, &w) ==
+      CUDNN_STATUS_SUCCESS)
+    t.w = d;
+  int ph, pw, sh, sw, dh, dw;
+  cudnnConvolutionMode_t mode;
+  if (cudnnGetConvolution2dDescriptor(static_cast<cudnnConvolutionDescriptor_t>(conv_desc_), &ph, &pw, &sh, &sw, &dh,
+                                      &dw, &mode, &d) == CUDNN_STATUS_SUCCESS)
+    t.compute = d;
+  cudnnMathType_t m;
+  if (cudnnGetConvolutionMathType(static_cast<cudnnConvolutionDescriptor_t>(conv_desc_), &m) == CUDNN_STATUS_SUCCESS)
+    t.math = m;
+  return t;
 }
 
 StatusOr<void*> planning_cudnn() {

@@ -221,7 +221,7 @@ StatusOr<KernelPtr> create_gpu_attention(const Node& node, const KernelInit&, Ke
   if (node.op_type != "MultiHeadAttention" || node.domain != "com.mserve")
     return Unsupported(node.op_type + " has no GPU kernel");
   return KernelPtr(new MhaKernel(std::move(cpu), node.attr_string("layout", "bhsd") == "bshd",
-                                 node.attr_float("scale", 1.0f), opts.tf32, opts.fused_attention));
+                                 node.attr_float("scale", 1.0f), opts.tf32(), opts.fused_attention));
 }
 
 }  // namespace mserve::gpu

@@ -1,8 +1,11 @@
 // Conv (NCHW, 1-D and 2-D) and com.mserve NhwcConv (2-D, channels-last) on cuDNN: the
-// convolution by cuDNN's heuristic algorithm (exact fp32 FMA math), then bias, the fused
-// activation, the residual and the activation after it in one element-wise pass
-// (ops/conv_math.h). NhwcConv's weights are repacked once to the [M, kh, kw, C/g] order cuDNN
-// takes with NHWC data and kept on the GPU by the kernel.
+// convolution by cuDNN's heuristic algorithm (exact fp32 FMA math, TF32, or 16-bit data with fp32
+// accumulation), then bias, the fused activation, the residual and the activation after it in one
+// element-wise pass (ops/conv_math.h), which also widens a 16-bit result into the float32 output.
+// NhwcConv's weights are repacked once to the [M, kh, kw, C/g] order cuDNN takes with NHWC data,
+// and constant weights are converted once for the 16-bit precisions; both are kept on the GPU by
+// the kernel. In 16 bits the input (and weights that are not constant) are converted per run
+// into the kernel's workspace: [cuDNN's workspace | x | y | w].
 #include <cuda_runtime.h>
 
 #include <cstring>
@@ -14,6 +17,7 @@
 #include "gpu/cuda_status.h"
 #include "gpu/lib/dnn.h"
 #include "gpu/ops/conv.h"
+#include "gpu/ops/convert.h"
 #include "gpu/ops/families.h"
 #include "gpu/ops/gpu_kernel.h"
 
@@ -22,22 +26,21 @@ namespace {
 
 class ConvKernel final : public GpuKernel {
  public:
+  // w: the kernel's own copy of the weights (NhwcConv's repacked, or converted to `data`), or empty.
   ConvKernel(KernelPtr cpu, bool nhwc, WindowAttrs win, FusedActivation act, bool residual, FusedActivation after,
-             std::vector<float> packed_w, bool tf32)
+             DeviceWeights w, bool tf32, Operand data)
       : GpuKernel(std::move(cpu)),
         nhwc_(nhwc),
         win_(std::move(win)),
         act_(act),
         residual_(residual),
         after_(after),
-        packed_w_(std::move(packed_w)),
-        tf32_(tf32) {}
-  ~ConvKernel() override {
-    if (device_w_) cudaFree(device_w_);
-  }
+        w_(std::move(w)),
+        tf32_(tf32),
+        data_(data) {}
 
-  // NhwcConv reads its own repacked copy of W: the planner need not upload the original.
-  bool host_input(int i) const override { return nhwc_ && i == 1; }
+  // Weights read from the kernel's own copy: the planner need not upload the original.
+  bool host_input(int i) const override { return i == 1 && !w_.empty(); }
 
   Status compute(const ComputeContext& ctx) const override {
     Tensor& y = ctx.output(0);
@@ -45,11 +48,33 @@ class ConvKernel final : public GpuKernel {
     CudaContext& cuda = cuda_context(ctx);
     MS_ASSIGN_OR_RETURN(ConvSpec spec, spec_of(ctx.input(0).shape(), ctx.input(1).shape(), nullptr));
     MS_ASSIGN_OR_RETURN(auto plan, plan_for(spec));
-    const float* w = ctx.input(1).data<float>();
-    if (nhwc_) {
-      MS_ASSIGN_OR_RETURN(w, weights_on_device());
+    const void* w = ctx.input(1).raw();
+    if (!w_.empty()) {
+      MS_ASSIGN_OR_RETURN(w, w_.get("convolution weights"));
     }
-    MS_RETURN_IF_ERROR(plan->run(cuda, ctx.input(0).data<float>(), w, y.data<float>(), ctx.workspace()));
+    const uint16_t* y16 = nullptr;
+    if (data_ == Operand::kF32) {
+      MS_RETURN_IF_ERROR(plan->run(cuda, ctx.input(0).raw(), w, y.raw(), ctx.workspace()));
+    } else {
+      char* ws = static_cast<char*>(ctx.workspace());
+      const Tensor& x = ctx.input(0);
+      size_t at = aligned256(plan->workspace_bytes());
+      auto* x16 = reinterpret_cast<uint16_t*>(ws + at);
+      at += aligned256(size_t(x.numel()) * 2);
+      auto* y_out = reinterpret_cast<uint16_t*>(ws + at);
+      at += aligned256(size_t(y.numel()) * 2);
+      MS_CUDA_RETURN_IF_ERROR(launch_to_bits16(x.data<float>(), x16, x.numel(), data_, cuda.stream()),
+                              "converting a convolution's input");
+      if (w_.empty()) {
+        const Tensor& w32 = ctx.input(1);
+        auto* w16 = reinterpret_cast<uint16_t*>(ws + at);
+        MS_CUDA_RETURN_IF_ERROR(launch_to_bits16(w32.data<float>(), w16, w32.numel(), data_, cuda.stream()),
+                                "converting a convolution's weights");
+        w = w16;
+      }
+      MS_RETURN_IF_ERROR(plan->run(cuda, x16, w, y_out, ws));
+      y16 = y_out;
+    }
     ConvEpilogue e;
     e.bias = ctx.has_input(2) ? ctx.input(2).data<float>() : nullptr;
     e.residual = residual_ ? ctx.input(3).data<float>() : nullptr;
@@ -59,7 +84,10 @@ class ConvKernel final : public GpuKernel {
     e.after = after_.kind, e.after_a = after_.alpha, e.after_b = after_.beta;
     const bool any =
         e.bias || e.residual || e.act != FusedActivation::Kind::kNone || e.after != FusedActivation::Kind::kNone;
-    if (any)
+    if (y16)
+      MS_CUDA_RETURN_IF_ERROR(launch_conv_epilogue16(e, y16, data_, y.data<float>(), y.numel(), cuda.stream()),
+                              "conv epilogue");
+    else if (any)
       MS_CUDA_RETURN_IF_ERROR(launch_conv_epilogue(e, y.data<float>(), y.numel(), cuda.stream()), "conv epilogue");
     return Status::OK();
   }
@@ -86,7 +114,11 @@ class ConvKernel final : public GpuKernel {
     if (!handle.ok()) return InferContext::refuse(handle.status().message());
     auto ws = plan->prepare(handle.value());
     if (!ws.ok()) return InferContext::refuse(ws.status().message());
-    ctx.set_workspace(ws.value());
+    size_t bytes = ws.value();
+    if (data_ != Operand::kF32)
+      bytes = aligned256(bytes) + aligned256(size_t(ctx.shape(0).numel()) * 2) + aligned256(size_t(y.numel()) * 2) +
+              (w_.empty() ? aligned256(size_t(ctx.shape(1).numel()) * 2) : 0);
+    ctx.set_workspace(bytes);
     return Status::OK();
   }
 
@@ -114,6 +146,7 @@ class ConvKernel final : public GpuKernel {
     s.pad_h = g.pb[1], s.pad_w = g.pb[2], s.stride_h = g.s[1], s.stride_w = g.s[2];
     s.dil_h = g.d[1], s.dil_w = g.d[2];
     s.tf32 = tf32_;
+    s.data = data_;
     return s;
   }
 
@@ -127,28 +160,16 @@ class ConvKernel final : public GpuKernel {
     return p;
   }
 
-  // NhwcConv's repacked weights on the GPU, uploaded by the first run.
-  StatusOr<const float*> weights_on_device() const {
-    std::lock_guard<std::mutex> lk(mu_);
-    if (!device_w_) {
-      const size_t bytes = packed_w_.size() * sizeof(float);
-      MS_CUDA_RETURN_IF_ERROR(cudaMalloc(&device_w_, bytes), "allocating NhwcConv weights");
-      MS_CUDA_RETURN_IF_ERROR(cudaMemcpy(device_w_, packed_w_.data(), bytes, cudaMemcpyHostToDevice),
-                              "uploading NhwcConv weights");
-    }
-    return static_cast<const float*>(device_w_);
-  }
-
   bool nhwc_;
   WindowAttrs win_;
   FusedActivation act_;
   bool residual_;
   FusedActivation after_;
-  std::vector<float> packed_w_;  // NhwcConv: W as [M, kh, kw, C/g]
+  DeviceWeights w_;  // NhwcConv: W as [M, kh, kw, C/g]; 16-bit data: W converted
   bool tf32_;
+  Operand data_;
   mutable std::mutex mu_;
   mutable std::vector<std::shared_ptr<ConvPlan>> plans_;
-  mutable void* device_w_ = nullptr;
 };
 
 }  // namespace
@@ -165,17 +186,24 @@ std::vector<float> nhwc_filter(const float* w, int64_t M, int64_t Cg, int64_t KH
 StatusOr<KernelPtr> create_gpu_conv(const Node& node, const KernelInit& init, KernelPtr cpu, const GpuOptions& opts) {
   const bool nhwc = node.op_type == "NhwcConv";
   MS_ASSIGN_OR_RETURN(WindowAttrs win, parse_window_attrs(node));
+  const Operand data = opts.operand();
+  const Tensor* w = init.constant(node, 1);
+  const bool constant = w && w->dtype() == DType::kFloat32 && w->rank() >= 3 && w->raw() && w->numel() > 0;
+  if (nhwc && (!constant || w->rank() != 4))
+    return Unsupported("NhwcConv on the GPU needs constant float32 [M, C/g, kh, kw] weights");
   std::vector<float> packed;
-  if (nhwc) {
-    const Tensor* w = init.constant(node, 1);
-    if (!w || w->dtype() != DType::kFloat32 || w->rank() != 4 || !w->raw())
-      return Unsupported("NhwcConv on the GPU needs constant float32 [M, C/g, kh, kw] weights");
-    packed = nhwc_filter(w->data<float>(), w->dim(0), w->dim(1), w->dim(2), w->dim(3));
+  if (nhwc) packed = nhwc_filter(w->data<float>(), w->dim(0), w->dim(1), w->dim(2), w->dim(3));
+  DeviceWeights own;
+  if (data != Operand::kF32 && constant) {
+    own = DeviceWeights(nhwc ? to_bits16(packed.data(), int64_t(packed.size()), data)
+                             : to_bits16(w->data<float>(), w->numel(), data));
+  } else if (nhwc) {
+    own = DeviceWeights(packed);
   }
   const bool residual = FusedActivation::has_residual(node);
   return KernelPtr(new ConvKernel(std::move(cpu), nhwc, std::move(win), FusedActivation::of(node), residual,
-                                  FusedActivation::of(node, FusedActivation::kAfterActivationAttr), std::move(packed),
-                                  opts.tf32));
+                                  FusedActivation::of(node, FusedActivation::kAfterActivationAttr), std::move(own),
+                                  opts.precision == Precision::kTf32, data));
 }
 
 }  // namespace mserve::gpu

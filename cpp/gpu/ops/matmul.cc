@@ -1,6 +1,8 @@
-// MatMul, Gemm and com.mserve FusedMatMul: float32 on cuBLASLt (exact fp32 compute), the bias and
-// ReLU in cuBLASLt's epilogue, any other fused activation (the erf GELU of BERT among them) by the
-// activation kernel right after, in place.
+// MatMul, Gemm and com.mserve FusedMatMul on cuBLASLt: float32 (exact fp32 compute, or TF32), or
+// with 16-bit operands (precision fp16 / bf16: constant weights converted once at load and kept
+// on the GPU by the kernel, the other operand converted per run into the kernel's workspace;
+// float32 accumulation and output). The bias and ReLU in cuBLASLt's epilogue, any other fused
+// activation (the erf GELU of BERT among them) by the activation kernel right after, in place.
 #include "gpu/ops/matmul.h"
 
 #include <cuda_runtime.h>
@@ -12,6 +14,7 @@
 #include "core/kernels/fused_activation.h"
 #include "gpu/cuda_status.h"
 #include "gpu/ops/activation.h"
+#include "gpu/ops/convert.h"
 #include "gpu/ops/families.h"
 #include "gpu/ops/gpu_kernel.h"
 
@@ -70,8 +73,22 @@ class PlanCache {
 class ProductKernel final : public GpuKernel {
  public:
   // gemm: ONNX Gemm (2-D, C with beta); else MatMul / FusedMatMul (bias: input 2, a constant [N]).
-  ProductKernel(KernelPtr cpu, bool gemm, bool ta, bool tb, float alpha, float beta, FusedActivation act, bool tf32)
-      : GpuKernel(std::move(cpu)), gemm_(gemm), ta_(ta), tb_(tb), alpha_(alpha), beta_(beta), act_(act), tf32_(tf32) {}
+  // b16: B (a constant) already in the 16-bit operand type, or empty.
+  ProductKernel(KernelPtr cpu, bool gemm, bool ta, bool tb, float alpha, float beta, FusedActivation act, bool tf32,
+                Operand operands, const std::vector<uint16_t>& b16)
+      : GpuKernel(std::move(cpu)),
+        gemm_(gemm),
+        ta_(ta),
+        tb_(tb),
+        alpha_(alpha),
+        beta_(beta),
+        act_(act),
+        tf32_(tf32),
+        operands_(operands),
+        b16_(b16) {}
+
+  // B converted at load is read from the kernel's own copy: the planner need not upload it.
+  bool host_input(int i) const override { return i == 1 && !b16_.empty(); }
 
   Status compute(const ComputeContext& ctx) const override {
     Tensor& y = ctx.output(0);
@@ -90,7 +107,26 @@ class ProductKernel final : public GpuKernel {
                                 "copying Gemm's C");
       }
     }
-    MS_RETURN_IF_ERROR(plan->run(cuda, ctx.input(0).data<float>(), ctx.input(1).data<float>(), bias, y.data<float>()));
+    const void* a = ctx.input(0).raw();
+    const void* b = ctx.input(1).raw();
+    if (operands_ != Operand::kF32) {  // the workspace: [A in 16 bits | B in 16 bits, unless held]
+      char* ws = static_cast<char*>(ctx.workspace());
+      const Tensor& a32 = ctx.input(0);
+      MS_CUDA_RETURN_IF_ERROR(
+          launch_to_bits16(a32.data<float>(), reinterpret_cast<uint16_t*>(ws), a32.numel(), operands_, cuda.stream()),
+          "converting a product's operand");
+      a = ws;
+      if (!b16_.empty()) {
+        MS_ASSIGN_OR_RETURN(b, b16_.get("16-bit weights"));
+      } else {
+        const Tensor& b32 = ctx.input(1);
+        auto* bw = reinterpret_cast<uint16_t*>(ws + aligned256(size_t(a32.numel()) * 2));
+        MS_CUDA_RETURN_IF_ERROR(launch_to_bits16(b32.data<float>(), bw, b32.numel(), operands_, cuda.stream()),
+                                "converting a product's operand");
+        b = bw;
+      }
+    }
+    MS_RETURN_IF_ERROR(plan->run(cuda, a, b, bias, y.data<float>()));
     if (after_.kind != FusedActivation::Kind::kNone)
       MS_CUDA_RETURN_IF_ERROR(launch_activation(after_, y.data<float>(), y.data<float>(), y.numel(), cuda.stream()),
                               "activation after the product");
@@ -107,6 +143,9 @@ class ProductKernel final : public GpuKernel {
     if (!s.ok()) return InferContext::refuse(s.status().message());
     MS_ASSIGN_OR_RETURN(auto plan, plans_.get(s.value()));  // descriptors now, not per run
     (void)plan;
+    if (operands_ != Operand::kF32)
+      ctx.set_workspace(aligned256(size_t(ctx.shape(0).numel()) * 2) +
+                        (b16_.empty() ? aligned256(size_t(ctx.shape(1).numel()) * 2) : 0));
     return Status::OK();
   }
 
@@ -128,6 +167,7 @@ class ProductKernel final : public GpuKernel {
     }
     s.alpha = alpha_;
     s.tf32 = tf32_;
+    s.operands = operands_;
     const bool relu = act_.kind == FusedActivation::Kind::kRelu;
     bool bias = false;
     if (c) {
@@ -150,6 +190,8 @@ class ProductKernel final : public GpuKernel {
   float alpha_, beta_;
   FusedActivation act_;
   bool tf32_;
+  Operand operands_;
+  DeviceWeights b16_;
   // What runs after the product: every fused activation but ReLU (that one is the epilogue's).
   FusedActivation after_ = act_.kind == FusedActivation::Kind::kRelu ? FusedActivation() : act_;
   PlanCache plans_;
@@ -157,14 +199,20 @@ class ProductKernel final : public GpuKernel {
 
 }  // namespace
 
-StatusOr<KernelPtr> create_gpu_matmul(const Node& node, const KernelInit&, KernelPtr cpu, const GpuOptions& opts) {
+StatusOr<KernelPtr> create_gpu_matmul(const Node& node, const KernelInit& init, KernelPtr cpu, const GpuOptions& opts) {
   const bool gemm = node.op_type == "Gemm";
   const bool fused = node.op_type == "FusedMatMul";
   const bool ta = (gemm || fused) && node.attr_int("transA", 0) != 0;
   const bool tb = (gemm || fused) && node.attr_int("transB", 0) != 0;
   const float alpha = gemm || fused ? node.attr_float("alpha", 1.0f) : 1.0f;
   const float beta = gemm ? node.attr_float("beta", 1.0f) : 1.0f;
-  return KernelPtr(new ProductKernel(std::move(cpu), gemm, ta, tb, alpha, beta, FusedActivation::of(node), opts.tf32));
+  const Operand operands = opts.operand();
+  std::vector<uint16_t> b16;  // constant weights: converted once, here
+  const Tensor* b = init.constant(node, 1);
+  if (operands != Operand::kF32 && b && b->dtype() == DType::kFloat32 && b->raw() && b->numel() > 0)
+    b16 = to_bits16(b->data<float>(), b->numel(), operands);
+  return KernelPtr(new ProductKernel(std::move(cpu), gemm, ta, tb, alpha, beta, FusedActivation::of(node),
+                                     opts.precision == Precision::kTf32, operands, b16));
 }
 
 }  // namespace mserve::gpu

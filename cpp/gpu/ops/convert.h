@@ -1,0 +1,52 @@
+// Conversions of float32 values to the 16-bit operands of products and convolutions
+// (ops/convert_math.h): per run on the GPU for activations, once on the host for weights; and
+// the kernels' own copies of weights on the GPU. No CUDA headers.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "core/status.h"
+#include "gpu/options.h"
+
+namespace mserve::gpu {
+
+// y[i] = to_bits16(x[i], t) for i < n, on `stream`. Returns the launch's cudaError_t as an int.
+int launch_to_bits16(const float* x, uint16_t* y, int64_t n, Operand t, void* stream);
+
+// The same on the host: weights converted once when their kernel is created.
+std::vector<uint16_t> to_bits16(const float* x, int64_t n, Operand t);
+
+// Bytes rounded up to the 256 that cuBLASLt and cuDNN like their operands aligned to: the
+// offsets of the converted operands in a kernel's device workspace.
+inline size_t aligned256(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+// Weights a kernel made its own host copy of at load (repacked, converted to 16 bits), kept on
+// the GPU by the kernel: uploaded by the first run that asks (a context's first run, never one
+// a graph records), freed with the kernel. Thread-safe.
+class DeviceWeights {
+ public:
+  DeviceWeights() = default;
+  template <class T>
+  explicit DeviceWeights(const std::vector<T>& host)
+      : host_(reinterpret_cast<const char*>(host.data()),
+              reinterpret_cast<const char*>(host.data()) + host.size() * sizeof(T)) {}
+  ~DeviceWeights();
+  DeviceWeights(const DeviceWeights&) = delete;
+  DeviceWeights& operator=(const DeviceWeights&) = delete;
+  DeviceWeights(DeviceWeights&& o) noexcept : host_(std::move(o.host_)), device_(o.device_) { o.device_ = nullptr; }
+  DeviceWeights& operator=(DeviceWeights&& o) noexcept;
+
+  bool empty() const { return host_.empty(); }
+  size_t bytes() const { return host_.size(); }
+  // The device copy; `what` names them in errors.
+  StatusOr<const void*> get(const char* what) const;
+
+ private:
+  std::vector<char> host_;
+  mutable std::mutex mu_;
+  mutable void* device_ = nullptr;
+};
+
+}  // namespace mserve::gpu
