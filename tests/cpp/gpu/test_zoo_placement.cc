@@ -16,6 +16,7 @@ namespace {
 // CudaBackend's kernel table with host memory: enough to plan, nothing to run.
 class PlanOnlyCuda : public CudaBackend {
  public:
+  explicit PlanOnlyCuda(GpuOptions opts = {}) : CudaBackend(opts) {}
   std::shared_ptr<Buffer> allocate(size_t bytes) const override { return Buffer::allocate(bytes); }
   Status upload(const void* host, void* device, size_t bytes) const override {
     std::memcpy(device, host, bytes);
@@ -32,10 +33,12 @@ struct Placed {
   std::map<std::string, std::string> fallbacks;  // op -> reason
 };
 
-Placed place(const std::string& model) {
+Placed place(const std::string& model, Precision precision = Precision::kFp32) {
   SessionOptions o;
   o.threads = 1;
-  o.backend = std::make_shared<PlanOnlyCuda>();
+  GpuOptions g;
+  g.precision = precision;
+  o.backend = std::make_shared<PlanOnlyCuda>(g);
   auto s = Session::load_file(std::string(MSERVE_SOURCE_DIR) + "/tests/models/" + model + ".onnx", o);
   EXPECT_TRUE(s.ok()) << s.status().message();
   Placed p;
@@ -56,11 +59,12 @@ std::string describe(const Placed& p) {
 }
 
 TEST(ZooPlacement, TransformersRunEntirelyOnTheGpu) {
-  for (const char* model : {"bert_encoder", "gpt_decoder"}) {
-    const Placed p = place(model);
-    EXPECT_GT(p.gpu, 10) << model;
-    EXPECT_EQ(p.cpu, 0) << model << " leaves nodes on the CPU:" << describe(p);
-  }
+  for (Precision precision : {Precision::kFp32, Precision::kFp16, Precision::kBf16})
+    for (const char* model : {"bert_encoder", "gpt_decoder"}) {
+      const Placed p = place(model, precision);
+      EXPECT_GT(p.gpu, 10) << model << " " << precision_name(precision);
+      EXPECT_EQ(p.cpu, 0) << model << " " << precision_name(precision) << " leaves nodes on the CPU:" << describe(p);
+    }
 }
 
 TEST(ZooPlacement, CnnsRunOnTheGpuButForCudnnPlanning) {
