@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 BUILD_DIR := build/py
 APT_PACKAGES := build-essential cmake ninja-build ccache python3-dev python3-venv \
 	libonnx-dev libprotobuf-dev protobuf-compiler libeigen3-dev libgtest-dev libre2-dev \
-	libboost1.81-dev libsimdjson-dev libdnnl-dev libgrpc++-dev protobuf-compiler-grpc libssl-dev libxxhash-dev clang-14 libclang-rt-14-dev wrk nghttp2-client
+	libboost1.81-dev libsimdjson-dev libdnnl-dev libgrpc++-dev protobuf-compiler-grpc libssl-dev libxxhash-dev libdlpack-dev clang-14 libclang-rt-14-dev wrk nghttp2-client
 # protobuf<7: grpcio-tools (the tests' gRPC stubs) needs it, and Ray Serve's grpcio-reflection then
 # resolves to a release built for it.
 PIP_PACKAGES := pybind11 scikit-build-core numpy pytest onnx==1.23.2 onnxruntime==1.31.1 sympy nbformat nbclient ipykernel scikit-learn skl2onnx lightgbm onnxmltools xgboost-cpu requests "tritonclient[http,grpc]" grpcio-tools grpcio-health-checking matplotlib "moto[server]" mlflow-skinny sqlalchemy alembic \

@@ -179,7 +179,8 @@ def precision_errors(mserve: Any, root: Path, names: list[str], device: str = "c
 
 def device_interop(mserve: Any, root: Path, device: str, names: list[str]) -> dict[str, Any]:
     """Outputs kept on the device (output_device) and fed back as inputs; on CUDA with PyTorch, a
-    CUDA tensor as an input and a kept output taken by torch.as_tensor, both without a copy."""
+    CUDA tensor as an input and a kept output taken by torch.as_tensor and torch.from_dlpack, all
+    without a copy, and CUDA inputs that offer DLPack only."""
     out: dict[str, Any] = {"lines": [], "problems": [], "status": "skip"}
     if not names:
         return out
@@ -215,5 +216,27 @@ def device_interop(mserve: Any, root: Path, device: str, names: list[str]) -> di
             out["problems"].append("torch.as_tensor copied a kept output")
         out["lines"].append(f"interop {name}: torch CUDA inputs read in place, a kept output taken by torch "
                             f"without a copy ({tuple(t.shape)})")
+        # DLPack both ways: a kept output through torch.from_dlpack, torch tensors that offer only
+        # __dlpack__ (as JAX's and TensorFlow's arrays do) as inputs.
+        d = torch.from_dlpack(first)
+        if d.data_ptr() != first.__cuda_array_interface__["data"][0] or d.device.type != "cuda":
+            out["problems"].append("torch.from_dlpack copied a kept output")
+
+        class DLPackOnly:
+            def __init__(self, t: Any):
+                self.t = t
+
+            def __dlpack__(self, **kw: Any) -> Any:
+                return self.t.__dlpack__(**kw)
+
+            def __dlpack_device__(self) -> Any:
+                return self.t.__dlpack_device__()
+        got = model.predict({k: DLPackOnly(v) for k, v in x.items()})
+        got = got if isinstance(got, dict) else {model.outputs[0].name: got}
+        for k, w in want.items():
+            if not np.array_equal(np.asarray(got[k]), w):
+                out["problems"].append(f"{name}/{k}: a DLPack CUDA input gives another output")
+        out["lines"].append(f"interop {name}: DLPack both ways (torch.from_dlpack of a kept output in place, "
+                            "DLPack-only CUDA inputs)")
     out["status"] = "ok" if not out["problems"] else "fail"
     return out

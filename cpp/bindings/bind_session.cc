@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "bindings/common.h"
+#include "bindings/device_tensor.h"
 #include "core/device/mock.h"
 #include "core/exec/session.h"
 
@@ -91,66 +92,6 @@ py::array to_array(Tensor&& t) {
   auto* keep = new std::shared_ptr<Buffer>(t.buffer());
   py::capsule owner(keep, [](void* p) { delete static_cast<std::shared_ptr<Buffer>*>(p); });
   return py::array(to_numpy(t.dtype()), shape, t.raw(), owner);
-}
-
-// A tensor on a device, as Python holds it: its bytes stay on the device until numpy() copies
-// them to the host; it can be given back to predict (of a model on the same device) as an input.
-// On CUDA it exports __cuda_array_interface__ (version 3) so CuPy, PyTorch and Numba take it
-// without a copy; it is complete when handed out (the run waited for the device).
-struct DeviceTensor {
-  Tensor tensor;
-  std::shared_ptr<const Backend> backend;
-  py::object owner;  // another library's array whose memory `tensor` views (None for mserve's own)
-};
-
-// A CUDA array of another library (CuPy, PyTorch, Numba: __cuda_array_interface__ v2/v3) as an
-// input of `s`, viewed in place. The producer's stream, when the interface names one, is waited
-// for (that stream only, never the whole device) before the run reads the memory.
-DeviceTensor from_cuda_array(const py::object& array, const Session& s) {
-  if (!s.backend() || s.backend()->device() != DeviceType::kCuda)
-    throw py::value_error("a CUDA array given to a model on '" + s.device() + "'; load it with device='cuda'");
-  py::dict cai = array.attr("__cuda_array_interface__").cast<py::dict>();
-  const py::tuple shape_t = cai["shape"].cast<py::tuple>();
-  const py::dtype dt = py::dtype::from_args(cai["typestr"]);
-  const DType dtype = from_numpy(dt);
-  if (dtype == DType::kUndefined || dtype == DType::kString)
-    throw py::value_error("a CUDA array of dtype " + py::str(dt).cast<std::string>() + " is not supported");
-  if (!Shape::fits(static_cast<int>(shape_t.size()))) throw py::value_error("a CUDA array of too many dimensions");
-  Shape shape;
-  for (const auto& d : shape_t) shape.push_back(d.cast<int64_t>());
-  if (cai.contains("strides") && !cai["strides"].is_none()) {
-    // C-contiguous strides are allowed spelled out; anything else must be copied by its owner.
-    int64_t expect = dt.itemsize();
-    const py::tuple strides = cai["strides"].cast<py::tuple>();
-    for (int i = shape.rank() - 1; i >= 0; --i) {
-      if (shape[i] > 1 && strides[i].cast<int64_t>() != expect)
-        throw py::value_error("a CUDA array must be C-contiguous (given strides are not)");
-      expect *= shape[i];
-    }
-  }
-  const py::tuple data = cai["data"].cast<py::tuple>();
-  void* ptr = reinterpret_cast<void*>(data[0].cast<uintptr_t>());
-  if (cai.contains("stream") && !cai["stream"].is_none()) {
-    const uintptr_t stream = cai["stream"].cast<uintptr_t>();
-    Status st;
-    {
-      py::gil_scoped_release nogil;
-      st = s.backend()->wait_for(stream);
-    }
-    raise_if_error(st);
-  }
-  return DeviceTensor{Tensor(dtype, shape, ptr, DeviceType::kCuda), s.backend(), array};
-}
-
-py::object numpy_of(const DeviceTensor& d) {
-  py::array out(to_numpy(d.tensor.dtype()), std::vector<py::ssize_t>(d.tensor.shape().begin(), d.tensor.shape().end()));
-  Status st;
-  {
-    py::gil_scoped_release nogil;
-    if (d.tensor.nbytes()) st = d.backend->download(d.tensor.raw(), out.mutable_data(), d.tensor.nbytes());
-  }
-  raise_if_error(st);
-  return std::move(out);
 }
 
 StatusOr<std::vector<Tensor>> run(const Session& s, const py::list& arrays, const RunOptions& options = {}) {
@@ -414,40 +355,7 @@ void bind_session(py::module_& m) {
           py::arg("inputs"), py::arg("device_outputs") = false,
           "Runs the model on C-contiguous arrays (or DeviceTensors on its device) in input order; returns arrays in "
           "output order (DeviceTensors for outputs computed on the device with device_outputs).");
-  py::class_<DeviceTensor>(m, "DeviceTensor")
-      .def_property_readonly("shape",
-                             [](const DeviceTensor& d) {
-                               py::tuple t(d.tensor.rank());
-                               for (int i = 0; i < d.tensor.rank(); ++i) t[i] = d.tensor.dim(i);
-                               return t;
-                             })
-      .def_property_readonly("dtype", [](const DeviceTensor& d) { return to_numpy(d.tensor.dtype()); })
-      .def_property_readonly("device",
-                             [](const DeviceTensor& d) { return std::string(device_name(d.tensor.device())); })
-      .def_property_readonly("nbytes", [](const DeviceTensor& d) { return d.tensor.nbytes(); })
-      .def("numpy", &numpy_of, "A host copy of the tensor (numpy).")
-      .def_static("from_cuda_array", &from_cuda_array, py::arg("array"), py::arg("session"),
-                  "Another library's CUDA array (__cuda_array_interface__) as an input of a CUDA session, in place.")
-      .def_property_readonly("__cuda_array_interface__",
-                             [](const DeviceTensor& d) -> py::object {
-                               if (d.tensor.device() != DeviceType::kCuda)
-                                 throw py::attribute_error("a tensor on '" +
-                                                           std::string(device_name(d.tensor.device())) +
-                                                           "' has no __cuda_array_interface__");
-                               py::tuple shape(d.tensor.rank());
-                               for (int i = 0; i < d.tensor.rank(); ++i) shape[i] = d.tensor.dim(i);
-                               py::dict cai;
-                               cai["shape"] = shape;
-                               cai["typestr"] = to_numpy(d.tensor.dtype()).attr("str");
-                               cai["data"] = py::make_tuple(reinterpret_cast<uintptr_t>(d.tensor.raw()), false);
-                               cai["strides"] = py::none();
-                               cai["version"] = 3;
-                               return std::move(cai);
-                             })
-      .def("__repr__", [](const DeviceTensor& d) {
-        return "<mserve.DeviceTensor " + std::string(dtype_name(d.tensor.dtype())) + d.tensor.shape().str() + " on " +
-               device_name(d.tensor.device()) + ">";
-      });
+  bind_device_tensor(m);
 }
 
 std::shared_ptr<const Backend> backend_of(const py::object& device) {

@@ -32,6 +32,7 @@ Dim = Union[int, str, None]
 # A tensor on a device: an output kept there (predict(..., output_device=...)), an input of the
 # next model on that device.
 DeviceTensor = _core.DeviceTensor
+_DLPACK_CPU = 1  # DLPack's kDLCPU
 
 
 class TensorSpec(NamedTuple):
@@ -162,14 +163,18 @@ class Model:
         (dtype object) take arrays of str/bytes objects or of dtype ``U`` / ``S``, or lists of str.
 
         An input may also be a ``DeviceTensor`` on this model's device (an output of a model on
-        it, kept there with ``output_device``): it is read where it is, with no copy.
+        it, kept there with ``output_device``), or another library's array on it: CUDA arrays
+        exporting ``__cuda_array_interface__`` or DLPack (CuPy, PyTorch, JAX, Numba; the
+        producer's stream is waited for, not the whole device), and on the CPU any DLPack array
+        in host memory. Each is read where it is, with no copy.
 
         Returns one array for a single-output model, else a dict name -> array. ``outputs``
         selects outputs by name: a str returns that array, a sequence returns a dict.
         ``output_device``: None or "cpu" returns numpy arrays; the model's device (``"cuda"``,
-        ``"mock"``) keeps the outputs computed there on it, as ``DeviceTensor``s (on CUDA they
-        export ``__cuda_array_interface__``, so ``cupy.asarray(y)`` or ``torch.as_tensor(y,
-        device="cuda")`` take them without a copy; ``y.numpy()`` copies one to the host).
+        ``"mock"``) keeps the outputs computed there on it, as ``DeviceTensor``s (they export
+        DLPack, and on CUDA ``__cuda_array_interface__``, so ``torch.from_dlpack(y)``,
+        ``cupy.asarray(y)`` or ``torch.as_tensor(y, device="cuda")`` take them without a copy;
+        ``y.numpy()`` copies one to the host).
         """
         on_device = output_device not in (None, "cpu")
         if on_device and output_device != self.device:
@@ -239,6 +244,22 @@ class Model:
                 f"the model takes {n} inputs {list(self._input_index)}: pass a dict name -> array or a list")
         return [x]
 
+    def _foreign(self, spec: TensorSpec, v: Any) -> Any:
+        """Another library's array, read in place: a CUDA array (__cuda_array_interface__, or
+        DLPack on a CUDA device) as a DeviceTensor; a DLPack array in host memory as numpy (on
+        the mock device, whose memory is host memory, as a DeviceTensor)."""
+        try:
+            if hasattr(v, "__cuda_array_interface__"):  # CuPy, PyTorch CUDA tensors, Numba
+                return _core.DeviceTensor.from_cuda_array(v, self._s)
+            if hasattr(v, "__dlpack__") and hasattr(v, "__dlpack_device__"):  # JAX, TensorFlow, PyTorch
+                on_host = int(v.__dlpack_device__()[0]) == _DLPACK_CPU
+                if on_host and self.device != "mock":
+                    return np.from_dlpack(v)
+                return _core.DeviceTensor.from_dlpack(v, self._s)
+        except (ValueError, TypeError, BufferError, RuntimeError) as e:
+            raise InvalidArgument(f"input {spec.name!r}: {e}") from None
+        return v
+
     def _convert(self, spec: TensorSpec, v: Any) -> Any:
         if isinstance(v, np.ndarray) and spec.dtype != object:  # the common case, first
             if v.dtype != spec.dtype:
@@ -246,11 +267,8 @@ class Model:
             if not v.flags.c_contiguous or not v.flags.aligned:
                 v = v.copy(order="C")  # (np.ascontiguousarray would turn 0-d into 1-d)
             return v
-        if not isinstance(v, (np.ndarray, DeviceTensor)) and hasattr(v, "__cuda_array_interface__"):
-            try:  # CuPy, PyTorch CUDA tensors, Numba: read in place on the GPU
-                v = _core.DeviceTensor.from_cuda_array(v, self._s)
-            except ValueError as e:
-                raise InvalidArgument(f"input {spec.name!r}: {e}") from None
+        if not isinstance(v, (np.ndarray, DeviceTensor)):
+            v = self._foreign(spec, v)
         if isinstance(v, DeviceTensor):  # read on its device (the run checks it is this model's)
             if v.dtype != spec.dtype:
                 raise InvalidArgument(f"input {spec.name!r}: expected dtype {spec.dtype.name}, got {v.dtype.name}")

@@ -2,6 +2,7 @@
 the device arena, constants uploaded once, CPU fallback, outputs copied back) on a device whose
 memory is host memory. Its kernels are the CPU's, so every output must equal the CPU model's bit
 for bit; the zoo runs through it, and the CUDA backend runs through the same planner."""
+import gc
 import threading
 
 import numpy as np
@@ -239,3 +240,89 @@ def test_foreign_cuda_arrays_are_read_only_by_cuda_models():
     for device in ("cpu", "mock"):
         with pytest.raises(mserve.InvalidArgument, match=f"a CUDA array given to a model on '{device}'"):
             mserve.load(first, device=device).predict(_ForeignCudaArray((2, 8)))
+
+
+# ---- DLPack ----
+
+class _DLPackOnly:
+    """Another library's array that speaks only DLPack (as JAX or TensorFlow arrays do), here
+    backed by numpy: it counts the capsules it hands out."""
+
+    def __init__(self, a):
+        self.a, self.exports = a, 0
+
+    def __dlpack__(self, stream=None, **kw):
+        self.exports += 1
+        return self.a.__dlpack__()
+
+    def __dlpack_device__(self):
+        return self.a.__dlpack_device__()
+
+
+def test_device_tensors_export_dlpack_without_a_copy():
+    first, second = _two_models()
+    x = np.random.default_rng(8).standard_normal((3, 8)).astype(np.float32)
+    h = mserve.load(first, device="mock").predict(x, output_device="mock")
+    assert h.__dlpack_device__() == (1, 0)  # the mock device's memory is host memory: kDLCPU
+    view = np.from_dlpack(h)  # numpy as an independent consumer of the capsule
+    np.testing.assert_array_equal(view, mserve.load(first).predict(x))
+    assert view.shape == (3, 16) and view.dtype == np.float32
+    again = np.from_dlpack(h)
+    assert np.shares_memory(view, again), "both views read the tensor's own memory"
+    del h
+    gc.collect()
+    np.testing.assert_array_equal(view, mserve.load(first).predict(x))  # the capsule keeps the buffer
+    h = mserve.load(first, device="mock").predict(x, output_device="mock")
+    with pytest.raises(BufferError, match="without a copy"):
+        h.__dlpack__(copy=True)
+    with pytest.raises(BufferError, match="own device"):
+        h.__dlpack__(dl_device=(2, 0))
+    assert h.__dlpack__(dl_device=(1, 0), stream=None, max_version=(1, 0)) is not None
+    h.__dlpack__()  # a capsule nobody takes is freed with what it holds
+
+
+def test_dlpack_types_round_trip_through_a_device_tensor():
+    for dtype in (np.float32, np.float64, np.float16, np.int8, np.int32, np.int64, np.uint8, np.uint16, np.bool_):
+        m = make_model([helper.make_node("Identity", ["x"], ["y"])], [("x", dtype, [5])], [("y", dtype, [5])])
+        x = (np.arange(5) % 2 == 1) if dtype is np.bool_ else np.arange(5).astype(dtype)
+        y = mserve.load(m, device="mock", optimize=False).predict(x, output_device="mock")
+        np.testing.assert_array_equal(np.from_dlpack(y), x)
+
+
+def test_dlpack_arrays_are_read_in_place():
+    first, second = _two_models()
+    x = np.random.default_rng(9).standard_normal((3, 8)).astype(np.float32)
+    want = mserve.load(first).predict(x)
+    for device in ("cpu", "mock"):
+        src = _DLPackOnly(x)
+        np.testing.assert_array_equal(mserve.load(first, device=device).predict(src), want)
+        np.testing.assert_array_equal(mserve.load(first, device=device).predict({"x": src}), want)
+        assert src.exports == 2
+    # A DeviceTensor's own capsule feeds another model on the device.
+    h = mserve.load(first, device="mock").predict(x, output_device="mock")
+    np.testing.assert_array_equal(mserve.load(second, device="mock").predict(_DLPackOnly(h)),
+                                  np.maximum(want, 0))
+
+
+def test_dlpack_arrays_that_cannot_be_read_in_place_are_clear_errors():
+    first, _ = _two_models()
+    model = mserve.load(first, device="mock")
+    t = np.ones((8, 3), np.float32).T  # (3, 8) with strides of a transpose
+    with pytest.raises(mserve.InvalidArgument, match="input 'x': a DLPack array must be C-contiguous"):
+        model.predict(_DLPackOnly(t))
+    with pytest.raises(mserve.InvalidArgument, match="type code 5, 64 bits"):  # complex64
+        model.predict(_DLPackOnly(np.ones((3, 8), np.complex64)))
+    with pytest.raises(mserve.InvalidArgument, match="expected dtype float32, got float64"):
+        model.predict(_DLPackOnly(np.ones((3, 8), np.float64)))
+
+    class NotACapsule(_DLPackOnly):
+        def __dlpack__(self, stream=None, **kw):
+            return "not a capsule"
+    with pytest.raises(mserve.InvalidArgument, match="did not return an unused DLPack capsule"):
+        model.predict(NotACapsule(np.ones((3, 8), np.float32)))
+
+    class OnCuda(_DLPackOnly):
+        def __dlpack_device__(self):
+            return (2, 0)
+    with pytest.raises(mserve.InvalidArgument, match="a DLPack array given to a model on the CPU"):
+        mserve.load(first).predict(OnCuda(np.ones((3, 8), np.float32)))  # a CUDA array for a CPU model
