@@ -564,6 +564,13 @@ fused("MultiHeadAttention", "bhsd (2,4,64|512,128) mask, fused at its limits", _
 fused("MultiHeadAttention", "bshd (3,1|129,8,80) /sqrt(d), fused, one query", _attention_bshd(3, 1, 129, 8, 80),
       small=True)
 fused("MultiHeadAttention", "bhsd (1,2,33|513,64) mask, products: Lk > 512", _attention_bhsd(1, 2, 33, 513, 64))
+for _p, _tol in (("fp16", 3e-3), ("bf16", 2.5e-2)):  # the tensor-core form; the products on TF32 past its limits
+    fused("MultiHeadAttention", "bhsd BERT (1,12,128,64) mask", _attention_bhsd(1, 12, 128, 128, 64), precision=_p,
+          rtol=_tol)
+    fused("MultiHeadAttention", "bshd (3,1|129,8,80) /sqrt(d), one query", _attention_bshd(3, 1, 129, 8, 80),
+          precision=_p, rtol=_tol, small=_p == "fp16")
+    fused("MultiHeadAttention", "bhsd (1,2,33|513,64) mask, products", _attention_bhsd(1, 2, 33, 513, 64),
+          precision=_p, rtol=_tol, quick=False)
 fused("MultiHeadAttention", "bhsd (1,2,16|40,160) mask, products: D > 128", _attention_bhsd(1, 2, 16, 40, 160),
       small=True)
 

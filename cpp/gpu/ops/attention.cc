@@ -4,7 +4,8 @@
 // workspace (a fully masked row gives zeros, as the CPU's fused kernel), then Y = S V. Refused:
 // K / V with fewer heads than Q, past key / value inputs, outputs beyond Y, empty dims.
 // Head sizes up to 128 with up to 512 keys take the fused kernel instead (flash_attention.h):
-// one pass, no workspace; GpuOptions::fused_attention = false keeps them on the products.
+// one pass, no workspace; in precision fp16 / bf16 its tensor-core form (flash_tc.cu);
+// GpuOptions::fused_attention = false keeps them on the products (TF32 under those precisions).
 #include "gpu/ops/attention.h"
 
 #include <cstdlib>
@@ -87,8 +88,9 @@ namespace {
 
 class MhaKernel final : public GpuKernel {
  public:
-  MhaKernel(KernelPtr cpu, bool bshd, float scale, bool tf32, bool fused)
-      : GpuKernel(std::move(cpu)), bshd_(bshd), scale_(scale), tf32_(tf32), fused_(fused) {}
+  // operand: the fused kernel's (kF32, or 16 bits on the tensor cores).
+  MhaKernel(KernelPtr cpu, bool bshd, float scale, bool tf32, bool fused, Operand operand)
+      : GpuKernel(std::move(cpu)), bshd_(bshd), scale_(scale), tf32_(tf32), fused_(fused), operand_(operand) {}
 
   Status compute(const ComputeContext& ctx) const override {
     MS_ASSIGN_OR_RETURN(MhaGeometry g, geometry(ctx.input(0).shape(), ctx.input(1).shape(), ctx.input(2).shape()));
@@ -189,7 +191,10 @@ class MhaKernel final : public GpuKernel {
     p.D = static_cast<int>(g.D), p.Dv = static_cast<int>(g.Dv);
     p.bshd = g.bshd;
     p.scale = scale_;
-    MS_CUDA_RETURN_IF_ERROR(launch_flash_attention(p, cuda_context(ctx).stream()), "fused attention kernel");
+    void* stream = cuda_context(ctx).stream();
+    MS_CUDA_RETURN_IF_ERROR(
+        operand_ == Operand::kF32 ? launch_flash_attention(p, stream) : launch_flash_attention_tc(p, operand_, stream),
+        "fused attention kernel");
     return Status::OK();
   }
 
@@ -211,6 +216,7 @@ class MhaKernel final : public GpuKernel {
   float scale_;
   bool tf32_;
   bool fused_;
+  Operand operand_;
   mutable std::mutex mu_;
   mutable std::vector<std::shared_ptr<const Plans>> plans_;  // one entry per shape seen at plan time
 };
@@ -221,7 +227,7 @@ StatusOr<KernelPtr> create_gpu_attention(const Node& node, const KernelInit&, Ke
   if (node.op_type != "MultiHeadAttention" || node.domain != "com.mserve")
     return Unsupported(node.op_type + " has no GPU kernel");
   return KernelPtr(new MhaKernel(std::move(cpu), node.attr_string("layout", "bhsd") == "bshd",
-                                 node.attr_float("scale", 1.0f), opts.tf32(), opts.fused_attention));
+                                 node.attr_float("scale", 1.0f), opts.tf32(), opts.fused_attention, opts.operand()));
 }
 
 }  // namespace mserve::gpu

@@ -21,6 +21,7 @@
 #include "gpu/ops/attention.h"
 #include "gpu/ops/flash_attention.h"
 #include "gpu/ops/flash_attention_math.h"
+#include "gpu/ops/flash_tc_math.h"
 #include "helpers.h"
 
 namespace mserve::gpu {
@@ -364,6 +365,108 @@ TEST(FlashAttentionMath, SharedMemoryAndLimits) {
   EXPECT_FALSE(flash::flash_fits(64, 64, 513));
 }
 
+// ---------------------------------------------------------------- the tensor-core form
+
+// The tensor-core kernel's schedule (flash_tc_math.h) on the host, in 16-bit operands t.
+Tensor tc_form(const Case& c, const Inputs& in, Operand t) {
+  Tensor y = zeros(DType::kFloat32, c.shape(c.Lq, c.Dv));
+  FlashParams p;
+  p.q = in.q.data<float>();
+  p.k = in.k.data<float>();
+  p.v = in.v.data<float>();
+  p.y = y.data<float>();
+  if (in.has_mask) {
+    const MhaMask mk = mha_mask_strides(in.mask.shape());
+    p.mask.sb = mk.sb, p.mask.sh = mk.sh, p.mask.si = mk.si, p.mask.sj = mk.sj;
+    if (in.mask.dtype() == DType::kBool)
+      p.mask.keep = static_cast<const unsigned char*>(in.mask.raw());
+    else
+      p.mask.add = in.mask.data<float>();
+  }
+  p.B = c.B, p.H = c.H, p.Lq = c.Lq, p.Lk = c.Lk;
+  p.D = static_cast<int>(c.D), p.Dv = static_cast<int>(c.Dv);
+  p.bshd = c.bshd;
+  p.scale = c.scale();
+  flash::flash_tc_host(p, t);
+  return y;
+}
+
+Tensor rounded(const Tensor& x, Operand t) {
+  Tensor r = zeros(DType::kFloat32, x.shape());
+  for (int64_t i = 0; i < x.numel(); ++i) r.data<float>()[i] = from_bits16(to_bits16(x.data<float>()[i], t), t);
+  return r;
+}
+
+// Against attention in double on the inputs rounded to t (what is left: the probabilities'
+// rounding, about 2^-11 or 2^-8 relative, and float32 sums) and on the inputs themselves.
+void check_tc(const Case& c, uint32_t seed, Operand t) {
+  SCOPED_TRACE(c.str() + (t == Operand::kF16 ? " fp16" : " bf16"));
+  const Inputs in = make_inputs(c, seed);
+  Inputs r = in;
+  r.q = rounded(in.q, t), r.k = rounded(in.k, t), r.v = rounded(in.v, t);
+  const Tensor got = tc_form(c, in, t);
+  const Tensor ref16 = double_form(c, r), ref = double_form(c, in);
+  for (int64_t i = 0; i < got.numel(); ++i)
+    ASSERT_TRUE(std::isfinite(got.data<float>()[i])) << "at " << i << ": " << got.data<float>()[i];
+  const bool f16 = t == Operand::kF16;
+  EXPECT_LT(rel_l2(got, ref16, "vs double on 16-bit inputs"), f16 ? 1e-3 : 8e-3);
+  EXPECT_LT(rel_l2(got, ref, "vs double"), f16 ? 3e-3 : 2.5e-2);
+  EXPECT_EQ(zero_rows(got, c.Dv), zero_rows(ref, c.Dv));
+}
+
+TEST(FlashAttentionTensorCores, LengthsHeadsMasksAndBothTypes) {
+  const Mask masks[] = {Mask::kNone,        Mask::kFloatPadding, Mask::kBoolCausal, Mask::kFloatFull,
+                        Mask::kFloatPerRow, Mask::kBoolKeys,     Mask::kFloatBert};
+  const int64_t heads[] = {8, 32, 64, 80, 128, 17};
+  uint32_t seed = 9000;
+  int n = 0;
+  for (int64_t lq : {1, 17, 64, 129})
+    for (int64_t lk : {1, 63, 64, 65, 200})
+      for (Operand t : {Operand::kF16, Operand::kBf16}) {
+        const int64_t D = heads[n % 6];
+        const bool bshd = n % 2 == 1;
+        check_tc({bshd, 2, 2, lq, lk, D, n % 3 == 0 ? 33 : D, masks[n % 7]}, seed, t);
+        ++n;
+        seed += 4;
+      }
+}
+
+TEST(FlashAttentionTensorCores, FullSizesAndExtremeLogits) {
+  check_tc({true, 1, 2, 128, 512, 64, 64, Mask::kFloatBert}, 9500, Operand::kF16);
+  check_tc({false, 1, 1, 512, 512, 128, 128, Mask::kBoolCausal}, 9504, Operand::kBf16);
+  uint32_t seed = 9600;
+  for (Values val : {Values::kHuge, Values::kNegative})
+    for (Mask m : {Mask::kNone, Mask::kFloatPadding, Mask::kBoolCausal})
+      for (Operand t : {Operand::kF16, Operand::kBf16}) {
+        check_tc({false, 2, 2, 17, 129, 32, 32, m, val}, seed, t);  // small integers: exact in 16 bits
+        seed += 4;
+      }
+}
+
+TEST(FlashAttentionTensorCores, SharedMemoryLayout) {
+  const flash::TcLayout big = flash::tc_layout(128, 128);
+  EXPECT_LE(big.bytes, int64_t{227} * 1024) << "an H100 block's shared memory";
+  EXPECT_GT(big.bytes, int64_t{48} * 1024) << "the launch asks for more than the default";
+  for (int D : {1, 8, 17, 64, 80, 128})
+    for (int Dv : {1, 33, 128}) {
+      const flash::TcLayout L = flash::tc_layout(D, Dv);
+      EXPECT_EQ(L.dp % 16, 0);
+      EXPECT_GE(L.dp, D);
+      EXPECT_EQ(L.ldq % 8, 0);  // the MMA's 16-bit leading dimension: a multiple of 8
+      EXPECT_EQ(L.ldv % 8, 0);
+      EXPECT_EQ(L.ldp % 8, 0);
+      EXPECT_EQ(L.lds % 4, 0);  // float: a multiple of 4
+      EXPECT_EQ(L.ldo % 4, 0);
+      for (int64_t off : {L.q, L.k, L.v, L.s, L.p, L.o}) EXPECT_EQ(off % 128, 0);
+      // Every warp's and every 16-row tile's start is 32-byte aligned.
+      EXPECT_EQ((int64_t{flash::kTcTile} * L.ldq * 2) % 32, 0);
+      EXPECT_EQ((int64_t{flash::kTcTile} * L.lds * 4) % 32, 0);
+      EXPECT_EQ((int64_t{flash::kTcTile} * L.ldp * 2) % 32, 0);
+      EXPECT_EQ((int64_t{flash::kTcTile} * L.ldo * 4) % 32, 0);
+      EXPECT_LE(L.o + int64_t{flash::kTcWarps} * flash::kTcTile * L.ldo * 4, L.bytes);
+    }
+}
+
 // ---------------------------------------------------------------- the path MhaKernel takes
 
 // The workspace MhaKernel asks for at plan time: 0 on the fused path, the scores on the other.
@@ -419,6 +522,13 @@ TEST(FlashAttentionPath, FollowsHeadSizeAndKeyLimits) {
     EXPECT_EQ(planned_workspace(sh(7, 160), sh(64, 160), sh(64, 64), bshd, on), scores_bytes(2, 3, 7, 64));
     EXPECT_EQ(planned_workspace(sh(7, 64), sh(64, 64), sh(64, 129), bshd, on), scores_bytes(2, 3, 7, 64));
     EXPECT_EQ(planned_workspace(sh(7, 64), sh(513, 64), sh(513, 64), bshd, on), scores_bytes(2, 3, 7, 513));
+    // The 16-bit precisions take the tensor-core form at the same sizes.
+    for (Precision pr : {Precision::kFp16, Precision::kBf16}) {
+      GpuOptions half;
+      half.precision = pr;
+      EXPECT_EQ(planned_workspace(sh(7, 128), sh(512, 128), sh(512, 128), bshd, half), 0u);
+      EXPECT_EQ(planned_workspace(sh(7, 64), sh(513, 64), sh(513, 64), bshd, half), scores_bytes(2, 3, 7, 513));
+    }
   }
 }
 
