@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Callable, NamedTuple
 
 from . import _core
-from ._device import DEVICES, backend_for
+from ._device import DEVICES, PRECISIONS, backend_for
 from .errors import InvalidArgument
 
 __all__ = ["Option", "OPTIONS", "check", "core_options", "add_arguments", "from_arguments", "describe"]
@@ -158,6 +158,15 @@ PATH = Kind("Optional[path]", "PATH", lambda s: s or None, _path)
 STRINGS = Kind("Optional[Sequence[str]]", "A,B,...", _comma_list, _strings)
 KEY_FILES = Kind("Optional[Sequence[path]]", "PATH,...", _comma_list, _read_key_files)
 DEVICE = Kind("str", "|".join(DEVICES), str, backend_for)
+
+
+def _precision(name: str, v: Any) -> str:
+    if v not in PRECISIONS:
+        raise InvalidArgument(f"{name} must be one of {', '.join(PRECISIONS)}, got {v!r}")
+    return str(v)
+
+
+PRECISION = Kind("str", "|".join(PRECISIONS), str, _precision)
 GRPC_PORT = Kind("Optional[int]", "N", _port_flag, _grpc_port)
 BATCHING = Kind("None | bool | dict | path", "true|false", _bool_flag, batching_options, flag_optional_value=True)
 
@@ -217,6 +226,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("device", ("--device",), DEVICE, "cpu",
            "where models run besides the CPU: 'cuda' (nodes the GPU has kernels for), 'mock' (tests); "
            "a model's own 'device' key overrides it", fields=("manager.session.device",)),
+    Option("precision", ("--precision",), PRECISION, "fp32",
+           "with device 'cuda': 'tf32', 'fp16' or 'bf16' tensor cores for products and convolutions "
+           "(mserve.load's precision); a model's own 'precision' key overrides it"),
     Option("remote_cache_dir", ("--remote_cache_dir",), PATH, None,
            "where s3:// base paths are mirrored (default: $XDG_CACHE_HOME/mserve or ~/.cache/mserve)",
            fields=("manager.remote.cache_dir",)),
@@ -323,7 +335,10 @@ def core_options(values: Mapping[str, Any], model_config_file: str = "") -> _cor
     for opt in OPTIONS:
         if opt.name in _MODEL_KEY:
             continue
-        value = opt.type.to_core(opt.name, values[opt.name])
+        if opt.name == "device":  # the backend is made for the precision asked for
+            value = backend_for(opt.name, values["device"], _precision("precision", values["precision"]))
+        else:
+            value = opt.type.to_core(opt.name, values[opt.name])
         for path in opt.fields:
             _set_field(o, path, value)
     key_file, key_env = (BY_NAME[n].type.to_core(n, values[n]) for n in _MODEL_KEY)

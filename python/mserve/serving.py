@@ -45,7 +45,8 @@ def _model_entry(name: str, path: str | os.PathLike[str]) -> _DiskModel:
     return {"name": name, "base_path": os.path.abspath(path)}
 
 
-_MODEL_KEYS = {"base_path", "batching", "version_policy", "versions", "num_versions", "labels", "device", "rollout"}
+_MODEL_KEYS = {"base_path", "batching", "version_policy", "versions", "num_versions", "labels", "device", "precision",
+               "rollout"}
 _ROLLOUT_KEYS = {"arms", "sticky_header", "shadow", "guard"}
 _SHADOW_KEYS = {"label", "percent", "queue"}
 _GUARD_KEYS = {"window_seconds", "min_requests", "max_error_rate_increase", "max_p99_ratio", "p99_slack_ms",
@@ -91,10 +92,11 @@ def _rollout_text(name: str, r: Mapping[str, Any] | str) -> str:
 
 
 
-def _model_options(name: str, m: Mapping[str, Any]) -> _DiskModel:
+def _model_options(name: str, m: Mapping[str, Any], server: Mapping[str, Any]) -> _DiskModel:
     """A model given as a dict: base_path plus per-model batching, version_policy ("latest",
-    "all" or "specific"), num_versions, versions, labels (label -> version) and device ("cpu",
-    "cuda" or "mock"; default: the server's) and rollout (a weighted split between labels, a
+    "all" or "specific"), num_versions, versions, labels (label -> version), device ("cpu",
+    "cuda" or "mock"; default: the server's), precision (default: the server's where the model
+    runs on the server's device, else "fp32") and rollout (a weighted split between labels, a
     shadow and a guard: ``_rollout_text``)."""
     unknown = set(m) - _MODEL_KEYS
     if unknown:
@@ -107,8 +109,10 @@ def _model_options(name: str, m: Mapping[str, Any]) -> _DiskModel:
                  versions=[int(v) for v in m.get("versions", [])],
                  labels={str(k): int(v) for k, v in dict(m.get("labels", {})).items()},
                  batching=_options.batching_options(f"model {name!r}: batching", m.get("batching")))
-    if "device" in m:
-        entry["device"] = backend_for(f"model {name!r}: device", m["device"])
+    if "device" in m or "precision" in m:
+        device = m.get("device", server["device"])
+        precision = m.get("precision", server["precision"] if device == server["device"] else "fp32")
+        entry["device"] = backend_for(f"model {name!r}: device", device, precision)
     if m.get("rollout") is not None:
         entry["rollout"] = _rollout_text(name, m["rollout"])
     return entry
@@ -122,7 +126,8 @@ def _is_config_file(path: str) -> bool:
     return b"model_config_list" in head
 
 
-def _plan(models: ModelsArg, model_name: str | None) -> tuple[list[_DiskModel], list[_MemoryModel], str | None]:
+def _plan(models: ModelsArg, model_name: str | None,
+          server: Mapping[str, Any]) -> tuple[list[_DiskModel], list[_MemoryModel], str | None]:
     """(disk models, in-memory sessions, config file) for serve()'s `models` argument."""
     from . import Model  # late: mserve/__init__ imports this module
     if isinstance(models, Model):
@@ -136,7 +141,7 @@ def _plan(models: ModelsArg, model_name: str | None) -> tuple[list[_DiskModel], 
             elif isinstance(m, (str, os.PathLike)):
                 disk.append(_model_entry(str(name), m))
             elif isinstance(m, Mapping) and "base_path" in m:
-                disk.append(_model_options(str(name), m))
+                disk.append(_model_options(str(name), m, server))
             else:
                 raise InvalidArgument(f"model {name!r}: expected a path, an mserve.Model or a dict with "
                                       f"'base_path', got {type(m).__name__}")
@@ -246,7 +251,7 @@ def start(models: ModelsArg, **options: Any) -> Server:
 
 """
     values = _options.check("start", options)
-    disk, mem, config_file = _plan(models, values["model_name"])
+    disk, mem, config_file = _plan(models, values["model_name"], values)
     core = _options.core_options(values, config_file or "")
     sources = []
     if any(d["base_path"].startswith("models:/") for d in disk):

@@ -149,3 +149,28 @@ def test_precision_reaches_the_backend_module(fresh_loader, tmp_path, monkeypatc
         mserve.load(examples.mlp(), device="cuda", precision=precision)
     mserve.load(examples.mlp(), device="cuda")
     assert importlib.import_module(name).ASKED == ["tf32", "fp16", "bf16", "fp32"]
+
+
+def test_serving_asks_the_backend_for_each_models_precision(fresh_loader, tmp_path, monkeypatch):
+    # The server's device and precision for models that do not say, a model's own precision, a
+    # model moved to the CPU: this stand-in backend records what it is asked for.
+    from serve_util import scale_model, write_version
+    name = "fake_serving_backend"
+    (tmp_path / f"{name}.py").write_text("ASKED = []\ndef device_count():\n    return 1, ''\n"
+                                         "def backend(precision='fp32'):\n    ASKED.append(precision)\n"
+                                         "    return 'mock'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cuda, "BACKEND_MODULE", name)
+    monkeypatch.setattr(cuda, "CUDA_LIBRARIES", ())
+    sys.modules.pop(name, None)
+    for m in ("a", "b", "c"):
+        write_version(tmp_path / m, 1, scale_model(2.0))
+    models = {"a": str(tmp_path / "a"), "b": {"base_path": str(tmp_path / "b"), "precision": "fp16"},
+              "c": {"base_path": str(tmp_path / "c"), "device": "cpu"}}
+    with mserve.start(models, port=0, quiet=True, device="cuda", precision="bf16") as s:
+        s.wait_ready()
+    assert sorted(importlib.import_module(name).ASKED) == ["bf16", "fp16"]  # the server's, model b's
+    with pytest.raises(mserve.InvalidArgument, match="precision 'fp16' is for device 'cuda', not 'cpu'"):
+        mserve.start({"b": {"base_path": str(tmp_path / "b"), "precision": "fp16"}}, port=0, quiet=True)
+    with pytest.raises(mserve.InvalidArgument, match="precision must be one of fp32, tf32, fp16, bf16"):
+        mserve.start(str(tmp_path / "a"), port=0, quiet=True, precision="half")

@@ -59,6 +59,8 @@ def samples(files):
         "threads": (3, "3"),
         "optimize": (False, "false"),
         "device": ("mock", "mock"),
+        # made into the device's backend; other precisions need device "cuda": test_cuda_loader
+        "precision": ("fp32", "fp32"),
         "warmup": (False, "false"),
         "pack_cache_dir": (str(d), str(d)),
         "batching": ({"max_batch_size": 7}, None),  # the flag takes --batching_parameters_file too
@@ -118,7 +120,7 @@ def test_every_row_has_a_keyword_a_flag_a_type_a_default_and_help():
 def test_every_row_names_fields_of_the_cpp_options_and_matches_their_defaults():
     core = _core.ServerOptions()
     for o in options.OPTIONS:
-        if o.name == "model_name":  # names the model; not a server field
+        if o.name in ("model_name", "precision"):  # names the model; made into the device's backend
             assert o.fields == ()
             continue
         assert o.fields, o.name
