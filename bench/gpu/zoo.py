@@ -238,5 +238,19 @@ def device_interop(mserve: Any, root: Path, device: str, names: list[str]) -> di
                 out["problems"].append(f"{name}/{k}: a DLPack CUDA input gives another output")
         out["lines"].append(f"interop {name}: DLPack both ways (torch.from_dlpack of a kept output in place, "
                             "DLPack-only CUDA inputs)")
+        try:
+            import cupy
+        except ImportError:
+            out["lines"].append("interop: no CuPy here: cupy.asarray not tried")
+        else:
+            c = cupy.asarray(first)  # through __cuda_array_interface__
+            if c.data.ptr != first.__cuda_array_interface__["data"][0]:
+                out["problems"].append("cupy.asarray copied a kept output")
+            got = model.predict({k: cupy.asarray(v) for k, v in feeds.items()})
+            got = got if isinstance(got, dict) else {model.outputs[0].name: got}
+            for k, w in want.items():
+                if not np.array_equal(np.asarray(got[k]), w):
+                    out["problems"].append(f"{name}/{k}: a CuPy input gives another output")
+            out["lines"].append(f"interop {name}: CuPy inputs read in place, cupy.asarray of a kept output in place")
     out["status"] = "ok" if not out["problems"] else "fail"
     return out
