@@ -134,10 +134,9 @@ def test_precision_is_checked_before_any_device_is_touched():
     assert mserve.load(examples.mlp(), precision="fp32").placement().device == "cpu"
 
 
-def test_precision_reaches_the_backend_module(fresh_loader, tmp_path, monkeypatch):
-    # The backend module is asked for the precision; this stand-in records it and hands over the
-    # mock device.
-    name = "fake_precision_backend"
+def recording_backend(tmp_path, monkeypatch, name):
+    """A stand-in backend module that records the precision each backend is asked for (ASKED) and
+    hands over the mock device; `name` is its module's name."""
     (tmp_path / f"{name}.py").write_text("ASKED = []\ndef device_count():\n    return 1, ''\n"
                                          "def backend(precision='fp32'):\n    ASKED.append(precision)\n"
                                          "    return 'mock'\n")
@@ -145,6 +144,11 @@ def test_precision_reaches_the_backend_module(fresh_loader, tmp_path, monkeypatc
     monkeypatch.setattr(cuda, "BACKEND_MODULE", name)
     monkeypatch.setattr(cuda, "CUDA_LIBRARIES", ())
     sys.modules.pop(name, None)
+
+
+def test_precision_reaches_the_backend_module(fresh_loader, tmp_path, monkeypatch):
+    name = "fake_precision_backend"
+    recording_backend(tmp_path, monkeypatch, name)
     for precision in ("tf32", "fp16", "bf16"):
         mserve.load(examples.mlp(), device="cuda", precision=precision)
     mserve.load(examples.mlp(), device="cuda")
@@ -153,16 +157,10 @@ def test_precision_reaches_the_backend_module(fresh_loader, tmp_path, monkeypatc
 
 def test_serving_asks_the_backend_for_each_models_precision(fresh_loader, tmp_path, monkeypatch):
     # The server's device and precision for models that do not say, a model's own precision, a
-    # model moved to the CPU: this stand-in backend records what it is asked for.
+    # model moved to the CPU.
     from serve_util import scale_model, write_version
     name = "fake_serving_backend"
-    (tmp_path / f"{name}.py").write_text("ASKED = []\ndef device_count():\n    return 1, ''\n"
-                                         "def backend(precision='fp32'):\n    ASKED.append(precision)\n"
-                                         "    return 'mock'\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(cuda, "BACKEND_MODULE", name)
-    monkeypatch.setattr(cuda, "CUDA_LIBRARIES", ())
-    sys.modules.pop(name, None)
+    recording_backend(tmp_path, monkeypatch, name)
     for m in ("a", "b", "c"):
         write_version(tmp_path / m, 1, scale_model(2.0))
     models = {"a": str(tmp_path / "a"), "b": {"base_path": str(tmp_path / "b"), "precision": "fp16"},

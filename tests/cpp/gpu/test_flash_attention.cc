@@ -159,9 +159,8 @@ Inputs make_inputs(const Case& c, uint32_t seed) {
 
 // ---------------------------------------------------------------- the three evaluations
 
-// The fused kernel's schedule on the host.
-Tensor flash_form(const Case& c, const Inputs& in) {
-  Tensor y = zeros(DType::kFloat32, c.shape(c.Lq, c.Dv));
+// The kernels' parameters for a case, writing into y.
+FlashParams params_of(const Case& c, const Inputs& in, Tensor& y) {
   FlashParams p;
   p.q = in.q.data<float>();
   p.k = in.k.data<float>();
@@ -179,7 +178,13 @@ Tensor flash_form(const Case& c, const Inputs& in) {
   p.D = static_cast<int>(c.D), p.Dv = static_cast<int>(c.Dv);
   p.bshd = c.bshd;
   p.scale = c.scale();
-  flash::flash_attention_host(p);
+  return p;
+}
+
+// The fused kernel's schedule on the host.
+Tensor flash_form(const Case& c, const Inputs& in) {
+  Tensor y = zeros(DType::kFloat32, c.shape(c.Lq, c.Dv));
+  flash::flash_attention_host(params_of(c, in, y));
   return y;
 }
 
@@ -370,24 +375,7 @@ TEST(FlashAttentionMath, SharedMemoryAndLimits) {
 // The tensor-core kernel's schedule (flash_tc_math.h) on the host, in 16-bit operands t.
 Tensor tc_form(const Case& c, const Inputs& in, Operand t) {
   Tensor y = zeros(DType::kFloat32, c.shape(c.Lq, c.Dv));
-  FlashParams p;
-  p.q = in.q.data<float>();
-  p.k = in.k.data<float>();
-  p.v = in.v.data<float>();
-  p.y = y.data<float>();
-  if (in.has_mask) {
-    const MhaMask mk = mha_mask_strides(in.mask.shape());
-    p.mask.sb = mk.sb, p.mask.sh = mk.sh, p.mask.si = mk.si, p.mask.sj = mk.sj;
-    if (in.mask.dtype() == DType::kBool)
-      p.mask.keep = static_cast<const unsigned char*>(in.mask.raw());
-    else
-      p.mask.add = in.mask.data<float>();
-  }
-  p.B = c.B, p.H = c.H, p.Lq = c.Lq, p.Lk = c.Lk;
-  p.D = static_cast<int>(c.D), p.Dv = static_cast<int>(c.Dv);
-  p.bshd = c.bshd;
-  p.scale = c.scale();
-  flash::flash_tc_host(p, t);
+  flash::flash_tc_host(params_of(c, in, y), t);
   return y;
 }
 
