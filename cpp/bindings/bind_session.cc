@@ -10,6 +10,7 @@
 #include "bindings/device_tensor.h"
 #include "core/device/mock.h"
 #include "core/exec/session.h"
+#include "core/onnx/loader.h"
 
 namespace mserve::py_bind {
 namespace {
@@ -230,6 +231,29 @@ py::object make_fast_run(const std::shared_ptr<Session>& s) {
   return py::reinterpret_steal<py::object>(fn);
 }
 
+// The floating-point type that holds most of a model's weight bytes: "float32", "float16",
+// "bfloat16", "float64", or "" for a model without floating-point weights. Read from the file's
+// structure; the weights are mapped, not read.
+std::string weight_dtype(const py::object& model) {
+  StatusOr<Graph> g = InvalidArgument("a model path or bytes");
+  if (py::isinstance<py::bytes>(model)) {
+    const std::string_view b = model.cast<std::string_view>();
+    py::gil_scoped_release nogil;
+    g = load_onnx_bytes(b.data(), b.size());
+  } else {
+    const std::string path = model.cast<std::string>();
+    py::gil_scoped_release nogil;
+    g = load_onnx_file(path);
+  }
+  raise_if_error(g.status());
+  size_t bytes[kNumDTypes] = {};
+  for (const auto& [v, t] : g.value().initializers) bytes[static_cast<int>(t.dtype())] += t.nbytes();
+  DType best = DType::kUndefined;
+  for (DType d : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64})
+    if (bytes[static_cast<int>(d)] > (best == DType::kUndefined ? 0 : bytes[static_cast<int>(best)])) best = d;
+  return best == DType::kUndefined ? std::string() : std::string(dtype_name(best));
+}
+
 }  // namespace
 
 // A ZipMap output as Python wants it: one {label: score} dict per row of float32 `scores` [N, C]
@@ -262,6 +286,8 @@ py::list zipmap_rows(const py::array_t<float, py::array::c_style | py::array::fo
 void bind_session(py::module_& m) {
   m.def("zipmap", &zipmap_rows, py::arg("scores"), py::arg("keys"),
         "One {label: score} dict per row of a float32 [N, C] array.");
+  m.def("weight_dtype", &weight_dtype, py::arg("model"),
+        "The floating-point type holding most of a model's weight bytes (a path or the model's bytes); '' for none.");
   py::class_<Session, std::shared_ptr<Session>>(m, "Session")
       .def_static(
           "load_file",

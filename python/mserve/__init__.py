@@ -310,7 +310,7 @@ class Model:
 
 def load(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview | Any, *,
          device: str = "cpu", threads: int | None = None, optimize: bool = True,
-         cuda_graphs: bool = True, precision: str = "fp32",
+         cuda_graphs: bool = True, precision: str | None = None,
          pack_cache: bool | str | os.PathLike[str] = False) -> Model:
     """Loads an ONNX model from a file path, from bytes, or from an ``onnx.ModelProto``.
 
@@ -325,8 +325,9 @@ def load(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview 
     accumulation; relative errors around 1e-3); "fp16" or "bf16", their constant weights
     converted once at load to float16 / bfloat16 and kept on the GPU in 16 bits, the other
     operand converted per call, on the tensor cores with float32 accumulation and output (every
-    other operator stays float32; relative errors around 1e-3 for fp16, 1e-2 for bf16). A float16
-    or bfloat16 model runs its own 16-bit weights that way with "fp16" / "bf16".
+    other operator stays float32; relative errors around 1e-3 for fp16, 1e-2 for bf16). None (the
+    default): "fp32", except that a float16 or bfloat16 model (most of its weight bytes in 16
+    bits) loaded with ``device="cuda"`` runs its own 16-bit weights that way, in "fp16" / "bf16".
     ``cuda_graphs``: with a device, a plan whose every node runs there is recorded as one graph on
     its second run and replayed after (one launch instead of one per node); False runs it step by
     step. ``Model.placement().no_graph`` says why a plan is not recorded.
@@ -341,12 +342,14 @@ def load(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview 
     Raises ``ModelLoadError`` for malformed files and ``UnsupportedOperator`` (listing every
     unsupported node) when the model needs something the runtime cannot run.
     """
+    if hasattr(path_or_bytes, "SerializeToString"):
+        path_or_bytes = path_or_bytes.SerializeToString()
+    if precision is None:
+        precision = _own_precision(path_or_bytes) if device == "cuda" else "fp32"
     backend = backend_for("device", device, precision)
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise InvalidArgument(f"threads must be a positive int, got {threads!r}")
     t = threads or 0
-    if hasattr(path_or_bytes, "SerializeToString"):
-        path_or_bytes = path_or_bytes.SerializeToString()
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
         if pack_cache:
             raise InvalidArgument("pack_cache needs the model's file path; it was given as bytes")
@@ -358,6 +361,21 @@ def load(path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview 
         return Model(_core.Session.load_file(path, t, optimize=optimize, device=backend, graphs=cuda_graphs,
                                              pack_cache=cache), path)
     raise InvalidArgument(f"load() takes a path, bytes or an onnx.ModelProto, got {type(path_or_bytes).__name__}")
+
+
+def _own_precision(model: Any) -> str:
+    """A model's own precision on the GPU: "fp16" / "bf16" where most of its weight bytes are
+    float16 / bfloat16, else "fp32" (also for what load() will refuse: it says why)."""
+    try:
+        if isinstance(model, (bytes, bytearray, memoryview)):
+            kind = _core.weight_dtype(bytes(model))
+        elif isinstance(model, (str, os.PathLike)):
+            kind = _core.weight_dtype(os.fspath(model))
+        else:
+            return "fp32"
+    except Error:
+        return "fp32"
+    return {"float16": "fp16", "bfloat16": "bf16"}.get(kind, "fp32")
 
 
 def _pack_cache_dir(path: str, pack_cache: bool | str | os.PathLike[str]) -> str:

@@ -172,3 +172,34 @@ def test_serving_asks_the_backend_for_each_models_precision(fresh_loader, tmp_pa
         mserve.start({"b": {"base_path": str(tmp_path / "b"), "precision": "fp16"}}, port=0, quiet=True)
     with pytest.raises(mserve.InvalidArgument, match="precision must be one of fp32, tf32, fp16, bf16"):
         mserve.start(str(tmp_path / "a"), port=0, quiet=True, precision="half")
+
+
+def _matmul_model(dtype):
+    from onnx import TensorProto, helper, numpy_helper
+    elem = {np.float32: TensorProto.FLOAT, np.float16: TensorProto.FLOAT16}.get(dtype, TensorProto.BFLOAT16)
+    if dtype == "bfloat16":
+        w = helper.make_tensor("w", TensorProto.BFLOAT16, [4, 3], np.arange(12, dtype=np.float32).tolist())
+    else:
+        w = numpy_helper.from_array(np.arange(12, dtype=dtype).reshape(4, 3), "w")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", elem, [2, 4])],
+                          [helper.make_tensor_value_info("y", elem, [2, 3])], [w])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_16_bit_model_runs_in_its_own_precision_on_cuda(fresh_loader, tmp_path, monkeypatch):
+    name = "fake_own_precision_backend"
+    recording_backend(tmp_path, monkeypatch, name)
+    half = tmp_path / "half.onnx"
+    half.write_bytes(_matmul_model(np.float16).SerializeToString())
+    assert mserve._core.weight_dtype(str(half)) == "float16"
+    assert mserve._core.weight_dtype(_matmul_model("bfloat16").SerializeToString()) == "bfloat16"
+    assert mserve._core.weight_dtype(examples.mlp().SerializeToString()) == "float32"
+    mserve.load(str(half), device="cuda")                       # a path
+    mserve.load(_matmul_model("bfloat16"), device="cuda")       # a ModelProto
+    mserve.load(examples.mlp(), device="cuda")                  # float32
+    mserve.load(str(half), device="cuda", precision="fp32")     # asked for: kept
+    assert importlib.import_module(name).ASKED == ["fp16", "bf16", "fp32", "fp32"]
+    assert mserve.load(str(half)).placement().device == "cpu"  # the CPU has no precisions
+    with pytest.raises(mserve.ModelLoadError):
+        mserve.load(b"not a model", device="cuda")  # the load says why, not the precision's guess
