@@ -123,9 +123,37 @@ bool GemmPlan::has_algorithm() const {
   return algo_ != nullptr;
 }
 
+bool GemmPlan::epilogue_in_product() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return !epilogue_dropped_;
+}
+
+Status GemmPlan::drop_epilogue() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return without_epilogue();
+}
+
+Status GemmPlan::without_epilogue() const {
+  const cublasLtEpilogue_t none = CUBLASLT_EPILOGUE_DEFAULT;
+  MS_LT(cublasLtMatmulDescSetAttribute(static_cast<cublasLtMatmulDesc_t>(op_desc_), CUBLASLT_MATMUL_DESC_EPILOGUE,
+                                       &none, sizeof(none)),
+        "epilogue");
+  epilogue_dropped_ = true;
+  return Status::OK();
+}
+
 // The heuristic's first choice for this shape within the context's workspace; once per plan
-// (kernels keep plans per shape, so once per shape), never an exhaustive search.
+// (kernels keep plans per shape, so once per shape), never an exhaustive search. Where it has
+// none with the epilogue (a combination of types cuBLASLt fuses no bias for), the plan goes on
+// without the epilogue and the caller applies it.
 Status GemmPlan::choose_algorithm(CudaContext& ctx) const {
+  Status st = heuristic(ctx);
+  if (st.ok() || shape_.epilogue == Epilogue::kNone || epilogue_dropped_) return st;
+  MS_RETURN_IF_ERROR(without_epilogue());
+  return heuristic(ctx);
+}
+
+Status GemmPlan::heuristic(CudaContext& ctx) const {
   cublasLtMatmulPreference_t pref = nullptr;
   MS_LT(cublasLtMatmulPreferenceCreate(&pref), "preference");
   const uint64_t ws = ctx.blas_workspace_bytes();
@@ -154,7 +182,7 @@ Status GemmPlan::run(CudaContext& ctx, const void* a, const void* b, const float
   std::lock_guard<std::mutex> lk(mu_);
   if (!algo_) MS_RETURN_IF_ERROR(choose_algorithm(ctx));
   auto op = static_cast<cublasLtMatmulDesc_t>(op_desc_);
-  if (has_bias(shape_.epilogue))
+  if (has_bias(shape_.epilogue) && !epilogue_dropped_)
     MS_LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)), "bias");
   const auto* algo = reinterpret_cast<const cublasLtMatmulAlgo_t*>(algo_.get());
   auto cd = static_cast<cublasLtMatrixLayout_t>(c_desc_);

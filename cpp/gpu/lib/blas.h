@@ -60,6 +60,13 @@ class GemmPlan {
   Status run(CudaContext& ctx, const void* a, const void* b, const float* bias, float* c) const;
   // Whether the heuristic has picked an algorithm yet (it needs a device and a handle).
   bool has_algorithm() const;
+  // Whether run() applies the shape's bias / ReLU epilogue. False once the heuristic found no
+  // algorithm with it for these types and the plan fell back to none (drop_epilogue): the caller
+  // then adds the bias and applies the ReLU after the product.
+  bool epilogue_in_product() const;
+  // The fallback: the descriptor without its epilogue. Called by the heuristic's failure; public
+  // for the tests.
+  Status drop_epilogue() const;
 
   // For tests: the descriptors' view of the problem, read back through cuBLASLt's getters
   // (column-major terms: rows, cols and leading dimension of each of the swapped operands).
@@ -77,7 +84,10 @@ class GemmPlan {
 
  private:
   explicit GemmPlan(const GemmShape& s) : shape_(s) {}
+  // Under mu_.
   Status choose_algorithm(CudaContext& ctx) const;
+  Status heuristic(CudaContext& ctx) const;
+  Status without_epilogue() const;
   GemmShape shape_;
   void* op_desc_ = nullptr;  // cublasLtMatmulDesc_t
   void* a_desc_ = nullptr;   // cublasLtMatrixLayout_t of the cuBLASLt call's A (our B)
@@ -85,6 +95,7 @@ class GemmPlan {
   void* c_desc_ = nullptr;
   mutable std::mutex mu_;
   mutable std::unique_ptr<char[]> algo_;  // cublasLtMatmulAlgo_t, once chosen
+  mutable bool epilogue_dropped_ = false;
 };
 
 }  // namespace mserve::gpu

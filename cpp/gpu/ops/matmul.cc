@@ -14,6 +14,7 @@
 #include "core/kernels/fused_activation.h"
 #include "gpu/cuda_status.h"
 #include "gpu/ops/activation.h"
+#include "gpu/ops/conv.h"
 #include "gpu/ops/convert.h"
 #include "gpu/ops/families.h"
 #include "gpu/ops/gpu_kernel.h"
@@ -127,6 +128,15 @@ class ProductKernel final : public GpuKernel {
       }
     }
     MS_RETURN_IF_ERROR(plan->run(cuda, a, b, bias, y.data<float>()));
+    if (s.epilogue != Epilogue::kNone && !plan->epilogue_in_product()) {  // cuBLASLt had none for these types
+      ConvEpilogue e;  // row-major [.., N]: the bias by column, then the ReLU
+      e.bias = bias;
+      e.channels = s.n;
+      e.plane = 0;
+      if (s.epilogue == Epilogue::kRelu || s.epilogue == Epilogue::kReluBias) e.act = FusedActivation::Kind::kRelu;
+      MS_CUDA_RETURN_IF_ERROR(launch_conv_epilogue(e, y.data<float>(), y.numel(), cuda.stream()),
+                              "bias and ReLU after the product");
+    }
     if (after_.kind != FusedActivation::Kind::kNone)
       MS_CUDA_RETURN_IF_ERROR(launch_activation(after_, y.data<float>(), y.data<float>(), y.numel(), cuda.stream()),
                               "activation after the product");

@@ -4,6 +4,7 @@
 // the workspace they ask for.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -16,6 +17,7 @@
 #include "gpu/context.h"
 #include "gpu/lib/blas.h"
 #include "gpu/lib/dnn.h"
+#include "gpu/ops/conv.h"
 #include "gpu/ops/convert.h"
 #include "gpu/ops/convert_math.h"
 #include "helpers.h"
@@ -264,6 +266,32 @@ TEST(Precision, NamesRoundTrip) {
   EXPECT_EQ(with(Precision::kTf32).operand(), Operand::kF32);
   EXPECT_FALSE(with(Precision::kFp32).tf32());
   EXPECT_TRUE(with(Precision::kBf16).tf32()) << "attention's activation products stay float32 on TF32";
+}
+
+// Where cuBLASLt has no algorithm with the bias epilogue for a combination of types, the plan
+// goes on without it and the product kernel adds the bias and applies the ReLU itself, with the
+// convolution epilogue's arithmetic over the row-major [M, N] output (conv_math.h, plane 0).
+TEST(Precision, AProductWithoutItsEpilogueGetsTheBiasAndReluAfter) {
+  GemmShape s;
+  s.m = 3, s.n = 5, s.k = 4;
+  s.operands = Operand::kBf16;
+  s.epilogue = Epilogue::kReluBias;
+  auto p = GemmPlan::create(s).value();
+  EXPECT_TRUE(p->epilogue_in_product());
+  EXPECT_EQ(p->epilogue_code(), CUBLASLT_EPILOGUE_RELU_BIAS);
+  ASSERT_TRUE(p->drop_epilogue().ok());
+  EXPECT_FALSE(p->epilogue_in_product());
+  EXPECT_EQ(p->epilogue_code(), CUBLASLT_EPILOGUE_DEFAULT);
+  const float bias[5] = {1, -2, 3, -4, 0.5f};
+  ConvEpilogue e;
+  e.bias = bias;
+  e.channels = s.n;
+  e.plane = 0;
+  e.act = FusedActivation::Kind::kRelu;
+  for (int64_t i = 0; i < s.m * s.n; ++i) {
+    const float product = 0.25f * static_cast<float>(i) - 1.0f;
+    EXPECT_EQ(conv_epilogue(e, i, product), std::max(0.0f, product + bias[i % 5])) << i;
+  }
 }
 
 }  // namespace
