@@ -21,7 +21,9 @@ DeviceWeights& DeviceWeights::operator=(DeviceWeights&& o) noexcept {
   if (this == &o) return *this;
   if (device_) cudaFree(device_);
   host_ = std::move(o.host_);
+  bytes_ = o.bytes_;
   device_ = o.device_;
+  o.bytes_ = 0;
   o.device_ = nullptr;
   return *this;
 }
@@ -30,11 +32,12 @@ StatusOr<const void*> DeviceWeights::get(const char* what) const {
   std::lock_guard<std::mutex> lk(mu_);
   if (!device_) {
     void* d = nullptr;
-    MS_CUDA_RETURN_IF_ERROR(cudaMalloc(&d, host_.size()), (std::string("allocating ") + what).c_str());
-    const cudaError_t e = cudaMemcpy(d, host_.data(), host_.size(), cudaMemcpyHostToDevice);
+    MS_CUDA_RETURN_IF_ERROR(cudaMalloc(&d, bytes_), (std::string("allocating ") + what).c_str());
+    const cudaError_t e = cudaMemcpy(d, host_.data(), bytes_, cudaMemcpyHostToDevice);
     if (e != cudaSuccess) cudaFree(d);
     MS_CUDA_RETURN_IF_ERROR(e, (std::string("uploading ") + what).c_str());
     device_ = d;
+    std::vector<char>().swap(host_);  // held once, on the device
   }
   return static_cast<const void*>(device_);
 }

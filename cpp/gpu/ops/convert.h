@@ -24,27 +24,33 @@ inline size_t aligned256(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
 // Weights a kernel made its own host copy of at load (repacked, converted to 16 bits), kept on
 // the GPU by the kernel: uploaded by the first run that asks (a context's first run, never one
-// a graph records), freed with the kernel. Thread-safe.
+// a graph records), the host copy then dropped; freed with the kernel. Thread-safe.
 class DeviceWeights {
  public:
   DeviceWeights() = default;
   template <class T>
   explicit DeviceWeights(const std::vector<T>& host)
       : host_(reinterpret_cast<const char*>(host.data()),
-              reinterpret_cast<const char*>(host.data()) + host.size() * sizeof(T)) {}
+              reinterpret_cast<const char*>(host.data()) + host.size() * sizeof(T)),
+        bytes_(host_.size()) {}
   ~DeviceWeights();
   DeviceWeights(const DeviceWeights&) = delete;
   DeviceWeights& operator=(const DeviceWeights&) = delete;
-  DeviceWeights(DeviceWeights&& o) noexcept : host_(std::move(o.host_)), device_(o.device_) { o.device_ = nullptr; }
+  DeviceWeights(DeviceWeights&& o) noexcept : host_(std::move(o.host_)), bytes_(o.bytes_), device_(o.device_) {
+    o.bytes_ = 0;
+    o.device_ = nullptr;
+  }
   DeviceWeights& operator=(DeviceWeights&& o) noexcept;
 
-  bool empty() const { return host_.empty(); }
-  size_t bytes() const { return host_.size(); }
+  // Whether the kernel holds weights of its own (before and after the upload).
+  bool empty() const { return bytes_ == 0; }
+  size_t bytes() const { return bytes_; }
   // The device copy; `what` names them in errors.
   StatusOr<const void*> get(const char* what) const;
 
  private:
-  std::vector<char> host_;
+  mutable std::vector<char> host_;  // until uploaded
+  size_t bytes_ = 0;
   mutable std::mutex mu_;
   mutable void* device_ = nullptr;
 };

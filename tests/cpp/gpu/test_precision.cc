@@ -253,6 +253,23 @@ TEST(Precision, ConvolutionKernelsKeepConvertedWeights) {
   }
 }
 
+// Without a GPU the upload fails as a Status naming the weights, and the host copy stays for a
+// later try; a moved-from holder holds nothing.
+TEST(Precision, KernelsOwnWeightsWithoutADevice) {
+  DeviceWeights w(std::vector<uint16_t>(10, 1));
+  EXPECT_FALSE(w.empty());
+  EXPECT_EQ(w.bytes(), 20u);
+  auto got = w.get("test weights");
+  ASSERT_FALSE(got.ok());
+  EXPECT_NE(got.status().message().find("allocating test weights"), std::string::npos) << got.status().message();
+  EXPECT_EQ(w.bytes(), 20u);
+  DeviceWeights moved(std::move(w));
+  EXPECT_TRUE(w.empty());  // NOLINT(bugprone-use-after-move): what a moved-from holder says
+  EXPECT_FALSE(moved.empty());
+  DeviceWeights none;
+  EXPECT_TRUE(none.empty());
+}
+
 TEST(Precision, NamesRoundTrip) {
   for (Precision p : {Precision::kFp32, Precision::kTf32, Precision::kFp16, Precision::kBf16}) {
     Precision back;
