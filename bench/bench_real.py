@@ -1,6 +1,7 @@
 """mserve vs ONNX Runtime on the real-size zoo (build/zoo-real, `make zoo-real`): BERT-base, GPT-2,
-ResNet-50, ViT-B/16, the Keras models, ... as exported (fp32) and as onnxruntime's quantizer writes
-them (NAME.int8.onnx dynamic, NAME.qdq.onnx static QDQ). Each engine runs in its own process (two
+ResNet-50, ViT-B/16, the Keras models, ... as exported (fp32), as onnxruntime's quantizer writes
+them (NAME.int8.onnx dynamic, NAME.qdq.onnx static QDQ) and converted to float16 (NAME.fp16.onnx,
+its float inputs given in float16). Each engine runs in its own process (two
 runtimes in one process disturb each other's thread pools), the order of the two alternates from
 one measurement to the next, and each number is the best of several rounds' medians (the round
 least disturbed by the rest of the machine). No thresholds: a report.
@@ -9,7 +10,8 @@ least disturbed by the rest of the machine). No thresholds: a report.
                                [--busy] [--callers 1 4 16] [--rounds 3] [--seconds 1.0]
 
 Tables (ratio = mserve / onnxruntime latency; below 1 means mserve is faster):
-  quiet        latency per model, batch and thread count, with the geometric mean of the ratios
+  quiet        latency per model, batch and thread count, with the geometric mean of the ratios;
+               with fp16 among the kinds, each engine's float16 model against its float32 original
   --busy       the same with one other process busy-looping at normal priority, and each engine's
                slowdown against its quiet latency
   --callers    throughput (calls/s) with C Python threads calling one model at once (2 intra-op
@@ -36,17 +38,19 @@ ZOO = Path(os.environ.get("MSERVE_REAL_ZOO", ROOT / "build" / "zoo-real"))
 NAMES = ["bert_base", "distilbert", "minilm", "roberta", "gpt2", "resnet50", "mobilenet_v3_large",
          "efficientnet_b0", "convnext_tiny", "vit_b_16", "keras_cnn", "keras_bilstm", "keras_two_tower",
          "keras_mobilenet_v2", "keras_efficientnet_b0"]
-KINDS = {"fp32": "", "int8": ".int8", "qdq": ".qdq"}
+KINDS = {"fp32": "", "int8": ".int8", "qdq": ".qdq", "fp16": ".fp16"}
 SPIN = "while True: pass"
 
 
-def feeds(name: str, batch: int) -> dict[str, np.ndarray]:
+def feeds(name: str, batch: int, half: bool = False) -> dict[str, np.ndarray]:
+    """The first stored input set's first row repeated to `batch`; float inputs in float16 for a
+    float16 model (`half`)."""
     data = np.load(ZOO / f"{name}.npz")
     out = {}
     for key in data.files:
         if key.startswith("0:in:"):
-            v = data[key]
-            out[key[5:]] = np.ascontiguousarray(np.repeat(v[:1], batch, axis=0))
+            v = np.repeat(data[key][:1], batch, axis=0)
+            out[key[5:]] = np.ascontiguousarray(v.astype(np.float16) if half and v.dtype == np.float32 else v)
     return out
 
 
@@ -54,7 +58,7 @@ def feeds(name: str, batch: int) -> dict[str, np.ndarray]:
 
 def worker(engine: str, path: str, name: str, batch: int, threads: int, rounds: int, seconds: float,
            callers: int) -> dict:
-    x = feeds(name, batch)
+    x = feeds(name, batch, half=path.endswith(KINDS["fp16"] + ".onnx"))
     t0 = time.perf_counter()
     if engine == "mserve":
         import mserve
@@ -155,6 +159,20 @@ def latency_table(args, title):
     return rows
 
 
+def half_table(rows):
+    """Each engine's float16 model against its float32 original, from the quiet rows."""
+    by = {(r[0], r[1], r[2]): r for r in rows}
+    pairs = [(r, by.get((r[0][: -len(KINDS["fp16"])], r[1], r[2]))) for r in rows if r[0].endswith(KINDS["fp16"])]
+    pairs = [(h, f) for h, f in pairs if f]
+    if not pairs:
+        return
+    print("\n| model | batch | threads | mserve fp16 / fp32 | onnxruntime fp16 / fp32 |")
+    print("|---|---|---|---|---|")
+    for h, f in pairs:
+        cell = lambda a, b: f"{a / b:.2f}x" if a and b else "-"  # noqa: E731
+        print(f"| {f[0]} | {h[1]} | {h[2]} | {cell(h[3], f[3])} | {cell(h[4], f[4])} |")
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         engine, path, name, batch, threads, rounds, seconds, callers = sys.argv[2:10]
@@ -165,7 +183,7 @@ def main():
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--only", nargs="*")
-    ap.add_argument("--kinds", nargs="+", default=["fp32", "int8", "qdq"], choices=list(KINDS))
+    ap.add_argument("--kinds", nargs="+", default=["fp32", "int8", "qdq", "fp16"], choices=list(KINDS))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=1.0, help="time per round")
     ap.add_argument("--busy", action="store_true", help="also measure beside one busy-looping process")
@@ -176,6 +194,7 @@ def main():
     print(f"mserve vs onnxruntime, real-size zoo ({ZOO}); {os.cpu_count()} cores; each engine in its own "
           f"process, best of {args.rounds} rounds' medians, {args.seconds} s per round")
     quiet = latency_table(args, "quiet")
+    half_table(quiet)
     if args.busy:
         hog = subprocess.Popen([sys.executable, "-c", SPIN])
         try:
