@@ -56,23 +56,13 @@ class ConvKernel final : public GpuKernel {
     if (data_ == Operand::kF32) {
       MS_RETURN_IF_ERROR(plan->run(cuda, ctx.input(0).raw(), w, y.raw(), ctx.workspace()));
     } else {
-      char* ws = static_cast<char*>(ctx.workspace());
-      const Tensor& x = ctx.input(0);
-      size_t at = aligned256(plan->workspace_bytes());
-      auto* x16 = reinterpret_cast<uint16_t*>(ws + at);
-      at += aligned256(size_t(x.numel()) * 2);
-      auto* y_out = reinterpret_cast<uint16_t*>(ws + at);
-      at += aligned256(size_t(y.numel()) * 2);
-      MS_CUDA_RETURN_IF_ERROR(launch_to_bits16(x.data<float>(), x16, x.numel(), data_, cuda.stream()),
-                              "converting a convolution's input");
+      Workspace16 ws(ctx.workspace(), aligned256(plan->workspace_bytes()));
+      MS_ASSIGN_OR_RETURN(const uint16_t* x16, ws.convert(ctx.input(0), data_, cuda.stream()));
+      uint16_t* y_out = ws.reserve(y.numel());
       if (w_.empty()) {
-        const Tensor& w32 = ctx.input(1);
-        auto* w16 = reinterpret_cast<uint16_t*>(ws + at);
-        MS_CUDA_RETURN_IF_ERROR(launch_to_bits16(w32.data<float>(), w16, w32.numel(), data_, cuda.stream()),
-                                "converting a convolution's weights");
-        w = w16;
+        MS_ASSIGN_OR_RETURN(w, ws.convert(ctx.input(1), data_, cuda.stream()));
       }
-      MS_RETURN_IF_ERROR(plan->run(cuda, x16, w, y_out, ws));
+      MS_RETURN_IF_ERROR(plan->run(cuda, x16, w, y_out, ctx.workspace()));
       y16 = y_out;
     }
     ConvEpilogue e;
@@ -116,8 +106,7 @@ class ConvKernel final : public GpuKernel {
     if (!ws.ok()) return InferContext::refuse(ws.status().message());
     size_t bytes = ws.value();
     if (data_ != Operand::kF32)
-      bytes = aligned256(bytes) + aligned256(size_t(ctx.shape(0).numel()) * 2) + aligned256(size_t(y.numel()) * 2) +
-              (w_.empty() ? aligned256(size_t(ctx.shape(1).numel()) * 2) : 0);
+      bytes = aligned256(bytes) + bytes16(ctx.shape(0)) + bytes16(y) + (w_.empty() ? bytes16(ctx.shape(1)) : 0);
     ctx.set_workspace(bytes);
     return Status::OK();
   }

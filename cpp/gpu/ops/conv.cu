@@ -2,6 +2,7 @@
 
 #include "gpu/ops/conv.h"
 #include "gpu/ops/convert_math.h"
+#include "gpu/ops/rows_device.cuh"
 
 namespace mserve::gpu {
 namespace {
@@ -20,22 +21,18 @@ __global__ void conv_epilogue16_kernel(ConvEpilogue e, const uint16_t* src, Oper
 
 constexpr int kThreads = 256;
 
-unsigned grid_for(int64_t n) {
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < 65536 ? blocks : 65536);
-}
-
 }  // namespace
 
 int launch_conv_epilogue(const ConvEpilogue& e, float* y, int64_t n, void* stream) {
   if (n <= 0) return cudaSuccess;
-  conv_epilogue_kernel<<<grid_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(e, y, n);
+  conv_epilogue_kernel<<<rows::grid_for(n, kThreads), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(e, y, n);
   return static_cast<int>(cudaGetLastError());
 }
 
 int launch_conv_epilogue16(const ConvEpilogue& e, const uint16_t* src, Operand t, float* y, int64_t n, void* stream) {
   if (n <= 0) return cudaSuccess;
-  conv_epilogue16_kernel<<<grid_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(e, src, t, y, n);
+  conv_epilogue16_kernel<<<rows::grid_for(n, kThreads), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(e, src, t, y,
+                                                                                                          n);
   return static_cast<int>(cudaGetLastError());
 }
 

@@ -13,6 +13,19 @@ std::vector<uint16_t> to_bits16(const float* x, int64_t n, Operand t) {
   return y;
 }
 
+uint16_t* Workspace16::reserve(int64_t n) {
+  auto* p = reinterpret_cast<uint16_t*>(at_);
+  at_ += aligned256(static_cast<size_t>(n) * 2);
+  return p;
+}
+
+StatusOr<const uint16_t*> Workspace16::convert(const Tensor& t, Operand t16, void* stream) {
+  uint16_t* p = reserve(t.numel());
+  MS_CUDA_RETURN_IF_ERROR(launch_to_bits16(t.data<float>(), p, t.numel(), t16, stream),
+                          "converting an operand to 16 bits");
+  return static_cast<const uint16_t*>(p);
+}
+
 DeviceWeights::~DeviceWeights() {
   if (device_) cudaFree(device_);
 }

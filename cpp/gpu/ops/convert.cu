@@ -2,6 +2,7 @@
 
 #include "gpu/ops/convert.h"
 #include "gpu/ops/convert_math.h"
+#include "gpu/ops/rows_device.cuh"
 
 namespace mserve::gpu {
 namespace {
@@ -17,9 +18,7 @@ __global__ void to_bits16_kernel(const float* x, uint16_t* y, int64_t n, Operand
 int launch_to_bits16(const float* x, uint16_t* y, int64_t n, Operand t, void* stream) {
   if (n <= 0) return cudaSuccess;
   constexpr int kThreads = 256;
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  const unsigned grid = static_cast<unsigned>(blocks < 65536 ? blocks : 65536);
-  to_bits16_kernel<<<grid, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(x, y, n, t);
+  to_bits16_kernel<<<rows::grid_for(n, kThreads), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(x, y, n, t);
   return static_cast<int>(cudaGetLastError());
 }
 

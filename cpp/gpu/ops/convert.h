@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "core/tensor/tensor.h"
 #include "gpu/options.h"
 
 namespace mserve::gpu {
@@ -21,6 +22,23 @@ std::vector<uint16_t> to_bits16(const float* x, int64_t n, Operand t);
 // Bytes rounded up to the 256 that cuBLASLt and cuDNN like their operands aligned to: the
 // offsets of the converted operands in a kernel's device workspace.
 inline size_t aligned256(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+// The workspace a 16-bit copy of a float32 tensor of this shape takes (plan time).
+inline size_t bytes16(const Shape& s) { return aligned256(static_cast<size_t>(s.numel()) * 2); }
+
+// A kernel's 16-bit copies of its float32 operands, one after another in its device workspace
+// (after `skip` bytes of other use), each taking bytes16 of its shape (run time).
+class Workspace16 {
+ public:
+  explicit Workspace16(void* workspace, size_t skip = 0) : at_(static_cast<char*>(workspace) + skip) {}
+  // Room for n 16-bit values.
+  uint16_t* reserve(int64_t n);
+  // t rounded to `t16` into the next room, queued on `stream`.
+  StatusOr<const uint16_t*> convert(const Tensor& t, Operand t16, void* stream);
+
+ private:
+  char* at_;
+};
 
 // Weights a kernel made its own host copy of at load (repacked, converted to 16 bits), kept on
 // the GPU by the kernel: uploaded by the first run that asks (a context's first run, never one

@@ -111,20 +111,12 @@ class ProductKernel final : public GpuKernel {
     const void* a = ctx.input(0).raw();
     const void* b = ctx.input(1).raw();
     if (operands_ != Operand::kF32) {  // the workspace: [A in 16 bits | B in 16 bits, unless held]
-      char* ws = static_cast<char*>(ctx.workspace());
-      const Tensor& a32 = ctx.input(0);
-      MS_CUDA_RETURN_IF_ERROR(
-          launch_to_bits16(a32.data<float>(), reinterpret_cast<uint16_t*>(ws), a32.numel(), operands_, cuda.stream()),
-          "converting a product's operand");
-      a = ws;
+      Workspace16 ws(ctx.workspace());
+      MS_ASSIGN_OR_RETURN(a, ws.convert(ctx.input(0), operands_, cuda.stream()));
       if (!b16_.empty()) {
         MS_ASSIGN_OR_RETURN(b, b16_.get("16-bit weights"));
       } else {
-        const Tensor& b32 = ctx.input(1);
-        auto* bw = reinterpret_cast<uint16_t*>(ws + aligned256(size_t(a32.numel()) * 2));
-        MS_CUDA_RETURN_IF_ERROR(launch_to_bits16(b32.data<float>(), bw, b32.numel(), operands_, cuda.stream()),
-                                "converting a product's operand");
-        b = bw;
+        MS_ASSIGN_OR_RETURN(b, ws.convert(ctx.input(1), operands_, cuda.stream()));
       }
     }
     MS_RETURN_IF_ERROR(plan->run(cuda, a, b, bias, y.data<float>()));
@@ -154,8 +146,7 @@ class ProductKernel final : public GpuKernel {
     MS_ASSIGN_OR_RETURN(auto plan, plans_.get(s.value()));  // descriptors now, not per run
     (void)plan;
     if (operands_ != Operand::kF32)
-      ctx.set_workspace(aligned256(size_t(ctx.shape(0).numel()) * 2) +
-                        (b16_.empty() ? aligned256(size_t(ctx.shape(1).numel()) * 2) : 0));
+      ctx.set_workspace(bytes16(ctx.shape(0)) + (b16_.empty() ? bytes16(ctx.shape(1)) : 0));
     return Status::OK();
   }
 

@@ -140,6 +140,13 @@ TEST(Precision, HostConversionOfWeightsIsTheDevicesRounding) {
     ASSERT_EQ(got.size(), w.size());
     for (size_t i = 0; i < w.size(); ++i) EXPECT_EQ(got[i], nearest(w[i], f.ebits)) << w[i];
   }
+  // The kernels' 16-bit copies: one after another, 256-aligned, after what they skip.
+  alignas(256) static char ws[4096];
+  Workspace16 w16(ws, 512);
+  EXPECT_EQ(reinterpret_cast<char*>(w16.reserve(3)), ws + 512);
+  EXPECT_EQ(reinterpret_cast<char*>(w16.reserve(200)), ws + 768);  // 3 values took 256 bytes
+  EXPECT_EQ(reinterpret_cast<char*>(w16.reserve(1)), ws + 1280);   // 200 took 512
+  EXPECT_EQ(bytes16(Shape{3}) + bytes16(Shape{10, 20}), size_t{768});
   EXPECT_EQ(aligned256(0), 0u);
   EXPECT_EQ(aligned256(1), 256u);
   EXPECT_EQ(aligned256(512), 512u);
