@@ -2,6 +2,7 @@
 
 #include <cuda_runtime.h>
 
+#include "core/tensor/tensor.h"
 #include "gpu/cuda_status.h"
 #include "gpu/ops/convert_math.h"
 
@@ -12,6 +13,8 @@ std::vector<uint16_t> to_bits16(const float* x, int64_t n, Operand t) {
   for (int64_t i = 0; i < n; ++i) y[i] = to_bits16(x[i], t);
   return y;
 }
+
+size_t bytes16(const Shape& s) { return aligned256(static_cast<size_t>(s.numel()) * 2); }
 
 uint16_t* Workspace16::reserve(int64_t n) {
   auto* p = reinterpret_cast<uint16_t*>(at_);

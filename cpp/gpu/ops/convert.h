@@ -8,9 +8,15 @@
 #include <vector>
 
 #include "core/status.h"
-#include "core/tensor/tensor.h"
 #include "gpu/options.h"
 
+namespace mserve {
+class Shape;
+class Tensor;
+}  // namespace mserve
+
+// Host code only past launch_to_bits16 (nvcc compiles this header without the runtime's
+// tensor headers): shapes and tensors are declared, not included.
 namespace mserve::gpu {
 
 // y[i] = to_bits16(x[i], t) for i < n, on `stream`. Returns the launch's cudaError_t as an int.
@@ -24,7 +30,7 @@ std::vector<uint16_t> to_bits16(const float* x, int64_t n, Operand t);
 inline size_t aligned256(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
 // The workspace a 16-bit copy of a float32 tensor of this shape takes (plan time).
-inline size_t bytes16(const Shape& s) { return aligned256(static_cast<size_t>(s.numel()) * 2); }
+size_t bytes16(const Shape& s);
 
 // A kernel's 16-bit copies of its float32 operands, one after another in its device workspace
 // (after `skip` bytes of other use), each taking bytes16 of its shape (run time).
