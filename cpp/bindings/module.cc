@@ -1,4 +1,5 @@
 #include "bindings/common.h"
+#include "core/kernels/dnnl_conv.h"
 #include "core/kernels/dnnl_matmul.h"
 #include "core/kernels/isa/isa.h"
 
@@ -114,5 +115,10 @@ PYBIND11_MODULE(_core, m) {
       "int8_vnni", [] { return mserve::DnnlMatMul::has_vnni(); },
       "Whether the CPU has VNNI: int8 products then run as one oneDNN product as given (else over "
       "weights made unsaturating plus a list of fixes, or split in two where the fixes would be "
-      "many) and QDQ convolutions as int8 convolutions (else in float32)");
+      "many) and int8 convolutions on their activations as given (else narrowed to 7 bits plus the "
+      "rest added back)");
+  m.def(
+      "int8_convs", [] { return mserve::DnnlConv::int8_supported(); },
+      "Whether QLinearConv and QDQ convolutions run as oneDNN's int8 convolutions (AVX2 or later; "
+      "else in float32 between the quantization steps, or the portable integer loops)");
 }

@@ -397,8 +397,8 @@ def test_zero_pad_folds_into_conv(pads, value, folds):
 
 def test_static_qdq_convs_run_channels_last():
     # DQ(x) -> Conv(DQ(w int8 per channel)) -> Q -> DQ -> Conv -> Q: each conv becomes oneDNN's int8
-    # convolution (QLinearConv, channels-last) where the CPU has VNNI, else a float32 conv on the
-    # folded weights; either way no layout change sits between them.
+    # convolution (QLinearConv, channels-last) where oneDNN has them (AVX2 and later; exact without
+    # VNNI too), else a float32 conv on the folded weights; either way no layout change sits between them.
     consts = {"xs": np.array(0.05, np.float32), "xz": np.array(128, np.uint8)}
     nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"])]
     src = "xq"
@@ -416,10 +416,10 @@ def test_static_qdq_convs_run_channels_last():
     m = make_model(nodes, [("x", np.float32, ["n", 4, 8, 8])], [("y", np.float32, None)], consts)
     model = mserve.load(m.SerializeToString())
     assert model._s.node_ops.count("Transpose") == 2  # into channels-last once, and out
-    vnni = mserve._core.int8_vnni()
-    conv = "NhwcQLinearConv" if vnni else "NhwcConv"
-    # without VNNI the pairs between the float convs are one QuantizeDequantize each
-    assert ops(model).count(conv) == 2 and ("DequantizeLinear" if vnni else "QuantizeDequantize") in ops(model)
+    int8 = mserve._core.int8_convs()
+    conv = "NhwcQLinearConv" if int8 else "NhwcConv"
+    # without int8 convolutions the pairs between the float convs are one QuantizeDequantize each
+    assert ops(model).count(conv) == 2 and ("DequantizeLinear" if int8 else "QuantizeDequantize") in ops(model)
     x = rand(2, 4, 8, 8)
     got, want = model.predict(x), ort_run(m, {"x": x}, as_written=True)[0]
     # one quantization step of the output where a value lands on a rounding tie

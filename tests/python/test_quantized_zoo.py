@@ -16,7 +16,7 @@ bound. Against the float32 model (the outputs the zoo stores), mserve's relative
 printed beside onnxruntime's and may not be much worse than it.
 
 Where mserve runs a convolution as one int8 convolution (NhwcQLinearConv: QOperator QLinearConv, or
-a QDQ Conv between DequantizeLinear and QuantizeLinear, on CPUs with VNNI), it requantizes the exact
+a QDQ Conv between DequantizeLinear and QuantizeLinear, on CPUs with AVX2), it requantizes the exact
 integer sum with one float multiply, as a fused int8 kernel does, where the graph as written sums
 dequantized floats and divides: a value within a float ulp of a rounding tie lands on the other
 side, and a small random-weight network can amplify one such flip (in MobileNetV3-small with
@@ -25,7 +25,7 @@ those models the comparison with onnxruntime is loose (INT8_CONV_VS_ORT, which a
 point or bias exceeds many times over); the error against the float32 model (no worse than
 onnxruntime's) and the confident labels carry the check; the single-conv cases in test_ops_quant.py
 compare them with onnxruntime exactly. The same flips happen where both run float convolutions
-between DequantizeLinear and QuantizeLinear (CPUs without VNNI) but sum in another order, so
+between DequantizeLinear and QuantizeLinear (CPUs without AVX2) but sum in another order, so
 MobileNetV3-small is checked that way on every CPU (TIE_AMPLIFIERS).
 
 Where onnxruntime's uint8 x int8 kernels saturate (x86 CPUs without VNNI; probed at run time), its

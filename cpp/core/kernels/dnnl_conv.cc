@@ -2,12 +2,17 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cmath>
 #include <map>
 #include <mutex>
 #include <vector>
 
 #include "core/kernels/dnnl_common.h"
 #include "core/kernels/dnnl_matmul.h"
+#include "core/kernels/int8_window.h"
+#include "core/kernels/isa/isa.h"
+#include "core/parallel/thread_pool.h"
 
 namespace mserve {
 
@@ -29,16 +34,25 @@ struct DnnlConv::Impl {
   mutable memory packed;
   mutable bool first_entry = true;
   std::shared_ptr<const void> packed_keep;  // what holds `packed` when a PackStore had it
-  // int8: the weights as given (oihw / goihw). A packed int8 layout carries the zero-point
-  // compensation its primitive's attributes asked for, so another layout is made from these,
-  // never from `packed`.
+  // int8: the weights as given (oihw / goihw; in a 7-bit window, outside_weights' layout, which
+  // add_outside reads). A packed int8 layout carries the zero-point compensation its primitive's
+  // attributes asked for, so another layout is made from these, never from `packed`.
   memory plain;
+  // int8 without VNNI (int8_window.h): the primitive convolves the clamped activations into int32
+  // sums, which run() completes and requantizes with these (one bias and scale per channel).
+  bool windowed = false;
+  Int8Window win;
+  std::vector<int32_t> bias_m;
+  std::vector<float> scales_m;
+  dt acc_t() const { return windowed ? dt::s32 : y_t; }  // the primitive's Y
   struct Entry {
     dnnl::convolution_forward conv;
     dnnl::reorder to_nhwc, to_nchw;
     memory::desc x_nchw, x_nhwc, y_nhwc, y_nchw, scratch;
     memory weights;  // `packed`, or a copy in another layout this shape needs
-    size_t x_off = 0, y_off = 0, s_off = 0, bytes = 0;
+    // Workspace offsets: X and Y channels-last (NCHW callers), or in a 7-bit window the clamped X,
+    // its pixels' flags (f_off) and the int32 sums; then oneDNN's scratchpad.
+    size_t x_off = 0, y_off = 0, f_off = 0, s_off = 0, bytes = 0;
     int threads = 1;  // the primitive's team size
     uint64_t id = dnnl_util::next_entry_id();
   };
@@ -58,7 +72,9 @@ struct DnnlConv::Impl {
   // The fused post-ops, and for int8 the output scales and zero points.
   dnnl::primitive_attr attr() const {
     dnnl::primitive_attr a = dnnl_util::attr_with(p.act, p.residual, p.after);
-    if (x_t != f32) {
+    if (windowed) {
+      if (win.zero) a.set_zero_points(DNNL_ARG_SRC, 0, {win.zero});
+    } else if (x_t != f32) {
       a.set_output_scales(p.q.scales.size() > 1 ? 1 << 1 : 0, p.q.scales);
       if (p.q.x_zero) a.set_zero_points(DNNL_ARG_SRC, 0, {p.q.x_zero});
       if (p.q.y_zero) a.set_zero_points(DNNL_ARG_DST, 0, {p.q.y_zero});
@@ -80,17 +96,48 @@ struct DnnlConv::Impl {
                                static_cast<int64_t>(x_t),
                                static_cast<int64_t>(w_t),
                                static_cast<int64_t>(y_t)};
-    const int32_t q[6] = {static_cast<int32_t>(p.act.kind),
+    const int32_t q[7] = {static_cast<int32_t>(p.act.kind),
                           static_cast<int32_t>(p.after.kind),
                           p.q.x_zero,
                           p.q.y_zero,
                           p.q.x_signed * 2 + p.q.y_signed,
-                          bias ? 1 : 0};
+                          bias ? 1 : 0,
+                          windowed ? win.zero : -1};
     PackKeyBuilder b("dnnl_conv");
     b.pod(shape).pod(q);
     for (float f : {p.act.alpha, p.act.beta, p.after.alpha, p.after.beta}) b.add(&f, sizeof f);
     b.add(p.q.scales.data(), p.q.scales.size() * sizeof(float));
     return b.add(w, bytes).key();
+  }
+  // A 7-bit window's passes (int8_window.h) around the primitive: X clamped into xc with its
+  // pixels' flags (returns how many were flagged); then the values outside added back into the
+  // sums and Y requantized from them, output row by output row.
+  int64_t window_in(const void* x, const Geometry& g, char* xc, char* flags, int threads) const {
+    const int64_t pixels = g.N * g.H * g.W;
+    std::atomic<int64_t> flagged{0};
+    ThreadPool(threads).parallel_for(pixels, std::max<int64_t>(1, 16384 / p.C), [&](int64_t b, int64_t e) {
+      flagged += clamp_to_window(static_cast<const uint8_t*>(x) + b * p.C, win.flip, e - b, p.C, win.lo,
+                                 reinterpret_cast<uint8_t*>(xc) + b * p.C, reinterpret_cast<uint8_t*>(flags) + b);
+    });
+    return flagged.load();
+  }
+  void window_out(const void* x, const char* flags, int64_t flagged, int32_t* acc, void* y, const Geometry& g,
+                  int threads) const {
+    Int8WindowConv c;
+    c.H = g.H, c.W = g.W, c.C = p.C, c.OH = g.OH, c.OW = g.OW, c.M = p.M, c.group = p.group;
+    for (int i = 0; i < 2; ++i) c.k[i] = p.k[i], c.s[i] = p.s[i], c.d[i] = p.d[i], c.pb[i] = g.pad_begin[i];
+    const auto* wt = static_cast<const int8_t*>(plain.get_data_handle());
+    const int64_t x_image = g.H * g.W * p.C, y_row = g.OW * p.M;
+    ThreadPool(threads).parallel_for(g.N * g.OH, std::max<int64_t>(1, 16384 / y_row), [&](int64_t b, int64_t e) {
+      for (int64_t q = b; q < e; ++q) {
+        const int64_t n = q / g.OH, oh = q % g.OH;
+        if (flagged)
+          add_outside(c, win, static_cast<const uint8_t*>(x) + n * x_image,
+                      reinterpret_cast<const uint8_t*>(flags) + n * g.H * g.W, wt, oh, oh + 1, acc + n * g.OH * y_row);
+      }
+      requantize_s32(acc + b * y_row, (e - b) * g.OW, p.M, bias_m.data(), scales_m.data(), p.q.y_zero, p.q.y_signed,
+                     static_cast<uint8_t*>(y) + b * y_row);
+    });
   }
   StatusOr<std::shared_ptr<const Entry>> entry(const Geometry& g, int threads) const {
     return entries.get({g.N, g.H, g.W, g.OH, g.OW, g.pad_begin[0], g.pad_begin[1], g.pad_end[0], g.pad_end[1], threads},
@@ -110,7 +157,7 @@ StatusOr<std::unique_ptr<DnnlConv::Impl::Entry>> DnnlConv::Impl::make_entry(cons
     e->x_nchw = memory::desc({N, p.C, H, W}, x_t, tag::nchw);
     e->x_nhwc = memory::desc({N, p.C, H, W}, x_t, tag::nhwc);
     e->y_nchw = memory::desc({N, p.M, OH, OW}, y_t, tag::nchw);
-    e->y_nhwc = memory::desc({N, p.M, OH, OW}, y_t, tag::nhwc);
+    e->y_nhwc = memory::desc({N, p.M, OH, OW}, acc_t(), tag::nhwc);
     memory::desc w_any(wdims, w_t, tag::any);
     memory::desc b_desc = bias ? bias.get_desc() : memory::desc();
     dnnl::primitive_attr attr = this->attr();
@@ -130,6 +177,10 @@ StatusOr<std::unique_ptr<DnnlConv::Impl::Entry>> DnnlConv::Impl::make_entry(cons
       e->to_nhwc = dnnl::reorder(dnnl::reorder::primitive_desc(eng, e->x_nchw, eng, e->x_nhwc));
       e->to_nchw = dnnl::reorder(dnnl::reorder::primitive_desc(eng, e->y_nhwc, eng, e->y_nchw));
       e->y_off = align64(e->x_nhwc.get_size());
+      e->s_off = e->y_off + align64(e->y_nhwc.get_size());
+    } else if (windowed) {
+      e->f_off = align64(e->x_nhwc.get_size());
+      e->y_off = e->f_off + align64(static_cast<size_t>(N * H * W));
       e->s_off = e->y_off + align64(e->y_nhwc.get_size());
     }
     e->bytes = e->s_off + align64(e->scratch.get_size());
@@ -166,8 +217,14 @@ std::unique_ptr<DnnlConv> DnnlConv::create(const Params& p, const float* w, cons
   return make(std::move(impl), w, bias, store);
 }
 
+bool DnnlConv::int8_supported() {
+  // The cpu_isa values are bit sets: AVX2's bits (0x7) are in every later x86 ISA's.
+  static const bool avx2 = (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) & 0x7u) == 0x7u;
+  return avx2;
+}
+
 std::unique_ptr<DnnlConv> DnnlConv::create_int8(const Params& p, const int8_t* w, const float* bias, PackStore* store) {
-  if (!p.nhwc || !DnnlMatMul::has_vnni() || p.q.scales.empty()) return nullptr;
+  if (!p.nhwc || !int8_supported() || p.q.scales.empty()) return nullptr;
   if (p.q.scales.size() != 1 && static_cast<int64_t>(p.q.scales.size()) != p.M) return nullptr;
   auto impl = std::make_unique<Impl>();
   impl->p = p;
@@ -176,6 +233,18 @@ std::unique_ptr<DnnlConv> DnnlConv::create_int8(const Params& p, const int8_t* w
   impl->x_t = p.q.x_signed ? dt::s8 : dt::u8;
   impl->y_t = p.q.y_signed ? dt::s8 : dt::u8;
   impl->w_t = dt::s8;
+  // A depthwise conv (one channel per group) over uint8 pairs no two channels' products: exact as
+  // it is (measured); over int8 it was not (sums off by ~100 on AVX2), so it takes the window too.
+  impl->windowed = (p.q.window || !DnnlMatMul::has_vnni()) && (p.C / p.group > 1 || p.q.x_signed);
+  if (impl->windowed) {
+    impl->x_t = dt::u8;
+    impl->win = Int8Window::around(p.q.x_zero, p.q.x_signed);
+    for (int64_t m = 0; m < p.M; ++m) {
+      impl->scales_m.push_back(p.q.scales[p.q.scales.size() == 1 ? 0 : m]);
+      impl->bias_m.push_back(bias ? static_cast<int32_t>(std::lrint(bias[m])) : 0);
+    }
+    bias = nullptr;
+  }
   return make(std::move(impl), w, bias, store);
 }
 
@@ -197,7 +266,7 @@ std::unique_ptr<DnnlConv> DnnlConv::make(std::unique_ptr<Impl> impl, const void*
                   W = std::max<int64_t>(32, (p.k[1] - 1) * p.d[1] + 1);
     const int64_t OH = (H - ((p.k[0] - 1) * p.d[0] + 1)) / p.s[0] + 1;
     const int64_t OW = (W - ((p.k[1] - 1) * p.d[1] + 1)) / p.s[1] + 1;
-    memory::desc x({1, p.C, H, W}, impl->x_t, tag::nhwc), y({1, p.M, OH, OW}, impl->y_t, tag::nhwc);
+    memory::desc x({1, p.C, H, W}, impl->x_t, tag::nhwc), y({1, p.M, OH, OW}, impl->acc_t(), tag::nhwc);
     memory::desc w_any(impl->wdims, impl->w_t, tag::any);
     dnnl::convolution_forward::desc cd(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, x,
                                        w_any, bias ? impl->bias.get_desc() : memory::desc(), y, {p.s[0], p.s[1]},
@@ -205,8 +274,15 @@ std::unique_ptr<DnnlConv> DnnlConv::make(std::unique_ptr<Impl> impl, const void*
     dnnl::convolution_forward::primitive_desc pd(cd, impl->attr(), eng);
     memory user(memory::desc(impl->wdims, impl->w_t, p.group > 1 ? tag::goihw : tag::oihw), eng, const_cast<void*>(w));
     const PackKey key = store ? impl->pack_key(w, user.get_desc().get_size()) : PackKey{};
+    if (impl->windowed) {  // the copy kept in add_outside's layout, described to oneDNN as such
+      const auto t = outside_weights(static_cast<const int8_t*>(w), p.M, Cg, p.group, p.k[0], p.k[1]);
+      const auto st = outside_weight_strides(p.M, Cg, p.group, p.k[0], p.k[1]);
+      impl->plain = memory(memory::desc(impl->wdims, impl->w_t, memory::dims(st.begin(), st.end())), eng);
+      std::copy(t.begin(), t.end(), static_cast<int8_t*>(impl->plain.get_data_handle()));
+      user = impl->plain;
+    }
     impl->packed = dnnl_util::packed_weights(user, pd.weights_desc(), store, key, impl->packed_keep);
-    if (impl->x_t != f32) {
+    if (impl->x_t != f32 && !impl->windowed) {
       impl->plain = memory(user.get_desc(), eng);
       const auto* from = static_cast<const char*>(w);
       std::copy(from, from + user.get_desc().get_size(), static_cast<char*>(impl->plain.get_data_handle()));
@@ -277,6 +353,12 @@ Status DnnlConv::run_chunk(const void* x, void* y, const Geometry& g, void* work
       xs = thread_memory(e->id, 3, e->x_nchw, const_cast<void*>(x));
       ys = thread_memory(e->id, 4, e->y_nchw, y);
     }
+    const bool windowed = impl_->windowed;
+    if (windowed) {
+      xh.set_data_handle(ws + e->x_off);
+      yh.set_data_handle(ws + e->y_off);
+    }
+    const int64_t flagged = windowed ? impl_->window_in(x, g, ws + e->x_off, ws + e->f_off, e->threads) : 0;
     omp_set_num_threads(e->threads);
     dnnl_stream_t s = dnnl_util::thread_stream().get();
     dnnl_status_t st = dnnl_success;
@@ -286,6 +368,8 @@ Status DnnlConv::run_chunk(const void* x, void* y, const Geometry& g, void* work
       st = dnnl_util::exec(e->to_nchw, s, {{DNNL_ARG_FROM, yh.get()}, {DNNL_ARG_TO, ys.get()}});
     if (st == dnnl_success) st = dnnl_stream_wait(s);
     if (st != dnnl_success) return Internal("oneDNN convolution failed with status " + std::to_string(st));
+    if (windowed)
+      impl_->window_out(x, ws + e->f_off, flagged, reinterpret_cast<int32_t*>(ws + e->y_off), y, g, e->threads);
   } catch (const dnnl::error& err) {
     return Internal(std::string("oneDNN convolution failed: ") + err.what());
   }

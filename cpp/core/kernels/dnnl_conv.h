@@ -38,6 +38,7 @@ class DnnlConv {
       bool x_signed = false, y_signed = false;
       int32_t x_zero = 0, y_zero = 0;
       std::vector<float> scales;
+      bool window = false;  // the 7-bit window (int8_window.h) on any CPU: tests (without VNNI it is always taken)
     };
     Int8 q;
   };
@@ -52,9 +53,13 @@ class DnnlConv {
                                           PackStore* store = nullptr);
   // The int8 convolution of Params::q: w int8 [M, C / group, kh, kw], bias in the products'
   // units (QLinearConv's int32 B as float) or null. Channels-last only (Params::nhwc), and only
-  // where the CPU has VNNI (DnnlMatMul::has_vnni: without it oneDNN's int8 products saturate).
+  // where int8_supported(). Exact on every such CPU: without VNNI (DnnlMatMul::has_vnni), where
+  // oneDNN's int8 products saturate, it convolves activations narrowed to 7 bits and adds the
+  // rest back (int8_window.h).
   static std::unique_ptr<DnnlConv> create_int8(const Params& p, const int8_t* w, const float* bias,
                                                PackStore* store = nullptr);
+  // Whether create_int8 can work here (oneDNN's int8 convolutions on AVX2 or later).
+  static bool int8_supported();
   ~DnnlConv();
 
   // One call's geometry: input [N, C, H, W] -> output [N, M, OH, OW] (channels-last when

@@ -1,16 +1,16 @@
 // A static QDQ model's quantized convolution,
 //   y_q = QuantizeLinear(Conv(DequantizeLinear(x_q), DequantizeLinear(w_q), DequantizeLinear(b_q)))
 // becomes the QLinearConv it stands for, QLinearConv(x_q, x_scale, x_zp, w_q, w_scale, w_zp,
-// y_scale, y_zp, b_q), which nhwc_convs then runs as oneDNN's int8 convolution. Only where the
-// CPU has VNNI (elsewhere the float32 convolution between the Q/DQ nodes is faster than the
-// portable integer loops). Conditions: x, y per tensor with constant scale and zero point; w an
+// y_scale, y_zp, b_q), which nhwc_convs then runs as oneDNN's int8 convolution. Only where
+// DnnlConv::int8_supported() (elsewhere the float32 convolution between the Q/DQ nodes is faster
+// than the portable integer loops). Conditions: x, y per tensor with constant scale and zero point; w an
 // int8 constant, scale per tensor or per output channel (axis 0), zero points zero; the bias
 // absent, or an int32 constant whose scale is x_scale * w_scale (what quantizers write: then
 // b_q is exactly the accumulator's units); the Conv's output read only by the QuantizeLinear.
 // Run before fold_dequantize (which would turn w into float32).
 #include <vector>
 
-#include "core/kernels/dnnl_matmul.h"
+#include "core/kernels/dnnl_conv.h"
 #include "core/passes/graph_index.h"
 #include "core/passes/passes.h"
 
@@ -34,7 +34,7 @@ bool all_zero(const Tensor* t) {
 }  // namespace
 
 Status fuse_qdq_conv(Graph& g) {
-  if (!DnnlMatMul::has_vnni()) return Status::OK();
+  if (!DnnlConv::int8_supported()) return Status::OK();
   GraphIndex ix(g);
   std::vector<bool> removed(g.nodes.size(), false);
   for (size_t i = 0; i < g.nodes.size(); ++i) {

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/kernels/dnnl_matmul.h"
+#include "core/kernels/dnnl_conv.h"
 #include "core/kernels/registry.h"
 #include "core/passes/passes.h"
 
@@ -111,12 +111,12 @@ bool convertible(const Graph& g, const Node& n) {
   return x.dtype == DType::kFloat32 || x.dtype == DType::kUndefined;
 }
 
-// A QLinearConv it turns into NhwcQLinearConv (oneDNN's int8 convolution, where the CPU has
-// VNNI): 2-D, int8 weights with zero zero points, every quantization parameter constant,
+// A QLinearConv it turns into NhwcQLinearConv (oneDNN's int8 convolution, where
+// DnnlConv::int8_supported()): 2-D, int8 weights with zero zero points, every quantization parameter constant,
 // scales float32, one for X and Y, B int32 [M] or absent.
 bool qlinear_convertible(const Graph& g, const Node& n) {
   if (n.op_type != "QLinearConv" || !n.domain.empty() || n.inputs[0] == kNoValue) return false;
-  if (!DnnlMatMul::has_vnni() || n.inputs.size() < 8 || n.outputs.size() != 1) return false;
+  if (!DnnlConv::int8_supported() || n.inputs.size() < 8 || n.outputs.size() != 1) return false;
   const Attribute* ap = n.attr("auto_pad");
   if (ap && ap->s != "NOTSET") return false;
   auto at = [&](size_t i) -> const Tensor* {

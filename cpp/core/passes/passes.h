@@ -32,7 +32,8 @@ Status remove_dead_nodes(Graph& g);
 Status nhwc_convs(Graph& g);
 
 // A static QDQ model's Conv between DequantizeLinear and QuantizeLinear becomes QLinearConv,
-// where the CPU has VNNI (fuse_qdq_conv.cc); before fold_dequantize.
+// where oneDNN has int8 convolutions (DnnlConv::int8_supported; fuse_qdq_conv.cc); before
+// fold_dequantize.
 Status fuse_qdq_conv(Graph& g);
 
 // A static QDQ model's MatMul of dequantized 8-bit data by a dequantized constant matrix

@@ -3,12 +3,14 @@
 // the portable loop and large enough for oneDNN's int8 matmul (without VNNI: weights made
 // unsaturating plus fixes, or the split in two, at the largest activations); and the
 // fuse_matmul_integer pass, whose fused graph must give the unfused graph's floats bit for bit;
-// and the one-pass quantize-dequantize row kernel.
+// the one-pass quantize-dequantize row kernel; and oneDNN's int8 convolutions (DnnlConv::
+// create_int8), on activations in a 7-bit window or as they are, against a naive int64 conv.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
 
+#include "core/kernels/dnnl_conv.h"
 #include "core/kernels/dnnl_matmul.h"
 #include "core/kernels/int8_gemm.h"
 #include "core/kernels/isa/isa.h"
@@ -219,6 +221,105 @@ TEST(FoldDequantize, WeightsBecomeFloatConstants) {
   std::vector<double> ref(static_cast<size_t>(want[0].numel()));
   for (int64_t i = 0; i < want[0].numel(); ++i) ref[i] = want[0].float_at(i);
   expect_close(got[0], ref, want[0].shape(), 1e-5, 1e-6);
+}
+
+// One int8 convolution, channels-last, both 8-bit signednesses of X and Y.
+struct ConvCase {
+  int64_t N, H, W, C, M, group, k, s, d, pb, pe;
+  bool x_signed, y_signed;
+  int32_t x_zero, y_zero;
+  int x_kind;  // 0 uniform over the full range, 1 every value the largest, 2 mostly inside the window
+  bool window;
+};
+
+void check_conv(const ConvCase& c) {
+  SCOPED_TRACE("C" + std::to_string(c.C) + " M" + std::to_string(c.M) + " g" + std::to_string(c.group) + " k" +
+               std::to_string(c.k) + " s" + std::to_string(c.s) + " d" + std::to_string(c.d) + " xz" +
+               std::to_string(c.x_zero) + (c.x_signed ? " s8" : " u8") + " kind " + std::to_string(c.x_kind) +
+               (c.window ? " window" : ""));
+  const int64_t Cg = c.C / c.group, Mg = c.M / c.group;
+  const int64_t OH = (c.H + c.pb + c.pe - ((c.k - 1) * c.d + 1)) / c.s + 1;
+  const int64_t OW = (c.W + c.pb + c.pe - ((c.k - 1) * c.d + 1)) / c.s + 1;
+  const DType xt = c.x_signed ? DType::kInt8 : DType::kUInt8;
+  Tensor x = random_int8(xt, Shape{c.N, c.H, c.W, c.C}, 11);
+  Tensor w = c.x_kind == 1 ? random_int8(DType::kInt8, Shape{c.M, Cg, c.k, c.k}, 12)
+                           : quantizer_like_int8(Shape{c.M, Cg, c.k, c.k}, 12);
+  if (c.x_kind == 1) {  // the largest activations times the largest weights: every pair saturates
+    std::memset(x.raw(), c.x_signed ? 0x7f : 0xff, static_cast<size_t>(x.numel()));
+    for (int64_t i = 0; i < w.numel(); ++i) w.data<int8_t>()[i] = i % 7 == 3 ? -128 : 127;
+  }
+  if (c.x_kind == 2) {  // ReLU-like: near the zero point, one value in 100 far above it
+    std::mt19937 rng(13);
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const int v = std::clamp(c.x_zero + static_cast<int>(rng() % 60) + (rng() % 100 == 0 ? 120 : 0),
+                               c.x_signed ? -128 : 0, c.x_signed ? 127 : 255);
+      static_cast<uint8_t*>(x.raw())[i] = static_cast<uint8_t>(v);
+    }
+  }
+  DnnlConv::Params p;
+  p.C = c.C, p.M = c.M, p.group = c.group;
+  p.k[0] = p.k[1] = c.k, p.s[0] = p.s[1] = c.s, p.d[0] = p.d[1] = c.d;
+  p.nhwc = p.always = true;
+  p.q.x_signed = c.x_signed, p.q.y_signed = c.y_signed, p.q.x_zero = c.x_zero, p.q.y_zero = c.y_zero;
+  p.q.window = c.window;
+  std::vector<float> bias(static_cast<size_t>(c.M));
+  for (int64_t m = 0; m < c.M; ++m) {
+    p.q.scales.push_back(2e-5f * static_cast<float>(m % 5 + 1));
+    bias[m] = static_cast<float>((m * 7919) % 20001 - 10000);
+  }
+  auto conv = DnnlConv::create_int8(p, w.data<int8_t>(), bias.data());
+  ASSERT_NE(conv, nullptr);
+  const DnnlConv::Geometry g{c.N, c.H, c.W, OH, OW, {c.pb, c.pb}, {c.pe, c.pe}};
+  auto bytes = conv->prepare(g, 2);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().message();
+  std::vector<char> ws(bytes.value() + 64);
+  void* wsp = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(ws.data()) + 63) / 64 * 64);
+  std::vector<uint8_t> y(static_cast<size_t>(c.N * OH * OW * c.M));
+  ASSERT_TRUE(conv->run(x.raw(), y.data(), g, wsp, 2).ok());
+  const float lo = c.y_signed ? -128.f : 0.f, hi = c.y_signed ? 127.f : 255.f;
+  for (int64_t n = 0; n < c.N; ++n)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow)
+        for (int64_t m = 0; m < c.M; ++m) {
+          const int64_t grp = m / Mg;
+          int64_t acc = 0;
+          for (int64_t cg = 0; cg < Cg; ++cg)
+            for (int64_t i = 0; i < c.k; ++i)
+              for (int64_t j = 0; j < c.k; ++j) {
+                const int64_t ih = oh * c.s - c.pb + i * c.d, iw = ow * c.s - c.pb + j * c.d;
+                if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) continue;  // padding: x_zero, 0 after the shift
+                const int64_t xv = int_value(x, ((n * c.H + ih) * c.W + iw) * c.C + grp * Cg + cg) - c.x_zero;
+                acc += xv * w.data<int8_t>()[((m * Cg + cg) * c.k + i) * c.k + j];
+              }
+          const float v = std::nearbyint(static_cast<float>(acc + static_cast<int64_t>(bias[m])) * p.q.scales[m]) +
+                          static_cast<float>(c.y_zero);
+          const int want = static_cast<int>(std::clamp(v, lo, hi));
+          const size_t at = static_cast<size_t>(((n * OH + oh) * OW + ow) * c.M + m);
+          const int got = c.y_signed ? static_cast<int8_t>(y[at]) : y[at];
+          ASSERT_EQ(got, want) << "at n " << n << " oh " << oh << " ow " << ow << " m " << m << " (sum " << acc << ")";
+        }
+}
+
+// On CPUs without VNNI every case with more than one channel per group runs in the 7-bit window
+// whatever `window` says; with VNNI the unforced cases check oneDNN's own int8 convolution.
+TEST(Int8Conv, MatchesNaiveConvolution) {
+  if (!DnnlConv::int8_supported()) GTEST_SKIP() << "no oneDNN int8 convolutions on this CPU";
+  const ConvCase cases[] = {
+      // N  H  W   C   M  g  k  s  d pb pe xs     ys     xz    yz  kind window
+      {2, 9, 8, 64, 32, 1, 3, 1, 1, 1, 1, false, false, 131, 100, 0, true},
+      {1, 7, 7, 64, 16, 1, 3, 1, 1, 1, 1, false, false, 0, 3, 1, true},  // every pair saturates
+      {1, 7, 7, 64, 16, 1, 3, 1, 1, 1, 1, true, true, 0, -3, 1, true},
+      {2, 9, 9, 16, 8, 2, 3, 2, 2, 2, 1, true, false, -3, 7, 0, true},      // groups, stride, dilation
+      {1, 6, 5, 300, 17, 1, 1, 1, 1, 0, 0, false, true, 250, 0, 0, true},   // a window at the top
+      {1, 6, 5, 300, 17, 1, 1, 1, 1, 0, 0, false, false, 5, 9, 0, true},    // and at the bottom
+      {2, 14, 14, 96, 64, 1, 1, 1, 1, 0, 0, false, false, 0, 10, 2, true},  // ReLU-like
+      {1, 10, 10, 48, 24, 3, 5, 2, 1, 2, 2, false, false, 60, 128, 2, true},
+      {2, 9, 8, 64, 32, 1, 3, 1, 1, 1, 1, false, false, 131, 100, 0, false},
+      {1, 8, 8, 32, 32, 32, 3, 1, 1, 1, 1, false, false, 128, 128, 1, false},  // depthwise: as it is
+      {1, 8, 8, 32, 32, 32, 3, 2, 1, 1, 0, true, true, -5, 0, 0, true},        // depthwise over int8: the window
+      {1, 8, 8, 32, 32, 32, 3, 1, 1, 1, 1, false, false, 5, 250, 0, false},
+  };
+  for (const ConvCase& c : cases) check_conv(c);
 }
 
 }  // namespace

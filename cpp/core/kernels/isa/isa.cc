@@ -73,4 +73,22 @@ void quantize_dequantize_8bit(const float* x, int64_t n, float scale, float zero
   MSERVE_ISA_DISPATCH(quantize_dequantize_8bit, x, n, scale, zero_point, is_signed, y);
 }
 
+int64_t clamp_to_window(const uint8_t* x, bool flip, int64_t pixels, int64_t C, int32_t lo, uint8_t* xc,
+                        uint8_t* flags) {
+  MSERVE_ISA_DISPATCH(clamp_to_window, x, flip, pixels, C, lo, xc, flags);
+}
+
+void requantize_s32(const int32_t* acc, int64_t pixels, int64_t M, const int32_t* bias, const float* scales,
+                    int32_t y_zero, bool y_signed, uint8_t* y) {
+  MSERVE_ISA_DISPATCH(requantize_s32, acc, pixels, M, bias, scales, y_zero, y_signed, y);
+}
+
+int64_t outside_window(const uint8_t* x, int64_t C, bool flip, int32_t lo, int32_t* channel, int32_t* excess) {
+  MSERVE_ISA_DISPATCH(outside_window, x, C, flip, lo, channel, excess);
+}
+
+void add_scaled_int8(int32_t* acc, const int8_t* w, int32_t e, int64_t n) {
+  MSERVE_ISA_DISPATCH(add_scaled_int8, acc, w, e, n);
+}
+
 }  // namespace mserve

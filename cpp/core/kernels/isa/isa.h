@@ -36,6 +36,12 @@ const char* isa_name(Isa isa);
   void quantize_8bit(const float* x, int64_t n, float scale, float zero_point, bool is_signed, uint8_t* y);            \
   void dequantize_8bit(const uint8_t* x, bool is_signed, int64_t n, float scale, int32_t zero_point, float* y);        \
   void quantize_dequantize_8bit(const float* x, int64_t n, float scale, float zero_point, bool is_signed, float* y);   \
+  int64_t clamp_to_window(const uint8_t* x, bool flip, int64_t pixels, int64_t C, int32_t lo, uint8_t* xc,             \
+                          uint8_t* flags);                                                                             \
+  void requantize_s32(const int32_t* acc, int64_t pixels, int64_t M, const int32_t* bias, const float* scales,         \
+                      int32_t y_zero, bool y_signed, uint8_t* y);                                                      \
+  int64_t outside_window(const uint8_t* x, int64_t C, bool flip, int32_t lo, int32_t* channel, int32_t* excess);       \
+  void add_scaled_int8(int32_t* acc, const int8_t* w, int32_t e, int64_t n);                                           \
   }
 MSERVE_ISA_DECLARE(isa_base)
 MSERVE_ISA_DECLARE(isa_avx2)
@@ -71,6 +77,20 @@ void quantize_8bit(const float* x, int64_t n, float scale, float zero_point, boo
 void dequantize_8bit(const uint8_t* x, bool is_signed, int64_t n, float scale, int32_t zero_point, float* y);
 // quantize_dequantize_8bit: y = dequantize_8bit(quantize_8bit(x)) in one pass, the same floats.
 void quantize_dequantize_8bit(const float* x, int64_t n, float scale, float zero_point, bool is_signed, float* y);
+
+// The passes around an int8 convolution on activations narrowed to 7 bits (kernels/int8_window.h):
+// clamp_to_window reads `pixels` rows of C 8-bit values (int8 read as uint8 after x ^ 0x80 when
+// `flip`), writes xc = clamp(v, lo, lo + 127) - lo and flags[p] = 1 where pixel p had a value
+// outside the window (else 0), and returns how many pixels it flagged; requantize_s32 writes
+// y = clamp(nearbyint(float(acc + bias[m]) * scales[m]) + y_zero) to uint8 (int8 when y_signed)
+// for `pixels` rows of M sums; outside_window lists the values of one pixel's C outside the
+// window (channel c, excess v - clamp(v)) and returns how many; add_scaled_int8 acc[i] += e * w[i].
+int64_t clamp_to_window(const uint8_t* x, bool flip, int64_t pixels, int64_t C, int32_t lo, uint8_t* xc,
+                        uint8_t* flags);
+void requantize_s32(const int32_t* acc, int64_t pixels, int64_t M, const int32_t* bias, const float* scales,
+                    int32_t y_zero, bool y_signed, uint8_t* y);
+int64_t outside_window(const uint8_t* x, int64_t C, bool flip, int32_t lo, int32_t* channel, int32_t* excess);
+void add_scaled_int8(int32_t* acc, const int8_t* w, int32_t e, int64_t n);
 
 // Calls ns::fn(args...) for the variant cpu_isa() picks.
 #define MSERVE_ISA_DISPATCH(fn, ...)                                   \

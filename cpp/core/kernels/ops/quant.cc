@@ -768,9 +768,9 @@ class ConvIntKernel final : public Kernel {
 
 // com.mserve NhwcQLinearConv (passes/nhwc_convs.cc): QLinearConv on channels-last data,
 // X [N, H, W, C] -> Y [N, OH, OW, M], every input but X constant, weights int8 with zero zero
-// points, one oneDNN int8 convolution (kernels/dnnl_conv.h: VNNI/AMX, weights packed once, the
-// requantization fused). Rounds scale * (acc + B) in float32 where QLinearConv's reference
-// rounds in double: a value within an ulp of a tie may land one step away.
+// points, one oneDNN int8 convolution (kernels/dnnl_conv.h: weights packed once, the
+// requantization fused; without VNNI on activations in a 7-bit window, kernels/int8_window.h). Rounds scale * (acc + B)
+// in float32 where QLinearConv's reference rounds in double: a value within an ulp of a tie may land one step away.
 class NhwcQLinearConvKernel final : public Kernel {
  public:
   NhwcQLinearConvKernel(WindowAttrs a, std::unique_ptr<DnnlConv> dnnl, DType y_dtype)
