@@ -531,3 +531,87 @@ def test_activation_qdq_lookalikes_stay():
         got = [got] if not isinstance(got, dict) else [got[o] for o in outs]
         for g, w in zip(got, ort_run(m, {"x": x})):
             np.testing.assert_array_equal(g, w, err_msg=name)
+
+
+# Element-wise chains between two 8-bit tensors in a static QDQ model become one Lookup8 (a table
+# of the chain's 256 outcomes): SiLU as EfficientNet's export writes it, HardSwish, a scalar
+# Add and Mul around a Tanh, and a plain requantization. Checked over every code against
+# onnxruntime running the graph as written; the table is computed by mserve's own kernels, whose
+# float results may sit an ulp from onnxruntime's next to a rounding tie: at most one step apart,
+# rarely.
+def _qdq_chain(kind, xt, yt):
+    lo = -128 if xt == np.int8 else 0
+    c = {"xs": np.array(0.05, np.float32), "xz": np.array(lo + 100, xt), "ss": np.array(1 / 255, np.float32),
+         "sz": np.array(0 if yt == np.uint8 else -128, yt), "ys": np.array(0.04, np.float32),
+         "yz": np.array(7 if yt == np.uint8 else -9, yt)}
+    n = [helper.make_node("DequantizeLinear", ["x", "xs", "xz"], ["d"])]
+    if kind == "silu":
+        n += [helper.make_node("Sigmoid", ["d"], ["sg"]),
+              helper.make_node("QuantizeLinear", ["sg", "ss", "sz"], ["sq"]),
+              helper.make_node("DequantizeLinear", ["sq", "ss", "sz"], ["sd"]),
+              helper.make_node("Mul", ["d", "sd"], ["f"])]
+    elif kind == "hardswish":
+        n += [helper.make_node("HardSwish", ["d"], ["f"])]
+    elif kind == "affine-tanh":
+        c.update(k=np.array(0.75, np.float32), b=np.array(-0.5, np.float32))
+        n += [helper.make_node("Mul", ["d", "k"], ["m"]), helper.make_node("Tanh", ["m"], ["t"]),
+              helper.make_node("Add", ["b", "t"], ["f"])]
+    else:  # requantize
+        n += [helper.make_node("Identity", ["d"], ["f"])]
+    n.append(helper.make_node("QuantizeLinear", ["f", "ys", "yz"], ["y"]))
+    return n, c
+
+
+@pytest.mark.parametrize("kind", ["silu", "hardswish", "affine-tanh", "requantize"])
+@pytest.mark.parametrize("xt,yt", [(np.uint8, np.uint8), (np.int8, np.int8), (np.uint8, np.int8)])
+def test_qdq_chain_becomes_a_lookup_table(kind, xt, yt):
+    nodes, consts = _qdq_chain(kind, xt, yt)
+    m = make_model(nodes, [("x", xt, [4, 64, 3])], [("y", yt, None)], consts, opset=17)
+    model = mserve.load(m.SerializeToString())
+    assert ops(model) == ["Lookup8"]
+    codes = np.arange(256, dtype=np.uint8).view(xt)
+    x = np.concatenate([codes, RNG.integers(0, 256, 4 * 64 * 3 - 256).astype(np.uint8).view(xt)]).reshape(4, 64, 3)
+    got, want = model.predict(x), ort_run(m, {"x": x}, as_written=True)[0]
+    assert got.dtype == want.dtype == yt and got.shape == want.shape
+    diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
+    assert diff.max() <= 1 and np.mean(diff != 0) < 0.01
+    assert np.array_equal(model.predict(x[::-1].copy()), got[::-1])  # a table, whatever the order
+
+
+def test_qdq_chain_read_midway_stays_as_written():
+    nodes, consts = _qdq_chain("silu", np.uint8, np.uint8)
+    m = make_model(nodes, [("x", np.uint8, [2, 8])], [("y", np.uint8, None), ("sg", np.float32, None)], consts)
+    model = mserve.load(m.SerializeToString())
+    assert "Lookup8" not in ops(model) and "Sigmoid" in ops(model)
+    x = RNG.integers(0, 256, (2, 8)).astype(np.uint8)
+    got, want = model.predict(x, outputs=["y", "sg"]), ort_run(m, {"x": x}, as_written=True)
+    np.testing.assert_array_equal(got["y"], want[0])
+    np.testing.assert_allclose(got["sg"], want[1], rtol=1e-5)
+
+
+@pytest.mark.parametrize("xt", [np.uint8, np.int8])
+def test_qdq_conv_then_silu_is_one_int8_convolution(xt):
+    # DQ -> Conv -> Q, then SiLU between two 8-bit tensors: the table is applied as the int8
+    # convolution writes its output (a depthwise conv too, which over uint8 runs without the window).
+    zx = np.array(3 if xt == np.uint8 else -3, xt)
+    for group in (1, 8):
+        consts = {"xs": np.array(0.05, np.float32), "xz": zx,
+                  "w": RNG.integers(-127, 128, (8, 8 // group, 3, 3)).astype(np.int8),
+                  "ws": RNG.uniform(0.01, 0.02, 8).astype(np.float32), "wz": np.zeros(8, np.int8),
+                  "cs": np.array(0.1, np.float32), "cz": np.array(128, np.uint8)}
+        nodes = [helper.make_node("DequantizeLinear", ["x", "xs", "xz"], ["xd"]),
+                 helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], axis=0),
+                 helper.make_node("Conv", ["xd", "wd"], ["c"], pads=[1, 1, 1, 1], group=group),
+                 helper.make_node("QuantizeLinear", ["c", "cs", "cz"], ["x2"])]
+        chain, c2 = _qdq_chain("silu", np.uint8, np.uint8)
+        for nd in chain:  # the chain reads the conv's output, quantized with cs / cz
+            nd.input[:] = [{"x": "x2", "xs": "cs", "xz": "cz"}.get(i, i) for i in nd.input]
+        consts.update({k: v for k, v in c2.items() if k not in ("xs", "xz")})
+        nodes += chain + [helper.make_node("DequantizeLinear", ["y", "ys", "yz"], ["out"])]
+        m = make_model(nodes, [("x", xt, [2, 8, 9, 9])], [("out", np.float32, None)], consts, opset=17)
+        model = mserve.load(m.SerializeToString())
+        assert ops(model) == ["DequantizeLinear", "NhwcQLinearConv"], ops(model)
+        x = RNG.integers(0, 256, (2, 8, 9, 9)).astype(np.uint8).view(xt)
+        got, want = model.predict(x), ort_run(m, {"x": x}, as_written=True)[0]
+        step = 0.04  # one step of the output's scale where a value lands next to a rounding tie
+        assert np.max(np.abs(got - want)) <= step + 1e-6 and np.mean(got != want) < 0.01

@@ -135,8 +135,10 @@ struct DnnlConv::Impl {
           add_outside(c, win, static_cast<const uint8_t*>(x) + n * x_image,
                       reinterpret_cast<const uint8_t*>(flags) + n * g.H * g.W, wt, oh, oh + 1, acc + n * g.OH * y_row);
       }
+      uint8_t* out = static_cast<uint8_t*>(y) + b * y_row;
       requantize_s32(acc + b * y_row, (e - b) * g.OW, p.M, bias_m.data(), scales_m.data(), p.q.y_zero, p.q.y_signed,
-                     static_cast<uint8_t*>(y) + b * y_row);
+                     out);
+      if (!p.q.table.empty()) lookup_8bit(out, (e - b) * y_row, p.q.table.data(), out);
     });
   }
   StatusOr<std::shared_ptr<const Entry>> entry(const Geometry& g, int threads) const {
@@ -368,6 +370,13 @@ Status DnnlConv::run_chunk(const void* x, void* y, const Geometry& g, void* work
       st = dnnl_util::exec(e->to_nchw, s, {{DNNL_ARG_FROM, yh.get()}, {DNNL_ARG_TO, ys.get()}});
     if (st == dnnl_success) st = dnnl_stream_wait(s);
     if (st != dnnl_success) return Internal("oneDNN convolution failed with status " + std::to_string(st));
+    if (!windowed && !impl_->p.q.table.empty()) {
+      const int64_t n = g.N * g.OH * g.OW * impl_->p.M;
+      auto* out = static_cast<uint8_t*>(y);
+      ThreadPool(e->threads).parallel_for(n, 65536, [&](int64_t b, int64_t end) {
+        lookup_8bit(out + b, end - b, impl_->p.q.table.data(), out + b);
+      });
+    }
     if (windowed)
       impl_->window_out(x, ws + e->f_off, flagged, reinterpret_cast<int32_t*>(ws + e->y_off), y, g, e->threads);
   } catch (const dnnl::error& err) {

@@ -33,11 +33,13 @@ class DnnlConv {
     bool nhwc = false;                                    // X and Y are channels-last ([N, H, W, C]): no reorders
     bool always = false;                                  // take small convs too (callers with no other path)
     // int8 (create_int8): X and Y 8-bit with one zero point each, Y = saturate(nearbyint(
-    // scales[m] * (conv(X - x_zero, W) + bias[m])) + y_zero); scales one or M values.
+    // scales[m] * (conv(X - x_zero, W) + bias[m])) + y_zero); scales one or M values; then
+    // table[Y] where a table is given.
     struct Int8 {
       bool x_signed = false, y_signed = false;
       int32_t x_zero = 0, y_zero = 0;
       std::vector<float> scales;
+      std::vector<uint8_t> table;  // 256 codes: Y's codes mapped through it (a Lookup8 after the conv), or empty
       bool window = false;  // the 7-bit window (int8_window.h) on any CPU: tests (without VNNI it is always taken)
     };
     Int8 q;

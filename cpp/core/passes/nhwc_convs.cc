@@ -214,7 +214,7 @@ Status nhwc_convs(Graph& g) {
       for (const Node& p : g.nodes)
         for (int o : p.outputs)
           if (o == v)
-            return p.op_type == "NhwcQLinearConv" || p.op_type == "QuantizeLinear" ||
+            return p.op_type == "NhwcQLinearConv" || p.op_type == "QuantizeLinear" || p.op_type == "Lookup8" ||
                    p.op_type.rfind("QLinear", 0) == 0 || p.op_type == "DynamicQuantizeLinear";
       return false;
     };

@@ -36,6 +36,14 @@ Status nhwc_convs(Graph& g);
 // fold_dequantize.
 Status fuse_qdq_conv(Graph& g);
 
+// A chain of element-wise float ops from DequantizeLinear(x) to QuantizeLinear (a static QDQ
+// model's SiLU, HardSwish, ...) with 8-bit x becomes com.mserve Lookup8(x, table), the table
+// computed by constant folding (fuse_lookup8.cc). After fuse_qdq_conv, before fold_qdq_pairs.
+Status fuse_lookup8(Graph& g);
+// A Lookup8 reading an NhwcQLinearConv's output alone becomes the conv's 10th input, applied as
+// the conv writes Y (fuse_lookup8.cc). After nhwc_convs.
+Status fold_lookup8_into_convs(Graph& g);
+
 // A static QDQ model's MatMul of dequantized 8-bit data by a dequantized constant matrix
 // becomes com.microsoft MatMulIntegerToFloat, where the CPU has VNNI (fuse_matmul_integer.cc).
 Status fuse_qdq_matmul(Graph& g);

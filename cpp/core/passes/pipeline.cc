@@ -18,6 +18,7 @@ Status optimize_graph(Graph& g) {
   MS_RETURN_IF_ERROR(widen_half_floats(g));
   MS_RETURN_IF_ERROR(fuse_qdq_conv(g));
   MS_RETURN_IF_ERROR(fuse_qdq_matmul(g));
+  MS_RETURN_IF_ERROR(fuse_lookup8(g));
   MS_RETURN_IF_ERROR(fold_dequantize(g));
   MS_RETURN_IF_ERROR(fold_batchnorm(g));
   MS_RETURN_IF_ERROR(fold_pad(g));
@@ -29,6 +30,7 @@ Status optimize_graph(Graph& g) {
   MS_RETURN_IF_ERROR(fuse_gelu(g));
   MS_RETURN_IF_ERROR(fuse_activation(g));
   MS_RETURN_IF_ERROR(nhwc_convs(g));
+  MS_RETURN_IF_ERROR(fold_lookup8_into_convs(g));
   MS_RETURN_IF_ERROR(fuse_conv_residual(g));
   MS_RETURN_IF_ERROR(fold_qdq_pairs(g));
   return Status::OK();

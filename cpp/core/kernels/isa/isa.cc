@@ -91,4 +91,8 @@ void add_scaled_int8(int32_t* acc, const int8_t* w, int32_t e, int64_t n) {
   MSERVE_ISA_DISPATCH(add_scaled_int8, acc, w, e, n);
 }
 
+void lookup_8bit(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y) {
+  MSERVE_ISA_DISPATCH(lookup_8bit, x, n, table, y);
+}
+
 }  // namespace mserve

@@ -42,6 +42,7 @@ const char* isa_name(Isa isa);
                       int32_t y_zero, bool y_signed, uint8_t* y);                                                      \
   int64_t outside_window(const uint8_t* x, int64_t C, bool flip, int32_t lo, int32_t* channel, int32_t* excess);       \
   void add_scaled_int8(int32_t* acc, const int8_t* w, int32_t e, int64_t n);                                           \
+  void lookup_8bit(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);                                     \
   }
 MSERVE_ISA_DECLARE(isa_base)
 MSERVE_ISA_DECLARE(isa_avx2)
@@ -91,6 +92,8 @@ void requantize_s32(const int32_t* acc, int64_t pixels, int64_t M, const int32_t
                     int32_t y_zero, bool y_signed, uint8_t* y);
 int64_t outside_window(const uint8_t* x, int64_t C, bool flip, int32_t lo, int32_t* channel, int32_t* excess);
 void add_scaled_int8(int32_t* acc, const int8_t* w, int32_t e, int64_t n);
+// lookup_8bit: y[i] = table[x[i]] over 8-bit codes (Lookup8); y may be x.
+void lookup_8bit(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
 
 // Calls ns::fn(args...) for the variant cpu_isa() picks.
 #define MSERVE_ISA_DISPATCH(fn, ...)                                   \

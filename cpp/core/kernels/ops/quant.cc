@@ -284,6 +284,31 @@ class QuantizeDequantizeKernel final : public Kernel {
   }
 };
 
+// ------------------------------------------------------------------ Lookup8
+
+// com.mserve Lookup8 (passes/fuse_lookup8.cc): y = table[x] for 8-bit x, indexed by x's bits
+// (an int8 -1 reads table[255]); table: 256 values of y's 8-bit type.
+class Lookup8Kernel final : public Kernel {
+ public:
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.num_inputs() == 2 && ctx.has_input(0) && ctx.has_input(1), "Lookup8 needs x and table");
+    MS_CHECK_ARG(ctx.dtype(0) == DType::kUInt8 || ctx.dtype(0) == DType::kInt8, "Lookup8 takes 8-bit x");
+    MS_CHECK_ARG(ctx.dtype(1) == DType::kUInt8 || ctx.dtype(1) == DType::kInt8, "Lookup8's table must be 8-bit");
+    MS_CHECK_ARG(ctx.shape(1).numel() == 256, "Lookup8's table must hold 256 values, got " + ctx.shape(1).str());
+    ctx.set_output(0, ctx.dtype(1), ctx.shape(0));
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const auto* x = static_cast<const uint8_t*>(ctx.input(0).raw());
+    const auto* table = static_cast<const uint8_t*>(ctx.input(1).raw());
+    auto* y = static_cast<uint8_t*>(ctx.output(0).raw());
+    ctx.pool().parallel_for(ctx.input(0).numel(), 65536,
+                            [&](int64_t b, int64_t e) { lookup_8bit(x + b, e - b, table, y + b); });
+    return Status::OK();
+  }
+};
+
 // ------------------------------------------------------------------ DynamicQuantizeLinear
 
 class DynamicQuantizeKernel final : public Kernel {
@@ -769,13 +794,14 @@ class ConvIntKernel final : public Kernel {
 // com.mserve NhwcQLinearConv (passes/nhwc_convs.cc): QLinearConv on channels-last data,
 // X [N, H, W, C] -> Y [N, OH, OW, M], every input but X constant, weights int8 with zero zero
 // points, one oneDNN int8 convolution (kernels/dnnl_conv.h: weights packed once, the
-// requantization fused; without VNNI on activations in a 7-bit window, kernels/int8_window.h). Rounds scale * (acc + B)
+// requantization fused; without VNNI on activations in a 7-bit window, kernels/int8_window.h).
+// An optional 10th input, 256 8-bit codes, maps Y's codes after it (a Lookup8 folded in by
+// passes/fuse_lookup8.cc): Y then has the table's type. Rounds scale * (acc + B)
 // in float32 where QLinearConv's reference rounds in double: a value within an ulp of a tie may land one step away.
 class NhwcQLinearConvKernel final : public Kernel {
  public:
-  NhwcQLinearConvKernel(WindowAttrs a, std::unique_ptr<DnnlConv> dnnl, DType y_dtype)
-      : a_(std::move(a)), dnnl_(std::move(dnnl)), y_dtype_(y_dtype) {}
-  bool packed_constant(int i) const override { return i == 3 || i == 8; }
+  NhwcQLinearConvKernel(WindowAttrs a, std::unique_ptr<DnnlConv> dnnl) : a_(std::move(a)), dnnl_(std::move(dnnl)) {}
+  bool packed_constant(int i) const override { return i == 3 || i == 8 || i == 9; }
 
   Status infer(InferContext& ctx) const override {
     MS_CHECK_ARG(ctx.has_input(0) && ctx.has_input(3), "NhwcQLinearConv needs X and W");
@@ -784,7 +810,9 @@ class NhwcQLinearConvKernel final : public Kernel {
     MS_CHECK_ARG(x.rank() == 4, "NhwcQLinearConv X must be [N, H, W, C], got " + x.str());
     ConvGeometry g;
     MS_RETURN_IF_ERROR(conv_geometry(a_, Shape{x[0], x[3], x[1], x[2]}, ctx.shape(3), &g));
-    ctx.set_output(0, y_dtype_, Shape{g.N, g.out[1], g.out[2], g.M});
+    MS_CHECK_ARG(ctx.has_input(7), "NhwcQLinearConv needs y_zero_point");
+    const DType yt = ctx.num_inputs() > 9 && ctx.has_input(9) ? ctx.dtype(9) : ctx.dtype(7);
+    ctx.set_output(0, yt, Shape{g.N, g.out[1], g.out[2], g.M});
     if (!dnnl_) return Status::OK();  // shapes only
     MS_ASSIGN_OR_RETURN(size_t ws, dnnl_->prepare(DnnlConv::geometry(g), ctx.threads()));
     ctx.set_workspace(ws);
@@ -804,7 +832,6 @@ class NhwcQLinearConvKernel final : public Kernel {
  private:
   WindowAttrs a_;
   std::unique_ptr<DnnlConv> dnnl_;
-  DType y_dtype_;
 };
 
 }  // namespace
@@ -861,6 +888,7 @@ StatusOr<KernelPtr> create_onnx_DequantizeLinear(const Node& n, const KernelInit
 StatusOr<KernelPtr> create_mserve_QuantizeDequantize(const Node&, const KernelInit&) {
   return KernelPtr(new QuantizeDequantizeKernel());
 }
+StatusOr<KernelPtr> create_mserve_Lookup8(const Node&, const KernelInit&) { return KernelPtr(new Lookup8Kernel()); }
 StatusOr<KernelPtr> create_onnx_DynamicQuantizeLinear(const Node&, const KernelInit&) {
   return KernelPtr(new DynamicQuantizeKernel());
 }
@@ -882,18 +910,23 @@ StatusOr<KernelPtr> create_mserve_NhwcQLinearConv(const Node& n, const KernelIni
   const Tensor *xs = init.constant(n, 1), *xz = init.constant(n, 2), *w = init.constant(n, 3),
                *ws = init.constant(n, 4), *ys = init.constant(n, 6), *yz = init.constant(n, 7);
   const Tensor* b = n.inputs.size() > 8 && n.inputs[8] != kNoValue ? init.constant(n, 8) : nullptr;
+  const Tensor* table = n.inputs.size() > 9 && n.inputs[9] != kNoValue ? init.constant(n, 9) : nullptr;
   if (!xs || !xz || !w || !ws || !ys || !yz || w->dtype() != DType::kInt8 || w->rank() != 4)
     return Unsupported("NhwcQLinearConv needs constant int8 weights and quantization parameters");
-  const DType yt = yz->dtype();
+  const bool has_table = n.inputs.size() > 9 && n.inputs[9] != kNoValue;
+  if (table && (table->numel() != 256 || (table->dtype() != DType::kUInt8 && table->dtype() != DType::kInt8)))
+    return Unsupported("NhwcQLinearConv's table must be 256 8-bit codes");
   std::unique_ptr<DnnlConv> dnnl;
-  if (init.prepack()) {
+  // A table still to be folded (Lookup8's is computed by constant folding): shapes only until
+  // the planner creates the kernel again with it.
+  if (init.prepack() && (!has_table || table)) {
     DnnlConv::Params p;
     const int64_t M = w->dim(0);
     if (!DnnlConv::set_window(a, w->shape(), &p))
       return Unsupported("NhwcQLinearConv: the attributes do not fit the weights " + w->shape().str());
     p.nhwc = p.always = true;
     p.q.x_signed = xz->dtype() == DType::kInt8;
-    p.q.y_signed = yt == DType::kInt8;
+    p.q.y_signed = yz->dtype() == DType::kInt8;
     p.q.x_zero = static_cast<int32_t>(xz->int_at(0));
     p.q.y_zero = static_cast<int32_t>(yz->int_at(0));
     const float xsv = xs->data<float>()[0], ysv = ys->data<float>()[0];
@@ -901,10 +934,14 @@ StatusOr<KernelPtr> create_mserve_NhwcQLinearConv(const Node& n, const KernelIni
     std::vector<float> bias;
     if (b)
       for (int64_t m = 0; m < M; ++m) bias.push_back(static_cast<float>(b->data<int32_t>()[m]));
+    if (table) {
+      const auto* t = static_cast<const uint8_t*>(table->raw());
+      p.q.table.assign(t, t + 256);
+    }
     dnnl = DnnlConv::create_int8(p, w->data<int8_t>(), b ? bias.data() : nullptr, init.packs());
     if (!dnnl) return Unsupported("NhwcQLinearConv: oneDNN has no int8 convolution for these parameters");
   }
-  return KernelPtr(new NhwcQLinearConvKernel(std::move(a), std::move(dnnl), yt));
+  return KernelPtr(new NhwcQLinearConvKernel(std::move(a), std::move(dnnl)));
 }
 
 StatusOr<KernelPtr> create_onnx_QLinearConv(const Node& n, const KernelInit&) {
