@@ -428,30 +428,30 @@ def test_static_qdq_convs_run_channels_last():
 
 
 @pytest.mark.parametrize("wt,per_column,uniform", [(np.int8, True, False), (np.uint8, False, False),
-                                                   (np.int8, True, True)])
-def test_static_qdq_matmul_runs_on_integers(wt, per_column, uniform):
-    # MatMul(DQ(x_q), DQ(w_q)) + bias -> MatMulIntegerToFloat where its product runs in one pass:
-    # the integer products scaled once, the same values as the dequantized floats' products to
-    # float32 rounding. Weights as a quantizer writes them (bell-shaped) run in one pass on every
-    # CPU; uniform ones only with VNNI (elsewhere they stay a float32 MatMul).
+                                                   (np.int8, True, True), (np.uint8, True, True)])
+@pytest.mark.parametrize("spread", [0.4, 3.0])
+def test_static_qdq_matmul_runs_on_integers(wt, per_column, uniform, spread):
+    # MatMul(DQ(x_q), DQ(w_q)) + bias -> MatMulIntegerToFloat: the integer products scaled once,
+    # the same values as the dequantized floats' products to float32 rounding. Without VNNI,
+    # weights as a quantizer writes them (bell-shaped) run in one pass through unsaturating
+    # weights; uniform ones with x in a 7-bit window around its zero point (spread 0.4: a few
+    # values outside it, added back) or split in two (spread 3: most values outside).
     lo, hi = (-127, 127) if wt == np.int8 else (0, 255)
-    w = (RNG.integers(lo, hi + 1, (64, 48)) if uniform
-         else np.clip(np.rint(RNG.normal((lo + hi) / 2, 30, (64, 48))), lo, hi)).astype(wt)
+    K, N = 512, 256  # big enough for oneDNN's product
+    w = (RNG.integers(lo, hi + 1, (K, N)) if uniform
+         else np.clip(np.rint(RNG.normal((lo + hi) / 2, 30, (K, N))), lo, hi)).astype(wt)
     consts = {"xs": np.array(0.02, np.float32), "xz": np.array(120, np.uint8), "w": w,
-              "ws": RNG.uniform(0.001, 0.01, 48 if per_column else ()).astype(np.float32),
-              "wz": (np.zeros(48, wt) if per_column else np.array(131, wt)), "bias": rand(48)}
+              "ws": RNG.uniform(0.001, 0.01, N if per_column else ()).astype(np.float32),
+              "wz": (np.zeros(N, wt) if per_column else np.array(131, wt)), "bias": rand(N)}
     nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
              helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
              helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], axis=1),
              helper.make_node("MatMul", ["xd", "wd"], ["p"]), helper.make_node("Add", ["p", "bias"], ["y"])]
-    m = make_model(nodes, [("x", np.float32, ["n", 5, 64])], [("y", np.float32, None)], consts, opset=13)
+    m = make_model(nodes, [("x", np.float32, ["n", 20, K])], [("y", np.float32, None)], consts, opset=13)
     model = mserve.load(m.SerializeToString())
-    if not uniform or mserve._core.int8_vnni():
-        assert ops(model) == ["MatMulIntegerToFloat", "QuantizeLinear"]
-    else:
-        assert "MatMulIntegerToFloat" not in ops(model)
-    x = rand(3, 5, 64)
-    np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x}, as_written=True)[0], rtol=1e-5, atol=1e-5)
+    assert ops(model) == ["MatMulIntegerToFloat", "QuantizeLinear"]
+    x = rand(3, 20, K, scale=spread)
+    np.testing.assert_allclose(model.predict(x), ort_run(m, {"x": x}, as_written=True)[0], rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("order", ["x_first", "sigmoid_first"])
@@ -484,19 +484,21 @@ def test_sigmoid_read_elsewhere_stays():
 
 @pytest.mark.parametrize("zt,z", [(np.uint8, 128), (np.int8, -3), (np.uint8, 0)])
 def test_activation_qdq_pairs_become_one_node(zt, z):
-    # x -> Q -> DQ -> Sigmoid -> Q -> DQ: each pair one QuantizeDequantize, the same floats as the
-    # two operators (onnx.reference), NaN and the infinities included.
+    # x -> Q -> DQ -> Transpose -> Sigmoid -> Q -> DQ: each pair one QuantizeDequantize, the same
+    # floats as the two operators (onnx.reference), NaN and the infinities included. (Without the
+    # Transpose, DQ -> Sigmoid -> Q is one Lookup8.)
     from onnx.reference import ReferenceEvaluator
     consts = {"s": np.array(0.037, np.float32), "z": np.array(z, zt),
               "s2": np.array(1 / 255, np.float32), "z2": np.array(z, zt)}
     nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
              helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"]),
-             helper.make_node("Sigmoid", ["d"], ["g"]),
+             helper.make_node("Transpose", ["d"], ["t"], perm=[1, 0]),
+             helper.make_node("Sigmoid", ["t"], ["g"]),
              helper.make_node("QuantizeLinear", ["g", "s2", "z2"], ["q2"]),
              helper.make_node("DequantizeLinear", ["q2", "s2", "z2"], ["y"])]
     m = make_model(nodes, [("x", np.float32, ["n", 40000])], [("y", np.float32, None)], consts, opset=19)
     model = mserve.load(m.SerializeToString())
-    assert ops(model) == ["QuantizeDequantize", "QuantizeDequantize", "Sigmoid"]
+    assert ops(model) == ["QuantizeDequantize", "QuantizeDequantize", "Sigmoid"]  # ops() leaves Transposes out
     x = rand(3, 40000, scale=8.0)
     x[0, :2] = 0.037 * 2.5, -0.037 * 3.5  # rounding ties: to even
     x[1] = np.round(x[1] / 0.037) * 0.037 + 0.0185  # near ties everywhere
@@ -535,7 +537,7 @@ def test_activation_qdq_lookalikes_stay():
 
 # Element-wise chains between two 8-bit tensors in a static QDQ model become one Lookup8 (a table
 # of the chain's 256 outcomes): SiLU as EfficientNet's export writes it, HardSwish, a scalar
-# Add and Mul around a Tanh, and a plain requantization. Checked over every code against
+# Add and Mul around a Tanh, GELU with quantized scalars, and a plain requantization. Checked over every code against
 # onnxruntime running the graph as written; the table is computed by mserve's own kernels, whose
 # float results may sit an ulp from onnxruntime's next to a rounding tie: at most one step apart,
 # rarely.
@@ -556,13 +558,22 @@ def _qdq_chain(kind, xt, yt):
         c.update(k=np.array(0.75, np.float32), b=np.array(-0.5, np.float32))
         n += [helper.make_node("Mul", ["d", "k"], ["m"]), helper.make_node("Tanh", ["m"], ["t"]),
               helper.make_node("Add", ["b", "t"], ["f"])]
+    elif kind == "gelu":  # as a QDQ ConvNeXt writes it: its scalars quantized too (Q -> DQ of each)
+        for name, v in (("r2", 1.4142135), ("one", 1.0), ("half", 0.5)):
+            c.update({name: np.array(v, np.float32), name + "s": np.array(v / 127, np.float32),
+                      name + "z": np.array(0, np.int8)})
+            n += [helper.make_node("QuantizeLinear", [name, name + "s", name + "z"], [name + "q"]),
+                  helper.make_node("DequantizeLinear", [name + "q", name + "s", name + "z"], [name + "d"])]
+        n += [helper.make_node("Div", ["d", "r2d"], ["dv"]), helper.make_node("Erf", ["dv"], ["e"]),
+              helper.make_node("Add", ["e", "oned"], ["e1"]), helper.make_node("Mul", ["d", "e1"], ["g"]),
+              helper.make_node("Mul", ["g", "halfd"], ["f"])]
     else:  # requantize
         n += [helper.make_node("Identity", ["d"], ["f"])]
     n.append(helper.make_node("QuantizeLinear", ["f", "ys", "yz"], ["y"]))
     return n, c
 
 
-@pytest.mark.parametrize("kind", ["silu", "hardswish", "affine-tanh", "requantize"])
+@pytest.mark.parametrize("kind", ["silu", "hardswish", "affine-tanh", "gelu", "requantize"])
 @pytest.mark.parametrize("xt,yt", [(np.uint8, np.uint8), (np.int8, np.int8), (np.uint8, np.int8)])
 def test_qdq_chain_becomes_a_lookup_table(kind, xt, yt):
     nodes, consts = _qdq_chain(kind, xt, yt)

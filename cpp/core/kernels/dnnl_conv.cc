@@ -110,7 +110,7 @@ struct DnnlConv::Impl {
     return b.add(w, bytes).key();
   }
   // A 7-bit window's passes (int8_window.h) around the primitive: X clamped into xc with its
-  // pixels' flags (returns how many were flagged); then the values outside added back into the
+  // pixels' flags (returns how many values were outside); then the values outside added back into the
   // sums and Y requantized from them, output row by output row.
   int64_t window_in(const void* x, const Geometry& g, char* xc, char* flags, int threads) const {
     const int64_t pixels = g.N * g.H * g.W;

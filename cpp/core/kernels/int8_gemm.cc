@@ -1,10 +1,13 @@
 #include "core/kernels/int8_gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "core/kernels/common.h"
 #include "core/kernels/dnnl_matmul.h"
+#include "core/kernels/int8_window.h"
+#include "core/kernels/isa/isa.h"
 #include "core/parallel/thread_pool.h"
 #include "core/tensor/tensor.h"
 
@@ -70,22 +73,23 @@ StatusOr<std::unique_ptr<Int8Gemm>> Int8Gemm::create(const Tensor& b, const Tens
       safe = bs;
       g->fixes_ = unsaturating(K, N, safe.data());
       g->split_ = too_many(g->fixes_.size(), K, N);
-      if (g->split_)
+      if (g->split_) {
         g->fixes_.clear();
-      else
+        if (t == DType::kInt8) {
+          g->b_int8_ = b;  // shares its bytes
+          g->b_rows_ = g->b_int8_.data<int8_t>();
+        } else {
+          g->b_copy_ = bs;
+          g->b_rows_ = g->b_copy_.data();
+        }
+      } else {
         packs = safe.data();
+      }
     }
     g->dnnl_ = DnnlMatMul::create_u8s8(K, N, packs, store);
   }
   if (!g->dnnl_ || !DnnlMatMul::always_takes(K, N)) g->b_ = std::move(bs);
   return g;
-}
-
-bool Int8Gemm::one_pass(const Tensor& b) {
-  if (!DnnlMatMul::u8s8_saturates()) return true;
-  if (b.rank() != 2 || (b.dtype() != DType::kInt8 && b.dtype() != DType::kUInt8)) return false;
-  std::vector<int8_t> bs = as_int8(b);
-  return !too_many(unsaturating(b.dim(0), b.dim(1), bs.data()).size(), b.dim(0), b.dim(1));
 }
 
 std::vector<Int8Gemm::Fix> Int8Gemm::unsaturating(int64_t K, int64_t N, int8_t* b) {
@@ -150,11 +154,35 @@ Status Int8Gemm::product(const void* a, bool a_signed, int32_t* za, int64_t M, i
     });
   ws += align64(static_cast<size_t>(M * N) * 4) + align64(M * 4);
   if (dnnl_ && split_) {
-    // a = lo + 128 hi: two products that cannot saturate, then acc = lo b' + 128 hi b'.
     auto* lo = reinterpret_cast<uint8_t*>(ws);
     auto* hi = lo + align64(static_cast<size_t>(M * K));
     auto* hi_acc = reinterpret_cast<int32_t*>(hi + align64(static_cast<size_t>(M * K)));
     void* scratch = ws + split_bytes(M);
+    // a in a window around za: a7 in lo, the rows' flags in hi.
+    const Int8Window win = Int8Window::around(*za, false);
+    std::atomic<int64_t> outside{0};
+    pool.parallel_for(M, row_grain(K), [&](int64_t b, int64_t e) {
+      outside += clamp_to_window(au + b * K, false, e - b, K, win.lo, lo + b * K, hi + b);
+    });
+    if (outside.load() <= M * K / 32) {
+      Status st = dnnl_->run_u8s8(lo, acc, M, scratch, pool.threads());
+      if (st.ok()) {
+        pool.parallel_for(M, row_grain(N), [&](int64_t b, int64_t e) {
+          std::vector<int32_t> channel(static_cast<size_t>(K)), excess(static_cast<size_t>(K));
+          for (int64_t m = b; m < e; ++m) {
+            int32_t* row = acc + m * N;
+            if (win.lo)
+              for (int64_t n = 0; n < N; ++n) row[n] += win.lo * col_[n];
+            if (!hi[m]) continue;
+            const int64_t count = outside_window(au + m * K, K, false, win.lo, channel.data(), excess.data());
+            for (int64_t t = 0; t < count; ++t) add_scaled_int8(row, b_rows_ + channel[t] * N, excess[t], N);
+          }
+        });
+        return st;
+      }
+      if (st.code() != Code::kUnsupported || b_.empty()) return st;
+    }
+    // Many values outside: a = lo + 128 hi, two products that cannot saturate, acc = lo b' + 128 hi b'.
     pool.parallel_for(M * K, 65536, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         lo[i] = au[i] & 0x7fu;

@@ -16,8 +16,14 @@
 // taken out are added back from a list,
 //   acc = a b'_safe + sum over fixes (k, n, r) of a[m, k] * r,
 // one pass instead of two (quantized BERT-base: 0.03% of its even pairs exceed, 0.14% at most
-// in one matrix). Weights that would need a fix in over 1/128 of their values split a instead,
-// a = lo + 128 hi (low 7 bits, top bit), and oneDNN runs both: acc = lo b' + 128 (hi b').
+// in one matrix). Weights that would need a fix in over 1/128 of their values (per-channel
+// quantized ones: 3-7% of their pairs) take the slack from a instead, as int8 convolutions do
+// (int8_window.h): oneDNN multiplies a clamped to a 7-bit window [lo, lo + 127] around za,
+//   acc = (a7 b') + lo colsum(b') + sum over values outside of (a - clamp(a)) b'[k, :],
+// the few values outside (a QDQ model's activations are calibrated around za) added row by row
+// from b' (the graph's weights as given when int8, or a copy). Where over 1/32 of a call's values
+// fall outside, a splits instead, a = lo + 128 hi (low 7 bits, top bit), and oneDNN runs both:
+// acc = lo b' + 128 (hi b').
 // For products too small to pay off, a portable int32 loop.
 //
 // Thread safety: const methods may be called concurrently.
@@ -29,11 +35,11 @@
 
 #include "core/kernels/pack_store.h"
 #include "core/status.h"
+#include "core/tensor/tensor.h"
 
 namespace mserve {
 
 class DnnlMatMul;
-class Tensor;
 class ThreadPool;
 
 class Int8Gemm {
@@ -42,15 +48,13 @@ class Int8Gemm {
   static StatusOr<std::unique_ptr<Int8Gemm>> create(const Tensor& b, const Tensor* b_zero_point,
                                                     PackStore* store = nullptr);
   ~Int8Gemm();
-  // Whether create() would run the product of these weights as one pass of oneDNN's (with VNNI,
-  // or without it through unsaturating weights and their fixes; not split in two).
-  static bool one_pass(const Tensor& b);
 
   int64_t K() const { return K_; }
   int64_t N() const { return N_; }
-  // How the product runs without VNNI: products added back after oneDNN's, or a split in two.
+  // How the product runs without VNNI: products added back after oneDNN's, or a in a 7-bit
+  // window (then split in two where many values are outside).
   int64_t fixed_products() const { return static_cast<int64_t>(fixes_.size()); }
-  bool splits() const { return split_; }
+  bool windowed() const { return split_; }
 
   // Workspace bytes run_*() needs for M rows of a (signed or not) on `threads` threads.
   StatusOr<size_t> prepare(int64_t M, bool a_signed, int threads) const;
@@ -84,8 +88,11 @@ class Int8Gemm {
   std::vector<int32_t> zb_;   // zb' per column
   std::vector<int32_t> col_;  // colsum(b') per column
   bool zb_nonzero_ = false;
-  std::vector<Fix> fixes_;  // without VNNI: added back after oneDNN's product
-  bool split_ = false;      // without VNNI: a split in two instead (too many fixes)
+  std::vector<Fix> fixes_;      // without VNNI: added back after oneDNN's product
+  bool split_ = false;          // without VNNI: a in a window (or split in two) instead (too many fixes)
+  Tensor b_int8_;               // with split_: the rows of b' the window's values outside read (b itself
+  std::vector<int8_t> b_copy_;  // when int8, else a copy)
+  const int8_t* b_rows_ = nullptr;
   std::unique_ptr<DnnlMatMul> dnnl_;
 };
 

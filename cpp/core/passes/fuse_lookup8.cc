@@ -8,7 +8,9 @@
 // 256 codes (in bit order: int8 0..127, -128..-1) computes the table, which the planner's constant
 // folding evaluates with the same kernels (so each entry is what the chain gives that code, up to
 // the kernels' own tail handling). Intermediate values read outside the chain keep it as is.
-// Chains are taken from their last QuantizeLinear backwards, so the longest one wins.
+// Chains are taken from their last QuantizeLinear backwards, so the longest one wins; a chain
+// goes back through Quantize/DequantizeLinear pairs as far as it stays element-wise, and starts
+// at the 8-bit tensor where it stops (a product's quantized output, before a GELU).
 #include <algorithm>
 #include <set>
 #include <vector>
@@ -38,6 +40,7 @@ struct Chain {
 };
 
 bool collect(const Graph& g, const GraphIndex& ix, const std::vector<bool>& removed, int v, Chain* c) {
+  if (scalar_constant(g, v)) return true;  // (a QDQ model quantizes its scalars too: Q/DQ of one)
   const int pi = v == kNoValue ? -1 : ix.producer[v];
   if (pi < 0 || removed[pi]) return false;
   if (c->nodes.count(pi)) return true;
@@ -48,16 +51,22 @@ bool collect(const Graph& g, const GraphIndex& ix, const std::vector<bool>& remo
   if (is_op(p, "DequantizeLinear") || is_op(p, "QuantizeLinear")) {
     if (!per_tensor_8bit(g, p) || p.attr_int("output_dtype", 0) != 0) return false;
     const int in = p.inputs[0];
+    if (is_op(p, "QuantizeLinear")) return collect(g, ix, removed, in, c);
+    // A DequantizeLinear continues through the QuantizeLinear writing its input where the chain
+    // goes on behind it, else starts the chain: its input is x.
     const int src = in == kNoValue ? -1 : ix.producer[in];
-    // A DequantizeLinear reading anything but a QuantizeLinear starts the chain.
-    if (is_op(p, "DequantizeLinear") && (src < 0 || !is_op(g.nodes[src], "QuantizeLinear"))) {
-      const DType t = input_constant(g, p, 2)->dtype();
-      if (c->x != kNoValue && (c->x != in || c->x_dtype != t)) return false;
-      c->x = in;
-      c->x_dtype = t;
-      return true;
+    if (src >= 0 && is_op(g.nodes[src], "QuantizeLinear")) {
+      Chain through = *c;
+      if (collect(g, ix, removed, in, &through)) {
+        *c = std::move(through);
+        return true;
+      }
     }
-    return collect(g, ix, removed, in, c);
+    const DType t = input_constant(g, p, 2)->dtype();
+    if (c->x != kNoValue && (c->x != in || c->x_dtype != t)) return false;
+    c->x = in;
+    c->x_dtype = t;
+    return true;
   }
   const OpInfo::Elementwise kind = elementwise(p);
   if (kind == OpInfo::Elementwise::kUnary) {

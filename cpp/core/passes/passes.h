@@ -38,7 +38,8 @@ Status fuse_qdq_conv(Graph& g);
 
 // A chain of element-wise float ops from DequantizeLinear(x) to QuantizeLinear (a static QDQ
 // model's SiLU, HardSwish, ...) with 8-bit x becomes com.mserve Lookup8(x, table), the table
-// computed by constant folding (fuse_lookup8.cc). After fuse_qdq_conv, before fold_qdq_pairs.
+// computed by constant folding (fuse_lookup8.cc). After fuse_qdq_conv and fold_dequantize (a
+// chain's constants are then floats), before fold_qdq_pairs.
 Status fuse_lookup8(Graph& g);
 // A Lookup8 reading an NhwcQLinearConv's output alone becomes the conv's 10th input, applied as
 // the conv writes Y (fuse_lookup8.cc). After nhwc_convs.

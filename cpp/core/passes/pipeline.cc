@@ -18,8 +18,8 @@ Status optimize_graph(Graph& g) {
   MS_RETURN_IF_ERROR(widen_half_floats(g));
   MS_RETURN_IF_ERROR(fuse_qdq_conv(g));
   MS_RETURN_IF_ERROR(fuse_qdq_matmul(g));
-  MS_RETURN_IF_ERROR(fuse_lookup8(g));
   MS_RETURN_IF_ERROR(fold_dequantize(g));
+  MS_RETURN_IF_ERROR(fuse_lookup8(g));
   MS_RETURN_IF_ERROR(fold_batchnorm(g));
   MS_RETURN_IF_ERROR(fold_pad(g));
   MS_RETURN_IF_ERROR(fuse_matmul_integer(g));

@@ -59,9 +59,11 @@ Tensor straddling_int8(const Shape& s) {
 struct Case {
   int64_t M, K, N;
   DType a, b;
-  int zb;              // 0: none, 1: scalar, 2: per column
-  int kind = 0;        // b: 0 uniform over the full range, 1 quantizer_like_int8, 2 straddling_int8
-  bool a_max = false;  // every a 255 (uint8) or 127 (int8): the largest products
+  int zb;               // 0: none, 1: scalar, 2: per column
+  int kind = 0;         // b: 0 uniform over the full range, 1 quantizer_like_int8, 2 straddling_int8
+  bool a_max = false;   // every a 255 (uint8) or 127 (int8): the largest products
+  bool a_near = false;  // a within 20 of its zero point but one value in 50 far from it (uniform
+                        // b without VNNI: the 7-bit window with a few values added back)
 };
 
 void check(const Case& c) {
@@ -74,10 +76,19 @@ void check(const Case& c) {
   if (c.a_max) std::memset(a.raw(), c.a == DType::kInt8 ? 0x7f : 0xff, static_cast<size_t>(a.numel()));
   Tensor zb = random_int8(c.b, c.zb == 2 ? Shape{c.N} : Shape{}, 3);
   const int32_t za = c.a == DType::kInt8 ? -7 : 131;
+  if (c.a_near) {
+    std::mt19937 rng(4);
+    const int lo = c.a == DType::kInt8 ? -128 : 0;
+    for (int64_t i = 0; i < a.numel(); ++i) {
+      const int far = rng() % 50 == 0 ? (rng() % 2 ? 110 : -110) : 0;
+      const int v = std::clamp(za + static_cast<int>(rng() % 41) - 20 + far, lo, lo + 255);
+      static_cast<uint8_t*>(a.raw())[i] = static_cast<uint8_t>(v);
+    }
+  }
   auto g = Int8Gemm::create(b, c.zb ? &zb : nullptr);
   ASSERT_TRUE(g.ok()) << g.status().message();
   if (c.M * c.K * c.N >= DnnlMatMul::kMinMacs && DnnlMatMul::u8s8_saturates()) {  // the path under test
-    EXPECT_EQ(g.value()->splits(), c.kind == 0);
+    EXPECT_EQ(g.value()->windowed(), c.kind == 0);
     if (c.kind) EXPECT_GT(g.value()->fixed_products(), 0);
   }
   ThreadPool pool(2);
@@ -111,6 +122,9 @@ TEST(Int8Gemm, MatchesNaiveProducts) {
         check({3, 5, 7, a, b, zb});       // portable loop
         check({37, 300, 520, a, b, zb});  // oneDNN (without VNNI: split into two products)
         check({1, 768, 256, a, b, zb});   // one row
+        // without VNNI: the 7-bit window with the values outside it added back
+        check({37, 300, 520, a, b, zb, 0, false, true});
+        check({1, 768, 256, a, b, zb, 0, false, true});
       }
 }
 

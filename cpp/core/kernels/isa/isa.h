@@ -82,7 +82,7 @@ void quantize_dequantize_8bit(const float* x, int64_t n, float scale, float zero
 // The passes around an int8 convolution on activations narrowed to 7 bits (kernels/int8_window.h):
 // clamp_to_window reads `pixels` rows of C 8-bit values (int8 read as uint8 after x ^ 0x80 when
 // `flip`), writes xc = clamp(v, lo, lo + 127) - lo and flags[p] = 1 where pixel p had a value
-// outside the window (else 0), and returns how many pixels it flagged; requantize_s32 writes
+// outside the window (else 0), and returns how many values were outside; requantize_s32 writes
 // y = clamp(nearbyint(float(acc + bias[m]) * scales[m]) + y_zero) to uint8 (int8 when y_signed)
 // for `pixels` rows of M sums; outside_window lists the values of one pixel's C outside the
 // window (channel c, excess v - clamp(v)) and returns how many; add_scaled_int8 acc[i] += e * w[i].

@@ -75,21 +75,21 @@ void quantize_dequantize_8bit(const float* x, int64_t n, float scale, float zero
 int64_t clamp_to_window(const uint8_t* x, bool flip, int64_t pixels, int64_t C, int32_t lo, uint8_t* xc,
                         uint8_t* flags) {
   const uint8_t f = flip ? 0x80 : 0, l = static_cast<uint8_t>(lo), h = static_cast<uint8_t>(lo + 127);
-  int64_t flagged = 0;
+  int64_t outside = 0;
   for (int64_t p = 0; p < pixels; ++p) {
     const uint8_t* in = x + p * C;
     uint8_t* out = xc + p * C;
-    uint8_t outside = 0;
+    int32_t n = 0;
     for (int64_t c = 0; c < C; ++c) {
       const uint8_t v = in[c] ^ f;
       const uint8_t w = v < l ? l : (v > h ? h : v);
       out[c] = static_cast<uint8_t>(w - l);
-      outside |= static_cast<uint8_t>(v ^ w);
+      n += v != w;
     }
-    flags[p] = outside != 0;
-    flagged += outside != 0;
+    flags[p] = n != 0;
+    outside += n;
   }
-  return flagged;
+  return outside;
 }
 
 // Blocks of 32 values are tested at once (vectorized); values are looked at one by one only in a
