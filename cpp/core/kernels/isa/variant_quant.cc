@@ -145,14 +145,28 @@ void lookup_8bit(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y) 
 
 // Vectorized like quantize_to: the sum converted to float (exact below 2^24), scaled, rounded
 // half to even, shifted and clamped in float.
+// Few channels (M < 64) go R pixels at a time against bias and scales repeated R times, so
+// that the vectorized loop runs over R * M values, not a handful.
 template <class Q>
 void requantize_to(const int32_t* acc, int64_t pixels, int64_t M, const int32_t* bias, const float* scales,
                    float y_zero, Q* y) {
   constexpr float lo = std::is_signed_v<Q> ? -128.0f : 0.0f, hi = std::is_signed_v<Q> ? 127.0f : 255.0f;
-  for (int64_t p = 0; p < pixels; ++p) {
+  constexpr int64_t kRun = 64;
+  int32_t bias_run[2 * kRun];
+  float scale_run[2 * kRun];
+  int64_t R = 1;
+  if (M < kRun) {
+    R = (kRun + M - 1) / M;  // R * M < 2 * kRun
+    for (int64_t i = 0; i < R * M; ++i) bias_run[i] = bias[i % M], scale_run[i] = scales[i % M];
+    bias = bias_run;
+    scales = scale_run;
+  }
+  const int64_t L = R * M;
+  for (int64_t p = 0; p < pixels; p += R) {
+    const int64_t n = p + R <= pixels ? L : (pixels - p) * M;
     const int32_t* a = acc + p * M;
     Q* out = y + p * M;
-    for (int64_t m = 0; m < M; ++m) {
+    for (int64_t m = 0; m < n; ++m) {
       float v = __builtin_nearbyintf(static_cast<float>(a[m] + bias[m]) * scales[m]) + y_zero;
       v = v > lo ? v : lo;
       v = v < hi ? v : hi;
