@@ -43,6 +43,8 @@ const char* isa_name(Isa isa);
   int64_t outside_window(const uint8_t* x, int64_t C, bool flip, int32_t lo, int32_t* channel, int32_t* excess);       \
   void add_scaled_int8(int32_t* acc, const int8_t* w, int32_t e, int64_t n);                                           \
   void lookup_8bit(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);                                     \
+  void add_dequantized_8bit(const uint8_t* a, const uint8_t* b, int64_t n, bool is_signed, float sa, int32_t za,       \
+                            float sb, int32_t zb, bool relu, float sy, float zy, uint8_t* y);                          \
   }
 MSERVE_ISA_DECLARE(isa_base)
 MSERVE_ISA_DECLARE(isa_avx2)
@@ -94,6 +96,10 @@ int64_t outside_window(const uint8_t* x, int64_t C, bool flip, int32_t lo, int32
 void add_scaled_int8(int32_t* acc, const int8_t* w, int32_t e, int64_t n);
 // lookup_8bit: y[i] = table[x[i]] over 8-bit codes (Lookup8); y may be x.
 void lookup_8bit(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
+// add_dequantized_8bit: y = quantize_8bit(dequantize_8bit(a) + dequantize_8bit(b), then max(., 0)
+// where relu), the same float operations as the three (four) operators (QuantizedAdd).
+void add_dequantized_8bit(const uint8_t* a, const uint8_t* b, int64_t n, bool is_signed, float sa, int32_t za, float sb,
+                          int32_t zb, bool relu, float sy, float zy, uint8_t* y);
 
 // Calls ns::fn(args...) for the variant cpu_isa() picks.
 #define MSERVE_ISA_DISPATCH(fn, ...)                                   \

@@ -145,6 +145,36 @@ void lookup_8bit(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y) 
 
 // Vectorized like quantize_to: the sum converted to float (exact below 2^24), scaled, rounded
 // half to even, shifted and clamped in float.
+// dequantize_from twice, the sum (ReLU'd: a NaN stays NaN, as Relu's max keeps it), quantize_to.
+template <class Q, bool kRelu>
+void add_dequantized(const Q* a, const Q* b, int64_t n, float sa, int32_t za, float sb, int32_t zb, float sy, float zy,
+                     Q* y) {
+  constexpr float lo = std::is_signed_v<Q> ? -128.0f : 0.0f, hi = std::is_signed_v<Q> ? 127.0f : 255.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    float s = static_cast<float>(static_cast<int32_t>(a[i]) - za) * sa +
+              static_cast<float>(static_cast<int32_t>(b[i]) - zb) * sb;
+    if constexpr (kRelu) s = s < 0.0f ? 0.0f : s;
+    float v = __builtin_nearbyintf(s / sy) + zy;
+    v = v > lo ? v : lo;
+    v = v < hi ? v : hi;
+    y[i] = static_cast<Q>(static_cast<int>(v));
+  }
+}
+
+void add_dequantized_8bit(const uint8_t* a, const uint8_t* b, int64_t n, bool is_signed, float sa, int32_t za, float sb,
+                          int32_t zb, bool relu, float sy, float zy, uint8_t* y) {
+  if (is_signed) {
+    auto* as = reinterpret_cast<const int8_t*>(a);
+    auto* bs = reinterpret_cast<const int8_t*>(b);
+    auto* ys = reinterpret_cast<int8_t*>(y);
+    relu ? add_dequantized<int8_t, true>(as, bs, n, sa, za, sb, zb, sy, zy, ys)
+         : add_dequantized<int8_t, false>(as, bs, n, sa, za, sb, zb, sy, zy, ys);
+  } else {
+    relu ? add_dequantized<uint8_t, true>(a, b, n, sa, za, sb, zb, sy, zy, y)
+         : add_dequantized<uint8_t, false>(a, b, n, sa, za, sb, zb, sy, zy, y);
+  }
+}
+
 // Few channels (M < 64) go R pixels at a time against bias and scales repeated R times, so
 // that the vectorized loop runs over R * M values, not a handful.
 template <class Q>

@@ -309,6 +309,69 @@ class Lookup8Kernel final : public Kernel {
   }
 };
 
+// ------------------------------------------------------------------ QuantizedAdd
+
+// com.mserve QuantizedAdd (passes/fuse_qdq_add.cc): a static QDQ model's residual sum,
+//   y = QuantizeLinear([Relu](DequantizeLinear(a) + DequantizeLinear(b)))
+// in one pass with the same float operations. Inputs: a, a_scale, a_zero_point, b, b_scale,
+// b_zero_point, y_scale, y_zero_point (one value each, zero points of the data's 8-bit type);
+// attribute relu. a and b broadcast (of one shape: the vectorized row kernel).
+class QuantizedAddKernel final : public Kernel {
+ public:
+  explicit QuantizedAddKernel(bool relu) : relu_(relu) {}
+
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.num_inputs() == 8, "QuantizedAdd takes a, its scale and zero point, b, its, and y's");
+    for (int i = 0; i < 8; ++i) MS_CHECK_ARG(ctx.has_input(i), "QuantizedAdd needs all 8 inputs");
+    const DType t = ctx.dtype(0);
+    MS_CHECK_ARG(t == DType::kUInt8 || t == DType::kInt8, "QuantizedAdd takes 8-bit a");
+    for (int i : {3, 2, 5, 7}) MS_CHECK_ARG(ctx.dtype(i) == t, "QuantizedAdd's b and zero points must be a's type");
+    for (int i : {1, 4, 6}) MS_CHECK_ARG(ctx.dtype(i) == DType::kFloat32, "QuantizedAdd's scales must be float32");
+    for (int i : {1, 2, 4, 5, 6, 7}) MS_CHECK_ARG(ctx.shape(i).numel() == 1, "QuantizedAdd's parameters are scalars");
+    MS_ASSIGN_OR_RETURN(Shape out, broadcast_shapes(ctx.shape(0), ctx.shape(3)));
+    ctx.set_output(0, t, out);
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor &a = ctx.input(0), &b = ctx.input(3);
+    Tensor& y = ctx.output(0);
+    const bool is_signed = a.dtype() == DType::kInt8;
+    const float sa = ctx.input(1).data<float>()[0], sb = ctx.input(4).data<float>()[0],
+                sy = ctx.input(6).data<float>()[0];
+    const auto za = static_cast<int32_t>(ctx.input(2).int_at(0)), zb = static_cast<int32_t>(ctx.input(5).int_at(0));
+    const auto zy = static_cast<float>(ctx.input(7).int_at(0));
+    const auto* pa = static_cast<const uint8_t*>(a.raw());
+    const auto* pb = static_cast<const uint8_t*>(b.raw());
+    auto* py = static_cast<uint8_t*>(y.raw());
+    const Shape& out = y.shape();
+    if (a.shape() == out && b.shape() == out) {
+      ctx.pool().parallel_for(out.numel(), 65536, [&](int64_t lo, int64_t hi) {
+        add_dequantized_8bit(pa + lo, pb + lo, hi - lo, is_signed, sa, za, sb, zb, relu_, sy, zy, py + lo);
+      });
+      return Status::OK();
+    }
+    int64_t st_a[Shape::kMaxRank] = {}, st_b[Shape::kMaxRank] = {};
+    broadcast_strides(a.shape(), out, st_a);
+    broadcast_strides(b.shape(), out, st_b);
+    const int rank = out.rank();
+    for (int64_t i = 0; i < out.numel(); ++i) {
+      int64_t ia = 0, ib = 0, r = i;
+      for (int d = rank - 1; d >= 0; --d) {
+        const int64_t k = r % out[d];
+        r /= out[d];
+        ia += k * st_a[d];
+        ib += k * st_b[d];
+      }
+      add_dequantized_8bit(pa + ia, pb + ib, 1, is_signed, sa, za, sb, zb, relu_, sy, zy, py + i);
+    }
+    return Status::OK();
+  }
+
+ private:
+  bool relu_;
+};
+
 // ------------------------------------------------------------------ DynamicQuantizeLinear
 
 class DynamicQuantizeKernel final : public Kernel {
@@ -887,6 +950,9 @@ StatusOr<KernelPtr> create_onnx_DequantizeLinear(const Node& n, const KernelInit
 }
 StatusOr<KernelPtr> create_mserve_QuantizeDequantize(const Node&, const KernelInit&) {
   return KernelPtr(new QuantizeDequantizeKernel());
+}
+StatusOr<KernelPtr> create_mserve_QuantizedAdd(const Node& n, const KernelInit&) {
+  return KernelPtr(new QuantizedAddKernel(n.attr_int("relu", 0) != 0));
 }
 StatusOr<KernelPtr> create_mserve_Lookup8(const Node&, const KernelInit&) { return KernelPtr(new Lookup8Kernel()); }
 StatusOr<KernelPtr> create_onnx_DynamicQuantizeLinear(const Node&, const KernelInit&) {
