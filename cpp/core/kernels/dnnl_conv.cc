@@ -114,14 +114,14 @@ struct DnnlConv::Impl {
   // sums and Y requantized from them, output row by output row.
   int64_t window_in(const void* x, const Geometry& g, char* xc, char* flags, int threads) const {
     const int64_t pixels = g.N * g.H * g.W;
-    std::atomic<int64_t> flagged{0};
+    std::atomic<int64_t> outside{0};
     ThreadPool(threads).parallel_for(pixels, std::max<int64_t>(1, 16384 / p.C), [&](int64_t b, int64_t e) {
-      flagged += clamp_to_window(static_cast<const uint8_t*>(x) + b * p.C, win.flip, e - b, p.C, win.lo,
+      outside += clamp_to_window(static_cast<const uint8_t*>(x) + b * p.C, win.flip, e - b, p.C, win.lo,
                                  reinterpret_cast<uint8_t*>(xc) + b * p.C, reinterpret_cast<uint8_t*>(flags) + b);
     });
-    return flagged.load();
+    return outside.load();
   }
-  void window_out(const void* x, const char* flags, int64_t flagged, int32_t* acc, void* y, const Geometry& g,
+  void window_out(const void* x, const char* flags, int64_t outside, int32_t* acc, void* y, const Geometry& g,
                   int threads) const {
     Int8WindowConv c;
     c.H = g.H, c.W = g.W, c.C = p.C, c.OH = g.OH, c.OW = g.OW, c.M = p.M, c.group = p.group;
@@ -131,7 +131,7 @@ struct DnnlConv::Impl {
     ThreadPool(threads).parallel_for(g.N * g.OH, std::max<int64_t>(1, 16384 / y_row), [&](int64_t b, int64_t e) {
       for (int64_t q = b; q < e; ++q) {
         const int64_t n = q / g.OH, oh = q % g.OH;
-        if (flagged)
+        if (outside)
           add_outside(c, win, static_cast<const uint8_t*>(x) + n * x_image,
                       reinterpret_cast<const uint8_t*>(flags) + n * g.H * g.W, wt, oh, oh + 1, acc + n * g.OH * y_row);
       }
@@ -360,7 +360,7 @@ Status DnnlConv::run_chunk(const void* x, void* y, const Geometry& g, void* work
       xh.set_data_handle(ws + e->x_off);
       yh.set_data_handle(ws + e->y_off);
     }
-    const int64_t flagged = windowed ? impl_->window_in(x, g, ws + e->x_off, ws + e->f_off, e->threads) : 0;
+    const int64_t outside = windowed ? impl_->window_in(x, g, ws + e->x_off, ws + e->f_off, e->threads) : 0;
     omp_set_num_threads(e->threads);
     dnnl_stream_t s = dnnl_util::thread_stream().get();
     dnnl_status_t st = dnnl_success;
@@ -378,7 +378,7 @@ Status DnnlConv::run_chunk(const void* x, void* y, const Geometry& g, void* work
       });
     }
     if (windowed)
-      impl_->window_out(x, ws + e->f_off, flagged, reinterpret_cast<int32_t*>(ws + e->y_off), y, g, e->threads);
+      impl_->window_out(x, ws + e->f_off, outside, reinterpret_cast<int32_t*>(ws + e->y_off), y, g, e->threads);
   } catch (const dnnl::error& err) {
     return Internal(std::string("oneDNN convolution failed: ") + err.what());
   }

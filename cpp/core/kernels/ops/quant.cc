@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "core/kernels/broadcast.h"
 #include "core/kernels/common.h"
 #include "core/kernels/conv_geometry.h"
 #include "core/kernels/dequantize.h"
@@ -344,27 +345,17 @@ class QuantizedAddKernel final : public Kernel {
     const auto* pa = static_cast<const uint8_t*>(a.raw());
     const auto* pb = static_cast<const uint8_t*>(b.raw());
     auto* py = static_cast<uint8_t*>(y.raw());
-    const Shape& out = y.shape();
-    if (a.shape() == out && b.shape() == out) {
-      ctx.pool().parallel_for(out.numel(), 65536, [&](int64_t lo, int64_t hi) {
-        add_dequantized_8bit(pa + lo, pb + lo, hi - lo, is_signed, sa, za, sb, zb, relu_, sy, zy, py + lo);
-      });
-      return Status::OK();
-    }
-    int64_t st_a[Shape::kMaxRank] = {}, st_b[Shape::kMaxRank] = {};
-    broadcast_strides(a.shape(), out, st_a);
-    broadcast_strides(b.shape(), out, st_b);
-    const int rank = out.rank();
-    for (int64_t i = 0; i < out.numel(); ++i) {
-      int64_t ia = 0, ib = 0, r = i;
-      for (int d = rank - 1; d >= 0; --d) {
-        const int64_t k = r % out[d];
-        r /= out[d];
-        ia += k * st_a[d];
-        ib += k * st_b[d];
-      }
-      add_dequantized_8bit(pa + ia, pb + ib, 1, is_signed, sa, za, sb, zb, relu_, sy, zy, py + i);
-    }
+    for_each_broadcast_row<2>({&a.shape(), &b.shape()}, y.shape(), ctx.pool(),
+                              [&](int64_t o, const int64_t* off, const int64_t* rs, int64_t n) {
+                                if (rs[0] == 1 && rs[1] == 1) {
+                                  add_dequantized_8bit(pa + off[0], pb + off[1], n, is_signed, sa, za, sb, zb, relu_,
+                                                       sy, zy, py + o);
+                                  return;
+                                }
+                                for (int64_t j = 0; j < n; ++j)  // a broadcast along the row: one value at a time
+                                  add_dequantized_8bit(pa + off[0] + j * rs[0], pb + off[1] + j * rs[1], 1, is_signed,
+                                                       sa, za, sb, zb, relu_, sy, zy, py + o + j);
+                              });
     return Status::OK();
   }
 
