@@ -628,24 +628,25 @@ def test_qdq_conv_then_silu_is_one_int8_convolution(xt):
         assert np.max(np.abs(got - want)) <= step + 1e-6 and np.mean(got != want) < 0.01
 
 
+@pytest.mark.parametrize("op", ["Add", "Mul"])
 @pytest.mark.parametrize("t", [np.uint8, np.int8])
 @pytest.mark.parametrize("relu", [False, True])
-@pytest.mark.parametrize("b_shape", [(4, 37), (1, 37)])
-def test_qdq_residual_sum_is_one_node(t, relu, b_shape):
-    # Q([Relu](DQ(a) + DQ(b))) -> com.mserve QuantizedAdd: the same float operations in one pass,
-    # so onnxruntime running the graph as written gives the same codes (broadcast b too). A
-    # DequantizeLinear also read elsewhere stays for that reader.
+@pytest.mark.parametrize("b_shape", [(4, 37), (1, 37), (4, 1)])
+def test_qdq_residual_sum_or_product_is_one_node(op, t, relu, b_shape):
+    # Q([Relu](DQ(a) op DQ(b))) -> com.mserve QuantizedAdd / QuantizedMul: the same float operations
+    # in one pass, so onnxruntime running the graph as written gives the same codes (broadcast b
+    # too, along rows and across them). A DequantizeLinear also read elsewhere stays for that reader.
     consts = {"as": np.array(0.031, np.float32), "az": np.array(9, t), "bs": np.array(0.017, np.float32),
               "bz": np.array(-5 if t == np.int8 else 250, t), "ys": np.array(0.05, np.float32), "yz": np.array(3, t)}
     nodes = [helper.make_node("DequantizeLinear", ["a", "as", "az"], ["da"]),
              helper.make_node("DequantizeLinear", ["b", "bs", "bz"], ["db"]),
-             helper.make_node("Add", ["da", "db"], ["s"])]
+             helper.make_node(op, ["da", "db"], ["s"])]
     nodes += [helper.make_node("Relu", ["s"], ["r"]), helper.make_node("QuantizeLinear", ["r", "ys", "yz"], ["y"])] \
         if relu else [helper.make_node("QuantizeLinear", ["s", "ys", "yz"], ["y"])]
     m = make_model(nodes, [("a", t, [4, 37]), ("b", t, list(b_shape))], [("y", t, None), ("da", np.float32, None)],
                    consts, opset=17)
     model = mserve.load(m.SerializeToString())
-    assert ops(model) == ["DequantizeLinear", "QuantizedAdd"]
+    assert ops(model) == ["DequantizeLinear", "Quantized" + op]
     info = np.iinfo(t)
     a = RNG.integers(info.min, info.max + 1, (4, 37)).astype(t)
     b = RNG.integers(info.min, info.max + 1, b_shape).astype(t)

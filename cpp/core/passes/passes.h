@@ -44,9 +44,9 @@ Status fuse_lookup8(Graph& g);
 // A Lookup8 reading an NhwcQLinearConv's output alone becomes the conv's 10th input, applied as
 // the conv writes Y (fuse_lookup8.cc). After nhwc_convs.
 Status fold_lookup8_into_convs(Graph& g);
-// QuantizeLinear([Relu](DequantizeLinear(a) + DequantizeLinear(b))) per tensor becomes com.mserve
-// QuantizedAdd (fuse_qdq_add.cc). After nhwc_convs.
-Status fuse_qdq_add(Graph& g);
+// QuantizeLinear([Relu](DequantizeLinear(a) op DequantizeLinear(b))) per tensor, op Add or Mul,
+// becomes com.mserve QuantizedAdd / QuantizedMul (fuse_qdq_binary.cc). After nhwc_convs.
+Status fuse_qdq_binary(Graph& g);
 
 // A static QDQ model's MatMul of dequantized 8-bit data by a dequantized constant matrix
 // becomes com.microsoft MatMulIntegerToFloat, where the CPU has VNNI (fuse_matmul_integer.cc).

@@ -31,7 +31,7 @@ Status optimize_graph(Graph& g) {
   MS_RETURN_IF_ERROR(fuse_activation(g));
   MS_RETURN_IF_ERROR(nhwc_convs(g));
   MS_RETURN_IF_ERROR(fold_lookup8_into_convs(g));
-  MS_RETURN_IF_ERROR(fuse_qdq_add(g));
+  MS_RETURN_IF_ERROR(fuse_qdq_binary(g));
   MS_RETURN_IF_ERROR(fuse_conv_residual(g));
   MS_RETURN_IF_ERROR(fold_qdq_pairs(g));
   return Status::OK();

@@ -95,9 +95,7 @@ void lookup_8bit(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y) 
   MSERVE_ISA_DISPATCH(lookup_8bit, x, n, table, y);
 }
 
-void add_dequantized_8bit(const uint8_t* a, const uint8_t* b, int64_t n, bool is_signed, float sa, int32_t za, float sb,
-                          int32_t zb, bool relu, float sy, float zy, uint8_t* y) {
-  MSERVE_ISA_DISPATCH(add_dequantized_8bit, a, b, n, is_signed, sa, za, sb, zb, relu, sy, zy, y);
+void quantized_binary_8bit(const QuantizedBinary& q, const uint8_t* a, const uint8_t* b, int64_t n, uint8_t* y) {
+  MSERVE_ISA_DISPATCH(quantized_binary_8bit, q, a, b, n, y);
 }
-
 }  // namespace mserve

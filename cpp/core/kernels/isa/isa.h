@@ -11,6 +11,7 @@ namespace mserve {
 class ThreadPool;
 struct FusedActivation;
 struct NhwcPoolGeo;
+struct QuantizedBinary;
 
 enum class Isa { kBase, kAvx2, kAvx512 };
 
@@ -43,8 +44,7 @@ const char* isa_name(Isa isa);
   int64_t outside_window(const uint8_t* x, int64_t C, bool flip, int32_t lo, int32_t* channel, int32_t* excess);       \
   void add_scaled_int8(int32_t* acc, const int8_t* w, int32_t e, int64_t n);                                           \
   void lookup_8bit(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);                                     \
-  void add_dequantized_8bit(const uint8_t* a, const uint8_t* b, int64_t n, bool is_signed, float sa, int32_t za,       \
-                            float sb, int32_t zb, bool relu, float sy, float zy, uint8_t* y);                          \
+  void quantized_binary_8bit(const QuantizedBinary& q, const uint8_t* a, const uint8_t* b, int64_t n, uint8_t* y);     \
   }
 MSERVE_ISA_DECLARE(isa_base)
 MSERVE_ISA_DECLARE(isa_avx2)
@@ -96,10 +96,14 @@ int64_t outside_window(const uint8_t* x, int64_t C, bool flip, int32_t lo, int32
 void add_scaled_int8(int32_t* acc, const int8_t* w, int32_t e, int64_t n);
 // lookup_8bit: y[i] = table[x[i]] over 8-bit codes (Lookup8); y may be x.
 void lookup_8bit(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
-// add_dequantized_8bit: y = quantize_8bit(dequantize_8bit(a) + dequantize_8bit(b), then max(., 0)
-// where relu), the same float operations as the three (four) operators (QuantizedAdd).
-void add_dequantized_8bit(const uint8_t* a, const uint8_t* b, int64_t n, bool is_signed, float sa, int32_t za, float sb,
-                          int32_t zb, bool relu, float sy, float zy, uint8_t* y);
+// quantized_binary_8bit: y = quantize_8bit(dequantize_8bit(a) op dequantize_8bit(b), then
+// max(., 0) where relu), the same float operations as the operators (QuantizedAdd / QuantizedMul).
+struct QuantizedBinary {
+  bool mul = false, relu = false, is_signed = false;  // op: a * b or a + b; int8 or uint8 data
+  float sa = 1, sb = 1, sy = 1, zy = 0;
+  int32_t za = 0, zb = 0;
+};
+void quantized_binary_8bit(const QuantizedBinary& q, const uint8_t* a, const uint8_t* b, int64_t n, uint8_t* y);
 
 // Calls ns::fn(args...) for the variant cpu_isa() picks.
 #define MSERVE_ISA_DISPATCH(fn, ...)                                   \

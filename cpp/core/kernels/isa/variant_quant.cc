@@ -145,14 +145,18 @@ void lookup_8bit(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y) 
 
 // Vectorized like quantize_to: the sum converted to float (exact below 2^24), scaled, rounded
 // half to even, shifted and clamped in float.
-// dequantize_from twice, the sum (ReLU'd: a NaN stays NaN, as Relu's max keeps it), quantize_to.
-template <class Q, bool kRelu>
-void add_dequantized(const Q* a, const Q* b, int64_t n, float sa, int32_t za, float sb, int32_t zb, float sy, float zy,
-                     Q* y) {
+// dequantize_from twice, the sum or product (ReLU'd: a NaN stays NaN, as Relu's max keeps it),
+// quantize_to. Not contracted to fused multiply-adds: each operator rounds its own result.
+template <class Q, bool kMul, bool kRelu>
+__attribute__((optimize("fp-contract=off"))) void binary_dequantized(const QuantizedBinary& q, const Q* a, const Q* b,
+                                                                     int64_t n, Q* y) {
   constexpr float lo = std::is_signed_v<Q> ? -128.0f : 0.0f, hi = std::is_signed_v<Q> ? 127.0f : 255.0f;
+  const float sa = q.sa, sb = q.sb, sy = q.sy, zy = q.zy;
+  const int32_t za = q.za, zb = q.zb;
   for (int64_t i = 0; i < n; ++i) {
-    float s = static_cast<float>(static_cast<int32_t>(a[i]) - za) * sa +
-              static_cast<float>(static_cast<int32_t>(b[i]) - zb) * sb;
+    const float fa = static_cast<float>(static_cast<int32_t>(a[i]) - za) * sa;
+    const float fb = static_cast<float>(static_cast<int32_t>(b[i]) - zb) * sb;
+    float s = kMul ? fa * fb : fa + fb;
     if constexpr (kRelu) s = s < 0.0f ? 0.0f : s;
     float v = __builtin_nearbyintf(s / sy) + zy;
     v = v > lo ? v : lo;
@@ -161,18 +165,23 @@ void add_dequantized(const Q* a, const Q* b, int64_t n, float sa, int32_t za, fl
   }
 }
 
-void add_dequantized_8bit(const uint8_t* a, const uint8_t* b, int64_t n, bool is_signed, float sa, int32_t za, float sb,
-                          int32_t zb, bool relu, float sy, float zy, uint8_t* y) {
-  if (is_signed) {
-    auto* as = reinterpret_cast<const int8_t*>(a);
-    auto* bs = reinterpret_cast<const int8_t*>(b);
-    auto* ys = reinterpret_cast<int8_t*>(y);
-    relu ? add_dequantized<int8_t, true>(as, bs, n, sa, za, sb, zb, sy, zy, ys)
-         : add_dequantized<int8_t, false>(as, bs, n, sa, za, sb, zb, sy, zy, ys);
-  } else {
-    relu ? add_dequantized<uint8_t, true>(a, b, n, sa, za, sb, zb, sy, zy, y)
-         : add_dequantized<uint8_t, false>(a, b, n, sa, za, sb, zb, sy, zy, y);
-  }
+template <class Q>
+void binary_dequantized_as(const QuantizedBinary& q, const uint8_t* a, const uint8_t* b, int64_t n, uint8_t* y) {
+  auto* qa = reinterpret_cast<const Q*>(a);
+  auto* qb = reinterpret_cast<const Q*>(b);
+  auto* qy = reinterpret_cast<Q*>(y);
+  if (q.mul)
+    q.relu ? binary_dequantized<Q, true, true>(q, qa, qb, n, qy) : binary_dequantized<Q, true, false>(q, qa, qb, n, qy);
+  else
+    q.relu ? binary_dequantized<Q, false, true>(q, qa, qb, n, qy)
+           : binary_dequantized<Q, false, false>(q, qa, qb, n, qy);
+}
+
+void quantized_binary_8bit(const QuantizedBinary& q, const uint8_t* a, const uint8_t* b, int64_t n, uint8_t* y) {
+  if (q.is_signed)
+    binary_dequantized_as<int8_t>(q, a, b, n, y);
+  else
+    binary_dequantized_as<uint8_t>(q, a, b, n, y);
 }
 
 // Few channels (M < 64) go R pixels at a time against bias and scales repeated R times, so

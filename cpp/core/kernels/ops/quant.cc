@@ -310,25 +310,29 @@ class Lookup8Kernel final : public Kernel {
   }
 };
 
-// ------------------------------------------------------------------ QuantizedAdd
+// ------------------------------------------------------------------ QuantizedAdd, QuantizedMul
 
-// com.mserve QuantizedAdd (passes/fuse_qdq_add.cc): a static QDQ model's residual sum,
-//   y = QuantizeLinear([Relu](DequantizeLinear(a) + DequantizeLinear(b)))
+// com.mserve QuantizedAdd / QuantizedMul (passes/fuse_qdq_binary.cc): a static QDQ model's
+// residual sum or broadcast product (squeeze-excitation's scaling),
+//   y = QuantizeLinear([Relu](DequantizeLinear(a) op DequantizeLinear(b)))
 // in one pass with the same float operations. Inputs: a, a_scale, a_zero_point, b, b_scale,
 // b_zero_point, y_scale, y_zero_point (one value each, zero points of the data's 8-bit type);
-// attribute relu. a and b broadcast (of one shape: the vectorized row kernel).
-class QuantizedAddKernel final : public Kernel {
+// attribute relu. a and b broadcast; rows along which both advance run vectorized.
+class QuantizedBinaryKernel final : public Kernel {
  public:
-  explicit QuantizedAddKernel(bool relu) : relu_(relu) {}
+  QuantizedBinaryKernel(bool mul, bool relu) : mul_(mul), relu_(relu) {}
 
   Status infer(InferContext& ctx) const override {
-    MS_CHECK_ARG(ctx.num_inputs() == 8, "QuantizedAdd takes a, its scale and zero point, b, its, and y's");
-    for (int i = 0; i < 8; ++i) MS_CHECK_ARG(ctx.has_input(i), "QuantizedAdd needs all 8 inputs");
+    MS_CHECK_ARG(ctx.num_inputs() == 8, "QuantizedAdd/Mul take a, its scale and zero point, b, its, and y's");
+    for (int i = 0; i < 8; ++i) MS_CHECK_ARG(ctx.has_input(i), "QuantizedAdd/Mul need all 8 inputs");
     const DType t = ctx.dtype(0);
-    MS_CHECK_ARG(t == DType::kUInt8 || t == DType::kInt8, "QuantizedAdd takes 8-bit a");
-    for (int i : {3, 2, 5, 7}) MS_CHECK_ARG(ctx.dtype(i) == t, "QuantizedAdd's b and zero points must be a's type");
-    for (int i : {1, 4, 6}) MS_CHECK_ARG(ctx.dtype(i) == DType::kFloat32, "QuantizedAdd's scales must be float32");
-    for (int i : {1, 2, 4, 5, 6, 7}) MS_CHECK_ARG(ctx.shape(i).numel() == 1, "QuantizedAdd's parameters are scalars");
+    MS_CHECK_ARG(t == DType::kUInt8 || t == DType::kInt8, "QuantizedAdd/Mul take 8-bit a");
+    for (int i : {3, 2, 5, 7})
+      MS_CHECK_ARG(ctx.dtype(i) == t, "QuantizedAdd/Mul: b and the zero points must be a's type");
+    for (int i : {1, 4, 6})
+      MS_CHECK_ARG(ctx.dtype(i) == DType::kFloat32, "QuantizedAdd/Mul: the scales must be float32");
+    for (int i : {1, 2, 4, 5, 6, 7})
+      MS_CHECK_ARG(ctx.shape(i).numel() == 1, "QuantizedAdd/Mul: the parameters are scalars");
     MS_ASSIGN_OR_RETURN(Shape out, broadcast_shapes(ctx.shape(0), ctx.shape(3)));
     ctx.set_output(0, t, out);
     return Status::OK();
@@ -337,30 +341,34 @@ class QuantizedAddKernel final : public Kernel {
   Status compute(const ComputeContext& ctx) const override {
     const Tensor &a = ctx.input(0), &b = ctx.input(3);
     Tensor& y = ctx.output(0);
-    const bool is_signed = a.dtype() == DType::kInt8;
-    const float sa = ctx.input(1).data<float>()[0], sb = ctx.input(4).data<float>()[0],
-                sy = ctx.input(6).data<float>()[0];
-    const auto za = static_cast<int32_t>(ctx.input(2).int_at(0)), zb = static_cast<int32_t>(ctx.input(5).int_at(0));
-    const auto zy = static_cast<float>(ctx.input(7).int_at(0));
+    QuantizedBinary q;
+    q.mul = mul_;
+    q.relu = relu_;
+    q.is_signed = a.dtype() == DType::kInt8;
+    q.sa = ctx.input(1).data<float>()[0];
+    q.sb = ctx.input(4).data<float>()[0];
+    q.sy = ctx.input(6).data<float>()[0];
+    q.za = static_cast<int32_t>(ctx.input(2).int_at(0));
+    q.zb = static_cast<int32_t>(ctx.input(5).int_at(0));
+    q.zy = static_cast<float>(ctx.input(7).int_at(0));
     const auto* pa = static_cast<const uint8_t*>(a.raw());
     const auto* pb = static_cast<const uint8_t*>(b.raw());
     auto* py = static_cast<uint8_t*>(y.raw());
     for_each_broadcast_row<2>({&a.shape(), &b.shape()}, y.shape(), ctx.pool(),
                               [&](int64_t o, const int64_t* off, const int64_t* rs, int64_t n) {
                                 if (rs[0] == 1 && rs[1] == 1) {
-                                  add_dequantized_8bit(pa + off[0], pb + off[1], n, is_signed, sa, za, sb, zb, relu_,
-                                                       sy, zy, py + o);
+                                  quantized_binary_8bit(q, pa + off[0], pb + off[1], n, py + o);
                                   return;
                                 }
-                                for (int64_t j = 0; j < n; ++j)  // a broadcast along the row: one value at a time
-                                  add_dequantized_8bit(pa + off[0] + j * rs[0], pb + off[1] + j * rs[1], 1, is_signed,
-                                                       sa, za, sb, zb, relu_, sy, zy, py + o + j);
+                                for (int64_t j = 0; j < n; ++j)  // one side broadcast along the row
+                                  quantized_binary_8bit(q, pa + off[0] + j * rs[0], pb + off[1] + j * rs[1], 1,
+                                                        py + o + j);
                               });
     return Status::OK();
   }
 
  private:
-  bool relu_;
+  bool mul_, relu_;
 };
 
 // ------------------------------------------------------------------ DynamicQuantizeLinear
@@ -943,7 +951,10 @@ StatusOr<KernelPtr> create_mserve_QuantizeDequantize(const Node&, const KernelIn
   return KernelPtr(new QuantizeDequantizeKernel());
 }
 StatusOr<KernelPtr> create_mserve_QuantizedAdd(const Node& n, const KernelInit&) {
-  return KernelPtr(new QuantizedAddKernel(n.attr_int("relu", 0) != 0));
+  return KernelPtr(new QuantizedBinaryKernel(false, n.attr_int("relu", 0) != 0));
+}
+StatusOr<KernelPtr> create_mserve_QuantizedMul(const Node& n, const KernelInit&) {
+  return KernelPtr(new QuantizedBinaryKernel(true, n.attr_int("relu", 0) != 0));
 }
 StatusOr<KernelPtr> create_mserve_Lookup8(const Node&, const KernelInit&) { return KernelPtr(new Lookup8Kernel()); }
 StatusOr<KernelPtr> create_onnx_DynamicQuantizeLinear(const Node&, const KernelInit&) {

@@ -1,9 +1,10 @@
-// A static QDQ model's residual sum, QuantizeLinear([Relu](DequantizeLinear(a) +
-// DequantizeLinear(b))), with every DequantizeLinear and QuantizeLinear per tensor and one 8-bit
-// type, becomes com.mserve QuantizedAdd (kernels/ops/quant.cc): one pass over 8-bit data with the
-// same float operations, where four or five passes went over float tensors (a QDQ ResNet-50 has
-// 16). The DequantizeLinear nodes stay where something else reads them. After nhwc_convs (which
-// moves layout changes across the element-wise Add, not across QuantizedAdd).
+// A static QDQ model's residual sum or broadcast product, QuantizeLinear([Relu](DequantizeLinear(a)
+// op DequantizeLinear(b))) with op Add or Mul, every DequantizeLinear and QuantizeLinear per tensor
+// and of one 8-bit type, becomes com.mserve QuantizedAdd / QuantizedMul (kernels/ops/quant.cc):
+// one pass over 8-bit data with the same float operations, where four or five passes went over
+// float tensors (a QDQ ResNet-50 has 16 residual sums, an EfficientNet-B0 16 squeeze-excitation
+// products). The DequantizeLinear nodes stay where something else reads them. After nhwc_convs
+// (which moves layout changes across the element-wise Add and Mul, not across the fused nodes).
 #include <vector>
 
 #include "core/passes/graph_index.h"
@@ -24,7 +25,7 @@ const Node* dequantized(const Graph& g, const GraphIndex& ix, int v) {
 
 }  // namespace
 
-Status fuse_qdq_add(Graph& g) {
+Status fuse_qdq_binary(Graph& g) {
   GraphIndex ix(g);
   std::vector<bool> removed(g.nodes.size(), false);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
@@ -39,14 +40,15 @@ Status fuse_qdq_add(Graph& g) {
       if (ai < 0 || ix.sole_reader(in) != relu) continue;
     }
     const Node& add = g.nodes[ai];
-    if (!is_op(add, "Add") || add.inputs.size() != 2 || removed[ai] || (relu >= 0 && removed[relu])) continue;
+    const bool mul = is_op(add, "Mul");
+    if ((!mul && !is_op(add, "Add")) || add.inputs.size() != 2 || removed[ai] || (relu >= 0 && removed[relu])) continue;
     const Node *da = dequantized(g, ix, add.inputs[0]), *db = dequantized(g, ix, add.inputs[1]);
     if (!da || !db) continue;
     const DType t = input_constant(g, q, 2)->dtype();
     if (input_constant(g, *da, 2)->dtype() != t || input_constant(g, *db, 2)->dtype() != t) continue;
     q.inputs = {da->inputs[0], da->inputs[1], da->inputs[2], db->inputs[0],
                 db->inputs[1], db->inputs[2], q.inputs[1],   q.inputs[2]};
-    q.op_type = "QuantizedAdd";
+    q.op_type = mul ? "QuantizedMul" : "QuantizedAdd";
     q.domain = "com.mserve";
     q.opset = 1;
     q.attrs.clear();
