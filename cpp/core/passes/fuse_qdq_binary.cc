@@ -5,6 +5,10 @@
 // float tensors (a QDQ ResNet-50 has 16 residual sums, an EfficientNet-B0 16 squeeze-excitation
 // products). The DequantizeLinear nodes stay where something else reads them. After nhwc_convs
 // (which moves layout changes across the element-wise Add and Mul, not across the fused nodes).
+// Likewise QuantizeLinear(ReduceMean(DequantizeLinear(x))) over consecutive constant axes (global
+// pooling, which nhwc_convs writes as a ReduceMean over H and W) becomes com.mserve QuantizedMean,
+// reading the 8-bit x once instead of a float copy of it.
+#include <algorithm>
 #include <vector>
 
 #include "core/passes/graph_index.h"
@@ -14,6 +18,18 @@ namespace mserve {
 namespace {
 
 bool is_op(const Node& n, const char* op) { return n.op_type == op && n.domain.empty() && n.outputs.size() == 1; }
+
+// Whether constant axes are consecutive dims (all counted from the front, or all from the back:
+// the rank is not known here).
+bool consecutive(const Tensor& axes) {
+  if (axes.dtype() != DType::kInt64 || axes.numel() == 0) return false;
+  std::vector<int64_t> a(axes.data<int64_t>(), axes.data<int64_t>() + axes.numel());
+  std::sort(a.begin(), a.end());
+  if (a.front() < 0 && a.back() >= 0) return false;
+  for (size_t i = 1; i < a.size(); ++i)
+    if (a[i] != a[i - 1] + 1) return false;
+  return true;
+}
 
 // The per-tensor 8-bit DequantizeLinear writing v, or null.
 const Node* dequantized(const Graph& g, const GraphIndex& ix, int v) {
@@ -40,6 +56,22 @@ Status fuse_qdq_binary(Graph& g) {
       if (ai < 0 || ix.sole_reader(in) != relu) continue;
     }
     const Node& add = g.nodes[ai];
+    if (relu < 0 && is_op(add, "ReduceMean") && add.inputs.size() == 2 &&
+        add.attr_int("noop_with_empty_axes", 0) == 0) {
+      const Node* dx = dequantized(g, ix, add.inputs[0]);
+      const Tensor* axes = input_constant(g, add, 1);
+      if (!dx || !axes || !consecutive(*axes) || input_constant(g, *dx, 2)->dtype() != input_constant(g, q, 2)->dtype())
+        continue;
+      q.inputs = {dx->inputs[0], dx->inputs[1], dx->inputs[2], add.inputs[1], q.inputs[1], q.inputs[2]};
+      const int64_t keepdims = add.attr_int("keepdims", 1);
+      q.op_type = "QuantizedMean";
+      q.domain = "com.mserve";
+      q.opset = 1;
+      q.attrs.clear();
+      q.attrs["keepdims"] = Attribute::of_int(keepdims);
+      removed[ai] = true;
+      continue;
+    }
     const bool mul = is_op(add, "Mul");
     if ((!mul && !is_op(add, "Add")) || add.inputs.size() != 2 || removed[ai] || (relu >= 0 && removed[relu])) continue;
     const Node *da = dequantized(g, ix, add.inputs[0]), *db = dequantized(g, ix, add.inputs[1]);

@@ -371,6 +371,96 @@ class QuantizedBinaryKernel final : public Kernel {
   bool mul_, relu_;
 };
 
+// ------------------------------------------------------------------ QuantizedMean
+
+// com.mserve QuantizedMean (passes/fuse_qdq_binary.cc): a static QDQ model's global pooling
+// (squeeze-excitation's squeeze), y = QuantizeLinear(ReduceMean(DequantizeLinear(x), axes)), over
+// the 8-bit data: the codes summed exactly in int32, then mean = float(sum - n * x_zero) * x_scale
+// / n, rounded as QuantizeLinear rounds. (The graph sums n dequantized floats, each sum rounded:
+// a mean next to a rounding tie may land one step away.) Inputs: x, x_scale, x_zero_point, axes
+// (constant, consecutive), y_scale, y_zero_point; attribute keepdims.
+class QuantizedMeanKernel final : public Kernel {
+ public:
+  explicit QuantizedMeanKernel(bool keepdims) : keepdims_(keepdims) {}
+
+  Status infer(InferContext& ctx) const override {
+    MS_CHECK_ARG(ctx.num_inputs() == 6,
+                 "QuantizedMean takes x, its scale and zero point, axes, y's scale and zero point");
+    for (int i = 0; i < 6; ++i) MS_CHECK_ARG(ctx.has_input(i), "QuantizedMean needs all 6 inputs");
+    const DType t = ctx.dtype(0);
+    MS_CHECK_ARG(t == DType::kUInt8 || t == DType::kInt8, "QuantizedMean takes 8-bit x");
+    MS_CHECK_ARG(ctx.dtype(2) == t && ctx.dtype(5) == t, "QuantizedMean: the zero points must be x's type");
+    MS_CHECK_ARG(ctx.dtype(1) == DType::kFloat32 && ctx.dtype(4) == DType::kFloat32,
+                 "QuantizedMean: the scales must be float32");
+    const Tensor* axes = ctx.value(3);
+    if (!axes) return ctx.need_value();
+    MS_CHECK_ARG(axes->dtype() == DType::kInt64, "QuantizedMean's axes must be int64");
+    const Shape& x = ctx.shape(0);
+    int64_t first = 0, last = 0;
+    MS_RETURN_IF_ERROR(block(*axes, x.rank(), &first, &last));
+    std::vector<int64_t> dims;
+    for (int d = 0; d < x.rank(); ++d) {
+      if (d < first || d > last)
+        dims.push_back(x[d]);
+      else if (keepdims_)
+        dims.push_back(1);
+    }
+    ctx.set_output(0, t, Shape(dims.begin(), dims.end()));
+    return Status::OK();
+  }
+
+  Status compute(const ComputeContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    int64_t first = 0, last = 0;
+    MS_RETURN_IF_ERROR(block(ctx.input(3), x.rank(), &first, &last));
+    int64_t outer = 1, n = 1, inner = 1;
+    for (int d = 0; d < x.rank(); ++d) (d < first ? outer : d > last ? inner : n) *= x.dim(d);
+    MS_CHECK_ARG(n > 0 && n < (int64_t{1} << 23), "QuantizedMean reduces 1 to 2^23 values");
+    const bool is_signed = x.dtype() == DType::kInt8;
+    const float xs = ctx.input(1).data<float>()[0], ys = ctx.input(4).data<float>()[0];
+    const auto xz = static_cast<int32_t>(ctx.input(2).int_at(0));
+    const auto yz = static_cast<float>(ctx.input(5).int_at(0));
+    const auto* in = static_cast<const uint8_t*>(x.raw());
+    auto* out = static_cast<uint8_t*>(ctx.output(0).raw());
+    ctx.pool().parallel_for(outer, std::max<int64_t>(1, 65536 / (n * inner)), [&](int64_t b, int64_t e) {
+      std::vector<int32_t> sum(static_cast<size_t>(inner));
+      std::vector<float> mean(static_cast<size_t>(inner));
+      for (int64_t o = b; o < e; ++o) {
+        std::fill(sum.begin(), sum.end(), 0);
+        for (int64_t r = 0; r < n; ++r) {
+          const uint8_t* row = in + (o * n + r) * inner;
+          if (is_signed)
+            for (int64_t i = 0; i < inner; ++i) sum[i] += static_cast<int8_t>(row[i]);
+          else
+            for (int64_t i = 0; i < inner; ++i) sum[i] += row[i];
+        }
+        for (int64_t i = 0; i < inner; ++i)
+          mean[i] = static_cast<float>(sum[i] - static_cast<int32_t>(n) * xz) * xs / static_cast<float>(n);
+        quantize_8bit(mean.data(), inner, ys, yz, is_signed, out + o * inner);
+      }
+    });
+    return Status::OK();
+  }
+
+ private:
+  // The reduced axes as one block [first, last] of consecutive dims.
+  static Status block(const Tensor& axes, int rank, int64_t* first, int64_t* last) {
+    MS_CHECK_ARG(axes.numel() > 0, "QuantizedMean needs axes");
+    std::vector<int64_t> a;
+    for (int64_t i = 0; i < axes.numel(); ++i) {
+      const int64_t v = axes.data<int64_t>()[i];
+      MS_CHECK_ARG(v >= -rank && v < rank, "QuantizedMean: axis out of range");
+      a.push_back(v < 0 ? v + rank : v);
+    }
+    std::sort(a.begin(), a.end());
+    for (size_t i = 1; i < a.size(); ++i) MS_CHECK_ARG(a[i] == a[i - 1] + 1, "QuantizedMean reduces consecutive axes");
+    *first = a.front();
+    *last = a.back();
+    return Status::OK();
+  }
+  bool keepdims_;
+};
+
 // ------------------------------------------------------------------ DynamicQuantizeLinear
 
 class DynamicQuantizeKernel final : public Kernel {
@@ -952,6 +1042,9 @@ StatusOr<KernelPtr> create_mserve_QuantizeDequantize(const Node&, const KernelIn
 }
 StatusOr<KernelPtr> create_mserve_QuantizedAdd(const Node& n, const KernelInit&) {
   return KernelPtr(new QuantizedBinaryKernel(false, n.attr_int("relu", 0) != 0));
+}
+StatusOr<KernelPtr> create_mserve_QuantizedMean(const Node& n, const KernelInit&) {
+  return KernelPtr(new QuantizedMeanKernel(n.attr_int("keepdims", 1) != 0));
 }
 StatusOr<KernelPtr> create_mserve_QuantizedMul(const Node& n, const KernelInit&) {
   return KernelPtr(new QuantizedBinaryKernel(true, n.attr_int("relu", 0) != 0));
