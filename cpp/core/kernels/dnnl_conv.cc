@@ -112,16 +112,16 @@ struct DnnlConv::Impl {
   // A 7-bit window's passes (int8_window.h) around the primitive: X clamped into xc with its
   // pixels' flags (returns how many values were outside); then the values outside added back into the
   // sums and Y requantized from them, output row by output row.
-  int64_t window_in(const void* x, const Geometry& g, char* xc, char* flags, int threads) const {
+  int64_t window_in(const void* x, const Geometry& g, uint8_t* xc, uint8_t* flags, int threads) const {
     const int64_t pixels = g.N * g.H * g.W;
     std::atomic<int64_t> outside{0};
     ThreadPool(threads).parallel_for(pixels, std::max<int64_t>(1, 16384 / p.C), [&](int64_t b, int64_t e) {
-      outside += clamp_to_window(static_cast<const uint8_t*>(x) + b * p.C, win.flip, e - b, p.C, win.lo,
-                                 reinterpret_cast<uint8_t*>(xc) + b * p.C, reinterpret_cast<uint8_t*>(flags) + b);
+      outside += clamp_to_window(static_cast<const uint8_t*>(x) + b * p.C, win.flip, e - b, p.C, win.lo, xc + b * p.C,
+                                 flags + b);
     });
     return outside.load();
   }
-  void window_out(const void* x, const char* flags, int64_t outside, int32_t* acc, void* y, const Geometry& g,
+  void window_out(const void* x, const uint8_t* flags, int64_t outside, int32_t* acc, void* y, const Geometry& g,
                   int threads) const {
     Int8WindowConv c;
     c.H = g.H, c.W = g.W, c.C = p.C, c.OH = g.OH, c.OW = g.OW, c.M = p.M, c.group = p.group;
@@ -132,8 +132,8 @@ struct DnnlConv::Impl {
       for (int64_t q = b; q < e; ++q) {
         const int64_t n = q / g.OH, oh = q % g.OH;
         if (outside)
-          add_outside(c, win, static_cast<const uint8_t*>(x) + n * x_image,
-                      reinterpret_cast<const uint8_t*>(flags) + n * g.H * g.W, wt, oh, oh + 1, acc + n * g.OH * y_row);
+          add_outside(c, win, static_cast<const uint8_t*>(x) + n * x_image, flags + n * g.H * g.W, wt, oh, oh + 1,
+                      acc + n * g.OH * y_row);
       }
       uint8_t* out = static_cast<uint8_t*>(y) + b * y_row;
       requantize_s32(acc + b * y_row, (e - b) * g.OW, p.M, bias_m.data(), scales_m.data(), p.q.y_zero, p.q.y_signed,
@@ -360,7 +360,9 @@ Status DnnlConv::run_chunk(const void* x, void* y, const Geometry& g, void* work
       xh.set_data_handle(ws + e->x_off);
       yh.set_data_handle(ws + e->y_off);
     }
-    const int64_t outside = windowed ? impl_->window_in(x, g, ws + e->x_off, ws + e->f_off, e->threads) : 0;
+    auto* flags = reinterpret_cast<uint8_t*>(ws + e->f_off);
+    const int64_t outside =
+        windowed ? impl_->window_in(x, g, reinterpret_cast<uint8_t*>(ws + e->x_off), flags, e->threads) : 0;
     omp_set_num_threads(e->threads);
     dnnl_stream_t s = dnnl_util::thread_stream().get();
     dnnl_status_t st = dnnl_success;
@@ -377,8 +379,7 @@ Status DnnlConv::run_chunk(const void* x, void* y, const Geometry& g, void* work
         lookup_8bit(out + b, end - b, impl_->p.q.table.data(), out + b);
       });
     }
-    if (windowed)
-      impl_->window_out(x, ws + e->f_off, outside, reinterpret_cast<int32_t*>(ws + e->y_off), y, g, e->threads);
+    if (windowed) impl_->window_out(x, flags, outside, reinterpret_cast<int32_t*>(ws + e->y_off), y, g, e->threads);
   } catch (const dnnl::error& err) {
     return Internal(std::string("oneDNN convolution failed: ") + err.what());
   }

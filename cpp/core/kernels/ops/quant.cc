@@ -28,6 +28,7 @@
 #include "core/kernels/dnnl_matmul.h"
 #include "core/kernels/int8_gemm.h"
 #include "core/kernels/isa/isa.h"
+#include "core/kernels/qparams.h"
 #include "core/kernels/registry.h"
 #include "core/parallel/thread_pool.h"
 #include "core/tensor/lowbit.h"
@@ -316,23 +317,20 @@ class Lookup8Kernel final : public Kernel {
 // residual sum or broadcast product (squeeze-excitation's scaling),
 //   y = QuantizeLinear([Relu](DequantizeLinear(a) op DequantizeLinear(b)))
 // in one pass with the same float operations. Inputs: a, a_scale, a_zero_point, b, b_scale,
-// b_zero_point, y_scale, y_zero_point (one value each, zero points of the data's 8-bit type);
-// attribute relu. a and b broadcast; rows along which both advance run vectorized.
+// b_zero_point, y_scale, y_zero_point (one value each; zero points of the data's 8-bit type, 0
+// when absent); attribute relu. a and b broadcast; rows along which both advance run vectorized.
 class QuantizedBinaryKernel final : public Kernel {
  public:
   QuantizedBinaryKernel(bool mul, bool relu) : mul_(mul), relu_(relu) {}
 
   Status infer(InferContext& ctx) const override {
-    MS_CHECK_ARG(ctx.num_inputs() == 8, "QuantizedAdd/Mul take a, its scale and zero point, b, its, and y's");
-    for (int i = 0; i < 8; ++i) MS_CHECK_ARG(ctx.has_input(i), "QuantizedAdd/Mul need all 8 inputs");
+    MS_RETURN_IF_ERROR(check_q8(ctx, 0, "a"));
+    MS_RETURN_IF_ERROR(check_q8(ctx, 3, "b"));
     const DType t = ctx.dtype(0);
-    MS_CHECK_ARG(t == DType::kUInt8 || t == DType::kInt8, "QuantizedAdd/Mul take 8-bit a");
-    for (int i : {3, 2, 5, 7})
-      MS_CHECK_ARG(ctx.dtype(i) == t, "QuantizedAdd/Mul: b and the zero points must be a's type");
-    for (int i : {1, 4, 6})
-      MS_CHECK_ARG(ctx.dtype(i) == DType::kFloat32, "QuantizedAdd/Mul: the scales must be float32");
-    for (int i : {1, 2, 4, 5, 6, 7})
-      MS_CHECK_ARG(ctx.shape(i).numel() == 1, "QuantizedAdd/Mul: the parameters are scalars");
+    MS_CHECK_ARG(ctx.dtype(3) == t, "a and b must have one dtype");
+    MS_RETURN_IF_ERROR(check_qparams(ctx, 1, 2, t, "a"));
+    MS_RETURN_IF_ERROR(check_qparams(ctx, 4, 5, t, "b"));
+    MS_RETURN_IF_ERROR(check_qparams(ctx, 6, 7, t, "y"));
     MS_ASSIGN_OR_RETURN(Shape out, broadcast_shapes(ctx.shape(0), ctx.shape(3)));
     ctx.set_output(0, t, out);
     return Status::OK();
@@ -345,12 +343,8 @@ class QuantizedBinaryKernel final : public Kernel {
     q.mul = mul_;
     q.relu = relu_;
     q.is_signed = a.dtype() == DType::kInt8;
-    q.sa = ctx.input(1).data<float>()[0];
-    q.sb = ctx.input(4).data<float>()[0];
-    q.sy = ctx.input(6).data<float>()[0];
-    q.za = static_cast<int32_t>(ctx.input(2).int_at(0));
-    q.zb = static_cast<int32_t>(ctx.input(5).int_at(0));
-    q.zy = static_cast<float>(ctx.input(7).int_at(0));
+    const QParam qa = qparam(ctx, 1, 2), qb = qparam(ctx, 4, 5), qy = qparam(ctx, 6, 7);
+    q.sa = qa.scale, q.za = qa.zp, q.sb = qb.scale, q.zb = qb.zp, q.sy = qy.scale, q.zy = static_cast<float>(qy.zp);
     const auto* pa = static_cast<const uint8_t*>(a.raw());
     const auto* pb = static_cast<const uint8_t*>(b.raw());
     auto* py = static_cast<uint8_t*>(y.raw());
@@ -384,14 +378,11 @@ class QuantizedMeanKernel final : public Kernel {
   explicit QuantizedMeanKernel(bool keepdims) : keepdims_(keepdims) {}
 
   Status infer(InferContext& ctx) const override {
-    MS_CHECK_ARG(ctx.num_inputs() == 6,
-                 "QuantizedMean takes x, its scale and zero point, axes, y's scale and zero point");
-    for (int i = 0; i < 6; ++i) MS_CHECK_ARG(ctx.has_input(i), "QuantizedMean needs all 6 inputs");
+    MS_RETURN_IF_ERROR(check_q8(ctx, 0, "x"));
     const DType t = ctx.dtype(0);
-    MS_CHECK_ARG(t == DType::kUInt8 || t == DType::kInt8, "QuantizedMean takes 8-bit x");
-    MS_CHECK_ARG(ctx.dtype(2) == t && ctx.dtype(5) == t, "QuantizedMean: the zero points must be x's type");
-    MS_CHECK_ARG(ctx.dtype(1) == DType::kFloat32 && ctx.dtype(4) == DType::kFloat32,
-                 "QuantizedMean: the scales must be float32");
+    MS_RETURN_IF_ERROR(check_qparams(ctx, 1, 2, t, "x"));
+    MS_RETURN_IF_ERROR(check_qparams(ctx, 4, 5, t, "y"));
+    MS_CHECK_ARG(ctx.has_input(3), "QuantizedMean needs axes");
     const Tensor* axes = ctx.value(3);
     if (!axes) return ctx.need_value();
     MS_CHECK_ARG(axes->dtype() == DType::kInt64, "QuantizedMean's axes must be int64");
@@ -417,9 +408,9 @@ class QuantizedMeanKernel final : public Kernel {
     for (int d = 0; d < x.rank(); ++d) (d < first ? outer : d > last ? inner : n) *= x.dim(d);
     MS_CHECK_ARG(n > 0 && n < (int64_t{1} << 23), "QuantizedMean reduces 1 to 2^23 values");
     const bool is_signed = x.dtype() == DType::kInt8;
-    const float xs = ctx.input(1).data<float>()[0], ys = ctx.input(4).data<float>()[0];
-    const auto xz = static_cast<int32_t>(ctx.input(2).int_at(0));
-    const auto yz = static_cast<float>(ctx.input(5).int_at(0));
+    const QParam px = qparam(ctx, 1, 2), py = qparam(ctx, 4, 5);
+    const float xs = px.scale, ys = py.scale, yz = static_cast<float>(py.zp);
+    const int32_t xz = px.zp;
     const auto* in = static_cast<const uint8_t*>(x.raw());
     auto* out = static_cast<uint8_t*>(ctx.output(0).raw());
     ctx.pool().parallel_for(outer, std::max<int64_t>(1, 65536 / (n * inner)), [&](int64_t b, int64_t e) {
