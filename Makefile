@@ -160,7 +160,7 @@ lint: $(VENV)/.deps
 typecheck: build
 	@$(PY) -c "import mypy" 2>/dev/null || $(PY) -m pip install -q mypy
 	$(PY) -m mypy --strict python/mserve
-	$(PY) -m mypy.stubtest mserve._core
+	$(PY) -m mypy.stubtest mserve._core mserve._server
 
 # The C++ test binary and the Python suite under AddressSanitizer + UBSan (gcc), in build/asan
 # (the normal build stays as it is): the extension built there is put first on PYTHONPATH and the
@@ -173,12 +173,12 @@ test-asan: $(VENV)/.deps
 	  -DMSERVE_CUDA=OFF -DMSERVE_TESTS=ON -DCMAKE_CXX_FLAGS="$(ASAN_FLAGS)" -DCMAKE_EXE_LINKER_FLAGS="$(ASAN_FLAGS)" \
 	  -DCMAKE_SHARED_LINKER_FLAGS="$(ASAN_FLAGS)" -DSKBUILD=ON -DPython_EXECUTABLE=$(abspath $(PY)) \
 	  -Dpybind11_DIR=$$($(PY) -m pybind11 --cmakedir) >/dev/null
-	ninja -C build/asan mserve_runtime_tests mserve_server_tests _core
+	ninja -C build/asan mserve_runtime_tests mserve_server_tests _core _server
 	UBSAN_OPTIONS=print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 build/asan/mserve_runtime_tests
 	UBSAN_OPTIONS=print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 build/asan/mserve_server_tests
 	rm -rf build/asan/py && mkdir -p build/asan/py/mserve
 	for f in python/mserve/*; do ln -s $(CURDIR)/$$f build/asan/py/mserve/; done
-	ln -s $(CURDIR)/build/asan/_core*.so build/asan/py/mserve/
+	ln -s $(CURDIR)/build/asan/_core*.so $(CURDIR)/build/asan/_server*.so $(CURDIR)/build/asan/libmserve_runtime.so build/asan/py/mserve/
 	LD_PRELOAD=$(ASAN_PRELOAD) ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  PYTHONPATH=build/asan/py $(PY) -m pytest -q -p no:cacheprovider tests/python
 

@@ -1,5 +1,7 @@
-// _core.Server: the C++ model server (HTTP, repository, batching, metrics). Python only starts
-// and stops it; requests never touch the interpreter. The option structs are bound field by
+// mserve._server: the C++ model server (HTTP, repository, batching, metrics), an extension module
+// of its own beside the runtime's _core, so `import mserve` never loads gRPC, OpenSSL or the wire
+// schemas (mserve/serving.py imports it on first use). Python only starts and stops the server;
+// requests never touch the interpreter. The option structs are bound field by
 // field (mserve/options.py maps serve()'s keywords and the CLI's flags onto them), so a
 // misspelt field is an AttributeError, never ignored.
 #include <memory>
@@ -9,10 +11,6 @@
 #include "bindings/common.h"
 #include "server/model_server.h"
 #include "server/remote/source.h"
-
-#ifndef MSERVE_VERSION
-#error "MSERVE_VERSION comes from pyproject.toml through CMakeLists.txt"
-#endif
 
 namespace mserve::py_bind {
 namespace {
@@ -163,7 +161,6 @@ void bind_options(py::module_& m) {
 }  // namespace
 
 void bind_server(py::module_& m) {
-  m.attr("__version__") = MSERVE_VERSION;
   bind_options(m);
   py::class_<ModelServer>(m, "Server")
       .def_static(
@@ -319,3 +316,10 @@ void bind_server(py::module_& m) {
 }
 
 }  // namespace mserve::py_bind
+
+PYBIND11_MODULE(_server, m) {
+  m.doc() = "mserve's model server (private: use mserve.serve / mserve.start)";
+  // Server.start takes the runtime's Session objects, bound by _core.
+  pybind11::module_::import("mserve._core");
+  mserve::py_bind::bind_server(m);
+}

@@ -384,20 +384,4 @@ void bind_session(py::module_& m) {
   bind_device_tensor(m);
 }
 
-std::shared_ptr<const Backend> backend_of(const py::object& device) {
-  if (device.is_none()) return nullptr;
-  if (py::isinstance<py::str>(device)) {
-    const std::string name = device.cast<std::string>();
-    if (name == "cpu") return nullptr;
-    if (name == "mock") return std::make_shared<MockBackend>();
-    throw py::value_error("device '" + name + "' is not built into the runtime");
-  }
-  if (!PyCapsule_CheckExact(device.ptr()) || !PyCapsule_IsValid(device.ptr(), "mserve.Backend"))
-    throw py::type_error("device must be None, 'mock' or a backend capsule");
-  const auto* handle = static_cast<const BackendHandle*>(PyCapsule_GetPointer(device.ptr(), "mserve.Backend"));
-  if (handle->abi != kBackendAbi)
-    throw py::value_error("the device backend was built against another mserve runtime; reinstall mserve");
-  return handle->backend;
-}
-
 }  // namespace mserve::py_bind

@@ -1,4 +1,6 @@
-// Shared by the binding files: the one Status -> Python exception mapping, and dtype mapping.
+// Shared by the binding files of both extension modules, _core (the runtime) and _server (the
+// server): the one Status -> Python exception mapping, text, devices (common.cc), and, in _core,
+// dtype mapping (module.cc).
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -31,7 +33,7 @@ py::dtype to_numpy(DType t);
 // checked against this module's kBackendAbi. TypeError / ValueError otherwise.
 std::shared_ptr<const Backend> backend_of(const py::object& device);
 
-void bind_session(py::module_& m);
-void bind_server(py::module_& m);
+void bind_session(py::module_& m);  // _core
+void bind_server(py::module_& m);   // _server
 
 }  // namespace mserve::py_bind

@@ -6,29 +6,11 @@
 #include "core/kernels/registry.h"
 #include "core/onnx/opset.h"
 
+#ifndef MSERVE_VERSION
+#error "MSERVE_VERSION comes from pyproject.toml through CMakeLists.txt"
+#endif
+
 namespace mserve::py_bind {
-
-void raise_if_error(const Status& st) {
-  if (st.ok()) return;
-  const char* cls = "Error";
-  switch (st.code()) {
-    case Code::kInvalidArgument: cls = "InvalidArgument"; break;
-    case Code::kLoadError: cls = "ModelLoadError"; break;
-    case Code::kUnsupported: cls = "UnsupportedOperator"; break;
-    case Code::kNotFound: cls = "NotFound"; break;
-    case Code::kUnavailable: cls = "Unavailable"; break;
-    default: break;
-  }
-  py::object exc = py::module_::import("mserve.errors").attr(cls);
-  PyErr_SetObject(exc.ptr(), utf8(st.message()).ptr());
-  throw py::error_already_set();
-}
-
-py::str utf8(const std::string& s) {
-  PyObject* o = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace");
-  if (!o) throw py::error_already_set();
-  return py::reinterpret_steal<py::str>(o);
-}
 
 DType from_numpy(const py::dtype& dt) {
   const char kind = dt.kind();
@@ -97,8 +79,8 @@ py::dtype to_numpy(DType t) {
 PYBIND11_MODULE(_core, m) {
   namespace py = pybind11;
   m.doc() = "mserve's compiled core (private: use the mserve package)";
+  m.attr("__version__") = MSERVE_VERSION;
   mserve::py_bind::bind_session(m);
-  mserve::py_bind::bind_server(m);
   m.def(
       "supported_ops",
       [] {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, Union, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Union, cast
 
 import numpy as np
 
@@ -394,4 +394,16 @@ def supported_ops() -> list[OpSupport]:
 
 
 from .monitoring import profile  # noqa: E402
-from .serving import Server, serve, start  # noqa: E402  (needs Model, defined above)
+
+if TYPE_CHECKING:
+    from .serving import Server, serve, start
+
+
+def __getattr__(name: str) -> Any:
+    # The server's names import mserve.serving, and with it the server's extension module (gRPC,
+    # OpenSSL, the wire schemas), on first use: `import mserve` to predict loads none of it.
+    if name in ("Server", "serve", "start"):
+        from . import serving
+
+        return getattr(serving, name)
+    raise AttributeError(f"module 'mserve' has no attribute {name!r}")

@@ -151,10 +151,10 @@ def _security(args: argparse.Namespace) -> int:
     import os
 
     import mserve
-    from mserve import _core
+    from mserve import _server
     try:
         if args.cmd == "keygen":
-            private, public = _core.generate_signing_key()
+            private, public = _server.generate_signing_key()
             _write_private(args.prefix + ".key", private.encode())
             with open(args.prefix + ".pub", "w") as f:
                 f.write(public)
@@ -163,16 +163,16 @@ def _security(args: argparse.Namespace) -> int:
             with open(args.key) as f:
                 private = f.read()
             for folder in args.folders:
-                _core.sign_folder(folder, private)
+                _server.sign_folder(folder, private)
                 print(f"signed {folder}")
         else:
             if args.new_key:
                 _write_private(args.new_key, os.urandom(32).hex().encode() + b"\n")
-                key = _core.read_model_key(args.new_key, "")
+                key = _server.read_model_key(args.new_key, "")
             else:
-                key = _core.read_model_key(args.key_file, args.key_env)
+                key = _server.read_model_key(args.key_file, args.key_env)
             with open(args.input, "rb") as f:
-                data = _core.encrypt_model(f.read(), key)
+                data = _server.encrypt_model(f.read(), key)
             _write_private(args.output, data)
             print(f"wrote {args.output}")
     except (OSError, mserve.Error) as e:

@@ -51,8 +51,8 @@ class MlflowSource:
         self.name, self.uri, self.rollout = name, uri, rollout  # rollout: the user's block, if any
         self.registered, self.alias, self.version = parse(uri)
         self.client = MlflowClient()
-        from . import _core
-        self.dir = _core.mirror_dir(cache_dir, name, uri)  # as the server's own mirrors ("": the default)
+        from . import _server
+        self.dir = _server.mirror_dir(cache_dir, name, uri)  # as the server's own mirrors ("": the default)
         os.makedirs(self.dir, exist_ok=True)
         for entry in os.listdir(self.dir):
             if entry.startswith(".tmp-"):

@@ -1,6 +1,6 @@
 """The server's options, in one table: ``mserve.start()`` / ``mserve.serve()`` take them as keywords,
 ``python -m mserve serve`` as flags (tensorflow_model_server's names where it has the option), and
-each one is written into the fields of the C++ ``ServerOptions`` (``_core.ServerOptions``) it sets.
+each one is written into the fields of the C++ ``ServerOptions`` (``_server.ServerOptions``) it sets.
 
 A row is (name: the keyword, flags: the CLI's, type, default: the keyword's, help), plus the CLI's
 default where tensorflow_model_server's differs from the keyword's, and the C++ fields.
@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, NamedTuple
 
-from . import _core
+from . import _server
 from ._device import DEVICES, PRECISIONS, backend_for
 from .errors import InvalidArgument
 
@@ -110,27 +110,27 @@ _BATCHING_KEYS = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batche
                   "allowed_batch_sizes", "pad_variable_length_inputs")
 
 
-def batching_options(name: str, b: Any) -> _core.BatchingOptions | None:
+def batching_options(name: str, b: Any) -> _server.BatchingOptions | None:
     """None or False (off), True (TensorFlow Serving's defaults), a dict of BatchingParameters
     fields, or the path of a batching parameters text file."""
     if b is None or b is False:
         return None
     if b is True:
-        return _core.BatchingOptions()
+        return _server.BatchingOptions()
     if isinstance(b, (str, os.PathLike)):
         try:
             with open(b, encoding="utf-8") as f:
                 text = f.read()
         except OSError as e:
             raise InvalidArgument(f"{name}: cannot read {os.fspath(b)!r}: {e.strerror}") from None
-        b = _core.parse_batching_parameters(text)
+        b = _server.parse_batching_parameters(text)
     if not isinstance(b, Mapping):
         raise InvalidArgument(f"{name} must be None, True, a dict or a file path, not {type(b).__name__}")
     unknown = sorted(set(b) - set(_BATCHING_KEYS))
     if unknown:
         raise InvalidArgument(f"unknown batching parameter(s) {unknown}{_did_you_mean(unknown[0], _BATCHING_KEYS)}; "
                               f"known: {list(_BATCHING_KEYS)}")
-    o = _core.BatchingOptions()
+    o = _server.BatchingOptions()
     for k, v in b.items():
         if k == "allowed_batch_sizes":
             o.allowed_batch_sizes = [_int(k, s) for s in v]
@@ -180,7 +180,7 @@ class Option(NamedTuple):
     default: Any              # the keyword's default
     help: str
     cli_default: Any = _SAME  # the flag's default where it differs (tensorflow_model_server's)
-    fields: tuple[str, ...] = ()  # the _core.ServerOptions fields it sets ("http.port", ...)
+    fields: tuple[str, ...] = ()  # the _server.ServerOptions fields it sets ("http.port", ...)
 
     @property
     def flag_default(self) -> Any:
@@ -324,13 +324,13 @@ def _set_field(target: Any, path: str, value: Any) -> None:
     for p in parents:
         target = getattr(target, p)
     if not hasattr(target, leaf):  # pybind11 objects refuse new attributes, but say so plainly
-        raise AttributeError(f"_core.ServerOptions has no field {path!r}")
+        raise AttributeError(f"_server.ServerOptions has no field {path!r}")
     setattr(target, leaf, value)
 
 
-def core_options(values: Mapping[str, Any], model_config_file: str = "") -> _core.ServerOptions:
+def core_options(values: Mapping[str, Any], model_config_file: str = "") -> _server.ServerOptions:
     """The C++ ServerOptions for checked values (see check())."""
-    o = _core.ServerOptions()
+    o = _server.ServerOptions()
     o.model_config_file = model_config_file
     for opt in OPTIONS:
         if opt.name in _MODEL_KEY:
@@ -343,7 +343,7 @@ def core_options(values: Mapping[str, Any], model_config_file: str = "") -> _cor
             _set_field(o, path, value)
     key_file, key_env = (BY_NAME[n].type.to_core(n, values[n]) for n in _MODEL_KEY)
     if key_file or key_env:
-        _set_field(o, "manager.model_key", _core.read_model_key(key_file, key_env))
+        _set_field(o, "manager.model_key", _server.read_model_key(key_file, key_env))
     return o
 
 

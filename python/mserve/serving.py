@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Union, overload
 
-from . import _core
+from . import _core, _server
 from . import options as _options
 from ._device import backend_for
 from .errors import InvalidArgument, Unavailable
@@ -161,7 +161,7 @@ class Server:
     """A running model server. ``url`` is its base address; use it as a context manager (or call
     ``stop()``) to shut it down after draining in-flight requests."""
 
-    def __init__(self, core: _core.Server, host: str, tls: bool = False, bridge: Any = None):
+    def __init__(self, core: _server.Server, host: str, tls: bool = False, bridge: Any = None):
         self._core = core
         self._host = host
         self._tls = tls
@@ -263,7 +263,7 @@ def start(models: ModelsArg, **options: Any) -> Server:
                 keep = {k: v for k, v in d.items() if k not in ("policy", "versions", "labels", "rollout")}
                 disk[i] = {**keep, **src.sync()}
                 sources.append(src)
-    server = _core.Server.start(core, disk, mem)
+    server = _server.Server.start(core, disk, mem)
     bridge = None
     if sources:
         def log(line: str) -> None:

@@ -96,6 +96,35 @@ def test_zero_copy_peak_memory():
     assert full < 400 * 1.25, f"a 400 MB result grew peak RSS by {full:.0f} MB (more than one output)"
 
 
+def test_import_and_predict_load_no_server():
+    # `import mserve`, load and predict: the runtime only. The server's module (and gRPC, OpenSSL,
+    # the wire schemas it links) comes with the first server name asked for.
+    script = textwrap.dedent("""
+        import sys
+        import mserve, mserve.examples
+
+        def mapped():
+            with open("/proc/self/maps") as f:
+                return {line.split()[-1].rsplit("/", 1)[-1].split(".so")[0] for line in f if ".so" in line}
+
+        m = mserve.load(mserve.examples.mlp())
+        assert m.predict(mserve.examples.example_input("mlp", 3)).shape == (3, 10)
+        server_libs = {"libgrpc", "libgrpc++", "libssl", "libsimdjson"}  # (libcrypto: Python's hashlib too)
+        assert "mserve._server" not in sys.modules and "mserve.serving" not in sys.modules
+        assert not server_libs & mapped(), server_libs & mapped()
+        assert callable(mserve.serve) and mserve.Server.__name__ == "Server"
+        assert "mserve._server" in sys.modules and {"libgrpc", "libssl"} <= mapped()
+        try:
+            mserve.no_such_name
+        except AttributeError as e:
+            assert "no_such_name" in str(e)
+        else:
+            raise AssertionError("mserve.no_such_name did not raise")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+
+
 def test_concurrent_predict_from_8_threads():
     from mserve import examples
     model = examples.mlp()

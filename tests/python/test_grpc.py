@@ -390,7 +390,7 @@ def test_reload_config_adds_and_removes_models(tfs, tmp_path):
         (only,) = cfg.config.model_config_list.config
         assert (only.name, only.base_path, list(only.model_version_policy.specific.versions),
                 dict(only.version_labels)) == ("b", str(tmp_path / "b"), [1], {"stable": 1})
-        assert mserve._core.parse_model_config(cfg.text)[0]["versions"] == [1]
+        assert mserve._server.parse_model_config(cfg.text)[0]["versions"] == [1]
         # A config that cannot apply is refused with the reason; the served set stays.
         bad = tfs.model_management_pb2.ReloadConfigRequest()
         bad.config.model_config_list.config.add(name="c")  # no base_path

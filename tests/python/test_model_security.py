@@ -13,7 +13,7 @@ import pytest
 import requests
 
 import mserve
-from mserve import _core
+from mserve import _server
 from serve_util import scale_model, write_version
 
 X = [[1.0, 1.0, 1.0, 1.0]]
@@ -140,16 +140,16 @@ def test_signature_settings_are_checked_at_start(tmp_path):
 
 
 def test_verify_folder_binding(tmp_path):
-    private, public = _core.generate_signing_key()
+    private, public = _server.generate_signing_key()
     write_version(tmp_path / "m", 1, scale_model(1.0))
-    _core.sign_folder(str(tmp_path / "m" / "1"), private)
-    _core.verify_folder(str(tmp_path / "m" / "1"), [public])
-    _, stranger = _core.generate_signing_key()
+    _server.sign_folder(str(tmp_path / "m" / "1"), private)
+    _server.verify_folder(str(tmp_path / "m" / "1"), [public])
+    _, stranger = _server.generate_signing_key()
     with pytest.raises(mserve.ModelLoadError, match="does not verify"):
-        _core.verify_folder(str(tmp_path / "m" / "1"), [stranger])
+        _server.verify_folder(str(tmp_path / "m" / "1"), [stranger])
     (tmp_path / "m" / "1" / "mserve.manifest").write_text("sha256 zz  model.onnx\n")
     with pytest.raises(mserve.ModelLoadError):
-        _core.verify_folder(str(tmp_path / "m" / "1"), [public])
+        _server.verify_folder(str(tmp_path / "m" / "1"), [public])
 
 
 @pytest.fixture
@@ -183,8 +183,8 @@ def test_encrypted_model_serves_with_its_key(encrypted, tmp_path):
     finally:
         del os.environ["MSERVE_TEST_MODEL_KEY"]
     (tmp_path / "raw.key").write_bytes(raw)
-    assert _core.decrypt_model((base / "1" / "model.onnx").read_bytes(),
-                               _core.read_model_key(str(tmp_path / "raw.key"))) == plain.read_bytes()
+    assert _server.decrypt_model((base / "1" / "model.onnx").read_bytes(),
+                               _server.read_model_key(str(tmp_path / "raw.key"))) == plain.read_bytes()
 
 
 @pytest.mark.parametrize("case,needle", [("no_key", "encrypted; give the server its model key"),

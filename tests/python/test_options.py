@@ -17,7 +17,7 @@ import pytest
 import requests
 
 import mserve
-from mserve import _core, options
+from mserve import _core, _server, options
 from serve_util import scale_model, write_version
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -96,7 +96,7 @@ def field(core, path):
 
 
 def comparable(v):
-    if isinstance(v, _core.BatchingOptions):
+    if isinstance(v, _server.BatchingOptions):
         return {k: getattr(v, k) for k in ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
                                            "num_batch_threads", "allowed_batch_sizes", "pad_variable_length_inputs")}
     return v
@@ -118,7 +118,7 @@ def test_every_row_has_a_keyword_a_flag_a_type_a_default_and_help():
 
 
 def test_every_row_names_fields_of_the_cpp_options_and_matches_their_defaults():
-    core = _core.ServerOptions()
+    core = _server.ServerOptions()
     for o in options.OPTIONS:
         if o.name in ("model_name", "precision"):  # names the model; made into the device's backend
             assert o.fields == ()
@@ -133,7 +133,7 @@ def test_every_row_names_fields_of_the_cpp_options_and_matches_their_defaults():
 
 
 def test_the_cpp_options_refuse_unknown_fields():
-    core = _core.ServerOptions()
+    core = _server.ServerOptions()
     with pytest.raises(AttributeError):
         core.http.prot = 1
     with pytest.raises(AttributeError):

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 import mserve
-from mserve import _core
+from mserve import _server
 from serve_util import scale_model, write_version
 
 grpc = pytest.importorskip("grpc")
@@ -22,18 +22,18 @@ def key_id(public_pem):
 
 @pytest.fixture
 def served(tmp_path):
-    private, public = _core.generate_signing_key()
+    private, public = _server.generate_signing_key()
     (tmp_path / "key.pub").write_text(public)
     write_version(tmp_path / "signed", 1, scale_model(1.0))
     write_version(tmp_path / "signed", 2, scale_model(2.0))
     for v in (1, 2):
-        _core.sign_folder(str(tmp_path / "signed" / str(v)), private)
+        _server.sign_folder(str(tmp_path / "signed" / str(v)), private)
     (tmp_path / "enc" / "1").mkdir(parents=True)
     (tmp_path / "model.key").write_text("ab" * 32 + "\n")
     plain = tmp_path / "plain.onnx"
     write_version(tmp_path / "p", 1, scale_model(7.0))
     plain.write_bytes((tmp_path / "p" / "1" / "model.onnx").read_bytes())
-    encrypted = _core.encrypt_model(plain.read_bytes(), _core.read_model_key(str(tmp_path / "model.key"), ""))
+    encrypted = _server.encrypt_model(plain.read_bytes(), _server.read_model_key(str(tmp_path / "model.key"), ""))
     (tmp_path / "enc" / "1" / "model.onnx").write_bytes(encrypted)
     cfg = tmp_path / "models.config"
     cfg.write_text(f"""model_config_list {{

@@ -67,7 +67,8 @@ def cli_help():
 def libraries_resolve():
     pkg = os.path.dirname(os.path.abspath(mserve.__file__))
     bundled = os.path.join(os.path.dirname(pkg), "mserve.libs")
-    exts = glob.glob(os.path.join(pkg, "_core*.so"))  # _core, and _core_cuda where it was built
+    # _core, _server, libmserve_runtime.so under them, and _core_cuda where it was built
+    exts = glob.glob(os.path.join(pkg, "*.so"))
     assert exts, "no extension module in the wheel"
     lines = [line for ext in exts
              for line in subprocess.run(["ldd", ext], capture_output=True, text=True, check=True).stdout.splitlines()]
@@ -81,7 +82,7 @@ def libraries_resolve():
             continue
         assert "not found" not in line, line
         path = os.path.realpath(line.split("=>")[1].split("(")[0].strip()) if "=>" in line else name
-        if path.startswith(os.path.realpath(bundled) + os.sep):
+        if path.startswith((os.path.realpath(bundled) + os.sep, os.path.realpath(pkg) + os.sep)):
             inside.append(os.path.basename(path))
         elif any(os.path.basename(name).startswith(b) for b in BASE_SYSTEM):
             base.append(os.path.basename(name))

@@ -20,31 +20,33 @@ enum class Isa { kBase, kAvx2, kAvx512 };
 Isa cpu_isa();
 const char* isa_name(Isa isa);
 
+// The variants' entry points are part of the runtime library's interface (the tests call each
+// variant); the rest of a variant's code stays hidden.
 #define MSERVE_ISA_DECLARE(ns)                                                                                         \
-  namespace ns {                                                                                                       \
-  template <class T>                                                                                                   \
-  void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B, \
-            int64_t ldb, T beta, T* C, int64_t ldc, ThreadPool& pool);                                                 \
-  void apply_activation(const FusedActivation& a, const float* x, float* y, int64_t n);                                \
-  void apply_activation(const FusedActivation& a, const double* x, double* y, int64_t n);                              \
-  template <class T>                                                                                                   \
-  void softmax_row(T* row, int64_t n, const T* add);                                                                   \
-  void layer_norm_row(const float* a, const float* b, float* y, float* sum, const float* scale, const float* bias,     \
-                      int64_t n, float eps);                                                                           \
-  template <class T>                                                                                                   \
-  void nhwc_pool_rows(const NhwcPoolGeo& g, const T* x, T* y, int64_t q0, int64_t q1);                                 \
-  void min_max(const float* x, int64_t n, float* lo, float* hi);                                                       \
-  void quantize_8bit(const float* x, int64_t n, float scale, float zero_point, bool is_signed, uint8_t* y);            \
-  void dequantize_8bit(const uint8_t* x, bool is_signed, int64_t n, float scale, int32_t zero_point, float* y);        \
-  void quantize_dequantize_8bit(const float* x, int64_t n, float scale, float zero_point, bool is_signed, float* y);   \
-  int64_t clamp_to_window(const uint8_t* x, bool flip, int64_t pixels, int64_t C, int32_t lo, uint8_t* xc,             \
-                          uint8_t* flags);                                                                             \
-  void requantize_s32(const int32_t* acc, int64_t pixels, int64_t M, const int32_t* bias, const float* scales,         \
-                      int32_t y_zero, bool y_signed, uint8_t* y);                                                      \
-  int64_t outside_window(const uint8_t* x, int64_t C, bool flip, int32_t lo, int32_t* channel, int32_t* excess);       \
-  void add_scaled_int8(int32_t* acc, const int8_t* w, int32_t e, int64_t n);                                           \
-  void lookup_8bit(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);                                     \
-  void quantized_binary_8bit(const QuantizedBinary& q, const uint8_t* a, const uint8_t* b, int64_t n, uint8_t* y);     \
+  namespace __attribute__((visibility("default"))) ns {                                                                \
+    template <class T>                                                                                                 \
+    void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,           \
+              const T* B, int64_t ldb, T beta, T* C, int64_t ldc, ThreadPool& pool);                                   \
+    void apply_activation(const FusedActivation& a, const float* x, float* y, int64_t n);                              \
+    void apply_activation(const FusedActivation& a, const double* x, double* y, int64_t n);                            \
+    template <class T>                                                                                                 \
+    void softmax_row(T* row, int64_t n, const T* add);                                                                 \
+    void layer_norm_row(const float* a, const float* b, float* y, float* sum, const float* scale, const float* bias,   \
+                        int64_t n, float eps);                                                                         \
+    template <class T>                                                                                                 \
+    void nhwc_pool_rows(const NhwcPoolGeo& g, const T* x, T* y, int64_t q0, int64_t q1);                               \
+    void min_max(const float* x, int64_t n, float* lo, float* hi);                                                     \
+    void quantize_8bit(const float* x, int64_t n, float scale, float zero_point, bool is_signed, uint8_t* y);          \
+    void dequantize_8bit(const uint8_t* x, bool is_signed, int64_t n, float scale, int32_t zero_point, float* y);      \
+    void quantize_dequantize_8bit(const float* x, int64_t n, float scale, float zero_point, bool is_signed, float* y); \
+    int64_t clamp_to_window(const uint8_t* x, bool flip, int64_t pixels, int64_t C, int32_t lo, uint8_t* xc,           \
+                            uint8_t* flags);                                                                           \
+    void requantize_s32(const int32_t* acc, int64_t pixels, int64_t M, const int32_t* bias, const float* scales,       \
+                        int32_t y_zero, bool y_signed, uint8_t* y);                                                    \
+    int64_t outside_window(const uint8_t* x, int64_t C, bool flip, int32_t lo, int32_t* channel, int32_t* excess);     \
+    void add_scaled_int8(int32_t* acc, const int8_t* w, int32_t e, int64_t n);                                         \
+    void lookup_8bit(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);                                   \
+    void quantized_binary_8bit(const QuantizedBinary& q, const uint8_t* a, const uint8_t* b, int64_t n, uint8_t* y);   \
   }
 MSERVE_ISA_DECLARE(isa_base)
 MSERVE_ISA_DECLARE(isa_avx2)
