@@ -155,8 +155,8 @@ lint: $(VENV)/.deps
 	find cpp tests/cpp -name '*.cc' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' | xargs clang-format --dry-run --Werror
 	$(PY) -m ruff check python tests bench
 
-# The package's types: mypy --strict on python/mserve, and stubtest comparing _core.pyi with the
-# compiled module.
+# The package's types: mypy --strict on python/mserve, and stubtest comparing _core.pyi and
+# _server.pyi with the compiled modules.
 typecheck: build
 	@$(PY) -c "import mypy" 2>/dev/null || $(PY) -m pip install -q mypy
 	$(PY) -m mypy --strict python/mserve
