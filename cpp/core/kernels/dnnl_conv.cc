@@ -45,13 +45,31 @@ struct DnnlConv::Impl {
   std::vector<int32_t> bias_m;
   std::vector<float> scales_m;
   dt acc_t() const { return windowed ? dt::s32 : y_t; }  // the primitive's Y
+  // Float32 convs with a spatial kernel run on oneDNN's blocked layout (nChw8c) on AVX2 CPUs,
+  // reordered from and to the caller's: oneDNN 2.6's AVX2 convolutions take channels-last data
+  // slower than blocked, by more than the two reorders cost where a pixel's products outweigh its
+  // bytes (3x3, 2 threads, channels-last vs reorder + blocked + reorder: 128 -> 128 at 28x28 1.76
+  // vs 1.53 ms, 512 -> 512 at 7x7 2.38 vs 2.09; batch 8: 64 -> 64 at 56x56 17.5 vs 11.8, 256 ->
+  // 256 at 14x14 16.2 vs 12.7; but 32 -> 32 at 64x64, batch 8: 4.51 vs 4.75). So only where
+  // C * M * kh * kw / (C + M), a pixel's multiply-adds per reordered channel, is 192 or more:
+  // 1x1 convs are as fast or faster channels-last (256 -> 64 at 56x56 0.59 vs 0.69 ms without
+  // reorders), depthwise ones 2-4x slower with the reorders, and a residual sum would need Y
+  // reordered in too.
+  bool blocked() const {
+    static const bool avx2_class = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx2 &&
+                                   dnnl::get_effective_cpu_isa() < dnnl::cpu_isa::avx512_core;
+    const int64_t taps = p.k[0] * p.k[1];
+    return avx2_class && x_t == f32 && p.group == 1 && taps > 1 && !p.residual && p.C % 8 == 0 && p.M % 8 == 0 &&
+           p.C * p.M * taps >= 192 * (p.C + p.M);
+  }
   struct Entry {
     dnnl::convolution_forward conv;
-    dnnl::reorder to_nhwc, to_nchw;
-    memory::desc x_nchw, x_nhwc, y_nhwc, y_nchw, scratch;
-    memory weights;  // `packed`, or a copy in another layout this shape needs
-    // Workspace offsets: X and Y channels-last (NCHW callers), or in a 7-bit window the clamped X,
-    // its pixels' flags (f_off) and the int32 sums; then oneDNN's scratchpad.
+    dnnl::reorder to_prim, to_user;  // where the caller's layout is not the primitive's
+    memory::desc x_user, y_user, x_prim, y_prim, scratch;
+    memory weights;         // `packed`, or a copy in another layout this shape needs
+    bool reorders = false;  // X and Y reordered through the workspace
+    // Workspace offsets: X and Y in the primitive's layout (reorders), or in a 7-bit window the
+    // clamped X, its pixels' flags (f_off) and the int32 sums; then oneDNN's scratchpad.
     size_t x_off = 0, y_off = 0, f_off = 0, s_off = 0, bytes = 0;
     int threads = 1;  // the primitive's team size
     uint64_t id = dnnl_util::next_entry_id();
@@ -156,15 +174,17 @@ StatusOr<std::unique_ptr<DnnlConv::Impl::Entry>> DnnlConv::Impl::make_entry(cons
   auto e = std::make_unique<Entry>();
   try {
     auto& eng = cpu_engine();
-    e->x_nchw = memory::desc({N, p.C, H, W}, x_t, tag::nchw);
-    e->x_nhwc = memory::desc({N, p.C, H, W}, x_t, tag::nhwc);
-    e->y_nchw = memory::desc({N, p.M, OH, OW}, y_t, tag::nchw);
-    e->y_nhwc = memory::desc({N, p.M, OH, OW}, acc_t(), tag::nhwc);
+    const tag user = p.nhwc ? tag::nhwc : tag::nchw, prim = blocked() ? tag::nChw8c : tag::nhwc;
+    e->reorders = user != prim;
+    e->x_user = memory::desc({N, p.C, H, W}, x_t, user);
+    e->y_user = memory::desc({N, p.M, OH, OW}, y_t, user);
+    e->x_prim = memory::desc({N, p.C, H, W}, x_t, prim);
+    e->y_prim = memory::desc({N, p.M, OH, OW}, acc_t(), prim);
     memory::desc w_any(wdims, w_t, tag::any);
     memory::desc b_desc = bias ? bias.get_desc() : memory::desc();
     dnnl::primitive_attr attr = this->attr();
     dnnl::convolution_forward::desc cd(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                       e->x_nhwc, w_any, b_desc, e->y_nhwc, {p.s[0], p.s[1]}, {p.d[0] - 1, p.d[1] - 1},
+                                       e->x_prim, w_any, b_desc, e->y_prim, {p.s[0], p.s[1]}, {p.d[0] - 1, p.d[1] - 1},
                                        {g.pad_begin[0], g.pad_begin[1]}, pad_end);
     dnnl::convolution_forward::primitive_desc pd(cd, attr, eng);
     e->conv = dnnl::convolution_forward(pd);
@@ -175,15 +195,15 @@ StatusOr<std::unique_ptr<DnnlConv::Impl::Entry>> DnnlConv::Impl::make_entry(cons
     if (first_entry && !packed_keep && !plain && e->weights.get_data_handle() != packed.get_data_handle())
       packed = e->weights;
     first_entry = false;
-    if (!p.nhwc) {
-      e->to_nhwc = dnnl::reorder(dnnl::reorder::primitive_desc(eng, e->x_nchw, eng, e->x_nhwc));
-      e->to_nchw = dnnl::reorder(dnnl::reorder::primitive_desc(eng, e->y_nhwc, eng, e->y_nchw));
-      e->y_off = align64(e->x_nhwc.get_size());
-      e->s_off = e->y_off + align64(e->y_nhwc.get_size());
+    if (e->reorders) {
+      e->to_prim = dnnl::reorder(dnnl::reorder::primitive_desc(eng, e->x_user, eng, e->x_prim));
+      e->to_user = dnnl::reorder(dnnl::reorder::primitive_desc(eng, e->y_prim, eng, e->y_user));
+      e->y_off = align64(e->x_prim.get_size());
+      e->s_off = e->y_off + align64(e->y_prim.get_size());
     } else if (windowed) {
-      e->f_off = align64(e->x_nhwc.get_size());
+      e->f_off = align64(e->x_prim.get_size());
       e->y_off = e->f_off + align64(static_cast<size_t>(N * H * W));
-      e->s_off = e->y_off + align64(e->y_nhwc.get_size());
+      e->s_off = e->y_off + align64(e->y_prim.get_size());
     }
     e->bytes = e->s_off + align64(e->scratch.get_size());
     e->threads = team;
@@ -311,6 +331,7 @@ int64_t chunk_at(int64_t left) {
 }  // namespace
 
 size_t DnnlConv::cached_primitives() const { return impl_->entries.size(); }
+bool DnnlConv::runs_blocked() const { return impl_->blocked(); }
 
 StatusOr<size_t> DnnlConv::prepare(const Geometry& g, int threads) const {
   MS_RETURN_IF_ERROR(impl_->pays_off(g));
@@ -345,15 +366,15 @@ Status DnnlConv::run_chunk(const void* x, void* y, const Geometry& g, void* work
   auto e = dnnl_util::uncrowded(planned, [&] { return impl_->entry(g, 1); });
   try {
     char* ws = static_cast<char*>(workspace);
-    const bool nhwc = impl_->p.nhwc;  // then X and Y are used in place
+    const bool direct = !e->reorders;  // then X and Y are used in place
     using dnnl_util::thread_memory;
-    memory& xh = thread_memory(e->id, 0, e->x_nhwc, nhwc ? const_cast<void*>(x) : static_cast<void*>(ws + e->x_off));
-    memory& yh = thread_memory(e->id, 1, e->y_nhwc, nhwc ? static_cast<void*>(y) : static_cast<void*>(ws + e->y_off));
+    memory& xh = thread_memory(e->id, 0, e->x_prim, direct ? const_cast<void*>(x) : static_cast<void*>(ws + e->x_off));
+    memory& yh = thread_memory(e->id, 1, e->y_prim, direct ? static_cast<void*>(y) : static_cast<void*>(ws + e->y_off));
     memory& scratch = thread_memory(e->id, 2, e->scratch, ws + e->s_off);
-    memory xs, ys;  // the caller's NCHW X and Y, around the reorders
-    if (!nhwc) {
-      xs = thread_memory(e->id, 3, e->x_nchw, const_cast<void*>(x));
-      ys = thread_memory(e->id, 4, e->y_nchw, y);
+    memory xs, ys;  // the caller's X and Y, around the reorders
+    if (!direct) {
+      xs = thread_memory(e->id, 3, e->x_user, const_cast<void*>(x));
+      ys = thread_memory(e->id, 4, e->y_user, y);
     }
     const bool windowed = impl_->windowed;
     if (windowed) {
@@ -366,10 +387,10 @@ Status DnnlConv::run_chunk(const void* x, void* y, const Geometry& g, void* work
     omp_set_num_threads(e->threads);
     dnnl_stream_t s = dnnl_util::thread_stream().get();
     dnnl_status_t st = dnnl_success;
-    if (!nhwc) st = dnnl_util::exec(e->to_nhwc, s, {{DNNL_ARG_FROM, xs.get()}, {DNNL_ARG_TO, xh.get()}});
+    if (!direct) st = dnnl_util::exec(e->to_prim, s, {{DNNL_ARG_FROM, xs.get()}, {DNNL_ARG_TO, xh.get()}});
     if (st == dnnl_success) st = dnnl_util::exec_weighted(e->conv, s, xh, e->weights, impl_->bias, yh, scratch);
-    if (st == dnnl_success && !nhwc)
-      st = dnnl_util::exec(e->to_nchw, s, {{DNNL_ARG_FROM, yh.get()}, {DNNL_ARG_TO, ys.get()}});
+    if (st == dnnl_success && !direct)
+      st = dnnl_util::exec(e->to_user, s, {{DNNL_ARG_FROM, yh.get()}, {DNNL_ARG_TO, ys.get()}});
     if (st == dnnl_success) st = dnnl_stream_wait(s);
     if (st != dnnl_success) return Internal("oneDNN convolution failed with status " + std::to_string(st));
     if (!windowed && !impl_->p.q.table.empty()) {

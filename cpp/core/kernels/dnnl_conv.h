@@ -83,6 +83,9 @@ class DnnlConv {
   Status run(const void* x, void* y, const Geometry& g, void* workspace, int threads) const;
   // Primitives made so far (shapes refused included).
   size_t cached_primitives() const;
+  // Whether the primitives run on oneDNN's blocked layout, X and Y reordered from and to the
+  // caller's (float32 dense convs with a spatial kernel on AVX2 CPUs; dnnl_conv.cc says why).
+  bool runs_blocked() const;
 
  private:
   struct Impl;

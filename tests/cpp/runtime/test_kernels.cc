@@ -4,6 +4,7 @@
 
 #include "core/kernels/dnnl_conv.h"
 #include "core/kernels/dnnl_matmul.h"
+#include "core/kernels/isa/isa.h"
 #include "core/onnx/normalize.h"
 #include "helpers.h"
 
@@ -341,6 +342,73 @@ TEST(Kernels, ConvBatchesRunInChunksOnFewPrimitives) {
   for (int64_t n = 1; n <= 64; ++n)
     ASSERT_TRUE(conv->prepare(DnnlConv::Geometry{n, 9, 9, 7, 7, {0, 0}, {0, 0}}, 1).ok());
   EXPECT_LE(conv->cached_primitives(), 6u);  // one per chunk size, not per batch size
+}
+
+// Dense float32 convs against the double reference, the caller's data channels-last and NCHW: on
+// AVX2 CPUs those with a spatial kernel and enough products per channel run on oneDNN's blocked
+// layout (X and Y reordered through the workspace), the rest as given. Strides, dilation,
+// asymmetric padding, a fused activation, a batch of 37 (chunks of 32, 4 and 1).
+TEST(Kernels, DnnlConvLayoutsMatchReference) {
+  struct Case {
+    int64_t N, C, M, H, W, k[2], s[2], d[2], pad[4];  // pad: top, left, bottom, right
+    bool relu, blocked_on_avx2;
+  };
+  const Case cases[] = {
+      {1, 64, 64, 9, 11, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, false, true},
+      {3, 32, 64, 10, 7, {3, 3}, {2, 1}, {1, 1}, {0, 1, 1, 0}, true, true},
+      {37, 64, 32, 5, 6, {3, 5}, {1, 2}, {2, 1}, {2, 2, 0, 1}, true, true},
+      {2, 16, 16, 8, 8, {5, 5}, {1, 1}, {1, 1}, {2, 2, 2, 2}, false, true},
+      {2, 32, 32, 8, 8, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, false, false},  // few products per channel
+      {2, 128, 8, 6, 6, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, true, false},
+      {2, 64, 64, 6, 6, {1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, false, false},  // 1x1
+      {1, 12, 64, 7, 7, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, false, false},  // channels not in 8s
+  };
+  uint32_t seed = 40;
+  for (const Case& c : cases) {
+    const Tensor x = random_tensor(Shape{c.N, c.C, c.H, c.W}, ++seed),
+                 w = random_tensor(Shape{c.M, c.C, c.k[0], c.k[1]}, ++seed), b = random_tensor(Shape{c.M}, ++seed);
+    Shape out;
+    std::vector<double> want =
+        conv_ref(x, w, &b, 1, {c.s[0], c.s[1]}, {c.pad[0], c.pad[1], c.pad[2], c.pad[3]}, {c.d[0], c.d[1]}, out);
+    if (c.relu)
+      for (double& v : want) v = std::max(v, 0.0);
+    const int64_t OH = out[2], OW = out[3];
+    for (bool nhwc : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "C " << c.C << " M " << c.M << " k " << c.k[0] << "x" << c.k[1] << " N "
+                                        << c.N << (nhwc ? " channels-last" : " NCHW"));
+      DnnlConv::Params p;
+      p.C = c.C, p.M = c.M, p.nhwc = nhwc, p.always = true;
+      for (int i = 0; i < 2; ++i) p.k[i] = c.k[i], p.s[i] = c.s[i], p.d[i] = c.d[i];
+      if (c.relu) p.act = FusedActivation::named("Relu");
+      auto conv = DnnlConv::create(p, w.data<float>(), b.data<float>());
+      ASSERT_TRUE(conv);
+      if (cpu_isa() == Isa::kAvx2) EXPECT_EQ(conv->runs_blocked(), c.blocked_on_avx2);
+      // channels-last: X [N, H, W, C], Y [N, OH, OW, M]
+      auto to_nhwc = [](const float* a, int64_t N, int64_t C, int64_t HW) {
+        std::vector<float> t(static_cast<size_t>(N * C * HW));
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t ch = 0; ch < C; ++ch)
+            for (int64_t i = 0; i < HW; ++i) t[(n * HW + i) * C + ch] = a[(n * C + ch) * HW + i];
+        return t;
+      };
+      std::vector<float> xin = nhwc ? to_nhwc(x.data<float>(), c.N, c.C, c.H * c.W)
+                                    : std::vector<float>(x.data<float>(), x.data<float>() + x.numel());
+      const DnnlConv::Geometry g{c.N, c.H, c.W, OH, OW, {c.pad[0], c.pad[1]}, {c.pad[2], c.pad[3]}};
+      auto bytes = conv->prepare(g, 2);
+      ASSERT_TRUE(bytes.ok()) << bytes.status().message();
+      std::vector<char> ws(bytes.value() + 64);
+      void* wsp = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(ws.data()) + 63) / 64 * 64);
+      std::vector<float> ybuf(static_cast<size_t>(out.numel()));
+      ASSERT_TRUE(conv->run(xin.data(), ybuf.data(), g, wsp, 2).ok());
+      std::vector<double> want_here = want;
+      if (nhwc) {
+        std::vector<float> w32(want.begin(), want.end());
+        const std::vector<float> t = to_nhwc(w32.data(), c.N, c.M, OH * OW);
+        want_here.assign(t.begin(), t.end());
+      }
+      expect_close(Tensor(DType::kFloat32, out, ybuf.data()), want_here, out);
+    }
+  }
 }
 
 TEST(Kernels, Conv1DAndAutoPad) {
