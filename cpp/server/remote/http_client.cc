@@ -1,8 +1,10 @@
 #include "server/remote/http_client.h"
 
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -67,6 +69,13 @@ struct HttpClient::Impl {
   std::string connected;  // "tls host:port" of the open connection, "" when none
   std::optional<beast::tcp_stream> plain;
   std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
+  asio::ip::tcp::resolver* resolving = nullptr;  // connect()'s, while it resolves
+  // Set by cancel(), from any thread: every later request fails at once. The request in flight
+  // is ended by a handler cancel() posts, which closes its socket (or stops its resolve) on the
+  // thread that runs the request, so its operations complete with an error and run() returns
+  // with no handler left behind. (io_context::stop() from another thread made run() return
+  // with operations still pending on this frame's variables, and a result never written.)
+  std::atomic<bool> cancelled{false};
 
   explicit Impl(int ms) : timeout_ms(ms) {
     tls.set_default_verify_paths();
@@ -91,12 +100,15 @@ struct HttpClient::Impl {
     close();
     beast::error_code result;
     tcp::resolver resolver(ioc);
+    resolving = &resolver;
     tcp::resolver::results_type endpoints;
     resolver.async_resolve(u.host, u.port, [&](beast::error_code ec, tcp::resolver::results_type r) {
       result = ec;
       endpoints = std::move(r);
     });
     run();
+    resolving = nullptr;
+    if (!result && cancelled) result = asio::error::operation_aborted;
     if (result) return result;
     if (u.tls) {
       secure.emplace(ioc, tls);
@@ -158,6 +170,7 @@ struct HttpClient::Impl {
       });
     });
     run();
+    if (!result && !text && !file) result = asio::error::operation_aborted;  // (only when cancelled)
     if (result) return result;
     const auto& msg = file ? static_cast<const http::response_header<>&>(file->get())
                            : static_cast<const http::response_header<>&>(text->get());
@@ -176,7 +189,15 @@ struct HttpClient::Impl {
 HttpClient::HttpClient(int timeout_ms) : impl_(std::make_unique<Impl>(timeout_ms)) {}
 HttpClient::~HttpClient() = default;
 
-void HttpClient::cancel() { impl_->ioc.stop(); }
+void HttpClient::cancel() {
+  Impl* im = impl_.get();
+  im->cancelled = true;
+  asio::post(im->ioc, [im] {
+    if (im->resolving) im->resolving->cancel();
+    beast::error_code ignored;
+    if (im->plain || im->secure) im->tcp().socket().close(ignored);
+  });
+}
 
 StatusOr<HttpReply> HttpClient::request(const Url& url, std::string_view method, const Headers& headers,
                                         const std::string& body, const std::string& to_file) {
@@ -194,6 +215,7 @@ StatusOr<HttpReply> HttpClient::request(const Url& url, std::string_view method,
   // A kept connection may have been closed by the server since: an idempotent request is tried
   // once more on a fresh one.
   for (int attempt = 0; attempt < 2; ++attempt) {
+    if (im.cancelled) return Unavailable("request to " + where + " cancelled");
     const bool reused = !im.connected.empty() && im.connected == (url.tls ? "tls " : "") + url.host + ":" + url.port;
     if (!reused) {
       if (beast::error_code ec = im.connect(url)) return Unavailable("cannot reach " + where + ": " + ec.message());

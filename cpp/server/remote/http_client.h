@@ -2,7 +2,8 @@
 // stores, the payload log's CloudEvents): one connection kept open per client between requests
 // to the same host, every step (resolve, connect, TLS handshake, write, read) bounded by the
 // client's timeout, bodies to memory or streamed to a file, and cancel() from another thread to
-// end a request in flight; a GET that fails on a kept connection is tried once more on a new one.
+// end a request in flight and refuse later ones; a GET that fails on a kept connection is tried
+// once more on a new one.
 // https verifies the peer against the system's CA certificates.
 //
 // Thread-safety: one request at a time per client; cancel() may be called from any thread.
@@ -43,6 +44,7 @@ class HttpClient {
   // are read into memory, to report them).
   StatusOr<HttpReply> request(const Url& url, std::string_view method, const Headers& headers,
                               const std::string& body = "", const std::string& to_file = "");
+  // Ends the request in flight (it returns Unavailable) and fails every later one; any thread.
   void cancel();
 
   struct Impl;
